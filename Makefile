@@ -1,0 +1,77 @@
+# cloudmgr: the two commands of the README, and the lab.
+#   make run   set up, migrate, load the demo, serve http://127.0.0.1:8000 (simulated cloud)
+#   make test  set up, start the lab OpenStack, run ruff, mypy and the whole test suite
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test venv dev-venv system-deps lab-up lab-down lab-status lint typecheck pytest bench clean
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
+
+$(STAMP_RUN): requirements.txt pyproject.toml | $(VENV)/bin/python
+	$(UV) pip install --quiet --python $(PY) -r requirements.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+$(STAMP_DEV): requirements-dev.txt $(STAMP_RUN)
+	$(UV) pip install --quiet --python $(PY) -r requirements-dev.txt
+	touch $@
+
+venv: $(STAMP_RUN)
+dev-venv: $(STAMP_DEV)
+
+run: venv
+	$(VENV)/bin/cloudmgr db upgrade
+	$(VENV)/bin/cloudmgr seed-demo
+	$(VENV)/bin/cloudmgr clouds sync
+	@echo "cloudmgr: http://127.0.0.1:8000  (simulated cloud; Ctrl-C stops)"
+	$(VENV)/bin/cloudmgr serve
+
+# Debian packages the tests drive: Chromium (pages), CJK fonts (screenshots), sshd (Ansible test hosts).
+system-deps:
+	@missing=""; \
+	for pkg in chromium fonts-noto-cjk openssh-server iproute2; do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+lab-up:
+	bash vagrant/lab/up.sh
+
+lab-down:
+	bash vagrant/lab/down.sh
+
+lab-status:
+	bash vagrant/lab/status.sh
+
+lint: dev-venv
+	$(VENV)/bin/ruff check cloudmgr web tests benchmarks
+	$(VENV)/bin/ruff format --check cloudmgr web tests benchmarks
+
+typecheck: dev-venv
+	$(VENV)/bin/mypy
+
+pytest: dev-venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: dev-venv system-deps lab-up lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: dev-venv lab-up
+	$(PY) benchmarks/adapter_overhead.py
+
+clean:
+	rm -rf $(VENV) instance test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,64 @@
+"""Writing and reading the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from cloudmgr.audit.models import AuditEvent
+from cloudmgr.errors import CloudmgrError
+
+
+class AuditLogIsAppendOnly(CloudmgrError):
+    pass
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str | int,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add an audit event to the current unit of work (it commits with the change it describes)."""
+    audit_event = AuditEvent(
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        reason=reason,
+        detail=detail or {},
+    )
+    session.add(audit_event)
+    return audit_event
+
+
+def recent(
+    session: Session,
+    *,
+    limit: int = 100,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    action: str | None = None,
+) -> Sequence[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if target_type:
+        query = query.where(AuditEvent.target_type == target_type)
+    if target_id:
+        query = query.where(AuditEvent.target_id == target_id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    return session.scalars(query).all()
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_audit_changes(session: Session, _ctx: Any, _instances: Any) -> None:
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, AuditEvent):
+            raise AuditLogIsAppendOnly("audit events cannot be changed or deleted")

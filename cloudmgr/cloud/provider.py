@@ -1,0 +1,273 @@
+"""CloudProvider: the one interface cloudmgr uses to talk to a cloud.
+
+Implementations: :class:`~cloudmgr.cloud.openstack.OpenStackProvider` (a real OpenStack
+cloud through openstacksdk) and :class:`~cloudmgr.cloud.simulated.SimulatedProvider` (the
+built-in demo cloud).  Both honour the same contract, checked by ``tests/cloud``:
+
+* they return the value types of :mod:`cloudmgr.cloud.types`, never backend objects;
+* they raise the errors of :mod:`cloudmgr.cloud.errors`, never backend exceptions;
+* long-running operations (boot, stop, resize, migrate) return once the cloud accepted
+  them; :meth:`CloudProvider.wait_for_server` waits for the outcome.
+
+Servers are always addressed by id and are visible across projects (the provider acts as
+cloud admin); creating one happens inside the department's project so it counts against
+that project's quota.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterator, Set
+from datetime import datetime
+from pathlib import Path
+
+from cloudmgr.cloud.errors import CloudError, CloudNotFound, CloudNoValidHost, CloudTimeout
+from cloudmgr.cloud.types import (
+    ComputeUsage,
+    Flavor,
+    Hypervisor,
+    Image,
+    Network,
+    ProjectRef,
+    QuotaSet,
+    ResourceProvider,
+    Server,
+    ServerPage,
+    ServerSpec,
+)
+
+#: Statuses a server can be waited for to leave with a failure.
+DEFAULT_FAIL_STATUSES: frozenset[str] = frozenset({"ERROR"})
+
+#: Nova's words for a scheduling failure, which it records as the server's fault.
+NO_VALID_HOST_MARKER = "no valid host"
+
+
+class CloudProvider(abc.ABC):
+    """A cloud, seen by an administrator who manages departments' projects in it."""
+
+    #: Seconds between two polls in the wait_* helpers.
+    poll_interval: float = 2.0
+
+    # ---- identity -------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """A label for logs and the UI; a simulated cloud's name contains "simulated"."""
+
+    @property
+    @abc.abstractmethod
+    def is_simulated(self) -> bool:
+        """True for the built-in demo cloud."""
+
+    @abc.abstractmethod
+    def ensure_project(self, domain_name: str, project_name: str, description: str = "") -> ProjectRef:
+        """Make sure the domain and the project in it exist and that this provider's own
+        user holds a role in the project (so it can boot servers there).  Idempotent."""
+
+    # ---- quotas -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_quota(self, project_id: str) -> QuotaSet:
+        """The project's compute and network limits."""
+
+    @abc.abstractmethod
+    def set_quota(self, project_id: str, quota: QuotaSet) -> None:
+        """Set the project's compute (Nova) and network (Neutron) limits."""
+
+    @abc.abstractmethod
+    def get_compute_usage(self, project_id: str) -> ComputeUsage:
+        """What the project's servers consume now (counted like the quota is)."""
+
+    # ---- catalogue --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_flavors(self) -> list[Flavor]: ...
+
+    @abc.abstractmethod
+    def list_images(self) -> list[Image]: ...
+
+    @abc.abstractmethod
+    def list_networks(self) -> list[Network]: ...
+
+    # ---- servers ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_server(self, project_id: str, spec: ServerSpec) -> Server:
+        """Boot a server in the project, idempotently.
+
+        If a server of the project already carries ``spec.idempotency_key``, that server is
+        returned as it is (even in ERROR: the caller decides whether to delete and retry
+        with a new key); otherwise a new server is requested.  Returns right after the
+        cloud accepted the request (status BUILD, or already final on a fast cloud).
+
+        Raises CloudQuotaExceeded when the project's quota refuses it.  A scheduling
+        failure shows as the server going to ERROR (see :meth:`wait_for_server`).
+        """
+
+    @abc.abstractmethod
+    def find_server_by_key(self, project_id: str, key: str) -> Server | None:
+        """The project's server booted with idempotency key ``key``, if any."""
+
+    @abc.abstractmethod
+    def get_server(self, server_id: str) -> Server:
+        """Raises CloudNotFound when there is no such server."""
+
+    @abc.abstractmethod
+    def list_servers(
+        self,
+        project_id: str | None = None,
+        limit: int = 100,
+        marker: str | None = None,
+        changes_since: datetime | None = None,
+    ) -> ServerPage:
+        """One page of servers, newest first.
+
+        ``project_id`` None lists every project's servers.  ``marker`` is the
+        ``next_marker`` of the previous page.  With ``changes_since``, only servers changed
+        at or after that instant are listed, and servers deleted since then are included
+        with status DELETED (so a sync can notice deletions).
+        """
+
+    @abc.abstractmethod
+    def delete_server(self, server_id: str, *, wait: bool = False, timeout: float = 300.0) -> None:
+        """Delete the server; a server that does not exist counts as deleted.  With
+        ``wait``, return only once it is gone."""
+
+    @abc.abstractmethod
+    def stop_server(self, server_id: str) -> None:
+        """Power the server off (status SHUTOFF); already stopped counts as done."""
+
+    @abc.abstractmethod
+    def start_server(self, server_id: str) -> None:
+        """Power the server on (status ACTIVE); already running counts as done."""
+
+    @abc.abstractmethod
+    def resize_server(self, server_id: str, flavor_id: str) -> None:
+        """Ask for a resize; the server goes to VERIFY_RESIZE, then :meth:`confirm_resize`."""
+
+    @abc.abstractmethod
+    def confirm_resize(self, server_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def live_migrate(self, server_id: str, host: str | None = None) -> None:
+        """Move a running server to ``host`` (None: let the scheduler choose).
+
+        A migration that the cloud cannot carry out may fail after this returns; the
+        server then comes back ACTIVE on its old host, so compare ``host`` after waiting.
+        """
+
+    @abc.abstractmethod
+    def cold_migrate(self, server_id: str, host: str | None = None) -> None:
+        """Move a server by restarting it elsewhere; it goes to VERIFY_RESIZE, then
+        :meth:`confirm_migration`."""
+
+    @abc.abstractmethod
+    def confirm_migration(self, server_id: str) -> None: ...
+
+    # ---- images -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_snapshot(self, server_id: str, image_name: str, *, timeout: float = 600.0) -> Image:
+        """Snapshot the server into a new image and wait until the image is active."""
+
+    @abc.abstractmethod
+    def upload_image(
+        self,
+        name: str,
+        data: bytes | Path,
+        disk_format: str = "qcow2",
+        container_format: str = "bare",
+        *,
+        project_id: str | None = None,
+    ) -> Image:
+        """Create an image from bytes or a file; owned by ``project_id`` when given."""
+
+    @abc.abstractmethod
+    def download_image(self, image_id: str, dest_path: Path) -> int:
+        """Write the image's data to ``dest_path``; returns the number of bytes."""
+
+    @abc.abstractmethod
+    def delete_image(self, image_id: str) -> None:
+        """Delete the image; an image that does not exist counts as deleted."""
+
+    # ---- capacity ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_hypervisors(self) -> list[Hypervisor]: ...
+
+    @abc.abstractmethod
+    def list_resource_providers(self) -> list[ResourceProvider]:
+        """Placement's view: each compute node's inventories and current usages."""
+
+    # ---- helpers built on the primitives above ----------------------------------------
+
+    def iter_servers(
+        self,
+        project_id: str | None = None,
+        *,
+        page_size: int = 100,
+        changes_since: datetime | None = None,
+    ) -> Iterator[Server]:
+        """Every server, following pages until the last one."""
+        marker: str | None = None
+        while True:
+            page = self.list_servers(project_id, limit=page_size, marker=marker, changes_since=changes_since)
+            yield from page.servers
+            if page.next_marker is None:
+                return
+            marker = page.next_marker
+
+    def wait_for_server(
+        self,
+        server_id: str,
+        statuses: Set[str] = frozenset({"ACTIVE"}),
+        timeout: float = 300.0,
+        fail_statuses: Set[str] = DEFAULT_FAIL_STATUSES,
+    ) -> Server:
+        """Poll until the server is in one of ``statuses`` with no task in progress.
+
+        Raises CloudNoValidHost or CloudError (carrying the server's fault message) when it
+        lands in one of ``fail_statuses`` instead, and CloudTimeout after ``timeout`` s.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.get_server(server_id)
+            if server.status in statuses and server.task_state is None:
+                return server
+            if server.status in fail_statuses and server.status not in statuses:
+                raise server_failure(server)
+            if time.monotonic() >= deadline:
+                raise CloudTimeout(
+                    f"server {server.name} ({server_id}) did not reach {'/'.join(sorted(statuses))} "
+                    f"within {timeout:.0f}s",
+                    f"status {server.status}, task {server.task_state or '-'}",
+                )
+            time.sleep(self.poll_interval)
+
+    def wait_for_server_deleted(self, server_id: str, timeout: float = 300.0) -> None:
+        """Poll until the server no longer exists."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                server = self.get_server(server_id)
+            except CloudNotFound:
+                return
+            if server.status == "DELETED":
+                return
+            if time.monotonic() >= deadline:
+                raise CloudTimeout(
+                    f"server {server_id} was not deleted within {timeout:.0f}s",
+                    f"status {server.status}, task {server.task_state or '-'}",
+                )
+            time.sleep(self.poll_interval)
+
+
+def server_failure(server: Server) -> CloudError:
+    """The error that explains why ``server`` ended in a failure status."""
+    fault = server.fault_message or ""
+    if NO_VALID_HOST_MARKER in fault.lower():
+        return CloudNoValidHost(f"no compute host has room for server {server.name}", fault)
+    return CloudError(f"server {server.name} ({server.id}) went to {server.status}", fault)

@@ -1,0 +1,210 @@
+"""Value types a CloudProvider returns and accepts.
+
+They are frozen so a value read from a cloud can be passed around (and cached) without
+anyone changing it behind the reader's back.  Mapping fields are copied into a fresh dict
+on construction for the same reason; they stay plain dicts so ``dataclasses.asdict`` and
+JSON serialisation keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+#: A quota limit with this value means "no limit".
+UNLIMITED = -1
+
+#: Metadata key under which a server's idempotency key is stored.
+IDEMPOTENCY_METADATA_KEY = "cloudmgr_key"
+
+
+def _frozen_copy(obj: object, name: str) -> None:
+    # Frozen dataclasses can only be adjusted in __post_init__ via object.__setattr__.
+    object.__setattr__(obj, name, dict(getattr(obj, name)))
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRef:
+    id: str
+    name: str
+    domain_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeQuota:
+    """Nova limits for a project; ``UNLIMITED`` (-1) means no limit."""
+
+    cores: int
+    ram_mb: int
+    instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkQuota:
+    """Neutron limits for a project; ``UNLIMITED`` (-1) means no limit."""
+
+    networks: int
+    subnets: int
+    ports: int
+    floating_ips: int
+    security_groups: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSet:
+    compute: ComputeQuota
+    network: NetworkQuota
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeUsage:
+    """What a project currently consumes of its compute quota."""
+
+    cores: int
+    ram_mb: int
+    instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    id: str
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    is_public: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    id: str
+    name: str
+    status: str
+    size_bytes: int | None
+    disk_format: str | None
+    min_disk_gb: int
+    min_ram_mb: int
+    visibility: str
+    owner_project_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    id: str
+    name: str
+    is_shared: bool
+    subnet_ids: tuple[str, ...]
+    cidrs: tuple[str, ...]
+    status: str
+    project_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """What to boot.
+
+    ``idempotency_key`` identifies the request: booting twice with the same key in the
+    same project yields the same server.  ``network_id`` None boots without a network.
+    """
+
+    name: str
+    flavor_id: str
+    image_id: str
+    network_id: str | None
+    idempotency_key: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _frozen_copy(self, "metadata")
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """A server as the cloud reports it.
+
+    ``host`` is the compute host (visible to admins only; None while unscheduled or when
+    the cloud hides it).  ``addresses`` maps a network name to the server's IPs on it.
+    ``fault_message`` is set when the server is in ERROR and the cloud recorded why.
+    """
+
+    id: str
+    name: str
+    status: str
+    project_id: str | None
+    flavor_id: str | None
+    image_id: str | None
+    host: str | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    fault_message: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    task_state: str | None = None
+    flavor_name: str | None = None
+
+    def __post_init__(self) -> None:
+        _frozen_copy(self, "metadata")
+        _frozen_copy(self, "addresses")
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.metadata.get(IDEMPOTENCY_METADATA_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerPage:
+    """One page of a server listing; pass ``next_marker`` back to get the next page."""
+
+    servers: tuple[Server, ...]
+    next_marker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hypervisor:
+    id: str
+    name: str
+    state: str
+    status: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """One resource class of a Placement resource provider."""
+
+    total: int
+    reserved: int
+    allocation_ratio: float
+    min_unit: int
+    max_unit: int
+    step_size: int
+
+    @property
+    def capacity(self) -> int:
+        """How much of the resource can be allocated in all: (total - reserved) * ratio."""
+        return int((self.total - self.reserved) * self.allocation_ratio)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceProvider:
+    """A Placement resource provider (one per compute node) with its inventories and usages.
+
+    Keys are Placement resource classes: ``VCPU``, ``MEMORY_MB``, ``DISK_GB``.
+    """
+
+    id: str
+    name: str
+    inventories: Mapping[str, Inventory] = field(default_factory=dict)
+    usages: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _frozen_copy(self, "inventories")
+        _frozen_copy(self, "usages")
+
+    def free(self, resource_class: str) -> int:
+        """Capacity left for ``resource_class`` (0 when the provider has none of it)."""
+        inventory = self.inventories.get(resource_class)
+        if inventory is None:
+            return 0
+        return inventory.capacity - self.usages.get(resource_class, 0)

@@ -1,0 +1,139 @@
+"""Typed configuration, read from the environment with defaults.
+
+Every setting has one environment variable (``CLOUDMGR_<NAME>``).  The defaults make a
+fresh checkout run on its own: an SQLite file and a generated secret key under the
+instance folder, and the simulated cloud.  Production (``CLOUDMGR_ENV=production``)
+refuses to start without an explicit secret key and database URL.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cloudmgr.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigurationError(f"not a boolean: {value!r}")
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"not an integer: {value!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All of cloudmgr's settings.  Build with :func:`load_settings`."""
+
+    env: str = "development"
+    instance_path: Path = REPO_ROOT / "instance"
+    database_url: str = ""
+    secret_key: str = ""
+    # The organisation: the "1+14+N" clouds and the departments, as data files.
+    clouds_file: Path = REPO_ROOT / "etc" / "government-clouds.yaml"
+    departments_file: Path = REPO_ROOT / "etc" / "departments.yaml"
+    # openstacksdk's own credentials file(s); empty means openstacksdk's search path / OS_CLOUD.
+    os_client_config_file: str = ""
+    # "simulated" serves the first-run demo; "openstack" talks to the clouds in clouds.yaml.
+    cloud_provider: str = "simulated"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_locale: str = "zh"
+    session_cookie_secure: bool = False
+    scheduler_enabled: bool = True
+    log_level: str = "INFO"
+    ansible_artifacts_dir: Path = REPO_ROOT / "instance" / "ansible"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def simulator_state_path(self) -> Path:
+        return self.instance_path / "simulated-cloud.json"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+_ENV_PREFIX = "CLOUDMGR_"
+
+
+def _secret_key_for(instance_path: Path) -> str:
+    """Generate a secret key on first run and keep it, so sessions survive restarts locally."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text(encoding="utf-8").strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    # Owner-only: the key signs sessions and CSRF tokens.
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key)
+    return key
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``); keyword overrides win."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str, default: str = "") -> str:
+        return env.get(_ENV_PREFIX + name, default)
+
+    run_env = get("ENV", "development")
+    if run_env not in {"development", "production", "test"}:
+        raise ConfigurationError(f"CLOUDMGR_ENV must be development, production or test, not {run_env!r}")
+    instance_path = Path(get("INSTANCE_PATH", str(REPO_ROOT / "instance"))).resolve()
+    database_url = get("DATABASE_URL")
+    secret_key = get("SECRET_KEY")
+    if run_env == "production":
+        if not secret_key:
+            raise ConfigurationError("CLOUDMGR_SECRET_KEY is required in production")
+        if not database_url:
+            raise ConfigurationError("CLOUDMGR_DATABASE_URL is required in production")
+    provider = get("CLOUD_PROVIDER", "simulated")
+    if provider not in {"simulated", "openstack"}:
+        raise ConfigurationError(f"CLOUDMGR_CLOUD_PROVIDER must be simulated or openstack, not {provider!r}")
+    locale = get("DEFAULT_LOCALE", "zh")
+    if locale not in {"zh", "en"}:
+        raise ConfigurationError(f"CLOUDMGR_DEFAULT_LOCALE must be zh or en, not {locale!r}")
+
+    settings = Settings(
+        env=run_env,
+        instance_path=instance_path,
+        database_url=database_url or f"sqlite:///{instance_path / 'cloudmgr.sqlite3'}",
+        secret_key=secret_key,
+        clouds_file=Path(get("CLOUDS_FILE", str(REPO_ROOT / "etc" / "government-clouds.yaml"))),
+        departments_file=Path(get("DEPARTMENTS_FILE", str(REPO_ROOT / "etc" / "departments.yaml"))),
+        os_client_config_file=get("OS_CLIENT_CONFIG_FILE", env.get("OS_CLIENT_CONFIG_FILE", "")),
+        cloud_provider=provider,
+        host=get("HOST", "127.0.0.1"),
+        port=_int(get("PORT", "8000")),
+        default_locale=locale,
+        session_cookie_secure=_bool(get("SESSION_COOKIE_SECURE", "true" if run_env == "production" else "false")),
+        scheduler_enabled=_bool(get("SCHEDULER_ENABLED", "true")),
+        log_level=get("LOG_LEVEL", "INFO").upper(),
+        ansible_artifacts_dir=Path(get("ANSIBLE_ARTIFACTS_DIR", str(instance_path / "ansible"))),
+    )
+    if overrides:
+        settings = replace(settings, **overrides)
+    if not settings.secret_key:
+        settings = replace(settings, secret_key=_secret_key_for(settings.instance_path))
+    return settings

@@ -1,0 +1,8 @@
+"""Every model of every domain package, imported once so the metadata is complete
+(Alembic autogenerate and the test fixtures read ``Base.metadata``)."""
+
+from cloudmgr.audit.models import AuditEvent
+from cloudmgr.db import Base
+from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, NetworkZone, User
+
+__all__ = ["ApiToken", "AuditEvent", "Base", "Cloud", "Department", "DepartmentCloud", "NetworkZone", "User"]

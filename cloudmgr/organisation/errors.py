@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from cloudmgr.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+
+
+class OrganisationFileInvalid(ValidationFailed):
+    """The clouds or departments file is malformed; the message names the file and entry."""
+
+    code = "organisation_file_invalid"
+
+
+class UnknownCloud(NotFound):
+    code = "unknown_cloud"
+
+
+class UnknownDepartment(NotFound):
+    code = "unknown_department"
+
+
+class UnknownUser(NotFound):
+    code = "unknown_user"
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
+
+
+class InvalidCredentials(PermissionDenied):
+    code = "invalid_credentials"

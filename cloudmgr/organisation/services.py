@@ -1,0 +1,267 @@
+"""Services of the organisation: importing the files, users and tokens, cloud sync."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from cloudmgr.audit import services as audit
+from cloudmgr.db import utcnow
+from cloudmgr.organisation.errors import (
+    InvalidCredentials,
+    UnknownDepartment,
+    UnknownUser,
+    UsernameTaken,
+)
+from cloudmgr.organisation.files import CloudEntry, DepartmentEntry, read_clouds_file, read_departments_file
+from cloudmgr.organisation.models import (
+    ApiToken,
+    Cloud,
+    Department,
+    DepartmentCloud,
+    NetworkZone,
+    Role,
+    User,
+)
+from cloudmgr.errors import ValidationFailed
+
+log = logging.getLogger(__name__)
+
+MIN_PASSWORD_LENGTH = 10
+
+
+# --- the organisation files -------------------------------------------------------
+
+
+@dataclass
+class ImportSummary:
+    clouds_added: int = 0
+    clouds_updated: int = 0
+    departments_added: int = 0
+    departments_updated: int = 0
+    links_added: int = 0
+
+
+def read_organisation(clouds_file: Path, departments_file: Path) -> tuple[list[CloudEntry], list[DepartmentEntry]]:
+    """Validate both files completely before anything is written."""
+    clouds = read_clouds_file(clouds_file)
+    departments = read_departments_file(departments_file, [c.key for c in clouds])
+    return clouds, departments
+
+
+def import_organisation(
+    session: Session, clouds: Sequence[CloudEntry], departments: Sequence[DepartmentEntry], *, actor: str
+) -> ImportSummary:
+    """Upsert clouds, zones, departments and their cloud links.  Re-importing updates in place."""
+    summary = ImportSummary()
+    by_key = {c.key: c for c in session.scalars(select(Cloud).options(selectinload(Cloud.zones)))}
+    for entry in clouds:
+        cloud = by_key.get(entry.key)
+        if cloud is None:
+            cloud = Cloud(key=entry.key)
+            session.add(cloud)
+            by_key[entry.key] = cloud
+            summary.clouds_added += 1
+        else:
+            summary.clouds_updated += 1
+        cloud.name_zh, cloud.name_en = entry.name_zh, entry.name_en
+        cloud.kind, cloud.level, cloud.city = entry.kind.value, entry.level.value, entry.city
+        cloud.os_cloud, cloud.region = entry.os_cloud, entry.region
+        zones = {z.zone: z for z in cloud.zones}
+        for zone_kind, network_name in entry.zones.items():
+            zone = zones.get(zone_kind.value)
+            if zone is None:
+                cloud.zones.append(NetworkZone(zone=zone_kind.value, network_name=network_name))
+            elif zone.network_name != network_name:
+                zone.network_name, zone.network_id = network_name, None
+        for zone_value, zone in zones.items():
+            if zone_value not in {z.value for z in entry.zones}:
+                cloud.zones.remove(zone)
+    session.flush()
+
+    depts = {d.key: d for d in session.scalars(select(Department).options(selectinload(Department.cloud_links)))}
+    for dept_entry in departments:
+        dept = depts.get(dept_entry.key)
+        if dept is None:
+            dept = Department(key=dept_entry.key)
+            session.add(dept)
+            depts[dept_entry.key] = dept
+            summary.departments_added += 1
+        else:
+            summary.departments_updated += 1
+        dept.name_zh, dept.name_en = dept_entry.name_zh, dept_entry.name_en
+        dept.level, dept.city, dept.county = dept_entry.level.value, dept_entry.city, dept_entry.county
+        linked = {link.cloud_id for link in dept.cloud_links}
+        for cloud_key in dept_entry.clouds:
+            cloud = by_key[cloud_key]
+            if cloud.id not in linked:
+                dept.cloud_links.append(
+                    DepartmentCloud(
+                        cloud_id=cloud.id,
+                        domain_name=f"dept-{dept_entry.key}",
+                        project_name=f"{dept_entry.key}--{cloud_key}",
+                    )
+                )
+                summary.links_added += 1
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="organisation.import",
+        target_type="organisation",
+        target_id="files",
+        detail={
+            "clouds_added": summary.clouds_added,
+            "departments_added": summary.departments_added,
+            "links_added": summary.links_added,
+        },
+    )
+    return summary
+
+
+def list_clouds(session: Session) -> Sequence[Cloud]:
+    return session.scalars(select(Cloud).options(selectinload(Cloud.zones)).order_by(Cloud.id)).all()
+
+
+def list_departments(session: Session) -> Sequence[Department]:
+    return session.scalars(select(Department).order_by(Department.level, Department.key)).all()
+
+
+def get_department(session: Session, key: str) -> Department:
+    dept = session.scalar(select(Department).where(Department.key == key))
+    if dept is None:
+        raise UnknownDepartment(f"no department {key!r}")
+    return dept
+
+
+def clouds_of_department(session: Session, department_id: int) -> Sequence[DepartmentCloud]:
+    return session.scalars(
+        select(DepartmentCloud)
+        .where(DepartmentCloud.department_id == department_id)
+        .options(selectinload(DepartmentCloud.cloud).selectinload(Cloud.zones))
+        .order_by(DepartmentCloud.cloud_id)
+    ).all()
+
+
+# --- users ------------------------------------------------------------------------
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if password.isdigit() or password.isalpha():
+        raise ValidationFailed("password must mix letters with digits or symbols")
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    display_name: str | None = None,
+    department_key: str | None = None,
+    email: str | None = None,
+    actor: str,
+) -> User:
+    username = username.strip()
+    if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValidationFailed("username must be 1-64 letters, digits, '.', '-' or '_'")
+    validate_password(password)
+    department: Department | None = None
+    if role.needs_department:
+        if not department_key:
+            raise ValidationFailed(f"role {role.value} needs a department")
+        department = get_department(session, department_key)
+    elif department_key:
+        raise ValidationFailed(f"role {role.value} does not belong to a department")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise UsernameTaken(f"user {username!r} already exists")
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        email=email,
+        password_hash=generate_password_hash(password),
+        role=role.value,
+        department=department,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        target_type="user",
+        target_id=user.id,
+        detail={"username": username, "role": role.value, "department": department_key},
+    )
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def get_user_by_name(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UnknownUser(f"no user {username!r}")
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    # Hash even for an unknown user so timing does not tell which usernames exist.
+    stored = user.password_hash if user else generate_password_hash("unknown-user-placeholder")
+    if not check_password_hash(stored, password) or user is None or not user.active:
+        raise InvalidCredentials("wrong username or password")
+    user.last_login_at = utcnow()
+    return user
+
+
+# --- API tokens ---------------------------------------------------------------------
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str  # shown once; only its hash is kept
+    record: ApiToken = field(repr=False)
+
+
+def issue_token(session: Session, user: User, *, name: str, expires_at: datetime | None, actor: str) -> IssuedToken:
+    token = "cmt_" + secrets.token_urlsafe(32)
+    record = ApiToken(
+        user_id=user.id, name=name, token_hash=_hash_token(token), prefix=token[:12], expires_at=expires_at
+    )
+    session.add(record)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="token.issue", target_type="user", target_id=user.id, detail={"name": name}
+    )
+    return IssuedToken(token=token, record=record)
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    record = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
+    if record is None or record.revoked_at is not None:
+        return None
+    now = utcnow()
+    if record.expires_at is not None and record.expires_at <= now:
+        return None
+    if not record.user.active:
+        return None
+    record.last_used_at = now
+    return record.user

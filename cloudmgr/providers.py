@@ -1,0 +1,41 @@
+"""Which CloudProvider serves which cloud.
+
+The only place that builds providers: everything else asks the registry, so there is
+one way to talk to a cloud.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from cloudmgr.cloud import CloudProvider
+from cloudmgr.cloud.openstack import OpenStackProvider
+from cloudmgr.cloud.simulated import SimulatedProvider
+from cloudmgr.config import Settings
+
+
+class ProviderRegistry:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._providers: dict[str, CloudProvider] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def is_simulated(self) -> bool:
+        return self._settings.cloud_provider == "simulated"
+
+    def for_cloud(self, cloud_key: str, os_cloud: str, region: str | None) -> CloudProvider:
+        with self._lock:
+            provider = self._providers.get(cloud_key)
+            if provider is None:
+                provider = self._build(cloud_key, os_cloud, region)
+                self._providers[cloud_key] = provider
+            return provider
+
+    def _build(self, cloud_key: str, os_cloud: str, region: str | None) -> CloudProvider:
+        if self.is_simulated:
+            state_dir = self._settings.instance_path / "simulated-clouds"
+            state_dir.mkdir(parents=True, exist_ok=True)
+            return SimulatedProvider(state_path=state_dir / f"{cloud_key}.json")
+        config_files = [self._settings.os_client_config_file] if self._settings.os_client_config_file else None
+        return OpenStackProvider(cloud=os_cloud, region=region, config_files=config_files)

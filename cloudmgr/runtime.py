@@ -1,0 +1,42 @@
+"""The per-process runtime: settings, database and cloud providers, built once."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from cloudmgr.config import Settings, load_settings
+from cloudmgr.db import Database
+from cloudmgr.providers import ProviderRegistry
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    providers: ProviderRegistry
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        settings.instance_path.mkdir(parents=True, exist_ok=True)
+        return cls(settings=settings, db=Database(settings.database_url), providers=ProviderRegistry(settings))
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, built from the environment on first use (jobs use this)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Runtime.from_settings(load_settings())
+        return _current
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install a runtime (the web app factory and tests do this)."""
+    global _current
+    with _lock:
+        _current = runtime

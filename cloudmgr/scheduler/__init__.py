@@ -1,0 +1,1 @@
+"""The scheduler service: APScheduler with its jobs stored in cloudmgr's database."""

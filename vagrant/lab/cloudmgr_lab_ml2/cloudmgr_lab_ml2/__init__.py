@@ -1,0 +1,1 @@
+"""ML2 mechanism driver for the cloudmgr OpenStack lab."""

@@ -1,0 +1,131 @@
+# Shared settings and helpers for the cloudmgr OpenStack lab (sourced, not run).
+# shellcheck shell=bash
+
+LAB_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$LAB_SRC/../.." && pwd)"
+LAB="${CLOUDMGR_LAB_DIR:-$REPO_ROOT/.lab}"
+mkdir -p "$LAB"
+LAB="$(cd "$LAB" && pwd)"
+VENV="${CLOUDMGR_LAB_VENV:-$LAB/venv}"
+PY="$VENV/bin/python"
+ETC="$LAB/etc"
+RUN="$LAB/run"
+LOGS="$LAB/log"
+DATA="$LAB/data"
+
+LAB_HOST="127.0.0.1"
+DB_HOST="${LAB_DB_HOST:-127.0.0.1}"
+DB_PORT="${LAB_DB_PORT:-3306}"
+DB_USER="${LAB_DB_USER:-root}"
+DB_PASS="${LAB_DB_PASSWORD:-}"
+DB_PREFIX="${LAB_DB_PREFIX:-cmlab_}"
+DBS="keystone placement nova_api nova nova_cell0 glance neutron"
+RABBIT_HOST="${LAB_RABBIT_HOST:-127.0.0.1}"
+RABBIT_PORT="${LAB_RABBIT_PORT:-5672}"
+RABBIT_USER="${LAB_RABBIT_USER:-guest}"
+RABBIT_PASS="${LAB_RABBIT_PASSWORD:-guest}"
+RABBIT_VHOST="${LAB_RABBIT_VHOST:-/}"
+
+ADMIN_PASSWORD="${LAB_ADMIN_PASSWORD:-cloudmgr-lab-admin}"
+SERVICE_PASSWORD="${LAB_SERVICE_PASSWORD:-cloudmgr-lab-service}"
+REGION="RegionOne"
+KEYSTONE_PORT=5000
+PLACEMENT_PORT=8778
+NOVA_PORT=8774
+GLANCE_PORT=9292
+NEUTRON_PORT=9696
+AUTH_URL="http://$LAB_HOST:$KEYSTONE_PORT/v3"
+
+# Usable capacity per compute host (the fake driver reports 1000 vCPU,
+# 800000 MB and 600000 GB; the rest is reserved).
+LAB_HOST_VCPUS="${LAB_HOST_VCPUS:-8}"
+LAB_HOST_RAM_MB="${LAB_HOST_RAM_MB:-16384}"
+LAB_HOST_DISK_GB="${LAB_HOST_DISK_GB:-200}"
+FAKE_VCPUS=1000
+FAKE_RAM_MB=800000
+FAKE_DISK_GB=600000
+COMPUTE_HOSTS="compute1 compute2"
+
+# Every service process the lab runs, in start order.
+SERVICES="keystone placement glance neutron nova-api nova-conductor nova-scheduler nova-compute-compute1 nova-compute-compute2"
+
+ts() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(ts)" 'BEGIN{printf "%.1f", b-a}'; }
+say() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf '[lab %s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
+
+mysql_cmd() {
+    local args=(-h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" --protocol=TCP)
+    [ -n "$DB_PASS" ] && args+=(-p"$DB_PASS")
+    mysql "${args[@]}" "$@"
+}
+
+db_url() {  # db_url NAME
+    local auth="$DB_USER"
+    [ -n "$DB_PASS" ] && auth="$DB_USER:$DB_PASS"
+    echo "mysql+pymysql://$auth@$DB_HOST:$DB_PORT/${DB_PREFIX}$1?charset=utf8mb4"
+}
+
+transport_url() {
+    local vh="$RABBIT_VHOST"
+    [ "$vh" = "/" ] && vh=""
+    echo "rabbit://$RABBIT_USER:$RABBIT_PASS@$RABBIT_HOST:$RABBIT_PORT/$vh"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+pidfile() { echo "$RUN/$1.pid"; }
+logfile() { echo "$LOGS/$1.log"; }
+
+svc_pid() {  # prints pid if the service's process is alive
+    local f; f="$(pidfile "$1")"
+    [ -f "$f" ] || return 1
+    local p; p="$(cat "$f" 2>/dev/null)"
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"
+}
+
+log_tail() {  # log_tail SERVICE [lines]
+    local f; f="$(logfile "$1")"
+    if [ -f "$f" ]; then
+        echo "----- last ${2:-40} lines of $f -----" >&2
+        tail -n "${2:-40}" "$f" >&2
+        echo "-----" >&2
+    fi
+}
+
+# Every lab process carries CLOUDMGR_LAB_PROCESS=<state dir> in its
+# environment (set by up.sh), which finds them even without pid files.
+lab_procs() {  # lab_procs: "pid=labdir" for every lab process on the machine
+    local e p
+    for e in /proc/[0-9]*/environ; do
+        p="${e#/proc/}"; p="${p%/environ}"
+        [ "$p" = "$$" ] && continue
+        local v
+        v="$(tr '\0' '\n' <"$e" 2>/dev/null | sed -n 's/^CLOUDMGR_LAB_PROCESS=//p' | head -1)" || true
+        [ -n "$v" ] && echo "$p=$v"
+    done
+    return 0
+}
+lab_procs_mine() { lab_procs | awk -F= -v d="$1" '$2 == d {print $1}' | tr '\n' ' '; }
+lab_procs_other() { lab_procs | awk -F= -v d="$1" '$2 != d {print $1}' | tr '\n' ' '; }
+
+kill_pids() {  # kill_pids "PID...": TERM their process groups, then KILL
+    local p g pgs="" own
+    own="$(ps -o pgid= -p $$ | tr -d ' ')"
+    for p in $1; do
+        g="$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')"
+        [ -n "$g" ] && [ "$g" != "$own" ] && pgs="$pgs $g"
+    done
+    for g in $pgs; do kill -TERM -- "-$g" 2>/dev/null || true; done
+    for p in $1; do kill -TERM "$p" 2>/dev/null || true; done
+    local i
+    for i in $(seq 50); do
+        local alive=0
+        for p in $1; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && return 0
+        sleep 0.2
+    done
+    for g in $pgs; do kill -KILL -- "-$g" 2>/dev/null || true; done
+    for p in $1; do kill -KILL "$p" 2>/dev/null || true; done
+    return 0
+}

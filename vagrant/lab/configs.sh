@@ -1,0 +1,302 @@
+# Writes the lab's OpenStack configuration files into $ETC (sourced by up.sh
+# after common.sh; RABBIT_VHOST and DEBUG are decided by up.sh).
+# shellcheck shell=bash
+
+NOVA_CONTROL_HOST="cmlab-control"
+
+_authtoken() {  # _authtoken USER: a [keystone_authtoken] body
+    cat <<EOF
+www_authenticate_uri = http://$LAB_HOST:$KEYSTONE_PORT
+auth_url = http://$LAB_HOST:$KEYSTONE_PORT
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = $1
+password = $SERVICE_PASSWORD
+region_name = $REGION
+service_token_roles_required = true
+EOF
+}
+
+_svc_auth() {  # _svc_auth USER: keystoneauth password options
+    cat <<EOF
+auth_type = password
+auth_url = http://$LAB_HOST:$KEYSTONE_PORT/v3
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = $1
+password = $SERVICE_PASSWORD
+region_name = $REGION
+EOF
+}
+
+_db_opts() {
+    cat <<EOF
+max_pool_size = 5
+max_overflow = 10
+pool_timeout = 30
+connection_recycle_time = 600
+EOF
+}
+
+write_configs() {
+    local venv_etc="$VENV/etc"
+    local tu; tu="$(transport_url)"
+    mkdir -p "$ETC"/{keystone,placement,glance,neutron,nova} "$LAB/keystone" \
+        "$DATA"/glance/{images,staging,tasks} "$DATA"/{glance,neutron,nova}/lock
+
+    # ----------------------------------------------------------- keystone
+    cat >"$ETC/keystone/keystone.conf" <<EOF
+[DEFAULT]
+debug = $DEBUG
+use_stderr = true
+
+[database]
+connection = $(db_url keystone)
+$(_db_opts)
+
+[token]
+provider = fernet
+expiration = 14400
+
+[fernet_tokens]
+key_repository = $LAB/keystone/fernet-keys
+
+[fernet_receipts]
+key_repository = $LAB/keystone/fernet-keys
+
+[credential]
+key_repository = $LAB/keystone/credential-keys
+
+[cache]
+enabled = false
+
+[oslo_policy]
+enforce_new_defaults = true
+enforce_scope = false
+EOF
+
+    # ---------------------------------------------------------- placement
+    cat >"$ETC/placement/placement.conf" <<EOF
+[DEFAULT]
+debug = $DEBUG
+use_stderr = true
+
+[placement_database]
+connection = $(db_url placement)
+$(_db_opts)
+
+[api]
+auth_strategy = keystone
+
+[keystone_authtoken]
+$(_authtoken placement)
+EOF
+
+    # ------------------------------------------------------------- glance
+    cp "$venv_etc/glance/glance-api-paste.ini" "$ETC/glance/glance-api-paste.ini"
+    cat >"$ETC/glance/glance-api.conf" <<EOF
+[DEFAULT]
+debug = $DEBUG
+use_stderr = true
+workers = 1
+enabled_backends = fs:file
+show_image_direct_url = false
+image_cache_dir = $DATA/glance/cache
+transport_url = $tu
+
+[database]
+connection = $(db_url glance)
+$(_db_opts)
+
+[glance_store]
+default_backend = fs
+
+[fs]
+filesystem_store_datadir = $DATA/glance/images/
+
+[os_glance_staging_store]
+filesystem_store_datadir = $DATA/glance/staging/
+
+[os_glance_tasks_store]
+filesystem_store_datadir = $DATA/glance/tasks/
+
+[keystone_authtoken]
+$(_authtoken glance)
+
+[paste_deploy]
+flavor = keystone
+config_file = $ETC/glance/glance-api-paste.ini
+
+[oslo_concurrency]
+lock_path = $DATA/glance/lock
+
+[oslo_messaging_notifications]
+driver = noop
+EOF
+
+    # ------------------------------------------------------------ neutron
+    cp "$venv_etc/neutron/api-paste.ini" "$ETC/neutron/api-paste.ini"
+    sed -i "s#^disable_by_file_path = .*#disable_by_file_path = $DATA/neutron/healthcheck_disable#" \
+        "$ETC/neutron/api-paste.ini"
+    cat >"$ETC/neutron/neutron.conf" <<EOF
+[DEFAULT]
+debug = $DEBUG
+use_stderr = true
+host = $NOVA_CONTROL_HOST
+state_path = $DATA/neutron
+core_plugin = ml2
+service_plugins =
+auth_strategy = keystone
+api_paste_config = $ETC/neutron/api-paste.ini
+transport_url = $tu
+api_workers = 1
+rpc_workers = 0
+rpc_state_report_workers = 0
+dhcp_agent_notification = false
+notify_nova_on_port_status_changes = true
+notify_nova_on_port_data_changes = true
+allow_overlapping_ips = true
+global_physnet_mtu = 1500
+
+[database]
+connection = $(db_url neutron)
+$(_db_opts)
+
+[keystone_authtoken]
+$(_authtoken neutron)
+
+[nova]
+$(_svc_auth nova)
+
+[placement]
+$(_svc_auth placement)
+
+[oslo_concurrency]
+lock_path = $DATA/neutron/lock
+
+[oslo_messaging_notifications]
+driver = noop
+EOF
+    cat >"$ETC/neutron/ml2_conf.ini" <<EOF
+[ml2]
+type_drivers = flat,vlan
+tenant_network_types = vlan
+mechanism_drivers = cloudmgr_lab
+extension_drivers = port_security
+
+[ml2_type_flat]
+flat_networks = internet,extranet
+
+[ml2_type_vlan]
+network_vlan_ranges = tenant:1000:1999
+
+[securitygroup]
+enable_security_group = true
+firewall_driver = noop
+EOF
+
+    # --------------------------------------------------------------- nova
+    cp "$venv_etc/nova/api-paste.ini" "$ETC/nova/api-paste.ini"
+    cat >"$ETC/nova/nova.conf" <<EOF
+[DEFAULT]
+debug = $DEBUG
+use_stderr = true
+host = $NOVA_CONTROL_HOST
+my_ip = $LAB_HOST
+state_path = $DATA/nova
+transport_url = $tu
+compute_driver = fake.FakeDriverWithoutFakeNodes
+report_interval = 5
+service_down_time = 30
+vif_plugging_is_fatal = false
+vif_plugging_timeout = 0
+cpu_allocation_ratio = 1.0
+ram_allocation_ratio = 1.0
+disk_allocation_ratio = 1.0
+allow_resize_to_same_host = false
+osapi_compute_workers = 1
+metadata_workers = 1
+sync_power_state_interval = -1
+instance_usage_audit = false
+
+[api]
+auth_strategy = keystone
+
+[api_database]
+connection = $(db_url nova_api)
+$(_db_opts)
+
+[database]
+connection = $(db_url nova)
+$(_db_opts)
+
+[conductor]
+workers = 1
+
+[scheduler]
+workers = 1
+discover_hosts_in_cells_interval = -1
+
+[filter_scheduler]
+enabled_filters = ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter
+
+[compute]
+live_migration_wait_for_vif_plug = false
+
+[keystone_authtoken]
+$(_authtoken nova)
+
+[service_user]
+send_service_user_token = true
+$(_svc_auth nova)
+
+[placement]
+$(_svc_auth nova)
+
+[neutron]
+$(_svc_auth neutron)
+service_metadata_proxy = false
+
+[glance]
+region_name = $REGION
+
+[cinder]
+os_region_name = $REGION
+
+[vnc]
+enabled = false
+
+[spice]
+enabled = false
+
+[serial_console]
+enabled = false
+
+[oslo_concurrency]
+lock_path = $DATA/nova/lock
+
+[oslo_messaging_notifications]
+driver = noop
+EOF
+    local h
+    for h in $COMPUTE_HOSTS; do
+        mkdir -p "$DATA/$h/lock" "$DATA/$h/instances"
+        cat >"$ETC/nova/nova-compute-$h.conf" <<EOF
+# $h: the fake driver reports ${FAKE_VCPUS} vCPU / ${FAKE_RAM_MB} MB / ${FAKE_DISK_GB} GB;
+# all but ${LAB_HOST_VCPUS} vCPU / ${LAB_HOST_RAM_MB} MB / ${LAB_HOST_DISK_GB} GB is reserved.
+[DEFAULT]
+host = $h
+state_path = $DATA/$h
+instances_path = $DATA/$h/instances
+reserved_host_cpus = $((FAKE_VCPUS - LAB_HOST_VCPUS))
+reserved_host_memory_mb = $((FAKE_RAM_MB - LAB_HOST_RAM_MB))
+reserved_host_disk_mb = $(( (FAKE_DISK_GB - LAB_HOST_DISK_GB) * 1024 ))
+
+[oslo_concurrency]
+lock_path = $DATA/$h/lock
+EOF
+    done
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Stops every lab process (by pid file, whole process groups), keeping state.
+#   down.sh           stop; the next up.sh restarts on the same databases
+#   down.sh --purge   also drop the lab databases and remove $LAB state
+#                     (the venv is kept)
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+PURGE=0
+case "${1:-}" in
+    --purge) PURGE=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
+esac
+
+t0=$(ts)
+pids=""
+if [ -d "$RUN" ]; then
+    for f in "$RUN"/*.pid; do
+        [ -f "$f" ] || continue
+        p="$(cat "$f" 2>/dev/null)"
+        [ -n "$p" ] && kill -0 "$p" 2>/dev/null && pids="$pids $p"
+    done
+fi
+# processes of this lab whose pid file was lost
+pids="$pids $(lab_procs_mine "$LAB")"
+pids="$(echo $pids | tr ' ' '\n' | sort -un | tr '\n' ' ')"
+if [ -n "${pids// /}" ]; then
+    say "stopping lab processes:$(for p in $pids; do printf ' %s(%s)' "$p" "$(ps -o comm= -p "$p" 2>/dev/null)"; done)"
+    kill_pids "$pids"
+else
+    say "no lab process running"
+fi
+rm -f "$RUN"/*.pid 2>/dev/null
+
+if [ "$PURGE" = 1 ]; then
+    say "purging: dropping databases ${DB_PREFIX}* and removing state in $LAB (venv kept)"
+    if mysql_cmd -e 'SELECT 1' >/dev/null 2>&1; then
+        sql=""
+        for d in $DBS; do sql+="DROP DATABASE IF EXISTS \`${DB_PREFIX}$d\`; "; done
+        mysql_cmd -e "$sql" || say "WARNING: could not drop the databases"
+    else
+        say "WARNING: MariaDB not reachable: databases not dropped"
+    fi
+    if command -v rabbitmqctl >/dev/null 2>&1; then
+        timeout 20 rabbitmqctl -q delete_vhost cmlab >/dev/null 2>&1 || true
+    fi
+    for x in "$LAB"/* "$LAB"/.[!.]*; do
+        [ -e "$x" ] || continue
+        [ "$(cd "$x" 2>/dev/null && pwd)" = "$(cd "$VENV" 2>/dev/null && pwd)" ] && continue
+        rm -rf "$x"
+    done
+fi
+say "lab down in $(elapsed "$t0") s"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Creates the lab virtualenv with real OpenStack services (from PyPI) and the
+# lab's own ML2 mechanism driver. Idempotent: a stamp file records what was
+# installed; a re-run with the same set returns at once.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+PYTHON="${LAB_PYTHON:-python3.11}"
+PKGS=(
+    "keystone==30.0.0"
+    "openstack-placement==16.0.0"
+    "nova==34.0.0"
+    "glance==33.0.0"
+    "neutron==29.0.0"
+    "oslo.messaging==18.3.1"
+    "SQLAlchemy==2.1.9"
+    "PyMySQL==1.2.4"
+    "gunicorn==27.0.1"
+    "openstacksdk==4.22.0"
+    "python-openstackclient==10.5.0"
+)
+ML2_SRC="$LAB_SRC/cloudmgr_lab_ml2"
+ml2_hash="$(cd "$ML2_SRC" && find . -type f \( -name '*.py' -o -name '*.toml' \) -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+want="$(printf '%s\n' "${PKGS[@]}" "ml2=$ml2_hash" "python=$("$PYTHON" -c 'import sys;print(sys.version.split()[0])')")"
+STAMP="$VENV/.cloudmgr-lab-installed"
+
+if [ -x "$PY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    say "install: venv $VENV already up to date"
+    exit 0
+fi
+
+t0=$(ts)
+if ! command -v mysql >/dev/null 2>&1; then
+    say "install: installing the MariaDB client (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq mariadb-client >/dev/null
+fi
+if [ ! -x "$PY" ]; then
+    say "install: creating venv $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -x "$VENV/bin/uv" ]; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check uv
+fi
+say "install: installing OpenStack packages into $VENV"
+"$VENV/bin/uv" pip install --quiet --python "$PY" "${PKGS[@]}"
+# the lab's ML2 driver (non-editable, reinstalled when its source changes)
+"$VENV/bin/uv" pip install --quiet --python "$PY" --reinstall-package cloudmgr-lab-ml2 "$ML2_SRC"
+"$PY" - <<'PY'
+import importlib.metadata as md
+eps = [e.name for e in md.entry_points(group="neutron.ml2.mechanism_drivers")]
+assert "cloudmgr_lab" in eps, eps
+import keystone, nova, glance, neutron, placement, openstack, pymysql  # noqa
+PY
+echo "$want" > "$STAMP"
+say "install: done in $(elapsed "$t0") s"

@@ -1,0 +1,333 @@
+"""Lab administration helper, run with the lab venv's python by up.sh/status.sh.
+
+Subcommands:
+  wait-keystone TIMEOUT   wait until the admin user gets a token
+  keystone                create the service project, users, roles, catalog
+  wait-http NAME URL TIMEOUT   wait until URL answers (any HTTP status < 500)
+  wait-placement TIMEOUT  wait until compute1/compute2 providers have inventory
+  resources               flavors, the cirros-lab image, lab networks
+  clouds-yaml PATH        write the clouds.yaml for the tests
+  status                  check every service; exit 0 iff all respond
+
+Connection settings come from the environment set by common.sh (LAB_*).
+"""
+
+import datetime
+import os
+import sys
+import time
+
+import requests
+
+E = os.environ
+HOST = "127.0.0.1"
+AUTH_URL = E.get("LAB_AUTH_URL", f"http://{HOST}:5000/v3")
+REGION = "RegionOne"
+ADMIN_PASSWORD = E.get("LAB_ADMIN_PASSWORD", "cloudmgr-lab-admin")
+SERVICE_PASSWORD = E.get("LAB_SERVICE_PASSWORD", "cloudmgr-lab-service")
+COMPUTE_HOSTS = E.get("COMPUTE_HOSTS", "compute1 compute2").split()
+
+SERVICES = [
+    # user, service name, type, url, description
+    ("placement", "placement", "placement", f"http://{HOST}:8778", "Placement"),
+    ("nova", "nova", "compute", f"http://{HOST}:8774/v2.1", "Compute"),
+    ("glance", "glance", "image", f"http://{HOST}:9292", "Image"),
+    ("neutron", "neutron", "network", f"http://{HOST}:9696", "Networking"),
+]
+
+FLAVORS = [
+    # name, vcpus, ram MB, disk GB
+    ("m1.tiny", 1, 512, 1),
+    ("m1.small", 1, 2048, 20),
+    ("m1.medium", 2, 4096, 40),
+    ("m1.large", 4, 8192, 80),
+]
+
+NETWORKS = [
+    # name, physnet, cidr, gateway, description
+    ("lab-internet", "internet", "203.0.113.0/24", "203.0.113.1",
+     "Lab zone: Internet"),
+    ("lab-extranet", "extranet", "198.51.100.0/24", "198.51.100.1",
+     "Lab zone: e-government extranet"),
+]
+
+IMAGE_NAME = "cirros-lab"
+
+
+def log(msg):
+    print(f"[lab-admin {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def connect():
+    import openstack
+    return openstack.connect(
+        auth_url=AUTH_URL, username="admin", password=ADMIN_PASSWORD,
+        project_name="admin", user_domain_name="Default",
+        project_domain_name="Default", region_name=REGION,
+        identity_api_version="3", compute_api_version="2.95")
+
+
+def token():
+    body = {"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"name": "Default"},
+            "password": ADMIN_PASSWORD}}},
+        "scope": {"project": {"name": "admin",
+                              "domain": {"name": "Default"}}}}}
+    r = requests.post(AUTH_URL + "/auth/tokens", json=body, timeout=10)
+    r.raise_for_status()
+    return r.headers["X-Subject-Token"]
+
+
+def wait_for(what, fn, timeout, interval=1.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            res = fn()
+            if res:
+                return res
+        except Exception as exc:  # noqa: BLE001 - report the last failure
+            last = exc
+        time.sleep(interval)
+    raise SystemExit(f"timeout after {timeout}s waiting for {what}"
+                     + (f": {last!r}" if last else ""))
+
+
+def cmd_wait_keystone(timeout):
+    wait_for("a keystone token", token, float(timeout), 0.5)
+    log("keystone issues tokens")
+
+
+def cmd_wait_http(name, url, timeout):
+    def ok():
+        return requests.get(url, timeout=5).status_code < 500
+    wait_for(f"{name} at {url}", ok, float(timeout), 0.5)
+
+
+def cmd_keystone():
+    conn = connect()
+    idn = conn.identity
+    domain = idn.find_domain("Default") or idn.find_domain("default")
+    project = idn.find_project("service", domain_id=domain.id)
+    if not project:
+        project = idn.create_project(name="service", domain_id=domain.id,
+                                     description="Lab service project")
+    roles = {}
+    for rname in ("admin", "service", "member", "reader"):
+        role = idn.find_role(rname)
+        if not role:
+            role = idn.create_role(name=rname)
+        roles[rname] = role
+    for user_name, svc_name, svc_type, url, desc in SERVICES:
+        user = idn.find_user(user_name, domain_id=domain.id)
+        if not user:
+            user = idn.create_user(name=user_name, domain_id=domain.id,
+                                   password=SERVICE_PASSWORD,
+                                   default_project_id=project.id)
+        else:
+            idn.update_user(user, password=SERVICE_PASSWORD)
+        for rname in ("admin", "service"):
+            idn.assign_project_role_to_user(project, user, roles[rname])
+        svc = next((s for s in idn.services() if s.type == svc_type), None)
+        if not svc:
+            svc = idn.create_service(name=svc_name, type=svc_type,
+                                     description=desc, is_enabled=True)
+        have = {e.interface: e for e in idn.endpoints(service_id=svc.id)}
+        for iface in ("public", "internal"):
+            ep = have.get(iface)
+            if ep and ep.url == url and ep.region_id == REGION:
+                continue
+            if ep:
+                idn.delete_endpoint(ep)
+            idn.create_endpoint(service_id=svc.id, interface=iface, url=url,
+                                region_id=REGION, is_enabled=True)
+    log("keystone: service project, users, roles and catalog ready")
+
+
+def providers_ready():
+    conn = connect()
+    placement = conn.placement
+    names = {}
+    for rp in placement.resource_providers():
+        names[rp.name] = rp
+    for host in COMPUTE_HOSTS:
+        rp = names.get(host)
+        if not rp:
+            return False
+        inv = {i.resource_class: i for i in
+               placement.resource_provider_inventories(rp)}
+        if "VCPU" not in inv or "MEMORY_MB" not in inv:
+            return False
+    return True
+
+
+def cmd_wait_placement(timeout):
+    wait_for("compute providers with inventory in placement",
+             providers_ready, float(timeout), 1.0)
+    log("placement: compute providers have inventory")
+
+
+def cmd_resources():
+    conn = connect()
+    t0 = time.monotonic()
+    have = {f.name: f for f in conn.compute.flavors(is_public=None)}
+    for name, vcpus, ram, disk in FLAVORS:
+        f = have.get(name)
+        if f and (f.vcpus, f.ram, f.disk) == (vcpus, ram, disk):
+            continue
+        if f:
+            conn.compute.delete_flavor(f)
+        conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram,
+                                   disk=disk, is_public=True)
+        log(f"flavor {name} created")
+
+    images = [i for i in conn.image.images() if i.name == IMAGE_NAME]
+    good = [i for i in images if i.status == "active"]
+    for img in images:
+        if img not in good[:1]:
+            conn.image.delete_image(img)
+    if not good:
+        # a small raw disk made locally: a label then zeros (1 MiB)
+        label = b"cloudmgr lab image - not bootable\n"
+        data = label + b"\0" * (1024 * 1024 - len(label))
+        img = conn.image.create_image(
+            name=IMAGE_NAME, disk_format="raw", container_format="bare",
+            visibility="public", data=data, validate_checksum=False,
+            wait=True, timeout=120)
+        img = conn.image.get_image(img.id)
+        if img.status != "active":
+            raise SystemExit(f"image {IMAGE_NAME} is {img.status}")
+        log(f"image {IMAGE_NAME} uploaded ({img.size} bytes)")
+
+    net = conn.network
+    for name, physnet, cidr, gw, desc in NETWORKS:
+        n = net.find_network(name)
+        if not n:
+            n = net.create_network(
+                name=name, description=desc, is_shared=True,
+                provider_network_type="flat",
+                provider_physical_network=physnet)
+            log(f"network {name} created")
+        if not any(s.name == name for s in net.subnets(network_id=n.id)):
+            net.create_subnet(
+                name=name, network_id=n.id, ip_version=4, cidr=cidr,
+                gateway_ip=gw, is_dhcp_enabled=True,
+                dns_nameservers=[])
+            log(f"subnet {name} {cidr} created")
+    log(f"resources ready in {time.monotonic() - t0:.1f}s")
+
+
+def cmd_clouds_yaml(path):
+    auth = {"auth_url": AUTH_URL, "username": "admin",
+            "password": ADMIN_PASSWORD, "project_name": "admin",
+            "user_domain_name": "Default", "project_domain_name": "Default"}
+    lines = ["# Written by vagrant/lab/up.sh: the cloudmgr OpenStack lab.",
+             "clouds:"]
+    for name in ("cloudmgr-lab", "cloudmgr-lab-city"):
+        lines += [f"  {name}:", "    auth:"]
+        lines += [f"      {k}: {v}" for k, v in auth.items()]
+        lines += [f"    region_name: {REGION}",
+                  "    identity_api_version: 3",
+                  "    interface: public"]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    log(f"wrote {path}")
+
+
+def cmd_status():
+    ok = True
+
+    def check(name, fn):
+        nonlocal ok
+        t0 = time.monotonic()
+        try:
+            detail = fn()
+            print(f"  OK    {name:<12} {detail}  ({time.monotonic()-t0:.2f}s)")
+        except Exception as exc:  # noqa: BLE001
+            ok = False
+            print(f"  FAIL  {name:<12} {exc}")
+
+    check("keystone", lambda: (token() and "token issued"))
+    try:
+        conn = connect()
+        conn.authorize()
+    except Exception as exc:  # noqa: BLE001
+        print(f"  FAIL  session      {exc}")
+        return 1
+
+    def nova():
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        svcs = list(conn.compute.services())
+        out = []
+        for binary, hosts in (("nova-conductor", None),
+                              ("nova-scheduler", None),
+                              ("nova-compute", COMPUTE_HOSTS)):
+            rows = [s for s in svcs if s.binary == binary]
+            for host in hosts or [r.host for r in rows][:1] or ["?"]:
+                row = next((r for r in rows if r.host == host), None)
+                if not row:
+                    raise RuntimeError(f"{binary} on {host}: no service")
+                if row.state != "up" or row.status != "enabled":
+                    raise RuntimeError(f"{binary} on {host}: {row.state}/"
+                                       f"{row.status}")
+                upd = datetime.datetime.fromisoformat(
+                    row.updated_at.replace("Z", "")).replace(tzinfo=None)
+                age = (now - upd).total_seconds()
+                if age > 30:
+                    raise RuntimeError(f"{binary} on {host}: heartbeat "
+                                       f"{age:.0f}s old")
+                out.append(f"{host}:{binary[5:]}")
+        return "up: " + " ".join(out)
+
+    def placement():
+        rps = sorted(rp.name for rp in conn.placement.resource_providers())
+        missing = set(COMPUTE_HOSTS) - set(rps)
+        if missing:
+            raise RuntimeError(f"no provider for {sorted(missing)}")
+        return f"providers {rps}"
+
+    def glance():
+        names = [i.name for i in conn.image.images()]
+        return f"{len(names)} images"
+
+    def neutron():
+        names = sorted(n.name for n in conn.network.networks())
+        return f"networks {names}"
+
+    check("nova", nova)
+    check("placement", placement)
+    check("glance", glance)
+    check("neutron", neutron)
+    return 0 if ok else 1
+
+
+def main(argv):
+    if not argv:
+        print(__doc__)
+        return 2
+    cmd, args = argv[0], argv[1:]
+    if cmd == "wait-keystone":
+        cmd_wait_keystone(*args)
+    elif cmd == "keystone":
+        cmd_keystone()
+    elif cmd == "wait-http":
+        cmd_wait_http(*args)
+    elif cmd == "wait-placement":
+        cmd_wait_placement(*args)
+    elif cmd == "resources":
+        cmd_resources()
+    elif cmd == "clouds-yaml":
+        cmd_clouds_yaml(*args)
+    elif cmd == "status":
+        return cmd_status()
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Starts the cloudmgr OpenStack lab on 127.0.0.1: Keystone, Placement,
+# Glance, Neutron (ML2 + the lab's own mechanism driver), Nova API,
+# conductor, scheduler and two fake-driver computes (compute1, compute2).
+# Idempotent: returns at once when the lab is already up and healthy.
+# Exit 0 only when every service answers and the lab's resources exist.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+DEBUG="${LAB_DEBUG:-false}"
+T_ALL=$(ts)
+TIMINGS=()
+phase() { PHASE_NAME="$1"; PHASE_T=$(ts); say "== $1"; }
+phase_done() {
+    local e; e="$(elapsed "$PHASE_T")"
+    TIMINGS+=("$(printf '%-22s %6s s' "$PHASE_NAME" "$e")")
+    say "   $PHASE_NAME done in $e s"
+}
+fail() {  # fail MESSAGE [SERVICE...]: message, log tails, exit 1
+    local msg="$1"; shift
+    for s in "$@"; do log_tail "$s" 40; done
+    die "$msg (logs: $LOGS)"
+}
+trap 'rc=$?; [ $rc -ne 0 ] && say "up.sh FAILED (exit $rc) after $(elapsed "$T_ALL") s in phase: ${PHASE_NAME:-start}"; exit $rc' EXIT
+
+export LAB_AUTH_URL="$AUTH_URL" LAB_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+       LAB_SERVICE_PASSWORD="$SERVICE_PASSWORD" COMPUTE_HOSTS
+ADMIN() { "$PY" "$LAB_SRC/lab_admin.py" "$@"; }
+
+all_running() {
+    local s
+    for s in $SERVICES; do svc_pid "$s" >/dev/null || return 1; done
+}
+
+# ---------------------------------------------------------------- fast path
+if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && all_running \
+        && ADMIN status >/dev/null 2>&1; then
+    say "lab already up and healthy ($LAB); nothing to do"
+    trap - EXIT
+    exit 0
+fi
+
+mkdir -p "$ETC" "$RUN" "$LOGS" "$DATA"
+
+# ------------------------------------------------------------------ install
+phase install
+bash "$LAB_SRC/install.sh"
+phase_done
+
+# ------------------------------------------------------------- leftovers
+phase leftovers
+if ls "$RUN"/*.pid >/dev/null 2>&1; then
+    say "stopping processes of a previous run"
+    bash "$LAB_SRC/down.sh"
+fi
+# processes of a lab started from another state dir hold the same ports,
+# queues and database names: only one lab runs per machine
+stray="$(lab_procs_other "$LAB")"
+if [ -n "$stray" ]; then
+    say "WARNING: stopping processes of another lab: $stray"
+    kill_pids "$stray"
+fi
+for port in $KEYSTONE_PORT $PLACEMENT_PORT $NOVA_PORT $GLANCE_PORT $NEUTRON_PORT; do
+    if port_open "$LAB_HOST" "$port"; then
+        holder="$(ss -ltnpH "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\(.*\))).*/\1/p' | head -1)"
+        die "port $port on $LAB_HOST is already in use (${holder:-unknown process}); stop it first"
+    fi
+done
+phase_done
+
+# ---------------------------------------------------- MariaDB and RabbitMQ
+ensure_mariadb() {
+    if port_open "$DB_HOST" "$DB_PORT" && mysql_cmd -e 'SELECT 1' >/dev/null 2>&1; then
+        return 0
+    fi
+    [ "$DB_HOST" = "127.0.0.1" ] || die "MariaDB at $DB_HOST:$DB_PORT is not reachable"
+    say "MariaDB not reachable on $DB_HOST:$DB_PORT: installing/starting it"
+    if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+    fi
+    if ! port_open "$DB_HOST" "$DB_PORT"; then
+        [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+        mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+        setsid /usr/sbin/mariadbd --user=mysql --bind-address=127.0.0.1 \
+            --port="$DB_PORT" >>"$LOGS/mariadb.log" 2>&1 </dev/null &
+        for _ in $(seq 60); do port_open "$DB_HOST" "$DB_PORT" && break; sleep 0.5; done
+    fi
+    port_open "$DB_HOST" "$DB_PORT" || fail "MariaDB did not start" mariadb
+    # Debian's root@localhost authenticates by unix socket: give the lab
+    # the same TCP login the CI machines have (root, empty password)
+    if ! mysql_cmd -e 'SELECT 1' >/dev/null 2>&1; then
+        mysql -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+            GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+            FLUSH PRIVILEGES;"
+    fi
+    mysql_cmd -e 'SELECT 1' >/dev/null || die "cannot log in to MariaDB as $DB_USER@$DB_HOST"
+}
+
+ensure_rabbitmq() {
+    if port_open "$RABBIT_HOST" "$RABBIT_PORT"; then return 0; fi
+    [ "$RABBIT_HOST" = "127.0.0.1" ] || die "RabbitMQ at $RABBIT_HOST:$RABBIT_PORT is not reachable"
+    say "RabbitMQ not reachable on $RABBIT_HOST:$RABBIT_PORT: installing/starting it"
+    if [ ! -x /usr/sbin/rabbitmq-server ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq rabbitmq-server >/dev/null
+    fi
+    # by hand, no systemd: epmd and the Erlang distribution port on loopback
+    export ERL_EPMD_ADDRESS=127.0.0.1
+    export RABBITMQ_NODENAME=rabbit@localhost
+    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    export RABBITMQ_NODE_PORT="$RABBIT_PORT"
+    export RABBITMQ_DIST_PORT=25672
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    epmd -address 127.0.0.1 -daemon || true
+    setsid /usr/sbin/rabbitmq-server >>"$LOGS/rabbitmq.log" 2>&1 </dev/null &
+    for _ in $(seq 120); do port_open "$RABBIT_HOST" "$RABBIT_PORT" && break; sleep 0.5; done
+    port_open "$RABBIT_HOST" "$RABBIT_PORT" || fail "RabbitMQ did not start" rabbitmq
+}
+
+phase "mariadb+rabbitmq"
+ensure_mariadb
+ensure_rabbitmq
+# ~10 OpenStack processes each keep a small pool of connections
+maxc="$(mysql_cmd -N -B -e 'SELECT @@GLOBAL.max_connections')"
+if [ "${maxc:-0}" -lt 500 ]; then
+    mysql_cmd -e 'SET GLOBAL max_connections = 500' 2>/dev/null || true
+fi
+phase_done
+
+# ---------------------------------------------------------------- init state
+INIT_MARK="$LAB/state/initialized"
+FRESH=0
+if [ ! -f "$INIT_MARK" ]; then
+    FRESH=1
+elif [ -z "$(mysql_cmd -N -B -e "SHOW DATABASES LIKE '${DB_PREFIX}keystone'")" ]; then
+    say "lab databases are gone: initializing from scratch"
+    FRESH=1
+fi
+
+# RabbitMQ vhost of our own when rabbitmqctl works (isolates the lab's
+# queues); else the default vhost
+if [ -z "${LAB_RABBIT_VHOST:-}" ] && [ "$RABBIT_HOST" = "127.0.0.1" ] \
+        && command -v rabbitmqctl >/dev/null 2>&1 \
+        && timeout 20 rabbitmqctl -q list_vhosts >/dev/null 2>&1; then
+    RABBIT_VHOST=cmlab
+    if [ "$FRESH" = 1 ]; then
+        timeout 20 rabbitmqctl -q delete_vhost cmlab >/dev/null 2>&1 || true
+    fi
+    if ! timeout 20 rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx cmlab; then
+        timeout 20 rabbitmqctl -q add_vhost cmlab >/dev/null
+    fi
+    timeout 20 rabbitmqctl -q set_permissions -p cmlab "$RABBIT_USER" '.*' '.*' '.*' >/dev/null
+fi
+say "RabbitMQ: $RABBIT_HOST:$RABBIT_PORT vhost '$RABBIT_VHOST'"
+
+if [ "$FRESH" = 1 ]; then
+    phase "fresh databases"
+    rm -rf "$LAB/state" "$LAB/keystone" "$DATA" "$LAB/clouds.yaml"
+    mkdir -p "$LAB/state" "$DATA"
+    sql=""
+    for d in $DBS; do
+        sql+="DROP DATABASE IF EXISTS \`${DB_PREFIX}$d\`; CREATE DATABASE \`${DB_PREFIX}$d\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci; "
+    done
+    mysql_cmd -e "$sql"
+    phase_done
+fi
+
+# ------------------------------------------------------------------- configs
+phase configs
+# shellcheck source=/dev/null
+. "$LAB_SRC/configs.sh"
+write_configs
+phase_done
+
+# ------------------------------------------------------------------ db init
+if [ "$FRESH" = 1 ]; then
+    phase "db sync (parallel)"
+    KM=("$VENV/bin/keystone-manage" --config-file "$ETC/keystone/keystone.conf")
+    NM=("$VENV/bin/nova-manage" --config-file "$ETC/nova/nova.conf")
+    init_keystone() {
+        "${KM[@]}" db_sync
+        "${KM[@]}" fernet_setup --keystone-user root --keystone-group root
+        "${KM[@]}" credential_setup --keystone-user root --keystone-group root
+        "${KM[@]}" bootstrap --bootstrap-password "$ADMIN_PASSWORD" \
+            --bootstrap-username admin --bootstrap-project-name admin \
+            --bootstrap-role-name admin --bootstrap-service-name keystone \
+            --bootstrap-region-id "$REGION" \
+            --bootstrap-admin-url "http://$LAB_HOST:$KEYSTONE_PORT/v3" \
+            --bootstrap-internal-url "http://$LAB_HOST:$KEYSTONE_PORT/v3" \
+            --bootstrap-public-url "http://$LAB_HOST:$KEYSTONE_PORT/v3"
+    }
+    init_placement() {
+        OS_PLACEMENT_CONFIG_DIR="$ETC/placement" "$VENV/bin/placement-manage" db sync
+    }
+    init_glance() {
+        "$VENV/bin/glance-manage" --config-file "$ETC/glance/glance-api.conf" db_sync
+    }
+    init_neutron() {
+        "$VENV/bin/neutron-db-manage" --config-file "$ETC/neutron/neutron.conf" \
+            --config-file "$ETC/neutron/ml2_conf.ini" upgrade heads
+    }
+    init_nova() {
+        "${NM[@]}" api_db sync
+        "${NM[@]}" cell_v2 map_cell0 --database_connection "$(db_url nova_cell0)"
+        "${NM[@]}" cell_v2 create_cell --name cell1 --verbose
+        "${NM[@]}" db sync
+    }
+    pids=()
+    for s in keystone placement glance neutron nova; do
+        ( set -e; "init_$s" ) >"$LOGS/init-$s.log" 2>&1 &
+        pids+=("$s:$!")
+    done
+    bad=()
+    for sp in "${pids[@]}"; do
+        wait "${sp#*:}" || bad+=("${sp%%:*}")
+    done
+    if [ "${#bad[@]}" -gt 0 ]; then
+        for s in "${bad[@]}"; do log_tail "init-$s" 30; done
+        die "database initialization failed for: ${bad[*]}"
+    fi
+    phase_done
+fi
+chmod 700 "$LAB/keystone" "$LAB/keystone"/* 2>/dev/null || true
+
+# ------------------------------------------------------------ start services
+start_svc() {  # start_svc NAME CMD...: background process group, pid file
+    local name="$1"; shift
+    local log; log="$(logfile "$name")"
+    printf '\n===== %s start %s\n' "$(date -u +%FT%TZ)" "$name" >>"$log"
+    CLOUDMGR_LAB_PROCESS="$LAB" setsid "$@" >>"$log" 2>&1 </dev/null &
+    echo $! >"$(pidfile "$name")"
+}
+start_gunicorn() {  # start_gunicorn NAME PORT APP [VAR=VALUE...]
+    local name="$1" port="$2" app="$3"; shift 3
+    start_svc "$name" env "$@" "$VENV/bin/gunicorn" \
+        --bind "$LAB_HOST:$port" --workers 1 --worker-class gthread \
+        --threads 8 --timeout 300 --graceful-timeout 5 --no-control-socket \
+        --pythonpath "$LAB_SRC" --name "cmlab-$name" "lab_wsgi:$app()"
+}
+check_alive() {  # fail early with the log when a process died
+    local s
+    for s in "$@"; do
+        svc_pid "$s" >/dev/null || fail "$s exited during startup" "$s"
+    done
+}
+utc_now() { date -u '+%Y-%m-%d %H:%M:%S'; }
+heartbeat_since() {  # heartbeat_since BINARY HOST SINCE: true once reported
+    local n
+    n="$(mysql_cmd -N -B -e "SELECT COUNT(*) FROM \`${DB_PREFIX}nova\`.services
+        WHERE deleted = 0 AND \`binary\` = '$1' AND host = '$2'
+        AND updated_at >= '$3'" 2>/dev/null || echo 0)"
+    [ "${n:-0}" -gt 0 ]
+}
+wait_heartbeat() {  # wait_heartbeat SERVICE BINARY HOST SINCE TIMEOUT
+    local deadline=$(( $(date +%s) + $5 ))
+    until heartbeat_since "$2" "$3" "$4"; do
+        check_alive "$1"
+        [ "$(date +%s)" -lt "$deadline" ] || fail "no heartbeat from $2 on $3 after $5 s" "$1"
+        sleep 1
+    done
+}
+
+phase "start services"
+NOVA_CONF=(--config-file "$ETC/nova/nova.conf")
+SINCE="$(utc_now)"
+start_gunicorn keystone "$KEYSTONE_PORT" keystone OS_KEYSTONE_CONFIG_DIR="$ETC/keystone"
+start_gunicorn placement "$PLACEMENT_PORT" placement OS_PLACEMENT_CONFIG_DIR="$ETC/placement"
+start_gunicorn glance "$GLANCE_PORT" glance OS_GLANCE_CONFIG_DIR="$ETC/glance"
+start_gunicorn neutron "$NEUTRON_PORT" neutron OS_NEUTRON_CONFIG_DIR="$ETC/neutron" \
+    "OS_NEUTRON_CONFIG_FILES=neutron.conf;ml2_conf.ini"
+start_gunicorn nova-api "$NOVA_PORT" nova OS_NOVA_CONFIG_DIR="$ETC/nova" \
+    "OS_NOVA_CONFIG_FILES=api-paste.ini;nova.conf"
+start_svc nova-conductor "$VENV/bin/nova-conductor" "${NOVA_CONF[@]}"
+start_svc nova-scheduler "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
+
+ADMIN wait-keystone 120 || fail "keystone did not issue a token" keystone
+if [ "$FRESH" = 1 ] || [ ! -f "$LAB/state/keystone-catalog" ]; then
+    ADMIN keystone || fail "keystone setup failed" keystone
+    touch "$LAB/state/keystone-catalog"
+fi
+say "   keystone ready at $(elapsed "$PHASE_T") s"
+wait_heartbeat nova-conductor nova-conductor "$NOVA_CONTROL_HOST" "$SINCE" 120
+say "   nova-conductor heartbeat at $(elapsed "$PHASE_T") s"
+
+SINCE_C="$(utc_now)"
+for h in $COMPUTE_HOSTS; do
+    start_svc "nova-compute-$h" "$VENV/bin/nova-compute" "${NOVA_CONF[@]}" \
+        --config-file "$ETC/nova/nova-compute-$h.conf"
+done
+for pair in "placement:$PLACEMENT_PORT/" "glance:$GLANCE_PORT/" \
+            "neutron:$NEUTRON_PORT/" "nova-api:$NOVA_PORT/"; do
+    s="${pair%%:*}"; rest="${pair#*:}"
+    ADMIN wait-http "$s" "http://$LAB_HOST:$rest" 180 || fail "$s does not answer" "$s"
+    say "   $s answers at $(elapsed "$PHASE_T") s"
+done
+wait_heartbeat nova-scheduler nova-scheduler "$NOVA_CONTROL_HOST" "$SINCE" 120
+for h in $COMPUTE_HOSTS; do
+    wait_heartbeat "nova-compute-$h" nova-compute "$h" "$SINCE_C" 180
+    say "   nova-compute $h heartbeat at $(elapsed "$PHASE_T") s"
+done
+ADMIN wait-placement 120 || fail "compute nodes did not report to placement" \
+    nova-compute-compute1 nova-compute-compute2 placement
+mapped="$(mysql_cmd -N -B -e "SELECT COUNT(*) FROM \`${DB_PREFIX}nova_api\`.host_mappings
+    WHERE host IN ($(printf "'%s'," $COMPUTE_HOSTS | sed 's/,$//'))")"
+if [ "${mapped:-0}" -lt "$(echo $COMPUTE_HOSTS | wc -w)" ]; then
+    "$VENV/bin/nova-manage" "${NOVA_CONF[@]}" cell_v2 discover_hosts --verbose \
+        >>"$LOGS/init-nova.log" 2>&1 || fail "nova-manage cell_v2 discover_hosts failed" init-nova
+fi
+phase_done
+
+# --------------------------------------------------------------- resources
+phase resources
+ADMIN resources || fail "creating lab resources failed" nova-api glance neutron
+ADMIN clouds-yaml "$LAB/clouds.yaml"
+phase_done
+
+phase "final check"
+touch "$INIT_MARK"
+if ! ADMIN status; then
+    fail "lab started but status check fails" nova-api
+fi
+phase_done
+
+say "lab is UP ($LAB) in $(elapsed "$T_ALL") s"
+for t in "${TIMINGS[@]}"; do echo "    $t"; done
+echo "    clouds.yaml: $LAB/clouds.yaml (clouds: cloudmgr-lab, cloudmgr-lab-city)"
+trap - EXIT
