@@ -48,6 +48,7 @@ class Settings:
     # The organisation: the "1+14+N" clouds and the departments, as data files.
     clouds_file: Path = REPO_ROOT / "etc" / "government-clouds.yaml"
     departments_file: Path = REPO_ROOT / "etc" / "departments.yaml"
+    quotas_dir: Path = REPO_ROOT / "quotas"
     # openstacksdk's own credentials file(s); empty means openstacksdk's search path / OS_CLOUD.
     os_client_config_file: str = ""
     # "simulated" serves the first-run demo; "openstack" talks to the clouds in clouds.yaml.
@@ -122,6 +123,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         secret_key=secret_key,
         clouds_file=Path(get("CLOUDS_FILE", str(REPO_ROOT / "etc" / "government-clouds.yaml"))),
         departments_file=Path(get("DEPARTMENTS_FILE", str(REPO_ROOT / "etc" / "departments.yaml"))),
+        quotas_dir=Path(get("QUOTAS_DIR", str(REPO_ROOT / "quotas"))),
         os_client_config_file=get("OS_CLIENT_CONFIG_FILE", env.get("OS_CLIENT_CONFIG_FILE", "")),
         cloud_provider=provider,
         host=get("HOST", "127.0.0.1"),

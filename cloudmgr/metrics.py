@@ -23,7 +23,9 @@ HTTP_REQUEST_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
-JOB_RUNS = Counter("cloudmgr_job_runs_total", "Scheduler job runs by job and outcome", ["job", "outcome"], registry=REGISTRY)
+JOB_RUNS = Counter(
+    "cloudmgr_job_runs_total", "Scheduler job runs by job and outcome", ["job", "outcome"], registry=REGISTRY
+)
 JOB_SECONDS = Histogram("cloudmgr_job_seconds", "Scheduler job duration", ["job"], registry=REGISTRY)
 
 CLOUD_SYNC_PROBLEMS = Gauge(
@@ -31,5 +33,13 @@ CLOUD_SYNC_PROBLEMS = Gauge(
 )
 
 
+def register_domain_collectors() -> None:
+    """Collectors that read the database at scrape time (imported late: they import us)."""
+    from cloudmgr.quotas.metrics import register as register_quota_metrics
+
+    register_quota_metrics()
+
+
 def render() -> bytes:
+    register_domain_collectors()
     return generate_latest(REGISTRY)

@@ -4,5 +4,20 @@
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.db import Base
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, NetworkZone, User
+from cloudmgr.quotas.models import QuotaAssignment, QuotaChangeRequest, QuotaDrift, QuotaLedgerRow, QuotaReservation
 
-__all__ = ["ApiToken", "AuditEvent", "Base", "Cloud", "Department", "DepartmentCloud", "NetworkZone", "User"]
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "Cloud",
+    "Department",
+    "DepartmentCloud",
+    "NetworkZone",
+    "QuotaAssignment",
+    "QuotaChangeRequest",
+    "QuotaDrift",
+    "QuotaLedgerRow",
+    "QuotaReservation",
+    "User",
+]

@@ -7,11 +7,12 @@ one way to talk to a cloud.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from cloudmgr.cloud import CloudProvider
-from cloudmgr.cloud.openstack import OpenStackProvider
-from cloudmgr.cloud.simulated import SimulatedProvider
 from cloudmgr.config import Settings
+
+if TYPE_CHECKING:
+    from cloudmgr.cloud import CloudProvider
 
 
 class ProviderRegistry:
@@ -33,9 +34,14 @@ class ProviderRegistry:
             return provider
 
     def _build(self, cloud_key: str, os_cloud: str, region: str | None) -> CloudProvider:
+        # Imported here: openstacksdk takes a second to import, and most commands never need it.
         if self.is_simulated:
+            from cloudmgr.cloud.simulated import SimulatedProvider
+
             state_dir = self._settings.instance_path / "simulated-clouds"
             state_dir.mkdir(parents=True, exist_ok=True)
             return SimulatedProvider(state_path=state_dir / f"{cloud_key}.json")
+        from cloudmgr.cloud.openstack import OpenStackProvider
+
         config_files = [self._settings.os_client_config_file] if self._settings.os_client_config_file else None
         return OpenStackProvider(cloud=os_cloud, region=region, config_files=config_files)

@@ -108,3 +108,53 @@ def seeded(runtime: Runtime) -> Runtime:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# --- the lab OpenStack ---------------------------------------------------------------------
+
+
+def lab_clouds_yaml_path() -> Path:
+    return Path(os.environ.get("CLOUDMGR_LAB_CLOUDS_YAML", str(REPO / ".lab" / "clouds.yaml")))
+
+
+@pytest.fixture(scope="session")
+def lab_clouds_yaml() -> Path:
+    """The lab's clouds.yaml, once the lab answers.  Fails (never skips) when it is down:
+    `make test` starts the lab; run `make lab-up` when running pytest by hand."""
+    import subprocess
+
+    path = lab_clouds_yaml_path()
+    if not path.exists():
+        pytest.fail(f"the lab OpenStack is not set up ({path} missing): run `make lab-up`")
+    status = subprocess.run(
+        ["bash", str(REPO / "vagrant" / "lab" / "status.sh")], capture_output=True, text=True, timeout=120, check=False
+    )
+    if status.returncode != 0:
+        pytest.fail(
+            f"the lab OpenStack is not healthy: run `make lab-up`\n{status.stdout[-2000:]}{status.stderr[-2000:]}"
+        )
+    return path
+
+
+@pytest.fixture
+def lab_settings(settings: Settings, lab_clouds_yaml: Path) -> Settings:
+    return settings.with_overrides(cloud_provider="openstack", os_client_config_file=str(lab_clouds_yaml))
+
+
+@pytest.fixture
+def lab_runtime(lab_settings: Settings) -> Iterator[Runtime]:
+    upgrade(lab_settings.database_url)
+    rt = Runtime.from_settings(lab_settings)
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
+    rt.db.dispose()
+
+
+def lab_connection(clouds_yaml: Path, cloud: str = "cloudmgr-lab"):  # type: ignore[no-untyped-def]
+    """Plain openstacksdk, for tests that act behind cloudmgr's back (or clean up after it)."""
+    import openstack.config
+    import openstack.connection
+
+    region = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)]).get_one(cloud=cloud)
+    return openstack.connection.Connection(config=region)

@@ -9,6 +9,8 @@ ansible-runner's own objects.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -91,6 +93,9 @@ def run_playbook(
     private_data_dir.mkdir(parents=True, exist_ok=False)
     run_inventory: Any = str(inventory) if isinstance(inventory, Path) else inventory
     env = {
+        # ansible-playbook lives beside our interpreter, which need not be on PATH (a venv
+        # used without activation).
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
@@ -125,7 +130,7 @@ def run_playbook(
     )
     stats = runner.stats or {}
     hosts: dict[str, HostStats] = {}
-    names = set()
+    names: set[str] = set()
     for key in ("ok", "changed", "failures", "dark", "skipped"):
         names.update((stats.get(key) or {}).keys())
     for host in names:

@@ -75,7 +75,8 @@ class CloudProvider(abc.ABC):
 
     @abc.abstractmethod
     def set_quota(self, project_id: str, quota: QuotaSet) -> None:
-        """Set the project's compute (Nova) and network (Neutron) limits."""
+        """Set the project's compute (Nova) and network (Neutron) limits.  A network
+        resource the cloud does not offer is skipped (it reads back as 0)."""
 
     @abc.abstractmethod
     def get_compute_usage(self, project_id: str) -> ComputeUsage:

@@ -42,7 +42,11 @@ class ComputeQuota:
 
 @dataclass(frozen=True, slots=True)
 class NetworkQuota:
-    """Neutron limits for a project; ``UNLIMITED`` (-1) means no limit."""
+    """Neutron limits for a project; ``UNLIMITED`` (-1) means no limit.
+
+    A resource the cloud does not offer at all (floating IPs where Neutron has no router
+    extension) reads as 0, and setting it is ignored.
+    """
 
     networks: int
     subnets: int

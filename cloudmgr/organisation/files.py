@@ -30,6 +30,7 @@ class CloudEntry:
     os_cloud: str
     region: str | None
     zones: Mapping[ZoneKind, str]
+    quota_drift_policy: str = "repair"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +146,13 @@ def read_clouds_file(path: Path) -> list[CloudEntry]:
                     problems.add(where, f"zone {zone_name!r} needs a network name")
                     continue
                 zones[zone] = network
+        drift_policy = raw.get("quota_drift", "repair")
+        if drift_policy not in {"repair", "alert"}:
+            problems.add(where, f"'quota_drift' must be repair or alert, not {drift_policy!r}")
         if key and name_zh and name_en and kind and level and os_cloud and zones:
-            entries.append(CloudEntry(key, name_zh, name_en, kind, level, city, os_cloud, region, zones))
+            entries.append(
+                CloudEntry(key, name_zh, name_en, kind, level, city, os_cloud, region, zones, str(drift_policy))
+            )
     problems.raise_if_any()
     return entries
 

@@ -50,7 +50,11 @@ def _enum_check(column: str, enum_cls: type[enum.StrEnum]) -> CheckConstraint:
 
 class Cloud(Base):
     __tablename__ = "clouds"
-    __table_args__ = (_enum_check("kind", CloudKind), _enum_check("level", Level))
+    __table_args__ = (
+        _enum_check("kind", CloudKind),
+        _enum_check("level", Level),
+        CheckConstraint("quota_drift_policy IN ('repair', 'alert')", name="quota_drift_policy_valid"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -63,6 +67,9 @@ class Cloud(Base):
     os_cloud: Mapped[str] = mapped_column(String(128))
     region: Mapped[str | None] = mapped_column(String(64))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What the quota reconcile job does when someone changed a project quota on the
+    # cloud behind cloudmgr's back: "repair" re-applies the ledger's limit, "alert" only reports.
+    quota_drift_policy: Mapped[str] = mapped_column(String(8), default="repair", server_default="repair")
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     zones: Mapped[list[NetworkZone]] = relationship(
@@ -99,9 +106,7 @@ class Department(Base):
     city: Mapped[str | None] = mapped_column(String(64))
     county: Mapped[str | None] = mapped_column(String(64))
 
-    cloud_links: Mapped[list[DepartmentCloud]] = relationship(
-        back_populates="department", cascade="all, delete-orphan"
-    )
+    cloud_links: Mapped[list[DepartmentCloud]] = relationship(back_populates="department", cascade="all, delete-orphan")
 
     def display_name(self, locale: str) -> str:
         return self.name_en if locale == "en" else self.name_zh

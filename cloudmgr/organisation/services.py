@@ -16,6 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from cloudmgr.audit import services as audit
 from cloudmgr.db import utcnow
+from cloudmgr.errors import ValidationFailed
 from cloudmgr.organisation.errors import (
     InvalidCredentials,
     UnknownDepartment,
@@ -32,7 +33,6 @@ from cloudmgr.organisation.models import (
     Role,
     User,
 )
-from cloudmgr.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def import_organisation(
         cloud.name_zh, cloud.name_en = entry.name_zh, entry.name_en
         cloud.kind, cloud.level, cloud.city = entry.kind.value, entry.level.value, entry.city
         cloud.os_cloud, cloud.region = entry.os_cloud, entry.region
+        cloud.quota_drift_policy = entry.quota_drift_policy
         zones = {z.zone: z for z in cloud.zones}
         for zone_kind, network_name in entry.zones.items():
             zone = zones.get(zone_kind.value)
@@ -209,6 +210,11 @@ def create_user(
 
 def get_user(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
+
+
+def list_users(session: Session) -> Sequence[User]:
+    """Every user with their department, by role then username (the admin's user list)."""
+    return session.scalars(select(User).options(selectinload(User.department)).order_by(User.role, User.username)).all()
 
 
 def get_user_by_name(session: Session, username: str) -> User:

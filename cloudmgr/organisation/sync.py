@@ -45,7 +45,9 @@ class _Plan:
     links: dict[int, tuple[str, str, str]]  # link id -> (domain, project, description)
 
 
-def sync_clouds(db: Database, registry: ProviderRegistry, *, actor: str, only: str | None = None) -> list[CloudSyncResult]:
+def sync_clouds(
+    db: Database, registry: ProviderRegistry, *, actor: str, only: str | None = None
+) -> list[CloudSyncResult]:
     with db.unit_of_work() as uow:
         query = select(Cloud).where(Cloud.enabled.is_(True)).options(selectinload(Cloud.zones)).order_by(Cloud.id)
         if only:

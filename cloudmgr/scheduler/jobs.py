@@ -61,4 +61,17 @@ def sync_clouds_job() -> None:
         CLOUD_SYNC_PROBLEMS.labels(cloud=result.cloud_key).set(len(result.problems))
 
 
-PERIODIC_JOBS: tuple[PeriodicJob, ...] = (PeriodicJob("clouds.sync", sync_clouds_job, 30 * 60),)
+@instrumented("quotas.reconcile")
+def reconcile_quotas_job() -> None:
+    from cloudmgr.quotas.services import reconcile
+
+    runtime = get_runtime()
+    result = reconcile(runtime.db, runtime.providers)
+    for problem in result.problems:
+        log.warning("quota reconcile: %s", problem)
+
+
+PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    PeriodicJob("clouds.sync", sync_clouds_job, 30 * 60),
+    PeriodicJob("quotas.reconcile", reconcile_quotas_job, 5 * 60),
+)

@@ -11,7 +11,16 @@ from cloudmgr.automation import PlaybookFailed, run_playbook
 
 
 def _local_inventory() -> dict[str, object]:
-    return {"all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": "auto_silent"}}}}
+    return {
+        "all": {
+            "hosts": {
+                "localhost": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                }
+            }
+        }
+    }
 
 
 def test_healthcheck_runs_and_is_idempotent(tmp_path: Path) -> None:

@@ -45,7 +45,12 @@ def test_create_user_rules(seeded: Runtime) -> None:
             )
         with pytest.raises(UnknownDepartment):
             org.create_user(
-                uow.session, username="x3", password="long-enough-1", role=Role.DEPT_HEAD, department_key="nope", actor="t"
+                uow.session,
+                username="x3",
+                password="long-enough-1",
+                role=Role.DEPT_HEAD,
+                department_key="nope",
+                actor="t",
             )
         with pytest.raises(ValidationFailed, match="at least 10"):
             org.create_user(uow.session, username="x4", password="short", role=Role.ADMIN, actor="t")

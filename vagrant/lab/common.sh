@@ -96,20 +96,16 @@ log_tail() {  # log_tail SERVICE [lines]
 # Every lab process carries CLOUDMGR_LAB_PROCESS=<state dir> in its
 # environment (set by up.sh), which finds them even without pid files.
 lab_procs() {  # lab_procs: "pid=labdir" for every lab process on the machine
-    local e p
-    for e in /proc/[0-9]*/environ; do
-        p="${e#/proc/}"; p="${p%/environ}"
-        [ "$p" = "$$" ] && continue
-        local v
-        v="$(tr '\0' '\n' <"$e" 2>/dev/null | sed -n 's/^CLOUDMGR_LAB_PROCESS=//p' | head -1)" || true
-        [ -n "$v" ] && echo "$p=$v"
-    done
+    grep -a -z -H -o '^CLOUDMGR_LAB_PROCESS=.*' /proc/[0-9]*/environ 2>/dev/null \
+        | tr '\0' '\n' \
+        | sed -n "s#^/proc/\([0-9]*\)/environ:CLOUDMGR_LAB_PROCESS=\(.*\)#\1=\2#p" \
+        | awk -F= -v self="$$" '$1 != self'
     return 0
 }
 lab_procs_mine() { lab_procs | awk -F= -v d="$1" '$2 == d {print $1}' | tr '\n' ' '; }
 lab_procs_other() { lab_procs | awk -F= -v d="$1" '$2 != d {print $1}' | tr '\n' ' '; }
 
-kill_pids() {  # kill_pids "PID...": TERM their process groups, then KILL
+kill_pids() {  # kill_pids "PID..." [SECONDS]: TERM their process groups, KILL after SECONDS (10)
     local p g pgs="" own
     own="$(ps -o pgid= -p $$ | tr -d ' ')"
     for p in $1; do
@@ -119,12 +115,16 @@ kill_pids() {  # kill_pids "PID...": TERM their process groups, then KILL
     for g in $pgs; do kill -TERM -- "-$g" 2>/dev/null || true; done
     for p in $1; do kill -TERM "$p" 2>/dev/null || true; done
     local i
-    for i in $(seq 50); do
+    for i in $(seq $(( ${2:-10} * 5 ))); do
         local alive=0
         for p in $1; do kill -0 "$p" 2>/dev/null && alive=1; done
+        for g in $pgs; do [ -n "$(ps -o pid= -s "$g" 2>/dev/null)" ] && alive=1; done
         [ "$alive" = 0 ] && return 0
         sleep 0.2
     done
+    local left=""
+    for g in $pgs; do left="$left $(ps -o pid=,comm= -s "$g" 2>/dev/null | tr -s ' \n' ' ')"; done
+    say "still running after ${2:-10} s, killing:$left"
     for g in $pgs; do kill -KILL -- "-$g" 2>/dev/null || true; done
     for p in $1; do kill -KILL "$p" 2>/dev/null || true; done
     return 0

@@ -71,7 +71,15 @@ key_repository = $LAB/keystone/fernet-keys
 key_repository = $LAB/keystone/credential-keys
 
 [cache]
-enabled = false
+# in-process cache (one gunicorn worker): token validation and role
+# lookups are otherwise ~0.25 s per request
+enabled = true
+backend = dogpile.cache.memory
+
+[identity]
+# cheap password hashing: every service authenticates often in a lab
+password_hash_algorithm = bcrypt
+password_hash_rounds = 4
 
 [oslo_policy]
 enforce_new_defaults = true
@@ -220,6 +228,10 @@ allow_resize_to_same_host = false
 osapi_compute_workers = 1
 metadata_workers = 1
 sync_power_state_interval = -1
+periodic_fuzzy_delay = 0
+# lab restarts need not wait for in-flight operations
+graceful_shutdown_timeout = 3
+manager_shutdown_timeout = 0
 instance_usage_audit = false
 
 [api]
@@ -238,7 +250,7 @@ workers = 1
 
 [scheduler]
 workers = 1
-discover_hosts_in_cells_interval = -1
+discover_hosts_in_cells_interval = 3
 
 [filter_scheduler]
 enabled_filters = ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter

@@ -14,22 +14,22 @@ case "${1:-}" in
 esac
 
 t0=$(ts)
-pids=""
+running=""
 if [ -d "$RUN" ]; then
-    for f in "$RUN"/*.pid; do
-        [ -f "$f" ] || continue
-        p="$(cat "$f" 2>/dev/null)"
-        [ -n "$p" ] && kill -0 "$p" 2>/dev/null && pids="$pids $p"
+    for s in $SERVICES; do
+        p="$(svc_pid "$s")" && running="$running $s:$p"
     done
 fi
 # processes of this lab whose pid file was lost
-pids="$pids $(lab_procs_mine "$LAB")"
-pids="$(echo $pids | tr ' ' '\n' | sort -un | tr '\n' ' ')"
-if [ -n "${pids// /}" ]; then
-    say "stopping lab processes:$(for p in $pids; do printf ' %s(%s)' "$p" "$(ps -o comm= -p "$p" 2>/dev/null)"; done)"
-    kill_pids "$pids"
-else
+strays=""
+for p in $(lab_procs_mine "$LAB"); do
+    case " $running " in *":$p "*) ;; *) strays="$strays $p" ;; esac
+done
+if [ -z "${running// /}" ] && [ -z "${strays// /}" ]; then
     say "no lab process running"
+else
+    say "stopping lab processes:$running${strays:+ others:$strays}"
+    kill_pids "$(for sp in $running; do printf '%s ' "${sp#*:}"; done) $strays" 6
 fi
 rm -f "$RUN"/*.pid 2>/dev/null
 

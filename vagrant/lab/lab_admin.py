@@ -8,6 +8,7 @@ Subcommands:
   resources               flavors, the cirros-lab image, lab networks
   clouds-yaml PATH        write the clouds.yaml for the tests
   status                  check every service; exit 0 iff all respond
+  finish PATH             wait-placement, resources, clouds-yaml, status
 
 Connection settings come from the environment set by common.sh (LAB_*).
 """
@@ -105,6 +106,14 @@ def cmd_wait_http(name, url, timeout):
     wait_for(f"{name} at {url}", ok, float(timeout), 0.5)
 
 
+def _password_ok(user):
+    body = {"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"name": user, "domain": {"name": "Default"},
+                 "password": SERVICE_PASSWORD}}}}}
+    r = requests.post(AUTH_URL + "/auth/tokens", json=body, timeout=10)
+    return r.status_code == 201
+
+
 def cmd_keystone():
     conn = connect()
     idn = conn.identity
@@ -125,7 +134,7 @@ def cmd_keystone():
             user = idn.create_user(name=user_name, domain_id=domain.id,
                                    password=SERVICE_PASSWORD,
                                    default_project_id=project.id)
-        else:
+        elif not _password_ok(user_name):
             idn.update_user(user, password=SERVICE_PASSWORD)
         for rname in ("admin", "service"):
             idn.assign_project_role_to_user(project, user, roles[rname])
@@ -321,6 +330,11 @@ def main(argv):
         cmd_resources()
     elif cmd == "clouds-yaml":
         cmd_clouds_yaml(*args)
+    elif cmd == "finish":
+        cmd_wait_placement(120)
+        cmd_resources()
+        cmd_clouds_yaml(*args)
+        return cmd_status()
     elif cmd == "status":
         return cmd_status()
     else:

@@ -193,7 +193,7 @@ if [ "$FRESH" = 1 ]; then
             --bootstrap-public-url "http://$LAB_HOST:$KEYSTONE_PORT/v3"
     }
     init_placement() {
-        OS_PLACEMENT_CONFIG_DIR="$ETC/placement" "$VENV/bin/placement-manage" db sync
+        "$VENV/bin/placement-manage" --config-file "$ETC/placement/placement.conf" db sync
     }
     init_glance() {
         "$VENV/bin/glance-manage" --config-file "$ETC/glance/glance-api.conf" db_sync
@@ -210,7 +210,7 @@ if [ "$FRESH" = 1 ]; then
     }
     pids=()
     for s in keystone placement glance neutron nova; do
-        ( set -e; "init_$s" ) >"$LOGS/init-$s.log" 2>&1 &
+        ( set -e; t=$(ts); "init_$s"; echo "init-$s took $(elapsed "$t") s" ) >"$LOGS/init-$s.log" 2>&1 &
         pids+=("$s:$!")
     done
     bad=()
@@ -221,6 +221,7 @@ if [ "$FRESH" = 1 ]; then
         for s in "${bad[@]}"; do log_tail "init-$s" 30; done
         die "database initialization failed for: ${bad[*]}"
     fi
+    say "   $(cat "$LOGS"/init-*.log | grep -h '^init-.* took' | tr '\n' ' ')"
     phase_done
 fi
 chmod 700 "$LAB/keystone" "$LAB/keystone"/* 2>/dev/null || true
@@ -230,7 +231,8 @@ start_svc() {  # start_svc NAME CMD...: background process group, pid file
     local name="$1"; shift
     local log; log="$(logfile "$name")"
     printf '\n===== %s start %s\n' "$(date -u +%FT%TZ)" "$name" >>"$log"
-    CLOUDMGR_LAB_PROCESS="$LAB" setsid "$@" >>"$log" 2>&1 </dev/null &
+    # shellcheck disable=SC2086
+    CLOUDMGR_LAB_PROCESS="$LAB" setsid ${PRE:-} "$@" >>"$log" 2>&1 </dev/null &
     echo $! >"$(pidfile "$name")"
 }
 start_gunicorn() {  # start_gunicorn NAME PORT APP [VAR=VALUE...]
@@ -263,65 +265,115 @@ wait_heartbeat() {  # wait_heartbeat SERVICE BINARY HOST SINCE TIMEOUT
     done
 }
 
+conductor_consuming() {  # the conductor's RPC queue has a consumer
+    if [ "$RABBIT_VHOST" = cmlab ]; then
+        timeout 10 rabbitmqctl -q list_queues -p cmlab name consumers 2>/dev/null \
+            | awk '$1 == "conductor" && $2 > 0 {f=1} END {exit !f}'
+    else
+        heartbeat_since nova-conductor "$NOVA_CONTROL_HOST" "$SINCE"
+    fi
+}
+
 phase "start services"
 NOVA_CONF=(--config-file "$ETC/nova/nova.conf")
 SINCE="$(utc_now)"
+# Critical path: keystone -> conductor -> computes (which need placement).
+# Glance, Neutron and nova-api start at lower CPU priority (2 cores) and
+# are reniced once the computes report.
+NICE=(nice -n 10)
 start_gunicorn keystone "$KEYSTONE_PORT" keystone OS_KEYSTONE_CONFIG_DIR="$ETC/keystone"
 start_gunicorn placement "$PLACEMENT_PORT" placement OS_PLACEMENT_CONFIG_DIR="$ETC/placement"
-start_gunicorn glance "$GLANCE_PORT" glance OS_GLANCE_CONFIG_DIR="$ETC/glance"
-start_gunicorn neutron "$NEUTRON_PORT" neutron OS_NEUTRON_CONFIG_DIR="$ETC/neutron" \
+KEYSTONE_SETUP=0
+if [ "$FRESH" = 1 ] || [ ! -f "$LAB/state/keystone-catalog" ]; then
+    KEYSTONE_SETUP=1
+else
+    # service users exist: conductor and scheduler may start right away
+    # (they tolerate keystone not answering yet, not unknown users)
+    start_svc nova-conductor "$VENV/bin/nova-conductor" "${NOVA_CONF[@]}"
+    start_svc nova-scheduler "${NICE[@]}" "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
+fi
+PRE="${NICE[*]}" start_gunicorn glance "$GLANCE_PORT" glance OS_GLANCE_CONFIG_DIR="$ETC/glance"
+PRE="${NICE[*]}" start_gunicorn neutron "$NEUTRON_PORT" neutron OS_NEUTRON_CONFIG_DIR="$ETC/neutron" \
     "OS_NEUTRON_CONFIG_FILES=neutron.conf;ml2_conf.ini"
-start_gunicorn nova-api "$NOVA_PORT" nova OS_NOVA_CONFIG_DIR="$ETC/nova" \
+PRE="${NICE[*]}" start_gunicorn nova-api "$NOVA_PORT" nova OS_NOVA_CONFIG_DIR="$ETC/nova" \
     "OS_NOVA_CONFIG_FILES=api-paste.ini;nova.conf"
-start_svc nova-conductor "$VENV/bin/nova-conductor" "${NOVA_CONF[@]}"
-start_svc nova-scheduler "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
 
 ADMIN wait-keystone 120 || fail "keystone did not issue a token" keystone
-if [ "$FRESH" = 1 ] || [ ! -f "$LAB/state/keystone-catalog" ]; then
+if [ "$KEYSTONE_SETUP" = 1 ]; then
     ADMIN keystone || fail "keystone setup failed" keystone
     touch "$LAB/state/keystone-catalog"
+    start_svc nova-conductor "$VENV/bin/nova-conductor" "${NOVA_CONF[@]}"
+    start_svc nova-scheduler "${NICE[@]}" "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
 fi
 say "   keystone ready at $(elapsed "$PHASE_T") s"
-wait_heartbeat nova-conductor nova-conductor "$NOVA_CONTROL_HOST" "$SINCE" 120
-say "   nova-conductor heartbeat at $(elapsed "$PHASE_T") s"
+ADMIN wait-http placement "http://$LAB_HOST:$PLACEMENT_PORT/" 120 || fail "placement does not answer" placement
+say "   placement answers at $(elapsed "$PHASE_T") s"
+deadline=$(( $(date +%s) + 120 ))
+until conductor_consuming; do
+    check_alive nova-conductor
+    [ "$(date +%s)" -lt "$deadline" ] || fail "nova-conductor did not start consuming in 120 s" nova-conductor
+    sleep 0.5
+done
+say "   nova-conductor listening at $(elapsed "$PHASE_T") s"
 
 SINCE_C="$(utc_now)"
 for h in $COMPUTE_HOSTS; do
     start_svc "nova-compute-$h" "$VENV/bin/nova-compute" "${NOVA_CONF[@]}" \
         --config-file "$ETC/nova/nova-compute-$h.conf"
 done
-for pair in "placement:$PLACEMENT_PORT/" "glance:$GLANCE_PORT/" \
-            "neutron:$NEUTRON_PORT/" "nova-api:$NOVA_PORT/"; do
+# A compute is ready when it heartbeats after its RPC server is up (with
+# rabbitmqctl: its queue has a consumer). A heartbeat time alone can mislead:
+# messages a stopped compute left in the queue update its row too.
+compute_listening() {
+    [ "$RABBIT_VHOST" = cmlab ] || return 0
+    timeout 10 rabbitmqctl -q list_queues -p cmlab name consumers 2>/dev/null \
+        | awk -v q="compute.$1" '$1 == q && $2 > 0 {f=1} END {exit !f}'
+}
+for h in $COMPUTE_HOSTS; do
+    deadline=$(( $(date +%s) + 180 ))
+    until compute_listening "$h"; do
+        check_alive "nova-compute-$h"
+        [ "$(date +%s)" -lt "$deadline" ] || fail "nova-compute $h did not start listening" "nova-compute-$h"
+        sleep 0.5
+    done
+    t_l="$(utc_now)"
+    [ "$RABBIT_VHOST" = cmlab ] || t_l="$SINCE_C"
+    wait_heartbeat "nova-compute-$h" nova-compute "$h" "$t_l" 120
+    say "   nova-compute $h heartbeat at $(elapsed "$PHASE_T") s"
+done
+for s in $SERVICES; do
+    p="$(svc_pid "$s")" && renice -n 0 -g "$p" >/dev/null 2>&1 || true
+done
+for pair in "glance:$GLANCE_PORT/" "neutron:$NEUTRON_PORT/" "nova-api:$NOVA_PORT/"; do
     s="${pair%%:*}"; rest="${pair#*:}"
     ADMIN wait-http "$s" "http://$LAB_HOST:$rest" 180 || fail "$s does not answer" "$s"
     say "   $s answers at $(elapsed "$PHASE_T") s"
 done
+wait_heartbeat nova-conductor nova-conductor "$NOVA_CONTROL_HOST" "$SINCE" 120
 wait_heartbeat nova-scheduler nova-scheduler "$NOVA_CONTROL_HOST" "$SINCE" 120
-for h in $COMPUTE_HOSTS; do
-    wait_heartbeat "nova-compute-$h" nova-compute "$h" "$SINCE_C" 180
-    say "   nova-compute $h heartbeat at $(elapsed "$PHASE_T") s"
-done
-ADMIN wait-placement 120 || fail "compute nodes did not report to placement" \
-    nova-compute-compute1 nova-compute-compute2 placement
-mapped="$(mysql_cmd -N -B -e "SELECT COUNT(*) FROM \`${DB_PREFIX}nova_api\`.host_mappings
-    WHERE host IN ($(printf "'%s'," $COMPUTE_HOSTS | sed 's/,$//'))")"
-if [ "${mapped:-0}" -lt "$(echo $COMPUTE_HOSTS | wc -w)" ]; then
+# the scheduler maps new compute hosts to cell1 every few seconds
+# (discover_hosts_in_cells_interval); nova-manage if it has not
+hosts_sql="$(printf "'%s'," $COMPUTE_HOSTS | sed 's/,$//')"
+nhosts="$(echo $COMPUTE_HOSTS | wc -w)"
+mapped_hosts() {
+    mysql_cmd -N -B -e "SELECT COUNT(*) FROM \`${DB_PREFIX}nova_api\`.host_mappings
+        WHERE host IN ($hosts_sql)" 2>/dev/null || echo 0
+}
+deadline=$(( $(date +%s) + 30 ))
+while [ "$(mapped_hosts)" -lt "$nhosts" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 1; done
+if [ "$(mapped_hosts)" -lt "$nhosts" ]; then
+    say "   running nova-manage cell_v2 discover_hosts"
     "$VENV/bin/nova-manage" "${NOVA_CONF[@]}" cell_v2 discover_hosts --verbose \
         >>"$LOGS/init-nova.log" 2>&1 || fail "nova-manage cell_v2 discover_hosts failed" init-nova
 fi
+say "   compute hosts mapped at $(elapsed "$PHASE_T") s"
 phase_done
 
-# --------------------------------------------------------------- resources
-phase resources
-ADMIN resources || fail "creating lab resources failed" nova-api glance neutron
-ADMIN clouds-yaml "$LAB/clouds.yaml"
-phase_done
-
-phase "final check"
+# ----------------------------------------------- resources and final check
+phase "resources+check"
+ADMIN finish "$LAB/clouds.yaml" || fail "lab resources or final status check failed" \
+    nova-api nova-compute-compute1 nova-compute-compute2 glance neutron placement
 touch "$INIT_MARK"
-if ! ADMIN status; then
-    fail "lab started but status check fails" nova-api
-fi
 phase_done
 
 say "lab is UP ($LAB) in $(elapsed "$T_ALL") s"

@@ -1,0 +1,241 @@
+"""The ledger's operations: reserve, consume, release, and read.
+
+A reservation is one conditional ``UPDATE … SET reserved = reserved + n WHERE used +
+reserved + n <= limit`` per resource, in a fixed resource order, inside the caller's unit
+of work.  The database evaluates the condition against the committed row under its row
+lock (PostgreSQL) or the database write lock (SQLite, ``BEGIN IMMEDIATE``), so twenty
+concurrent requests for the last free unit give exactly one success.  When any resource
+does not fit the caller's transaction rolls back and nothing stays reserved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from cloudmgr.db import utcnow
+from cloudmgr.organisation.models import Cloud, Department
+from cloudmgr.quotas.errors import NoQuota, QuotaExceeded, ReservationNotFound
+from cloudmgr.quotas.models import QuotaLedgerRow, QuotaReservation, ReservationState
+from cloudmgr.quotas.resources import RESOURCES, Resource
+
+
+@dataclass(frozen=True)
+class ResourceBalance:
+    resource: Resource
+    limit: int
+    reserved: int
+    used: int
+    cloud_limit: int | None
+    cloud_used: int | None
+
+    @property
+    def free(self) -> int:
+        return max(self.limit - self.reserved - self.used, 0)
+
+    @property
+    def fill_ratio(self) -> float:
+        taken = self.used + self.reserved
+        return taken / self.limit if self.limit else (1.0 if taken else 0.0)
+
+    @property
+    def drifted(self) -> bool:
+        return self.cloud_limit is not None and self.cloud_limit != self.limit
+
+
+@dataclass(frozen=True)
+class Balance:
+    department_id: int
+    department_key: str
+    cloud_id: int
+    cloud_key: str
+    resources: Mapping[Resource, ResourceBalance]
+
+    @property
+    def near_full(self) -> bool:
+        return any(r.fill_ratio > 0.9 for r in self.resources.values())
+
+    @property
+    def drifted(self) -> bool:
+        return any(r.drifted for r in self.resources.values())
+
+
+def _rows(session: Session, department_id: int, cloud_id: int) -> dict[Resource, QuotaLedgerRow]:
+    rows = session.scalars(
+        select(QuotaLedgerRow).where(QuotaLedgerRow.department_id == department_id, QuotaLedgerRow.cloud_id == cloud_id)
+    )
+    return {Resource(r.resource): r for r in rows}
+
+
+def ensure_rows(session: Session, department_id: int, cloud_id: int) -> dict[Resource, QuotaLedgerRow]:
+    rows = _rows(session, department_id, cloud_id)
+    for resource in RESOURCES:
+        if resource not in rows:
+            row = QuotaLedgerRow(
+                department_id=department_id, cloud_id=cloud_id, resource=resource.value, limit=0, reserved=0, used=0
+            )
+            session.add(row)
+            rows[resource] = row
+    session.flush()
+    return rows
+
+
+def reserve(
+    session: Session,
+    *,
+    department_id: int,
+    cloud_id: int,
+    amounts: Mapping[Resource, int],
+    owner: str,
+) -> QuotaReservation:
+    """Hold ``amounts`` for ``owner``; raises QuotaExceeded (naming the resource, limit and free amount)."""
+    wanted = {r: int(n) for r, n in amounts.items() if n}
+    if any(n < 0 for n in wanted.values()):
+        raise ValueError("reservation amounts must not be negative")
+    for resource in RESOURCES:  # fixed order: no deadlocks between concurrent reservations
+        n = wanted.get(resource)
+        if not n:
+            continue
+        result = session.execute(
+            update(QuotaLedgerRow)
+            .where(
+                QuotaLedgerRow.department_id == department_id,
+                QuotaLedgerRow.cloud_id == cloud_id,
+                QuotaLedgerRow.resource == resource.value,
+                QuotaLedgerRow.used + QuotaLedgerRow.reserved + n <= QuotaLedgerRow.limit,
+            )
+            .values(reserved=QuotaLedgerRow.reserved + n)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            _raise_exceeded(session, department_id, cloud_id, resource, n)
+    reservation = QuotaReservation(
+        department_id=department_id,
+        cloud_id=cloud_id,
+        owner=owner,
+        amounts={r.value: n for r, n in wanted.items()},
+        state=ReservationState.HELD.value,
+    )
+    session.add(reservation)
+    session.flush()
+    return reservation
+
+
+def _raise_exceeded(session: Session, department_id: int, cloud_id: int, resource: Resource, asked: int) -> None:
+    row = session.scalar(
+        select(QuotaLedgerRow)
+        .where(
+            QuotaLedgerRow.department_id == department_id,
+            QuotaLedgerRow.cloud_id == cloud_id,
+            QuotaLedgerRow.resource == resource.value,
+        )
+        .execution_options(populate_existing=True)
+    )
+    dept = session.get(Department, department_id)
+    cloud = session.get(Cloud, cloud_id)
+    dept_key = dept.key if dept else str(department_id)
+    cloud_key = cloud.key if cloud else str(cloud_id)
+    if row is None:
+        raise NoQuota(f"{dept_key} has no quota on {cloud_key}")
+    raise QuotaExceeded(
+        department=dept_key,
+        cloud=cloud_key,
+        resource=resource.value,
+        limit=row.limit,
+        free=max(row.limit - row.used - row.reserved, 0),
+        asked=asked,
+    )
+
+
+def _end(session: Session, reservation_id: int, state: ReservationState, reason: str) -> QuotaReservation | None:
+    # Flip the state with a conditional UPDATE first: only one caller can end a
+    # reservation, so a retried release or a racing consume never counts twice.
+    ended = session.execute(
+        update(QuotaReservation)
+        .where(QuotaReservation.id == reservation_id, QuotaReservation.state == ReservationState.HELD.value)
+        .values(state=state.value, ended_at=utcnow(), end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    reservation = session.get(QuotaReservation, reservation_id, populate_existing=True)
+    if reservation is None:
+        raise ReservationNotFound(f"no reservation {reservation_id}")
+    if ended.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    for resource_name, n in reservation.amounts.items():
+        values: dict[str, object] = {"reserved": QuotaLedgerRow.reserved - n}
+        if state == ReservationState.CONSUMED:
+            values["used"] = QuotaLedgerRow.used + n
+        session.execute(
+            update(QuotaLedgerRow)
+            .where(
+                QuotaLedgerRow.department_id == reservation.department_id,
+                QuotaLedgerRow.cloud_id == reservation.cloud_id,
+                QuotaLedgerRow.resource == resource_name,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    return reservation
+
+
+def release(session: Session, reservation_id: int, *, reason: str) -> bool:
+    """Give the held resources back.  Idempotent: False when it was already ended."""
+    return _end(session, reservation_id, ReservationState.RELEASED, reason) is not None
+
+
+def consume(session: Session, reservation_id: int, *, reason: str = "provisioned") -> bool:
+    """Turn the held resources into usage.  Idempotent: False when it was already ended."""
+    return _end(session, reservation_id, ReservationState.CONSUMED, reason) is not None
+
+
+def give_back_usage(session: Session, *, department_id: int, cloud_id: int, amounts: Mapping[Resource, int]) -> None:
+    """Usage that ended (a deleted VM): lower ``used``, never below zero."""
+    for resource, n in amounts.items():
+        row = session.scalar(
+            select(QuotaLedgerRow).where(
+                QuotaLedgerRow.department_id == department_id,
+                QuotaLedgerRow.cloud_id == cloud_id,
+                QuotaLedgerRow.resource == resource.value,
+            )
+        )
+        if row is not None:
+            row.used = max(row.used - n, 0)
+
+
+def balance(session: Session, department_id: int, cloud_id: int) -> Balance:
+    rows = _rows(session, department_id, cloud_id)
+    dept = session.get(Department, department_id)
+    cloud = session.get(Cloud, cloud_id)
+    if not rows or dept is None or cloud is None:
+        raise NoQuota("no quota for this department on this cloud")
+    return _balance(dept, cloud, rows)
+
+
+def _balance(dept: Department, cloud: Cloud, rows: Mapping[Resource, QuotaLedgerRow]) -> Balance:
+    return Balance(
+        department_id=dept.id,
+        department_key=dept.key,
+        cloud_id=cloud.id,
+        cloud_key=cloud.key,
+        resources={
+            r: ResourceBalance(r, row.limit, row.reserved, row.used, row.cloud_limit, row.cloud_used)
+            for r, row in sorted(rows.items(), key=lambda item: RESOURCES.index(item[0]))
+        },
+    )
+
+
+def all_balances(session: Session, *, department_id: int | None = None) -> Sequence[Balance]:
+    query = select(QuotaLedgerRow).options(selectinload(QuotaLedgerRow.department), selectinload(QuotaLedgerRow.cloud))
+    if department_id is not None:
+        query = query.where(QuotaLedgerRow.department_id == department_id)
+    grouped: dict[tuple[int, int], dict[Resource, QuotaLedgerRow]] = {}
+    for row in session.scalars(query):
+        grouped.setdefault((row.department_id, row.cloud_id), {})[Resource(row.resource)] = row
+    balances = []
+    for rows in grouped.values():
+        any_row = next(iter(rows.values()))
+        balances.append(_balance(any_row.department, any_row.cloud, rows))
+    return sorted(balances, key=lambda b: (b.department_key, b.cloud_key))

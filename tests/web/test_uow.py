@@ -1,0 +1,123 @@
+"""One unit of work per request: commit on success, roll back on error, side effects after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask, abort
+from sqlalchemy import func, select
+
+from cloudmgr.audit import services as audit
+from cloudmgr.audit.models import AuditEvent
+from cloudmgr.errors import Conflict
+from cloudmgr.runtime import Runtime
+from web import create_app
+from web.uow import discard_changes, keep_changes_on_error, request_uow
+
+
+def _events(runtime: Runtime, action: str) -> int:
+    with runtime.db.unit_of_work() as uow:
+        return int(uow.session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)) or 0)
+
+
+@pytest.fixture
+def probe_app(seeded: Runtime) -> Iterator[tuple[Flask, list[str]]]:
+    app = create_app(runtime=seeded)
+    side_effects: list[str] = []
+
+    def write(action: str) -> None:
+        uow = request_uow()
+        audit.record(uow.session, actor="test", action=action, target_type="probe", target_id=1)
+        uow.after_commit(lambda: side_effects.append(action))
+
+    @app.get("/probe/ok")
+    def ok() -> str:
+        write("probe.ok")
+        return "ok"
+
+    @app.get("/probe/domain-error")
+    def domain_error() -> str:
+        write("probe.domain_error")
+        raise Conflict("busy")
+
+    @app.get("/probe/crash")
+    def crash() -> str:
+        write("probe.crash")
+        raise RuntimeError("crash")
+
+    @app.get("/probe/abort")
+    def aborted() -> str:
+        write("probe.abort")
+        abort(404)
+
+    @app.get("/probe/keep")
+    def keep() -> tuple[str, int]:
+        write("probe.keep")
+        keep_changes_on_error()
+        return "kept", 401
+
+    @app.get("/probe/discard")
+    def discard() -> str:
+        write("probe.discard")
+        discard_changes()
+        return "discarded"
+
+    @app.get("/probe/commit-fails")
+    def commit_fails() -> str:
+        uow = request_uow()
+        event = audit.record(uow.session, actor="test", action="probe.commit_fails", target_type="p", target_id=1)
+        uow.session.flush()
+        event.actor = "changed"  # the audit log is append-only: the commit's flush refuses this
+        uow.after_commit(lambda: side_effects.append("probe.commit_fails"))
+        return "never"
+
+    yield app, side_effects
+
+
+def test_success_commits_then_runs_after_commit(probe_app: tuple[Flask, list[str]], seeded: Runtime) -> None:
+    app, side_effects = probe_app
+    assert app.test_client().get("/probe/ok").status_code == 200
+    assert _events(seeded, "probe.ok") == 1
+    assert side_effects == ["probe.ok"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "action"),
+    [
+        ("/probe/domain-error", 409, "probe.domain_error"),
+        ("/probe/crash", 500, "probe.crash"),
+        ("/probe/abort", 404, "probe.abort"),
+        ("/probe/discard", 200, "probe.discard"),
+    ],
+)
+def test_errors_roll_back_and_skip_side_effects(
+    probe_app: tuple[Flask, list[str]], seeded: Runtime, path: str, status: int, action: str
+) -> None:
+    app, side_effects = probe_app
+    assert app.test_client().get(path).status_code == status
+    assert _events(seeded, action) == 0
+    assert side_effects == []
+
+
+def test_keep_changes_on_error(probe_app: tuple[Flask, list[str]], seeded: Runtime) -> None:
+    app, side_effects = probe_app
+    assert app.test_client().get("/probe/keep").status_code == 401
+    assert _events(seeded, "probe.keep") == 1
+    assert side_effects == ["probe.keep"]
+
+
+def test_failed_commit_is_a_500_without_side_effects(probe_app: tuple[Flask, list[str]], seeded: Runtime) -> None:
+    app, side_effects = probe_app
+    response = app.test_client().get("/probe/commit-fails")
+    assert response.status_code == 500
+    assert "系统内部错误" in response.get_data(as_text=True)
+    assert _events(seeded, "probe.commit_fails") == 0
+    assert side_effects == []
+
+
+def test_domain_error_becomes_an_error_page(probe_app: tuple[Flask, list[str]]) -> None:
+    app, _ = probe_app
+    response = app.test_client().get("/probe/domain-error")
+    assert response.status_code == 409
+    assert "busy" in response.get_data(as_text=True)

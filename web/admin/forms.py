@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import Field, PasswordField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
+
+from cloudmgr.organisation.models import Role
+from cloudmgr.organisation.services import MIN_PASSWORD_LENGTH
+from web.labels import ROLE_LABELS
+
+USERNAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+# Deliberately loose: one @, something on each side, a dot in the domain.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def _mixed_password(form: Any, field: Field) -> None:
+    value = field.data or ""
+    if value and (value.isdigit() or value.isalpha()):
+        raise ValidationError(str(_l("Mix letters with digits or symbols.")))
+
+
+class NewUserForm(FlaskForm):  # type: ignore[misc]
+    username = StringField(
+        _l("Username"),
+        validators=[
+            DataRequired(message=_l("Enter a username.")),
+            Length(max=64, message=_l("At most %(max)d characters.")),
+            Regexp(USERNAME_PATTERN, message=_l("Use only letters, digits, '.', '-' and '_'.")),
+        ],
+        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"},
+    )
+    display_name = StringField(
+        _l("Full name"),
+        validators=[Optional(), Length(max=128, message=_l("At most %(max)d characters."))],
+    )
+    email = StringField(
+        _l("Email"),
+        validators=[
+            Optional(),
+            Length(max=255, message=_l("At most %(max)d characters.")),
+            Regexp(EMAIL_PATTERN, message=_l("Enter an email address like name@example.gov.cn.")),
+        ],
+        render_kw={"autocomplete": "off", "type": "email"},
+    )
+    role = SelectField(
+        _l("Role"),
+        choices=[SelectChoice(role.value, ROLE_LABELS[role.value]) for role in Role],
+        validators=[DataRequired(message=_l("Choose a role."))],
+        validate_choice=True,
+    )
+    department = SelectField(_l("Department"), choices=[], validate_choice=False)
+    password = PasswordField(
+        _l("Password"),
+        validators=[
+            DataRequired(message=_l("Enter a password.")),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=256,
+                message=_l("Use between %(min)d and %(max)d characters."),
+            ),
+            _mixed_password,
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        _l("Repeat the password"),
+        validators=[
+            DataRequired(message=_l("Repeat the password.")),
+            EqualTo("password", message=_l("The two passwords differ.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+    submit = SubmitField(_l("Create user"))
+
+    def validate_department(self, field: Field) -> None:
+        keys = {choice.value for choice in field.choices if choice.value}
+        role = self.role.data
+        if role in {Role.DEPT_STAFF.value, Role.DEPT_HEAD.value}:
+            if not field.data:
+                raise ValidationError(str(_l("Department staff and heads need a department.")))
+            if field.data not in keys:
+                raise ValidationError(str(_l("Choose a department from the list.")))
+        elif field.data:
+            raise ValidationError(str(_l("Only department staff and heads belong to a department.")))

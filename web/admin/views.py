@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from collections import Counter
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from wtforms import SelectChoice
+
+from cloudmgr.errors import ValidationFailed
+from cloudmgr.organisation import services as org
+from cloudmgr.organisation.errors import UnknownDepartment, UsernameTaken
+from cloudmgr.organisation.models import Role
+from cloudmgr.organisation.services import MIN_PASSWORD_LENGTH
+from web.admin import bp
+from web.admin.forms import NewUserForm
+from web.i18n import current_locale
+from web.security import require_user
+from web.uow import request_uow
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    session = request_uow().session
+    clouds = org.list_clouds(session)
+    departments = org.list_departments(session)
+    users = org.list_users(session)
+    roles = Counter(user.role for user in users)
+    newest = sorted(users, key=lambda u: u.created_at, reverse=True)[:8]
+    return render_template(
+        "admin/home.html", clouds=clouds, departments=departments, users=users, roles=roles, newest=newest
+    )
+
+
+@bp.get("/users")
+def users() -> ResponseReturnValue:
+    return render_template("admin/users.html", users=org.list_users(request_uow().session))
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+def new_user() -> ResponseReturnValue:
+    admin = require_user()
+    session = request_uow().session
+    form = NewUserForm()
+    locale = current_locale()
+    form.department.choices = [SelectChoice("", _("— No department (operators, finance, administrators) —"))] + [
+        SelectChoice(dept.key, dept.display_name(locale)) for dept in org.list_departments(session)
+    ]
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = org.create_user(
+                session,
+                username=form.username.data.strip(),
+                password=form.password.data,
+                role=Role(form.role.data),
+                display_name=(form.display_name.data or "").strip() or None,
+                department_key=form.department.data or None,
+                email=(form.email.data or "").strip() or None,
+                actor=admin.username,
+            )
+        except UsernameTaken:
+            form.username.errors.append(_("This username is already taken."))
+        except UnknownDepartment:
+            form.department.errors.append(_("Choose a department from the list."))
+        except ValidationFailed as exc:
+            form.form_errors.append(_("The user could not be created: %(reason)s", reason=exc.message))
+        else:
+            flash(_("User %(username)s was created.", username=user.username), "success")
+            return redirect(url_for("admin.users"))
+        status = 400
+    elif request.method == "POST":
+        status = 400
+    return render_template("admin/new_user.html", form=form, min_password_length=MIN_PASSWORD_LENGTH), status
+
+
+@bp.get("/departments")
+def departments() -> ResponseReturnValue:
+    session = request_uow().session
+    org.list_clouds(session)  # puts the clouds in the session: the departments' links find them there
+    return render_template("admin/departments.html", departments=org.list_departments(session))
+
+
+@bp.get("/clouds")
+def clouds() -> ResponseReturnValue:
+    return render_template("admin/clouds.html", clouds=org.list_clouds(request_uow().session))

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from collections import Counter
+
+from flask import render_template
+from flask.typing import ResponseReturnValue
+
+from cloudmgr.organisation import services as org
+from web.finance import bp
+from web.uow import request_uow
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    session = request_uow().session
+    clouds = org.list_clouds(session)  # loaded first: the departments' links then find them in the session
+    departments = org.list_departments(session)
+    kinds = Counter(cloud.kind for cloud in clouds)
+    levels = Counter(dept.level for dept in departments)
+    return render_template("finance/home.html", clouds=clouds, departments=departments, kinds=kinds, levels=levels)

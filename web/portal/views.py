@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from flask import abort, render_template
+from flask.typing import ResponseReturnValue
+
+from cloudmgr.organisation import services as org
+from web.portal import bp
+from web.security import require_user
+from web.uow import request_uow
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    """The user's own department and the clouds it may use; never another department."""
+    user = require_user()
+    if user.department is None:  # the database forbids it for department roles
+        abort(403)
+    session = request_uow().session
+    department = org.get_department(session, user.department.key)
+    links = org.clouds_of_department(session, department.id)
+    return render_template("portal/home.html", department=department, links=links)

@@ -1,0 +1,247 @@
+"""Who is asking: the logged-in user, roles, and the security headers.
+
+The identity Flask-Login keeps for a request is a :class:`WebUser`, an immutable
+snapshot of the :class:`~cloudmgr.organisation.models.User` row taken when the request
+loads it, so templates and error pages never touch a detached ORM object.  Views that
+need the row itself ask a service (``org.get_user(request_uow().session, current_user.id)``).
+
+Access control:
+
+* ``protect_blueprint(bp, *roles)`` guards every view of an audience's blueprint;
+* ``@role_required(*roles)`` guards a single view (e.g. a dept_head-only page inside the
+  portal).
+
+Anonymous users are redirected to the login page (``next`` kept); a logged-in user with
+another role gets the 403 page.  The API has its own token check (``web.api.auth``)
+and answers in JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar, cast
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, abort, current_app, has_request_context, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from cloudmgr.organisation import services as org
+from cloudmgr.organisation.models import Role, User
+from web.extensions import login_manager
+from web.uow import request_uow
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Where each role lands after login.
+HOME_ENDPOINTS: dict[Role, str] = {
+    Role.DEPT_STAFF: "portal.home",
+    Role.DEPT_HEAD: "portal.home",
+    Role.OPERATOR: "ops.home",
+    Role.FINANCE: "finance.home",
+    Role.ADMIN: "admin.home",
+}
+
+DEPARTMENT_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD)
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentRef:
+    id: int
+    key: str
+    name_zh: str
+    name_en: str
+
+    def display_name(self, locale: str) -> str:
+        return self.name_en if locale == "en" else self.name_zh
+
+
+@dataclass(frozen=True, slots=True)
+class WebUser:
+    """The request's user, as Flask-Login and the API see it."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    department: DepartmentRef | None
+    active: bool = True
+
+    # --- Flask-Login's protocol ---
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    # --- cloudmgr ---
+    def has_role(self, *roles: Role | str) -> bool:
+        return self.role in {Role(r) for r in roles}
+
+    @property
+    def is_department_user(self) -> bool:
+        return self.role in DEPARTMENT_ROLES
+
+    @property
+    def home_endpoint(self) -> str:
+        return HOME_ENDPOINTS[self.role]
+
+    @classmethod
+    def from_user(cls, user: User) -> WebUser:
+        dept = user.department
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            role=Role(user.role),
+            department=DepartmentRef(dept.id, dept.key, dept.name_zh, dept.name_en) if dept else None,
+            active=user.active,
+        )
+
+
+def current_web_user() -> WebUser | None:
+    """The logged-in user, or None for anonymous requests."""
+    if not has_request_context():
+        return None
+    user = current_user._get_current_object()
+    return user if isinstance(user, WebUser) else None
+
+
+def require_user() -> WebUser:
+    """The logged-in user; only for views behind ``protect_blueprint``/``role_required``."""
+    user = current_web_user()
+    if user is None:
+        abort(401)
+    return user
+
+
+def _load_user(user_id: str) -> WebUser | None:
+    try:
+        uid = int(user_id)
+    except ValueError:
+        return None
+    user = org.get_user(request_uow().session, uid)
+    if user is None or not user.active:
+        return None
+    return WebUser.from_user(user)
+
+
+login_manager.user_loader(_load_user)
+
+
+def _login_redirect() -> WerkzeugResponse:
+    target = request.full_path if request.query_string else request.path
+    return redirect(url_for("auth.login", next=target))
+
+
+def check_roles(roles: Iterable[Role | str]) -> ResponseReturnValue | None:
+    """None when the current user has one of ``roles``; otherwise the answer to send."""
+    allowed = {Role(r) for r in roles}
+    user = current_web_user()
+    if user is None:
+        return _login_redirect()
+    if user.role not in allowed:
+        abort(403)
+    return None
+
+
+def role_required(*roles: Role | str) -> Callable[[Callable[P, R]], Callable[P, R | ResponseReturnValue]]:
+    """Only users with one of ``roles`` may call the view."""
+    if not roles:
+        raise ValueError("role_required needs at least one role")
+    allowed = tuple(Role(r) for r in roles)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R | ResponseReturnValue]:
+        @wraps(view)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R | ResponseReturnValue:
+            denied = check_roles(allowed)
+            if denied is not None:
+                return denied
+            return view(*args, **kwargs)
+
+        guarded.cloudmgr_roles = allowed  # type: ignore[attr-defined]
+        return guarded
+
+    return decorator
+
+
+def protect_blueprint(bp: Blueprint, *roles: Role | str) -> None:
+    """Every view of ``bp`` needs one of ``roles``."""
+    allowed = tuple(Role(r) for r in roles)
+
+    def guard() -> ResponseReturnValue | None:
+        return check_roles(allowed)
+
+    bp.before_request(guard)
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` if it is a local path (no scheme, no host), else None: no open redirects."""
+    if not target:
+        return None
+    target = target.replace("\\", "/").strip()
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+# --- response headers ------------------------------------------------------------------
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    # Pages show a user's data: never keep them in shared caches or the back-forward cache.
+    if request.endpoint != "static":
+        headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.session_protection = "strong"
+    # Anonymous access to a protected view goes through check_roles; this covers the rest.
+    login_manager.login_view = "auth.login"
+
+    login_manager.unauthorized_handler(_login_redirect)
+
+
+def view_roles(view: Callable[..., Any]) -> tuple[Role, ...] | None:
+    """The roles ``@role_required`` put on a view (for introspection and tests)."""
+    return cast(tuple[Role, ...] | None, getattr(view, "cloudmgr_roles", None))
