@@ -206,16 +206,23 @@ def clouds_list() -> None:
 @domain_errors
 def clouds_sync(cloud_key: str | None) -> None:
     """Resolve zone networks and ensure each department's project on every cloud."""
+    from cloudmgr.catalog.services import read_rates, sync_catalog
     from cloudmgr.organisation.sync import sync_clouds
 
     runtime = get_runtime()
     results = sync_clouds(runtime.db, runtime.providers, actor=cli_actor(), only=cloud_key)
+    catalog = {r.cloud_key: r for r in sync_catalog(runtime.db, runtime.providers, read_rates(runtime.settings.rates_file), actor=cli_actor())}
     if cloud_key and not results:
         raise click.ClickException(f"no enabled cloud {cloud_key!r}")
     failed = 0
     for result in results:
         state = "ok" if result.ok else "PROBLEMS"
-        click.echo(f"{result.cloud_key:<22} {state}: {result.projects_ensured} projects, {result.zones_resolved} zones")
+        items = catalog.get(result.cloud_key)
+        catalog_note = f", catalog +{items.added}/-{items.gone}" if items and not items.problem else ""
+        click.echo(
+            f"{result.cloud_key:<22} {state}: {result.projects_ensured} projects, "
+            f"{result.zones_resolved} zones{catalog_note}"
+        )
         for problem in result.problems:
             click.echo(f"    {problem}")
         failed += 0 if result.ok else 1
@@ -423,7 +430,8 @@ def scheduler_run() -> None:
     """Run the scheduler in the foreground (periodic jobs and queued work)."""
     from cloudmgr.scheduler.service import run_blocking
 
-    run_blocking(get_runtime().db)
+    runtime = get_runtime()
+    run_blocking(runtime.db, work_poll_seconds=runtime.settings.work_poll_seconds)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,13 @@ def _int(value: str) -> int:
         raise ConfigurationError(f"not an integer: {value!r}") from exc
 
 
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"not a number: {value!r}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """All of cloudmgr's settings.  Build with :func:`load_settings`."""
@@ -49,6 +56,21 @@ class Settings:
     clouds_file: Path = REPO_ROOT / "etc" / "government-clouds.yaml"
     departments_file: Path = REPO_ROOT / "etc" / "departments.yaml"
     quotas_dir: Path = REPO_ROOT / "quotas"
+    rates_file: Path = REPO_ROOT / "etc" / "rates.yaml"
+    # Self-service requests.
+    reservation_hold_days: int = 14  # a request waiting longer for approval lets its quota go
+    expiry_reminder_days: int = 14
+    expiry_grace_days: int = 7  # after expiry, stopped (never deleted) once this many days passed
+    max_concurrent_boots: int = 3  # per provisioning job: the cloud is never flooded
+    boot_timeout_seconds: int = 600
+    work_lease_seconds: int = 120
+    work_poll_seconds: float = 2.0
+    # Notifications.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_sender: str = "cloudmgr@localhost"
+    webhook_url: str = ""
+    public_url: str = "http://127.0.0.1:8000"
     # openstacksdk's own credentials file(s); empty means openstacksdk's search path / OS_CLOUD.
     os_client_config_file: str = ""
     # "simulated" serves the first-run demo; "openstack" talks to the clouds in clouds.yaml.
@@ -124,6 +146,19 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         clouds_file=Path(get("CLOUDS_FILE", str(REPO_ROOT / "etc" / "government-clouds.yaml"))),
         departments_file=Path(get("DEPARTMENTS_FILE", str(REPO_ROOT / "etc" / "departments.yaml"))),
         quotas_dir=Path(get("QUOTAS_DIR", str(REPO_ROOT / "quotas"))),
+        rates_file=Path(get("RATES_FILE", str(REPO_ROOT / "etc" / "rates.yaml"))),
+        reservation_hold_days=_int(get("RESERVATION_HOLD_DAYS", "14")),
+        expiry_reminder_days=_int(get("EXPIRY_REMINDER_DAYS", "14")),
+        expiry_grace_days=_int(get("EXPIRY_GRACE_DAYS", "7")),
+        max_concurrent_boots=_int(get("MAX_CONCURRENT_BOOTS", "3")),
+        boot_timeout_seconds=_int(get("BOOT_TIMEOUT_SECONDS", "600")),
+        work_lease_seconds=_int(get("WORK_LEASE_SECONDS", "120")),
+        work_poll_seconds=_float(get("WORK_POLL_SECONDS", "2")),
+        smtp_host=get("SMTP_HOST"),
+        smtp_port=_int(get("SMTP_PORT", "25")),
+        smtp_sender=get("SMTP_SENDER", "cloudmgr@localhost"),
+        webhook_url=get("WEBHOOK_URL"),
+        public_url=get("PUBLIC_URL", "http://127.0.0.1:8000"),
         os_client_config_file=get("OS_CLIENT_CONFIG_FILE", env.get("OS_CLIENT_CONFIG_FILE", "")),
         cloud_provider=provider,
         host=get("HOST", "127.0.0.1"),

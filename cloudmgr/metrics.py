@@ -28,6 +28,27 @@ JOB_RUNS = Counter(
 )
 JOB_SECONDS = Histogram("cloudmgr_job_seconds", "Scheduler job duration", ["job"], registry=REGISTRY)
 
+APPROVAL_WAIT_SECONDS = Histogram(
+    "cloudmgr_request_approval_wait_seconds",
+    "From submission to the last approval of a VM request",
+    ["cloud"],
+    registry=REGISTRY,
+    buckets=(60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400),
+)
+PROVISIONING_SECONDS = Histogram(
+    "cloudmgr_request_provisioning_seconds",
+    "From the start of provisioning to the request's final state",
+    ["cloud"],
+    registry=REGISTRY,
+    buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 3600),
+)
+PROVISIONING_FAILURES = Counter(
+    "cloudmgr_provisioning_failures_total",
+    "Servers that failed to provision, by cloud and reason",
+    ["cloud", "reason"],
+    registry=REGISTRY,
+)
+
 CLOUD_SYNC_PROBLEMS = Gauge(
     "cloudmgr_cloud_sync_problems", "Problems found by the last sync of each cloud", ["cloud"], registry=REGISTRY
 )
@@ -36,8 +57,10 @@ CLOUD_SYNC_PROBLEMS = Gauge(
 def register_domain_collectors() -> None:
     """Collectors that read the database at scrape time (imported late: they import us)."""
     from cloudmgr.quotas.metrics import register as register_quota_metrics
+    from cloudmgr.servicerequests.metrics import register as register_request_metrics
 
     register_quota_metrics()
+    register_request_metrics()
 
 
 def render() -> bytes:

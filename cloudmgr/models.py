@@ -2,13 +2,20 @@
 (Alembic autogenerate and the test fixtures read ``Base.metadata``)."""
 
 from cloudmgr.audit.models import AuditEvent
+from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.db import Base
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, NetworkZone, User
 from cloudmgr.quotas.models import QuotaAssignment, QuotaChangeRequest, QuotaDrift, QuotaLedgerRow, QuotaReservation
+from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, RequestEvent, ServiceRequest
+from cloudmgr.workqueue.models import Lease, WorkItem
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "CatalogItem",
+    "Lease",
+    "ManagedServer",
+    "OrphanServer",
     "Base",
     "Cloud",
     "Department",
@@ -19,5 +26,8 @@ __all__ = [
     "QuotaDrift",
     "QuotaLedgerRow",
     "QuotaReservation",
+    "RequestEvent",
+    "ServiceRequest",
     "User",
+    "WorkItem",
 ]

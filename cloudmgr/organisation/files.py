@@ -7,7 +7,7 @@ anything is written, and every problem is reported with the file and entry it is
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,11 @@ class CloudEntry:
     region: str | None
     zones: Mapping[ZoneKind, str]
     quota_drift_policy: str = "repair"
+    approval_policy: Mapping[str, Any] = field(default_factory=dict)
+
+
+APPROVAL_ROLES = ("dept_head", "operator", "finance")
+DEFAULT_APPROVAL_POLICY: dict[str, Any] = {"steps": ["dept_head", "operator"], "finance_above_yuan": 10000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +154,32 @@ def read_clouds_file(path: Path) -> list[CloudEntry]:
         drift_policy = raw.get("quota_drift", "repair")
         if drift_policy not in {"repair", "alert"}:
             problems.add(where, f"'quota_drift' must be repair or alert, not {drift_policy!r}")
+        approval = _approval_policy(problems, where, raw.get("approval"))
         if key and name_zh and name_en and kind and level and os_cloud and zones:
             entries.append(
-                CloudEntry(key, name_zh, name_en, kind, level, city, os_cloud, region, zones, str(drift_policy))
+                CloudEntry(
+                    key, name_zh, name_en, kind, level, city, os_cloud, region, zones, str(drift_policy), approval
+                )
             )
     problems.raise_if_any()
     return entries
+
+
+def _approval_policy(problems: _Problems, where: str, raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return dict(DEFAULT_APPROVAL_POLICY)
+    if not isinstance(raw, dict):
+        problems.add(where, "'approval' must be a mapping with 'steps' and optionally 'finance_above_yuan'")
+        return dict(DEFAULT_APPROVAL_POLICY)
+    steps = raw.get("steps", DEFAULT_APPROVAL_POLICY["steps"])
+    if not isinstance(steps, list) or not steps or any(s not in APPROVAL_ROLES for s in steps) or len(set(steps)) != len(steps):
+        problems.add(where, f"'approval.steps' must list distinct roles among {', '.join(APPROVAL_ROLES)}")
+        steps = DEFAULT_APPROVAL_POLICY["steps"]
+    threshold = raw.get("finance_above_yuan")
+    if threshold is not None and (not isinstance(threshold, int | float) or threshold < 0):
+        problems.add(where, "'approval.finance_above_yuan' must be a non-negative number")
+        threshold = None
+    return {"steps": list(steps), "finance_above_yuan": threshold}
 
 
 def read_departments_file(path: Path, cloud_keys: Sequence[str]) -> list[DepartmentEntry]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloudmgr.db import Base, UTCDateTime, utcnow
@@ -70,6 +72,8 @@ class Cloud(Base):
     # What the quota reconcile job does when someone changed a project quota on the
     # cloud behind cloudmgr's back: "repair" re-applies the ledger's limit, "alert" only reports.
     quota_drift_policy: Mapped[str] = mapped_column(String(8), default="repair", server_default="repair")
+    # The approval chain of VM requests on this cloud: {"steps": [roles…], "finance_above_yuan": N}.
+    approval_policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     zones: Mapped[list[NetworkZone]] = relationship(

@@ -77,6 +77,7 @@ def import_organisation(
         cloud.kind, cloud.level, cloud.city = entry.kind.value, entry.level.value, entry.city
         cloud.os_cloud, cloud.region = entry.os_cloud, entry.region
         cloud.quota_drift_policy = entry.quota_drift_policy
+        cloud.approval_policy = dict(entry.approval_policy)
         zones = {z.zone: z for z in cloud.zones}
         for zone_kind, network_name in entry.zones.items():
             zone = zones.get(zone_kind.value)

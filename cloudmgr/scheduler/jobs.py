@@ -1,15 +1,16 @@
-"""The registry of periodic jobs.
+"""The registry of periodic jobs and of work-queue handlers.
 
 Each job is a module-level function (so the persistent job store can name it) that
-opens its own unit of work through the runtime and is safe to run twice.
+opens its own units of work through the runtime and is safe to run twice.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -49,16 +50,18 @@ def instrumented(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 class PeriodicJob:
     id: str
     func: Callable[[], Any]
-    seconds: int
+    seconds: float
 
 
 @instrumented("clouds.sync")
 def sync_clouds_job() -> None:
+    from cloudmgr.catalog.services import read_rates, sync_catalog
     from cloudmgr.organisation.sync import sync_clouds
 
     runtime = get_runtime()
     for result in sync_clouds(runtime.db, runtime.providers, actor="system:clouds.sync"):
         CLOUD_SYNC_PROBLEMS.labels(cloud=result.cloud_key).set(len(result.problems))
+    sync_catalog(runtime.db, runtime.providers, read_rates(runtime.settings.rates_file), actor="system:clouds.sync")
 
 
 @instrumented("quotas.reconcile")
@@ -71,7 +74,64 @@ def reconcile_quotas_job() -> None:
         log.warning("quota reconcile: %s", problem)
 
 
-PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
-    PeriodicJob("clouds.sync", sync_clouds_job, 30 * 60),
-    PeriodicJob("quotas.reconcile", reconcile_quotas_job, 5 * 60),
-)
+@instrumented("requests.reconcile")
+def reconcile_requests_job() -> None:
+    from cloudmgr.servicerequests.jobs import reconcile_requests
+
+    runtime = get_runtime()
+    report = reconcile_requests(runtime.db, runtime.providers, hold_days=runtime.settings.reservation_hold_days)
+    for problem in report.problems:
+        log.warning("request reconcile: %s", problem)
+
+
+@instrumented("requests.expiry")
+def expiry_job() -> None:
+    from cloudmgr.servicerequests.jobs import handle_expiry
+
+    settings = get_runtime().settings
+    handle_expiry(get_runtime().db, reminder_days=settings.expiry_reminder_days, grace_days=settings.expiry_grace_days)
+
+
+def work_handlers() -> Mapping[str, Callable[..., None]]:
+    from cloudmgr.notifications.services import handle_notify
+    from cloudmgr.servicerequests.provisioning import handle_provision, handle_resize, handle_server_action
+
+    return {
+        "provision": handle_provision,
+        "resize": handle_resize,
+        "server_action": handle_server_action,
+        "notify": handle_notify,
+    }
+
+
+def _drain(kinds: set[str]) -> int:
+    from cloudmgr.workqueue.services import Worker
+
+    runtime = get_runtime()
+    handlers = {k: v for k, v in work_handlers().items() if k in kinds}
+    worker = Worker(runtime.db, handlers, lease=timedelta(seconds=runtime.settings.work_lease_seconds))
+    return worker.drain()
+
+
+def drain_cloud_work_job() -> None:
+    """Provisioning and server actions (slow: minutes)."""
+    _drain({"provision", "resize", "server_action"})
+
+
+def drain_notifications_job() -> None:
+    """Notifications (fast), drained apart so a long boot never delays an e-mail."""
+    _drain({"notify"})
+
+
+def periodic_jobs(work_poll_seconds: float = 2.0) -> tuple[PeriodicJob, ...]:
+    return (
+        PeriodicJob("clouds.sync", sync_clouds_job, 30 * 60),
+        PeriodicJob("quotas.reconcile", reconcile_quotas_job, 5 * 60),
+        PeriodicJob("requests.reconcile", reconcile_requests_job, 60),
+        PeriodicJob("requests.expiry", expiry_job, 60 * 60),
+        PeriodicJob("work.cloud", drain_cloud_work_job, work_poll_seconds),
+        PeriodicJob("work.notify", drain_notifications_job, work_poll_seconds),
+    )
+
+
+PERIODIC_JOBS = periodic_jobs()

@@ -1,25 +1,37 @@
-"""Building and running the scheduler."""
+"""Building and running the scheduler.
+
+Several scheduler processes may run; exactly one is the leader, holding the "scheduler"
+lease in the database.  The others stand by and take over when the leader's lease runs
+out (it renews it every few seconds while alive).  Jobs are safe to run twice anyway.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import signal
+import threading
+from datetime import timedelta
+from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 
 from cloudmgr.db import Database
-from cloudmgr.scheduler.jobs import PERIODIC_JOBS
+from cloudmgr.scheduler.jobs import PeriodicJob, periodic_jobs
+from cloudmgr.workqueue.services import acquire_lease, release_lease, worker_identity
 
 log = logging.getLogger(__name__)
 
 JOBS_TABLE = "scheduler_jobs"
+LEADER_LEASE = "scheduler"
+LEASE_TTL = timedelta(seconds=30)
+RENEW_EVERY = 10.0
 
 
-def configure(scheduler: BaseScheduler, db: Database, *, max_workers: int = 4) -> BaseScheduler:
-    """Attach the database job store and register the periodic jobs (idempotently)."""
+def configure(scheduler: BaseScheduler, db: Database, *, max_workers: int = 6) -> BaseScheduler:
+    """Attach the database job store."""
     scheduler.configure(
         jobstores={"default": SQLAlchemyJobStore(engine=db.engine, tablename=JOBS_TABLE)},
         executors={"default": ThreadPoolExecutor(max_workers)},
@@ -29,13 +41,40 @@ def configure(scheduler: BaseScheduler, db: Database, *, max_workers: int = 4) -
     return scheduler
 
 
-def register_periodic_jobs(scheduler: BaseScheduler) -> None:
-    for job in PERIODIC_JOBS:
+def register_periodic_jobs(scheduler: BaseScheduler, jobs: tuple[PeriodicJob, ...] | None = None) -> None:
+    for job in jobs or periodic_jobs():
         scheduler.add_job(job.func, "interval", seconds=job.seconds, id=job.id, replace_existing=True)
 
 
-def run_blocking(db: Database, **scheduler_kwargs: Any) -> None:
-    scheduler = configure(BlockingScheduler(**scheduler_kwargs), db)
-    register_periodic_jobs(scheduler)
-    log.info("scheduler starting with jobs: %s", ", ".join(j.id for j in PERIODIC_JOBS))
-    scheduler.start()
+def run_blocking(db: Database, *, work_poll_seconds: float = 2.0, stop: threading.Event | None = None) -> None:
+    """Stand by until this process holds the leader lease, then run the jobs until stopped
+    or until the lease is lost (then exit: a supervisor restarts us as a stand-by)."""
+    stop = stop or threading.Event()
+    me = worker_identity()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    while not stop.is_set() and not acquire_lease(db, LEADER_LEASE, me, LEASE_TTL):
+        log.info("scheduler standing by: another process holds the leader lease")
+        stop.wait(RENEW_EVERY)
+    if stop.is_set():
+        return
+    log.info("scheduler %s is the leader", me)
+    scheduler = configure(BackgroundScheduler(), db)
+    scheduler.start(paused=True)
+    register_periodic_jobs(scheduler, periodic_jobs(work_poll_seconds))
+    scheduler.resume()
+    try:
+        while not stop.wait(RENEW_EVERY):
+            if not acquire_lease(db, LEADER_LEASE, me, LEASE_TTL):
+                log.error("leader lease lost: stopping so a stand-by takes over cleanly")
+                break
+    finally:
+        scheduler.shutdown(wait=True)
+        release_lease(db, LEADER_LEASE, me)

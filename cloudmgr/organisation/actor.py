@@ -1,0 +1,30 @@
+"""Who is acting: what services need to know about the user, without the ORM object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cloudmgr.organisation.models import Role, User
+
+
+@dataclass(frozen=True)
+class Actor:
+    username: str
+    role: Role
+    department_id: int | None = None
+    user_id: int | None = None
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(username=user.username, role=Role(user.role), department_id=user.department_id, user_id=user.id)
+
+    @classmethod
+    def system(cls, job: str) -> Actor:
+        return cls(username=f"system:{job}", role=Role.OPERATOR)
+
+    @property
+    def is_department(self) -> bool:
+        return self.role in {Role.DEPT_STAFF, Role.DEPT_HEAD}
+
+    def can_see_department(self, department_id: int) -> bool:
+        return not self.is_department or self.department_id == department_id

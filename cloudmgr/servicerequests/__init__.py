@@ -1,0 +1,1 @@
+"""Self-service VM requests: catalog → approval chain → quota reservation → provisioning → lifecycle."""

@@ -1,0 +1,55 @@
+"""Request metrics read from the database at scrape time."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from cloudmgr.metrics import REGISTRY
+from cloudmgr.organisation.models import Cloud
+from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, ServiceRequest
+
+log = logging.getLogger(__name__)
+
+
+class RequestCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from cloudmgr.runtime import get_runtime
+
+        requests = GaugeMetricFamily("cloudmgr_requests", "VM requests by state and cloud", labels=["state", "cloud"])
+        servers = GaugeMetricFamily("cloudmgr_servers", "Managed servers by state and cloud", labels=["state", "cloud"])
+        orphans = GaugeMetricFamily("cloudmgr_orphan_servers", "Servers with cloudmgr metadata no request owns")
+        try:
+            with get_runtime().db.unit_of_work() as uow:
+                session = uow.session
+                for state, cloud, count in session.execute(
+                    select(ServiceRequest.state, Cloud.key, func.count())
+                    .join(Cloud, Cloud.id == ServiceRequest.cloud_id)
+                    .group_by(ServiceRequest.state, Cloud.key)
+                ):
+                    requests.add_metric([state, cloud], count)
+                for state, cloud, count in session.execute(
+                    select(ManagedServer.state, Cloud.key, func.count())
+                    .join(Cloud, Cloud.id == ManagedServer.cloud_id)
+                    .group_by(ManagedServer.state, Cloud.key)
+                ):
+                    servers.add_metric([state, cloud], count)
+                orphans.add_metric(
+                    [], session.scalar(select(func.count()).where(OrphanServer.resolved_at.is_(None))) or 0
+                )
+        except Exception:
+            log.exception("request metrics unavailable")
+        yield from (requests, servers, orphans)
+
+
+_collector = RequestCollector()
+
+
+def register() -> None:
+    with contextlib.suppress(ValueError):
+        REGISTRY.register(_collector)

@@ -1,0 +1,593 @@
+"""The self-service journey: quote, draft, submit, approve, reject, cancel, retry, lifecycle actions.
+
+Every transition writes a RequestEvent and an audit event in the caller's unit of work,
+and queues its side effects (provisioning, cloud actions, notifications) as work items in
+that same transaction: nothing reaches the cloud before the decision is committed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from cloudmgr.audit import services as audit
+from cloudmgr.catalog.models import CatalogItem, ItemKind
+from cloudmgr.config import Settings
+from cloudmgr.db import utcnow
+from cloudmgr.metrics import APPROVAL_WAIT_SECONDS
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone, Role
+from cloudmgr.quotas import ledger
+from cloudmgr.quotas.errors import NoQuota
+from cloudmgr.quotas.models import QuotaReservation, ReservationState
+from cloudmgr.quotas.resources import Resource
+from cloudmgr.servicerequests.errors import (
+    InvalidTransition,
+    NotYourDepartment,
+    NotYourTurn,
+    RequestInvalid,
+    RequestNotFound,
+    ServerNotFound,
+)
+from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
+from cloudmgr.servicerequests.states import HOLDING_STATES, RequestState, ServerState, check_transition
+from cloudmgr.workqueue.services import enqueue
+
+NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+MAX_COUNT = 20
+MAX_EXPIRY_DAYS = 3 * 365
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _visible(actor: Actor, department_id: int) -> None:
+    if not actor.can_see_department(department_id):
+        raise NotYourDepartment("this belongs to another department")
+
+
+def get_request(session: Session, actor: Actor, request_id: int, *, for_update: bool = False) -> ServiceRequest:
+    request = session.get(ServiceRequest, request_id, with_for_update=for_update)
+    if request is None:
+        raise RequestNotFound(f"no request {request_id}")
+    if not actor.can_see_department(request.department_id):
+        # Other departments' requests do not exist as far as this user can tell.
+        raise RequestNotFound(f"no request {request_id}")
+    return request
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    state: str | None = None
+    cloud_key: str | None = None
+    department_id: int | None = None
+    page: int = 1
+    per_page: int = 25
+
+
+def list_requests(session: Session, actor: Actor, filters: RequestFilter) -> tuple[Sequence[ServiceRequest], int]:
+    query = select(ServiceRequest)
+    if actor.is_department:
+        query = query.where(ServiceRequest.department_id == actor.department_id)
+    elif filters.department_id is not None:
+        query = query.where(ServiceRequest.department_id == filters.department_id)
+    if filters.state:
+        query = query.where(ServiceRequest.state == filters.state)
+    if filters.cloud_key:
+        query = query.join(Cloud, Cloud.id == ServiceRequest.cloud_id).where(Cloud.key == filters.cloud_key)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.options(
+            selectinload(ServiceRequest.cloud), selectinload(ServiceRequest.department), selectinload(ServiceRequest.flavor)
+        )
+        .order_by(ServiceRequest.id.desc())
+        .offset((max(filters.page, 1) - 1) * filters.per_page)
+        .limit(filters.per_page)
+    ).all()
+    return rows, total
+
+
+def awaiting(session: Session, actor: Actor) -> Sequence[ServiceRequest]:
+    """Requests whose next approval step is this actor's to take."""
+    query = select(ServiceRequest).where(ServiceRequest.state == RequestState.SUBMITTED.value)
+    if actor.is_department:
+        query = query.where(ServiceRequest.department_id == actor.department_id)
+    rows = session.scalars(query.order_by(ServiceRequest.submitted_at)).all()
+    return [r for r in rows if r.next_role == actor.role.value]
+
+
+def list_servers(
+    session: Session, actor: Actor, *, state: str | None = None, request_id: int | None = None, limit: int = 200
+) -> Sequence[ManagedServer]:
+    query = select(ManagedServer).options(selectinload(ManagedServer.cloud), selectinload(ManagedServer.flavor))
+    if actor.is_department:
+        query = query.where(ManagedServer.department_id == actor.department_id)
+    if state:
+        query = query.where(ManagedServer.state == state)
+    if request_id is not None:
+        query = query.where(ManagedServer.request_id == request_id)
+    return session.scalars(query.order_by(ManagedServer.id.desc()).limit(limit)).all()
+
+
+def get_server(session: Session, actor: Actor, server_id: int) -> ManagedServer:
+    server = session.get(ManagedServer, server_id)
+    if server is None or not actor.can_see_department(server.department_id):
+        raise ServerNotFound(f"no server {server_id}")
+    return server
+
+
+# --- quoting --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestForm:
+    cloud_key: str
+    zone: str
+    flavor_item_id: int
+    image_item_id: int
+    count: int
+    name_prefix: str
+    justification: str
+    expires_on: date
+    application_system: str | None = None
+
+
+@dataclass(frozen=True)
+class Quote:
+    monthly_cost: Decimal
+    needs: dict[Resource, int]
+    free: dict[Resource, int]
+    limits: dict[Resource, int]
+    fits: bool
+    approval_steps: list[str]
+
+
+def _needs(flavor: CatalogItem, count: int) -> dict[Resource, int]:
+    return {Resource.CORES: flavor.vcpus * count, Resource.RAM_MB: flavor.ram_mb * count, Resource.INSTANCES: count}
+
+
+def approval_steps(cloud: Cloud, monthly_cost: Decimal) -> list[str]:
+    policy = cloud.approval_policy or {}
+    steps = list(policy.get("steps") or ["dept_head", "operator"])
+    threshold = policy.get("finance_above_yuan")
+    if threshold is not None and monthly_cost > Decimal(str(threshold)) and "finance" not in steps:
+        steps.append("finance")
+    return steps
+
+
+def _validated(session: Session, actor: Actor, form: RequestForm, today: date) -> tuple[Cloud, CatalogItem, CatalogItem]:
+    if actor.department_id is None:
+        raise RequestInvalid("only department users request VMs")
+    problems = []
+    cloud = session.scalar(select(Cloud).where(Cloud.key == form.cloud_key))
+    link = None
+    if cloud is not None:
+        link = session.scalar(
+            select(DepartmentCloud).where(
+                DepartmentCloud.department_id == actor.department_id, DepartmentCloud.cloud_id == cloud.id
+            )
+        )
+    if cloud is None or link is None or not cloud.enabled:
+        raise RequestInvalid(f"your department may not use cloud {form.cloud_key!r}")
+    zone = session.scalar(select(NetworkZone).where(NetworkZone.cloud_id == cloud.id, NetworkZone.zone == form.zone))
+    if zone is None:
+        problems.append(f"cloud {cloud.key} has no {form.zone!r} zone")
+    flavor = session.get(CatalogItem, form.flavor_item_id)
+    if flavor is None or flavor.cloud_id != cloud.id or flavor.kind != ItemKind.FLAVOR.value or not flavor.offered:
+        problems.append("choose a flavor offered on this cloud")
+    image = session.get(CatalogItem, form.image_item_id)
+    if image is None or image.cloud_id != cloud.id or image.kind != ItemKind.IMAGE.value or not image.offered:
+        problems.append("choose an image offered on this cloud")
+    if not 1 <= form.count <= MAX_COUNT:
+        problems.append(f"count must be between 1 and {MAX_COUNT}")
+    if not NAME_PREFIX.match(form.name_prefix or ""):
+        problems.append("name prefix: 2-31 lower-case letters, digits or '-', starting with a letter")
+    if not (form.justification or "").strip():
+        problems.append("a justification is required")
+    elif len(form.justification) > 4000:
+        problems.append("the justification is too long (at most 4000 characters)")
+    if form.application_system and len(form.application_system) > 128:
+        problems.append("the application system name is too long (at most 128 characters)")
+    if form.expires_on <= today:
+        problems.append("the expiry date must be in the future")
+    elif form.expires_on > today + timedelta(days=MAX_EXPIRY_DAYS):
+        problems.append(f"the expiry date must be within {MAX_EXPIRY_DAYS // 365} years")
+    if problems:
+        raise RequestInvalid("; ".join(problems))
+    assert flavor is not None and image is not None
+    return cloud, flavor, image
+
+
+def quote(session: Session, actor: Actor, form: RequestForm, *, today: date | None = None) -> Quote:
+    """What a request would cost per month, what it needs, and what quota is left (before submitting)."""
+    cloud, flavor, _image = _validated(session, actor, form, today or date.today())
+    assert actor.department_id is not None
+    needs = _needs(flavor, form.count)
+    try:
+        balance = ledger.balance(session, actor.department_id, cloud.id)
+        free = {r: b.free for r, b in balance.resources.items()}
+        limits = {r: b.limit for r, b in balance.resources.items()}
+    except NoQuota:
+        free = {r: 0 for r in needs}
+        limits = dict(free)
+    cost = (flavor.monthly_price * form.count).quantize(Decimal("0.01"))
+    return Quote(cost, needs, free, limits, all(needs[r] <= free.get(r, 0) for r in needs), approval_steps(cloud, cost))
+
+
+# --- transitions ------------------------------------------------------------------------------
+
+
+def _transition(
+    session: Session,
+    request: ServiceRequest,
+    target: RequestState,
+    *,
+    actor: str,
+    action: str,
+    reason: str | None = None,
+    step: str | None = None,
+) -> None:
+    check_transition(request.state, target)
+    session.add(
+        RequestEvent(
+            request_id=request.id,
+            actor=actor,
+            action=action,
+            step=step,
+            from_state=request.state,
+            to_state=target.value,
+            reason=reason,
+        )
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action=f"request.{action}",
+        target_type="service_request",
+        target_id=request.id,
+        reason=reason,
+        detail={"from": request.state, "to": target.value, "step": step},
+    )
+    request.state = target.value
+    request.state_reason = reason
+
+
+def _notify(session: Session, event: str, request: ServiceRequest, **extra: Any) -> None:
+    enqueue(
+        session,
+        "notify",
+        f"notify:{event}:{request.id}:{request.current_step}:{extra.get('server_id', '')}",
+        {"event": event, "request_id": request.id, **extra},
+        max_attempts=5,
+    )
+
+
+def create_request(
+    session: Session, actor: Actor, form: RequestForm, *, submit: bool, settings: Settings, today: date | None = None
+) -> ServiceRequest:
+    """A department user's new request, as a draft or submitted at once."""
+    if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD}:
+        raise RequestInvalid("only department users request VMs")
+    cloud, flavor, image = _validated(session, actor, form, today or date.today())
+    assert actor.department_id is not None
+    cost = (flavor.monthly_price * form.count).quantize(Decimal("0.01"))
+    request = ServiceRequest(
+        kind="create",
+        department_id=actor.department_id,
+        cloud_id=cloud.id,
+        zone=form.zone,
+        flavor_item_id=flavor.id,
+        image_item_id=image.id,
+        count=form.count,
+        name_prefix=form.name_prefix,
+        application_system=(form.application_system or "").strip() or None,
+        justification=form.justification.strip(),
+        expires_on=form.expires_on,
+        monthly_cost=cost,
+        state=RequestState.DRAFT.value,
+        created_by=actor.username,
+    )
+    session.add(request)
+    session.flush()
+    session.add(
+        RequestEvent(request_id=request.id, actor=actor.username, action="create", from_state="draft", to_state="draft")
+    )
+    if submit:
+        submit_request(session, actor, request.id, settings=settings)
+    return request
+
+
+def _reserve_servers(session: Session, request: ServiceRequest) -> None:
+    """Hold quota for every server of the request that holds none (atomic: all or none)."""
+    for server in request.servers:
+        if server.state != ServerState.PENDING.value:
+            continue
+        held = server.reservation_id is not None and session.scalar(
+            select(QuotaReservation.state).where(QuotaReservation.id == server.reservation_id)
+        ) == ReservationState.HELD.value
+        if held:
+            continue
+        reservation = ledger.reserve(
+            session,
+            department_id=request.department_id,
+            cloud_id=request.cloud_id,
+            amounts={Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1},
+            owner=f"server:{server.id}",
+        )
+        server.reservation_id = reservation.id
+
+
+def submit_request(session: Session, actor: Actor, request_id: int, *, settings: Settings) -> ServiceRequest:
+    request = get_request(session, actor, request_id, for_update=True)
+    if request.created_by != actor.username and actor.role != Role.DEPT_HEAD:
+        raise NotYourTurn("only the author or the department head submits a draft")
+    check_transition(request.state, RequestState.SUBMITTED)
+    flavor = request.flavor
+    for index in range(1, request.count + 1):
+        session.add(
+            ManagedServer(
+                request_id=request.id,
+                index=index,
+                department_id=request.department_id,
+                cloud_id=request.cloud_id,
+                zone=request.zone,
+                name=f"{request.name_prefix}-{index:02d}",
+                flavor_item_id=flavor.id,
+                vcpus=flavor.vcpus,
+                ram_mb=flavor.ram_mb,
+                idempotency_key=f"cm-r{request.id}-s{index}-a1",
+                state=ServerState.PENDING.value,
+                expires_on=request.expires_on,
+            )
+        )
+    session.flush()
+    session.refresh(request, ["servers"])
+    _reserve_servers(session, request)  # raises QuotaExceeded: the whole submission rolls back
+    request.approval_steps = approval_steps(request.cloud, request.monthly_cost)
+    request.current_step = 0
+    request.submitted_at = utcnow()
+    _transition(session, request, RequestState.SUBMITTED, actor=actor.username, action="submit")
+    _notify(session, "submitted", request)
+    return request
+
+
+def _check_step(request: ServiceRequest, actor: Actor) -> str:
+    step = request.next_role
+    if request.state != RequestState.SUBMITTED.value or step is None:
+        raise InvalidTransition(f"request {request.id} is {request.state}, not waiting for approval")
+    if actor.role.value != step:
+        raise NotYourTurn(f"request {request.id} waits for {step}, not {actor.role.value}")
+    if step == Role.DEPT_HEAD.value and actor.department_id != request.department_id:
+        raise NotYourDepartment("a department head approves only their own department's requests")
+    return step
+
+
+def approve_request(session: Session, actor: Actor, request_id: int, *, reason: str = "") -> ServiceRequest:
+    """Approve the current step.  The last approval re-checks the quota reservation and queues provisioning."""
+    request = get_request(session, actor, request_id, for_update=True)
+    step = _check_step(request, actor)
+    if request.current_step + 1 < len(request.approval_steps):
+        _transition(
+            session, request, RequestState.SUBMITTED, actor=actor.username, action="approve", step=step, reason=reason or None
+        )
+        request.current_step += 1
+        _notify(session, "approval_needed", request)
+        return request
+    # The final approval: any reservation that lapsed while waiting is taken again, atomically.
+    _reserve_servers(session, request)
+    payload: dict[str, Any] = {"request_id": request.id}
+    if request.kind == "resize":
+        payload["reservation_id"] = _reserve_resize(session, request)
+    request.current_step += 1
+    request.approved_at = utcnow()
+    _transition(session, request, RequestState.APPROVED, actor=actor.username, action="approve", step=step, reason=reason or None)
+    if request.submitted_at is not None:
+        APPROVAL_WAIT_SECONDS.labels(cloud=request.cloud.key).observe(
+            (request.approved_at - request.submitted_at).total_seconds()
+        )
+    kind = "resize" if request.kind == "resize" else "provision"
+    enqueue(session, kind, f"{kind}:{request.id}", payload)
+    _notify(session, "approved", request)
+    return request
+
+
+def _reserve_resize(session: Session, request: ServiceRequest) -> int | None:
+    """Hold the growth of a resize (a smaller flavor holds nothing; usage drops once done)."""
+    server = session.get(ManagedServer, request.target_server_id)
+    if server is None:
+        raise RequestInvalid("the server to resize no longer exists")
+    delta = {
+        Resource.CORES: max(request.flavor.vcpus - server.vcpus, 0),
+        Resource.RAM_MB: max(request.flavor.ram_mb - server.ram_mb, 0),
+    }
+    if not any(delta.values()):
+        return None
+    reservation = ledger.reserve(
+        session,
+        department_id=request.department_id,
+        cloud_id=request.cloud_id,
+        amounts=delta,
+        owner=f"resize:{request.id}",
+    )
+    return reservation.id
+
+
+def _release_all(session: Session, request: ServiceRequest, reason: str) -> None:
+    for server in request.servers:
+        if server.state == ServerState.PENDING.value:
+            if server.reservation_id is not None:
+                ledger.release(session, server.reservation_id, reason=reason)
+            server.state = ServerState.CANCELLED.value
+            server.fault = reason
+
+
+def reject_request(session: Session, actor: Actor, request_id: int, *, reason: str) -> ServiceRequest:
+    if not reason.strip():
+        raise RequestInvalid("a reason is required to reject")
+    request = get_request(session, actor, request_id, for_update=True)
+    step = _check_step(request, actor)
+    _transition(session, request, RequestState.REJECTED, actor=actor.username, action="reject", step=step, reason=reason)
+    _release_all(session, request, f"rejected: {reason}")
+    request.finished_at = utcnow()
+    _notify(session, "rejected", request)
+    return request
+
+
+def cancel_request(session: Session, actor: Actor, request_id: int, *, reason: str) -> ServiceRequest:
+    """The author, the department head or an operator withdraws a request that has not booted anything."""
+    request = get_request(session, actor, request_id, for_update=True)
+    allowed = actor.role == Role.OPERATOR or request.created_by == actor.username or (
+        actor.role == Role.DEPT_HEAD and actor.department_id == request.department_id
+    )
+    if not allowed:
+        raise NotYourTurn("only the author, the department head or an operator cancels a request")
+    if any(s.state not in {ServerState.PENDING.value, ServerState.CANCELLED.value, ServerState.ERROR.value} for s in request.servers):
+        raise InvalidTransition("servers of this request already exist: delete them instead")
+    _transition(
+        session, request, RequestState.CANCELLED, actor=actor.username, action="cancel", reason=reason.strip() or None
+    )
+    _release_all(session, request, "cancelled")
+    request.finished_at = utcnow()
+    return request
+
+
+def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServer:
+    """An operator retries a failed server: a new attempt with a new idempotency key and a new reservation."""
+    if actor.role != Role.OPERATOR:
+        raise NotYourTurn("operators retry failed servers")
+    server = get_server(session, actor, server_id)
+    if server.state != ServerState.ERROR.value:
+        raise InvalidTransition(f"server {server.name} is {server.state}; only failed servers are retried")
+    request = server.request
+    previous_cloud_server = server.server_id
+    server.attempt += 1
+    server.idempotency_key = f"cm-r{request.id}-s{server.index}-a{server.attempt}"
+    server.state = ServerState.PENDING.value
+    server.server_id, server.fault, server.reservation_id = None, None, None
+    _reserve_servers(session, request)
+    _transition(
+        session, request, RequestState.PROVISIONING, actor=actor.username, action="retry", reason=f"retry {server.name}"
+    )
+    if previous_cloud_server:
+        enqueue(
+            session,
+            "server_action",
+            f"delete-failed:{server.id}:{previous_cloud_server}",
+            {"server_id": server.id, "action": "delete_cloud_server", "cloud_server_id": previous_cloud_server},
+        )
+    enqueue(session, "provision", f"provision:{request.id}", {"request_id": request.id})
+    return server
+
+
+# --- the server's later life -----------------------------------------------------------------------
+
+SERVER_ACTIONS = ("stop", "start", "delete")
+
+
+def server_action(session: Session, actor: Actor, server_id: int, action: str, *, confirm: str = "") -> ManagedServer:
+    """Stop, start or delete (with the server's name typed as confirmation) one of the department's servers."""
+    if action not in SERVER_ACTIONS:
+        raise RequestInvalid(f"unknown action {action!r} (known: {', '.join(SERVER_ACTIONS)})")
+    server = get_server(session, actor, server_id)
+    if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR}:
+        raise NotYourTurn("only the department or an operator acts on a server")
+    allowed = {
+        "stop": {ServerState.ACTIVE.value},
+        "start": {ServerState.STOPPED.value},
+        "delete": {ServerState.ACTIVE.value, ServerState.STOPPED.value, ServerState.ERROR.value},
+    }[action]
+    if server.state not in allowed:
+        raise InvalidTransition(f"server {server.name} is {server.state}: it cannot {action} now")
+    if action == "delete":
+        if confirm != server.name:
+            raise RequestInvalid(f"type the server's name ({server.name}) to confirm its deletion")
+        server.state = ServerState.DELETING.value
+    audit.record(
+        session, actor=actor.username, action=f"server.{action}", target_type="managed_server", target_id=server.id
+    )
+    enqueue(session, "server_action", f"server:{server.id}:{action}", {"server_id": server.id, "action": action})
+    return server
+
+
+def extend_expiry(session: Session, actor: Actor, server_id: int, new_date: date, *, today: date | None = None) -> ManagedServer:
+    server = get_server(session, actor, server_id)
+    today = today or date.today()
+    if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR}:
+        raise NotYourTurn("only the department or an operator extends a server")
+    if server.state in {ServerState.DELETED.value, ServerState.DELETING.value, ServerState.CANCELLED.value}:
+        raise InvalidTransition(f"server {server.name} is {server.state}")
+    if new_date <= max(server.expires_on, today):
+        raise RequestInvalid("the new expiry date must be later than the current one and in the future")
+    if new_date > today + timedelta(days=MAX_EXPIRY_DAYS):
+        raise RequestInvalid(f"the expiry date must be within {MAX_EXPIRY_DAYS // 365} years")
+    audit.record(
+        session,
+        actor=actor.username,
+        action="server.extend",
+        target_type="managed_server",
+        target_id=server.id,
+        detail={"from": server.expires_on.isoformat(), "to": new_date.isoformat()},
+    )
+    server.expires_on, server.reminded_on = new_date, None
+    if server.stopped_for_expiry_at is not None and server.state == ServerState.STOPPED.value:
+        server.stopped_for_expiry_at = None
+    return server
+
+
+def request_resize(
+    session: Session, actor: Actor, server_id: int, flavor_item_id: int, *, justification: str, settings: Settings
+) -> ServiceRequest:
+    """A resize is a request of its own: it goes through the cloud's approval chain."""
+    server = get_server(session, actor, server_id)
+    if not actor.is_department:
+        raise RequestInvalid("only department users request a resize")
+    if server.state not in {ServerState.ACTIVE.value, ServerState.STOPPED.value}:
+        raise InvalidTransition(f"server {server.name} is {server.state}: it cannot be resized now")
+    flavor = session.get(CatalogItem, flavor_item_id)
+    if flavor is None or flavor.cloud_id != server.cloud_id or flavor.kind != ItemKind.FLAVOR.value or not flavor.offered:
+        raise RequestInvalid("choose a flavor offered on this server's cloud")
+    if flavor.id == server.flavor_item_id:
+        raise RequestInvalid("that is the server's current flavor")
+    if not justification.strip():
+        raise RequestInvalid("a justification is required")
+    cost = flavor.monthly_price.quantize(Decimal("0.01"))
+    request = ServiceRequest(
+        kind="resize",
+        department_id=server.department_id,
+        cloud_id=server.cloud_id,
+        zone=server.zone,
+        flavor_item_id=flavor.id,
+        image_item_id=None,
+        count=1,
+        name_prefix=server.name[:40],
+        justification=justification.strip(),
+        expires_on=server.expires_on,
+        monthly_cost=cost,
+        target_server_id=server.id,
+        state=RequestState.DRAFT.value,
+        created_by=actor.username,
+    )
+    session.add(request)
+    session.flush()
+    request.approval_steps = approval_steps(server.cloud, cost)
+    request.submitted_at = utcnow()
+    _transition(session, request, RequestState.SUBMITTED, actor=actor.username, action="submit", reason="resize")
+    _notify(session, "submitted", request)
+    return request
+
+
+def holding_servers(session: Session, department_id: int, cloud_id: int) -> Sequence[ManagedServer]:
+    return session.scalars(
+        select(ManagedServer).where(
+            ManagedServer.department_id == department_id,
+            ManagedServer.cloud_id == cloud_id,
+            ManagedServer.state.in_([s.value for s in HOLDING_STATES]),
+        )
+    ).all()
