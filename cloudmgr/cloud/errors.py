@@ -5,10 +5,6 @@ Callers handle these and nothing else: a provider translates whatever its backen
 never imports an SDK to decide what went wrong.
 """
 
-# The names say what happened (CloudNotFound, CloudTimeout): an "Error" suffix on each
-# would add nothing, and the rest of cloudmgr already uses these names.
-# ruff: noqa: N818
-
 from __future__ import annotations
 
 from cloudmgr.errors import CloudmgrError

@@ -695,7 +695,15 @@ class OpenStackProvider(CloudProvider):
         return self._wait_for_image(image_id, server_id, timeout)
 
     def _wait_for_image(self, image_id: str, server_id: str, timeout: float) -> Image:
+        """Poll the snapshot image until it is active.
+
+        Nova keeps a task on the server until the hypervisor has uploaded the image, so a
+        server with no task left and an image still without data means the upload will
+        never come (it failed, or the hypervisor driver uploads nothing): say so at once
+        rather than wait for the timeout.
+        """
         deadline = time.monotonic() + timeout
+        polls_since_nova_finished = 0
         while True:
             try:
                 image = _to_image(self._call(f"get image {image_id}", lambda: self._admin.image.get_image(image_id)))
@@ -705,14 +713,19 @@ class OpenStackProvider(CloudProvider):
                 return image
             if image.status in _IMAGE_FAILED_STATUSES:
                 raise CloudError(f"snapshot of server {server_id} failed: image {image_id} is {image.status}")
+            server = self.get_server(server_id)
+            if server.task_state is None:
+                polls_since_nova_finished += 1
+                # A few polls of grace: Glance may lag behind Nova by a moment.
+                if polls_since_nova_finished >= 3:
+                    raise CloudError(
+                        f"snapshot of server {server.name} failed: Nova finished but image {image_id} received no data",
+                        f"image status {image.status}; server fault: {server.fault_message or '-'}",
+                    )
             if time.monotonic() >= deadline:
-                server = self.get_server(server_id)
-                hint = ""
-                if server.task_state is None and image.status == "queued":
-                    hint = "; Nova finished the snapshot but no data reached the image (a test hypervisor driver?)"
                 raise CloudTimeout(
                     f"snapshot image {image_id} of server {server_id} not active within {timeout:.0f}s",
-                    f"image status {image.status}{hint}",
+                    f"image status {image.status}, server task {server.task_state or '-'}",
                 )
             time.sleep(self.poll_interval)
 

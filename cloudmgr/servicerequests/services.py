@@ -25,7 +25,7 @@ from cloudmgr.metrics import APPROVAL_WAIT_SECONDS
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone, Role
 from cloudmgr.quotas import ledger
-from cloudmgr.quotas.errors import NoQuota
+from cloudmgr.quotas.errors import NoQuota, QuotaExceeded
 from cloudmgr.quotas.models import QuotaReservation, ReservationState
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.errors import (
@@ -46,11 +46,6 @@ MAX_EXPIRY_DAYS = 3 * 365
 
 
 # --- reading --------------------------------------------------------------------------------
-
-
-def _visible(actor: Actor, department_id: int) -> None:
-    if not actor.can_see_department(department_id):
-        raise NotYourDepartment("this belongs to another department")
 
 
 def get_request(session: Session, actor: Actor, request_id: int, *, for_update: bool = False) -> ServiceRequest:
@@ -306,21 +301,44 @@ def create_request(
 
 def _reserve_servers(session: Session, request: ServiceRequest) -> None:
     """Hold quota for every server of the request that holds none (atomic: all or none)."""
+    to_reserve = []
     for server in request.servers:
         if server.state != ServerState.PENDING.value:
             continue
         held = server.reservation_id is not None and session.scalar(
             select(QuotaReservation.state).where(QuotaReservation.id == server.reservation_id)
         ) == ReservationState.HELD.value
-        if held:
-            continue
-        reservation = ledger.reserve(
-            session,
-            department_id=request.department_id,
-            cloud_id=request.cloud_id,
-            amounts={Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1},
-            owner=f"server:{server.id}",
-        )
+        if not held:
+            to_reserve.append(server)
+    wanted = {
+        Resource.CORES: sum(s.vcpus for s in to_reserve),
+        Resource.RAM_MB: sum(s.ram_mb for s in to_reserve),
+        Resource.INSTANCES: len(to_reserve),
+    }
+    taken = dict.fromkeys(wanted, 0)
+    for server in to_reserve:
+        amounts = {Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1}
+        try:
+            reservation = ledger.reserve(
+                session,
+                department_id=request.department_id,
+                cloud_id=request.cloud_id,
+                amounts=amounts,
+                owner=f"server:{server.id}",
+            )
+        except QuotaExceeded as exc:
+            # Say it for the whole request, not for the server the ledger stopped at.
+            resource = Resource(exc.resource)
+            raise QuotaExceeded(
+                department=exc.department,
+                cloud=exc.cloud,
+                resource=exc.resource,
+                limit=exc.limit,
+                free=exc.free + taken[resource],
+                asked=wanted[resource],
+            ) from exc
+        for resource, n in amounts.items():
+            taken[resource] += n
         server.reservation_id = reservation.id
 
 

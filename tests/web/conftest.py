@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import pytest
@@ -10,29 +9,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from cloudmgr.demo import DEMO_LOGINS, DemoLogin
+from cloudmgr.demo import DemoLogin
 from cloudmgr.runtime import Runtime
+from tests.web.helpers import csrf_token, demo_login
 from web import create_app
-
-_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
-
-HOME_PATHS = {
-    "dept_staff": "/portal/",
-    "dept_head": "/portal/",
-    "operator": "/ops/",
-    "finance": "/finance/",
-    "admin": "/admin/",
-}
-
-
-def csrf_token(html: str) -> str:
-    match = _CSRF.search(html)
-    assert match, "no CSRF token in the page"
-    return match.group(1) or match.group(2)
-
-
-def demo_login(role: str) -> DemoLogin:
-    return next(login for login in DEMO_LOGINS if login.role.value == role)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from cloudmgr.demo import DemoLogin
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import User
 from cloudmgr.runtime import Runtime
-from tests.web.conftest import csrf_token
+from tests.web.helpers import csrf_token
 
 
 def _user_count(runtime: Runtime) -> int:

@@ -8,7 +8,8 @@ from flask.testing import FlaskClient
 from cloudmgr.audit import services as audit
 from cloudmgr.demo import DEMO_LOGINS, DemoLogin
 from cloudmgr.runtime import Runtime
-from tests.web.conftest import HOME_PATHS, LoginFn, csrf_token
+from tests.web.conftest import LoginFn
+from tests.web.helpers import HOME_PATHS, csrf_token
 
 
 @pytest.mark.parametrize("demo", DEMO_LOGINS, ids=lambda d: d.username)

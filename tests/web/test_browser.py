@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 
 from cloudmgr.demo import DEMO_LOGINS
 from cloudmgr.runtime import Runtime
-from tests.web.conftest import HOME_PATHS
+from tests.web.helpers import HOME_PATHS
 from web import create_app
 
 pytestmark = pytest.mark.browser
@@ -57,14 +57,20 @@ def _require_chromium() -> None:
 
 def test_every_role_logs_in_lands_home_and_logs_out(live_server: str, artifacts_dir: Path) -> None:
     _require_chromium()
-    from playwright.sync_api import ConsoleMessage, sync_playwright
+    from playwright.sync_api import ConsoleMessage, Response, sync_playwright
 
     problems: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
-        # CSP violations and failed asset loads show up here.
-        if message.type == "error":
+        # CSP violations show up here.  Pages answered with 4xx on purpose (a form with
+        # errors is a 400) are logged as "Failed to load resource": on_response judges those.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
             problems.append(message.text)
+
+    def on_response(response: Response) -> None:
+        # Every stylesheet, image and icon must load.
+        if response.request.resource_type != "document" and response.status >= 400:
+            problems.append(f"{response.status} {response.url}")
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -73,6 +79,7 @@ def test_every_role_logs_in_lands_home_and_logs_out(live_server: str, artifacts_
             page = context.new_page()
             page.set_default_timeout(15_000)
             page.on("console", on_console)
+            page.on("response", on_response)
 
             for demo in DEMO_LOGINS:
                 page.goto(f"{live_server}/")
@@ -115,6 +122,23 @@ def test_every_role_logs_in_lands_home_and_logs_out(live_server: str, artifacts_
             page.click("a.lang-link[hreflang=zh]")
             page.wait_for_url(f"{live_server}/admin/")
             assert "用户、部门和云平台" in page.inner_text("h1")
+
+            # The admin creates a user: first a mistake, then properly.
+            page.click("text=创建用户 >> nth=0")
+            page.wait_for_url(f"{live_server}/admin/users/new")
+            page.fill("#username", "zhaolei")
+            page.select_option("#role", "dept_staff")
+            page.fill("#password", "good-pass-2026")
+            page.fill("#confirm", "good-pass-2026")
+            page.click("#submit")
+            assert "必须选择所属部门" in page.inner_text(".error-summary")
+            page.screenshot(path=str(artifacts_dir / "admin-new-user-error.png"), full_page=True)
+            page.select_option("#department", "prov-finance")
+            page.fill("#password", "good-pass-2026")
+            page.fill("#confirm", "good-pass-2026")
+            page.click("#submit")
+            page.wait_for_url(f"{live_server}/admin/users")
+            assert "已创建用户 zhaolei" in page.inner_text(".flashes")
             context.close()
         finally:
             browser.close()

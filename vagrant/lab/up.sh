@@ -183,8 +183,26 @@ phase_done
 # fresh init with the same key loads it in seconds. LAB_SCHEMA_CACHE=0
 # disables it.
 SCHEMA_CACHE_DIR="${LAB_SCHEMA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cloudmgr-lab}"
-schema_key="$( { cat "$VENV/.cloudmgr-lab-installed"; echo "v1 $DB_PREFIX $(db_url x) $(transport_url) $ADMIN_PASSWORD $REGION $KEYSTONE_PORT"; } | sha256sum | cut -c1-16)"
+schema_key="$( { cat "$VENV/.cloudmgr-lab-installed"; echo "v1 $DB_PREFIX $(db_url x) $(transport_url) $ADMIN_PASSWORD $SERVICE_PASSWORD $REGION $KEYSTONE_PORT"; } | sha256sum | cut -c1-16)"
 SCHEMA_DUMP="$SCHEMA_CACHE_DIR/schema-$schema_key.sql.gz"
+# keystone once its service users and catalog exist (see "start services")
+KEYSTONE_DUMP="$SCHEMA_CACHE_DIR/keystone-$schema_key.sql.gz"
+dump_dbs() {  # dump_dbs FILE DB...
+    local f="$1"; shift
+    local args=(-h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" --protocol=TCP)
+    [ -n "$DB_PASS" ] && args+=(-p"$DB_PASS")
+    mkdir -p "$SCHEMA_CACHE_DIR"
+    if mysqldump "${args[@]}" --single-transaction --add-drop-database \
+            --databases "$@" 2>/dev/null | gzip -1 >"$f.tmp"; then
+        mv "$f.tmp" "$f"
+        say "   cached $* in $f"
+        # older keys (other versions or settings) are of no more use
+        local kind; kind="$(basename "$f" | cut -d- -f1)"
+        find "$SCHEMA_CACHE_DIR" -maxdepth 1 -name "$kind-*.sql.gz" ! -name "$(basename "$f")" -delete
+    else
+        rm -f "$f.tmp"
+    fi
+}
 
 make_fernet_keys() {  # what keystone-manage fernet_setup/credential_setup do
     "$PY" - "$LAB/keystone" <<'PY'
@@ -207,6 +225,9 @@ if [ "$FRESH" = 1 ] && [ "${LAB_SCHEMA_CACHE:-1}" != 0 ] && [ -s "$SCHEMA_DUMP" 
     if gzip -dc "$SCHEMA_DUMP" | mysql_cmd; then
         make_fernet_keys
         FRESH_LOADED=1
+        if [ -s "$KEYSTONE_DUMP" ] && gzip -dc "$KEYSTONE_DUMP" | mysql_cmd; then
+            touch "$LAB/state/keystone-catalog"
+        fi
     else
         say "   loading $SCHEMA_DUMP failed: running the migrations instead"
         rm -f "$SCHEMA_DUMP"
@@ -266,18 +287,8 @@ if [ "$FRESH" = 1 ] && [ "${FRESH_LOADED:-0}" = 0 ]; then
     fi
     say "   $(cat "$LOGS"/init-*.log | grep -h '^init-.* took' | tr '\n' ' ')"
     if [ "${LAB_SCHEMA_CACHE:-1}" != 0 ]; then
-        mkdir -p "$SCHEMA_CACHE_DIR"
         dbs=(); for d in $DBS; do dbs+=("${DB_PREFIX}$d"); done
-        dump_args=(-h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" --protocol=TCP)
-        [ -n "$DB_PASS" ] && dump_args+=(-p"$DB_PASS")
-        if mysqldump "${dump_args[@]}" --single-transaction \
-                --add-drop-database --databases "${dbs[@]}" 2>/dev/null \
-                | gzip -1 >"$SCHEMA_DUMP.tmp"; then
-            mv "$SCHEMA_DUMP.tmp" "$SCHEMA_DUMP"
-            say "   schema cached in $SCHEMA_DUMP"
-        else
-            rm -f "$SCHEMA_DUMP.tmp"
-        fi
+        dump_dbs "$SCHEMA_DUMP" "${dbs[@]}"
     fi
     phase_done
 fi
@@ -359,6 +370,9 @@ ADMIN wait-keystone 120 || fail "keystone did not issue a token" keystone
 if [ "$KEYSTONE_SETUP" = 1 ]; then
     ADMIN keystone || fail "keystone setup failed" keystone
     touch "$LAB/state/keystone-catalog"
+    if [ "$FRESH" = 1 ] && [ "${LAB_SCHEMA_CACHE:-1}" != 0 ]; then
+        dump_dbs "$KEYSTONE_DUMP" "${DB_PREFIX}keystone"
+    fi
     start_svc nova-conductor "$VENV/bin/nova-conductor" "${NOVA_CONF[@]}"
     start_svc nova-scheduler "${NICE[@]}" "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
 fi
