@@ -25,6 +25,21 @@ REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 
 
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt costs ~0.2 s a hash here and every test seeds six users: hash cheaply in tests
+    (verification reads the method from the stored hash, so nothing else changes)."""
+    from functools import partial
+
+    from werkzeug.security import generate_password_hash
+
+    from cloudmgr.organisation import services
+
+    monkeypatch.setattr(
+        services, "generate_password_hash", partial(generate_password_hash, method="pbkdf2:sha256:1000")
+    )
+
+
 def _backends() -> list[str]:
     return ["sqlite", "postgresql"] if os.environ.get("CLOUDMGR_TEST_DATABASE_URL") else ["sqlite"]
 

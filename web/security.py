@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, abort, current_app, has_request_context, redirect, request, url_for
@@ -172,7 +172,6 @@ def role_required(*roles: Role | str) -> Callable[[Callable[P, R]], Callable[P, 
                 return denied
             return view(*args, **kwargs)
 
-        guarded.cloudmgr_roles = allowed  # type: ignore[attr-defined]
         return guarded
 
     return decorator
@@ -240,8 +239,3 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
 
     login_manager.unauthorized_handler(_login_redirect)
-
-
-def view_roles(view: Callable[..., Any]) -> tuple[Role, ...] | None:
-    """The roles ``@role_required`` put on a view (for introspection and tests)."""
-    return cast(tuple[Role, ...] | None, getattr(view, "cloudmgr_roles", None))

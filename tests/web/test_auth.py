@@ -159,3 +159,22 @@ def test_successful_login_is_audited_and_stamps_last_login(login: LoginFn, seede
     with seeded.db.unit_of_work() as uow:
         assert [e.action for e in audit.recent(uow.session, limit=1)] == ["auth.login"]
         assert org.get_user_by_name(uow.session, "finance").last_login_at is not None
+
+
+def test_role_required_guards_a_single_view(seeded: Runtime) -> None:
+    from web import create_app
+    from web.security import role_required
+
+    app = create_app(runtime=seeded)
+
+    @app.get("/probe/heads-only")
+    @role_required("dept_head")
+    def heads_only() -> str:
+        return "for heads"
+
+    assert app.test_client().get("/probe/heads-only").headers["Location"] == "/login?next=/probe/heads-only"
+    for username, password, status in (("zhangwei", "demo-staff-2026", 403), ("lina", "demo-head-2026", 200)):
+        client = app.test_client()
+        token = csrf_token(client.get("/login").get_data(as_text=True))
+        client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+        assert client.get("/probe/heads-only").status_code == status, username

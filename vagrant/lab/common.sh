@@ -1,11 +1,11 @@
 # Shared settings and helpers for the cloudmgr OpenStack lab (sourced, not run).
 # shellcheck shell=bash
 
-LAB_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LAB_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO_ROOT="$(cd "$LAB_SRC/../.." && pwd)"
 LAB="${CLOUDMGR_LAB_DIR:-$REPO_ROOT/.lab}"
 mkdir -p "$LAB"
-LAB="$(cd "$LAB" && pwd)"
+LAB="$(cd "$LAB" && pwd -P)"
 VENV="${CLOUDMGR_LAB_VENV:-$LAB/venv}"
 PY="$VENV/bin/python"
 ETC="$LAB/etc"
@@ -14,6 +14,9 @@ LOGS="$LAB/log"
 DATA="$LAB/data"
 
 LAB_HOST="127.0.0.1"
+# address the APIs listen on; the catalog always says 127.0.0.1 (a VM sets
+# 0.0.0.0 and forwards the same ports from the host's loopback)
+LAB_BIND="${LAB_BIND_HOST:-127.0.0.1}"
 DB_HOST="${LAB_DB_HOST:-127.0.0.1}"
 DB_PORT="${LAB_DB_PORT:-3306}"
 DB_USER="${LAB_DB_USER:-root}"
@@ -81,7 +84,10 @@ svc_pid() {  # prints pid if the service's process is alive
     local f; f="$(pidfile "$1")"
     [ -f "$f" ] || return 1
     local p; p="$(cat "$f" 2>/dev/null)"
-    [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
+    # a recycled pid is not ours: lab processes run in $RUN
+    [ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$RUN" ] || return 1
+    echo "$p"
 }
 
 log_tail() {  # log_tail SERVICE [lines]
@@ -93,13 +99,18 @@ log_tail() {  # log_tail SERVICE [lines]
     fi
 }
 
-# Every lab process carries CLOUDMGR_LAB_PROCESS=<state dir> in its
-# environment (set by up.sh), which finds them even without pid files.
+# Every lab process runs with $LAB/run as its working directory (marked by
+# the file .cloudmgr-lab-run), which finds them even without pid files and
+# survives the process titles that gunicorn and oslo.service rewrite.
 lab_procs() {  # lab_procs: "pid=labdir" for every lab process on the machine
-    grep -a -z -H -o '^CLOUDMGR_LAB_PROCESS=.*' /proc/[0-9]*/environ 2>/dev/null \
-        | tr '\0' '\n' \
-        | sed -n "s#^/proc/\([0-9]*\)/environ:CLOUDMGR_LAB_PROCESS=\(.*\)#\1=\2#p" \
-        | awk -F= -v self="$$" '$1 != self'
+    local d c
+    for d in /proc/[0-9]*; do
+        c="$(readlink "$d/cwd" 2>/dev/null)" || continue
+        case "$c" in */run) ;; *) continue ;; esac
+        [ -f "$c/.cloudmgr-lab-run" ] || continue
+        [ "${d#/proc/}" = "$$" ] && continue
+        echo "${d#/proc/}=${c%/run}"
+    done
     return 0
 }
 lab_procs_mine() { lab_procs | awk -F= -v d="$1" '$2 == d {print $1}' | tr '\n' ' '; }

@@ -45,10 +45,7 @@ if [ "$PURGE" = 1 ]; then
     if command -v rabbitmqctl >/dev/null 2>&1; then
         timeout 20 rabbitmqctl -q delete_vhost cmlab >/dev/null 2>&1 || true
     fi
-    for x in "$LAB"/* "$LAB"/.[!.]*; do
-        [ -e "$x" ] || continue
-        [ "$(cd "$x" 2>/dev/null && pwd)" = "$(cd "$VENV" 2>/dev/null && pwd)" ] && continue
-        rm -rf "$x"
-    done
+    # only what up.sh makes (the state dir may be anywhere)
+    rm -rf "$ETC" "$RUN" "$LOGS" "$DATA" "$LAB/state" "$LAB/keystone" "$LAB/clouds.yaml"
 fi
 say "lab down in $(elapsed "$t0") s"

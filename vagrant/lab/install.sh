@@ -19,6 +19,17 @@ PKGS=(
     "openstacksdk==4.22.0"
     "python-openstackclient==10.5.0"
 )
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    say "install: apt-get install $*"
+    apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+}
+# Debian: the MariaDB client (mysql, mysqldump), Python 3.11 with venv
+command -v mysql >/dev/null 2>&1 && command -v mysqldump >/dev/null 2>&1 \
+    || apt_install mariadb-client
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    apt_install python3.11 python3.11-venv python3.11-dev gcc
+fi
 ML2_SRC="$LAB_SRC/cloudmgr_lab_ml2"
 ml2_hash="$(cd "$ML2_SRC" && find . -type f \( -name '*.py' -o -name '*.toml' \) -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
 want="$(printf '%s\n' "${PKGS[@]}" "ml2=$ml2_hash" "python=$("$PYTHON" -c 'import sys;print(sys.version.split()[0])')")"
@@ -30,14 +41,12 @@ if [ -x "$PY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
 fi
 
 t0=$(ts)
-if ! command -v mysql >/dev/null 2>&1; then
-    say "install: installing the MariaDB client (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq mariadb-client >/dev/null
-fi
 if [ ! -x "$PY" ]; then
     say "install: creating venv $VENV"
-    "$PYTHON" -m venv "$VENV"
+    if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+        apt_install python3.11-venv python3.11-dev gcc
+        "$PYTHON" -m venv "$VENV"
+    fi
 fi
 if [ ! -x "$VENV/bin/uv" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check uv

@@ -9,6 +9,12 @@ Subcommands:
   clouds-yaml PATH        write the clouds.yaml for the tests
   status                  check every service; exit 0 iff all respond
   finish PATH             wait-placement, resources, clouds-yaml, status
+  amqp-ok                 exit 0 iff LAB_TRANSPORT_URL accepts a login
+  wait-consumers TIMEOUT PID QUEUE...
+                          wait until each RabbitMQ queue has a consumer
+  wait-computes TIMEOUT HOST=PID...
+                          wait until each compute listens on its queue and
+                          then heartbeats (nova services.updated_at)
 
 Connection settings come from the environment set by common.sh (LAB_*).
 """
@@ -313,6 +319,115 @@ def cmd_status():
     return 0 if ok else 1
 
 
+def _amqp():
+    import urllib.parse
+
+    import amqp
+    u = urllib.parse.urlparse(E["LAB_TRANSPORT_URL"])
+    vhost = urllib.parse.unquote(u.path[1:]) or "/"
+    conn = amqp.Connection(
+        host=f"{u.hostname}:{u.port or 5672}", userid=u.username,
+        password=urllib.parse.unquote(u.password or ""), virtual_host=vhost,
+        connect_timeout=5)
+    conn.connect()
+    return conn
+
+
+class Queues:
+    """Consumer counts of RabbitMQ queues (passive declare)."""
+
+    def __init__(self):
+        self.conn = _amqp()
+        self.chan = self.conn.channel()
+
+    def consumers(self, name):
+        import amqp
+        try:
+            return self.chan.queue_declare(name, passive=True).consumer_count
+        except amqp.exceptions.NotFound:
+            self.chan = self.conn.channel()   # the broker closed it
+            return 0
+
+
+def _alive(pid):
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except OSError:
+        return False
+
+
+def _db():
+    import pymysql
+    return pymysql.connect(
+        host=E.get("LAB_DB_HOST", "127.0.0.1"),
+        port=int(E.get("LAB_DB_PORT", "3306")),
+        user=E.get("LAB_DB_USER", "root"),
+        password=E.get("LAB_DB_PASSWORD", ""), autocommit=True)
+
+
+def cmd_amqp_ok():
+    try:
+        _amqp().close()
+        return 0
+    except Exception as exc:  # noqa: BLE001
+        print(f"amqp: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_wait_consumers(timeout, pid, *queues):
+    q = Queues()
+    deadline = time.monotonic() + float(timeout)
+    left = list(queues)
+    while left:
+        left = [n for n in left if q.consumers(n) < 1]
+        if not left:
+            break
+        if not _alive(pid):
+            raise SystemExit(f"process {pid} exited before consuming {left}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timeout: no consumer on {left}")
+        time.sleep(0.25)
+
+
+def cmd_wait_computes(timeout, *host_pids):
+    """A compute is ready when it heartbeats after its RPC server is up.
+
+    A heartbeat time alone can mislead: messages that a stopped compute
+    left in the queue update its service row as well.
+    """
+    q = Queues()
+    db = _db()
+    prefix = E.get("LAB_DB_PREFIX", "cmlab_")
+    pending = dict(hp.split("=", 1) for hp in host_pids)
+    listening = {}
+    t0 = time.monotonic()
+    deadline = t0 + float(timeout)
+    while pending:
+        for host, pid in list(pending.items()):
+            if not _alive(pid):
+                raise SystemExit(f"nova-compute {host} (pid {pid}) exited")
+            if host not in listening:
+                if q.consumers(f"compute.{host}") > 0:
+                    with db.cursor() as cur:
+                        cur.execute("SELECT UTC_TIMESTAMP()")
+                        listening[host] = cur.fetchone()[0]
+                continue
+            with db.cursor() as cur:
+                cur.execute(
+                    f"SELECT COUNT(*) FROM `{prefix}nova`.services WHERE "
+                    "deleted = 0 AND `binary` = 'nova-compute' AND host = %s "
+                    "AND updated_at >= %s", (host, listening[host]))
+                if cur.fetchone()[0]:
+                    log(f"nova-compute {host} heartbeat after "
+                        f"{time.monotonic() - t0:.1f}s")
+                    del pending[host]
+        if pending and time.monotonic() > deadline:
+            raise SystemExit(f"timeout waiting for computes {sorted(pending)}"
+                             f" (listening: {sorted(listening)})")
+        time.sleep(0.25)
+
+
 def main(argv):
     if not argv:
         print(__doc__)
@@ -337,6 +452,12 @@ def main(argv):
         return cmd_status()
     elif cmd == "status":
         return cmd_status()
+    elif cmd == "amqp-ok":
+        return cmd_amqp_ok()
+    elif cmd == "wait-consumers":
+        cmd_wait_consumers(*args)
+    elif cmd == "wait-computes":
+        cmd_wait_computes(*args)
     else:
         print(__doc__)
         return 2

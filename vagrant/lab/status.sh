@@ -7,14 +7,17 @@ set -uo pipefail
 
 [ -x "$PY" ] || { echo "lab venv missing ($VENV): run vagrant/lab/up.sh"; exit 1; }
 rc=0
+total=0
 for s in $SERVICES; do
     if p="$(svc_pid "$s")"; then
-        printf '  %-22s pid %-8s rss %s MB\n' "$s" "$p" \
-            "$(ps -o rss= --ppid "$p" -p "$p" 2>/dev/null | awk '{s+=$1} END {printf "%d", s/1024}')"
+        mb="$(ps -o rss= --ppid "$p" -p "$p" 2>/dev/null | awk '{s+=$1} END {printf "%d", s/1024}')"
+        total=$((total + mb))
+        printf '  %-22s pid %-8s rss %s MB\n' "$s" "$p" "$mb"
     else
         printf '  %-22s NOT RUNNING\n' "$s"; rc=1
     fi
 done
+echo "  total RSS of the lab's processes: $total MB"
 export LAB_AUTH_URL="$AUTH_URL" LAB_ADMIN_PASSWORD="$ADMIN_PASSWORD" COMPUTE_HOSTS
 "$PY" "$LAB_SRC/lab_admin.py" status || rc=1
 [ "$rc" = 0 ] && echo "lab OK ($LAB/clouds.yaml)" || echo "lab NOT OK (logs: $LOGS)"

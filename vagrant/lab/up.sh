@@ -24,7 +24,9 @@ fail() {  # fail MESSAGE [SERVICE...]: message, log tails, exit 1
 trap 'rc=$?; [ $rc -ne 0 ] && say "up.sh FAILED (exit $rc) after $(elapsed "$T_ALL") s in phase: ${PHASE_NAME:-start}"; exit $rc' EXIT
 
 export LAB_AUTH_URL="$AUTH_URL" LAB_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-       LAB_SERVICE_PASSWORD="$SERVICE_PASSWORD" COMPUTE_HOSTS
+       LAB_SERVICE_PASSWORD="$SERVICE_PASSWORD" COMPUTE_HOSTS LAB_DB_HOST="$DB_HOST" \
+       LAB_DB_PORT="$DB_PORT" LAB_DB_USER="$DB_USER" LAB_DB_PASSWORD="$DB_PASS" \
+       LAB_DB_PREFIX="$DB_PREFIX"
 ADMIN() { "$PY" "$LAB_SRC/lab_admin.py" "$@"; }
 
 all_running() {
@@ -107,14 +109,24 @@ ensure_rabbitmq() {
         apt-get update -qq
         apt-get install -y -qq rabbitmq-server >/dev/null
     fi
-    # by hand, no systemd: epmd and the Erlang distribution port on loopback
+    # by hand, no systemd: AMQP, epmd and the Erlang distribution port on
+    # loopback (rabbitmq-env.conf is read by the server and by rabbitmqctl)
+    local envf=/etc/rabbitmq/rabbitmq-env.conf
+    if ! grep -q '^NODE_IP_ADDRESS=' "$envf" 2>/dev/null; then
+        mkdir -p /etc/rabbitmq
+        cat >>"$envf" <<ENV
+# added by cloudmgr vagrant/lab/up.sh: loopback only
+NODENAME=rabbit@localhost
+NODE_IP_ADDRESS=127.0.0.1
+NODE_PORT=$RABBIT_PORT
+DIST_PORT=25672
+SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+export ERL_EPMD_ADDRESS=127.0.0.1
+ENV
+    fi
     export ERL_EPMD_ADDRESS=127.0.0.1
-    export RABBITMQ_NODENAME=rabbit@localhost
-    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-    export RABBITMQ_NODE_PORT="$RABBIT_PORT"
-    export RABBITMQ_DIST_PORT=25672
-    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-    epmd -address 127.0.0.1 -daemon || true
+    pgrep -x epmd >/dev/null || epmd -address 127.0.0.1 -daemon || true
     setsid /usr/sbin/rabbitmq-server >>"$LOGS/rabbitmq.log" 2>&1 </dev/null &
     for _ in $(seq 120); do port_open "$RABBIT_HOST" "$RABBIT_PORT" && break; sleep 0.5; done
     port_open "$RABBIT_HOST" "$RABBIT_PORT" || fail "RabbitMQ did not start" rabbitmq
@@ -140,26 +152,37 @@ elif [ -z "$(mysql_cmd -N -B -e "SHOW DATABASES LIKE '${DB_PREFIX}keystone'")" ]
     FRESH=1
 fi
 
-# RabbitMQ vhost of our own when rabbitmqctl works (isolates the lab's
-# queues); else the default vhost
-if [ -z "${LAB_RABBIT_VHOST:-}" ] && [ "$RABBIT_HOST" = "127.0.0.1" ] \
-        && command -v rabbitmqctl >/dev/null 2>&1 \
-        && timeout 20 rabbitmqctl -q list_vhosts >/dev/null 2>&1; then
+# The lab's queues live in a RabbitMQ vhost of their own ('cmlab', made
+# with rabbitmqctl; a fresh init starts it empty) when the broker is local
+# and rabbitmqctl works, else in the default vhost. The choice is kept in
+# the state dir: Nova's cell mapping records the URL at init.
+amqp_ok() { LAB_TRANSPORT_URL="$(transport_url)" ADMIN amqp-ok 2>/dev/null; }
+rmq() { timeout 30 rabbitmqctl -q "$@" >/dev/null 2>&1; }
+VHOST_FILE="$LAB/state/rabbit-vhost"
+if [ -n "${LAB_RABBIT_VHOST:-}" ]; then
+    :
+elif [ "$FRESH" = 0 ] && [ -f "$VHOST_FILE" ]; then
+    RABBIT_VHOST="$(cat "$VHOST_FILE")"
+    if [ "$RABBIT_VHOST" = cmlab ] && ! amqp_ok; then
+        rmq add_vhost cmlab || true; rmq set_permissions -p cmlab "$RABBIT_USER" '.*' '.*' '.*' || true
+    fi
+elif [ "$RABBIT_HOST" = "127.0.0.1" ] && command -v rabbitmqctl >/dev/null 2>&1; then
+    if [ "$FRESH" = 1 ]; then rmq delete_vhost cmlab || true; fi
+    rmq add_vhost cmlab || true
+    rmq set_permissions -p cmlab "$RABBIT_USER" '.*' '.*' '.*' || true
     RABBIT_VHOST=cmlab
-    if [ "$FRESH" = 1 ]; then
-        timeout 20 rabbitmqctl -q delete_vhost cmlab >/dev/null 2>&1 || true
-    fi
-    if ! timeout 20 rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx cmlab; then
-        timeout 20 rabbitmqctl -q add_vhost cmlab >/dev/null
-    fi
-    timeout 20 rabbitmqctl -q set_permissions -p cmlab "$RABBIT_USER" '.*' '.*' '.*' >/dev/null
+    amqp_ok || RABBIT_VHOST=/
 fi
+amqp_ok || die "cannot log in to RabbitMQ at $(transport_url | sed 's#//[^@]*@#//***@#')"
+export LAB_TRANSPORT_URL="$(transport_url)"
+[ "$FRESH" = 1 ] || [ -f "$VHOST_FILE" ] || { mkdir -p "$LAB/state"; echo "$RABBIT_VHOST" >"$VHOST_FILE"; }
 say "RabbitMQ: $RABBIT_HOST:$RABBIT_PORT vhost '$RABBIT_VHOST'"
 
 if [ "$FRESH" = 1 ]; then
     phase "fresh databases"
     rm -rf "$LAB/state" "$LAB/keystone" "$DATA" "$LAB/clouds.yaml"
     mkdir -p "$LAB/state" "$DATA"
+    echo "$RABBIT_VHOST" >"$VHOST_FILE"
     sql=""
     for d in $DBS; do
         sql+="DROP DATABASE IF EXISTS \`${DB_PREFIX}$d\`; CREATE DATABASE \`${DB_PREFIX}$d\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci; "
@@ -299,14 +322,15 @@ start_svc() {  # start_svc NAME CMD...: background process group, pid file
     local name="$1"; shift
     local log; log="$(logfile "$name")"
     printf '\n===== %s start %s\n' "$(date -u +%FT%TZ)" "$name" >>"$log"
+    touch "$RUN/.cloudmgr-lab-run"
     # shellcheck disable=SC2086
-    CLOUDMGR_LAB_PROCESS="$LAB" setsid ${PRE:-} "$@" >>"$log" 2>&1 </dev/null &
+    ( cd "$RUN" && exec setsid ${PRE:-} "$@" >>"$log" 2>&1 </dev/null ) &
     echo $! >"$(pidfile "$name")"
 }
 start_gunicorn() {  # start_gunicorn NAME PORT APP [VAR=VALUE...]
     local name="$1" port="$2" app="$3"; shift 3
     start_svc "$name" env "$@" "$VENV/bin/gunicorn" \
-        --bind "$LAB_HOST:$port" --workers 1 --worker-class gthread \
+        --bind "$LAB_BIND:$port" --workers 1 --worker-class gthread \
         --threads 8 --timeout 300 --graceful-timeout 5 --no-control-socket \
         --pythonpath "$LAB_SRC" --name "cmlab-$name" "lab_wsgi:$app()"
 }
@@ -333,15 +357,6 @@ wait_heartbeat() {  # wait_heartbeat SERVICE BINARY HOST SINCE TIMEOUT
     done
 }
 
-conductor_consuming() {  # the conductor's RPC queue has a consumer
-    if [ "$RABBIT_VHOST" = cmlab ]; then
-        timeout 10 rabbitmqctl -q list_queues -p cmlab name consumers 2>/dev/null \
-            | awk '$1 == "conductor" && $2 > 0 {f=1} END {exit !f}'
-    else
-        heartbeat_since nova-conductor "$NOVA_CONTROL_HOST" "$SINCE"
-    fi
-}
-
 phase "start services"
 NOVA_CONF=(--config-file "$ETC/nova/nova.conf")
 SINCE="$(utc_now)"
@@ -352,7 +367,7 @@ NICE=(nice -n 10)
 start_gunicorn keystone "$KEYSTONE_PORT" keystone OS_KEYSTONE_CONFIG_DIR="$ETC/keystone"
 start_gunicorn placement "$PLACEMENT_PORT" placement OS_PLACEMENT_CONFIG_DIR="$ETC/placement"
 KEYSTONE_SETUP=0
-if [ "$FRESH" = 1 ] || [ ! -f "$LAB/state/keystone-catalog" ]; then
+if [ ! -f "$LAB/state/keystone-catalog" ]; then
     KEYSTONE_SETUP=1
 else
     # service users exist: conductor and scheduler may start right away
@@ -379,12 +394,8 @@ fi
 say "   keystone ready at $(elapsed "$PHASE_T") s"
 ADMIN wait-http placement "http://$LAB_HOST:$PLACEMENT_PORT/" 120 || fail "placement does not answer" placement
 say "   placement answers at $(elapsed "$PHASE_T") s"
-deadline=$(( $(date +%s) + 120 ))
-until conductor_consuming; do
-    check_alive nova-conductor
-    [ "$(date +%s)" -lt "$deadline" ] || fail "nova-conductor did not start consuming in 120 s" nova-conductor
-    sleep 0.5
-done
+ADMIN wait-consumers 120 "$(svc_pid nova-conductor || echo 0)" conductor \
+    || fail "nova-conductor did not start consuming" nova-conductor
 say "   nova-conductor listening at $(elapsed "$PHASE_T") s"
 
 SINCE_C="$(utc_now)"
@@ -392,26 +403,10 @@ for h in $COMPUTE_HOSTS; do
     start_svc "nova-compute-$h" "$VENV/bin/nova-compute" "${NOVA_CONF[@]}" \
         --config-file "$ETC/nova/nova-compute-$h.conf"
 done
-# A compute is ready when it heartbeats after its RPC server is up (with
-# rabbitmqctl: its queue has a consumer). A heartbeat time alone can mislead:
-# messages a stopped compute left in the queue update its row too.
-compute_listening() {
-    [ "$RABBIT_VHOST" = cmlab ] || return 0
-    timeout 10 rabbitmqctl -q list_queues -p cmlab name consumers 2>/dev/null \
-        | awk -v q="compute.$1" '$1 == q && $2 > 0 {f=1} END {exit !f}'
-}
-for h in $COMPUTE_HOSTS; do
-    deadline=$(( $(date +%s) + 180 ))
-    until compute_listening "$h"; do
-        check_alive "nova-compute-$h"
-        [ "$(date +%s)" -lt "$deadline" ] || fail "nova-compute $h did not start listening" "nova-compute-$h"
-        sleep 0.5
-    done
-    t_l="$(utc_now)"
-    [ "$RABBIT_VHOST" = cmlab ] || t_l="$SINCE_C"
-    wait_heartbeat "nova-compute-$h" nova-compute "$h" "$t_l" 120
-    say "   nova-compute $h heartbeat at $(elapsed "$PHASE_T") s"
-done
+hp=(); for h in $COMPUTE_HOSTS; do hp+=("$h=$(svc_pid "nova-compute-$h" || echo 0)"); done
+ADMIN wait-computes 180 "${hp[@]}" || fail "nova-compute did not come up" \
+    $(for h in $COMPUTE_HOSTS; do echo "nova-compute-$h"; done)
+say "   nova-computes up at $(elapsed "$PHASE_T") s"
 for s in $SERVICES; do
     p="$(svc_pid "$s")" && renice -n 0 -g "$p" >/dev/null 2>&1 || true
 done
