@@ -211,7 +211,10 @@ def clouds_sync(cloud_key: str | None) -> None:
 
     runtime = get_runtime()
     results = sync_clouds(runtime.db, runtime.providers, actor=cli_actor(), only=cloud_key)
-    catalog = {r.cloud_key: r for r in sync_catalog(runtime.db, runtime.providers, read_rates(runtime.settings.rates_file), actor=cli_actor())}
+    catalog = {
+        r.cloud_key: r
+        for r in sync_catalog(runtime.db, runtime.providers, read_rates(runtime.settings.rates_file), actor=cli_actor())
+    }
     if cloud_key and not results:
         raise click.ClickException(f"no enabled cloud {cloud_key!r}")
     failed = 0
@@ -456,11 +459,15 @@ def requests_show(request_id: int) -> None:
         click.echo(f"request #{r.id} ({r.kind}) {r.state}" + (f": {r.state_reason}" if r.state_reason else ""))
         click.echo(f"  department  {r.department.key} ({r.department.name_zh})")
         click.echo(f"  cloud/zone  {r.cloud.key} / {r.zone}")
-        click.echo(f"  what        {r.count} x {r.flavor.cloud_name}, {r.monthly_cost} yuan/month, expires {r.expires_on}")
+        click.echo(
+            f"  what        {r.count} x {r.flavor.cloud_name}, {r.monthly_cost} yuan/month, expires {r.expires_on}"
+        )
         click.echo(f"  chain       {' -> '.join(r.approval_steps) or '-'} (next: {r.next_role or '-'})")
         for server in r.servers:
             fault = f"  [{server.fault}]" if server.fault else ""
-            click.echo(f"  server {server.name:<20} {server.state:<10} {server.server_id or '-'} {server.host or ''}{fault}")
+            click.echo(
+                f"  server {server.name:<20} {server.state:<10} {server.server_id or '-'} {server.host or ''}{fault}"
+            )
         for event in r.events:
             why = f" ({event.reason})" if event.reason else ""
             click.echo(
@@ -512,7 +519,11 @@ def scheduler_run() -> None:
     from cloudmgr.scheduler.service import run_blocking
 
     runtime = get_runtime()
-    run_blocking(runtime.db, work_poll_seconds=runtime.settings.work_poll_seconds)
+    run_blocking(
+        runtime.db,
+        work_poll_seconds=runtime.settings.work_poll_seconds,
+        lease_seconds=runtime.settings.scheduler_lease_seconds,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

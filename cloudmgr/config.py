@@ -65,6 +65,8 @@ class Settings:
     boot_timeout_seconds: int = 600
     work_lease_seconds: int = 120
     work_poll_seconds: float = 2.0
+    # The scheduler leader renews its lease every third of this; a stand-by takes over after it.
+    scheduler_lease_seconds: int = 30
     # Notifications.
     smtp_host: str = ""
     smtp_port: int = 25
@@ -154,6 +156,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         boot_timeout_seconds=_int(get("BOOT_TIMEOUT_SECONDS", "600")),
         work_lease_seconds=_int(get("WORK_LEASE_SECONDS", "120")),
         work_poll_seconds=_float(get("WORK_POLL_SECONDS", "2")),
+        scheduler_lease_seconds=_int(get("SCHEDULER_LEASE_SECONDS", "30")),
         smtp_host=get("SMTP_HOST"),
         smtp_port=_int(get("SMTP_PORT", "25")),
         smtp_sender=get("SMTP_SENDER", "cloudmgr@localhost"),

@@ -105,12 +105,18 @@ def sync_catalog(db: Database, registry: ProviderRegistry, rates: Rates, *, acto
         for flavor in flavors:
             if flavor.is_public:
                 seen[(ItemKind.FLAVOR.value, flavor.id)] = {
-                    "cloud_name": flavor.name, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb, "disk_gb": flavor.disk_gb,
-                }  # fmt: skip
+                    "cloud_name": flavor.name,
+                    "vcpus": flavor.vcpus,
+                    "ram_mb": flavor.ram_mb,
+                    "disk_gb": flavor.disk_gb,
+                }
         for image in images:
             seen[(ItemKind.IMAGE.value, image.id)] = {
-                "cloud_name": image.name, "vcpus": 0, "ram_mb": image.min_ram_mb, "disk_gb": image.min_disk_gb,
-            }  # fmt: skip
+                "cloud_name": image.name,
+                "vcpus": 0,
+                "ram_mb": image.min_ram_mb,
+                "disk_gb": image.min_disk_gb,
+            }
         with db.unit_of_work() as uow:
             now = utcnow()
             existing = {
@@ -168,7 +174,9 @@ def offered_items(session: Session, cloud_id: int, kind: ItemKind) -> Sequence[C
 
 
 def all_items(session: Session, cloud_id: int | None = None) -> Sequence[CatalogItem]:
-    query = select(CatalogItem).order_by(CatalogItem.cloud_id, CatalogItem.kind, CatalogItem.vcpus, CatalogItem.cloud_name)
+    query = select(CatalogItem).order_by(
+        CatalogItem.cloud_id, CatalogItem.kind, CatalogItem.vcpus, CatalogItem.cloud_name
+    )
     if cloud_id is not None:
         query = query.where(CatalogItem.cloud_id == cloud_id)
     return session.scalars(query).all()

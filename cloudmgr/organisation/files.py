@@ -172,7 +172,12 @@ def _approval_policy(problems: _Problems, where: str, raw: Any) -> dict[str, Any
         problems.add(where, "'approval' must be a mapping with 'steps' and optionally 'finance_above_yuan'")
         return dict(DEFAULT_APPROVAL_POLICY)
     steps = raw.get("steps", DEFAULT_APPROVAL_POLICY["steps"])
-    if not isinstance(steps, list) or not steps or any(s not in APPROVAL_ROLES for s in steps) or len(set(steps)) != len(steps):
+    if (
+        not isinstance(steps, list)
+        or not steps
+        or any(s not in APPROVAL_ROLES for s in steps)
+        or len(set(steps)) != len(steps)
+    ):
         problems.add(where, f"'approval.steps' must list distinct roles among {', '.join(APPROVAL_ROLES)}")
         steps = DEFAULT_APPROVAL_POLICY["steps"]
     threshold = raw.get("finance_above_yuan")

@@ -346,8 +346,16 @@ def reconcile(db: Database, registry: ProviderRegistry, *, actor: str = "system:
     result = ReconcileResult()
     with db.unit_of_work() as uow:
         targets = [
-            (link.department_id, link.cloud_id, link.department.key, link.cloud.key, link.cloud.os_cloud,
-             link.cloud.region, link.cloud.quota_drift_policy, link.project_id)
+            (
+                link.department_id,
+                link.cloud_id,
+                link.department.key,
+                link.cloud.key,
+                link.cloud.os_cloud,
+                link.cloud.region,
+                link.cloud.quota_drift_policy,
+                link.project_id,
+            )
             for link in uow.session.scalars(
                 select(DepartmentCloud)
                 .where(DepartmentCloud.project_id.is_not(None))
@@ -358,7 +366,7 @@ def reconcile(db: Database, registry: ProviderRegistry, *, actor: str = "system:
                     QuotaLedgerRow.department_id == link.department_id, QuotaLedgerRow.cloud_id == link.cloud_id
                 )
             )
-        ]  # fmt: skip
+        ]
     for dept_id, cloud_id, dept_key, cloud_key, os_cloud, region, policy, project_id in targets:
         assert project_id is not None
         where = f"{dept_key} on {cloud_key}"

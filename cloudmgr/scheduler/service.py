@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 
 JOBS_TABLE = "scheduler_jobs"
 LEADER_LEASE = "scheduler"
-LEASE_TTL = timedelta(seconds=30)
-RENEW_EVERY = 10.0
 
 
 def configure(scheduler: BaseScheduler, db: Database, *, max_workers: int = 6) -> BaseScheduler:
@@ -46,11 +44,19 @@ def register_periodic_jobs(scheduler: BaseScheduler, jobs: tuple[PeriodicJob, ..
         scheduler.add_job(job.func, "interval", seconds=job.seconds, id=job.id, replace_existing=True)
 
 
-def run_blocking(db: Database, *, work_poll_seconds: float = 2.0, stop: threading.Event | None = None) -> None:
+def run_blocking(
+    db: Database,
+    *,
+    work_poll_seconds: float = 2.0,
+    lease_seconds: int = 30,
+    stop: threading.Event | None = None,
+) -> None:
     """Stand by until this process holds the leader lease, then run the jobs until stopped
     or until the lease is lost (then exit: a supervisor restarts us as a stand-by)."""
     stop = stop or threading.Event()
     me = worker_identity()
+    ttl = timedelta(seconds=lease_seconds)
+    renew_every = max(lease_seconds / 3, 0.5)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping", signum)
@@ -60,9 +66,9 @@ def run_blocking(db: Database, *, work_poll_seconds: float = 2.0, stop: threadin
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
-    while not stop.is_set() and not acquire_lease(db, LEADER_LEASE, me, LEASE_TTL):
+    while not stop.is_set() and not acquire_lease(db, LEADER_LEASE, me, ttl):
         log.info("scheduler standing by: another process holds the leader lease")
-        stop.wait(RENEW_EVERY)
+        stop.wait(renew_every)
     if stop.is_set():
         return
     log.info("scheduler %s is the leader", me)
@@ -71,8 +77,8 @@ def run_blocking(db: Database, *, work_poll_seconds: float = 2.0, stop: threadin
     register_periodic_jobs(scheduler, periodic_jobs(work_poll_seconds))
     scheduler.resume()
     try:
-        while not stop.wait(RENEW_EVERY):
-            if not acquire_lease(db, LEADER_LEASE, me, LEASE_TTL):
+        while not stop.wait(renew_every):
+            if not acquire_lease(db, LEADER_LEASE, me, ttl):
                 log.error("leader lease lost: stopping so a stand-by takes over cleanly")
                 break
     finally:

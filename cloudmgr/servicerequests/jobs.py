@@ -54,7 +54,9 @@ def resume_stalled(db: Database, report: ReconcileReport) -> None:
             if f"{kind}:{request.id}" not in live:
                 enqueue(session, kind, f"{kind}:{request.id}", {"request_id": request.id})
                 report.resumed.append(request.id)
-                audit.record(session, actor=ACTOR, action="request.resume", target_type="service_request", target_id=request.id)
+                audit.record(
+                    session, actor=ACTOR, action="request.resume", target_type="service_request", target_id=request.id
+                )
 
 
 def release_lapsed_reservations(db: Database, hold_days: int, report: ReconcileReport) -> None:
@@ -78,10 +80,7 @@ def release_lapsed_reservations(db: Database, hold_days: int, report: ReconcileR
 def find_orphans_and_vanished(db: Database, registry: ProviderRegistry, report: ReconcileReport) -> None:
     """Compare each cloud's servers carrying our metadata with what the ledger knows."""
     with db.unit_of_work() as uow:
-        clouds = [
-            (c.id, c.key, c.os_cloud, c.region)
-            for c in uow.session.scalars(select(Cloud).where(Cloud.enabled))
-        ]
+        clouds = [(c.id, c.key, c.os_cloud, c.region) for c in uow.session.scalars(select(Cloud).where(Cloud.enabled))]
         # Several clouds of the file may share one OpenStack: each looks only at its own projects.
         projects: dict[int, set[str]] = {}
         for link in uow.session.scalars(select(DepartmentCloud)):
@@ -109,9 +108,14 @@ def find_orphans_and_vanished(db: Database, registry: ProviderRegistry, report: 
                 idem = cloud_server.metadata[IDEMPOTENCY_METADATA_KEY]
                 if idem in all_keys:
                     continue
-                if session.scalar(
-                    select(OrphanServer).where(OrphanServer.cloud_id == cloud_id, OrphanServer.server_id == cloud_server.id)
-                ) is None:
+                if (
+                    session.scalar(
+                        select(OrphanServer).where(
+                            OrphanServer.cloud_id == cloud_id, OrphanServer.server_id == cloud_server.id
+                        )
+                    )
+                    is None
+                ):
                     session.add(
                         OrphanServer(
                             cloud_id=cloud_id,
@@ -123,21 +127,31 @@ def find_orphans_and_vanished(db: Database, registry: ProviderRegistry, report: 
                     )
                     report.orphans.append(f"{key}: {cloud_server.name} ({cloud_server.id})")
                     audit.record(
-                        session, actor=ACTOR, action="server.orphan", target_type="cloud_server", target_id=cloud_server.id,
+                        session,
+                        actor=ACTOR,
+                        action="server.orphan",
+                        target_type="cloud_server",
+                        target_id=cloud_server.id,
                         detail={"cloud": key, "name": cloud_server.name, "key": idem},
-                    )  # fmt: skip
+                    )
             present = {s.metadata[IDEMPOTENCY_METADATA_KEY] for s in cloud_servers}
             for idem, server in ours.items():
                 if server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value} and idem not in present:
                     # Deleted on the cloud behind our back: the usage is gone too.
                     server.state, server.fault = ServerState.DELETED.value, "deleted outside cloudmgr"
                     ledger.give_back_usage(
-                        session, department_id=server.department_id, cloud_id=server.cloud_id,
+                        session,
+                        department_id=server.department_id,
+                        cloud_id=server.cloud_id,
                         amounts={Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1},
-                    )  # fmt: skip
+                    )
                     report.vanished.append(f"{key}: {server.name}")
                     audit.record(
-                        session, actor=ACTOR, action="server.vanished", target_type="managed_server", target_id=server.id
+                        session,
+                        actor=ACTOR,
+                        action="server.vanished",
+                        target_type="managed_server",
+                        target_id=server.id,
                     )
             for orphan in session.scalars(
                 select(OrphanServer).where(OrphanServer.cloud_id == cloud_id, OrphanServer.resolved_at.is_(None))
@@ -173,9 +187,12 @@ def handle_expiry(db: Database, *, reminder_days: int, grace_days: int, today: d
             if days_left <= reminder_days and server.reminded_on is None:
                 server.reminded_on = today
                 enqueue(
-                    session, "notify", f"notify:expiry:{server.id}:{server.expires_on.isoformat()}",
-                    {"event": "expiry_reminder", "server_id": server.id}, max_attempts=5,
-                )  # fmt: skip
+                    session,
+                    "notify",
+                    f"notify:expiry:{server.id}:{server.expires_on.isoformat()}",
+                    {"event": "expiry_reminder", "server_id": server.id},
+                    max_attempts=5,
+                )
                 report.reminded.append(server.name)
             if (
                 server.state == ServerState.ACTIVE.value
@@ -184,13 +201,22 @@ def handle_expiry(db: Database, *, reminder_days: int, grace_days: int, today: d
             ):
                 server.stopped_for_expiry_at = utcnow()
                 audit.record(
-                    session, actor="system:expiry", action="server.expired_stop", target_type="managed_server",
-                    target_id=server.id, reason=f"expired on {server.expires_on.isoformat()}, grace {grace_days} days",
-                )  # fmt: skip
-                enqueue(session, "server_action", f"server:{server.id}:stop", {"server_id": server.id, "action": "stop"})
+                    session,
+                    actor="system:expiry",
+                    action="server.expired_stop",
+                    target_type="managed_server",
+                    target_id=server.id,
+                    reason=f"expired on {server.expires_on.isoformat()}, grace {grace_days} days",
+                )
                 enqueue(
-                    session, "notify", f"notify:expired:{server.id}:{server.expires_on.isoformat()}",
-                    {"event": "expired_stopped", "server_id": server.id}, max_attempts=5,
-                )  # fmt: skip
+                    session, "server_action", f"server:{server.id}:stop", {"server_id": server.id, "action": "stop"}
+                )
+                enqueue(
+                    session,
+                    "notify",
+                    f"notify:expired:{server.id}:{server.expires_on.isoformat()}",
+                    {"event": "expired_stopped", "server_id": server.id},
+                    max_attempts=5,
+                )
                 report.stopped.append(server.name)
     return report

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import (
     CloudError,
-    CloudNoValidHost,
     CloudNotFound,
+    CloudNoValidHost,
     CloudProvider,
     CloudQuotaExceeded,
     CloudTimeout,
@@ -61,7 +61,12 @@ def _event(session: object, request: ServiceRequest, target: RequestState, actio
     check_transition(request.state, target)
     session.add(
         RequestEvent(
-            request_id=request.id, actor=SYSTEM, action=action, from_state=request.state, to_state=target.value, reason=reason
+            request_id=request.id,
+            actor=SYSTEM,
+            action=action,
+            from_state=request.state,
+            to_state=target.value,
+            reason=reason,
         )
     )
     audit.record(
@@ -139,7 +144,12 @@ def _fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError
         if server.reservation_id is not None:
             ledger.release(uow.session, server.reservation_id, reason=f"failed: {reason_code}")
         audit.record(
-            uow.session, actor=SYSTEM, action="server.failed", target_type="managed_server", target_id=server.id, reason=message
+            uow.session,
+            actor=SYSTEM,
+            action="server.failed",
+            target_type="managed_server",
+            target_id=server.id,
+            reason=message,
         )
     PROVISIONING_FAILURES.labels(cloud=cloud_key, reason=reason_code).inc()
 
@@ -163,9 +173,13 @@ def _record_active(db: Database, server_id: int, cloud_server: Server) -> None:
         if server.reservation_id is not None:
             ledger.consume(uow.session, server.reservation_id)
         audit.record(
-            uow.session, actor=SYSTEM, action="server.active", target_type="managed_server", target_id=server.id,
+            uow.session,
+            actor=SYSTEM,
+            action="server.active",
+            target_type="managed_server",
+            target_id=server.id,
             detail={"cloud_server_id": cloud_server.id, "host": cloud_server.host},
-        )  # fmt: skip
+        )
 
 
 def _server_rows(db: Database, ids: Sequence[int]) -> list[tuple[int, str, str, str, str | None]]:
@@ -215,7 +229,9 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
             except CloudUnavailable as exc:
                 raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
             except CloudError as exc:
-                _fail_server(db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error"))
+                _fail_server(
+                    db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error")
+                )
                 continue
             _record_building(db, server_id, cloud_server)
             building.append((server_id, cloud_server.id))
@@ -225,7 +241,9 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
             except CloudUnavailable as exc:
                 raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
             except CloudError as exc:
-                _fail_server(db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error"))
+                _fail_server(
+                    db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error")
+                )
                 continue
             _record_active(db, server_id, final)
         renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
@@ -273,11 +291,12 @@ def finish_request(db: Database, request_id: int) -> None:
             PROVISIONING_SECONDS.labels(cloud=request.cloud.key).observe(
                 (request.finished_at - request.provisioning_started_at).total_seconds()
             )
+        event = "provisioned" if failed == 0 else "provisioning_failed"
         enqueue(
             session,
             "notify",
-            f"notify:{'provisioned' if failed == 0 else 'provisioning_failed'}:{request.id}:{request.finished_at.timestamp()}",
-            {"event": "provisioned" if failed == 0 else "provisioning_failed", "request_id": request.id},
+            f"notify:{event}:{request.id}:{request.finished_at.timestamp()}",
+            {"event": event, "request_id": request.id},
             max_attempts=5,
         )
 
@@ -342,7 +361,9 @@ def handle_resize(db: Database, item: ClaimedItem) -> None:
             Resource.RAM_MB: max(old[Resource.RAM_MB] - new_ram, 0),
         }
         if any(shrink.values()):
-            ledger.give_back_usage(session, department_id=server.department_id, cloud_id=server.cloud_id, amounts=shrink)
+            ledger.give_back_usage(
+                session, department_id=server.department_id, cloud_id=server.cloud_id, amounts=shrink
+            )
         server.flavor_item_id, server.vcpus, server.ram_mb = request.flavor_item_id, new_vcpus, new_ram
         server.host = final.host
         _event(session, request, RequestState.ACTIVE, "resize", None)
@@ -402,9 +423,12 @@ def handle_server_action(db: Database, item: ClaimedItem) -> None:
             )
             _retire_if_done(session, server.request_id)
         audit.record(
-            session, actor="system:server_action", action=f"server.{action}.done", target_type="managed_server",
+            session,
+            actor="system:server_action",
+            action=f"server.{action}.done",
+            target_type="managed_server",
             target_id=server.id,
-        )  # fmt: skip
+        )
 
 
 def _retire_if_done(session: object, request_id: int) -> None:
@@ -414,8 +438,13 @@ def _retire_if_done(session: object, request_id: int) -> None:
     request = session.get(ServiceRequest, request_id)
     if request is None:
         return
-    if request.state in {RequestState.ACTIVE.value, RequestState.PARTIALLY_ACTIVE.value, RequestState.FAILED.value} and all(
-        s.state in {ServerState.DELETED.value, ServerState.CANCELLED.value, ServerState.ERROR.value} for s in request.servers
+    if request.state in {
+        RequestState.ACTIVE.value,
+        RequestState.PARTIALLY_ACTIVE.value,
+        RequestState.FAILED.value,
+    } and all(
+        s.state in {ServerState.DELETED.value, ServerState.CANCELLED.value, ServerState.ERROR.value}
+        for s in request.servers
     ):
         _event(session, request, RequestState.RETIRED, "retire", "every server deleted")
 

@@ -80,7 +80,9 @@ def list_requests(session: Session, actor: Actor, filters: RequestFilter) -> tup
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.options(
-            selectinload(ServiceRequest.cloud), selectinload(ServiceRequest.department), selectinload(ServiceRequest.flavor)
+            selectinload(ServiceRequest.cloud),
+            selectinload(ServiceRequest.department),
+            selectinload(ServiceRequest.flavor),
         )
         .order_by(ServiceRequest.id.desc())
         .offset((max(filters.page, 1) - 1) * filters.per_page)
@@ -157,7 +159,9 @@ def approval_steps(cloud: Cloud, monthly_cost: Decimal) -> list[str]:
     return steps
 
 
-def _validated(session: Session, actor: Actor, form: RequestForm, today: date) -> tuple[Cloud, CatalogItem, CatalogItem]:
+def _validated(
+    session: Session, actor: Actor, form: RequestForm, today: date
+) -> tuple[Cloud, CatalogItem, CatalogItem]:
     if actor.department_id is None:
         raise RequestInvalid("only department users request VMs")
     problems = []
@@ -305,9 +309,11 @@ def _reserve_servers(session: Session, request: ServiceRequest) -> None:
     for server in request.servers:
         if server.state != ServerState.PENDING.value:
             continue
-        held = server.reservation_id is not None and session.scalar(
-            select(QuotaReservation.state).where(QuotaReservation.id == server.reservation_id)
-        ) == ReservationState.HELD.value
+        held = (
+            server.reservation_id is not None
+            and session.scalar(select(QuotaReservation.state).where(QuotaReservation.id == server.reservation_id))
+            == ReservationState.HELD.value
+        )
         if not held:
             to_reserve.append(server)
     wanted = {
@@ -393,7 +399,13 @@ def approve_request(session: Session, actor: Actor, request_id: int, *, reason: 
     step = _check_step(request, actor)
     if request.current_step + 1 < len(request.approval_steps):
         _transition(
-            session, request, RequestState.SUBMITTED, actor=actor.username, action="approve", step=step, reason=reason or None
+            session,
+            request,
+            RequestState.SUBMITTED,
+            actor=actor.username,
+            action="approve",
+            step=step,
+            reason=reason or None,
         )
         request.current_step += 1
         _notify(session, "approval_needed", request)
@@ -405,7 +417,15 @@ def approve_request(session: Session, actor: Actor, request_id: int, *, reason: 
         payload["reservation_id"] = _reserve_resize(session, request)
     request.current_step += 1
     request.approved_at = utcnow()
-    _transition(session, request, RequestState.APPROVED, actor=actor.username, action="approve", step=step, reason=reason or None)
+    _transition(
+        session,
+        request,
+        RequestState.APPROVED,
+        actor=actor.username,
+        action="approve",
+        step=step,
+        reason=reason or None,
+    )
     if request.submitted_at is not None:
         APPROVAL_WAIT_SECONDS.labels(cloud=request.cloud.key).observe(
             (request.approved_at - request.submitted_at).total_seconds()
@@ -451,7 +471,9 @@ def reject_request(session: Session, actor: Actor, request_id: int, *, reason: s
         raise RequestInvalid("a reason is required to reject")
     request = get_request(session, actor, request_id, for_update=True)
     step = _check_step(request, actor)
-    _transition(session, request, RequestState.REJECTED, actor=actor.username, action="reject", step=step, reason=reason)
+    _transition(
+        session, request, RequestState.REJECTED, actor=actor.username, action="reject", step=step, reason=reason
+    )
     _release_all(session, request, f"rejected: {reason}")
     request.finished_at = utcnow()
     _notify(session, "rejected", request)
@@ -461,12 +483,17 @@ def reject_request(session: Session, actor: Actor, request_id: int, *, reason: s
 def cancel_request(session: Session, actor: Actor, request_id: int, *, reason: str) -> ServiceRequest:
     """The author, the department head or an operator withdraws a request that has not booted anything."""
     request = get_request(session, actor, request_id, for_update=True)
-    allowed = actor.role == Role.OPERATOR or request.created_by == actor.username or (
-        actor.role == Role.DEPT_HEAD and actor.department_id == request.department_id
+    allowed = (
+        actor.role == Role.OPERATOR
+        or request.created_by == actor.username
+        or (actor.role == Role.DEPT_HEAD and actor.department_id == request.department_id)
     )
     if not allowed:
         raise NotYourTurn("only the author, the department head or an operator cancels a request")
-    if any(s.state not in {ServerState.PENDING.value, ServerState.CANCELLED.value, ServerState.ERROR.value} for s in request.servers):
+    if any(
+        s.state not in {ServerState.PENDING.value, ServerState.CANCELLED.value, ServerState.ERROR.value}
+        for s in request.servers
+    ):
         raise InvalidTransition("servers of this request already exist: delete them instead")
     _transition(
         session, request, RequestState.CANCELLED, actor=actor.username, action="cancel", reason=reason.strip() or None
@@ -534,7 +561,9 @@ def server_action(session: Session, actor: Actor, server_id: int, action: str, *
     return server
 
 
-def extend_expiry(session: Session, actor: Actor, server_id: int, new_date: date, *, today: date | None = None) -> ManagedServer:
+def extend_expiry(
+    session: Session, actor: Actor, server_id: int, new_date: date, *, today: date | None = None
+) -> ManagedServer:
     server = get_server(session, actor, server_id)
     today = today or date.today()
     if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR}:
@@ -569,7 +598,12 @@ def request_resize(
     if server.state not in {ServerState.ACTIVE.value, ServerState.STOPPED.value}:
         raise InvalidTransition(f"server {server.name} is {server.state}: it cannot be resized now")
     flavor = session.get(CatalogItem, flavor_item_id)
-    if flavor is None or flavor.cloud_id != server.cloud_id or flavor.kind != ItemKind.FLAVOR.value or not flavor.offered:
+    if (
+        flavor is None
+        or flavor.cloud_id != server.cloud_id
+        or flavor.kind != ItemKind.FLAVOR.value
+        or not flavor.offered
+    ):
         raise RequestInvalid("choose a flavor offered on this server's cloud")
     if flavor.id == server.flavor_item_id:
         raise RequestInvalid("that is the server's current flavor")
@@ -609,3 +643,12 @@ def holding_servers(session: Session, department_id: int, cloud_id: int) -> Sequ
             ManagedServer.state.in_([s.value for s in HOLDING_STATES]),
         )
     ).all()
+
+
+def list_orphans(session: Session, *, include_resolved: bool = False) -> Sequence[Any]:
+    from cloudmgr.servicerequests.models import OrphanServer
+
+    query = select(OrphanServer).options(selectinload(OrphanServer.cloud)).order_by(OrphanServer.id.desc())
+    if not include_resolved:
+        query = query.where(OrphanServer.resolved_at.is_(None))
+    return session.scalars(query).all()

@@ -22,7 +22,9 @@ class RequestState(enum.StrEnum):
 
 REQUEST_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     RequestState.DRAFT: frozenset({RequestState.SUBMITTED, RequestState.CANCELLED}),
-    RequestState.SUBMITTED: frozenset({RequestState.SUBMITTED, RequestState.APPROVED, RequestState.REJECTED, RequestState.CANCELLED}),
+    RequestState.SUBMITTED: frozenset(
+        {RequestState.SUBMITTED, RequestState.APPROVED, RequestState.REJECTED, RequestState.CANCELLED}
+    ),
     RequestState.APPROVED: frozenset({RequestState.PROVISIONING, RequestState.CANCELLED}),
     RequestState.PROVISIONING: frozenset(
         {RequestState.ACTIVE, RequestState.PARTIALLY_ACTIVE, RequestState.FAILED, RequestState.CANCELLED}
@@ -56,4 +58,6 @@ class ServerState(enum.StrEnum):
 
 
 #: States in which a server holds (or uses) quota.
-HOLDING_STATES = frozenset({ServerState.PENDING, ServerState.BUILDING, ServerState.ACTIVE, ServerState.STOPPED, ServerState.DELETING})
+HOLDING_STATES = frozenset(
+    {ServerState.PENDING, ServerState.BUILDING, ServerState.ACTIVE, ServerState.STOPPED, ServerState.DELETING}
+)

@@ -82,7 +82,9 @@ class ClaimedItem:
     lease_owner: str
 
 
-def claim(db: Database, *, owner: str, lease: timedelta = DEFAULT_LEASE, kinds: set[str] | None = None) -> ClaimedItem | None:
+def claim(
+    db: Database, *, owner: str, lease: timedelta = DEFAULT_LEASE, kinds: set[str] | None = None
+) -> ClaimedItem | None:
     """Take the oldest due item (or one whose lease expired) for ``owner``."""
     with db.unit_of_work() as uow:
         now = utcnow()
@@ -157,7 +159,13 @@ def retry_later(db: Database, item: ClaimedItem, error: str, delay: float | None
 
 def fail(db: Database, item: ClaimedItem, error: str) -> None:
     _finish(
-        db, item, state=WorkState.FAILED.value, last_error=error, finished_at=utcnow(), lease_owner=None, lease_expires_at=None
+        db,
+        item,
+        state=WorkState.FAILED.value,
+        last_error=error,
+        finished_at=utcnow(),
+        lease_owner=None,
+        lease_expires_at=None,
     )
 
 

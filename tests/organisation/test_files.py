@@ -13,9 +13,21 @@ CLOUDS = REPO_ROOT / "etc" / "government-clouds.yaml"
 DEPARTMENTS = REPO_ROOT / "etc" / "departments.yaml"
 
 PLAN_INDUSTRY_CLOUDS = {
-    "政务云", "工业云", "人社云", "商务云", "教育云", "交通云", "安全生产云",
-    "环保云", "农业云", "食品药品安全云", "健康云", "综治云", "旅游云", "扶贫云",
-}  # fmt: skip
+    "政务云",
+    "工业云",
+    "人社云",
+    "商务云",
+    "教育云",
+    "交通云",
+    "安全生产云",
+    "环保云",
+    "农业云",
+    "食品药品安全云",
+    "健康云",
+    "综治云",
+    "旅游云",
+    "扶贫云",
+}
 
 
 def test_demo_clouds_are_the_plans_1_plus_14_plus_n() -> None:

@@ -176,15 +176,25 @@ def test_one_size_up_is_automatic_once_in_30_days(synced: Runtime, quota_dir: Pa
     definitions = read_quota_files(quota_dir)
     with synced.db.unit_of_work() as uow:
         change = quotas.request_change(
-            uow.session, definitions, department_id=dept, cloud_key="commerce", requested_by="zhangwei",
-            reason="new licensing system", target_size="medium",
-        )  # fmt: skip
+            uow.session,
+            definitions,
+            department_id=dept,
+            cloud_key="commerce",
+            requested_by="zhangwei",
+            reason="new licensing system",
+            target_size="medium",
+        )
         assert (change.state, change.automatic, change.decided_by) == ("approved", True, "system:auto-approval")
     with synced.db.unit_of_work() as uow:
         second = quotas.request_change(
-            uow.session, definitions, department_id=dept, cloud_key="commerce", requested_by="zhangwei",
-            reason="more", target_size="large",
-        )  # fmt: skip
+            uow.session,
+            definitions,
+            department_id=dept,
+            cloud_key="commerce",
+            requested_by="zhangwei",
+            reason="more",
+            target_size="large",
+        )
         assert second.state == "pending"  # one step again within 30 days: an operator decides
         second_id = second.id
     with synced.db.unit_of_work() as uow:
@@ -214,13 +224,23 @@ def test_two_steps_up_or_explicit_limits_need_an_operator(synced: Runtime, quota
     definitions = read_quota_files(quota_dir)
     with synced.db.unit_of_work() as uow:
         jump = quotas.request_change(
-            uow.session, definitions, department_id=dept, cloud_key="commerce", requested_by="zhangwei",
-            reason="big", target_size="large",
-        )  # fmt: skip
+            uow.session,
+            definitions,
+            department_id=dept,
+            cloud_key="commerce",
+            requested_by="zhangwei",
+            reason="big",
+            target_size="large",
+        )
         explicit = quotas.request_change(
-            uow.session, definitions, department_id=dept, cloud_key="commerce", requested_by="zhangwei",
-            reason="gpu-less AI", limits={Resource.CORES: 20},
-        )  # fmt: skip
+            uow.session,
+            definitions,
+            department_id=dept,
+            cloud_key="commerce",
+            requested_by="zhangwei",
+            reason="gpu-less AI",
+            limits={Resource.CORES: 20},
+        )
         assert (jump.state, explicit.state) == ("pending", "pending")
         rejected = quotas.decide_change(uow.session, jump.id, approve=False, decided_by="operator", reason="too big")
         assert rejected.state == "rejected"
@@ -239,14 +259,24 @@ def test_a_quota_is_never_lowered_below_usage(synced: Runtime, quota_dir: Path) 
         synced.db.unit_of_work() as uow,
     ):
         quotas.request_change(
-            uow.session, definitions, department_id=dept, cloud_key="commerce", requested_by="zhangwei",
-            reason="shrink", limits={Resource.INSTANCES: 2},
-        )  # fmt: skip
+            uow.session,
+            definitions,
+            department_id=dept,
+            cloud_key="commerce",
+            requested_by="zhangwei",
+            reason="shrink",
+            limits={Resource.INSTANCES: 2},
+        )
     with pytest.raises(QuotaChangeInvalid, match="may not use cloud"), synced.db.unit_of_work() as uow:
         quotas.request_change(
-            uow.session, definitions, department_id=dept, cloud_key="health", requested_by="x", reason="r",
+            uow.session,
+            definitions,
+            department_id=dept,
+            cloud_key="health",
+            requested_by="x",
+            reason="r",
             target_size="small",
-        )  # fmt: skip
+        )
     with synced.db.unit_of_work() as uow:
         rows = uow.session.scalars(select(QuotaLedgerRow).where(QuotaLedgerRow.department_id == dept)).all()
         assert {r.resource: r.limit for r in rows if r.cloud_id == cloud}[Resource.INSTANCES.value] == 8

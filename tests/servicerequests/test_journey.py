@@ -28,7 +28,11 @@ from tests.servicerequests.conftest import Journey
 def _submit(j: Journey, count: int = 3, **kwargs: object) -> int:
     with j.rt.db.unit_of_work() as uow:
         request = requests_service.create_request(
-            uow.session, j.staff, j.form(count, **kwargs), submit=True, settings=j.rt.settings  # type: ignore[arg-type]
+            uow.session,
+            j.staff,
+            j.form(count, **kwargs),
+            submit=True,
+            settings=j.rt.settings,  # type: ignore[arg-type]
         )
         return request.id
 
@@ -143,7 +147,9 @@ def test_finance_joins_the_chain_above_the_threshold(journey: Journey) -> None:
         dept = uow.session.scalar(select(Department).where(Department.key == "prov-health"))
         assert dept is not None
         health_staff = Actor("hs", Role.DEPT_STAFF, department_id=dept.id)
-        request = requests_service.create_request(uow.session, health_staff, form, submit=True, settings=journey.rt.settings)
+        request = requests_service.create_request(
+            uow.session, health_staff, form, submit=True, settings=journey.rt.settings
+        )
         assert request.monthly_cost == 3 * 540
         assert request.approval_steps == ["dept_head", "operator", "finance"]
 
@@ -303,9 +309,9 @@ def test_orphans_are_reported(journey: Journey) -> None:
 
     with journey.rt.db.unit_of_work() as uow:
         link = uow.session.scalar(
-            select(DepartmentCloud).join(Cloud).where(
-                DepartmentCloud.department_id == journey.staff.department_id, Cloud.key == "education"
-            )
+            select(DepartmentCloud)
+            .join(Cloud)
+            .where(DepartmentCloud.department_id == journey.staff.department_id, Cloud.key == "education")
         )
         assert link is not None and link.project_id
         cloud = link.cloud

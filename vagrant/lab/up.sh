@@ -143,12 +143,18 @@ fi
 phase_done
 
 # ---------------------------------------------------------------- init state
+# The databases belong to the state dir that initialized them: its lab id
+# is in $LAB/state/lab-id and in the table ${DB_PREFIX}meta.owner. Another
+# id there (a lab from another checkout re-initialized them) or no
+# databases at all means a fresh init here too.
 INIT_MARK="$LAB/state/initialized"
+META_DB="${DB_PREFIX}meta"
+db_lab_id() { mysql_cmd -N -B -e "SELECT lab_id FROM \`$META_DB\`.owner LIMIT 1" 2>/dev/null || true; }
 FRESH=0
 if [ ! -f "$INIT_MARK" ]; then
     FRESH=1
-elif [ -z "$(mysql_cmd -N -B -e "SHOW DATABASES LIKE '${DB_PREFIX}keystone'")" ]; then
-    say "lab databases are gone: initializing from scratch"
+elif [ "$(cat "$LAB/state/lab-id" 2>/dev/null)" != "$(db_lab_id)" ]; then
+    say "the lab databases are gone or were re-initialized by another lab: initializing from scratch"
     FRESH=1
 fi
 
@@ -183,7 +189,11 @@ if [ "$FRESH" = 1 ]; then
     rm -rf "$LAB/state" "$LAB/keystone" "$DATA" "$LAB/clouds.yaml"
     mkdir -p "$LAB/state" "$DATA"
     echo "$RABBIT_VHOST" >"$VHOST_FILE"
-    sql=""
+    lab_id="$(cat /proc/sys/kernel/random/uuid)"
+    echo "$lab_id" >"$LAB/state/lab-id"
+    sql="DROP DATABASE IF EXISTS \`$META_DB\`; CREATE DATABASE \`$META_DB\`;
+         CREATE TABLE \`$META_DB\`.owner (lab_id VARCHAR(64) NOT NULL, lab_dir VARCHAR(1024), created_at DATETIME);
+         INSERT INTO \`$META_DB\`.owner VALUES ('$lab_id', '$(hostname):$LAB', UTC_TIMESTAMP()); "
     for d in $DBS; do
         sql+="DROP DATABASE IF EXISTS \`${DB_PREFIX}$d\`; CREATE DATABASE \`${DB_PREFIX}$d\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci; "
     done
