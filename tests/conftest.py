@@ -22,6 +22,8 @@ from cloudmgr.dbschema import upgrade
 from cloudmgr.runtime import Runtime, set_runtime
 
 REPO = Path(__file__).resolve().parent.parent
+
+pytest_plugins = ["tests.journey_fixtures"]
 ARTIFACTS = REPO / "test-artifacts"
 
 

@@ -18,7 +18,7 @@ from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests import services as requests_service
 from cloudmgr.servicerequests.jobs import ReconcileReport, release_lapsed_reservations
 from cloudmgr.servicerequests.models import ServiceRequest
-from tests.servicerequests.conftest import Journey
+from tests.journey_fixtures import Journey
 
 
 def prepare_twenty_waiting_requests(j: Journey, *, fits: int) -> list[int]:

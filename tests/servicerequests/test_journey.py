@@ -22,7 +22,7 @@ from cloudmgr.servicerequests.errors import (
 from cloudmgr.servicerequests.jobs import handle_expiry, reconcile_requests
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.services import RequestFilter
-from tests.servicerequests.conftest import Journey
+from tests.journey_fixtures import Journey
 
 
 def _submit(j: Journey, count: int = 3, **kwargs: object) -> int:

@@ -18,7 +18,7 @@ from cloudmgr.quotas.services import reconcile
 from cloudmgr.runtime import Runtime
 from cloudmgr.servicerequests import services as requests_service
 from cloudmgr.servicerequests.models import ServiceRequest
-from tests.servicerequests.conftest import LabJourney, build_lab_journey, clean_lab_department
+from tests.journey_fixtures import LabJourney, build_lab_journey, clean_lab_department
 from tests.servicerequests.test_concurrency import approve_concurrently, prepare_twenty_waiting_requests
 
 pytestmark = pytest.mark.lab

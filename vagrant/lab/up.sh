@@ -60,7 +60,7 @@ fi
 stray="$(lab_procs_other "$LAB")"
 if [ -n "$stray" ]; then
     say "WARNING: stopping processes of another lab: $stray"
-    kill_pids "$stray"
+    kill_pids "$stray" 6
 fi
 for port in $KEYSTONE_PORT $PLACEMENT_PORT $NOVA_PORT $GLANCE_PORT $NEUTRON_PORT; do
     if port_open "$LAB_HOST" "$port"; then

@@ -1,0 +1,352 @@
+"""Numba-compiled kernels of the planner (compiled on first use, cached on disk).
+
+Arrays of demands are float64 holding exact integers (vCPUs, MiB), so the SIMD-friendly
+float comparisons are exact: every value stays far below 2**53.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def jit(fn: F) -> F:
+    return cast(F, numba.njit(cache=True, nogil=True)(fn))
+
+
+def jit_simd(fn: F) -> F:
+    return cast(F, numba.njit(cache=True, nogil=True, fastmath=True)(fn))
+
+
+@jit_simd
+def _scores(r0: Any, r1: Any, r2: Any, nact: int, d0: float, d1: float, d2: float,
+            w0: float, w1: float, w2: float, out: Any) -> None:  # fmt: skip
+    # Branch-free so that it vectorises: -1 marks a host the item does not fit.
+    for b in range(nact):
+        ok = (r0[b] >= d0) & (r1[b] >= d1) & (r2[b] >= d2)
+        s = d0 * w0 * r0[b] + d1 * w1 * r1[b] + d2 * w2 * r2[b]
+        out[b] = s if ok else -1.0
+
+
+@jit
+def vector_schedule(
+    dem: Any, cap: Any, items: Any, nbins: int, groups: Any, grp_head: Any, grp_next: Any, assign: Any, bin_base: int
+) -> Any:
+    """Place ``items`` (already in decreasing size order) into ``nbins`` empty hosts, all open at once.
+
+    Each item goes to the host where it fits that maximises the dot product of its demand
+    with the host's remaining capacity, each resource weighted by 1 / (its average load per
+    host): big items spread over the hosts, complementary items meet, the small ones last
+    fill the gaps. Anti-affinity: a host already holding a member of the item's group is
+    skipped. Returns the items that fit no host (the overflow).
+    """
+    n = items.shape[0]
+    tot0 = 0.0
+    tot1 = 0.0
+    tot2 = 0.0
+    for t in range(n):
+        i = items[t]
+        tot0 += dem[i, 0]
+        tot1 += dem[i, 1]
+        tot2 += dem[i, 2]
+    # weight_k = 1 / (cap_k * average load_k per host) / cap_k
+    w0 = nbins / (tot0 * cap[0]) if tot0 > 0 else 0.0
+    w1 = nbins / (tot1 * cap[1]) if tot1 > 0 else 0.0
+    w2 = nbins / (tot2 * cap[2]) if tot2 > 0 else 0.0
+    r0 = np.full(nbins, cap[0])
+    r1 = np.full(nbins, cap[1])
+    r2 = np.full(nbins, cap[2])
+    host = np.arange(nbins)  # host at each active slot
+    slot = np.arange(nbins)  # active slot of each host
+    nact = nbins
+    sc = np.empty(nbins)
+    # suffix minima of the remaining demands: a host below them in any resource is full for good
+    smin = np.empty((n + 1, 3))
+    smin[n, 0] = np.inf
+    smin[n, 1] = np.inf
+    smin[n, 2] = np.inf
+    for t in range(n - 1, -1, -1):
+        i = items[t]
+        for k in range(3):
+            v = dem[i, k]
+            smin[t, k] = v if v < smin[t + 1, k] else smin[t + 1, k]
+    over = np.empty(n, dtype=np.int64)
+    nover = 0
+    for t in range(n):
+        if (t & 31) == 0:
+            a = 0
+            while a < nact:
+                if r0[a] < smin[t, 0] or r1[a] < smin[t, 1] or r2[a] < smin[t, 2]:
+                    nact -= 1
+                    r0[a], r0[nact] = r0[nact], r0[a]
+                    r1[a], r1[nact] = r1[nact], r1[a]
+                    r2[a], r2[nact] = r2[nact], r2[a]
+                    ha = host[a]
+                    hb = host[nact]
+                    host[a] = hb
+                    host[nact] = ha
+                    slot[hb] = a
+                    slot[ha] = nact
+                else:
+                    a += 1
+        i = items[t]
+        d0 = dem[i, 0]
+        d1 = dem[i, 1]
+        d2 = dem[i, 2]
+        _scores(r0, r1, r2, nact, d0, d1, d2, w0, w1, w2, sc)
+        g = groups[i]
+        if g >= 0:
+            j = grp_head[g]
+            while j >= 0:
+                b = assign[j] - bin_base
+                if b >= 0 and b < nbins:
+                    s = slot[b]
+                    if s < nact:
+                        sc[s] = -1.0
+                j = grp_next[j]
+        best = -0.5
+        bb = -1
+        for a in range(nact):
+            if sc[a] > best:
+                best = sc[a]
+                bb = a
+        if bb >= 0:
+            assign[i] = bin_base + host[bb]
+            r0[bb] -= d0
+            r1[bb] -= d1
+            r2[bb] -= d2
+            if g >= 0:
+                grp_next[i] = grp_head[g]
+                grp_head[g] = i
+        else:
+            over[nover] = i
+            nover += 1
+    return over[:nover]
+
+
+@jit
+def pack_chunks(
+    dem: Any,
+    cap: Any,
+    flat: Any,
+    bounds: Any,
+    final_bins: int,
+    groups: Any,
+    grp_head: Any,
+    grp_next: Any,
+    assign: Any,
+    bin_base: int,
+) -> Any:
+    """Pack each chunk ``flat[bounds[j]:bounds[j+1]]`` into floor(its continuous bound) hosts.
+
+    With ``final_bins > 0`` there is one chunk and it gets that many hosts. Returns
+    (overflow items of all chunks, hosts opened).
+    """
+    nchunks = bounds.shape[0] - 1
+    over_all = np.empty(flat.shape[0], dtype=np.int64)
+    nover = 0
+    opened = 0
+    for j in range(nchunks):
+        items = flat[bounds[j] : bounds[j + 1]]
+        if items.shape[0] == 0:
+            continue
+        if final_bins > 0:
+            nb = final_bins
+        else:
+            mx = 0.0
+            for k in range(3):
+                s = 0.0
+                for t in range(items.shape[0]):
+                    s += dem[items[t], k]
+                s /= cap[k]
+                if s > mx:
+                    mx = s
+            nb = int(np.floor(mx))
+            if nb < 1:
+                nb = 1
+        over = vector_schedule(dem, cap, items, nb, groups, grp_head, grp_next, assign, bin_base + opened)
+        for t in range(over.shape[0]):
+            over_all[nover] = over[t]
+            nover += 1
+        opened += nb
+    return over_all[:nover], opened
+
+
+@jit
+def eliminate_bins(dem: Any, cap: Any, assign: Any, nbins: int, groups: Any, max_tries: int) -> int:
+    """Try to empty the least-filled hosts by moving their servers into the others (best fit).
+
+    ``assign`` holds host indices 0..nbins-1 and is updated in place; emptied hosts are left
+    empty (the caller renumbers). Returns how many hosts were emptied.
+    """
+    n = assign.shape[0]
+    load = np.zeros((nbins, 3))
+    count = np.zeros(nbins, dtype=np.int64)
+    for i in range(n):
+        b = assign[i]
+        if b >= 0:
+            count[b] += 1
+            for k in range(3):
+                load[b, k] += dem[i, k]
+    # group -> members (CSR) for conflict checks
+    ng = 0
+    for i in range(n):
+        if groups[i] + 1 > ng:
+            ng = groups[i] + 1
+    gstart = np.zeros(ng + 1, dtype=np.int64)
+    for i in range(n):
+        if groups[i] >= 0:
+            gstart[groups[i] + 1] += 1
+    for g in range(ng):
+        gstart[g + 1] += gstart[g]
+    gpos = gstart[:-1].copy()
+    gmem = np.empty(gstart[ng], dtype=np.int64)
+    for i in range(n):
+        g = groups[i]
+        if g >= 0:
+            gmem[gpos[g]] = i
+            gpos[g] += 1
+    fill = np.empty(nbins)
+    for b in range(nbins):
+        f = 0.0
+        for k in range(3):
+            v = load[b, k] / cap[k]
+            if v > f:
+                f = v
+        fill[b] = f
+    order = np.argsort(fill)
+    closed = np.zeros(nbins, dtype=np.bool_)
+    moved_item = np.empty(n, dtype=np.int64)
+    moved_to = np.empty(n, dtype=np.int64)
+    emptied = 0
+    tries = min(max_tries, nbins - 1)
+    for t in range(tries):
+        c = order[t]
+        if count[c] == 0:
+            continue
+        nmoved = 0
+        ok = True
+        # largest first
+        its = np.empty(count[c], dtype=np.int64)
+        m = 0
+        for i in range(n):
+            if assign[i] == c:
+                its[m] = i
+                m += 1
+        sizes = np.empty(its.shape[0])
+        for a in range(its.shape[0]):
+            i = its[a]
+            sizes[a] = -(dem[i, 0] / cap[0] + dem[i, 1] / cap[1] + dem[i, 2] / cap[2])
+        its = its[np.argsort(sizes)]
+        for a in range(its.shape[0]):
+            i = its[a]
+            g = groups[i]
+            best = np.inf
+            bb = -1
+            for b in range(nbins):
+                if b == c or closed[b] or count[b] == 0:
+                    continue
+                if (
+                    load[b, 0] + dem[i, 0] > cap[0]
+                    or load[b, 1] + dem[i, 1] > cap[1]
+                    or load[b, 2] + dem[i, 2] > cap[2]
+                ):
+                    continue
+                slack = 0.0
+                for k in range(3):
+                    slack += (cap[k] - load[b, k] - dem[i, k]) / cap[k]
+                if slack < best:
+                    if g >= 0:
+                        conflict = False
+                        for q in range(gstart[g], gstart[g + 1]):
+                            j = gmem[q]
+                            if j != i and assign[j] == b:
+                                conflict = True
+                                break
+                        if conflict:
+                            continue
+                    best = slack
+                    bb = b
+            if bb < 0:
+                ok = False
+                break
+            assign[i] = bb
+            for k in range(3):
+                load[bb, k] += dem[i, k]
+                load[c, k] -= dem[i, k]
+            moved_item[nmoved] = i
+            moved_to[nmoved] = bb
+            nmoved += 1
+        if ok:
+            closed[c] = True
+            count[c] = 0
+            emptied += 1
+            for a in range(nmoved):
+                count[moved_to[a]] += 1
+        else:
+            for a in range(nmoved):
+                i = moved_item[a]
+                b = moved_to[a]
+                assign[i] = c
+                for k in range(3):
+                    load[b, k] -= dem[i, k]
+                    load[c, k] += dem[i, k]
+    return emptied
+
+
+@jit
+def first_fit(dem: Any, cap: Any, order: Any) -> Any:
+    """First fit in the given order (the FFD baseline when ``order`` is by decreasing size).
+
+    A segment tree keeps, per node, the largest remaining capacity of each resource below
+    it, so the leftmost host that fits is found in about O(log hosts). Returns (assign, hosts).
+    """
+    n = order.shape[0]
+    size = 1
+    while size < max(n, 1):
+        size *= 2
+    tree = np.empty((2 * size, 3))
+    for v in range(2 * size):
+        for k in range(3):
+            tree[v, k] = cap[k]
+    assign = np.full(dem.shape[0], -1, dtype=np.int64)
+    stack = np.empty(128, dtype=np.int64)
+    used = 0
+    for t in range(n):
+        i = order[t]
+        sp = 1
+        stack[0] = 1
+        leaf = -1
+        while sp > 0:
+            sp -= 1
+            v = stack[sp]
+            if tree[v, 0] < dem[i, 0] or tree[v, 1] < dem[i, 1] or tree[v, 2] < dem[i, 2]:
+                continue
+            if v >= size:
+                leaf = v
+                break
+            stack[sp] = 2 * v + 1
+            sp += 1
+            stack[sp] = 2 * v
+            sp += 1
+        if leaf < 0:
+            continue  # larger than an empty host
+        b = leaf - size
+        assign[i] = b
+        if b + 1 > used:
+            used = b + 1
+        for k in range(3):
+            tree[leaf, k] -= dem[i, k]
+        v = leaf // 2
+        while v >= 1:
+            for k in range(3):
+                x = tree[2 * v, k]
+                y = tree[2 * v + 1, k]
+                tree[v, k] = x if x > y else y
+            v //= 2
+    return assign, used
