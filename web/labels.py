@@ -54,6 +54,93 @@ PLACE_LABELS: Mapping[str, object] = {
 }
 
 
+REQUEST_STATE_LABELS: Mapping[str, object] = {
+    "draft": _l("Draft"),
+    "submitted": _l("Waiting for approval"),
+    "approved": _l("Approved"),
+    "provisioning": _l("Provisioning"),
+    "active": _l("Active"),
+    "partially_active": _l("Partially active"),
+    "failed": _l("Failed"),
+    "rejected": _l("Rejected"),
+    "cancelled": _l("Cancelled"),
+    "retired": _l("Retired"),
+}
+
+SERVER_STATE_LABELS: Mapping[str, object] = {
+    "pending": _l("Pending"),
+    "building": _l("Building"),
+    "active": _l("Running"),
+    "stopped": _l("Stopped"),
+    "error": _l("Error"),
+    "cancelled": _l("Cancelled"),
+    "deleting": _l("Deleting"),
+    "deleted": _l("Deleted"),
+}
+
+# The ledger's resources (RAM is shown in GB).
+RESOURCE_LABELS: Mapping[str, object] = {
+    "cores": _l("vCPU cores"),
+    "ram_mb": _l("Memory (GB)"),
+    "instances": _l("Servers"),
+    "networks": _l("Networks"),
+    "floating_ips": _l("Floating IPs"),
+}
+
+# What happened to a request (RequestEvent.action).
+EVENT_LABELS: Mapping[str, object] = {
+    "create": _l("Created"),
+    "submit": _l("Submitted"),
+    "approve": _l("Approved"),
+    "reject": _l("Rejected"),
+    "cancel": _l("Cancelled"),
+    "retry": _l("Retried"),
+    "provision": _l("Provisioning started"),
+    "provisioned": _l("Provisioning finished"),
+    "resize": _l("Resize"),
+    "retire": _l("Retired"),
+    "resume": _l("Resumed"),
+}
+
+CHANGE_STATE_LABELS: Mapping[str, object] = {
+    "pending": _l("Waiting for an operator"),
+    "approved": _l("Approved"),
+    "rejected": _l("Rejected"),
+}
+
+DRIFT_ACTION_LABELS: Mapping[str, object] = {
+    "repaired": _l("Repaired"),
+    "alerted": _l("Reported"),
+}
+
+REQUEST_KIND_LABELS: Mapping[str, object] = {
+    "create": _l("New servers"),
+    "resize": _l("Resize"),
+}
+
+# The colour of a state badge: ok (green), pending (amber), bad (red), off (grey).
+_STATE_CLASSES: Mapping[str, str] = {
+    "draft": "off",
+    "submitted": "pending",
+    "approved": "pending",
+    "provisioning": "pending",
+    "active": "ok",
+    "partially_active": "warn",
+    "failed": "bad",
+    "rejected": "bad",
+    "cancelled": "off",
+    "retired": "off",
+    "pending": "pending",
+    "building": "pending",
+    "stopped": "off",
+    "error": "bad",
+    "deleting": "pending",
+    "deleted": "off",
+    "repaired": "ok",
+    "alerted": "warn",
+}
+
+
 def _lookup(table: Mapping[str, object], code: object) -> str:
     if code is None or code == "":
         return ""
@@ -81,9 +168,51 @@ def place_label(code: object) -> str:
     return _lookup(PLACE_LABELS, code)
 
 
+def request_state_label(code: object) -> str:
+    return _lookup(REQUEST_STATE_LABELS, code)
+
+
+def server_state_label(code: object) -> str:
+    return _lookup(SERVER_STATE_LABELS, code)
+
+
+def resource_label(code: object) -> str:
+    return _lookup(RESOURCE_LABELS, code)
+
+
+def event_label(code: object) -> str:
+    return _lookup(EVENT_LABELS, code)
+
+
+def change_state_label(code: object) -> str:
+    return _lookup(CHANGE_STATE_LABELS, code)
+
+
+def drift_action_label(code: object) -> str:
+    return _lookup(DRIFT_ACTION_LABELS, code)
+
+
+def request_kind_label(code: object) -> str:
+    return _lookup(REQUEST_KIND_LABELS, code)
+
+
+def state_class(code: object) -> str:
+    """The CSS class of a state badge: ``state state-ok`` …"""
+    key = str(getattr(code, "value", code))
+    return f"state state-{_STATE_CLASSES.get(key, 'off')}"
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(role_label, "label_role")
     app.add_template_filter(level_label, "label_level")
     app.add_template_filter(kind_label, "label_kind")
     app.add_template_filter(zone_label, "label_zone")
     app.add_template_filter(place_label, "label_place")
+    app.add_template_filter(request_state_label, "label_request_state")
+    app.add_template_filter(server_state_label, "label_server_state")
+    app.add_template_filter(resource_label, "label_resource")
+    app.add_template_filter(event_label, "label_event")
+    app.add_template_filter(change_state_label, "label_change_state")
+    app.add_template_filter(drift_action_label, "label_drift_action")
+    app.add_template_filter(request_kind_label, "label_request_kind")
+    app.add_template_filter(state_class, "state_class")

@@ -30,6 +30,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role, User
 from web.extensions import login_manager
 from web.uow import request_uow
@@ -99,6 +100,16 @@ class WebUser:
     def home_endpoint(self) -> str:
         return HOME_ENDPOINTS[self.role]
 
+    @property
+    def actor(self) -> Actor:
+        """Who is acting, as the domain services want it."""
+        return Actor(
+            username=self.username,
+            role=self.role,
+            department_id=self.department.id if self.department else None,
+            user_id=self.id,
+        )
+
     @classmethod
     def from_user(cls, user: User) -> WebUser:
         dept = user.department
@@ -126,6 +137,11 @@ def require_user() -> WebUser:
     if user is None:
         abort(401)
     return user
+
+
+def current_actor() -> Actor:
+    """The logged-in user as an :class:`~cloudmgr.organisation.actor.Actor` (protected views only)."""
+    return require_user().actor
 
 
 def _load_user(user_id: str) -> WebUser | None:

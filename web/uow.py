@@ -58,6 +58,17 @@ def discard_changes() -> None:
     setattr(g, _DISCARD, True)
 
 
+def restart_request_uow() -> None:
+    """Roll back everything this request has written so far and start afresh.
+
+    For a view that caught a domain error half-way through a service call and now renders
+    a page from the database: the next :func:`request_uow` opens a new unit of work, so
+    the page shows the committed state, never the failed attempt's flushed rows.  ORM
+    objects loaded before are detached: load what the page needs again.
+    """
+    _finish(commit=False)
+
+
 class CommitFailed(Exception):
     """The request's transaction could not be committed."""
 

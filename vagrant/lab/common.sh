@@ -57,6 +57,19 @@ elapsed() { awk -v a="$1" -v b="$(ts)" 'BEGIN{printf "%.1f", b-a}'; }
 say() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '[lab %s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
 
+DB_USER_GIVEN="${LAB_DB_USER:-}"
+LAB_DB_ACCOUNT_PASSWORD="${LAB_DB_PASSWORD:-cloudmgr-lab-db}"
+db_login() { mysql_cmd -e 'SELECT 1' >/dev/null 2>&1; }
+db_pick_account() {  # root with no password (CI machines), else 'cmlab'
+    [ -n "$DB_USER_GIVEN" ] && return 0
+    db_login && return 0
+    local u="$DB_USER" p="$DB_PASS"
+    DB_USER=cmlab; DB_PASS="$LAB_DB_ACCOUNT_PASSWORD"
+    db_login && return 0
+    DB_USER="$u"; DB_PASS="$p"
+    return 1
+}
+
 mysql_cmd() {
     local args=(-h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" --protocol=TCP)
     [ -n "$DB_PASS" ] && args+=(-p"$DB_PASS")

@@ -35,7 +35,7 @@ rm -f "$RUN"/*.pid 2>/dev/null
 
 if [ "$PURGE" = 1 ]; then
     say "purging: dropping databases ${DB_PREFIX}* and removing state in $LAB (venv kept)"
-    if mysql_cmd -e 'SELECT 1' >/dev/null 2>&1; then
+    if db_pick_account; then
         sql="DROP DATABASE IF EXISTS \`${DB_PREFIX}meta\`; "
         for d in $DBS; do sql+="DROP DATABASE IF EXISTS \`${DB_PREFIX}$d\`; "; done
         mysql_cmd -e "$sql" || say "WARNING: could not drop the databases"

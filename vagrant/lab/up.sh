@@ -72,17 +72,33 @@ phase_done
 
 # ---------------------------------------------------- MariaDB and RabbitMQ
 ensure_mariadb() {
-    if port_open "$DB_HOST" "$DB_PORT" && mysql_cmd -e 'SELECT 1' >/dev/null 2>&1; then
-        return 0
+    # Debian's own root@localhost logs in by unix socket only: then the lab
+    # uses a TCP account of its own ('cmlab'), made through that socket
+    use_lab_account() {
+        [ -z "$DB_USER_GIVEN" ] || return 1
+        db_pick_account && return 0
+        DB_USER=cmlab; DB_PASS="$LAB_DB_ACCOUNT_PASSWORD"
+        mysql -uroot -e "
+            CREATE USER IF NOT EXISTS 'cmlab'@'localhost' IDENTIFIED BY '$DB_PASS';
+            CREATE USER IF NOT EXISTS 'cmlab'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+            GRANT ALL PRIVILEGES ON *.* TO 'cmlab'@'localhost' WITH GRANT OPTION;
+            GRANT ALL PRIVILEGES ON *.* TO 'cmlab'@'127.0.0.1' WITH GRANT OPTION;
+            FLUSH PRIVILEGES;" 2>/dev/null && db_login
+    }
+    if port_open "$DB_HOST" "$DB_PORT"; then
+        db_login && return 0
+        use_lab_account && return 0
+        die "cannot log in to MariaDB at $DB_HOST:$DB_PORT as $DB_USER (set LAB_DB_USER/LAB_DB_PASSWORD)"
     fi
     [ "$DB_HOST" = "127.0.0.1" ] || die "MariaDB at $DB_HOST:$DB_PORT is not reachable"
     say "MariaDB not reachable on $DB_HOST:$DB_PORT: installing/starting it"
-    if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+    if [ ! -x /usr/sbin/mariadbd ]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq mariadb-server mariadb-client >/dev/null
     fi
     if ! port_open "$DB_HOST" "$DB_PORT"; then
+        # by hand, no systemd: loopback only
         [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
         mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
         setsid /usr/sbin/mariadbd --user=mysql --bind-address=127.0.0.1 \
@@ -90,14 +106,8 @@ ensure_mariadb() {
         for _ in $(seq 60); do port_open "$DB_HOST" "$DB_PORT" && break; sleep 0.5; done
     fi
     port_open "$DB_HOST" "$DB_PORT" || fail "MariaDB did not start" mariadb
-    # Debian's root@localhost authenticates by unix socket: give the lab
-    # the same TCP login the CI machines have (root, empty password)
-    if ! mysql_cmd -e 'SELECT 1' >/dev/null 2>&1; then
-        mysql -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
-            GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
-            FLUSH PRIVILEGES;"
-    fi
-    mysql_cmd -e 'SELECT 1' >/dev/null || die "cannot log in to MariaDB as $DB_USER@$DB_HOST"
+    db_login || use_lab_account \
+        || die "cannot log in to MariaDB at $DB_HOST:$DB_PORT as $DB_USER (set LAB_DB_USER/LAB_DB_PASSWORD)"
 }
 
 ensure_rabbitmq() {
@@ -134,6 +144,8 @@ ENV
 
 phase "mariadb+rabbitmq"
 ensure_mariadb
+export LAB_DB_USER="$DB_USER" LAB_DB_PASSWORD="$DB_PASS"
+say "MariaDB: $DB_USER@$DB_HOST:$DB_PORT"
 ensure_rabbitmq
 # ~10 OpenStack processes each keep a small pool of connections
 maxc="$(mysql_cmd -N -B -e 'SELECT @@GLOBAL.max_connections')"

@@ -191,7 +191,8 @@ class ExactResult:
     """What the exact solver (OR-Tools CP-SAT) said about one zone's pool."""
 
     zone: str
-    status: str  # optimal | feasible | skipped (heuristic already equals the bound) | unknown
+    status: str  # optimal | feasible | unknown (no answer within the time limit)
+    method: str  # "bound": the heuristic already meets the lower bound; "cp-sat": the solver ran
     hosts: int
     best_bound: int
     seconds: float
@@ -204,6 +205,7 @@ class ExactResult:
         return {
             "zone": self.zone,
             "status": self.status,
+            "method": self.method,
             "hosts": self.hosts,
             "best_bound": self.best_bound,
             "gap": round(self.gap, 6),

@@ -1,0 +1,241 @@
+"""List-page latency under load: open-loop requests at a fixed rate against gunicorn.
+
+Sets up an instance of its own (demo organisation, N requests in the database), serves it
+with `cloudmgr serve` (gunicorn), logs in, then fires requests at a fixed rate (default
+250/s) at the operators' request list page and the API's request list, for a fixed time.
+Latency is measured from each request's scheduled start, so a slow server cannot hide
+its queueing (no coordinated omission).  Prints count, errors, p50/p95/p99 per target.
+
+    .venv/bin/python benchmarks/list_latency.py [--rate 250] [--seconds 30] [--requests 2000]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1/postgres] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+@dataclass
+class Target:
+    name: str
+    path: str
+    headers: dict[str, str]
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def seed(env: dict[str, str], n_requests: int) -> str:
+    """Migrate, load the demo and n requests; return an operator API token."""
+    cli = [sys.executable, "-m", "cloudmgr.cli"]
+    for args in (["db", "upgrade"], ["seed-demo"], ["clouds", "sync"], ["quotas", "apply"]):
+        subprocess.run([*cli, *args], env=env, cwd=REPO, check=True, capture_output=True)
+    code = f"""
+import datetime
+from cloudmgr.config import load_settings
+from cloudmgr.runtime import Runtime, set_runtime
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation import services as org
+from cloudmgr.servicerequests.services import RequestForm, create_request
+from cloudmgr.catalog.models import CatalogItem
+from cloudmgr.organisation.models import Cloud
+from cloudmgr.quotas.models import QuotaLedgerRow
+from sqlalchemy import select, update
+rt = Runtime.from_settings(load_settings()); set_runtime(rt)
+with rt.db.unit_of_work() as uow:
+    s = uow.session
+    s.execute(update(QuotaLedgerRow).values(limit=10**9))
+    staff = Actor.of(org.get_user_by_name(s, "zhangwei"))
+    cloud = s.scalar(select(Cloud).where(Cloud.key == "education"))
+    rows = s.scalars(select(CatalogItem).where(CatalogItem.cloud_id == cloud.id))
+    items = {{(i.kind, i.cloud_name): i.id for i in rows}}
+    image = next(v for (k, _), v in items.items() if k == "image")
+for i in range({n_requests}):
+    with rt.db.unit_of_work() as uow:
+        form = RequestForm("education", "extranet", items[("flavor", "m1.small")], image, 1, f"bench{{i}}",
+                           "load test", datetime.date.today() + datetime.timedelta(days=90))
+        create_request(uow.session, staff, form, submit=i % 2 == 0, settings=rt.settings)
+"""
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, check=True)
+    token = subprocess.run(
+        [*cli, "users", "token", "operator", "--name", "bench"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return token.stdout.strip()
+
+
+def login_cookie(port: int, username: str, password: str) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/login")
+    response = conn.getresponse()
+    body = response.read().decode()
+    cookie = response.getheader("Set-Cookie", "").split(";")[0]
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', body) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', body
+    )
+    assert csrf, "no CSRF token on the login page"
+    form = urllib.parse.urlencode({"csrf_token": csrf.group(1), "username": username, "password": password})
+    conn.request(
+        "POST", "/login", body=form, headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+    )
+    response = conn.getresponse()
+    response.read()
+    session = response.getheader("Set-Cookie", "").split(";")[0]
+    assert response.status in (302, 303), f"login failed: {response.status}"
+    return session
+
+
+def run_load(port: int, targets: list[Target], rate: float, seconds: float, threads: int) -> None:
+    interval = 1.0 / rate
+    start = time.perf_counter() + 0.5
+    total = int(rate * seconds)
+    counter = iter(range(total))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            target = targets[i % len(targets)]
+            scheduled = start + i * interval
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                conn.request("GET", target.path, headers=target.headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            latency = time.perf_counter() - scheduled
+            with lock:
+                if ok:
+                    target.latencies.append(latency)
+                else:
+                    target.errors += 1
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def percentile(values: list[float], q: float) -> float:
+    return (
+        statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1] if len(values) > 1 else float("nan")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=250.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--requests", type=int, default=2000, help="requests stored in the database")
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=64, help="load generator threads")
+    parser.add_argument("--ops-path", default="/ops/requests")
+    parser.add_argument("--api-path", default="/api/v1/requests?per_page=25")
+    args = parser.parse_args()
+
+    instance = Path(tempfile.mkdtemp(prefix="cloudmgr-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDMGR_")}
+    env.update(CLOUDMGR_INSTANCE_PATH=str(instance), CLOUDMGR_LOG_LEVEL="WARNING")
+    database = args.database_url
+    if database.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        name = f"cloudmgr_bench_{secrets.token_hex(4)}"
+        admin = create_engine(database, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        database = make_url(database).set(database=name).render_as_string(hide_password=False)
+    if database:
+        env["CLOUDMGR_DATABASE_URL"] = database
+    print(
+        f"seeding {args.requests} requests ({'PostgreSQL' if database.startswith('postgresql') else 'SQLite'})…",
+        flush=True,
+    )
+    token = seed(env, args.requests)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cloudmgr.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit("the server did not start")
+                time.sleep(0.2)
+        cookie = login_cookie(port, "operator", "demo-operator-2026")
+        targets = [
+            Target("ops request list page", args.ops_path, {"Cookie": cookie}),
+            Target("API request list", args.api_path, {"Authorization": f"Bearer {token}"}),
+        ]
+        run_load(port, targets, rate=2.0 * 25, seconds=2, threads=8)  # warm-up
+        for target in targets:
+            target.latencies.clear()
+            target.errors = 0
+        print(f"load: {args.rate:.0f} req/s for {args.seconds:.0f} s, gunicorn {args.workers} workers", flush=True)
+        run_load(port, targets, rate=args.rate, seconds=args.seconds, threads=args.threads)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+    print(f"{'target':<24}{'ok':>8}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    for t in targets:
+        values = sorted(t.latencies)
+        print(
+            f"{t.name:<24}{len(values):>8}{t.errors:>8}{percentile(values, 50) * 1000:>9.1f}"
+            f"{percentile(values, 95) * 1000:>9.1f}{percentile(values, 99) * 1000:>9.1f}"
+        )
+    all_values = sorted(v for t in targets for v in t.latencies)
+    p95 = percentile(all_values, 95) * 1000
+    print(f"overall p95 {p95:.1f} ms (goal < 100 ms at 250 req/s): {'met' if p95 < 100 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

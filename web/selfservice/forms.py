@@ -1,0 +1,306 @@
+"""The forms of self-service requests, servers, quotas and the catalog.
+
+Field rules mirror the services' (``cloudmgr.servicerequests.services``) so that people get
+a message next to the field; the services check again and have the last word.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    Field,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
+
+from cloudmgr.servicerequests.services import MAX_COUNT, MAX_EXPIRY_DAYS, NAME_PREFIX, RequestForm
+
+REASON_MAX = 2000
+JUSTIFICATION_MAX = 4000
+QUOTA_LIMIT_MAX = 1_000_000
+PRICE_MAX = Decimal("10000000")
+
+DATE_MESSAGE = _l("Enter a date as YYYY-MM-DD.")
+NUMBER_MESSAGE = _l("Enter a whole number.")
+PRICE_MESSAGE = _l("Enter a price in yuan, e.g. 120 or 120.50.")
+
+
+class _LocalisedDateField(DateField):
+    """A date field whose parse error is ours (translated), not WTForms'."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError(str(DATE_MESSAGE)) from exc
+
+
+class _LocalisedIntegerField(IntegerField):
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError(str(NUMBER_MESSAGE)) from exc
+
+
+class _LocalisedDecimalField(DecimalField):
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError(str(PRICE_MESSAGE)) from exc
+
+
+class _Range:
+    """NumberRange that stays quiet when the value did not parse (the parse error says it)."""
+
+    def __init__(self, minimum: Any, maximum: Any, message: Any) -> None:
+        self.minimum, self.maximum, self.message = minimum, maximum, message
+
+    def __call__(self, form: Any, field: Field) -> None:
+        value = field.data
+        if value is None:
+            return
+        if not self.minimum <= value <= self.maximum:
+            raise ValidationError(str(self.message) % {"min": self.minimum, "max": self.maximum})
+
+
+def _future_date(max_days: int) -> Any:
+    def check(form: Any, field: Field) -> None:
+        value = field.data
+        if value is None:
+            return
+        today = date.today()
+        if value <= today:
+            raise ValidationError(str(_l("Choose a date after today.")))
+        if value > today + timedelta(days=max_days):
+            raise ValidationError(str(_l("Choose a date within %(years)d years.", years=max_days // 365)))
+
+    return check
+
+
+class NewRequestForm(FlaskForm):  # type: ignore[misc]
+    """A request for VMs on one cloud (the cloud comes from the page's ``?cloud=``)."""
+
+    zone = RadioField(_l("Network zone"), choices=[], validators=[InputRequired(message=_l("Choose a network zone."))])
+    flavor = RadioField(
+        _l("Flavor"), choices=[], coerce=int, validators=[InputRequired(message=_l("Choose a flavor."))]
+    )
+    image = SelectField(_l("Image"), choices=[], coerce=int, validators=[InputRequired(message=_l("Choose an image."))])
+    count = _LocalisedIntegerField(
+        _l("Number of servers"),
+        default=1,
+        validators=[
+            InputRequired(message=_l("Enter how many servers you need.")),
+            _Range(1, MAX_COUNT, _l("Between %(min)d and %(max)d servers.")),
+        ],
+        render_kw={"min": 1, "max": MAX_COUNT, "inputmode": "numeric"},
+    )
+    name_prefix = StringField(
+        _l("Name prefix"),
+        validators=[
+            DataRequired(message=_l("Enter a name prefix.")),
+            Regexp(
+                NAME_PREFIX.pattern,
+                message=_l("2 to 31 lower-case letters, digits or “-”, starting with a letter."),
+            ),
+        ],
+        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none", "maxlength": 31},
+    )
+    application_system = StringField(
+        _l("Application system"),
+        validators=[Optional(), Length(max=128, message=_l("At most %(max)d characters."))],
+        render_kw={"maxlength": 128},
+    )
+    justification = TextAreaField(
+        _l("Justification"),
+        validators=[
+            DataRequired(message=_l("Say what the servers are for.")),
+            Length(max=JUSTIFICATION_MAX, message=_l("At most %(max)d characters.")),
+        ],
+        render_kw={"rows": 4, "maxlength": JUSTIFICATION_MAX},
+    )
+    expires_on = _LocalisedDateField(
+        _l("Expiry date"),
+        validators=[InputRequired(message=DATE_MESSAGE), _future_date(MAX_EXPIRY_DAYS)],
+    )
+    preview = SubmitField(_l("Preview"))
+    save_draft = SubmitField(_l("Save draft"))
+    submit = SubmitField(_l("Submit"))
+
+    def request_form(self, cloud_key: str) -> RequestForm:
+        return RequestForm(
+            cloud_key=cloud_key,
+            zone=self.zone.data,
+            flavor_item_id=self.flavor.data,
+            image_item_id=self.image.data,
+            count=self.count.data,
+            name_prefix=self.name_prefix.data.strip(),
+            justification=self.justification.data.strip(),
+            expires_on=self.expires_on.data,
+            application_system=(self.application_system.data or "").strip() or None,
+        )
+
+
+class DecisionForm(FlaskForm):  # type: ignore[misc]
+    """Approve or reject an approval step; a rejection needs a reason."""
+
+    reason = TextAreaField(
+        _l("Reason"),
+        validators=[Optional(), Length(max=REASON_MAX, message=_l("At most %(max)d characters."))],
+        render_kw={"rows": 2, "maxlength": REASON_MAX},
+    )
+    approve = SubmitField(_l("Approve"))
+    reject = SubmitField(_l("Reject"))
+
+    def validate_reason(self, field: Field) -> None:
+        if self.reject.data and not (field.data or "").strip():
+            raise ValidationError(str(_l("Give a reason for the rejection.")))
+
+
+class CancelForm(FlaskForm):  # type: ignore[misc]
+    reason = StringField(
+        _l("Why cancel?"),
+        validators=[Optional(), Length(max=REASON_MAX, message=_l("At most %(max)d characters."))],
+        render_kw={"maxlength": REASON_MAX},
+    )
+    cancel = SubmitField(_l("Cancel the request"))
+
+
+class ButtonForm(FlaskForm):  # type: ignore[misc]
+    """Only the CSRF token: a button that does one thing (submit a draft, retry, stop, start)."""
+
+
+class DeleteServerForm(FlaskForm):  # type: ignore[misc]
+    confirm = StringField(
+        _l("Type the server's name to confirm"),
+        validators=[DataRequired(message=_l("Type the server's name.")), Length(max=64)],
+        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"},
+    )
+    delete = SubmitField(_l("Delete the server"))
+
+
+class ExtendForm(FlaskForm):  # type: ignore[misc]
+    expires_on = _LocalisedDateField(
+        _l("New expiry date"),
+        validators=[InputRequired(message=DATE_MESSAGE), _future_date(MAX_EXPIRY_DAYS)],
+    )
+    extend = SubmitField(_l("Extend"))
+
+
+class ResizeForm(FlaskForm):  # type: ignore[misc]
+    flavor = SelectField(
+        _l("New flavor"), choices=[], coerce=int, validators=[InputRequired(message=_l("Choose a flavor."))]
+    )
+    justification = TextAreaField(
+        _l("Justification"),
+        validators=[
+            DataRequired(message=_l("Say why the server needs another size.")),
+            Length(max=JUSTIFICATION_MAX, message=_l("At most %(max)d characters.")),
+        ],
+        render_kw={"rows": 3, "maxlength": JUSTIFICATION_MAX},
+    )
+    resize = SubmitField(_l("Request the resize"))
+
+
+def _limit_field(label: Any) -> _LocalisedIntegerField:
+    return _LocalisedIntegerField(
+        label,
+        validators=[
+            Optional(),
+            _Range(0, QUOTA_LIMIT_MAX, _l("Between %(min)d and %(max)d.")),
+        ],
+        render_kw={"min": 0, "max": QUOTA_LIMIT_MAX, "inputmode": "numeric"},
+    )
+
+
+class QuotaChangeForm(FlaskForm):  # type: ignore[misc]
+    """A department asks for other limits on one cloud: a size, or explicit limits."""
+
+    cloud = SelectField(_l("Cloud"), choices=[], validators=[InputRequired(message=_l("Choose a cloud."))])
+    size = SelectField(_l("Size"), choices=[], validate_choice=True)
+    cores = _limit_field(_l("vCPU cores"))
+    ram_gb = _limit_field(_l("Memory (GB)"))
+    instances = _limit_field(_l("Servers"))
+    networks = _limit_field(_l("Networks"))
+    floating_ips = _limit_field(_l("Floating IPs"))
+    reason = TextAreaField(
+        _l("Reason"),
+        validators=[
+            DataRequired(message=_l("Say why your department needs more.")),
+            Length(max=REASON_MAX, message=_l("At most %(max)d characters.")),
+        ],
+        render_kw={"rows": 3, "maxlength": REASON_MAX},
+    )
+    ask = SubmitField(_l("Ask for the change"))
+
+    LIMIT_FIELDS = ("cores", "ram_gb", "instances", "networks", "floating_ips")
+
+    def explicit_limits(self) -> dict[str, int]:
+        return {name: getattr(self, name).data for name in self.LIMIT_FIELDS if getattr(self, name).data is not None}
+
+    def validate_size(self, field: Field) -> None:
+        has_limits = bool(self.explicit_limits())
+        if field.data and has_limits:
+            raise ValidationError(str(_l("Choose a size or enter limits, not both.")))
+        if not field.data and not has_limits:
+            raise ValidationError(str(_l("Choose a size or enter at least one limit.")))
+
+
+class QuotaDecisionForm(FlaskForm):  # type: ignore[misc]
+    reason = StringField(
+        _l("Reason"),
+        validators=[Optional(), Length(max=REASON_MAX, message=_l("At most %(max)d characters."))],
+        render_kw={"maxlength": REASON_MAX},
+    )
+    approve = SubmitField(_l("Approve"))
+    reject = SubmitField(_l("Reject"))
+
+    def validate_reason(self, field: Field) -> None:
+        if self.reject.data and not (field.data or "").strip():
+            raise ValidationError(str(_l("Give a reason for the rejection.")))
+
+
+class OfferForm(FlaskForm):  # type: ignore[misc]
+    """How one catalog item is offered."""
+
+    offered = BooleanField(_l("Offered"))
+    name_zh = StringField(
+        _l("Chinese name"),
+        validators=[
+            DataRequired(message=_l("Enter the Chinese name.")),
+            Length(max=128, message=_l("At most %(max)d characters.")),
+        ],
+        render_kw={"maxlength": 128},
+    )
+    name_en = StringField(
+        _l("English name"),
+        validators=[
+            DataRequired(message=_l("Enter the English name.")),
+            Length(max=128, message=_l("At most %(max)d characters.")),
+        ],
+        render_kw={"maxlength": 128},
+    )
+    monthly_price = _LocalisedDecimalField(
+        _l("Monthly price (yuan)"),
+        places=2,
+        validators=[
+            InputRequired(message=PRICE_MESSAGE),
+            _Range(Decimal(0), PRICE_MAX, _l("Between 0 and 10,000,000 yuan.")),
+        ],
+        render_kw={"inputmode": "decimal"},
+    )
+    save = SubmitField(_l("Save"))
