@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -490,6 +491,79 @@ def requests_approve(request_id: int, username: str, reason: str) -> None:
         request = approve_request(uow.session, actor, request_id, reason=reason)
         state, next_role = request.state, request.next_role
     click.echo(f"request #{request_id} is {state}" + (f", waiting for {next_role}" if next_role else ""))
+
+
+# --- capacity -------------------------------------------------------------------------------
+
+
+@main.group()
+def capacity() -> None:
+    """Capacity of the data-centre bases against the target server counts."""
+
+
+def _capacity_config() -> Any:
+    from cloudmgr.capacity.config import read_capacity_file
+    from cloudmgr.organisation import services as org_services
+
+    runtime = get_runtime()
+    with runtime.db.unit_of_work() as uow:
+        keys = {c.key for c in org_services.list_clouds(uow.session)}
+    return read_capacity_file(runtime.settings.capacity_file, keys or None)
+
+
+@capacity.command("snapshot")
+@domain_errors
+def capacity_snapshot() -> None:
+    """Read every cloud's Placement capacity now and store a snapshot."""
+    from cloudmgr.capacity.services import take_snapshots
+
+    runtime = get_runtime()
+    result = take_snapshots(runtime.db, runtime.providers, _capacity_config())
+    click.echo(f"{result.snapshots} snapshot(s), {result.hosts} host(s)")
+    for problem in result.problems:
+        click.echo(f"note: {problem}", err=True)
+
+
+@capacity.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@domain_errors
+def capacity_import(path: Path) -> None:
+    """Import capacity outside OpenStack from CSV (base,date,physical_servers,vcpus,ram_gb,disk_gb)."""
+    from cloudmgr.capacity.services import import_csv
+
+    config = _capacity_config()
+    with get_runtime().db.unit_of_work() as uow:
+        text = path.read_text(encoding="utf-8")
+        count = import_csv(uow.session, config, text, source_name=path.name, actor=cli_actor())
+    click.echo(f"imported {count} row(s)")
+
+
+@capacity.command("show")
+@domain_errors
+def capacity_show() -> None:
+    """Capacity per base, and the forecast against each target."""
+    from cloudmgr.capacity.services import forecast, server_trend, totals_by_base
+
+    config = _capacity_config()
+    with get_runtime().db.unit_of_work() as uow:
+        totals = totals_by_base(uow.session, config)
+        trend = server_trend(uow.session)
+    names = {b.key: b.name_zh for b in config.bases}
+    click.echo(f"{'base':<16}{'servers':>9}{'vCPU used/total':>20}{'RAM GB used/total':>22}{'disk GB used/total':>22}")
+    for key, t in totals.items():
+        click.echo(
+            f"{names.get(key, key):<16}{t.physical_servers:>9}{t.vcpus_used:>10}/{t.vcpus_total:<9}"
+            f"{t.ram_mb_used // 1024:>11}/{t.ram_mb_total // 1024:<10}{t.disk_gb_used:>11}/{t.disk_gb_total:<10}"
+        )
+    for target in config.targets:
+        f = forecast(trend, target)
+        if f.reached:
+            verdict = "reached"
+        elif f.expected is None:
+            verdict = "not reached at the current rate" if f.servers_per_day is not None else "not enough data"
+        else:
+            verdict = f"expected {f.expected} (between {f.earliest or '?'} and {f.latest or 'never'})"
+        click.echo(f"target {target.servers:,} by {target.date}: now {f.current:,}; {verdict}")
 
 
 # --- processes --------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class Settings:
     departments_file: Path = REPO_ROOT / "etc" / "departments.yaml"
     quotas_dir: Path = REPO_ROOT / "quotas"
     rates_file: Path = REPO_ROOT / "etc" / "rates.yaml"
+    capacity_file: Path = REPO_ROOT / "etc" / "capacity.yaml"
     # Self-service requests.
     reservation_hold_days: int = 14  # a request waiting longer for approval lets its quota go
     expiry_reminder_days: int = 14
@@ -149,6 +150,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         departments_file=Path(get("DEPARTMENTS_FILE", str(REPO_ROOT / "etc" / "departments.yaml"))),
         quotas_dir=Path(get("QUOTAS_DIR", str(REPO_ROOT / "quotas"))),
         rates_file=Path(get("RATES_FILE", str(REPO_ROOT / "etc" / "rates.yaml"))),
+        capacity_file=Path(get("CAPACITY_FILE", str(REPO_ROOT / "etc" / "capacity.yaml"))),
         reservation_hold_days=_int(get("RESERVATION_HOLD_DAYS", "14")),
         expiry_reminder_days=_int(get("EXPIRY_REMINDER_DAYS", "14")),
         expiry_grace_days=_int(get("EXPIRY_GRACE_DAYS", "7")),

@@ -2,6 +2,7 @@
 (Alembic autogenerate and the test fixtures read ``Base.metadata``)."""
 
 from cloudmgr.audit.models import AuditEvent
+from cloudmgr.capacity.models import CapacitySnapshot, HostCapacity
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.db import Base
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, NetworkZone, User
@@ -13,10 +14,12 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "CapacitySnapshot",
     "CatalogItem",
     "Cloud",
     "Department",
     "DepartmentCloud",
+    "HostCapacity",
     "Lease",
     "ManagedServer",
     "NetworkZone",

@@ -92,6 +92,17 @@ def expiry_job() -> None:
     handle_expiry(get_runtime().db, reminder_days=settings.expiry_reminder_days, grace_days=settings.expiry_grace_days)
 
 
+@instrumented("capacity.snapshot")
+def capacity_snapshot_job() -> None:
+    from cloudmgr.capacity.config import read_capacity_file
+    from cloudmgr.capacity.services import take_snapshots
+
+    runtime = get_runtime()
+    result = take_snapshots(runtime.db, runtime.providers, read_capacity_file(runtime.settings.capacity_file))
+    for problem in result.problems:
+        log.warning("capacity: %s", problem)
+
+
 def work_handlers() -> Mapping[str, Callable[..., None]]:
     from cloudmgr.notifications.services import handle_notify
     from cloudmgr.servicerequests.provisioning import handle_provision, handle_resize, handle_server_action
@@ -129,6 +140,7 @@ def periodic_jobs(work_poll_seconds: float = 2.0) -> tuple[PeriodicJob, ...]:
         PeriodicJob("quotas.reconcile", reconcile_quotas_job, 5 * 60),
         PeriodicJob("requests.reconcile", reconcile_requests_job, 60),
         PeriodicJob("requests.expiry", expiry_job, 60 * 60),
+        PeriodicJob("capacity.snapshot", capacity_snapshot_job, 60 * 60),
         PeriodicJob("work.cloud", drain_cloud_work_job, work_poll_seconds),
         PeriodicJob("work.notify", drain_notifications_job, work_poll_seconds),
     )

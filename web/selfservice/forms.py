@@ -74,7 +74,11 @@ class _Range:
         value = field.data
         if value is None:
             return
-        if not self.minimum <= value <= self.maximum:
+        try:
+            inside = bool(self.minimum <= value <= self.maximum)
+        except ArithmeticError:  # Decimal("NaN") refuses to be compared
+            inside = False
+        if not inside:
             raise ValidationError(str(self.message) % {"min": self.minimum, "max": self.maximum})
 
 

@@ -1,0 +1,1 @@
+"""Capacity against the target server counts, and the consolidation planner (``planner``)."""

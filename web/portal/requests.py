@@ -1,0 +1,210 @@
+"""The portal's requests: new request (catalog, preview, draft, submit), my requests, the
+request page, and the department head's approval queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from wtforms import SelectChoice
+
+from cloudmgr.catalog import services as catalog
+from cloudmgr.catalog.models import CatalogItem, ItemKind
+from cloudmgr.errors import DomainError
+from cloudmgr.organisation import services as org
+from cloudmgr.organisation.models import Cloud, Role
+from cloudmgr.quotas import ledger
+from cloudmgr.quotas.errors import NoQuota
+from cloudmgr.servicerequests import services as sr
+from cloudmgr.servicerequests.states import RequestState
+from web.i18n import current_locale
+from web.labels import zone_label
+from web.navigation import add_nav_item
+from web.portal import bp
+from web.security import current_actor, role_required
+from web.selfservice import pages
+from web.selfservice.display import money, refusal_text
+from web.selfservice.forms import ButtonForm, DecisionForm, NewRequestForm
+from web.uow import request_uow, restart_request_uow, runtime
+
+PER_PAGE = 20
+DEFAULT_EXPIRY_DAYS = 365
+
+for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
+    add_nav_item(_role, "portal.new_request", _l("New request"))
+    add_nav_item(_role, "portal.requests", _l("Requests"), also_active=("portal.request_detail",))
+add_nav_item(Role.DEPT_HEAD, "portal.approvals", _l("Awaiting my approval"))
+
+
+@dataclass
+class Catalog:
+    """What a department may order on one cloud."""
+
+    clouds: list[Cloud]
+    cloud: Cloud | None
+    flavors: Sequence[CatalogItem] = ()
+    images: Sequence[CatalogItem] = ()
+    balance: ledger.Balance | None = None
+
+
+def _catalog(cloud_key: str | None) -> Catalog:
+    actor = current_actor()
+    assert actor.department_id is not None
+    session = request_uow().session
+    clouds = [link.cloud for link in org.clouds_of_department(session, actor.department_id) if link.cloud.enabled]
+    if not cloud_key:
+        return Catalog(clouds, None)
+    cloud = next((c for c in clouds if c.key == cloud_key), None)
+    if cloud is None:
+        abort(404)  # another department's cloud, or none: nothing to show either way
+    try:
+        balance: ledger.Balance | None = ledger.balance(session, actor.department_id, cloud.id)
+    except NoQuota:
+        balance = None
+    return Catalog(
+        clouds,
+        cloud,
+        catalog.offered_items(session, cloud.id, ItemKind.FLAVOR),
+        catalog.offered_items(session, cloud.id, ItemKind.IMAGE),
+        balance,
+    )
+
+
+def _set_choices(form: NewRequestForm, cat: Catalog) -> None:
+    locale = current_locale()
+    assert cat.cloud is not None
+    form.zone.choices = [SelectChoice(z.zone, zone_label(z.zone)) for z in cat.cloud.zones]
+    form.flavor.choices = [SelectChoice(item.id, item.display_name(locale)) for item in cat.flavors]
+    form.image.choices = [
+        SelectChoice(item.id, f"{item.display_name(locale)} · {money(item.monthly_price)}") for item in cat.images
+    ]
+
+
+@bp.route("/requests/new", methods=["GET", "POST"])
+def new_request() -> ResponseReturnValue:
+    """Choose a cloud (``?cloud=``), then the zone, flavor, image …; preview; save or submit."""
+    actor = current_actor()
+    cloud_key = request.args.get("cloud") or None
+    cat = _catalog(cloud_key)
+    form = NewRequestForm()
+    quote = None
+    status = 200
+    if cat.cloud is not None:
+        _set_choices(form, cat)
+        if request.method == "GET":
+            zones = [z.zone for z in cat.cloud.zones]
+            form.zone.data = "extranet" if "extranet" in zones else (zones[0] if zones else None)
+            form.expires_on.data = date.today() + timedelta(days=DEFAULT_EXPIRY_DAYS)
+        elif form.validate_on_submit():
+            wanted = form.request_form(cat.cloud.key)
+            session = request_uow().session
+            try:
+                if form.preview.data or not (form.save_draft.data or form.submit.data):
+                    quote = sr.quote(session, actor, wanted)
+                else:
+                    created = sr.create_request(
+                        session, actor, wanted, submit=bool(form.submit.data), settings=runtime().settings
+                    )
+                    if created.state == RequestState.DRAFT.value:
+                        flash(_("Request #%(id)d was saved as a draft.", id=created.id), "success")
+                    else:
+                        flash(_("Request #%(id)d was submitted for approval.", id=created.id), "success")
+                    return redirect(url_for("portal.request_detail", request_id=created.id))
+            except DomainError as exc:
+                restart_request_uow()
+                form.form_errors.append(refusal_text(exc))
+                status = exc.http_status
+                cat = _catalog(cloud_key)
+                _set_choices(form, cat)
+        else:
+            status = 400
+    elif request.method == "POST":
+        abort(400)  # the form only exists once a cloud is chosen
+    return (
+        render_template(
+            "portal/new_request.html",
+            form=form,
+            cat=cat,
+            quote=quote,
+            flavors={item.id: item for item in cat.flavors},
+        ),
+        status,
+    )
+
+
+@bp.get("/requests")
+def requests() -> ResponseReturnValue:
+    actor = current_actor()
+    assert actor.department_id is not None
+    session = request_uow().session
+    state = request.args.get("state") or None
+    if state not in {None, *RequestState}:
+        state = None
+    cloud_key = request.args.get("cloud") or None
+    page = pages.page_arg()
+    clouds = [link.cloud for link in org.clouds_of_department(session, actor.department_id)]
+    if cloud_key not in {None, *(c.key for c in clouds)}:
+        cloud_key = None
+    rows, total = sr.list_requests(
+        session, actor, sr.RequestFilter(state=state, cloud_key=cloud_key, page=page, per_page=PER_PAGE)
+    )
+    return render_template(
+        "portal/requests.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages.page_count(total, PER_PAGE),
+        clouds=clouds,
+        states=list(RequestState),
+        filters={"state": state or "", "cloud": cloud_key or ""},
+    )
+
+
+@bp.get("/requests/<int(max=2147483647):request_id>")
+def request_detail(request_id: int) -> ResponseReturnValue:
+    return pages.request_detail_page("portal", request_id)
+
+
+@bp.post("/requests/<int(max=2147483647):request_id>/decide")
+@role_required(Role.DEPT_HEAD)
+def decide(request_id: int) -> ResponseReturnValue:
+    return pages.decide("portal", request_id)
+
+
+@bp.post("/requests/<int(max=2147483647):request_id>/cancel")
+def cancel(request_id: int) -> ResponseReturnValue:
+    return pages.cancel("portal", request_id)
+
+
+@bp.post("/requests/<int(max=2147483647):request_id>/submit")
+def submit(request_id: int) -> ResponseReturnValue:
+    form = ButtonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        sr.submit_request(request_uow().session, current_actor(), request_id, settings=runtime().settings)
+    except DomainError as exc:
+        restart_request_uow()
+        return pages.request_detail_page("portal", request_id, error=refusal_text(exc), status=exc.http_status)
+    flash(_("Request #%(id)d was submitted for approval.", id=request_id), "success")
+    return redirect(url_for("portal.request_detail", request_id=request_id))
+
+
+@bp.get("/approvals")
+@role_required(Role.DEPT_HEAD)
+def approvals() -> ResponseReturnValue:
+    waiting = sr.awaiting(request_uow().session, current_actor())
+    return render_template(
+        "selfservice/approvals.html",
+        area="portal",
+        rows=waiting,
+        form=DecisionForm(formdata=None),
+        title=_("Awaiting my approval"),
+        lead=_("Requests of your department that wait for your approval. A rejection needs a reason."),
+        show_department=False,
+    )

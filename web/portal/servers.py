@@ -1,0 +1,165 @@
+"""The department's servers: state, addresses, expiry; stop/start, delete, extend, resize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from wtforms import SelectChoice
+
+from cloudmgr.catalog import services as catalog
+from cloudmgr.catalog.models import ItemKind
+from cloudmgr.errors import DomainError
+from cloudmgr.organisation.models import Role
+from cloudmgr.servicerequests import services as sr
+from cloudmgr.servicerequests.states import ServerState
+from web.i18n import current_locale
+from web.navigation import add_nav_item
+from web.portal import bp
+from web.security import current_actor
+from web.selfservice.display import money, refusal_text
+from web.selfservice.forms import ButtonForm, DeleteServerForm, ExtendForm, ResizeForm
+from web.uow import request_uow, restart_request_uow, runtime
+
+for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
+    add_nav_item(_role, "portal.servers", _l("Servers"), also_active=("portal.server_detail",))
+
+# Shown unless asked for: servers that no longer exist are history.
+GONE = {ServerState.DELETED.value, ServerState.CANCELLED.value}
+ID = "<int(max=2147483647):server_id>"
+
+
+@bp.get("/servers")
+def servers() -> ResponseReturnValue:
+    state = request.args.get("state") or None
+    if state not in {None, *ServerState}:
+        state = None
+    rows = sr.list_servers(request_uow().session, current_actor(), state=state)
+    if state is None:
+        rows = [s for s in rows if s.state not in GONE]
+    return render_template("portal/servers.html", rows=rows, state=state or "", states=list(ServerState))
+
+
+def _server_page(
+    server_id: int,
+    *,
+    forms: dict[str, Any] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    session = request_uow().session
+    server = sr.get_server(session, current_actor(), server_id)
+    given = forms or {}
+    resize_form = given.get("resize") or ResizeForm(formdata=None)
+    _resize_choices(resize_form, server.cloud_id, server.flavor_item_id)
+    extend_form = given.get("extend") or ExtendForm(formdata=None)
+    return (
+        render_template(
+            "portal/server.html",
+            server=server,
+            button_form=ButtonForm(formdata=None),
+            delete_form=given.get("delete") or DeleteServerForm(formdata=None),
+            extend_form=extend_form,
+            resize_form=resize_form,
+            page_error=error,
+            can_power=server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value},
+            can_delete=server.state
+            in {ServerState.ACTIVE.value, ServerState.STOPPED.value, ServerState.ERROR.value},
+            can_change=server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value},
+        ),
+        status,
+    )
+
+
+def _resize_choices(form: ResizeForm, cloud_id: int, current_flavor_id: int) -> None:
+    locale = current_locale()
+    items = catalog.offered_items(request_uow().session, cloud_id, ItemKind.FLAVOR)
+    form.flavor.choices = [
+        SelectChoice(item.id, f"{item.display_name(locale)} · {money(item.monthly_price)}")
+        for item in items
+        if item.id != current_flavor_id
+    ]
+
+
+@bp.get(f"/servers/{ID}")
+def server_detail(server_id: int) -> ResponseReturnValue:
+    return _server_page(server_id)
+
+
+def _refused(server_id: int, exc: DomainError, forms: dict[str, Any] | None = None) -> ResponseReturnValue:
+    restart_request_uow()
+    if forms:
+        next(iter(forms.values())).form_errors.append(refusal_text(exc))
+        return _server_page(server_id, forms=forms, status=exc.http_status)
+    return _server_page(server_id, error=refusal_text(exc), status=exc.http_status)
+
+
+@bp.post(f"/servers/{ID}/power")
+def power(server_id: int) -> ResponseReturnValue:
+    """Stop or start (``action`` = stop | start)."""
+    form = ButtonForm()
+    action = request.form.get("action")
+    if not form.validate_on_submit() or action not in {"stop", "start"}:
+        abort(400)
+    try:
+        server = sr.server_action(request_uow().session, current_actor(), server_id, action)
+    except DomainError as exc:
+        return _refused(server_id, exc)
+    if action == "stop":
+        flash(_("%(name)s will be stopped.", name=server.name), "success")
+    else:
+        flash(_("%(name)s will be started.", name=server.name), "success")
+    return redirect(url_for("portal.server_detail", server_id=server_id))
+
+
+@bp.post(f"/servers/{ID}/delete")
+def delete(server_id: int) -> ResponseReturnValue:
+    form = DeleteServerForm()
+    if not form.validate_on_submit():
+        return _server_page(server_id, forms={"delete": form}, status=400)
+    try:
+        server = sr.server_action(
+            request_uow().session, current_actor(), server_id, "delete", confirm=form.confirm.data.strip()
+        )
+    except DomainError as exc:
+        return _refused(server_id, exc, {"delete": form})
+    flash(_("%(name)s is being deleted; its quota is given back once it is gone.", name=server.name), "success")
+    return redirect(url_for("portal.server_detail", server_id=server_id))
+
+
+@bp.post(f"/servers/{ID}/extend")
+def extend(server_id: int) -> ResponseReturnValue:
+    form = ExtendForm()
+    if not form.validate_on_submit():
+        return _server_page(server_id, forms={"extend": form}, status=400)
+    try:
+        server = sr.extend_expiry(request_uow().session, current_actor(), server_id, form.expires_on.data)
+    except DomainError as exc:
+        return _refused(server_id, exc, {"extend": form})
+    flash(_("%(name)s now expires on %(date)s.", name=server.name, date=server.expires_on.isoformat()), "success")
+    return redirect(url_for("portal.server_detail", server_id=server_id))
+
+
+@bp.post(f"/servers/{ID}/resize")
+def resize(server_id: int) -> ResponseReturnValue:
+    form = ResizeForm()
+    server = sr.get_server(request_uow().session, current_actor(), server_id)
+    _resize_choices(form, server.cloud_id, server.flavor_item_id)
+    if not form.validate_on_submit():
+        return _server_page(server_id, forms={"resize": form}, status=400)
+    try:
+        created = sr.request_resize(
+            request_uow().session,
+            current_actor(),
+            server_id,
+            form.flavor.data,
+            justification=form.justification.data.strip(),
+            settings=runtime().settings,
+        )
+    except DomainError as exc:
+        return _refused(server_id, exc, {"resize": form})
+    flash(_("Resize request #%(id)d was submitted for approval.", id=created.id), "success")
+    return redirect(url_for("portal.request_detail", request_id=created.id))

@@ -1,0 +1,142 @@
+"""Request pages shared by the portal, operations and finance.
+
+Each audience's blueprint registers its own routes (``<area>.request_detail``,
+``<area>.decide`` …) and calls these helpers; the template builds its links with the
+area's endpoints, so one department never gets a link into another's pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from cloudmgr.errors import DomainError
+from cloudmgr.organisation.models import Role
+from cloudmgr.servicerequests import services as sr
+from cloudmgr.servicerequests.models import ServiceRequest
+from cloudmgr.servicerequests.states import RequestState, ServerState
+from web.security import current_actor, safe_next
+from web.selfservice.display import chain_view, refusal_text
+from web.selfservice.forms import ButtonForm, CancelForm, DecisionForm
+from web.uow import request_uow, restart_request_uow
+
+MAX_PAGE = 100_000
+CANCELLABLE = {
+    RequestState.DRAFT.value,
+    RequestState.SUBMITTED.value,
+    RequestState.APPROVED.value,
+    RequestState.FAILED.value,
+}
+
+
+def page_arg() -> int:
+    """``?page=`` as a page number (1 when missing or nonsense)."""
+    page = request.args.get("page", type=int) or 1
+    return min(max(page, 1), MAX_PAGE)
+
+
+def page_count(total: int, per_page: int) -> int:
+    return max((total + per_page - 1) // per_page, 1)
+
+
+def may_decide(req: ServiceRequest) -> bool:
+    actor = current_actor()
+    if req.next_role != actor.role.value:
+        return False
+    return actor.role != Role.DEPT_HEAD or actor.department_id == req.department_id
+
+
+def may_cancel(req: ServiceRequest) -> bool:
+    actor = current_actor()
+    if req.state not in CANCELLABLE:
+        return False
+    if any(s.state not in {ServerState.PENDING.value, ServerState.CANCELLED.value, ServerState.ERROR.value} for s in req.servers):
+        return False
+    return (
+        actor.role == Role.OPERATOR
+        or req.created_by == actor.username
+        or (actor.role == Role.DEPT_HEAD and actor.department_id == req.department_id)
+    )
+
+
+def may_submit(req: ServiceRequest) -> bool:
+    actor = current_actor()
+    return req.state == RequestState.DRAFT.value and (
+        req.created_by == actor.username or actor.role == Role.DEPT_HEAD
+    )
+
+
+def request_detail_page(
+    area: str,
+    request_id: int,
+    *,
+    decision_form: DecisionForm | None = None,
+    cancel_form: CancelForm | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    """A request with its chain, servers and history (404 when the user may not see it)."""
+    actor = current_actor()
+    req = sr.get_request(request_uow().session, actor, request_id)
+    context: dict[str, Any] = {
+        "req": req,
+        "area": area,
+        "chain": chain_view(req),
+        "can_decide": may_decide(req),
+        "can_cancel": may_cancel(req),
+        "can_submit": may_submit(req),
+        "can_retry": actor.role == Role.OPERATOR,
+        "decision_form": decision_form or DecisionForm(formdata=None),
+        "cancel_form": cancel_form or CancelForm(formdata=None),
+        "button_form": ButtonForm(formdata=None),
+        "page_error": error,
+        "show_department": not actor.is_department,
+    }
+    return render_template("selfservice/request.html", **context), status
+
+
+def _back(area: str, request_id: int) -> ResponseReturnValue:
+    return redirect(safe_next(request.form.get("next")) or url_for(f"{area}.request_detail", request_id=request_id))
+
+
+def decide(area: str, request_id: int) -> ResponseReturnValue:
+    """Approve or reject the step that waits for the user."""
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        return request_detail_page(area, request_id, decision_form=form, status=400)
+    actor = current_actor()
+    session = request_uow().session
+    reason = (form.reason.data or "").strip()
+    try:
+        if form.reject.data:
+            req = sr.reject_request(session, actor, request_id, reason=reason)
+        else:
+            req = sr.approve_request(session, actor, request_id, reason=reason)
+    except DomainError as exc:
+        restart_request_uow()
+        form.form_errors.append(refusal_text(exc))
+        return request_detail_page(area, request_id, decision_form=form, status=exc.http_status)
+    if req.state == RequestState.REJECTED.value:
+        flash(_("Request #%(id)d was rejected.", id=request_id), "success")
+    elif req.state == RequestState.APPROVED.value:
+        flash(_("Request #%(id)d is approved: its servers are being created.", id=request_id), "success")
+    else:
+        flash(_("Request #%(id)d is approved and goes on to the next step.", id=request_id), "success")
+    return _back(area, request_id)
+
+
+def cancel(area: str, request_id: int) -> ResponseReturnValue:
+    form = CancelForm()
+    if not form.validate_on_submit():
+        return request_detail_page(area, request_id, cancel_form=form, status=400)
+    try:
+        sr.cancel_request(request_uow().session, current_actor(), request_id, reason=(form.reason.data or "").strip())
+    except DomainError as exc:
+        restart_request_uow()
+        form.form_errors.append(refusal_text(exc))
+        return request_detail_page(area, request_id, cancel_form=form, status=exc.http_status)
+    flash(_("Request #%(id)d was cancelled and its quota released.", id=request_id), "success")
+    return _back(area, request_id)
