@@ -67,14 +67,10 @@ def test_csv_import_is_all_or_nothing_with_line_numbers(seeded: Runtime) -> None
     )
     bad = (
         good
-        + "atlantis,2017-06-30,1,1,1,1,0
-"
-        + "langfang,30/06/2017,1,1,1,1,0
-"
-        + "chengde,2017-06-30,many,1,1,1,0
-"
-        + "qinhuangdao,2017-06-30,1,4,1,1,9
-"
+        + "atlantis,2017-06-30,1,1,1,1,0\n"
+        + "langfang,30/06/2017,1,1,1,1,0\n"
+        + "chengde,2017-06-30,many,1,1,1,0\n"
+        + "qinhuangdao,2017-06-30,1,4,1,1,9\n"
     )
     with pytest.raises(CapacityCsvInvalid) as info, seeded.db.unit_of_work() as uow:
         import_csv(uow.session, config, bad, source_name="bases.csv", actor="test")

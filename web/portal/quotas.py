@@ -1,0 +1,104 @@
+"""The department's quotas per cloud, and asking for more."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from wtforms import SelectChoice
+
+from cloudmgr.errors import DomainError
+from cloudmgr.organisation import services as org
+from cloudmgr.organisation.models import Role
+from cloudmgr.quotas import ledger
+from cloudmgr.quotas import services as quota_services
+from cloudmgr.quotas.files import QuotaDefinitions
+from cloudmgr.quotas.models import ChangeRequestState
+from web.i18n import current_locale
+from web.navigation import add_nav_item
+from web.portal import bp
+from web.security import current_actor
+from web.selfservice import quotas as quota_help
+from web.selfservice.display import amount, refusal_text
+from web.selfservice.forms import QuotaChangeForm
+from web.uow import request_uow, restart_request_uow
+
+for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
+    add_nav_item(_role, "portal.quotas", _l("Quotas"))
+
+
+def _size_label(definitions: QuotaDefinitions, name: str) -> str:
+    size = definitions.sizes[name]
+    parts = ", ".join(f"{resource.value}={amount(value, resource)}" for resource, value in size.limits.items())
+    return f"{name} ({parts})"
+
+
+def _set_choices(form: QuotaChangeForm, definitions: QuotaDefinitions) -> None:
+    actor = current_actor()
+    assert actor.department_id is not None
+    locale = current_locale()
+    links = org.clouds_of_department(request_uow().session, actor.department_id)
+    form.cloud.choices = [SelectChoice(link.cloud.key, link.cloud.display_name(locale)) for link in links]
+    form.size.choices = [SelectChoice("", _("— Explicit limits below —"))] + [
+        SelectChoice(name, _size_label(definitions, name)) for name in definitions.sizes
+    ]
+
+
+def _page(form: QuotaChangeForm, definitions: QuotaDefinitions, status: int = 200) -> ResponseReturnValue:
+    actor = current_actor()
+    assert actor.department_id is not None
+    session = request_uow().session
+    links = org.clouds_of_department(session, actor.department_id)
+    balances = ledger.all_balances(session, department_id=actor.department_id)
+    names = {link.cloud.key: link.cloud.display_name(current_locale()) for link in links}
+    changes = quota_services.change_requests(session, department_id=actor.department_id)
+    return (
+        render_template(
+            "portal/quotas.html",
+            balances=balances,
+            cloud_names=names,
+            changes=changes,
+            form=form,
+            has_sizes=bool(definitions.sizes),
+        ),
+        status,
+    )
+
+
+@bp.route("/quotas", methods=["GET", "POST"])
+def quotas() -> ResponseReturnValue:
+    definitions = quota_help.definitions()
+    form = QuotaChangeForm()
+    _set_choices(form, definitions)
+    if request.method == "GET":
+        cloud = request.args.get("cloud")
+        if cloud:
+            form.cloud.data = cloud
+        return _page(form, definitions)
+    if not form.validate_on_submit():
+        return _page(form, definitions, 400)
+    actor = current_actor()
+    assert actor.department_id is not None
+    try:
+        change = quota_services.request_change(
+            request_uow().session,
+            definitions,
+            department_id=actor.department_id,
+            cloud_key=form.cloud.data,
+            requested_by=actor.username,
+            reason=form.reason.data,
+            target_size=form.size.data or None,
+            limits=None if form.size.data else quota_help.ledger_limits(form.explicit_limits()),
+        )
+    except DomainError as exc:
+        restart_request_uow()
+        form.form_errors.append(refusal_text(exc))
+        _set_choices(form, definitions)
+        return _page(form, definitions, exc.http_status)
+    quota_help.push_when_committed(change, actor=actor.username)
+    if change.state == ChangeRequestState.APPROVED.value:
+        flash(_("Approved automatically: the new limits apply now (request #%(id)d).", id=change.id), "success")
+    else:
+        flash(_("Request #%(id)d waits for a cloud operator’s decision.", id=change.id), "info")
+    return redirect(url_for("portal.quotas"))
