@@ -16,6 +16,7 @@ from cloudmgr.config import Settings, load_settings
 from cloudmgr.runtime import Runtime, set_runtime
 from web import errors, i18n, labels, navigation, observability, security, uow
 from web.extensions import csrf
+from web.selfservice import display
 
 SESSION_LIFETIME = timedelta(hours=8)
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     i18n.init_app(app, instance_path=settings.instance_path)
     labels.init_app(app)
+    display.init_app(app)
     navigation.init_app(app)
     security.init_app(app)
     csrf.init_app(app)

@@ -59,8 +59,8 @@ REQUEST_STATE_LABELS: Mapping[str, object] = {
     "submitted": _l("Waiting for approval"),
     "approved": _l("Approved"),
     "provisioning": _l("Provisioning"),
-    "active": _l("Active"),
-    "partially_active": _l("Partially active"),
+    "active": _l("Delivered"),
+    "partially_active": _l("Partially delivered"),
     "failed": _l("Failed"),
     "rejected": _l("Rejected"),
     "cancelled": _l("Cancelled"),
@@ -82,7 +82,7 @@ SERVER_STATE_LABELS: Mapping[str, object] = {
 RESOURCE_LABELS: Mapping[str, object] = {
     "cores": _l("vCPU cores"),
     "ram_mb": _l("Memory (GB)"),
-    "instances": _l("Servers"),
+    "instances": _l("Server count"),
     "networks": _l("Networks"),
     "floating_ips": _l("Floating IPs"),
 }

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloudmgr.db import Base, UTCDateTime, utcnow
 
 
 class CapacitySnapshot(Base):
-    """What one source had at one time: an OpenStack endpoint read through Placement, or
+    """What one source had at one time : an OpenStack endpoint read through Placement, or
     capacity outside OpenStack imported from CSV."""
 
     __tablename__ = "capacity_snapshots"
@@ -24,13 +24,13 @@ class CapacitySnapshot(Base):
     # The endpoint read ("<clouds.yaml entry>/<region>"), or the CSV file's label.
     endpoint: Mapped[str] = mapped_column(String(255))
     clouds: Mapped[str] = mapped_column(String(1024), default="")  # the cloud keys it serves, comma-separated
-    physical_servers: Mapped[int] = mapped_column(default=0)
-    vcpus_total: Mapped[int] = mapped_column(default=0)
-    vcpus_used: Mapped[int] = mapped_column(default=0)
-    ram_mb_total: Mapped[int] = mapped_column(default=0)
-    ram_mb_used: Mapped[int] = mapped_column(default=0)
-    disk_gb_total: Mapped[int] = mapped_column(default=0)
-    disk_gb_used: Mapped[int] = mapped_column(default=0)
+    physical_servers: Mapped[int] = mapped_column(BigInteger, default=0)
+    vcpus_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    vcpus_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    ram_mb_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    ram_mb_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_gb_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_gb_used: Mapped[int] = mapped_column(BigInteger, default=0)
 
     hosts: Mapped[list[HostCapacity]] = relationship(
         back_populates="snapshot", cascade="all, delete-orphan", order_by="HostCapacity.name"
@@ -46,11 +46,11 @@ class HostCapacity(Base):
     snapshot_id: Mapped[int] = mapped_column(ForeignKey("capacity_snapshots.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     state: Mapped[str] = mapped_column(String(32), default="up")
-    vcpus_total: Mapped[int] = mapped_column(default=0)
-    vcpus_used: Mapped[int] = mapped_column(default=0)
-    ram_mb_total: Mapped[int] = mapped_column(default=0)
-    ram_mb_used: Mapped[int] = mapped_column(default=0)
-    disk_gb_total: Mapped[int] = mapped_column(default=0)
-    disk_gb_used: Mapped[int] = mapped_column(default=0)
+    vcpus_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    vcpus_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    ram_mb_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    ram_mb_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_gb_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_gb_used: Mapped[int] = mapped_column(BigInteger, default=0)
 
     snapshot: Mapped[CapacitySnapshot] = relationship(back_populates="hosts")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from cloudmgr.config import Settings
 from cloudmgr.demo import DemoLogin
-from cloudmgr.runtime import Runtime
-from tests.web.helpers import csrf_token, demo_login
+from cloudmgr.organisation.models import Role
+from cloudmgr.runtime import Runtime, set_runtime
+from tests.web.helpers import HEALTH_HEAD, HEALTH_PASSWORD, HEALTH_STAFF, Journey, csrf_token, demo_login
 from web import create_app
 
 
@@ -50,3 +54,122 @@ def login_as(login: LoginFn) -> Callable[[str], DemoLogin]:
         return demo
 
     return do
+
+
+# --- the self-service journey: synced clouds, catalog and applied quotas ----------------------------
+#
+# Building it (sync every cloud, the catalog, apply the quota files) takes ~1.5 s; on SQLite it is
+# built once per session and each test gets a copy of the database file and the simulated clouds.
+# On PostgreSQL it is built for each test.
+
+
+def _build_journey_state(rt: Runtime) -> None:
+    from cloudmgr.catalog.services import read_rates, sync_catalog
+    from cloudmgr.demo import seed_demo_users
+    from cloudmgr.organisation import services as org
+    from cloudmgr.organisation.sync import sync_clouds
+    from cloudmgr.quotas import services as quotas
+
+    clouds, departments = org.read_organisation(rt.settings.clouds_file, rt.settings.departments_file)
+    with rt.db.unit_of_work() as uow:
+        org.import_organisation(uow.session, clouds, departments, actor="test")
+        seed_demo_users(uow.session, actor="test")
+        # A health-department head: the health cloud adds finance above 1,000 yuan a month.
+        org.create_user(
+            uow.session,
+            username=HEALTH_STAFF,
+            password=HEALTH_PASSWORD,
+            role=Role.DEPT_STAFF,
+            display_name="赵敏 (卫健委信息中心)",
+            department_key="prov-health",
+            actor="test",
+        )
+        org.create_user(
+            uow.session,
+            username=HEALTH_HEAD,
+            password=HEALTH_PASSWORD,
+            role=Role.DEPT_HEAD,
+            display_name="孙强 (卫健委负责人)",
+            department_key="prov-health",
+            actor="test",
+        )
+    assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor="test"))
+    sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor="test")
+    assert quotas.apply(rt.db, rt.providers, rt.settings.quotas_dir, actor="test").ok
+
+
+def _cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functools import partial
+
+    from werkzeug.security import generate_password_hash
+
+    from cloudmgr.organisation import services
+
+    monkeypatch.setattr(
+        services, "generate_password_hash", partial(generate_password_hash, method="pbkdf2:sha256:1000")
+    )
+
+
+@pytest.fixture(scope="session")
+def journey_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database and simulated clouds in the journey state, built once."""
+    from cloudmgr.config import load_settings
+    from cloudmgr.dbschema import upgrade
+
+    folder = tmp_path_factory.mktemp("journey-template")
+    instance = folder / "instance"
+    instance.mkdir()
+    settings = load_settings(
+        {"CLOUDMGR_ENV": "test"},
+        instance_path=instance,
+        database_url=f"sqlite:///{folder / TEMPLATE_DB}",
+        ansible_artifacts_dir=instance / "ansible",
+        scheduler_enabled=False,
+    )
+    upgrade(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    set_runtime(rt)
+    try:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _cheap_hashes(monkeypatch)
+            _build_journey_state(rt)
+    finally:
+        set_runtime(None)
+        rt.db.dispose()
+    return folder
+
+
+TEMPLATE_DB = "cloudmgr.sqlite3"
+
+
+@pytest.fixture
+def journey_rt(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    """The runtime of a test that needs the journey state (see ``journey_template``)."""
+    from cloudmgr.dbschema import upgrade
+
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        template: Path = request.getfixturevalue("journey_template")
+        target = Path(url.removeprefix("sqlite:///"))
+        for source in template.glob(f"{TEMPLATE_DB}*"):
+            shutil.copy2(source, target.with_name(source.name.replace(TEMPLATE_DB, target.name)))
+        shutil.copytree(
+            template / "instance" / "simulated-clouds", settings.instance_path / "simulated-clouds", dirs_exist_ok=True
+        )
+        rt = Runtime.from_settings(settings)
+        set_runtime(rt)
+    else:
+        upgrade(url)
+        rt = Runtime.from_settings(settings)
+        set_runtime(rt)
+        _build_journey_state(rt)
+    try:
+        yield rt
+    finally:
+        set_runtime(None)
+        rt.db.dispose()
+
+
+@pytest.fixture
+def journey(journey_rt: Runtime) -> Journey:
+    return Journey(journey_rt)

@@ -216,7 +216,9 @@ host = $NOVA_CONTROL_HOST
 my_ip = $LAB_HOST
 state_path = $DATA/nova
 transport_url = $tu
-compute_driver = fake.FakeDriverWithoutFakeNodes
+# nova.virt.fake.FakeDriverWithoutFakeNodes that takes its guests back after
+# a restart (cloudmgr_lab_ml2/virt.py, run by cloudmgr-lab-nova-compute)
+compute_driver = cloudmgr_lab.LabFakeDriver
 report_interval = 5
 service_down_time = 30
 vif_plugging_is_fatal = false

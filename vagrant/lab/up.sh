@@ -228,7 +228,7 @@ phase_done
 # fresh init with the same key loads it in seconds. LAB_SCHEMA_CACHE=0
 # disables it.
 SCHEMA_CACHE_DIR="${LAB_SCHEMA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cloudmgr-lab}"
-schema_key="$( { cat "$VENV/.cloudmgr-lab-installed"; echo "v1 $DB_PREFIX $(db_url x) $(transport_url) $ADMIN_PASSWORD $SERVICE_PASSWORD $REGION $KEYSTONE_PORT"; } | sha256sum | cut -c1-16)"
+schema_key="$( { grep -v "^ml2=" "$VENV/.cloudmgr-lab-installed"; echo "v1 $DB_PREFIX $(db_url x) $(transport_url) $ADMIN_PASSWORD $SERVICE_PASSWORD $REGION $KEYSTONE_PORT"; } | sha256sum | cut -c1-16)"
 SCHEMA_DUMP="$SCHEMA_CACHE_DIR/schema-$schema_key.sql.gz"
 # keystone once its service users and catalog exist (see "start services")
 KEYSTONE_DUMP="$SCHEMA_CACHE_DIR/keystone-$schema_key.sql.gz"
@@ -422,7 +422,7 @@ say "   nova-conductor listening at $(elapsed "$PHASE_T") s"
 
 SINCE_C="$(utc_now)"
 for h in $COMPUTE_HOSTS; do
-    start_svc "nova-compute-$h" "$VENV/bin/nova-compute" "${NOVA_CONF[@]}" \
+    start_svc "nova-compute-$h" "$VENV/bin/cloudmgr-lab-nova-compute" "${NOVA_CONF[@]}" \
         --config-file "$ETC/nova/nova-compute-$h.conf"
 done
 hp=(); for h in $COMPUTE_HOSTS; do hp+=("$h=$(svc_pid "nova-compute-$h" || echo 0)"); done

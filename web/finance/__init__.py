@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask_babel import lazy_gettext as _l
 
 from cloudmgr.organisation.models import Role
+from web.navigation import add_nav_item
 from web.security import protect_blueprint
 
 bp = Blueprint("finance", __name__)
 protect_blueprint(bp, Role.FINANCE)
 
-from web.finance import views  # noqa: E402,F401  (registers the routes)
+from web.finance import approvals, views  # noqa: E402,F401  (registers the routes)
+
+add_nav_item(Role.FINANCE, "finance.approvals", _l("Awaiting finance review"), also_active=("finance.request_detail",))

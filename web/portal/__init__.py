@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask_babel import lazy_gettext as _l
 
 from cloudmgr.organisation.models import Role
+from web.navigation import add_nav_item
 from web.security import protect_blueprint
 
 bp = Blueprint("portal", __name__)
 protect_blueprint(bp, Role.DEPT_STAFF, Role.DEPT_HEAD)
 
-from web.portal import views  # noqa: E402,F401  (registers the routes)
+from web.portal import quotas, requests, servers, views  # noqa: E402,F401  (registers the routes)
+
+for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
+    add_nav_item(_role, "portal.new_request", _l("New request"))
+    add_nav_item(_role, "portal.requests", _l("My requests"), also_active=("portal.request_detail",))
+    add_nav_item(_role, "portal.servers", _l("Servers"), also_active=("portal.server_detail",))
+    if _role == Role.DEPT_HEAD:
+        add_nav_item(_role, "portal.approvals", _l("Awaiting my approval"))
+    add_nav_item(_role, "portal.quotas", _l("Quotas"))

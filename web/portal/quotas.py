@@ -5,27 +5,21 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from wtforms import SelectChoice
 
 from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
-from cloudmgr.organisation.models import Role
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.files import QuotaDefinitions
 from cloudmgr.quotas.models import ChangeRequestState
 from web.i18n import current_locale
-from web.navigation import add_nav_item
 from web.portal import bp
 from web.security import current_actor
 from web.selfservice import quotas as quota_help
 from web.selfservice.display import amount, refusal_text
 from web.selfservice.forms import QuotaChangeForm
 from web.uow import request_uow, restart_request_uow
-
-for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
-    add_nav_item(_role, "portal.quotas", _l("Quotas"))
 
 
 def _size_label(definitions: QuotaDefinitions, name: str) -> str:

@@ -10,7 +10,6 @@ from datetime import date, timedelta
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from wtforms import SelectChoice
 
 from cloudmgr.catalog import services as catalog
@@ -24,7 +23,6 @@ from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
 from web.i18n import current_locale
 from web.labels import zone_label
-from web.navigation import add_nav_item
 from web.portal import bp
 from web.security import current_actor, role_required
 from web.selfservice import pages
@@ -34,11 +32,6 @@ from web.uow import request_uow, restart_request_uow, runtime
 
 PER_PAGE = 20
 DEFAULT_EXPIRY_DAYS = 365
-
-for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
-    add_nav_item(_role, "portal.new_request", _l("New request"))
-    add_nav_item(_role, "portal.requests", _l("Requests"), also_active=("portal.request_detail",))
-add_nav_item(Role.DEPT_HEAD, "portal.approvals", _l("Awaiting my approval"))
 
 
 @dataclass

@@ -7,25 +7,19 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from wtforms import SelectChoice
 
 from cloudmgr.catalog import services as catalog
 from cloudmgr.catalog.models import ItemKind
 from cloudmgr.errors import DomainError
-from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import ServerState
 from web.i18n import current_locale
-from web.navigation import add_nav_item
 from web.portal import bp
 from web.security import current_actor
 from web.selfservice.display import money, refusal_text
 from web.selfservice.forms import ButtonForm, DeleteServerForm, ExtendForm, ResizeForm
 from web.uow import request_uow, restart_request_uow, runtime
-
-for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
-    add_nav_item(_role, "portal.servers", _l("Servers"), also_active=("portal.server_detail",))
 
 # Shown unless asked for: servers that no longer exist are history.
 GONE = {ServerState.DELETED.value, ServerState.CANCELLED.value}
@@ -66,8 +60,7 @@ def _server_page(
             resize_form=resize_form,
             page_error=error,
             can_power=server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value},
-            can_delete=server.state
-            in {ServerState.ACTIVE.value, ServerState.STOPPED.value, ServerState.ERROR.value},
+            can_delete=server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value, ServerState.ERROR.value},
             can_change=server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value},
         ),
         status,

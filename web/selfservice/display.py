@@ -87,7 +87,7 @@ def chain_view(request: ServiceRequest) -> list[ChainStep]:
 def quota_exceeded_text(exc: QuotaExceeded) -> str:
     """The refusal in the reader's language, followed by the ledger's own words."""
     resource = exc.resource
-    return _(
+    text: str = _(
         "Not enough quota for %(resource)s: limit %(limit)s, %(free)s free, %(asked)s requested. (%(detail)s)",
         resource=resource_label(resource),
         limit=amount(exc.limit, resource),
@@ -95,12 +95,14 @@ def quota_exceeded_text(exc: QuotaExceeded) -> str:
         asked=amount(exc.asked, resource),
         detail=exc.message,
     )
+    return text
 
 
 def refusal_text(exc: DomainError) -> str:
     if isinstance(exc, QuotaExceeded):
         return quota_exceeded_text(exc)
-    return _("Refused: %(reason)s", reason=exc.message)
+    text: str = _("Refused: %(reason)s", reason=exc.message)
+    return text
 
 
 def addresses_text(addresses: Mapping[str, Sequence[Any]] | None) -> str:

@@ -38,7 +38,7 @@ NUMBER_MESSAGE = _l("Enter a whole number.")
 PRICE_MESSAGE = _l("Enter a price in yuan, e.g. 120 or 120.50.")
 
 
-class _LocalisedDateField(DateField):
+class _LocalisedDateField(DateField):  # type: ignore[misc]
     """A date field whose parse error is ours (translated), not WTForms'."""
 
     def process_formdata(self, valuelist: list[Any]) -> None:
@@ -48,7 +48,7 @@ class _LocalisedDateField(DateField):
             raise ValueError(str(DATE_MESSAGE)) from exc
 
 
-class _LocalisedIntegerField(IntegerField):
+class _LocalisedIntegerField(IntegerField):  # type: ignore[misc]
     def process_formdata(self, valuelist: list[Any]) -> None:
         try:
             super().process_formdata(valuelist)
@@ -56,7 +56,7 @@ class _LocalisedIntegerField(IntegerField):
             raise ValueError(str(NUMBER_MESSAGE)) from exc
 
 
-class _LocalisedDecimalField(DecimalField):
+class _LocalisedDecimalField(DecimalField):  # type: ignore[misc]
     def process_formdata(self, valuelist: list[Any]) -> None:
         try:
             super().process_formdata(valuelist)
@@ -238,7 +238,7 @@ class QuotaChangeForm(FlaskForm):  # type: ignore[misc]
     size = SelectField(_l("Size"), choices=[], validate_choice=True)
     cores = _limit_field(_l("vCPU cores"))
     ram_gb = _limit_field(_l("Memory (GB)"))
-    instances = _limit_field(_l("Servers"))
+    instances = _limit_field(_l("Server count"))
     networks = _limit_field(_l("Networks"))
     floating_ips = _limit_field(_l("Floating IPs"))
     reason = TextAreaField(

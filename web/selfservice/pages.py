@@ -24,6 +24,7 @@ from web.selfservice.forms import ButtonForm, CancelForm, DecisionForm
 from web.uow import request_uow, restart_request_uow
 
 MAX_PAGE = 100_000
+NOT_BOOTED = {ServerState.PENDING.value, ServerState.CANCELLED.value, ServerState.ERROR.value}
 CANCELLABLE = {
     RequestState.DRAFT.value,
     RequestState.SUBMITTED.value,
@@ -53,7 +54,7 @@ def may_cancel(req: ServiceRequest) -> bool:
     actor = current_actor()
     if req.state not in CANCELLABLE:
         return False
-    if any(s.state not in {ServerState.PENDING.value, ServerState.CANCELLED.value, ServerState.ERROR.value} for s in req.servers):
+    if any(s.state not in NOT_BOOTED for s in req.servers):
         return False
     return (
         actor.role == Role.OPERATOR
@@ -64,9 +65,7 @@ def may_cancel(req: ServiceRequest) -> bool:
 
 def may_submit(req: ServiceRequest) -> bool:
     actor = current_actor()
-    return req.state == RequestState.DRAFT.value and (
-        req.created_by == actor.username or actor.role == Role.DEPT_HEAD
-    )
+    return req.state == RequestState.DRAFT.value and (req.created_by == actor.username or actor.role == Role.DEPT_HEAD)
 
 
 def request_detail_page(
@@ -84,7 +83,7 @@ def request_detail_page(
     context: dict[str, Any] = {
         "req": req,
         "area": area,
-        "chain": chain_view(req),
+        "chain_steps": chain_view(req),
         "can_decide": may_decide(req),
         "can_cancel": may_cancel(req),
         "can_submit": may_submit(req),

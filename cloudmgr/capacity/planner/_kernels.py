@@ -25,7 +25,7 @@ def jit_simd(fn: F) -> F:
 
 @jit_simd
 def _scores(r0: Any, r1: Any, r2: Any, nact: int, d0: float, d1: float, d2: float,
-            w0: float, w1: float, w2: float, out: Any) -> None:  # fmt: skip
+            w0: float, w1: float, w2: float, out: Any) -> None:
     # Branch-free so that it vectorises: -1 marks a host the item does not fit.
     for b in range(nact):
         ok = (r0[b] >= d0) & (r1[b] >= d1) & (r2[b] >= d2)

@@ -1,0 +1,164 @@
+"""The consolidation plan: which servers go on which host, in which waves.
+
+Rules that always hold in a plan:
+
+* every host's booked vCPUs, RAM and disk stay within its capacity (ratios applied);
+* members of one anti-affinity group are on distinct hosts;
+* internet and extranet servers never share a host: each zone is packed separately and
+  every host has one zone;
+* classified servers are refused (listed with the reason, never placed): they belong on
+  the separate e-government intranet;
+* a server larger than an empty host is reported as unplaced; every other server is placed
+  exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import numpy as np
+
+from cloudmgr.capacity.planner.bounds import anti_affinity_bound, resource_bounds
+from cloudmgr.capacity.planner.inventory import ZONE_NAMES, Inventory, inventory_from_records
+from cloudmgr.capacity.planner.model import (
+    CLASSIFIED_REASON,
+    DEFAULT_HEADROOM,
+    DEFAULT_MAX_WAVE,
+    MIB_PER_GB,
+    BoundDetail,
+    ConsolidationPlan,
+    ExactResult,
+    HostSpec,
+    HostUsage,
+    Refusal,
+    ServerRecord,
+    Zone,
+)
+from cloudmgr.capacity.planner.packing import fits_empty_host, pack_vectors
+from cloudmgr.capacity.planner.waves import build_waves
+
+EXACT_LIMIT = 2000
+EXACT_TIME_LIMIT = 60.0
+
+
+def plan_consolidation(
+    servers: Iterable[ServerRecord],
+    host: HostSpec,
+    *,
+    max_wave: int = DEFAULT_MAX_WAVE,
+    headroom: float = DEFAULT_HEADROOM,
+    default_zone: Zone = Zone.EXTRANET,
+    exact: bool | None = None,
+    exact_limit: int = EXACT_LIMIT,
+    time_limit: float = EXACT_TIME_LIMIT,
+    seed: int = 0,
+) -> ConsolidationPlan:
+    """Plan the consolidation of ``servers`` onto hosts of size ``host``.
+
+    ``exact``: None refines zones of at most ``exact_limit`` servers with CP-SAT when the
+    heuristic is above the lower bound; True does so whatever the size; False never does.
+    Raises :class:`~cloudmgr.capacity.planner.model.PlannerInputError` on invalid records.
+    """
+    inventory = inventory_from_records(servers, headroom=headroom, default_zone=default_zone)
+    return plan_inventory(
+        inventory, host, max_wave=max_wave, exact=exact, exact_limit=exact_limit, time_limit=time_limit, seed=seed
+    )
+
+
+def _describe_too_big(demand: np.ndarray, capacity: tuple[int, int, int]) -> str:  # type: ignore[type-arg]
+    parts = []
+    if demand[0] > capacity[0]:
+        parts.append(f"{int(demand[0])} vCPUs > {capacity[0]}")
+    if demand[1] > capacity[1]:
+        parts.append(f"{demand[1] / MIB_PER_GB:g} GB RAM > {capacity[1] / MIB_PER_GB:g}")
+    if demand[2] > capacity[2]:
+        parts.append(f"{demand[2] / MIB_PER_GB:g} GB disk > {capacity[2] / MIB_PER_GB:g}")
+    return "larger than an empty host: " + ", ".join(parts)
+
+
+def plan_inventory(
+    inventory: Inventory,
+    host: HostSpec,
+    *,
+    max_wave: int = DEFAULT_MAX_WAVE,
+    exact: bool | None = None,
+    exact_limit: int = EXACT_LIMIT,
+    time_limit: float = EXACT_TIME_LIMIT,
+    seed: int = 0,
+) -> ConsolidationPlan:
+    started = time.perf_counter()
+    if max_wave < 1:
+        from cloudmgr.capacity.planner.model import PlannerInputError
+
+        raise PlannerInputError([f"max wave must be at least 1, got {max_wave}"])
+    capacity = host.capacity()
+    n = len(inventory)
+    demand = inventory.demand
+    names = inventory.names
+    lines = inventory.lines
+
+    refused = [
+        Refusal(names[i], CLASSIFIED_REASON, int(lines[i]) or None) for i in np.flatnonzero(inventory.classified)
+    ]
+    fits = fits_empty_host(demand, capacity) if n else np.zeros(0, dtype=np.bool_)
+    candidates = ~inventory.classified
+    too_big = np.flatnonzero(candidates & ~fits)
+    unplaced = [Refusal(names[i], _describe_too_big(demand[i], capacity), int(lines[i]) or None) for i in too_big]
+    placeable = candidates & fits
+
+    host_of = np.full(n, -1, dtype=np.int64)
+    host_zone: list[str] = []
+    bounds: list[BoundDetail] = []
+    exact_results: list[ExactResult] = []
+    for code, zone_name in enumerate(ZONE_NAMES):
+        items = np.flatnonzero(placeable & (inventory.zone == code))
+        if items.shape[0] == 0:
+            continue
+        dem = demand[items]
+        grp = inventory.group[items]
+        l1, l2 = resource_bounds(dem, capacity)
+        detail = BoundDetail(zone_name, int(items.shape[0]), l1, l2, anti_affinity_bound(grp))
+        bounds.append(detail)
+        packed = pack_vectors(dem, capacity, grp, seed=seed)
+        assign, hosts = packed.assign, packed.hosts
+        want_exact = exact if exact is not None else items.shape[0] <= exact_limit
+        if want_exact:
+            if hosts <= detail.bound:
+                exact_results.append(ExactResult(zone_name, "optimal", "bound", hosts, detail.bound, 0.0))
+            else:
+                from cloudmgr.capacity.planner.exact import solve_exact
+
+                answer = solve_exact(dem, capacity, grp, assign, detail.bound, time_limit=time_limit, seed=seed)
+                if answer.hosts < hosts:
+                    assign, hosts = answer.assign, answer.hosts
+                exact_results.append(
+                    ExactResult(zone_name, answer.status, "cp-sat", hosts, answer.best_bound, answer.seconds)
+                )
+        host_of[items] = assign + len(host_zone)
+        host_zone.extend([zone_name] * hosts)
+
+    placed = np.flatnonzero(host_of >= 0)
+    nh = len(host_zone)
+    load = np.zeros((nh, 3), dtype=np.int64)
+    np.add.at(load, host_of[placed], demand[placed])
+    count = np.bincount(host_of[placed], minlength=nh)
+    hosts_usage = [
+        HostUsage(b, host_zone[b], int(count[b]), int(load[b, 0]), int(load[b, 1]), int(load[b, 2])) for b in range(nh)
+    ]
+    placements = dict(zip((names[i] for i in placed.tolist()), host_of[placed].tolist(), strict=True))
+    waves, wave_departments = build_waves(
+        names, inventory.department, inventory.department_names, host_of, placed, max_wave
+    )
+    return ConsolidationPlan(
+        capacity=capacity,
+        hosts=hosts_usage,
+        placements=placements,
+        waves=waves,
+        wave_departments=wave_departments,
+        refused=refused,
+        unplaced=unplaced,
+        bounds=bounds,
+        exact=exact_results,
+        seconds=time.perf_counter() - started,
+    )

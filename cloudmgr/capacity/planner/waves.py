@@ -1,0 +1,39 @@
+"""Migration waves: one department per wave, at most ``max_wave`` servers, in a fixed order.
+
+Departments come in the order of their names (servers without a department last); inside a
+department servers are ordered by destination host, then by their order in the inventory,
+so a wave fills few hosts and the same input always gives the same waves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+def build_waves(
+    names: list[str],
+    department: npt.NDArray[np.int64],
+    department_names: list[str],
+    host: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int64],
+    max_wave: int,
+) -> tuple[list[list[str]], list[str]]:
+    """Waves of the ``items`` (indices into ``names``): (names per wave, department of each wave)."""
+    if max_wave < 1:
+        raise ValueError("max_wave must be at least 1")
+    if items.shape[0] == 0:
+        return [], []
+    order = items[np.lexsort((items, host[items], department[items]))]
+    depts = department[order]
+    cuts = np.flatnonzero(np.diff(depts)) + 1
+    starts = np.concatenate(([0], cuts))
+    ends = np.concatenate((cuts, [order.shape[0]]))
+    waves: list[list[str]] = []
+    labels: list[str] = []
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        label = department_names[int(depts[s])]
+        for w in range(s, e, max_wave):
+            waves.append([names[i] for i in order[w : min(e, w + max_wave)].tolist()])
+            labels.append(label)
+    return waves, labels

@@ -1,0 +1,249 @@
+"""``/api/v1/requests``: self-service VM requests, their approval and a quote before submitting."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+
+from cloudmgr.organisation import services as org
+from cloudmgr.organisation.models import Role
+from cloudmgr.servicerequests import services as sr
+from cloudmgr.servicerequests.services import MAX_COUNT, RequestFilter, RequestForm
+from cloudmgr.servicerequests.states import RequestState
+from web.api import api_route, api_user, spec
+from web.api.body import MAX_ID, Body, query_choice, query_int, query_str
+from web.api.serializers import QUOTE, REQUEST_DETAIL, paged_list_of, quote_json, request_json
+from web.api.serializers import REQUEST as REQUEST_SCHEMA
+from web.api.spec import JSON
+from web.uow import request_uow, runtime
+
+DEPARTMENT_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD)
+APPROVER_ROLES = (Role.DEPT_HEAD, Role.OPERATOR, Role.FINANCE)
+MAX_PER_PAGE = 100
+MAX_PAGE = 100_000
+REASON_MAX = 2000
+ID = "<int(max=2147483647):request_id>"
+
+spec.tag("requests", "Self-service VM requests: create, quote, approve, reject, cancel.")
+
+_FORM_PROPERTIES: JSON = {
+    "cloud": {"type": "string", "description": "The cloud's key, one of the department's clouds."},
+    "zone": {"type": "string", "enum": ["internet", "extranet"]},
+    "flavor": {"type": "integer", "description": "A flavor's catalog item id (GET /catalog)."},
+    "image": {"type": "integer", "description": "An image's catalog item id (GET /catalog)."},
+    "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+    "name_prefix": {"type": "string", "pattern": "^[a-z][a-z0-9-]{1,30}$"},
+    "justification": {"type": "string", "maxLength": 4000},
+    "expires_on": {"type": "string", "format": "date"},
+    "application_system": {"type": ["string", "null"], "maxLength": 128},
+}
+_FORM_REQUIRED = ["cloud", "zone", "flavor", "image", "count", "name_prefix", "justification", "expires_on"]
+QUOTE_BODY = spec.schema("QuoteBody", {"type": "object", "required": _FORM_REQUIRED, "properties": _FORM_PROPERTIES})
+NEW_REQUEST = spec.schema(
+    "NewRequest",
+    {
+        "type": "object",
+        "required": _FORM_REQUIRED,
+        "properties": {
+            **_FORM_PROPERTIES,
+            "submit": {"type": "boolean", "default": False, "description": "Submit at once (else a draft)."},
+        },
+    },
+)
+
+LIST_PARAMETERS: list[JSON] = [
+    {"name": "state", "in": "query", "schema": {"type": "string", "enum": [s.value for s in RequestState]}},
+    {"name": "cloud", "in": "query", "schema": {"type": "string"}, "description": "A cloud's key."},
+    {
+        "name": "department",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "A department's key (operators, finance; department users always get their own).",
+    },
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},
+]
+
+
+def _request_form(body: Body) -> RequestForm | None:
+    form = {
+        "cloud_key": body.string("cloud", max_length=64),
+        "zone": body.string("zone", max_length=16),
+        "flavor_item_id": body.integer("flavor", minimum=1, maximum=MAX_ID),
+        "image_item_id": body.integer("image", minimum=1, maximum=MAX_ID),
+        "count": body.integer("count", minimum=1, maximum=MAX_COUNT),
+        "name_prefix": body.string("name_prefix", max_length=64),
+        "justification": body.string("justification", max_length=4000),
+        "expires_on": body.date("expires_on"),
+        "application_system": body.string("application_system", required=False, max_length=128),
+    }
+    if body.problems:
+        return None
+    return RequestForm(**form)
+
+
+@api_route(
+    "/requests",
+    summary="List requests",
+    description="Newest first. Department users see their department's requests only.",
+    tags=("requests",),
+    parameters=LIST_PARAMETERS,
+    response=paged_list_of(REQUEST_SCHEMA),
+    errors=(404,),
+)
+def list_requests() -> Response:
+    user = api_user()
+    session = request_uow().session
+    state = query_choice("state", frozenset(RequestState))
+    cloud = query_str("cloud")
+    page = query_int("page", default=1, minimum=1, maximum=MAX_PAGE)
+    per_page = query_int("per_page", default=25, minimum=1, maximum=MAX_PER_PAGE)
+    department_key = query_str("department")
+    department_id = None
+    if department_key is not None and not user.is_department_user:
+        department_id = org.get_department(session, department_key).id  # 404 when unknown
+    rows, total = sr.list_requests(
+        session,
+        user.actor,
+        RequestFilter(state=state, cloud_key=cloud, department_id=department_id, page=page, per_page=per_page),
+    )
+    return jsonify({"items": [request_json(r) for r in rows], "total": total, "page": page, "per_page": per_page})
+
+
+@api_route(
+    "/requests",
+    method="POST",
+    summary="Create a request (a draft, or submitted at once)",
+    description=(
+        "Submitting reserves the quota of every server atomically: when it does not fit, the answer is 409 "
+        "`quota_exceeded` naming the resource, the limit and what is free, and nothing is stored."
+    ),
+    tags=("requests",),
+    roles=DEPARTMENT_ROLES,
+    request_body=NEW_REQUEST,
+    response=REQUEST_DETAIL,
+    status=201,
+    errors=(409,),
+    operation_id="create_request",
+)
+def create_request() -> tuple[Response, int]:
+    body = Body()
+    form = _request_form(body)
+    submit = body.boolean("submit", default=False)
+    body.done()
+    assert form is not None
+    created = sr.create_request(
+        request_uow().session, api_user().actor, form, submit=submit, settings=runtime().settings
+    )
+    return jsonify(request_json(created, detail=True)), 201
+
+
+@api_route(
+    "/requests/quote",
+    method="POST",
+    summary="What a request would cost, need and leave free, and who would approve it",
+    tags=("requests",),
+    roles=DEPARTMENT_ROLES,
+    request_body=QUOTE_BODY,
+    response=QUOTE,
+    operation_id="quote_request",
+)
+def quote_request() -> Response:
+    body = Body()
+    form = _request_form(body)
+    body.done()
+    assert form is not None
+    return jsonify(quote_json(sr.quote(request_uow().session, api_user().actor, form)))
+
+
+@api_route(
+    f"/requests/{ID}",
+    summary="One request with its servers and history",
+    tags=("requests",),
+    response=REQUEST_DETAIL,
+    errors=(404,),
+    operation_id="get_request",
+)
+def get_request(request_id: int) -> Response:
+    req = sr.get_request(request_uow().session, api_user().actor, request_id)
+    return jsonify(request_json(req, detail=True))
+
+
+@api_route(
+    f"/requests/{ID}/submit",
+    method="POST",
+    summary="Submit a draft for approval",
+    tags=("requests",),
+    roles=DEPARTMENT_ROLES,
+    response=REQUEST_DETAIL,
+    errors=(404, 409),
+    operation_id="submit_request",
+)
+def submit_request(request_id: int) -> Response:
+    Body(optional=True).done()
+    req = sr.submit_request(request_uow().session, api_user().actor, request_id, settings=runtime().settings)
+    return jsonify(request_json(req, detail=True))
+
+
+def _reason(*, required: bool) -> str:
+    body = Body(optional=not required)
+    reason = body.string("reason", required=required, max_length=REASON_MAX, default="")
+    body.done()
+    return str(reason or "")
+
+
+@api_route(
+    f"/requests/{ID}/approve",
+    method="POST",
+    summary="Approve the step that waits for you",
+    description='The last approval queues the provisioning. Optional body: `{"reason": "..."}` (a comment).',
+    tags=("requests",),
+    roles=APPROVER_ROLES,
+    response=REQUEST_DETAIL,
+    errors=(404, 409),
+    operation_id="approve_request",
+)
+def approve_request(request_id: int) -> Response:
+    reason = _reason(required=False)
+    req = sr.approve_request(request_uow().session, api_user().actor, request_id, reason=reason)
+    return jsonify(request_json(req, detail=True))
+
+
+@api_route(
+    f"/requests/{ID}/reject",
+    method="POST",
+    summary="Reject the step that waits for you (a reason is required)",
+    tags=("requests",),
+    roles=APPROVER_ROLES,
+    request_body=spec.schema(
+        "RejectBody",
+        {
+            "type": "object",
+            "required": ["reason"],
+            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX}},
+        },
+    ),
+    response=REQUEST_DETAIL,
+    errors=(404, 409),
+    operation_id="reject_request",
+)
+def reject_request(request_id: int) -> Response:
+    reason = _reason(required=True)
+    req = sr.reject_request(request_uow().session, api_user().actor, request_id, reason=reason)
+    return jsonify(request_json(req, detail=True))
+
+
+@api_route(
+    f"/requests/{ID}/cancel",
+    method="POST",
+    summary="Withdraw a request that has not booted anything",
+    description='Optional body: `{"reason": "..."}`. The quota it held is released.',
+    tags=("requests",),
+    roles=(*DEPARTMENT_ROLES, Role.OPERATOR),
+    response=REQUEST_DETAIL,
+    errors=(404, 409),
+    operation_id="cancel_request",
+)
+def cancel_request(request_id: int) -> Response:
+    reason = _reason(required=False)
+    req = sr.cancel_request(request_uow().session, api_user().actor, request_id, reason=reason)
+    return jsonify(request_json(req, detail=True))

@@ -1,0 +1,405 @@
+"""JSON shapes of self-service requests, servers, the catalog and quotas, with their OpenAPI schemas."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from cloudmgr.catalog.models import CatalogItem
+from cloudmgr.quotas.ledger import Balance
+from cloudmgr.quotas.models import QuotaChangeRequest, QuotaDrift
+from cloudmgr.quotas.resources import RESOURCES
+from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
+from cloudmgr.servicerequests.services import Quote
+from cloudmgr.servicerequests.states import RequestState, ServerState
+from web.api import api_user, spec  # noqa: F401  (with a second name mypy reads `spec` as the ApiSpec, not the module)
+from web.api.spec import JSON
+
+RESOURCE_NAMES = [r.value for r in RESOURCES]
+
+_DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_MONEY = {"type": "string", "description": 'Yuan per month, two decimals, e.g. "360.00".'}
+_PER_RESOURCE_INT = {
+    "type": "object",
+    "description": "Per resource (cores, ram_mb in MB, instances, networks, floating_ips).",
+    "additionalProperties": {"type": "integer"},
+}
+
+CATALOG_ITEM = spec.schema(
+    "CatalogItem",
+    {
+        "type": "object",
+        "required": ["id", "kind", "cloud_name", "name_zh", "name_en", "monthly_price", "vcpus", "ram_mb", "disk_gb"],
+        "properties": {
+            "id": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["flavor", "image"]},
+            "cloud_name": {"type": "string", "description": "The cloud's own name for it."},
+            "name_zh": {"type": "string"},
+            "name_en": {"type": "string"},
+            "monthly_price": _MONEY,
+            "vcpus": {"type": "integer"},
+            "ram_mb": {"type": "integer"},
+            "disk_gb": {"type": "integer"},
+        },
+    },
+)
+REQUEST_EVENT = spec.schema(
+    "RequestEvent",
+    {
+        "type": "object",
+        "required": ["at", "actor", "action", "step", "from_state", "to_state", "reason"],
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "actor": {"type": "string"},
+            "action": {"type": "string", "description": "create, submit, approve, reject, cancel, provision …"},
+            "step": {"type": ["string", "null"], "description": "The approval step acted on."},
+            "from_state": {"type": "string"},
+            "to_state": {"type": "string"},
+            "reason": {"type": ["string", "null"]},
+        },
+    },
+)
+SERVER = spec.schema(
+    "Server",
+    {
+        "type": "object",
+        "required": ["id", "request_id", "name", "state", "fault", "department", "cloud", "zone", "flavor"],
+        "properties": {
+            "id": {"type": "integer"},
+            "request_id": {"type": "integer"},
+            "name": {"type": "string"},
+            "state": {"type": "string", "enum": [s.value for s in ServerState]},
+            "fault": {"type": ["string", "null"], "description": "The cloud's reason when the server failed."},
+            "department": {"type": "string"},
+            "cloud": {"type": "string"},
+            "zone": {"type": "string", "enum": ["internet", "extranet"]},
+            "flavor": CATALOG_ITEM,
+            "vcpus": {"type": "integer"},
+            "ram_mb": {"type": "integer"},
+            "cloud_server_id": {"type": ["string", "null"]},
+            "host": {"type": ["string", "null"]},
+            "addresses": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+            "expires_on": {"type": "string", "format": "date"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "active_at": _DATE_TIME,
+        },
+    },
+)
+REQUEST = spec.schema(
+    "Request",
+    {
+        "type": "object",
+        "required": ["id", "kind", "state", "department", "cloud", "zone", "flavor", "count", "monthly_cost"],
+        "properties": {
+            "id": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["create", "resize"]},
+            "state": {"type": "string", "enum": [s.value for s in RequestState]},
+            "state_reason": {"type": ["string", "null"]},
+            "department": {"type": "string"},
+            "cloud": {"type": "string"},
+            "zone": {"type": "string"},
+            "flavor": CATALOG_ITEM,
+            "image": {"oneOf": [CATALOG_ITEM, {"type": "null"}]},
+            "count": {"type": "integer"},
+            "name_prefix": {"type": "string"},
+            "application_system": {"type": ["string", "null"]},
+            "justification": {"type": "string"},
+            "expires_on": {"type": "string", "format": "date"},
+            "monthly_cost": _MONEY,
+            "approval_steps": {"type": "array", "items": {"type": "string"}},
+            "current_step": {"type": "integer"},
+            "next_role": {"type": ["string", "null"], "description": "The role whose approval is awaited."},
+            "target_server_id": {"type": ["integer", "null"]},
+            "created_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "submitted_at": _DATE_TIME,
+            "approved_at": _DATE_TIME,
+            "finished_at": _DATE_TIME,
+        },
+    },
+)
+REQUEST_DETAIL = spec.schema(
+    "RequestDetail",
+    {
+        "allOf": [
+            REQUEST,
+            {
+                "type": "object",
+                "required": ["servers", "events"],
+                "properties": {
+                    "servers": {"type": "array", "items": SERVER},
+                    "events": {"type": "array", "items": REQUEST_EVENT},
+                },
+            },
+        ]
+    },
+)
+QUOTE = spec.schema(
+    "Quote",
+    {
+        "type": "object",
+        "required": ["monthly_cost", "needs", "free", "limits", "fits", "approval_steps"],
+        "properties": {
+            "monthly_cost": _MONEY,
+            "needs": _PER_RESOURCE_INT,
+            "free": _PER_RESOURCE_INT,
+            "limits": _PER_RESOURCE_INT,
+            "fits": {"type": "boolean", "description": "Whether the request fits in the free quota now."},
+            "approval_steps": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+)
+RESOURCE_BALANCE = spec.schema(
+    "ResourceBalance",
+    {
+        "type": "object",
+        "required": ["limit", "reserved", "used", "free", "fill_ratio", "cloud_limit", "cloud_used", "drifted"],
+        "properties": {
+            "limit": {"type": "integer"},
+            "reserved": {"type": "integer"},
+            "used": {"type": "integer"},
+            "free": {"type": "integer"},
+            "fill_ratio": {"type": "number"},
+            "cloud_limit": {"type": ["integer", "null"], "description": "Last seen on the cloud."},
+            "cloud_used": {"type": ["integer", "null"]},
+            "drifted": {"type": "boolean"},
+        },
+    },
+)
+QUOTA_BALANCE = spec.schema(
+    "QuotaBalance",
+    {
+        "type": "object",
+        "required": ["department", "cloud", "near_full", "drifted", "resources"],
+        "properties": {
+            "department": {"type": "string"},
+            "cloud": {"type": "string"},
+            "near_full": {"type": "boolean", "description": "A resource is more than 90% taken."},
+            "drifted": {"type": "boolean", "description": "A cloud limit differs from the ledger's."},
+            "resources": {
+                "type": "object",
+                "description": "Per resource; ram_mb in MB.",
+                "additionalProperties": RESOURCE_BALANCE,
+            },
+        },
+    },
+)
+QUOTA_CHANGE = spec.schema(
+    "QuotaChange",
+    {
+        "type": "object",
+        "required": ["id", "department", "cloud", "state", "automatic", "requested_limits", "previous_limits"],
+        "properties": {
+            "id": {"type": "integer"},
+            "department": {"type": "string"},
+            "cloud": {"type": "string"},
+            "target_size": {"type": ["string", "null"]},
+            "requested_limits": _PER_RESOURCE_INT,
+            "previous_limits": _PER_RESOURCE_INT,
+            "reason": {"type": "string"},
+            "state": {"type": "string", "enum": ["pending", "approved", "rejected"]},
+            "automatic": {"type": "boolean", "description": "Approved at once (one size up, once in 30 days)."},
+            "requested_by": {"type": "string"},
+            "requested_at": {"type": "string", "format": "date-time"},
+            "decided_by": {"type": ["string", "null"]},
+            "decided_at": _DATE_TIME,
+            "decision_reason": {"type": ["string", "null"]},
+        },
+    },
+)
+QUOTA_DRIFT = spec.schema(
+    "QuotaDrift",
+    {
+        "type": "object",
+        "required": ["id", "department", "cloud", "resource", "expected", "found", "action", "detected_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "department": {"type": "string"},
+            "cloud": {"type": "string"},
+            "resource": {"type": "string", "enum": RESOURCE_NAMES},
+            "expected": {"type": "integer", "description": "The ledger's limit."},
+            "found": {"type": "integer", "description": "The limit on the cloud."},
+            "action": {"type": "string", "enum": ["repaired", "alerted"]},
+            "detected_at": {"type": "string", "format": "date-time"},
+            "resolved_at": _DATE_TIME,
+        },
+    },
+)
+
+
+def paged_list_of(item: JSON) -> JSON:
+    return {
+        "type": "object",
+        "required": ["items", "total", "page", "per_page"],
+        "properties": {
+            "items": {"type": "array", "items": item},
+            "total": {"type": "integer"},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+        },
+    }
+
+
+def _dt(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def money(value: Decimal) -> str:
+    return f"{Decimal(value):.2f}"
+
+
+def catalog_item_json(item: CatalogItem) -> JSON:
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "cloud_name": item.cloud_name,
+        "name_zh": item.name_zh,
+        "name_en": item.name_en,
+        "monthly_price": money(item.monthly_price),
+        "vcpus": item.vcpus,
+        "ram_mb": item.ram_mb,
+        "disk_gb": item.disk_gb,
+    }
+
+
+def event_json(event: RequestEvent) -> JSON:
+    return {
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "step": event.step,
+        "from_state": event.from_state,
+        "to_state": event.to_state,
+        "reason": event.reason,
+    }
+
+
+def server_json(server: ManagedServer) -> JSON:
+    return {
+        "id": server.id,
+        "request_id": server.request_id,
+        "name": server.name,
+        "state": server.state,
+        "fault": server.fault,
+        "department": server.department.key,
+        "cloud": server.cloud.key,
+        "zone": server.zone,
+        "flavor": catalog_item_json(server.flavor),
+        "vcpus": server.vcpus,
+        "ram_mb": server.ram_mb,
+        "cloud_server_id": server.server_id,
+        "host": server.host,
+        "addresses": {k: [str(a) for a in v] for k, v in (server.addresses or {}).items()},
+        "expires_on": _day(server.expires_on),
+        "created_at": _dt(server.created_at),
+        "active_at": _dt(server.active_at),
+    }
+
+
+def request_json(req: ServiceRequest, *, detail: bool = False) -> JSON:
+    body: JSON = {
+        "id": req.id,
+        "kind": req.kind,
+        "state": req.state,
+        "state_reason": req.state_reason,
+        "department": req.department.key,
+        "cloud": req.cloud.key,
+        "zone": req.zone,
+        "flavor": catalog_item_json(req.flavor),
+        "image": catalog_item_json(req.image) if req.image is not None else None,
+        "count": req.count,
+        "name_prefix": req.name_prefix,
+        "application_system": req.application_system,
+        "justification": req.justification,
+        "expires_on": _day(req.expires_on),
+        "monthly_cost": money(req.monthly_cost),
+        "approval_steps": list(req.approval_steps or []),
+        "current_step": req.current_step,
+        "next_role": req.next_role,
+        "target_server_id": req.target_server_id,
+        "created_by": req.created_by,
+        "created_at": _dt(req.created_at),
+        "submitted_at": _dt(req.submitted_at),
+        "approved_at": _dt(req.approved_at),
+        "finished_at": _dt(req.finished_at),
+    }
+    if detail:
+        body["servers"] = [server_json(s) for s in req.servers]
+        body["events"] = [event_json(e) for e in req.events]
+    return body
+
+
+def _per_resource(values: Mapping[Any, int]) -> dict[str, int]:
+    return {str(getattr(k, "value", k)): int(v) for k, v in values.items()}
+
+
+def quote_json(quote: Quote) -> JSON:
+    return {
+        "monthly_cost": money(quote.monthly_cost),
+        "needs": _per_resource(quote.needs),
+        "free": _per_resource(quote.free),
+        "limits": _per_resource(quote.limits),
+        "fits": quote.fits,
+        "approval_steps": list(quote.approval_steps),
+    }
+
+
+def balance_json(balance: Balance) -> JSON:
+    return {
+        "department": balance.department_key,
+        "cloud": balance.cloud_key,
+        "near_full": balance.near_full,
+        "drifted": balance.drifted,
+        "resources": {
+            resource.value: {
+                "limit": rb.limit,
+                "reserved": rb.reserved,
+                "used": rb.used,
+                "free": rb.free,
+                "fill_ratio": round(rb.fill_ratio, 4),
+                "cloud_limit": rb.cloud_limit,
+                "cloud_used": rb.cloud_used,
+                "drifted": rb.drifted,
+            }
+            for resource, rb in balance.resources.items()
+        },
+    }
+
+
+def change_json(change: QuotaChangeRequest) -> JSON:
+    return {
+        "id": change.id,
+        "department": change.department.key,
+        "cloud": change.cloud.key,
+        "target_size": change.target_size,
+        "requested_limits": _per_resource(change.requested_limits),
+        "previous_limits": _per_resource(change.previous_limits),
+        "reason": change.reason,
+        "state": change.state,
+        "automatic": change.automatic,
+        "requested_by": change.requested_by,
+        "requested_at": _dt(change.requested_at),
+        "decided_by": change.decided_by,
+        "decided_at": _dt(change.decided_at),
+        "decision_reason": change.decision_reason,
+    }
+
+
+def drift_json(drift: QuotaDrift) -> JSON:
+    return {
+        "id": drift.id,
+        "department": drift.department.key,
+        "cloud": drift.cloud.key,
+        "resource": drift.resource,
+        "expected": drift.expected,
+        "found": drift.found,
+        "action": drift.action,
+        "detected_at": _dt(drift.detected_at),
+        "resolved_at": _dt(drift.resolved_at),
+    }
