@@ -41,8 +41,8 @@ AUTH_URL="http://$LAB_HOST:$KEYSTONE_PORT/v3"
 
 # Usable capacity per compute host (the fake driver reports 1000 vCPU,
 # 800000 MB and 600000 GB; the rest is reserved).
-LAB_HOST_VCPUS="${LAB_HOST_VCPUS:-8}"
-LAB_HOST_RAM_MB="${LAB_HOST_RAM_MB:-16384}"
+LAB_HOST_VCPUS="${LAB_HOST_VCPUS:-16}"
+LAB_HOST_RAM_MB="${LAB_HOST_RAM_MB:-32768}"
 LAB_HOST_DISK_GB="${LAB_HOST_DISK_GB:-200}"
 FAKE_VCPUS=1000
 FAKE_RAM_MB=800000
@@ -152,4 +152,14 @@ kill_pids() {  # kill_pids "PID..." [SECONDS]: TERM their process groups, KILL a
     for g in $pgs; do kill -KILL -- "-$g" 2>/dev/null || true; done
     for p in $1; do kill -KILL "$p" 2>/dev/null || true; done
     return 0
+}
+
+lab_lock() {  # one up.sh/down.sh at a time per state dir (fd 9)
+    [ -n "${CLOUDMGR_LAB_LOCKED:-}" ] && return 0
+    exec 9>"$LAB/.lock"
+    if ! flock -n 9; then
+        say "another up.sh/down.sh is running on $LAB: waiting for it"
+        flock -w "${1:-900}" 9 || die "timed out waiting for the lab lock"
+    fi
+    export CLOUDMGR_LAB_LOCKED=1
 }

@@ -42,6 +42,13 @@ EOF
 }
 
 write_configs() {
+    local v
+    for v in "LAB_HOST_VCPUS $LAB_HOST_VCPUS $FAKE_VCPUS" "LAB_HOST_RAM_MB $LAB_HOST_RAM_MB $FAKE_RAM_MB" \
+             "LAB_HOST_DISK_GB $LAB_HOST_DISK_GB $FAKE_DISK_GB"; do
+        set -- $v
+        [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] && [ "$2" -le "$3" ] \
+            || die "$1=$2: must be a whole number from 1 to $3"
+    done
     local venv_etc="$VENV/etc"
     local tu; tu="$(transport_url)"
     mkdir -p "$ETC"/{keystone,placement,glance,neutron,nova} "$LAB/keystone" \
@@ -156,7 +163,8 @@ use_stderr = true
 host = $NOVA_CONTROL_HOST
 state_path = $DATA/neutron
 core_plugin = ml2
-service_plugins =
+# The router plugin gives projects their floating IP quota (no L3 agent runs: the API is enough).
+service_plugins = router
 auth_strategy = keystone
 api_paste_config = $ETC/neutron/api-paste.ini
 transport_url = $tu

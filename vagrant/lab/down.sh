@@ -13,6 +13,7 @@ case "${1:-}" in
     *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
 esac
 
+lab_lock
 t0=$(ts)
 running=""
 if [ -d "$RUN" ]; then
@@ -46,6 +47,6 @@ if [ "$PURGE" = 1 ]; then
         timeout 20 rabbitmqctl -q delete_vhost cmlab >/dev/null 2>&1 || true
     fi
     # only what up.sh makes (the state dir may be anywhere)
-    rm -rf "$ETC" "$RUN" "$LOGS" "$DATA" "$LAB/state" "$LAB/keystone" "$LAB/clouds.yaml"
+    rm -rf "$ETC" "$RUN" "$LOGS" "$DATA" "$LAB/state" "$LAB/keystone" "$LAB/clouds.yaml" "$LAB/build"
 fi
 say "lab down in $(elapsed "$t0") s"

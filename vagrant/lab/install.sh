@@ -53,13 +53,19 @@ if [ ! -x "$VENV/bin/uv" ]; then
 fi
 say "install: installing OpenStack packages into $VENV"
 "$VENV/bin/uv" pip install --quiet --python "$PY" "${PKGS[@]}"
-# the lab's ML2 driver (non-editable, reinstalled when its source changes)
-"$VENV/bin/uv" pip install --quiet --python "$PY" --reinstall-package cloudmgr-lab-ml2 "$ML2_SRC"
-"$PY" - <<'PY'
+# the lab's plugins: ML2 driver, Nova fake virt driver (non-editable,
+# reinstalled when their source changes)
+# (built from a copy: setuptools leaves build/ and *.egg-info where it builds)
+rm -rf "$LAB/build/cloudmgr_lab_ml2" && mkdir -p "$LAB/build"
+cp -r "$ML2_SRC" "$LAB/build/cloudmgr_lab_ml2"
+rm -rf "$LAB/build/cloudmgr_lab_ml2/build" "$LAB/build/cloudmgr_lab_ml2"/*.egg-info
+"$VENV/bin/uv" pip install --quiet --python "$PY" --reinstall-package cloudmgr-lab-ml2 "$LAB/build/cloudmgr_lab_ml2"
+PYTHONWARNINGS=ignore "$PY" - <<'PY'
 import importlib.metadata as md
 eps = [e.name for e in md.entry_points(group="neutron.ml2.mechanism_drivers")]
 assert "cloudmgr_lab" in eps, eps
 import keystone, nova, glance, neutron, placement, openstack, pymysql  # noqa
 PY
+[ -x "$VENV/bin/cloudmgr-lab-nova-compute" ] || die "cloudmgr-lab-nova-compute missing in $VENV"
 echo "$want" > "$STAMP"
 say "install: done in $(elapsed "$t0") s"

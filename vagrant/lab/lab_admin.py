@@ -1,9 +1,9 @@
 """Lab administration helper, run with the lab venv's python by up.sh/status.sh.
 
 Subcommands:
-  wait-keystone TIMEOUT   wait until the admin user gets a token
+  wait-keystone TIMEOUT [PID]  wait until the admin user gets a token
   keystone                create the service project, users, roles, catalog
-  wait-http NAME URL TIMEOUT   wait until URL answers (any HTTP status < 500)
+  wait-http NAME URL TIMEOUT [PID]  wait until URL answers (HTTP status < 500)
   wait-placement TIMEOUT  wait until compute1/compute2 providers have inventory
   resources               flavors, the cirros-lab image, lab networks
   clouds-yaml PATH        write the clouds.yaml for the tests
@@ -86,10 +86,12 @@ def token():
     return r.headers["X-Subject-Token"]
 
 
-def wait_for(what, fn, timeout, interval=1.0):
+def wait_for(what, fn, timeout, interval=1.0, pid=None):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
+        if pid is not None and not _alive(pid):
+            raise SystemExit(f"process {pid} exited while waiting for {what}")
         try:
             res = fn()
             if res:
@@ -101,15 +103,15 @@ def wait_for(what, fn, timeout, interval=1.0):
                      + (f": {last!r}" if last else ""))
 
 
-def cmd_wait_keystone(timeout):
-    wait_for("a keystone token", token, float(timeout), 0.5)
+def cmd_wait_keystone(timeout, pid=None):
+    wait_for("a keystone token", token, float(timeout), 0.5, pid)
     log("keystone issues tokens")
 
 
-def cmd_wait_http(name, url, timeout):
+def cmd_wait_http(name, url, timeout, pid=None):
     def ok():
         return requests.get(url, timeout=5).status_code < 500
-    wait_for(f"{name} at {url}", ok, float(timeout), 0.5)
+    wait_for(f"{name} at {url}", ok, float(timeout), 0.5, pid)
 
 
 def _password_ok(user):
@@ -350,6 +352,8 @@ class Queues:
 
 
 def _alive(pid):
+    if int(pid) <= 0:
+        return False
     try:
         os.kill(int(pid), 0)
         return True

@@ -34,6 +34,8 @@ all_running() {
     for s in $SERVICES; do svc_pid "$s" >/dev/null || return 1; done
 }
 
+lab_lock
+
 # ---------------------------------------------------------------- fast path
 if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && all_running \
         && ADMIN status >/dev/null 2>&1; then
@@ -51,10 +53,7 @@ phase_done
 
 # ------------------------------------------------------------- leftovers
 phase leftovers
-if ls "$RUN"/*.pid >/dev/null 2>&1; then
-    say "stopping processes of a previous run"
-    bash "$LAB_SRC/down.sh"
-fi
+bash "$LAB_SRC/down.sh"
 # processes of a lab started from another state dir hold the same ports,
 # queues and database names: only one lab runs per machine
 stray="$(lab_procs_other "$LAB")"
@@ -102,7 +101,7 @@ ensure_mariadb() {
         [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
         mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
         setsid /usr/sbin/mariadbd --user=mysql --bind-address=127.0.0.1 \
-            --port="$DB_PORT" >>"$LOGS/mariadb.log" 2>&1 </dev/null &
+            --port="$DB_PORT" >>"$LOGS/mariadb.log" 2>&1 </dev/null 9>&- &
         for _ in $(seq 60); do port_open "$DB_HOST" "$DB_PORT" && break; sleep 0.5; done
     fi
     port_open "$DB_HOST" "$DB_PORT" || fail "MariaDB did not start" mariadb
@@ -136,8 +135,8 @@ export ERL_EPMD_ADDRESS=127.0.0.1
 ENV
     fi
     export ERL_EPMD_ADDRESS=127.0.0.1
-    pgrep -x epmd >/dev/null || epmd -address 127.0.0.1 -daemon || true
-    setsid /usr/sbin/rabbitmq-server >>"$LOGS/rabbitmq.log" 2>&1 </dev/null &
+    pgrep -x epmd >/dev/null || epmd -address 127.0.0.1 -daemon 9>&- || true
+    setsid /usr/sbin/rabbitmq-server >>"$LOGS/rabbitmq.log" 2>&1 </dev/null 9>&- &
     for _ in $(seq 120); do port_open "$RABBIT_HOST" "$RABBIT_PORT" && break; sleep 0.5; done
     port_open "$RABBIT_HOST" "$RABBIT_PORT" || fail "RabbitMQ did not start" rabbitmq
 }
@@ -346,7 +345,7 @@ start_svc() {  # start_svc NAME CMD...: background process group, pid file
     printf '\n===== %s start %s\n' "$(date -u +%FT%TZ)" "$name" >>"$log"
     touch "$RUN/.cloudmgr-lab-run"
     # shellcheck disable=SC2086
-    ( cd "$RUN" && exec setsid ${PRE:-} "$@" >>"$log" 2>&1 </dev/null ) &
+    ( cd "$RUN" && exec setsid ${PRE:-} "$@" >>"$log" 2>&1 </dev/null 9>&- ) &
     echo $! >"$(pidfile "$name")"
 }
 start_gunicorn() {  # start_gunicorn NAME PORT APP [VAR=VALUE...]
@@ -403,7 +402,7 @@ PRE="${NICE[*]}" start_gunicorn neutron "$NEUTRON_PORT" neutron OS_NEUTRON_CONFI
 PRE="${NICE[*]}" start_gunicorn nova-api "$NOVA_PORT" nova OS_NOVA_CONFIG_DIR="$ETC/nova" \
     "OS_NOVA_CONFIG_FILES=api-paste.ini;nova.conf"
 
-ADMIN wait-keystone 120 || fail "keystone did not issue a token" keystone
+ADMIN wait-keystone 120 "$(svc_pid keystone || echo 0)" || fail "keystone did not issue a token" keystone
 if [ "$KEYSTONE_SETUP" = 1 ]; then
     ADMIN keystone || fail "keystone setup failed" keystone
     touch "$LAB/state/keystone-catalog"
@@ -414,13 +413,12 @@ if [ "$KEYSTONE_SETUP" = 1 ]; then
     start_svc nova-scheduler "${NICE[@]}" "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
 fi
 say "   keystone ready at $(elapsed "$PHASE_T") s"
-ADMIN wait-http placement "http://$LAB_HOST:$PLACEMENT_PORT/" 120 || fail "placement does not answer" placement
+ADMIN wait-http placement "http://$LAB_HOST:$PLACEMENT_PORT/" 120 "$(svc_pid placement || echo 0)" || fail "placement does not answer" placement
 say "   placement answers at $(elapsed "$PHASE_T") s"
 ADMIN wait-consumers 120 "$(svc_pid nova-conductor || echo 0)" conductor \
     || fail "nova-conductor did not start consuming" nova-conductor
 say "   nova-conductor listening at $(elapsed "$PHASE_T") s"
 
-SINCE_C="$(utc_now)"
 for h in $COMPUTE_HOSTS; do
     start_svc "nova-compute-$h" "$VENV/bin/cloudmgr-lab-nova-compute" "${NOVA_CONF[@]}" \
         --config-file "$ETC/nova/nova-compute-$h.conf"
@@ -434,7 +432,8 @@ for s in $SERVICES; do
 done
 for pair in "glance:$GLANCE_PORT/" "neutron:$NEUTRON_PORT/" "nova-api:$NOVA_PORT/"; do
     s="${pair%%:*}"; rest="${pair#*:}"
-    ADMIN wait-http "$s" "http://$LAB_HOST:$rest" 180 || fail "$s does not answer" "$s"
+    ADMIN wait-http "$s" "http://$LAB_HOST:$rest" 180 "$(svc_pid "$s" || echo 0)" \
+        || fail "$s does not answer" "$s"
     say "   $s answers at $(elapsed "$PHASE_T") s"
 done
 wait_heartbeat nova-conductor nova-conductor "$NOVA_CONTROL_HOST" "$SINCE" 120
