@@ -220,6 +220,15 @@ def _int(value: Any, default: int = 0) -> int:
     return default if value is None or value == "" else int(value)
 
 
+def _find_or_none(find: Callable[..., Any], name_or_id: str, **query: Any) -> Any | None:
+    """``find(name_or_id)``, or None when nothing matches.  (openstacksdk is deprecating
+    ``ignore_missing=True`` on its find methods in favour of catching NotFound.)"""
+    try:
+        return find(name_or_id, ignore_missing=False, **query)
+    except os_exc.NotFoundException:
+        return None
+
+
 def idempotency_tag(key: str) -> str:
     """The server tag standing for idempotency key ``key``.
 
@@ -375,7 +384,7 @@ class OpenStackProvider(CloudProvider):
         identity = self._identity
 
         def ensure_domain() -> Any:
-            domain = identity.find_domain(domain_name, ignore_missing=True)
+            domain = _find_or_none(identity.find_domain, domain_name)
             if domain is not None:
                 return domain
             try:
@@ -387,7 +396,7 @@ class OpenStackProvider(CloudProvider):
         domain = self._call(f"ensure domain {domain_name}", ensure_domain)
 
         def ensure_project() -> Any:
-            project = identity.find_project(project_name, ignore_missing=True, domain_id=domain.id)
+            project = _find_or_none(identity.find_project, project_name, domain_id=domain.id)
             if project is None:
                 try:
                     return identity.create_project(name=project_name, domain_id=domain.id, description=description)
@@ -415,7 +424,7 @@ class OpenStackProvider(CloudProvider):
         cached = self._role_ids.get(role_name)
         if cached is not None:
             return cached
-        role = self._identity.find_role(role_name, ignore_missing=True)
+        role = _find_or_none(self._identity.find_role, role_name)
         if role is None:
             raise CloudError(f"the cloud has no role named {role_name!r} to grant cloudmgr in department projects")
         self._role_ids[role_name] = str(role.id)
@@ -689,7 +698,7 @@ class OpenStackProvider(CloudProvider):
         conn = self._project_conn(server.project_id) if server.project_id else self._admin
         image_id = self._call(
             f"snapshot server {server.name}",
-            lambda: str(conn.compute.create_server_image(server_id, image_name, wait=False).id),
+            lambda: sdk_server.Server.existing(id=server_id).create_image(conn.compute, image_name),
             idempotent=False,
         )
         return self._wait_for_image(image_id, server_id, timeout)
@@ -718,8 +727,12 @@ class OpenStackProvider(CloudProvider):
                 polls_since_nova_finished += 1
                 # A few polls of grace: Glance may lag behind Nova by a moment.
                 if polls_since_nova_finished >= 3:
+                    # The image will never become usable; Nova removes it on the failures
+                    # it notices, so do the same here rather than leave an empty image.
+                    self.delete_image(image_id)
                     raise CloudError(
-                        f"snapshot of server {server.name} failed: Nova finished but image {image_id} received no data",
+                        f"snapshot of server {server.name} failed: Nova finished but image {image_id} "
+                        "received no data (the empty image was deleted)",
                         f"image status {image.status}; server fault: {server.fault_message or '-'}",
                     )
             if time.monotonic() >= deadline:

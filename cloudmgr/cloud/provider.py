@@ -147,7 +147,12 @@ class CloudProvider(abc.ABC):
 
     @abc.abstractmethod
     def resize_server(self, server_id: str, flavor_id: str) -> None:
-        """Ask for a resize; the server goes to VERIFY_RESIZE, then :meth:`confirm_resize`."""
+        """Ask for a resize; the server goes to VERIFY_RESIZE, then :meth:`confirm_resize`.
+
+        Where no host has room, a cloud that can tell at once raises CloudNoValidHost (the
+        simulator does); Nova accepts the request, fails while scheduling and leaves the
+        server as it was, so compare the flavor after waiting.
+        """
 
     @abc.abstractmethod
     def confirm_resize(self, server_id: str) -> None: ...
@@ -156,8 +161,9 @@ class CloudProvider(abc.ABC):
     def live_migrate(self, server_id: str, host: str | None = None) -> None:
         """Move a running server to ``host`` (None: let the scheduler choose).
 
-        A migration that the cloud cannot carry out may fail after this returns; the
-        server then comes back ACTIVE on its old host, so compare ``host`` after waiting.
+        As with resizes, a migration the cloud cannot carry out raises CloudNoValidHost
+        at once or fails after this returns; the server then stays ACTIVE on its old
+        host, so compare ``host`` after waiting.
         """
 
     @abc.abstractmethod

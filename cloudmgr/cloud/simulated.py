@@ -565,6 +565,8 @@ class SimulatedProvider(CloudProvider):
         action = f"create server {spec.name}"
         if not key or len(key) > 255:
             raise CloudBadRequest("an idempotency key of 1 to 255 characters is required", key)
+        if not spec.name.strip():
+            raise CloudBadRequest(f"{action} rejected as invalid", "A server name is required.")
         with self._transaction() as state:
             self._require_project(state, project_id)
             existing = self._find_by_key(state, project_id, key)

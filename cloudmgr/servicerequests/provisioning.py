@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import (
+    CloudBadRequest,
     CloudError,
     CloudNotFound,
     CloudNoValidHost,
@@ -121,6 +122,7 @@ def _target(db: Database, request_id: int) -> tuple[_Target, list[int]] | None:
 
 
 FAILURE_REASONS = {
+    CloudBadRequest: "cloud_refused",
     CloudQuotaExceeded: "cloud_quota_exceeded",
     CloudNoValidHost: "no_valid_host",
     CloudNotFound: "image_or_flavor_missing",
@@ -136,6 +138,8 @@ def _fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError
         message = f"no valid host: {error}"
     elif isinstance(error, CloudNotFound):
         message = f"image or flavor missing on the cloud: {error}"
+    elif isinstance(error, CloudBadRequest):
+        message = f"the cloud refused the request (is the image or flavor still there?): {error}"
     with db.unit_of_work() as uow:
         server = uow.session.get(ManagedServer, server_id, with_for_update=True)
         if server is None or server.state not in {ServerState.PENDING.value, ServerState.BUILDING.value}:
@@ -338,6 +342,10 @@ def handle_resize(db: Database, item: ClaimedItem) -> None:
                 if current.status == "VERIFY_RESIZE":
                     provider.confirm_resize(cloud_server_id)
         final = provider.wait_for_server(cloud_server_id, {"ACTIVE", "SHUTOFF"}, timeout=600)
+        if final.flavor_id != flavor_ref:
+            # Nova answers the resize at once and only then finds no host with room: the
+            # server stays as it was, and only its flavor tells.
+            raise CloudNoValidHost("no compute host has room for the new flavor", final.fault_message or "")
     except CloudUnavailable as exc:
         raise RetryLater(str(exc)) from exc
     except CloudError as exc:

@@ -304,20 +304,8 @@ def test_cold_migration_and_confirm(cloud: CloudTestEnv, worker: Server) -> None
 # ---- images ---------------------------------------------------------------------------
 
 
-def test_snapshot_to_image_and_download(
-    cloud: CloudTestEnv, worker: Server, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_snapshot_to_image_and_download(cloud: CloudTestEnv, worker: Server, tmp_path: Path) -> None:
     provider = cloud.provider
-    if not cloud.snapshots_get_data():
-        # Strict: once the lab's driver uploads snapshots this passes, XPASS fails, and
-        # this marker has to go.  Any error other than the diagnosed one still fails.
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=CloudError,
-                reason="the lab's fake hypervisor driver uploads no snapshot data (image stays queued)",
-            )
-        )
     image = provider.create_snapshot(worker.id, f"cmct-snap-{RUN_ID}", timeout=60)
     cloud.track_image(image.id)
     _only_our_types(image)
