@@ -34,7 +34,7 @@ POLL = 1.0  # the same polling interval for both sides
 def raw_connection(project_id: str | None = None) -> Any:
     region = openstack.config.OpenStackConfig(config_files=[str(CLOUDS_YAML)]).get_one(cloud="cloudmgr-lab")
     conn = openstack.connection.Connection(config=region)
-    return conn.connect_as_project(project_id) if project_id else conn
+    return conn.connect_as_project({"id": project_id}) if project_id else conn
 
 
 def boot_with_adapter(
