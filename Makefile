@@ -34,7 +34,8 @@ run: venv
 	$(VENV)/bin/cloudmgr db upgrade
 	$(VENV)/bin/cloudmgr seed-demo
 	$(VENV)/bin/cloudmgr clouds sync
-	@echo "cloudmgr: http://127.0.0.1:8000  (simulated cloud; Ctrl-C stops)"
+	$(VENV)/bin/cloudmgr quotas apply
+	@echo "cloudmgr: http://127.0.0.1:8000  (simulated cloud; log in with a demo login above; Ctrl-C stops)"
 	$(VENV)/bin/cloudmgr serve
 
 # Debian packages the tests drive: Chromium (pages), CJK fonts (screenshots), sshd (Ansible test hosts).

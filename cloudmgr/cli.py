@@ -574,12 +574,31 @@ def capacity_show() -> None:
 @click.option("--port", default=None, type=int, help="default: CLOUDMGR_PORT or 8000")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
-def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
-    """Serve the web application with gunicorn."""
+@click.option(
+    "--with-scheduler/--no-scheduler",
+    default=None,
+    help="also run `cloudmgr scheduler run` beside the web server (default: CLOUDMGR_SCHEDULER_ENABLED)",
+)
+def serve(host: str | None, port: int | None, workers: int, threads: int, with_scheduler: bool | None) -> None:
+    """Serve the web application with gunicorn (and, by default, the scheduler beside it)."""
+    import subprocess
+
     from cloudmgr.serving import serve_with_gunicorn
 
     settings = get_runtime().settings
-    serve_with_gunicorn(host or settings.host, port or settings.port, workers=workers, threads=threads)
+    scheduler_process = None
+    if settings.scheduler_enabled if with_scheduler is None else with_scheduler:
+        # Its own process: a stand-by if another scheduler already leads (the leader lease).
+        scheduler_process = subprocess.Popen([sys.executable, "-m", "cloudmgr.cli", "scheduler", "run"])
+    try:
+        serve_with_gunicorn(host or settings.host, port or settings.port, workers=workers, threads=threads)
+    finally:
+        if scheduler_process is not None:
+            scheduler_process.terminate()
+            try:
+                scheduler_process.wait(30)
+            except subprocess.TimeoutExpired:
+                scheduler_process.kill()
 
 
 @main.group()
