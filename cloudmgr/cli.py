@@ -566,6 +566,55 @@ def capacity_show() -> None:
         click.echo(f"target {target.servers:,} by {target.date}: now {f.current:,}; {verdict}")
 
 
+@capacity.command("consolidate")
+@click.option("--cloud", "cloud_key", required=True, help="the cloud whose hosts to empty")
+@click.option("--max-wave", default=5, show_default=True, type=click.IntRange(1, 500))
+@domain_errors
+def capacity_consolidate(cloud_key: str, max_wave: int) -> None:
+    """Plan live migrations that empty as many hosts as possible (nothing moves until `run-start`)."""
+    from cloudmgr.capacity import consolidation
+
+    runtime = get_runtime()
+    run_id = consolidation.plan_run(runtime.db, runtime.providers, cloud_key, actor=cli_actor(), max_wave=max_wave)
+    _show_run(run_id)
+
+
+def _show_run(run_id: int) -> None:
+    from cloudmgr.capacity import consolidation
+
+    with get_runtime().db.unit_of_work() as uow:
+        run = consolidation.get_run(uow.session, run_id)
+        summary = run.plan["summary"]
+        click.echo(
+            f"run #{run.id} on {run.cloud.key}: {run.state}; {summary['moves']} moves in {len(run.plan['waves'])} waves "
+            f"empty {summary['emptied']} of {summary['hosts']} hosts (at most {summary['max_emptiable']} can be; "
+            f"at least {summary['min_moves_bound']} moves needed; {summary['method']}, {summary['status']})"
+        )
+        for index, wave in enumerate(run.plan["waves"]):
+            mark = "done" if index < run.next_wave else "next" if index == run.next_wave else ""
+            moves = ", ".join(f"{m['vm']} {m['from']}->{m['to']}" for m in wave)
+            click.echo(f"  wave {index + 1} {mark:<4} {moves}")
+        if run.last_error:
+            click.echo(f"  last error: {run.last_error}")
+
+
+@capacity.command("run")
+@click.argument("run_id", type=int)
+@click.argument("action", type=click.Choice(["show", "start", "stop"]))
+@domain_errors
+def capacity_run(run_id: int, action: str) -> None:
+    """Show, start (or resume) or stop a consolidation run; the scheduler executes its waves."""
+    from cloudmgr.capacity import consolidation
+
+    if action != "show":
+        with get_runtime().db.unit_of_work() as uow:
+            if action == "start":
+                consolidation.start_run(uow.session, run_id, actor=cli_actor())
+            else:
+                consolidation.stop_run(uow.session, run_id, actor=cli_actor())
+    _show_run(run_id)
+
+
 # --- processes --------------------------------------------------------------------------
 
 

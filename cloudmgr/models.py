@@ -2,7 +2,7 @@
 (Alembic autogenerate and the test fixtures read ``Base.metadata``)."""
 
 from cloudmgr.audit.models import AuditEvent
-from cloudmgr.capacity.models import CapacitySnapshot, HostCapacity
+from cloudmgr.capacity.models import CapacitySnapshot, ConsolidationRun, HostCapacity
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.db import Base
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, NetworkZone, User
@@ -17,6 +17,7 @@ __all__ = [
     "CapacitySnapshot",
     "CatalogItem",
     "Cloud",
+    "ConsolidationRun",
     "Department",
     "DepartmentCloud",
     "HostCapacity",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloudmgr.db import Base, UTCDateTime, utcnow
+from cloudmgr.organisation.models import Cloud
 
 
 class CapacitySnapshot(Base):
@@ -54,3 +57,34 @@ class HostCapacity(Base):
     disk_gb_used: Mapped[int] = mapped_column(BigInteger, default=0)
 
     snapshot: Mapped[CapacitySnapshot] = relationship(back_populates="hosts")
+
+
+class RunState(enum.StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ConsolidationRun(Base):
+    __tablename__ = "consolidation_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"))
+    state: Mapped[str] = mapped_column(String(16), default=RunState.PLANNED.value)
+    # {"waves": [[{"server_id", "vm", "from", "to"}, …], …], "emptied": […], "summary": {…}}
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    next_wave: Mapped[int] = mapped_column(default=0)
+    moves_done: Mapped[int] = mapped_column(default=0)
+    moves_failed: Mapped[int] = mapped_column(default=0)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_by: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stop_requested_by: Mapped[str | None] = mapped_column(String(64))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    cloud: Mapped[Cloud] = relationship()

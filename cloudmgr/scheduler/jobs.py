@@ -104,6 +104,7 @@ def capacity_snapshot_job() -> None:
 
 
 def work_handlers() -> Mapping[str, Callable[..., None]]:
+    from cloudmgr.capacity.consolidation import handle_consolidation_wave
     from cloudmgr.notifications.services import handle_notify
     from cloudmgr.servicerequests.provisioning import handle_provision, handle_resize, handle_server_action
 
@@ -112,6 +113,7 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         "resize": handle_resize,
         "server_action": handle_server_action,
         "notify": handle_notify,
+        "consolidation_wave": handle_consolidation_wave,
     }
 
 
@@ -126,7 +128,7 @@ def _drain(kinds: set[str]) -> int:
 
 def drain_cloud_work_job() -> None:
     """Provisioning and server actions (slow: minutes)."""
-    _drain({"provision", "resize", "server_action"})
+    _drain({"provision", "resize", "server_action", "consolidation_wave"})
 
 
 def drain_notifications_job() -> None:
