@@ -586,7 +586,8 @@ def _show_run(run_id: int) -> None:
         run = consolidation.get_run(uow.session, run_id)
         summary = run.plan["summary"]
         click.echo(
-            f"run #{run.id} on {run.cloud.key}: {run.state}; {summary['moves']} moves in {len(run.plan['waves'])} waves "
+            f"run #{run.id} on {run.cloud.key}: {run.state}; "
+            f"{summary['moves']} moves in {len(run.plan['waves'])} waves "
             f"empty {summary['emptied']} of {summary['hosts']} hosts (at most {summary['max_emptiable']} can be; "
             f"at least {summary['min_moves_bound']} moves needed; {summary['method']}, {summary['status']})"
         )

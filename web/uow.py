@@ -11,7 +11,10 @@ response is sent:
   never run.  A view that must keep its writes although it answers with an error (the
   audit record of a failed login) calls :func:`keep_changes_on_error`;
 * a view that caught a domain error and still answers with a success (a redirect with
-  a flash message) calls :func:`discard_changes` so half-done writes are rolled back.
+  a flash message) calls :func:`discard_changes` so half-done writes are rolled back;
+* a view that caught a domain error and re-renders a page from the database (a form
+  with the error in it) calls :func:`restart_request_uow` first: the failed attempt is
+  rolled back at once and the page reads the committed state.
 
 If the commit itself fails, the response is replaced by a 500 error.
 """

@@ -91,8 +91,13 @@ def _series(rt: Runtime, counts: list[int], start: date) -> None:
         for i, servers in enumerate(counts):
             day = start + timedelta(days=30 * i)
             uow.session.add(
-                CapacitySnapshot(taken_at=datetime(day.year, day.month, day.day, tzinfo=UTC), base="zhangbei",
-                                 source="csv", endpoint="plan", physical_servers=servers)
+                CapacitySnapshot(
+                    taken_at=datetime(day.year, day.month, day.day, tzinfo=UTC),
+                    base="zhangbei",
+                    source="csv",
+                    endpoint="plan",
+                    physical_servers=servers,
+                )
             )
 
 

@@ -109,17 +109,16 @@ class Journey:
         )
 
     def submit(self, username: str = "zhangwei", count: int = 3, *, submit: bool = True, **kwargs: Any) -> int:
-        form = self.form(count, **kwargs)
+        form, actor = self.form(count, **kwargs), self.actor(username)
         with self.rt.db.unit_of_work() as uow:
-            request = services.create_request(
-                uow.session, self.actor(username), form, submit=submit, settings=self.rt.settings
-            )
+            request = services.create_request(uow.session, actor, form, submit=submit, settings=self.rt.settings)
             return request.id
 
     def approve(self, request_id: int, *usernames: str) -> None:
         for username in usernames:
+            actor = self.actor(username)
             with self.rt.db.unit_of_work() as uow:
-                services.approve_request(uow.session, self.actor(username), request_id, reason="ok")
+                services.approve_request(uow.session, actor, request_id, reason="ok")
 
     def drain(self) -> int:
         return Worker(self.rt.db, work_handlers()).drain(max_items=200)

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from cloudmgr.db import utcnow
 from cloudmgr.organisation import services as org
 from cloudmgr.runtime import Runtime
+from web.api.spec import openapi_path
 
 
 def _token(runtime: Runtime, username: str, *, expires_in: timedelta | None = timedelta(days=1)) -> str:
@@ -204,6 +205,6 @@ def test_every_api_route_is_documented(app: Any) -> None:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/"):
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
+        path, _params = openapi_path(rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in doc["paths"][path], (method, path)

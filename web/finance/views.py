@@ -6,7 +6,9 @@ from flask import render_template
 from flask.typing import ResponseReturnValue
 
 from cloudmgr.organisation import services as org
+from cloudmgr.servicerequests import services as sr
 from web.finance import bp
+from web.security import current_actor
 from web.uow import request_uow
 
 
@@ -17,4 +19,7 @@ def home() -> ResponseReturnValue:
     departments = org.list_departments(session)
     kinds = Counter(cloud.kind for cloud in clouds)
     levels = Counter(dept.level for dept in departments)
-    return render_template("finance/home.html", clouds=clouds, departments=departments, kinds=kinds, levels=levels)
+    waiting = len(sr.awaiting(session, current_actor()))
+    return render_template(
+        "finance/home.html", clouds=clouds, departments=departments, kinds=kinds, levels=levels, waiting=waiting
+    )

@@ -24,7 +24,7 @@ def _arg(name: str) -> str | None:
 def audit_log() -> ResponseReturnValue:
     limit = request.args.get("limit", type=int)
     if limit not in LIMITS:
-        limit = LIMITS[1]
+        limit = LIMITS[0]
     filters = {"action": _arg("action"), "target_type": _arg("target_type"), "target_id": _arg("target_id")}
     events = audit.recent(request_uow().session, limit=limit, **filters)
     return render_template(

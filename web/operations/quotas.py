@@ -38,12 +38,18 @@ def _page(*, failed: tuple[int, QuotaDecisionForm] | None = None, status: int = 
     def fill(balance: ledger.Balance) -> float:
         return max((r.fill_ratio for r in balance.resources.values()), default=0.0)
 
-    keys = {
-        "department": lambda b: (dept_names.get(b.department_key, b.department_key), b.cloud_key),
-        "cloud": lambda b: (cloud_names.get(b.cloud_key, b.cloud_key), b.department_key),
-        "fill": lambda b: (fill(b), b.department_key, b.cloud_key),
-    }
-    balances.sort(key=keys[sort], reverse=descending)
+    def dept(b: ledger.Balance) -> str:
+        return dept_names.get(b.department_key, b.department_key)
+
+    def cloud(b: ledger.Balance) -> str:
+        return cloud_names.get(b.cloud_key, b.cloud_key)
+
+    # Ties keep the department-then-cloud order whatever the direction (sorts are stable).
+    balances.sort(key=lambda b: (dept(b), cloud(b)))
+    if sort == "fill":
+        balances.sort(key=fill, reverse=descending)
+    else:
+        balances.sort(key=dept if sort == "department" else cloud, reverse=descending)
     changes = quota_services.change_requests(session)
     pending = [c for c in changes if c.state == ChangeRequestState.PENDING.value]
     decided = [c for c in changes if c.state != ChangeRequestState.PENDING.value][:RECENT_CHANGES]

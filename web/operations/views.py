@@ -5,7 +5,11 @@ from flask.typing import ResponseReturnValue
 
 from cloudmgr.audit import services as audit
 from cloudmgr.organisation import services as org
+from cloudmgr.quotas import services as quota_services
+from cloudmgr.quotas.models import ChangeRequestState
+from cloudmgr.servicerequests import services as sr
 from web.operations import bp
+from web.security import current_actor
 from web.uow import request_uow
 
 RECENT_EVENTS = 20
@@ -26,4 +30,9 @@ def home() -> ResponseReturnValue:
         "zones_resolved": sum(1 for z in zones if z.network_id),
         "departments": len(departments),
     }
-    return render_template("operations/home.html", clouds=clouds, summary=summary, events=events)
+    waiting = {
+        "approvals": len(sr.awaiting(session, current_actor())),
+        "quota_changes": len(quota_services.change_requests(session, state=ChangeRequestState.PENDING.value)),
+        "drifts": len(quota_services.open_drifts(session)),
+    }
+    return render_template("operations/home.html", clouds=clouds, summary=summary, events=events, waiting=waiting)

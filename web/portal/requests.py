@@ -92,6 +92,7 @@ def new_request() -> ResponseReturnValue:
         if request.method == "GET":
             zones = [z.zone for z in cat.cloud.zones]
             form.zone.data = "extranet" if "extranet" in zones else (zones[0] if zones else None)
+            form.flavor.data = cat.flavors[0].id if cat.flavors else None
             form.expires_on.data = date.today() + timedelta(days=DEFAULT_EXPIRY_DAYS)
         elif form.validate_on_submit():
             wanted = form.request_form(cat.cloud.key)

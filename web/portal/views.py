@@ -4,6 +4,8 @@ from flask import abort, render_template
 from flask.typing import ResponseReturnValue
 
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.models import Role
+from cloudmgr.servicerequests import services as sr
 from web.portal import bp
 from web.security import require_user
 from web.uow import request_uow
@@ -18,4 +20,5 @@ def home() -> ResponseReturnValue:
     session = request_uow().session
     department = org.get_department(session, user.department.key)
     links = org.clouds_of_department(session, department.id)
-    return render_template("portal/home.html", department=department, links=links)
+    waiting = len(sr.awaiting(session, user.actor)) if user.role == Role.DEPT_HEAD else None
+    return render_template("portal/home.html", department=department, links=links, waiting=waiting)

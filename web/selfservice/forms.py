@@ -162,9 +162,10 @@ class NewRequestForm(FlaskForm):  # type: ignore[misc]
 class DecisionForm(FlaskForm):  # type: ignore[misc]
     """Approve or reject an approval step; a rejection needs a reason."""
 
+    # No Optional(): it would stop the chain before validate_reason sees an empty rejection.
     reason = TextAreaField(
         _l("Reason"),
-        validators=[Optional(), Length(max=REASON_MAX, message=_l("At most %(max)d characters."))],
+        validators=[Length(max=REASON_MAX, message=_l("At most %(max)d characters."))],
         render_kw={"rows": 2, "maxlength": REASON_MAX},
     )
     approve = SubmitField(_l("Approve"))
@@ -235,7 +236,7 @@ class QuotaChangeForm(FlaskForm):  # type: ignore[misc]
     """A department asks for other limits on one cloud: a size, or explicit limits."""
 
     cloud = SelectField(_l("Cloud"), choices=[], validators=[InputRequired(message=_l("Choose a cloud."))])
-    size = SelectField(_l("Size"), choices=[], validate_choice=True)
+    size = SelectField(_l("Size"), choices=[], default="", validate_choice=True)
     cores = _limit_field(_l("vCPU cores"))
     ram_gb = _limit_field(_l("Memory (GB)"))
     instances = _limit_field(_l("Server count"))
@@ -267,7 +268,7 @@ class QuotaChangeForm(FlaskForm):  # type: ignore[misc]
 class QuotaDecisionForm(FlaskForm):  # type: ignore[misc]
     reason = StringField(
         _l("Reason"),
-        validators=[Optional(), Length(max=REASON_MAX, message=_l("At most %(max)d characters."))],
+        validators=[Length(max=REASON_MAX, message=_l("At most %(max)d characters."))],
         render_kw={"maxlength": REASON_MAX},
     )
     approve = SubmitField(_l("Approve"))

@@ -24,8 +24,9 @@ def jit_simd(fn: F) -> F:
 
 
 @jit_simd
-def _scores(r0: Any, r1: Any, r2: Any, nact: int, d0: float, d1: float, d2: float,
-            w0: float, w1: float, w2: float, out: Any) -> None:
+def _scores(
+    r0: Any, r1: Any, r2: Any, nact: int, d0: float, d1: float, d2: float, w0: float, w1: float, w2: float, out: Any
+) -> None:
     # Branch-free so that it vectorises: -1 marks a host the item does not fit.
     for b in range(nact):
         ok = (r0[b] >= d0) & (r1[b] >= d1) & (r2[b] >= d2)
@@ -300,11 +301,12 @@ def eliminate_bins(dem: Any, cap: Any, assign: Any, nbins: int, groups: Any, max
 
 
 @jit
-def first_fit(dem: Any, cap: Any, order: Any) -> Any:
+def first_fit(dem: Any, cap: Any, order: Any, groups: Any) -> Any:
     """First fit in the given order (the FFD baseline when ``order`` is by decreasing size).
 
     A segment tree keeps, per node, the largest remaining capacity of each resource below
-    it, so the leftmost host that fits is found in about O(log hosts). Returns (assign, hosts).
+    it, so the leftmost host that fits is usually found in O(log hosts). Anti-affinity: a
+    host holding a member of the item's group is passed over. Returns (assign, hosts).
     """
     n = order.shape[0]
     size = 1
@@ -315,10 +317,33 @@ def first_fit(dem: Any, cap: Any, order: Any) -> Any:
         for k in range(3):
             tree[v, k] = cap[k]
     assign = np.full(dem.shape[0], -1, dtype=np.int64)
+    ng = 0
+    for i in range(groups.shape[0]):
+        if groups[i] + 1 > ng:
+            ng = groups[i] + 1
+    grp_head = np.full(max(ng, 1), -1, dtype=np.int64)
+    grp_next = np.full(dem.shape[0], -1, dtype=np.int64)
     stack = np.empty(128, dtype=np.int64)
+    # suffix minima of the demands still to come: a host below them in a resource is full for
+    # good and is closed (taken out of the tree), which keeps the searches short
+    smin = np.empty((n + 1, 3))
+    for k in range(3):
+        smin[n, k] = np.inf
+    for t in range(n - 1, -1, -1):
+        for k in range(3):
+            v = dem[order[t], k]
+            smin[t, k] = v if v < smin[t + 1, k] else smin[t + 1, k]
     used = 0
     for t in range(n):
+        if (t & 4095) == 0 and t > 0:
+            for b in range(used):
+                leaf = size + b
+                if tree[leaf, 0] >= 0 and (
+                    tree[leaf, 0] < smin[t, 0] or tree[leaf, 1] < smin[t, 1] or tree[leaf, 2] < smin[t, 2]
+                ):
+                    _close_leaf(tree, leaf)
         i = order[t]
+        g = groups[i]
         sp = 1
         stack[0] = 1
         leaf = -1
@@ -328,6 +353,16 @@ def first_fit(dem: Any, cap: Any, order: Any) -> Any:
             if tree[v, 0] < dem[i, 0] or tree[v, 1] < dem[i, 1] or tree[v, 2] < dem[i, 2]:
                 continue
             if v >= size:
+                if g >= 0:
+                    conflict = False
+                    j = grp_head[g]
+                    while j >= 0:
+                        if assign[j] == v - size:
+                            conflict = True
+                            break
+                        j = grp_next[j]
+                    if conflict:
+                        continue
                 leaf = v
                 break
             stack[sp] = 2 * v + 1
@@ -338,15 +373,33 @@ def first_fit(dem: Any, cap: Any, order: Any) -> Any:
             continue  # larger than an empty host
         b = leaf - size
         assign[i] = b
+        if g >= 0:
+            grp_next[i] = grp_head[g]
+            grp_head[g] = i
         if b + 1 > used:
             used = b + 1
         for k in range(3):
             tree[leaf, k] -= dem[i, k]
-        v = leaf // 2
-        while v >= 1:
-            for k in range(3):
-                x = tree[2 * v, k]
-                y = tree[2 * v + 1, k]
-                tree[v, k] = x if x > y else y
-            v //= 2
+        if tree[leaf, 0] < smin[t + 1, 0] or tree[leaf, 1] < smin[t + 1, 1] or tree[leaf, 2] < smin[t + 1, 2]:
+            _close_leaf(tree, leaf)
+        else:
+            _update_up(tree, leaf)
     return assign, used
+
+
+@jit
+def _update_up(tree: Any, leaf: int) -> None:
+    v = leaf // 2
+    while v >= 1:
+        for k in range(3):
+            x = tree[2 * v, k]
+            y = tree[2 * v + 1, k]
+            tree[v, k] = x if x > y else y
+        v //= 2
+
+
+@jit
+def _close_leaf(tree: Any, leaf: int) -> None:
+    for k in range(3):
+        tree[leaf, k] = -1.0
+    _update_up(tree, leaf)

@@ -31,27 +31,66 @@ def plan_group() -> None:
 
 
 @plan_group.command("consolidate")
-@click.option("--servers", "servers_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="inventory CSV: name,vcpus,ram_gb,disk_gb[,cpu_p95,ram_p95,anti_affinity,department,zone,classification]")
+@click.option(
+    "--servers",
+    "servers_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="inventory CSV: name,vcpus,ram_gb,disk_gb[,cpu_p95,ram_p95,anti_affinity,department,zone,classification]",
+)
 @click.option("--host-vcpus", required=True, type=click.IntRange(min=1), help="physical vCPUs (threads) per host")
 @click.option("--host-ram-gb", required=True, type=click.FloatRange(min=0, min_open=True), help="RAM per host, GB")
 @click.option("--host-disk-gb", required=True, type=click.FloatRange(min=0, min_open=True), help="disk per host, GB")
-@click.option("--cpu-ratio", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="vCPU overcommit: capacity = host vCPUs x ratio")
-@click.option("--ram-ratio", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="RAM overcommit: capacity = host RAM x ratio")
-@click.option("--max-wave", default=DEFAULT_MAX_WAVE, show_default=True, type=click.IntRange(min=1),
-              help="at most this many servers per migration wave")
-@click.option("--headroom", default=DEFAULT_HEADROOM, show_default=True, type=click.FloatRange(min=1.0),
-              help="right-sizing: demand = ceil(size x p95 x headroom) when p95 columns are given")
-@click.option("--default-zone", type=click.Choice(ZONE_NAMES), default=Zone.EXTRANET.value, show_default=True,
-              help="zone of servers whose zone column is empty")
-@click.option("--exact/--no-exact", default=None,
-              help=f"refine with the exact solver (CP-SAT); default: automatic for zones of <= {EXACT_LIMIT} servers")
-@click.option("--time-limit", default=EXACT_TIME_LIMIT, show_default=True, type=click.FloatRange(min=0.1),
-              help="seconds the exact solver may take per zone")
-@click.option("--allow-oversized", is_flag=True,
-              help="report servers larger than a host as unplaced instead of failing")
+@click.option(
+    "--cpu-ratio",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="vCPU overcommit: capacity = host vCPUs x ratio",
+)
+@click.option(
+    "--ram-ratio",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="RAM overcommit: capacity = host RAM x ratio",
+)
+@click.option(
+    "--max-wave",
+    default=DEFAULT_MAX_WAVE,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="at most this many servers per migration wave",
+)
+@click.option(
+    "--headroom",
+    default=DEFAULT_HEADROOM,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    help="right-sizing: demand = ceil(size x p95 x headroom) when p95 columns are given",
+)
+@click.option(
+    "--default-zone",
+    type=click.Choice(ZONE_NAMES),
+    default=Zone.EXTRANET.value,
+    show_default=True,
+    help="zone of servers whose zone column is empty",
+)
+@click.option(
+    "--exact/--no-exact",
+    default=None,
+    help=f"refine with the exact solver (CP-SAT); default: automatic for zones of <= {EXACT_LIMIT} servers",
+)
+@click.option(
+    "--time-limit",
+    default=EXACT_TIME_LIMIT,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="seconds the exact solver may take per zone",
+)
+@click.option(
+    "--allow-oversized", is_flag=True, help="report servers larger than a host as unplaced instead of failing"
+)
 @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
 def consolidate(
     servers_file: Path,
@@ -80,10 +119,7 @@ def consolidate(
         plan = plan_inventory(inventory, host, max_wave=max_wave, exact=exact, time_limit=time_limit)
         if plan.unplaced and not allow_oversized:
             raise PlannerInputError(
-                [
-                    (f"line {r.line}: " if r.line else "") + f"{r.name}: {r.reason}"
-                    for r in plan.unplaced[:20]
-                ]
+                [(f"line {r.line}: " if r.line else "") + f"{r.name}: {r.reason}" for r in plan.unplaced[:20]]
                 + ([f"… and {len(plan.unplaced) - 20} more"] if len(plan.unplaced) > 20 else [])
             )
     except CloudmgrError as exc:

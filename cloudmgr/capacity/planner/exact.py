@@ -1,6 +1,16 @@
 """Exact refinement of small pools with OR-Tools CP-SAT.
 
-Model (one zone's pool, hosts identical): x[i, b] = server i on host b, y[b] = host b used.
+Two ways, by pool size:
+
+* up to :data:`FULL_MODEL_LIMIT` servers, one CP-SAT model of the whole pool (below), which
+  proves the optimum or reports the gap to the solver's bound;
+* above that (a whole-pool model of 2,000 servers and ~100 hosts has ~200,000 booleans and
+  CP-SAT does not get through its presolve in a minute), large-neighbourhood search with
+  exact sub-problems: take the least-filled host and a few others, and ask CP-SAT to pack
+  their servers on one host fewer; each success removes a host. The answer is optimal when
+  it reaches the lower bound, otherwise feasible with the gap to the bound.
+
+Whole-pool model (hosts identical): x[i, b] = server i on host b, y[b] = host b used.
 Servers are numbered by decreasing size and server i may only use hosts 0..i (every
 packing can be renumbered so: a host is numbered by its first server), which removes most
 of the symmetry between identical hosts. Capacities hold per resource, members of an
@@ -19,6 +29,10 @@ import numpy as np
 import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
+
+FULL_MODEL_LIMIT = 300
+MAX_NEIGHBOURHOOD = 24  # hosts in one sub-problem
+GIVE_UP_AFTER = 80  # failed sub-problems in a row
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +55,31 @@ def solve_exact(
     workers: int = 2,
     seed: int = 0,
 ) -> ExactAnswer:
-    from ortools.sat.python import cp_model
-
     started = time.perf_counter()
     n = demand.shape[0]
     upper = int(initial.max()) + 1 if n else 0
     if n == 0 or upper <= lower_bound:
         return ExactAnswer(initial, upper, "optimal", upper, time.perf_counter() - started)
+    if n > FULL_MODEL_LIMIT:
+        return _neighbourhood_search(demand, capacity, groups, initial, lower_bound, time_limit, seed, started)
+    return _whole_pool(demand, capacity, groups, initial, lower_bound, time_limit, workers, seed, started)
+
+
+def _whole_pool(
+    demand: IntArray,
+    capacity: tuple[int, int, int],
+    groups: IntArray,
+    initial: IntArray,
+    lower_bound: int,
+    time_limit: float,
+    workers: int,
+    seed: int,
+    started: float,
+) -> ExactAnswer:
+    from ortools.sat.python import cp_model
+
+    n = demand.shape[0]
+    upper = int(initial.max()) + 1
     cap = np.asarray(capacity, dtype=np.float64)
     size = (demand / cap).max(axis=1)
     order = np.argsort(-size, kind="stable")  # position -> item
@@ -125,3 +157,113 @@ def solve_exact(
     if status == cp_model.INFEASIBLE:  # cannot happen with the hint's solution in the model
         bound = upper
     return ExactAnswer(initial, upper, "unknown", bound, elapsed)
+
+
+def _pack_subset(
+    demand: IntArray,
+    capacity: tuple[int, int, int],
+    groups: IntArray,
+    items: IntArray,
+    bins: int,
+    time_limit: float,
+    seed: int,
+) -> IntArray | None:
+    """CP-SAT: put ``items`` on ``bins`` hosts; their host (0..bins-1) per item, or None."""
+    from ortools.sat.python import cp_model
+
+    cap = np.asarray(capacity, dtype=np.float64)
+    order = items[np.argsort(-(demand[items] / cap).max(axis=1), kind="stable")]
+    model = cp_model.CpModel()
+    x = []
+    for pos, i in enumerate(order.tolist()):
+        row = [model.new_bool_var(f"x{i}_{b}") for b in range(min(pos + 1, bins))]
+        model.add_exactly_one(row)
+        x.append(row)
+    for b in range(bins):
+        for k in range(3):
+            terms = [(int(demand[i, k]), x[p][b]) for p, i in enumerate(order.tolist()) if b < len(x[p])]
+            if sum(c for c, _ in terms) > capacity[k]:
+                model.add(sum(c * v for c, v in terms) <= int(capacity[k]))
+    members: dict[int, list[int]] = {}
+    for p, i in enumerate(order.tolist()):
+        if groups[i] >= 0:
+            members.setdefault(int(groups[i]), []).append(p)
+    for ps in members.values():
+        if len(ps) > 1:
+            for b in range(bins):
+                lits = [x[p][b] for p in ps if b < len(x[p])]
+                if len(lits) > 1:
+                    model.add_at_most_one(lits)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = time_limit
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = seed
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    out = np.empty(items.shape[0], dtype=np.int64)
+    where = {i: p for p, i in enumerate(order.tolist())}
+    for a, i in enumerate(items.tolist()):
+        row = x[where[i]]
+        out[a] = next(b for b, v in enumerate(row) if solver.boolean_value(v))
+    return out
+
+
+def _neighbourhood_search(
+    demand: IntArray,
+    capacity: tuple[int, int, int],
+    groups: IntArray,
+    initial: IntArray,
+    lower_bound: int,
+    time_limit: float,
+    seed: int,
+    started: float,
+) -> ExactAnswer:
+    rng = np.random.default_rng(seed)
+    cap = np.asarray(capacity, dtype=np.float64)
+    assign = initial.copy()
+    hosts = int(assign.max()) + 1
+    live = np.ones(hosts, dtype=np.bool_)
+    load = np.zeros((hosts, 3), dtype=np.int64)
+    np.add.at(load, assign, demand)
+    k = 4
+    failures = 0
+    deadline = started + time_limit
+    while int(live.sum()) > lower_bound and time.perf_counter() < deadline - 0.05:
+        ids = np.flatnonzero(live)
+        fill = (load[ids] / cap).max(axis=1)
+        slack = (1.0 - load[ids] / cap).sum(axis=1)
+        # the host to empty: one of the least filled; partners: the roomiest and some at random
+        target = ids[np.argsort(fill, kind="stable")[int(rng.integers(0, min(3, ids.shape[0])))]]
+        others = ids[ids != target]
+        if others.shape[0] == 0:
+            break
+        take = min(k - 1, others.shape[0])
+        roomy = others[np.argsort(-slack[ids != target], kind="stable")[: max(1, take // 2)]]
+        rest = np.setdiff1d(others, roomy)
+        extra = (
+            rng.choice(rest, size=min(take - roomy.shape[0], rest.shape[0]), replace=False) if rest.shape[0] else rest
+        )
+        chosen = np.concatenate(([target], roomy, extra)).astype(np.int64)
+        items = np.flatnonzero(np.isin(assign, chosen))
+        budget = min(2.0, deadline - time.perf_counter())
+        if budget <= 0.05:
+            break
+        sub = _pack_subset(demand, capacity, groups, items, chosen.shape[0] - 1, budget, int(rng.integers(1 << 30)))
+        if sub is None:
+            failures += 1
+            if failures % 8 == 0:
+                k = min(k + 2, MAX_NEIGHBOURHOOD)
+            if failures >= GIVE_UP_AFTER:
+                break  # the neighbourhoods are exhausted: report the gap
+            continue
+        failures = 0
+        keep = chosen[1:]
+        assign[items] = keep[sub]
+        load[chosen] = 0
+        np.add.at(load, assign[items], demand[items])
+        live[target] = False
+    used, compact = np.unique(assign, return_inverse=True)
+    hosts = int(used.shape[0])
+    status = "optimal" if hosts <= lower_bound else "feasible"
+    return ExactAnswer(compact.astype(np.int64), hosts, status, lower_bound, time.perf_counter() - started)

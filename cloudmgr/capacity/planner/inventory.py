@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +38,8 @@ MAX_PROBLEMS = 20
 ZONE_CODES: dict[str, int] = {Zone.INTERNET.value: 0, Zone.EXTRANET.value: 1}
 ZONE_NAMES: tuple[str, str] = (Zone.INTERNET.value, Zone.EXTRANET.value)
 NO_DEPARTMENT = "(none)"
+EMPTY_CSV = "line 1: the CSV is empty (expected a header: name,vcpus,ram_gb,disk_gb,…)"
+Raw = str | float | None  # a CSV field, or a record's number
 
 
 @dataclass(slots=True)
@@ -94,39 +98,39 @@ def right_size(
 
 
 class _Builder:
-    """Accumulates validated rows, then builds the :class:`Inventory`."""
+    """Accumulates validated servers in compact columns (chunks of arrays), then builds the
+    :class:`Inventory`. Rows come one at a time (records, or CSV lines with a problem nearby)
+    or as whole batches of clean CSV lines, converted with numpy in one go."""
 
-    def __init__(self, default_zone: Zone) -> None:
+    def __init__(self, default_zone: Zone, problems: _Collector) -> None:
         self.default_zone = ZONE_CODES[default_zone.value]
+        self.p = problems
         self.names: list[str] = []
-        self.vcpus: list[float] = []
-        self.ram: list[float] = []
-        self.disk: list[float] = []
-        self.cpu_p95: list[float] = []
-        self.ram_p95: list[float] = []
-        self.groups: list[int] = []
+        self.seen: set[str] = set()
         self.group_ids: dict[str, int] = {}
-        self.departments: list[str] = []
-        self.zones: list[int] = []
-        self.classified: list[bool] = []
-        self.lines: list[int] = []
-        self.seen: dict[str, int] = {}
+        self.dept_ids: dict[str, int] = {}  # in order of first appearance
+        self.chunks: dict[str, list[npt.NDArray[Any]]] = {
+            k: [] for k in ("declared", "cpu95", "ram95", "group", "dept", "zone", "classified", "lines")
+        }
+        self.rows: list[tuple[float, float, float, float, float, int, int, int, bool, int]] = []
+
+    # -- one row ----------------------------------------------------------------------------
 
     def add(
         self,
-        p: _Collector,
         line: int,
         name: str,
-        vcpus: object,
-        ram_gb: object,
-        disk_gb: object,
-        cpu_p95: object,
-        ram_p95: object,
+        vcpus: Raw,
+        ram_gb: Raw,
+        disk_gb: Raw,
+        cpu_p95: Raw,
+        ram_p95: Raw,
         group: str | None,
         department: str | None,
         zone: str | None,
         classification: str | None,
     ) -> None:
+        p = self.p
         where = line or None
         bad = False
         name = name.strip()
@@ -134,8 +138,7 @@ class _Builder:
             p.add(where, "empty server name")
             bad = True
         elif name in self.seen:
-            first = self.seen[name]
-            p.add(where, f"duplicate server name {name!r}" + (f" (first on line {first})" if first else ""))
+            p.add(where, f"duplicate server name {name!r}" + self._first_line(name))
             bad = True
         label = name or "server"
         v = _number(p, where, label, "vcpus", vcpus, minimum=1, integer=True)
@@ -144,7 +147,7 @@ class _Builder:
         cp = _fraction(p, where, label, "cpu_p95", cpu_p95)
         rp = _fraction(p, where, label, "ram_p95", ram_p95)
         z = self.default_zone
-        if zone:
+        if zone and zone.strip():
             code = ZONE_CODES.get(zone.strip().lower())
             if code is None:
                 p.add(where, f"{label}: zone must be 'internet' or 'extranet', got {zone!r}")
@@ -152,55 +155,183 @@ class _Builder:
             else:
                 z = code
         classified = False
-        if classification:
+        if classification and classification.strip():
             c = classification.strip().lower()
             if c == Classification.CLASSIFIED.value:
                 classified = True
             elif c != Classification.NON_CLASSIFIED.value:
-                p.add(where, f"{label}: classification must be 'classified' or 'non-classified', got {classification!r}")
+                p.add(
+                    where, f"{label}: classification must be 'classified' or 'non-classified', got {classification!r}"
+                )
                 bad = True
+        if name and not bad:
+            self.seen.add(name)
         if bad or v is None or r is None or d is None or cp is False or rp is False:
             return
-        self.seen[name] = line
         self.names.append(name)
-        self.vcpus.append(v)
-        self.ram.append(r)
-        self.disk.append(d)
-        self.cpu_p95.append(math.nan if cp is None else float(cp))
-        self.ram_p95.append(math.nan if rp is None else float(rp))
         g = (group or "").strip()
-        self.groups.append(self.group_ids.setdefault(g, len(self.group_ids)) if g else -1)
-        self.departments.append((department or "").strip())
-        self.zones.append(z)
-        self.classified.append(classified)
-        self.lines.append(line)
+        self.rows.append(
+            (
+                v,
+                r,
+                d,
+                math.nan if cp is None else float(cp),
+                math.nan if rp is None else float(rp),
+                self.group_ids.setdefault(g, len(self.group_ids)) if g else -1,
+                self.dept_ids.setdefault((department or "").strip(), len(self.dept_ids)),
+                z,
+                classified,
+                line,
+            )
+        )
+
+    def _first_line(self, name: str) -> str:
+        if self.rows or self.chunks["lines"]:
+            self._flush()
+            at = self.names.index(name) if name in self.names else -1
+            lines = np.concatenate(self.chunks["lines"]) if self.chunks["lines"] else np.zeros(0, dtype=np.int64)
+            if 0 <= at < lines.shape[0] and lines[at]:
+                return f" (first on line {int(lines[at])})"
+        return ""
+
+    def _flush(self) -> None:
+        if not self.rows:
+            return
+        cols = list(zip(*self.rows, strict=True))
+        self.rows = []
+        self.chunks["declared"].append(np.asarray(cols[0:3], dtype=np.float64).T.copy())
+        self.chunks["cpu95"].append(np.asarray(cols[3], dtype=np.float64))
+        self.chunks["ram95"].append(np.asarray(cols[4], dtype=np.float64))
+        self.chunks["group"].append(np.asarray(cols[5], dtype=np.int64))
+        self.chunks["dept"].append(np.asarray(cols[6], dtype=np.int64))
+        self.chunks["zone"].append(np.asarray(cols[7], dtype=np.int8))
+        self.chunks["classified"].append(np.asarray(cols[8], dtype=np.bool_))
+        self.chunks["lines"].append(np.asarray(cols[9], dtype=np.int64))
+
+    # -- a batch of clean CSV rows ------------------------------------------------------------
+
+    def add_columns(self, cols: dict[str, list[str]], n: int, lines: npt.NDArray[np.int64]) -> bool:
+        """Convert a batch of CSV rows, given column by column, at once (C-level maps, numpy).
+
+        False, keeping nothing, when any value needs a closer look: the caller then goes row
+        by row and names each problem's line."""
+        if n == 0:
+            return False
+        names = list(map(str.strip, cols["name"]))
+        if "" in names or len(set(names)) != n or not self.seen.isdisjoint(names):
+            return False
+        try:
+            declared = np.empty((n, 3), dtype=np.float64)
+            for k, name in enumerate(("vcpus", "ram_gb", "disk_gb")):
+                declared[:, k] = np.fromiter(map(float, cols[name]), dtype=np.float64, count=n)
+            p95 = []
+            for name in ("cpu_p95", "ram_p95"):
+                col = cols.get(name)
+                if col is None:
+                    p95.append(np.full(n, np.nan))
+                    continue
+                blank = np.fromiter(map(operator.not_, col), dtype=np.bool_, count=n)
+                values = np.fromiter(map(float, [x or "nan" for x in col]), dtype=np.float64, count=n)
+                given = values[~blank]
+                if np.isnan(given).any() or ((given < 0) | (given > 1)).any():
+                    return False
+                p95.append(values)
+        except ValueError:
+            return False
+        v, r, d = declared[:, 0], declared[:, 1], declared[:, 2]
+        if not np.isfinite(declared).all() or (v < 1).any() or (v != np.floor(v)).any():
+            return False
+        if (r <= 0).any() or (d < 0).any():
+            return False
+        zones = np.full(n, self.default_zone, dtype=np.int8)
+        classified = np.zeros(n, dtype=np.bool_)
+        try:
+            if "zone" in cols:
+                z = np.fromiter(map(_ZONES_EXACT.__getitem__, cols["zone"]), dtype=np.int8, count=n)
+                zones = np.where(z >= 0, z, zones).astype(np.int8)
+            if "classification" in cols:
+                c = np.fromiter(map(_CLASSES_EXACT.__getitem__, cols["classification"]), dtype=np.int8, count=n)
+                classified = c == 1
+        except KeyError:
+            return False
+        # all clean: keep the batch
+        self._flush()
+        groups = (
+            self._codes(cols["anti_affinity"], self.group_ids, blank=-1)
+            if "anti_affinity" in cols
+            else np.full(n, -1, dtype=np.int64)
+        )
+        depts = (
+            self._codes(cols["department"], self.dept_ids, blank=None)
+            if "department" in cols
+            else np.full(n, self.dept_ids.setdefault("", len(self.dept_ids)), dtype=np.int64)
+        )
+        self.names.extend(names)
+        self.seen.update(names)
+        for key, value in (
+            ("declared", declared),
+            ("cpu95", p95[0]),
+            ("ram95", p95[1]),
+            ("group", groups),
+            ("dept", depts),
+            ("zone", zones),
+            ("classified", classified),
+            ("lines", lines),
+        ):
+            self.chunks[key].append(value)
+        return True
+
+    @staticmethod
+    def _codes(col: list[str], ids: dict[str, int], blank: int | None) -> npt.NDArray[np.int64]:
+        """Codes of a label column (few distinct values): ids in order of first appearance."""
+        code: dict[str, int] = {}
+        for raw in dict.fromkeys(col):  # distinct, in order
+            label = raw.strip()
+            code[raw] = blank if (blank is not None and not label) else ids.setdefault(label, len(ids))
+        return np.fromiter(map(code.__getitem__, col), dtype=np.int64, count=len(col))
+
+    # -- the result ---------------------------------------------------------------------------
 
     def build(self, headroom: float) -> Inventory:
-        n = len(self.names)
-        declared = np.empty((n, 3), dtype=np.float64)
-        declared[:, 0] = self.vcpus
-        declared[:, 1] = self.ram
-        declared[:, 2] = self.disk
-        demand = right_size(
-            declared, np.asarray(self.cpu_p95, dtype=np.float64), np.asarray(self.ram_p95, dtype=np.float64), headroom
-        )
-        dept_names = sorted({d for d in self.departments if d})
-        code = {d: i for i, d in enumerate(dept_names)}
-        if any(not d for d in self.departments):
-            code[""] = len(dept_names)
+        self._flush()
+        empty: dict[str, npt.NDArray[Any]] = {
+            "declared": np.zeros((0, 3)),
+            "cpu95": np.zeros(0),
+            "ram95": np.zeros(0),
+            "group": np.zeros(0, dtype=np.int64),
+            "dept": np.zeros(0, dtype=np.int64),
+            "zone": np.zeros(0, dtype=np.int8),
+            "classified": np.zeros(0, dtype=np.bool_),
+            "lines": np.zeros(0, dtype=np.int64),
+        }
+        col: dict[str, npt.NDArray[Any]] = {k: (np.concatenate(v) if v else empty[k]) for k, v in self.chunks.items()}
+        # departments: codes in name order, those without a department last
+        seen_order = list(self.dept_ids)
+        dept_names = sorted(d for d in seen_order if d)
+        final = {d: i for i, d in enumerate(dept_names)}
+        if "" in self.dept_ids:
+            final[""] = len(dept_names)
             dept_names.append(NO_DEPARTMENT)
+        remap = np.asarray([final[d] for d in seen_order], dtype=np.int64)
+        department = remap[col["dept"]] if col["dept"].shape[0] else col["dept"]
         return Inventory(
             names=self.names,
-            demand=demand,
-            declared=declared,
-            group=np.asarray(self.groups, dtype=np.int64),
+            demand=right_size(col["declared"], col["cpu95"], col["ram95"], headroom),
+            declared=col["declared"],
+            group=col["group"],
             group_names=list(self.group_ids),
-            department=np.asarray([code[d] for d in self.departments], dtype=np.int64),
+            department=department,
             department_names=dept_names,
-            zone=np.asarray(self.zones, dtype=np.int8),
-            classified=np.asarray(self.classified, dtype=np.bool_),
-            lines=np.asarray(self.lines, dtype=np.int64),
+            zone=col["zone"],
+            classified=col["classified"],
+            lines=col["lines"],
         )
+
+
+_ZONES_EXACT: dict[str, int] = {**ZONE_CODES, "": -1}
+_CLASSES_EXACT: dict[str, int] = {"": 0, Classification.NON_CLASSIFIED.value: 0, Classification.CLASSIFIED.value: 1}
+BATCH_ROWS = 65536
+BLOCK_CHARS = 4 << 20  # characters of CSV text converted at once
 
 
 def _number(
@@ -208,7 +339,7 @@ def _number(
     line: int | None,
     label: str,
     column: str,
-    raw: object,
+    raw: Raw,
     *,
     minimum: float,
     integer: bool = False,
@@ -218,7 +349,7 @@ def _number(
         p.add(line, f"{label}: {column} is missing")
         return None
     try:
-        value = float(raw) if not isinstance(raw, str) else float(raw.strip())
+        value = float(raw.strip()) if isinstance(raw, str) else float(raw)
     except (TypeError, ValueError):
         p.add(line, f"{label}: {column} is not a number: {raw!r}")
         return None
@@ -238,12 +369,12 @@ def _number(
     return value
 
 
-def _fraction(p: _Collector, line: int | None, label: str, column: str, raw: object) -> float | None | bool:
+def _fraction(p: _Collector, line: int | None, label: str, column: str, raw: Raw) -> float | None | bool:
     """None when absent, the value when valid, False when invalid (reported)."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     try:
-        value = float(raw) if not isinstance(raw, str) else float(raw.strip())
+        value = float(raw.strip()) if isinstance(raw, str) else float(raw)
     except (TypeError, ValueError):
         p.add(line, f"{label}: {column} is not a number: {raw!r}")
         return False
@@ -261,12 +392,10 @@ def inventory_from_records(
 ) -> Inventory:
     """Validate records (all problems at once) and build the columnar inventory."""
     p = _Collector()
-    b = _Builder(default_zone)
+    b = _Builder(default_zone, p)
     for s in servers:
-        line = s.line or 0
         b.add(
-            p,
-            line,
+            s.line or 0,
             s.name if s.name else "",
             s.vcpus,
             s.ram_gb,
@@ -295,19 +424,92 @@ def read_servers_csv(
     return _read(source, headroom, default_zone)
 
 
-def read_servers_csv_text(text: str, **kwargs: object) -> Inventory:
-    return read_servers_csv(io.StringIO(text.lstrip("\ufeff")), **kwargs)  # type: ignore[arg-type]
+Batch = tuple[list[list[str]], list[int]] | tuple[str, int]
+
+
+def _batches(fh: TextIO) -> tuple[list[str], Iterator[Batch]]:
+    """The header, and the data in batches: ``(text, first line)`` blocks of whole lines while
+    there is no quote character, else ``(rows, line of each row)`` read by the csv module
+    (quoted fields may hold commas and line breaks). Blank lines are skipped."""
+    first = fh.readline()
+    if not first.strip():
+        raise PlannerInputError([EMPTY_CSV])
+    try:
+        header = next(csv.reader(io.StringIO(first)))
+    except (csv.Error, StopIteration) as exc:
+        raise PlannerInputError([f"line 1: unreadable CSV header: {exc}"]) from None
+
+    def batches() -> Iterator[Batch]:
+        number = 2  # line number of the next line
+        while True:
+            block = fh.read(BLOCK_CHARS)
+            if not block:
+                return
+            if not block.endswith("\n"):
+                block += fh.readline()
+            if '"' in block:
+                break
+            if "\r" in block:
+                block = block.replace("\r\n", "\n").replace("\r", "\n")
+            yield block, number
+            number += block.count("\n")
+        # from here on the csv module reads (from the start of this block)
+        reader = csv.reader(itertools.chain(io.StringIO(block), fh))
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        try:
+            for row in reader:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                rows.append(row)
+                lines.append(number - 1 + reader.line_num)
+                if len(rows) >= BATCH_ROWS:
+                    yield rows, lines
+                    rows, lines = [], []
+        except csv.Error as exc:
+            raise PlannerInputError([f"line {number - 1 + reader.line_num}: unreadable CSV: {exc}"]) from None
+        if rows:
+            yield rows, lines
+
+    return header, batches()
+
+
+def _block_rows(block: str, number: int) -> tuple[list[list[str]], list[int]]:
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for no, text in enumerate(block.split("\n"), start=number):
+        if text and not text.isspace():
+            rows.append(text.split(","))
+            lines.append(no)
+    return rows, lines
+
+
+def _block_columns(
+    block: str, number: int, idx: dict[str, int], width: int
+) -> tuple[dict[str, list[str]], int, npt.NDArray[np.int64]] | None:
+    """Columns of a block whose every line has ``width`` fields (None otherwise)."""
+    text = block[:-1] if block.endswith("\n") else block
+    if not text:
+        return None
+    split = text.split("\n")
+    if set(map(str.count, split, itertools.repeat(","))) != {width - 1}:
+        return None  # blank lines, or lines with too few or too many fields
+    flat = text.replace("\n", ",").split(",")
+    cols = {name: flat[j::width] for name, j in idx.items()}
+    return cols, len(split), np.arange(number, number + len(split), dtype=np.int64)
+
+
+def _rows_columns(
+    rows: list[list[str]], lines: list[int], idx: dict[str, int], width: int
+) -> tuple[dict[str, list[str]], int, npt.NDArray[np.int64]] | None:
+    if any(len(r) != width for r in rows):
+        return None
+    cols = {name: [r[j] for r in rows] for name, j in idx.items()}
+    return cols, len(rows), np.asarray(lines, dtype=np.int64)
 
 
 def _read(fh: TextIO, headroom: float, default_zone: Zone) -> Inventory:
-    reader = csv.reader(fh)
-    p = _Collector()
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise PlannerInputError(["line 1: the CSV is empty (expected a header: name,vcpus,ram_gb,disk_gb,…)"]) from None
-    except csv.Error as exc:
-        raise PlannerInputError([f"line 1: unreadable CSV: {exc}"]) from None
+    header, batches = _batches(fh)
     columns = [h.strip().lower().lstrip("\ufeff") for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
@@ -317,22 +519,30 @@ def _read(fh: TextIO, headroom: float, default_zone: Zone) -> Inventory:
         raise PlannerInputError([f"line 1: duplicate column(s) {', '.join(dup)}"])
     idx = {c: columns.index(c) for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in columns}
     width = len(columns)
-    b = _Builder(default_zone)
+    p = _Collector()
+    b = _Builder(default_zone, p)
     i_name, i_v, i_r, i_d = idx["name"], idx["vcpus"], idx["ram_gb"], idx["disk_gb"]
     opt = [idx.get(c, -1) for c in OPTIONAL_COLUMNS]
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # blank line
+    for batch in batches:
+        if isinstance(batch[0], str):
+            block, number = batch
+            assert isinstance(block, str) and isinstance(number, int)
+            fast = _block_columns(block, number, idx, width)
+        else:
+            rows_, lines_ = batch
+            assert isinstance(rows_, list) and isinstance(lines_, list)
+            fast = _rows_columns(rows_, lines_, idx, width)
+        if fast is not None and not p.problems and b.add_columns(*fast):
+            continue
+        # something is wrong (or unusual) in this batch: row by row, naming every problem's line
+        rows, lines = _block_rows(block, number) if isinstance(batch[0], str) else (rows_, lines_)
+        for row, line in zip(rows, lines, strict=True):
             if len(row) < width:
                 row = row + [""] * (width - len(row))
             elif len(row) > width and any(x.strip() for x in row[width:]):
                 p.add(line, f"{len(row)} fields but the header has {width}")
                 continue
             vals: Sequence[str | None] = [row[j] if j >= 0 else None for j in opt]
-            b.add(p, line, row[i_name], row[i_v], row[i_r], row[i_d], *vals)
-    except csv.Error as exc:
-        p.add(reader.line_num, f"unreadable CSV: {exc}")
+            b.add(line, row[i_name], row[i_v], row[i_r], row[i_d], *vals)
     p.raise_if_any()
     return b.build(headroom)

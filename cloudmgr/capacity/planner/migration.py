@@ -187,7 +187,7 @@ def plan_migration(
     final, order = _greedy(s, previous)
     if use_exact:
         answer = _exact(s, final, time_limit)
-        if answer is not None:
+        if answer is not None and _score(s, answer[0]) >= _score(s, final):
             final, order, status = answer
             method = "cp-sat"
     moves_by_host: dict[int, list[Move]] = defaultdict(list)
@@ -214,6 +214,12 @@ def plan_migration(
         seconds=time.perf_counter() - started,
         final_host={s.vms[i].name: s.hosts[int(final[i])].name for i in range(len(s.vms))},
     )
+
+
+def _score(s: _Snapshot, final: npt.NDArray[np.int64]) -> tuple[int, int]:
+    """(hosts empty at the end, minus the moves): larger is better."""
+    empty = len(s.hosts) - len(set(final.tolist()))
+    return empty, -int((final != s.cur).sum())
 
 
 def _greedy(s: _Snapshot, previous: MigrationPlan | None) -> tuple[npt.NDArray[np.int64], list[int]]:
@@ -310,9 +316,7 @@ def _exact(
         h0 = int(s.cur[i])
         row: dict[int, cp_model.IntVar] = {}
         for h in range(nh):
-            if h == h0 or (
-                s.movable[i] and s.enabled[h] and s.zone[h] == s.zone[h0] and np.all(s.dem[i] <= s.cap[h])
-            ):
+            if h == h0 or (s.movable[i] and s.enabled[h] and s.zone[h] == s.zone[h0] and np.all(s.dem[i] <= s.cap[h])):
                 row[h] = model.new_bool_var(f"x{i}_{h}")
         model.add_exactly_one(row.values())
         # a VM leaves its host only when that host is emptied
@@ -321,7 +325,7 @@ def _exact(
         for h, var in row.items():
             per_host[h].append((i, var))
     for h in range(nh):
-        for i, var in per_host[h]:
+        for _, var in per_host[h]:
             model.add_implication(empty[h], var.negated())
         for k in range(3):
             terms = [(int(s.dem[i, k]), var) for i, var in per_host[h] if s.dem[i, k] > 0]

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from cloudmgr.capacity.planner.bounds import anti_affinity_bound, resource_bounds
 from cloudmgr.capacity.planner.inventory import ZONE_NAMES, Inventory, inventory_from_records
@@ -31,6 +32,7 @@ from cloudmgr.capacity.planner.model import (
     ExactResult,
     HostSpec,
     HostUsage,
+    PlannerInputError,
     Refusal,
     ServerRecord,
     Zone,
@@ -66,7 +68,7 @@ def plan_consolidation(
     )
 
 
-def _describe_too_big(demand: np.ndarray, capacity: tuple[int, int, int]) -> str:  # type: ignore[type-arg]
+def _describe_too_big(demand: npt.NDArray[np.int64], capacity: tuple[int, int, int]) -> str:
     parts = []
     if demand[0] > capacity[0]:
         parts.append(f"{int(demand[0])} vCPUs > {capacity[0]}")
@@ -89,8 +91,6 @@ def plan_inventory(
 ) -> ConsolidationPlan:
     started = time.perf_counter()
     if max_wave < 1:
-        from cloudmgr.capacity.planner.model import PlannerInputError
-
         raise PlannerInputError([f"max wave must be at least 1, got {max_wave}"])
     capacity = host.capacity()
     n = len(inventory)
