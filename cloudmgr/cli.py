@@ -669,5 +669,21 @@ def scheduler_run() -> None:
     )
 
 
+class _PlannerGroup(click.Group):
+    """`cloudmgr plan …`: the consolidation planner's commands, imported only when used
+    (numpy, numba and OR-Tools take over a second to load)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return ["consolidate"]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from cloudmgr.capacity.planner.cli import plan_group
+
+        return plan_group.get_command(ctx, name)
+
+
+main.add_command(_PlannerGroup(name="plan", help="The consolidation planner (hosts needed, placements, waves)."))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
