@@ -83,6 +83,7 @@ def list_requests(session: Session, actor: Actor, filters: RequestFilter) -> tup
             selectinload(ServiceRequest.cloud),
             selectinload(ServiceRequest.department),
             selectinload(ServiceRequest.flavor),
+            selectinload(ServiceRequest.image),
         )
         .order_by(ServiceRequest.id.desc())
         .offset((max(filters.page, 1) - 1) * filters.per_page)

@@ -142,11 +142,10 @@ def plan_inventory(
     nh = len(host_zone)
     load = np.zeros((nh, 3), dtype=np.int64)
     np.add.at(load, host_of[placed], demand[placed])
-    count = np.bincount(host_of[placed], minlength=nh)
-    hosts_usage = [
-        HostUsage(b, host_zone[b], int(count[b]), int(load[b, 0]), int(load[b, 1]), int(load[b, 2])) for b in range(nh)
-    ]
-    placements = dict(zip((names[i] for i in placed.tolist()), host_of[placed].tolist(), strict=True))
+    count = np.bincount(host_of[placed], minlength=nh).tolist()
+    hosts_usage = [HostUsage(b, host_zone[b], count[b], v, r, d) for b, (v, r, d) in enumerate(load.tolist())]
+    placed_names: list[str] = np.asarray(names, dtype=object)[placed].tolist()
+    placements = dict(zip(placed_names, host_of[placed].tolist(), strict=True))
     waves, wave_departments = build_waves(
         names, inventory.department, inventory.department_names, host_of, placed, max_wave
     )

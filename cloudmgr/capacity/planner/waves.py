@@ -27,13 +27,14 @@ def build_waves(
     order = items[np.lexsort((items, host[items], department[items]))]
     depts = department[order]
     cuts = np.flatnonzero(np.diff(depts)) + 1
-    starts = np.concatenate(([0], cuts))
-    ends = np.concatenate((cuts, [order.shape[0]]))
+    starts = np.concatenate(([0], cuts)).tolist()
+    ends = np.concatenate((cuts, [order.shape[0]])).tolist()
+    ordered: list[str] = np.asarray(names, dtype=object)[order].tolist()
     waves: list[list[str]] = []
     labels: list[str] = []
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+    for s, e in zip(starts, ends, strict=True):
         label = department_names[int(depts[s])]
         for w in range(s, e, max_wave):
-            waves.append([names[i] for i in order[w : min(e, w + max_wave)].tolist()])
+            waves.append(ordered[w : min(e, w + max_wave)])
             labels.append(label)
     return waves, labels
