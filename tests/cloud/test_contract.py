@@ -18,7 +18,6 @@ from cloudmgr.cloud import (
     IDEMPOTENCY_METADATA_KEY,
     UNLIMITED,
     CloudBadRequest,
-    CloudError,
     CloudNotFound,
     CloudNoValidHost,
     CloudProvider,
