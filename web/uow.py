@@ -72,6 +72,16 @@ def restart_request_uow() -> None:
     _finish(commit=False)
 
 
+def commit_request_uow() -> None:
+    """Commit what this request has written so far and close its unit of work.
+
+    For a view that calls a service opening its own units of work (reading a cloud, then
+    storing the result): on SQLite a transaction holds the write lock from its start, so
+    the request's must end first.  The next :func:`request_uow` opens a new one.
+    """
+    _finish(commit=True)
+
+
 class CommitFailed(Exception):
     """The request's transaction could not be committed."""
 

@@ -103,6 +103,13 @@ CSV_OPTIONAL = ("vcpus_used", "ram_gb_used", "disk_gb_used", "label")
 
 def import_csv(session: Session, config: CapacityConfig, text: str, *, source_name: str, actor: str) -> int:
     """Capacity outside OpenStack, one row per base and date.  All rows or none."""
+    try:
+        return _import_csv(session, config, text, source_name=source_name, actor=actor)
+    except csv.Error as exc:  # a malformed file (an endless field, a stray NUL byte…)
+        raise CapacityCsvInvalid(f"{source_name}: not a readable CSV file: {exc}") from exc
+
+
+def _import_csv(session: Session, config: CapacityConfig, text: str, *, source_name: str, actor: str) -> int:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:

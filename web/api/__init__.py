@@ -141,4 +141,4 @@ def api_route(
 
 
 # Endpoint modules: import each one here, before any app registers the blueprint.
-from web.api import quotas, requests, servers, views  # noqa: E402,F401
+from web.api import capacity, quotas, requests, servers, views  # noqa: E402,F401

@@ -15,3 +15,4 @@ protect_blueprint(bp, Role.FINANCE)
 from web.finance import approvals, views  # noqa: E402,F401  (registers the routes)
 
 add_nav_item(Role.FINANCE, "finance.approvals", _l("Awaiting finance review"), also_active=("finance.request_detail",))
+add_nav_item(Role.FINANCE, "finance.capacity", _l("Capacity"))

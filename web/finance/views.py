@@ -23,3 +23,11 @@ def home() -> ResponseReturnValue:
     return render_template(
         "finance/home.html", clouds=clouds, departments=departments, kinds=kinds, levels=levels, waiting=waiting
     )
+
+
+@bp.get("/capacity")
+def capacity() -> ResponseReturnValue:
+    """The capacity page, read-only (no snapshot button, no import)."""
+    from web.capacity import render_capacity
+
+    return render_capacity(read_only=True)

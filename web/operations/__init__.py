@@ -12,11 +12,15 @@ from web.security import protect_blueprint
 bp = Blueprint("ops", __name__)
 protect_blueprint(bp, Role.OPERATOR)
 
-from web.operations import audit, catalog, quotas, requests, views  # noqa: E402,F401  (registers the routes)
+from web.operations import audit, capacity, catalog, quotas, requests, views  # noqa: E402,F401  (registers the routes)
 
 add_nav_item(Role.OPERATOR, "ops.approvals", _l("Approval queue"))
 add_nav_item(Role.OPERATOR, "ops.requests", _l("All requests"), also_active=("ops.request_detail",))
 add_nav_item(Role.OPERATOR, "ops.quotas", _l("Quotas"))
 add_nav_item(Role.OPERATOR, "ops.catalog_page", _l("Catalog"))
+add_nav_item(Role.OPERATOR, "ops.capacity", _l("Capacity"))
+add_nav_item(
+    Role.OPERATOR, "ops.consolidation_runs", _l("Consolidation"), also_active=("ops.consolidation_run", "ops.planner")
+)
 add_nav_item(Role.OPERATOR, "ops.orphans", _l("Orphaned servers"))
 add_nav_item(Role.OPERATOR, "ops.audit_log", _l("Audit log"))

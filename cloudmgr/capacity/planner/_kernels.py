@@ -1,7 +1,9 @@
-"""Numba-compiled kernels of the planner (compiled on first use, cached on disk).
+"""Numba-compiled kernels of the planner (compiled on first use, cached on disk in this
+package's ``__pycache__``; set NUMBA_CACHE_DIR where that is read-only).
 
 Arrays of demands are float64 holding exact integers (vCPUs, MiB), so the SIMD-friendly
-float comparisons are exact: every value stays far below 2**53.
+float comparisons are exact: every value stays far below 2**53. No fast-math: the same
+input gives the same plan on every machine.
 """
 
 from __future__ import annotations
@@ -19,11 +21,7 @@ def jit(fn: F) -> F:
     return cast(F, numba.njit(cache=True, nogil=True)(fn))
 
 
-def jit_simd(fn: F) -> F:
-    return cast(F, numba.njit(cache=True, nogil=True, fastmath=True)(fn))
-
-
-@jit_simd
+@jit
 def _scores(
     r0: Any, r1: Any, r2: Any, nact: int, d0: float, d1: float, d2: float, w0: float, w1: float, w2: float, out: Any
 ) -> None:
