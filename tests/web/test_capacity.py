@@ -354,3 +354,31 @@ def test_the_openapi_document_has_the_capacity_endpoints(client: FlaskClient) ->
     assert {"get"} <= set(paths["/api/v1/capacity"]) and "post" in paths["/api/v1/capacity/snapshots"]
     assert {"get", "post"} <= set(paths["/api/v1/consolidation-runs"])
     assert "post" in paths["/api/v1/consolidation-runs/{run_id}/stop"]
+
+
+def test_api_planner(api: Api) -> None:
+    csv_text = (
+        "name,vcpus,ram_gb,disk_gb,department,zone,classification,anti_affinity\n"
+        "web1,2,4,40,edu,extranet,non-classified,web\n"
+        "web2,2,4,40,edu,extranet,non-classified,web\n"
+        "db1,4,16,200,edu,internet,non-classified,\n"
+        "secret,2,4,40,police,extranet,classified,\n"
+    )
+    status, body = api.call(
+        "POST",
+        "/api/v1/planner",
+        {"servers_csv": csv_text, "host_vcpus": 8, "host_ram_gb": 32, "host_disk_gb": 500, "max_wave": 2},
+    )
+    assert status == 200, body
+    assert set(body["placements"]) == {"web1", "web2", "db1"}
+    assert body["placements"]["web1"] != body["placements"]["web2"]  # anti-affinity
+    assert body["hosts_used"] >= body["lower_bound"] >= 2  # two zones never share a host
+    assert [r["name"] for r in body["refused"]] == ["secret"]
+    status, body = api.call(
+        "POST",
+        "/api/v1/planner",
+        {"servers_csv": "name,vcpus\nx,1\n", "host_vcpus": 8, "host_ram_gb": 32, "host_disk_gb": 1},
+    )
+    assert status == 400 and body["error"] and "ram_gb" in body["message"]
+    status, body = api.call("POST", "/api/v1/planner", {"servers_csv": "x", "host_vcpus": 0})
+    assert status == 400

@@ -293,3 +293,73 @@ def stop_consolidation_run(run_id: int) -> Response:
     Body(optional=True).done()
     run = consolidation.stop_run(request_uow().session, run_id, actor=api_user().username)
     return jsonify(run_json(run))
+
+
+# --- the consolidation planner ---------------------------------------------------------------------
+
+PLANNER_TIME_LIMIT = 10.0  # seconds for the exact refinement of small pools, as on the page
+MAX_SERVERS_CSV = 20 * 1024 * 1024
+
+
+@api_route(
+    "/planner",
+    method="POST",
+    summary="Plan hosts, placements and waves for an inventory of servers (the CSV of `cloudmgr plan consolidate`)",
+    tags=("capacity",),
+    roles=OPERATORS,
+    request_body=spec.schema(
+        "PlannerBody",
+        {
+            "type": "object",
+            "required": ["servers_csv", "host_vcpus", "host_ram_gb", "host_disk_gb"],
+            "properties": {
+                "servers_csv": {
+                    "type": "string",
+                    "description": "name,vcpus,ram_gb,disk_gb[,cpu_p95,ram_p95,anti_affinity,department,zone,"
+                    "classification]",
+                },
+                "host_vcpus": {"type": "integer", "minimum": 1},
+                "host_ram_gb": {"type": "integer", "minimum": 1},
+                "host_disk_gb": {"type": "integer", "minimum": 1},
+                "cpu_ratio_percent": {"type": "integer", "minimum": 100, "maximum": 1600, "default": 100},
+                "ram_ratio_percent": {"type": "integer", "minimum": 100, "maximum": 400, "default": 100},
+                "max_wave": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 50},
+            },
+        },
+    ),
+    response=spec.schema(
+        "ConsolidationPlan",
+        {
+            "type": "object",
+            "properties": {
+                "hosts_used": {"type": "integer"},
+                "lower_bound": {"type": "integer"},
+                "ratio": {"type": "number"},
+                "placements": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "waves": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+                "refused": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    ),
+    operation_id="plan_consolidation",
+)
+def plan_consolidation() -> Response:
+    import io
+
+    body = Body()
+    text = body.string("servers_csv", max_length=MAX_SERVERS_CSV)
+    vcpus = body.integer("host_vcpus", minimum=1, maximum=100000)
+    ram_gb = body.integer("host_ram_gb", minimum=1, maximum=10**8)
+    disk_gb = body.integer("host_disk_gb", minimum=1, maximum=10**9)
+    cpu_ratio = body.integer("cpu_ratio_percent", required=False, minimum=100, maximum=1600)
+    ram_ratio = body.integer("ram_ratio_percent", required=False, minimum=100, maximum=400)
+    max_wave = body.integer("max_wave", required=False, minimum=1, maximum=100000)
+    body.done()
+    # numpy, numba and OR-Tools load here, on first use, not when the app starts.
+    from cloudmgr.capacity.planner import HostSpec, read_servers_csv
+    from cloudmgr.capacity.planner.plan import plan_inventory
+
+    host = HostSpec(vcpus, float(ram_gb), float(disk_gb), (cpu_ratio or 100) / 100, (ram_ratio or 100) / 100)
+    inventory = read_servers_csv(io.StringIO(text, newline=""))
+    plan = plan_inventory(inventory, host, max_wave=max_wave or 50, time_limit=PLANNER_TIME_LIMIT)
+    return jsonify(plan.as_dict())
