@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -51,48 +52,65 @@ def take_snapshots(db: Database, registry: ProviderRegistry, config: CapacityCon
     seen_providers: set[str] = set()
     now = utcnow()
     for (os_cloud, region), cloud_keys in endpoints.items():
+        endpoint = f"{os_cloud}/{region or '-'}"
         bases = {config.base_of_cloud(k) or UNASSIGNED for k in cloud_keys}
         base = sorted(bases)[0]
         if len(bases) > 1:
             several = ", ".join(sorted(bases))
-            result.problems.append(
-                f"{os_cloud}/{region or '-'} serves clouds of several bases ({several}); counted in {base}"
-            )
+            result.problems.append(f"{endpoint} serves clouds of several bases ({several}); counted in {base}")
+        aggregate_bases = config.aggregate_bases(cloud_keys)
         try:
             provider = registry.for_cloud(cloud_keys[0], os_cloud, region)
             providers = provider.list_resource_providers()
-            states = {h.name: h.state for h in provider.list_hypervisors()}
+            hypervisors = provider.list_hypervisors()
+            aggregates = provider.list_aggregates() if aggregate_bases else []
         except CloudError as exc:
-            result.problems.append(f"{os_cloud}/{region or '-'}: {exc}")
+            result.problems.append(f"{endpoint}: {exc}")
             continue
+        states = {h.name: h.state for h in hypervisors}
+        service_host = {h.name: h.host for h in hypervisors}  # hypervisor name -> compute service host
+        base_of_host: dict[str, str] = {}
+        for aggregate in aggregates:
+            if aggregate.name in aggregate_bases:
+                for host in aggregate.hosts:
+                    base_of_host[host] = aggregate_bases[aggregate.name]
+        missing = set(aggregate_bases) - {a.name for a in aggregates}
+        if missing:
+            result.problems.append(f"{endpoint}: no host aggregate {', '.join(sorted(missing))}")
         fresh = [p for p in providers if p.id not in seen_providers]
         if len(fresh) < len(providers):
             # Two clouds.yaml entries can reach one control plane: never count a host twice.
-            result.problems.append(f"{os_cloud}/{region or '-'}: {len(providers) - len(fresh)} hosts already counted")
+            result.problems.append(f"{endpoint}: {len(providers) - len(fresh)} hosts already counted")
         seen_providers.update(p.id for p in providers)
-        snapshot = CapacitySnapshot(
-            taken_at=now,
-            base=base,
-            source="placement",
-            endpoint=f"{os_cloud}/{region or '-'}",
-            clouds=",".join(cloud_keys),
-            physical_servers=len(fresh),
-        )
-        sums = dict.fromkeys(_FIELDS, 0)
+        by_base: dict[str, list[Any]] = defaultdict(list)
         for rp in fresh:
-            values = {}
-            for cls, total_attr, used_attr in _CLASSES:
-                inventory = rp.inventories.get(cls)
-                values[total_attr] = inventory.capacity if inventory else 0
-                values[used_attr] = rp.usages.get(cls, 0)
-            for name, value in values.items():
-                sums[name] += value
-            snapshot.hosts.append(HostCapacity(name=rp.name, state=states.get(rp.name, "up"), **values))
-        for name, value in sums.items():
-            setattr(snapshot, name, value)
-        with db.unit_of_work() as uow:
-            uow.session.add(snapshot)
-        result.snapshots += 1
+            by_base[base_of_host.get(service_host.get(rp.name, rp.name), base)].append(rp)
+        if not by_base:
+            by_base[base] = []
+        for snapshot_base, members in sorted(by_base.items()):
+            snapshot = CapacitySnapshot(
+                taken_at=now,
+                base=snapshot_base,
+                source="placement",
+                endpoint=endpoint,
+                clouds=",".join(cloud_keys),
+                physical_servers=len(members),
+            )
+            sums = dict.fromkeys(_FIELDS, 0)
+            for rp in members:
+                values = {}
+                for cls, total_attr, used_attr in _CLASSES:
+                    inventory = rp.inventories.get(cls)
+                    values[total_attr] = inventory.capacity if inventory else 0
+                    values[used_attr] = rp.usages.get(cls, 0)
+                for name, value in values.items():
+                    sums[name] += value
+                snapshot.hosts.append(HostCapacity(name=rp.name, state=states.get(rp.name, "up"), **values))
+            for name, value in sums.items():
+                setattr(snapshot, name, value)
+            with db.unit_of_work() as uow:
+                uow.session.add(snapshot)
+            result.snapshots += 1
         result.hosts += len(fresh)
     return result
 

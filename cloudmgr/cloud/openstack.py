@@ -59,6 +59,7 @@ from cloudmgr.cloud.types import (
     ComputeQuota,
     ComputeUsage,
     Flavor,
+    HostAggregate,
     Hypervisor,
     Image,
     Inventory,
@@ -790,6 +791,18 @@ class OpenStackProvider(CloudProvider):
         self._call(f"delete image {image_id}", lambda: self._admin.image.delete_image(image_id, ignore_missing=True))
 
     # ---- capacity ---------------------------------------------------------------------
+
+    def list_aggregates(self) -> list[HostAggregate]:
+        aggregates = self._call("list aggregates", lambda: list(self._admin.compute.aggregates()))
+        return [
+            HostAggregate(
+                id=str(a.id),
+                name=str(a.name),
+                hosts=tuple(sorted(str(h) for h in (a.hosts or []))),
+                availability_zone=a.availability_zone or None,
+            )
+            for a in aggregates
+        ]
 
     def list_hypervisors(self) -> list[Hypervisor]:
         hypervisors = self._call("list hypervisors", lambda: list(self._admin.compute.hypervisors(details=True)))

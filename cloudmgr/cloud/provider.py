@@ -26,6 +26,7 @@ from cloudmgr.cloud.errors import CloudError, CloudNotFound, CloudNoValidHost, C
 from cloudmgr.cloud.types import (
     ComputeUsage,
     Flavor,
+    HostAggregate,
     Hypervisor,
     Image,
     Network,
@@ -204,6 +205,10 @@ class CloudProvider(abc.ABC):
 
     @abc.abstractmethod
     def list_hypervisors(self) -> list[Hypervisor]: ...
+
+    @abc.abstractmethod
+    def list_aggregates(self) -> list[HostAggregate]:
+        """Nova's host aggregates with their hosts."""
 
     @abc.abstractmethod
     def list_resource_providers(self) -> list[ResourceProvider]:

@@ -29,7 +29,7 @@ import os
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from cloudmgr.cloud.types import (
     ComputeQuota,
     ComputeUsage,
     Flavor,
+    HostAggregate,
     Hypervisor,
     Image,
     Inventory,
@@ -132,6 +133,7 @@ class SimulatedProvider(CloudProvider):
         image_names: Sequence[str] = DEFAULT_IMAGE_NAMES,
         networks: Sequence[tuple[str, str]] = DEFAULT_NETWORKS,
         label: str | None = None,
+        aggregates: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if not hosts:
             raise ValueError("a simulated cloud needs at least one host")
@@ -139,6 +141,8 @@ class SimulatedProvider(CloudProvider):
         self._seed_args = (tuple(hosts), host_vcpus, host_ram_mb, host_disk_gb, tuple(flavors), tuple(image_names))
         self._seed_networks = tuple(networks)
         self._label = label or (self._state_path.stem if self._state_path else None)
+        # Host aggregates are configuration of the simulated cloud (name -> hosts), not state.
+        self._aggregates = {name: tuple(hosts) for name, hosts in (aggregates or {}).items()}
         self._thread_lock = threading.RLock()
         self._memory: dict[str, Any] | None = None
         self._memory_blobs: dict[str, bytes] = {}
@@ -497,6 +501,12 @@ class SimulatedProvider(CloudProvider):
                 if best is None or free_ram > best[0]:
                     best = (free_ram, name)
         return None if best is None else best[1]
+
+    def list_aggregates(self) -> list[HostAggregate]:
+        return [
+            HostAggregate(id=f"sim-aggregate-{name}", name=name, hosts=tuple(sorted(hosts)))
+            for name, hosts in sorted(self._aggregates.items())
+        ]
 
     def list_hypervisors(self) -> list[Hypervisor]:
         with self._transaction() as state:

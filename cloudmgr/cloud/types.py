@@ -165,6 +165,16 @@ class ServerPage:
 
 
 @dataclass(frozen=True, slots=True)
+class HostAggregate:
+    """A Nova host aggregate: a named set of compute hosts (a data-centre base, a rack row…)."""
+
+    id: str
+    name: str
+    hosts: tuple[str, ...]
+    availability_zone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hypervisor:
     id: str
     name: str

@@ -116,3 +116,19 @@ def test_forecast_with_its_uncertainty(runtime: Runtime) -> None:
     assert forecast(trend[:1], target).expected is None  # one point is no trend
     flat = [(date(2017, 1, 1), 10), (date(2017, 2, 1), 10)]
     assert forecast(flat, target).expected is None and forecast(flat, target).on_time is False
+
+
+def test_aggregates_in_the_capacity_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "capacity.yaml"
+    path.write_text(
+        "bases:\n"
+        "  - {key: a, name_zh: A, name_en: A, clouds: [c1], aggregates: [{cloud: c1, name: rack-b}]}\n"
+        "  - {key: b, name_zh: B, name_en: B, aggregates: [{cloud: c1, name: rack-b}, {cloud: nowhere, name: x}, {}]}\n"
+    )
+    with pytest.raises(CapacityFileInvalid) as info:
+        read_capacity_file(path, {"c1"})
+    assert "aggregate 'rack-b' of c1 is in two bases" in info.value.message
+    assert "unknown cloud 'nowhere'" in info.value.message
+    assert "aggregates[2] needs cloud and name" in info.value.message
+    path.write_text("bases:\n  - {key: a, name_zh: A, name_en: A, clouds: [c1], aggregates: [{cloud: c1, name: r}]}\n")
+    assert read_capacity_file(path, {"c1"}).aggregate_bases(["c1"]) == {"r": "a"}

@@ -31,3 +31,41 @@ def test_capacity_of_the_lab_from_placement(lab_runtime: Runtime, tmp_path: Path
     for host in hosts:
         assert host.vcpus_total > 0 and host.ram_mb_total > 0 and host.disk_gb_total > 0
         assert 0 <= host.vcpus_used <= host.vcpus_total
+
+
+def test_a_host_aggregate_puts_its_hosts_in_another_base(
+    lab_runtime: Runtime, tmp_path: Path, lab_clouds_yaml: Path
+) -> None:
+    import secrets
+
+    from tests.conftest import lab_connection
+
+    departments = tmp_path / "departments.yaml"
+    departments.write_text("departments: []\n", encoding="utf-8")
+    clouds, depts = org.read_organisation(lab_runtime.settings.clouds_file, departments)
+    with lab_runtime.db.unit_of_work() as uow:
+        org.import_organisation(uow.session, [c for c in clouds if c.key == "province-base"], depts, actor="test")
+    name = f"zb-rack-{secrets.token_hex(3)}"
+    capacity_file = tmp_path / "capacity.yaml"
+    capacity_file.write_text(
+        "bases:\n"
+        "  - {key: shijiazhuang, name_zh: 石家庄, name_en: Shijiazhuang, clouds: [province-base]}\n"
+        "  - {key: zhangbei, name_zh: 张北, name_en: Zhangbei,\n"
+        f"     aggregates: [{{cloud: province-base, name: {name}}}]}}\n"
+        "targets: []\n",
+        encoding="utf-8",
+    )
+    conn = lab_connection(lab_clouds_yaml)
+    aggregate = conn.compute.create_aggregate(name=name)
+    try:
+        conn.compute.add_host_to_aggregate(aggregate, "compute2")
+        config = read_capacity_file(capacity_file, {"province-base"})
+        assert lab_runtime.providers.for_cloud("province-base", "cloudmgr-lab", "RegionOne").list_aggregates()
+        result = take_snapshots(lab_runtime.db, lab_runtime.providers, config)
+        assert result.hosts == 2
+        with lab_runtime.db.unit_of_work() as uow:
+            hosts_by_base = {s.base: sorted(h.name for h in s.hosts) for s in latest_snapshots(uow.session)}
+        assert hosts_by_base == {"shijiazhuang": ["compute1"], "zhangbei": ["compute2"]}
+    finally:
+        conn.compute.remove_host_from_aggregate(aggregate, "compute2")
+        conn.compute.delete_aggregate(aggregate)
