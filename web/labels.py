@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Flask
+from flask import Flask, g, has_request_context
 from flask_babel import lazy_gettext as _l
 
 ROLE_LABELS: Mapping[str, object] = {
@@ -145,7 +145,15 @@ def _lookup(table: Mapping[str, object], code: object) -> str:
     if code is None or code == "":
         return ""
     key = str(getattr(code, "value", code))
-    return str(table.get(key, key))
+    if not has_request_context():
+        return str(table.get(key, key))
+    # A list page asks for the same few labels hundreds of times, and each lazy string
+    # looks the locale up again: resolve each once per request.
+    cache: dict[tuple[int, str], str] = g.setdefault("_resolved_labels", {})
+    resolved = cache.get((id(table), key))
+    if resolved is None:
+        resolved = cache[(id(table), key)] = str(table.get(key, key))
+    return resolved
 
 
 def role_label(code: object) -> str:

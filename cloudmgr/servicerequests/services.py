@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cloudmgr.audit import services as audit
 from cloudmgr.catalog.models import CatalogItem, ItemKind
@@ -79,11 +79,12 @@ def list_requests(session: Session, actor: Actor, filters: RequestFilter) -> tup
         query = query.join(Cloud, Cloud.id == ServiceRequest.cloud_id).where(Cloud.key == filters.cloud_key)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
+        # Many-to-one: joined into the one query that reads the page.
         query.options(
-            selectinload(ServiceRequest.cloud),
-            selectinload(ServiceRequest.department),
-            selectinload(ServiceRequest.flavor),
-            selectinload(ServiceRequest.image),
+            joinedload(ServiceRequest.cloud),
+            joinedload(ServiceRequest.department),
+            joinedload(ServiceRequest.flavor),
+            joinedload(ServiceRequest.image),
         )
         .order_by(ServiceRequest.id.desc())
         .offset((max(filters.page, 1) - 1) * filters.per_page)
