@@ -47,6 +47,10 @@ def main(log_level: str | None) -> None:
         raise click.ClickException(str(exc)) from exc
     logging.basicConfig(
         level=(log_level or settings.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if (log_level or settings.log_level).upper() != "DEBUG":
+        # APScheduler logs every run of every job at INFO: every two seconds for the work queue.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     )
     set_runtime(Runtime.from_settings(settings))
 
