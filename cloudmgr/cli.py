@@ -45,13 +45,12 @@ def main(log_level: str | None) -> None:
         settings = load_settings()
     except CloudmgrError as exc:
         raise click.ClickException(str(exc)) from exc
-    logging.basicConfig(
-        level=(log_level or settings.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    if (log_level or settings.log_level).upper() != "DEBUG":
+    level = (log_level or settings.log_level).upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
         # APScheduler logs every run of every job at INFO: every two seconds for the work queue.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
-    )
     set_runtime(Runtime.from_settings(settings))
 
 
