@@ -20,7 +20,6 @@ from cloudmgr.cloud import (
     CloudError,
     CloudNotFound,
     CloudNoValidHost,
-    CloudProvider,
     CloudQuotaExceeded,
     CloudTimeout,
     CloudUnavailable,
@@ -455,7 +454,3 @@ def _retire_if_done(session: object, request_id: int) -> None:
         for s in request.servers
     ):
         _event(session, request, RequestState.RETIRED, "retire", "every server deleted")
-
-
-def provider_for(cloud: Cloud) -> CloudProvider:
-    return get_runtime().providers.for_cloud(cloud.key, cloud.os_cloud, cloud.region)

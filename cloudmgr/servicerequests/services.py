@@ -37,7 +37,7 @@ from cloudmgr.servicerequests.errors import (
     ServerNotFound,
 )
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
-from cloudmgr.servicerequests.states import HOLDING_STATES, RequestState, ServerState, check_transition
+from cloudmgr.servicerequests.states import RequestState, ServerState, check_transition
 from cloudmgr.workqueue.services import enqueue
 
 NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
@@ -635,16 +635,6 @@ def request_resize(
     _transition(session, request, RequestState.SUBMITTED, actor=actor.username, action="submit", reason="resize")
     _notify(session, "submitted", request)
     return request
-
-
-def holding_servers(session: Session, department_id: int, cloud_id: int) -> Sequence[ManagedServer]:
-    return session.scalars(
-        select(ManagedServer).where(
-            ManagedServer.department_id == department_id,
-            ManagedServer.cloud_id == cloud_id,
-            ManagedServer.state.in_([s.value for s in HOLDING_STATES]),
-        )
-    ).all()
 
 
 def list_orphans(session: Session, *, include_resolved: bool = False) -> Sequence[Any]:

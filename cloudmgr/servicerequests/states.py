@@ -55,9 +55,3 @@ class ServerState(enum.StrEnum):
     CANCELLED = "cancelled"  # never booted: the request was cancelled or rejected
     DELETING = "deleting"
     DELETED = "deleted"
-
-
-#: States in which a server holds (or uses) quota.
-HOLDING_STATES = frozenset(
-    {ServerState.PENDING, ServerState.BUILDING, ServerState.ACTIVE, ServerState.STOPPED, ServerState.DELETING}
-)
