@@ -297,7 +297,6 @@ def stop_consolidation_run(run_id: int) -> Response:
 
 # --- the consolidation planner ---------------------------------------------------------------------
 
-PLANNER_TIME_LIMIT = 10.0  # seconds for the exact refinement of small pools, as on the page
 MAX_SERVERS_CSV = 20 * 1024 * 1024
 
 
@@ -344,8 +343,6 @@ MAX_SERVERS_CSV = 20 * 1024 * 1024
     operation_id="plan_consolidation",
 )
 def plan_consolidation() -> Response:
-    import io
-
     body = Body()
     text = body.string("servers_csv", max_length=MAX_SERVERS_CSV)
     vcpus = body.integer("host_vcpus", minimum=1, maximum=100000)
@@ -356,10 +353,9 @@ def plan_consolidation() -> Response:
     max_wave = body.integer("max_wave", required=False, minimum=1, maximum=100000)
     body.done()
     # numpy, numba and OR-Tools load here, on first use, not when the app starts.
-    from cloudmgr.capacity.planner import HostSpec, read_servers_csv
-    from cloudmgr.capacity.planner.plan import plan_inventory
+    from cloudmgr.capacity.planner import HostSpec
+    from cloudmgr.capacity.planner.plan import plan_servers_csv
 
     host = HostSpec(vcpus, float(ram_gb), float(disk_gb), (cpu_ratio or 100) / 100, (ram_ratio or 100) / 100)
-    inventory = read_servers_csv(io.StringIO(text, newline=""))
-    plan = plan_inventory(inventory, host, max_wave=max_wave or 50, time_limit=PLANNER_TIME_LIMIT)
+    plan = plan_servers_csv(text, host, max_wave=max_wave or 50)
     return jsonify(plan.as_dict())

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import math
 from typing import Any
 
@@ -28,7 +27,6 @@ from web.selfservice.forms import ButtonForm
 from web.uow import commit_request_uow, request_uow, restart_request_uow, runtime
 
 # The exact solver may refine small zones; a web request waits at most this long per zone.
-PLANNER_TIME_LIMIT = 10.0
 
 
 def _problems(exc: DomainError) -> list[str]:
@@ -196,8 +194,8 @@ def run_planner() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return render_template("capacity/planner.html", form=form, plan=None), 400
     # numpy, numba and OR-Tools load here, on first use, not when the app starts.
-    from cloudmgr.capacity.planner import HostSpec, read_servers_csv
-    from cloudmgr.capacity.planner.plan import plan_inventory
+    from cloudmgr.capacity.planner import HostSpec
+    from cloudmgr.capacity.planner.plan import plan_servers_csv
 
     try:
         text = form.servers.data.read().decode("utf-8-sig")
@@ -212,8 +210,7 @@ def run_planner() -> ResponseReturnValue:
             float(form.cpu_ratio.data),
             float(form.ram_ratio.data),
         )
-        inventory = read_servers_csv(io.StringIO(text, newline=""))
-        plan = plan_inventory(inventory, host, max_wave=form.max_wave.data, time_limit=PLANNER_TIME_LIMIT)
+        plan = plan_servers_csv(text, host, max_wave=form.max_wave.data)
     except DomainError as exc:
         form.form_errors.extend(_problems(exc))
         return render_template("capacity/planner.html", form=form, plan=None), 400

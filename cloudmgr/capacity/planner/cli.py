@@ -5,10 +5,13 @@ The lead registers the group in ``cloudmgr/cli.py`` with ``main.add_command(plan
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec
 
 import click
 
@@ -25,10 +28,27 @@ from cloudmgr.capacity.planner.model import (
 from cloudmgr.capacity.planner.plan import EXACT_LIMIT, EXACT_TIME_LIMIT, plan_inventory
 from cloudmgr.errors import CloudmgrError
 
+P = ParamSpec("P")
+
 
 @click.group("plan")
 def plan_group() -> None:
     """Capacity plans: consolidating department servers onto cloud hosts."""
+
+
+def _collector_paused(command: Callable[P, None]) -> Callable[P, None]:
+    """Millions of servers make millions of small objects; the cyclic garbage collector would
+    walk them over and over for nothing (there are no cycles to find): pause it meanwhile."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        gc.disable()
+        try:
+            command(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return run
 
 
 @plan_group.command("consolidate")
@@ -93,6 +113,7 @@ def plan_group() -> None:
     "--allow-oversized", is_flag=True, help="report servers larger than a host as unplaced instead of failing"
 )
 @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
+@_collector_paused
 def consolidate(
     servers_file: Path,
     host_vcpus: int,
@@ -109,44 +130,6 @@ def consolidate(
     as_json: bool,
 ) -> None:
     """Plan how many hosts the servers need, where each goes, and the migration waves."""
-    # Millions of servers make millions of small objects; the cyclic garbage collector would
-    # walk them over and over for nothing (there are no cycles to find): pause it meanwhile.
-    gc.disable()
-    try:
-        _consolidate(
-            servers_file,
-            host_vcpus,
-            host_ram_gb,
-            host_disk_gb,
-            cpu_ratio,
-            ram_ratio,
-            max_wave,
-            headroom,
-            default_zone,
-            exact,
-            time_limit,
-            allow_oversized,
-            as_json,
-        )
-    finally:
-        gc.enable()
-
-
-def _consolidate(
-    servers_file: Path,
-    host_vcpus: int,
-    host_ram_gb: float,
-    host_disk_gb: float,
-    cpu_ratio: float,
-    ram_ratio: float,
-    max_wave: int,
-    headroom: float,
-    default_zone: str,
-    exact: bool | None,
-    time_limit: float,
-    allow_oversized: bool,
-    as_json: bool,
-) -> None:
     try:
         host = HostSpec(host_vcpus, host_ram_gb, host_disk_gb, cpu_ratio, ram_ratio)
         if not servers_file.is_file():

@@ -161,3 +161,17 @@ def plan_inventory(
         exact=exact_results,
         seconds=time.perf_counter() - started,
     )
+
+
+#: Seconds the exact refinement may take when a person waits for the answer (a page, the API).
+INTERACTIVE_TIME_LIMIT = 10.0
+
+
+def plan_servers_csv(text: str, host: HostSpec, *, max_wave: int = DEFAULT_MAX_WAVE) -> ConsolidationPlan:
+    """Plan an uploaded servers CSV (the same columns as `cloudmgr plan consolidate`) while someone waits."""
+    import io
+
+    from cloudmgr.capacity.planner.inventory import read_servers_csv
+
+    inventory = read_servers_csv(io.StringIO(text, newline=""))
+    return plan_inventory(inventory, host, max_wave=max_wave, time_limit=INTERACTIVE_TIME_LIMIT)
