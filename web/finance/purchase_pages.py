@@ -1,0 +1,35 @@
+"""The purchase page, shared by the department (``portal``) and finance (``finance``)."""
+
+from __future__ import annotations
+
+from flask import render_template
+from flask.typing import ResponseReturnValue
+
+from cloudmgr.purchases import services as purchases
+from web.finance.purchase_forms import AttachmentForm, PurchaseDecisionForm, WithdrawForm, finding_text
+from web.security import current_actor
+from web.uow import request_uow
+
+
+def detail_page(
+    area: str, purchase_id: int, *, error: str | None = None, status: int = 200, **forms: object
+) -> ResponseReturnValue:
+    """The purchase page of the department (``portal``) or of finance (``finance``)."""
+    actor = current_actor()
+    purchase = purchases.get_purchase(request_uow().session, actor, purchase_id)
+    for_department = actor.is_department
+    findings = [(f, finding_text(f, for_department=for_department)) for f in purchase.findings]
+    return (
+        render_template(
+            "purchases/detail.html",
+            area=area,
+            p=purchase,
+            findings=findings,
+            for_department=for_department,
+            page_error=error,
+            attachment_form=forms.get("attachment_form") or AttachmentForm(formdata=None),
+            withdraw_form=forms.get("withdraw_form") or WithdrawForm(formdata=None),
+            decision_form=forms.get("decision_form") or PurchaseDecisionForm(formdata=None),
+        ),
+        status,
+    )
