@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, abort, current_app, has_request_context, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -248,7 +249,35 @@ def security_headers(response: Response) -> Response:
     return response
 
 
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def reject_nul_bytes() -> ResponseReturnValue | None:
+    """No input may carry a NUL character: no user types one, PostgreSQL refuses it in text
+    (a 500 otherwise) and it hides the rest of a string from C-based tools.  A clear 400."""
+    from web.errors import error_response, json_error, wants_json
+
+    values = [*request.args.values(), *request.args.keys(), *request.form.values(), *request.form.keys()]
+    found = any("\x00" in v for v in values) or "\x00" in request.path
+    if not found and request.is_json:
+        found = _has_nul(request.get_json(silent=True))
+    if not found:
+        return None
+    message = _("The input contains a NUL character, which is not allowed.")
+    if wants_json():
+        return json_error(400, "invalid", "the input contains a NUL character (\\u0000), which is not allowed")
+    return error_response(400, message=message)
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(reject_nul_bytes)
     login_manager.init_app(app)
     login_manager.session_protection = "strong"
     # Anonymous access to a protected view goes through check_roles; this covers the rest.

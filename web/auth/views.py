@@ -1,18 +1,25 @@
 from __future__ import annotations
 
-from flask import redirect, render_template, request, session, url_for
+import math
+
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 
 from cloudmgr.audit import services as audit
+from cloudmgr.db import utcnow
+from cloudmgr.identity import policy
+from cloudmgr.identity import services as identity
+from cloudmgr.identity.errors import AccountLocked, IdentityBackendUnavailable, NoMappedRole, PasswordRejected
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import InvalidCredentials
+from cloudmgr.organisation.models import Role
 from web.auth import bp
-from web.auth.forms import LoginForm, LogoutForm
+from web.auth.forms import ChangePasswordForm, LoginForm, LogoutForm
 from web.i18n import LANGUAGES, SESSION_KEY
-from web.security import WebUser, current_web_user, safe_next
-from web.uow import keep_changes_on_error, request_uow
+from web.security import WebUser, check_roles, current_web_user, require_user, safe_next
+from web.uow import keep_changes_on_error, request_uow, runtime
 
 
 @bp.get("/")
@@ -34,17 +41,28 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         uow = request_uow()
         try:
-            found = org.authenticate(uow.session, form.username.data.strip(), form.password.data)
-        except InvalidCredentials:
-            audit.record(
+            found = identity.login(
                 uow.session,
-                actor=form.username.data.strip()[:128] or "anonymous",
-                action="auth.login_failed",
-                target_type="user",
-                target_id=form.username.data.strip()[:128],
-                detail={"remote_addr": request.remote_addr},
+                runtime().settings,
+                form.username.data,
+                form.password.data,
+                remote_addr=request.remote_addr,
             )
-            keep_changes_on_error()
+        except AccountLocked as exc:
+            minutes = max(1, math.ceil((exc.until - utcnow()).total_seconds() / 60))
+            form.form_errors.append(
+                _("Too many failed log-ins: this account is locked. Try again in %(minutes)d minutes.", minutes=minutes)
+            )
+            status = 429
+        except NoMappedRole:
+            form.form_errors.append(
+                _("Your account has no role in cloudmgr yet. Ask the platform administrator to grant one.")
+            )
+            status = 403
+        except IdentityBackendUnavailable:
+            form.form_errors.append(_("The login service does not answer. Try again in a few minutes."))
+            status = 503
+        except InvalidCredentials:
             form.form_errors.append(_("Wrong username or password."))
         else:
             web_user = WebUser.from_user(found)
@@ -54,18 +72,46 @@ def login() -> ResponseReturnValue:
                 session[SESSION_KEY] = lang
             session.permanent = True
             login_user(web_user)
-            audit.record(
-                uow.session,
-                actor=web_user.username,
-                action="auth.login",
-                target_type="user",
-                target_id=web_user.id,
-                detail={"remote_addr": request.remote_addr},
-            )
             return redirect(next_url or url_for(web_user.home_endpoint))
+        # Failed log-ins are counted and audited: keep that whatever the status.
+        keep_changes_on_error()
     elif request.method == "POST":
         status = 400
     return render_template("auth/login.html", form=form, next_url=next_url), status
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password() -> ResponseReturnValue:
+    denied = check_roles(Role)
+    if denied is not None:
+        return denied
+    web_user = require_user()
+    uow = request_uow()
+    user = org.get_user(uow.session, web_user.id)
+    if user is None:
+        abort(404)
+    external = identity.is_external(uow.session, user.id)
+    form = ChangePasswordForm()
+    form.policy_username = user.username
+    status = 200
+    if external:
+        if request.method == "POST":
+            status = 400
+    elif form.validate_on_submit():
+        try:
+            identity.change_own_password(uow.session, user, form.current.data, form.password.data)
+        except InvalidCredentials:
+            form.current.errors.append(_("The current password is wrong."))
+            status = 400
+        except PasswordRejected as exc:
+            form.password.errors.append(_("The password does not meet the policy: %(reason)s", reason=exc.message))
+            status = 400
+        else:
+            flash(_("Your password was changed."), "success")
+            return redirect(url_for(web_user.home_endpoint))
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/password.html", form=form, external=external, min_length=policy.MIN_LENGTH), status
 
 
 @bp.post("/logout")

@@ -1,0 +1,321 @@
+"""Logging in (every backend), lock-out, external users, and password changes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash
+
+from cloudmgr.audit import services as audit
+from cloudmgr.config import Settings
+from cloudmgr.db import utcnow
+from cloudmgr.identity.errors import AccountLocked, ExternalAccount
+from cloudmgr.identity.mapping import Claims, IdentityMapping, load_mapping, resolve
+from cloudmgr.identity.models import ExternalIdentity, LoginThrottle
+from cloudmgr.identity.policy import check_password
+from cloudmgr.organisation import services as org
+from cloudmgr.organisation.errors import InvalidCredentials
+from cloudmgr.organisation.models import Department, User
+
+# Stored as the password hash of external users: never a valid hash, so no local login.
+EXTERNAL_PASSWORD_HASH = "!external"  # noqa: S105  (not a password: a marker no hash matches)
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """A real hash of the configured method, checked for unknown names: same time, no leak."""
+    return _hash("unknown-user-placeholder")
+
+
+def _hash(password: str) -> str:
+    # Through the organisation module: one hashing method for every password (tests cheapen it there).
+    hashed: str = org.generate_password_hash(password)  # type: ignore[attr-defined]
+    return hashed
+
+
+class Backend(Protocol):
+    source: str
+
+    def authenticate(self, username: str, password: str) -> Claims | None: ...
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoginPolicy:
+        return cls(max(1, settings.login_max_failures), timedelta(minutes=max(1, settings.login_lockout_minutes)))
+
+
+def external_backends(settings: Settings) -> list[Backend]:
+    """The configured external backends, in the order of ``CLOUDMGR_LOGIN_BACKENDS``."""
+    backends: list[Backend] = []
+    for name in settings.login_backends:
+        if name == "keystone":
+            from cloudmgr.identity.keystone import KeystoneBackend, keystone_config
+
+            backends.append(KeystoneBackend(keystone_config(settings)))
+        elif name == "ldap":
+            from cloudmgr.identity.ldap import LdapBackend, ldap_config
+
+            backends.append(LdapBackend(ldap_config(settings)))
+    return backends
+
+
+def _throttle_key(username: str) -> str:
+    return username.strip().lower()[:128]
+
+
+def _throttle(session: Session, username: str) -> LoginThrottle | None:
+    return session.scalar(select(LoginThrottle).where(LoginThrottle.username == _throttle_key(username)))
+
+
+def locked_until(session: Session, username: str, *, now: datetime | None = None) -> datetime | None:
+    row = _throttle(session, username)
+    now = now or utcnow()
+    if row is not None and row.locked_until is not None and row.locked_until > now:
+        return row.locked_until
+    return None
+
+
+def _record_failure(
+    session: Session, username: str, policy: LoginPolicy, *, remote_addr: str | None, reason: str
+) -> datetime | None:
+    """Count a failed log-in; returns the lock's end when this failure locks the username."""
+    now = utcnow()
+    key = _throttle_key(username)
+    row = _throttle(session, username)
+    if row is None:
+        row = LoginThrottle(username=key, failures=0)
+        session.add(row)
+    if row.locked_until is not None and row.locked_until <= now:
+        row.failures, row.locked_until, row.first_failure_at = 0, None, None  # an old lock ran out: start afresh
+    row.failures += 1
+    row.first_failure_at = row.first_failure_at or now
+    row.last_failure_at = now
+    actor = key or "anonymous"
+    audit.record(
+        session,
+        actor=actor,
+        action="auth.login_failed",
+        target_type="user",
+        target_id=key,
+        detail={"remote_addr": remote_addr, "reason": reason, "failures": row.failures},
+    )
+    if row.failures >= policy.max_failures:
+        row.locked_until = now + policy.lockout
+        audit.record(
+            session,
+            actor=actor,
+            action="auth.locked",
+            target_type="user",
+            target_id=key,
+            detail={"remote_addr": remote_addr, "until": row.locked_until.isoformat(), "failures": row.failures},
+        )
+        session.flush()
+        return row.locked_until
+    session.flush()
+    return None
+
+
+def _clear_failures(session: Session, username: str) -> None:
+    row = _throttle(session, username)
+    if row is not None:
+        session.delete(row)
+
+
+def unlock(session: Session, username: str, *, actor: str) -> bool:
+    """Lift a lock-out by hand (``cloudmgr users unlock``); True when there was one."""
+    row = _throttle(session, username)
+    if row is None:
+        return False
+    session.delete(row)
+    audit.record(session, actor=actor, action="auth.unlock", target_type="user", target_id=_throttle_key(username))
+    return True
+
+
+def _locked_error(until: datetime) -> AccountLocked:
+    return AccountLocked(f"too many failed log-ins: this account is locked until {until:%Y-%m-%d %H:%M} UTC", until)
+
+
+def is_external(session: Session, user_id: int) -> bool:
+    return session.scalar(select(ExternalIdentity.id).where(ExternalIdentity.user_id == user_id)) is not None
+
+
+def external_user_ids(session: Session, user_ids: Sequence[int] | None = None) -> dict[int, str]:
+    """user id → source ("keystone"/"ldap") of the external users (all, or among ``user_ids``)."""
+    query = select(ExternalIdentity.user_id, ExternalIdentity.source)
+    if user_ids is not None:
+        query = query.where(ExternalIdentity.user_id.in_(list(user_ids)))
+    return {uid: source for uid, source in session.execute(query)}
+
+
+def login(
+    session: Session,
+    settings: Settings,
+    username: str,
+    password: str,
+    *,
+    remote_addr: str | None = None,
+    backends: Sequence[Backend] | None = None,
+    mapping: IdentityMapping | None = None,
+) -> User:
+    """Check ``username``/``password`` against the local accounts, then the external backends.
+
+    Raises :class:`AccountLocked` (locked, whatever the password), ``InvalidCredentials``,
+    ``NoMappedRole`` (external account without a cloudmgr role) or
+    ``IdentityBackendUnavailable``.  Failures are counted and audited in ``session``: the
+    caller commits it even though the login failed.
+    """
+    policy = LoginPolicy.from_settings(settings)
+    username = username.strip()
+    until = locked_until(session, username)
+    if until is not None:
+        audit.record(
+            session,
+            actor=_throttle_key(username) or "anonymous",
+            action="auth.login_refused_locked",
+            target_type="user",
+            target_id=_throttle_key(username),
+            detail={"remote_addr": remote_addr, "until": until.isoformat()},
+        )
+        raise _locked_error(until)
+
+    user = session.scalar(select(User).where(User.username == username))
+    external = user is not None and is_external(session, user.id)
+    if user is not None and not external:
+        ok = check_password_hash(user.password_hash, password) and user.active
+        return _finish(session, user, ok, username, policy, remote_addr)
+    if user is None and "local" in settings.login_backends:
+        check_password_hash(_unknown_user_hash(), password)  # same time as a known user: names do not leak
+    if backends is None:
+        backends = external_backends(settings)
+    for backend in backends:
+        claims = backend.authenticate(username, password)
+        if claims is None:
+            continue
+        found = provision_external_user(session, claims, mapping or load_mapping(settings.identity_mapping_file))
+        return _finish(session, found, found.active, username, policy, remote_addr)
+    return _finish(session, None, False, username, policy, remote_addr)
+
+
+def _finish(
+    session: Session, user: User | None, ok: bool, typed: str, policy: LoginPolicy, remote_addr: str | None
+) -> User:
+    if not ok or user is None:
+        until = _record_failure(
+            session,
+            typed,
+            policy,
+            remote_addr=remote_addr,
+            reason="inactive" if user is not None else "wrong username or password",
+        )
+        if until is not None:
+            raise _locked_error(until)
+        raise InvalidCredentials("wrong username or password")
+    _clear_failures(session, typed)
+    user.last_login_at = utcnow()
+    audit.record(
+        session,
+        actor=user.username,
+        action="auth.login",
+        target_type="user",
+        target_id=user.id,
+        detail={"remote_addr": remote_addr},
+    )
+    return user
+
+
+def provision_external_user(session: Session, claims: Claims, mapping: IdentityMapping) -> User:
+    """Create or update the local record of an external account from its mapped role and department."""
+    mapped = resolve(mapping, claims)
+    department: Department | None = None
+    if mapped.department_key:
+        department = org.get_department(session, mapped.department_key)
+    identity = session.scalar(
+        select(ExternalIdentity).where(
+            ExternalIdentity.source == claims.source, ExternalIdentity.subject == claims.subject
+        )
+    )
+    now = utcnow()
+    claim_detail = {"roles": sorted(claims.roles), "groups": sorted(claims.groups)}
+    if identity is None:
+        if session.scalar(select(User.id).where(User.username == claims.username)) is not None:
+            # A local account of that name exists: never take it over.
+            raise InvalidCredentials(f"the username {claims.username!r} belongs to a local account")
+        user = User(
+            username=claims.username[:64],
+            display_name=claims.display_name[:128],
+            email=(claims.email or None),
+            password_hash=EXTERNAL_PASSWORD_HASH,
+            role=mapped.role.value,
+            department=department,
+        )
+        session.add(user)
+        session.flush()
+        session.add(
+            ExternalIdentity(
+                user_id=user.id,
+                source=claims.source,
+                subject=claims.subject,
+                domain=claims.domain,
+                claims=claim_detail,
+                first_login_at=now,
+                last_login_at=now,
+            )
+        )
+        audit.record(
+            session,
+            actor=f"{claims.source}:{claims.username}",
+            action="user.create_external",
+            target_type="user",
+            target_id=user.id,
+            detail={"source": claims.source, "role": mapped.role.value, "department": mapped.department_key},
+        )
+        session.flush()
+        return user
+    user = identity.user
+    changes: dict[str, object] = {}
+    if user.role != mapped.role.value or user.department_id != (department.id if department else None):
+        changes = {"role": [user.role, mapped.role.value], "department": mapped.department_key}
+        # Both at once: the row's check ties department to role.
+        user.role, user.department = mapped.role.value, department
+    if claims.email and user.email != claims.email:
+        user.email = claims.email
+    identity.claims, identity.domain, identity.last_login_at = claim_detail, claims.domain, now
+    if changes:
+        audit.record(
+            session,
+            actor=f"{claims.source}:{claims.username}",
+            action="user.update_external",
+            target_type="user",
+            target_id=user.id,
+            detail=changes,
+        )
+    session.flush()
+    return user
+
+
+def set_password(session: Session, user: User, new_password: str, *, actor: str) -> None:
+    """Give a local account a new password (policy enforced; audited)."""
+    if is_external(session, user.id):
+        raise ExternalAccount("this account logs in through Keystone or LDAP: change its password there")
+    check_password(new_password, username=user.username)
+    user.password_hash = _hash(new_password)
+    _clear_failures(session, user.username)
+    audit.record(session, actor=actor, action="user.password_change", target_type="user", target_id=user.id)
+
+
+def change_own_password(session: Session, user: User, current: str, new_password: str) -> None:
+    """The user changes their own password: the current one first."""
+    if not check_password_hash(user.password_hash, current):
+        raise InvalidCredentials("the current password is wrong")
+    set_password(session, user, new_password, actor=user.username)

@@ -1,0 +1,27 @@
+"""gunicorn settings for cloudmgr's web app (deploy/systemd/cloudmgr-web.service).
+
+    gunicorn --config deploy/gunicorn.conf.py 'web:create_app()'
+
+Every value can be overridden on the command line or with the GUNICORN_CMD_ARGS variable.
+The scheduler is NOT run here: it is its own service (`cloudmgr scheduler run`).
+"""
+
+import os
+
+bind = os.environ.get("CLOUDMGR_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("CLOUDMGR_WEB_WORKERS", "2"))
+threads = int(os.environ.get("CLOUDMGR_WEB_THREADS", "4"))
+worker_class = "gthread"
+# Slow clouds are never waited for in a web request (side effects run in the scheduler),
+# so a request that takes this long is stuck: gunicorn replaces the worker.
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+# A worker is recycled after this many requests (with jitter): bounds slow leaks.
+max_requests = 5000
+max_requests_jitter = 500
+accesslog = "-"
+errorlog = "-"
+# Behind a reverse proxy (nginx) on the same host: trust its X-Forwarded-* headers.
+forwarded_allow_ips = os.environ.get("CLOUDMGR_FORWARDED_ALLOW_IPS", "127.0.0.1")
+proc_name = "cloudmgr-web"

@@ -1,0 +1,382 @@
+"""Every route × every role (and anonymous): the expected allow or deny, from a declared table.
+
+``ACCESS`` says who may use each route: keys are a blueprint (``"portal"``), or an endpoint
+(``"portal.approvals"``); the longest matching key wins.  API endpoints are each listed (their
+roles differ); every other blueprint has a default.  A route no key classifies fails the test:
+add it to the table.  Expected answers:
+
+* allowed: anything but 401/403, a redirect to the login page, or a 5xx;
+* logged in but not allowed: 403;
+* anonymous where a login is needed: a redirect to /login (pages) or 401 (API).
+
+Each route is tried with GET (if it has one) and with POST (if it has one) carrying a valid
+CSRF token but no valid input.  The second half shows that departments never see each
+other's requests, servers, quotas and purchases through pages, the API or exports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.routing import Rule
+from werkzeug.test import TestResponse
+
+from cloudmgr.db import utcnow
+from cloudmgr.demo import DEMO_LOGINS
+from cloudmgr.organisation import services as org
+from cloudmgr.purchases import services as purchases
+from cloudmgr.purchases.services import ItemInput, PurchaseForm
+from cloudmgr.quotas.models import QuotaChangeRequest
+from cloudmgr.runtime import Runtime
+from tests.conftest import ONE_DATABASE
+from tests.web.helpers import Journey, csrf_token, logged_in
+from web import create_app
+
+ANONYMOUS = "anonymous"
+STAFF, HEAD, OPERATOR, FINANCE, ADMIN = "dept_staff", "dept_head", "operator", "finance", "admin"
+ROLES = (STAFF, HEAD, OPERATOR, FINANCE, ADMIN)
+EVERYONE = frozenset({ANONYMOUS, *ROLES})
+LOGGED_IN = frozenset(ROLES)
+DEPT = frozenset({STAFF, HEAD})
+
+
+def _roles(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+ACCESS: dict[str, frozenset[str]] = {
+    # --- pages: one default per blueprint, then the narrower views ---
+    "auth": EVERYONE,
+    "auth.change_password": LOGGED_IN,
+    "system": EVERYONE,
+    "static": EVERYONE,
+    "portal": DEPT,
+    "portal.approvals": _roles(HEAD),
+    "portal.decide": _roles(HEAD),
+    "ops": _roles(OPERATOR),
+    "finance": _roles(FINANCE),
+    "admin": _roles(ADMIN),
+    # --- the API: every endpoint listed ---
+    "api.openapi": EVERYONE,
+    "api.me": LOGGED_IN,
+    "api.clouds": LOGGED_IN,
+    "api.departments": LOGGED_IN,
+    "api.department": LOGGED_IN,
+    "api.users": _roles(ADMIN),
+    "api.catalog_items": LOGGED_IN,
+    "api.quotas": LOGGED_IN,
+    "api.list_quota_requests": LOGGED_IN,
+    "api.create_quota_request": DEPT,
+    "api.decide_quota_request": _roles(OPERATOR),
+    "api.quota_drifts": _roles(OPERATOR),
+    "api.list_requests": LOGGED_IN,
+    "api.get_request": LOGGED_IN,
+    "api.create_request": DEPT,
+    "api.quote_request": DEPT,
+    "api.submit_request": DEPT,
+    "api.approve_request": _roles(HEAD, OPERATOR, FINANCE),
+    "api.reject_request": _roles(HEAD, OPERATOR, FINANCE),
+    "api.cancel_request": _roles(STAFF, HEAD, OPERATOR),
+    "api.list_servers": LOGGED_IN,
+    "api.get_server": LOGGED_IN,
+    "api.server_action": _roles(STAFF, HEAD, OPERATOR),
+    "api.extend_server": _roles(STAFF, HEAD, OPERATOR),
+    "api.resize_server": DEPT,
+    "api.retry_server": _roles(OPERATOR),
+    "api.capacity": _roles(OPERATOR),
+    "api.take_capacity_snapshots": _roles(OPERATOR),
+    "api.list_consolidation_runs": _roles(OPERATOR),
+    "api.create_consolidation_run": _roles(OPERATOR),
+    "api.list_moves": _roles(OPERATOR),
+    "api.create_move": _roles(OPERATOR),
+    "api.get_move": _roles(OPERATOR),
+    "api.confirm_move": _roles(OPERATOR),
+    "api.revert_move": _roles(OPERATOR),
+    "api.resume_move": _roles(OPERATOR),
+    "api.get_consolidation_run": _roles(OPERATOR),
+    "api.start_consolidation_run": _roles(OPERATOR),
+    "api.stop_consolidation_run": _roles(OPERATOR),
+    "api.plan_consolidation": _roles(OPERATOR),
+    "api.list_legacy_systems": _roles(OPERATOR, STAFF, HEAD),
+    "api.get_legacy_system": _roles(OPERATOR, STAFF, HEAD),
+    "api.import_inventory": _roles(OPERATOR),
+    "api.list_purchases": _roles(STAFF, HEAD, FINANCE, OPERATOR, ADMIN),
+    "api.get_purchase": _roles(STAFF, HEAD, FINANCE, OPERATOR, ADMIN),
+    "api.create_purchase": DEPT,
+    "api.submit_purchase": DEPT,
+    "api.purchase_vm_draft": DEPT,
+    "api.decide_purchase": _roles(FINANCE),
+    "api.purchase_queue": _roles(FINANCE, OPERATOR, ADMIN),
+    "api.purchase_reports": _roles(STAFF, HEAD, FINANCE, OPERATOR, ADMIN),
+    "api.showback": _roles(STAFF, HEAD, FINANCE, OPERATOR, ADMIN),
+    "api.programme": _roles(OPERATOR, FINANCE, HEAD, STAFF),
+    "api.programme_burndown": _roles(OPERATOR, FINANCE, HEAD, STAFF),
+    "api.list_waves": _roles(OPERATOR),
+    "api.create_wave": _roles(OPERATOR),
+    "api.get_wave": _roles(OPERATOR),
+    "api.cancel_wave": _roles(OPERATOR),
+    "api.check_wave": _roles(OPERATOR),
+    "api.start_wave": _roles(OPERATOR),
+    "api.add_wave_systems": _roles(OPERATOR),
+    "api.list_runbook_runs": _roles(OPERATOR),
+    "api.get_runbook_run": _roles(OPERATOR),
+    "api.runbook_run_events": _roles(OPERATOR),
+    "api.start_runbook_step": _roles(OPERATOR),
+}
+
+# Public routes that send an anonymous visitor on to the login page by design.
+LOGIN_REDIRECTS = {"auth.index"}
+# 503 is an answer, not a failure, here: no scheduler leads in the tests.
+MAY_BE_UNAVAILABLE = {"system.readyz"}
+
+# Path arguments: ids that do not exist (1 may), and the few string arguments.
+ARGUMENTS = {"code": "zh", "key": "prov-education", "fmt": "csv", "filename": "css/none.css", "step": "preflight"}
+
+
+def expected_roles(endpoint: str) -> frozenset[str] | None:
+    """Who may use ``endpoint``, from the longest key of ``ACCESS`` that covers it."""
+    if endpoint in ACCESS:
+        return ACCESS[endpoint]
+    blueprint = endpoint.split(".", 1)[0]
+    if blueprint == "api":  # the API has no default: list the endpoint
+        return None
+    return ACCESS.get(blueprint)
+
+
+def _path(app: Flask, rule: Rule) -> str:
+    values = {arg: ARGUMENTS.get(arg, 1) for arg in rule.arguments}
+    return app.url_map.bind("localhost").build(rule.endpoint, values)
+
+
+def _routes(app: Flask) -> list[tuple[Rule, str]]:
+    found = []
+    for rule in app.url_map.iter_rules():
+        for method in ("GET", "POST"):
+            if method in (rule.methods or ()):
+                found.append((rule, method))
+    # Logging out last: it ends the session the other requests use.
+    return sorted(found, key=lambda rm: (rm[0].endpoint == "auth.logout", rm[0].endpoint, rm[1]))
+
+
+def test_every_route_is_classified(app: Flask) -> None:
+    unclassified = sorted({r.endpoint for r, _ in _routes(app) if expected_roles(r.endpoint) is None})
+    assert not unclassified, f"add these endpoints to ACCESS in {__file__}: {unclassified}"
+    stale = sorted(k for k in ACCESS if "." in k and k not in {r.endpoint for r in app.url_map.iter_rules()})
+    assert not stale, f"ACCESS names endpoints that no longer exist: {stale}"
+
+
+def _client_for(app: Flask, who: str) -> tuple[FlaskClient, dict[str, str], str]:
+    """A client logged in as ``who`` (through the form), its API headers, and a valid CSRF token."""
+    if who == ANONYMOUS:
+        client = app.test_client()
+        return client, {}, csrf_token(client.get("/login").get_data(as_text=True))
+    username = next(login.username for login in DEMO_LOGINS if login.role.value == who)
+    client = logged_in(app, username)
+    rt: Runtime = app.extensions["cloudmgr"]
+    with rt.db.unit_of_work() as uow:
+        user = org.get_user_by_name(uow.session, username)
+        token = org.issue_token(uow.session, user, name="matrix", expires_at=utcnow() + timedelta(days=1), actor="t")
+    home = client.get("/", follow_redirects=True).get_data(as_text=True)
+    return client, {"Authorization": f"Bearer {token.token}"}, csrf_token(home)
+
+
+def _problem(who: str, rule: Rule, response: TestResponse) -> str | None:
+    allowed = expected_roles(rule.endpoint)
+    assert allowed is not None
+    status = response.status_code
+    to_login = status == 302 and "/login" in response.headers.get("Location", "")
+    is_api = rule.endpoint.startswith("api.")
+    if status >= 500 and not (status == 503 and rule.endpoint in MAY_BE_UNAVAILABLE):
+        return f"{status} (server error)"
+    if who in allowed:
+        if status in (401, 403) or (to_login and rule.endpoint not in LOGIN_REDIRECTS | {"auth.logout"}):
+            return f"{status} but {who} may use it"
+        return None
+    if who == ANONYMOUS:
+        wanted_ok = status == 401 if is_api else to_login
+        return None if wanted_ok else f"{status}: anonymous should be {'401' if is_api else 'sent to /login'}"
+    return None if status == 403 else f"{status}: {who} should get 403"
+
+
+@pytest.mark.parametrize("who", [ANONYMOUS, *ROLES])
+@ONE_DATABASE
+def test_every_route_allows_or_denies_as_declared(app: Flask, who: str) -> None:
+    client, headers, token = _client_for(app, who)
+    problems: list[str] = []
+    tried = 0
+    for rule, method in _routes(app):
+        if expected_roles(rule.endpoint) is None:
+            continue  # reported by test_every_route_is_classified
+        path = _path(app, rule)
+        if method == "GET":
+            response = client.get(path, headers=headers)
+        elif rule.endpoint.startswith("api."):
+            response = client.post(path, headers=headers, data="{}", content_type="application/json")
+        else:
+            response = client.post(path, data={"csrf_token": token})
+        tried += 1
+        problem = _problem(who, rule, response)
+        if problem:
+            problems.append(f"{method} {path} ({rule.endpoint}): {problem}")
+    assert tried >= 100
+    assert not problems, "\n".join(problems)
+
+
+# --- departments never see each other's data ----------------------------------------------------
+
+SECRET = "secretedu"  # in every name of department A's (prov-education) request and purchase
+
+
+def _department_a_data(journey: Journey) -> dict[str, int]:
+    """A request with servers, a quota change request and a purchase of prov-education."""
+    request_id = journey.active_request(count=1, prefix=SECRET)
+    server_id = journey.servers(request_id)[0][0]
+    draft_id = journey.submit(count=1, submit=False, prefix=SECRET + "d")
+    actor = journey.actor("zhangwei")
+    with journey.rt.db.unit_of_work() as uow:
+        change = QuotaChangeRequest(
+            department_id=actor.department_id,
+            cloud_id=org.get_department(uow.session, "prov-education").cloud_links[0].cloud_id,
+            requested_by="zhangwei",
+            reason=f"{SECRET} grows",
+            requested_limits={"cores": 64},
+            previous_limits={"cores": 32},
+            state="pending",
+        )
+        uow.session.add(change)
+        uow.session.flush()
+        change_id = change.id
+        purchase = purchases.create_purchase(
+            uow.session,
+            actor,
+            PurchaseForm(
+                title=f"{SECRET} servers",
+                category="server",
+                amount_yuan=Decimal("20000"),
+                application_system=f"{SECRET} system",
+                justification="we want our own",
+                items=[ItemInput(description=f"{SECRET} rack server", quantity=1, unit_price=Decimal("20000"))],
+            ),
+        )
+        purchase_id = purchase.id
+    return {
+        "request": request_id,
+        "draft": draft_id,
+        "server": server_id,
+        "change": change_id,
+        "purchase": purchase_id,
+    }
+
+
+def _pages_and_api(ids: dict[str, int]) -> Iterable[tuple[str, str]]:
+    r, d, s, p, c = ids["request"], ids["draft"], ids["server"], ids["purchase"], ids["change"]
+    yield "GET", f"/portal/requests/{r}"
+    yield "GET", f"/portal/requests/{d}"
+    yield "GET", f"/portal/servers/{s}"
+    yield "GET", f"/portal/purchases/{p}"
+    yield "GET", f"/portal/purchases/{p}/edit"
+    for action in ("cancel", "submit", "decide"):
+        yield "POST", f"/portal/requests/{d}/{action}"
+    for action in ("power", "extend", "delete", "resize"):
+        yield "POST", f"/portal/servers/{s}/{action}"
+    for action in ("submit", "withdraw", "vm-draft", "attachments", "edit"):
+        yield "POST", f"/portal/purchases/{p}/{action}"
+    yield "GET", f"/api/v1/requests/{r}"
+    yield "GET", f"/api/v1/requests/{d}"
+    yield "GET", f"/api/v1/servers/{s}"
+    yield "GET", f"/api/v1/purchases/{p}"
+    yield "API", f"/api/v1/requests/{d}/submit"
+    for action in ("cancel", "approve", "reject"):
+        yield "API", f"/api/v1/requests/{d}/{action}"
+    for action in ("extend", "resize", "actions"):
+        yield "API", f"/api/v1/servers/{s}/{action}"
+    for action in ("submit", "vm-draft"):
+        yield "API", f"/api/v1/purchases/{p}/{action}"
+    yield "API", f"/api/v1/quota-requests/{c}/decide"
+
+
+# Well-formed bodies, so the answer is about the id (not a 400 about the body).
+API_BODIES: dict[str, dict[str, object]] = {
+    "cancel": {"reason": "x"},
+    "approve": {"reason": "x"},
+    "reject": {"reason": "x"},
+    "decide": {"reason": "x"},
+    "extend": {"expires_on": (date.today() + timedelta(days=90)).isoformat()},
+    "resize": {"flavor": 1, "justification": "x"},
+    "actions": {"action": "stop"},
+}
+
+LISTS_AND_EXPORTS = (
+    "/portal/",
+    "/portal/requests",
+    "/portal/servers",
+    "/portal/quotas",
+    "/portal/purchases",
+    "/portal/approvals",
+    "/api/v1/requests",
+    "/api/v1/servers",
+    "/api/v1/quotas",
+    "/api/v1/quota-requests",
+    "/api/v1/purchases",
+    "/api/v1/purchase-reports",
+    "/api/v1/showback",
+    "/api/v1/systems",
+)
+
+
+@pytest.mark.parametrize("other", ["wangfang", "sunqiang"])  # staff of ts-hrss, head of prov-health
+@ONE_DATABASE
+def test_departments_never_see_each_others_data(journey: Journey, other: str) -> None:
+    ids = _department_a_data(journey)
+    app = create_app(runtime=journey.rt)
+    owner = logged_in(app, "zhangwei")
+    assert owner.get(f"/portal/requests/{ids['request']}").status_code == 200  # the ids are real
+    assert SECRET in owner.get("/api/v1/requests", headers=_bearer(journey, "zhangwei")).get_data(as_text=True)
+
+    client = logged_in(app, other)
+    headers = _bearer(journey, other)
+    token = csrf_token(client.get("/portal/").get_data(as_text=True))
+    leaks: list[str] = []
+    for method, path in _pages_and_api(ids):
+        if method == "GET":
+            response = client.get(path, headers=headers if path.startswith("/api/") else {})
+        elif method == "POST":
+            form = {"csrf_token": token, "reason": "x", "action": "stop", "confirm": "x", "days": "30"}
+            response = client.post(path, data=form)
+        else:
+            payload = API_BODIES.get(path.rsplit("/", 1)[-1], {})
+            response = client.post(path, headers=headers, data=json.dumps(payload), content_type="application/json")
+        if response.status_code not in (403, 404) or SECRET in response.get_data(as_text=True):
+            leaks.append(f"{method} {path}: {response.status_code}")
+    for path in LISTS_AND_EXPORTS:
+        response = client.get(path, headers=headers if path.startswith("/api/") else {})
+        if response.status_code >= 500 or SECRET in response.get_data(as_text=True):
+            leaks.append(f"GET {path}: {response.status_code} shows department A's data")
+    assert not leaks, "\n".join(leaks)
+    # Nothing of department A's changed.
+    assert journey.request_state(ids["draft"]) == "draft"
+    assert journey.request_state(ids["request"]) == "active"
+    with journey.rt.db.unit_of_work() as uow:
+        change = uow.session.scalar(select(QuotaChangeRequest).where(QuotaChangeRequest.id == ids["change"]))
+        assert change is not None and change.state == "pending"
+
+
+def _bearer(journey: Journey, username: str) -> dict[str, str]:
+    with journey.rt.db.unit_of_work() as uow:
+        user = org.get_user_by_name(uow.session, username)
+        token = org.issue_token(uow.session, user, name="iso", expires_at=utcnow() + timedelta(days=1), actor="t")
+    return {"Authorization": f"Bearer {token.token}"}
+
+
+def test_table_keys_are_well_formed() -> None:
+    for key, roles in ACCESS.items():
+        assert re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key), key
+        assert roles <= EVERYONE, key
