@@ -6,6 +6,10 @@ with `cloudmgr serve` (gunicorn), logs in, then fires requests at a fixed rate (
 Latency is measured from each request's scheduled start, so a slow server cannot hide
 its queueing (no coordinated omission).  Prints count, errors, p50/p95/p99 per target.
 
+Meanwhile a writer submits a new request through the API every ``--write-interval``
+seconds (default 1 s), so the lists' first pages keep changing under the load and the
+cached pages (web/selfservice/listcache.py) are rebuilt as they would be in real use.
+
     .venv/bin/python benchmarks/list_latency.py [--rate 250] [--seconds 30] [--requests 2000]
         [--database-url postgresql+psycopg://postgres@127.0.0.1/postgres] [--workers 2]
 """
@@ -13,7 +17,9 @@ its queueing (no coordinated omission).  Prints count, errors, p50/p95/p99 per t
 from __future__ import annotations
 
 import argparse
+import datetime
 import http.client
+import json
 import os
 import re
 import secrets
@@ -28,6 +34,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -88,7 +95,65 @@ for i in range({n_requests}):
         capture_output=True,
         text=True,
     )
-    return token.stdout.strip()
+    staff_token = subprocess.run(
+        [*cli, "users", "token", "zhangwei", "--name", "bench-writer"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return token.stdout.strip(), staff_token.stdout.strip()
+
+
+def api_call(port: int, token: str, method: str, path: str, body: object = None) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    response = conn.getresponse()
+    payload = json.loads(response.read() or b"null")
+    conn.close()
+    return response.status, payload
+
+
+def run_writer(port: int, token: str, interval: float, stop: threading.Event) -> list[int]:
+    """Submit a one-VM request every ``interval`` seconds until ``stop``; returns the statuses."""
+    _, catalog = api_call(port, token, "GET", "/api/v1/catalog?cloud=education")
+    flavor = next(i["id"] for i in catalog["items"] if i["cloud_name"] == "m1.small")
+    image = next(i["id"] for i in catalog["items"] if i["kind"] == "image")
+    statuses: list[int] = []
+    n = 0
+    while not stop.wait(interval):
+        n += 1
+        body = {
+            "cloud": "education",
+            "zone": "extranet",
+            "flavor": flavor,
+            "image": image,
+            "count": 1,
+            "name_prefix": f"w{n}",
+            "justification": "written during the load test",
+            "expires_on": (datetime.date.today() + datetime.timedelta(days=90)).isoformat(),
+            "submit": True,
+        }
+        statuses.append(api_call(port, token, "POST", "/api/v1/requests", body)[0])
+    return statuses
+
+
+def wait_until_serving(port: int, seconds: float = 120.0) -> None:
+    """Until /healthz answers: gunicorn binds its port before its workers have loaded the app."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        if time.monotonic() > deadline:
+            sys.exit("the server did not start")
+        time.sleep(0.5)
 
 
 def login_cookie(port: int, username: str, password: str) -> str:
@@ -170,6 +235,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=64, help="load generator threads")
     parser.add_argument("--ops-path", default="/ops/requests")
     parser.add_argument("--api-path", default="/api/v1/requests?per_page=25")
+    parser.add_argument("--write-interval", type=float, default=1.0, help="seconds between writes (0: none)")
     args = parser.parse_args()
 
     instance = Path(tempfile.mkdtemp(prefix="cloudmgr-bench-"))
@@ -191,7 +257,7 @@ def main() -> None:
         f"seeding {args.requests} requests ({'PostgreSQL' if database.startswith('postgresql') else 'SQLite'})…",
         flush=True,
     )
-    token = seed(env, args.requests)
+    token, staff_token = seed(env, args.requests)
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "cloudmgr.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
@@ -202,15 +268,7 @@ def main() -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit("the server did not start")
-                time.sleep(0.2)
+        wait_until_serving(port)
         cookie = login_cookie(port, "operator", "demo-operator-2026")
         targets = [
             Target("ops request list page", args.ops_path, {"Cookie": cookie}),
@@ -221,7 +279,18 @@ def main() -> None:
             target.latencies.clear()
             target.errors = 0
         print(f"load: {args.rate:.0f} req/s for {args.seconds:.0f} s, gunicorn {args.workers} workers", flush=True)
+        stop = threading.Event()
+        writes: list[int] = []
+        writer = threading.Thread(
+            target=lambda: writes.extend(run_writer(port, staff_token, args.write_interval, stop)), daemon=True
+        )
+        if args.write_interval > 0:
+            writer.start()
         run_load(port, targets, rate=args.rate, seconds=args.seconds, threads=args.threads)
+        stop.set()
+        if args.write_interval > 0:
+            writer.join(30)
+            print(f"writes during the load: {len(writes)} ({sum(1 for s in writes if s == 201)} created)")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)

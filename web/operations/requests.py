@@ -11,9 +11,10 @@ from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
+from web.i18n import current_locale
 from web.operations import bp
 from web.security import current_actor
-from web.selfservice import pages
+from web.selfservice import listcache, pages
 from web.selfservice.display import refusal_text
 from web.selfservice.forms import ButtonForm, DecisionForm
 from web.uow import request_uow, restart_request_uow
@@ -39,8 +40,8 @@ def approvals() -> ResponseReturnValue:
 @bp.get("/requests")
 def requests() -> ResponseReturnValue:
     session = request_uow().session
-    clouds = org.list_clouds(session)
-    departments = org.list_departments(session)
+    clouds = org.cloud_choices(session)
+    departments = org.department_choices(session)
     state = request.args.get("state") or None
     if state not in {None, *RequestState}:
         state = None
@@ -50,7 +51,7 @@ def requests() -> ResponseReturnValue:
     dept_key = request.args.get("department") or None
     department = next((d for d in departments if d.key == dept_key), None)
     page = pages.page_arg()
-    rows, total = sr.list_requests(
+    total, table = listcache.request_table(
         session,
         current_actor(),
         sr.RequestFilter(
@@ -60,10 +61,14 @@ def requests() -> ResponseReturnValue:
             page=page,
             per_page=PER_PAGE,
         ),
+        locale=current_locale(),
+        detail_endpoint="ops.request_detail",
+        caption=_("All requests of every department"),
+        show_department=True,
     )
     return render_template(
         "operations/requests.html",
-        rows=rows,
+        table=table,
         total=total,
         page=page,
         pages=pages.page_count(total, PER_PAGE),
