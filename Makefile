@@ -38,10 +38,10 @@ run: venv
 	@echo "cloudmgr: http://127.0.0.1:8000  (simulated cloud; log in with a demo login above; Ctrl-C stops)"
 	$(VENV)/bin/cloudmgr serve
 
-# Debian packages the tests drive: Chromium (pages), CJK fonts (screenshots), sshd (Ansible test hosts).
+# Debian packages the tests drive: Chromium (pages), CJK fonts (screenshots), sshd and rsync (Ansible test hosts).
 system-deps:
 	@missing=""; \
-	for pkg in chromium fonts-noto-cjk openssh-server iproute2; do \
+	for pkg in chromium fonts-noto-cjk openssh-server openssh-client iproute2 rsync; do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -46,7 +46,9 @@ def main(log_level: str | None) -> None:
     except CloudmgrError as exc:
         raise click.ClickException(str(exc)) from exc
     level = (log_level or settings.log_level).upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from cloudmgr.logformat import configure_logging
+
+    configure_logging(level, settings.log_format)
     if level != "DEBUG":
         # APScheduler logs every run of every job at INFO: every two seconds for the work queue.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -164,6 +166,35 @@ def users_create(
             actor=cli_actor(),
         )
         click.echo(f"created user {user.username} ({user.role})")
+
+
+@users.command("password")
+@click.argument("username")
+@click.option("--password", default=None, help="read from the prompt when omitted")
+@domain_errors
+def users_password(username: str, password: str | None) -> None:
+    """Set a local user's password (the password policy applies)."""
+    from cloudmgr.identity import services as identity
+    from cloudmgr.organisation import services as org_services
+
+    if password is None:
+        password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    with get_runtime().db.unit_of_work() as uow:
+        user = org_services.get_user_by_name(uow.session, username)
+        identity.set_password(uow.session, user, password, actor=cli_actor())
+    click.echo(f"password of {username} changed")
+
+
+@users.command("unlock")
+@click.argument("username")
+@domain_errors
+def users_unlock(username: str) -> None:
+    """Lift the lock-out of USERNAME after too many failed log-ins."""
+    from cloudmgr.identity import services as identity
+
+    with get_runtime().db.unit_of_work() as uow:
+        found = identity.unlock(uow.session, username, actor=cli_actor())
+    click.echo(f"{username} unlocked" if found else f"{username} was not locked")
 
 
 @users.command("token")
@@ -619,6 +650,26 @@ def capacity_run(run_id: int, action: str) -> None:
     _show_run(run_id)
 
 
+# --- inventory (legacy systems) ---------------------------------------------------------
+
+from cloudmgr.inventory.cli import inventory  # noqa: E402  (the group lives with its package)
+
+main.add_command(inventory)
+
+from cloudmgr.programme.cli import programme_group, waves_group  # noqa: E402  (the groups live with their package)
+
+main.add_command(waves_group)
+main.add_command(programme_group)
+
+from cloudmgr.runbooks.cli import runbook  # noqa: E402  (the group lives with its package)
+
+main.add_command(runbook)
+
+from cloudmgr.moves.cli import moves  # noqa: E402  (the group lives with its package)
+
+main.add_command(moves)
+
+
 # --- processes --------------------------------------------------------------------------
 
 
@@ -686,6 +737,16 @@ class _PlannerGroup(click.Group):
 
 
 main.add_command(_PlannerGroup(name="plan", help="The consolidation planner (hosts needed, placements, waves)."))
+
+
+def _add_purchase_commands() -> None:
+    from cloudmgr.purchases.cli import purchases_group, showback_command
+
+    main.add_command(purchases_group)
+    main.add_command(showback_command)
+
+
+_add_purchase_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

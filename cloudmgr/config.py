@@ -44,6 +44,20 @@ def _float(value: str) -> float:
         raise ConfigurationError(f"not a number: {value!r}") from exc
 
 
+def _choice(name: str, value: str, allowed: set[str]) -> str:
+    if value not in allowed:
+        raise ConfigurationError(f"CLOUDMGR_{name} must be one of {', '.join(sorted(allowed))}, not {value!r}")
+    return value
+
+
+def _login_backends(value: str) -> tuple[str, ...]:
+    backends = tuple(part.strip() for part in value.split(",") if part.strip())
+    unknown = [b for b in backends if b not in {"local", "keystone", "ldap"}]
+    if unknown or not backends:
+        raise ConfigurationError(f"CLOUDMGR_LOGIN_BACKENDS lists local, keystone and/or ldap, not {value!r}")
+    return backends
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """All of cloudmgr's settings.  Build with :func:`load_settings`."""
@@ -58,6 +72,7 @@ class Settings:
     quotas_dir: Path = REPO_ROOT / "quotas"
     rates_file: Path = REPO_ROOT / "etc" / "rates.yaml"
     capacity_file: Path = REPO_ROOT / "etc" / "capacity.yaml"
+    programme_file: Path = REPO_ROOT / "etc" / "programme.yaml"  # the cloud programme's deadlines
     # Self-service requests.
     reservation_hold_days: int = 14  # a request waiting longer for approval lets its quota go
     expiry_reminder_days: int = 14
@@ -84,6 +99,22 @@ class Settings:
     session_cookie_secure: bool = False
     scheduler_enabled: bool = True
     log_level: str = "INFO"
+    log_format: str = "text"  # "json": one JSON object a line, with the request id
+    # Logging in (cloudmgr/identity): backends tried in order; local accounts always win.
+    login_backends: tuple[str, ...] = ("local",)
+    login_max_failures: int = 5  # failed log-ins of a username before it is locked …
+    login_lockout_minutes: int = 15  # … for this long
+    identity_mapping_file: Path = REPO_ROOT / "etc" / "identity.yaml"
+    # Keystone password login: the auth URL, or the clouds.yaml entry to read it (and its CA) from.
+    keystone_auth_url: str = ""
+    keystone_cloud: str = ""
+    keystone_default_domain: str = "Default"
+    keystone_timeout_seconds: float = 10.0
+    # LDAP login: the server and the DN a username binds as ("uid={username},ou=people,dc=…").
+    ldap_url: str = ""
+    ldap_user_dn: str = ""
+    ldap_group_attribute: str = "memberOf"
+    ldap_department_attribute: str = "departmentNumber"
     ansible_artifacts_dir: Path = REPO_ROOT / "instance" / "ansible"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -151,6 +182,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         quotas_dir=Path(get("QUOTAS_DIR", str(REPO_ROOT / "quotas"))),
         rates_file=Path(get("RATES_FILE", str(REPO_ROOT / "etc" / "rates.yaml"))),
         capacity_file=Path(get("CAPACITY_FILE", str(REPO_ROOT / "etc" / "capacity.yaml"))),
+        programme_file=Path(get("PROGRAMME_FILE", str(REPO_ROOT / "etc" / "programme.yaml"))),
         reservation_hold_days=_int(get("RESERVATION_HOLD_DAYS", "14")),
         expiry_reminder_days=_int(get("EXPIRY_REMINDER_DAYS", "14")),
         expiry_grace_days=_int(get("EXPIRY_GRACE_DAYS", "7")),
@@ -172,6 +204,19 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         session_cookie_secure=_bool(get("SESSION_COOKIE_SECURE", "true" if run_env == "production" else "false")),
         scheduler_enabled=_bool(get("SCHEDULER_ENABLED", "true")),
         log_level=get("LOG_LEVEL", "INFO").upper(),
+        log_format=_choice("LOG_FORMAT", get("LOG_FORMAT", "text"), {"text", "json"}),
+        login_backends=_login_backends(get("LOGIN_BACKENDS", "local")),
+        login_max_failures=_int(get("LOGIN_MAX_FAILURES", "5")),
+        login_lockout_minutes=_int(get("LOGIN_LOCKOUT_MINUTES", "15")),
+        identity_mapping_file=Path(get("IDENTITY_MAPPING_FILE", str(REPO_ROOT / "etc" / "identity.yaml"))),
+        keystone_auth_url=get("KEYSTONE_AUTH_URL"),
+        keystone_cloud=get("KEYSTONE_CLOUD"),
+        keystone_default_domain=get("KEYSTONE_DEFAULT_DOMAIN", "Default"),
+        keystone_timeout_seconds=_float(get("KEYSTONE_TIMEOUT_SECONDS", "10")),
+        ldap_url=get("LDAP_URL"),
+        ldap_user_dn=get("LDAP_USER_DN"),
+        ldap_group_attribute=get("LDAP_GROUP_ATTRIBUTE", "memberOf"),
+        ldap_department_attribute=get("LDAP_DEPARTMENT_ATTRIBUTE", "departmentNumber"),
         ansible_artifacts_dir=Path(get("ANSIBLE_ARTIFACTS_DIR", str(instance_path / "ansible"))),
     )
     if overrides:

@@ -57,10 +57,16 @@ CLOUD_SYNC_PROBLEMS = Gauge(
 def register_domain_collectors() -> None:
     """Collectors that read the database at scrape time (imported late: they import us)."""
     from cloudmgr.capacity.metrics import register as register_capacity_metrics
+    from cloudmgr.inventory.metrics import register as register_inventory_metrics
+    from cloudmgr.programme.metrics import register as register_programme_metrics
+    from cloudmgr.purchases.metrics import register as register_purchase_metrics
     from cloudmgr.quotas.metrics import register as register_quota_metrics
     from cloudmgr.servicerequests.metrics import register as register_request_metrics
 
     register_capacity_metrics()
+    register_inventory_metrics()
+    register_programme_metrics()
+    register_purchase_metrics()
     register_quota_metrics()
     register_request_metrics()
 

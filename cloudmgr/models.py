@@ -5,8 +5,20 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.capacity.models import CapacitySnapshot, ConsolidationRun, HostCapacity
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.db import Base
+from cloudmgr.identity.models import ExternalIdentity, LoginThrottle
+from cloudmgr.inventory.models import LegacySystem, ServerRoom
+from cloudmgr.moves.models import Move, MoveEvent, MoveStep
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, NetworkZone, User
+from cloudmgr.programme.models import MigrationWave, MigrationWaveMember, ProgrammeSnapshot
+from cloudmgr.purchases.models import (
+    PurchaseAttachment,
+    PurchaseEvent,
+    PurchaseFinding,
+    PurchaseItem,
+    PurchaseRequest,
+)
 from cloudmgr.quotas.models import QuotaAssignment, QuotaChangeRequest, QuotaDrift, QuotaLedgerRow, QuotaReservation
+from cloudmgr.runbooks.models import RunbookEvent, RunbookRun, RunbookTarget
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, RequestEvent, ServiceRequest
 from cloudmgr.workqueue.models import Lease, WorkItem
 
@@ -20,17 +32,35 @@ __all__ = [
     "ConsolidationRun",
     "Department",
     "DepartmentCloud",
+    "ExternalIdentity",
     "HostCapacity",
     "Lease",
+    "LegacySystem",
+    "LoginThrottle",
     "ManagedServer",
+    "MigrationWave",
+    "MigrationWaveMember",
+    "Move",
+    "MoveEvent",
+    "MoveStep",
     "NetworkZone",
     "OrphanServer",
+    "ProgrammeSnapshot",
+    "PurchaseAttachment",
+    "PurchaseEvent",
+    "PurchaseFinding",
+    "PurchaseItem",
+    "PurchaseRequest",
     "QuotaAssignment",
     "QuotaChangeRequest",
     "QuotaDrift",
     "QuotaLedgerRow",
     "QuotaReservation",
     "RequestEvent",
+    "RunbookEvent",
+    "RunbookRun",
+    "RunbookTarget",
+    "ServerRoom",
     "ServiceRequest",
     "User",
     "WorkItem",

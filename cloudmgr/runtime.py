@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import cloudmgr.models  # noqa: F401  (every mapper is registered before any process queries one)
 from cloudmgr.config import Settings, load_settings
 from cloudmgr.db import Database
 from cloudmgr.providers import ProviderRegistry

@@ -46,6 +46,15 @@ def _backends() -> list[str]:
     return ["sqlite", "postgresql"] if os.environ.get("CLOUDMGR_TEST_DATABASE_URL") else ["sqlite"]
 
 
+# For tests whose subject is not the database (pages in a browser, the lab, every route ×
+# every role): one backend is enough, and running them twice would double the suite's time.
+ONE_DATABASE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+# For tests that hunt database-specific failures: the production database when configured.
+PRODUCTION_DATABASE = pytest.mark.parametrize(
+    "database_url", ["postgresql" if os.environ.get("CLOUDMGR_TEST_DATABASE_URL") else "sqlite"], indirect=True
+)
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session; dropped afterwards."""

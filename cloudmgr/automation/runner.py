@@ -73,6 +73,15 @@ class PlaybookResult:
 EventHandler = Callable[[Mapping[str, Any]], None]
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def artifacts_dir_for(artifacts_root: Path, run_id: str) -> Path:
+    """Where the artefacts (stdout, job_events, status, rc) of run ``run_id`` are kept."""
+    return artifacts_root / run_id / "artifacts" / run_id
+
+
 def run_playbook(
     playbook: str,
     *,
@@ -84,11 +93,17 @@ def run_playbook(
     timeout: int | None = None,
     playbooks_dir: Path = PLAYBOOKS_DIR,
     envvars: Mapping[str, str] | None = None,
+    run_id: str | None = None,
 ) -> PlaybookResult:
-    """Run ``playbooks_dir/playbook`` and return its result (failures are results, not exceptions)."""
+    """Run ``playbooks_dir/playbook`` and return its result (failures are results, not exceptions).
+
+    ``run_id`` (default: a new random one) names the private data directory
+    ``artifacts_root/<run_id>`` (it must not exist yet), so a caller can record where the
+    artefacts will be before the run starts (:func:`artifacts_dir_for`).
+    """
     if not (playbooks_dir / playbook).is_file():
         raise CloudmgrError(f"no playbook {playbook!r} in {playbooks_dir}")
-    run_id = uuid.uuid4().hex
+    run_id = run_id or uuid.uuid4().hex
     private_data_dir = artifacts_root / run_id
     private_data_dir.mkdir(parents=True, exist_ok=False)
     run_inventory: Any = str(inventory) if isinstance(inventory, Path) else inventory
@@ -99,6 +114,8 @@ def run_playbook(
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
+        # One ssh round trip per task instead of three or four (put, chmod, run).
+        "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_LOCAL_TEMP": str(private_data_dir / "tmp"),
         **(envvars or {}),
     }

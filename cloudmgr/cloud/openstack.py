@@ -691,6 +691,39 @@ class OpenStackProvider(CloudProvider):
         # Nova confirms a cold migration exactly like a resize.
         self.confirm_resize(server_id)
 
+    def revert_migration(self, server_id: str) -> None:
+        # ...and reverts it like a resize too.
+        self._server_action(
+            server_id,
+            "revert migration of",
+            lambda c: c.revert_server_resize(server_id),
+            frozenset({"ACTIVE", "SHUTOFF"}),
+        )
+
+    def list_servers_on_host(self, host: str) -> list[Server]:
+        found = self._call(
+            f"list servers on host {host}",
+            lambda: list(self._admin.compute.servers(details=True, all_projects=True, compute_host=host)),
+        )
+        # Nova matches the host filter as a pattern on some versions: keep exact matches.
+        return [s for s in (self._to_server(raw) for raw in found) if s.host == host]
+
+    def set_compute_service_enabled(self, host: str, enabled: bool, reason: str = "") -> None:
+        compute = self._admin.compute
+
+        def toggle() -> None:
+            services = list(compute.services(binary="nova-compute", host=host))
+            if not services:
+                raise CloudNotFound(f"compute host {host} not found", f"no nova-compute service on {host}")
+            for service in services:
+                if enabled:
+                    compute.enable_service(service)
+                else:
+                    compute.disable_service(service, disabled_reason=reason or None)
+
+        action = "enable" if enabled else "disable"
+        self._call(f"{action} the compute service of {host}", toggle)
+
     # ---- images -----------------------------------------------------------------------
 
     def create_snapshot(self, server_id: str, image_name: str, *, timeout: float = 600.0) -> Image:
@@ -770,6 +803,9 @@ class OpenStackProvider(CloudProvider):
 
         created = self._call(f"upload image {name}", upload, idempotent=False)
         return _to_image(self._call(f"get image {name}", lambda: self._admin.image.get_image(created.id)))
+
+    def get_image(self, image_id: str) -> Image:
+        return _to_image(self._call(f"get image {image_id}", lambda: self._admin.image.get_image(image_id)))
 
     def download_image(self, image_id: str, dest_path: Path) -> int:
         dest_path = Path(dest_path)

@@ -41,6 +41,9 @@ from cloudmgr.cloud.types import (
 #: Statuses a server can be waited for to leave with a failure.
 DEFAULT_FAIL_STATUSES: frozenset[str] = frozenset({"ERROR"})
 
+#: Glance statuses an image never leaves to become active.
+FAILED_IMAGE_STATUSES: frozenset[str] = frozenset({"killed", "deleted", "pending_delete", "deactivated"})
+
 #: Nova's words for a scheduling failure, which it records as the server's fault.
 NO_VALID_HOST_MARKER = "no valid host"
 
@@ -50,6 +53,15 @@ class CloudProvider(abc.ABC):
 
     #: Seconds between two polls in the wait_* helpers.
     poll_interval: float = 2.0
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # The classified rule, whatever the caller: every provider's create_server refuses
+        # metadata cloudmgr-classification=classified before anything reaches the cloud.
+        super().__init_subclass__(**kwargs)
+        if "create_server" in cls.__dict__:
+            from cloudmgr.cloud.guard import guard_create_server
+
+            cls.create_server = guard_create_server(cls.__dict__["create_server"])  # type: ignore[method-assign]
 
     # ---- identity -------------------------------------------------------------------
 
@@ -175,6 +187,21 @@ class CloudProvider(abc.ABC):
     @abc.abstractmethod
     def confirm_migration(self, server_id: str) -> None: ...
 
+    @abc.abstractmethod
+    def revert_migration(self, server_id: str) -> None:
+        """Undo a cold migration waiting in VERIFY_RESIZE: the server goes back to its
+        source host (and its former status).  Already reverted counts as done."""
+
+    @abc.abstractmethod
+    def list_servers_on_host(self, host: str) -> list[Server]:
+        """Every project's servers placed on compute host ``host`` (admin view)."""
+
+    @abc.abstractmethod
+    def set_compute_service_enabled(self, host: str, enabled: bool, reason: str = "") -> None:
+        """Enable or disable the compute service of ``host`` (a disabled host gets no new
+        servers from the scheduler; its hypervisor reports status "disabled").
+        Idempotent.  Raises CloudNotFound for an unknown host."""
+
     # ---- images -----------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -192,6 +219,10 @@ class CloudProvider(abc.ABC):
         project_id: str | None = None,
     ) -> Image:
         """Create an image from bytes or a file; owned by ``project_id`` when given."""
+
+    @abc.abstractmethod
+    def get_image(self, image_id: str) -> Image:
+        """Raises CloudNotFound when there is no such image."""
 
     @abc.abstractmethod
     def download_image(self, image_id: str, dest_path: Path) -> int:
@@ -256,6 +287,23 @@ class CloudProvider(abc.ABC):
                     f"server {server.name} ({server_id}) did not reach {'/'.join(sorted(statuses))} "
                     f"within {timeout:.0f}s",
                     f"status {server.status}, task {server.task_state or '-'}",
+                )
+            time.sleep(self.poll_interval)
+
+    def wait_for_image(self, image_id: str, timeout: float = 600.0) -> Image:
+        """Poll until the image is active; CloudError when it ends killed or deleted,
+        CloudTimeout after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            image = self.get_image(image_id)
+            if image.status == "active":
+                return image
+            if image.status in FAILED_IMAGE_STATUSES:
+                raise CloudError(f"image {image.name} ({image_id}) is {image.status}")
+            if time.monotonic() >= deadline:
+                raise CloudTimeout(
+                    f"image {image.name} ({image_id}) did not become active within {timeout:.0f}s",
+                    f"status {image.status}",
                 )
             time.sleep(self.poll_interval)
 

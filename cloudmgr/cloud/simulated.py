@@ -491,6 +491,8 @@ class SimulatedProvider(CloudProvider):
         for name in sorted(state["hosts"]):
             if name == exclude or (only is not None and name != only):
                 continue
+            if state["hosts"][name].get("disabled", False):
+                continue  # Nova's ComputeFilter: a disabled compute service gets nothing new
             inventories = self._inventories(state["hosts"][name])
             fits = all(
                 need[rc] <= inventories[rc].max_unit and usages[name][rc] + need[rc] <= inventories[rc].capacity
@@ -511,7 +513,13 @@ class SimulatedProvider(CloudProvider):
     def list_hypervisors(self) -> list[Hypervisor]:
         with self._transaction() as state:
             return [
-                Hypervisor(id=h["id"], name=name, state="up", status="enabled", host=name)
+                Hypervisor(
+                    id=h["id"],
+                    name=name,
+                    state="up",
+                    status="disabled" if h.get("disabled", False) else "enabled",
+                    host=name,
+                )
                 for name, h in sorted(state["hosts"].items())
             ]
 
@@ -793,6 +801,39 @@ class SimulatedProvider(CloudProvider):
     def confirm_migration(self, server_id: str) -> None:
         self.confirm_resize(server_id)
 
+    def revert_migration(self, server_id: str) -> None:
+        with self._transaction() as state:
+            record = self._find_live(state, server_id)
+            if record["status"] in ("ACTIVE", "SHUTOFF") and not record["pending"]:
+                return  # already reverted (or confirmed)
+            self._require_status(record, "revertResize", ("VERIFY_RESIZE",))
+            pending = record["pending"]
+            self._touch(
+                record,
+                status=pending["status"],
+                host=pending["source_host"],
+                flavor_id=pending["old_flavor_id"],
+                pending=None,
+            )
+
+    def list_servers_on_host(self, host: str) -> list[Server]:
+        with self._transaction() as state:
+            return [
+                self._to_server(s, state["flavors"])
+                for s in sorted(self._live_servers(state), key=lambda s: (s["created_at"], s["id"]))
+                if s["host"] == host
+            ]
+
+    def set_compute_service_enabled(self, host: str, enabled: bool, reason: str = "") -> None:
+        with self._transaction() as state:
+            record = state["hosts"].get(host)
+            if record is None:
+                raise CloudNotFound(f"compute host {host} not found", f"no nova-compute service on {host}")
+            if record.get("disabled", False) == (not enabled):
+                return
+            record["disabled"] = not enabled
+            record["disabled_reason"] = None if enabled else (reason or None)
+
     # ---- images -----------------------------------------------------------------------
 
     def create_snapshot(self, server_id: str, image_name: str, *, timeout: float = 600.0) -> Image:
@@ -837,6 +878,13 @@ class SimulatedProvider(CloudProvider):
             )
             state["images"][image_id] = image
             return self._to_image(image)
+
+    def get_image(self, image_id: str) -> Image:
+        with self._transaction() as state:
+            record = state["images"].get(image_id)
+            if record is None:
+                raise CloudNotFound(f"get image {image_id} failed: not found", status_code=404)
+            return self._to_image(record)
 
     def download_image(self, image_id: str, dest_path: Path) -> int:
         with self._transaction() as state:

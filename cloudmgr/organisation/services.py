@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from cloudmgr.audit import services as audit
@@ -135,6 +135,33 @@ def list_clouds(session: Session) -> Sequence[Cloud]:
     return session.scalars(select(Cloud).options(selectinload(Cloud.zones)).order_by(Cloud.id)).all()
 
 
+@dataclass(frozen=True, slots=True)
+class NamedChoice:
+    """A cloud or department as a filter choice: read with one lean query (no ORM objects)."""
+
+    id: int
+    key: str
+    name_zh: str
+    name_en: str
+
+    def display_name(self, locale: str) -> str:
+        return self.name_en if locale == "en" else self.name_zh
+
+
+def cloud_choices(session: Session) -> list[NamedChoice]:
+    rows = session.execute(select(Cloud.id, Cloud.key, Cloud.name_zh, Cloud.name_en).order_by(Cloud.id))
+    return [NamedChoice(*row) for row in rows]
+
+
+def department_choices(session: Session) -> list[NamedChoice]:
+    rows = session.execute(
+        select(Department.id, Department.key, Department.name_zh, Department.name_en).order_by(
+            Department.level, Department.key
+        )
+    )
+    return [NamedChoice(*row) for row in rows]
+
+
 def list_departments(session: Session) -> Sequence[Department]:
     return session.scalars(select(Department).order_by(Department.level, Department.key)).all()
 
@@ -158,11 +185,11 @@ def clouds_of_department(session: Session, department_id: int) -> Sequence[Depar
 # --- users ------------------------------------------------------------------------
 
 
-def validate_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
-    if password.isdigit() or password.isalpha():
-        raise ValidationFailed("password must mix letters with digits or symbols")
+def validate_password(password: str, username: str = "") -> None:
+    """The password policy of local accounts (``cloudmgr.identity.policy``)."""
+    from cloudmgr.identity.policy import check_password
+
+    check_password(password, username=username)
 
 
 def create_user(
@@ -179,7 +206,7 @@ def create_user(
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ValidationFailed("username must be 1-64 letters, digits, '.', '-' or '_'")
-    validate_password(password)
+    validate_password(password, username)
     department: Department | None = None
     if role.needs_department:
         if not department_key:
@@ -211,7 +238,8 @@ def create_user(
 
 
 def get_user(session: Session, user_id: int) -> User | None:
-    return session.get(User, user_id)
+    # With its department in the same query: every page's login check reads both.
+    return session.get(User, user_id, options=[joinedload(User.department)])
 
 
 def list_users(session: Session) -> Sequence[User]:
@@ -263,7 +291,12 @@ def issue_token(session: Session, user: User, *, name: str, expires_at: datetime
 
 
 def user_for_token(session: Session, token: str) -> User | None:
-    record = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
+    # One query for the token, its user and the user's department: every API call reads all three.
+    record = session.scalar(
+        select(ApiToken)
+        .options(joinedload(ApiToken.user).joinedload(User.department))
+        .where(ApiToken.token_hash == _hash_token(token))
+    )
     if record is None or record.revoked_at is not None:
         return None
     now = utcnow()

@@ -103,9 +103,28 @@ def capacity_snapshot_job() -> None:
         log.warning("capacity: %s", problem)
 
 
+@instrumented("programme.daily")
+def programme_daily_job() -> None:
+    """The programme's snapshot of the day (idempotent per day) and the reminders."""
+    from cloudmgr.programme.jobs import programme_daily_job as run
+
+    run()
+
+
+@instrumented("waves.progress")
+def waves_progress_job() -> None:
+    """Running migration waves whose systems have all settled are done."""
+    from cloudmgr.programme.jobs import waves_progress_job as run
+
+    run()
+
+
 def work_handlers() -> Mapping[str, Callable[..., None]]:
     from cloudmgr.capacity.consolidation import handle_consolidation_wave
+    from cloudmgr.moves.jobs import handle_move
     from cloudmgr.notifications.services import handle_notify
+    from cloudmgr.programme.jobs import handle_programme_reminder
+    from cloudmgr.runbooks.jobs import handle_migrate_system, handle_run_step
     from cloudmgr.servicerequests.provisioning import handle_provision, handle_resize, handle_server_action
 
     return {
@@ -113,7 +132,11 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         "resize": handle_resize,
         "server_action": handle_server_action,
         "notify": handle_notify,
+        "programme.reminder": handle_programme_reminder,
         "consolidation_wave": handle_consolidation_wave,
+        "move": handle_move,
+        "runbook.migrate_system": handle_migrate_system,
+        "runbook.run_step": handle_run_step,
     }
 
 
@@ -128,12 +151,17 @@ def _drain(kinds: set[str]) -> int:
 
 def drain_cloud_work_job() -> None:
     """Provisioning and server actions (slow: minutes)."""
-    _drain({"provision", "resize", "server_action", "consolidation_wave"})
+    _drain({"provision", "resize", "server_action", "consolidation_wave", "move"})
+
+
+def drain_runbook_work_job() -> None:
+    """Migration runbooks (Ansible: minutes to hours), drained apart so they never delay a boot."""
+    _drain({"runbook.migrate_system", "runbook.run_step"})
 
 
 def drain_notifications_job() -> None:
     """Notifications (fast), drained apart so a long boot never delays an e-mail."""
-    _drain({"notify"})
+    _drain({"notify", "programme.reminder"})
 
 
 def periodic_jobs(work_poll_seconds: float = 2.0) -> tuple[PeriodicJob, ...]:
@@ -143,8 +171,11 @@ def periodic_jobs(work_poll_seconds: float = 2.0) -> tuple[PeriodicJob, ...]:
         PeriodicJob("requests.reconcile", reconcile_requests_job, 60),
         PeriodicJob("requests.expiry", expiry_job, 60 * 60),
         PeriodicJob("capacity.snapshot", capacity_snapshot_job, 60 * 60),
+        PeriodicJob("programme.daily", programme_daily_job, 60 * 60),
+        PeriodicJob("waves.progress", waves_progress_job, 60),
         PeriodicJob("work.cloud", drain_cloud_work_job, work_poll_seconds),
         PeriodicJob("work.notify", drain_notifications_job, work_poll_seconds),
+        PeriodicJob("work.runbooks", drain_runbook_work_job, work_poll_seconds),
     )
 
 

@@ -33,6 +33,8 @@ class ServiceRequest(Base):
     monthly_cost: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     # For a resize: the server it changes.
     target_server_id: Mapped[int | None] = mapped_column(ForeignKey("managed_servers.id", use_alter=True))
+    # The legacy system the VMs replace, if any (the classified rule refuses a classified one).
+    legacy_system_id: Mapped[int | None] = mapped_column(ForeignKey("legacy_systems.id"))
 
     state: Mapped[str] = mapped_column(String(20), default="draft", index=True)
     # The approval chain fixed at submission, e.g. ["dept_head", "operator", "finance"].

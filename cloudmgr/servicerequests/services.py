@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cloudmgr.audit import services as audit
@@ -67,7 +67,7 @@ class RequestFilter:
     per_page: int = 25
 
 
-def list_requests(session: Session, actor: Actor, filters: RequestFilter) -> tuple[Sequence[ServiceRequest], int]:
+def _filtered_requests(actor: Actor, filters: RequestFilter) -> Select[tuple[ServiceRequest]]:
     query = select(ServiceRequest)
     if actor.is_department:
         query = query.where(ServiceRequest.department_id == actor.department_id)
@@ -77,20 +77,64 @@ def list_requests(session: Session, actor: Actor, filters: RequestFilter) -> tup
         query = query.where(ServiceRequest.state == filters.state)
     if filters.cloud_key:
         query = query.join(Cloud, Cloud.id == ServiceRequest.cloud_id).where(Cloud.key == filters.cloud_key)
+    return query
+
+
+def _window(query: Select[Any], filters: RequestFilter) -> Select[Any]:
+    return (
+        query.order_by(ServiceRequest.id.desc())
+        .offset((max(filters.page, 1) - 1) * filters.per_page)
+        .limit(filters.per_page)
+    )
+
+
+def list_requests(session: Session, actor: Actor, filters: RequestFilter) -> tuple[Sequence[ServiceRequest], int]:
+    query = _filtered_requests(actor, filters)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         # Many-to-one: joined into the one query that reads the page.
-        query.options(
+        _window(query, filters).options(
+            joinedload(ServiceRequest.cloud),
+            joinedload(ServiceRequest.department),
+            joinedload(ServiceRequest.flavor),
+            joinedload(ServiceRequest.image),
+        )
+    ).all()
+    return rows, total
+
+
+@dataclass(frozen=True, slots=True)
+class PageVersion:
+    """What a page of the request list shows, in brief: the total and each row's id and
+    ``updated_at`` (every change of a request moves its ``updated_at``).  Two equal versions
+    mean the same rows in the same states, so a rendered page can be reused."""
+
+    total: int
+    rows: tuple[tuple[int, datetime], ...]
+
+
+def request_page_version(session: Session, actor: Actor, filters: RequestFilter) -> PageVersion:
+    query = _filtered_requests(actor, filters)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    window = _window(query.with_only_columns(ServiceRequest.id, ServiceRequest.updated_at), filters)
+    return PageVersion(total, tuple((row.id, row.updated_at) for row in session.execute(window)))
+
+
+def requests_by_ids(session: Session, ids: Sequence[int]) -> Sequence[ServiceRequest]:
+    """The requests of a page (see :func:`request_page_version`), newest first."""
+    if not ids:
+        return []
+    return session.scalars(
+        select(ServiceRequest)
+        .where(ServiceRequest.id.in_(ids))
+        .options(
             joinedload(ServiceRequest.cloud),
             joinedload(ServiceRequest.department),
             joinedload(ServiceRequest.flavor),
             joinedload(ServiceRequest.image),
         )
         .order_by(ServiceRequest.id.desc())
-        .offset((max(filters.page, 1) - 1) * filters.per_page)
-        .limit(filters.per_page)
     ).all()
-    return rows, total
 
 
 def awaiting(session: Session, actor: Actor) -> Sequence[ServiceRequest]:
@@ -136,6 +180,8 @@ class RequestForm:
     justification: str
     expires_on: date
     application_system: str | None = None
+    # The legacy system the VMs replace (issue 6); a classified one is refused and audited.
+    legacy_system_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -270,13 +316,33 @@ def _notify(session: Session, event: str, request: ServiceRequest, **extra: Any)
     )
 
 
+def _check_legacy_system(session: Session, actor: Actor, system_id: int | None, entry_point: str) -> None:
+    """The named legacy system must be the department's own, and not classified (refused + audited)."""
+    if system_id is None:
+        return
+    from cloudmgr.inventory.classification import ensure_placeable
+    from cloudmgr.inventory.services import get_system
+
+    system = get_system(session, system_id, actor=actor)  # another department's: not found
+    ensure_placeable(session, system, actor=actor, entry_point=entry_point)
+
+
 def create_request(
-    session: Session, actor: Actor, form: RequestForm, *, submit: bool, settings: Settings, today: date | None = None
+    session: Session,
+    actor: Actor,
+    form: RequestForm,
+    *,
+    submit: bool,
+    settings: Settings,
+    today: date | None = None,
+    entry_point: str = "request",
 ) -> ServiceRequest:
-    """A department user's new request, as a draft or submitted at once."""
+    """A department user's new request, as a draft or submitted at once.  ``entry_point``
+    ("portal.request", "api.request") names the path in the classified rule's audit."""
     if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD}:
         raise RequestInvalid("only department users request VMs")
     cloud, flavor, image = _validated(session, actor, form, today or date.today())
+    _check_legacy_system(session, actor, form.legacy_system_id, entry_point)
     assert actor.department_id is not None
     cost = (flavor.monthly_price * form.count).quantize(Decimal("0.01"))
     request = ServiceRequest(
@@ -289,6 +355,7 @@ def create_request(
         count=form.count,
         name_prefix=form.name_prefix,
         application_system=(form.application_system or "").strip() or None,
+        legacy_system_id=form.legacy_system_id,
         justification=form.justification.strip(),
         expires_on=form.expires_on,
         monthly_cost=cost,
@@ -301,7 +368,7 @@ def create_request(
         RequestEvent(request_id=request.id, actor=actor.username, action="create", from_state="draft", to_state="draft")
     )
     if submit:
-        submit_request(session, actor, request.id, settings=settings)
+        submit_request(session, actor, request.id, settings=settings, entry_point=entry_point)
     return request
 
 
@@ -350,11 +417,19 @@ def _reserve_servers(session: Session, request: ServiceRequest) -> None:
         server.reservation_id = reservation.id
 
 
-def submit_request(session: Session, actor: Actor, request_id: int, *, settings: Settings) -> ServiceRequest:
+def submit_request(
+    session: Session, actor: Actor, request_id: int, *, settings: Settings, entry_point: str = "request"
+) -> ServiceRequest:
     request = get_request(session, actor, request_id, for_update=True)
     if request.created_by != actor.username and actor.role != Role.DEPT_HEAD:
         raise NotYourTurn("only the author or the department head submits a draft")
+    if request.state != RequestState.DRAFT.value:
+        # SUBMITTED -> SUBMITTED is an approval step, not a second submission (a double click):
+        # submitting again would add the servers twice.
+        raise InvalidTransition(f"request {request.id} is {request.state}: only a draft can be submitted")
     check_transition(request.state, RequestState.SUBMITTED)
+    # A draft's system may have been reclassified since: check again at submission.
+    _check_legacy_system(session, actor, request.legacy_system_id, entry_point)
     flavor = request.flavor
     for index in range(1, request.count + 1):
         session.add(

@@ -14,7 +14,7 @@ from cloudmgr.organisation import services as org
 from cloudmgr.runtime import Runtime
 from cloudmgr.scheduler.jobs import work_handlers
 from cloudmgr.workqueue.services import Worker
-from tests.conftest import lab_connection
+from tests.conftest import ONE_DATABASE, lab_connection
 
 
 def _org(rt: Runtime, tmp_path: Path) -> CloudProvider:
@@ -107,6 +107,7 @@ def test_the_stop_button_stops_between_waves(seeded: Runtime, tmp_path: Path) ->
 
 
 @pytest.mark.lab
+@ONE_DATABASE
 def test_consolidation_on_the_lab(lab_runtime: Runtime, tmp_path: Path, lab_clouds_yaml: Path) -> None:
     provider = _org(lab_runtime, tmp_path)
     domain = f"cons-{secrets.token_hex(2)}"

@@ -10,10 +10,12 @@ from cloudmgr.capacity.config import read_capacity_file
 from cloudmgr.capacity.services import latest_snapshots, take_snapshots
 from cloudmgr.organisation import services as org
 from cloudmgr.runtime import Runtime
+from tests.conftest import ONE_DATABASE
 
 pytestmark = pytest.mark.lab
 
 
+@ONE_DATABASE
 def test_capacity_of_the_lab_from_placement(lab_runtime: Runtime, tmp_path: Path) -> None:
     departments = tmp_path / "departments.yaml"
     departments.write_text("departments: []\n", encoding="utf-8")
@@ -33,6 +35,7 @@ def test_capacity_of_the_lab_from_placement(lab_runtime: Runtime, tmp_path: Path
         assert 0 <= host.vcpus_used <= host.vcpus_total
 
 
+@ONE_DATABASE
 def test_a_host_aggregate_puts_its_hosts_in_another_base(
     lab_runtime: Runtime, tmp_path: Path, lab_clouds_yaml: Path
 ) -> None:

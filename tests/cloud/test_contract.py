@@ -300,6 +300,43 @@ def test_cold_migration_and_confirm(cloud: CloudTestEnv, worker: Server) -> None
     assert after.flavor_id == before.flavor_id
 
 
+def test_cold_migration_and_revert(cloud: CloudTestEnv, worker: Server) -> None:
+    provider = cloud.provider
+    before = provider.get_server(worker.id)
+    provider.cold_migrate(worker.id, _other_host(provider, before))
+    provider.wait_for_server(worker.id, {"VERIFY_RESIZE"}, timeout=120)
+    provider.revert_migration(worker.id)
+    after = provider.wait_for_server(worker.id, {"ACTIVE"}, timeout=120)
+    assert after.host == before.host
+    assert after.flavor_id == before.flavor_id
+    provider.revert_migration(worker.id)  # already reverted: nothing to do
+
+
+def test_list_servers_on_host(cloud: CloudTestEnv, worker: Server) -> None:
+    provider = cloud.provider
+    running = provider.get_server(worker.id)
+    assert running.host
+    on_host = provider.list_servers_on_host(running.host)
+    _only_our_types(on_host)
+    assert worker.id in {s.id for s in on_host}
+    assert all(s.host == running.host for s in on_host)
+    assert worker.id not in {s.id for s in provider.list_servers_on_host(_other_host(provider, running))}
+
+
+def test_disable_and_enable_a_compute_service(cloud: CloudTestEnv, worker: Server) -> None:
+    provider = cloud.provider
+    host = _other_host(provider, provider.get_server(worker.id))
+    try:
+        provider.set_compute_service_enabled(host, False, reason="cloudmgr contract test")
+        provider.set_compute_service_enabled(host, False, reason="cloudmgr contract test")  # idempotent
+        assert {h.host: h.status for h in provider.list_hypervisors()}[host] == "disabled"
+    finally:
+        provider.set_compute_service_enabled(host, True)
+    assert {h.host: h.status for h in provider.list_hypervisors()}[host] == "enabled"
+    with pytest.raises(CloudNotFound):
+        provider.set_compute_service_enabled(f"no-such-host-{RUN_ID}", True)
+
+
 # ---- images ---------------------------------------------------------------------------
 
 
@@ -331,6 +368,8 @@ def test_upload_download_and_delete_image(cloud: CloudTestEnv, main_project: Pro
     assert from_bytes.status == from_file.status == "active"
     assert from_bytes.size_bytes == from_file.size_bytes == len(payload)
     assert from_file.owner_project_id == main_project.id
+    assert provider.get_image(from_file.id) == provider.wait_for_image(from_file.id, timeout=60)
+    assert provider.get_image(from_file.id).name == f"cmct-file-{RUN_ID}"
     target = tmp_path / "download.raw"
     assert provider.download_image(from_bytes.id, target) == len(payload)
     assert target.read_bytes() == payload
@@ -341,6 +380,8 @@ def test_upload_download_and_delete_image(cloud: CloudTestEnv, main_project: Pro
     assert from_file.id in remaining
     with pytest.raises(CloudNotFound):
         provider.download_image(from_bytes.id, tmp_path / "missing.raw")
+    with pytest.raises(CloudNotFound):
+        provider.get_image(from_bytes.id)
 
 
 # ---- capacity -------------------------------------------------------------------------

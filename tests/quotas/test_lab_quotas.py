@@ -17,7 +17,7 @@ from cloudmgr.organisation.models import Cloud
 from cloudmgr.organisation.sync import sync_clouds
 from cloudmgr.quotas import services as quotas
 from cloudmgr.runtime import Runtime
-from tests.conftest import lab_connection
+from tests.conftest import ONE_DATABASE, lab_connection
 
 pytestmark = pytest.mark.lab
 
@@ -93,6 +93,7 @@ def _project_id(rt: Runtime, dept: str, cloud: str) -> str:
 
 
 @pytest.mark.parametrize("policy", ["repair", "alert"])
+@ONE_DATABASE
 def test_apply_drift_and_plan_against_the_lab(
     lab_org: tuple[Runtime, Path], lab_clouds_yaml: Path, policy: str
 ) -> None:

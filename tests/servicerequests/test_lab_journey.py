@@ -18,6 +18,7 @@ from cloudmgr.quotas.services import reconcile
 from cloudmgr.runtime import Runtime
 from cloudmgr.servicerequests import services as requests_service
 from cloudmgr.servicerequests.models import ServiceRequest
+from tests.conftest import ONE_DATABASE, PRODUCTION_DATABASE
 from tests.journey_fixtures import LabJourney, build_lab_journey, clean_lab_department
 from tests.servicerequests.test_concurrency import approve_concurrently, prepare_twenty_waiting_requests
 
@@ -35,6 +36,7 @@ def _submit_and_approve(j: LabJourney, count: int = 3, prefix: str = "lic") -> i
     return request_id
 
 
+@ONE_DATABASE
 def test_three_vms_on_real_nova_and_the_ledger_matches(lab_journey: LabJourney) -> None:
     j = lab_journey
     request_id = _submit_and_approve(j)
@@ -91,6 +93,7 @@ def _scheduler(j: LabJourney, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+@ONE_DATABASE
 def test_provisioning_killed_after_the_first_server_finishes_with_exactly_three(
     lab_journey: LabJourney, tmp_path: Path
 ) -> None:
@@ -129,6 +132,7 @@ def test_provisioning_killed_after_the_first_server_finishes_with_exactly_three(
     assert len({s.metadata[IDEMPOTENCY_METADATA_KEY] for s in servers}) == 3
 
 
+@PRODUCTION_DATABASE
 def test_twenty_parallel_approvals_provision_exactly_five(
     lab_runtime: Runtime, tmp_path: Path, lab_clouds_yaml: Path
 ) -> None:

@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 
 from cloudmgr.demo import DEMO_LOGINS
 from cloudmgr.runtime import Runtime
+from tests.conftest import ONE_DATABASE
 from tests.web.helpers import HOME_PATHS
 from web import create_app
 
@@ -55,6 +56,7 @@ def _require_chromium() -> None:
         )
 
 
+@ONE_DATABASE
 def test_every_role_logs_in_lands_home_and_logs_out(live_server: str, artifacts_dir: Path) -> None:
     _require_chromium()
     from playwright.sync_api import ConsoleMessage, Response, sync_playwright

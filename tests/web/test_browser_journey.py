@@ -19,6 +19,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from cloudmgr.runtime import Runtime
+from tests.conftest import ONE_DATABASE
 from tests.web.helpers import PASSWORDS, Journey
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 from web import create_app
@@ -40,6 +41,7 @@ def journey_server(journey_rt: Runtime) -> Iterator[str]:
         server.server_close()
 
 
+@ONE_DATABASE
 def test_request_approve_provision_journey(journey_server: str, journey: Journey, artifacts_dir: Path) -> None:
     _require_chromium()
     from playwright.sync_api import ConsoleMessage, Page, Response, sync_playwright

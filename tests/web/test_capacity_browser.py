@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from cloudmgr.demo import DEMO_LOGINS
+from tests.conftest import ONE_DATABASE
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium, live_server  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
 
+@ONE_DATABASE
 def test_capacity_page_in_the_browser(live_server: str, artifacts_dir: Path) -> None:  # noqa: F811
     _require_chromium()
     from playwright.sync_api import ConsoleMessage, sync_playwright

@@ -11,12 +11,14 @@ from cloudmgr.capacity.services import latest_snapshots, take_snapshots
 from cloudmgr.demo import seed_demo_users
 from cloudmgr.organisation import services as org
 from cloudmgr.runtime import Runtime
+from tests.conftest import ONE_DATABASE
 from tests.web.helpers import demo_login, logged_in
 from web import create_app
 
 pytestmark = pytest.mark.lab
 
 
+@ONE_DATABASE
 def test_the_capacity_page_shows_the_lab_hosts(lab_runtime: Runtime) -> None:
     settings = lab_runtime.settings
     clouds, depts = org.read_organisation(settings.clouds_file, settings.departments_file)

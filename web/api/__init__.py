@@ -141,4 +141,15 @@ def api_route(
 
 
 # Endpoint modules: import each one here, before any app registers the blueprint.
-from web.api import capacity, quotas, requests, servers, views  # noqa: E402,F401
+from web.api import (  # noqa: E402,F401
+    capacity,
+    inventory,
+    moves,
+    programme,
+    purchases,
+    quotas,
+    requests,
+    runbooks,
+    servers,
+    views,
+)

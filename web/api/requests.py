@@ -14,6 +14,7 @@ from web.api.body import MAX_ID, Body, query_choice, query_int, query_str
 from web.api.serializers import QUOTE, REQUEST_DETAIL, paged_list_of, quote_json, request_json
 from web.api.serializers import REQUEST as REQUEST_SCHEMA
 from web.api.spec import JSON
+from web.selfservice import listcache
 from web.uow import request_uow, runtime
 
 DEPARTMENT_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD)
@@ -35,6 +36,11 @@ _FORM_PROPERTIES: JSON = {
     "justification": {"type": "string", "maxLength": 4000},
     "expires_on": {"type": "string", "format": "date"},
     "application_system": {"type": ["string", "null"], "maxLength": 128},
+    "legacy_system_id": {
+        "type": ["integer", "null"],
+        "description": "The department's legacy system the servers replace (GET /systems); a classified one is "
+        "refused with 409 `classified_system`.",
+    },
 }
 _FORM_REQUIRED = ["cloud", "zone", "flavor", "image", "count", "name_prefix", "justification", "expires_on"]
 QUOTE_BODY = spec.schema("QuoteBody", {"type": "object", "required": _FORM_REQUIRED, "properties": _FORM_PROPERTIES})
@@ -75,6 +81,7 @@ def _request_form(body: Body) -> RequestForm | None:
         "justification": body.string("justification", max_length=4000),
         "expires_on": body.date("expires_on"),
         "application_system": body.string("application_system", required=False, max_length=128),
+        "legacy_system_id": body.integer("legacy_system_id", required=False, minimum=1, maximum=MAX_ID),
     }
     if body.problems:
         return None
@@ -101,12 +108,13 @@ def list_requests() -> Response:
     department_id = None
     if department_key is not None and not user.is_department_user:
         department_id = org.get_department(session, department_key).id  # 404 when unknown
-    rows, total = sr.list_requests(
+    total, items = listcache.request_items(
         session,
         user.actor,
         RequestFilter(state=state, cloud_key=cloud, department_id=department_id, page=page, per_page=per_page),
+        request_json,
     )
-    return jsonify({"items": [request_json(r) for r in rows], "total": total, "page": page, "per_page": per_page})
+    return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
 
 
 @api_route(
@@ -132,7 +140,12 @@ def create_request() -> tuple[Response, int]:
     body.done()
     assert form is not None
     created = sr.create_request(
-        request_uow().session, api_user().actor, form, submit=submit, settings=runtime().settings
+        request_uow().session,
+        api_user().actor,
+        form,
+        submit=submit,
+        settings=runtime().settings,
+        entry_point="api.request",
     )
     return jsonify(request_json(created, detail=True)), 201
 
@@ -180,7 +193,9 @@ def get_request(request_id: int) -> Response:
 )
 def submit_request(request_id: int) -> Response:
     Body(optional=True).done()
-    req = sr.submit_request(request_uow().session, api_user().actor, request_id, settings=runtime().settings)
+    req = sr.submit_request(
+        request_uow().session, api_user().actor, request_id, settings=runtime().settings, entry_point="api.request"
+    )
     return jsonify(request_json(req, detail=True))
 
 

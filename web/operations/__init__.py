@@ -12,7 +12,18 @@ from web.security import protect_blueprint
 bp = Blueprint("ops", __name__)
 protect_blueprint(bp, Role.OPERATOR)
 
-from web.operations import audit, capacity, catalog, quotas, requests, views  # noqa: E402,F401  (registers the routes)
+from web.operations import (  # noqa: E402,F401  (registers the routes)
+    audit,
+    capacity,
+    catalog,
+    moves,
+    programme,
+    quotas,
+    requests,
+    runbooks,
+    systems,
+    views,
+)
 
 add_nav_item(Role.OPERATOR, "ops.approvals", _l("Approval queue"))
 add_nav_item(Role.OPERATOR, "ops.requests", _l("All requests"), also_active=("ops.request_detail",))
@@ -22,5 +33,12 @@ add_nav_item(Role.OPERATOR, "ops.capacity", _l("Capacity"))
 add_nav_item(
     Role.OPERATOR, "ops.consolidation_runs", _l("Consolidation"), also_active=("ops.consolidation_run", "ops.planner")
 )
+add_nav_item(
+    Role.OPERATOR,
+    "ops.systems",
+    _l("Legacy systems"),
+    also_active=("ops.system_detail", "ops.import_form", "ops.import_systems"),
+)
+add_nav_item(Role.OPERATOR, "ops.moves", _l("Moves"), also_active=("ops.move_detail",))
 add_nav_item(Role.OPERATOR, "ops.orphans", _l("Orphaned servers"))
 add_nav_item(Role.OPERATOR, "ops.audit_log", _l("Audit log"))

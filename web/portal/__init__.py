@@ -12,7 +12,7 @@ from web.security import protect_blueprint
 bp = Blueprint("portal", __name__)
 protect_blueprint(bp, Role.DEPT_STAFF, Role.DEPT_HEAD)
 
-from web.portal import quotas, requests, servers, views  # noqa: E402,F401  (registers the routes)
+from web.portal import purchases, quotas, requests, servers, views  # noqa: E402,F401  (registers the routes)
 
 for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
     add_nav_item(_role, "portal.new_request", _l("New request"))
@@ -21,3 +21,9 @@ for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
     if _role == Role.DEPT_HEAD:
         add_nav_item(_role, "portal.approvals", _l("Awaiting my approval"))
     add_nav_item(_role, "portal.quotas", _l("Quotas"))
+    add_nav_item(
+        _role,
+        "portal.purchases_list",
+        _l("Purchases"),
+        also_active=("portal.purchase_new", "portal.purchase_detail", "portal.purchase_edit"),
+    )

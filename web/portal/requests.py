@@ -23,9 +23,10 @@ from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
 from web.i18n import current_locale
 from web.labels import zone_label
+from web.operations.systems import legacy_system_choices
 from web.portal import bp
 from web.security import current_actor, role_required
-from web.selfservice import pages
+from web.selfservice import listcache, pages
 from web.selfservice.display import money, refusal_text
 from web.selfservice.forms import ButtonForm, DecisionForm, NewRequestForm
 from web.uow import request_uow, restart_request_uow, runtime
@@ -76,6 +77,7 @@ def _set_choices(form: NewRequestForm, cat: Catalog) -> None:
     form.image.choices = [
         SelectChoice(item.id, f"{item.display_name(locale)} · {money(item.monthly_price)}") for item in cat.images
     ]
+    form.legacy_system.choices = legacy_system_choices(request_uow().session, current_actor())
 
 
 @bp.route("/requests/new", methods=["GET", "POST"])
@@ -102,7 +104,12 @@ def new_request() -> ResponseReturnValue:
                     quote = sr.quote(session, actor, wanted)
                 else:
                     created = sr.create_request(
-                        session, actor, wanted, submit=bool(form.submit.data), settings=runtime().settings
+                        session,
+                        actor,
+                        wanted,
+                        submit=bool(form.submit.data),
+                        settings=runtime().settings,
+                        entry_point="portal.request",
                     )
                     if created.state == RequestState.DRAFT.value:
                         flash(_("Request #%(id)d was saved as a draft.", id=created.id), "success")
@@ -144,12 +151,17 @@ def requests() -> ResponseReturnValue:
     clouds = [link.cloud for link in org.clouds_of_department(session, actor.department_id)]
     if cloud_key not in {None, *(c.key for c in clouds)}:
         cloud_key = None
-    rows, total = sr.list_requests(
-        session, actor, sr.RequestFilter(state=state, cloud_key=cloud_key, page=page, per_page=PER_PAGE)
+    total, table = listcache.request_table(
+        session,
+        actor,
+        sr.RequestFilter(state=state, cloud_key=cloud_key, page=page, per_page=PER_PAGE),
+        locale=current_locale(),
+        detail_endpoint="portal.request_detail",
+        caption=_("Your department’s requests"),
     )
     return render_template(
         "portal/requests.html",
-        rows=rows,
+        table=table,
         total=total,
         page=page,
         pages=pages.page_count(total, PER_PAGE),
@@ -181,7 +193,13 @@ def submit(request_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         abort(400)
     try:
-        sr.submit_request(request_uow().session, current_actor(), request_id, settings=runtime().settings)
+        sr.submit_request(
+            request_uow().session,
+            current_actor(),
+            request_id,
+            settings=runtime().settings,
+            entry_point="portal.request",
+        )
     except DomainError as exc:
         restart_request_uow()
         return pages.request_detail_page("portal", request_id, error=refusal_text(exc), status=exc.http_status)

@@ -82,6 +82,16 @@ class _Range:
             raise ValidationError(str(self.message) % {"min": self.minimum, "max": self.maximum})
 
 
+def _optional_id(value: Any) -> int | None:
+    """A select's optional id: "" (none chosen) is None; anything else must be a positive 32-bit id."""
+    if value in (None, ""):
+        return None
+    number = int(value)
+    if not 0 < number <= 2147483647:
+        raise ValueError("not an id")
+    return number
+
+
 def _future_date(max_days: int) -> Any:
     def check(form: Any, field: Field) -> None:
         value = field.data
@@ -129,6 +139,9 @@ class NewRequestForm(FlaskForm):  # type: ignore[misc]
         validators=[Optional(), Length(max=128, message=_l("At most %(max)d characters."))],
         render_kw={"maxlength": 128},
     )
+    legacy_system = SelectField(
+        _l("Legacy system it replaces"), choices=[], coerce=_optional_id, validate_choice=False, validators=[Optional()]
+    )
     justification = TextAreaField(
         _l("Justification"),
         validators=[
@@ -156,6 +169,7 @@ class NewRequestForm(FlaskForm):  # type: ignore[misc]
             justification=self.justification.data.strip(),
             expires_on=self.expires_on.data,
             application_system=(self.application_system.data or "").strip() or None,
+            legacy_system_id=self.legacy_system.data or None,
         )
 
 

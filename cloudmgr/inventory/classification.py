@@ -1,0 +1,144 @@
+"""The classified rule (涉密系统不上云): a classified system is never placed on these clouds.
+
+Every path that places a legacy system (or a server for one) on a cloud calls
+:func:`ensure_placeable` first: self-service requests naming a legacy system (portal and
+API), the CLI, wave membership, the runbook's provision step, cross-cloud moves and the
+capacity planner.  The adapter refuses again (:mod:`cloudmgr.cloud.guard`): a
+``create_server`` whose metadata says ``cloudmgr-classification=classified`` raises
+:class:`~cloudmgr.cloud.guard.ClassifiedServerRefused` on every provider.
+
+How the refusal is audited, even though the caller rolls back
+---------------------------------------------------------------
+:func:`ensure_placeable` adds the audit event (action ``legacy_system.placement_refused``)
+to the caller's session and raises :class:`ClassifiedPlacementRefused`.  Then:
+
+* the caller commits (it caught the error and went on): the event commits with it;
+* the caller rolls back (the usual case: the error propagates out of its unit of work, or
+  the web layer discards the request's changes on a 4xx): the event is lost with the
+  transaction, so a listener on the session's ``after_transaction_end`` writes it again in
+  its own small transaction on a fresh connection.  It runs only once the caller's
+  transaction has ended and its connection is released, so it never nests inside the
+  caller's unit of work and cannot deadlock on SQLite's single write lock.
+
+Callers therefore do nothing special: call it, let the error propagate (or catch it).
+Code that has no session (scripts, tests) can call :func:`record_refusal` itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine, event, insert
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session, SessionTransaction
+
+from cloudmgr.audit import services as audit
+from cloudmgr.audit.models import AuditEvent
+from cloudmgr.cloud.guard import (
+    CLASSIFICATION_METADATA_KEY,
+    LEGACY_SYSTEM_METADATA_KEY,
+    ClassifiedServerRefused,
+    check_server_metadata,
+    is_classified_metadata,
+)
+from cloudmgr.db import utcnow
+from cloudmgr.inventory.errors import ClassifiedPlacementRefused, SystemNotFound
+from cloudmgr.inventory.models import Classification, LegacySystem
+from cloudmgr.organisation.actor import Actor
+
+__all__ = [
+    "CLASSIFICATION_METADATA_KEY",
+    "LEGACY_SYSTEM_METADATA_KEY",
+    "REFUSAL_ACTION",
+    "ClassifiedPlacementRefused",
+    "ClassifiedServerRefused",
+    "check_server_metadata",
+    "ensure_placeable",
+    "is_classified_metadata",
+    "record_refusal",
+    "server_metadata",
+]
+
+log = logging.getLogger(__name__)
+
+REFUSAL_ACTION = "legacy_system.placement_refused"
+AUDIT_TARGET = "legacy_system"
+_PENDING = "cloudmgr.inventory.pending_refusals"
+
+
+def server_metadata(system: LegacySystem) -> dict[str, str]:
+    """The metadata every server created for ``system`` carries."""
+    return {LEGACY_SYSTEM_METADATA_KEY: system.hostname, CLASSIFICATION_METADATA_KEY: system.classification}
+
+
+def _refusal_values(system: LegacySystem, actor: str, entry_point: str, reason: str) -> dict[str, Any]:
+    return {
+        "actor": actor,
+        "action": REFUSAL_ACTION,
+        "target_type": AUDIT_TARGET,
+        "target_id": str(system.id),
+        "reason": reason,
+        "detail": {"hostname": system.hostname, "entry_point": entry_point, "classification": system.classification},
+    }
+
+
+def ensure_placeable(
+    session: Session,
+    system_or_id: LegacySystem | int,
+    *,
+    actor: Actor | str,
+    entry_point: str,
+) -> LegacySystem:
+    """Return the system if it may be placed on a cloud; refuse (and audit) a classified one.
+
+    ``entry_point`` names the path for the audit log, e.g. "portal.request", "api.request",
+    "cli", "wave", "runbook.provision", "move", "planner".  Raises SystemNotFound for an
+    unknown id and ClassifiedPlacementRefused (409, code "classified_system") for a
+    classified system; the refusal's audit event survives the caller's rollback (see the
+    module docstring).
+    """
+    if isinstance(system_or_id, LegacySystem):
+        system = system_or_id
+    else:
+        found = session.get(LegacySystem, system_or_id)
+        if found is None:
+            raise SystemNotFound(f"no legacy system {system_or_id}")
+        system = found
+    if system.classification != Classification.CLASSIFIED:
+        return system
+    username = actor if isinstance(actor, str) else actor.username
+    reason = (
+        f"classified system {system.hostname} cannot be placed on a cloud ({entry_point}): "
+        "classified systems stay on the e-government intranet"
+    )
+    values = _refusal_values(system, username, entry_point, reason)
+    event_row = audit.record(session, **values)
+    session.info.setdefault(_PENDING, []).append((event_row, values))
+    log.warning("refused placement of classified system %s via %s by %s", system.hostname, entry_point, username)
+    raise ClassifiedPlacementRefused(reason, system_id=system.id, hostname=system.hostname, entry_point=entry_point)
+
+
+def record_refusal(bind: Engine, values: dict[str, Any]) -> None:
+    """Write one refusal audit event in its own transaction (no session of the caller open)."""
+    with bind.begin() as conn:
+        conn.execute(insert(AuditEvent).values(at=utcnow(), **values))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _write_lost_refusals(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:
+        return
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    lost = [values for row, values in pending if not sa_inspect(row).has_identity]
+    if not lost:
+        return  # committed with the caller's transaction
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    for values in lost:
+        try:
+            record_refusal(engine, values)
+        except Exception:  # never hide the caller's own error behind ours
+            log.exception("could not audit the refused placement of %s", values["detail"].get("hostname"))

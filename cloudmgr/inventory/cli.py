@@ -1,0 +1,166 @@
+"""``cloudmgr inventory …``: import, list and show the legacy systems."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import click
+
+from cloudmgr.errors import CloudmgrError
+from cloudmgr.runtime import get_runtime
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@click.group("inventory")
+def inventory() -> None:
+    """Legacy systems in the departments' server rooms (the Ansible inventory)."""
+
+
+@inventory.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def inventory_import(path: Path) -> None:
+    """Validate and import an Ansible YAML inventory or a CSV (all hosts or none)."""
+    from cloudmgr.inventory.errors import InventoryInvalid
+    from cloudmgr.inventory.importer import import_inventory
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read {path}: {exc}") from exc
+    try:
+        with get_runtime().db.unit_of_work() as uow:
+            result = import_inventory(uow.session, text, filename=path.name, actor=_actor())
+    except InventoryInvalid as exc:
+        for host, reason in exc.problems:
+            click.echo(f"{host}: {reason}", err=True)
+        raise click.ClickException(exc.message) from exc
+    except CloudmgrError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"imported {result.total} system(s) from {path.name}: {result.created} new, {result.updated} updated, "
+        f"{result.unchanged} unchanged; {result.out_of_scope} classified/intranet (out of scope); "
+        f"{result.rooms_created} new server room(s)"
+    )
+
+
+@inventory.command("list")
+@click.option("--department", "department_key", default=None, help="department key")
+@click.option("--state", default=None, help="legacy, intranet, planned, migrating, on_cloud, rolled_back, …")
+@click.option("--scope", type=click.Choice(["in", "out"]), default=None, help="in: non-classified internet/extranet")
+def inventory_list(department_key: str | None, state: str | None, scope: str | None) -> None:
+    """Systems from easy to hard (complexity score); classified ones listed separately."""
+    from sqlalchemy import select
+
+    from cloudmgr.inventory.services import SystemFilter, list_systems
+    from cloudmgr.organisation.models import Department
+
+    with get_runtime().db.unit_of_work() as uow:
+        department_id = None
+        if department_key:
+            department_id = uow.session.scalar(select(Department.id).where(Department.key == department_key))
+            if department_id is None:
+                raise click.ClickException(f"unknown department {department_key!r}")
+        rows, total = list_systems(uow.session, SystemFilter(department_id=department_id, state=state, scope=scope))
+        in_scope = [s for s in rows if s.in_scope]
+        out_scope = [s for s in rows if not s.in_scope]
+        for title, systems in (("in scope", in_scope), ("classified / intranet (out of scope)", out_scope)):
+            if not systems:
+                continue
+            click.echo(f"-- {title}: {len(systems)}")
+            for s in systems:
+                click.echo(
+                    f"#{s.id:<4} {s.hostname:<22} {s.state:<14} {s.complexity_score:>4}  {s.department.key:<22} "
+                    f"{s.network:<9} {s.os_name} {s.os_version}  {s.application_system}"
+                )
+        click.echo(f"{total} system(s)")
+
+
+@inventory.command("show")
+@click.argument("hostname")
+def inventory_show(hostname: str) -> None:
+    """One system: its variables, complexity reasons and history."""
+    from cloudmgr.inventory.services import dependants, get_system_by_hostname, state_history
+
+    try:
+        with get_runtime().db.unit_of_work() as uow:
+            s = get_system_by_hostname(uow.session, hostname)
+            click.echo(
+                f"{s.hostname} (#{s.id}) {s.state}"
+                + ("  [classified: stays on the intranet]" if s.is_classified else "")
+            )
+            click.echo(f"  department   {s.department.key} ({s.department.name_zh})")
+            click.echo(f"  server room  {s.server_room.code} ({s.server_room.name_zh})")
+            click.echo(f"  application  {s.application_system}")
+            click.echo(f"  class/net    {s.classification} / {s.network}")
+            click.echo(f"  os           {s.os_family}: {s.os_name} {s.os_version}")
+            click.echo(f"  size         {s.vcpus} vCPU, {s.ram_mb} MB RAM, {s.disk_gb} GB disk, {s.data_gb} GB data")
+            click.echo(f"  use (p95)    CPU {s.cpu_p95_pct:g}%, RAM {s.ram_p95_pct:g}%")
+            click.echo(f"  depends on   {', '.join(s.dependencies) or '-'}")
+            click.echo(f"  used by      {', '.join(dependants(uow.session, s)) or '-'}")
+            click.echo(f"  owner        {s.owner_name} {s.owner_contact}")
+            click.echo(f"  ansible_host {s.ansible_host or '-'}")
+            click.echo(f"  complexity   {s.complexity_score}")
+            for reason in s.complexity_reasons:
+                click.echo(f"    +{reason['points']:<3} {reason['code']}: {reason['detail']}")
+            click.echo("  history")
+            for event in state_history(uow.session, s):
+                click.echo(f"    {event.at:%Y-%m-%d %H:%M} {event.actor}: {event.action} {event.reason or ''}")
+    except CloudmgrError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@inventory.command("set-target")
+@click.argument("hostname")
+@click.option("--cloud", "cloud_key", required=True, help="the cloud the system moves to")
+def inventory_set_target(hostname: str, cloud_key: str) -> None:
+    """Choose the cloud a system moves to (refused for a classified system)."""
+    from cloudmgr.inventory.planning import set_target_cloud
+
+    try:
+        with get_runtime().db.unit_of_work() as uow:
+            set_target_cloud(uow.session, hostname, cloud_key, actor=_actor(), entry_point="cli")
+    except CloudmgrError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{hostname} will move to {cloud_key}")
+
+
+@inventory.command("plan")
+@click.option("--host-vcpus", default=64, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--host-ram-gb", default=512.0, show_default=True, type=click.FloatRange(0.001, 10**7))
+@click.option("--host-disk-gb", default=4000.0, show_default=True, type=click.FloatRange(0.001, 10**9))
+@click.option("--department", "department_key", default=None, help="department key")
+def inventory_plan(host_vcpus: int, host_ram_gb: float, host_disk_gb: float, department_key: str | None) -> None:
+    """Cloud hosts needed for the systems still to move; classified systems are refused."""
+    from sqlalchemy import select
+
+    from cloudmgr.inventory.planning import plan_systems
+    from cloudmgr.organisation.models import Department
+
+    try:
+        with get_runtime().db.unit_of_work() as uow:
+            department_id = None
+            if department_key:
+                department_id = uow.session.scalar(select(Department.id).where(Department.key == department_key))
+                if department_id is None:
+                    raise click.ClickException(f"unknown department {department_key!r}")
+            result = plan_systems(
+                uow.session,
+                host_vcpus=host_vcpus,
+                host_ram_gb=host_ram_gb,
+                host_disk_gb=host_disk_gb,
+                actor=_actor(),
+                department_id=department_id,
+            )
+    except CloudmgrError as exc:
+        raise click.ClickException(str(exc)) from exc
+    plan = result.plan
+    click.echo(
+        f"{result.systems} system(s) to place: {plan.hosts_used} host(s) needed "
+        f"(lower bound {plan.lower_bound}), {len(plan.waves)} wave(s)"
+    )
+    for hostname in result.refused:
+        click.echo(f"refused (classified: stays on the intranet): {hostname}")

@@ -1,0 +1,532 @@
+"""Importing the inventory of legacy servers: an Ansible YAML inventory, or CSV with the same
+columns.  All or nothing: every host is validated first and every problem reported (host and
+reason); only a clean file is imported, in the caller's one unit of work.
+
+Re-importing updates systems in place (matched by hostname, never duplicated); systems already
+past "legacy" keep their state, except that a system the file now marks classified leaves any
+wave for "intranet" (and one already migrating or on the cloud is an error to look into).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloudmgr.audit import services as audit
+from cloudmgr.inventory.assessment import assess_all
+from cloudmgr.inventory.errors import InventoryInvalid
+from cloudmgr.inventory.models import Classification, LegacyNetwork, LegacySystem, OsFamily, ServerRoom, SystemState
+from cloudmgr.inventory.services import AUDIT_TARGET, transition_system
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Department
+
+#: The columns of the CSV form (and the host variables of the YAML form).
+COLUMNS = (
+    "hostname",
+    "department",
+    "server_room",
+    "server_room_name_zh",
+    "server_room_name_en",
+    "server_room_location",
+    "application_system",
+    "classification",
+    "network",
+    "os_family",
+    "os_name",
+    "os_version",
+    "vcpus",
+    "ram_mb",
+    "disk_gb",
+    "data_gb",
+    "cpu_p95_pct",
+    "ram_p95_pct",
+    "dependencies",
+    "owner_name",
+    "owner_contact",
+    "ansible_host",
+    "due_date",
+)
+REQUIRED_TEXT = (
+    "department",
+    "server_room",
+    "application_system",
+    "os_name",
+    "os_version",
+    "owner_name",
+    "owner_contact",
+)
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_]{0,127}$")
+ROOM_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{1,63}$")
+#: (column, minimum, maximum): sizes are positive (data may be 0) and fit the columns.
+INT_LIMITS = (
+    ("vcpus", 1, 1024),
+    ("ram_mb", 1, 64 * 1024 * 1024),
+    ("disk_gb", 1, 10_000_000),
+    ("data_gb", 0, 10_000_000),
+)
+TEXT_LIMITS = {
+    "application_system": 128,
+    "os_name": 64,
+    "os_version": 32,
+    "owner_name": 64,
+    "owner_contact": 128,
+    "ansible_host": 255,
+    "server_room_name_zh": 128,
+    "server_room_name_en": 128,
+    "server_room_location": 255,
+}
+#: Systems in these states cannot silently become classified: somebody must look.
+MOVING_STATES = frozenset({SystemState.MIGRATING, SystemState.ON_CLOUD, SystemState.DECOMMISSIONED})
+MAX_BYTES = 5 * 1024 * 1024
+
+
+@dataclass
+class HostEntry:
+    """One host as read from the file: raw values, not validated yet."""
+
+    hostname: str
+    values: dict[str, Any]
+    where: str = ""  # "line 12" for CSV
+
+
+@dataclass
+class ValidHost:
+    hostname: str
+    department: Department
+    room_code: str
+    room: dict[str, str]
+    fields: dict[str, Any]
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    out_of_scope: int = 0
+    total: int = 0
+    rooms_created: int = 0
+    created_hosts: list[str] = field(default_factory=list)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A SafeLoader (libyaml's when present: ten times faster) that refuses duplicate keys
+    (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (a host or group may appear once)", key_node.start_mark
+            )
+        seen.add(key)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(text: str) -> tuple[list[HostEntry], list[tuple[str, str]]]:
+    """Hosts of an Ansible YAML inventory with the variables they inherit from their groups."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        return [], [("(file)", f"not valid YAML: {exc}")]
+    except RecursionError:
+        return [], [("(file)", "not valid YAML: nested too deeply")]
+    if not isinstance(data, dict) or not isinstance(data.get("all"), dict):
+        return [], [("(file)", "an Ansible YAML inventory starts with an 'all' group")]
+    hosts: list[HostEntry] = []
+    problems: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+
+    def walk(name: str, group: Any, inherited: Mapping[str, Any]) -> None:
+        if group is None:
+            return
+        if not isinstance(group, dict):
+            problems.append((f"(group {name})", "a group is a mapping of vars, hosts and children"))
+            return
+        unknown = set(group) - {"vars", "hosts", "children"}
+        if unknown:
+            problems.append((f"(group {name})", f"unknown keys {', '.join(sorted(map(str, unknown)))}"))
+        group_vars = group.get("vars") or {}
+        if not isinstance(group_vars, dict):
+            problems.append((f"(group {name})", "vars must be a mapping"))
+            group_vars = {}
+        merged = {**inherited, **group_vars}
+        group_hosts = group.get("hosts") or {}
+        if not isinstance(group_hosts, dict):
+            problems.append((f"(group {name})", "hosts must be a mapping of host names to their vars"))
+            group_hosts = {}
+        for hostname, host_vars in group_hosts.items():
+            hostname = str(hostname)
+            if host_vars is not None and not isinstance(host_vars, dict):
+                problems.append((hostname, "host vars must be a mapping"))
+                continue
+            if hostname in seen:
+                problems.append((hostname, f"duplicate hostname (in groups {seen[hostname]} and {name})"))
+                continue
+            seen[hostname] = name
+            hosts.append(HostEntry(hostname, {**merged, **(host_vars or {})}, f"group {name}"))
+        children = group.get("children") or {}
+        if not isinstance(children, dict):
+            problems.append((f"(group {name})", "children must be a mapping of groups"))
+            return
+        for child_name, child in children.items():
+            walk(str(child_name), child, merged)
+
+    walk("all", data["all"], {})
+    return hosts, problems
+
+
+def read_csv(text: str) -> tuple[list[HostEntry], list[tuple[str, str]]]:
+    """Hosts of a CSV file with a header row naming the columns (see COLUMNS)."""
+    try:
+        return _read_csv(text)
+    except csv.Error as exc:  # the reader's own refusals: NUL bytes, a field over its size limit …
+        return [], [("(file)", f"not valid CSV: {exc}")]
+
+
+def _read_csv(text: str) -> tuple[list[HostEntry], list[tuple[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = reader.fieldnames or []
+    missing = [c for c in ("hostname", *REQUIRED_TEXT) if c not in header]
+    unknown = [c for c in header if c not in COLUMNS]
+    problems: list[tuple[str, str]] = []
+    if missing:
+        problems.append(("(header)", f"missing columns: {', '.join(missing)}"))
+    if unknown:
+        problems.append(("(header)", f"unknown columns: {', '.join(unknown)}"))
+    if problems:
+        return [], problems
+    hosts: list[HostEntry] = []
+    seen: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            problems.append((row.get("hostname") or f"(line {line})", f"line {line}: more cells than columns"))
+            continue
+        hostname = (row.get("hostname") or "").strip()
+        if not hostname:
+            problems.append((f"(line {line})", "hostname is empty"))
+            continue
+        if hostname in seen:
+            problems.append((hostname, f"line {line}: duplicate hostname (first on line {seen[hostname]})"))
+            continue
+        seen[hostname] = line
+        values: dict[str, Any] = {k: v.strip() for k, v in row.items() if k != "hostname" and v is not None}
+        values = {k: v for k, v in values.items() if v != "" or k in REQUIRED_TEXT}
+        if "dependencies" in values:
+            values["dependencies"] = [d for d in re.split(r"[\s,;]+", values["dependencies"]) if d]
+        hosts.append(HostEntry(hostname, values, f"line {line}"))
+    return hosts, problems
+
+
+def read_inventory(text: str, *, filename: str) -> tuple[list[HostEntry], list[tuple[str, str]]]:
+    """Read by the file's extension: .csv is CSV, anything else (.yml, .yaml) YAML."""
+    if filename.lower().endswith(".csv"):
+        return read_csv(text)
+    return read_yaml(text)
+
+
+# --- validating ------------------------------------------------------------------------------
+
+
+def _text(values: Mapping[str, Any], key: str, reasons: list[str], *, required: bool) -> str | None:
+    value = values.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            reasons.append(f"{key} is missing")
+        return None
+    if isinstance(value, (bool, dict, list)):
+        reasons.append(f"{key} must be text")
+        return None
+    text = str(value).strip()
+    if "\x00" in text:
+        reasons.append(f"{key} contains a NUL character")
+        return None
+    limit = TEXT_LIMITS.get(key)
+    if limit and len(text) > limit:
+        reasons.append(f"{key} is longer than {limit} characters")
+    return text
+
+
+def _integer(values: Mapping[str, Any], key: str, low: int, high: int, reasons: list[str]) -> int | None:
+    raw = values.get(key)
+    if raw is None or raw == "":
+        reasons.append(f"{key} is missing")
+        return None
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+        reasons.append(f"{key} must be a whole number, not {raw!r}")
+        return None
+    try:
+        value = int(raw) if not isinstance(raw, str) else int(raw.strip())
+    except (TypeError, ValueError):
+        reasons.append(f"{key} must be a whole number, not {raw!r}")
+        return None
+    if value < low:
+        reasons.append(f"{key} must be {'positive' if low == 1 else f'at least {low}'}, not {value}")
+        return None
+    if value > high:
+        reasons.append(f"{key} {value} is larger than {high}")
+        return None
+    return value
+
+
+def _percent(values: Mapping[str, Any], key: str, reasons: list[str]) -> float | None:
+    raw = values.get(key)
+    if raw is None or raw == "":
+        reasons.append(f"{key} is missing")
+        return None
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        value = float(raw)
+    except (TypeError, ValueError):
+        reasons.append(f"{key} must be a number, not {raw!r}")
+        return None
+    if math.isnan(value) or not 0 <= value <= 100:
+        reasons.append(f"{key} must be between 0 and 100, not {raw}")
+        return None
+    return value
+
+
+def _choice(values: Mapping[str, Any], key: str, choices: Iterable[str], reasons: list[str]) -> str | None:
+    allowed = list(choices)
+    raw = values.get(key)
+    if raw is None or raw == "":
+        reasons.append(f"{key} is missing (one of {', '.join(allowed)})")
+        return None
+    if not isinstance(raw, str) or raw.strip() not in allowed:
+        reasons.append(f"{key} {raw!r} is not one of {', '.join(allowed)}")
+        return None
+    return raw.strip()
+
+
+def validate(
+    session: Session, entries: list[HostEntry], problems: list[tuple[str, str]]
+) -> tuple[list[ValidHost], list[tuple[str, str]]]:
+    """Check every host against the database and the file itself; every problem is listed."""
+    problems = list(problems)
+    departments = {d.key: d for d in session.scalars(select(Department))}
+    rooms = {r.code: r for r in session.scalars(select(ServerRoom))}
+    existing = {s.hostname: s for s in session.scalars(select(LegacySystem))}
+    file_hosts = {e.hostname for e in entries}
+    room_departments: dict[str, str] = {}
+    valid: list[ValidHost] = []
+    for entry in entries:
+        v = entry.values
+        reasons: list[str] = []
+        if not HOSTNAME_RE.match(entry.hostname):
+            reasons.append("hostname must be 1-128 letters, digits, '.', '-' or '_'")
+        texts = {key: _text(v, key, reasons, required=key in REQUIRED_TEXT) for key in TEXT_LIMITS}
+        dept_key = _text(v, "department", reasons, required=True)
+        room_code = _text(v, "server_room", reasons, required=True)
+        department = departments.get(dept_key) if dept_key else None
+        if dept_key and department is None:
+            reasons.append(f"unknown department {dept_key!r} (not in the departments file)")
+        if room_code:
+            if not ROOM_CODE_RE.match(room_code):
+                reasons.append(f"server_room {room_code!r} must be 2-64 lowercase letters, digits or '-'")
+            elif department is not None and dept_key:
+                other = room_departments.setdefault(room_code, dept_key)
+                stored = rooms.get(room_code)
+                if other != dept_key:
+                    reasons.append(f"server room {room_code} belongs to department {other} elsewhere in the file")
+                elif stored is not None and department is not None and stored.department_id != department.id:
+                    reasons.append(f"server room {room_code} already belongs to another department")
+        classification = _choice(v, "classification", [c.value for c in Classification], reasons)
+        network = _choice(v, "network", [n.value for n in LegacyNetwork], reasons)
+        os_family = _choice(v, "os_family", [f.value for f in OsFamily], reasons)
+        ints = {key: _integer(v, key, low, high, reasons) for key, low, high in INT_LIMITS}
+        cpu = _percent(v, "cpu_p95_pct", reasons)
+        ram = _percent(v, "ram_p95_pct", reasons)
+        deps_raw = v.get("dependencies") or []
+        deps: list[str] = []
+        if not isinstance(deps_raw, list) or not all(isinstance(d, str) for d in deps_raw):
+            reasons.append("dependencies must be a list of hostnames")
+        else:
+            for dep in deps_raw:
+                if dep == entry.hostname:
+                    reasons.append("a system cannot depend on itself")
+                elif dep not in file_hosts and dep not in existing:
+                    reasons.append(f"depends on unknown host {dep!r}")
+                elif dep not in deps:
+                    deps.append(dep)
+        if classification == Classification.CLASSIFIED and network in {LegacyNetwork.INTERNET, LegacyNetwork.EXTRANET}:
+            reasons.append(
+                f"a classified system cannot be on the {network}: classified business runs on the intranet "
+                "(fix the classification or the network)"
+            )
+        stored_system = existing.get(entry.hostname)
+        if (
+            stored_system is not None
+            and classification == Classification.CLASSIFIED
+            and stored_system.classification != Classification.CLASSIFIED
+            and stored_system.state in MOVING_STATES
+        ):
+            reasons.append(f"marked classified but already {stored_system.state}: take it off the cloud first")
+        due: date | None = None
+        if v.get("due_date") not in (None, ""):
+            raw_due = v["due_date"]
+            if isinstance(raw_due, date):
+                due = raw_due
+            else:
+                try:
+                    due = date.fromisoformat(str(raw_due).strip())
+                except ValueError:
+                    reasons.append(f"due_date {raw_due!r} is not a date (YYYY-MM-DD)")
+        if reasons:
+            prefix = f"{entry.where}: " if entry.where.startswith("line") else ""
+            problems.extend((entry.hostname, prefix + reason) for reason in reasons)
+            continue
+        assert department is not None and room_code is not None
+        fields = {
+            "application_system": texts["application_system"],
+            "classification": classification,
+            "network": network,
+            "os_family": os_family,
+            "os_name": texts["os_name"],
+            "os_version": texts["os_version"],
+            **ints,
+            "cpu_p95_pct": cpu,
+            "ram_p95_pct": ram,
+            "dependencies": deps,
+            "owner_name": texts["owner_name"],
+            "owner_contact": texts["owner_contact"],
+            "ansible_host": texts["ansible_host"],
+            "due_date": due,
+        }
+        room = {
+            "name_zh": texts["server_room_name_zh"] or f"{department.name_zh}机房",
+            "name_en": texts["server_room_name_en"] or f"{department.name_en} server room",
+            "location": texts["server_room_location"] or "",
+        }
+        valid.append(ValidHost(entry.hostname, department, room_code, room, fields))
+    return valid, problems
+
+
+# --- importing -------------------------------------------------------------------------------
+
+
+def _out_of_scope(fields: Mapping[str, Any]) -> bool:
+    return bool(fields["classification"] == Classification.CLASSIFIED or fields["network"] == LegacyNetwork.INTRANET)
+
+
+def import_inventory(session: Session, text: str, *, filename: str, actor: Actor | str) -> ImportResult:
+    """Validate the whole file, then import it; raises InventoryInvalid (with every problem)
+    before writing anything when one host is bad."""
+    username = actor if isinstance(actor, str) else actor.username
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        raise InventoryInvalid("the inventory file is too large", [("(file)", f"larger than {MAX_BYTES} bytes")])
+    entries, problems = read_inventory(text, filename=filename)
+    valid, problems = validate(session, entries, problems)
+    if not problems and not valid:
+        problems = [("(file)", "no hosts in the inventory")]
+    if problems:
+        raise InventoryInvalid(f"{len(problems)} problem(s) in {filename}: nothing was imported", problems)
+
+    result = ImportResult(total=len(valid))
+    rooms = {r.code: r for r in session.scalars(select(ServerRoom))}
+    existing = {s.hostname: s for s in session.scalars(select(LegacySystem))}
+    for host in valid:
+        room = rooms.get(host.room_code)
+        if room is None:
+            room = ServerRoom(code=host.room_code, department_id=host.department.id, **host.room)
+            session.add(room)
+            rooms[host.room_code] = room
+            result.rooms_created += 1
+        else:
+            for key, value in host.room.items():
+                if getattr(room, key) != value:
+                    setattr(room, key, value)
+    session.flush()
+    for host in valid:
+        room = rooms[host.room_code]
+        fields = {**host.fields, "department_id": host.department.id}
+        out = _out_of_scope(fields)
+        result.out_of_scope += int(out)
+        system = existing.get(host.hostname)
+        if system is None:
+            system = LegacySystem(
+                hostname=host.hostname,
+                server_room=room,
+                state=SystemState.INTRANET if out else SystemState.LEGACY,
+                **fields,
+            )
+            session.add(system)
+            session.flush()
+            result.created += 1
+            result.created_hosts.append(host.hostname)
+            audit.record(
+                session,
+                actor=username,
+                action="legacy_system.imported",
+                target_type=AUDIT_TARGET,
+                target_id=system.id,
+                reason=f"imported from {filename}",
+                detail={"hostname": host.hostname, "state": system.state},
+            )
+            continue
+        changed = sorted(k for k, value in fields.items() if getattr(system, k) != value)
+        for key in changed:
+            setattr(system, key, fields[key])
+        if system.server_room_id != room.id:
+            system.server_room = room
+            changed.append("server_room")
+        state_before = system.state
+        if out and system.state in {SystemState.LEGACY, SystemState.PLANNED, SystemState.ROLLED_BACK}:
+            transition_system(
+                session, system, SystemState.INTRANET, actor=username, reason=f"out of scope in {filename}"
+            )
+        elif not out and system.state == SystemState.INTRANET:
+            transition_system(session, system, SystemState.LEGACY, actor=username, reason=f"in scope in {filename}")
+        if changed:
+            result.updated += 1
+            audit.record(
+                session,
+                actor=username,
+                action="legacy_system.updated",
+                target_type=AUDIT_TARGET,
+                target_id=system.id,
+                reason=f"re-imported from {filename}",
+                detail={"hostname": host.hostname, "changed": changed, "state": system.state},
+            )
+        elif system.state == state_before:
+            result.unchanged += 1
+        else:
+            result.updated += 1
+    session.flush()
+    assess_all(session)
+    audit.record(
+        session,
+        actor=username,
+        action="inventory.imported",
+        target_type="inventory",
+        target_id=filename[:128],
+        detail={
+            "total": result.total,
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "out_of_scope": result.out_of_scope,
+        },
+    )
+    return result

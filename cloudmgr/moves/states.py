@@ -1,0 +1,88 @@
+"""The state machines of a move, one per kind."""
+
+from __future__ import annotations
+
+import enum
+
+from cloudmgr.moves.errors import InvalidMoveTransition
+
+
+class MoveKind(enum.StrEnum):
+    LIVE = "live"  # live migration to another host of the same cloud
+    COLD = "cold"  # cold migration, confirmed (or reverted) by an operator or automatically
+    DRAIN = "drain"  # live-migrate every server off a host
+    CROSS_CLOUD = "cross_cloud"  # snapshot → image → boot in another cloud → delete the source
+
+
+class MoveState(enum.StrEnum):
+    REQUESTED = "requested"  # stored, work queued, nothing asked of a cloud yet
+    RUNNING = "running"
+    AWAITING_CONFIRM = "awaiting_confirm"  # cold: the server waits in VERIFY_RESIZE
+    CONFIRMING = "confirming"
+    REVERTING = "reverting"
+    DONE = "done"
+    PARTIAL = "partial"  # drain: some servers could not be moved
+    REVERTED = "reverted"  # cold: back on its source host
+    FAILED = "failed"  # the reason is kept; resume carries on from the failed step
+
+
+class StepState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+S = MoveState
+
+_COMMON: dict[MoveState, frozenset[MoveState]] = {
+    S.REQUESTED: frozenset({S.RUNNING, S.FAILED}),
+    S.RUNNING: frozenset({S.DONE, S.FAILED}),
+    S.FAILED: frozenset({S.RUNNING}),  # resume
+    S.DONE: frozenset(),
+}
+
+TRANSITIONS: dict[MoveKind, dict[MoveState, frozenset[MoveState]]] = {
+    MoveKind.LIVE: dict(_COMMON),
+    MoveKind.CROSS_CLOUD: dict(_COMMON),
+    MoveKind.DRAIN: {
+        **_COMMON,
+        S.RUNNING: frozenset({S.DONE, S.PARTIAL, S.FAILED}),
+        S.PARTIAL: frozenset({S.RUNNING}),  # resume: try the servers left again
+    },
+    MoveKind.COLD: {
+        **_COMMON,
+        S.RUNNING: frozenset({S.AWAITING_CONFIRM, S.DONE, S.FAILED}),
+        S.AWAITING_CONFIRM: frozenset({S.CONFIRMING, S.REVERTING, S.DONE, S.REVERTED}),
+        S.CONFIRMING: frozenset({S.DONE, S.FAILED}),
+        S.REVERTING: frozenset({S.REVERTED, S.FAILED}),
+        S.REVERTED: frozenset(),
+    },
+}
+
+OPEN_STATES = frozenset({S.REQUESTED, S.RUNNING, S.AWAITING_CONFIRM, S.CONFIRMING, S.REVERTING})
+FINAL_STATES = frozenset({S.DONE, S.REVERTED})
+
+#: The steps of each kind, in order (a drain's per-server moves are its child moves).
+STEPS: dict[MoveKind, tuple[str, ...]] = {
+    MoveKind.LIVE: ("migrate",),
+    MoveKind.COLD: ("migrate", "confirm"),
+    MoveKind.DRAIN: ("disable_host", "migrate_servers", "enable_host"),
+    MoveKind.CROSS_CLOUD: (
+        "stop_source",
+        "snapshot",
+        "download",
+        "upload",
+        "boot",
+        "verify",
+        "record_target",
+        "delete_source",
+        "cleanup",
+    ),
+}
+
+
+def check_transition(kind: str, current: str, target: MoveState) -> None:
+    allowed = TRANSITIONS[MoveKind(kind)].get(MoveState(current), frozenset())
+    if target not in allowed:
+        raise InvalidMoveTransition(f"a {kind} move that is {current} cannot become {target.value}")

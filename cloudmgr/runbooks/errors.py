@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from cloudmgr.errors import Conflict, NotFound, ValidationFailed
+
+
+class RunNotFound(NotFound):
+    code = "runbook_run_not_found"
+
+
+class UnknownStep(ValidationFailed):
+    code = "unknown_step"
+
+
+class RunbookBusy(Conflict):
+    """The system already has a queued or running step: one at a time."""
+
+    code = "runbook_busy"
+
+
+class StepNotAllowed(Conflict):
+    """The step cannot run now (e.g. decommission before a verified cutover)."""
+
+    code = "runbook_step_not_allowed"
+
+
+class RunbookNotConfigured(Conflict):
+    """The system lacks what its runbook needs (its address, a target cloud, a service address…)."""
+
+    code = "runbook_not_configured"

@@ -1,0 +1,148 @@
+"""/ops/moves and /api/v1/moves on the simulated clouds (small organisation of tests/moves)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from cloudmgr.moves.models import Move
+from cloudmgr.organisation import services as org
+from cloudmgr.runtime import Runtime
+from tests.journey_fixtures import Journey
+from tests.moves.conftest import build_moves_org, provider_of, provision
+from tests.web.helpers import csrf_token
+from web import create_app
+
+
+@pytest.fixture
+def moves_org(runtime: Runtime, tmp_path: Path) -> Journey:
+    return build_moves_org(runtime, tmp_path)
+
+
+@pytest.fixture
+def ops(moves_org: Journey) -> FlaskClient:
+    client = create_app(runtime=moves_org.rt).test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    answer = client.post("/login", data={"username": "operator", "password": "moves-password-1", "csrf_token": token})
+    assert answer.status_code == 302
+    return client
+
+
+def _post(client: FlaskClient, path: str, data: dict[str, Any]) -> Any:
+    token = csrf_token(client.get("/ops/moves").get_data(as_text=True))
+    return client.post(path, data={**data, "csrf_token": token})
+
+
+def test_moves_page_forms_detail_and_confirm(ops: FlaskClient, moves_org: Journey) -> None:
+    page = ops.get("/ops/moves")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'data-testid="migrate-form"' in html and 'data-testid="drain-form"' in html
+    assert 'data-testid="cross-form"' in html and 'href="/ops/moves"' in html
+    prefilled = ops.get("/ops/moves?drain_host=sim-host-1&cloud=education").get_data(as_text=True)
+    assert 'value="sim-host-1"' in prefilled
+
+    (server,) = provision(moves_org)
+    # Bad input: no reason, then a host that does not exist; nothing is stored.
+    answer = _post(
+        ops, "/ops/moves/migrate", {"m-kind": "cold", "m-cloud": "education", "m-server_id": server.server_id}
+    )
+    assert answer.status_code == 400 and "请说明原因" in answer.get_data(as_text=True)
+    answer = _post(
+        ops,
+        "/ops/moves/drain",
+        {"d-cloud": "education", "d-host": "sim-host-9", "d-reason": "x", "d-disable_host": "y"},
+    )
+    assert answer.status_code == 400 and "no compute host sim-host-9" in answer.get_data(as_text=True)
+    with moves_org.rt.db.unit_of_work() as uow:
+        assert uow.session.scalar(select(Move)) is None
+
+    answer = _post(
+        ops,
+        "/ops/moves/migrate",
+        {"m-kind": "cold", "m-cloud": "education", "m-server_id": server.server_id, "m-reason": "web test"},
+    )
+    assert answer.status_code == 302
+    match = re.search(r"/ops/moves/(\d+)$", answer.headers["Location"])
+    assert match is not None
+    move_id = int(match.group(1))
+    moves_org.drain()
+    detail = ops.get(f"/ops/moves/{move_id}").get_data(as_text=True)
+    assert 'data-testid="decide"' in detail and 'data-step="migrate"' in detail
+    token = csrf_token(detail)
+    answer = ops.post(f"/ops/moves/{move_id}/confirm", data={"csrf_token": token, "reason": "fine"})
+    assert answer.status_code == 302
+    moves_org.drain()
+    with moves_org.rt.db.unit_of_work() as uow:
+        move = uow.session.get(Move, move_id)
+        assert move is not None and move.state == "done"
+    assert provider_of(moves_org, "education").get_server(server.server_id or "").status == "ACTIVE"
+    # Confirming again is refused with the reason; an unknown action or move is a 404.
+    again = ops.post(f"/ops/moves/{move_id}/confirm", data={"csrf_token": token})
+    assert again.status_code == 409 and 'data-testid="move-error"' in again.get_data(as_text=True)
+    assert ops.post(f"/ops/moves/{move_id}/explode", data={"csrf_token": token}).status_code == 404
+    assert ops.get("/ops/moves/999999").status_code == 404
+    listing = ops.get("/ops/moves?state=done").get_data(as_text=True)
+    assert f'data-move="{move_id}"' in listing
+
+
+def test_moves_api(moves_org: Journey) -> None:
+    rt = moves_org.rt
+    client = create_app(runtime=rt).test_client()
+    with rt.db.unit_of_work() as uow:
+        tokens = {
+            name: org.issue_token(
+                uow.session, org.get_user_by_name(uow.session, name), name="t", expires_at=None, actor="test"
+            ).token
+            for name in ("operator", "zhangwei")
+        }
+
+    def call(method: str, path: str, body: Any = None, user: str = "operator") -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {tokens[user]}", "Content-Type": "application/json"}
+        data = json.dumps(body) if body is not None else None
+        response = client.open("/api/v1" + path, method=method, headers=headers, data=data)
+        return response.status_code, response.get_json()
+
+    (server,) = provision(moves_org)
+    assert call("GET", "/moves", user="zhangwei")[0] == 403
+    status, body = call("POST", "/moves", {"kind": "teleport", "cloud": "education", "reason": "x", "extra": 1})
+    assert (
+        status == 400
+        and body["error"] == "invalid"
+        and "kind must be" in body["message"]
+        and "extra" in body["message"]
+    )
+    status, body = call("POST", "/moves", {"kind": "live", "cloud": "education", "reason": "x", "server_id": "nope"})
+    assert status == 400 and body["error"] == "move_invalid"
+    status, body = call(
+        "POST", "/moves", {"kind": "cold", "cloud": "education", "reason": "api", "server_id": server.server_id}
+    )
+    assert (
+        status == 202 and body["state"] == "requested" and [s["name"] for s in body["steps"]] == ["migrate", "confirm"]
+    )
+    move_id = body["id"]
+    moves_org.drain()
+    status, body = call("GET", f"/moves/{move_id}")
+    assert status == 200 and body["state"] == "awaiting_confirm" and body["events"][0]["actor"] == "operator"
+    status, body = call("POST", f"/moves/{move_id}/revert", {"reason": "no"})
+    assert status == 202 and body["state"] == "reverting"
+    moves_org.drain()
+    status, body = call("POST", f"/moves/{move_id}/confirm", {})
+    assert status == 409 and body["error"] == "invalid_move_transition"
+    status, body = call("GET", "/moves?kind=cold")
+    assert status == 200 and [m["state"] for m in body["items"]] == ["reverted"]
+    assert call("GET", "/moves/424242")[0] == 404
+    status, body = call(
+        "POST",
+        "/moves",
+        {"kind": "drain", "cloud": "education", "reason": "api", "host": "sim-host-1", "only_managed": True},
+    )
+    assert status == 202 and body["kind"] == "drain"
+    moves_org.drain()
+    assert call("GET", f"/moves/{body['id']}")[1]["state"] == "done"

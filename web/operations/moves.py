@@ -1,0 +1,212 @@
+"""Moves (/ops/moves): live and cold migration, host drain, cross-cloud move, confirm/revert/resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.validators import InputRequired, Length, Optional
+
+from cloudmgr.errors import DomainError
+from cloudmgr.moves import services
+from cloudmgr.moves.states import MoveKind, MoveState
+from cloudmgr.organisation import services as org
+from web.i18n import current_locale
+from web.operations import bp
+from web.security import require_user
+from web.selfservice.display import refusal_text
+from web.uow import commit_request_uow, request_uow, restart_request_uow, runtime
+
+_REASON = [InputRequired(_l("Say why: it is stored and audited.")), Length(max=2000)]
+
+
+class MigrateForm(FlaskForm):  # type: ignore[misc]
+    kind = SelectField(
+        _l("Migration"), choices=[("live", _l("Live migration")), ("cold", _l("Cold migration"))], default="live"
+    )
+    cloud = SelectField(_l("Cloud"), validators=[InputRequired()])
+    server_id = StringField(_l("Server ID on the cloud"), validators=[InputRequired(), Length(max=64)])
+    target_host = StringField(_l("Target host (empty: the scheduler picks)"), validators=[Optional(), Length(max=255)])
+    auto_confirm = BooleanField(_l("Confirm a cold migration automatically"))
+    reason = TextAreaField(_l("Reason"), validators=_REASON)
+    submit = SubmitField(_l("Migrate"))
+
+
+class DrainForm(FlaskForm):  # type: ignore[misc]
+    cloud = SelectField(_l("Cloud"), validators=[InputRequired()])
+    host = StringField(_l("Compute host"), validators=[InputRequired(), Length(max=255)])
+    disable_host = BooleanField(_l("Disable the host's compute service during the drain"), default=True)
+    keep_disabled = BooleanField(_l("Keep it disabled once empty (maintenance)"))
+    only_managed = BooleanField(_l("Only servers of the departments' projects"))
+    reason = TextAreaField(_l("Reason"), validators=_REASON)
+    submit = SubmitField(_l("Drain the host"))
+
+
+class CrossCloudForm(FlaskForm):  # type: ignore[misc]
+    cloud = SelectField(_l("From cloud"), validators=[InputRequired()])
+    server_id = StringField(_l("Server ID on the cloud"), validators=[InputRequired(), Length(max=64)])
+    target_cloud = SelectField(_l("To cloud"), validators=[InputRequired()])
+    department = StringField(_l("Target department key (empty: the server's own)"), validators=[Length(max=64)])
+    zone = SelectField(
+        _l("Zone"),
+        choices=[("", _l("The server's zone")), ("internet", _l("Internet")), ("extranet", _l("E-gov extranet"))],
+        default="",
+    )
+    reason = TextAreaField(_l("Reason"), validators=_REASON)
+    submit = SubmitField(_l("Move to the other cloud"))
+
+
+class MoveActionForm(FlaskForm):  # type: ignore[misc]
+    reason = StringField(_l("Reason"), validators=[Optional(), Length(max=2000)])
+
+
+def _forms(formdata: Any = None) -> dict[str, FlaskForm]:
+    locale = current_locale()
+    clouds = [(c.key, c.display_name(locale)) for c in org.list_clouds(request_uow().session) if c.enabled]
+    forms: dict[str, FlaskForm] = {
+        "migrate": MigrateForm(prefix="m", formdata=formdata),
+        "drain": DrainForm(prefix="d", formdata=formdata),
+        "cross": CrossCloudForm(prefix="x", formdata=formdata),
+    }
+    for form in forms.values():
+        form.cloud.choices = clouds
+    forms["cross"].target_cloud.choices = clouds
+    return forms
+
+
+def _page(forms: dict[str, FlaskForm], status: int = 200, *, open_form: str | None = None) -> ResponseReturnValue:
+    state = request.args.get("state") or None
+    kind = request.args.get("kind") or None
+    if state not in {s.value for s in MoveState}:
+        state = None
+    if kind not in {k.value for k in MoveKind}:
+        kind = None
+    moves = services.list_moves(request_uow().session, state=state, kind=kind)
+    return (
+        render_template(
+            "moves/list.html",
+            moves=moves,
+            forms=forms,
+            open_form=open_form,
+            state=state,
+            kind=kind,
+            states=[s.value for s in MoveState],
+            kinds=[k.value for k in MoveKind],
+            locale=current_locale(),
+        ),
+        status,
+    )
+
+
+@bp.get("/moves")
+def moves() -> ResponseReturnValue:
+    forms = _forms()
+    # The capacity page's host list links here with ?drain_host=…&cloud=… to fill the drain form.
+    if request.args.get("drain_host"):
+        forms["drain"].host.data = request.args["drain_host"][:255]
+        if request.args.get("cloud"):
+            forms["drain"].cloud.data = request.args["cloud"][:64]
+    return _page(forms, open_form="drain" if request.args.get("drain_host") else None)
+
+
+def _start(name: str) -> ResponseReturnValue:
+    forms = _forms(request.form)
+    form = forms[name]
+    if not form.validate_on_submit():
+        return _page(forms, 400, open_form=name)
+    commit_request_uow()  # the services read the cloud and open their own units of work
+    rt = runtime()
+    actor = require_user().username
+    data = form.data
+    try:
+        if name == "migrate":
+            move_id = services.start_migration(
+                rt.db, rt.providers, kind=data["kind"], cloud_key=data["cloud"], server_id=data["server_id"],
+                target_host=data["target_host"] or None, auto_confirm=bool(data["auto_confirm"]), actor=actor,
+                reason=data["reason"],
+            )  # fmt: skip
+        elif name == "drain":
+            move_id = services.start_drain(
+                rt.db, rt.providers, cloud_key=data["cloud"], host=data["host"], actor=actor, reason=data["reason"],
+                disable_host=bool(data["disable_host"]), keep_disabled=bool(data["keep_disabled"]),
+                only_managed=bool(data["only_managed"]),
+            )  # fmt: skip
+        else:
+            move_id = services.start_cross_cloud_move(
+                rt.db, rt.providers, cloud_key=data["cloud"], server_id=data["server_id"],
+                target_cloud_key=data["target_cloud"], target_department_key=(data["department"] or "").strip() or None,
+                target_zone=data["zone"] or None, actor=actor, reason=data["reason"],
+            )  # fmt: skip
+    except DomainError as exc:
+        restart_request_uow()
+        forms = _forms(request.form)
+        forms[name].validate()
+        forms[name].form_errors.append(refusal_text(exc))
+        return _page(forms, exc.http_status, open_form=name)
+    flash(_("Move #%(id)d stored; it runs in the background.", id=move_id), "success")
+    return redirect(url_for("ops.move_detail", move_id=move_id))
+
+
+@bp.post("/moves/migrate")
+def start_migration() -> ResponseReturnValue:
+    return _start("migrate")
+
+
+@bp.post("/moves/drain")
+def start_drain() -> ResponseReturnValue:
+    return _start("drain")
+
+
+@bp.post("/moves/cross-cloud")
+def start_cross_cloud() -> ResponseReturnValue:
+    return _start("cross")
+
+
+def _detail(move_id: int, *, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    move = services.get_move(request_uow().session, move_id)
+    return (
+        render_template(
+            "moves/detail.html",
+            move=move,
+            form=MoveActionForm(formdata=None),
+            can_decide=move.state == MoveState.AWAITING_CONFIRM.value,
+            can_resume=move.state in (MoveState.FAILED.value, MoveState.PARTIAL.value),
+            error=error,
+            locale=current_locale(),
+        ),
+        status,
+    )
+
+
+@bp.get("/moves/<int(max=2147483647):move_id>")
+def move_detail(move_id: int) -> ResponseReturnValue:
+    return _detail(move_id)
+
+
+@bp.post("/moves/<int(max=2147483647):move_id>/<action>")
+def move_action(move_id: int, action: str) -> ResponseReturnValue:
+    actions = {"confirm": services.confirm, "revert": services.revert, "resume": services.resume}
+    if action not in actions:
+        abort(404)
+    session = request_uow().session
+    services.get_move(session, move_id)  # 404 before anything else
+    form = MoveActionForm()
+    if not form.validate_on_submit():
+        return _detail(move_id, error=_("The form expired; please try again."), status=400)
+    try:
+        actions[action](session, move_id, actor=require_user().username, reason=form.reason.data or None)
+    except DomainError as exc:
+        restart_request_uow()
+        return _detail(move_id, error=refusal_text(exc), status=exc.http_status)
+    messages = {
+        "confirm": _("Confirmed: the server stays on its new host."),
+        "revert": _("Reverting: the server goes back to its source host."),
+        "resume": _("Resumed: the move carries on from the step where it stopped."),
+    }
+    flash(messages[action], "success")
+    return redirect(url_for("ops.move_detail", move_id=move_id))

@@ -1,0 +1,404 @@
+"""Migration waves (/ops/waves) and the programme against its deadlines (/ops/programme, read-only
+for finance at /finance/programme and for a department's own users at /portal/programme)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, InputRequired, Length
+
+from cloudmgr.errors import DomainError
+from cloudmgr.organisation import services as org
+from cloudmgr.organisation.models import Role
+from cloudmgr.programme import services as waves
+from cloudmgr.programme import tracking
+from cloudmgr.programme.config import ProgrammeConfig, read_programme_file
+from cloudmgr.programme.models import WaveState
+from web.finance import bp as finance_bp
+from web.i18n import current_locale
+from web.navigation import add_nav_item
+from web.operations import bp
+from web.portal import bp as portal_bp
+from web.security import current_actor, require_user, role_required
+from web.selfservice.display import refusal_text
+from web.selfservice.forms import ButtonForm
+from web.uow import commit_request_uow, request_uow, restart_request_uow, runtime
+
+WAVE_STATES: dict[str, Any] = {
+    WaveState.DRAFT: _l("Draft"),
+    WaveState.CHECKED: _l("Checked"),
+    WaveState.RUNNING: _l("Running"),
+    WaveState.DONE: _l("Done"),
+    WaveState.CANCELLED: _l("Cancelled"),
+}
+WAVE_STATE_CLASS = {"draft": "off", "checked": "ok", "running": "warn", "done": "ok", "cancelled": "off"}
+FLAG_REASONS: dict[str, Any] = {
+    "overdue": _l("Overdue"),
+    "not_in_wave": _l("Not in a wave yet"),
+    "wave_too_late": _l("Its wave ends after the deadline"),
+}
+MAX_LISTED = 200
+
+
+def programme_config() -> ProgrammeConfig:
+    return read_programme_file(runtime().settings.programme_file)
+
+
+@bp.app_template_filter("label_wave_state")
+def wave_state_label(code: object) -> str:
+    return str(WAVE_STATES.get(str(code), code))
+
+
+@bp.app_template_filter("wave_state_class")
+def wave_state_class(code: object) -> str:
+    return f"state state-{WAVE_STATE_CLASS.get(str(code), 'off')}"
+
+
+# --- forms ---------------------------------------------------------------------------------------
+
+
+class WaveForm(FlaskForm):  # type: ignore[misc]
+    name = StringField(_l("Name"), validators=[DataRequired(_l("Give the wave a name.")), Length(max=128)])
+    cloud = SelectField(_l("Target cloud"), validators=[InputRequired()])
+    zone = SelectField(
+        _l("Network zone"),
+        choices=[("extranet", _l("E-government extranet")), ("internet", _l("Internet"))],
+        validators=[InputRequired()],
+    )
+    window_start = DateField(_l("Window starts"), validators=[InputRequired(_l("Give a date (YYYY-MM-DD)."))])
+    window_end = DateField(_l("Window ends"), validators=[InputRequired(_l("Give a date (YYYY-MM-DD)."))])
+    submit = SubmitField(_l("Create the wave"))
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = bool(super().validate(extra_validators))
+        if ok and self.window_end.data < self.window_start.data:
+            self.window_end.errors.append(_("The window ends before it starts."))
+            ok = False
+        return ok
+
+
+def _wave_form(formdata: Any = "default") -> WaveForm:
+    form = WaveForm() if formdata == "default" else WaveForm(formdata=formdata)
+    locale = current_locale()
+    form.cloud.choices = [(c.key, c.display_name(locale)) for c in org.list_clouds(request_uow().session) if c.enabled]
+    return form
+
+
+# --- waves ---------------------------------------------------------------------------------------
+
+
+@bp.get("/waves")
+def waves_list() -> ResponseReturnValue:
+    session = request_uow().session
+    state = request.args.get("state") or None
+    if state is not None and state not in WAVE_STATES:
+        state = None
+    found = waves.list_waves(session, state=state)
+    return render_template(
+        "programme/waves.html",
+        waves=found,
+        counts=waves.member_counts(session, [w.id for w in found]),
+        state=state,
+        states=WAVE_STATES,
+        locale=current_locale(),
+    )
+
+
+@bp.get("/waves/new")
+def wave_new() -> ResponseReturnValue:
+    form = _wave_form(None)
+    today = tracking.today()
+    form.window_start.data = today + timedelta(days=7)
+    form.window_end.data = today + timedelta(days=8)
+    return render_template("programme/new_wave.html", form=form)
+
+
+@bp.post("/waves/new")
+def wave_create() -> ResponseReturnValue:
+    form = _wave_form()
+    if not form.validate_on_submit():
+        return render_template("programme/new_wave.html", form=form), 400
+    try:
+        wave = waves.create_wave(
+            request_uow().session,
+            name=form.name.data,
+            cloud_key=form.cloud.data,
+            zone=form.zone.data,
+            window_start=form.window_start.data,
+            window_end=form.window_end.data,
+            actor=current_actor(),
+        )
+    except DomainError as exc:
+        restart_request_uow()
+        form.form_errors.append(refusal_text(exc))
+        return render_template("programme/new_wave.html", form=form), exc.http_status
+    flash(_("Wave #%(id)d created: add its systems, then check it.", id=wave.id), "success")
+    return redirect(url_for("ops.wave_detail", wave_id=wave.id))
+
+
+def _wave_page(wave_id: int, *, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    session = request_uow().session
+    wave = waves.get_wave(session, wave_id)
+    editable = wave.state in {WaveState.DRAFT, WaveState.CHECKED}
+    result = wave.check_result or {}
+    current = sorted(m.system_id for m in wave.members)
+    return (
+        render_template(
+            "programme/wave.html",
+            wave=wave,
+            systems=waves.members_easy_first(session, wave),
+            candidates=waves.candidates(session, wave) if editable else [],
+            result=result,
+            stale=bool(result) and result.get("members") != current,
+            editable=editable,
+            can_start=wave.state == WaveState.CHECKED,
+            button=ButtonForm(formdata=None),
+            error=error,
+            locale=current_locale(),
+        ),
+        status,
+    )
+
+
+@bp.get("/waves/<int(max=2147483647):wave_id>")
+def wave_detail(wave_id: int) -> ResponseReturnValue:
+    return _wave_page(wave_id)
+
+
+def _wave_action(wave_id: int, action: str) -> ResponseReturnValue:
+    session = request_uow().session
+    waves.get_wave(session, wave_id)  # 404 first
+    if not ButtonForm().validate_on_submit():
+        return _wave_page(wave_id, error=_("The form expired; please try again."), status=400)
+    actor = current_actor()
+    try:
+        if action == "add":
+            ids = []
+            for raw in request.form.getlist("system_id"):
+                if not raw.isdigit() or int(raw) > 2147483647:
+                    return _wave_page(wave_id, error=_("Choose systems from the list."), status=400)
+                ids.append(int(raw))
+            if not ids:
+                return _wave_page(wave_id, error=_("Choose at least one system to add."), status=400)
+            added = waves.add_systems(session, wave_id, list(ids), actor=actor)
+            flash(_("%(n)d systems added.", n=len(added)), "success")
+        elif action == "remove":
+            raw = request.form.get("system_id", "")
+            if not raw.isdigit() or int(raw) > 2147483647:
+                return _wave_page(wave_id, error=_("Choose systems from the list."), status=400)
+            system = waves.remove_system(session, wave_id, int(raw), actor=actor)
+            flash(_("%(host)s left the wave.", host=system.hostname), "success")
+        elif action == "check":
+            commit_request_uow()  # the check opens its own units of work (it reads the cloud between them)
+            rt = runtime()
+            result = waves.check_wave(rt.db, rt.providers, wave_id, actor=actor)
+            if result["fits"]:
+                flash(_("The wave fits: it can start."), "success")
+            else:
+                flash(_("The wave does not fit; see the check below."), "warning")
+        elif action == "start":
+            waves.start_wave(session, wave_id, actor=actor)
+            flash(_("Wave #%(id)d started: each system's runbook is queued.", id=wave_id), "success")
+        elif action == "cancel":
+            waves.cancel_wave(session, wave_id, actor=actor, reason=request.form.get("reason", "")[:1000])
+            flash(_("Wave #%(id)d cancelled.", id=wave_id), "success")
+        else:  # pragma: no cover (routes below)
+            abort(404)
+    except DomainError as exc:
+        restart_request_uow()
+        return _wave_page(wave_id, error=refusal_text(exc), status=exc.http_status)
+    return redirect(url_for("ops.wave_detail", wave_id=wave_id))
+
+
+@bp.post("/waves/<int(max=2147483647):wave_id>/systems")
+def wave_add_systems(wave_id: int) -> ResponseReturnValue:
+    return _wave_action(wave_id, "add")
+
+
+@bp.post("/waves/<int(max=2147483647):wave_id>/systems/remove")
+def wave_remove_system(wave_id: int) -> ResponseReturnValue:
+    return _wave_action(wave_id, "remove")
+
+
+@bp.post("/waves/<int(max=2147483647):wave_id>/check")
+def wave_check(wave_id: int) -> ResponseReturnValue:
+    return _wave_action(wave_id, "check")
+
+
+@bp.post("/waves/<int(max=2147483647):wave_id>/start")
+def wave_start(wave_id: int) -> ResponseReturnValue:
+    return _wave_action(wave_id, "start")
+
+
+@bp.post("/waves/<int(max=2147483647):wave_id>/cancel")
+def wave_cancel(wave_id: int) -> ResponseReturnValue:
+    return _wave_action(wave_id, "cancel")
+
+
+# --- the burndown chart (server-rendered SVG, classes only) ---------------------------------------
+
+CHART_W, CHART_H = 760, 280
+PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 24, 34
+
+
+@dataclass(frozen=True)
+class Marker:
+    x: float
+    label: str
+
+
+@dataclass(frozen=True)
+class BurndownChart:
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    actual: str  # polyline points
+    dots: list[tuple[float, float, str]]
+    ideal: tuple[float, float, float, float]
+    deadlines: list[Marker]
+    today: Marker
+    x_ticks: list[tuple[float, str]]
+    y_ticks: list[tuple[float, str]]
+
+
+def _nice_step(top: int) -> int:
+    raw = max(top / 4, 1)
+    magnitude: int = 10 ** (len(str(int(raw))) - 1)
+    for step in (1, 2, 2.5, 5, 10):
+        if raw <= step * magnitude:
+            return max(int(step * magnitude), 1)
+    return int(10 * magnitude)
+
+
+def burndown_chart(b: tracking.Burndown, config: ProgrammeConfig) -> BurndownChart:
+    start = min([b.start] + [d for d, _ in b.points])
+    end = max([b.today, b.deadline, config.rooms.date] + [d for d, _ in b.points]) + timedelta(days=30)
+    top_value = max([b.total, 1] + [n for _, n in b.points])
+    step = _nice_step(top_value)
+    y_max = step * (top_value // step + (0 if top_value % step == 0 and top_value > 0 else 1))
+    right, bottom = CHART_W - PAD_R, CHART_H - PAD_B
+    span = max((end - start).days, 1)
+
+    def x_of(day: date) -> float:
+        return round(PAD_L + (right - PAD_L) * (day - start).days / span, 1)
+
+    def y_of(value: float) -> float:
+        return round(bottom - (bottom - PAD_T) * value / y_max, 1)
+
+    dots = [(x_of(d), y_of(n), f"{d.isoformat()}: {n:,}") for d, n in b.points]
+    years = list(range(start.year + 1, end.year + 1))
+    if len(years) > 10:
+        years = years[:: len(years) // 10 + 1]
+    return BurndownChart(
+        CHART_W,
+        CHART_H,
+        PAD_L,
+        right,
+        PAD_T,
+        bottom,
+        " ".join(f"{x},{y}" for x, y, _ in dots),
+        dots,
+        (x_of(b.start), y_of(b.total), x_of(b.deadline), y_of(0)),
+        [
+            Marker(x_of(config.cloud.date), config.cloud.date.isoformat()),
+            Marker(x_of(config.rooms.date), config.rooms.date.isoformat()),
+        ],
+        Marker(x_of(b.today), b.today.isoformat()),
+        [(x_of(date(y, 1, 1)), str(y)) for y in years],
+        [(y_of(v), f"{v:,}") for v in range(0, y_max + 1, step)],
+    )
+
+
+# --- the programme page --------------------------------------------------------------------------
+
+
+def render_programme(*, audience: str, department_id: int | None = None) -> ResponseReturnValue:
+    """The programme page; ``audience`` ops | finance | department (read-only unless ops)."""
+    session = request_uow().session
+    config = programme_config()
+    figures = tracking.compute(session, config, tracking.today(), department_id=department_id)
+    department_key = None
+    if department_id is not None:
+        department_key = figures.departments[0].key if figures.departments else None
+    period = request.args.get("period", "day")
+    if period not in {"day", "week"}:
+        period = "day"
+    if department_id is not None and department_key is None:
+        burn = tracking.Burndown(config.start, config.cloud.date, figures.today, 0, [(figures.today, 0)], period)
+    else:
+        burn = tracking.burndown(session, config, figures, period=period, department_key=department_key)
+    return render_template(
+        "programme/programme.html",
+        f=figures,
+        config=config,
+        burn=burn,
+        chart=burndown_chart(burn, config),
+        audience=audience,
+        read_only=audience != "ops",
+        flag_reasons=FLAG_REASONS,
+        max_listed=MAX_LISTED,
+        button=ButtonForm(formdata=None),
+        locale=current_locale(),
+        period=period,
+        endpoint=request.endpoint,
+    )
+
+
+@bp.get("/programme")
+def programme() -> ResponseReturnValue:
+    return render_programme(audience="ops")
+
+
+@bp.post("/programme/rooms/<int(max=2147483647):room_id>/close")
+def close_room(room_id: int) -> ResponseReturnValue:
+    if not ButtonForm().validate_on_submit():
+        flash(_("The form expired; please try again."), "error")
+        return redirect(url_for("ops.programme")), 303
+    try:
+        room = tracking.close_room(request_uow().session, room_id, actor=require_user().username)
+    except DomainError as exc:
+        restart_request_uow()
+        if exc.http_status == 404:
+            abort(404)
+        flash(refusal_text(exc), "error")
+        return redirect(url_for("ops.programme", _anchor="rooms")), 303
+    flash(_("Server room %(code)s closed.", code=room.code), "success")
+    return redirect(url_for("ops.programme", _anchor="rooms"))
+
+
+@finance_bp.get("/programme")
+def finance_programme() -> ResponseReturnValue:
+    return render_programme(audience="finance")
+
+
+@portal_bp.get("/programme")
+@role_required(Role.DEPT_STAFF, Role.DEPT_HEAD)
+def portal_programme() -> ResponseReturnValue:
+    """A department's own systems only (departments never see each other's)."""
+    actor = current_actor()
+    if actor.department_id is None:  # pragma: no cover (the roles guarantee a department)
+        abort(403)
+    return render_programme(audience="department", department_id=actor.department_id)
+
+
+add_nav_item(
+    Role.OPERATOR,
+    "ops.waves_list",
+    _l("Migration waves"),
+    also_active=("ops.wave_new", "ops.wave_create", "ops.wave_detail"),
+)
+add_nav_item(Role.OPERATOR, "ops.programme", _l("Programme"))
+add_nav_item(Role.FINANCE, "finance.finance_programme", _l("Programme"))
+add_nav_item(Role.DEPT_HEAD, "portal.portal_programme", _l("Programme"))
+add_nav_item(Role.DEPT_STAFF, "portal.portal_programme", _l("Programme"))
