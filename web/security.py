@@ -249,16 +249,6 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 def reject_nul_bytes() -> ResponseReturnValue | None:
     """No input may carry a NUL character: no user types one, PostgreSQL refuses it in text
     (a 500 otherwise) and it hides the rest of a string from C-based tools.  A clear 400."""
@@ -267,7 +257,11 @@ def reject_nul_bytes() -> ResponseReturnValue | None:
     values = [*request.args.values(), *request.args.keys(), *request.form.values(), *request.form.keys()]
     found = any("\x00" in v for v in values) or "\x00" in request.path
     if not found and request.is_json:
-        found = _has_nul(request.get_json(silent=True))
+        # The raw body, not the parsed one: parsing here would turn a hostile document (nested a
+        # thousand deep) into a RecursionError before the API's own reader can answer 400.  In
+        # JSON a NUL can only travel escaped; a raw one makes the document invalid (400 there).
+        body = request.get_data(cache=True)
+        found = b"\\u0000" in body or b"\x00" in body
     if not found:
         return None
     message = _("The input contains a NUL character, which is not allowed.")
