@@ -146,6 +146,27 @@ def list_systems(
     return session.scalars(query).unique().all(), total
 
 
+@dataclass(frozen=True, slots=True)
+class SystemChoice:
+    """A department's legacy system as an option of the VM request form."""
+
+    id: int
+    hostname: str
+    application_system: str
+    classified: bool
+
+
+def department_system_choices(session: Session, department_id: int) -> list[SystemChoice]:
+    rows = session.execute(
+        select(LegacySystem.id, LegacySystem.hostname, LegacySystem.application_system, LegacySystem.classification)
+        .where(LegacySystem.department_id == department_id)
+        .order_by(LegacySystem.hostname)
+    )
+    return [
+        SystemChoice(row.id, row.hostname, row.application_system, row.classification == "classified") for row in rows
+    ]
+
+
 def state_history(session: Session, system: LegacySystem) -> Sequence[AuditEvent]:
     """Every audit event about the system, oldest first (transitions, refusals, imports)."""
     return session.scalars(

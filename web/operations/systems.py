@@ -13,16 +13,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from wtforms import SelectChoice, SubmitField
+from wtforms import SubmitField
 
 from cloudmgr.inventory.errors import InventoryInvalid
 from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.inventory.models import LegacySystem, SystemState
 from cloudmgr.inventory.services import SystemFilter, dependants, get_system, list_systems, state_history
 from cloudmgr.organisation import services as org
-from cloudmgr.organisation.actor import Actor
 from web.operations import bp
 from web.security import require_user
 from web.selfservice import pages
@@ -91,24 +88,6 @@ def network_label(code: object) -> str:
 @bp.app_template_filter("label_system_action")
 def audit_action_label(code: object) -> str:
     return str(AUDIT_ACTION_LABELS.get(str(code), code))
-
-
-def legacy_system_choices(session: Session, actor: Actor) -> list[SelectChoice]:
-    """The choices of the request form's "legacy system" select: the department's systems."""
-    choices = [SelectChoice("", _("(none)"))]
-    if actor.department_id is None:
-        return choices
-    rows = session.execute(
-        select(LegacySystem.id, LegacySystem.hostname, LegacySystem.application_system, LegacySystem.classification)
-        .where(LegacySystem.department_id == actor.department_id)
-        .order_by(LegacySystem.hostname)
-    ).all()
-    for system_id, hostname, application, classification in rows:
-        label = f"{hostname} · {application}"
-        if classification == "classified":
-            label += f" ({_('classified')})"
-        choices.append(SelectChoice(system_id, label))
-    return choices
 
 
 class InventoryUploadForm(FlaskForm):  # type: ignore[misc]

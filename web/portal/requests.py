@@ -23,12 +23,11 @@ from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
 from web.i18n import current_locale
 from web.labels import zone_label
-from web.operations.systems import legacy_system_choices
 from web.portal import bp
 from web.security import current_actor, role_required
 from web.selfservice import listcache, pages
 from web.selfservice.display import money, refusal_text
-from web.selfservice.forms import ButtonForm, DecisionForm, NewRequestForm
+from web.selfservice.forms import ButtonForm, DecisionForm, NewRequestForm, legacy_system_choices
 from web.uow import request_uow, restart_request_uow, runtime
 
 PER_PAGE = 20

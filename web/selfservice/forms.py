@@ -10,8 +10,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
 from wtforms import (
     BooleanField,
     DateField,
@@ -19,6 +21,7 @@ from wtforms import (
     Field,
     IntegerField,
     RadioField,
+    SelectChoice,
     SelectField,
     StringField,
     SubmitField,
@@ -26,6 +29,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
+from cloudmgr.inventory import services as inventory
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.servicerequests.services import MAX_COUNT, MAX_EXPIRY_DAYS, NAME_PREFIX, RequestForm
 
 REASON_MAX = 2000
@@ -323,3 +328,16 @@ class OfferForm(FlaskForm):  # type: ignore[misc]
         render_kw={"inputmode": "decimal"},
     )
     save = SubmitField(_l("Save"))
+
+
+def legacy_system_choices(session: Session, actor: Actor) -> list[SelectChoice]:
+    """The choices of the request form's "legacy system" select: the department's systems."""
+    choices = [SelectChoice("", _("(none)"))]
+    if actor.department_id is None:
+        return choices
+    for system in inventory.department_system_choices(session, actor.department_id):
+        label = f"{system.hostname} · {system.application_system}"
+        if system.classified:
+            label += f" ({_('classified')})"
+        choices.append(SelectChoice(system.id, label))
+    return choices
