@@ -31,7 +31,9 @@ def serve_with_gunicorn(host: str, port: int, *, workers: int, threads: int) -> 
             "workers": workers,
             "threads": threads,
             "worker_class": "gthread",
-            "accesslog": "-",
+            # No gunicorn access log: the app logs every request itself, as JSON with its request
+            # id and duration (web/observability.py); a second line per request would only cost.
+            "accesslog": None,
             "timeout": 60,
         }
     ).run()

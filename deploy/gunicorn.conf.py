@@ -20,7 +20,9 @@ keepalive = 5
 # A worker is recycled after this many requests (with jitter): bounds slow leaks.
 max_requests = 5000
 max_requests_jitter = 500
-accesslog = "-"
+# No gunicorn access log: the app logs every request itself, as JSON with its request id and
+# duration (web/observability.py).
+accesslog = None
 errorlog = "-"
 # Behind a reverse proxy (nginx) on the same host: trust its X-Forwarded-* headers.
 forwarded_allow_ips = os.environ.get("CLOUDMGR_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -7,7 +7,10 @@ each test session creates its own PostgreSQL database there and drops it at the 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +72,7 @@ def postgres_server_url() -> Iterator[str]:
     yield url.set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{_template_name(name)}" WITH (FORCE)'))
     admin.dispose()
 
 
@@ -78,6 +82,63 @@ def _reset_postgres(url: str) -> None:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+# --- migrated databases, copied from a template ------------------------------------------------
+#
+# Alembic's revisions cost ~0.3 s a test and a thousand tests need a migrated database: each
+# backend is migrated once per session into a template, and a test's database is a copy of it
+# (a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL: milliseconds).  The
+# migrations themselves are tested from an empty database in tests/test_dbschema.py.
+
+_SQLITE_TEMPLATE: list[Path] = []
+_POSTGRES_TEMPLATES: set[str] = set()
+
+
+def _template_name(database: str) -> str:
+    return f"{database}_tmpl"
+
+
+def _sqlite_template() -> Path:
+    if not _SQLITE_TEMPLATE:
+        folder = Path(tempfile.mkdtemp(prefix="cloudmgr-schema-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = folder / "template.sqlite3"
+        upgrade(f"sqlite:///{path}")
+        _SQLITE_TEMPLATE.append(path)
+    return _SQLITE_TEMPLATE[0]
+
+
+def migrate_test_database(database_url: str) -> None:
+    """Bring a test's new, empty database to the head revision (see above)."""
+    if database_url.startswith("sqlite:///"):
+        target = Path(database_url.removeprefix("sqlite:///"))
+        if target.exists() and target.stat().st_size > 0:
+            upgrade(database_url)  # not new: migrate what is there
+            return
+        template = _sqlite_template()
+        for source in template.parent.glob(f"{template.name}*"):  # with its -wal, if any
+            shutil.copy2(source, target.with_name(source.name.replace(template.name, target.name)))
+        return
+    if not database_url.startswith("postgresql"):
+        upgrade(database_url)
+        return
+    url = make_url(database_url)
+    assert url.database
+    template = _template_name(url.database)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        if template not in _POSTGRES_TEMPLATES:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{template}"'))
+            upgrade(url.set(database=template).render_as_string(hide_password=False))
+            _POSTGRES_TEMPLATES.add(template)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture(params=_backends())
@@ -104,7 +165,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def runtime(settings: Settings) -> Iterator[Runtime]:
-    upgrade(settings.database_url)
+    migrate_test_database(settings.database_url)
     rt = Runtime.from_settings(settings)
     set_runtime(rt)
     yield rt
@@ -169,7 +230,7 @@ def lab_settings(settings: Settings, lab_clouds_yaml: Path) -> Settings:
 
 @pytest.fixture
 def lab_runtime(lab_settings: Settings) -> Iterator[Runtime]:
-    upgrade(lab_settings.database_url)
+    migrate_test_database(lab_settings.database_url)
     rt = Runtime.from_settings(lab_settings)
     set_runtime(rt)
     yield rt

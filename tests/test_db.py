@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 import cloudmgr.models  # noqa: F401
 from cloudmgr.audit.models import AuditEvent
-from cloudmgr.db import Base
+from cloudmgr.db import Base, Database
 from cloudmgr.runtime import Runtime
 
 
@@ -53,3 +53,30 @@ def test_a_failing_side_effect_does_not_undo_the_commit(runtime: Runtime) -> Non
         uow.after_commit(broken)
     with runtime.db.unit_of_work() as uow:
         assert uow.session.scalar(select(func.count()).select_from(AuditEvent)) == 1
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(
+    postgres_server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping on every checkout (a round trip per request): only after an idle spell, and a
+    connection that died meanwhile (a restarted server) is replaced, unseen by the caller."""
+    from sqlalchemy import create_engine, text
+
+    import cloudmgr.db
+
+    database = Database(postgres_server_url)
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with database.engine.connect() as conn:
+            first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with database.engine.connect() as conn:  # just used: no ping, the same connection
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first_pid
+        with admin.connect() as killer:
+            assert killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid}).scalar_one()
+        monkeypatch.setattr(cloudmgr.db, "IDLE_PING_SECONDS", 0.0)
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first_pid
+    finally:
+        database.dispose()
+        admin.dispose()

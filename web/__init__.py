@@ -42,6 +42,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # The session ends SESSION_LIFETIME after login, however busy it is (an absolute limit, not
+        # a sliding one); and the cookie is not signed and sent again with every answer.
+        SESSION_REFRESH_EACH_REQUEST=False,
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,

@@ -115,9 +115,15 @@ class PageVersion:
 
 def request_page_version(session: Session, actor: Actor, filters: RequestFilter) -> PageVersion:
     query = _filtered_requests(actor, filters)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    window = _window(query.with_only_columns(ServiceRequest.id, ServiceRequest.updated_at), filters)
-    return PageVersion(total, tuple((row.id, row.updated_at) for row in session.execute(window)))
+    # The total rides along with the page's rows (a window over the whole filtered set): one
+    # round trip, not two.  Only a page past the end, which has no row to carry it, counts apart.
+    window = _window(
+        query.with_only_columns(ServiceRequest.id, ServiceRequest.updated_at, func.count().over().label("total")),
+        filters,
+    )
+    rows = session.execute(window).all()
+    total = int(rows[0].total) if rows else session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return PageVersion(total, tuple((row.id, row.updated_at) for row in rows))
 
 
 def requests_by_ids(session: Session, ids: Sequence[int]) -> Sequence[ServiceRequest]:

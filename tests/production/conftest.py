@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from cloudmgr.config import Settings, load_settings
-from cloudmgr.dbschema import upgrade
 from cloudmgr.runtime import Runtime, set_runtime
-from tests.conftest import _reset_postgres
+from tests.conftest import _reset_postgres, migrate_test_database
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ def pg_lab_settings(tmp_path: Path, postgres_server_url: str, lab_clouds_yaml: P
 
 @pytest.fixture
 def pg_lab_runtime(pg_lab_settings: Settings) -> Iterator[Runtime]:
-    upgrade(pg_lab_settings.database_url)
+    migrate_test_database(pg_lab_settings.database_url)
     rt = Runtime.from_settings(pg_lab_settings)
     set_runtime(rt)
     yield rt

@@ -28,6 +28,7 @@ from cloudmgr.servicerequests import services as requests_service
 from cloudmgr.servicerequests.models import ServiceRequest
 from cloudmgr.workqueue.models import WorkItem
 from cloudmgr.workqueue.services import Worker, backoff
+from tests.conftest import migrate_test_database
 from tests.journey_fixtures import LabJourney, build_lab_journey, clean_lab_department
 from tests.production.checks import account, approve_fully, lab_form
 from tests.production.faultproxy import FaultProxy, Rule, fault_proxy
@@ -54,12 +55,10 @@ def proxied_clouds_yaml(lab_clouds_yaml: Path, proxy_url: str, target: Path) -> 
 
 @pytest.fixture
 def proxied(pg_lab_settings: Settings, tmp_path: Path, lab_clouds_yaml: Path) -> Iterator[Proxied]:
-    from cloudmgr.dbschema import upgrade
-
     with fault_proxy(NOVA, delay=2.0) as proxy:
         clouds_yaml = proxied_clouds_yaml(lab_clouds_yaml, proxy.url, tmp_path / "clouds-proxied.yaml")
         settings = pg_lab_settings.with_overrides(os_client_config_file=str(clouds_yaml))
-        upgrade(settings.database_url)
+        migrate_test_database(settings.database_url)
         rt = Runtime.from_settings(settings)
         set_runtime(rt)
         # the journey's own checks (nova_servers, clean-up) go straight to the lab

@@ -15,6 +15,7 @@ from cloudmgr.config import Settings
 from cloudmgr.demo import DemoLogin
 from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime, set_runtime
+from tests.conftest import migrate_test_database
 from tests.web.helpers import HEALTH_HEAD, HEALTH_PASSWORD, HEALTH_STAFF, Journey, csrf_token, demo_login
 from web import create_app
 
@@ -145,8 +146,6 @@ TEMPLATE_DB = "cloudmgr.sqlite3"
 @pytest.fixture
 def journey_rt(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Runtime]:
     """The runtime of a test that needs the journey state (see ``journey_template``)."""
-    from cloudmgr.dbschema import upgrade
-
     url = settings.database_url
     if url.startswith("sqlite:///"):
         template: Path = request.getfixturevalue("journey_template")
@@ -159,7 +158,7 @@ def journey_rt(settings: Settings, request: pytest.FixtureRequest) -> Iterator[R
         rt = Runtime.from_settings(settings)
         set_runtime(rt)
     else:
-        upgrade(url)
+        migrate_test_database(url)
         rt = Runtime.from_settings(settings)
         set_runtime(rt)
         _build_journey_state(rt)

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from cloudmgr.runtime import Runtime
-from tests.web.helpers import Journey, logged_in
+from tests.web.helpers import Journey, csrf_token, logged_in
 from tests.web.test_api_selfservice import Api
 from web import create_app
 from web.selfservice.listcache import VersionedCache
@@ -69,3 +69,49 @@ def test_the_api_list_follows_changes_and_keeps_departments_apart(app: Flask, jo
     assert staff.get("/requests")[1]["items"][0]["state"] == "cancelled"
     assert operator.get("/requests")[1]["items"][0]["state"] == "cancelled"
     assert other.get("/requests")[1]["total"] == 0
+
+
+def _page_cache(app: Flask) -> VersionedCache[Any]:
+    cache: VersionedCache[Any] = app.extensions["cloudmgr_list_caches"]["pages"]
+    return cache
+
+
+def test_a_whole_page_is_reused_only_for_its_own_session_and_never_with_a_message(app: Flask, journey: Journey) -> None:
+    journey.submit(count=1, prefix="paged")
+    operator = logged_in(app, "operator")
+    operator.get("/ops/requests")  # the session's CSRF secret is made while rendering this one
+    first = operator.get("/ops/requests").get_data(as_text=True)
+    again = operator.get("/ops/requests")
+    assert again.get_data(as_text=True) == first and _page_cache(app).hits == 1
+    # The session cookie is not sent again with every answer (an absolute session lifetime).
+    assert "Set-Cookie" not in again.headers
+    # The logout form of the reused page carries a token that still works.
+    assert operator.post("/logout", data={"csrf_token": csrf_token(first)}).status_code == 302
+    # Another session of the same user gets its own page (its own CSRF token), not the first one.
+    second_session = logged_in(app, "operator")
+    second_session.get("/ops/requests")
+    page = second_session.get("/ops/requests").get_data(as_text=True)
+    assert csrf_token(page) != csrf_token(first) and _page_cache(app).hits == 1
+    # Another filter or language is another page.
+    assert "Next: Department head" in second_session.get("/ops/requests?lang=en").get_data(as_text=True)
+
+
+def test_a_page_with_a_message_to_show_once_is_never_kept(app: Flask, journey: Journey) -> None:
+    request_id = journey.submit(count=1, prefix="flash")
+    staff = logged_in(app, "zhangwei")
+    staff.get("/portal/requests")
+    with staff.session_transaction() as web_session:
+        web_session["_flashes"] = [("success", "shown once")]
+    assert "shown once" in staff.get("/portal/requests").get_data(as_text=True)
+    html = staff.get("/portal/requests").get_data(as_text=True)
+    assert "shown once" not in html and f"#{request_id}" in html
+
+
+def test_a_page_past_the_last_still_counts_every_request(app: Flask, journey: Journey) -> None:
+    for n in range(3):
+        journey.submit(count=1, prefix=f"count{n}")
+    client = app.test_client()
+    status, body = Api(client, journey.rt, "zhangwei").get("/requests?per_page=2&page=5")
+    assert status == 200 and body["items"] == [] and body["total"] == 3
+    status, body = Api(client, journey.rt, "zhangwei").get("/requests?per_page=2&page=2")
+    assert len(body["items"]) == 1 and body["total"] == 3

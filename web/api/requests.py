@@ -108,13 +108,12 @@ def list_requests() -> Response:
     department_id = None
     if department_key is not None and not user.is_department_user:
         department_id = org.get_department(session, department_key).id  # 404 when unknown
-    total, items = listcache.request_items(
+    listing = listcache.RequestPage.read(
         session,
         user.actor,
         RequestFilter(state=state, cloud_key=cloud, department_id=department_id, page=page, per_page=per_page),
-        request_json,
     )
-    return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
+    return Response(listing.json_body(session, request_json), mimetype="application/json")
 
 
 @api_route(

@@ -8,7 +8,6 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from cloudmgr.errors import DomainError
-from cloudmgr.organisation import services as org
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
 from web.i18n import current_locale
@@ -40,8 +39,8 @@ def approvals() -> ResponseReturnValue:
 @bp.get("/requests")
 def requests() -> ResponseReturnValue:
     session = request_uow().session
-    clouds = org.cloud_choices(session)
-    departments = org.department_choices(session)
+    clouds = listcache.cloud_choices(session)
+    departments = listcache.department_choices(session)
     state = request.args.get("state") or None
     if state not in {None, *RequestState}:
         state = None
@@ -51,7 +50,7 @@ def requests() -> ResponseReturnValue:
     dept_key = request.args.get("department") or None
     department = next((d for d in departments if d.key == dept_key), None)
     page = pages.page_arg()
-    total, table = listcache.request_table(
+    listing = listcache.RequestPage.read(
         session,
         current_actor(),
         sr.RequestFilter(
@@ -61,21 +60,30 @@ def requests() -> ResponseReturnValue:
             page=page,
             per_page=PER_PAGE,
         ),
-        locale=current_locale(),
-        detail_endpoint="ops.request_detail",
-        caption=_("All requests of every department"),
-        show_department=True,
     )
-    return render_template(
-        "operations/requests.html",
-        table=table,
-        total=total,
-        page=page,
-        pages=pages.page_count(total, PER_PAGE),
-        clouds=clouds,
-        departments=departments,
-        states=list(RequestState),
-        filters={"state": state or "", "cloud": cloud_key or "", "department": department.key if department else ""},
+    return listcache.cached_page(
+        (listing.version, tuple(clouds), tuple(departments)),
+        lambda: render_template(
+            "operations/requests.html",
+            table=listing.table(
+                session,
+                locale=current_locale(),
+                detail_endpoint="ops.request_detail",
+                caption=_("All requests of every department"),
+                show_department=True,
+            ),
+            total=listing.total,
+            page=page,
+            pages=pages.page_count(listing.total, PER_PAGE),
+            clouds=clouds,
+            departments=departments,
+            states=list(RequestState),
+            filters={
+                "state": state or "",
+                "cloud": cloud_key or "",
+                "department": department.key if department else "",
+            },
+        ),
     )
 
 

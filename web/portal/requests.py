@@ -150,23 +150,26 @@ def requests() -> ResponseReturnValue:
     clouds = [link.cloud for link in org.clouds_of_department(session, actor.department_id)]
     if cloud_key not in {None, *(c.key for c in clouds)}:
         cloud_key = None
-    total, table = listcache.request_table(
-        session,
-        actor,
-        sr.RequestFilter(state=state, cloud_key=cloud_key, page=page, per_page=PER_PAGE),
-        locale=current_locale(),
-        detail_endpoint="portal.request_detail",
-        caption=_("Your department’s requests"),
+    listing = listcache.RequestPage.read(
+        session, actor, sr.RequestFilter(state=state, cloud_key=cloud_key, page=page, per_page=PER_PAGE)
     )
-    return render_template(
-        "portal/requests.html",
-        table=table,
-        total=total,
-        page=page,
-        pages=pages.page_count(total, PER_PAGE),
-        clouds=clouds,
-        states=list(RequestState),
-        filters={"state": state or "", "cloud": cloud_key or ""},
+    return listcache.cached_page(
+        (listing.version, tuple((c.key, c.name_zh, c.name_en) for c in clouds)),
+        lambda: render_template(
+            "portal/requests.html",
+            table=listing.table(
+                session,
+                locale=current_locale(),
+                detail_endpoint="portal.request_detail",
+                caption=_("Your department’s requests"),
+            ),
+            total=listing.total,
+            page=page,
+            pages=pages.page_count(listing.total, PER_PAGE),
+            clouds=clouds,
+            states=list(RequestState),
+            filters={"state": state or "", "cloud": cloud_key or ""},
+        ),
     )
 
 

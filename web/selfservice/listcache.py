@@ -17,14 +17,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from flask import current_app, get_template_attribute
+from flask import current_app, g, get_template_attribute, request
+from flask import session as web_session
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.services import NamedChoice
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ServiceRequest
 
@@ -69,12 +73,12 @@ class VersionedCache(Generic[V]):
 # --- the request lists of the portal, the operators' pages and the API -----------------------
 
 
-def _cache(name: str) -> VersionedCache[Any]:
+def _cache(name: str, *, ttl_seconds: float = DEFAULT_TTL_SECONDS) -> VersionedCache[Any]:
     """The app's own caches (one app per worker; tests build many apps over many databases)."""
     caches: dict[str, VersionedCache[Any]] = current_app.extensions.setdefault("cloudmgr_list_caches", {})
     cache = caches.get(name)
     if cache is None:
-        cache = caches.setdefault(name, VersionedCache())
+        cache = caches.setdefault(name, VersionedCache(ttl_seconds=ttl_seconds))
     return cache
 
 
@@ -82,38 +86,118 @@ def _scope(actor: Actor) -> int | None:
     return actor.department_id if actor.is_department else None
 
 
-def request_table(
-    session: Session,
-    actor: Actor,
-    filters: sr.RequestFilter,
-    *,
-    locale: str,
-    detail_endpoint: str,
-    caption: str,
-    show_department: bool = False,
-) -> tuple[int, Markup]:
-    """The total and the rendered table of one page of requests."""
-    version = sr.request_page_version(session, actor, filters)
+@dataclass(frozen=True)
+class RequestPage:
+    """One page of a request list, read in brief (its version) once per request; the table or
+    the JSON of its rows are built from the database only when no process-local copy of that
+    version exists."""
 
-    def build() -> Markup:
-        rows = sr.requests_by_ids(session, [row_id for row_id, _ in version.rows])
-        table = get_template_attribute("selfservice/_macros.html", "requests_table")
-        rendered: Markup = table(rows, locale, detail_endpoint, caption, show_department=show_department)
-        return rendered  # a macro of an autoescaping environment returns Markup
+    actor: Actor
+    filters: sr.RequestFilter
+    version: sr.PageVersion
 
-    key = ("table", detail_endpoint, locale, caption, show_department, _scope(actor), filters, version)
-    table: Markup = _cache("request_tables").get_or_build(key, build)
-    return version.total, table
+    @classmethod
+    def read(cls, session: Session, actor: Actor, filters: sr.RequestFilter) -> RequestPage:
+        return cls(actor, filters, sr.request_page_version(session, actor, filters))
+
+    @property
+    def total(self) -> int:
+        return self.version.total
+
+    def _rows(self, session: Session) -> Sequence[ServiceRequest]:
+        return sr.requests_by_ids(session, [row_id for row_id, _ in self.version.rows])
+
+    def table(
+        self, session: Session, *, locale: str, detail_endpoint: str, caption: str, show_department: bool = False
+    ) -> Markup:
+        """The rendered table of the page's rows."""
+
+        def build() -> Markup:
+            table = get_template_attribute("selfservice/_macros.html", "requests_table")
+            rendered: Markup = table(
+                self._rows(session), locale, detail_endpoint, caption, show_department=show_department
+            )
+            return rendered  # a macro of an autoescaping environment returns Markup
+
+        key = (
+            "table",
+            detail_endpoint,
+            locale,
+            caption,
+            show_department,
+            _scope(self.actor),
+            self.filters,
+            self.version,
+        )
+        table: Markup = _cache("request_tables").get_or_build(key, build)
+        return table
+
+    def json_body(self, session: Session, serialise: Callable[[ServiceRequest], JSON]) -> bytes:
+        """The API's answer for the page, encoded: ``{"items", "total", "page", "per_page"}``."""
+
+        def build() -> bytes:
+            body = {
+                "items": [serialise(r) for r in self._rows(session)],
+                "total": self.total,
+                "page": self.filters.page,
+                "per_page": self.filters.per_page,
+            }
+            return current_app.json.dumps(body).encode() + b"\n"
+
+        key = ("json", _scope(self.actor), self.filters, self.version)
+        body: bytes = _cache("request_json").get_or_build(key, build)
+        return body
 
 
-def request_items(
-    session: Session, actor: Actor, filters: sr.RequestFilter, serialise: Callable[[ServiceRequest], JSON]
-) -> tuple[int, list[JSON]]:
-    """The total and the JSON items of one page of requests."""
-    version = sr.request_page_version(session, actor, filters)
+# --- whole pages ------------------------------------------------------------------------------
 
-    def build() -> list[JSON]:
-        return [serialise(r) for r in sr.requests_by_ids(session, [row_id for row_id, _ in version.rows])]
 
-    items: list[JSON] = _cache("request_items").get_or_build(("items", _scope(actor), filters, version), build)
-    return version.total, items
+def cached_page(data_version: Hashable, render: Callable[[], str]) -> str:
+    """A rendered list page, reused while the data it shows (``data_version``) is the same.
+
+    Besides the data, a page shows its user (name, role, department), the language, the URL
+    (filters, page number) and a CSRF token for its forms, derived from the session's own
+    secret: all are part of the key, so a page is only ever reused for the same user in the
+    same session, and its token stays valid (tokens live for the whole session).  A page with a
+    message to show once (a flash) is always rendered afresh and never kept.
+    """
+    from web.i18n import current_locale
+    from web.security import require_user
+
+    csrf_secret = web_session.get("csrf_token")
+    if "_flashes" in web_session or csrf_secret is None:
+        # A flash is shown once; a session without its CSRF secret gets it while rendering.
+        return render()
+    user = require_user()
+    key = (
+        request.full_path,
+        current_locale(),
+        user,
+        csrf_secret,
+        bool(g.get("cloudmgr_minimal_chrome")),
+        data_version,
+    )
+    page: str = _cache("pages", ttl_seconds=PAGE_TTL_SECONDS).get_or_build(key, render)
+    return page
+
+
+# What the data version of a page does not see (a user, cloud or department renamed) shows
+# within this time.
+PAGE_TTL_SECONDS = 30.0
+CHOICES_TTL_SECONDS = 30.0
+
+
+def cloud_choices(session: Session) -> list[NamedChoice]:
+    """Every cloud as a filter choice; a cloud added or renamed shows within a short time."""
+    choices: list[NamedChoice] = _cache("choices", ttl_seconds=CHOICES_TTL_SECONDS).get_or_build(
+        "clouds", lambda: org.cloud_choices(session)
+    )
+    return choices
+
+
+def department_choices(session: Session) -> list[NamedChoice]:
+    """Every department as a filter choice; one added or renamed shows within a short time."""
+    choices: list[NamedChoice] = _cache("choices", ttl_seconds=CHOICES_TTL_SECONDS).get_or_build(
+        "departments", lambda: org.department_choices(session)
+    )
+    return choices
