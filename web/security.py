@@ -112,6 +112,17 @@ class WebUser:
         )
 
     @classmethod
+    def from_identity(cls, identity: org.UserIdentity) -> WebUser:
+        dept = identity.department
+        return cls(
+            id=identity.id,
+            username=identity.username,
+            display_name=identity.display_name,
+            role=Role(identity.role),
+            department=DepartmentRef(dept.id, dept.key, dept.name_zh, dept.name_en) if dept else None,
+        )
+
+    @classmethod
     def from_user(cls, user: User) -> WebUser:
         dept = user.department
         return cls(
@@ -150,10 +161,8 @@ def _load_user(user_id: str) -> WebUser | None:
         uid = int(user_id)
     except ValueError:
         return None
-    user = org.get_user(request_uow().session, uid)
-    if user is None or not user.active:
-        return None
-    return WebUser.from_user(user)
+    identity = org.active_user_identity(request_uow().session, uid)
+    return WebUser.from_identity(identity) if identity is not None else None
 
 
 login_manager.user_loader(_load_user)

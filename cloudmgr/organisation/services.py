@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -290,21 +291,60 @@ def issue_token(session: Session, user: User, *, name: str, expires_at: datetime
     return IssuedToken(token=token, record=record)
 
 
-def user_for_token(session: Session, token: str) -> User | None:
-    # One query for the token, its user and the user's department: every API call reads all three.
-    record = session.scalar(
-        select(ApiToken)
-        .options(joinedload(ApiToken.user).joinedload(User.department))
-        .where(ApiToken.token_hash == _hash_token(token))
+@dataclass(frozen=True, slots=True)
+class UserIdentity:
+    """Who a request's login or token belongs to, read with one lean query (no ORM objects):
+    every page and API call needs it, so it is the cheapest read of the request."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    department: NamedChoice | None
+
+
+def _identity_query() -> Select[Any]:
+    return select(
+        User.id,
+        User.username,
+        User.display_name,
+        User.role,
+        User.active,
+        Department.id.label("dept_id"),
+        Department.key.label("dept_key"),
+        Department.name_zh.label("dept_name_zh"),
+        Department.name_en.label("dept_name_en"),
+    ).outerjoin(Department, Department.id == User.department_id)
+
+
+def _identity(row: Any) -> UserIdentity:
+    department = (
+        NamedChoice(row.dept_id, row.dept_key, row.dept_name_zh, row.dept_name_en) if row.dept_id is not None else None
     )
-    if record is None or record.revoked_at is not None:
+    return UserIdentity(row.id, row.username, row.display_name, row.role, department)
+
+
+def active_user_identity(session: Session, user_id: int) -> UserIdentity | None:
+    """The identity of an active user (a logged-in session's check), or None."""
+    row = session.execute(_identity_query().where(User.id == user_id)).first()
+    return _identity(row) if row is not None and row.active else None
+
+
+def identity_for_token(session: Session, token: str) -> UserIdentity | None:
+    """The identity an API token stands for: None when the token is unknown, revoked or
+    expired, or its user is deactivated."""
+    row = session.execute(
+        _identity_query()
+        .add_columns(ApiToken.id.label("token_id"), ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == _hash_token(token))
+    ).first()
+    if row is None or row.revoked_at is not None or not row.active:
         return None
     now = utcnow()
-    if record.expires_at is not None and record.expires_at <= now:
-        return None
-    if not record.user.active:
+    if row.expires_at is not None and row.expires_at <= now:
         return None
     # Recorded at most once a minute: a write on every API call would serialise readers.
-    if record.last_used_at is None or now - record.last_used_at > TOKEN_USE_RESOLUTION:
-        record.last_used_at = now
-    return record.user
+    if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_RESOLUTION:
+        session.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
+    return _identity(row)

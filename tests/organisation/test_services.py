@@ -10,7 +10,7 @@ from cloudmgr.db import utcnow
 from cloudmgr.errors import ValidationFailed
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import InvalidCredentials, UnknownDepartment, UsernameTaken
-from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, Role, User
+from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, Role, User
 from cloudmgr.runtime import Runtime
 
 
@@ -76,10 +76,23 @@ def test_tokens_are_stored_hashed_and_expire(seeded: Runtime) -> None:
         expired = org.issue_token(uow.session, user, name="old", expires_at=utcnow() - timedelta(seconds=1), actor="t")
     assert issued.token not in issued.record.token_hash
     with seeded.db.unit_of_work() as uow:
-        found = org.user_for_token(uow.session, issued.token)
-        assert found is not None and found.username == "zhangwei"
-        assert org.user_for_token(uow.session, expired.token) is None
-        assert org.user_for_token(uow.session, "cmt_forged") is None
+        found = org.identity_for_token(uow.session, issued.token)
+        assert found is not None and found.username == "zhangwei" and found.role == "dept_staff"
+        assert found.department is not None and found.department.id == user.department_id
+        assert org.identity_for_token(uow.session, expired.token) is None
+        assert org.identity_for_token(uow.session, "cmt_forged") is None
+    with seeded.db.unit_of_work() as uow:
+        record = uow.session.get(ApiToken, issued.record.id)
+        assert record is not None and record.last_used_at is not None  # the use was recorded
+        record.revoked_at = utcnow()
+    with seeded.db.unit_of_work() as uow:
+        assert org.identity_for_token(uow.session, issued.token) is None
+        other = org.issue_token(uow.session, user, name="again", expires_at=None, actor="t")
+        org.get_user_by_name(uow.session, "zhangwei").active = False
+    with seeded.db.unit_of_work() as uow:
+        assert org.identity_for_token(uow.session, other.token) is None  # a deactivated user's token
+        assert org.active_user_identity(uow.session, user.id) is None
+        assert org.active_user_identity(uow.session, org.get_user_by_name(uow.session, "operator").id) is not None
 
 
 def test_department_role_must_have_a_department_in_the_database(seeded: Runtime) -> None:

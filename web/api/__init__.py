@@ -78,10 +78,10 @@ def _authenticate() -> ResponseReturnValue | None:
     token = _bearer_token()
     if token is None:
         return json_error(401, "unauthorized", "send an API token: 'Authorization: Bearer <token>'")
-    user = org.user_for_token(request_uow().session, token)
-    if user is None:
+    identity = org.identity_for_token(request_uow().session, token)
+    if identity is None:
         return json_error(401, "invalid_token", "the API token is unknown, expired or revoked")
-    g.api_user = WebUser.from_user(user)
+    g.api_user = WebUser.from_identity(identity)
     return None
 
 
