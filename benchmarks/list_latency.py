@@ -218,7 +218,12 @@ def login_cookie(port: int, username: str, password: str) -> str:
     response.read()
     session = response.getheader("Set-Cookie", "").split(";")[0]
     assert response.status in (302, 303), f"login failed: {response.status}"
-    return session
+    # As a browser does: the first page after login gives the session its CSRF secret (a new
+    # cookie); a load that kept sending the login's cookie would never be a real user's.
+    conn.request("GET", response.getheader("Location", "/"), headers={"Cookie": session})
+    landing = conn.getresponse()
+    landing.read()
+    return (landing.getheader("Set-Cookie") or session).split(";")[0]
 
 
 def run_load(port: int, targets: list[Target], rate: float, seconds: float, threads: int) -> None:
@@ -276,7 +281,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests stored in the database")
     parser.add_argument("--database-url", default="")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--server-threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--server-threads", type=int, default=2, help="gunicorn threads per worker")
     parser.add_argument("--threads", type=int, default=64, help="load generator threads")
     parser.add_argument("--ops-path", default="/ops/requests")
     parser.add_argument("--api-path", default="/api/v1/requests?per_page=25")

@@ -10,7 +10,10 @@ import os
 
 bind = os.environ.get("CLOUDMGR_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("CLOUDMGR_WEB_WORKERS", "2"))
-threads = int(os.environ.get("CLOUDMGR_WEB_THREADS", "4"))
+# Two threads a worker: the app is CPU-bound Python, so more threads only fight over the GIL
+# (benchmarks/list_latency.py: p95 36-39 ms at 250 req/s on 2 cores with 1 or 2 threads, 94 ms
+# with 4).  Scale with workers (about one per core), not threads.
+threads = int(os.environ.get("CLOUDMGR_WEB_THREADS", "2"))
 worker_class = "gthread"
 # Slow clouds are never waited for in a web request (side effects run in the scheduler),
 # so a request that takes this long is stuck: gunicorn replaces the worker.

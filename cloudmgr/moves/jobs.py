@@ -20,6 +20,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,8 @@ def handle_move(db: Database, item: ClaimedItem) -> None:
         move_id = int(item.payload["move_id"])
     except (KeyError, TypeError, ValueError) as exc:
         raise GiveUp(f"work item {item.id} names no move") from exc
-    run_move(db, runtime.providers, move_id, renew=lambda: _renew(db, item))
+    lease = timedelta(seconds=runtime.settings.work_lease_seconds)
+    run_move(db, runtime.providers, move_id, renew=lambda: _renew(db, item, lease))
 
 
 def _give_up(db: Database, item: ClaimedItem, error: str) -> None:
@@ -242,8 +244,10 @@ def _give_up(db: Database, item: ClaimedItem, error: str) -> None:
 handle_move.on_give_up = _give_up  # type: ignore[attr-defined]
 
 
-def _renew(db: Database, item: ClaimedItem) -> None:
-    if not renew(db, item):
+def _renew(db: Database, item: ClaimedItem, lease: timedelta) -> None:
+    # The configured lease, as the item was claimed with: renewing with the work queue's
+    # default instead kept a dead worker's move from being taken over for two minutes.
+    if not renew(db, item, lease=lease):
         log.warning("work item %s (%s) was taken over by another worker", item.id, item.key)
 
 
@@ -281,7 +285,8 @@ def run_move(
         MoveKind.DRAIN: _run_drain,
         MoveKind.CROSS_CLOUD: _run_cross_cloud,
     }
-    if view.state in (MoveState.RUNNING, MoveState.CONFIRMING, MoveState.REVERTING):
+    owed = view.kind == MoveKind.COLD and view.state == MoveState.AWAITING_CONFIRM and view.auto_confirm
+    if view.state in (MoveState.RUNNING, MoveState.CONFIRMING, MoveState.REVERTING) or owed:
         try:
             runners[view.kind](ctx, view)
         except _MoveFailed as exc:
@@ -292,6 +297,21 @@ def run_move(
 
 
 # ---- live and cold migration ------------------------------------------------------------
+
+
+def _record_host(db: Database, view: _View, host: str | None) -> None:
+    """The database follows the server: a managed server's host is where the move left it
+    (the portal and the API show it).  A drain's servers are found by their id."""
+    if not host:
+        return
+    with db.unit_of_work() as uow:
+        managed = uow.session.scalar(
+            select(ManagedServer).where(
+                ManagedServer.cloud_id == view.cloud.id, ManagedServer.server_id == view.server_id
+            )
+        )
+        if managed is not None:
+            managed.host = host
 
 
 def _run_live(ctx: _Ctx, view: _View) -> None:
@@ -316,6 +336,7 @@ def _run_live(ctx: _Ctx, view: _View) -> None:
         return {"host": after.host}
 
     result = run_step(ctx, view, "migrate", migrate)
+    _record_host(ctx.db, view, result.get("host"))
     _transition(ctx.db, view.id, MoveState.DONE, action="finish", reason=f"now on {result.get('host')}")
 
 
@@ -361,6 +382,7 @@ def _run_cold(ctx: _Ctx, view: _View) -> None:
 
     if view.state == MoveState.RUNNING:
         result = run_step(ctx, view, "migrate", migrate)
+        _record_host(ctx.db, view, result.get("host"))
         if result.get("confirmed"):
             _transition(ctx.db, view.id, MoveState.AWAITING_CONFIRM, action="migrated")
             _transition(ctx.db, view.id, MoveState.DONE, action="finish", reason="confirmed outside cloudmgr")
@@ -368,13 +390,19 @@ def _run_cold(ctx: _Ctx, view: _View) -> None:
         _transition(ctx.db, view.id, MoveState.AWAITING_CONFIRM, action="migrated", reason=f"on {result.get('host')}")
         if not view.auto_confirm:
             return
+        view.state = MoveState.AWAITING_CONFIRM
+    if view.state == MoveState.AWAITING_CONFIRM:
+        # Only with auto_confirm (see run_move); also when a worker died right after "migrated":
+        # the confirmation it owed is given by the worker that takes the item over.
         _transition(ctx.db, view.id, MoveState.CONFIRMING, action="confirm", reason="confirmed automatically")
         view.state = MoveState.CONFIRMING
     if view.state == MoveState.CONFIRMING:
         result = run_step(ctx, view, "confirm", confirm)
+        _record_host(ctx.db, view, result.get("host"))
         _transition(ctx.db, view.id, MoveState.DONE, action="finish", reason=f"now on {result.get('host')}")
     elif view.state == MoveState.REVERTING:
-        run_step(ctx, view, "revert", revert)
+        result = run_step(ctx, view, "revert", revert)
+        _record_host(ctx.db, view, result.get("host"))
         _transition(ctx.db, view.id, MoveState.REVERTED, action="reverted", reason=f"back on {view.source_host}")
 
 
@@ -722,8 +750,6 @@ def run_now(
     The item's lease is taken so no worker runs the move at the same time; an item a live
     worker holds is refused unless ``force`` (that worker died: its lease is still running).
     """
-    from datetime import timedelta
-
     from sqlalchemy import update
 
     from cloudmgr.moves.errors import MoveInProgress

@@ -6,25 +6,29 @@ The same moves against the lab OpenStack are in test_lab_moves.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.cloud import ServerSpec
+from cloudmgr.db import Database, utcnow
 from cloudmgr.inventory.classification import ClassifiedPlacementRefused
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.metrics import REGISTRY
 from cloudmgr.moves import jobs, services
 from cloudmgr.moves.errors import DrainRefused, InvalidMoveTransition, MoveInProgress, MoveInvalid
 from cloudmgr.moves.models import Move, MoveStep
-from cloudmgr.moves.states import STEPS, MoveKind
+from cloudmgr.moves.states import STEPS, MoveKind, MoveState
 from cloudmgr.organisation.models import Cloud, Department
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.models import QuotaReservation
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.models import ManagedServer
+from cloudmgr.workqueue.models import WorkItem
+from cloudmgr.workqueue.services import claim
 from tests.journey_fixtures import Journey
 from tests.moves.conftest import provider_of, provision
 
@@ -81,6 +85,8 @@ def test_live_migration_is_stored_before_it_runs_and_moves_the_server(journey: J
     assert [e.action for e in moved.events] == ["create", "start", "finish"]
     step = _steps(journey, move_id)["migrate"]
     assert step.state == "done" and step.attempts == 1 and step.seconds is not None
+    with journey.rt.db.unit_of_work() as uow:
+        assert uow.session.scalar(select(ManagedServer.host).where(ManagedServer.id == server.id)) == after.host
     assert _audit(journey, "move.create") and _audit(journey, "move.finish")
     assert _metric("cloudmgr_moves_total", kind="live", outcome="done") == done_before + 1
     assert _metric("cloudmgr_move_step_seconds_count", kind="live", step="migrate") >= 1
@@ -182,6 +188,60 @@ def _cold_migration_revert_goes_back_and_auto_confirm_needs_nobody(journey: Jour
     assert move.state == "done"
     assert [e.action for e in move.events] == ["create", "start", "migrated", "confirm", "finish"]
     assert provider.get_server(second.server_id or "").status == "ACTIVE"
+
+
+def test_a_worker_killed_between_migrated_and_confirm_leaves_the_move_to_the_next_after_its_lease(
+    journey: Journey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduler SIGKILLed during a cold migration with auto_confirm, as
+    tests/production/test_crash_safety.py does: the item's lease, renewed after each step, is
+    the configured one (it was the work queue's two-minute default, whatever the setting), and
+    a worker that dies between "migrated" and "confirm" leaves the confirmation to the worker
+    that takes the item over (the move used to stay awaiting_confirm for good)."""
+    monkeypatch.setattr(journey.rt, "settings", journey.rt.settings.with_overrides(work_lease_seconds=7))
+    (server,) = provision(journey)
+    provider = provider_of(journey, "education")
+    db = journey.rt.db
+    before = provider.get_server(server.server_id or "")
+    move_id = services.start_migration(
+        db, journey.rt.providers, kind="cold", cloud_key="education", server_id=before.id, actor=OPERATOR,
+        reason="rebalance", auto_confirm=True,
+    )  # fmt: skip
+
+    class Killed(BaseException):
+        pass
+
+    real_transition = jobs._transition
+
+    def dies_after_migrated(
+        db: Database, move_id: int, target: MoveState, *, action: str, reason: str | None = None, actor: str = ""
+    ) -> None:
+        real_transition(db, move_id, target, action=action, reason=reason, actor=actor or jobs.SYSTEM)
+        if target == MoveState.AWAITING_CONFIRM:
+            raise Killed
+
+    monkeypatch.setattr(jobs, "_transition", dies_after_migrated)
+    item = claim(db, owner="worker-1", lease=timedelta(seconds=1), kinds={"move"})
+    assert item is not None
+    with db.unit_of_work() as uow:
+        claimed_until = uow.session.get_one(WorkItem, item.id).lease_expires_at
+    with pytest.raises(Killed):
+        jobs.handle_move(db, item)
+    monkeypatch.setattr(jobs, "_transition", real_transition)
+    assert _move(journey, move_id).state == "awaiting_confirm"
+    with db.unit_of_work() as uow:
+        work = uow.session.get_one(WorkItem, item.id)
+        assert work.lease_owner == "worker-1" and claimed_until is not None and work.lease_expires_at is not None
+        assert claimed_until < work.lease_expires_at <= utcnow() + timedelta(seconds=7)
+        work.lease_expires_at = utcnow() - timedelta(seconds=1)  # the dead worker's lease runs out
+    journey.drain()
+    move = _move(journey, move_id)
+    assert move.state == "done", move.state_reason
+    assert [e.action for e in move.events] == ["create", "start", "migrated", "confirm", "finish"]
+    after = provider.get_server(before.id)
+    assert after.status == "ACTIVE" and after.host != before.host
+    with db.unit_of_work() as uow:
+        assert uow.session.get_one(ManagedServer, server.id).host == after.host
 
 
 # ---- host drain -----------------------------------------------------------------------
