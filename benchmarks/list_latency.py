@@ -177,9 +177,10 @@ def wait_for_idle_queue(database_url: str, seconds: float = 300.0) -> int:
         engine.dispose()
 
 
-def cpu_seconds_by_role(server_pgid: int, database_name: str) -> dict[str, float]:
-    """CPU seconds used so far by the web workers, the scheduler, PostgreSQL's backends for the
-    bench database and this process (the load generator), read from /proc."""
+def cpu_seconds_by_role(server_pgids: set[int], database_name: str) -> dict[str, float]:
+    """CPU seconds used so far by the web workers, the scheduler (processes of the process
+    groups ``server_pgids``), PostgreSQL's backends for the bench database and this process
+    (the load generator), read from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = {"web": 0.0, "scheduler": 0.0, "postgres": 0.0, "load generator": 0.0}
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -195,9 +196,16 @@ def cpu_seconds_by_role(server_pgid: int, database_name: str) -> dict[str, float
             used["load generator"] += seconds
         elif database_name and database_name in cmdline and cmdline.startswith("postgres"):
             used["postgres"] += seconds
-        elif int(stat[2]) == server_pgid:  # field 5: process group
+        elif int(stat[2]) in server_pgids:  # field 5: process group
             used["scheduler" if "scheduler" in cmdline else "web"] += seconds
     return used
+
+
+def print_cpu(before: dict[str, float], after: dict[str, float], wall: float, served: int) -> None:
+    print(f"CPU during the load ({os.cpu_count()} cores), in % of one core and ms per request:")
+    for role, seconds in after.items():
+        used = seconds - before[role]
+        print(f"  {role:<16}{used / wall * 100:7.1f} %{used / max(served, 1) * 1000:8.2f} ms")
 
 
 def login_cookie(port: int, username: str, password: str) -> str:
@@ -342,9 +350,9 @@ def main() -> None:
         if args.write_interval > 0:
             writer.start()
         bench_db = database.rsplit("/", 1)[-1] if database.startswith("postgresql") else ""
-        cpu_before, wall_before = cpu_seconds_by_role(server.pid, bench_db), time.monotonic()
+        cpu_before, wall_before = cpu_seconds_by_role({server.pid}, bench_db), time.monotonic()
         run_load(port, targets, rate=args.rate, seconds=args.seconds, threads=args.threads)
-        cpu_after, wall = cpu_seconds_by_role(server.pid, bench_db), time.monotonic() - wall_before
+        cpu_after, wall = cpu_seconds_by_role({server.pid}, bench_db), time.monotonic() - wall_before
         stop.set()
         if args.write_interval > 0:
             writer.join(30)
@@ -359,11 +367,7 @@ def main() -> None:
             f"{t.name:<24}{len(values):>8}{t.errors:>8}{percentile(values, 50) * 1000:>9.1f}"
             f"{percentile(values, 95) * 1000:>9.1f}{percentile(values, 99) * 1000:>9.1f}"
         )
-    served = sum(len(t.latencies) + t.errors for t in targets)
-    print(f"CPU during the load ({os.cpu_count()} cores), in % of one core and ms per request:")
-    for role, seconds in cpu_after.items():
-        used = seconds - cpu_before[role]
-        print(f"  {role:<16}{used / wall * 100:7.1f} %{used / max(served, 1) * 1000:8.2f} ms")
+    print_cpu(cpu_before, cpu_after, wall, sum(len(t.latencies) + t.errors for t in targets))
     all_values = sorted(v for t in targets for v in t.latencies)
     p95 = percentile(all_values, 95) * 1000
     verdict = "met" if p95 < 100 and args.rate >= 250 else "NOT met" if args.rate >= 250 else "n/a below 250 req/s"

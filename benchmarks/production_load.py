@@ -11,7 +11,7 @@ the count, the errors (non-200 or connection failures) and p50/p95/p99.
 
     .venv/bin/python benchmarks/production_load.py [--rate 250] [--seconds 600]
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
-        [--workers 4] [--threads 4] [--requests 2000] [--no-scheduler]
+        [--workers 2] [--threads 2] [--requests 2000] [--no-scheduler]
 
 Not a test: it asserts nothing.  On the 2-core development machine the load generator
 and the server share the cores, which costs the server about a third of its throughput.
@@ -30,7 +30,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from list_latency import Target, login_cookie, percentile, run_load
+from list_latency import (
+    Target,
+    cpu_seconds_by_role,
+    login_cookie,
+    percentile,
+    print_cpu,
+    run_load,
+    wait_for_idle_queue,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = os.environ.get(
@@ -129,8 +137,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE, help="a PostgreSQL server (a database is made)")
     parser.add_argument("--requests", type=int, default=2000, help="requests stored in the database")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (deploy/gunicorn.conf.py's default)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker (the same)")
     parser.add_argument("--clients", type=int, default=64, help="load generator threads")
     parser.add_argument("--no-scheduler", action="store_true", help="do not run `cloudmgr scheduler run` beside")
     args = parser.parse_args()
@@ -186,6 +194,9 @@ def main() -> None:
                 )
             )
         wait_port(port, web)
+        if not args.no_scheduler:
+            backlog = wait_for_idle_queue(database)
+            print(f"scheduler backlog worked off before the load: {backlog} queued item(s)", flush=True)
         operator = login_cookie(port, "operator", "demo-operator-2026")
         staff = login_cookie(port, "zhangwei", "demo-staff-2026")
         api = {"Authorization": f"Bearer {token}"}
@@ -206,9 +217,12 @@ def main() -> None:
             f"{args.workers} workers x {args.threads} threads; scheduler {'off' if args.no_scheduler else 'on'}",
             flush=True,
         )
+        groups = {p.pid for p in processes}  # each started in a session (process group) of its own
+        cpu_before = cpu_seconds_by_role(groups, db_name)
         started = time.perf_counter()
         run_load(port, targets, rate=args.rate, seconds=args.seconds, threads=args.clients)
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_seconds_by_role(groups, db_name)
     finally:
         for process in processes:
             try:
@@ -231,6 +245,7 @@ def main() -> None:
         f"{percentile(everything, 95) * 1000:>9.1f}{percentile(everything, 99) * 1000:>9.1f}"
     )
     print(f"achieved {(len(everything) + errors) / elapsed:.0f} req/s over {elapsed:.0f} s (target {args.rate:.0f})")
+    print_cpu(cpu_before, cpu_after, elapsed, len(everything) + errors)
 
 
 def _free_port() -> int:

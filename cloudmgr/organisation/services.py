@@ -174,6 +174,17 @@ def get_department(session: Session, key: str) -> Department:
     return dept
 
 
+def visible_cloud_id(session: Session, key: str, *, department_id: int | None) -> int | None:
+    """The id of the cloud ``key`` if it exists and, for a department (``department_id``),
+    is one of that department's clouds; None otherwise.  One lean query."""
+    query = select(Cloud.id).where(Cloud.key == key)
+    if department_id is not None:
+        query = query.join(DepartmentCloud, DepartmentCloud.cloud_id == Cloud.id).where(
+            DepartmentCloud.department_id == department_id
+        )
+    return session.scalar(query)
+
+
 def clouds_of_department(session: Session, department_id: int) -> Sequence[DepartmentCloud]:
     return session.scalars(
         select(DepartmentCloud)

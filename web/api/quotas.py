@@ -60,16 +60,12 @@ def catalog_items() -> Response:
     key = query_str("cloud")
     if key is None:
         raise ValidationFailed("cloud is required (a cloud's key)")
-    if user.department is not None:
-        clouds = [link.cloud for link in org.clouds_of_department(session, user.department.id)]
-    else:
-        clouds = list(org.list_clouds(session))
-    cloud = next((c for c in clouds if c.key == key), None)
-    if cloud is None:
+    cloud_id = org.visible_cloud_id(session, key, department_id=user.department.id if user.department else None)
+    if cloud_id is None:
         raise UnknownCloud(f"no cloud {key!r}")
     items = [
-        *catalog.offered_items(session, cloud.id, ItemKind.FLAVOR),
-        *catalog.offered_items(session, cloud.id, ItemKind.IMAGE),
+        *catalog.offered_items(session, cloud_id, ItemKind.FLAVOR),
+        *catalog.offered_items(session, cloud_id, ItemKind.IMAGE),
     ]
     return jsonify({"items": [catalog_item_json(i) for i in items]})
 
