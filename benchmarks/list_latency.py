@@ -295,6 +295,8 @@ def main() -> None:
     parser.add_argument("--api-path", default="/api/v1/requests?per_page=25")
     parser.add_argument("--write-interval", type=float, default=1.0, help="seconds between writes (0: none)")
     args = parser.parse_args()
+    # Stopped with SIGTERM (a timeout, kill): still stop the server and drop the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
 
     instance = Path(tempfile.mkdtemp(prefix="cloudmgr-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDMGR_")}
@@ -304,7 +306,7 @@ def main() -> None:
         from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
-        name = f"cloudmgr_bench_{secrets.token_hex(4)}"
+        name = bench_db_name = f"cloudmgr_bench_{secrets.token_hex(4)}"
         admin = create_engine(database, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -360,6 +362,13 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
+        if database.startswith("postgresql"):  # the bench's own database: gone with the bench
+            from sqlalchemy import create_engine, text
+
+            admin = create_engine(args.database_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{bench_db_name}" WITH (FORCE)'))
+            admin.dispose()
     print(f"{'target':<24}{'ok':>8}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     for t in targets:
         values = sorted(t.latencies)

@@ -142,6 +142,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64, help="load generator threads")
     parser.add_argument("--no-scheduler", action="store_true", help="do not run `cloudmgr scheduler run` beside")
     args = parser.parse_args()
+    # Stopped with SIGTERM (a timeout, kill): still stop the server and drop the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     if not args.database_url.startswith("postgresql"):
         sys.exit("--database-url must name a PostgreSQL server")
 

@@ -154,6 +154,17 @@ def cloud_choices(session: Session) -> list[NamedChoice]:
     return [NamedChoice(*row) for row in rows]
 
 
+def department_cloud_choices(session: Session, department_id: int) -> list[NamedChoice]:
+    """The clouds a department may use, as filter choices (one lean query)."""
+    rows = session.execute(
+        select(Cloud.id, Cloud.key, Cloud.name_zh, Cloud.name_en)
+        .join(DepartmentCloud, DepartmentCloud.cloud_id == Cloud.id)
+        .where(DepartmentCloud.department_id == department_id)
+        .order_by(Cloud.id)
+    )
+    return [NamedChoice(*row) for row in rows]
+
+
 def department_choices(session: Session) -> list[NamedChoice]:
     rows = session.execute(
         select(Department.id, Department.key, Department.name_zh, Department.name_en).order_by(

@@ -147,14 +147,14 @@ def requests() -> ResponseReturnValue:
         state = None
     cloud_key = request.args.get("cloud") or None
     page = pages.page_arg()
-    clouds = [link.cloud for link in org.clouds_of_department(session, actor.department_id)]
+    clouds = listcache.department_cloud_choices(session, actor.department_id)
     if cloud_key not in {None, *(c.key for c in clouds)}:
         cloud_key = None
     listing = listcache.RequestPage.read(
         session, actor, sr.RequestFilter(state=state, cloud_key=cloud_key, page=page, per_page=PER_PAGE)
     )
     return listcache.cached_page(
-        (listing.version, tuple((c.key, c.name_zh, c.name_en) for c in clouds)),
+        (listing.version, tuple(clouds)),
         lambda: render_template(
             "portal/requests.html",
             table=listing.table(

@@ -201,3 +201,11 @@ def department_choices(session: Session) -> list[NamedChoice]:
         "departments", lambda: org.department_choices(session)
     )
     return choices
+
+
+def department_cloud_choices(session: Session, department_id: int) -> list[NamedChoice]:
+    """A department's clouds as filter choices; a cloud linked or renamed shows within a short time."""
+    choices: list[NamedChoice] = _cache("choices", ttl_seconds=CHOICES_TTL_SECONDS).get_or_build(
+        ("department clouds", department_id), lambda: org.department_cloud_choices(session, department_id)
+    )
+    return choices
