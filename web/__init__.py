@@ -42,8 +42,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
-        # The session ends SESSION_LIFETIME after login, however busy it is (an absolute limit, not
-        # a sliding one); and the cookie is not signed and sent again with every answer.
+        # The cookie is signed and sent again only when the session changes (login, a message
+        # after a form), not with every answer: a session that only reads ends SESSION_LIFETIME
+        # after its last change, however busy it is.
         SESSION_REFRESH_EACH_REQUEST=False,
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
