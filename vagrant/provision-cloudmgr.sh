@@ -15,8 +15,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 say() { printf '[cloudmgr-provision] %s\n' "$*"; }
 
-say "packages: PostgreSQL, Python 3.11"
-apt-get install -y -qq postgresql python3.11-venv python3.11-dev gcc >/dev/null
+say "packages: PostgreSQL, Python 3.11 (python3 runs the secrets one-liners below)"
+apt-get install -y -qq postgresql python3 python3.11-venv python3.11-dev gcc >/dev/null
 systemctl enable --now postgresql
 
 say "user, directories, code in $APP"

@@ -132,6 +132,7 @@ configure_rootfs() {  # the image's own settings; safe to run again
     ln -sf /etc/systemd/system/ssh-host-keys.service \
         "$ROOT/etc/systemd/system/multi-user.target.wants/ssh-host-keys.service"
     : >"$ROOT/etc/machine-id"
+    ln -sf /etc/machine-id "$ROOT/var/lib/dbus/machine-id"
     ln -sf /usr/share/zoneinfo/Etc/UTC "$ROOT/etc/localtime"
     echo Etc/UTC >"$ROOT/etc/timezone"
     # the initrd must exist (initramfs-tools' MODULES=most has virtio_blk and ext4)
@@ -205,13 +206,17 @@ else
 fi
 
 # ------------------------------------------------------------- 5. add
-S5="$(stamp_of box) $BOX_NAME"
+# `sudo build-box.sh` adds the box for the user who ran sudo (boxes live in
+# each user's ~/.vagrant.d), not for root
+AS_USER=()
+if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then AS_USER=(sudo -u "$SUDO_USER" -H); fi
+S5="$(stamp_of box) $BOX_NAME ${SUDO_USER:-root}"
 if [ "${BOX_ADD:-1}" = 0 ]; then
     say "5/5 add: skipped (BOX_ADD=0); later: vagrant box add --force --name $BOX_NAME $BOX_FILE"
 elif ! command -v vagrant >/dev/null 2>&1; then
     die "vagrant is missing (apt-get install vagrant vagrant-libvirt), or set BOX_ADD=0"
 elif done_with added "$S5" \
-        && vagrant box list --machine-readable 2>/dev/null | grep -q ",box-name,$BOX_NAME\$"; then
+        && "${AS_USER[@]}" vagrant box list --machine-readable 2>/dev/null | grep -q ",box-name,$BOX_NAME\$"; then
     say "5/5 add: box $BOX_NAME already added"
 else
     say "5/5 add: vagrant box add --force --name $BOX_NAME --provider libvirt $BOX_FILE"
@@ -219,7 +224,29 @@ else
     # volume it copies a box into after the image's mtime for a box without a
     # version, so VMs made after a rebuild use the new image (old volumes stay
     # in the pool "default" until deleted with virsh vol-delete)
-    vagrant box add --force --name "$BOX_NAME" --provider libvirt "$BOX_FILE"
+    "${AS_USER[@]}" vagrant box add --force --name "$BOX_NAME" --provider libvirt "$BOX_FILE"
     mark_done added "$S5"
+fi
+# libvirt's qemu runs as libvirt-qemu (qemu:///system) and opens the box's
+# kernel and initrd where Vagrant unpacked them, in ~/.vagrant.d: a home
+# directory of mode 0700 (Debian 12's default, and /root) keeps it out. Give
+# that user search permission (x, no read) on the directories on the way, as
+# virt-manager does for disk images; BOX_FIX_ACL=0 only prints the advice.
+if [ "${BOX_ADD:-1}" != 0 ] && id libvirt-qemu >/dev/null 2>&1; then
+    home="$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)"
+    vhome="${VAGRANT_HOME:-$home/.vagrant.d}"
+    kernel="$vhome/boxes/$(printf '%s' "$BOX_NAME" | sed 's#/#-VAGRANTSLASH-#g')/0/libvirt/vmlinuz"
+    if [ -f "$kernel" ] && ! runuser -u libvirt-qemu -- test -r "$kernel"; then
+        dirs=(); d="$(dirname "$kernel")"
+        while [ "$d" != / ]; do dirs+=("$d"); d="$(dirname "$d")"; done
+        if [ "${BOX_FIX_ACL:-1}" != 0 ] && command -v setfacl >/dev/null 2>&1; then
+            for d in "${dirs[@]}"; do
+                runuser -u libvirt-qemu -- test -x "$d" || setfacl -m u:libvirt-qemu:x "$d"
+            done
+            say "   gave libvirt-qemu search permission (ACL) on the way to $kernel"
+        else
+            say "   WARNING: libvirt-qemu cannot read $kernel; run: setfacl -m u:libvirt-qemu:x <each directory above it> (apt-get install acl)"
+        fi
+    fi
 fi
 say "done in $(( $(date +%s) - T0 )) s: box $BOX_NAME ($BOX_FILE)"
