@@ -89,7 +89,7 @@ def _reset_postgres(url: str) -> None:
 # Alembic's revisions cost ~0.3 s a test and a thousand tests need a migrated database: each
 # backend is migrated once per session into a template, and a test's database is a copy of it
 # (a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL: milliseconds).  The
-# migrations themselves are tested from an empty database in tests/test_dbschema.py.
+# migrations themselves run from an empty database in tests/test_db.py and tests/test_cli.py.
 
 _SQLITE_TEMPLATE: list[Path] = []
 _POSTGRES_TEMPLATES: set[str] = set()
@@ -109,6 +109,12 @@ def _sqlite_template() -> Path:
     return _SQLITE_TEMPLATE[0]
 
 
+def copy_sqlite_database(source: Path, target: Path) -> None:
+    """A copy of the SQLite database file ``source`` at ``target``, with its -wal/-shm if any."""
+    for path in source.parent.glob(f"{source.name}*"):
+        shutil.copy2(path, target.with_name(path.name.replace(source.name, target.name)))
+
+
 def migrate_test_database(database_url: str) -> None:
     """Bring a test's new, empty database to the head revision (see above)."""
     if database_url.startswith("sqlite:///"):
@@ -116,9 +122,7 @@ def migrate_test_database(database_url: str) -> None:
         if target.exists() and target.stat().st_size > 0:
             upgrade(database_url)  # not new: migrate what is there
             return
-        template = _sqlite_template()
-        for source in template.parent.glob(f"{template.name}*"):  # with its -wal, if any
-            shutil.copy2(source, target.with_name(source.name.replace(template.name, target.name)))
+        copy_sqlite_database(_sqlite_template(), target)
         return
     if not database_url.startswith("postgresql"):
         upgrade(database_url)

@@ -120,19 +120,12 @@ class WebUser:
             display_name=identity.display_name,
             role=Role(identity.role),
             department=DepartmentRef(dept.id, dept.key, dept.name_zh, dept.name_en) if dept else None,
+            active=identity.active,
         )
 
     @classmethod
     def from_user(cls, user: User) -> WebUser:
-        dept = user.department
-        return cls(
-            id=user.id,
-            username=user.username,
-            display_name=user.display_name,
-            role=Role(user.role),
-            department=DepartmentRef(dept.id, dept.key, dept.name_zh, dept.name_en) if dept else None,
-            active=user.active,
-        )
+        return cls.from_identity(org.UserIdentity.of(user))
 
 
 def current_web_user() -> WebUser | None:

@@ -323,6 +323,14 @@ class UserIdentity:
     display_name: str
     role: str
     department: NamedChoice | None
+    active: bool = True
+
+    @classmethod
+    def of(cls, user: User) -> UserIdentity:
+        """The identity of a user row already loaded (the login form's)."""
+        dept = user.department
+        department = NamedChoice(dept.id, dept.key, dept.name_zh, dept.name_en) if dept else None
+        return cls(user.id, user.username, user.display_name, user.role, department, user.active)
 
 
 def _identity_query() -> Select[Any]:
@@ -343,7 +351,7 @@ def _identity(row: Any) -> UserIdentity:
     department = (
         NamedChoice(row.dept_id, row.dept_key, row.dept_name_zh, row.dept_name_en) if row.dept_id is not None else None
     )
-    return UserIdentity(row.id, row.username, row.display_name, row.role, department)
+    return UserIdentity(row.id, row.username, row.display_name, row.role, department, row.active)
 
 
 def active_user_identity(session: Session, user_id: int) -> UserIdentity | None:

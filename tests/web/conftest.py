@@ -15,7 +15,7 @@ from cloudmgr.config import Settings
 from cloudmgr.demo import DemoLogin
 from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime, set_runtime
-from tests.conftest import migrate_test_database
+from tests.conftest import copy_sqlite_database, migrate_test_database
 from tests.web.helpers import HEALTH_HEAD, HEALTH_PASSWORD, HEALTH_STAFF, Journey, csrf_token, demo_login
 from web import create_app
 
@@ -150,8 +150,7 @@ def journey_rt(settings: Settings, request: pytest.FixtureRequest) -> Iterator[R
     if url.startswith("sqlite:///"):
         template: Path = request.getfixturevalue("journey_template")
         target = Path(url.removeprefix("sqlite:///"))
-        for source in template.glob(f"{TEMPLATE_DB}*"):
-            shutil.copy2(source, target.with_name(source.name.replace(TEMPLATE_DB, target.name)))
+        copy_sqlite_database(template / TEMPLATE_DB, target)
         shutil.copytree(
             template / "instance" / "simulated-clouds", settings.instance_path / "simulated-clouds", dirs_exist_ok=True
         )

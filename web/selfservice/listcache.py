@@ -187,25 +187,20 @@ PAGE_TTL_SECONDS = 30.0
 CHOICES_TTL_SECONDS = 30.0
 
 
-def cloud_choices(session: Session) -> list[NamedChoice]:
-    """Every cloud as a filter choice; a cloud added or renamed shows within a short time."""
-    choices: list[NamedChoice] = _cache("choices", ttl_seconds=CHOICES_TTL_SECONDS).get_or_build(
-        "clouds", lambda: org.cloud_choices(session)
-    )
+def _choices(key: Hashable, read: Callable[[], list[NamedChoice]]) -> list[NamedChoice]:
+    """Filter choices, read at most once per CHOICES_TTL_SECONDS: one added or renamed shows
+    within that time."""
+    choices: list[NamedChoice] = _cache("choices", ttl_seconds=CHOICES_TTL_SECONDS).get_or_build(key, read)
     return choices
+
+
+def cloud_choices(session: Session) -> list[NamedChoice]:
+    return _choices("clouds", lambda: org.cloud_choices(session))
 
 
 def department_choices(session: Session) -> list[NamedChoice]:
-    """Every department as a filter choice; one added or renamed shows within a short time."""
-    choices: list[NamedChoice] = _cache("choices", ttl_seconds=CHOICES_TTL_SECONDS).get_or_build(
-        "departments", lambda: org.department_choices(session)
-    )
-    return choices
+    return _choices("departments", lambda: org.department_choices(session))
 
 
 def department_cloud_choices(session: Session, department_id: int) -> list[NamedChoice]:
-    """A department's clouds as filter choices; a cloud linked or renamed shows within a short time."""
-    choices: list[NamedChoice] = _cache("choices", ttl_seconds=CHOICES_TTL_SECONDS).get_or_build(
-        ("department clouds", department_id), lambda: org.department_cloud_choices(session, department_id)
-    )
-    return choices
+    return _choices(("department clouds", department_id), lambda: org.department_cloud_choices(session, department_id))
