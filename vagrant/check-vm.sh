@@ -16,7 +16,8 @@ BASE="${CLOUDMGR_VM_URL:-http://127.0.0.1:8080}"
 say() { printf '[check-vm %s] %s\n' "$(date +%T)" "$*"; }
 die() { say "FAILED: $*"; exit 1; }
 
-say "cloudmgr /healthz: $(curl -fsS -m 10 "$BASE/healthz")" || die "cloudmgr does not answer on $BASE"
+health="$(curl -fsS -m 10 "$BASE/healthz")" || die "cloudmgr does not answer on $BASE"
+say "cloudmgr /healthz: $health"
 curl -fsS -m 10 http://127.0.0.1:5000/v3 | grep -q '"v3' || die "Keystone does not answer on 127.0.0.1:5000"
 say "Keystone answers on 127.0.0.1:5000"
 # readiness is cached 5 s per worker; a worker's first check can time out under TCG
