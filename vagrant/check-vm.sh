@@ -105,15 +105,13 @@ def wait(what, done, seconds=900):
     sys.exit(f"{what}: not within {seconds} s")
 
 
-def catalog_id(kind, cloud_name):
-    status, body = call("vmcheck-staff", "GET", "/catalog?cloud=education")
-    assert status == 200, body
-    return next(i["id"] for i in body["items"] if i["kind"] == kind and i["cloud_name"] == cloud_name)
-
-
+status, catalog = call("vmcheck-staff", "GET", "/catalog?cloud=education")
+if status != 200:
+    sys.exit(f"catalog of the education cloud: {status} {catalog}")
+offered = {(i["kind"], i["cloud_name"]): i["id"] for i in catalog["items"]}
 status, created = call("vmcheck-staff", "POST", "/requests", {
-    "cloud": "education", "zone": "extranet", "flavor": catalog_id("flavor", "m1.tiny"),
-    "image": catalog_id("image", "cirros-lab"), "count": 2, "name_prefix": f"vmcheck-{int(time.time())}",
+    "cloud": "education", "zone": "extranet", "flavor": offered["flavor", "m1.tiny"],
+    "image": offered["image", "cirros-lab"], "count": 2, "name_prefix": f"vmcheck-{int(time.time())}",
     "justification": "vagrant/check-vm.sh", "expires_on": (datetime.date.today() + datetime.timedelta(days=90)).isoformat(), "submit": True})
 if status != 201:
     sys.exit(f"request refused: {status} {created}")
@@ -127,8 +125,9 @@ for user in ("vmcheck-head", "vmcheck-operator"):
 
 
 def request_final():
+    # approved and provisioning are the only states the scheduler moves on by itself
     status, body = call("vmcheck-staff", "GET", f"/requests/{request_id}")
-    return body if body["state"] in ("active", "failed", "partially_failed", "cancelled") else None
+    return body if body["state"] not in ("approved", "provisioning") else None
 
 
 final = wait(f"request {request_id} finished", request_final)
