@@ -1,6 +1,6 @@
 # cloudmgr: the two commands of the README, and the lab.
 #   make run   set up, migrate, load the demo, serve http://127.0.0.1:8000 (simulated cloud)
-#   make test  set up, start the lab OpenStack, run ruff, mypy and the whole test suite
+#   make test  set up, start the lab OpenStack (and PostgreSQL if none is named), run ruff, mypy and the whole suite
 
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -69,8 +69,10 @@ typecheck: dev-venv
 pytest: dev-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Every database test runs on SQLite and PostgreSQL: on the server CLOUDMGR_TEST_DATABASE_URL names,
+# or else on a throwaway cluster of the test run's own (tests/with-postgres.sh).
 test: dev-venv system-deps lab-up lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
+	bash tests/with-postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: dev-venv lab-up
 	$(PY) benchmarks/adapter_overhead.py

@@ -249,3 +249,20 @@ def lab_connection(clouds_yaml: Path, cloud: str = "cloudmgr-lab"):  # type: ign
 
     region = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)]).get_one(cloud=cloud)
     return openstack.connection.Connection(config=region)
+
+
+LAB_FIXTURES = frozenset({"lab_clouds_yaml", "lab_settings", "lab_runtime"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that reaches the lab carries the ``lab`` marker, so ``-m "not lab"`` and the
+    marker's promise (fails, never skips, when the lab is down) hold: an unmarked one stops the run."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if LAB_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("lab") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that use the lab OpenStack without @pytest.mark.lab:\n  " + "\n  ".join(sorted(unmarked)[:20])
+        )

@@ -25,6 +25,8 @@ from tests.conftest import ONE_DATABASE, lab_connection
 from tests.web.helpers import csrf_token
 from web import create_app
 
+pytestmark = pytest.mark.lab
+
 PASSWORD = "Lab-Keystone-2026"
 
 

@@ -12,6 +12,8 @@ from cloudmgr.cloud.guard import ClassifiedServerRefused
 from cloudmgr.cloud.openstack import OpenStackProvider
 from tests.conftest import lab_connection
 
+pytestmark = pytest.mark.lab
+
 
 def test_openstack_provider_refuses_classified_metadata_before_nova(lab_clouds_yaml: Path) -> None:
     conn = lab_connection(lab_clouds_yaml)

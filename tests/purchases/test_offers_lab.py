@@ -22,6 +22,8 @@ from tests.conftest import lab_connection
 from tests.journey_fixtures import LabJourney, build_lab_journey, clean_lab_department
 from tests.purchases.helpers import server_form
 
+pytestmark = pytest.mark.lab
+
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:

@@ -17,6 +17,8 @@ from tests.journey_fixtures import LabJourney, build_lab_journey, clean_lab_depa
 from tests.runbooks.conftest import add_system
 from tests.runbooks.testhosts import NetnsHosts
 
+pytestmark = pytest.mark.lab
+
 
 @pytest.fixture
 def lab_department(lab_runtime: Runtime, tmp_path: Path, lab_clouds_yaml: Path) -> Iterator[LabJourney]:
