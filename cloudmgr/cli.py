@@ -414,9 +414,9 @@ def quotas_requests(state: str | None) -> None:
 @click.option("--reason", default="", help="required to reject")
 @domain_errors
 def quotas_decide(request_id: int, approve: bool, reason: str) -> None:
-    """Approve or reject a quota-change request; an approval is pushed to the cloud."""
+    """Approve or reject a quota-change request; the scheduler's workers push an approval to the cloud."""
     from cloudmgr.quotas.files import read_quota_files
-    from cloudmgr.quotas.services import decide_change, push_limits_to_cloud
+    from cloudmgr.quotas.services import decide_change
 
     runtime = get_runtime()
     definitions = read_quota_files(runtime.settings.quotas_dir)
@@ -424,22 +424,8 @@ def quotas_decide(request_id: int, approve: bool, reason: str) -> None:
         change = decide_change(
             uow.session, request_id, approve=approve, decided_by=cli_actor(), reason=reason, definitions=definitions
         )
-        state, dept_id, cloud_id = change.state, change.department_id, change.cloud_id
-        limits = {k: v for k, v in change.requested_limits.items()}
-    click.echo(f"request #{request_id} {state}")
-    if approve:
-        from cloudmgr.quotas.resources import Resource
-
-        error = push_limits_to_cloud(
-            runtime.db,
-            runtime.providers,
-            dept_id,
-            cloud_id,
-            {Resource(k): v for k, v in limits.items()},
-            actor=cli_actor(),
-        )
-        if error:
-            raise click.ClickException(f"approved, but the cloud was not updated: {error} (the reconcile job retries)")
+        state = change.state
+    click.echo(f"request #{request_id} {state}" + (" (queued for the cloud)" if approve else ""))
 
 
 # --- self-service requests ---------------------------------------------------------------

@@ -602,6 +602,7 @@ def _approve(
     change.automatic = automatic
     change.decided_by, change.decided_at, change.decision_reason = decided_by, utcnow(), reason
     session.flush()
+    queue_cloud_push(session, change, actor=decided_by)
     audit.record(
         session,
         actor=decided_by,
@@ -611,6 +612,15 @@ def _approve(
         reason=reason,
         detail={"automatic": automatic, "limits": change.requested_limits},
     )
+
+
+def queue_cloud_push(session: Session, change: QuotaChangeRequest, *, actor: str) -> None:
+    """The approved limits reach the cloud through the work queue, after this transaction
+    commits (:mod:`cloudmgr.quotas.jobs`): whichever path approved them, retried until the
+    cloud takes them."""
+    from cloudmgr.workqueue.services import enqueue
+
+    enqueue(session, "quota.push", f"quota-push:{change.id}", {"change_id": change.id, "actor": actor})
 
 
 def decide_change(

@@ -246,6 +246,7 @@ def test_operator_decides_quota_changes(app: Flask, journey: Journey) -> None:
     response = post_form(ops, decide, {"approve": "批准", "reason": "同意"}, page="/ops/quotas")
     assert response.status_code == 302
     dept = journey.actor("zhangwei").department_id
+    journey.drain()  # the push to the cloud is a work item, run by the scheduler's workers
     with journey.rt.db.unit_of_work() as uow:
         rows = {
             r.resource: r

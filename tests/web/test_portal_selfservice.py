@@ -387,6 +387,7 @@ def test_quotas_page_and_asking_for_more(app: Flask, journey: Journey) -> None:
     assert "已自动批准" in html
     assert _education_balance(journey)[Resource.INSTANCES][0] == 32
     dept, cloud_id = journey.actor("zhangwei").department_id, _cloud_id(journey)
+    journey.drain()  # the push to the cloud is a work item, run by the scheduler's workers
     with journey.rt.db.unit_of_work() as uow:
         cloud_limits = {
             row.resource: row.cloud_limit

@@ -179,7 +179,6 @@ def create_quota_request() -> tuple[Response, int]:
         target_size=size,
         limits=limits,
     )
-    quota_help.push_when_committed(change, actor=user.username)
     return jsonify(change_json(change)), 201
 
 
@@ -219,7 +218,6 @@ def decide_quota_request(change_id: int) -> Response:
         reason=reason or "",
         definitions=quota_help.definitions(),
     )
-    quota_help.push_when_committed(change, actor=user.username)
     return jsonify(change_json(change))
 
 

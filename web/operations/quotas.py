@@ -92,7 +92,7 @@ def decide_quota_change(change_id: int) -> ResponseReturnValue:
     user = require_user()
     approve = not form.reject.data
     try:
-        change = quota_services.decide_change(
+        quota_services.decide_change(
             session,
             change_id,
             approve=approve,
@@ -104,7 +104,6 @@ def decide_quota_change(change_id: int) -> ResponseReturnValue:
         restart_request_uow()
         form.form_errors.append(refusal_text(exc))
         return _page(failed=(change_id, form), status=exc.http_status)
-    quota_help.push_when_committed(change, actor=user.username)
     if approve:
         flash(_("Quota change #%(id)d approved; the cloud is updated now.", id=change_id), "success")
     else:

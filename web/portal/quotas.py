@@ -90,7 +90,6 @@ def quotas() -> ResponseReturnValue:
         form.form_errors.append(refusal_text(exc))
         _set_choices(form, definitions)
         return _page(form, definitions, exc.http_status)
-    quota_help.push_when_committed(change, actor=actor.username)
     if change.state == ChangeRequestState.APPROVED.value:
         flash(_("Approved automatically: the new limits apply now (request #%(id)d).", id=change.id), "success")
     else:

@@ -7,11 +7,9 @@ from collections.abc import Mapping
 
 from cloudmgr.quotas.errors import QuotaFilesInvalid
 from cloudmgr.quotas.files import QuotaDefinitions, read_quota_files
-from cloudmgr.quotas.models import ChangeRequestState, QuotaChangeRequest
 from cloudmgr.quotas.resources import Resource
-from cloudmgr.quotas.services import push_limits_to_cloud
 from web.selfservice.display import MB_PER_GB
-from web.uow import request_uow, runtime
+from web.uow import runtime
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +40,3 @@ def ledger_limits(form_limits: Mapping[str, int]) -> dict[Resource, int]:
         resource, factor = FORM_RESOURCES[name]
         limits[resource] = int(value) * factor
     return limits
-
-
-def push_when_committed(change: QuotaChangeRequest, *, actor: str) -> None:
-    """An approved change's limits go to the cloud once the decision is committed."""
-    if change.state != ChangeRequestState.APPROVED.value:
-        return
-    rt = runtime()
-    limits = {Resource(k): int(v) for k, v in change.requested_limits.items()}
-    change_id, department_id, cloud_id = change.id, change.department_id, change.cloud_id
-
-    def push() -> None:
-        error = push_limits_to_cloud(rt.db, rt.providers, department_id, cloud_id, limits, actor=actor)
-        if error:
-            log.warning("quota change %s approved but not pushed to the cloud: %s", change_id, error)
-
-    request_uow().after_commit(push)

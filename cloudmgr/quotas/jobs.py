@@ -1,0 +1,46 @@
+"""Quota work that reaches a cloud: run by the scheduler's workers, never inside a request.
+
+An approved quota change writes a ``quota.push`` work item in the same transaction as the
+approval (:func:`cloudmgr.quotas.services.queue_cloud_push`); the worker sets the project's
+quota on the cloud afterwards, retrying with backoff while the cloud does not answer.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from cloudmgr.db import Database
+from cloudmgr.quotas.models import QuotaChangeRequest, QuotaLedgerRow
+from cloudmgr.quotas.resources import Resource
+from cloudmgr.quotas.services import push_limits_to_cloud
+from cloudmgr.runtime import get_runtime
+from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater
+
+PUSH_KIND = "quota.push"
+
+
+def handle_quota_push(db: Database, item: ClaimedItem) -> None:
+    """Set the cloud's quota to the ledger's limits for the resources the change named.
+
+    The ledger's limits as they are now, not the change's: when two changes are approved
+    one after the other, a retried push of the first never overwrites the second."""
+    with db.unit_of_work() as uow:
+        change = uow.session.get(QuotaChangeRequest, int(item.payload["change_id"]))
+        if change is None:
+            raise GiveUp(f"quota change {item.payload['change_id']} no longer exists")
+        named = {Resource(k) for k in change.requested_limits}
+        department_id, cloud_id = change.department_id, change.cloud_id
+        limits = {
+            Resource(row.resource): row.limit
+            for row in uow.session.scalars(
+                select(QuotaLedgerRow).where(
+                    QuotaLedgerRow.department_id == department_id, QuotaLedgerRow.cloud_id == cloud_id
+                )
+            )
+            if Resource(row.resource) in named
+        }
+    error = push_limits_to_cloud(
+        db, get_runtime().providers, department_id, cloud_id, limits, actor=str(item.payload.get("actor", "system"))
+    )
+    if error:
+        raise RetryLater(f"quota change {item.payload['change_id']} not yet on the cloud: {error}")
