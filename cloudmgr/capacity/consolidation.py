@@ -1,17 +1,34 @@
-"""In-cloud consolidation: plan from the live placement, then live-migrate in waves, with a stop.
+"""In-cloud consolidation: plan from the live placement, then migrate in waves, with a stop.
+
+The state planned from is Placement's, not Nova's server list: each compute host offers its
+bookable capacity, (total - reserved) x allocation ratio per resource class, and every
+consumer holding an allocation on it is planned with the amounts it holds there, whatever
+its status.  How each one may move:
+
+* a running (or paused) server is live-migrated;
+* a stopped (SHUTOFF) server is cold-migrated: moved while it is off, confirmed, and left
+  off, so it costs its owner nothing;
+* anything else (ERROR, a resize waiting to be confirmed, a task under way, an allocation
+  held by a migration or another non-server consumer) stays where it is: it is fixed load,
+  and its host is never emptied.
 
 The plan comes from the planner's pure ``plan_migration`` (a drain plan: every move goes
 straight to its final host and kept hosts never lose a VM, so the run can stop between any
 two waves and every intermediate state fits).  A run is an explicit state machine:
 planned → running → (stopping →) stopped | done | failed.  Each wave is one work item;
 a move already done (the server is on its target) is skipped, so a resumed wave never
-moves a server twice.
+moves a server twice.  A move whose server is no longer where and as it was planned
+fails (re-plan).  After the last wave the hosts the plan empties are checked against
+Placement: a host still holding allocations is reported and the run fails, so "emptied"
+never names a host that still holds something.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -19,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
 from cloudmgr.capacity.models import ConsolidationRun, RunState
-from cloudmgr.cloud import CloudError, CloudProvider, CloudUnavailable
+from cloudmgr.cloud import CloudError, CloudProvider, CloudUnavailable, ResourceProvider, Server
 from cloudmgr.db import Database, utcnow
 from cloudmgr.errors import Conflict, NotFound, ValidationFailed
 from cloudmgr.organisation.models import Cloud
@@ -41,34 +58,114 @@ class RunStateConflict(Conflict):
     code = "consolidation_run_state"
 
 
-def live_state(provider: CloudProvider) -> tuple[list[HostState], list[VmState], dict[str, str]]:
-    """Hosts with their bookable capacity and the VMs on them, as the cloud has them now.
-    Returns the planner's input and a map from VM name (the server id) to its display name."""
+#: Resource classes the planner packs (Placement's names).
+RESOURCE_CLASSES = ("VCPU", "MEMORY_MB", "DISK_GB")
+#: Nova statuses in which a server is live-migrated (Nova live-migrates active and paused ones).
+LIVE_MIGRATION_STATUSES = frozenset({"ACTIVE", "PAUSED"})
+#: ...and in which it is cold-migrated: moved while off, and still off afterwards.
+COLD_MIGRATION_STATUSES = frozenset({"SHUTOFF"})
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """The planner's input read from the cloud, and what explains it to people.
+
+    ``names`` maps a VM's name (a consumer id) to its display name; ``fixed`` maps each VM
+    that must stay to the reason why; ``resource_providers`` maps a host to its Placement
+    resource provider id."""
+
+    hosts: list[HostState]
+    vms: list[VmState]
+    names: dict[str, str] = field(default_factory=dict)
+    fixed: dict[str, str] = field(default_factory=dict)
+    resource_providers: dict[str, str] = field(default_factory=dict)
+
+
+def migration_kind(server: Server) -> str | None:
+    """How ``server`` may be moved now: "live", "cold", or None (it must stay)."""
+    if server.task_state is not None:
+        return None  # something is already happening to it
+    if server.status in LIVE_MIGRATION_STATUSES:
+        return "live"
+    if server.status in COLD_MIGRATION_STATUSES:
+        return "cold"
+    return None
+
+
+def bookable(rp: ResourceProvider, resource_class: str) -> int:
+    """What Placement lets be allocated of ``resource_class`` on ``rp`` in all."""
+    inventory = rp.inventories.get(resource_class)
+    return max(0, inventory.capacity) if inventory is not None else 0
+
+
+def _compute_nodes(provider: CloudProvider) -> list[tuple[str, ResourceProvider, bool]]:
+    """(compute host, its resource provider, enabled) per compute node.  A resource
+    provider is named after its node (the hypervisor's name), while servers and migrations
+    name the compute service's host: the two differ on many clouds (FQDN vs short name).
+    Providers that are not compute nodes (network, sharing) are left out."""
+    hypervisors = {h.name: h for h in provider.list_hypervisors()}
+    nodes = []
+    for rp in provider.list_resource_providers():
+        hypervisor = hypervisors.get(rp.name)
+        if hypervisor is not None:
+            enabled = hypervisor.status == "enabled" and hypervisor.state == "up"
+            nodes.append((hypervisor.host, rp, enabled))
+    return nodes
+
+
+def _why_fixed(server: Server | None, host: str, on_several_hosts: bool) -> str | None:
+    """Why the consumer holding an allocation on ``host`` must stay, or None if it may move."""
+    if server is None:
+        return "not a server: a migration or another consumer"
+    if on_several_hosts or server.host != host:
+        return f"{server.status}, with allocations on more than one host (a move under way)"
+    if migration_kind(server) is None:
+        task = f" ({server.task_state})" if server.task_state else ""
+        return f"{server.status}{task}: neither live- nor cold-migratable"
+    return None
+
+
+def live_state(provider: CloudProvider) -> LiveState:
+    """Hosts with their bookable capacity and every consumer holding an allocation on
+    them, as Placement has them now; see the module documentation for who moves how."""
     # The planner brings numpy and OR-Tools: imported when a plan is made, not at start-up.
     from cloudmgr.capacity.planner.migration import HostState, VmState
 
-    hosts = []
-    for rp in provider.list_resource_providers():
+    state = LiveState(hosts=[], vms=[])
+    held: dict[str, dict[str, Mapping[str, int]]] = {}
+    for host, rp, enabled in _compute_nodes(provider):
+        vcpus, ram_mb, disk_gb = (bookable(rp, rc) for rc in RESOURCE_CLASSES)
+        state.hosts.append(HostState(host, vcpus, ram_mb, disk_gb, enabled=enabled))
+        state.resource_providers[host] = rp.id
+        held[host] = {a.consumer_id: a.resources for a in provider.list_allocations(rp.id)}
+    servers = {server.id: server for server in provider.iter_servers()}
+    hosts_of = Counter(consumer for consumers in held.values() for consumer in consumers)
+    for host, consumers in held.items():
+        for consumer, resources in sorted(consumers.items()):
+            vcpus, ram_mb, disk_gb = (max(0, int(resources.get(rc, 0))) for rc in RESOURCE_CLASSES)
+            server = servers.get(consumer)
+            # A consumer on two hosts (an evacuation, a move under way) is fixed on both.
+            name = consumer if hosts_of[consumer] == 1 else f"{consumer}@{host}"
+            state.names[name] = server.name if server is not None else consumer
+            reason = _why_fixed(server, host, hosts_of[consumer] > 1)
+            if server is None or reason is not None:
+                state.fixed[name] = reason or "fixed"
+                state.vms.append(VmState(name, host, vcpus, ram_mb, disk_gb, movable=False))
+            else:
+                kind = migration_kind(server) or "live"
+                state.vms.append(VmState(name, host, vcpus, ram_mb, disk_gb, migration=kind))
+    return state
 
-        def cap(cls: str, rp: Any = rp) -> int:
-            inventory = rp.inventories.get(cls)
-            return int(inventory.capacity) if inventory else 0
 
-        hosts.append(HostState(rp.name, cap("VCPU"), cap("MEMORY_MB"), cap("DISK_GB")))
-    disabled = {h.name for h in provider.list_hypervisors() if h.status != "enabled" or h.state != "up"}
-    hosts = [HostState(h.name, h.vcpus, h.ram_mb, h.disk_gb, enabled=h.name not in disabled) for h in hosts]
-    flavors = {f.id: f for f in provider.list_flavors()}
-    flavors_by_name = {f.name: f for f in flavors.values()}
-    vms, names = [], {}
-    for server in provider.iter_servers():
-        if not server.host or server.status not in {"ACTIVE"}:
-            continue  # only running servers are live-migrated; others stay where they are
-        flavor = flavors.get(server.flavor_id or "") or flavors_by_name.get(server.flavor_name or "")
-        if flavor is None:
-            continue
-        vms.append(VmState(server.id, server.host, flavor.vcpus, flavor.ram_mb, flavor.disk_gb))
-        names[server.id] = server.name
-    return hosts, vms, names
+def allocations_left(provider: CloudProvider, hosts: list[str]) -> dict[str, list[str]]:
+    """The consumers Placement still shows on each of ``hosts`` that is not empty (a host
+    Placement no longer knows counts as empty)."""
+    wanted = set(hosts)
+    left: dict[str, list[str]] = {}
+    for host, rp, _ in _compute_nodes(provider):
+        if host in wanted and any(amount > 0 for amount in rp.usages.values()):
+            left[host] = sorted(a.consumer_id for a in provider.list_allocations(rp.id)) or ["(usages)"]
+    return left
 
 
 def _provider(registry: ProviderRegistry, cloud: Cloud) -> CloudProvider:
@@ -87,12 +184,15 @@ def plan_run(db: Database, registry: ProviderRegistry, cloud_key: str, *, actor:
         cloud_id = cloud.id
     from cloudmgr.capacity.planner.migration import plan_migration
 
-    hosts, vms, names = live_state(provider)
-    plan = plan_migration(hosts, vms, max_wave=max_wave)
+    state = live_state(provider)
+    plan = plan_migration(state.hosts, state.vms, max_wave=max_wave)
+    kinds = {vm.name: vm.migration for vm in state.vms}
     summary: dict[str, Any] = {
-        "hosts": len(hosts),
-        "vms": len(vms),
+        "hosts": len(state.hosts),
+        "vms": len(state.vms),
+        "fixed": len(state.fixed),
         "moves": len(plan.moves),
+        "cold_moves": sum(1 for m in plan.moves if kinds[m.vm] == "cold"),
         "emptied": len(plan.emptied),
         "max_emptiable": plan.max_emptiable,
         "min_moves_bound": plan.min_moves_bound,
@@ -101,10 +201,24 @@ def plan_run(db: Database, registry: ProviderRegistry, cloud_key: str, *, actor:
     }
     body: dict[str, Any] = {
         "waves": [
-            [{"server_id": m.vm, "vm": names.get(m.vm, m.vm), "from": m.source, "to": m.target} for m in wave]
+            [
+                {"server_id": m.vm, "vm": state.names.get(m.vm, m.vm), "from": m.source, "to": m.target}
+                | {"kind": kinds[m.vm]}
+                for m in wave
+            ]
             for wave in plan.waves
         ],
         "emptied": plan.emptied,
+        "fixed": [
+            {
+                "consumer": vm.name,
+                "vm": state.names.get(vm.name, vm.name),
+                "host": vm.host,
+                "reason": state.fixed[vm.name],
+            }
+            for vm in state.vms
+            if not vm.movable
+        ],
         "summary": summary,
     }
     with db.unit_of_work() as uow:
@@ -159,13 +273,48 @@ def stop_run(session: Session, run_id: int, *, actor: str) -> ConsolidationRun:
 class _WaveWork:
     run_id: int
     wave_index: int
+    wave_count: int
     moves: list[dict[str, str]]
+    emptied: list[str]
     cloud: Cloud
 
 
 def _should_stop(db: Database, run_id: int) -> bool:
     with db.unit_of_work() as uow:
         return get_run(uow.session, run_id).state == RunState.STOPPING.value
+
+
+def execute_move(provider: CloudProvider, move: Mapping[str, str], *, timeout: float = 600.0) -> None:
+    """Carry out one planned move, or raise CloudError.  A move already done is not done
+    again; a server that is no longer where, or as, the plan found it is not moved (its
+    kind of migration, or its room on the target, may no longer hold: re-plan)."""
+    kind = move.get("kind", "live")  # runs planned before cold moves existed hold live moves only
+    server_id, vm, source, target = move["server_id"], move["vm"], move["from"], move["to"]
+    server = provider.get_server(server_id)
+    if kind == "cold" and server.status == "VERIFY_RESIZE" and server.host == target and server.task_state is None:
+        # A resumed wave: the cold migration landed and only its confirmation is missing.
+        provider.confirm_migration(server_id)
+        provider.wait_for_server(server_id, COLD_MIGRATION_STATUSES, timeout=timeout)
+        return
+    if server.host == target and server.task_state is None and server.status != "VERIFY_RESIZE":
+        return  # already done
+    if server.host != source:
+        raise CloudError(f"{vm} is on {server.host}, not on {source} as planned; re-plan")
+    allowed = LIVE_MIGRATION_STATUSES if kind == "live" else COLD_MIGRATION_STATUSES
+    if server.status not in allowed or server.task_state is not None:
+        raise CloudError(f"{vm} is {server.status} now, planned for a {kind} migration; re-plan")
+    if kind == "live":
+        provider.live_migrate(server_id, target)
+        server = provider.wait_for_server(server_id, {server.status}, timeout=timeout)
+    else:
+        provider.cold_migrate(server_id, target)
+        # Nova puts the server back to SHUTOFF on its host when the move fails.
+        server = provider.wait_for_server(server_id, {"VERIFY_RESIZE", *COLD_MIGRATION_STATUSES}, timeout=timeout)
+        if server.status == "VERIFY_RESIZE" and server.host == target:
+            provider.confirm_migration(server_id)
+            server = provider.wait_for_server(server_id, COLD_MIGRATION_STATUSES, timeout=timeout)
+    if server.host != target:
+        raise CloudError(f"{vm} is still on {server.host}, not {target}")
 
 
 def handle_consolidation_wave(db: Database, item: ClaimedItem) -> None:
@@ -181,7 +330,9 @@ def handle_consolidation_wave(db: Database, item: ClaimedItem) -> None:
         if run.next_wave >= len(waves):
             run.state, run.finished_at = RunState.DONE.value, utcnow()
             return
-        work = _WaveWork(run.id, run.next_wave, list(waves[run.next_wave]), run.cloud)
+        work = _WaveWork(
+            run.id, run.next_wave, len(waves), list(waves[run.next_wave]), list(run.plan.get("emptied", [])), run.cloud
+        )
     provider = _provider(get_runtime().providers, work.cloud)
     done = failed = 0
     errors = []
@@ -189,17 +340,14 @@ def handle_consolidation_wave(db: Database, item: ClaimedItem) -> None:
         if _should_stop(db, run_id):
             break
         try:
-            server = provider.get_server(move["server_id"])
-            if server.host != move["to"]:
-                provider.live_migrate(move["server_id"], move["to"])
-                server = provider.wait_for_server(move["server_id"], {"ACTIVE"}, timeout=600)
-            if server.host != move["to"]:
-                raise CloudError(f"{move['vm']} is still on {server.host}, not {move['to']}")
+            execute_move(provider, move)
             done += 1
+            ok = True
         except CloudUnavailable as exc:
             raise RetryLater(str(exc)) from exc
         except CloudError as exc:
             failed += 1
+            ok = False
             errors.append(f"{move['vm']}: {exc}")
         with db.unit_of_work() as uow:
             audit.record(
@@ -208,8 +356,23 @@ def handle_consolidation_wave(db: Database, item: ClaimedItem) -> None:
                 action="consolidation.move",
                 target_type="consolidation_run",
                 target_id=run_id,
-                detail={**move, "ok": not errors or not errors[-1].startswith(move["vm"])},
+                detail={**move, "ok": ok},
             )
+    left: dict[str, list[str]] | None = None  # set once the last wave went through
+    if not failed and done == len(work.moves) and work.wave_index + 1 >= work.wave_count:
+        # Ask Placement (outside any transaction) whether the hosts the plan empties really
+        # hold nothing any more; a host it cannot confirm counts as not emptied.
+        try:
+            left = allocations_left(provider, work.emptied)
+        except CloudError as exc:
+            left = {host: ["(unconfirmed)"] for host in work.emptied}
+            errors.append(f"could not confirm with Placement that {', '.join(work.emptied)} are empty: {exc}")
+        else:
+            if left:
+                errors.append(
+                    "still holding allocations in Placement: "
+                    + "; ".join(f"{host} ({', '.join(consumers)})" for host, consumers in sorted(left.items()))
+                )
     with db.unit_of_work() as uow:
         run = get_run(uow.session, run_id)
         run.moves_done += done
@@ -228,7 +391,15 @@ def handle_consolidation_wave(db: Database, item: ClaimedItem) -> None:
             run.state, run.finished_at = RunState.FAILED.value, utcnow()
             return
         if run.next_wave >= len(run.plan["waves"]):
-            run.state, run.finished_at = RunState.DONE.value, utcnow()
+            if left is not None:
+                # A new dict, so the JSON column sees the change.
+                run.plan = {
+                    **run.plan,
+                    "verified_emptied": [host for host in work.emptied if host not in left],
+                    "not_emptied": left,
+                }
+            # Done means the hosts are empty in Placement; a host still holding something fails the run.
+            run.state, run.finished_at = (RunState.FAILED if left else RunState.DONE).value, utcnow()
             return
     with db.unit_of_work() as uow:
         enqueue(uow.session, "consolidation_wave", f"consolidation:{run_id}:{work.wave_index + 1}", {"run_id": run_id})

@@ -25,6 +25,7 @@ from cloudmgr.cloud.retry import RetryPolicy
 from cloudmgr.cloud.types import (
     IDEMPOTENCY_METADATA_KEY,
     UNLIMITED,
+    Allocation,
     ComputeQuota,
     ComputeUsage,
     Flavor,
@@ -63,6 +64,7 @@ def make_provider(kind: ProviderKind, **kwargs: Any) -> CloudProvider:
 __all__ = [
     "IDEMPOTENCY_METADATA_KEY",
     "UNLIMITED",
+    "Allocation",
     "CloudBadRequest",
     "CloudConflict",
     "CloudError",

@@ -56,6 +56,7 @@ from cloudmgr.cloud.provider import NO_VALID_HOST_MARKER, CloudProvider
 from cloudmgr.cloud.retry import RetryPolicy, call_with_retry, is_retryable, is_retryable_unsent
 from cloudmgr.cloud.types import (
     IDEMPOTENCY_METADATA_KEY,
+    Allocation,
     ComputeQuota,
     ComputeUsage,
     Flavor,
@@ -882,3 +883,18 @@ class OpenStackProvider(CloudProvider):
             return providers
 
         return self._call("list resource providers", fetch)
+
+    def list_allocations(self, resource_provider_id: str) -> list[Allocation]:
+        placement = self._admin.placement
+
+        def fetch() -> list[Allocation]:
+            # One GET /resource_providers/{uuid}/allocations: {consumer uuid: {resources: {...}}}.
+            return [
+                Allocation(
+                    consumer_id=str(allocation.consumer_id),
+                    resources={str(k): int(v) for k, v in (allocation.resources or {}).items()},
+                )
+                for allocation in placement.resource_provider_allocations(resource_provider_id)
+            ]
+
+        return self._call(f"list allocations of resource provider {resource_provider_id}", fetch)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cloudmgr.cloud.errors import CloudError, CloudNotFound, CloudNoValidHost, CloudTimeout
 from cloudmgr.cloud.types import (
+    Allocation,
     ComputeUsage,
     Flavor,
     HostAggregate,
@@ -244,6 +245,15 @@ class CloudProvider(abc.ABC):
     @abc.abstractmethod
     def list_resource_providers(self) -> list[ResourceProvider]:
         """Placement's view: each compute node's inventories and current usages."""
+
+    @abc.abstractmethod
+    def list_allocations(self, resource_provider_id: str) -> list[Allocation]:
+        """Placement's allocations against one resource provider (an id from
+        :meth:`list_resource_providers`): one per consumer, whatever the server's status
+        (a stopped or failed server keeps its allocation), including consumers that are
+        not servers (a migration's uuid holds the source host's share until the move is
+        confirmed).  Their sum is the provider's usages.  Raises CloudNotFound for an
+        unknown provider."""
 
     # ---- helpers built on the primitives above ----------------------------------------
 

@@ -45,6 +45,7 @@ from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.cloud.types import (
     IDEMPOTENCY_METADATA_KEY,
     UNLIMITED,
+    Allocation,
     ComputeQuota,
     ComputeUsage,
     Flavor,
@@ -114,9 +115,11 @@ class SimulatedProvider(CloudProvider):
     """The built-in demo cloud; see the module docstring.
 
     ``hosts`` name the compute hosts, each with ``host_vcpus`` / ``host_ram_mb`` /
-    ``host_disk_gb`` of capacity.  ``flavors``, ``image_names`` and ``networks`` (name,
-    CIDR pairs) seed the catalogue.  The seed is used only when the state file does not
-    exist yet; afterwards the file is the truth.
+    ``host_disk_gb`` of physical resources; ``allocation_ratios`` and ``reserved`` (per
+    resource class, like Nova's ``cpu_allocation_ratio`` and ``reserved_host_memory_mb``)
+    make Placement's bookable capacity (total - reserved) x ratio.  ``flavors``,
+    ``image_names`` and ``networks`` (name, CIDR pairs) seed the catalogue.  The seed is
+    used only when the state file does not exist yet; afterwards the file is the truth.
     """
 
     poll_interval = 0.01
@@ -134,9 +137,20 @@ class SimulatedProvider(CloudProvider):
         networks: Sequence[tuple[str, str]] = DEFAULT_NETWORKS,
         label: str | None = None,
         aggregates: Mapping[str, Sequence[str]] | None = None,
+        allocation_ratios: Mapping[str, float] | None = None,
+        reserved: Mapping[str, int] | None = None,
     ) -> None:
         if not hosts:
             raise ValueError("a simulated cloud needs at least one host")
+        totals = {"VCPU": host_vcpus, "MEMORY_MB": host_ram_mb, "DISK_GB": host_disk_gb}
+        for resource_class, ratio in (allocation_ratios or {}).items():
+            if resource_class not in _RESOURCE_CLASSES or not ratio > 0:
+                raise ValueError(f"allocation ratio {resource_class}={ratio}: a resource class and a positive ratio")
+        for resource_class, amount in (reserved or {}).items():
+            if resource_class not in _RESOURCE_CLASSES or not 0 <= amount <= totals[resource_class]:
+                raise ValueError(f"reserved {resource_class}={amount}: between 0 and the host's total")
+        self._seed_ratios = {rc: float(r) for rc, r in (allocation_ratios or {}).items()}
+        self._seed_reserved = {rc: int(n) for rc, n in (reserved or {}).items()}
         self._state_path = Path(state_path) if state_path is not None else None
         self._seed_args = (tuple(hosts), host_vcpus, host_ram_mb, host_disk_gb, tuple(flavors), tuple(image_names))
         self._seed_networks = tuple(networks)
@@ -170,7 +184,14 @@ class SimulatedProvider(CloudProvider):
             "projects": {},
             "quotas": {},
             "hosts": {
-                name: {"id": _stable_id("host", name), "vcpus": vcpus, "ram_mb": ram_mb, "disk_gb": disk_gb}
+                name: {
+                    "id": _stable_id("host", name),
+                    "vcpus": vcpus,
+                    "ram_mb": ram_mb,
+                    "disk_gb": disk_gb,
+                    "allocation_ratio": dict(self._seed_ratios),
+                    "reserved": dict(self._seed_reserved),
+                }
                 for name in hosts
             },
             "flavors": {
@@ -449,35 +470,60 @@ class SimulatedProvider(CloudProvider):
 
     # ---- placement --------------------------------------------------------------------
 
-    def _host_usages(self, state: dict[str, Any]) -> dict[str, dict[str, int]]:
-        """What each host has allocated, like Placement: a server in VERIFY_RESIZE holds
-        its new flavor on its new host and its old flavor on the source until confirmed."""
-        usages = {name: dict.fromkeys(_RESOURCE_CLASSES, 0) for name in state["hosts"]}
+    def _host_allocations(self, state: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
+        """Each host's allocations by consumer, like Placement: every server placed on a
+        host holds its flavor there whatever its status (SHUTOFF and ERROR too); a server
+        in VERIFY_RESIZE holds its new flavor on its new host, and the migration (its own
+        consumer, not the server) holds the old flavor on the source until confirmed."""
+        allocations: dict[str, dict[str, dict[str, int]]] = {name: {} for name in state["hosts"]}
         flavors = state["flavors"]
 
-        def add(host: str | None, flavor_id: str) -> None:
-            if host in usages:
+        def add(host: str | None, consumer_id: str, flavor_id: str) -> None:
+            if host in allocations:
                 flavor = flavors[flavor_id]
-                usages[host]["VCPU"] += flavor["vcpus"]
-                usages[host]["MEMORY_MB"] += flavor["ram_mb"]
-                usages[host]["DISK_GB"] += flavor["disk_gb"]
+                allocations[host][consumer_id] = {
+                    "VCPU": flavor["vcpus"],
+                    "MEMORY_MB": flavor["ram_mb"],
+                    "DISK_GB": flavor["disk_gb"],
+                }
 
         for server in self._live_servers(state):
-            add(server["host"], server["flavor_id"])
+            add(server["host"], server["id"], server["flavor_id"])
             pending = server.get("pending")
             if pending:
-                add(pending["source_host"], pending["old_flavor_id"])
+                # State files from before migrations had their own consumer: a stable id.
+                migration_id = pending.get("migration_id") or _stable_id("migration", server["id"])
+                add(pending["source_host"], migration_id, pending["old_flavor_id"])
+        return allocations
+
+    def _host_usages(self, state: dict[str, Any]) -> dict[str, dict[str, int]]:
+        """What each host has allocated in all: the sum of its allocations."""
+        usages = {name: dict.fromkeys(_RESOURCE_CLASSES, 0) for name in state["hosts"]}
+        for name, consumers in self._host_allocations(state).items():
+            for resources in consumers.values():
+                for resource_class, amount in resources.items():
+                    usages[name][resource_class] += amount
         return usages
 
     @staticmethod
     def _inventories(host: dict[str, Any]) -> dict[str, Inventory]:
-        def inventory(total: int) -> Inventory:
-            return Inventory(total=total, reserved=0, allocation_ratio=1.0, min_unit=1, max_unit=total, step_size=1)
+        ratios: dict[str, float] = host.get("allocation_ratio") or {}
+        reserved: dict[str, int] = host.get("reserved") or {}
+
+        def inventory(resource_class: str, total: int) -> Inventory:
+            return Inventory(
+                total=total,
+                reserved=int(reserved.get(resource_class, 0)),
+                allocation_ratio=float(ratios.get(resource_class, 1.0)),
+                min_unit=1,
+                max_unit=total,
+                step_size=1,
+            )
 
         return {
-            "VCPU": inventory(host["vcpus"]),
-            "MEMORY_MB": inventory(host["ram_mb"]),
-            "DISK_GB": inventory(host["disk_gb"]),
+            "VCPU": inventory("VCPU", host["vcpus"]),
+            "MEMORY_MB": inventory("MEMORY_MB", host["ram_mb"]),
+            "DISK_GB": inventory("DISK_GB", host["disk_gb"]),
         }
 
     def _pick_host(
@@ -530,6 +576,18 @@ class SimulatedProvider(CloudProvider):
                 ResourceProvider(id=h["id"], name=name, inventories=self._inventories(h), usages=usages[name])
                 for name, h in sorted(state["hosts"].items())
             ]
+
+    def list_allocations(self, resource_provider_id: str) -> list[Allocation]:
+        with self._transaction() as state:
+            host = next((name for name, h in state["hosts"].items() if h["id"] == resource_provider_id), None)
+            if host is None:
+                raise CloudNotFound(
+                    f"resource provider {resource_provider_id} not found",
+                    f"No resource provider with uuid {resource_provider_id} found",
+                    status_code=404,
+                )
+            consumers = self._host_allocations(state)[host]
+            return [Allocation(consumer_id=c, resources=r) for c, r in sorted(consumers.items())]
 
     # ---- servers ----------------------------------------------------------------------
 
@@ -765,7 +823,12 @@ class SimulatedProvider(CloudProvider):
                 status="VERIFY_RESIZE",
                 host=destination,
                 flavor_id=flavor_id,
-                pending={"source_host": record["host"], "old_flavor_id": old["id"], "status": record["status"]},
+                pending={
+                    "source_host": record["host"],
+                    "old_flavor_id": old["id"],
+                    "status": record["status"],
+                    "migration_id": str(uuid.uuid4()),
+                },
             )
 
     def confirm_resize(self, server_id: str) -> None:
@@ -795,7 +858,12 @@ class SimulatedProvider(CloudProvider):
                 record,
                 status="VERIFY_RESIZE",
                 host=destination,
-                pending={"source_host": record["host"], "old_flavor_id": flavor["id"], "status": record["status"]},
+                pending={
+                    "source_host": record["host"],
+                    "old_flavor_id": flavor["id"],
+                    "status": record["status"],
+                    "migration_id": str(uuid.uuid4()),
+                },
             )
 
     def confirm_migration(self, server_id: str) -> None:
@@ -815,6 +883,17 @@ class SimulatedProvider(CloudProvider):
                 flavor_id=pending["old_flavor_id"],
                 pending=None,
             )
+
+    def reset_state(self, server_id: str, status: str) -> None:
+        """The simulator's ``nova reset-state``: force a placed server's status to ACTIVE or
+        ERROR without moving it (so it keeps its host and its allocation), the way a
+        server ends up in ERROR on a host after a failed operation.  Not part of the
+        CloudProvider interface: tests and demos use it to stage a broken server."""
+        if status not in ("ACTIVE", "ERROR"):
+            raise CloudBadRequest("reset-state rejected as invalid", f"Invalid state {status!r}: ACTIVE or ERROR")
+        with self._transaction() as state:
+            record = self._find_live(state, server_id)
+            self._touch(record, status=status)
 
     def list_servers_on_host(self, host: str) -> list[Server]:
         with self._transaction() as state:

@@ -222,3 +222,20 @@ class ResourceProvider:
         if inventory is None:
             return 0
         return inventory.capacity - self.usages.get(resource_class, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """What one Placement consumer holds on one resource provider.
+
+    The consumer is a server's id, or a migration's id: while a resize or cold migration
+    waits to be confirmed (and during a live migration) Nova keeps the source host's share
+    under the migration's uuid, so not every consumer is a server.  ``resources`` maps
+    resource classes (``VCPU``, ``MEMORY_MB``, ``DISK_GB``) to amounts.
+    """
+
+    consumer_id: str
+    resources: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _frozen_copy(self, "resources")

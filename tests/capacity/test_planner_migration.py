@@ -187,3 +187,21 @@ def test_input_problems_are_reported() -> None:
         plan_migration(hosts[:1], [VmState("v", "nowhere", 1, 1, 1)])
     with pytest.raises(PlannerInputError, match="max wave"):
         plan_migration(hosts[:1], [], max_wave=0)
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_host_over_its_bookable_capacity_receives_nothing(exact: bool) -> None:
+    # "a" holds more than it may book now (its allocation ratio was lowered after the fact):
+    # it may be drained, never filled further; "c" then takes b's VM.
+    hosts = [HostState("a", 4, 8192, 100), HostState("b", 8, 16384, 200), HostState("c", 8, 16384, 200)]
+    vms = [
+        VmState("big", "a", 6, 1024, 10, movable=False),
+        VmState("small", "b", 1, 512, 1),
+        VmState("other", "c", 1, 512, 1),
+    ]
+    plan = plan_migration(hosts, vms, exact=exact)
+    assert "a" not in plan.emptied
+    assert all(m.target != "a" for m in plan.moves)
+    assert plan.emptied in (["b"], ["c"])
+    # CP-SAT still answers (an over-full host does not make the whole model infeasible).
+    assert plan.method == ("cp-sat" if exact else "greedy")

@@ -17,6 +17,7 @@ import pytest
 from cloudmgr.cloud import (
     IDEMPOTENCY_METADATA_KEY,
     UNLIMITED,
+    Allocation,
     CloudBadRequest,
     CloudNotFound,
     CloudNoValidHost,
@@ -407,6 +408,85 @@ def test_hypervisors_and_resource_providers_reflect_servers(cloud: CloudTestEnv,
     assert used_here.get("VCPU", 0) >= flavor.vcpus
     assert used_here.get("MEMORY_MB", 0) >= flavor.ram_mb
     assert used_here.get("DISK_GB", 0) >= flavor.disk_gb
+
+
+def _resource_provider_of(provider: CloudProvider, host: str) -> ResourceProvider:
+    node = next(h.name for h in provider.list_hypervisors() if h.host == host)
+    return next(rp for rp in provider.list_resource_providers() if rp.name == node)
+
+
+def _flavor_amounts(flavor: Flavor) -> dict[str, int]:
+    return {"VCPU": flavor.vcpus, "MEMORY_MB": flavor.ram_mb, "DISK_GB": flavor.disk_gb}
+
+
+def _held(allocation: Allocation) -> dict[str, int]:
+    return {rc: allocation.resources.get(rc, 0) for rc in ("VCPU", "MEMORY_MB", "DISK_GB")}
+
+
+def test_inventories_give_bookable_capacity_that_usages_stay_within(provider: CloudProvider) -> None:
+    for rp in provider.list_resource_providers():
+        for resource_class in ("VCPU", "MEMORY_MB", "DISK_GB"):
+            inventory = rp.inventories[resource_class]
+            assert 0 <= inventory.reserved <= inventory.total and inventory.allocation_ratio > 0, (rp.name, inventory)
+            assert inventory.capacity == int((inventory.total - inventory.reserved) * inventory.allocation_ratio)
+            assert 0 <= rp.usages.get(resource_class, 0) <= inventory.capacity, (rp.name, resource_class)
+
+
+def test_allocations_per_provider_hold_every_server_whatever_its_status(
+    cloud: CloudTestEnv, main_project: ProjectRef
+) -> None:
+    provider = cloud.provider
+    server = cloud.boot(main_project, cloud.spec("held"))
+    assert server.host
+    rp = _resource_provider_of(provider, server.host)
+    allocations = provider.list_allocations(rp.id)
+    _only_our_types(allocations)
+    mine = {a.consumer_id: _held(a) for a in allocations}
+    assert mine[server.id] == _flavor_amounts(cloud.flavor("m1.tiny"))
+    # A stopped server keeps its allocation: its host is not free.
+    provider.stop_server(server.id)
+    provider.wait_for_server(server.id, {"SHUTOFF"}, timeout=120)
+    assert {a.consumer_id: _held(a) for a in provider.list_allocations(rp.id)}[server.id] == mine[server.id]
+    # The allocations add up to the provider's usages (read again until no one else changed
+    # the host in between: the lab is shared).
+    for _ in range(5):
+        before = _resource_provider_of(provider, server.host).usages
+        allocations = provider.list_allocations(rp.id)
+        if _resource_provider_of(provider, server.host).usages == before:
+            break
+    for resource_class in ("VCPU", "MEMORY_MB", "DISK_GB"):
+        assert sum(a.resources.get(resource_class, 0) for a in allocations) == before.get(resource_class, 0)
+    provider.delete_server(server.id, wait=True)
+    assert server.id not in {a.consumer_id for a in provider.list_allocations(rp.id)}
+    with pytest.raises(CloudNotFound):
+        provider.list_allocations(str(uuid.uuid4()))
+
+
+def test_a_cold_migration_holds_the_source_under_another_consumer(
+    cloud: CloudTestEnv, main_project: ProjectRef
+) -> None:
+    provider = cloud.provider
+    server = cloud.boot(main_project, cloud.spec("coldheld"))
+    assert server.host
+    destination = _other_host(provider, server)
+    provider.stop_server(server.id)
+    provider.wait_for_server(server.id, {"SHUTOFF"}, timeout=120)
+    provider.cold_migrate(server.id, destination)
+    migrated = provider.wait_for_server(server.id, {"VERIFY_RESIZE"}, timeout=120)
+    assert migrated.host == destination
+    source_rp = _resource_provider_of(provider, server.host)
+    on_source = {a.consumer_id: _held(a) for a in provider.list_allocations(source_rp.id)}
+    on_destination = {a.consumer_id for a in provider.list_allocations(_resource_provider_of(provider, destination).id)}
+    # The server holds the destination; its old share of the source is held by the migration.
+    assert server.id in on_destination and server.id not in on_source
+    servers = {s.id for s in provider.iter_servers()}
+    migrations = [held for consumer, held in on_source.items() if consumer not in servers]
+    assert _flavor_amounts(cloud.flavor("m1.tiny")) in migrations
+    provider.confirm_migration(server.id)
+    assert provider.wait_for_server(server.id, {"SHUTOFF"}, timeout=120).host == destination
+    left = {a.consumer_id: _held(a) for a in provider.list_allocations(source_rp.id)}
+    assert not set(left) & (set(on_source) - servers)  # the migration's allocation is gone
+    provider.delete_server(server.id, wait=True)
 
 
 # ---- deletion and errors --------------------------------------------------------------

@@ -139,3 +139,39 @@ def test_deleted_servers_show_only_in_changes_since_listings() -> None:
     assert provider.list_servers(project.id).servers == ()
     changed = provider.list_servers(project.id, changes_since=since).servers
     assert [(s.id, s.status) for s in changed] == [(server.id, "DELETED")]
+
+
+def test_allocation_ratio_and_reserved_amounts_make_the_bookable_capacity() -> None:
+    # One physical core per host at 4.0 and 1 GB of its 2.5 GB reserved for the host.
+    provider = SimulatedProvider(
+        hosts=("a",),
+        host_vcpus=1,
+        host_ram_mb=2560,
+        allocation_ratios={"VCPU": 4.0},
+        reserved={"MEMORY_MB": 1024},
+    )
+    (rp,) = provider.list_resource_providers()
+    assert (rp.inventories["VCPU"].capacity, rp.inventories["MEMORY_MB"].capacity) == (4, 1536)
+    project = _project(provider)
+    placed = [provider.create_server(project.id, _spec(provider, f"t{n}")) for n in range(4)]
+    # 512 MB each: the fourth would need 2048 MB, more than the 1536 MB not reserved.
+    assert [s.status for s in placed] == ["ACTIVE", "ACTIVE", "ACTIVE", "ERROR"]
+    (rp,) = provider.list_resource_providers()
+    assert rp.usages == {"VCPU": 3, "MEMORY_MB": 1536, "DISK_GB": 3}
+    with pytest.raises(ValueError):
+        SimulatedProvider(allocation_ratios={"VCPU": 0.0})
+    with pytest.raises(ValueError):
+        SimulatedProvider(reserved={"MEMORY_MB": 10**9})
+
+
+def test_a_server_reset_to_error_keeps_its_host_and_allocation() -> None:
+    provider = SimulatedProvider(hosts=("a",))
+    project = _project(provider)
+    server = provider.create_server(project.id, _spec(provider, "broken"))
+    provider.reset_state(server.id, "ERROR")
+    broken = provider.get_server(server.id)
+    assert (broken.status, broken.host) == ("ERROR", "a")
+    (rp,) = provider.list_resource_providers()
+    assert [(a.consumer_id, a.resources["VCPU"]) for a in provider.list_allocations(rp.id)] == [(server.id, 1)]
+    with pytest.raises(CloudBadRequest):
+        provider.reset_state(server.id, "SHUTOFF")

@@ -54,6 +54,9 @@ class VmState:
     disk_gb: int
     anti_affinity: str | None = None
     movable: bool = True  # pinned VMs stay; their host is never emptied
+    # How a movable VM moves: "live" (a running server) or "cold" (a stopped one, restarted
+    # elsewhere while it is off).  The planner only reads ``movable``; the executor reads this.
+    migration: str = "live"
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +311,11 @@ def _exact(
 
     nh, nv = len(s.hosts), len(s.vms)
     count = np.bincount(s.cur, minlength=nh)
+    # A host already over its bookable capacity (its allocation ratio or reserved amount was
+    # lowered after the fact) receives nothing; what is on it may stay or leave.
+    load = np.zeros((nh, 3), dtype=np.int64)
+    np.add.at(load, s.cur, s.dem)
+    overfull = np.any(load > s.cap, axis=1)
     model = cp_model.CpModel()
     empty = [model.new_bool_var(f"e{h}") for h in range(nh)]
     x: list[dict[int, cp_model.IntVar]] = []
@@ -316,7 +324,13 @@ def _exact(
         h0 = int(s.cur[i])
         row: dict[int, cp_model.IntVar] = {}
         for h in range(nh):
-            if h == h0 or (s.movable[i] and s.enabled[h] and s.zone[h] == s.zone[h0] and np.all(s.dem[i] <= s.cap[h])):
+            if h == h0 or (
+                s.movable[i]
+                and s.enabled[h]
+                and not overfull[h]
+                and s.zone[h] == s.zone[h0]
+                and np.all(s.dem[i] <= s.cap[h])
+            ):
                 row[h] = model.new_bool_var(f"x{i}_{h}")
         model.add_exactly_one(row.values())
         # a VM leaves its host only when that host is emptied
@@ -327,6 +341,8 @@ def _exact(
     for h in range(nh):
         for _, var in per_host[h]:
             model.add_implication(empty[h], var.negated())
+        if overfull[h]:
+            continue  # only its own VMs can be on it (see above): no VM is added
         for k in range(3):
             terms = [(int(s.dem[i, k]), var) for i, var in per_host[h] if s.dem[i, k] > 0]
             if terms:
