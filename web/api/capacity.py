@@ -122,6 +122,11 @@ _MOVE = {
         "vm": {"type": "string"},
         "from": {"type": "string"},
         "to": {"type": "string"},
+        "kind": {
+            "type": "string",
+            "enum": ["live", "cold"],
+            "description": "live: a running server; cold: a stopped one, moved while off and left off.",
+        },
     },
 }
 _RUN_PROPS = {
@@ -140,7 +145,9 @@ _RUN_PROPS = {
     "finished_at": {"type": ["string", "null"], "format": "date-time"},
     "summary": {
         "type": "object",
-        "description": "moves vs min_moves_bound, emptied vs max_emptiable, the method and solver status.",
+        "description": "moves vs min_moves_bound, emptied vs max_emptiable, the method and solver status; "
+        "vms counts every consumer holding a Placement allocation, fixed those that cannot move (their hosts are "
+        "never emptied), cold_moves the stopped servers moved while off.",
     },
 }
 RUN_SUMMARY = spec.schema("ConsolidationRunSummary", {"type": "object", "properties": _RUN_PROPS})
