@@ -5,10 +5,23 @@ is never booted: :class:`~cloudmgr.cloud.provider.CloudProvider` wraps every pro
 ``create_server`` with :func:`guard_create_server` (in ``__init_subclass__``), so the
 simulated and the OpenStack provider both refuse before anything reaches the cloud.
 
-Servers created for a legacy system carry ``cloudmgr-legacy-system=<hostname>`` and
-``cloudmgr-classification=<classification>``.  The domain check (with its audit event) is
-:func:`cloudmgr.inventory.classification.ensure_placeable`; this one only logs, because the
-adapter has no database: the caller that gets the error records it as its failure.
+What the metadata says, and what the guard makes of it:
+
+* a server created for a legacy system (a self-service request naming it, the runbook's
+  provision step, a cross-cloud move) carries ``cloudmgr-legacy-system=<hostname>`` and
+  ``cloudmgr-classification=<classification>``, read from the system as it is right before
+  the boot (:func:`cloudmgr.inventory.classification.server_metadata`): ``classified`` is
+  refused here;
+* a self-service server that replaces no legacy system claims
+  ``cloudmgr-classification=non_classified`` explicitly (no hostname): these clouds have only
+  the internet and extranet zones, and the department states its business is not classified;
+* a server without the key (made outside cloudmgr, or before issue 14) makes no claim and is
+  not refused here: the guard only ever refuses, it never vouches for a server.
+
+The domain check (with its audit event) is
+:func:`cloudmgr.inventory.classification.ensure_placeable`, called on every path before the
+boot; this one only logs, because the adapter has no database: the caller that gets the
+error records it as its failure.
 """
 
 from __future__ import annotations

@@ -27,9 +27,10 @@ Code that has no session (scripts, tests) can call :func:`record_refusal` itself
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import Engine, event, insert, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -55,9 +56,11 @@ __all__ = [
     "ClassifiedServerRefused",
     "check_server_metadata",
     "ensure_placeable",
+    "ensure_server_placeable",
     "is_classified_metadata",
     "record_refusal",
     "server_metadata",
+    "systems_of_server",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,19 +70,36 @@ AUDIT_TARGET = "legacy_system"
 _PENDING = "cloudmgr.inventory.pending_refusals"
 
 
-def server_metadata(system: LegacySystem) -> dict[str, str]:
-    """The metadata every server created for ``system`` carries."""
+def server_metadata(system: LegacySystem | None) -> dict[str, str]:
+    """The metadata every server cloudmgr creates carries, read from ``system`` as it is now.
+
+    A server for a legacy system names it and its classification, so the adapter's guard
+    (:mod:`cloudmgr.cloud.guard`) refuses it when the system is classified.  A server that
+    replaces no legacy system (``system`` None) claims ``non_classified`` explicitly: these
+    clouds only have the internet and extranet zones, and a department ordering a server on
+    them states that its business is not classified.  The guard refuses only an explicit
+    ``classified``; a server without the key (one made outside cloudmgr) makes no claim.
+    """
+    if system is None:
+        return {CLASSIFICATION_METADATA_KEY: Classification.NON_CLASSIFIED.value}
     return {LEGACY_SYSTEM_METADATA_KEY: system.hostname, CLASSIFICATION_METADATA_KEY: system.classification}
 
 
-def _refusal_values(system: LegacySystem, actor: str, entry_point: str, reason: str) -> dict[str, Any]:
+def _refusal_values(
+    system: LegacySystem, actor: str, entry_point: str, reason: str, context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "actor": actor,
         "action": REFUSAL_ACTION,
         "target_type": AUDIT_TARGET,
         "target_id": str(system.id),
         "reason": reason,
-        "detail": {"hostname": system.hostname, "entry_point": entry_point, "classification": system.classification},
+        "detail": {
+            **(context or {}),
+            "hostname": system.hostname,
+            "entry_point": entry_point,
+            "classification": system.classification,
+        },
     }
 
 
@@ -89,11 +109,14 @@ def ensure_placeable(
     *,
     actor: Actor | str,
     entry_point: str,
+    context: Mapping[str, Any] | None = None,
 ) -> LegacySystem:
     """Return the system if it may be placed on a cloud; refuse (and audit) a classified one.
 
     ``entry_point`` names the path for the audit log, e.g. "portal.request", "api.request",
-    "cli", "wave", "runbook.provision", "move", "planner".  Raises SystemNotFound for an
+    "approve.operator", "provisioning", "retry", "resize", "move.cross_cloud", "cli", "wave",
+    "runbook.provision", "planner"; ``context`` (e.g. ``{"request_id": 7}``) says what was
+    being placed and is stored in the audit event's detail.  Raises SystemNotFound for an
     unknown id and ClassifiedPlacementRefused (409, code "classified_system") for a
     classified system; the refusal's audit event survives the caller's rollback (see the
     module docstring).
@@ -112,11 +135,104 @@ def ensure_placeable(
         f"classified system {system.hostname} cannot be placed on a cloud ({entry_point}): "
         "classified systems stay on the e-government intranet"
     )
-    values = _refusal_values(system, username, entry_point, reason)
+    values = _refusal_values(system, username, entry_point, reason, context)
     event_row = audit.record(session, **values)
     session.info.setdefault(_PENDING, []).append((event_row, values))
     log.warning("refused placement of classified system %s via %s by %s", system.hostname, entry_point, username)
     raise ClassifiedPlacementRefused(reason, system_id=system.id, hostname=system.hostname, entry_point=entry_point)
+
+
+def systems_of_server(
+    session: Session,
+    *,
+    cloud_server_id: str | None = None,
+    managed_server_id: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> list[LegacySystem]:
+    """Every legacy system a server is tied to, found every way cloudmgr records the tie.
+
+    * the system whose ``cloud_server_id`` is the server (the runbook's provision step);
+    * the system the server's self-service request names (``ManagedServer`` →
+      ``ServiceRequest.legacy_system_id``), for the request's server and for a resize's;
+    * the system its metadata names (``cloudmgr-legacy-system=<hostname>``).
+
+    A move or a resize that looked only one way moved a reclassified system's server.
+    """
+    from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
+
+    conditions = []
+    if cloud_server_id:
+        conditions.append(LegacySystem.cloud_server_id == cloud_server_id)
+    hostname = (metadata or {}).get(LEGACY_SYSTEM_METADATA_KEY)
+    if isinstance(hostname, str) and hostname.strip():
+        conditions.append(LegacySystem.hostname == hostname.strip())
+    managed_ids = set()
+    if managed_server_id is not None:
+        managed_ids.add(managed_server_id)
+    if cloud_server_id:
+        managed_ids.update(session.scalars(select(ManagedServer.id).where(ManagedServer.server_id == cloud_server_id)))
+    if managed_ids:
+        conditions.append(
+            LegacySystem.id.in_(
+                select(ServiceRequest.legacy_system_id)
+                .join(ManagedServer, ManagedServer.request_id == ServiceRequest.id)
+                .where(ManagedServer.id.in_(managed_ids), ServiceRequest.legacy_system_id.is_not(None))
+            )
+        )
+    if not conditions:
+        return []
+    return list(session.scalars(select(LegacySystem).where(or_(*conditions)).order_by(LegacySystem.id)))
+
+
+def ensure_server_placeable(
+    session: Session,
+    *,
+    actor: Actor | str,
+    entry_point: str,
+    cloud_server_id: str | None = None,
+    managed_server_id: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+    server_name: str = "",
+    context: Mapping[str, Any] | None = None,
+) -> list[LegacySystem]:
+    """The classified rule for a server that already exists (a move, a resize, a retry).
+
+    Every system the server is tied to (:func:`systems_of_server`) goes through
+    :func:`ensure_placeable`; a server whose metadata says classified but whose system
+    cloudmgr does not know is refused too.  Each refusal is audited like
+    :func:`ensure_placeable`'s (it survives the caller's rollback).  Returns the systems.
+    """
+    systems = systems_of_server(
+        session, cloud_server_id=cloud_server_id, managed_server_id=managed_server_id, metadata=metadata
+    )
+    for system in systems:
+        ensure_placeable(session, system, actor=actor, entry_point=entry_point, context=context)
+    if not systems and is_classified_metadata(metadata):
+        hostname = str((metadata or {}).get(LEGACY_SYSTEM_METADATA_KEY) or "")
+        username = actor if isinstance(actor, str) else actor.username
+        name = server_name or cloud_server_id or "?"
+        reason = (
+            f"server {name} is marked classified ({hostname or 'unknown system'}) and cannot be placed on a "
+            f"cloud ({entry_point}): classified systems stay on the e-government intranet"
+        )
+        values: dict[str, Any] = {
+            "actor": username,
+            "action": REFUSAL_ACTION,
+            "target_type": "cloud_server",
+            "target_id": str(cloud_server_id or managed_server_id or name),
+            "reason": reason,
+            "detail": {
+                **(context or {}),
+                "hostname": hostname,
+                "entry_point": entry_point,
+                "classification": "classified",
+            },
+        }
+        event_row = audit.record(session, **values)
+        session.info.setdefault(_PENDING, []).append((event_row, values))
+        log.warning("refused placement of classified server %s via %s by %s", name, entry_point, username)
+        raise ClassifiedPlacementRefused(reason, hostname=hostname, entry_point=entry_point)
+    return systems
 
 
 def record_refusal(bind: Engine, values: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from cloudmgr.cloud import CloudError, CloudProvider, CloudUnavailable, ServerSp
 from cloudmgr.db import Database, utcnow
 from cloudmgr.moves.metrics import MOVE_STEP_SECONDS, MOVES_TOTAL
 from cloudmgr.moves.models import Move, MoveStep
-from cloudmgr.moves.services import _add_steps, _CloudRef, managed_project_ids, record_event
+from cloudmgr.moves.services import _add_steps, _CloudRef, check_not_classified, managed_project_ids, record_event
 from cloudmgr.moves.states import MoveKind, MoveState, StepState
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.providers import ProviderRegistry
@@ -87,6 +87,7 @@ class _View:
     flavor_name: str | None = None
     idempotency_key: str | None = None
     managed_server_id: int | None = None
+    parent_id: int | None = None
 
 
 @dataclass
@@ -124,6 +125,7 @@ def _view(move: Move) -> _View:
         flavor_name=move.flavor_name,
         idempotency_key=move.idempotency_key,
         managed_server_id=move.managed_server_id,
+        parent_id=move.parent_id,
     )
 
 
@@ -141,6 +143,56 @@ def _transition(
         with db.unit_of_work() as uow:
             kind = uow.session.scalar(select(Move.kind).where(Move.id == move_id))
         MOVES_TOTAL.labels(kind=str(kind), outcome=target.value).inc()
+
+
+# ---- the classified rule, again, right before a step places the server ----------------------
+
+
+def _placement_check(ctx: _Ctx, view: _View, entry_point: str) -> dict[str, str]:
+    """Refuse (StepFailed, audited under ``entry_point``) to place a server whose legacy
+    system is classified now: it may have been reclassified after the move was created.
+    Returns the classification metadata the placed server carries, read from its system as
+    it is now ({} when it is tied to none)."""
+    from cloudmgr.inventory.classification import (
+        ClassifiedPlacementRefused,
+        server_metadata,
+        systems_of_server,
+    )
+
+    with ctx.db.unit_of_work() as uow:
+        session = uow.session
+        try:
+            check_not_classified(
+                session,
+                actor=SYSTEM,
+                entry_point=entry_point,
+                kind=view.kind,
+                cloud_server_id=view.server_id,
+                managed_server_id=view.managed_server_id,
+                metadata=view.resources.get("metadata"),
+                server_name=view.server_name or "",
+                move_id=view.id,
+            )
+        except ClassifiedPlacementRefused as refused:
+            move = session.get(Move, view.id, with_for_update=True)
+            if move is not None and move.reservation_id is not None:
+                # The target quota is not held for a move that will not happen (resume takes it again).
+                ledger.release(session, move.reservation_id, reason="refused: classified_system")
+                move.reservation_id = None
+            reason = str(refused)
+        else:
+            systems = systems_of_server(
+                session,
+                cloud_server_id=view.server_id,
+                managed_server_id=view.managed_server_id,
+                metadata=view.resources.get("metadata"),
+            )
+            return server_metadata(systems[0]) if systems else {}
+    raise StepFailed(reason)
+
+
+def _job_entry_point(view: _View) -> str:
+    return "move.drain" if view.parent_id is not None else f"move.{view.kind.value}.job"
 
 
 # ---- steps ----------------------------------------------------------------------------
@@ -326,6 +378,7 @@ def _run_live(ctx: _Ctx, view: _View) -> None:
             return {"host": server.host}  # moved by an earlier attempt
         if server.status != "ACTIVE":
             raise StepFailed(f"server {server.name} is {server.status}: only a running server can be live-migrated")
+        _placement_check(ctx, view, _job_entry_point(view))
         provider.live_migrate(server_id, view.target_host)
         after = provider.wait_for_server(server_id, {"ACTIVE"}, timeout=ctx.timeout)
         if after.host == view.source_host:
@@ -353,6 +406,7 @@ def _run_cold(ctx: _Ctx, view: _View) -> None:
             return {"host": server.host}
         if server.host != view.source_host:
             return {"host": server.host, "confirmed": True}  # moved and confirmed outside this move
+        _placement_check(ctx, view, _job_entry_point(view))
         provider.cold_migrate(server_id, view.target_host)
         after = provider.wait_for_server(server_id, settled, timeout=ctx.timeout)
         if after.status != "VERIFY_RESIZE":
@@ -550,6 +604,8 @@ def _run_cross_cloud(ctx: _Ctx, view: _View) -> None:
     key = view.idempotency_key or f"move-{view.id}"
 
     def stop_source() -> dict[str, Any]:
+        # Before anything is touched: the system may have been reclassified since the move was created.
+        _placement_check(ctx, view, "move.cross_cloud.start")
         server = source.get_server(server_id)
         if server.status != "SHUTOFF":
             source.stop_server(server_id)
@@ -600,8 +656,13 @@ def _run_cross_cloud(ctx: _Ctx, view: _View) -> None:
             raise StepFailed(
                 f"cloud {view.target_cloud.key if view.target_cloud else ''} has no flavor {view.flavor_name}"
             )
+        # Again right before the boot, and the target carries the classification of its
+        # system as it is now (the source's metadata may predate a reclassification), so the
+        # adapter's guard sees it too.
+        placement = _placement_check(ctx, view, "move.cross_cloud.boot")
         metadata = {
             **(view.resources.get("metadata") or {}),
+            **placement,
             "cloudmgr_move": str(view.id),
             "cloudmgr_department": view.target_department_key or "",
         }

@@ -7,14 +7,17 @@ it would hold the write lock).  Each stores the move (who, when, why), its steps
 and an audit record, and queues one work item ``move`` in the same transaction; the work
 happens after the commit (:mod:`cloudmgr.moves.jobs`).
 
-Refusals (a drain the other hosts cannot take, a classified system) are audited in their
-own unit of work before the error is raised, so the audit survives the caller's rollback.
+Refusals are audited so the audit survives the caller's rollback: a drain the other hosts
+cannot take in its own unit of work before the error is raised; a server of a classified
+system (refused at the creation of every live, cold and cross-cloud move, and again in the
+job right before a step places it: :func:`check_not_classified`) through
+:mod:`cloudmgr.inventory.classification`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -22,7 +25,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError, CloudNotFound, CloudProvider, Server
-from cloudmgr.cloud.guard import LEGACY_SYSTEM_METADATA_KEY, is_classified_metadata
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY
 from cloudmgr.db import Database
 from cloudmgr.moves.errors import DrainRefused, MoveCloudError, MoveInProgress, MoveInvalid, MoveNotFound
@@ -247,8 +249,18 @@ def start_migration(
             raise MoveInvalid(f"compute host {target_host} is {hosts[target_host]}: it takes no new servers")
     with db.unit_of_work() as uow:
         session = uow.session
-        _check_no_open_move(session, cloud.id, server.id)
         managed = _managed_server(session, cloud.id, server.id)
+        check_not_classified(
+            session,
+            actor=username,
+            entry_point=f"move.{kind.value}",
+            kind=kind,
+            cloud_server_id=server.id,
+            managed_server_id=managed.id if managed else None,
+            metadata=server.metadata,
+            server_name=server.name,
+        )
+        _check_no_open_move(session, cloud.id, server.id)
         move = Move(
             kind=kind.value,
             state=MoveState.REQUESTED.value,
@@ -461,36 +473,51 @@ def start_drain(
 # ---- cross-cloud move -----------------------------------------------------------------
 
 
-def _legacy_system_check(db: Database, session: Session, server: Server, username: str) -> None:
-    """The classified rule: a server of a classified legacy system never moves into a cloud."""
-    from cloudmgr.inventory.classification import ClassifiedPlacementRefused, ensure_placeable
-    from cloudmgr.inventory.models import LegacySystem
+def check_not_classified(
+    session: Session,
+    *,
+    actor: str,
+    entry_point: str,
+    kind: MoveKind,
+    cloud_server_id: str | None,
+    managed_server_id: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+    server_name: str = "",
+    move_id: int | None = None,
+) -> None:
+    """The classified rule for a move: a server tied to a classified legacy system (found
+    every way: its request's system, a system whose server it is, its metadata) is not moved,
+    neither into another cloud nor to another host of its own: it must leave the cloud.
 
-    hostname = server.metadata.get(LEGACY_SYSTEM_METADATA_KEY)
-    system = session.scalar(select(LegacySystem).where(LegacySystem.cloud_server_id == server.id))
-    if system is None and hostname:
-        system = session.scalar(select(LegacySystem).where(LegacySystem.hostname == hostname))
-    if system is not None:
-        try:
-            ensure_placeable(session, system, actor=username, entry_point="move")
-        except ClassifiedPlacementRefused:
-            MOVES_TOTAL.labels(kind=MoveKind.CROSS_CLOUD.value, outcome="refused").inc()
-            raise
-    elif is_classified_metadata(server.metadata):
-        MOVES_TOTAL.labels(kind=MoveKind.CROSS_CLOUD.value, outcome="refused").inc()
-        reason = (
-            f"server {server.name} is marked classified ({hostname or 'unknown system'}): classified systems "
-            "stay on the e-government intranet and are never moved into a cloud"
+    Refused with 409 ``classified_system``, audited under ``entry_point`` (the audit
+    survives the caller's rollback: see :mod:`cloudmgr.inventory.classification`).
+    """
+    from cloudmgr.inventory.classification import ClassifiedPlacementRefused, ensure_server_placeable
+
+    context: dict[str, object] = {"kind": kind.value, "cloud_server_id": cloud_server_id}
+    if move_id is not None:
+        context["move_id"] = move_id
+    try:
+        ensure_server_placeable(
+            session,
+            actor=actor,
+            entry_point=entry_point,
+            cloud_server_id=cloud_server_id,
+            managed_server_id=managed_server_id,
+            metadata=metadata,
+            server_name=server_name,
+            context=context,
         )
-        _audit_refusal(
-            db,
-            actor=username,
-            action="move.classified_refused",
-            target_id=server.id,
-            reason=reason,
-            detail={"hostname": hostname, "entry_point": "move"},
-        )
-        raise ClassifiedPlacementRefused(reason, hostname=hostname or "", entry_point="move")
+    except ClassifiedPlacementRefused as refused:
+        MOVES_TOTAL.labels(kind=kind.value, outcome="refused").inc()
+        name = server_name or cloud_server_id or "?"
+        raise ClassifiedPlacementRefused(
+            f"{refused} Server {name} is not moved: it must leave the cloud (back to the e-government "
+            "intranet), not move within or between clouds.",
+            system_id=refused.system_id,
+            hostname=refused.hostname,
+            entry_point=entry_point,
+        ) from refused
 
 
 def start_cross_cloud_move(
@@ -542,9 +569,18 @@ def start_cross_cloud_move(
         raise MoveInvalid(f"cloud {target.key} has no flavor {flavor.name}: the server cannot keep its size there")
     with db.unit_of_work() as uow:
         session = uow.session
-        _legacy_system_check(db, session, server, username)
-        _check_no_open_move(session, source.id, server.id)
         managed = _managed_server(session, source.id, server.id)
+        check_not_classified(
+            session,
+            actor=username,
+            entry_point="move.cross_cloud",
+            kind=MoveKind.CROSS_CLOUD,
+            cloud_server_id=server.id,
+            managed_server_id=managed.id if managed else None,
+            metadata=server.metadata,
+            server_name=server.name,
+        )
+        _check_no_open_move(session, source.id, server.id)
         if managed is not None:
             source_department_id: int | None = managed.department_id
         else:
@@ -670,6 +706,7 @@ def resume(session: Session, move_id: int, *, actor: Actor | str, reason: str | 
     username = _actor_name(actor)
     if move.state in (MoveState.FAILED.value, MoveState.PARTIAL.value):
         record_event(session, move, MoveState.RUNNING, actor=username, action="resume", reason=reason or None)
+        _reserve_again(session, move)
         move.finished_at = None
         for step in move.steps:
             # A drain looks at its host afresh: every step runs again (each is re-entrant).
@@ -679,6 +716,33 @@ def resume(session: Session, move_id: int, *, actor: Actor | str, reason: str | 
         raise MoveInvalid(f"move {move_id} is {move.state}: there is nothing to resume")
     enqueue(session, WORK_KIND, work_key(move.id), {"move_id": move.id}, max_attempts=20)
     return move
+
+
+def _reserve_again(session: Session, move: Move) -> None:
+    """A cross-cloud move refused by the classified rule in its job gave its target
+    reservation back; resumed (the system was reclassified as non-classified), it takes it
+    again before the target is booted, so the switch of the quota stays exact."""
+    if (
+        move.kind != MoveKind.CROSS_CLOUD.value
+        or move.reservation_id is not None
+        or move.managed_server_id is None
+        or move.target_cloud_id is None
+        or move.target_department_id is None
+        or any(s.name == "record_target" and s.state == StepState.DONE.value for s in move.steps)
+    ):
+        return
+    flavor = (move.resources or {}).get("flavor") or {}
+    move.reservation_id = ledger.reserve(
+        session,
+        department_id=move.target_department_id,
+        cloud_id=move.target_cloud_id,
+        amounts={
+            Resource.CORES: int(flavor.get("vcpus", 0)),
+            Resource.RAM_MB: int(flavor.get("ram_mb", 0)),
+            Resource.INSTANCES: 1,
+        },
+        owner=f"move:{move.server_id}",
+    ).id
 
 
 # ---- reading --------------------------------------------------------------------------

@@ -129,6 +129,54 @@ FAILURE_REASONS = {
 }
 
 
+def _placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], str | None]:
+    """The classified rule right before a batch boots: the request's legacy system is read
+    as it is NOW (it may have been reclassified after the approval).
+
+    Returns the metadata every server of the request carries (the system's hostname and
+    classification, or an explicit non-classified claim: see
+    :func:`cloudmgr.inventory.classification.server_metadata`) and, when the system is
+    classified, the refusal: then every server not yet asked of the cloud is failed with
+    the reason and its reservation released, and the refusal is audited (entry point
+    "provisioning"), all in this one unit of work.  Nothing is booted.
+    """
+    from cloudmgr.inventory.classification import ClassifiedPlacementRefused, server_metadata
+    from cloudmgr.inventory.models import LegacySystem
+    from cloudmgr.servicerequests.services import check_request_placeable
+
+    with db.unit_of_work() as uow:
+        session = uow.session
+        request = session.get(ServiceRequest, request_id, with_for_update=True)
+        if request is None:
+            raise GiveUp(f"request {request_id} does not exist")
+        system = session.get(LegacySystem, request.legacy_system_id) if request.legacy_system_id else None
+        metadata = server_metadata(system)
+        try:
+            check_request_placeable(session, SYSTEM, request, "provisioning")
+        except ClassifiedPlacementRefused as refused:
+            reason = str(refused)
+            for server in request.servers:
+                if server.state != ServerState.PENDING.value:
+                    continue  # a server already asked of the cloud is waited for as before
+                server.state, server.fault = ServerState.ERROR.value, reason[:2000]
+                if server.reservation_id is not None:
+                    ledger.release(session, server.reservation_id, reason="refused: classified_system")
+                audit.record(
+                    session,
+                    actor=SYSTEM,
+                    action="server.failed",
+                    target_type="managed_server",
+                    target_id=server.id,
+                    reason=reason,
+                    detail={"code": "classified_system", "entry_point": "provisioning"},
+                )
+            cloud_key = request.cloud.key
+        else:
+            return metadata, None
+    PROVISIONING_FAILURES.labels(cloud=cloud_key, reason="classified_system").inc()
+    return metadata, reason
+
+
 def _fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError | str, *, reason_code: str) -> None:
     message = str(error)
     if isinstance(error, CloudQuotaExceeded):
@@ -206,7 +254,12 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
         return
     provider = runtime.providers.for_cloud(target.cloud_key, target.os_cloud, target.region)
     batch_size = max(settings.max_concurrent_boots, 1)
+    refusal = None
     for start in range(0, len(todo), batch_size):
+        # Checked before every batch: a long request must not go on booting a system
+        # reclassified meanwhile.  A refusal fails the pending servers (the rows read next).
+        placement, refused = _placement_metadata(db, target.request_id)
+        refusal = refusal or refused
         batch = _server_rows(db, todo[start : start + batch_size])
         building: list[tuple[int, str]] = []
         for server_id, name, key, state, cloud_server_id in batch:
@@ -222,6 +275,7 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
                 network_id=target.network_id,
                 idempotency_key=key,
                 metadata={
+                    **placement,
                     "cloudmgr_request": str(target.request_id),
                     "cloudmgr_server": str(server_id),
                     "cloudmgr_department": target.department_key,
@@ -250,7 +304,7 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
                 continue
             _record_active(db, server_id, final)
         renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
-    finish_request(db, target.request_id)
+    finish_request(db, target.request_id, why=refusal)
 
 
 def _give_up_provision(db: Database, item: ClaimedItem, error: str) -> None:
@@ -269,8 +323,9 @@ def _give_up_provision(db: Database, item: ClaimedItem, error: str) -> None:
 handle_provision.on_give_up = _give_up_provision  # type: ignore[attr-defined]
 
 
-def finish_request(db: Database, request_id: int) -> None:
-    """Set the request's final state from its servers', once none is still on its way."""
+def finish_request(db: Database, request_id: int, *, why: str | None = None) -> None:
+    """Set the request's final state from its servers', once none is still on its way
+    (``why``: what failed them, e.g. the classified rule's refusal, said on the request)."""
     with db.unit_of_work() as uow:
         session = uow.session
         request = session.get(ServiceRequest, request_id, with_for_update=True)
@@ -288,6 +343,8 @@ def finish_request(db: Database, request_id: int) -> None:
         else:
             target = RequestState.FAILED
         reason = f"{running} active, {failed} failed" if failed else None
+        if reason and why:
+            reason = f"{reason}: {why}"
         _event(session, request, target, "provisioned", reason)
         request.finished_at = utcnow()
         if request.provisioning_started_at is not None:
@@ -324,6 +381,13 @@ def handle_resize(db: Database, item: ClaimedItem) -> None:
         server = session.get(ManagedServer, request.target_server_id)
         if server is None or not server.server_id:
             raise GiveUp("the server to resize is gone")
+        refusal = _resize_refusal(session, request)
+        if refusal is not None:
+            if reservation_id:
+                ledger.release(session, int(reservation_id), reason="refused: classified_system")
+            _event(session, request, RequestState.FAILED, "resize", refusal[:2000])
+            request.finished_at = utcnow()
+            return
         cloud = server.cloud
         cloud_server_id, new_flavor = server.server_id, request.flavor
         flavor_ref, new_vcpus, new_ram = new_flavor.external_id, new_flavor.vcpus, new_flavor.ram_mb
@@ -375,6 +439,22 @@ def handle_resize(db: Database, item: ClaimedItem) -> None:
         server.host = final.host
         _event(session, request, RequestState.ACTIVE, "resize", None)
         request.finished_at = utcnow()
+
+
+def _resize_refusal(session: object, request: ServiceRequest) -> str | None:
+    """The classified rule right before the cloud resizes the server (its system may have
+    been reclassified after the approval): the refusal's reason, audited, or None."""
+    from sqlalchemy.orm import Session
+
+    from cloudmgr.inventory.classification import ClassifiedPlacementRefused
+    from cloudmgr.servicerequests.services import check_request_placeable
+
+    assert isinstance(session, Session)
+    try:
+        check_request_placeable(session, SYSTEM, request, "resize.job")
+    except ClassifiedPlacementRefused as refused:
+        return str(refused)
+    return None
 
 
 # --- stop, start, delete ------------------------------------------------------------------------------

@@ -258,9 +258,17 @@ def _validated(
     return cloud, flavor, image
 
 
-def quote(session: Session, actor: Actor, form: RequestForm, *, today: date | None = None) -> Quote:
-    """What a request would cost per month, what it needs, and what quota is left (before submitting)."""
+def quote(
+    session: Session, actor: Actor, form: RequestForm, *, today: date | None = None, entry_point: str = "quote"
+) -> Quote:
+    """What a request would cost per month, what it needs, and what quota is left (before submitting).
+
+    The legacy system is checked exactly as :func:`create_request` checks it: another
+    department's is not found (404) and a classified one is refused (409
+    ``classified_system``, audited under ``entry_point``, e.g. "portal.quote"): a quote never
+    says "fits" for a request that would be refused."""
     cloud, flavor, _image = _validated(session, actor, form, today or date.today())
+    _check_legacy_system(session, actor, form.legacy_system_id, entry_point)
     assert actor.department_id is not None
     needs = _needs(flavor, form.count)
     try:
@@ -322,7 +330,9 @@ def _notify(session: Session, event: str, request: ServiceRequest, **extra: Any)
     )
 
 
-def _check_legacy_system(session: Session, actor: Actor, system_id: int | None, entry_point: str) -> None:
+def _check_legacy_system(
+    session: Session, actor: Actor, system_id: int | None, entry_point: str, *, request_id: int | None = None
+) -> None:
     """The named legacy system must be the department's own, and not classified (refused + audited)."""
     if system_id is None:
         return
@@ -330,7 +340,32 @@ def _check_legacy_system(session: Session, actor: Actor, system_id: int | None, 
     from cloudmgr.inventory.services import get_system
 
     system = get_system(session, system_id, actor=actor)  # another department's: not found
-    ensure_placeable(session, system, actor=actor, entry_point=entry_point)
+    context = {"request_id": request_id} if request_id is not None else None
+    ensure_placeable(session, system, actor=actor, entry_point=entry_point, context=context)
+
+
+def check_request_placeable(session: Session, actor: Actor | str, request: ServiceRequest, entry_point: str) -> None:
+    """The classified rule for a stored request, at every step after its creation (each
+    approval step, provisioning, a resize): its legacy system may have been reclassified
+    since.  A new-server request is checked through the system it names; a resize through
+    every system its server is tied to (its own request's, or a system whose server it is)."""
+    from cloudmgr.inventory.classification import ensure_placeable, ensure_server_placeable
+
+    context: dict[str, Any] = {"request_id": request.id}
+    if request.kind == "resize" and request.target_server_id is not None:
+        server = session.get(ManagedServer, request.target_server_id)
+        context["server_id"] = request.target_server_id
+        ensure_server_placeable(
+            session,
+            actor=actor,
+            entry_point=entry_point,
+            managed_server_id=request.target_server_id,
+            cloud_server_id=server.server_id if server is not None else None,
+            server_name=server.name if server is not None else "",
+            context=context,
+        )
+    elif request.legacy_system_id is not None:
+        ensure_placeable(session, request.legacy_system_id, actor=actor, entry_point=entry_point, context=context)
 
 
 def create_request(
@@ -435,7 +470,7 @@ def submit_request(
         raise InvalidTransition(f"request {request.id} is {request.state}: only a draft can be submitted")
     check_transition(request.state, RequestState.SUBMITTED)
     # A draft's system may have been reclassified since: check again at submission.
-    _check_legacy_system(session, actor, request.legacy_system_id, entry_point)
+    _check_legacy_system(session, actor, request.legacy_system_id, entry_point, request_id=request.id)
     flavor = request.flavor
     for index in range(1, request.count + 1):
         session.add(
@@ -480,6 +515,9 @@ def approve_request(session: Session, actor: Actor, request_id: int, *, reason: 
     """Approve the current step.  The last approval re-checks the quota reservation and queues provisioning."""
     request = get_request(session, actor, request_id, for_update=True)
     step = _check_step(request, actor)
+    # Every step, not only the last: the system may have been reclassified since the
+    # submission, and an approval must never carry a classified system further.
+    check_request_placeable(session, actor, request, f"approve.{step}")
     if request.current_step + 1 < len(request.approval_steps):
         _transition(
             session,
@@ -594,6 +632,18 @@ def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServe
     if server.state != ServerState.ERROR.value:
         raise InvalidTransition(f"server {server.name} is {server.state}; only failed servers are retried")
     request = server.request
+    # A retry boots a server again: the classified rule as at the first attempt.
+    from cloudmgr.inventory.classification import ensure_server_placeable
+
+    ensure_server_placeable(
+        session,
+        actor=actor,
+        entry_point="retry",
+        managed_server_id=server.id,
+        cloud_server_id=server.server_id,
+        server_name=server.name,
+        context={"request_id": request.id, "server_id": server.id},
+    )
     previous_cloud_server = server.server_id
     server.attempt += 1
     server.idempotency_key = f"cm-r{request.id}-s{server.index}-a{server.attempt}"
@@ -672,7 +722,14 @@ def extend_expiry(
 
 
 def request_resize(
-    session: Session, actor: Actor, server_id: int, flavor_item_id: int, *, justification: str, settings: Settings
+    session: Session,
+    actor: Actor,
+    server_id: int,
+    flavor_item_id: int,
+    *,
+    justification: str,
+    settings: Settings,
+    entry_point: str = "resize",
 ) -> ServiceRequest:
     """A resize is a request of its own: it goes through the cloud's approval chain."""
     server = get_server(session, actor, server_id)
@@ -680,6 +737,19 @@ def request_resize(
         raise RequestInvalid("only department users request a resize")
     if server.state not in {ServerState.ACTIVE.value, ServerState.STOPPED.value}:
         raise InvalidTransition(f"server {server.name} is {server.state}: it cannot be resized now")
+    # A resize may put the server on another host: a classified system's server must leave
+    # the cloud, not grow on it.
+    from cloudmgr.inventory.classification import ensure_server_placeable
+
+    ensure_server_placeable(
+        session,
+        actor=actor,
+        entry_point=entry_point,
+        managed_server_id=server.id,
+        cloud_server_id=server.server_id,
+        server_name=server.name,
+        context={"server_id": server.id},
+    )
     flavor = session.get(CatalogItem, flavor_item_id)
     if (
         flavor is None

@@ -477,7 +477,7 @@ def _cross_cloud_move_refusals(journey: Journey) -> None:
             actor="zhao", reason="consolidate",
         )  # fmt: skip
     (refusal,) = _audit(journey, "legacy_system.placement_refused")
-    assert refusal.actor == "zhao" and refusal.detail["entry_point"] == "move"
+    assert refusal.actor == "zhao" and refusal.detail["entry_point"] == "move.cross_cloud"
     with db.unit_of_work() as uow:
         assert uow.session.scalar(select(Move)) is None
 

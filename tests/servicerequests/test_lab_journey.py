@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY
+from cloudmgr.inventory.classification import CLASSIFICATION_METADATA_KEY, LEGACY_SYSTEM_METADATA_KEY
 from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.services import reconcile
 from cloudmgr.runtime import Runtime
@@ -20,14 +22,15 @@ from cloudmgr.servicerequests import services as requests_service
 from cloudmgr.servicerequests.models import ServiceRequest
 from tests.conftest import ONE_DATABASE, PRODUCTION_DATABASE
 from tests.journey_fixtures import LabJourney, build_lab_journey, clean_lab_department
+from tests.servicerequests.classified_helpers import import_system
 from tests.servicerequests.test_concurrency import approve_concurrently, prepare_twenty_waiting_requests
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _submit_and_approve(j: LabJourney, count: int = 3, prefix: str = "lic") -> int:
-    form = j.form(count, prefix=prefix)
+def _submit_and_approve(j: LabJourney, count: int = 3, prefix: str = "lic", legacy_system_id: int | None = None) -> int:
+    form = replace(j.form(count, prefix=prefix), legacy_system_id=legacy_system_id)
     with j.rt.db.unit_of_work() as uow:
         request_id = requests_service.create_request(uow.session, j.staff, form, submit=True, settings=j.rt.settings).id
     for actor in (j.head, j.operator):
@@ -39,7 +42,10 @@ def _submit_and_approve(j: LabJourney, count: int = 3, prefix: str = "lic") -> i
 @ONE_DATABASE
 def test_three_vms_on_real_nova_and_the_ledger_matches(lab_journey: LabJourney) -> None:
     j = lab_journey
-    request_id = _submit_and_approve(j)
+    # The servers replace a legacy system: Nova stores its hostname and classification (issue 14).
+    hostname = f"{j.department_key}-legacy-01"
+    system_id = import_system(j.rt, hostname, classified=False, dept=j.department_key)
+    request_id = _submit_and_approve(j, legacy_system_id=system_id)
     j.drain()
     with j.rt.db.unit_of_work() as uow:
         request = uow.session.get(ServiceRequest, request_id)
@@ -50,6 +56,9 @@ def test_three_vms_on_real_nova_and_the_ledger_matches(lab_journey: LabJourney) 
     assert all(s.status == "ACTIVE" for s in servers)
     assert {s.metadata[IDEMPOTENCY_METADATA_KEY] for s in servers} == keys
     assert {s.project_id for s in servers} == {j.project_id}
+    assert {(s.metadata[LEGACY_SYSTEM_METADATA_KEY], s.metadata[CLASSIFICATION_METADATA_KEY]) for s in servers} == {
+        (hostname, "non_classified")
+    }
 
     # The ledger's usage equals Nova's usage for the project, after the reconcile job too.
     reconcile(j.rt.db, j.rt.providers)

@@ -153,10 +153,15 @@ def create_request() -> tuple[Response, int]:
     "/requests/quote",
     method="POST",
     summary="What a request would cost, need and leave free, and who would approve it",
+    description=(
+        "Checked like a creation: another department's legacy system is 404, a classified one is 409 "
+        "`classified_system` (and audited): a quote never says it fits a request that would be refused."
+    ),
     tags=("requests",),
     roles=DEPARTMENT_ROLES,
     request_body=QUOTE_BODY,
     response=QUOTE,
+    errors=(404, 409),
     operation_id="quote_request",
 )
 def quote_request() -> Response:
@@ -164,7 +169,7 @@ def quote_request() -> Response:
     form = _request_form(body)
     body.done()
     assert form is not None
-    return jsonify(quote_json(sr.quote(request_uow().session, api_user().actor, form)))
+    return jsonify(quote_json(sr.quote(request_uow().session, api_user().actor, form, entry_point="api.quote")))
 
 
 @api_route(

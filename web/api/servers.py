@@ -144,6 +144,7 @@ def resize_server(server_id: int) -> tuple[Response, int]:
         flavor,
         justification=justification,
         settings=runtime().settings,
+        entry_point="api.resize",
     )
     return jsonify(request_json(created, detail=True)), 201
 

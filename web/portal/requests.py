@@ -100,7 +100,7 @@ def new_request() -> ResponseReturnValue:
             session = request_uow().session
             try:
                 if form.preview.data or not (form.save_draft.data or form.submit.data):
-                    quote = sr.quote(session, actor, wanted)
+                    quote = sr.quote(session, actor, wanted, entry_point="portal.quote")
                 else:
                     created = sr.create_request(
                         session,

@@ -151,6 +151,7 @@ def resize(server_id: int) -> ResponseReturnValue:
             form.flavor.data,
             justification=form.justification.data.strip(),
             settings=runtime().settings,
+            entry_point="portal.resize",
         )
     except DomainError as exc:
         return _refused(server_id, exc, {"resize": form})
