@@ -42,7 +42,7 @@ run: venv
 # Debian packages the tests drive: Chromium (pages), CJK fonts (screenshots), sshd and rsync (Ansible test hosts).
 system-deps:
 	@missing=""; \
-	for pkg in chromium fonts-noto-cjk openssh-server openssh-client iproute2 rsync; do \
+	for pkg in chromium fonts-noto-cjk openssh-server openssh-client iproute2 rsync slapd ldap-utils; do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -8,6 +8,7 @@ refuses to start without an explicit secret key and database URL.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -56,6 +57,45 @@ def _login_backends(value: str) -> tuple[str, ...]:
     if unknown or not backends:
         raise ConfigurationError(f"CLOUDMGR_LOGIN_BACKENDS lists local, keystone and/or ldap, not {value!r}")
     return backends
+
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Who may read /metrics when CLOUDMGR_METRICS_ALLOW is unset: this machine, except in production,
+# where a reverse proxy on the same host makes every visitor look local (see metrics_access).
+_LOCAL_SCRAPERS = "127.0.0.1/32,::1/128"
+METRICS_TOKEN_MIN_LENGTH = 16
+
+
+def parse_networks(name: str, value: str) -> tuple[IpNetwork, ...]:
+    networks: list[IpNetwork] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigurationError(f"CLOUDMGR_{name} lists addresses or networks (CIDR), not {part!r}") from None
+    return tuple(networks)
+
+
+def _metrics_token(token: str, token_file: str) -> str:
+    """The bearer token Prometheus scrapes /metrics with: given, or read from a file (better for secrets)."""
+    if token and token_file:
+        raise ConfigurationError("set CLOUDMGR_METRICS_TOKEN or CLOUDMGR_METRICS_TOKEN_FILE, not both")
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"CLOUDMGR_METRICS_TOKEN_FILE {token_file!r} cannot be read ({exc})") from exc
+        if not token:
+            raise ConfigurationError(f"CLOUDMGR_METRICS_TOKEN_FILE {token_file!r} is empty")
+    token = token.strip()
+    if token and (len(token) < METRICS_TOKEN_MIN_LENGTH or any(c.isspace() or not c.isprintable() for c in token)):
+        raise ConfigurationError(
+            f"the metrics token needs at least {METRICS_TOKEN_MIN_LENGTH} printable characters and no spaces"
+        )
+    return token
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +155,10 @@ class Settings:
     ldap_user_dn: str = ""
     ldap_group_attribute: str = "memberOf"
     ldap_department_attribute: str = "departmentNumber"
+    # /metrics is served only to Prometheus: a request with this bearer token, or from these
+    # addresses and networks (cloudmgr.metrics_access).  Production's default is nobody.
+    metrics_token: str = field(default="", repr=False)
+    metrics_allow: tuple[IpNetwork, ...] = parse_networks("METRICS_ALLOW", _LOCAL_SCRAPERS)
     ansible_artifacts_dir: Path = REPO_ROOT / "instance" / "ansible"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -217,6 +261,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         ldap_user_dn=get("LDAP_USER_DN"),
         ldap_group_attribute=get("LDAP_GROUP_ATTRIBUTE", "memberOf"),
         ldap_department_attribute=get("LDAP_DEPARTMENT_ATTRIBUTE", "departmentNumber"),
+        metrics_token=_metrics_token(get("METRICS_TOKEN"), get("METRICS_TOKEN_FILE")),
+        metrics_allow=parse_networks(
+            "METRICS_ALLOW", get("METRICS_ALLOW", "" if run_env == "production" else _LOCAL_SCRAPERS)
+        ),
         ansible_artifacts_dir=Path(get("ANSIBLE_ARTIFACTS_DIR", str(instance_path / "ansible"))),
     )
     if overrides:

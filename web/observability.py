@@ -1,5 +1,8 @@
 """``/metrics`` (Prometheus), ``/healthz``, ``/readyz``, the request id and the latency histogram.
 
+``/metrics`` is served to Prometheus only (its bearer token or an allowed address, decided in
+``cloudmgr.metrics_access``): it shows every department's quota and usage, so a login is not enough.
+
 Every request is observed in ``cloudmgr_http_request_seconds`` labelled with the
 method, the Flask endpoint name (``portal.home``, ``api.clouds`` …, ``unmatched`` for
 404s: never the raw path, so the label set stays bounded) and the status code.
@@ -28,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select, text
 
-from cloudmgr import metrics
+from cloudmgr import metrics, metrics_access
 from cloudmgr.db import utcnow
 from cloudmgr.logformat import request_id_var
 from cloudmgr.organisation.models import Cloud
@@ -52,7 +56,29 @@ READY_CACHE_SECONDS = 5.0
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
+    rt: Runtime = current_app.extensions["cloudmgr"]
+    try:
+        metrics_access.check_scrape(
+            rt.settings,
+            remote_addr=request.remote_addr,
+            authorization=request.headers.get("Authorization"),
+            headers=request.headers,
+        )
+    except metrics_access.ScrapeRefused as exc:
+        # Plain text for Prometheus (it shows the body in its targets page), never the metrics.
+        refused = Response(exc.message + "\n", status=exc.http_status, mimetype="text/plain")
+        if isinstance(exc, metrics_access.ScrapeUnauthorized):
+            refused.headers["WWW-Authenticate"] = 'Bearer realm="cloudmgr-metrics"'
+        return refused
     return Response(metrics.render(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+
+@bp.record_once
+def _say_why_metrics_refuse_everyone(state: BlueprintSetupState) -> None:
+    rt: Runtime | None = state.app.extensions.get("cloudmgr")
+    why = metrics_access.misconfiguration(rt.settings) if rt is not None else None
+    if why:
+        metrics_access.log.warning(why)
 
 
 @bp.get("/healthz")

@@ -44,3 +44,10 @@ class ExternalAccount(ValidationFailed):
     """The account's password lives in Keystone or LDAP, not here."""
 
     code = "external_account"
+
+
+class DirectoryAccountLocked(PermissionDenied):
+    """The LDAP directory has locked the account (its password policy: ``pwdAccountLockedTime``):
+    refused whatever the password, until the directory's administrators unlock it."""
+
+    code = "directory_account_locked"

@@ -15,7 +15,7 @@ from werkzeug.security import check_password_hash
 from cloudmgr.audit import services as audit
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
-from cloudmgr.identity.errors import AccountLocked, ExternalAccount
+from cloudmgr.identity.errors import AccountLocked, DirectoryAccountLocked, ExternalAccount, NoMappedRole
 from cloudmgr.identity.mapping import Claims, IdentityMapping, load_mapping, resolve
 from cloudmgr.identity.models import ExternalIdentity, LoginThrottle
 from cloudmgr.identity.policy import check_password
@@ -199,12 +199,33 @@ def login(
     if backends is None:
         backends = external_backends(settings)
     for backend in backends:
-        claims = backend.authenticate(username, password)
+        try:
+            claims = backend.authenticate(username, password)
+        except DirectoryAccountLocked:
+            # Not counted as a failure: the directory refuses every password of it, so there is
+            # nothing to guess; audited so the refusal is on record here too.
+            _audit_refusal(session, username, "auth.login_refused_directory_locked", remote_addr, backend.source)
+            raise
         if claims is None:
             continue
-        found = provision_external_user(session, claims, mapping or load_mapping(settings.identity_mapping_file))
+        try:
+            found = provision_external_user(session, claims, mapping or load_mapping(settings.identity_mapping_file))
+        except NoMappedRole as exc:
+            _audit_refusal(session, username, "auth.login_refused_no_role", remote_addr, backend.source, exc.message)
+            raise
         return _finish(session, found, found.active, username, policy, remote_addr)
     return _finish(session, None, False, username, policy, remote_addr)
+
+
+def _audit_refusal(
+    session: Session, typed: str, action: str, remote_addr: str | None, source: str, reason: str | None = None
+) -> None:
+    """An external account that authenticated (or that its directory locked) and is still refused."""
+    detail: dict[str, str | None] = {"remote_addr": remote_addr, "source": source}
+    if reason:
+        detail["reason"] = reason
+    key = _throttle_key(typed)
+    audit.record(session, actor=key or "anonymous", action=action, target_type="user", target_id=key, detail=detail)
 
 
 def _finish(

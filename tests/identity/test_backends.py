@@ -10,7 +10,7 @@ from cloudmgr.config import load_settings
 from cloudmgr.errors import ConfigurationError
 from cloudmgr.identity.errors import IdentityBackendUnavailable
 from cloudmgr.identity.keystone import KeystoneBackend, KeystoneConfig, keystone_config
-from cloudmgr.identity.ldap import LdapBackend, LdapConfig, ldap_config
+from cloudmgr.identity.ldap import PPOLICY_ACCOUNT_LOCKED, LdapBackend, LdapConfig, ldap_config, password_policy_error
 from cloudmgr.identity.services import external_backends
 
 CLOSED_PORT = 9  # discard: nothing listens on it here
@@ -64,3 +64,12 @@ def test_ldap_that_does_not_answer_is_a_clear_error() -> None:
     assert backend.authenticate("alice", "") is None  # an empty password would be an anonymous bind
     with pytest.raises(IdentityBackendUnavailable, match="LDAP server"):
         backend.authenticate("alice", "Some-Password-1")
+
+
+def test_password_policy_response_control_is_read() -> None:
+    """The bind's password-policy control (tests/identity/test_ldap_server.py has it from slapd)."""
+    assert password_policy_error(b"0\x03\x81\x01\x01") == PPOLICY_ACCOUNT_LOCKED
+    assert password_policy_error(b"0\x08\xa0\x03\x80\x01\x05\x81\x01\x00") == 0  # a warning, then expired
+    assert password_policy_error(b"0\x00") is None  # no error
+    for malformed in (b"", b"0", b"0\x05\x81\x01", b"\x04\x03\x81\x01\x01", b"0\x84\xff\xff\xff\xff"):
+        assert password_policy_error(malformed) is None, malformed

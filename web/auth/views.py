@@ -11,7 +11,13 @@ from cloudmgr.audit import services as audit
 from cloudmgr.db import utcnow
 from cloudmgr.identity import policy
 from cloudmgr.identity import services as identity
-from cloudmgr.identity.errors import AccountLocked, IdentityBackendUnavailable, NoMappedRole, PasswordRejected
+from cloudmgr.identity.errors import (
+    AccountLocked,
+    DirectoryAccountLocked,
+    IdentityBackendUnavailable,
+    NoMappedRole,
+    PasswordRejected,
+)
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import InvalidCredentials
 from cloudmgr.organisation.models import Role
@@ -54,6 +60,11 @@ def login() -> ResponseReturnValue:
                 _("Too many failed log-ins: this account is locked. Try again in %(minutes)d minutes.", minutes=minutes)
             )
             status = 429
+        except DirectoryAccountLocked:
+            form.form_errors.append(
+                _("Your account is locked in the directory (LDAP). Ask its administrators to unlock it.")
+            )
+            status = 403
         except NoMappedRole:
             form.form_errors.append(
                 _("Your account has no role in cloudmgr yet. Ask the platform administrator to grant one.")
