@@ -144,6 +144,11 @@ class Settings:
     login_backends: tuple[str, ...] = ("local",)
     login_max_failures: int = 5  # failed log-ins of a username before it is locked …
     login_lockout_minutes: int = 15  # … for this long
+    # Failed log-ins from one client address (any usernames) within the lock-out time before
+    # the address is refused for the lock-out time.
+    login_max_failures_per_address: int = 20
+    # Reverse proxies whose X-Forwarded-For names the client (the address log-ins are throttled by).
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
     identity_mapping_file: Path = REPO_ROOT / "etc" / "identity.yaml"
     # Keystone password login: the auth URL, or the clouds.yaml entry to read it (and its CA) from.
     keystone_auth_url: str = ""
@@ -252,6 +257,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         login_backends=_login_backends(get("LOGIN_BACKENDS", "local")),
         login_max_failures=_int(get("LOGIN_MAX_FAILURES", "5")),
         login_lockout_minutes=_int(get("LOGIN_LOCKOUT_MINUTES", "15")),
+        login_max_failures_per_address=_int(get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
+        forwarded_allow_ips=tuple(
+            part.strip() for part in get("FORWARDED_ALLOW_IPS", "127.0.0.1").split(",") if part.strip()
+        ),
         identity_mapping_file=Path(get("IDENTITY_MAPPING_FILE", str(REPO_ROOT / "etc" / "identity.yaml"))),
         keystone_auth_url=get("KEYSTONE_AUTH_URL"),
         keystone_cloud=get("KEYSTONE_CLOUD"),

@@ -16,6 +16,7 @@ from cloudmgr.config import Settings, load_settings
 from cloudmgr.runtime import Runtime, set_runtime
 from web import errors, i18n, labels, navigation, observability, security, uow
 from web.extensions import csrf
+from web.proxy import TrustedProxies
 from web.selfservice import display
 
 SESSION_LIFETIME = timedelta(hours=8)
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     csrf.init_app(app)
     errors.init_app(app)
     _register_blueprints(app)
+    # The client's address behind the trusted reverse proxies: log-ins are throttled by it.
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings.forwarded_allow_ips)  # type: ignore[method-assign]
 
     @app.context_processor
     def _layout_context() -> dict[str, object]:

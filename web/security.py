@@ -14,6 +14,11 @@ Access control:
 Anonymous users are redirected to the login page (``next`` kept); a logged-in user with
 another role gets the 403 page.  The API has its own token check (``web.api.auth``)
 and answers in JSON.
+
+Sessions end on the server's word: the (signed, client-side) session stores the user's
+``session_version`` at log-in and every request's user load compares it in the same lean
+query that reads the user (``org.session_identity``); the services bump it on log-out,
+password change, disable and role or department change, so a copied cookie dies with them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,18 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, abort, current_app, has_request_context, redirect, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    has_request_context,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -50,6 +66,9 @@ HOME_ENDPOINTS: dict[Role, str] = {
 
 DEPARTMENT_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD)
 
+# The session key holding the user's session version from the log-in (see the module docstring).
+SESSION_VERSION_KEY = "cloudmgr_session_version"
+
 
 @dataclass(frozen=True, slots=True)
 class DepartmentRef:
@@ -72,6 +91,7 @@ class WebUser:
     role: Role
     department: DepartmentRef | None
     active: bool = True
+    session_version: int = 0
 
     # --- Flask-Login's protocol ---
     @property
@@ -121,6 +141,7 @@ class WebUser:
             role=Role(identity.role),
             department=DepartmentRef(dept.id, dept.key, dept.name_zh, dept.name_en) if dept else None,
             active=identity.active,
+            session_version=identity.session_version,
         )
 
     @classmethod
@@ -149,12 +170,18 @@ def current_actor() -> Actor:
     return require_user().actor
 
 
+def keep_session_version(version: int) -> None:
+    """The current session goes on under ``version`` (log-in; the user's own password change)."""
+    session[SESSION_VERSION_KEY] = version
+
+
 def _load_user(user_id: str) -> WebUser | None:
     try:
         uid = int(user_id)
     except ValueError:
         return None
-    identity = org.active_user_identity(request_uow().session, uid)
+    # One query: the user, their department and whether this session is still theirs.
+    identity = org.session_identity(request_uow().session, uid, session.get(SESSION_VERSION_KEY))
     return WebUser.from_identity(identity) if identity is not None else None
 
 

@@ -22,6 +22,18 @@ class AccountLocked(PermissionDenied):
         self.until = until
 
 
+class AddressLocked(AccountLocked):
+    """Too many failed log-ins from one client address (any usernames): refused until ``until``."""
+
+    code = "address_locked"
+
+
+class AccountDisabled(PermissionDenied):
+    """The account was disabled by an administrator: no log-in, whatever the password."""
+
+    code = "account_disabled"
+
+
 class NoMappedRole(PermissionDenied):
     """The external account authenticated but none of its roles or groups maps to a cloudmgr role
     (or a department role without a department)."""

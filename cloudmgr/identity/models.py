@@ -34,6 +34,20 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class LoginAddressThrottle(Base):
+    """Failed log-ins from one client address, across every username it tried, and the lock
+    they earned: one address spraying many usernames is stopped, not only one username."""
+
+    __tablename__ = "login_address_throttles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class ExternalIdentity(Base):
     """A user whose password lives in Keystone or LDAP (the local record is a mirror)."""
 

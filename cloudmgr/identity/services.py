@@ -15,9 +15,16 @@ from werkzeug.security import check_password_hash
 from cloudmgr.audit import services as audit
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
-from cloudmgr.identity.errors import AccountLocked, DirectoryAccountLocked, ExternalAccount, NoMappedRole
+from cloudmgr.identity.errors import (
+    AccountDisabled,
+    AccountLocked,
+    AddressLocked,
+    DirectoryAccountLocked,
+    ExternalAccount,
+    NoMappedRole,
+)
 from cloudmgr.identity.mapping import Claims, IdentityMapping, load_mapping, resolve
-from cloudmgr.identity.models import ExternalIdentity, LoginThrottle
+from cloudmgr.identity.models import ExternalIdentity, LoginAddressThrottle, LoginThrottle
 from cloudmgr.identity.policy import check_password
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import InvalidCredentials
@@ -49,10 +56,16 @@ class Backend(Protocol):
 class LoginPolicy:
     max_failures: int = 5
     lockout: timedelta = timedelta(minutes=15)
+    # Failures from one client address, across usernames, within ``lockout`` before it is refused.
+    max_failures_per_address: int = 20
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoginPolicy:
-        return cls(max(1, settings.login_max_failures), timedelta(minutes=max(1, settings.login_lockout_minutes)))
+        return cls(
+            max(1, settings.login_max_failures),
+            timedelta(minutes=max(1, settings.login_lockout_minutes)),
+            max(1, settings.login_max_failures_per_address),
+        )
 
 
 def external_backends(settings: Settings) -> list[Backend]:
@@ -126,6 +139,73 @@ def _record_failure(
     return None
 
 
+def _address_key(remote_addr: str | None) -> str | None:
+    key = (remote_addr or "").strip()[:64]
+    return key or None
+
+
+def _address_throttle(session: Session, key: str) -> LoginAddressThrottle | None:
+    return session.scalar(select(LoginAddressThrottle).where(LoginAddressThrottle.remote_addr == key))
+
+
+def address_locked_until(session: Session, remote_addr: str | None, *, now: datetime | None = None) -> datetime | None:
+    key = _address_key(remote_addr)
+    row = _address_throttle(session, key) if key else None
+    now = now or utcnow()
+    if row is not None and row.locked_until is not None and row.locked_until > now:
+        return row.locked_until
+    return None
+
+
+def _record_address_failure(
+    session: Session, remote_addr: str | None, policy: LoginPolicy, *, username: str
+) -> datetime | None:
+    """Count a failed log-in against the client address (whatever username it tried); returns
+    the lock's end when this failure locks the address.  Failures count within a window of the
+    lock-out time: a success does not reset them (an attacker holding one account could, by
+    logging in between guesses)."""
+    key = _address_key(remote_addr)
+    if key is None:
+        return None  # not a web log-in: nothing to count by
+    now = utcnow()
+    row = _address_throttle(session, key)
+    if row is None:
+        row = LoginAddressThrottle(remote_addr=key, failures=0)
+        session.add(row)
+    lock_over = row.locked_until is not None and row.locked_until <= now
+    window_over = row.first_failure_at is not None and now - row.first_failure_at > policy.lockout
+    if lock_over or (row.locked_until is None and window_over):
+        row.failures, row.locked_until, row.first_failure_at = 0, None, None
+    row.failures += 1
+    row.first_failure_at = row.first_failure_at or now
+    row.last_failure_at = now
+    if row.failures >= policy.max_failures_per_address and row.locked_until is None:
+        row.locked_until = now + policy.lockout
+        audit.record(
+            session,
+            actor=_throttle_key(username) or "anonymous",
+            action="auth.address_locked",
+            target_type="address",
+            target_id=key,
+            detail={"remote_addr": key, "until": row.locked_until.isoformat(), "failures": row.failures},
+        )
+        session.flush()
+        return row.locked_until
+    session.flush()
+    return None
+
+
+def unlock_address(session: Session, remote_addr: str, *, actor: str) -> bool:
+    """Lift an address's lock-out by hand (``cloudmgr users unlock --address``); True when there was one."""
+    key = _address_key(remote_addr)
+    row = _address_throttle(session, key) if key else None
+    if row is None:
+        return False
+    session.delete(row)
+    audit.record(session, actor=actor, action="auth.unlock_address", target_type="address", target_id=row.remote_addr)
+    return True
+
+
 def _clear_failures(session: Session, username: str) -> None:
     row = _throttle(session, username)
     if row is not None:
@@ -144,6 +224,12 @@ def unlock(session: Session, username: str, *, actor: str) -> bool:
 
 def _locked_error(until: datetime) -> AccountLocked:
     return AccountLocked(f"too many failed log-ins: this account is locked until {until:%Y-%m-%d %H:%M} UTC", until)
+
+
+def _address_locked_error(until: datetime) -> AddressLocked:
+    return AddressLocked(
+        f"too many failed log-ins from this address: it is refused until {until:%Y-%m-%d %H:%M} UTC", until
+    )
 
 
 def is_external(session: Session, user_id: int) -> bool:
@@ -170,13 +256,29 @@ def login(
 ) -> User:
     """Check ``username``/``password`` against the local accounts, then the external backends.
 
-    Raises :class:`AccountLocked` (locked, whatever the password), ``InvalidCredentials``,
-    ``NoMappedRole`` (external account without a cloudmgr role) or
-    ``IdentityBackendUnavailable``.  Failures are counted and audited in ``session``: the
-    caller commits it even though the login failed.
+    Raises :class:`AddressLocked` (too many failures from ``remote_addr``, whatever the
+    username), :class:`AccountLocked` (locked, whatever the password), ``InvalidCredentials``,
+    :class:`AccountDisabled` (the right password of a disabled account), ``NoMappedRole``
+    (external account without a cloudmgr role) or ``IdentityBackendUnavailable``.  Failures
+    are counted and audited in ``session``: the caller commits it even though the login failed.
     """
     policy = LoginPolicy.from_settings(settings)
     username = username.strip()
+    address_until = address_locked_until(session, remote_addr)
+    if address_until is not None:
+        audit.record(
+            session,
+            actor=_throttle_key(username) or "anonymous",
+            action="auth.login_refused_address_locked",
+            target_type="address",
+            target_id=_address_key(remote_addr) or "",
+            detail={
+                "remote_addr": remote_addr,
+                "username": _throttle_key(username),
+                "until": address_until.isoformat(),
+            },
+        )
+        raise _address_locked_error(address_until)
     until = locked_until(session, username)
     if until is not None:
         audit.record(
@@ -192,7 +294,7 @@ def login(
     user = session.scalar(select(User).where(User.username == username))
     external = user is not None and is_external(session, user.id)
     if user is not None and not external:
-        ok = check_password_hash(user.password_hash, password) and user.active
+        ok = check_password_hash(user.password_hash, password)
         return _finish(session, user, ok, username, policy, remote_addr)
     if user is None and "local" in settings.login_backends:
         check_password_hash(_unknown_user_hash(), password)  # same time as a known user: names do not leak
@@ -213,7 +315,7 @@ def login(
         except NoMappedRole as exc:
             _audit_refusal(session, username, "auth.login_refused_no_role", remote_addr, backend.source, exc.message)
             raise
-        return _finish(session, found, found.active, username, policy, remote_addr)
+        return _finish(session, found, True, username, policy, remote_addr)
     return _finish(session, None, False, username, policy, remote_addr)
 
 
@@ -232,16 +334,24 @@ def _finish(
     session: Session, user: User | None, ok: bool, typed: str, policy: LoginPolicy, remote_addr: str | None
 ) -> User:
     if not ok or user is None:
-        until = _record_failure(
-            session,
-            typed,
-            policy,
-            remote_addr=remote_addr,
-            reason="inactive" if user is not None else "wrong username or password",
-        )
+        until = _record_failure(session, typed, policy, remote_addr=remote_addr, reason="wrong username or password")
+        address_until = _record_address_failure(session, remote_addr, policy, username=typed)
+        if address_until is not None:
+            raise _address_locked_error(address_until)
         if until is not None:
             raise _locked_error(until)
         raise InvalidCredentials("wrong username or password")
+    if not user.active:
+        # The right password of a disabled account: say so (only the password's holder learns it).
+        audit.record(
+            session,
+            actor=user.username,
+            action="auth.login_refused_disabled",
+            target_type="user",
+            target_id=user.id,
+            detail={"remote_addr": remote_addr},
+        )
+        raise AccountDisabled("this account is disabled: ask an administrator")
     _clear_failures(session, typed)
     user.last_login_at = utcnow()
     audit.record(
@@ -321,22 +431,41 @@ def provision_external_user(session: Session, claims: Claims, mapping: IdentityM
             target_id=user.id,
             detail=changes,
         )
+        session.flush()
+        # What the other sessions and tokens were granted is gone: end them (this log-in then
+        # stores the new version).
+        org.end_sessions(
+            session, user.id, revoke_tokens=True, reason="role_change", actor=f"{claims.source}:{claims.username}"
+        )
     session.flush()
     return user
 
 
-def set_password(session: Session, user: User, new_password: str, *, actor: str) -> None:
-    """Give a local account a new password (policy enforced; audited)."""
+def set_password(session: Session, user: User, new_password: str, *, actor: str) -> int:
+    """Give a local account a new password (policy enforced; audited).  Every session of the
+    user ends and every API token is revoked: whoever held the old password may hold those.
+    Returns the new session version (the session of a user changing their own keeps it)."""
     if is_external(session, user.id):
         raise ExternalAccount("this account logs in through Keystone or LDAP: change its password there")
     check_password(new_password, username=user.username)
     user.password_hash = _hash(new_password)
     _clear_failures(session, user.username)
     audit.record(session, actor=actor, action="user.password_change", target_type="user", target_id=user.id)
+    session.flush()
+    return org.end_sessions(session, user.id, revoke_tokens=True, reason="password_change", actor=actor)
 
 
-def change_own_password(session: Session, user: User, current: str, new_password: str) -> None:
-    """The user changes their own password: the current one first."""
+def change_own_password(session: Session, user: User, current: str, new_password: str) -> int:
+    """The user changes their own password: the current one first.  Returns the new session
+    version: the session that changed it goes on under it, every other one has ended."""
     if not check_password_hash(user.password_hash, current):
         raise InvalidCredentials("the current password is wrong")
-    set_password(session, user, new_password, actor=user.username)
+    return set_password(session, user, new_password, actor=user.username)
+
+
+def logout(session: Session, user_id: int, *, actor: str) -> None:
+    """Log the user out everywhere: every web session of theirs ends (a copied cookie too).
+    API tokens stay: they are credentials issued on purpose, with their own lifetime, and are
+    revoked by a password change, a disable or ``revoke_tokens``."""
+    audit.record(session, actor=actor, action="auth.logout", target_type="user", target_id=user_id)
+    org.end_sessions(session, user_id, revoke_tokens=False, reason="logout", actor=actor)

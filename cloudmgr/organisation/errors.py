@@ -27,3 +27,13 @@ class UsernameTaken(Conflict):
 
 class InvalidCredentials(PermissionDenied):
     code = "invalid_credentials"
+
+
+class UnknownToken(NotFound):
+    code = "unknown_token"
+
+
+class OwnAccount(Conflict):
+    """An administrator tried to disable their own account or change their own role."""
+
+    code = "own_account"

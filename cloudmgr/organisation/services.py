@@ -17,10 +17,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from cloudmgr.audit import services as audit
 from cloudmgr.db import utcnow
-from cloudmgr.errors import ValidationFailed
+from cloudmgr.errors import PermissionDenied, ValidationFailed
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.errors import (
     InvalidCredentials,
+    OwnAccount,
     UnknownDepartment,
+    UnknownToken,
     UnknownUser,
     UsernameTaken,
 )
@@ -324,13 +327,17 @@ class UserIdentity:
     role: str
     department: NamedChoice | None
     active: bool = True
+    # The user's session version when read: a web session opened under another one has ended.
+    session_version: int = 0
 
     @classmethod
     def of(cls, user: User) -> UserIdentity:
         """The identity of a user row already loaded (the login form's)."""
         dept = user.department
         department = NamedChoice(dept.id, dept.key, dept.name_zh, dept.name_en) if dept else None
-        return cls(user.id, user.username, user.display_name, user.role, department, user.active)
+        return cls(
+            user.id, user.username, user.display_name, user.role, department, user.active, user.session_version or 0
+        )
 
 
 def _identity_query() -> Select[Any]:
@@ -340,6 +347,7 @@ def _identity_query() -> Select[Any]:
         User.display_name,
         User.role,
         User.active,
+        User.session_version,
         Department.id.label("dept_id"),
         Department.key.label("dept_key"),
         Department.name_zh.label("dept_name_zh"),
@@ -351,12 +359,27 @@ def _identity(row: Any) -> UserIdentity:
     department = (
         NamedChoice(row.dept_id, row.dept_key, row.dept_name_zh, row.dept_name_en) if row.dept_id is not None else None
     )
-    return UserIdentity(row.id, row.username, row.display_name, row.role, department, row.active)
+    return UserIdentity(
+        row.id, row.username, row.display_name, row.role, department, row.active, row.session_version
+    )
 
 
 def active_user_identity(session: Session, user_id: int) -> UserIdentity | None:
-    """The identity of an active user (a logged-in session's check), or None."""
+    """The identity of an active user, or None (whatever session it is asked for)."""
     row = session.execute(_identity_query().where(User.id == user_id)).first()
+    return _identity(row) if row is not None and row.active else None
+
+
+def session_identity(session: Session, user_id: int, session_version: object) -> UserIdentity | None:
+    """The identity a logged-in web session stands for (one lean query on every request), or
+    None when the user is disabled or the session was opened under an older session version
+    (the user logged out, changed password, was disabled or changed role or department since);
+    a session without a version (from before versions, or forged without one) has ended too."""
+    if not isinstance(session_version, int) or isinstance(session_version, bool):
+        return None
+    row = session.execute(
+        _identity_query().where(User.id == user_id, User.session_version == session_version)
+    ).first()
     return _identity(row) if row is not None and row.active else None
 
 
@@ -378,3 +401,177 @@ def identity_for_token(session: Session, token: str) -> UserIdentity | None:
     if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_RESOLUTION:
         session.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
     return _identity(row)
+
+
+# --- ending sessions; disabling users; revoking tokens ------------------------------------------
+#
+# Web sessions are signed cookies the server cannot delete: each carries the user's session
+# version from its log-in, and the request's identity query (session_identity) refuses any
+# other.  Every event that must end a user's sessions bumps the version here, in the service
+# that performs the event, so no page, API or command can forget it.
+
+
+def end_sessions(session: Session, user_id: int, *, revoke_tokens: bool, reason: str, actor: str) -> int:
+    """End every web session of the user at once (and, with ``revoke_tokens``, revoke every API
+    token still valid); audited.  Returns the new session version (for the session to keep, when
+    the user themself acted, e.g. a password change)."""
+    session.execute(
+        update(User).where(User.id == user_id).values(session_version=User.session_version + 1),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    revoked = _revoke_all_tokens(session, user_id) if revoke_tokens else 0
+    audit.record(
+        session,
+        actor=actor,
+        action="user.sessions_ended",
+        target_type="user",
+        target_id=user_id,
+        detail={"reason": reason, "tokens_revoked": revoked},
+    )
+    version: int = session.scalar(select(User.session_version).where(User.id == user_id)) or 0
+    return version
+
+
+def _revoke_all_tokens(session: Session, user_id: int) -> int:
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow()),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _require_admin(actor: Actor, what: str) -> None:
+    if actor.role is not Role.ADMIN:
+        raise PermissionDenied(f"only administrators may {what}")
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise UnknownUser(f"no user with id {user_id}")
+    return user
+
+
+MAX_REASON_LENGTH = 500
+
+
+def _reason(reason: str) -> str:
+    """Why an administrator acts on an account: required, kept in the audit log."""
+    cleaned = (reason or "").strip()
+    if not cleaned:
+        raise ValidationFailed("give a reason (it is kept in the audit log)")
+    if len(cleaned) > MAX_REASON_LENGTH:
+        raise ValidationFailed(f"the reason has at most {MAX_REASON_LENGTH} characters")
+    return cleaned
+
+
+def _is_self(actor: Actor, user: User) -> bool:
+    return actor.user_id == user.id if actor.user_id is not None else actor.username == user.username
+
+
+def set_user_active(session: Session, actor: Actor, user_id: int, *, active: bool, reason: str) -> User:
+    """Disable (or enable again) a user; administrators only, never their own account.
+
+    Disabling ends the user's web sessions and revokes their API tokens at once; enabling
+    gives back the log-in, not the tokens.  Audited (``user.disable``/``user.enable``)."""
+    _require_admin(actor, "disable or enable users")
+    why = _reason(reason)
+    user = _user(session, user_id)
+    if not active and _is_self(actor, user):
+        raise OwnAccount("you cannot disable your own account: ask another administrator")
+    if user.active == active:
+        return user  # nothing to change: asked twice
+    user.active = active
+    audit.record(
+        session,
+        actor=actor.username,
+        action="user.enable" if active else "user.disable",
+        target_type="user",
+        target_id=user.id,
+        reason=why,
+        detail={"username": user.username},
+    )
+    if not active:
+        end_sessions(session, user.id, revoke_tokens=True, reason="disabled", actor=actor.username)
+    session.flush()
+    return user
+
+
+def change_role(
+    session: Session, actor: Actor, user_id: int, *, role: Role, department_key: str | None, reason: str
+) -> User:
+    """Give a user another role and/or department (administrators only, never their own);
+    ends the user's sessions and revokes their tokens: what they were granted is gone."""
+    _require_admin(actor, "change roles")
+    why = _reason(reason)
+    user = _user(session, user_id)
+    if _is_self(actor, user):
+        raise OwnAccount("you cannot change your own role: ask another administrator")
+    department: Department | None = None
+    if role.needs_department:
+        if not department_key:
+            raise ValidationFailed(f"role {role.value} needs a department")
+        department = get_department(session, department_key)
+    elif department_key:
+        raise ValidationFailed(f"role {role.value} does not belong to a department")
+    before = {"role": user.role, "department": user.department.key if user.department else None}
+    after = {"role": role.value, "department": department.key if department else None}
+    if before == after:
+        return user
+    user.role, user.department = role.value, department  # both at once: the row's check ties them
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action="user.role_change",
+        target_type="user",
+        target_id=user.id,
+        reason=why,
+        detail={"username": user.username, "before": before, "after": after},
+    )
+    end_sessions(session, user.id, revoke_tokens=True, reason="role_change", actor=actor.username)
+    return user
+
+
+def _may_manage_tokens_of(actor: Actor, user_id: int) -> None:
+    if actor.role is not Role.ADMIN and actor.user_id != user_id:
+        raise PermissionDenied("only administrators may manage other users' API tokens")
+
+
+def list_tokens(session: Session, actor: Actor, user_id: int) -> Sequence[ApiToken]:
+    """The API tokens of a user, newest first (the user themself or an administrator)."""
+    _may_manage_tokens_of(actor, user_id)
+    _user(session, user_id)
+    return session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    ).all()
+
+
+def revoke_tokens(session: Session, actor: Actor, user_id: int, *, reason: str, token_id: int | None = None) -> int:
+    """Revoke the API tokens of a user still valid, all or the one ``token_id`` (the user
+    themself or an administrator); audited (``token.revoke``).  Returns how many were revoked."""
+    _may_manage_tokens_of(actor, user_id)
+    why = _reason(reason)
+    user = _user(session, user_id)
+    if token_id is None:
+        revoked = _revoke_all_tokens(session, user.id)
+    else:
+        token = session.get(ApiToken, token_id)
+        if token is None or token.user_id != user.id:
+            raise UnknownToken(f"{user.username} has no API token with id {token_id}")
+        revoked = 0
+        if token.revoked_at is None:
+            token.revoked_at, revoked = utcnow(), 1
+    audit.record(
+        session,
+        actor=actor.username,
+        action="token.revoke",
+        target_type="user",
+        target_id=user.id,
+        reason=why,
+        detail={"username": user.username, "token_id": token_id, "revoked": revoked},
+    )
+    session.flush()
+    return revoked

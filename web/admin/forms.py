@@ -85,3 +85,15 @@ class NewUserForm(FlaskForm):  # type: ignore[misc]
                 raise ValidationError(str(_l("Choose a department from the list.")))
         elif field.data:
             raise ValidationError(str(_l("Only department staff and heads belong to a department.")))
+
+
+class AccountActionForm(FlaskForm):  # type: ignore[misc]
+    """Disable, enable or revoke the tokens of an account: why, for the audit log."""
+
+    reason = StringField(
+        _l("Reason"),
+        validators=[
+            DataRequired(message=_l("Give a reason: it is kept in the audit log.")),
+            Length(max=500, message=_l("At most %(max)d characters.")),
+        ],
+    )

@@ -2,20 +2,21 @@ from __future__ import annotations
 
 from collections import Counter
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from wtforms import SelectChoice
 
-from cloudmgr.errors import ValidationFailed
+from cloudmgr.errors import DomainError, ValidationFailed
+from cloudmgr.identity import services as identity
 from cloudmgr.organisation import services as org
-from cloudmgr.organisation.errors import UnknownDepartment, UsernameTaken
+from cloudmgr.organisation.errors import OwnAccount, UnknownDepartment, UnknownUser, UsernameTaken
 from cloudmgr.organisation.models import Role
 from cloudmgr.organisation.services import MIN_PASSWORD_LENGTH
 from web.admin import bp
-from web.admin.forms import NewUserForm
+from web.admin.forms import AccountActionForm, NewUserForm
 from web.i18n import current_locale
-from web.security import require_user
+from web.security import current_actor, require_user
 from web.uow import request_uow
 
 
@@ -72,6 +73,78 @@ def new_user() -> ResponseReturnValue:
     elif request.method == "POST":
         status = 400
     return render_template("admin/new_user.html", form=form, min_password_length=MIN_PASSWORD_LENGTH), status
+
+
+def _user_page(user_id: int, form: AccountActionForm | None = None, status: int = 200) -> ResponseReturnValue:
+    session = request_uow().session
+    user = org.get_user(session, user_id)
+    if user is None:
+        abort(404)
+    tokens = org.list_tokens(session, current_actor(), user.id)
+    return (
+        render_template(
+            "admin/user.html",
+            user=user,
+            tokens=tokens,
+            external=identity.is_external(session, user.id),
+            form=form or AccountActionForm(formdata=None),
+            is_self=user.id == require_user().id,
+        ),
+        status,
+    )
+
+
+@bp.get("/users/<int:user_id>")
+def user(user_id: int) -> ResponseReturnValue:
+    return _user_page(user_id)
+
+
+def _account_action(user_id: int, action: str) -> ResponseReturnValue:
+    """Disable, enable or revoke tokens: one service each; the same answer shape for all."""
+    form = AccountActionForm()
+    if not form.validate_on_submit():
+        return _user_page(user_id, form, 400)
+    session = request_uow().session
+    actor = current_actor()
+    reason = form.reason.data.strip()
+    try:
+        if action == "revoke-tokens":
+            revoked = org.revoke_tokens(session, actor, user_id, reason=reason)
+            message = _("%(num)d API tokens were revoked.", num=revoked)
+        else:
+            found = org.set_user_active(session, actor, user_id, active=action == "enable", reason=reason)
+            if action == "enable":
+                message = _("User %(username)s can log in again.", username=found.username)
+            else:
+                message = _(
+                    "User %(username)s is disabled: their sessions and API tokens have ended.",
+                    username=found.username,
+                )
+    except UnknownUser:
+        abort(404)
+    except OwnAccount as exc:
+        form.form_errors.append(_("You cannot disable your own account: ask another administrator."))
+        return _user_page(user_id, form, exc.http_status)
+    except DomainError as exc:
+        form.form_errors.append(exc.message)
+        return _user_page(user_id, form, exc.http_status)
+    flash(message, "success")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/disable")
+def disable_user(user_id: int) -> ResponseReturnValue:
+    return _account_action(user_id, "disable")
+
+
+@bp.post("/users/<int:user_id>/enable")
+def enable_user(user_id: int) -> ResponseReturnValue:
+    return _account_action(user_id, "enable")
+
+
+@bp.post("/users/<int:user_id>/revoke-tokens")
+def revoke_user_tokens(user_id: int) -> ResponseReturnValue:
+    return _account_action(user_id, "revoke-tokens")
 
 
 @bp.get("/departments")

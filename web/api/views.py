@@ -9,8 +9,9 @@ from flask import Response, jsonify, request
 from cloudmgr.errors import ValidationFailed
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import UnknownDepartment
-from cloudmgr.organisation.models import Cloud, Department, Level, Role, User
+from cloudmgr.organisation.models import ApiToken, Cloud, Department, Level, Role, User
 from web.api import api_route, api_user, spec
+from web.api.body import Body
 from web.api.spec import JSON, list_of
 from web.uow import request_uow
 
@@ -112,6 +113,46 @@ USER = spec.schema(
         },
     },
 )
+TOKEN = spec.schema(
+    "ApiToken",
+    {
+        "type": "object",
+        "required": ["id", "name", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "prefix": {"type": "string", "description": "The token's first characters (never the token)."},
+            "created_at": {"type": "string", "format": "date-time"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time"},
+            "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+)
+REASON_MAX = 500
+ACCOUNT_ACTION_BODY = spec.schema(
+    "AccountActionBody",
+    {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX}},
+    },
+)
+REVOKE_TOKENS_BODY = spec.schema(
+    "RevokeTokensBody",
+    {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {
+            "reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX},
+            "token_id": {"type": "integer", "minimum": 1, "description": "Only this token (default: every token)."},
+        },
+    },
+)
+REVOKED = spec.schema(
+    "TokensRevoked",
+    {"type": "object", "required": ["revoked"], "properties": {"revoked": {"type": "integer"}}},
+)
 spec.tag("identity", "The caller")
 spec.tag("organisation", "Clouds and departments")
 spec.tag("meta", "The API itself")
@@ -155,6 +196,21 @@ def user_json(user: User) -> JSON:
         "department": user.department.key if user.department else None,
         "active": user.active,
         "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+    }
+
+
+def token_json(token: ApiToken) -> JSON:
+    def stamp(value: object) -> str | None:
+        return value.isoformat() if value is not None else None  # type: ignore[attr-defined]
+
+    return {
+        "id": token.id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "created_at": stamp(token.created_at),
+        "expires_at": stamp(token.expires_at),
+        "revoked_at": stamp(token.revoked_at),
+        "last_used_at": stamp(token.last_used_at),
     }
 
 
@@ -253,6 +309,84 @@ def department(key: str) -> Response:
 )
 def users() -> Response:
     return items(user_json(u) for u in org.list_users(request_uow().session))
+
+
+USER_ID = "<int(max=2147483647):user_id>"
+
+
+def _account_reason() -> str:
+    body = Body()
+    reason = body.string("reason", max_length=REASON_MAX)
+    body.done()
+    return str(reason)
+
+
+@api_route(
+    f"/users/{USER_ID}/disable",
+    method="POST",
+    summary="Disable a user: no log-in; their sessions and API tokens end at once",
+    description="Administrators only, never their own account (409 `own_account`). Audited with the reason.",
+    tags=("identity",),
+    roles=(Role.ADMIN,),
+    request_body=ACCOUNT_ACTION_BODY,
+    response=USER,
+    errors=(404, 409),
+    operation_id="disable_user",
+)
+def disable_user(user_id: int) -> Response:
+    reason = _account_reason()
+    user = org.set_user_active(request_uow().session, api_user().actor, user_id, active=False, reason=reason)
+    return jsonify(user_json(user))
+
+
+@api_route(
+    f"/users/{USER_ID}/enable",
+    method="POST",
+    summary="Enable a disabled user again (their revoked tokens stay revoked)",
+    tags=("identity",),
+    roles=(Role.ADMIN,),
+    request_body=ACCOUNT_ACTION_BODY,
+    response=USER,
+    errors=(404,),
+    operation_id="enable_user",
+)
+def enable_user(user_id: int) -> Response:
+    reason = _account_reason()
+    user = org.set_user_active(request_uow().session, api_user().actor, user_id, active=True, reason=reason)
+    return jsonify(user_json(user))
+
+
+@api_route(
+    f"/users/{USER_ID}/tokens",
+    summary="A user's API tokens (never the tokens themselves)",
+    tags=("identity",),
+    roles=(Role.ADMIN,),
+    response=list_of(TOKEN),
+    errors=(404,),
+    operation_id="user_tokens",
+)
+def user_tokens(user_id: int) -> Response:
+    return items(token_json(t) for t in org.list_tokens(request_uow().session, api_user().actor, user_id))
+
+
+@api_route(
+    f"/users/{USER_ID}/revoke-tokens",
+    method="POST",
+    summary="Revoke a user's API tokens: all, or the one `token_id`",
+    tags=("identity",),
+    roles=(Role.ADMIN,),
+    request_body=REVOKE_TOKENS_BODY,
+    response=REVOKED,
+    errors=(404,),
+    operation_id="revoke_user_tokens",
+)
+def revoke_user_tokens(user_id: int) -> Response:
+    body = Body()
+    reason = body.string("reason", max_length=REASON_MAX)
+    token_id = body.integer("token_id", required=False, minimum=1)
+    body.done()
+    revoked = org.revoke_tokens(request_uow().session, api_user().actor, user_id, reason=str(reason), token_id=token_id)
+    return jsonify({"revoked": revoked})
 
 
 @api_route(

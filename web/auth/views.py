@@ -7,12 +7,13 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 
-from cloudmgr.audit import services as audit
 from cloudmgr.db import utcnow
 from cloudmgr.identity import policy
 from cloudmgr.identity import services as identity
 from cloudmgr.identity.errors import (
+    AccountDisabled,
     AccountLocked,
+    AddressLocked,
     DirectoryAccountLocked,
     IdentityBackendUnavailable,
     NoMappedRole,
@@ -24,7 +25,7 @@ from cloudmgr.organisation.models import Role
 from web.auth import bp
 from web.auth.forms import ChangePasswordForm, LoginForm, LogoutForm
 from web.i18n import LANGUAGES, SESSION_KEY
-from web.security import WebUser, check_roles, current_web_user, require_user, safe_next
+from web.security import WebUser, check_roles, current_web_user, keep_session_version, require_user, safe_next
 from web.uow import keep_changes_on_error, request_uow, runtime
 
 
@@ -54,12 +55,24 @@ def login() -> ResponseReturnValue:
                 form.password.data,
                 remote_addr=request.remote_addr,
             )
+        except AddressLocked as exc:
+            minutes = max(1, math.ceil((exc.until - utcnow()).total_seconds() / 60))
+            form.form_errors.append(
+                _(
+                    "Too many failed log-ins from your network address. Try again in %(minutes)d minutes.",
+                    minutes=minutes,
+                )
+            )
+            status = 429
         except AccountLocked as exc:
             minutes = max(1, math.ceil((exc.until - utcnow()).total_seconds() / 60))
             form.form_errors.append(
                 _("Too many failed log-ins: this account is locked. Try again in %(minutes)d minutes.", minutes=minutes)
             )
             status = 429
+        except AccountDisabled:
+            form.form_errors.append(_("This account is disabled. Ask the platform administrator."))
+            status = 403
         except DirectoryAccountLocked:
             form.form_errors.append(
                 _("Your account is locked in the directory (LDAP). Ask its administrators to unlock it.")
@@ -82,6 +95,7 @@ def login() -> ResponseReturnValue:
             if lang:
                 session[SESSION_KEY] = lang
             session.permanent = True
+            keep_session_version(web_user.session_version)
             login_user(web_user)
             return redirect(next_url or url_for(web_user.home_endpoint))
         # Failed log-ins are counted and audited: keep that whatever the status.
@@ -110,7 +124,7 @@ def change_password() -> ResponseReturnValue:
             status = 400
     elif form.validate_on_submit():
         try:
-            identity.change_own_password(uow.session, user, form.current.data, form.password.data)
+            version = identity.change_own_password(uow.session, user, form.current.data, form.password.data)
         except InvalidCredentials:
             form.current.errors.append(_("The current password is wrong."))
             status = 400
@@ -118,6 +132,8 @@ def change_password() -> ResponseReturnValue:
             form.password.errors.append(_("The password does not meet the policy: %(reason)s", reason=exc.message))
             status = 400
         else:
+            # This session goes on; every other one (a copied cookie too) has ended.
+            keep_session_version(version)
             flash(_("Your password was changed."), "success")
             return redirect(url_for(web_user.home_endpoint))
     elif request.method == "POST":
@@ -132,9 +148,7 @@ def logout() -> ResponseReturnValue:
         return redirect(url_for("auth.index"))
     user = current_web_user()
     if user is not None:
-        audit.record(
-            request_uow().session, actor=user.username, action="auth.logout", target_type="user", target_id=user.id
-        )
+        identity.logout(request_uow().session, user.id, actor=user.username)
     lang = session.get(SESSION_KEY)
     logout_user()
     session.clear()
