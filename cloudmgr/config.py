@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -98,6 +99,31 @@ def _metrics_token(token: str, token_file: str) -> str:
     return token
 
 
+# The roles that take an approval step (see servicerequests.approval_steps) or decide a purchase.
+DECIDING_ROLES = frozenset({"dept_head", "operator", "finance"})
+_DEPARTMENT_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+def _self_approval(value: str) -> dict[str, str]:
+    """``dept-key:role,...``: the departments (small ones, with a single person in a role) where
+    that one role may decide what its holder wrote.  Separation of duties holds everywhere else."""
+    allowed: dict[str, str] = {}
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, role = (p.strip() for p in part.partition(":"))
+        if not sep or not _DEPARTMENT_KEY.match(key) or role not in DECIDING_ROLES:
+            raise ConfigurationError(
+                "CLOUDMGR_SELF_APPROVAL_DEPARTMENTS lists department-key:role pairs, the role one of "
+                f"{', '.join(sorted(DECIDING_ROLES))}, not {part!r}"
+            )
+        if key in allowed:
+            raise ConfigurationError(f"CLOUDMGR_SELF_APPROVAL_DEPARTMENTS names department {key!r} twice")
+        allowed[key] = role
+    return allowed
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """All of cloudmgr's settings.  Build with :func:`load_settings`."""
@@ -165,6 +191,9 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     metrics_allow: tuple[IpNetwork, ...] = parse_networks("METRICS_ALLOW", _LOCAL_SCRAPERS)
     ansible_artifacts_dir: Path = REPO_ROOT / "instance" / "ansible"
+    # Separation of duties: department key -> the one role allowed to decide its own requests
+    # and purchases there (audited as request.self_approved / purchase.self_decided).  Empty: nobody.
+    self_approval: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -275,6 +304,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             "METRICS_ALLOW", get("METRICS_ALLOW", "" if run_env == "production" else _LOCAL_SCRAPERS)
         ),
         ansible_artifacts_dir=Path(get("ANSIBLE_ARTIFACTS_DIR", str(instance_path / "ansible"))),
+        self_approval=_self_approval(get("SELF_APPROVAL_DEPARTMENTS")),
     )
     if overrides:
         settings = replace(settings, **overrides)

@@ -41,3 +41,12 @@ def set_runtime(runtime: Runtime | None) -> None:
     global _current
     with _lock:
         _current = runtime
+
+
+def installed_settings() -> Settings | None:
+    """The installed runtime's settings, or None when none is installed (never builds one).
+
+    For rules that must hold on every path without each caller passing the settings: the web
+    app, the CLI and the scheduler install their runtime before anything runs."""
+    with _lock:
+        return _current.settings if _current is not None else None

@@ -23,6 +23,7 @@ from cloudmgr.cloud import CloudError
 from cloudmgr.db import Database, utcnow
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.providers import ProviderRegistry
+from cloudmgr.text import bidi_problem, has_bidi_control
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,14 @@ def _import_csv(session: Session, config: CapacityConfig, text: str, *, source_n
     known_bases = {b.key for b in config.bases}
     problems: list[str] = []
     rows: list[CapacitySnapshot] = []
+    if has_bidi_control(source_name):
+        raise CapacityCsvInvalid(bidi_problem("the file name", source_name) or "")
     for line, raw in enumerate(reader, start=2):
         where = f"{source_name}:{line}"
+        bidi = [p for c, v in raw.items() if isinstance(v, str) and (p := bidi_problem(str(c), v)) is not None]
+        if bidi:
+            problems.extend(f"{where}: {p}" for p in bidi)
+            continue
         base = (raw.get("base") or "").strip()
         if base not in known_bases:
             problems.append(f"{where}: unknown base {base!r}")

@@ -29,6 +29,7 @@ from cloudmgr.inventory.models import Classification, LegacyNetwork, LegacySyste
 from cloudmgr.inventory.services import AUDIT_TARGET, transition_system
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Department
+from cloudmgr.text import bidi_problem
 
 #: The columns of the CSV form (and the host variables of the YAML form).
 COLUMNS = (
@@ -261,6 +262,10 @@ def _text(values: Mapping[str, Any], key: str, reasons: list[str], *, required: 
     text = str(value).strip()
     if "\x00" in text:
         reasons.append(f"{key} contains a NUL character")
+        return None
+    bidi = bidi_problem(key, text)
+    if bidi is not None:
+        reasons.append(bidi)
         return None
     limit = TEXT_LIMITS.get(key)
     if limit and len(text) > limit:

@@ -15,6 +15,7 @@ import yaml
 
 from cloudmgr.organisation.errors import OrganisationFileInvalid
 from cloudmgr.organisation.models import CloudKind, Level, ZoneKind
+from cloudmgr.text import bidi_problem
 
 _KEY_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 
@@ -84,6 +85,10 @@ def _text(problems: _Problems, where: str, entry: Mapping[str, Any], name: str, 
         return None
     if not isinstance(value, str):
         problems.add(where, f"'{name}' must be text")
+        return None
+    bidi = bidi_problem(f"'{name}'", value)
+    if bidi is not None:
+        problems.add(where, bidi)
         return None
     return value.strip()
 

@@ -3,7 +3,6 @@ not spent because the cloud served it; CSV and XLSX exports."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from cloudmgr import exports
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.purchases.models import BlockBasis, PurchaseRequest, PurchaseState
 
@@ -139,12 +139,7 @@ def _values(row: ReportRow) -> tuple[object, ...]:
 
 
 def report_csv(report: PurchaseReport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(HEADER)
-    for row in report.rows:
-        writer.writerow(_values(row))
-    return out.getvalue()
+    return exports.csv_text(HEADER, (_values(row) for row in report.rows))
 
 
 def report_xlsx(report: PurchaseReport) -> bytes:
@@ -156,26 +151,21 @@ def report_xlsx(report: PurchaseReport) -> bytes:
     sheet = workbook.active
     assert sheet is not None
     sheet.title = "purchases"
-    sheet.append(list(HEADER))
+    sheet.append(exports.xlsx_row(HEADER))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in report.rows:
-        values = [float(v) if isinstance(v, Decimal) else v for v in _values(row)]
-        sheet.append(values)
+        sheet.append(exports.xlsx_row(_values(row)))
     for column in ("F", "H", "I", "J"):
         for cell in sheet[column][1:]:
             cell.number_format = "#,##0.00"
     totals = workbook.create_sheet("years")
-    totals.append(["year", "approved_yuan", "blocked_yuan", "saved_by_cloud_yuan", "cloud_monthly_yuan"])
+    totals.append(
+        exports.xlsx_row(["year", "approved_yuan", "blocked_yuan", "saved_by_cloud_yuan", "cloud_monthly_yuan"])
+    )
     for y in report.years:
         totals.append(
-            [
-                y.year,
-                float(y.approved_yuan),
-                float(y.blocked_yuan),
-                float(y.saved_by_cloud_yuan),
-                float(y.cloud_monthly_yuan),
-            ]
+            exports.xlsx_row([y.year, y.approved_yuan, y.blocked_yuan, y.saved_by_cloud_yuan, y.cloud_monthly_yuan])
         )
     out = io.BytesIO()
     workbook.save(out)

@@ -22,6 +22,7 @@ from cloudmgr.catalog.models import ItemKind
 from cloudmgr.catalog.services import offered_items
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
+from cloudmgr.organisation import duties
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Role
 from cloudmgr.providers import ProviderRegistry
@@ -288,6 +289,32 @@ def _require_department_user(actor: Actor) -> int:
     return actor.department_id
 
 
+def may_change(actor: Actor, purchase: PurchaseRequest) -> bool:
+    """Whether ``actor`` may edit, attach to, submit or withdraw ``purchase``: its author, or the
+    head of its department (the rule of VM requests' drafts); a colleague may not."""
+    return (
+        actor.is_department
+        and actor.department_id == purchase.department_id
+        and (purchase.created_by == actor.username or actor.role == Role.DEPT_HEAD)
+    )
+
+
+def _require_author_or_head(actor: Actor, purchase: PurchaseRequest) -> None:
+    if not may_change(actor, purchase):
+        raise PurchaseForbidden(
+            f"only the author ({purchase.created_by}) or the department head changes purchase request {purchase.id}"
+        )
+
+
+def may_decide(session: Session, actor: Actor, purchase: PurchaseRequest) -> bool:
+    """Whether ``actor`` may decide ``purchase`` now (pages hide the decision form otherwise)."""
+    return (
+        actor.role == Role.FINANCE
+        and purchase.state in PENDING_STATES
+        and duties.may_decide_own(session, actor, author=purchase.created_by, department_id=purchase.department_id)
+    )
+
+
 def _apply_form(purchase: PurchaseRequest, form: PurchaseForm) -> None:
     problems = validate_form(form)
     if problems:
@@ -340,6 +367,7 @@ def update_purchase(session: Session, actor: Actor, purchase_id: int, form: Purc
     """The department edits a draft, or a purchase returned to it for information."""
     _require_department_user(actor)
     purchase = get_purchase(session, actor, purchase_id, for_update=True)
+    _require_author_or_head(actor, purchase)
     if not purchase.is_editable:
         raise PurchaseTransitionInvalid(f"a purchase request that is {purchase.state} cannot be changed")
     _apply_form(purchase, form)
@@ -353,6 +381,7 @@ def add_attachment(
     """Record an attachment's metadata (name, size, SHA-256); the file is not stored here."""
     _require_department_user(actor)
     purchase = get_purchase(session, actor, purchase_id, for_update=True)
+    _require_author_or_head(actor, purchase)
     if not purchase.is_editable:
         raise PurchaseTransitionInvalid(f"a purchase request that is {purchase.state} cannot be changed")
     problems = []
@@ -384,6 +413,7 @@ def submit_purchase(session: Session, actor: Actor, purchase_id: int, *, context
     """Submit a draft (or resubmit a returned purchase); the findings are computed now."""
     _require_department_user(actor)
     purchase = get_purchase(session, actor, purchase_id, for_update=True)
+    _require_author_or_head(actor, purchase)
     action = "resubmit" if purchase.state == PurchaseState.RETURNED else "submit"
     _transition(session, purchase, action, actor=actor.username)
     purchase.submitted_at = utcnow()
@@ -398,6 +428,7 @@ def submit_purchase(session: Session, actor: Actor, purchase_id: int, *, context
 def withdraw_purchase(session: Session, actor: Actor, purchase_id: int, *, reason: str = "") -> PurchaseRequest:
     _require_department_user(actor)
     purchase = get_purchase(session, actor, purchase_id, for_update=True)
+    _require_author_or_head(actor, purchase)
     _transition(session, purchase, "withdraw", actor=actor.username, reason=reason.strip()[:REASON_MAX] or None)
     return purchase
 
@@ -422,6 +453,18 @@ def decide_purchase(
     if decision in {"block", "return"} and not reason:
         raise PurchaseInvalid("a reason is required to block or return a purchase request")
     purchase = get_purchase(session, actor, purchase_id, for_update=True)
+    # Finance decides; whoever wrote the purchase (e.g. a user whose role changed since) does not.
+    duties.check_not_own(
+        session,
+        actor,
+        author=purchase.created_by,
+        department_id=purchase.department_id,
+        what=f"purchase request {purchase.id}",
+        target_type="purchase_request",
+        target_id=purchase.id,
+        audit_action="purchase.self_decided",
+        detail={"decision": decision},
+    )
     if decision == "block":
         if basis is None:
             basis = _default_basis(purchase)
@@ -540,15 +583,29 @@ def compute_findings(session: Session, purchase: PurchaseRequest, context: Findi
     purchase.findings.clear()
     session.flush()
     findings: list[PurchaseFinding] = []
-    legacy = _legacy_system(session, purchase.legacy_hostname) if purchase.legacy_hostname else None
+    legacy = _legacy_system(session, purchase.legacy_hostname, purchase.department_id)
     classified = purchase.classified or bool(legacy and legacy.get("classified"))
+    # The classified exception skips the "cloud provides it" finding only when it is the
+    # department's recorded declaration on this purchase, and the inventory does not contradict
+    # it (a named host of the department's own inventory that is not classified).  Naming a
+    # classified host alone does not: the purchase is for new hardware, and finance must still
+    # see what the cloud offers, or a department could dodge the finding by naming any host.
+    exception = purchase.classified and (legacy is None or bool(legacy.get("classified")))
     if classified:
         findings.append(
             PurchaseFinding(
                 kind=FindingKind.CLASSIFIED.value,
                 severity=Severity.INFO.value,
-                summary="classified system on the e-government intranet: the legitimate exception for hardware",
-                evidence={"declared": purchase.classified, "legacy_system": legacy},
+                summary=(
+                    "classified system on the e-government intranet: the legitimate exception for hardware"
+                    if exception
+                    else "declared classified, but the inventory records the named host as not classified: "
+                    "the cloud's offer is still weighed"
+                    if purchase.classified
+                    else "names a classified system, but the purchase is not declared classified: "
+                    "the cloud's offer is still weighed"
+                ),
+                evidence={"declared": purchase.classified, "legacy_system": legacy, "exception": exception},
             )
         )
     if purchase.category == Category.SERVER_ROOM:
@@ -560,7 +617,7 @@ def compute_findings(session: Session, purchase: PurchaseRequest, context: Findi
                 evidence={"category": purchase.category, "rule": "各级政务部门不再新建实体机房和数据中心"},
             )
         )
-    if not classified and purchase.category in HARDWARE:
+    if not exception and purchase.category in HARDWARE:
         needs = needs_of(purchase)
         if not needs.empty:
             offer, rejected = find_offer(
@@ -599,7 +656,7 @@ def compute_findings(session: Session, purchase: PurchaseRequest, context: Findi
     duplicate = _duplicates(session, purchase, context.duplicate_window_days)
     if duplicate is not None:
         findings.append(duplicate)
-    if not classified:
+    if not exception:
         migrating = _migrating(session, purchase, legacy)
         if migrating is not None:
             findings.append(migrating)
@@ -673,8 +730,11 @@ def _duplicates(session: Session, purchase: PurchaseRequest, window_days: int) -
     )
 
 
-def _legacy_system(session: Session, hostname: str | None) -> dict[str, Any] | None:
-    """The inventory's legacy system of that hostname, when the inventory exists here."""
+def _legacy_system(session: Session, hostname: str | None, department_id: int) -> dict[str, Any] | None:
+    """The purchasing department's legacy system of that hostname, when the inventory exists here.
+
+    Only the department's own systems: another department's host does not exist as far as the
+    purchase can tell (its department, application, state and classification stay hidden)."""
     if not hostname:
         return None
     try:
@@ -685,7 +745,9 @@ def _legacy_system(session: Session, hostname: str | None) -> dict[str, Any] | N
     # the write lock this unit of work holds on SQLite.
     if not inspect(session.connection()).has_table(LegacySystem.__tablename__):
         return None
-    system = session.scalar(select(LegacySystem).where(LegacySystem.hostname == hostname))
+    system = session.scalar(
+        select(LegacySystem).where(LegacySystem.hostname == hostname, LegacySystem.department_id == department_id)
+    )
     if system is None:
         return None
     return {

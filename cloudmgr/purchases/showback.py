@@ -8,14 +8,13 @@ the cloud's mean catalog rate per vCPU.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cloudmgr import exports
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department
@@ -150,11 +149,9 @@ SHOWBACK_HEADER = (
 
 
 def showback_csv(report: Showback) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(SHOWBACK_HEADER)
-    for r in report.rows:
-        writer.writerow(
+    return exports.csv_text(
+        SHOWBACK_HEADER,
+        (
             (
                 r.department_key,
                 r.department_name_zh,
@@ -170,5 +167,6 @@ def showback_csv(report: Showback) -> str:
                 r.unattributed_yuan,
                 r.monthly_yuan,
             )
-        )
-    return out.getvalue()
+            for r in report.rows
+        ),
+    )

@@ -27,6 +27,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from cloudmgr.quotas.errors import QuotaFilesInvalid
 from cloudmgr.quotas.resources import FILE_FACTOR, FILE_NAMES, Resource
+from cloudmgr.text import bidi_problem
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class _Reader:
                 self.problem(file, key_node, f"keys of {what} must be plain names")
                 continue
             key = str(key_node.value)
+            bidi = bidi_problem(f"a key of {what}", key)
+            if bidi is not None:
+                self.problem(file, key_node, bidi)
+                continue
             if key in seen:
                 self.problem(file, key_node, f"duplicate key {key!r} in {what} (first at line {seen[key]})")
                 continue

@@ -15,13 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, object_session, selectinload
 
 from cloudmgr.audit import services as audit
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
 from cloudmgr.metrics import APPROVAL_WAIT_SECONDS
+from cloudmgr.organisation import duties
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone, Role
 from cloudmgr.quotas import ledger
@@ -149,7 +150,13 @@ def awaiting(session: Session, actor: Actor) -> Sequence[ServiceRequest]:
     if actor.is_department:
         query = query.where(ServiceRequest.department_id == actor.department_id)
     rows = session.scalars(query.order_by(ServiceRequest.submitted_at)).all()
-    return [r for r in rows if r.next_role == actor.role.value]
+    # The author's own requests wait for someone else (separation of duties).
+    return [
+        r
+        for r in rows
+        if r.next_role == actor.role.value
+        and duties.may_decide_own(session, actor, author=r.created_by, department_id=r.department_id)
+    ]
 
 
 def list_servers(
@@ -500,7 +507,7 @@ def submit_request(
     return request
 
 
-def _check_step(request: ServiceRequest, actor: Actor) -> str:
+def _step_for(request: ServiceRequest, actor: Actor) -> str:
     step = request.next_role
     if request.state != RequestState.SUBMITTED.value or step is None:
         raise InvalidTransition(f"request {request.id} is {request.state}, not waiting for approval")
@@ -509,6 +516,36 @@ def _check_step(request: ServiceRequest, actor: Actor) -> str:
     if step == Role.DEPT_HEAD.value and actor.department_id != request.department_id:
         raise NotYourDepartment("a department head approves only their own department's requests")
     return step
+
+
+def _check_step(request: ServiceRequest, actor: Actor, *, decision: str = "approve") -> str:
+    """The step ``actor`` may take now; the author never takes one (separation of duties),
+    unless the department's configured exception allows it, audited as request.self_approved
+    (or request.self_rejected)."""
+    step = _step_for(request, actor)
+    session = object_session(request)
+    assert session is not None
+    duties.check_not_own(
+        session,
+        actor,
+        author=request.created_by,
+        department_id=request.department_id,
+        what=f"request {request.id}",
+        target_type="service_request",
+        target_id=request.id,
+        audit_action="request.self_approved" if decision == "approve" else "request.self_rejected",
+        detail={"step": step, "decision": decision},
+    )
+    return step
+
+
+def may_decide(session: Session, actor: Actor, request: ServiceRequest) -> bool:
+    """Whether ``actor`` may approve or reject ``request``'s current step now (pages hide the buttons)."""
+    try:
+        _step_for(request, actor)
+    except (InvalidTransition, NotYourTurn, NotYourDepartment):
+        return False
+    return duties.may_decide_own(session, actor, author=request.created_by, department_id=request.department_id)
 
 
 def approve_request(session: Session, actor: Actor, request_id: int, *, reason: str = "") -> ServiceRequest:
@@ -591,7 +628,7 @@ def reject_request(session: Session, actor: Actor, request_id: int, *, reason: s
     if not reason.strip():
         raise RequestInvalid("a reason is required to reject")
     request = get_request(session, actor, request_id, for_update=True)
-    step = _check_step(request, actor)
+    step = _check_step(request, actor, decision="reject")
     _transition(
         session, request, RequestState.REJECTED, actor=actor.username, action="reject", step=step, reason=reason
     )

@@ -285,4 +285,7 @@ def _linked_legacy_system_migrating_or_classified(pj: Journey) -> None:
         pj, _submit(pj, pj.staff, server_form(application_system="涉密考务系统", legacy_hostname="edu-secret-01"))
     )
     assert FindingKind.CLASSIFIED in secret
-    assert FindingKind.CLOUD_PROVIDES not in secret and FindingKind.MIGRATING not in secret
+    # Naming a classified host is not the declared exception: the purchase is for new hardware,
+    # and finance still sees what the cloud offers (issue 14).
+    assert secret[FindingKind.CLASSIFIED]["exception"] is False  # type: ignore[index]
+    assert FindingKind.CLOUD_PROVIDES in secret and FindingKind.MIGRATING not in secret

@@ -3,12 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import Field, PasswordField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
 from cloudmgr.organisation.models import Role
 from cloudmgr.organisation.services import MIN_PASSWORD_LENGTH
+from web.forms import SafeForm
 from web.labels import ROLE_LABELS
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]+$"
@@ -22,7 +22,7 @@ def _mixed_password(form: Any, field: Field) -> None:
         raise ValidationError(str(_l("Mix letters with digits or symbols.")))
 
 
-class NewUserForm(FlaskForm):  # type: ignore[misc]
+class NewUserForm(SafeForm):
     username = StringField(
         _l("Username"),
         validators=[
@@ -87,7 +87,7 @@ class NewUserForm(FlaskForm):  # type: ignore[misc]
             raise ValidationError(str(_l("Only department staff and heads belong to a department.")))
 
 
-class AccountActionForm(FlaskForm):  # type: ignore[misc]
+class AccountActionForm(SafeForm):
     """Disable, enable or revoke the tokens of an account: why, for the audit log."""
 
     reason = StringField(

@@ -15,12 +15,37 @@ from typing import Any
 from flask import request
 
 from cloudmgr.errors import ValidationFailed
+from cloudmgr.text import bidi_problem
 
 MAX_ID = 2**31 - 1
 
 
 class BadJson(ValidationFailed):
     code = "bad_json"
+
+
+def _bidi_problems(data: dict[str, Any]) -> list[str]:
+    """Every string of the body (names and values, at any depth) that carries a text-direction
+    control character, named by its path (``items[2].description``).  Iterative: the document
+    may be nested as deep as the JSON parser allowed."""
+    problems: list[str] = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack and len(problems) < 10:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                name = f"{path}.{key}" if path else str(key)
+                problem = bidi_problem(path or "a field name", key)
+                if problem is not None:
+                    problems.append(problem)
+                stack.append((name, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, str):
+            problem = bidi_problem(path, value)
+            if problem is not None:
+                problems.append(problem)
+    return problems
 
 
 class Body:
@@ -39,6 +64,9 @@ class Body:
                 raise BadJson(f"the request body is not valid JSON: {str(exc)[:200]}") from None
         if not isinstance(data, dict):
             raise BadJson("the request body must be a JSON object")
+        bidi = _bidi_problems(data)
+        if bidi:
+            raise ValidationFailed("; ".join(bidi))
         self._data: dict[str, Any] = data
         self._read: set[str] = set()
         self.problems: list[str] = []

@@ -3,14 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import Field, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from cloudmgr.identity import policy
+from web.forms import SafeForm
 
 
-class LoginForm(FlaskForm):  # type: ignore[misc]
+class LoginForm(SafeForm):
     username = StringField(
         _l("Username"),
         validators=[DataRequired(message=_l("Enter your username.")), Length(max=128)],
@@ -24,7 +24,7 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField(_l("Log in"))
 
 
-class LogoutForm(FlaskForm):  # type: ignore[misc]
+class LogoutForm(SafeForm):
     """Only the CSRF token: logging out is a POST."""
 
     submit = SubmitField(_l("Log out"))
@@ -48,7 +48,7 @@ def _password_policy(form: Any, field: Field) -> None:
         raise ValidationError(str(_l("The password must not be your username.")))
 
 
-class ChangePasswordForm(FlaskForm):  # type: ignore[misc]
+class ChangePasswordForm(SafeForm):
     current = PasswordField(
         _l("Current password"),
         validators=[DataRequired(message=_l("Enter your current password.")), Length(max=256)],

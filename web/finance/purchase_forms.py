@@ -8,7 +8,6 @@ from typing import Any
 from flask import Blueprint
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DecimalField,
@@ -28,6 +27,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 from cloudmgr.purchases import services as purchases
 from cloudmgr.purchases.models import BlockBasis, Category, FindingKind, PurchaseFinding, PurchaseState
 from cloudmgr.purchases.services import ItemInput, PurchaseForm
+from web.forms import SafeForm
 
 ITEM_ROWS = 5
 REASON_MAX = purchases.REASON_MAX
@@ -205,7 +205,7 @@ class ItemRowForm(PlainForm):  # type: ignore[misc]
         self._spec(field, purchases.MAX_DISK_GB)
 
 
-class PurchaseEditForm(FlaskForm):  # type: ignore[misc]
+class PurchaseEditForm(SafeForm):
     title = StringField(
         _l("Title"),
         validators=[DataRequired(message=_l("Enter a title.")), Length(max=purchases.TITLE_MAX)],
@@ -289,7 +289,7 @@ class PurchaseEditForm(FlaskForm):  # type: ignore[misc]
         )
 
 
-class AttachmentForm(FlaskForm):  # type: ignore[misc]
+class AttachmentForm(SafeForm):
     file_name = StringField(
         _l("File name"), validators=[DataRequired(message=_l("Enter the file name.")), Length(max=255)]
     )
@@ -308,12 +308,12 @@ class AttachmentForm(FlaskForm):  # type: ignore[misc]
             raise ValidationError(str(_l("Between 1 byte and 10 GB.")))
 
 
-class WithdrawForm(FlaskForm):  # type: ignore[misc]
+class WithdrawForm(SafeForm):
     reason = StringField(_l("Reason (optional)"), validators=[Optional(), Length(max=REASON_MAX)])
     withdraw = SubmitField(_l("Withdraw"))
 
 
-class PurchaseDecisionForm(FlaskForm):  # type: ignore[misc]
+class PurchaseDecisionForm(SafeForm):
     decision = RadioField(
         _l("Decision"),
         choices=[

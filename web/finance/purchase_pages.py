@@ -16,7 +16,8 @@ def detail_page(
 ) -> ResponseReturnValue:
     """The purchase page of the department (``portal``) or of finance (``finance``)."""
     actor = current_actor()
-    purchase = purchases.get_purchase(request_uow().session, actor, purchase_id)
+    session = request_uow().session
+    purchase = purchases.get_purchase(session, actor, purchase_id)
     for_department = actor.is_department
     findings = [(f, finding_text(f, for_department=for_department)) for f in purchase.findings]
     return (
@@ -26,6 +27,9 @@ def detail_page(
             p=purchase,
             findings=findings,
             for_department=for_department,
+            # The services decide who may change or decide it; the page only hides what they refuse.
+            can_change=purchases.may_change(actor, purchase),
+            can_decide=purchases.may_decide(session, actor, purchase),
             page_error=error,
             attachment_form=forms.get("attachment_form") or AttachmentForm(formdata=None),
             withdraw_form=forms.get("withdraw_form") or WithdrawForm(formdata=None),

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import DecimalField, IntegerField, SelectField, SubmitField
 from wtforms.validators import InputRequired, NumberRange
+
+from web.forms import SafeForm
 
 # The planner's default (cloudmgr.capacity.planner.model.DEFAULT_MAX_WAVE), without importing numpy here.
 PLANNER_MAX_WAVE = 50
 
 
-class CapacityCsvForm(FlaskForm):  # type: ignore[misc]
+class CapacityCsvForm(SafeForm):
     csv_file = FileField(_l("Capacity CSV"), validators=[FileRequired(_l("Choose a CSV file."))])
     submit = SubmitField(_l("Import"))
 
 
-class PlanRunForm(FlaskForm):  # type: ignore[misc]
+class PlanRunForm(SafeForm):
     cloud = SelectField(_l("Cloud"), validators=[InputRequired()])
     max_wave = IntegerField(
         _l("Moves per wave (at most)"),
@@ -27,7 +28,7 @@ class PlanRunForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField(_l("Plan a run"))
 
 
-class PlannerForm(FlaskForm):  # type: ignore[misc]
+class PlannerForm(SafeForm):
     servers = FileField(_l("Servers CSV"), validators=[FileRequired(_l("Choose a CSV file."))])
     host_vcpus = IntegerField(
         _l("Host vCPUs"), default=64, validators=[InputRequired(), NumberRange(min=1, max=100000)]

@@ -16,6 +16,7 @@ from cloudmgr.errors import DomainError
 from cloudmgr.moves import services
 from cloudmgr.moves.states import MoveKind, MoveState
 from cloudmgr.organisation import services as org
+from web.forms import SafeForm
 from web.i18n import current_locale
 from web.operations import bp
 from web.security import require_user
@@ -25,7 +26,7 @@ from web.uow import commit_request_uow, request_uow, restart_request_uow, runtim
 _REASON = [InputRequired(_l("Say why: it is stored and audited.")), Length(max=2000)]
 
 
-class MigrateForm(FlaskForm):  # type: ignore[misc]
+class MigrateForm(SafeForm):
     kind = SelectField(
         _l("Migration"), choices=[("live", _l("Live migration")), ("cold", _l("Cold migration"))], default="live"
     )
@@ -37,7 +38,7 @@ class MigrateForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField(_l("Migrate"))
 
 
-class DrainForm(FlaskForm):  # type: ignore[misc]
+class DrainForm(SafeForm):
     cloud = SelectField(_l("Cloud"), validators=[InputRequired()])
     host = StringField(_l("Compute host"), validators=[InputRequired(), Length(max=255)])
     disable_host = BooleanField(_l("Disable the host's compute service during the drain"), default=True)
@@ -47,7 +48,7 @@ class DrainForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField(_l("Drain the host"))
 
 
-class CrossCloudForm(FlaskForm):  # type: ignore[misc]
+class CrossCloudForm(SafeForm):
     cloud = SelectField(_l("From cloud"), validators=[InputRequired()])
     server_id = StringField(_l("Server ID on the cloud"), validators=[InputRequired(), Length(max=64)])
     target_cloud = SelectField(_l("To cloud"), validators=[InputRequired()])
@@ -61,7 +62,7 @@ class CrossCloudForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField(_l("Move to the other cloud"))
 
 
-class MoveActionForm(FlaskForm):  # type: ignore[misc]
+class MoveActionForm(SafeForm):
     reason = StringField(_l("Reason"), validators=[Optional(), Length(max=2000)])
 
 

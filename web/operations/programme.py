@@ -11,7 +11,6 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length
 
@@ -23,6 +22,7 @@ from cloudmgr.programme import tracking
 from cloudmgr.programme.config import ProgrammeConfig, read_programme_file
 from cloudmgr.programme.models import WaveState
 from web.finance import bp as finance_bp
+from web.forms import SafeForm
 from web.i18n import current_locale
 from web.navigation import add_nav_item
 from web.operations import bp
@@ -65,7 +65,7 @@ def wave_state_class(code: object) -> str:
 # --- forms ---------------------------------------------------------------------------------------
 
 
-class WaveForm(FlaskForm):  # type: ignore[misc]
+class WaveForm(SafeForm):
     name = StringField(_l("Name"), validators=[DataRequired(_l("Give the wave a name.")), Length(max=128)])
     cloud = SelectField(_l("Target cloud"), validators=[InputRequired()])
     zone = SelectField(

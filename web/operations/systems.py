@@ -11,7 +11,6 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import SubmitField
 
@@ -20,6 +19,7 @@ from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.inventory.models import LegacySystem, SystemState
 from cloudmgr.inventory.services import SystemFilter, dependants, get_system, list_systems, state_history
 from cloudmgr.organisation import services as org
+from web.forms import SafeForm
 from web.operations import bp
 from web.security import require_user
 from web.selfservice import pages
@@ -90,7 +90,7 @@ def audit_action_label(code: object) -> str:
     return str(AUDIT_ACTION_LABELS.get(str(code), code))
 
 
-class InventoryUploadForm(FlaskForm):  # type: ignore[misc]
+class InventoryUploadForm(SafeForm):
     inventory_file = FileField(
         _l("Inventory file (YAML or CSV)"), validators=[FileRequired(_l("Choose an inventory file."))]
     )

@@ -72,6 +72,8 @@ def _edit_page(purchase_id: int | None) -> ResponseReturnValue:
     actor = current_actor()
     session = request_uow().session
     purchase = purchases.get_purchase(session, actor, purchase_id) if purchase_id is not None else None
+    if purchase is not None and not purchases.may_change(actor, purchase):
+        abort(403)  # a colleague's purchase: only its author or the department head changes it
     if purchase is not None and not purchase.is_editable:
         abort(409)
     form = PurchaseEditForm()
@@ -97,6 +99,8 @@ def _edit_page(purchase_id: int | None) -> ResponseReturnValue:
                 restart_request_uow()
                 form.form_errors.append(refusal_text(exc))
                 status = exc.http_status
+                # The restart detached the purchase read before: the page shows it read again.
+                purchase = purchases.get_purchase(request_uow().session, actor, purchase_id) if purchase_id else None
         else:
             status = 400
     return render_template("purchases/form.html", form=form, purchase=purchase), status

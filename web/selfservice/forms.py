@@ -12,7 +12,6 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 from wtforms import (
     BooleanField,
@@ -32,6 +31,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 from cloudmgr.inventory import services as inventory
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.servicerequests.services import MAX_COUNT, MAX_EXPIRY_DAYS, NAME_PREFIX, RequestForm
+from web.forms import SafeForm
 
 REASON_MAX = 2000
 JUSTIFICATION_MAX = 4000
@@ -111,7 +111,7 @@ def _future_date(max_days: int) -> Any:
     return check
 
 
-class NewRequestForm(FlaskForm):  # type: ignore[misc]
+class NewRequestForm(SafeForm):
     """A request for VMs on one cloud (the cloud comes from the page's ``?cloud=``)."""
 
     zone = RadioField(_l("Network zone"), choices=[], validators=[InputRequired(message=_l("Choose a network zone."))])
@@ -178,7 +178,7 @@ class NewRequestForm(FlaskForm):  # type: ignore[misc]
         )
 
 
-class DecisionForm(FlaskForm):  # type: ignore[misc]
+class DecisionForm(SafeForm):
     """Approve or reject an approval step; a rejection needs a reason."""
 
     # No Optional(): it would stop the chain before validate_reason sees an empty rejection.
@@ -195,7 +195,7 @@ class DecisionForm(FlaskForm):  # type: ignore[misc]
             raise ValidationError(str(_l("Give a reason for the rejection.")))
 
 
-class CancelForm(FlaskForm):  # type: ignore[misc]
+class CancelForm(SafeForm):
     reason = StringField(
         _l("Why cancel?"),
         validators=[Optional(), Length(max=REASON_MAX, message=_l("At most %(max)d characters."))],
@@ -204,11 +204,11 @@ class CancelForm(FlaskForm):  # type: ignore[misc]
     cancel = SubmitField(_l("Cancel the request"))
 
 
-class ButtonForm(FlaskForm):  # type: ignore[misc]
+class ButtonForm(SafeForm):
     """Only the CSRF token: a button that does one thing (submit a draft, retry, stop, start)."""
 
 
-class DeleteServerForm(FlaskForm):  # type: ignore[misc]
+class DeleteServerForm(SafeForm):
     confirm = StringField(
         _l("Type the server's name to confirm"),
         validators=[DataRequired(message=_l("Type the server's name.")), Length(max=64)],
@@ -217,7 +217,7 @@ class DeleteServerForm(FlaskForm):  # type: ignore[misc]
     delete = SubmitField(_l("Delete the server"))
 
 
-class ExtendForm(FlaskForm):  # type: ignore[misc]
+class ExtendForm(SafeForm):
     expires_on = _LocalisedDateField(
         _l("New expiry date"),
         validators=[InputRequired(message=DATE_MESSAGE), _future_date(MAX_EXPIRY_DAYS)],
@@ -225,7 +225,7 @@ class ExtendForm(FlaskForm):  # type: ignore[misc]
     extend = SubmitField(_l("Extend"))
 
 
-class ResizeForm(FlaskForm):  # type: ignore[misc]
+class ResizeForm(SafeForm):
     flavor = SelectField(
         _l("New flavor"), choices=[], coerce=int, validators=[InputRequired(message=_l("Choose a flavor."))]
     )
@@ -251,7 +251,7 @@ def _limit_field(label: Any) -> _LocalisedIntegerField:
     )
 
 
-class QuotaChangeForm(FlaskForm):  # type: ignore[misc]
+class QuotaChangeForm(SafeForm):
     """A department asks for other limits on one cloud: a size, or explicit limits."""
 
     cloud = SelectField(_l("Cloud"), choices=[], validators=[InputRequired(message=_l("Choose a cloud."))])
@@ -284,7 +284,7 @@ class QuotaChangeForm(FlaskForm):  # type: ignore[misc]
             raise ValidationError(str(_l("Choose a size or enter at least one limit.")))
 
 
-class QuotaDecisionForm(FlaskForm):  # type: ignore[misc]
+class QuotaDecisionForm(SafeForm):
     reason = StringField(
         _l("Reason"),
         validators=[Length(max=REASON_MAX, message=_l("At most %(max)d characters."))],
@@ -298,7 +298,7 @@ class QuotaDecisionForm(FlaskForm):  # type: ignore[misc]
             raise ValidationError(str(_l("Give a reason for the rejection.")))
 
 
-class OfferForm(FlaskForm):  # type: ignore[misc]
+class OfferForm(SafeForm):
     """How one catalog item is offered."""
 
     offered = BooleanField(_l("Offered"))

@@ -44,10 +44,8 @@ def page_count(total: int, per_page: int) -> int:
 
 
 def may_decide(req: ServiceRequest) -> bool:
-    actor = current_actor()
-    if req.next_role != actor.role.value:
-        return False
-    return actor.role != Role.DEPT_HEAD or actor.department_id == req.department_id
+    # The service decides (the step, the department, separation of duties): one rule, not two.
+    return sr.may_decide(request_uow().session, current_actor(), req)
 
 
 def may_cancel(req: ServiceRequest) -> bool:

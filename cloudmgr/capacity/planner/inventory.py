@@ -31,6 +31,7 @@ from cloudmgr.capacity.planner.model import (
     ServerRecord,
     Zone,
 )
+from cloudmgr.text import bidi_problem, has_bidi_control
 
 REQUIRED_COLUMNS = ("name", "vcpus", "ram_gb", "disk_gb")
 OPTIONAL_COLUMNS = ("cpu_p95", "ram_p95", "anti_affinity", "department", "zone", "classification")
@@ -514,6 +515,8 @@ def _read(fh: TextIO, headroom: float, default_zone: Zone) -> Inventory:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise PlannerInputError([f"line 1: missing column(s) {', '.join(missing)} (the header is {','.join(header)})"])
+    if any(has_bidi_control(c) for c in columns):
+        raise PlannerInputError(["line 1: " + (bidi_problem("the header", ",".join(header)) or "")])
     dup = sorted({c for c in columns if c and columns.count(c) > 1})
     if dup:
         raise PlannerInputError([f"line 1: duplicate column(s) {', '.join(dup)}"])
@@ -528,11 +531,13 @@ def _read(fh: TextIO, headroom: float, default_zone: Zone) -> Inventory:
             block, number = batch
             assert isinstance(block, str) and isinstance(number, int)
             fast = _block_columns(block, number, idx, width)
+            bidi = has_bidi_control(block)
         else:
             rows_, lines_ = batch
             assert isinstance(rows_, list) and isinstance(lines_, list)
             fast = _rows_columns(rows_, lines_, idx, width)
-        if fast is not None and not p.problems and b.add_columns(*fast):
+            bidi = any(has_bidi_control(cell) for r in rows_ for cell in r)
+        if not bidi and fast is not None and not p.problems and b.add_columns(*fast):
             continue
         # something is wrong (or unusual) in this batch: row by row, naming every problem's line
         rows, lines = _block_rows(block, number) if isinstance(batch[0], str) else (rows_, lines_)
@@ -541,6 +546,10 @@ def _read(fh: TextIO, headroom: float, default_zone: Zone) -> Inventory:
                 row = row + [""] * (width - len(row))
             elif len(row) > width and any(x.strip() for x in row[width:]):
                 p.add(line, f"{len(row)} fields but the header has {width}")
+                continue
+            directed = [j for j, cell in enumerate(row[:width]) if has_bidi_control(cell)]
+            if directed:
+                p.add(line, "; ".join(bidi_problem(columns[j] or f"column {j + 1}", row[j]) or "" for j in directed))
                 continue
             vals: Sequence[str | None] = [row[j] if j >= 0 else None for j in opt]
             b.add(line, row[i_name], row[i_v], row[i_r], row[i_d], *vals)
