@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
+from cloudmgr.automation.values import connection_problems
 from cloudmgr.inventory.assessment import assess_all
 from cloudmgr.inventory.errors import InventoryInvalid
 from cloudmgr.inventory.models import Classification, LegacyNetwork, LegacySystem, OsFamily, ServerRoom, SystemState
@@ -342,6 +343,8 @@ def validate(
         if not HOSTNAME_RE.match(entry.hostname):
             reasons.append("hostname must be 1-128 letters, digits, '.', '-' or '_'")
         texts = {key: _text(v, key, reasons, required=key in REQUIRED_TEXT) for key in TEXT_LIMITS}
+        # Ansible connects with these: data of a fixed shape, never a template or a shell word.
+        reasons.extend(connection_problems(v, texts["ansible_host"]))
         dept_key = _text(v, "department", reasons, required=True)
         room_code = _text(v, "server_room", reasons, required=True)
         department = departments.get(dept_key) if dept_key else None

@@ -27,3 +27,13 @@ class RunbookNotConfigured(Conflict):
     """The system lacks what its runbook needs (its address, a target cloud, a service address…)."""
 
     code = "runbook_not_configured"
+
+
+class RunbookTargetInvalid(ValidationFailed):
+    """A runbook setting (address or variable) is refused; ``problems`` names each one."""
+
+    code = "runbook_target_invalid"
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems

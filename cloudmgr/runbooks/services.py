@@ -37,7 +37,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
-from cloudmgr.automation import artifacts_dir_for, new_run_id, run_playbook
+from cloudmgr.automation import artifacts_dir_for, local_host_vars, new_run_id, run_playbook
+from cloudmgr.automation.values import NAME_RE, address_problem
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.cloud import CloudError, ServerSpec
 from cloudmgr.config import Settings
@@ -49,7 +50,14 @@ from cloudmgr.inventory.services import transition_system
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone
 from cloudmgr.providers import ProviderRegistry
-from cloudmgr.runbooks.errors import RunbookBusy, RunbookNotConfigured, RunNotFound, StepNotAllowed, UnknownStep
+from cloudmgr.runbooks.errors import (
+    RunbookBusy,
+    RunbookNotConfigured,
+    RunbookTargetInvalid,
+    RunNotFound,
+    StepNotAllowed,
+    UnknownStep,
+)
 from cloudmgr.runbooks.metrics import ROLLBACKS, STEP_SECONDS
 from cloudmgr.runbooks.models import (
     ACTIVE_RUN_STATES,
@@ -61,6 +69,7 @@ from cloudmgr.runbooks.models import (
     RunState,
     Step,
 )
+from cloudmgr.runbooks.variables import target_problems
 from cloudmgr.workqueue.services import enqueue
 
 log = logging.getLogger(__name__)
@@ -195,7 +204,19 @@ def configure_target(
     source_vars: Mapping[str, Any] | None = None,
     target_vars: Mapping[str, Any] | None = None,
 ) -> RunbookTarget:
-    """Set where the system's runbook acts; given variables are merged into the stored ones."""
+    """Set where the system's runbook acts; given variables are merged into the stored ones.
+
+    Every value is checked first (:mod:`cloudmgr.runbooks.variables`): one refused value
+    raises :class:`RunbookTargetInvalid` naming each problem, and nothing is changed."""
+    problems = target_problems(
+        target_host=target_host,
+        service_address=service_address,
+        vars=vars,
+        source_vars=source_vars,
+        target_vars=target_vars,
+    )
+    if problems:
+        raise RunbookTargetInvalid(f"{system.hostname}: " + "; ".join(problems), problems)
     target = session.get(RunbookTarget, system.id)
     username = _username(actor)
     if target is None:
@@ -384,10 +405,28 @@ def _default_key(settings: Settings) -> Path:
 
 
 def build_inventory(session: Session, system: LegacySystem, step: Step, settings: Settings) -> dict[str, Any]:
-    """The run's inventory: localhost, the source (the legacy host) and the target VM."""
+    """The run's inventory: localhost, the source (the legacy host) and the target VM.
+
+    The stored values are checked again (rows written before the rules existed, or by hand):
+    a refused one raises :class:`RunbookNotConfigured` naming it, before Ansible starts."""
     target = session.get(RunbookTarget, system.id)
     if not system.ansible_host:
         raise RunbookNotConfigured(f"{system.hostname} has no ansible_host in the inventory")
+    if not NAME_RE.match(system.hostname):
+        raise RunbookNotConfigured(f"{system.hostname!r}: the host name is not a plain name")
+    host_problem = address_problem(system.ansible_host)
+    if host_problem:
+        raise RunbookNotConfigured(f"{system.hostname}: ansible_host {host_problem}")
+    if target is not None:
+        stored_problems = target_problems(
+            target_host=target.target_host,
+            service_address=target.service_address,
+            vars=target.vars,
+            source_vars=target.source_vars,
+            target_vars=target.target_vars,
+        )
+        if stored_problems:
+            raise RunbookNotConfigured(f"{system.hostname}: " + "; ".join(stored_problems))
     target_host = target.target_host if target else None
     if step in _NEEDS_TARGET and not target_host:
         raise RunbookNotConfigured(f"{system.hostname}: the target VM's address is unknown (provision first)")
@@ -436,12 +475,7 @@ def build_inventory(session: Session, system: LegacySystem, step: Step, settings
         children["target"] = {"hosts": {}}
     return {
         "all": {
-            "hosts": {
-                "localhost": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                }
-            },
+            "hosts": {"localhost": local_host_vars()},
             "vars": group_vars,
             "children": children,
         }

@@ -7,20 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from cloudmgr.automation import PlaybookFailed, run_playbook
+from cloudmgr.automation import PlaybookFailed, local_host_vars, run_playbook
 
 
 def _local_inventory() -> dict[str, object]:
-    return {
-        "all": {
-            "hosts": {
-                "localhost": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                }
-            }
-        }
-    }
+    return {"all": {"hosts": {"localhost": local_host_vars()}}}
 
 
 def test_healthcheck_runs_and_is_idempotent(tmp_path: Path) -> None:
