@@ -359,9 +359,7 @@ def _identity(row: Any) -> UserIdentity:
     department = (
         NamedChoice(row.dept_id, row.dept_key, row.dept_name_zh, row.dept_name_en) if row.dept_id is not None else None
     )
-    return UserIdentity(
-        row.id, row.username, row.display_name, row.role, department, row.active, row.session_version
-    )
+    return UserIdentity(row.id, row.username, row.display_name, row.role, department, row.active, row.session_version)
 
 
 def active_user_identity(session: Session, user_id: int) -> UserIdentity | None:
@@ -377,9 +375,7 @@ def session_identity(session: Session, user_id: int, session_version: object) ->
     a session without a version (from before versions, or forged without one) has ended too."""
     if not isinstance(session_version, int) or isinstance(session_version, bool):
         return None
-    row = session.execute(
-        _identity_query().where(User.id == user_id, User.session_version == session_version)
-    ).first()
+    row = session.execute(_identity_query().where(User.id == user_id, User.session_version == session_version)).first()
     return _identity(row) if row is not None and row.active else None
 
 
@@ -434,9 +430,7 @@ def end_sessions(session: Session, user_id: int, *, revoke_tokens: bool, reason:
 
 def _revoke_all_tokens(session: Session, user_id: int) -> int:
     result = session.execute(
-        update(ApiToken)
-        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow()),
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()),
         execution_options={"synchronize_session": "fetch"},
     )
     return int(getattr(result, "rowcount", 0) or 0)
