@@ -35,7 +35,7 @@ run: venv
 	$(VENV)/bin/cloudmgr seed-demo
 	$(VENV)/bin/cloudmgr clouds sync
 	$(VENV)/bin/cloudmgr quotas apply
-	$(VENV)/bin/cloudmgr inventory import inventory/legacy.yml
+	$(VENV)/bin/cloudmgr inventory import --only-new inventory/legacy.yml
 	@echo "cloudmgr: http://127.0.0.1:8000  (simulated cloud; log in with a demo login above; Ctrl-C stops)"
 	$(VENV)/bin/cloudmgr serve
 

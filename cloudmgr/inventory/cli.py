@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cloudmgr.errors import CloudmgrError
 from cloudmgr.runtime import get_runtime
+
+if TYPE_CHECKING:
+    from cloudmgr.organisation.actor import Actor
 
 
 def _actor() -> str:
@@ -22,8 +26,16 @@ def inventory() -> None:
 
 @inventory.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def inventory_import(path: Path) -> None:
-    """Validate and import an Ansible YAML inventory or a CSV (all hosts or none)."""
+@click.option(
+    "--only-new",
+    is_flag=True,
+    help="import only hosts cloudmgr does not have yet; leave every stored system as it is (make run)",
+)
+def inventory_import(path: Path, only_new: bool) -> None:
+    """Validate and import an Ansible YAML inventory or a CSV (all hosts or none).
+
+    A lower classification than the stored one is not applied: it waits for an
+    administrator's approval (`cloudmgr inventory declassifications`)."""
     from cloudmgr.inventory.errors import InventoryInvalid
     from cloudmgr.inventory.importer import import_inventory
 
@@ -33,7 +45,14 @@ def inventory_import(path: Path) -> None:
         raise click.ClickException(f"cannot read {path}: {exc}") from exc
     try:
         with get_runtime().db.unit_of_work() as uow:
-            result = import_inventory(uow.session, text, filename=path.name, actor=_actor())
+            result = import_inventory(
+                uow.session,
+                text,
+                filename=path.name,
+                actor=_actor(),
+                entry_point="inventory.import.cli",
+                only_new=only_new,
+            )
     except InventoryInvalid as exc:
         for host, reason in exc.problems:
             click.echo(f"{host}: {reason}", err=True)
@@ -44,7 +63,15 @@ def inventory_import(path: Path) -> None:
         f"imported {result.total} system(s) from {path.name}: {result.created} new, {result.updated} updated, "
         f"{result.unchanged} unchanged; {result.out_of_scope} classified/intranet (out of scope); "
         f"{result.rooms_created} new server room(s)"
+        + (f"; {result.skipped_existing} already stored, left as they are" if only_new else "")
     )
+    if result.declassifications_held:
+        click.echo(
+            f"{result.declassifications_held} declassification(s) held for an administrator's approval "
+            f"(not applied): {', '.join(result.held_hosts)}"
+        )
+    if result.alerts_raised:
+        click.echo(f"{result.alerts_raised} system(s) classified with servers on the cloud: see the alerts", err=True)
 
 
 @inventory.command("list")
@@ -164,3 +191,90 @@ def inventory_plan(host_vcpus: int, host_ram_gb: float, host_disk_gb: float, dep
     )
     for hostname in result.refused:
         click.echo(f"refused (classified: stays on the intranet): {hostname}")
+
+
+# --- declassification approvals and reclassification alerts (issue 14) ----------------------------
+
+
+def _cli_user(username: str) -> Actor:
+    """The named cloudmgr user acting at the console (approvals need a real administrator)."""
+    from sqlalchemy import select
+
+    from cloudmgr.organisation.actor import Actor
+    from cloudmgr.organisation.models import User
+
+    with get_runtime().db.unit_of_work() as uow:
+        user = uow.session.scalar(select(User).where(User.username == username, User.active.is_(True)))
+        if user is None:
+            raise click.ClickException(f"no active user {username!r}")
+        return Actor.of(user)
+
+
+@inventory.command("declassifications")
+@click.option("--state", type=click.Choice(["pending", "approved", "rejected"]), default="pending", show_default=True)
+def inventory_declassifications(state: str) -> None:
+    """Requests to lower a system's classification, waiting for (or decided by) an administrator."""
+    from cloudmgr.inventory.reclassification import list_requests
+
+    with get_runtime().db.unit_of_work() as uow:
+        rows = list_requests(uow.session, state=state)
+        for r in rows:
+            click.echo(
+                f"#{r.id:<4} {r.system.hostname:<22} {r.from_classification}/{r.from_network} -> "
+                f"{r.to_classification}/{r.to_network}  {r.state}  asked by {r.requested_by} "
+                f"{r.requested_at:%Y-%m-%d %H:%M} via {r.entry_point}  {r.reason}"
+                + (f"  decided by {r.decided_by}: {r.decision_reason or ''}" if r.decided_by else "")
+            )
+        click.echo(f"{len(rows)} request(s)")
+
+
+@inventory.command("decide-declassification")
+@click.argument("request_id", type=click.IntRange(1, 2**31 - 1))
+@click.option("--approve/--reject", "approve", required=True)
+@click.option("--as", "username", required=True, help="the administrator deciding (not the requester)")
+@click.option("--reason", default="", help="why (required to reject)")
+def inventory_decide_declassification(request_id: int, approve: bool, username: str, reason: str) -> None:
+    """Approve or reject a declassification request (administrators; never your own)."""
+    from cloudmgr.inventory import reclassification
+
+    actor = _cli_user(username)
+    try:
+        with get_runtime().db.unit_of_work() as uow:
+            decide = reclassification.approve if approve else reclassification.reject
+            request = decide(uow.session, request_id, actor=actor, reason=reason)
+            hostname, state = request.system.hostname, request.state
+    except CloudmgrError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"declassification #{request_id} of {hostname}: {state}")
+
+
+@inventory.command("alerts")
+def inventory_alerts() -> None:
+    """Open alerts: systems classified while servers for them run on the cloud."""
+    from cloudmgr.inventory.reclassification import open_alerts
+
+    with get_runtime().db.unit_of_work() as uow:
+        views = open_alerts(uow.session)
+        for view in views:
+            a = view.alert
+            click.echo(
+                f"#{a.id:<4} {a.system.hostname:<22} raised {a.raised_at:%Y-%m-%d %H:%M} by {a.raised_by}; "
+                f"still on the cloud: {', '.join(view.servers_now) or 'nothing (close it)'}"
+            )
+        click.echo(f"{len(views)} open alert(s)")
+
+
+@inventory.command("close-alert")
+@click.argument("alert_id", type=click.IntRange(1, 2**31 - 1))
+@click.option("--reason", default="", help="required while servers are still on the cloud")
+def inventory_close_alert(alert_id: int, reason: str) -> None:
+    """Close a reclassification alert (resolved, or acknowledged with a reason)."""
+    from cloudmgr.inventory.reclassification import close_alert
+
+    try:
+        with get_runtime().db.unit_of_work() as uow:
+            alert = close_alert(uow.session, alert_id, actor=_actor(), reason=reason)
+            state = alert.state
+    except CloudmgrError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"alert #{alert_id}: {state}")

@@ -4,7 +4,11 @@ reason); only a clean file is imported, in the caller's one unit of work.
 
 Re-importing updates systems in place (matched by hostname, never duplicated); systems already
 past "legacy" keep their state, except that a system the file now marks classified leaves any
-wave for "intranet" (and one already migrating or on the cloud is an error to look into).
+wave for "intranet".  Classifying takes effect at once; when servers for the system run on the
+cloud an alert for the operators says they must leave it.  Declassifying never does: the file's
+lower classification files a request an administrator must approve
+(:mod:`cloudmgr.inventory.reclassification`).  ``only_new`` imports the hosts the database does
+not have yet and leaves every stored system as it is (``make run``'s demo import).
 """
 
 from __future__ import annotations
@@ -119,6 +123,13 @@ class ImportResult:
     total: int = 0
     rooms_created: int = 0
     created_hosts: list[str] = field(default_factory=list)
+    #: lowerings the file asked for, held for an administrator's approval (not applied)
+    declassifications_held: int = 0
+    held_hosts: list[str] = field(default_factory=list)
+    #: systems classified while servers for them run on the cloud (an alert each)
+    alerts_raised: int = 0
+    #: stored systems left untouched because the import was "only new"
+    skipped_existing: int = 0
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -383,14 +394,8 @@ def validate(
                 f"a classified system cannot be on the {network}: classified business runs on the intranet "
                 "(fix the classification or the network)"
             )
-        stored_system = existing.get(entry.hostname)
-        if (
-            stored_system is not None
-            and classification == Classification.CLASSIFIED
-            and stored_system.classification != Classification.CLASSIFIED
-            and stored_system.state in MOVING_STATES
-        ):
-            reasons.append(f"marked classified but already {stored_system.state}: take it off the cloud first")
+        # A system marked classified while already migrating or on the cloud is not refused:
+        # the classification applies and the operators are alerted that it must leave the cloud.
         due: date | None = None
         if v.get("due_date") not in (None, ""):
             raw_due = v["due_date"]
@@ -438,9 +443,22 @@ def _out_of_scope(fields: Mapping[str, Any]) -> bool:
     return bool(fields["classification"] == Classification.CLASSIFIED or fields["network"] == LegacyNetwork.INTRANET)
 
 
-def import_inventory(session: Session, text: str, *, filename: str, actor: Actor | str) -> ImportResult:
+def import_inventory(
+    session: Session,
+    text: str,
+    *,
+    filename: str,
+    actor: Actor | str,
+    entry_point: str = "inventory.import",
+    only_new: bool = False,
+) -> ImportResult:
     """Validate the whole file, then import it; raises InventoryInvalid (with every problem)
-    before writing anything when one host is bad."""
+    before writing anything when one host is bad.
+
+    ``entry_point`` names the path for the audit log ("inventory.import.cli", ".page", ".api").
+    A lowered classification is held for approval; ``only_new`` leaves stored systems alone."""
+    from cloudmgr.inventory import reclassification
+
     username = actor if isinstance(actor, str) else actor.username
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise InventoryInvalid("the inventory file is too large", [("(file)", f"larger than {MAX_BYTES} bytes")])
@@ -461,7 +479,7 @@ def import_inventory(session: Session, text: str, *, filename: str, actor: Actor
             session.add(room)
             rooms[host.room_code] = room
             result.rooms_created += 1
-        else:
+        elif not only_new:
             for key, value in host.room.items():
                 if getattr(room, key) != value:
                     setattr(room, key, value)
@@ -472,6 +490,10 @@ def import_inventory(session: Session, text: str, *, filename: str, actor: Actor
         out = _out_of_scope(fields)
         result.out_of_scope += int(out)
         system = existing.get(host.hostname)
+        if system is not None and only_new:
+            result.skipped_existing += 1
+            result.out_of_scope -= int(out)
+            continue
         if system is None:
             system = LegacySystem(
                 hostname=host.hostname,
@@ -493,6 +515,27 @@ def import_inventory(session: Session, text: str, *, filename: str, actor: Actor
                 detail={"hostname": host.hostname, "state": system.state},
             )
             continue
+        if reclassification.is_lowering(
+            system.classification, system.network, fields["classification"], fields["network"]
+        ):
+            # never lowered by a file: held for an administrator's approval, the rest applies
+            reclassification.request_declassification(
+                session,
+                system,
+                to_classification=fields["classification"],
+                to_network=fields["network"],
+                actor=username,
+                entry_point=entry_point,
+                reason=f"re-imported from {filename}",
+            )
+            result.declassifications_held += 1
+            result.held_hosts.append(host.hostname)
+            fields["classification"], fields["network"] = system.classification, system.network
+            result.out_of_scope += int(_out_of_scope(fields)) - int(out)
+            out = _out_of_scope(fields)
+        raising = reclassification.is_raising(
+            system.classification, system.network, fields["classification"], fields["network"]
+        )
         changed = sorted(k for k, value in fields.items() if getattr(system, k) != value)
         for key in changed:
             setattr(system, key, fields[key])
@@ -504,8 +547,8 @@ def import_inventory(session: Session, text: str, *, filename: str, actor: Actor
             transition_system(
                 session, system, SystemState.INTRANET, actor=username, reason=f"out of scope in {filename}"
             )
-        elif not out and system.state == SystemState.INTRANET:
-            transition_system(session, system, SystemState.LEGACY, actor=username, reason=f"in scope in {filename}")
+        if raising and reclassification.alert_if_on_cloud(session, system, actor=username, entry_point=entry_point):
+            result.alerts_raised += 1
         if changed:
             result.updated += 1
             audit.record(
@@ -535,6 +578,11 @@ def import_inventory(session: Session, text: str, *, filename: str, actor: Actor
             "updated": result.updated,
             "unchanged": result.unchanged,
             "out_of_scope": result.out_of_scope,
+            "declassifications_held": result.declassifications_held,
+            "alerts_raised": result.alerts_raised,
+            "skipped_existing": result.skipped_existing,
+            "entry_point": entry_point,
+            "only_new": only_new,
         },
     )
     return result

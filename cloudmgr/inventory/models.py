@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloudmgr.db import Base, UTCDateTime, utcnow
@@ -126,3 +126,86 @@ class LegacySystem(Base):
     def in_scope(self) -> bool:
         """In the cloud programme's scope: non-classified and on the internet or the extranet."""
         return not self.is_classified and self.network in {LegacyNetwork.INTERNET, LegacyNetwork.EXTRANET}
+
+
+class DeclassificationState(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class DeclassificationRequest(Base):
+    """A request to lower a system's classification (classified → non-classified, or off the
+    intranet network), held until an administrator other than the requester decides it.
+
+    Lowering is the dangerous direction: it makes a classified system placeable on the clouds.
+    No path (re-import, edit) lowers it directly; it files one of these instead.
+    """
+
+    __tablename__ = "declassification_requests"
+    __table_args__ = (
+        _enum_check("state", DeclassificationState),
+        # one pending request per system: repeated re-imports do not pile them up
+        Index(
+            "uq_declassification_pending",
+            "system_id",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[int] = mapped_column(ForeignKey("legacy_systems.id"), index=True)
+    from_classification: Mapped[str] = mapped_column(String(16))
+    from_network: Mapped[str] = mapped_column(String(16))
+    to_classification: Mapped[str] = mapped_column(String(16))
+    to_network: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default=DeclassificationState.PENDING)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    entry_point: Mapped[str] = mapped_column(String(64))  # "inventory.import.cli", "api", …
+    reason: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+    system: Mapped[LegacySystem] = relationship()
+
+
+class AlertState(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"  # the servers left the cloud
+    ACKNOWLEDGED = "acknowledged"  # an operator closed it with a reason
+
+
+class ReclassificationAlert(Base):
+    """A system became classified while servers for it run on the cloud: they must leave.
+
+    Open until its servers are gone (resolved) or an operator acknowledges it with a reason.
+    """
+
+    __tablename__ = "reclassification_alerts"
+    __table_args__ = (
+        _enum_check("state", AlertState),
+        Index(
+            "uq_reclassification_alert_open",
+            "system_id",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[int] = mapped_column(ForeignKey("legacy_systems.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=AlertState.OPEN)
+    servers: Mapped[list[str]] = mapped_column(JSON, default=list)  # what was on the cloud when raised
+    raised_by: Mapped[str] = mapped_column(String(64))
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    entry_point: Mapped[str] = mapped_column(String(64))
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    close_reason: Mapped[str | None] = mapped_column(Text)
+
+    system: Mapped[LegacySystem] = relationship()

@@ -117,6 +117,13 @@ def waves_progress_job() -> None:
         done = finish_waves(uow.session)
     if done:
         log.info("waves done: %s", ", ".join(f"#{w}" for w in done))
+    # Reclassification alerts (issue 14) resolve themselves once their servers have left the cloud.
+    from cloudmgr.inventory.reclassification import resolve_cleared_alerts
+
+    with runtime.db.unit_of_work() as uow:
+        resolved = resolve_cleared_alerts(uow.session)
+    if resolved:
+        log.info("%d reclassification alert(s) resolved: the servers left the cloud", resolved)
 
 
 # --- the reminder e-mail ---------------------------------------------------------------------------

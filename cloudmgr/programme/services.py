@@ -5,7 +5,10 @@
   makes it a draft again).  A system is in at most one open wave (a partial unique index
   backs the check).  Classified systems are refused through
   :func:`cloudmgr.inventory.classification.ensure_placeable` (entry point ``"wave"``), which
-  audits the refusal even though the caller rolls back.
+  audits the refusal even though the caller rolls back.  A system whose department may not
+  use the wave's cloud (no ``department_clouds`` link) is refused too
+  (:func:`ensure_department_may_use`); both rules are checked again when the wave starts and
+  when each system's migration work item runs.
 * :func:`check_wave` sizes the systems, compares them with each department's quota headroom and
   places them on the cloud's free host capacity (:mod:`cloudmgr.programme.fit`); the result is
   stored on the wave.  Only a wave whose last check fits is "checked", and only a checked wave
@@ -35,7 +38,7 @@ from cloudmgr.inventory.classification import ensure_placeable
 from cloudmgr.inventory.models import LegacyNetwork, LegacySystem, SystemState
 from cloudmgr.inventory.services import transition_system
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Cloud, Department, NetworkZone
+from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, NetworkZone
 from cloudmgr.programme import fit
 from cloudmgr.programme.errors import (
     WaveDoesNotFit,
@@ -121,8 +124,10 @@ def open_wave_of(session: Session, system_id: int) -> MigrationWave | None:
 
 
 def candidates(session: Session, wave: MigrationWave, *, limit: int = 500) -> list[LegacySystem]:
-    """Systems that may join ``wave``: in scope, on its zone's network, not in an open wave."""
+    """Systems that may join ``wave``: in scope, on its zone's network, not in an open wave, of a
+    department that may use the wave's cloud."""
     taken = select(MigrationWaveMember.system_id).where(MigrationWaveMember.active.is_(True))
+    allowed = select(DepartmentCloud.department_id).where(DepartmentCloud.cloud_id == wave.cloud_id)
     return list(
         session.scalars(
             select(LegacySystem)
@@ -131,6 +136,7 @@ def candidates(session: Session, wave: MigrationWave, *, limit: int = 500) -> li
                 LegacySystem.classification == "non_classified",
                 LegacySystem.network == wave.zone,
                 LegacySystem.id.not_in(taken),
+                LegacySystem.department_id.in_(allowed),
             )
             .options(joinedload(LegacySystem.department))
             .order_by(LegacySystem.complexity_score, LegacySystem.hostname)
@@ -209,6 +215,21 @@ def _back_to_draft(wave: MigrationWave, why: str) -> None:
         wave.state_reason = why
 
 
+def ensure_department_may_use(session: Session, system: LegacySystem, cloud_id: int) -> None:
+    """Refuse a system whose department may not use the cloud (it has no link to it)."""
+    allowed = session.scalar(
+        select(DepartmentCloud.id).where(
+            DepartmentCloud.department_id == system.department_id, DepartmentCloud.cloud_id == cloud_id
+        )
+    )
+    if allowed is None:
+        cloud_key = session.scalar(select(Cloud.key).where(Cloud.id == cloud_id)) or str(cloud_id)
+        department_key = session.scalar(select(Department.key).where(Department.id == system.department_id))
+        raise WaveMemberRefused(
+            f"{system.hostname} belongs to department {department_key}, which may not use cloud {cloud_key}"
+        )
+
+
 def _find_system(session: Session, ref: int | str) -> LegacySystem:
     if isinstance(ref, int):
         system = session.get(LegacySystem, ref)
@@ -236,6 +257,7 @@ def add_systems(session: Session, wave_id: int, refs: Sequence[int | str], *, ac
         if system.id in present:
             raise WaveMemberRefused(f"{system.hostname} is already in this wave")
         ensure_placeable(session, system, actor=actor, entry_point="wave")
+        ensure_department_may_use(session, system, wave.cloud_id)
         if system.network != wave.zone:
             raise WaveMemberRefused(
                 f"{system.hostname} is on the {system.network} network; this wave moves {wave.zone} systems"
@@ -355,7 +377,8 @@ def start_wave(session: Session, wave_id: int, *, actor: Actor | str) -> Migrati
     audit.record(session, actor=username, action="wave.start", target_type=AUDIT_TARGET, target_id=wave.id)
     session.flush()
     for member in sorted(wave.members, key=lambda m: (m.system.complexity_score, m.system.hostname)):
-        system = ensure_placeable(session, member.system, actor=actor, entry_point="wave")
+        system = ensure_placeable(session, member.system, actor=actor, entry_point="wave.start")
+        ensure_department_may_use(session, system, wave.cloud_id)
         transition_system(session, system, SystemState.MIGRATING, actor=actor, reason=f"wave #{wave.id} started")
         system.target_cloud_id = wave.cloud_id
         enqueue(

@@ -808,6 +808,7 @@ def migrate_system(
         if system.state not in {SystemState.PLANNED, SystemState.MIGRATING}:
             return None
         done = completed_steps(uow.session, system_id)
+    _recheck_placement(db, system_id, wave_id, actor=actor)
     interrupt_stale_runs(db, system_id, reason="interrupted: the worker running it stopped; the migration resumed")
     outcome = None
     for step in MIGRATION_STEPS:
@@ -829,6 +830,33 @@ def migrate_system(
                 _stopped_before_cutover(db, system_id, outcome, actor=actor)
             break
     return outcome
+
+
+def _recheck_placement(db: Database, system_id: int, wave_id: int | None, *, actor: Actor | str) -> None:
+    """The classified rule and the department's clouds, checked again as the work item runs:
+    the system may have been classified, or its department lost the cloud, since its wave
+    started.  A refusal (audited by ensure_placeable) stops the migration before any step and
+    the system leaves "migrating" for "rolled_back" (its source was not touched by this run)."""
+    from cloudmgr.errors import DomainError
+    from cloudmgr.programme.models import MigrationWave
+    from cloudmgr.programme.services import ensure_department_may_use
+
+    try:
+        with db.unit_of_work() as uow:
+            system = _system(uow.session, system_id)
+            ensure_placeable(uow.session, system, actor=actor, entry_point="runbook.migrate")
+            wave = uow.session.get(MigrationWave, wave_id) if wave_id is not None else None
+            cloud_id = wave.cloud_id if wave is not None else system.target_cloud_id
+            if cloud_id is not None:
+                ensure_department_may_use(uow.session, system, cloud_id)
+    except DomainError as exc:
+        with db.unit_of_work() as uow:
+            system = _system(uow.session, system_id)
+            if system.state == SystemState.MIGRATING:
+                transition_system(
+                    uow.session, system, SystemState.ROLLED_BACK, actor=actor, reason=f"migration refused: {exc}"
+                )
+        raise
 
 
 def _stopped_before_cutover(db: Database, system_id: int, outcome: StepOutcome, *, actor: Actor | str) -> None:

@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 
 from cloudmgr.capacity.planner.cli import plan_group
 from cloudmgr.capacity.planner.synthetic import write_synthetic_csv
+from cloudmgr.runtime import Runtime
 
 HOST = ["--host-vcpus", "32", "--host-ram-gb", "256", "--host-disk-gb", "2000", "--cpu-ratio", "2"]
 
@@ -23,10 +24,20 @@ app-1,2,4,50,,,,教育厅,,
 """
 
 
+@pytest.fixture(autouse=True)
+def _database(runtime: Runtime) -> Runtime:
+    """The command reads the legacy inventory and audits refused rows (issue 14)."""
+    return runtime
+
+
 def run(tmp_path: Path, text: str, *extra: str) -> Result:
+    """These plans say explicitly that rows with an empty classification are non-classified
+    (the default refuses them as unknown: tests/capacity/test_planner_classification_attacks.py)."""
     path = tmp_path / "servers.csv"
     path.write_text(text, encoding="utf-8")
-    return CliRunner().invoke(plan_group, ["consolidate", "--servers", str(path), *HOST, *extra])
+    return CliRunner().invoke(
+        plan_group, ["consolidate", "--servers", str(path), *HOST, "--blank-is-non-classified", *extra]
+    )
 
 
 def test_good_csv_prints_the_plan(tmp_path: Path) -> None:

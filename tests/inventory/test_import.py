@@ -246,15 +246,22 @@ def test_reclassification_moves_systems_in_and_out_of_scope(seeded: Runtime) -> 
         transition_system(uow.session, m, "planned", actor="ops", reason=None)
         transition_system(uow.session, m, "migrating", actor="ops", reason=None)
     secret = {"classification": "classified", "network": "intranet"}
-    problems = problems_of(seeded, as_yaml(inventory({"a-01": host(), "b-01": host(), "m-01": host(**secret)})))
-    assert problems == [("m-01", "marked classified but already migrating: take it off the cloud first")]
-    run_import(seeded, as_yaml(inventory({"a-01": host(**secret), "b-01": host(**secret), "m-01": host()})))
+    # issue 14: classifying is never refused (the safe direction), even while migrating; the
+    # migration's next work item refuses it (and servers on the cloud would raise an alert)
+    run_import(seeded, as_yaml(inventory({"a-01": host(**secret), "b-01": host(**secret), "m-01": host(**secret)})))
     with seeded.db.unit_of_work() as uow:
-        states = dict(uow.session.execute(select(LegacySystem.hostname, LegacySystem.state)).tuples().all())
-    assert states == {"a-01": "intranet", "b-01": "intranet", "m-01": "migrating"}
-    run_import(seeded, as_yaml(inventory({"a-01": host(), "b-01": host(**secret), "m-01": host()})))
+        rows = uow.session.execute(select(LegacySystem.hostname, LegacySystem.state, LegacySystem.classification))
+        states = {host: (state, cls) for host, state, cls in rows.tuples().all()}
+    assert states == {
+        "a-01": ("intranet", "classified"),
+        "b-01": ("intranet", "classified"),
+        "m-01": ("migrating", "classified"),
+    }
+    # issue 14: declassifying through a re-import is held for an administrator's approval
+    held = run_import(seeded, as_yaml(inventory({"a-01": host(), "b-01": host(**secret), "m-01": host(**secret)})))
+    assert (held.declassifications_held, held.held_hosts) == (1, ["a-01"])
     with seeded.db.unit_of_work() as uow:
-        assert uow.session.scalar(select(LegacySystem.state).where(LegacySystem.hostname == "a-01")) == "legacy"
+        assert uow.session.scalar(select(LegacySystem.state).where(LegacySystem.hostname == "a-01")) == "intranet"
 
 
 # --- CSV ----------------------------------------------------------------------------------------------

@@ -10,4 +10,4 @@ from web.security import protect_blueprint
 bp = Blueprint("admin", __name__)
 protect_blueprint(bp, Role.ADMIN)
 
-from web.admin import views  # noqa: E402,F401  (registers the routes)
+from web.admin import declassifications, views  # noqa: E402,F401  (registers the routes)

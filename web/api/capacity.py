@@ -330,6 +330,13 @@ MAX_SERVERS_CSV = 20 * 1024 * 1024
                 "cpu_ratio_percent": {"type": "integer", "minimum": 100, "maximum": 1600, "default": 100},
                 "ram_ratio_percent": {"type": "integer", "minimum": 100, "maximum": 400, "default": 100},
                 "max_wave": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 50},
+                "blank_is_non_classified": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "Plan rows with an empty classification (and not in the legacy inventory) as "
+                    "non-classified. By default they are refused as unknown. Rows named after an inventory system "
+                    "always take the inventory's classification; classified rows are always refused.",
+                },
             },
         },
     ),
@@ -358,11 +365,20 @@ def plan_consolidation() -> Response:
     cpu_ratio = body.integer("cpu_ratio_percent", required=False, minimum=100, maximum=1600)
     ram_ratio = body.integer("ram_ratio_percent", required=False, minimum=100, maximum=400)
     max_wave = body.integer("max_wave", required=False, minimum=1, maximum=100000)
+    blank_is_non_classified = body.boolean("blank_is_non_classified", required=False, default=False)
     body.done()
     # numpy, numba and OR-Tools load here, on first use, not when the app starts.
     from cloudmgr.capacity.planner import HostSpec
     from cloudmgr.capacity.planner.plan import plan_servers_csv
 
     host = HostSpec(vcpus, float(ram_gb), float(disk_gb), (cpu_ratio or 100) / 100, (ram_ratio or 100) / 100)
-    plan = plan_servers_csv(text, host, max_wave=max_wave or 50)
+    plan = plan_servers_csv(
+        request_uow().session,
+        text,
+        host,
+        actor=api_user().username,
+        entry_point="planner.api",
+        blank_is_non_classified=bool(blank_is_non_classified),
+        max_wave=max_wave or 50,
+    )
     return jsonify(plan.as_dict())

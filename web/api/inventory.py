@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
+from cloudmgr.inventory import reclassification
 from cloudmgr.inventory.errors import InventoryInvalid
 from cloudmgr.inventory.importer import MAX_BYTES, import_inventory
 from cloudmgr.inventory.models import LegacySystem, SystemState
@@ -23,6 +24,7 @@ from web.uow import request_uow
 
 READERS = (Role.OPERATOR, Role.DEPT_STAFF, Role.DEPT_HEAD)
 OPERATORS = (Role.OPERATOR,)
+ADMINS = (Role.ADMIN,)
 MAX_PER_PAGE = 200
 MAX_PAGE = 100_000
 ID = "<int(max=2147483647):system_id>"
@@ -91,8 +93,24 @@ IMPORT_RESULT = spec.schema(
     {
         "type": "object",
         "properties": {
-            k: {"type": "integer"}
-            for k in ("total", "created", "updated", "unchanged", "out_of_scope", "rooms_created")
+            **{
+                k: {"type": "integer"}
+                for k in (
+                    "total",
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "out_of_scope",
+                    "rooms_created",
+                    "declassifications_held",
+                    "alerts_raised",
+                )
+            },
+            "held_hosts": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Systems whose lower classification waits for an administrator (not applied).",
+            },
         },
     },
 )
@@ -220,7 +238,13 @@ def import_legacy_inventory() -> Response | tuple[Response, int]:
     filename = body.string("filename", required=False, max_length=120, default="inventory.yml")
     body.done()
     try:
-        result = import_inventory(request_uow().session, content, filename=filename, actor=api_user().username)
+        result = import_inventory(
+            request_uow().session,
+            content,
+            filename=filename,
+            actor=api_user().username,
+            entry_point="inventory.import.api",
+        )
     except InventoryInvalid as exc:
         response = jsonify(
             {
@@ -238,5 +262,186 @@ def import_legacy_inventory() -> Response | tuple[Response, int]:
             "unchanged": result.unchanged,
             "out_of_scope": result.out_of_scope,
             "rooms_created": result.rooms_created,
+            "declassifications_held": result.declassifications_held,
+            "held_hosts": result.held_hosts,
+            "alerts_raised": result.alerts_raised,
         }
     )
+
+
+# --- reclassification alerts and declassification approvals (issue 14) ---------------------------
+
+ALERT = spec.schema(
+    "ReclassificationAlert",
+    {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "system_id": {"type": "integer"},
+            "hostname": {"type": "string"},
+            "state": {"type": "string", "enum": ["open", "resolved", "acknowledged"]},
+            "servers": {"type": "array", "items": {"type": "string"}, "description": "On the cloud when raised."},
+            "servers_now": {"type": "array", "items": {"type": "string"}, "description": "Still on the cloud."},
+            "raised_by": {"type": "string"},
+            "raised_at": {"type": "string", "format": "date-time"},
+            "entry_point": {"type": "string"},
+        },
+    },
+)
+DECLASSIFICATION = spec.schema(
+    "DeclassificationRequest",
+    {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "system_id": {"type": "integer"},
+            "hostname": {"type": "string"},
+            "from": {"type": "object"},
+            "to": {"type": "object"},
+            "state": {"type": "string", "enum": ["pending", "approved", "rejected"]},
+            "requested_by": {"type": "string"},
+            "requested_at": {"type": "string", "format": "date-time"},
+            "entry_point": {"type": "string"},
+            "reason": {"type": "string"},
+            "decided_by": {"type": ["string", "null"]},
+            "decided_at": {"type": ["string", "null"], "format": "date-time"},
+            "decision_reason": {"type": ["string", "null"]},
+        },
+    },
+)
+REASON_BODY = spec.schema(
+    "ReasonBody",
+    {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 2000}}},
+)
+ALERT_ID = "<int(max=2147483647):alert_id>"
+REQUEST_ID = "<int(max=2147483647):request_id>"
+
+
+def _alert_json(view: reclassification.AlertView) -> dict[str, Any]:
+    a = view.alert
+    return {
+        "id": a.id,
+        "system_id": a.system_id,
+        "hostname": a.system.hostname,
+        "state": a.state,
+        "servers": list(a.servers or []),
+        "servers_now": view.servers_now,
+        "raised_by": a.raised_by,
+        "raised_at": _iso(a.raised_at),
+        "entry_point": a.entry_point,
+    }
+
+
+def _declassification_json(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "system_id": r.system_id,
+        "hostname": r.system.hostname,
+        "from": {"classification": r.from_classification, "network": r.from_network},
+        "to": {"classification": r.to_classification, "network": r.to_network},
+        "state": r.state,
+        "requested_by": r.requested_by,
+        "requested_at": _iso(r.requested_at),
+        "entry_point": r.entry_point,
+        "reason": r.reason,
+        "decided_by": r.decided_by,
+        "decided_at": _iso(r.decided_at),
+        "decision_reason": r.decision_reason,
+    }
+
+
+@api_route(
+    "/systems/alerts",
+    summary="Open alerts: systems classified while servers for them run on the cloud",
+    description="Each stays open until its servers leave the cloud or an operator acknowledges it with a reason.",
+    tags=("systems",),
+    roles=OPERATORS,
+    response={"type": "object", "properties": {"items": {"type": "array", "items": ALERT}}},
+    operation_id="list_reclassification_alerts",
+)
+def list_reclassification_alerts() -> Response:
+    return jsonify({"items": [_alert_json(v) for v in reclassification.open_alerts(request_uow().session)]})
+
+
+@api_route(
+    f"/systems/alerts/{ALERT_ID}/close",
+    method="POST",
+    summary="Close a reclassification alert (a reason is required while servers remain on the cloud)",
+    tags=("systems",),
+    roles=OPERATORS,
+    request_body=REASON_BODY,
+    response=ALERT,
+    errors=(400, 404, 409),
+    operation_id="close_reclassification_alert",
+)
+def close_reclassification_alert(alert_id: int) -> Response:
+    body = Body(optional=True)
+    reason = body.string("reason", required=False, max_length=2000, default="")
+    body.done()
+    session = request_uow().session
+    alert = reclassification.close_alert(session, alert_id, actor=api_user().username, reason=reason)
+    return jsonify(
+        _alert_json(reclassification.AlertView(alert, reclassification.servers_on_cloud(session, alert.system)))
+    )
+
+
+@api_route(
+    "/declassifications",
+    summary="Requests to lower a system's classification",
+    description="Held instead of applied: an administrator other than the requester approves or rejects each.",
+    tags=("systems",),
+    roles=(Role.OPERATOR, Role.ADMIN),
+    parameters=[
+        {
+            "name": "state",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["pending", "approved", "rejected"], "default": "pending"},
+        }
+    ],
+    response={"type": "object", "properties": {"items": {"type": "array", "items": DECLASSIFICATION}}},
+    errors=(400,),
+    operation_id="list_declassifications",
+)
+def list_declassifications() -> Response:
+    state = query_choice("state", frozenset({"pending", "approved", "rejected"})) or "pending"
+    rows = reclassification.list_requests(request_uow().session, state=state)
+    return jsonify({"items": [_declassification_json(r) for r in rows]})
+
+
+def _decide(request_id: int, *, approve: bool) -> Response:
+    body = Body(optional=True)
+    reason = body.string("reason", required=False, max_length=2000, default="")
+    body.done()
+    decide = reclassification.approve if approve else reclassification.reject
+    decided = decide(request_uow().session, request_id, actor=api_user().actor, reason=reason)
+    return jsonify(_declassification_json(decided))
+
+
+@api_route(
+    f"/declassifications/{REQUEST_ID}/approve",
+    method="POST",
+    summary="Approve a declassification (administrators; never your own request)",
+    tags=("systems",),
+    roles=ADMINS,
+    request_body=REASON_BODY,
+    response=DECLASSIFICATION,
+    errors=(400, 403, 404, 409),
+    operation_id="approve_declassification",
+)
+def approve_declassification(request_id: int) -> Response:
+    return _decide(request_id, approve=True)
+
+
+@api_route(
+    f"/declassifications/{REQUEST_ID}/reject",
+    method="POST",
+    summary="Reject a declassification (administrators; a reason is required)",
+    tags=("systems",),
+    roles=ADMINS,
+    request_body=REASON_BODY,
+    response=DECLASSIFICATION,
+    errors=(400, 403, 404, 409),
+    operation_id="reject_declassification",
+)
+def reject_declassification(request_id: int) -> Response:
+    return _decide(request_id, approve=False)

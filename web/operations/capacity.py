@@ -10,6 +10,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 
 from cloudmgr.capacity import consolidation
 from cloudmgr.capacity.errors import CapacityCsvInvalid
@@ -92,7 +93,7 @@ def import_capacity() -> ResponseReturnValue:
 def _run_form(formdata: Any = None) -> PlanRunForm:
     form = PlanRunForm() if formdata is None else PlanRunForm(formdata=formdata)
     locale = current_locale()
-    form.cloud.choices = [(c.key, c.display_name(locale)) for c in org.list_clouds(request_uow().session)]
+    form.cloud.choices = [SelectChoice(c.key, c.display_name(locale)) for c in org.list_clouds(request_uow().session)]
     return form
 
 
@@ -104,7 +105,9 @@ def _runs_page(form: PlanRunForm, status: int = 200) -> ResponseReturnValue:
 @bp.get("/consolidation")
 def consolidation_runs() -> ResponseReturnValue:
     form = PlanRunForm(formdata=None)
-    form.cloud.choices = [(c.key, c.display_name(current_locale())) for c in org.list_clouds(request_uow().session)]
+    form.cloud.choices = [
+        SelectChoice(c.key, c.display_name(current_locale())) for c in org.list_clouds(request_uow().session)
+    ]
     return _runs_page(form)
 
 
@@ -210,7 +213,15 @@ def run_planner() -> ResponseReturnValue:
             float(form.cpu_ratio.data),
             float(form.ram_ratio.data),
         )
-        plan = plan_servers_csv(text, host, max_wave=form.max_wave.data)
+        plan = plan_servers_csv(
+            request_uow().session,
+            text,
+            host,
+            actor=require_user().username,
+            entry_point="planner.page",
+            blank_is_non_classified=bool(form.blank_is_non_classified.data),
+            max_wave=form.max_wave.data,
+        )
     except DomainError as exc:
         form.form_errors.extend(_problems(exc))
         return render_template("capacity/planner.html", form=form, plan=None), 400

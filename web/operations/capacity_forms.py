@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
-from wtforms import DecimalField, IntegerField, SelectField, SubmitField
+from wtforms import BooleanField, DecimalField, IntegerField, SelectField, SubmitField
 from wtforms.validators import InputRequired, NumberRange
 
 from web.forms import SafeForm
@@ -49,5 +49,10 @@ class PlannerForm(SafeForm):
         _l("Servers per wave (at most)"),
         default=PLANNER_MAX_WAVE,
         validators=[InputRequired(), NumberRange(min=1, max=100000)],
+    )
+    # Unticked (the default), a row that says nothing about its classification and is not in the
+    # inventory is refused: blank must never silently count as non-classified (issue 14).
+    blank_is_non_classified = BooleanField(
+        _l("Rows with an empty classification are non-classified (I checked them)"), default=False
     )
     submit = SubmitField(_l("Plan"))

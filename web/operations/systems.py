@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import SubmitField
 
+from cloudmgr.errors import DomainError
+from cloudmgr.inventory import reclassification
 from cloudmgr.inventory.errors import InventoryInvalid
 from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.inventory.models import LegacySystem, SystemState
@@ -23,6 +25,8 @@ from web.forms import SafeForm
 from web.operations import bp
 from web.security import require_user
 from web.selfservice import pages
+from web.selfservice.display import refusal_text
+from web.selfservice.forms import ButtonForm
 from web.uow import request_uow, restart_request_uow
 
 PER_PAGE = 50
@@ -61,6 +65,11 @@ AUDIT_ACTION_LABELS: Mapping[str, object] = {
     "legacy_system.transition": _l("State changed"),
     "legacy_system.placement_refused": _l("Placement refused (classified)"),
     "legacy_system.target_set": _l("Target cloud set"),
+    "legacy_system.declassification_requested": _l("Declassification requested (waits for an administrator)"),
+    "legacy_system.declassification_approved": _l("Declassification approved"),
+    "legacy_system.declassification_rejected": _l("Declassification rejected"),
+    "legacy_system.reclassified_on_cloud": _l("Classified with servers on the cloud (alert)"),
+    "legacy_system.reclassification_alert_closed": _l("Reclassification alert closed"),
 }
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
@@ -146,6 +155,8 @@ def systems() -> ResponseReturnValue:
         states=list(SystemState),
         filters=args,
         upload_form=InventoryUploadForm(formdata=None),
+        alerts=reclassification.open_alerts(session),
+        pending_declassifications=reclassification.list_requests(session, state="pending"),
     )
 
 
@@ -158,6 +169,8 @@ def system_detail(system_id: int) -> ResponseReturnValue:
         system=system,
         used_by=dependants(session, system),
         history=state_history(session, system),
+        alerts=reclassification.open_alerts(session, system_id=system.id),
+        pending_declassifications=reclassification.list_requests(session, state="pending", system_id=system.id),
     )
 
 
@@ -189,7 +202,13 @@ def import_systems() -> ResponseReturnValue:
         form.inventory_file.errors.append(_("The file is not UTF-8 text."))
         return _import_page(form, status=400)
     try:
-        result = import_inventory(request_uow().session, text, filename=name, actor=require_user().username)
+        result = import_inventory(
+            request_uow().session,
+            text,
+            filename=name,
+            actor=require_user().username,
+            entry_point="inventory.import.page",
+        )
     except InventoryInvalid as exc:
         restart_request_uow()
         form.form_errors.append(
@@ -209,4 +228,44 @@ def import_systems() -> ResponseReturnValue:
         ),
         "success",
     )
+    if result.declassifications_held:
+        flash(
+            _(
+                "%(count)d declassification(s) were held for an administrator's approval and not applied: %(hosts)s",
+                count=result.declassifications_held,
+                hosts=", ".join(result.held_hosts),
+            ),
+            "warning",
+        )
+    if result.alerts_raised:
+        flash(
+            _(
+                "%(count)d system(s) became classified with servers on the cloud: see the alerts.",
+                count=result.alerts_raised,
+            ),
+            "error",
+        )
     return redirect(url_for("ops.systems"))
+
+
+@bp.post("/systems/alerts/<int(max=2147483647):alert_id>/close")
+def close_reclassification_alert(alert_id: int) -> ResponseReturnValue:
+    """Close an alert: resolved once the servers left the cloud, else acknowledged with a reason."""
+    back = request.form.get("back") == "system"
+    if not ButtonForm().validate_on_submit():
+        flash(_("The form expired; please try again."), "error")
+        return redirect(url_for("ops.systems")), 303
+    try:
+        alert = reclassification.close_alert(
+            request_uow().session, alert_id, actor=require_user().username, reason=request.form.get("reason", "")
+        )
+    except DomainError as exc:
+        restart_request_uow()
+        if exc.http_status == 404:
+            abort(404)
+        flash(refusal_text(exc), "error")
+        return redirect(url_for("ops.systems", _anchor="alerts")), 303
+    flash(_("The alert about %(host)s is closed.", host=alert.system.hostname), "success")
+    if back:
+        return redirect(url_for("ops.system_detail", system_id=alert.system_id))
+    return redirect(url_for("ops.systems", _anchor="alerts"))

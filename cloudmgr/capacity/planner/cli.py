@@ -112,6 +112,12 @@ def _collector_paused(command: Callable[P, None]) -> Callable[P, None]:
 @click.option(
     "--allow-oversized", is_flag=True, help="report servers larger than a host as unplaced instead of failing"
 )
+@click.option(
+    "--blank-is-non-classified",
+    is_flag=True,
+    help="plan rows with an empty classification (and not in the legacy inventory) as non-classified; "
+    "by default they are refused as unknown",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
 @_collector_paused
 def consolidate(
@@ -127,9 +133,19 @@ def consolidate(
     exact: bool | None,
     time_limit: float,
     allow_oversized: bool,
+    blank_is_non_classified: bool,
     as_json: bool,
 ) -> None:
-    """Plan how many hosts the servers need, where each goes, and the migration waves."""
+    """Plan how many hosts the servers need, where each goes, and the migration waves.
+
+    Rows named after a legacy inventory system take the inventory's classification; classified
+    rows, and rows whose classification is empty (unless --blank-is-non-classified), are refused
+    and each refusal is audited."""
+    import getpass
+
+    from cloudmgr.capacity.planner.guard import apply_inventory_rules, audit_refusals
+    from cloudmgr.runtime import get_runtime
+
     try:
         host = HostSpec(host_vcpus, host_ram_gb, host_disk_gb, cpu_ratio, ram_ratio)
         if not servers_file.is_file():
@@ -138,7 +154,12 @@ def consolidate(
             inventory = read_servers_csv(servers_file, headroom=headroom, default_zone=Zone(default_zone))
         except UnicodeDecodeError as exc:
             raise PlannerInputError([f"{servers_file}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
+        db = get_runtime().db
+        with db.unit_of_work() as uow:  # read only: no transaction stays open while the planner works
+            refusals = apply_inventory_rules(uow.session, inventory, blank_is_non_classified=blank_is_non_classified)
         plan = plan_inventory(inventory, host, max_wave=max_wave, exact=exact, time_limit=time_limit)
+        with db.unit_of_work() as uow:
+            audit_refusals(uow.session, refusals, actor=f"cli:{getpass.getuser()}", entry_point="planner.cli")
         if plan.unplaced and not allow_oversized:
             raise PlannerInputError(
                 [(f"line {r.line}: " if r.line else "") + f"{r.name}: {r.reason}" for r in plan.unplaced[:20]]
@@ -167,7 +188,7 @@ def _print_plan(plan: ConsolidationPlan) -> None:
     for e in plan.exact:
         how = "lower bound reached" if e.method == "bound" else f"CP-SAT, {e.seconds:.1f} s"
         echo(f"  exact ({e.zone}): {e.status}, {e.hosts} hosts, best bound {e.best_bound}, gap {e.gap:.2%} ({how})")
-    echo(f"placed: {len(plan.placements)}   refused (classified): {len(plan.refused)}   unplaced: {len(plan.unplaced)}")
+    echo(f"placed: {len(plan.placements)}   refused: {len(plan.refused)}   unplaced: {len(plan.unplaced)}")
     echo("")
     echo("hosts:")
     for h in plan.hosts:

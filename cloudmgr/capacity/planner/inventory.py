@@ -3,7 +3,12 @@
 The CSV has a header line with the columns ``name,vcpus,ram_gb,disk_gb`` and, optionally,
 ``cpu_p95,ram_p95`` (0–1 fractions), ``anti_affinity`` (a group name: members go to distinct
 hosts), ``department``, ``zone`` (``internet`` | ``extranet``; empty means the default zone)
-and ``classification`` (``classified`` | ``non-classified``; empty means non-classified).
+and ``classification`` (``classified`` | ``non-classified``).  An empty classification is
+*unknown*, kept apart in ``classification_blank``: the planner library reads it as
+non-classified, but every entry point a person uses (API, page, ``cloudmgr plan consolidate``)
+goes through :mod:`cloudmgr.capacity.planner.guard`, which refuses it unless the operator says
+blanks are non-classified, and takes the classification of a row named after an inventory
+system from the inventory.
 Columns may come in any order; unknown columns are ignored. Every problem is reported with
 its line number, all at once (up to a limit).
 """
@@ -16,7 +21,7 @@ import itertools
 import math
 import operator
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -57,6 +62,10 @@ class Inventory:
     zone: npt.NDArray[np.int8]  # 0 internet, 1 extranet
     classified: npt.NDArray[np.bool_]
     lines: npt.NDArray[np.int64]  # CSV line of each server, 0 when unknown
+    #: the row did not say whether it is classified (empty cell, or no column)
+    classification_blank: npt.NDArray[np.bool_]
+    #: why a refused server is refused, when not simply "classified" (row index → reason)
+    refusal_reasons: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -111,9 +120,9 @@ class _Builder:
         self.group_ids: dict[str, int] = {}
         self.dept_ids: dict[str, int] = {}  # in order of first appearance
         self.chunks: dict[str, list[npt.NDArray[Any]]] = {
-            k: [] for k in ("declared", "cpu95", "ram95", "group", "dept", "zone", "classified", "lines")
+            k: [] for k in ("declared", "cpu95", "ram95", "group", "dept", "zone", "classified", "lines", "blank")
         }
-        self.rows: list[tuple[float, float, float, float, float, int, int, int, bool, int]] = []
+        self.rows: list[tuple[float, float, float, float, float, int, int, int, bool, int, bool]] = []
 
     # -- one row ----------------------------------------------------------------------------
 
@@ -156,7 +165,9 @@ class _Builder:
             else:
                 z = code
         classified = False
-        if classification and classification.strip():
+        blank = not (classification and classification.strip())
+        if not blank:
+            assert classification is not None
             c = classification.strip().lower()
             if c == Classification.CLASSIFIED.value:
                 classified = True
@@ -183,6 +194,7 @@ class _Builder:
                 z,
                 classified,
                 line,
+                blank,
             )
         )
 
@@ -208,6 +220,7 @@ class _Builder:
         self.chunks["zone"].append(np.asarray(cols[7], dtype=np.int8))
         self.chunks["classified"].append(np.asarray(cols[8], dtype=np.bool_))
         self.chunks["lines"].append(np.asarray(cols[9], dtype=np.int64))
+        self.chunks["blank"].append(np.asarray(cols[10], dtype=np.bool_))
 
     # -- a batch of clean CSV rows ------------------------------------------------------------
 
@@ -246,6 +259,7 @@ class _Builder:
             return False
         zones = np.full(n, self.default_zone, dtype=np.int8)
         classified = np.zeros(n, dtype=np.bool_)
+        blank_class = np.ones(n, dtype=np.bool_)
         try:
             if "zone" in cols:
                 z = np.fromiter(map(_ZONES_EXACT.__getitem__, cols["zone"]), dtype=np.int8, count=n)
@@ -253,6 +267,7 @@ class _Builder:
             if "classification" in cols:
                 c = np.fromiter(map(_CLASSES_EXACT.__getitem__, cols["classification"]), dtype=np.int8, count=n)
                 classified = c == 1
+                blank_class = c == -1
         except KeyError:
             return False
         # all clean: keep the batch
@@ -278,6 +293,7 @@ class _Builder:
             ("zone", zones),
             ("classified", classified),
             ("lines", lines),
+            ("blank", blank_class),
         ):
             self.chunks[key].append(value)
         return True
@@ -304,6 +320,7 @@ class _Builder:
             "zone": np.zeros(0, dtype=np.int8),
             "classified": np.zeros(0, dtype=np.bool_),
             "lines": np.zeros(0, dtype=np.int64),
+            "blank": np.zeros(0, dtype=np.bool_),
         }
         col: dict[str, npt.NDArray[Any]] = {k: (np.concatenate(v) if v else empty[k]) for k, v in self.chunks.items()}
         # departments: codes in name order, those without a department last
@@ -326,11 +343,12 @@ class _Builder:
             zone=col["zone"],
             classified=col["classified"],
             lines=col["lines"],
+            classification_blank=col["blank"],
         )
 
 
 _ZONES_EXACT: dict[str, int] = {**ZONE_CODES, "": -1}
-_CLASSES_EXACT: dict[str, int] = {"": 0, Classification.NON_CLASSIFIED.value: 0, Classification.CLASSIFIED.value: 1}
+_CLASSES_EXACT: dict[str, int] = {"": -1, Classification.NON_CLASSIFIED.value: 0, Classification.CLASSIFIED.value: 1}
 BATCH_ROWS = 65536
 BLOCK_CHARS = 4 << 20  # characters of CSV text converted at once
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,9 @@ from cloudmgr.capacity.planner.model import (
 )
 from cloudmgr.capacity.planner.packing import fits_empty_host, pack_vectors
 from cloudmgr.capacity.planner.waves import build_waves
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 EXACT_LIMIT = 2000
 EXACT_TIME_LIMIT = 60.0
@@ -99,7 +103,8 @@ def plan_inventory(
     lines = inventory.lines
 
     refused = [
-        Refusal(names[i], CLASSIFIED_REASON, int(lines[i]) or None) for i in np.flatnonzero(inventory.classified)
+        Refusal(names[i], inventory.refusal_reasons.get(int(i), CLASSIFIED_REASON), int(lines[i]) or None)
+        for i in np.flatnonzero(inventory.classified)
     ]
     fits = fits_empty_host(demand, capacity) if n else np.zeros(0, dtype=np.bool_)
     candidates = ~inventory.classified
@@ -167,11 +172,26 @@ def plan_inventory(
 INTERACTIVE_TIME_LIMIT = 10.0
 
 
-def plan_servers_csv(text: str, host: HostSpec, *, max_wave: int = DEFAULT_MAX_WAVE) -> ConsolidationPlan:
-    """Plan an uploaded servers CSV (the same columns as `cloudmgr plan consolidate`) while someone waits."""
+def plan_servers_csv(
+    session: Session,
+    text: str,
+    host: HostSpec,
+    *,
+    actor: str,
+    entry_point: str,
+    blank_is_non_classified: bool = False,
+    max_wave: int = DEFAULT_MAX_WAVE,
+) -> ConsolidationPlan:
+    """Plan an uploaded servers CSV (the same columns as `cloudmgr plan consolidate`) while someone
+    waits: the inventory's classification and the blank rule first
+    (:mod:`cloudmgr.capacity.planner.guard`), each refused row audited in ``session``."""
     import io
 
+    from cloudmgr.capacity.planner.guard import apply_inventory_rules, audit_refusals
     from cloudmgr.capacity.planner.inventory import read_servers_csv
 
     inventory = read_servers_csv(io.StringIO(text, newline=""))
-    return plan_inventory(inventory, host, max_wave=max_wave, time_limit=INTERACTIVE_TIME_LIMIT)
+    refusals = apply_inventory_rules(session, inventory, blank_is_non_classified=blank_is_non_classified)
+    plan = plan_inventory(inventory, host, max_wave=max_wave, time_limit=INTERACTIVE_TIME_LIMIT)
+    audit_refusals(session, refusals, actor=actor, entry_point=entry_point)
+    return plan
