@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from cloudmgr.errors import DomainError
@@ -28,7 +29,9 @@ _REASON = [InputRequired(_l("Say why: it is stored and audited.")), Length(max=2
 
 class MigrateForm(SafeForm):
     kind = SelectField(
-        _l("Migration"), choices=[("live", _l("Live migration")), ("cold", _l("Cold migration"))], default="live"
+        _l("Migration"),
+        choices=[SelectChoice("live", _l("Live migration")), SelectChoice("cold", _l("Cold migration"))],
+        default="live",
     )
     cloud = SelectField(_l("Cloud"), validators=[InputRequired()])
     server_id = StringField(_l("Server ID on the cloud"), validators=[InputRequired(), Length(max=64)])
@@ -55,7 +58,11 @@ class CrossCloudForm(SafeForm):
     department = StringField(_l("Target department key (empty: the server's own)"), validators=[Length(max=64)])
     zone = SelectField(
         _l("Zone"),
-        choices=[("", _l("The server's zone")), ("internet", _l("Internet")), ("extranet", _l("E-gov extranet"))],
+        choices=[
+            SelectChoice("", _l("The server's zone")),
+            SelectChoice("internet", _l("Internet")),
+            SelectChoice("extranet", _l("E-gov extranet")),
+        ],
         default="",
     )
     reason = TextAreaField(_l("Reason"), validators=_REASON)
@@ -68,7 +75,7 @@ class MoveActionForm(SafeForm):
 
 def _forms(formdata: Any = None) -> dict[str, FlaskForm]:
     locale = current_locale()
-    clouds = [(c.key, c.display_name(locale)) for c in org.list_clouds(request_uow().session) if c.enabled]
+    clouds = [SelectChoice(c.key, c.display_name(locale)) for c in org.list_clouds(request_uow().session) if c.enabled]
     forms: dict[str, FlaskForm] = {
         "migrate": MigrateForm(prefix="m", formdata=formdata),
         "drain": DrainForm(prefix="d", formdata=formdata),

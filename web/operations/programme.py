@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import DateField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from cloudmgr.errors import DomainError
@@ -70,7 +71,7 @@ class WaveForm(SafeForm):
     cloud = SelectField(_l("Target cloud"), validators=[InputRequired()])
     zone = SelectField(
         _l("Network zone"),
-        choices=[("extranet", _l("E-government extranet")), ("internet", _l("Internet"))],
+        choices=[SelectChoice("extranet", _l("E-government extranet")), SelectChoice("internet", _l("Internet"))],
         validators=[InputRequired()],
     )
     window_start = DateField(_l("Window starts"), validators=[InputRequired(_l("Give a date (YYYY-MM-DD)."))])
@@ -88,7 +89,9 @@ class WaveForm(SafeForm):
 def _wave_form(formdata: Any = "default") -> WaveForm:
     form = WaveForm() if formdata == "default" else WaveForm(formdata=formdata)
     locale = current_locale()
-    form.cloud.choices = [(c.key, c.display_name(locale)) for c in org.list_clouds(request_uow().session) if c.enabled]
+    form.cloud.choices = [
+        SelectChoice(c.key, c.display_name(locale)) for c in org.list_clouds(request_uow().session) if c.enabled
+    ]
     return form
 
 
