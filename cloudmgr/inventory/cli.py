@@ -196,18 +196,25 @@ def inventory_plan(host_vcpus: int, host_ram_gb: float, host_disk_gb: float, dep
 # --- declassification approvals and reclassification alerts (issue 14) ----------------------------
 
 
-def _cli_user(username: str) -> Actor:
-    """The named cloudmgr user acting at the console (approvals need a real administrator)."""
-    from sqlalchemy import select
+def _cli_user(username: str, password: str) -> Actor:
+    """The named cloudmgr user acting at the console, proven by their password.
 
+    A typed name alone would let one person at the console be the "second person" of a
+    declassification themselves: the administrator who decides logs in, as on the web (local
+    account or the configured directory; failures counted, locked out and audited alike)."""
+    from cloudmgr.identity import services as identity
     from cloudmgr.organisation.actor import Actor
-    from cloudmgr.organisation.models import User
 
-    with get_runtime().db.unit_of_work() as uow:
-        user = uow.session.scalar(select(User).where(User.username == username, User.active.is_(True)))
-        if user is None:
-            raise click.ClickException(f"no active user {username!r}")
-        return Actor.of(user)
+    runtime = get_runtime()
+    refusal: CloudmgrError | None = None
+    with runtime.db.unit_of_work() as uow:
+        try:
+            actor = Actor.of(identity.login(uow.session, runtime.settings, username, password))
+        except CloudmgrError as exc:  # the failure is counted and audited: commit it, then refuse
+            refusal = exc
+    if refusal is not None:
+        raise click.ClickException(f"{username}: {refusal}")
+    return actor
 
 
 @inventory.command("declassifications")
@@ -232,12 +239,20 @@ def inventory_declassifications(state: str) -> None:
 @click.argument("request_id", type=click.IntRange(1, 2**31 - 1))
 @click.option("--approve/--reject", "approve", required=True)
 @click.option("--as", "username", required=True, help="the administrator deciding (not the requester)")
+@click.option(
+    "--password",
+    prompt="password of the deciding administrator",
+    hide_input=True,
+    help="prompted (hidden) when not given; read from standard input when it is not a terminal",
+)
 @click.option("--reason", default="", help="why (required to reject)")
-def inventory_decide_declassification(request_id: int, approve: bool, username: str, reason: str) -> None:
-    """Approve or reject a declassification request (administrators; never your own)."""
+def inventory_decide_declassification(
+    request_id: int, approve: bool, username: str, password: str, reason: str
+) -> None:
+    """Approve or reject a declassification request (administrators, by their password; never your own)."""
     from cloudmgr.inventory import reclassification
 
-    actor = _cli_user(username)
+    actor = _cli_user(username, password)
     try:
         with get_runtime().db.unit_of_work() as uow:
             decide = reclassification.approve if approve else reclassification.reject

@@ -111,9 +111,9 @@ def _pending(rt: Runtime, system_id: int) -> list[DeclassificationRequest]:
         return rows
 
 
-def _cli(rt: Runtime, *args: str) -> Any:
+def _cli(rt: Runtime, *args: str, input_text: str | None = None) -> Any:
     env = {"CLOUDMGR_DATABASE_URL": rt.settings.database_url, "CLOUDMGR_INSTANCE_PATH": str(rt.settings.instance_path)}
-    return CliRunner().invoke(main, list(args), env=env)
+    return CliRunner().invoke(main, list(args), env=env, input=input_text)
 
 
 def _assert_still_classified(rt: Runtime, system_id: int) -> None:
@@ -224,8 +224,43 @@ def test_an_administrator_rejects_through_the_api_and_the_cli_lists_it(app: Flas
     assert [e.actor for e in _events(seeded, "legacy_system.declassification_rejected", system_id)] == [ADMIN]
     result = _cli(seeded, "inventory", "declassifications", "--state", "rejected")
     assert result.exit_code == 0 and "edu-secret-01" in result.output and "still secret" in result.output
-    result = _cli(seeded, "inventory", "decide-declassification", str(request.id), "--approve", "--as", SECOND_ADMIN)
+    result = _cli(
+        seeded,
+        "inventory",
+        "decide-declassification",
+        str(request.id),
+        "--approve",
+        "--as",
+        SECOND_ADMIN,
+        input_text=SECOND_ADMIN_PASSWORD + "\n",
+    )
     assert result.exit_code != 0 and "already rejected" in result.output
+
+
+def test_attack_at_the_console_a_typed_administrator_name_is_not_a_second_person(app: Flask, seeded: Runtime) -> None:
+    """Whoever sits at the console must be the deciding administrator: their password, not just their name."""
+    system_id = _seed_classified(seeded)
+    Api(app.test_client(), seeded, OPERATOR).call(
+        "POST", "/api/v1/systems/import", {"content": as_yaml(inventory({"edu-secret-01": host(**OPEN)}))}
+    )
+    (request,) = _pending(seeded, system_id)
+    args = ("inventory", "decide-declassification", str(request.id), "--approve", "--as", SECOND_ADMIN)
+    result = _cli(seeded, *args, input_text="a guess at the password\n")
+    assert result.exit_code != 0 and SECOND_ADMIN in result.output
+    _assert_still_classified(seeded, system_id)
+    assert _pending(seeded, system_id)
+    with seeded.db.unit_of_work() as uow:
+        failures = uow.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "auth.login_failed", AuditEvent.actor == SECOND_ADMIN)
+        ).all()
+        assert failures, "the failed console login is audited"
+    result = _cli(seeded, *args, input_text=SECOND_ADMIN_PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert "approved" in result.output
+    system = _system(seeded, system_id)
+    assert system.classification == "non_classified"
+    (event,) = _events(seeded, "legacy_system.declassification_approved", system_id)
+    assert event.actor == SECOND_ADMIN
 
 
 def test_attack_classifying_a_system_with_a_server_on_the_cloud_alerts_the_operators(
