@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from cloudmgr.config import load_settings
+from cloudmgr.console import acting_user_options, console_actor
 from cloudmgr.errors import CloudmgrError
 from cloudmgr.runtime import Runtime, get_runtime, set_runtime
 
@@ -543,14 +544,6 @@ def requests_group() -> None:
     """VM requests (the operator's view)."""
 
 
-def _operator_actor(username: str) -> Any:
-    from cloudmgr.organisation import services as org_services
-    from cloudmgr.organisation.actor import Actor
-
-    with get_runtime().db.unit_of_work() as uow:
-        return Actor.of(org_services.get_user_by_name(uow.session, username))
-
-
 @requests_group.command("list")
 @click.option("--state", default=None)
 @click.option("--cloud", "cloud_key", default=None)
@@ -606,14 +599,14 @@ def requests_show(request_id: int) -> None:
 
 @requests_group.command("approve")
 @click.argument("request_id", type=int)
-@click.option("--as", "username", required=True, help="the approving user (their role must be the next step)")
+@acting_user_options("the approving user (their role must be the next step)")
 @click.option("--reason", default="")
 @domain_errors
-def requests_approve(request_id: int, username: str, reason: str) -> None:
-    """Approve the current step of a request as USERNAME."""
+def requests_approve(request_id: int, username: str, password: str, reason: str) -> None:
+    """Approve the current step of a request as USERNAME (who gives their password)."""
     from cloudmgr.servicerequests.services import approve_request
 
-    actor = _operator_actor(username)
+    actor = console_actor(username, password)
     with get_runtime().db.unit_of_work() as uow:
         request = approve_request(uow.session, actor, request_id, reason=reason)
         state, next_role = request.state, request.next_role

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from cloudmgr.console import acting_user_options, console_actor
 from cloudmgr.errors import CloudmgrError
 from cloudmgr.runtime import get_runtime
 
 if TYPE_CHECKING:
-    from cloudmgr.organisation.actor import Actor
+    pass
 
 
 def _actor() -> str:
@@ -196,27 +197,6 @@ def inventory_plan(host_vcpus: int, host_ram_gb: float, host_disk_gb: float, dep
 # --- declassification approvals and reclassification alerts (issue 14) ----------------------------
 
 
-def _cli_user(username: str, password: str) -> Actor:
-    """The named cloudmgr user acting at the console, proven by their password.
-
-    A typed name alone would let one person at the console be the "second person" of a
-    declassification themselves: the administrator who decides logs in, as on the web (local
-    account or the configured directory; failures counted, locked out and audited alike)."""
-    from cloudmgr.identity import services as identity
-    from cloudmgr.organisation.actor import Actor
-
-    runtime = get_runtime()
-    refusal: CloudmgrError | None = None
-    with runtime.db.unit_of_work() as uow:
-        try:
-            actor = Actor.of(identity.login(uow.session, runtime.settings, username, password))
-        except CloudmgrError as exc:  # the failure is counted and audited: commit it, then refuse
-            refusal = exc
-    if refusal is not None:
-        raise click.ClickException(f"{username}: {refusal}")
-    return actor
-
-
 @inventory.command("declassifications")
 @click.option("--state", type=click.Choice(["pending", "approved", "rejected"]), default="pending", show_default=True)
 def inventory_declassifications(state: str) -> None:
@@ -238,13 +218,7 @@ def inventory_declassifications(state: str) -> None:
 @inventory.command("decide-declassification")
 @click.argument("request_id", type=click.IntRange(1, 2**31 - 1))
 @click.option("--approve/--reject", "approve", required=True)
-@click.option("--as", "username", required=True, help="the administrator deciding (not the requester)")
-@click.option(
-    "--password",
-    prompt="password of the deciding administrator",
-    hide_input=True,
-    help="prompted (hidden) when not given; read from standard input when it is not a terminal",
-)
+@acting_user_options("the administrator deciding (not the requester)")
 @click.option("--reason", default="", help="why (required to reject)")
 def inventory_decide_declassification(
     request_id: int, approve: bool, username: str, password: str, reason: str
@@ -252,7 +226,7 @@ def inventory_decide_declassification(
     """Approve or reject a declassification request (administrators, by their password; never your own)."""
     from cloudmgr.inventory import reclassification
 
-    actor = _cli_user(username, password)
+    actor = console_actor(username, password)
     try:
         with get_runtime().db.unit_of_work() as uow:
             decide = reclassification.approve if approve else reclassification.reject

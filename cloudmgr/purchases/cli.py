@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from cloudmgr.console import acting_user_options, console_actor
 from cloudmgr.errors import CloudmgrError
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
@@ -29,12 +30,8 @@ def _domain_errors(func: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def _finance_actor(username: str) -> Actor:
-    from cloudmgr.organisation import services as org
-    from cloudmgr.runtime import get_runtime
-
-    with get_runtime().db.unit_of_work() as uow:
-        actor = Actor.of(org.get_user_by_name(uow.session, username))
+def _finance_actor(username: str, password: str) -> Actor:
+    actor = console_actor(username, password)
     if actor.role != Role.FINANCE:
         raise click.ClickException(f"{username} is not a finance reviewer")
     return actor
@@ -109,16 +106,18 @@ def purchases_show(purchase_id: int) -> None:
 @click.option(
     "--basis", default=None, help="why it is blocked: cloud_provides, server_room, duplicate, migrating, other"
 )
-@click.option("--as", "username", required=True, help="the finance reviewer deciding")
+@acting_user_options("the finance reviewer deciding")
 @_domain_errors
-def purchases_decide(purchase_id: int, decision: str | None, reason: str, basis: str | None, username: str) -> None:
-    """Approve, block or return a purchase request."""
+def purchases_decide(
+    purchase_id: int, decision: str | None, reason: str, basis: str | None, username: str, password: str
+) -> None:
+    """Approve, block or return a purchase request, as a finance reviewer who gives their password."""
     from cloudmgr.purchases import services
     from cloudmgr.runtime import get_runtime
 
     if decision is None:
         raise click.UsageError("choose --approve, --block or --return")
-    actor = _finance_actor(username)
+    actor = _finance_actor(username, password)
     with get_runtime().db.unit_of_work() as uow:
         p = services.decide_purchase(uow.session, actor, purchase_id, decision=decision, reason=reason, basis=basis)
         click.echo(f"purchase #{p.id} {p.state}")

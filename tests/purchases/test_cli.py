@@ -8,15 +8,18 @@ from cloudmgr.cli import main
 from cloudmgr.purchases import services
 from tests.journey_fixtures import Journey
 from tests.purchases.helpers import server_form
+from tests.web.helpers import PASSWORDS
 
 
 def _run(pj: Journey, *args: str) -> Result:
+    """The command; a decision ``--as`` someone is given that user's demo password, as typed at the prompt."""
     env = {
         "CLOUDMGR_INSTANCE_PATH": str(pj.rt.settings.instance_path),
         "CLOUDMGR_DATABASE_URL": pj.rt.settings.database_url,
         "CLOUDMGR_CLOUD_PROVIDER": "simulated",
     }
-    return CliRunner().invoke(main, list(args), env=env)
+    acting = args[args.index("--as") + 1] if "--as" in args else None
+    return CliRunner().invoke(main, list(args), env=env, input=f"{PASSWORDS[acting]}\n" if acting else None)
 
 
 def test_purchases_cli(pj: Journey) -> None:
@@ -37,6 +40,16 @@ def test_purchases_cli(pj: Journey) -> None:
     ):
         result = _run(pj, *args)
         assert result.exit_code != 0 and message in result.output, (args, result.output)
+    wrong = CliRunner().invoke(
+        main,
+        ["purchases", "decide", str(pid), "--block", "--reason", "云上已有", "--as", "finance"],
+        env={
+            "CLOUDMGR_INSTANCE_PATH": str(pj.rt.settings.instance_path),
+            "CLOUDMGR_DATABASE_URL": pj.rt.settings.database_url,
+        },
+        input="not-finance's-password\n",
+    )
+    assert wrong.exit_code != 0 and "finance:" in wrong.output  # a typed name is not the reviewer
     decided = _run(pj, "purchases", "decide", str(pid), "--block", "--reason", "云上已有", "--as", "finance")
     assert decided.exit_code == 0 and f"purchase #{pid} blocked" in decided.output
     showback = _run(pj, "showback", "--csv")
