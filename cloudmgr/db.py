@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, insert
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -125,13 +126,66 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# --- rows that outlive a rollback, and rows that are never changed ---------------------------------
+
+_SURVIVE_ROLLBACK = "cloudmgr.db.rows_that_survive_rollback"
+ModelT = TypeVar("ModelT", bound="Base")
+
+
+def add_surviving_rollback(session: Session, model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """Add a ``model`` row built from ``values`` to ``session``, kept even if the caller rolls back.
+
+    For the record of a refusal: the refused action's transaction usually rolls back (the error
+    propagates out of its unit of work, or the web layer discards a 4xx request's writes), and
+    the record must not go with it.  When the transaction commits, the row commits with it; when
+    it rolls back, the row is inserted again in a transaction of its own, once the caller's has
+    ended and released its connection (so it never nests inside it, nor waits on SQLite's one
+    write lock).  Only sessions of a :class:`Database` do this."""
+    row = model(**values)
+    session.add(row)
+    session.info.setdefault(_SURVIVE_ROLLBACK, []).append((row, model, dict(values)))
+    return row
+
+
+def _write_rows_lost_to_rollback(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None:
+        return
+    pending = session.info.pop(_SURVIVE_ROLLBACK, None)
+    if not pending:
+        return
+    lost = [(model, values) for row, model, values in pending if not sa_inspect(row).has_identity]
+    if not lost:
+        return  # committed with the caller's transaction
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    for model, values in lost:
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(model).values(**values))
+        except Exception:  # never hide the caller's own error behind this one
+            log.exception("could not write a %s row that must survive a rollback: %s", model.__name__, values)
+
+
+def _refuse_changes_to_append_only_rows(session: Session, _context: Any, _instances: Any) -> None:
+    """Models with ``__append_only__`` (the error class to raise) are inserted, never changed or deleted."""
+    for obj in list(session.dirty) + list(session.deleted):
+        error = getattr(type(obj), "__append_only__", None)
+        if error is not None:
+            raise error(f"{type(obj).__name__} rows cannot be changed or deleted")
+
+
 class Database:
-    """An engine plus its session factory; one per process."""
+    """An engine plus its session factory; one per process.
+
+    Its sessions, and only they, keep append-only rows unchanged and write rows added with
+    :func:`add_surviving_rollback` even when their transaction rolls back."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.session_factory, "before_flush", _refuse_changes_to_append_only_rows)
+        event.listen(self.session_factory, "after_transaction_end", _write_rows_lost_to_rollback)
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cloudmgr.audit.errors import AuditLogIsAppendOnly
 from cloudmgr.db import Base, UTCDateTime, utcnow
 
 
@@ -14,6 +15,7 @@ class AuditEvent(Base):
     refuses it (triggers created by the migration) and so does the ORM."""
 
     __tablename__ = "audit_events"
+    __append_only__ = AuditLogIsAppendOnly  # the ORM's refusal (cloudmgr.db); the migration's triggers refuse too
     __table_args__ = (Index("ix_audit_events_target", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)

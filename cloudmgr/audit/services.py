@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloudmgr.audit.errors import AuditLogIsAppendOnly
 from cloudmgr.audit.models import AuditEvent
-from cloudmgr.errors import CloudmgrError
+from cloudmgr.db import add_surviving_rollback
 
-
-class AuditLogIsAppendOnly(CloudmgrError):
-    pass
+__all__ = ["AuditLogIsAppendOnly", "recent", "record", "record_surviving_rollback"]
 
 
 def record(
@@ -39,6 +38,29 @@ def record(
     return audit_event
 
 
+def record_surviving_rollback(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str | int,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Like :func:`record`, for the record of a refusal: it is kept even when the refused
+    action's transaction rolls back (see :func:`cloudmgr.db.add_surviving_rollback`)."""
+    values = {
+        "actor": actor,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id),
+        "reason": reason,
+        "detail": detail or {},
+    }
+    return add_surviving_rollback(session, AuditEvent, values)
+
+
 def recent(
     session: Session,
     *,
@@ -55,10 +77,3 @@ def recent(
     if action:
         query = query.where(AuditEvent.action == action)
     return session.scalars(query).all()
-
-
-@event.listens_for(Session, "before_flush")
-def _refuse_audit_changes(session: Session, _ctx: Any, _instances: Any) -> None:
-    for obj in list(session.dirty) + list(session.deleted):
-        if isinstance(obj, AuditEvent):
-            raise AuditLogIsAppendOnly("audit events cannot be changed or deleted")

@@ -14,14 +14,11 @@ to the caller's session and raises :class:`ClassifiedPlacementRefused`.  Then:
 
 * the caller commits (it caught the error and went on): the event commits with it;
 * the caller rolls back (the usual case: the error propagates out of its unit of work, or
-  the web layer discards the request's changes on a 4xx): the event is lost with the
-  transaction, so a listener on the session's ``after_transaction_end`` writes it again in
-  its own small transaction on a fresh connection.  It runs only once the caller's
-  transaction has ended and its connection is released, so it never nests inside the
-  caller's unit of work and cannot deadlock on SQLite's single write lock.
+  the web layer discards the request's changes on a 4xx): the event is written again in a
+  transaction of its own once the caller's has ended (:func:`cloudmgr.audit.services.
+  record_surviving_rollback`, a mechanism of the :class:`~cloudmgr.db.Database`'s sessions).
 
 Callers therefore do nothing special: call it, let the error propagate (or catch it).
-Code that has no session (scripts, tests) can call :func:`record_refusal` itself.
 """
 
 from __future__ import annotations
@@ -30,12 +27,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Engine, event, insert, or_, select
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
-from cloudmgr.audit.models import AuditEvent
 from cloudmgr.cloud.guard import (
     CLASSIFICATION_METADATA_KEY,
     LEGACY_SYSTEM_METADATA_KEY,
@@ -43,7 +38,6 @@ from cloudmgr.cloud.guard import (
     check_server_metadata,
     is_classified_metadata,
 )
-from cloudmgr.db import utcnow
 from cloudmgr.inventory.errors import ClassifiedPlacementRefused, SystemNotFound
 from cloudmgr.inventory.models import Classification, LegacySystem
 from cloudmgr.organisation.actor import Actor
@@ -58,7 +52,6 @@ __all__ = [
     "ensure_placeable",
     "ensure_server_placeable",
     "is_classified_metadata",
-    "record_refusal",
     "server_metadata",
     "systems_of_server",
 ]
@@ -67,7 +60,6 @@ log = logging.getLogger(__name__)
 
 REFUSAL_ACTION = "legacy_system.placement_refused"
 AUDIT_TARGET = "legacy_system"
-_PENDING = "cloudmgr.inventory.pending_refusals"
 
 
 def server_metadata(system: LegacySystem | None) -> dict[str, str]:
@@ -136,8 +128,7 @@ def ensure_placeable(
         "classified systems stay on the e-government intranet"
     )
     values = _refusal_values(system, username, entry_point, reason, context)
-    event_row = audit.record(session, **values)
-    session.info.setdefault(_PENDING, []).append((event_row, values))
+    audit.record_surviving_rollback(session, **values)
     log.warning("refused placement of classified system %s via %s by %s", system.hostname, entry_point, username)
     raise ClassifiedPlacementRefused(reason, system_id=system.id, hostname=system.hostname, entry_point=entry_point)
 
@@ -228,33 +219,7 @@ def ensure_server_placeable(
                 "classification": "classified",
             },
         }
-        event_row = audit.record(session, **values)
-        session.info.setdefault(_PENDING, []).append((event_row, values))
+        audit.record_surviving_rollback(session, **values)
         log.warning("refused placement of classified server %s via %s by %s", name, entry_point, username)
         raise ClassifiedPlacementRefused(reason, hostname=hostname, entry_point=entry_point)
     return systems
-
-
-def record_refusal(bind: Engine, values: dict[str, Any]) -> None:
-    """Write one refusal audit event in its own transaction (no session of the caller open)."""
-    with bind.begin() as conn:
-        conn.execute(insert(AuditEvent).values(at=utcnow(), **values))
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _write_lost_refusals(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is not None:
-        return
-    pending = session.info.pop(_PENDING, None)
-    if not pending:
-        return
-    lost = [values for row, values in pending if not sa_inspect(row).has_identity]
-    if not lost:
-        return  # committed with the caller's transaction
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    for values in lost:
-        try:
-            record_refusal(engine, values)
-        except Exception:  # never hide the caller's own error behind ours
-            log.exception("could not audit the refused placement of %s", values["detail"].get("hostname"))
