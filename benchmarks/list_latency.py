@@ -8,7 +8,7 @@ its queueing (no coordinated omission).  Prints count, errors, p50/p95/p99 per t
 
 Meanwhile a writer submits a new request through the API every ``--write-interval``
 seconds (default 1 s), so the lists' first pages keep changing under the load and the
-cached pages (web/selfservice/listcache.py) are rebuilt as they would be in real use.
+cached pages (web/common/listcache.py) are rebuilt as they would be in real use.
 
     .venv/bin/python benchmarks/list_latency.py [--rate 250] [--seconds 30] [--requests 2000]
         [--database-url postgresql+psycopg://postgres@127.0.0.1/postgres] [--workers 2]

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
 import sys
-from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from cloudmgr.cli_common import cli_actor, domain_errors
 from cloudmgr.config import load_settings
 from cloudmgr.console import acting_user_options, console_actor
 from cloudmgr.errors import CloudmgrError
 from cloudmgr.runtime import Runtime, get_runtime, set_runtime
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def cli_actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def domain_errors(func: F) -> F:
-    """Turn cloudmgr's own errors into a clear message and a non-zero exit."""
-
-    @wraps(func)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except CloudmgrError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return run  # type: ignore[return-value]
 
 
 @click.group()

@@ -1,12 +1,14 @@
 """Prometheus metrics shared across the product.
 
 Domain packages define their business metrics next to their services; this module
-holds the process-wide ones (HTTP, jobs) and the registry they all live in.
+holds the process-wide ones (HTTP, jobs) and the registry they all live in.  The domain
+metrics import it; what ``/metrics`` answers, with their collectors, is
+``cloudmgr.metrics_exposition`` (which imports them: no cycle).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cloudmgr import __version__
 
@@ -52,25 +54,3 @@ PROVISIONING_FAILURES = Counter(
 CLOUD_SYNC_PROBLEMS = Gauge(
     "cloudmgr_cloud_sync_problems", "Problems found by the last sync of each cloud", ["cloud"], registry=REGISTRY
 )
-
-
-def register_domain_collectors() -> None:
-    """Collectors that read the database at scrape time (imported late: they import us)."""
-    from cloudmgr.capacity.metrics import register as register_capacity_metrics
-    from cloudmgr.inventory.metrics import register as register_inventory_metrics
-    from cloudmgr.programme.metrics import register as register_programme_metrics
-    from cloudmgr.purchases.metrics import register as register_purchase_metrics
-    from cloudmgr.quotas.metrics import register as register_quota_metrics
-    from cloudmgr.servicerequests.metrics import register as register_request_metrics
-
-    register_capacity_metrics()
-    register_inventory_metrics()
-    register_programme_metrics()
-    register_purchase_metrics()
-    register_quota_metrics()
-    register_request_metrics()
-
-
-def render() -> bytes:
-    register_domain_collectors()
-    return generate_latest(REGISTRY)

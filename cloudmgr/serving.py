@@ -32,7 +32,7 @@ def serve_with_gunicorn(host: str, port: int, *, workers: int, threads: int) -> 
             "threads": threads,
             "worker_class": "gthread",
             # No gunicorn access log: the app logs every request itself, as JSON with its request
-            # id and duration (web/observability.py); a second line per request would only cost.
+            # id and duration (web/core/observability.py); a second line per request would only cost.
             "accesslog": None,
             "timeout": 60,
         }

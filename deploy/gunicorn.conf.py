@@ -25,7 +25,7 @@ keepalive = 5
 max_requests = 200000
 max_requests_jitter = 20000
 # No gunicorn access log: the app logs every request itself, as JSON with its request id and
-# duration (web/observability.py).
+# duration (web/core/observability.py).
 accesslog = None
 errorlog = "-"
 # Behind a reverse proxy (nginx) on the same host: trust its X-Forwarded-* headers.

@@ -14,10 +14,10 @@ from flask import Flask, g
 from cloudmgr import __version__
 from cloudmgr.config import Settings, load_settings
 from cloudmgr.runtime import Runtime, set_runtime
-from web import errors, i18n, labels, navigation, observability, security, uow
-from web.extensions import csrf
-from web.proxy import TrustedProxies
-from web.selfservice import display
+from web.common import display, labels, navigation, programme, purchase_forms
+from web.core import errors, i18n, observability, security, uow
+from web.core.extensions import csrf
+from web.core.proxy import TrustedProxies
 
 SESSION_LIFETIME = timedelta(hours=8)
 
@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     i18n.init_app(app, instance_path=settings.instance_path)
     labels.init_app(app)
     display.init_app(app)
+    purchase_forms.init_app(app)
+    programme.init_app(app)
     navigation.init_app(app)
     security.init_app(app)
     csrf.init_app(app)

@@ -2,36 +2,10 @@
 
 from __future__ import annotations
 
-import getpass
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
-
 import click
 
-from cloudmgr.errors import CloudmgrError
+from cloudmgr.cli_common import cli_actor, domain_errors
 from cloudmgr.runtime import get_runtime
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def cli_actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def domain_errors(func: F) -> F:
-    """cloudmgr's own errors as a clear message and a non-zero exit (as in cloudmgr.cli,
-    not imported from there: that module imports this one)."""
-
-    @wraps(func)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except CloudmgrError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return run  # type: ignore[return-value]
-
 
 NOW_HELP = "run the move in this process now (default: the scheduler's workers run it)"
 

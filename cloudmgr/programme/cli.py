@@ -7,21 +7,16 @@ from typing import Any
 
 import click
 
+from cloudmgr.cli_common import cli_actor, domain_errors
 from cloudmgr.runtime import get_runtime
 
 
-def _cli() -> Any:
-    from cloudmgr import cli  # the main CLI module: its actor and error handling
-
-    return cli
-
-
 def _errors(func: Any) -> Any:
-    return _cli().domain_errors(func)
+    return domain_errors(func)
 
 
 def _actor() -> str:
-    return str(_cli().cli_actor())
+    return cli_actor()
 
 
 @click.group("waves")

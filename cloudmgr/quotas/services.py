@@ -19,7 +19,8 @@ from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import QuotaBelowUsage, QuotaChangeInvalid, QuotaFilesInvalid
-from cloudmgr.quotas.files import QuotaDefinitions, read_quota_files
+from cloudmgr.quotas.files import QuotaDefinitions as QuotaDefinitions  # re-exported: the web reads them here
+from cloudmgr.quotas.files import read_quota_files as read_quota_files
 from cloudmgr.quotas.models import (
     ChangeRequestState,
     LimitSource,

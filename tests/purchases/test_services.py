@@ -207,7 +207,7 @@ def test_queue_reports_exports_showback_and_metrics(pj: Journey) -> None:
         assert showback.showback(uow.session, pj.other_staff).rows == []
         assert "prov-education,省教育厅,education,2" in showback.showback_csv(report_sb)
 
-    from cloudmgr.metrics import render
+    from cloudmgr.metrics_exposition import render
 
     text = render().decode()
     assert 'cloudmgr_purchases_total{decision="blocked"} 1.0' in text

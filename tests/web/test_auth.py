@@ -163,7 +163,7 @@ def test_successful_login_is_audited_and_stamps_last_login(login: LoginFn, seede
 
 def test_role_required_guards_a_single_view(seeded: Runtime) -> None:
     from web import create_app
-    from web.security import role_required
+    from web.core.security import role_required
 
     app = create_app(runtime=seeded)
 

@@ -10,10 +10,10 @@ from flask.testing import FlaskClient
 
 from cloudmgr.demo import DemoLogin
 from cloudmgr.runtime import Runtime
-from web import i18n
+from web.core import i18n
 
-WEB = Path(i18n.__file__).resolve().parent
-PO = WEB / "translations" / "zh" / "LC_MESSAGES" / "messages.po"
+WEB = i18n.TRANSLATIONS_DIR.parent
+PO = i18n.TRANSLATIONS_DIR / "zh" / "LC_MESSAGES" / "messages.po"
 
 
 def test_chinese_by_default(client: FlaskClient) -> None:

@@ -1,4 +1,4 @@
-"""Request lists reused while nothing on them changed (web/selfservice/listcache.py): a change of
+"""Request lists reused while nothing on them changed (web/common/listcache.py): a change of
 any row, a new request or another department's view never gets a stale page."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from cloudmgr.runtime import Runtime
 from tests.web.helpers import Journey, csrf_token, logged_in
 from tests.web.test_api_selfservice import Api
 from web import create_app
-from web.selfservice.listcache import VersionedCache
+from web.common.listcache import VersionedCache
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from web.proxy import client_address
+from web.core.proxy import client_address
 
 TRUSTED = frozenset({"127.0.0.1", "10.0.0.5"})
 

@@ -24,7 +24,7 @@ from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import ApiToken, User
 from cloudmgr.runtime import Runtime, set_runtime
 from tests.web.helpers import PASSWORDS, csrf_token, logged_in, post_form
-from web.security import SESSION_VERSION_KEY
+from web.core.security import SESSION_VERSION_KEY
 
 COOKIE = "cloudmgr_session"
 ATTACKER_ADDRESS = "203.0.113.66"

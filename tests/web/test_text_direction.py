@@ -32,7 +32,7 @@ from tests.web.helpers import logged_in, post_form
 from tests.web.test_purchases import _body as api_purchase_body
 from tests.web.test_purchases import _form as web_purchase_form
 from web import create_app
-from web.forms import SafeForm
+from web.common.forms import SafeForm
 
 RLO = "\u202e"
 

@@ -13,7 +13,7 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.errors import Conflict
 from cloudmgr.runtime import Runtime
 from web import create_app
-from web.uow import discard_changes, keep_changes_on_error, request_uow
+from web.core.uow import discard_changes, keep_changes_on_error, request_uow
 
 
 def _events(runtime: Runtime, action: str) -> int:

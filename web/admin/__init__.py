@@ -1,13 +1,14 @@
-"""Administrators (/admin): users, departments and clouds."""
+"""Administrators (/admin): users, departments and clouds, declassifications."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask_babel import lazy_gettext as _l
 
 from cloudmgr.organisation.models import Role
-from web.security import protect_blueprint
+from web.admin import declassifications, views  # noqa: F401  (registers the routes)
+from web.admin.blueprint import bp
+from web.common.navigation import add_nav_item
 
-bp = Blueprint("admin", __name__)
-protect_blueprint(bp, Role.ADMIN)
+__all__ = ["bp"]
 
-from web.admin import declassifications, views  # noqa: E402,F401  (registers the routes)
+add_nav_item(Role.ADMIN, "admin.declassifications", _l("Declassifications"))

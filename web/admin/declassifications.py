@@ -5,17 +5,14 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from cloudmgr.errors import DomainError
 from cloudmgr.inventory import reclassification
-from cloudmgr.organisation.models import Role
-from web.admin import bp
-from web.navigation import add_nav_item
-from web.security import current_actor
-from web.selfservice.display import refusal_text
-from web.selfservice.forms import ButtonForm
-from web.uow import request_uow, restart_request_uow
+from web.admin.blueprint import bp
+from web.common.display import refusal_text
+from web.common.selfservice_forms import ButtonForm
+from web.core.security import current_actor
+from web.core.uow import request_uow, restart_request_uow
 
 ID = "<int(max=2147483647):request_id>"
 STATES = ("pending", "approved", "rejected")
@@ -58,6 +55,3 @@ def approve_declassification(request_id: int) -> ResponseReturnValue:
 @bp.post(f"/declassifications/{ID}/reject")
 def reject_declassification(request_id: int) -> ResponseReturnValue:
     return _decide(request_id, approve=False)
-
-
-add_nav_item(Role.ADMIN, "admin.declassifications", _l("Declassifications"))

@@ -8,8 +8,8 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, 
 
 from cloudmgr.organisation.models import Role
 from cloudmgr.organisation.services import MIN_PASSWORD_LENGTH
-from web.forms import SafeForm
-from web.labels import ROLE_LABELS
+from web.common.forms import SafeForm
+from web.common.labels import ROLE_LABELS
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 # Deliberately loose: one @, something on each side, a dot in the domain.

@@ -13,11 +13,11 @@ from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import OwnAccount, UnknownDepartment, UnknownUser, UsernameTaken
 from cloudmgr.organisation.models import Role
 from cloudmgr.organisation.services import MIN_PASSWORD_LENGTH
-from web.admin import bp
+from web.admin.blueprint import bp
 from web.admin.forms import AccountActionForm, NewUserForm
-from web.i18n import current_locale
-from web.security import current_actor, require_user
-from web.uow import request_uow
+from web.core.i18n import current_locale
+from web.core.security import current_actor, require_user
+from web.core.uow import request_uow
 
 
 @bp.get("/")

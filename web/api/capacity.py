@@ -7,11 +7,11 @@ from flask import Response, jsonify
 from cloudmgr.capacity import consolidation
 from cloudmgr.capacity.services import take_snapshots
 from cloudmgr.organisation.models import Role
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body
 from web.api.spec import list_of
-from web.capacity import capacity_config, forecast_json, overview, run_json, snapshot_json, totals_json
-from web.uow import commit_request_uow, request_uow, runtime
+from web.common.capacity import capacity_config, forecast_json, overview, run_json, snapshot_json, totals_json
+from web.core.uow import commit_request_uow, request_uow, runtime
 
 OPERATORS = (Role.OPERATOR,)
 

@@ -17,10 +17,10 @@ from cloudmgr.inventory.models import LegacySystem, SystemState
 from cloudmgr.inventory.services import SystemFilter, dependants, get_system, list_systems
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import Role
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice, query_int, query_str
 from web.api.serializers import paged_list_of
-from web.uow import request_uow
+from web.core.uow import request_uow
 
 READERS = (Role.OPERATOR, Role.DEPT_STAFF, Role.DEPT_HEAD)
 OPERATORS = (Role.OPERATOR,)

@@ -10,10 +10,10 @@ from cloudmgr.moves import services
 from cloudmgr.moves.models import Move
 from cloudmgr.moves.states import MoveKind, MoveState
 from cloudmgr.organisation.models import Role
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice
 from web.api.spec import list_of
-from web.uow import commit_request_uow, request_uow, runtime
+from web.core.uow import commit_request_uow, request_uow, runtime
 
 OPERATORS = (Role.OPERATOR,)
 MOVE_ID = "/moves/<int(max=2147483647):move_id>"

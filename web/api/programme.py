@@ -13,11 +13,11 @@ from cloudmgr.organisation.models import Department, Role
 from cloudmgr.programme import services as waves
 from cloudmgr.programme import tracking
 from cloudmgr.programme.models import MigrationWave
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice, query_str
 from web.api.spec import list_of
-from web.operations.programme import WAVE_STATES, programme_config
-from web.uow import commit_request_uow, request_uow, runtime
+from web.common.programme import WAVE_STATES, programme_config
+from web.core.uow import commit_request_uow, request_uow, runtime
 
 OPERATORS = (Role.OPERATOR,)
 EVERYONE = (Role.OPERATOR, Role.FINANCE, Role.DEPT_HEAD, Role.DEPT_STAFF)

@@ -13,11 +13,11 @@ from cloudmgr.organisation.models import Role
 from cloudmgr.purchases import reports, services, showback
 from cloudmgr.purchases.models import BlockBasis, Category, PurchaseRequest, PurchaseState
 from cloudmgr.purchases.services import ItemInput, PurchaseFilter, PurchaseForm
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice, query_int, query_str
 from web.api.serializers import paged_list_of
 from web.api.spec import JSON, list_of
-from web.uow import request_uow, runtime
+from web.core.uow import request_uow, runtime
 
 DEPARTMENT_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD)
 READ_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD, Role.FINANCE, Role.OPERATOR, Role.ADMIN)
@@ -268,7 +268,7 @@ def _form(body: Body) -> PurchaseForm:
 
 def _context() -> services.FindingContext:
     rt = runtime()
-    return services.context_for(rt.providers, rt.settings)
+    return services.context_for(rt.settings)
 
 
 LIST_PARAMETERS: list[JSON] = [

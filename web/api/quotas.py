@@ -13,7 +13,7 @@ from cloudmgr.quotas import ledger
 from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.models import ChangeRequestState, QuotaChangeRequest
 from cloudmgr.quotas.resources import Resource
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import MAX_ID, Body, query_choice, query_str
 from web.api.serializers import (
     CATALOG_ITEM,
@@ -27,8 +27,8 @@ from web.api.serializers import (
     drift_json,
 )
 from web.api.spec import list_of
-from web.selfservice import quotas as quota_help
-from web.uow import request_uow
+from web.common import quota_files as quota_help
+from web.core.uow import request_uow
 
 DEPARTMENT_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD)
 REASON_MAX = 2000

@@ -9,13 +9,13 @@ from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.services import MAX_COUNT, RequestFilter, RequestForm
 from cloudmgr.servicerequests.states import RequestState
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import MAX_ID, Body, query_choice, query_int, query_str
 from web.api.serializers import QUOTE, REQUEST_DETAIL, paged_list_of, quote_json, request_json
 from web.api.serializers import REQUEST as REQUEST_SCHEMA
 from web.api.spec import JSON
-from web.selfservice import listcache
-from web.uow import request_uow, runtime
+from web.common import listcache
+from web.core.uow import request_uow, runtime
 
 DEPARTMENT_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD)
 APPROVER_ROLES = (Role.DEPT_HEAD, Role.OPERATOR, Role.FINANCE)

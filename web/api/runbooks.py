@@ -6,18 +6,17 @@ and the events appear in ``GET /runbook-runs/<id>/events?after=<last event id>``
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, jsonify
 
 from cloudmgr.inventory.services import get_system
 from cloudmgr.organisation.models import Role
-from cloudmgr.runbooks.models import RunbookEvent, RunbookRun, Step
+from cloudmgr.runbooks.models import Step
 from cloudmgr.runbooks.services import events_after, get_run, list_runs, request_step
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import query_int
 from web.api.spec import list_of
-from web.uow import request_uow
+from web.common.runbook_json import event_json, run_json
+from web.core.uow import request_uow
 
 OPERATORS = (Role.OPERATOR,)
 SYSTEM_ID = "<int(max=2147483647):system_id>"
@@ -77,43 +76,6 @@ EVENTS = spec.schema(
         "properties": {"run": RUN, "items": {"type": "array", "items": EVENT}},
     },
 )
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def run_json(run: RunbookRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "system_id": run.system_id,
-        "wave_id": run.wave_id,
-        "step": run.step,
-        "state": run.state,
-        "rc": run.rc,
-        "changed": run.changed,
-        "actor": run.actor,
-        "reason": run.reason,
-        "rollback_of": run.rollback_of_id,
-        "artifacts_path": run.artifacts_path,
-        "event_count": run.event_count,
-        "created_at": _iso(run.created_at),
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-    }
-
-
-def event_json(event: RunbookEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "event": event.event,
-        "host": event.host,
-        "play": event.play,
-        "task": event.task,
-        "status": event.status,
-        "message": event.message,
-        "created_at": _iso(event.created_at),
-    }
 
 
 @api_route(

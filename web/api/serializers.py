@@ -14,7 +14,7 @@ from cloudmgr.quotas.resources import RESOURCES
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.services import Quote
 from cloudmgr.servicerequests.states import RequestState, ServerState
-from web.api import api_user, spec  # noqa: F401  (with a second name mypy reads `spec` as the ApiSpec, not the module)
+from web.api.blueprint import spec
 from web.api.spec import JSON
 
 RESOURCE_NAMES = [r.value for r in RESOURCES]

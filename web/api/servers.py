@@ -7,11 +7,11 @@ from flask import Response, jsonify
 from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import ServerState
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import MAX_ID, Body, query_choice, query_int
 from web.api.serializers import REQUEST_DETAIL, SERVER, request_json, server_json
 from web.api.spec import list_of
-from web.uow import request_uow, runtime
+from web.core.uow import request_uow, runtime
 
 DEPARTMENT_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD)
 ID = "<int(max=2147483647):server_id>"

@@ -10,10 +10,10 @@ from cloudmgr.errors import ValidationFailed
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import UnknownDepartment
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, Level, Role, User
-from web.api import api_route, api_user, spec
+from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body
 from web.api.spec import JSON, list_of
-from web.uow import request_uow
+from web.core.uow import request_uow
 
 # --- schemas ---------------------------------------------------------------------------
 

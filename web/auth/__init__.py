@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from web.auth import views  # noqa: F401  (registers the routes)
+from web.auth.blueprint import bp
 
-bp = Blueprint("auth", __name__)
-
-from web.auth import views  # noqa: E402,F401  (registers the routes)
+__all__ = ["bp"]

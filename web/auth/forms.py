@@ -7,7 +7,7 @@ from wtforms import Field, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from cloudmgr.identity import policy
-from web.forms import SafeForm
+from web.common.forms import SafeForm
 
 
 class LoginForm(SafeForm):

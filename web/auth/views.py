@@ -22,11 +22,11 @@ from cloudmgr.identity.errors import (
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import InvalidCredentials
 from cloudmgr.organisation.models import Role
-from web.auth import bp
+from web.auth.blueprint import bp
 from web.auth.forms import ChangePasswordForm, LoginForm, LogoutForm
-from web.i18n import LANGUAGES, SESSION_KEY
-from web.security import WebUser, check_roles, current_web_user, keep_session_version, require_user, safe_next
-from web.uow import keep_changes_on_error, request_uow, runtime
+from web.core.i18n import LANGUAGES, SESSION_KEY
+from web.core.security import WebUser, check_roles, current_web_user, keep_session_version, require_user, safe_next
+from web.core.uow import keep_changes_on_error, request_uow, runtime
 
 
 @bp.get("/")

@@ -7,11 +7,11 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from cloudmgr.servicerequests import services as sr
-from web.finance import bp
-from web.security import current_actor
-from web.selfservice import pages
-from web.selfservice.forms import DecisionForm
-from web.uow import request_uow
+from web.common import request_pages as pages
+from web.common.selfservice_forms import DecisionForm
+from web.core.security import current_actor
+from web.core.uow import request_uow
+from web.finance.blueprint import bp
 
 ID = "<int(max=2147483647):request_id>"
 

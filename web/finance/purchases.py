@@ -11,13 +11,13 @@ from flask_babel import gettext as _
 
 from cloudmgr.errors import DomainError
 from cloudmgr.purchases import reports, services, showback
-from web.finance import bp
+from web.common.display import refusal_text
+from web.common.purchase_forms import PurchaseDecisionForm
+from web.common.purchase_pages import detail_page
+from web.core.security import current_actor
+from web.core.uow import request_uow, restart_request_uow
+from web.finance.blueprint import bp
 from web.finance.charts import year_chart
-from web.finance.purchase_forms import PurchaseDecisionForm
-from web.finance.purchase_pages import detail_page
-from web.security import current_actor
-from web.selfservice.display import refusal_text
-from web.uow import request_uow, restart_request_uow
 
 ID = "<int(max=2147483647):purchase_id>"
 

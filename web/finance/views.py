@@ -7,9 +7,9 @@ from flask.typing import ResponseReturnValue
 
 from cloudmgr.organisation import services as org
 from cloudmgr.servicerequests import services as sr
-from web.finance import bp
-from web.security import current_actor
-from web.uow import request_uow
+from web.core.security import current_actor
+from web.core.uow import request_uow
+from web.finance.blueprint import bp
 
 
 @bp.get("/")
@@ -28,6 +28,6 @@ def home() -> ResponseReturnValue:
 @bp.get("/capacity")
 def capacity() -> ResponseReturnValue:
     """The capacity page, read-only (no snapshot button, no import)."""
-    from web.capacity import render_capacity
+    from web.common.capacity import render_capacity
 
     return render_capacity(read_only=True)

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
 from flask_babel import lazy_gettext as _l
 
 from cloudmgr.organisation.models import Role
-from web.navigation import add_nav_item
-from web.security import protect_blueprint
-
-bp = Blueprint("ops", __name__)
-protect_blueprint(bp, Role.OPERATOR)
-
-from web.operations import (  # noqa: E402,F401  (registers the routes)
+from web.common.navigation import add_nav_item
+from web.operations import (  # noqa: F401  (registers the routes)
     audit,
     capacity,
     catalog,
@@ -24,7 +18,17 @@ from web.operations import (  # noqa: E402,F401  (registers the routes)
     systems,
     views,
 )
+from web.operations.blueprint import bp
 
+__all__ = ["bp"]
+
+add_nav_item(
+    Role.OPERATOR,
+    "ops.waves_list",
+    _l("Migration waves"),
+    also_active=("ops.wave_new", "ops.wave_create", "ops.wave_detail"),
+)
+add_nav_item(Role.OPERATOR, "ops.programme", _l("Programme"))
 add_nav_item(Role.OPERATOR, "ops.approvals", _l("Approval queue"))
 add_nav_item(Role.OPERATOR, "ops.requests", _l("All requests"), also_active=("ops.request_detail",))
 add_nav_item(Role.OPERATOR, "ops.quotas", _l("Quotas"))

@@ -8,8 +8,8 @@ from flask import render_template, request
 from flask.typing import ResponseReturnValue
 
 from cloudmgr.audit import services as audit
-from web.operations import bp
-from web.uow import request_uow
+from web.core.uow import request_uow
+from web.operations.blueprint import bp
 
 LIMITS = (50, 100, 200, 500)
 FIELD_MAX = 128

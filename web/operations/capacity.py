@@ -18,14 +18,14 @@ from cloudmgr.capacity.models import RunState
 from cloudmgr.capacity.services import import_csv, take_snapshots
 from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
-from web.capacity import capacity_config, render_capacity
-from web.i18n import current_locale
-from web.operations import bp
+from web.common.capacity import capacity_config, render_capacity
+from web.common.display import refusal_text
+from web.common.selfservice_forms import ButtonForm
+from web.core.i18n import current_locale
+from web.core.security import require_user
+from web.core.uow import commit_request_uow, request_uow, restart_request_uow, runtime
+from web.operations.blueprint import bp
 from web.operations.capacity_forms import CapacityCsvForm, PlannerForm, PlanRunForm
-from web.security import require_user
-from web.selfservice.display import refusal_text
-from web.selfservice.forms import ButtonForm
-from web.uow import commit_request_uow, request_uow, restart_request_uow, runtime
 
 # The exact solver may refine small zones; a web request waits at most this long per zone.
 

@@ -7,7 +7,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DecimalField, IntegerField, SelectField, SubmitField
 from wtforms.validators import InputRequired, NumberRange
 
-from web.forms import SafeForm
+from web.common.forms import SafeForm
 
 # The planner's default (cloudmgr.capacity.planner.model.DEFAULT_MAX_WAVE), without importing numpy here.
 PLANNER_MAX_WAVE = 50

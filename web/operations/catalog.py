@@ -10,11 +10,11 @@ from cloudmgr.catalog import services as catalog
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
-from web.operations import bp
-from web.security import require_user
-from web.selfservice.display import refusal_text
-from web.selfservice.forms import OfferForm
-from web.uow import request_uow, restart_request_uow
+from web.common.display import refusal_text
+from web.common.selfservice_forms import OfferForm
+from web.core.security import require_user
+from web.core.uow import request_uow, restart_request_uow
+from web.operations.blueprint import bp
 
 
 def _offer_form(item: CatalogItem) -> OfferForm:

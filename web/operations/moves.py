@@ -17,12 +17,12 @@ from cloudmgr.errors import DomainError
 from cloudmgr.moves import services
 from cloudmgr.moves.states import MoveKind, MoveState
 from cloudmgr.organisation import services as org
-from web.forms import SafeForm
-from web.i18n import current_locale
-from web.operations import bp
-from web.security import require_user
-from web.selfservice.display import refusal_text
-from web.uow import commit_request_uow, request_uow, restart_request_uow, runtime
+from web.common.display import refusal_text
+from web.common.forms import SafeForm
+from web.core.i18n import current_locale
+from web.core.security import require_user
+from web.core.uow import commit_request_uow, request_uow, restart_request_uow, runtime
+from web.operations.blueprint import bp
 
 _REASON = [InputRequired(_l("Say why: it is stored and audited.")), Length(max=2000)]
 

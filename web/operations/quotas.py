@@ -11,13 +11,13 @@ from cloudmgr.organisation import services as org
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.models import ChangeRequestState, QuotaChangeRequest
-from web.i18n import current_locale
-from web.operations import bp
-from web.security import require_user
-from web.selfservice import quotas as quota_help
-from web.selfservice.display import refusal_text
-from web.selfservice.forms import QuotaDecisionForm
-from web.uow import request_uow, restart_request_uow
+from web.common import quota_files as quota_help
+from web.common.display import refusal_text
+from web.common.selfservice_forms import QuotaDecisionForm
+from web.core.i18n import current_locale
+from web.core.security import require_user
+from web.core.uow import request_uow, restart_request_uow
+from web.operations.blueprint import bp
 
 SORTS = ("department", "cloud", "fill")
 RECENT_DRIFTS = 50

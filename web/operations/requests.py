@@ -10,13 +10,14 @@ from flask_babel import gettext as _
 from cloudmgr.errors import DomainError
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
-from web.i18n import current_locale
-from web.operations import bp
-from web.security import current_actor
-from web.selfservice import listcache, pages
-from web.selfservice.display import refusal_text
-from web.selfservice.forms import ButtonForm, DecisionForm
-from web.uow import request_uow, restart_request_uow
+from web.common import listcache
+from web.common import request_pages as pages
+from web.common.display import refusal_text
+from web.common.selfservice_forms import ButtonForm, DecisionForm
+from web.core.i18n import current_locale
+from web.core.security import current_actor
+from web.core.uow import request_uow, restart_request_uow
+from web.operations.blueprint import bp
 
 PER_PAGE = 25
 ID = "<int(max=2147483647):request_id>"

@@ -22,10 +22,10 @@ from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.inventory.services import get_system
 from cloudmgr.runbooks.models import ACTIVE_RUN_STATES, RunbookRun, RunbookTarget, Step
 from cloudmgr.runbooks.services import completed_steps, events_after, get_run, get_target, list_runs, request_step
-from web.api.runbooks import event_json, run_json
-from web.operations import bp
-from web.security import require_user
-from web.uow import request_uow, restart_request_uow
+from web.common.runbook_json import event_json, run_json
+from web.core.security import require_user
+from web.core.uow import request_uow, restart_request_uow
+from web.operations.blueprint import bp
 
 RUN_ID = "<int(max=2147483647):run_id>"
 SYSTEM_ID = "<int(max=2147483647):system_id>"

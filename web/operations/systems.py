@@ -21,13 +21,13 @@ from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.inventory.models import LegacySystem, SystemState
 from cloudmgr.inventory.services import SystemFilter, dependants, get_system, list_systems, state_history
 from cloudmgr.organisation import services as org
-from web.forms import SafeForm
-from web.operations import bp
-from web.security import require_user
-from web.selfservice import pages
-from web.selfservice.display import refusal_text
-from web.selfservice.forms import ButtonForm
-from web.uow import request_uow, restart_request_uow
+from web.common import request_pages as pages
+from web.common.display import refusal_text
+from web.common.forms import SafeForm
+from web.common.selfservice_forms import ButtonForm
+from web.core.security import require_user
+from web.core.uow import request_uow, restart_request_uow
+from web.operations.blueprint import bp
 
 PER_PAGE = 50
 ID = "<int(max=2147483647):system_id>"

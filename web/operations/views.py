@@ -8,9 +8,9 @@ from cloudmgr.organisation import services as org
 from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.models import ChangeRequestState
 from cloudmgr.servicerequests import services as sr
-from web.operations import bp
-from web.security import current_actor
-from web.uow import request_uow
+from web.core.security import current_actor
+from web.core.uow import request_uow
+from web.operations.blueprint import bp
 
 RECENT_EVENTS = 20
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
 from flask_babel import lazy_gettext as _l
 
 from cloudmgr.organisation.models import Role
-from web.navigation import add_nav_item
-from web.security import protect_blueprint
+from web.common.navigation import add_nav_item
+from web.portal import programme, purchases, quotas, requests, servers, views  # noqa: F401  (registers the routes)
+from web.portal.blueprint import bp
 
-bp = Blueprint("portal", __name__)
-protect_blueprint(bp, Role.DEPT_STAFF, Role.DEPT_HEAD)
-
-from web.portal import purchases, quotas, requests, servers, views  # noqa: E402,F401  (registers the routes)
+__all__ = ["bp"]
 
 for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
     add_nav_item(_role, "portal.new_request", _l("New request"))
@@ -27,3 +24,4 @@ for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
         _l("Purchases"),
         also_active=("portal.purchase_new", "portal.purchase_detail", "portal.purchase_edit"),
     )
+    add_nav_item(_role, "portal.portal_programme", _l("Programme"))

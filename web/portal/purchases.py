@@ -10,14 +10,14 @@ from flask_babel import gettext as _
 from cloudmgr.errors import DomainError
 from cloudmgr.purchases import services as purchases
 from cloudmgr.purchases.models import Category, PurchaseRequest, PurchaseState
-from web.finance.purchase_forms import AttachmentForm, PurchaseEditForm, WithdrawForm
-from web.finance.purchase_pages import detail_page
-from web.portal import bp
-from web.security import current_actor
-from web.selfservice import pages
-from web.selfservice.display import refusal_text
-from web.selfservice.forms import ButtonForm
-from web.uow import request_uow, restart_request_uow, runtime
+from web.common import request_pages as pages
+from web.common.display import refusal_text
+from web.common.purchase_forms import AttachmentForm, PurchaseEditForm, WithdrawForm
+from web.common.purchase_pages import detail_page
+from web.common.selfservice_forms import ButtonForm
+from web.core.security import current_actor
+from web.core.uow import request_uow, restart_request_uow, runtime
+from web.portal.blueprint import bp
 
 ID = "<int(max=2147483647):purchase_id>"
 PER_PAGE = 20
@@ -25,7 +25,7 @@ PER_PAGE = 20
 
 def _context() -> purchases.FindingContext:
     rt = runtime()
-    return purchases.context_for(rt.providers, rt.settings)
+    return purchases.context_for(rt.settings)
 
 
 @bp.get("/purchases")

@@ -11,15 +11,15 @@ from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas import services as quota_services
-from cloudmgr.quotas.files import QuotaDefinitions
 from cloudmgr.quotas.models import ChangeRequestState
-from web.i18n import current_locale
-from web.portal import bp
-from web.security import current_actor
-from web.selfservice import quotas as quota_help
-from web.selfservice.display import amount, refusal_text
-from web.selfservice.forms import QuotaChangeForm
-from web.uow import request_uow, restart_request_uow
+from cloudmgr.quotas.services import QuotaDefinitions
+from web.common import quota_files as quota_help
+from web.common.display import amount, refusal_text
+from web.common.selfservice_forms import QuotaChangeForm
+from web.core.i18n import current_locale
+from web.core.security import current_actor
+from web.core.uow import request_uow, restart_request_uow
+from web.portal.blueprint import bp
 
 
 def _size_label(definitions: QuotaDefinitions, name: str) -> str:

@@ -21,14 +21,15 @@ from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import NoQuota
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
-from web.i18n import current_locale
-from web.labels import zone_label
-from web.portal import bp
-from web.security import current_actor, role_required
-from web.selfservice import listcache, pages
-from web.selfservice.display import money, refusal_text
-from web.selfservice.forms import ButtonForm, DecisionForm, NewRequestForm, legacy_system_choices
-from web.uow import request_uow, restart_request_uow, runtime
+from web.common import listcache
+from web.common import request_pages as pages
+from web.common.display import money, refusal_text
+from web.common.labels import zone_label
+from web.common.selfservice_forms import ButtonForm, DecisionForm, NewRequestForm, legacy_system_choices
+from web.core.i18n import current_locale
+from web.core.security import current_actor, role_required
+from web.core.uow import request_uow, restart_request_uow, runtime
+from web.portal.blueprint import bp
 
 PER_PAGE = 20
 DEFAULT_EXPIRY_DAYS = 365

@@ -14,12 +14,12 @@ from cloudmgr.catalog.models import ItemKind
 from cloudmgr.errors import DomainError
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import ServerState
-from web.i18n import current_locale
-from web.portal import bp
-from web.security import current_actor
-from web.selfservice.display import money, refusal_text
-from web.selfservice.forms import ButtonForm, DeleteServerForm, ExtendForm, ResizeForm
-from web.uow import request_uow, restart_request_uow, runtime
+from web.common.display import money, refusal_text
+from web.common.selfservice_forms import ButtonForm, DeleteServerForm, ExtendForm, ResizeForm
+from web.core.i18n import current_locale
+from web.core.security import current_actor
+from web.core.uow import request_uow, restart_request_uow, runtime
+from web.portal.blueprint import bp
 
 # Shown unless asked for: servers that no longer exist are history.
 GONE = {ServerState.DELETED.value, ServerState.CANCELLED.value}

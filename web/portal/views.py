@@ -6,9 +6,9 @@ from flask.typing import ResponseReturnValue
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
-from web.portal import bp
-from web.security import require_user
-from web.uow import request_uow
+from web.core.security import require_user
+from web.core.uow import request_uow
+from web.portal.blueprint import bp
 
 
 @bp.get("/")

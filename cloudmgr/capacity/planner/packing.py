@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from cloudmgr.capacity.planner import _kernels
+from cloudmgr.capacity.planner._kernels import eliminate_bins, first_fit, pack_chunks
 from cloudmgr.capacity.planner.bounds import anti_affinity_bound, resource_bounds
 
 CHUNK_HOSTS = 256
@@ -164,12 +164,12 @@ def _pack(
         else:
             final = 0
             flat, bounds = _deal(pool, shape, nchunks)
-        over, used = _kernels.pack_chunks(dem, capf, flat, bounds, final, grp, grp_head, grp_next, assign, opened)
+        over, used = pack_chunks(dem, capf, flat, bounds, final, grp, grp_head, grp_next, assign, opened)
         opened += int(used)
         pool = over[np.argsort(-key[over], kind="stable")] if over.shape[0] else over
     assign, hosts = renumber(assign)
     if elimination_tries > 0 and hosts > 1:
-        emptied = _kernels.eliminate_bins(dem, capf, assign, hosts, grp, elimination_tries)
+        emptied = eliminate_bins(dem, capf, assign, hosts, grp, elimination_tries)
         if emptied:
             assign, hosts = renumber(assign)
     return PackResult(assign, hosts)
@@ -210,7 +210,7 @@ def first_fit_decreasing(
     order = np.argsort(-key, kind="stable").astype(np.int64)
     order = order[np.all(demand[order] <= np.asarray(capacity), axis=1)]
     grp = _normalise_groups(groups, demand.shape[0])
-    assign, used = _kernels.first_fit(dem, capf, order, grp)
+    assign, used = first_fit(dem, capf, order, grp)
     return PackResult(assign, int(used))
 
 

@@ -106,7 +106,7 @@ def end_request_uow(response: Response) -> Response:
         _finish(commit=commit)
     except CommitFailed:
         log.exception("commit of the request's unit of work failed")
-        from web.errors import error_response
+        from web.core.errors import error_response
 
         return error_response(500, minimal=True)
     return response

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Mapping
 
 from cloudmgr.quotas.errors import QuotaFilesInvalid
-from cloudmgr.quotas.files import QuotaDefinitions, read_quota_files
 from cloudmgr.quotas.resources import Resource
-from web.selfservice.display import MB_PER_GB
-from web.uow import runtime
+from cloudmgr.quotas.services import QuotaDefinitions, read_quota_files
+from web.common.display import MB_PER_GB
+from web.core.uow import runtime
 
 log = logging.getLogger(__name__)
 

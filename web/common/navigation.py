@@ -1,6 +1,6 @@
 """The header navigation of each role.  Later blueprints append their pages:
 
-from web.navigation import add_nav_item
+from web.common.navigation import add_nav_item
 add_nav_item(Role.OPERATOR, "ops.requests", _l("Requests"))
 """
 
@@ -12,7 +12,7 @@ from flask import Flask, request
 from flask_babel import lazy_gettext as _l
 
 from cloudmgr.organisation.models import Role
-from web.security import current_web_user
+from web.core.security import current_web_user
 
 
 @dataclass(frozen=True, slots=True)

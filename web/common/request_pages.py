@@ -18,10 +18,10 @@ from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ServiceRequest
 from cloudmgr.servicerequests.states import RequestState, ServerState
-from web.security import current_actor, safe_next
-from web.selfservice.display import chain_view, refusal_text
-from web.selfservice.forms import ButtonForm, CancelForm, DecisionForm
-from web.uow import request_uow, restart_request_uow
+from web.common.display import chain_view, refusal_text
+from web.common.selfservice_forms import ButtonForm, CancelForm, DecisionForm
+from web.core.security import current_actor, safe_next
+from web.core.uow import request_uow, restart_request_uow
 
 MAX_PAGE = 100_000
 NOT_BOOTED = {ServerState.PENDING.value, ServerState.CANCELLED.value, ServerState.ERROR.value}

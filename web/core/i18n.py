@@ -41,13 +41,13 @@ from babel.support import NullTranslations, Translations
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import format_datetime, get_locale, get_translations
 
-from web.extensions import babel
+from web.core.extensions import babel
 
 log = logging.getLogger(__name__)
 
 LANGUAGES: dict[str, str] = {"zh": "中文", "en": "English"}
 SESSION_KEY = "lang"
-TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
+TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"  # web/translations
 DOMAIN = "messages"
 
 

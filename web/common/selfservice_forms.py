@@ -31,7 +31,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 from cloudmgr.inventory import services as inventory
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.servicerequests.services import MAX_COUNT, MAX_EXPIRY_DAYS, NAME_PREFIX, RequestForm
-from web.forms import SafeForm
+from web.common.forms import SafeForm
 
 REASON_MAX = 2000
 JUSTIFICATION_MAX = 4000

@@ -17,7 +17,7 @@ from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.models import ServiceRequest
 from cloudmgr.servicerequests.states import RequestState
-from web.labels import resource_label
+from web.common.labels import resource_label
 
 MB_PER_GB = 1024
 

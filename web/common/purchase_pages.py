@@ -6,9 +6,9 @@ from flask import render_template
 from flask.typing import ResponseReturnValue
 
 from cloudmgr.purchases import services as purchases
-from web.finance.purchase_forms import AttachmentForm, PurchaseDecisionForm, WithdrawForm, finding_text
-from web.security import current_actor
-from web.uow import request_uow
+from web.common.purchase_forms import AttachmentForm, PurchaseDecisionForm, WithdrawForm, finding_text
+from web.core.security import current_actor
+from web.core.uow import request_uow
 
 
 def detail_page(

@@ -34,7 +34,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select, text
 
-from cloudmgr import metrics, metrics_access
+from cloudmgr import metrics, metrics_access, metrics_exposition
 from cloudmgr.db import utcnow
 from cloudmgr.logformat import request_id_var
 from cloudmgr.organisation.models import Cloud
@@ -70,7 +70,7 @@ def prometheus_metrics() -> Response:
         if isinstance(exc, metrics_access.ScrapeUnauthorized):
             refused.headers["WWW-Authenticate"] = 'Bearer realm="cloudmgr-metrics"'
         return refused
-    return Response(metrics.render(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+    return Response(metrics_exposition.render(), mimetype="text/plain; version=0.0.4; charset=utf-8")
 
 
 @bp.record_once

@@ -49,8 +49,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role, User
-from web.extensions import login_manager
-from web.uow import request_uow
+from web.core.extensions import login_manager
+from web.core.uow import request_uow
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -292,7 +292,7 @@ def security_headers(response: Response) -> Response:
 def reject_nul_bytes() -> ResponseReturnValue | None:
     """No input may carry a NUL character: no user types one, PostgreSQL refuses it in text
     (a 500 otherwise) and it hides the rest of a string from C-based tools.  A clear 400."""
-    from web.errors import error_response, json_error, wants_json
+    from web.core.errors import error_response, json_error, wants_json
 
     values = [*request.args.values(), *request.args.keys(), *request.form.values(), *request.form.keys()]
     found = any("\x00" in v for v in values) or "\x00" in request.path

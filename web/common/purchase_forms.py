@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint
+from flask import Flask
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import (
@@ -27,7 +27,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 from cloudmgr.purchases import services as purchases
 from cloudmgr.purchases.models import BlockBasis, Category, FindingKind, PurchaseFinding, PurchaseState
 from cloudmgr.purchases.services import ItemInput, PurchaseForm
-from web.forms import SafeForm
+from web.common.forms import SafeForm
 
 ITEM_ROWS = 5
 REASON_MAX = purchases.REASON_MAX
@@ -92,14 +92,14 @@ def _label(table: dict[Any, Any], code: object) -> str:
     return str(value) if value is not None else str(code or "")
 
 
-def init_filters(bp: Blueprint) -> None:
-    bp.add_app_template_filter(lambda c: _label(CATEGORY_LABELS, c), "label_purchase_category")
-    bp.add_app_template_filter(lambda c: _label(STATE_LABELS, c), "label_purchase_state")
-    bp.add_app_template_filter(lambda c: _label(STATE_CLASSES, c) or "state", "purchase_state_class")
-    bp.add_app_template_filter(lambda c: _label(FINDING_LABELS, c), "label_finding")
-    bp.add_app_template_filter(lambda c: _label(BASIS_LABELS, c), "label_block_basis")
-    bp.add_app_template_filter(lambda c: _label(EVENT_LABELS, c), "label_purchase_event")
-    bp.add_app_template_filter(lambda c: SEVERITY_CLASSES.get(str(c), "state"), "severity_class")
+def init_app(app: Flask) -> None:
+    app.add_template_filter(lambda c: _label(CATEGORY_LABELS, c), "label_purchase_category")
+    app.add_template_filter(lambda c: _label(STATE_LABELS, c), "label_purchase_state")
+    app.add_template_filter(lambda c: _label(STATE_CLASSES, c) or "state", "purchase_state_class")
+    app.add_template_filter(lambda c: _label(FINDING_LABELS, c), "label_finding")
+    app.add_template_filter(lambda c: _label(BASIS_LABELS, c), "label_block_basis")
+    app.add_template_filter(lambda c: _label(EVENT_LABELS, c), "label_purchase_event")
+    app.add_template_filter(lambda c: SEVERITY_CLASSES.get(str(c), "state"), "severity_class")
 
 
 def finding_text(finding: PurchaseFinding, *, for_department: bool) -> str:

@@ -161,8 +161,8 @@ def cached_page(data_version: Hashable, render: Callable[[], str]) -> str:
     same session, and its token stays valid (tokens live for the whole session).  A page with a
     message to show once (a flash) is always rendered afresh and never kept.
     """
-    from web.i18n import current_locale
-    from web.security import require_user
+    from web.core.i18n import current_locale
+    from web.core.security import require_user
 
     csrf_secret = web_session.get("csrf_token")
     if "_flashes" in web_session or csrf_secret is None:

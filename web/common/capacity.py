@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from cloudmgr.capacity.config import CapacityConfig, Target, read_capacity_file
 from cloudmgr.capacity.models import CapacitySnapshot, ConsolidationRun
 from cloudmgr.capacity.services import UNASSIGNED, Forecast, Totals, forecast, latest_snapshots, server_trend
-from web.uow import runtime
+from web.core.uow import runtime
 
 
 def capacity_config() -> CapacityConfig:
@@ -263,9 +263,9 @@ def run_json(run: ConsolidationRun, *, waves: bool = True) -> dict[str, Any]:
 def render_capacity(*, csv_form: Any = None, read_only: bool, status: int = 200) -> tuple[str, int]:
     from flask import render_template
 
-    from web.i18n import current_locale
-    from web.selfservice.forms import ButtonForm
-    from web.uow import request_uow
+    from web.common.selfservice_forms import ButtonForm
+    from web.core.i18n import current_locale
+    from web.core.uow import request_uow
 
     locale = current_locale()
     data = overview(request_uow().session, capacity_config())

@@ -1,0 +1,33 @@
+"""What ``/metrics`` answers: the shared registry (``cloudmgr.metrics``) with the domain packages'
+collectors, which read the database at scrape time, registered on it.
+
+The domain ``*.metrics`` modules import ``cloudmgr.metrics`` for the registry; this module imports
+them, so the registry never imports a domain package back.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from cloudmgr.capacity.metrics import register as register_capacity_metrics
+from cloudmgr.inventory.metrics import register as register_inventory_metrics
+from cloudmgr.metrics import REGISTRY
+from cloudmgr.programme.metrics import register as register_programme_metrics
+from cloudmgr.purchases.metrics import register as register_purchase_metrics
+from cloudmgr.quotas.metrics import register as register_quota_metrics
+from cloudmgr.servicerequests.metrics import register as register_request_metrics
+
+
+def register_domain_collectors() -> None:
+    """Collectors that read the database at scrape time."""
+    register_capacity_metrics()
+    register_inventory_metrics()
+    register_programme_metrics()
+    register_purchase_metrics()
+    register_quota_metrics()
+    register_request_metrics()
+
+
+def render() -> bytes:
+    register_domain_collectors()
+    return generate_latest(REGISTRY)
