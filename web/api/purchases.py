@@ -268,7 +268,7 @@ def _form(body: Body) -> PurchaseForm:
 
 def _context() -> services.FindingContext:
     rt = runtime()
-    return services.context_for(rt.settings)
+    return services.context_for(rt.providers, rt.settings)
 
 
 LIST_PARAMETERS: list[JSON] = [
