@@ -56,10 +56,10 @@ PUBLIC_MODULES = frozenset({"services", "errors", "states", "actor"})
 
 # The ratchet: web modules that import a domain's internals.  Lower it when you move one behind a
 # service (the test fails if the count goes up, and asks to lower the number when it goes down).
-# Issue 15: 32 before the web layout was reorganised, 31 after (the quota files now come through
-# cloudmgr.quotas.services).  Most of the rest import ORM model classes for their types or
-# read configuration files, the planner, the programme's tracking or purchase reports directly.
-MAX_WEB_MODULES_INTO_INTERNALS = 31
+# Issue 15: 32 before the web layout was reorganised, 30 after (the quota files and balances now
+# come through cloudmgr.quotas.services).  Most of the rest import ORM model classes for their
+# types, or read configuration files, the planner, the programme's tracking or purchase reports.
+MAX_WEB_MODULES_INTO_INTERNALS = 30
 
 
 @dataclass

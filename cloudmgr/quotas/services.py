@@ -21,6 +21,9 @@ from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import QuotaBelowUsage, QuotaChangeInvalid, QuotaFilesInvalid
 from cloudmgr.quotas.files import QuotaDefinitions as QuotaDefinitions  # re-exported: the web reads them here
 from cloudmgr.quotas.files import read_quota_files as read_quota_files
+from cloudmgr.quotas.ledger import Balance as Balance  # re-exported: the web reads balances here
+from cloudmgr.quotas.ledger import all_balances as all_balances
+from cloudmgr.quotas.ledger import balance as balance
 from cloudmgr.quotas.models import (
     ChangeRequestState,
     LimitSource,

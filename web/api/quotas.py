@@ -9,7 +9,6 @@ from cloudmgr.catalog.models import ItemKind
 from cloudmgr.errors import NotFound, ValidationFailed
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import Role
-from cloudmgr.quotas import ledger
 from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.models import ChangeRequestState, QuotaChangeRequest
 from cloudmgr.quotas.resources import Resource
@@ -93,7 +92,7 @@ def quotas() -> Response:
         department_id = org.get_department(session, department_key).id
     else:
         department_id = None
-    balances = ledger.all_balances(session, department_id=department_id)
+    balances = quota_services.all_balances(session, department_id=department_id)
     return jsonify({"items": [balance_json(b) for b in balances if cloud is None or b.cloud_key == cloud]})
 
 

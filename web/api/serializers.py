@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from cloudmgr.catalog.models import CatalogItem
-from cloudmgr.quotas.ledger import Balance
 from cloudmgr.quotas.models import QuotaChangeRequest, QuotaDrift
 from cloudmgr.quotas.resources import RESOURCES
+from cloudmgr.quotas.services import Balance
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.services import Quote
 from cloudmgr.servicerequests.states import RequestState, ServerState

@@ -8,7 +8,6 @@ from flask_babel import gettext as _
 
 from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
-from cloudmgr.quotas import ledger
 from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.models import ChangeRequestState, QuotaChangeRequest
 from web.common import quota_files as quota_help
@@ -33,15 +32,15 @@ def _page(*, failed: tuple[int, QuotaDecisionForm] | None = None, status: int = 
     if sort not in SORTS:
         sort = "fill"
     descending = request.args.get("dir", "desc" if sort == "fill" else "asc") == "desc"
-    balances = list(ledger.all_balances(session))
+    balances = list(quota_services.all_balances(session))
 
-    def fill(balance: ledger.Balance) -> float:
+    def fill(balance: quota_services.Balance) -> float:
         return max((r.fill_ratio for r in balance.resources.values()), default=0.0)
 
-    def dept(b: ledger.Balance) -> str:
+    def dept(b: quota_services.Balance) -> str:
         return dept_names.get(b.department_key, b.department_key)
 
-    def cloud(b: ledger.Balance) -> str:
+    def cloud(b: quota_services.Balance) -> str:
         return cloud_names.get(b.cloud_key, b.cloud_key)
 
     # Ties keep the department-then-cloud order whatever the direction (sorts are stable).

@@ -9,7 +9,6 @@ from wtforms import SelectChoice
 
 from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
-from cloudmgr.quotas import ledger
 from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.models import ChangeRequestState
 from cloudmgr.quotas.services import QuotaDefinitions
@@ -44,7 +43,7 @@ def _page(form: QuotaChangeForm, definitions: QuotaDefinitions, status: int = 20
     assert actor.department_id is not None
     session = request_uow().session
     links = org.clouds_of_department(session, actor.department_id)
-    balances = ledger.all_balances(session, department_id=actor.department_id)
+    balances = quota_services.all_balances(session, department_id=actor.department_id)
     names = {link.cloud.key: link.cloud.display_name(current_locale()) for link in links}
     changes = quota_services.change_requests(session, department_id=actor.department_id)
     return (

@@ -17,7 +17,7 @@ from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import Cloud, Role
-from cloudmgr.quotas import ledger
+from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.errors import NoQuota
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
@@ -43,7 +43,7 @@ class Catalog:
     cloud: Cloud | None
     flavors: Sequence[CatalogItem] = ()
     images: Sequence[CatalogItem] = ()
-    balance: ledger.Balance | None = None
+    balance: quota_services.Balance | None = None
 
 
 def _catalog(cloud_key: str | None) -> Catalog:
@@ -57,7 +57,7 @@ def _catalog(cloud_key: str | None) -> Catalog:
     if cloud is None:
         abort(404)  # another department's cloud, or none: nothing to show either way
     try:
-        balance: ledger.Balance | None = ledger.balance(session, actor.department_id, cloud.id)
+        balance: quota_services.Balance | None = quota_services.balance(session, actor.department_id, cloud.id)
     except NoQuota:
         balance = None
     return Catalog(
