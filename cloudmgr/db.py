@@ -8,14 +8,15 @@ transaction that rolled back.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, insert
+from sqlalchemy import CheckConstraint, DateTime, Engine, MetaData, String, create_engine, event, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -54,6 +55,47 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class StrEnumType(TypeDecorator[E], Generic[E]):
+    """A :class:`enum.StrEnum` stored as its value in a VARCHAR; loaded back as the member.
+
+    The stored strings are the enum's values, so typing a column with it rewrites no data;
+    :func:`enum_check` adds the CHECK constraint that refuses any other string.  Unlike
+    ``sqlalchemy.Enum(validate_strings=True)``, a comparison with a string that is no value
+    (a hostile ``?state=`` filter) is sent as it is and matches nothing instead of raising.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_cls: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum_cls = enum_cls
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            return self.enum_cls(value).value
+        except ValueError:
+            return str(value)  # a filter matches nothing; a write is refused by the CHECK constraint
+
+    def process_result_value(self, value: Any, dialect: Any) -> E | None:
+        return None if value is None else self.enum_cls(value)
+
+    @property
+    def python_type(self) -> type[E]:
+        return self.enum_cls
+
+
+def enum_check(column: str, enum_cls: type[enum.StrEnum]) -> CheckConstraint:
+    """``CHECK (column IN (…values…))``, named ``ck_<table>_<column>_valid``."""
+    values = ", ".join(f"'{member.value}'" for member in enum_cls)
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
 
 
 class Base(DeclarativeBase):
@@ -120,6 +162,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            # No transaction on purpose: a migration's PRAGMA foreign_keys, which SQLite
+            # ignores inside one (see dbschema/versions/0014).
+            return
         # SQLite has no row locks: take the database write lock at BEGIN, so a
         # read-then-write inside one unit of work can never interleave with another
         # writer ("check then write" races are impossible, not just unlikely).

@@ -6,10 +6,10 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloudmgr.db import Base, UTCDateTime, utcnow
+from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
 from cloudmgr.organisation.models import Cloud, Department
 
 
@@ -41,12 +41,7 @@ class SystemState(enum.StrEnum):
 
 
 #: States that count as "done" for the programme.
-DONE_STATES: frozenset[str] = frozenset({SystemState.ON_CLOUD, SystemState.DECOMMISSIONED})
-
-
-def _enum_check(column: str, enum_cls: type[enum.StrEnum]) -> CheckConstraint:
-    values = ", ".join(f"'{member.value}'" for member in enum_cls)
-    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
+DONE_STATES: frozenset[SystemState] = frozenset({SystemState.ON_CLOUD, SystemState.DECOMMISSIONED})
 
 
 class ServerRoom(Base):
@@ -75,9 +70,9 @@ class LegacySystem(Base):
 
     __tablename__ = "legacy_systems"
     __table_args__ = (
-        _enum_check("classification", Classification),
-        _enum_check("network", LegacyNetwork),
-        _enum_check("state", SystemState),
+        enum_check("classification", Classification),
+        enum_check("network", LegacyNetwork),
+        enum_check("state", SystemState),
         Index("ix_legacy_systems_dept_state", "department_id", "state"),
     )
 
@@ -102,7 +97,7 @@ class LegacySystem(Base):
     owner_contact: Mapped[str] = mapped_column(String(128))
     ansible_host: Mapped[str | None] = mapped_column(String(255))  # the address Ansible reaches it on
 
-    state: Mapped[str] = mapped_column(String(20), default=SystemState.LEGACY, index=True)
+    state: Mapped[SystemState] = mapped_column(StrEnumType(SystemState, 20), default=SystemState.LEGACY, index=True)
     complexity_score: Mapped[int] = mapped_column(default=0)
     # [{"code": …, "points": …, "detail": …}, …], highest points first
     complexity_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
@@ -144,7 +139,7 @@ class DeclassificationRequest(Base):
 
     __tablename__ = "declassification_requests"
     __table_args__ = (
-        _enum_check("state", DeclassificationState),
+        enum_check("state", DeclassificationState),
         # one pending request per system: repeated re-imports do not pile them up
         Index(
             "uq_declassification_pending",
@@ -187,7 +182,7 @@ class ReclassificationAlert(Base):
 
     __tablename__ = "reclassification_alerts"
     __table_args__ = (
-        _enum_check("state", AlertState),
+        enum_check("state", AlertState),
         Index(
             "uq_reclassification_alert_open",
             "system_id",

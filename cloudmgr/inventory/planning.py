@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cloudmgr.audit import services as audit
 from cloudmgr.inventory.classification import ensure_placeable
 from cloudmgr.inventory.errors import ClassifiedPlacementRefused
-from cloudmgr.inventory.models import LegacySystem, SystemState
+from cloudmgr.inventory.models import Classification, LegacySystem, SystemState
 from cloudmgr.inventory.services import AUDIT_TARGET, SystemFilter, get_system_by_hostname, list_systems
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
@@ -64,7 +64,6 @@ def plan_systems(
 ) -> InventoryPlan:
     """Hosts needed for the systems still to move (and the classified ones refused)."""
     from cloudmgr.capacity.planner.inventory import inventory_from_records
-    from cloudmgr.capacity.planner.model import Classification as PlannerClass
     from cloudmgr.capacity.planner.model import HostSpec, ServerRecord, Zone
     from cloudmgr.capacity.planner.plan import plan_inventory
 
@@ -81,7 +80,7 @@ def plan_systems(
             ram_p95=s.ram_p95_pct / 100,
             department=s.department.key,
             zone=Zone.INTERNET if s.network == "internet" else Zone.EXTRANET,
-            classification=PlannerClass.CLASSIFIED if s.is_classified else PlannerClass.NON_CLASSIFIED,
+            classification=Classification(s.classification),
         )
         for s in [*placeable, *refused]
     ]

@@ -17,13 +17,14 @@ from cloudmgr.audit import services as audit
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.db import utcnow
 from cloudmgr.inventory.errors import InvalidSystemTransition, SystemNotFound
-from cloudmgr.inventory.models import LegacySystem, SystemState
+from cloudmgr.inventory.models import DONE_STATES, LegacySystem, SystemState
 from cloudmgr.organisation.actor import Actor
+from cloudmgr.statemachine import StateMachine
 
 S = SystemState
 
 #: Allowed transitions: from state → the states it may go to.
-TRANSITIONS: Mapping[str, frozenset[str]] = {
+TRANSITIONS: Mapping[SystemState, frozenset[SystemState]] = {
     # imported; classified (or intranet) systems go out of scope, the others into waves
     S.LEGACY: frozenset({S.PLANNED, S.INTRANET}),
     # out of scope; only a re-import that declassifies it brings it back
@@ -38,6 +39,17 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     S.ON_CLOUD: frozenset({S.DECOMMISSIONED, S.ROLLED_BACK}),
     S.DECOMMISSIONED: frozenset(),
 }
+
+SYSTEM_MACHINE: StateMachine[SystemState] = StateMachine(
+    "system",
+    SystemState,
+    transitions=TRANSITIONS,
+    error=InvalidSystemTransition,
+    message="system {hostname} cannot go from {current} to {target}",
+    unknown_message="unknown system state {state!r}",
+    open_states=frozenset(SystemState) - DONE_STATES - {S.INTRANET},
+    stamps={S.ON_CLOUD: "migrated_at", S.DECOMMISSIONED: "decommissioned_at"},
+)
 
 AUDIT_TARGET = "legacy_system"
 TRANSITION_ACTION = "legacy_system.transition"
@@ -56,23 +68,13 @@ def transition_system(
     is a no-op returning False (so retried jobs are harmless).  Raises
     InvalidSystemTransition for a transition the state machine does not allow.
     """
-    try:
-        target = SystemState(to_state)
-    except ValueError:
-        raise InvalidSystemTransition(f"unknown system state {to_state!r}") from None
-    current = system.state
-    if current == target:
+    target = SYSTEM_MACHINE.coerce(to_state)
+    if system.state == target:
         return False
-    if target not in TRANSITIONS.get(current, frozenset()):
-        raise InvalidSystemTransition(f"system {system.hostname} cannot go from {current} to {target}")
     now = utcnow()
-    system.state = target
+    current = SYSTEM_MACHINE.apply(system, target, now=now, hostname=system.hostname)
     system.updated_at = now
-    if target == S.ON_CLOUD:
-        system.migrated_at = now
-    elif target == S.DECOMMISSIONED:
-        system.decommissioned_at = now
-    elif target == S.ROLLED_BACK:
+    if target == S.ROLLED_BACK:
         system.migrated_at = None
     audit.record(
         session,
@@ -81,7 +83,7 @@ def transition_system(
         target_type=AUDIT_TARGET,
         target_id=system.id,
         reason=reason,
-        detail={"hostname": system.hostname, "from": current, "to": str(target)},
+        detail={"hostname": system.hostname, "from": current.value, "to": target.value},
     )
     return True
 

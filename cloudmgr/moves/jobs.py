@@ -284,10 +284,10 @@ def _give_up(db: Database, item: ClaimedItem, error: str) -> None:
     with db.unit_of_work() as uow:
         move = uow.session.get(Move, move_id)
         if move is None or move.state not in (
-            MoveState.REQUESTED.value,
-            MoveState.RUNNING.value,
-            MoveState.CONFIRMING.value,
-            MoveState.REVERTING.value,
+            MoveState.REQUESTED,
+            MoveState.RUNNING,
+            MoveState.CONFIRMING,
+            MoveState.REVERTING,
         ):
             return
     _transition(db, move_id, MoveState.FAILED, action="fail", reason=f"gave up: {error}"[:2000])
@@ -327,7 +327,7 @@ def run_move(
         move = uow.session.get(Move, move_id, with_for_update=True)
         if move is None:
             raise GiveUp(f"there is no move {move_id}")
-        if move.state == MoveState.REQUESTED.value:
+        if move.state == MoveState.REQUESTED:
             record_event(uow.session, move, MoveState.RUNNING, actor=SYSTEM, action="start")
             move.started_at = utcnow()
         view = _view(move)
@@ -474,14 +474,14 @@ def _drain_children(ctx: _Ctx, view: _View, provider: CloudProvider) -> dict[str
         session = uow.session
         drain = session.get(Move, view.id)
         assert drain is not None
-        known = {c.server_id for c in drain.children if c.state != MoveState.REVERTED.value}
+        known = {c.server_id for c in drain.children if c.state != MoveState.REVERTED}
         for server in servers:
             if server.id in known:
                 continue
             kind = MoveKind.COLD if server.status == "SHUTOFF" else MoveKind.LIVE
             child = Move(
                 kind=kind.value,
-                state=MoveState.REQUESTED.value,
+                state=MoveState.REQUESTED,
                 cloud_id=view.cloud.id,
                 server_id=server.id,
                 server_name=server.name,
@@ -510,9 +510,9 @@ def _drain_children(ctx: _Ctx, view: _View, provider: CloudProvider) -> dict[str
             (c.id, c.state) for c in session.scalars(select(Move).where(Move.parent_id == view.id).order_by(Move.id))
         ]
     for child_id, state in children:
-        if state in (MoveState.DONE.value, MoveState.REVERTED.value):
+        if state in (MoveState.DONE, MoveState.REVERTED):
             continue
-        if state == MoveState.FAILED.value:
+        if state == MoveState.FAILED:
             with ctx.db.unit_of_work() as uow:
                 failed = uow.session.get(Move, child_id, with_for_update=True)
                 assert failed is not None
@@ -534,8 +534,8 @@ def _drain_children(ctx: _Ctx, view: _View, provider: CloudProvider) -> dict[str
     if view.only_managed:
         remaining = [s for s in remaining if s.project_id in projects]
     return {
-        "moved": sum(1 for o in outcome if o["state"] == MoveState.DONE.value),
-        "failed": sum(1 for o in outcome if o["state"] == MoveState.FAILED.value),
+        "moved": sum(1 for o in outcome if o["state"] == MoveState.DONE),
+        "failed": sum(1 for o in outcome if o["state"] == MoveState.FAILED),
         "left_on_host": [s.name for s in remaining],
         "servers": outcome,
     }
@@ -568,7 +568,7 @@ def _run_drain(ctx: _Ctx, view: _View) -> None:
     if complete:
         _transition(ctx.db, view.id, MoveState.DONE, action="finish", reason=f"{result['moved']} servers moved")
     else:
-        failed = [o for o in result["servers"] if o["state"] == MoveState.FAILED.value]
+        failed = [o for o in result["servers"] if o["state"] == MoveState.FAILED]
         reason = f"{len(failed)} servers could not be moved" + (
             f"; still on {host}: {', '.join(result['left_on_host'])}" if result["left_on_host"] else ""
         )

@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloudmgr.db import Base, UTCDateTime, utcnow
+from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
+from cloudmgr.moves.states import MoveState
 from cloudmgr.organisation.models import Cloud, Department
 
 
@@ -20,13 +21,14 @@ class Move(Base):
 
     __tablename__ = "moves"
     __table_args__ = (
+        enum_check("state", MoveState),
         Index("ix_moves_state_kind", "state", "kind"),
         Index("ix_moves_cloud_server", "cloud_id", "server_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # live | cold | drain | cross_cloud
-    state: Mapped[str] = mapped_column(String(20), default="requested")
+    state: Mapped[MoveState] = mapped_column(StrEnumType(MoveState, 20), default=MoveState.REQUESTED)
     cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"))
     # The server moved (None for a drain); its name as it was when the move started.
     server_id: Mapped[str | None] = mapped_column(String(64))

@@ -30,7 +30,7 @@ from cloudmgr.db import Database
 from cloudmgr.moves.errors import DrainRefused, MoveCloudError, MoveInProgress, MoveInvalid, MoveNotFound
 from cloudmgr.moves.metrics import MOVES_TOTAL
 from cloudmgr.moves.models import Move, MoveEvent, MoveStep
-from cloudmgr.moves.states import OPEN_STATES, STEPS, MoveKind, MoveState, StepState, check_transition
+from cloudmgr.moves.states import OPEN_STATES, STEPS, MoveKind, MoveState, StepState, machine
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, NetworkZone
 from cloudmgr.providers import ProviderRegistry
@@ -109,7 +109,7 @@ def _check_no_open_move(session: Session, cloud_id: int, server_id: str) -> None
         select(Move).where(
             Move.cloud_id == cloud_id,
             Move.server_id == server_id,
-            Move.state.in_([s.value for s in OPEN_STATES]),
+            Move.state.in_(OPEN_STATES),
         )
     )
     if open_move is not None:
@@ -132,10 +132,10 @@ def record_event(
     detail: dict[str, object] | None = None,
 ) -> None:
     """Check and store one transition of ``move`` with its event and audit record."""
-    check_transition(move.kind, move.state, target)
+    previous = machine(move.kind).apply(move, target, kind=move.kind)
     session.add(
         MoveEvent(
-            move_id=move.id, actor=actor, action=action, from_state=move.state, to_state=target.value, reason=reason
+            move_id=move.id, actor=actor, action=action, from_state=previous.value, to_state=target.value, reason=reason
         )
     )
     audit.record(
@@ -145,9 +145,8 @@ def record_event(
         target_type=AUDIT_TARGET,
         target_id=move.id,
         reason=reason,
-        detail={"kind": move.kind, "from": move.state, "to": target.value, **(detail or {})},
+        detail={"kind": move.kind, "from": previous.value, "to": target.value, **(detail or {})},
     )
-    move.state = target.value
     move.state_reason = reason if target in {MoveState.FAILED, MoveState.PARTIAL} else move.state_reason
 
 
@@ -263,7 +262,7 @@ def start_migration(
         _check_no_open_move(session, cloud.id, server.id)
         move = Move(
             kind=kind.value,
-            state=MoveState.REQUESTED.value,
+            state=MoveState.REQUESTED,
             cloud_id=cloud.id,
             server_id=server.id,
             server_name=server.name,
@@ -428,7 +427,7 @@ def start_drain(
                 Move.kind == MoveKind.DRAIN.value,
                 Move.cloud_id == cloud.id,
                 Move.source_host == host,
-                Move.state.in_([s.value for s in OPEN_STATES]),
+                Move.state.in_(OPEN_STATES),
             )
         )
         if open_drain is not None:
@@ -453,7 +452,7 @@ def start_drain(
     with db.unit_of_work() as uow:
         move = Move(
             kind=MoveKind.DRAIN.value,
-            state=MoveState.REQUESTED.value,
+            state=MoveState.REQUESTED,
             cloud_id=cloud.id,
             source_host=host,
             disable_host=disable_host,
@@ -632,7 +631,7 @@ def start_cross_cloud_move(
         metadata = {k: v for k, v in server.metadata.items() if k != IDEMPOTENCY_METADATA_KEY}
         move = Move(
             kind=MoveKind.CROSS_CLOUD.value,
-            state=MoveState.REQUESTED.value,
+            state=MoveState.REQUESTED,
             cloud_id=source.id,
             server_id=server.id,
             server_name=server.name,
@@ -704,7 +703,7 @@ def resume(session: Session, move_id: int, *, actor: Actor | str, reason: str | 
     just gets its work item queued again (a worker that died left it)."""
     move = _locked(session, move_id)
     username = _actor_name(actor)
-    if move.state in (MoveState.FAILED.value, MoveState.PARTIAL.value):
+    if move.state in (MoveState.FAILED, MoveState.PARTIAL):
         record_event(session, move, MoveState.RUNNING, actor=username, action="resume", reason=reason or None)
         _reserve_again(session, move)
         move.finished_at = None
@@ -712,7 +711,7 @@ def resume(session: Session, move_id: int, *, actor: Actor | str, reason: str | 
             # A drain looks at its host afresh: every step runs again (each is re-entrant).
             if step.state == StepState.FAILED.value or move.kind == MoveKind.DRAIN.value:
                 step.state = StepState.PENDING.value
-    elif MoveState(move.state) not in OPEN_STATES or move.state == MoveState.AWAITING_CONFIRM.value:
+    elif MoveState(move.state) not in OPEN_STATES or move.state == MoveState.AWAITING_CONFIRM:
         raise MoveInvalid(f"move {move_id} is {move.state}: there is nothing to resume")
     enqueue(session, WORK_KIND, work_key(move.id), {"move_id": move.id}, max_attempts=20)
     return move

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from cloudmgr.moves.errors import InvalidMoveTransition
+from cloudmgr.statemachine import StateMachine
 
 
 class MoveKind(enum.StrEnum):
@@ -82,7 +83,23 @@ STEPS: dict[MoveKind, tuple[str, ...]] = {
 }
 
 
+#: One machine per kind: a drain may end partial, a cold move waits for its confirmation.
+MACHINES: dict[MoveKind, StateMachine[MoveState]] = {
+    kind: StateMachine(
+        f"a {kind} move",
+        MoveState,
+        transitions=table,
+        error=InvalidMoveTransition,
+        message="a {kind} move that is {current} cannot become {target}",
+        open_states=OPEN_STATES,
+    )
+    for kind, table in TRANSITIONS.items()
+}
+
+
+def machine(kind: str) -> StateMachine[MoveState]:
+    return MACHINES[MoveKind(kind)]
+
+
 def check_transition(kind: str, current: str, target: MoveState) -> None:
-    allowed = TRANSITIONS[MoveKind(kind)].get(MoveState(current), frozenset())
-    if target not in allowed:
-        raise InvalidMoveTransition(f"a {kind} move that is {current} cannot become {target.value}")
+    machine(kind).check(current, target, kind=kind)

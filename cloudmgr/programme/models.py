@@ -9,9 +9,11 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloudmgr.db import Base, UTCDateTime, utcnow
+from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.organisation.models import Cloud
+from cloudmgr.programme.errors import WaveStateConflict
+from cloudmgr.statemachine import StateMachine
 
 
 class WaveState(enum.StrEnum):
@@ -23,12 +25,25 @@ class WaveState(enum.StrEnum):
 
 
 #: Waves whose members are "taken": a system is in at most one open wave.
-OPEN_STATES: frozenset[str] = frozenset({WaveState.DRAFT, WaveState.CHECKED, WaveState.RUNNING})
+OPEN_STATES: frozenset[WaveState] = frozenset({WaveState.DRAFT, WaveState.CHECKED, WaveState.RUNNING})
 
-
-def _enum_check(column: str, enum_cls: type[enum.StrEnum]) -> CheckConstraint:
-    values = ", ".join(f"'{member.value}'" for member in enum_cls)
-    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
+W = WaveState
+WAVE_MACHINE: StateMachine[WaveState] = StateMachine(
+    "a wave",
+    WaveState,
+    transitions={
+        # checked again: fits (checked) or not (draft, with the reason)
+        W.DRAFT: {W.DRAFT, W.CHECKED, W.CANCELLED},
+        # a change of members makes it a draft again; only a checked wave starts
+        W.CHECKED: {W.DRAFT, W.CHECKED, W.RUNNING, W.CANCELLED},
+        # its runbooks are under way: each system rolls back on its own, the wave is not cancelled
+        W.RUNNING: {W.DONE},
+    },
+    error=WaveStateConflict,
+    message="wave {wave_id} is {current}: it cannot become {target}",
+    open_states=OPEN_STATES,
+    stamps={W.RUNNING: "started_at", W.DONE: "finished_at", W.CANCELLED: "finished_at"},
+)
 
 
 class MigrationWave(Base):
@@ -36,7 +51,7 @@ class MigrationWave(Base):
 
     __tablename__ = "migration_waves"
     __table_args__ = (
-        _enum_check("state", WaveState),
+        enum_check("state", WaveState),
         CheckConstraint("zone IN ('internet', 'extranet')", name="zone_valid"),
         CheckConstraint("window_end >= window_start", name="window_ordered"),
     )
@@ -47,7 +62,7 @@ class MigrationWave(Base):
     zone: Mapped[str] = mapped_column(String(16))
     window_start: Mapped[date] = mapped_column(Date)
     window_end: Mapped[date] = mapped_column(Date)
-    state: Mapped[str] = mapped_column(String(16), default=WaveState.DRAFT.value, index=True)
+    state: Mapped[WaveState] = mapped_column(StrEnumType(WaveState, 16), default=WaveState.DRAFT, index=True)
     state_reason: Mapped[str | None] = mapped_column(Text)
     # The last check: {"fits": bool, "checked_at": …, "members": [ids], "quota": […], "capacity": {…}, "unplaced": […]}
     check_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -47,7 +47,7 @@ from cloudmgr.programme.errors import (
     WaveNotFound,
     WaveStateConflict,
 )
-from cloudmgr.programme.models import MigrationWave, MigrationWaveMember, WaveState
+from cloudmgr.programme.models import WAVE_MACHINE, MigrationWave, MigrationWaveMember, WaveState
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas.models import QuotaLedgerRow
 from cloudmgr.workqueue.services import enqueue
@@ -187,7 +187,7 @@ def create_wave(
         zone=zone,
         window_start=window_start,
         window_end=window_end,
-        state=WaveState.DRAFT.value,
+        state=WaveState.DRAFT,
         created_by=username,
         created_at=utcnow(),
     )
@@ -211,7 +211,7 @@ def _editable(wave: MigrationWave) -> None:
 
 def _back_to_draft(wave: MigrationWave, why: str) -> None:
     if wave.state == WaveState.CHECKED:
-        wave.state = WaveState.DRAFT.value
+        WAVE_MACHINE.apply(wave, WaveState.DRAFT, wave_id=wave.id)
         wave.state_reason = why
 
 
@@ -323,7 +323,8 @@ def cancel_wave(session: Session, wave_id: int, *, actor: Actor | str, reason: s
     if wave.state not in {WaveState.DRAFT, WaveState.CHECKED}:
         raise WaveStateConflict(f"wave {wave.id} is {wave.state}")
     username = _username(actor)
-    wave.state, wave.cancelled_by, wave.finished_at = WaveState.CANCELLED.value, username, utcnow()
+    WAVE_MACHINE.apply(wave, WaveState.CANCELLED, wave_id=wave.id)
+    wave.cancelled_by = username
     wave.state_reason = (reason or "").strip()[:1000] or None
     for member in wave.members:
         member.active = False
@@ -372,7 +373,8 @@ def start_wave(session: Session, wave_id: int, *, actor: Actor | str) -> Migrati
             raise WaveDoesNotFit(f"wave {wave.id} does not fit: {_fit_failure_text(result)}")
         raise WaveStateConflict(f"wave {wave.id} must be checked (and fit) before it starts")
     username = _username(actor)
-    wave.state, wave.started_by, wave.started_at = WaveState.RUNNING.value, username, utcnow()
+    WAVE_MACHINE.apply(wave, WaveState.RUNNING, wave_id=wave.id)
+    wave.started_by = username
     wave.state_reason = None
     audit.record(session, actor=username, action="wave.start", target_type=AUDIT_TARGET, target_id=wave.id)
     session.flush()
@@ -395,12 +397,12 @@ def finish_waves(session: Session, *, actor: str = "system:waves.progress") -> l
     finished = []
     for wave in session.scalars(
         select(MigrationWave)
-        .where(MigrationWave.state == WaveState.RUNNING.value)
+        .where(MigrationWave.state == WaveState.RUNNING)
         .options(selectinload(MigrationWave.members).joinedload(MigrationWaveMember.system))
     ).unique():
         states = [m.system.state for m in wave.members]
         if states and all(s in SETTLED_STATES for s in states):
-            wave.state, wave.finished_at = WaveState.DONE.value, utcnow()
+            WAVE_MACHINE.apply(wave, WaveState.DONE, wave_id=wave.id)
             for member in wave.members:
                 member.active = False
             audit.record(
@@ -573,9 +575,11 @@ def check_wave(db: Database, registry: ProviderRegistry, wave_id: int, *, actor:
         wave.check_result = result
         wave.checked_by, wave.checked_at = username, now
         if result["fits"]:
-            wave.state, wave.state_reason = WaveState.CHECKED.value, None
+            WAVE_MACHINE.apply(wave, WaveState.CHECKED, wave_id=wave.id)
+            wave.state_reason = None
         else:
-            wave.state, wave.state_reason = WaveState.DRAFT.value, _fit_failure_text(result)[:1000]
+            WAVE_MACHINE.apply(wave, WaveState.DRAFT, wave_id=wave.id)
+            wave.state_reason = _fit_failure_text(result)[:1000]
         audit.record(
             session,
             actor=username,

@@ -42,9 +42,7 @@ class PurchaseCollector(Collector):
                 for action, label in DECISIONS.items():
                     decisions.add_metric([label], counts.get(action, 0))
                 amount = session.scalar(
-                    select(func.sum(PurchaseRequest.amount_yuan)).where(
-                        PurchaseRequest.state == PurchaseState.BLOCKED.value
-                    )
+                    select(func.sum(PurchaseRequest.amount_yuan)).where(PurchaseRequest.state == PurchaseState.BLOCKED)
                 )
                 blocked.add_metric([], float(amount or 0))
                 pending.add_metric(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloudmgr.db import Base, UTCDateTime, utcnow
+from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
 from cloudmgr.organisation.models import Department
 
 
@@ -34,9 +34,9 @@ class PurchaseState(enum.StrEnum):
 
 
 #: States that wait for a finance decision.
-PENDING_STATES: frozenset[str] = frozenset({PurchaseState.SUBMITTED, PurchaseState.RESUBMITTED})
+PENDING_STATES: frozenset[PurchaseState] = frozenset({PurchaseState.SUBMITTED, PurchaseState.RESUBMITTED})
 #: States the department may still edit.
-EDITABLE_STATES: frozenset[str] = frozenset({PurchaseState.DRAFT, PurchaseState.RETURNED})
+EDITABLE_STATES: frozenset[PurchaseState] = frozenset({PurchaseState.DRAFT, PurchaseState.RETURNED})
 
 
 class FindingKind(enum.StrEnum):
@@ -62,11 +62,6 @@ class BlockBasis(enum.StrEnum):
     OTHER = "other"
 
 
-def _enum_check(column: str, enum_cls: type[enum.StrEnum]) -> CheckConstraint:
-    values = ", ".join(f"'{member.value}'" for member in enum_cls)
-    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
-
-
 class PurchaseRequest(Base):
     """A department's request to buy hardware or software, and finance's decision on it.
 
@@ -76,8 +71,8 @@ class PurchaseRequest(Base):
 
     __tablename__ = "purchase_requests"
     __table_args__ = (
-        _enum_check("category", Category),
-        _enum_check("state", PurchaseState),
+        enum_check("category", Category),
+        enum_check("state", PurchaseState),
         CheckConstraint("amount_yuan >= 0", name="amount_not_negative"),
         Index("ix_purchase_requests_dept_state", "department_id", "state"),
     )
@@ -94,7 +89,9 @@ class PurchaseRequest(Base):
     classified: Mapped[bool] = mapped_column(Boolean, default=False)
     justification: Mapped[str] = mapped_column(Text)
 
-    state: Mapped[str] = mapped_column(String(16), default=PurchaseState.DRAFT.value, index=True)
+    state: Mapped[PurchaseState] = mapped_column(
+        StrEnumType(PurchaseState, 16), default=PurchaseState.DRAFT, index=True
+    )
     state_reason: Mapped[str | None] = mapped_column(Text)
     block_basis: Mapped[str | None] = mapped_column(String(16))
     # The cloud offer the decision refers to (a copy of the finding's evidence).
@@ -187,7 +184,7 @@ class PurchaseFinding(Base):
     """An automatic finding of the last submission, with the evidence it rests on."""
 
     __tablename__ = "purchase_findings"
-    __table_args__ = (_enum_check("kind", FindingKind), _enum_check("severity", Severity))
+    __table_args__ = (enum_check("kind", FindingKind), enum_check("severity", Severity))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     purchase_id: Mapped[int] = mapped_column(ForeignKey("purchase_requests.id", ondelete="CASCADE"), index=True)

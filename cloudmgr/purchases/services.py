@@ -51,6 +51,7 @@ from cloudmgr.purchases.offers import CapacityReader, Needs, find_offer
 from cloudmgr.quotas.files import QuotaDefinitions
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
+from cloudmgr.statemachine import StateMachine
 
 MAX_ITEMS = 50
 MAX_AMOUNT = Decimal("10000000000")  # ten billion yuan: anything above is a typo
@@ -66,21 +67,27 @@ MAX_ATTACHMENT_BYTES = 10 * 1024**3
 DUPLICATE_WINDOW_DAYS = 365
 CENT = Decimal("0.01")
 
-# Transitions: (from, action) -> to.
-TRANSITIONS: dict[tuple[str, str], PurchaseState] = {
-    (PurchaseState.DRAFT, "submit"): PurchaseState.SUBMITTED,
-    (PurchaseState.RETURNED, "resubmit"): PurchaseState.RESUBMITTED,
-    (PurchaseState.SUBMITTED, "approve"): PurchaseState.APPROVED,
-    (PurchaseState.SUBMITTED, "block"): PurchaseState.BLOCKED,
-    (PurchaseState.SUBMITTED, "return"): PurchaseState.RETURNED,
-    (PurchaseState.RESUBMITTED, "approve"): PurchaseState.APPROVED,
-    (PurchaseState.RESUBMITTED, "block"): PurchaseState.BLOCKED,
-    (PurchaseState.RESUBMITTED, "return"): PurchaseState.RETURNED,
-    (PurchaseState.DRAFT, "withdraw"): PurchaseState.WITHDRAWN,
-    (PurchaseState.SUBMITTED, "withdraw"): PurchaseState.WITHDRAWN,
-    (PurchaseState.RETURNED, "withdraw"): PurchaseState.WITHDRAWN,
-    (PurchaseState.RESUBMITTED, "withdraw"): PurchaseState.WITHDRAWN,
-}
+P = PurchaseState
+# Each action takes a purchase from one state to another: (from → to) per action.
+PURCHASE_MACHINE: StateMachine[PurchaseState] = StateMachine(
+    "a purchase request",
+    PurchaseState,
+    events={
+        "submit": {P.DRAFT: P.SUBMITTED},
+        "resubmit": {P.RETURNED: P.RESUBMITTED},
+        "approve": {P.SUBMITTED: P.APPROVED, P.RESUBMITTED: P.APPROVED},
+        "block": {P.SUBMITTED: P.BLOCKED, P.RESUBMITTED: P.BLOCKED},
+        "return": {P.SUBMITTED: P.RETURNED, P.RESUBMITTED: P.RETURNED},
+        "withdraw": {
+            P.DRAFT: P.WITHDRAWN,
+            P.SUBMITTED: P.WITHDRAWN,
+            P.RETURNED: P.WITHDRAWN,
+            P.RESUBMITTED: P.WITHDRAWN,
+        },
+    },
+    error=PurchaseTransitionInvalid,
+    open_states=frozenset(PurchaseState) - {P.APPROVED, P.BLOCKED, P.WITHDRAWN},
+)
 DECISIONS = ("approve", "block", "return")
 # How much each finding weighs in the reviewer's queue.
 WEIGHTS = {
@@ -251,11 +258,9 @@ def review_queue(session: Session, actor: Actor, *, sort: str = "findings") -> S
 def _transition(
     session: Session, purchase: PurchaseRequest, action: str, *, actor: str, reason: str | None = None
 ) -> None:
-    target = TRANSITIONS.get((purchase.state, action))
-    if target is None:
-        raise PurchaseTransitionInvalid(f"a purchase request that is {purchase.state} cannot be {action}ed")
+    target = PURCHASE_MACHINE.fire(purchase.state, action)
     _event(session, purchase, action, target.value, actor=actor, reason=reason)
-    purchase.state = target.value
+    PURCHASE_MACHINE.apply(purchase, target)
     purchase.state_reason = reason
 
 
@@ -352,12 +357,12 @@ def create_purchase(
     """A department user's new purchase request, as a draft or submitted at once."""
     department_id = _require_department_user(actor)
     purchase = PurchaseRequest(
-        department_id=department_id, state=PurchaseState.DRAFT.value, created_by=actor.username, items=[]
+        department_id=department_id, state=PurchaseState.DRAFT, created_by=actor.username, items=[]
     )
     _apply_form(purchase, form)
     session.add(purchase)
     session.flush()
-    _event(session, purchase, "create", PurchaseState.DRAFT.value, actor=actor.username)
+    _event(session, purchase, "create", PurchaseState.DRAFT, actor=actor.username)
     if submit:
         submit_purchase(session, actor, purchase.id, context=context or FindingContext())
     return purchase

@@ -72,14 +72,14 @@ def handle_run_step(db: Database, item: ClaimedItem) -> None:
         raise GiveUp(f"bad payload {item.payload!r}") from exc
     with db.unit_of_work() as uow:
         run = get_run(uow.session, run_id)
-        if run.state == RunState.RUNNING.value:
+        if run.state == RunState.RUNNING:
             # Its worker died mid-way: run the (idempotent) step again as a fresh queued run.
             run.state, run.reason, run.finished_at = (
-                RunState.QUEUED.value,
+                RunState.QUEUED,
                 "interrupted: the worker running it stopped; run again",
                 None,
             )
-        elif run.state != RunState.QUEUED.value:
+        elif run.state != RunState.QUEUED:
             return
         system_id, step, actor, wave_id = run.system_id, run.step, run.actor, run.wave_id
     try:
@@ -97,6 +97,6 @@ def handle_run_step(db: Database, item: ClaimedItem) -> None:
     except DomainError as exc:
         with db.unit_of_work() as uow:
             run = get_run(uow.session, run_id)
-            if run.state in {RunState.QUEUED.value, RunState.RUNNING.value}:
-                run.state, run.reason, run.finished_at = RunState.FAILED.value, f"{exc.code}: {exc}"[:4000], utcnow()
+            if run.state in {RunState.QUEUED, RunState.RUNNING}:
+                run.state, run.reason, run.finished_at = RunState.FAILED, f"{exc.code}: {exc}"[:4000], utcnow()
         raise GiveUp(f"{exc.code}: {exc}") from exc

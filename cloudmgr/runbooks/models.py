@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloudmgr.db import Base, UTCDateTime, utcnow
+from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
 from cloudmgr.inventory.models import LegacySystem
 
 
@@ -41,7 +41,7 @@ class RunState(enum.StrEnum):
     ROLLED_BACK = "rolled_back"  # failed, then undone by a rollback run that succeeded
 
 
-ACTIVE_RUN_STATES: frozenset[str] = frozenset({RunState.QUEUED, RunState.RUNNING})
+ACTIVE_RUN_STATES: frozenset[RunState] = frozenset({RunState.QUEUED, RunState.RUNNING})
 
 
 class RunbookTarget(Base):
@@ -69,13 +69,13 @@ class RunbookRun(Base):
     """One run of one step's playbook for one system."""
 
     __tablename__ = "runbook_runs"
-    __table_args__ = (Index("ix_runbook_runs_system_step", "system_id", "step"),)
+    __table_args__ = (enum_check("state", RunState), Index("ix_runbook_runs_system_step", "system_id", "step"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     system_id: Mapped[int] = mapped_column(ForeignKey("legacy_systems.id", ondelete="CASCADE"), index=True)
     wave_id: Mapped[int | None] = mapped_column(ForeignKey("migration_waves.id", ondelete="SET NULL"))
     step: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16), default=RunState.QUEUED.value, index=True)
+    state: Mapped[RunState] = mapped_column(StrEnumType(RunState, 16), default=RunState.QUEUED, index=True)
     rc: Mapped[int | None] = mapped_column()
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)  # why it failed / was interrupted

@@ -183,7 +183,7 @@ def completed_steps(session: Session, system_id: int) -> set[Step]:
     rows = session.scalars(
         select(RunbookRun.step).where(
             RunbookRun.system_id == system_id,
-            RunbookRun.state == RunState.SUCCEEDED.value,
+            RunbookRun.state == RunState.SUCCEEDED,
             RunbookRun.id > since,
         )
     )
@@ -293,7 +293,7 @@ def request_step(
         system_id=system.id,
         wave_id=wave_id,
         step=parsed.value,
-        state=RunState.QUEUED.value,
+        state=RunState.QUEUED,
         actor=_username(actor),
         event_count=0,
     )
@@ -531,7 +531,7 @@ def _store_event(db: Database, run_id: int, event: Mapping[str, Any]) -> None:
 def _fail_before_ansible(db: Database, run_id: int, step: Step, reason: str, started: float) -> StepOutcome:
     with db.unit_of_work() as uow:
         run = get_run(uow.session, run_id)
-        run.state, run.reason, run.finished_at = RunState.FAILED.value, reason[:4000], utcnow()
+        run.state, run.reason, run.finished_at = RunState.FAILED, reason[:4000], utcnow()
         audit.record(
             uow.session,
             actor=run.actor,
@@ -564,7 +564,7 @@ def _start(
             raise SystemNotFound(f"no legacy system {system_id}")
         if run_id is not None:
             run = get_run(session, run_id)
-            if run.state != RunState.QUEUED.value:
+            if run.state != RunState.QUEUED:
                 raise StepNotAllowed(f"runbook run {run_id} is {run.state}, not queued")
         else:
             if rollback_of is None:
@@ -584,7 +584,7 @@ def _start(
                 session, system, SystemState.MIGRATING, actor=actor, reason=f"runbook step {step.value} started"
             )
         boot = _boot_plan(session, system, wave_id or run.wave_id, actor) if step == Step.PROVISION else None
-        run.state, run.started_at = RunState.RUNNING.value, utcnow()
+        run.state, run.started_at = RunState.RUNNING, utcnow()
         session.flush()
         audit.record(
             session,
@@ -718,7 +718,7 @@ def _finish(
         run.rc, run.changed, run.finished_at = rc, changed, utcnow()
         run.event_count = session.scalar(select(func.count(RunbookEvent.id)).where(RunbookEvent.run_id == run_id)) or 0
         if ok:
-            run.state = RunState.SUCCEEDED.value
+            run.state = RunState.SUCCEEDED
         else:
             failed = session.scalars(
                 select(RunbookEvent)
@@ -727,7 +727,7 @@ def _finish(
             ).all()
             detail = "; ".join(f"{e.host}: {e.task}: {_first_line(e.message)}" for e in failed[:3])
             reason = f"{step.value} playbook ended {status} (rc={rc})" + (f": {detail}" if detail else "")
-            run.state, run.reason = RunState.FAILED.value, reason[:4000]
+            run.state, run.reason = RunState.FAILED, reason[:4000]
         audit.record(
             session,
             actor=run.actor,
@@ -755,8 +755,8 @@ def _finish(
             )
             if run.rollback_of_id is not None:
                 undone = get_run(session, run.rollback_of_id)
-                if undone.state == RunState.FAILED.value:
-                    undone.state = RunState.ROLLED_BACK.value
+                if undone.state == RunState.FAILED:
+                    undone.state = RunState.ROLLED_BACK
         outcome = StepOutcome(run.id, step, RunState(run.state), rc, changed, reason)
     STEP_SECONDS.labels(step=step.value, outcome="succeeded" if ok else "failed").observe(time.monotonic() - started)
     if ok and step == Step.ROLLBACK:
@@ -768,10 +768,10 @@ def interrupt_stale_runs(db: Database, system_id: int, *, reason: str) -> list[i
     """Mark the system's queued/running runs failed: their worker died (the migration resumes)."""
     with db.unit_of_work() as uow:
         runs = uow.session.scalars(
-            select(RunbookRun).where(RunbookRun.system_id == system_id, RunbookRun.state == RunState.RUNNING.value)
+            select(RunbookRun).where(RunbookRun.system_id == system_id, RunbookRun.state == RunState.RUNNING)
         ).all()
         for run in runs:
-            run.state, run.reason, run.finished_at = RunState.FAILED.value, reason, utcnow()
+            run.state, run.reason, run.finished_at = RunState.FAILED, reason, utcnow()
             audit.record(
                 uow.session,
                 actor="system:runbook",

@@ -46,9 +46,7 @@ def resume_stalled(db: Database, report: ReconcileReport) -> None:
             )
         }
         for request in session.scalars(
-            select(ServiceRequest).where(
-                ServiceRequest.state.in_([RequestState.APPROVED.value, RequestState.PROVISIONING.value])
-            )
+            select(ServiceRequest).where(ServiceRequest.state.in_([RequestState.APPROVED, RequestState.PROVISIONING]))
         ):
             kind = "resize" if request.kind == "resize" else "provision"
             if f"{kind}:{request.id}" not in live:
@@ -66,7 +64,7 @@ def release_lapsed_reservations(db: Database, hold_days: int, report: ReconcileR
         session = uow.session
         for request in session.scalars(
             select(ServiceRequest).where(
-                ServiceRequest.state == RequestState.SUBMITTED.value, ServiceRequest.submitted_at <= cutoff
+                ServiceRequest.state == RequestState.SUBMITTED, ServiceRequest.submitted_at <= cutoff
             )
         ):
             for server in request.servers:
@@ -136,9 +134,9 @@ def find_orphans_and_vanished(db: Database, registry: ProviderRegistry, report: 
                     )
             present = {s.metadata[IDEMPOTENCY_METADATA_KEY] for s in cloud_servers}
             for idem, server in ours.items():
-                if server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value} and idem not in present:
+                if server.state in {ServerState.ACTIVE, ServerState.STOPPED} and idem not in present:
                     # Deleted on the cloud behind our back: the usage is gone too.
-                    server.state, server.fault = ServerState.DELETED.value, "deleted outside cloudmgr"
+                    server.state, server.fault = ServerState.DELETED, "deleted outside cloudmgr"
                     ledger.give_back_usage(
                         session,
                         department_id=server.department_id,
@@ -181,7 +179,7 @@ def handle_expiry(db: Database, *, reminder_days: int, grace_days: int, today: d
     with db.unit_of_work() as uow:
         session = uow.session
         for server in session.scalars(
-            select(ManagedServer).where(ManagedServer.state.in_([ServerState.ACTIVE.value, ServerState.STOPPED.value]))
+            select(ManagedServer).where(ManagedServer.state.in_([ServerState.ACTIVE, ServerState.STOPPED]))
         ):
             days_left = (server.expires_on - today).days
             if days_left <= reminder_days and server.reminded_on is None:
@@ -194,11 +192,7 @@ def handle_expiry(db: Database, *, reminder_days: int, grace_days: int, today: d
                     max_attempts=5,
                 )
                 report.reminded.append(server.name)
-            if (
-                server.state == ServerState.ACTIVE.value
-                and days_left < -grace_days
-                and server.stopped_for_expiry_at is None
-            ):
+            if server.state == ServerState.ACTIVE and days_left < -grace_days and server.stopped_for_expiry_at is None:
                 server.stopped_for_expiry_at = utcnow()
                 audit.record(
                     session,

@@ -8,15 +8,19 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, Numeric, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloudmgr.catalog.models import CatalogItem
-from cloudmgr.db import Base, UTCDateTime, utcnow
+from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
 from cloudmgr.organisation.models import Cloud, Department
+from cloudmgr.servicerequests.states import RequestState, ServerState
 
 
 class ServiceRequest(Base):
     """A department's request for VMs (or for a change to one of its VMs)."""
 
     __tablename__ = "service_requests"
-    __table_args__ = (Index("ix_service_requests_dept_state", "department_id", "state"),)
+    __table_args__ = (
+        enum_check("state", RequestState),
+        Index("ix_service_requests_dept_state", "department_id", "state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="create")  # create | resize
@@ -36,7 +40,7 @@ class ServiceRequest(Base):
     # The legacy system the VMs replace, if any (the classified rule refuses a classified one).
     legacy_system_id: Mapped[int | None] = mapped_column(ForeignKey("legacy_systems.id"))
 
-    state: Mapped[str] = mapped_column(String(20), default="draft", index=True)
+    state: Mapped[RequestState] = mapped_column(StrEnumType(RequestState, 20), default=RequestState.DRAFT, index=True)
     # The approval chain fixed at submission, e.g. ["dept_head", "operator", "finance"].
     approval_steps: Mapped[list[str]] = mapped_column(JSON, default=list)
     current_step: Mapped[int] = mapped_column(default=0)
@@ -61,7 +65,7 @@ class ServiceRequest(Base):
 
     @property
     def next_role(self) -> str | None:
-        if self.state != "submitted" or self.current_step >= len(self.approval_steps):
+        if self.state != RequestState.SUBMITTED or self.current_step >= len(self.approval_steps):
             return None
         return self.approval_steps[self.current_step]
 
@@ -90,6 +94,7 @@ class ManagedServer(Base):
     __tablename__ = "managed_servers"
     __table_args__ = (
         UniqueConstraint("idempotency_key"),
+        enum_check("state", ServerState),
         Index("ix_managed_servers_dept_state", "department_id", "state"),
     )
 
@@ -107,7 +112,7 @@ class ManagedServer(Base):
     idempotency_key: Mapped[str] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(default=1)
     reservation_id: Mapped[int | None] = mapped_column(ForeignKey("quota_reservations.id"))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[ServerState] = mapped_column(StrEnumType(ServerState, 16), default=ServerState.PENDING)
     server_id: Mapped[str | None] = mapped_column(String(64), index=True)  # the cloud's id
     host: Mapped[str | None] = mapped_column(String(255))
     addresses: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

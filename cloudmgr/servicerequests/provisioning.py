@@ -33,7 +33,7 @@ from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
-from cloudmgr.servicerequests.states import RequestState, ServerState, check_transition
+from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
 from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater, enqueue, renew
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,14 @@ def _event(session: object, request: ServiceRequest, target: RequestState, actio
     from sqlalchemy.orm import Session
 
     assert isinstance(session, Session)
-    check_transition(request.state, target)
+    previous = REQUEST_MACHINE.apply(request, target)
+    request.state_reason = reason
     session.add(
         RequestEvent(
             request_id=request.id,
             actor=SYSTEM,
             action=action,
-            from_state=request.state,
+            from_state=previous.value,
             to_state=target.value,
             reason=reason,
         )
@@ -76,9 +77,8 @@ def _event(session: object, request: ServiceRequest, target: RequestState, actio
         target_type="service_request",
         target_id=request.id,
         reason=reason,
-        detail={"from": request.state, "to": target.value},
+        detail={"from": previous.value, "to": target.value},
     )
-    request.state, request.state_reason = target.value, reason
 
 
 def _target(db: Database, request_id: int) -> tuple[_Target, list[int]] | None:
@@ -88,10 +88,10 @@ def _target(db: Database, request_id: int) -> tuple[_Target, list[int]] | None:
         request = session.get(ServiceRequest, request_id, with_for_update=True)
         if request is None:
             raise GiveUp(f"request {request_id} does not exist")
-        if request.state == RequestState.APPROVED.value:
+        if request.state == RequestState.APPROVED:
             request.provisioning_started_at = utcnow()
             _event(session, request, RequestState.PROVISIONING, "provision", None)
-        elif request.state != RequestState.PROVISIONING.value:
+        elif request.state != RequestState.PROVISIONING:
             return None  # cancelled, or already finished by an earlier run
         cloud = session.get(Cloud, request.cloud_id)
         assert cloud is not None
@@ -103,7 +103,7 @@ def _target(db: Database, request_id: int) -> tuple[_Target, list[int]] | None:
         zone = session.scalar(
             select(NetworkZone).where(NetworkZone.cloud_id == request.cloud_id, NetworkZone.zone == request.zone)
         )
-        todo = [s.id for s in request.servers if s.state in {ServerState.PENDING.value, ServerState.BUILDING.value}]
+        todo = [s.id for s in request.servers if s.state in {ServerState.PENDING, ServerState.BUILDING}]
         return (
             _Target(
                 request_id=request.id,
@@ -156,9 +156,9 @@ def _placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], 
         except ClassifiedPlacementRefused as refused:
             reason = str(refused)
             for server in request.servers:
-                if server.state != ServerState.PENDING.value:
+                if server.state != ServerState.PENDING:
                     continue  # a server already asked of the cloud is waited for as before
-                server.state, server.fault = ServerState.ERROR.value, reason[:2000]
+                server.state, server.fault = ServerState.ERROR, reason[:2000]
                 if server.reservation_id is not None:
                     ledger.release(session, server.reservation_id, reason="refused: classified_system")
                 audit.record(
@@ -189,9 +189,9 @@ def _fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError
         message = f"the cloud refused the request (is the image or flavor still there?): {error}"
     with db.unit_of_work() as uow:
         server = uow.session.get(ManagedServer, server_id, with_for_update=True)
-        if server is None or server.state not in {ServerState.PENDING.value, ServerState.BUILDING.value}:
+        if server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
             return
-        server.state, server.fault = ServerState.ERROR.value, message[:2000]
+        server.state, server.fault = ServerState.ERROR, message[:2000]
         if server.reservation_id is not None:
             ledger.release(uow.session, server.reservation_id, reason=f"failed: {reason_code}")
         audit.record(
@@ -208,16 +208,16 @@ def _fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError
 def _record_building(db: Database, server_id: int, cloud_server: Server) -> None:
     with db.unit_of_work() as uow:
         server = uow.session.get(ManagedServer, server_id, with_for_update=True)
-        if server is not None and server.state == ServerState.PENDING.value:
-            server.state, server.server_id = ServerState.BUILDING.value, cloud_server.id
+        if server is not None and server.state == ServerState.PENDING:
+            server.state, server.server_id = ServerState.BUILDING, cloud_server.id
 
 
 def _record_active(db: Database, server_id: int, cloud_server: Server) -> None:
     with db.unit_of_work() as uow:
         server = uow.session.get(ManagedServer, server_id, with_for_update=True)
-        if server is None or server.state not in {ServerState.PENDING.value, ServerState.BUILDING.value}:
+        if server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
             return
-        server.state, server.server_id = ServerState.ACTIVE.value, cloud_server.id
+        server.state, server.server_id = ServerState.ACTIVE, cloud_server.id
         server.host = cloud_server.host
         server.addresses = {k: list(v) for k, v in cloud_server.addresses.items()}
         server.active_at = utcnow()
@@ -263,10 +263,10 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
         batch = _server_rows(db, todo[start : start + batch_size])
         building: list[tuple[int, str]] = []
         for server_id, name, key, state, cloud_server_id in batch:
-            if state == ServerState.BUILDING.value and cloud_server_id:
+            if state == ServerState.BUILDING and cloud_server_id:
                 building.append((server_id, cloud_server_id))
                 continue
-            if state != ServerState.PENDING.value:
+            if state != ServerState.PENDING:
                 continue
             spec = ServerSpec(
                 name=name,
@@ -313,7 +313,7 @@ def _give_up_provision(db: Database, item: ClaimedItem, error: str) -> None:
         request = uow.session.get(ServiceRequest, request_id)
         if request is None:
             return
-        ids = [s.id for s in request.servers if s.state in {ServerState.PENDING.value, ServerState.BUILDING.value}]
+        ids = [s.id for s in request.servers if s.state in {ServerState.PENDING, ServerState.BUILDING}]
         cloud_key = request.cloud.key
     for server_id in ids:
         _fail_server(db, server_id, cloud_key, f"cloud unreachable: {error}", reason_code="cloud_unreachable")
@@ -329,13 +329,13 @@ def finish_request(db: Database, request_id: int, *, why: str | None = None) -> 
     with db.unit_of_work() as uow:
         session = uow.session
         request = session.get(ServiceRequest, request_id, with_for_update=True)
-        if request is None or request.state != RequestState.PROVISIONING.value:
+        if request is None or request.state != RequestState.PROVISIONING:
             return
-        states = [s.state for s in request.servers if s.state != ServerState.CANCELLED.value]
-        if any(s in {ServerState.PENDING.value, ServerState.BUILDING.value} for s in states):
+        states = [s.state for s in request.servers if s.state != ServerState.CANCELLED]
+        if any(s in {ServerState.PENDING, ServerState.BUILDING} for s in states):
             return
-        running = sum(s in {ServerState.ACTIVE.value, ServerState.STOPPED.value} for s in states)
-        failed = sum(s == ServerState.ERROR.value for s in states)
+        running = sum(s in {ServerState.ACTIVE, ServerState.STOPPED} for s in states)
+        failed = sum(s == ServerState.ERROR for s in states)
         if failed == 0:
             target = RequestState.ACTIVE
         elif running:
@@ -373,10 +373,10 @@ def handle_resize(db: Database, item: ClaimedItem) -> None:
         request = session.get(ServiceRequest, request_id, with_for_update=True)
         if request is None:
             raise GiveUp(f"request {request_id} does not exist")
-        if request.state == RequestState.APPROVED.value:
+        if request.state == RequestState.APPROVED:
             request.provisioning_started_at = utcnow()
             _event(session, request, RequestState.PROVISIONING, "resize", None)
-        elif request.state != RequestState.PROVISIONING.value:
+        elif request.state != RequestState.PROVISIONING:
             return
         server = session.get(ManagedServer, request.target_server_id)
         if server is None or not server.server_id:
@@ -500,8 +500,8 @@ def handle_server_action(db: Database, item: ClaimedItem) -> None:
         server = session.get(ManagedServer, server_id, with_for_update=True)
         assert server is not None
         previous = server.state
-        server.state = new_state.value
-        if new_state == ServerState.DELETED and previous != ServerState.DELETED.value:
+        server.state = new_state
+        if new_state == ServerState.DELETED and previous != ServerState.DELETED:
             ledger.give_back_usage(
                 session,
                 department_id=server.department_id,
@@ -526,11 +526,8 @@ def _retire_if_done(session: object, request_id: int) -> None:
     if request is None:
         return
     if request.state in {
-        RequestState.ACTIVE.value,
-        RequestState.PARTIALLY_ACTIVE.value,
-        RequestState.FAILED.value,
-    } and all(
-        s.state in {ServerState.DELETED.value, ServerState.CANCELLED.value, ServerState.ERROR.value}
-        for s in request.servers
-    ):
+        RequestState.ACTIVE,
+        RequestState.PARTIALLY_ACTIVE,
+        RequestState.FAILED,
+    } and all(s.state in {ServerState.DELETED, ServerState.CANCELLED, ServerState.ERROR} for s in request.servers):
         _event(session, request, RequestState.RETIRED, "retire", "every server deleted")

@@ -38,7 +38,7 @@ from cloudmgr.servicerequests.errors import (
     ServerNotFound,
 )
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
-from cloudmgr.servicerequests.states import RequestState, ServerState, check_transition
+from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
 from cloudmgr.workqueue.services import enqueue
 
 NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
@@ -146,7 +146,7 @@ def requests_by_ids(session: Session, ids: Sequence[int]) -> Sequence[ServiceReq
 
 def awaiting(session: Session, actor: Actor) -> Sequence[ServiceRequest]:
     """Requests whose next approval step is this actor's to take."""
-    query = select(ServiceRequest).where(ServiceRequest.state == RequestState.SUBMITTED.value)
+    query = select(ServiceRequest).where(ServiceRequest.state == RequestState.SUBMITTED)
     if actor.is_department:
         query = query.where(ServiceRequest.department_id == actor.department_id)
     rows = session.scalars(query.order_by(ServiceRequest.submitted_at)).all()
@@ -302,14 +302,15 @@ def _transition(
     reason: str | None = None,
     step: str | None = None,
 ) -> None:
-    check_transition(request.state, target)
+    previous = REQUEST_MACHINE.apply(request, target)
+    request.state_reason = reason
     session.add(
         RequestEvent(
             request_id=request.id,
             actor=actor,
             action=action,
             step=step,
-            from_state=request.state,
+            from_state=previous.value,
             to_state=target.value,
             reason=reason,
         )
@@ -321,10 +322,8 @@ def _transition(
         target_type="service_request",
         target_id=request.id,
         reason=reason,
-        detail={"from": request.state, "to": target.value, "step": step},
+        detail={"from": previous.value, "to": target.value, "step": step},
     )
-    request.state = target.value
-    request.state_reason = reason
 
 
 def _notify(session: Session, event: str, request: ServiceRequest, **extra: Any) -> None:
@@ -407,7 +406,7 @@ def create_request(
         justification=form.justification.strip(),
         expires_on=form.expires_on,
         monthly_cost=cost,
-        state=RequestState.DRAFT.value,
+        state=RequestState.DRAFT,
         created_by=actor.username,
     )
     session.add(request)
@@ -424,7 +423,7 @@ def _reserve_servers(session: Session, request: ServiceRequest) -> None:
     """Hold quota for every server of the request that holds none (atomic: all or none)."""
     to_reserve = []
     for server in request.servers:
-        if server.state != ServerState.PENDING.value:
+        if server.state != ServerState.PENDING:
             continue
         held = (
             server.reservation_id is not None
@@ -471,11 +470,11 @@ def submit_request(
     request = get_request(session, actor, request_id, for_update=True)
     if request.created_by != actor.username and actor.role != Role.DEPT_HEAD:
         raise NotYourTurn("only the author or the department head submits a draft")
-    if request.state != RequestState.DRAFT.value:
+    if request.state != RequestState.DRAFT:
         # SUBMITTED -> SUBMITTED is an approval step, not a second submission (a double click):
         # submitting again would add the servers twice.
         raise InvalidTransition(f"request {request.id} is {request.state}: only a draft can be submitted")
-    check_transition(request.state, RequestState.SUBMITTED)
+    REQUEST_MACHINE.check(request.state, RequestState.SUBMITTED)
     # A draft's system may have been reclassified since: check again at submission.
     _check_legacy_system(session, actor, request.legacy_system_id, entry_point, request_id=request.id)
     flavor = request.flavor
@@ -492,7 +491,7 @@ def submit_request(
                 vcpus=flavor.vcpus,
                 ram_mb=flavor.ram_mb,
                 idempotency_key=f"cm-r{request.id}-s{index}-a1",
-                state=ServerState.PENDING.value,
+                state=ServerState.PENDING,
                 expires_on=request.expires_on,
             )
         )
@@ -509,7 +508,7 @@ def submit_request(
 
 def _step_for(request: ServiceRequest, actor: Actor) -> str:
     step = request.next_role
-    if request.state != RequestState.SUBMITTED.value or step is None:
+    if request.state != RequestState.SUBMITTED or step is None:
         raise InvalidTransition(f"request {request.id} is {request.state}, not waiting for approval")
     if actor.role.value != step:
         raise NotYourTurn(f"request {request.id} waits for {step}, not {actor.role.value}")
@@ -617,10 +616,10 @@ def _reserve_resize(session: Session, request: ServiceRequest) -> int | None:
 
 def _release_all(session: Session, request: ServiceRequest, reason: str) -> None:
     for server in request.servers:
-        if server.state == ServerState.PENDING.value:
+        if server.state == ServerState.PENDING:
             if server.reservation_id is not None:
                 ledger.release(session, server.reservation_id, reason=reason)
-            server.state = ServerState.CANCELLED.value
+            server.state = ServerState.CANCELLED
             server.fault = reason
 
 
@@ -648,10 +647,7 @@ def cancel_request(session: Session, actor: Actor, request_id: int, *, reason: s
     )
     if not allowed:
         raise NotYourTurn("only the author, the department head or an operator cancels a request")
-    if any(
-        s.state not in {ServerState.PENDING.value, ServerState.CANCELLED.value, ServerState.ERROR.value}
-        for s in request.servers
-    ):
+    if any(s.state not in {ServerState.PENDING, ServerState.CANCELLED, ServerState.ERROR} for s in request.servers):
         raise InvalidTransition("servers of this request already exist: delete them instead")
     _transition(
         session, request, RequestState.CANCELLED, actor=actor.username, action="cancel", reason=reason.strip() or None
@@ -666,7 +662,7 @@ def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServe
     if actor.role != Role.OPERATOR:
         raise NotYourTurn("operators retry failed servers")
     server = get_server(session, actor, server_id)
-    if server.state != ServerState.ERROR.value:
+    if server.state != ServerState.ERROR:
         raise InvalidTransition(f"server {server.name} is {server.state}; only failed servers are retried")
     request = server.request
     # A retry boots a server again: the classified rule as at the first attempt.
@@ -684,7 +680,7 @@ def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServe
     previous_cloud_server = server.server_id
     server.attempt += 1
     server.idempotency_key = f"cm-r{request.id}-s{server.index}-a{server.attempt}"
-    server.state = ServerState.PENDING.value
+    server.state = ServerState.PENDING
     server.server_id, server.fault, server.reservation_id = None, None, None
     _reserve_servers(session, request)
     _transition(
@@ -714,16 +710,16 @@ def server_action(session: Session, actor: Actor, server_id: int, action: str, *
     if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR}:
         raise NotYourTurn("only the department or an operator acts on a server")
     allowed = {
-        "stop": {ServerState.ACTIVE.value},
-        "start": {ServerState.STOPPED.value},
-        "delete": {ServerState.ACTIVE.value, ServerState.STOPPED.value, ServerState.ERROR.value},
+        "stop": {ServerState.ACTIVE},
+        "start": {ServerState.STOPPED},
+        "delete": {ServerState.ACTIVE, ServerState.STOPPED, ServerState.ERROR},
     }[action]
     if server.state not in allowed:
         raise InvalidTransition(f"server {server.name} is {server.state}: it cannot {action} now")
     if action == "delete":
         if confirm != server.name:
             raise RequestInvalid(f"type the server's name ({server.name}) to confirm its deletion")
-        server.state = ServerState.DELETING.value
+        server.state = ServerState.DELETING
     audit.record(
         session, actor=actor.username, action=f"server.{action}", target_type="managed_server", target_id=server.id
     )
@@ -738,7 +734,7 @@ def extend_expiry(
     today = today or date.today()
     if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR}:
         raise NotYourTurn("only the department or an operator extends a server")
-    if server.state in {ServerState.DELETED.value, ServerState.DELETING.value, ServerState.CANCELLED.value}:
+    if server.state in {ServerState.DELETED, ServerState.DELETING, ServerState.CANCELLED}:
         raise InvalidTransition(f"server {server.name} is {server.state}")
     if new_date <= max(server.expires_on, today):
         raise RequestInvalid("the new expiry date must be later than the current one and in the future")
@@ -753,7 +749,7 @@ def extend_expiry(
         detail={"from": server.expires_on.isoformat(), "to": new_date.isoformat()},
     )
     server.expires_on, server.reminded_on = new_date, None
-    if server.stopped_for_expiry_at is not None and server.state == ServerState.STOPPED.value:
+    if server.stopped_for_expiry_at is not None and server.state == ServerState.STOPPED:
         server.stopped_for_expiry_at = None
     return server
 
@@ -772,7 +768,7 @@ def request_resize(
     server = get_server(session, actor, server_id)
     if not actor.is_department:
         raise RequestInvalid("only department users request a resize")
-    if server.state not in {ServerState.ACTIVE.value, ServerState.STOPPED.value}:
+    if server.state not in {ServerState.ACTIVE, ServerState.STOPPED}:
         raise InvalidTransition(f"server {server.name} is {server.state}: it cannot be resized now")
     # A resize may put the server on another host: a classified system's server must leave
     # the cloud, not grow on it.
@@ -813,7 +809,7 @@ def request_resize(
         expires_on=server.expires_on,
         monthly_cost=cost,
         target_server_id=server.id,
-        state=RequestState.DRAFT.value,
+        state=RequestState.DRAFT,
         created_by=actor.username,
     )
     session.add(request)

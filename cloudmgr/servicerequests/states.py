@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from cloudmgr.servicerequests.errors import InvalidTransition
+from cloudmgr.statemachine import StateMachine
 
 
 class RequestState(enum.StrEnum):
@@ -39,11 +40,17 @@ REQUEST_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
 
 OPEN_STATES = frozenset({RequestState.DRAFT, RequestState.SUBMITTED, RequestState.APPROVED, RequestState.PROVISIONING})
 
+REQUEST_MACHINE: StateMachine[RequestState] = StateMachine(
+    "a request",
+    RequestState,
+    transitions=REQUEST_TRANSITIONS,
+    error=InvalidTransition,
+    open_states=OPEN_STATES,
+)
+
 
 def check_transition(current: str, target: RequestState) -> None:
-    state = RequestState(current)
-    if target not in REQUEST_TRANSITIONS[state]:
-        raise InvalidTransition(f"a request that is {state.value} cannot become {target.value}")
+    REQUEST_MACHINE.check(current, target)
 
 
 class ServerState(enum.StrEnum):

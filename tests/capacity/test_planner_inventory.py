@@ -110,3 +110,36 @@ def test_text_stream_is_accepted() -> None:
     assert inv.names == ["solo"] and inv.zone.tolist() == [1]
     inv = read_servers_csv(io.StringIO("name,vcpus,ram_gb,disk_gb\nsolo,1,1,1\n"), default_zone=Zone.INTERNET)
     assert inv.zone.tolist() == [0]
+
+
+def test_both_spellings_of_non_classified_read_as_the_inventory_classification(tmp_path: Path) -> None:
+    """One Classification enum (the inventory's, ``non_classified``); the CSV also takes what
+    planners type, ``non-classified``, in any case and padded, on the fast and the slow path."""
+    from cloudmgr.capacity.planner.model import as_record, parse_classification
+    from cloudmgr.inventory.models import Classification as InventoryClassification
+
+    assert Classification is InventoryClassification
+    assert parse_classification(" Non-Classified ") is Classification.NON_CLASSIFIED
+    assert parse_classification("non_classified") is Classification.NON_CLASSIFIED
+    assert parse_classification("CLASSIFIED") is Classification.CLASSIFIED
+    with pytest.raises(ValueError, match="classification must be"):
+        parse_classification("secret")
+    record = as_record({"name": "a", "vcpus": 1, "ram_gb": 1, "disk_gb": 1, "classification": "non-classified"})
+    assert record.classification is Classification.NON_CLASSIFIED
+    header = ["name", "vcpus", "ram_gb", "disk_gb", "classification"]
+    exact = [
+        header,
+        ["a", "1", "1", "1", "non-classified"],
+        ["b", "1", "1", "1", "non_classified"],
+        ["c", "1", "1", "1", "classified"],
+    ]
+    padded = [
+        header,
+        ["a", "1", "1", "1", " Non-Classified"],
+        ["b", "1", "1", "1", "NON_CLASSIFIED "],
+        ["c", "1", "1", "1", "Classified"],
+    ]
+    for rows in (exact, padded):
+        inventory = read_servers_csv(write(tmp_path / "c.csv", rows))
+        assert inventory.classified.tolist() == [False, False, True]
+        assert inventory.classification_blank.tolist() == [False, False, False]

@@ -29,12 +29,14 @@ import numpy as np
 import numpy.typing as npt
 
 from cloudmgr.capacity.planner.model import (
+    CLASSIFICATION_SPELLINGS,
     DEFAULT_HEADROOM,
     MIB_PER_GB,
     Classification,
     PlannerInputError,
     ServerRecord,
     Zone,
+    parse_classification,
 )
 from cloudmgr.text import bidi_problem, has_bidi_control
 
@@ -168,13 +170,10 @@ class _Builder:
         blank = not (classification and classification.strip())
         if not blank:
             assert classification is not None
-            c = classification.strip().lower()
-            if c == Classification.CLASSIFIED.value:
-                classified = True
-            elif c != Classification.NON_CLASSIFIED.value:
-                p.add(
-                    where, f"{label}: classification must be 'classified' or 'non-classified', got {classification!r}"
-                )
+            try:
+                classified = parse_classification(classification) is Classification.CLASSIFIED
+            except ValueError as exc:
+                p.add(where, f"{label}: {exc}")
                 bad = True
         if name and not bad:
             self.seen.add(name)
@@ -348,7 +347,10 @@ class _Builder:
 
 
 _ZONES_EXACT: dict[str, int] = {**ZONE_CODES, "": -1}
-_CLASSES_EXACT: dict[str, int] = {"": -1, Classification.NON_CLASSIFIED.value: 0, Classification.CLASSIFIED.value: 1}
+_CLASSES_EXACT: dict[str, int] = {
+    "": -1,
+    **{text: int(c is Classification.CLASSIFIED) for text, c in CLASSIFICATION_SPELLINGS.items()},
+}
 BATCH_ROWS = 65536
 BLOCK_CHARS = 4 << 20  # characters of CSV text converted at once
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudmgr.errors import ValidationFailed
+from cloudmgr.inventory.models import Classification as Classification  # one enum: the inventory's
 
 MIB_PER_GB = 1024
 # Right-sizing headroom above the measured 95th percentile: 25 % leaves room for the
@@ -32,9 +33,21 @@ class Zone(enum.StrEnum):
     EXTRANET = "extranet"
 
 
-class Classification(enum.StrEnum):
-    CLASSIFIED = "classified"
-    NON_CLASSIFIED = "non-classified"
+#: How a classification may be written in a file or a request: the inventory's own values,
+#: and "non-classified", the spelling planners type (and the planner's CSV always took).
+CLASSIFICATION_SPELLINGS: dict[str, Classification] = {
+    "classified": Classification.CLASSIFIED,
+    "non_classified": Classification.NON_CLASSIFIED,
+    "non-classified": Classification.NON_CLASSIFIED,
+}
+
+
+def parse_classification(text: str) -> Classification:
+    """The classification ``text`` names (any case, padded); ValueError for anything else."""
+    try:
+        return CLASSIFICATION_SPELLINGS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"classification must be 'classified' or 'non-classified', got {text!r}") from None
 
 
 CLASSIFIED_REASON = (
@@ -270,7 +283,7 @@ class ConsolidationPlan:
 def as_record(row: Mapping[str, Any]) -> ServerRecord:
     """Build a record from a mapping with the CSV's column names (API convenience)."""
     zone = row.get("zone") or None
-    classification = row.get("classification") or Classification.NON_CLASSIFIED
+    classification = row.get("classification") or Classification.NON_CLASSIFIED.value
     return ServerRecord(
         name=str(row["name"]),
         vcpus=int(row["vcpus"]),
@@ -281,5 +294,5 @@ def as_record(row: Mapping[str, Any]) -> ServerRecord:
         anti_affinity=row.get("anti_affinity") or None,
         department=row.get("department") or None,
         zone=Zone(zone) if zone else None,
-        classification=Classification(classification),
+        classification=parse_classification(str(classification)),
     )
