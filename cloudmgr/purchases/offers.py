@@ -92,36 +92,47 @@ class CapacityView:
 
 
 class CapacityReader:
-    """Free capacity per cloud, read once per endpoint (several clouds may share one OpenStack)."""
+    """Free capacity per cloud, read once per endpoint (several clouds may share one OpenStack).
 
-    def __init__(self, registry: ProviderRegistry | None) -> None:
-        self._registry = registry
+    Live capacity comes from the clouds and is read only by :meth:`read_live`, which takes no
+    database session: the purchase-findings job calls it between its units of work, never inside
+    a transaction.  :meth:`for_cloud` answers inside a transaction from what was read live, else
+    from the latest capacity snapshot in the database."""
+
+    def __init__(self) -> None:
+        self._live: dict[tuple[str, str | None], CapacityView] = {}
+        self._problems: dict[tuple[str, str | None], str] = {}
         self._cache: dict[tuple[str, str | None], CapacityView] = {}
+
+    def read_live(self, registry: ProviderRegistry, clouds: Sequence[tuple[str, str, str | None]]) -> None:
+        """Read the free capacity of ``clouds`` (key, os_cloud, region) from Placement, once per endpoint."""
+        for cloud_key, os_cloud, region in clouds:
+            key = (os_cloud, region)
+            if key in self._live or key in self._problems:
+                continue
+            try:
+                provider = registry.for_cloud(cloud_key, os_cloud, region)
+                providers = provider.list_resource_providers()
+                hypervisors = {h.name: h for h in provider.list_hypervisors()}
+            except CloudError as exc:
+                self._problems[key] = f"live capacity unavailable: {exc}"
+                log.warning("capacity of %s: %s", cloud_key, exc)
+                continue
+            hosts = []
+            for rp in providers:
+                hv = hypervisors.get(rp.name)
+                if hv is not None and (hv.state != "up" or hv.status != "enabled"):
+                    continue  # a host that is down or disabled takes no new VMs
+                hosts.append(HostFree(rp.name, rp.free("VCPU"), rp.free("MEMORY_MB"), rp.free("DISK_GB")))
+            self._live[key] = CapacityView("live", hosts)
 
     def for_cloud(self, session: Session, cloud: Cloud) -> CapacityView:
         key = (cloud.os_cloud, cloud.region)
         if key not in self._cache:
-            self._cache[key] = self._read(session, cloud)
+            self._cache[key] = self._live.get(key) or self._read_snapshot(session, cloud, self._problems.get(key))
         return self._cache[key]
 
-    def _read(self, session: Session, cloud: Cloud) -> CapacityView:
-        problem = None
-        if self._registry is not None:
-            try:
-                provider = self._registry.for_cloud(cloud.key, cloud.os_cloud, cloud.region)
-                providers = provider.list_resource_providers()
-                hypervisors = {h.name: h for h in provider.list_hypervisors()}
-            except CloudError as exc:
-                problem = f"live capacity unavailable: {exc}"
-                log.warning("capacity of %s: %s", cloud.key, exc)
-            else:
-                hosts = []
-                for rp in providers:
-                    hv = hypervisors.get(rp.name)
-                    if hv is not None and (hv.state != "up" or hv.status != "enabled"):
-                        continue  # a host that is down or disabled takes no new VMs
-                    hosts.append(HostFree(rp.name, rp.free("VCPU"), rp.free("MEMORY_MB"), rp.free("DISK_GB")))
-                return CapacityView("live", hosts)
+    def _read_snapshot(self, session: Session, cloud: Cloud, problem: str | None) -> CapacityView:
         snapshot = self._latest_snapshot(session, cloud.key)
         if snapshot is None:
             return CapacityView("none", problem=problem or "no capacity data for this cloud")

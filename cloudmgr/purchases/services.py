@@ -25,7 +25,6 @@ from cloudmgr.db import utcnow
 from cloudmgr.organisation import duties
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Role
-from cloudmgr.providers import ProviderRegistry
 from cloudmgr.purchases.errors import (
     NoCloudOffer,
     PurchaseForbidden,
@@ -52,6 +51,7 @@ from cloudmgr.quotas.files import QuotaDefinitions
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
 from cloudmgr.statemachine import StateMachine
+from cloudmgr.workqueue.services import enqueue
 
 MAX_ITEMS = 50
 MAX_AMOUNT = Decimal("10000000000")  # ten billion yuan: anything above is a typo
@@ -415,7 +415,9 @@ def add_attachment(
 
 
 def submit_purchase(session: Session, actor: Actor, purchase_id: int, *, context: FindingContext) -> PurchaseRequest:
-    """Submit a draft (or resubmit a returned purchase); the findings are computed now."""
+    """Submit a draft (or resubmit a returned purchase).  The findings are computed now from the
+    database (capacity from the latest snapshot) and again, with the clouds' live capacity, by a
+    work item queued in this transaction: no cloud is called while the purchase is locked."""
     _require_department_user(actor)
     purchase = get_purchase(session, actor, purchase_id, for_update=True)
     _require_author_or_head(actor, purchase)
@@ -427,7 +429,38 @@ def submit_purchase(session: Session, actor: Actor, purchase_id: int, *, context
     purchase.block_basis = None
     purchase.offer = None
     compute_findings(session, purchase, context)
+    queue_live_findings(session, purchase)
     return purchase
+
+
+def _live_findings_key(purchase: PurchaseRequest) -> str:
+    return f"purchase-findings:{purchase.id}:{purchase.submissions}"
+
+
+def live_findings_pending(session: Session, purchase: PurchaseRequest) -> bool:
+    """True while the findings of this submission still wait for the clouds' live capacity."""
+    from cloudmgr.workqueue.models import WorkItem, WorkState
+
+    return (
+        session.scalar(
+            select(WorkItem.id).where(
+                WorkItem.key == _live_findings_key(purchase),
+                WorkItem.state.in_([WorkState.QUEUED.value, WorkState.RUNNING.value]),
+            )
+        )
+        is not None
+    )
+
+
+def queue_live_findings(session: Session, purchase: PurchaseRequest) -> None:
+    """The findings again once the clouds' live capacity is read (after this transaction commits)."""
+    enqueue(
+        session,
+        "purchase.findings",
+        _live_findings_key(purchase),
+        {"purchase_id": purchase.id, "submission": purchase.submissions},
+        max_attempts=3,
+    )
 
 
 def withdraw_purchase(session: Session, actor: Actor, purchase_id: int, *, reason: str = "") -> PurchaseRequest:
@@ -547,18 +580,18 @@ def make_vm_draft(session: Session, actor: Actor, purchase_id: int, *, settings:
 
 @dataclass
 class FindingContext:
-    """What the findings read besides the database: the clouds (live capacity) and the quota sizes."""
+    """What the findings read besides the database: free capacity and the quota sizes.
 
-    registry: ProviderRegistry | None = None
+    Inside a request's transaction the capacity is the latest snapshot's (no cloud call there);
+    the purchase-findings job (:mod:`cloudmgr.purchases.jobs`) reads it live first, outside any
+    transaction, and computes the findings again with it."""
+
     definitions: QuotaDefinitions | None = None
     duplicate_window_days: int = DUPLICATE_WINDOW_DAYS
-    capacity: CapacityReader = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.capacity = CapacityReader(self.registry)
+    capacity: CapacityReader = field(default_factory=CapacityReader)
 
 
-def context_for(registry: ProviderRegistry | None, settings: Settings | None) -> FindingContext:
+def context_for(settings: Settings | None) -> FindingContext:
     definitions = None
     if settings is not None:
         from cloudmgr.quotas.errors import QuotaFilesInvalid
@@ -568,7 +601,7 @@ def context_for(registry: ProviderRegistry | None, settings: Settings | None) ->
             definitions = read_quota_files(settings.quotas_dir)
         except QuotaFilesInvalid:
             definitions = None  # no standard step then: the headroom alone counts
-    return FindingContext(registry=registry, definitions=definitions)
+    return FindingContext(definitions=definitions)
 
 
 def needs_of(purchase: PurchaseRequest) -> Needs:

@@ -124,6 +124,7 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
     from cloudmgr.moves.jobs import handle_move
     from cloudmgr.notifications.services import handle_notify
     from cloudmgr.programme.jobs import handle_programme_reminder
+    from cloudmgr.purchases.jobs import handle_purchase_findings
     from cloudmgr.quotas.jobs import handle_quota_push
     from cloudmgr.runbooks.jobs import handle_migrate_system, handle_run_step
     from cloudmgr.servicerequests.provisioning import handle_provision, handle_resize, handle_server_action
@@ -139,6 +140,7 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         "runbook.migrate_system": handle_migrate_system,
         "runbook.run_step": handle_run_step,
         "quota.push": handle_quota_push,
+        "purchase.findings": handle_purchase_findings,
     }
 
 
@@ -152,8 +154,8 @@ def _drain(kinds: set[str]) -> int:
 
 
 def drain_cloud_work_job() -> None:
-    """Provisioning, server actions, moves and quota pushes: the work that talks to a cloud."""
-    _drain({"provision", "resize", "server_action", "consolidation_wave", "move", "quota.push"})
+    """Provisioning, server actions, moves, quota pushes and live purchase findings: the work that talks to a cloud."""
+    _drain({"provision", "resize", "server_action", "consolidation_wave", "move", "quota.push", "purchase.findings"})
 
 
 def drain_runbook_work_job() -> None:

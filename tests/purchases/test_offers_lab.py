@@ -53,9 +53,10 @@ def _findings(j: LabJourney, **form: Any) -> dict[str, dict[str, Any]]:
             j.staff,
             server_form(**form),
             submit=True,
-            context=services.context_for(j.rt.providers, j.rt.settings),
+            context=services.context_for(j.rt.settings),
         )
         pid = purchase.id
+    j.drain()  # the findings with the lab's live Placement capacity: a work item, after the commit
     with j.rt.db.unit_of_work() as uow:
         stored = uow.session.scalar(select(PurchaseRequest).where(PurchaseRequest.id == pid))
         assert stored is not None

@@ -147,7 +147,7 @@ def test_attack_a_colleague_edits_or_submits_anothers_draft(app: Flask, pj: Jour
     colleague = _colleague(pj)
     with pj.rt.db.unit_of_work() as uow:
         draft = services.create_purchase(uow.session, pj.staff, server_form()).id
-    context = context_for(pj.rt.providers, pj.rt.settings)
+    context = context_for(pj.rt.settings)
     attempts = [
         lambda s: services.update_purchase(s, colleague, draft, server_form(application_system="别的系统")),
         lambda s: services.submit_purchase(s, colleague, draft, context=context),

@@ -19,6 +19,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from cloudmgr.runtime import Runtime
+from cloudmgr.scheduler.jobs import work_handlers
+from cloudmgr.workqueue.services import Worker
 from tests.web.helpers import PASSWORDS, Journey
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 from web import create_app
@@ -34,13 +36,25 @@ def database_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def purchases_server(journey_rt: Runtime) -> Iterator[str]:
+    """The app, and a worker beside it as the scheduler runs one (the live purchase findings are work items)."""
     app = create_app(runtime=journey_rt)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="purchases-server", daemon=True)
     thread.start()
+    stop = threading.Event()
+
+    def work() -> None:
+        worker = Worker(journey_rt.db, work_handlers())
+        while not stop.wait(0.5):
+            worker.drain()
+
+    worker_thread = threading.Thread(target=work, name="purchases-worker", daemon=True)
+    worker_thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
+        stop.set()
+        worker_thread.join(timeout=30)
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
@@ -104,7 +118,9 @@ def test_department_and_reviewer_purchase_journeys(
             staff.fill("#lines-0-unit_price", "45000")
             shot(staff, "1-new")
             staff.click("[data-testid=submit-purchase]")
+            # At once from the database; the page reloads itself until the live capacity is read.
             staff.wait_for_selector("[data-finding=cloud_provides]")
+            assert staff.locator("[data-testid=findings-pending]").count() == 0
             assert staff.locator("[data-state=submitted]").count() == 1
             purchase_path = staff.url.removeprefix(base)
             purchase_id = int(purchase_path.rstrip("/").split("/")[-1])

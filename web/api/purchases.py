@@ -71,6 +71,10 @@ PURCHASE = spec.schema(
             "findings_score": {"type": "integer"},
             "items": {"type": "array", "items": _ITEM},
             "findings": {"type": "array", "items": FINDING},
+            "findings_pending": {
+                "type": "boolean",
+                "description": "the findings still wait for the clouds' live capacity (read within seconds)",
+            },
             "attachments": {"type": "array", "items": {"type": "object"}},
             "events": {"type": "array", "items": {"type": "object"}},
             "service_request_id": {"type": ["integer", "null"]},
@@ -139,6 +143,7 @@ def purchase_json(p: PurchaseRequest, *, detail: bool = False) -> dict[str, Any]
     }
     if detail:
         data.update(
+            findings_pending=services.live_findings_pending(request_uow().session, p),
             legacy_hostname=p.legacy_hostname,
             classified=p.classified,
             justification=p.justification,
@@ -268,7 +273,7 @@ def _form(body: Body) -> PurchaseForm:
 
 def _context() -> services.FindingContext:
     rt = runtime()
-    return services.context_for(rt.providers, rt.settings)
+    return services.context_for(rt.settings)
 
 
 LIST_PARAMETERS: list[JSON] = [

@@ -26,6 +26,7 @@ def detail_page(
             area=area,
             p=purchase,
             findings=findings,
+            findings_pending=purchases.live_findings_pending(session, purchase),
             for_department=for_department,
             # The services decide who may change or decide it; the page only hides what they refuse.
             can_change=purchases.may_change(actor, purchase),

@@ -25,7 +25,7 @@ PER_PAGE = 20
 
 def _context() -> purchases.FindingContext:
     rt = runtime()
-    return purchases.context_for(rt.providers, rt.settings)
+    return purchases.context_for(rt.settings)
 
 
 @bp.get("/purchases")
