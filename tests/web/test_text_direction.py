@@ -77,8 +77,8 @@ def test_attack_a_justification_with_a_right_to_left_override_through_the_form(a
         response = post_form(staff, "/portal/purchases/new", data)
         assert response.status_code == 400
         page = response.get_data(as_text=True)
-        # The page's error summary names the field and links to it.
-        assert f'<a href="#{field}">{label}：This text contains a text-direction control character (U+202E)' in page
+        # The page's error summary names the field and links to it, in the page's language.
+        assert f'<a href="#{field}">{label}：此处文字含有文字方向控制字符（U+202E），不允许使用。' in page
     assert _purchases(journey_rt) == before
 
 
