@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cloudmgr.cli_common import cli_actor, domain_errors
+from cloudmgr.cli_common import cli_system_actor, domain_errors
 from cloudmgr.runtime import get_runtime
 
 NOW_HELP = "run the move in this process now (default: the scheduler's workers run it)"
@@ -89,7 +89,7 @@ def _migration(kind: str, cloud_key: str, server_id: str, host: str | None, reas
         cloud_key=cloud_key,
         server_id=server_id,
         target_host=host,
-        actor=cli_actor(),
+        actor=cli_system_actor(),
         reason=reason,
         auto_confirm=auto,
     )
@@ -130,7 +130,7 @@ def moves_confirm(move_id: int, reason: str | None, now: bool) -> None:
     from cloudmgr.moves import services
 
     with get_runtime().db.unit_of_work() as uow:
-        services.confirm(uow.session, move_id, actor=cli_actor(), reason=reason)
+        services.confirm(uow.session, move_id, actor=cli_system_actor(), reason=reason)
     _maybe_run(move_id, now)
 
 
@@ -144,7 +144,7 @@ def moves_revert(move_id: int, reason: str | None, now: bool) -> None:
     from cloudmgr.moves import services
 
     with get_runtime().db.unit_of_work() as uow:
-        services.revert(uow.session, move_id, actor=cli_actor(), reason=reason)
+        services.revert(uow.session, move_id, actor=cli_system_actor(), reason=reason)
     _maybe_run(move_id, now)
 
 
@@ -171,7 +171,7 @@ def moves_drain(
         runtime.providers,
         cloud_key=cloud_key,
         host=host,
-        actor=cli_actor(),
+        actor=cli_system_actor(),
         reason=reason,
         disable_host=disable_host,
         keep_disabled=keep_disabled,
@@ -210,7 +210,7 @@ def moves_cross_cloud(
         target_cloud_key=target_cloud_key,
         target_department_key=department,
         target_zone=zone,
-        actor=cli_actor(),
+        actor=cli_system_actor(),
         reason=reason,
     )
     _maybe_run(move_id, now)
@@ -227,5 +227,5 @@ def moves_resume(move_id: int, reason: str | None, now: bool, force: bool) -> No
     from cloudmgr.moves import services
 
     with get_runtime().db.unit_of_work() as uow:
-        services.resume(uow.session, move_id, actor=cli_actor(), reason=reason)
+        services.resume(uow.session, move_id, actor=cli_system_actor(), reason=reason)
     _maybe_run(move_id, now, force)

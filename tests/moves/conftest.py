@@ -97,7 +97,7 @@ def build_moves_org(
             users[role] = Actor.of(user)
     assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor="test"))
     sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor="test")
-    result = quotas.apply(rt.db, rt.providers, quota_dir, actor="test")
+    result = quotas.apply(rt.db, rt.providers, quota_dir, actor=Actor("test", Role.OPERATOR))
     assert result.ok, result.problems
     other = Actor("nobody", Role.DEPT_STAFF, department_id=-1)
     return Journey(rt, users[Role.DEPT_STAFF], users[Role.DEPT_HEAD], users[Role.OPERATOR], users[Role.FINANCE], other)

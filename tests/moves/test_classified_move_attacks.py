@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from cloudmgr.inventory.classification import systems_of_server
-from cloudmgr.moves import jobs
+from cloudmgr.moves import jobs, stepping
 from cloudmgr.moves.models import Move
 from cloudmgr.quotas.models import QuotaReservation
 from cloudmgr.servicerequests import services as requests_service
@@ -115,9 +115,9 @@ def reclassify_before_boot(journey: Journey) -> Iterator[list[str]]:
             import_system(journey.rt, "edu-mv-mid", classified=True)
             done.append(step)
 
-    jobs.CRASH_HOOK = hook
+    stepping.CRASH_HOOK = hook
     yield done
-    jobs.CRASH_HOOK = None
+    stepping.CRASH_HOOK = None
 
 
 def test_attack_cross_cloud_move_created_before_the_reclassification_is_refused_in_the_job(

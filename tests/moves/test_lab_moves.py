@@ -26,10 +26,11 @@ import pytest
 from sqlalchemy import select
 
 from cloudmgr.cloud import CloudProvider
-from cloudmgr.moves import jobs, services
+from cloudmgr.moves import jobs, services, stepping
 from cloudmgr.moves.models import Move, MoveStep
 from cloudmgr.moves.states import STEPS, MoveKind
-from cloudmgr.organisation.models import DepartmentCloud
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import DepartmentCloud, Role
 from cloudmgr.runtime import Runtime
 from cloudmgr.servicerequests.models import ManagedServer
 from cloudmgr.workqueue.services import RetryLater
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.lab
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR = "operator"
+AS_OPERATOR = Actor(username=OPERATOR, role=Role.OPERATOR)
 
 
 @pytest.fixture
@@ -138,7 +140,7 @@ def test_live_and_cold_migration_and_a_host_drain(lab: Journey) -> None:
     other = _other(provider, start_host)
 
     live = services.start_migration(
-        db, registry, kind="live", cloud_key="education", server_id=a, target_host=other, actor=OPERATOR,
+        db, registry, kind="live", cloud_key="education", server_id=a, target_host=other, actor=AS_OPERATOR,
         reason="lab: live migration",
     )  # fmt: skip
     _settle(lab)
@@ -146,7 +148,7 @@ def test_live_and_cold_migration_and_a_host_drain(lab: Journey) -> None:
     assert provider.get_server(a).host == other
 
     cold = services.start_migration(
-        db, registry, kind="cold", cloud_key="education", server_id=a, actor=OPERATOR,
+        db, registry, kind="cold", cloud_key="education", server_id=a, actor=AS_OPERATOR,
         reason="lab: cold migration, the scheduler picks",
     )  # fmt: skip
     _settle(lab)
@@ -154,7 +156,7 @@ def test_live_and_cold_migration_and_a_host_drain(lab: Journey) -> None:
     waiting = provider.get_server(a)
     assert waiting.status == "VERIFY_RESIZE" and waiting.host == start_host
     with db.unit_of_work() as uow:
-        services.confirm(uow.session, cold, actor=OPERATOR, reason="checked")
+        services.confirm(uow.session, cold, actor=AS_OPERATOR, reason="checked")
     _settle(lab)
     assert _state(lab, cold) == ("done", None)
     after, back = provider.get_server(a), provider.get_server(b)
@@ -168,7 +170,7 @@ def test_live_and_cold_migration_and_a_host_drain(lab: Journey) -> None:
         provider.live_migrate(b, host)
         provider.wait_for_server(b, {"ACTIVE"}, timeout=120)
     drain = services.start_drain(
-        db, registry, cloud_key="education", host=host, actor=OPERATOR, reason="lab: drain for maintenance",
+        db, registry, cloud_key="education", host=host, actor=AS_OPERATOR, reason="lab: drain for maintenance",
         only_managed=True,
     )  # fmt: skip
     _settle(lab)
@@ -192,7 +194,7 @@ def _start_cross(j: Journey, server: ManagedServer) -> int:
         cloud_key="education",
         server_id=server.server_id or "",
         target_cloud_key="sjz-gov",
-        actor=OPERATOR,
+        actor=AS_OPERATOR,
         reason="lab: to the city cloud",
     )
 
@@ -239,7 +241,7 @@ def test_cross_cloud_move_killed_at_every_step_is_resumed(lab: Journey, lab_clou
             crashed.append((step, phase))
             raise Killed(f"{step}/{phase}")
 
-    jobs.CRASH_HOOK = hook
+    stepping.CRASH_HOOK = hook
     try:
         for _ in range(100):
             if _state(lab, move_id)[0] in ("done", "failed"):
@@ -247,7 +249,7 @@ def test_cross_cloud_move_killed_at_every_step_is_resumed(lab: Journey, lab_clou
             with contextlib.suppress(Killed, RetryLater):  # RetryLater: a lab glitch, try again
                 jobs.run_move(lab.rt.db, lab.rt.providers, move_id, timeout=120)
     finally:
-        jobs.CRASH_HOOK = None
+        stepping.CRASH_HOOK = None
     assert crashed == [(s, "acted") for s in STEPS[MoveKind.CROSS_CLOUD]]
     _assert_moved_once(lab, move_id, server, lab_clouds_yaml, moved=[server])
     _sigkill_after_the_boot_and_resume(lab, killed, lab_clouds_yaml)
@@ -258,7 +260,7 @@ _RUNNER = textwrap.dedent(
     """
     import sys, time
     from cloudmgr.config import load_settings
-    from cloudmgr.moves import jobs
+    from cloudmgr.moves import jobs, stepping
     from cloudmgr.runtime import get_runtime
 
     move_id, pause_at = int(sys.argv[1]), sys.argv[2]
@@ -268,7 +270,7 @@ _RUNNER = textwrap.dedent(
             print("PAUSED", flush=True)
             time.sleep(600)
 
-    jobs.CRASH_HOOK = hook
+    stepping.CRASH_HOOK = hook
     runtime = get_runtime()
     jobs.run_move(runtime.db, runtime.providers, move_id, timeout=120)
     print("FINISHED", flush=True)

@@ -17,11 +17,12 @@ from cloudmgr.db import Database, utcnow
 from cloudmgr.inventory.classification import ClassifiedPlacementRefused
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.metrics import REGISTRY
-from cloudmgr.moves import jobs, services
+from cloudmgr.moves import jobs, run_migration, services, stepping
 from cloudmgr.moves.errors import DrainRefused, InvalidMoveTransition, MoveInProgress, MoveInvalid
 from cloudmgr.moves.models import Move, MoveStep
 from cloudmgr.moves.states import STEPS, MoveKind, MoveState
-from cloudmgr.organisation.models import Cloud, Department
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud, Department, Role
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.models import QuotaReservation
@@ -33,6 +34,7 @@ from tests.journey_fixtures import Journey
 from tests.moves.conftest import provider_of, provision
 
 OPERATOR = "operator"
+AS_OPERATOR = Actor(username=OPERATOR, role=Role.OPERATOR)
 
 
 def _move(j: Journey, move_id: int) -> Move:
@@ -70,7 +72,7 @@ def test_live_migration_is_stored_before_it_runs_and_moves_the_server(journey: J
         kind="live",
         cloud_key="education",
         server_id=before.id,
-        actor=OPERATOR,
+        actor=AS_OPERATOR,
         reason="host firmware update",
     )
     stored = _move(journey, move_id)
@@ -103,7 +105,7 @@ def _migration_requests_are_checked_before_anything_is_stored(journey: Journey) 
             "kind": "live",
             "cloud_key": "education",
             "server_id": cloud_server.id,
-            "actor": OPERATOR,
+            "actor": AS_OPERATOR,
             "reason": "maintenance",
         }
         args.update(overrides)
@@ -142,7 +144,7 @@ def _cold_migration_waits_for_confirmation_then_confirms(journey: Journey) -> No
     before = provider.get_server(server.server_id or "")
     move_id = services.start_migration(
         journey.rt.db, journey.rt.providers, kind="cold", cloud_key="education", server_id=before.id,
-        actor=OPERATOR, reason="rebalance",
+        actor=AS_OPERATOR, reason="rebalance",
     )  # fmt: skip
     journey.drain()
     assert _move(journey, move_id).state == "awaiting_confirm"
@@ -151,11 +153,11 @@ def _cold_migration_waits_for_confirmation_then_confirms(journey: Journey) -> No
         live = Move(kind="live", state="running", cloud_id=_move(journey, move_id).cloud_id, reason="x", created_by="t")
         uow.session.add(live)
         uow.session.flush()
-        services.confirm(uow.session, live.id, actor=OPERATOR)
+        services.confirm(uow.session, live.id, actor=AS_OPERATOR)
     with journey.rt.db.unit_of_work() as uow:
-        services.confirm(uow.session, move_id, actor="ops2", reason="looks fine")
+        services.confirm(uow.session, move_id, actor=Actor(username="ops2", role=Role.OPERATOR), reason="looks fine")
     with journey.rt.db.unit_of_work() as uow, pytest.raises(InvalidMoveTransition):
-        services.confirm(uow.session, move_id, actor="ops2")
+        services.confirm(uow.session, move_id, actor=Actor(username="ops2", role=Role.OPERATOR))
     journey.drain()
     move = _move(journey, move_id)
     after = provider.get_server(before.id)
@@ -170,17 +172,17 @@ def _cold_migration_revert_goes_back_and_auto_confirm_needs_nobody(journey: Jour
     db, registry = journey.rt.db, journey.rt.providers
     source = provider.get_server(first.server_id or "").host
     reverted = services.start_migration(
-        db, registry, kind="cold", cloud_key="education", server_id=first.server_id or "", actor=OPERATOR, reason="t"
+        db, registry, kind="cold", cloud_key="education", server_id=first.server_id or "", actor=AS_OPERATOR, reason="t"
     )
     journey.drain()
     with db.unit_of_work() as uow:
-        services.revert(uow.session, reverted, actor=OPERATOR, reason="app misbehaves")
+        services.revert(uow.session, reverted, actor=AS_OPERATOR, reason="app misbehaves")
     journey.drain()
     assert _move(journey, reverted).state == "reverted"
     assert provider.get_server(first.server_id or "").host == source
     assert _steps(journey, reverted)["revert"].state == "done"
     auto = services.start_migration(
-        db, registry, kind="cold", cloud_key="education", server_id=second.server_id or "", actor=OPERATOR,
+        db, registry, kind="cold", cloud_key="education", server_id=second.server_id or "", actor=AS_OPERATOR,
         reason="t", auto_confirm=True,
     )  # fmt: skip
     journey.drain()
@@ -204,14 +206,14 @@ def test_a_worker_killed_between_migrated_and_confirm_leaves_the_move_to_the_nex
     db = journey.rt.db
     before = provider.get_server(server.server_id or "")
     move_id = services.start_migration(
-        db, journey.rt.providers, kind="cold", cloud_key="education", server_id=before.id, actor=OPERATOR,
+        db, journey.rt.providers, kind="cold", cloud_key="education", server_id=before.id, actor=AS_OPERATOR,
         reason="rebalance", auto_confirm=True,
     )  # fmt: skip
 
     class Killed(BaseException):
         pass
 
-    real_transition = jobs._transition
+    real_transition = stepping.transition
 
     def dies_after_migrated(
         db: Database, move_id: int, target: MoveState, *, action: str, reason: str | None = None, actor: str = ""
@@ -220,14 +222,14 @@ def test_a_worker_killed_between_migrated_and_confirm_leaves_the_move_to_the_nex
         if target == MoveState.AWAITING_CONFIRM:
             raise Killed
 
-    monkeypatch.setattr(jobs, "_transition", dies_after_migrated)
+    monkeypatch.setattr(run_migration, "transition", dies_after_migrated)
     item = claim(db, owner="worker-1", lease=timedelta(seconds=1), kinds={"move"})
     assert item is not None
     with db.unit_of_work() as uow:
         claimed_until = uow.session.get_one(WorkItem, item.id).lease_expires_at
     with pytest.raises(Killed):
         jobs.handle_move(db, item)
-    monkeypatch.setattr(jobs, "_transition", real_transition)
+    monkeypatch.setattr(run_migration, "transition", real_transition)
     assert _move(journey, move_id).state == "awaiting_confirm"
     with db.unit_of_work() as uow:
         work = uow.session.get_one(WorkItem, item.id)
@@ -267,15 +269,15 @@ def test_drain_moves_every_server_off_the_host_and_disables_it_meanwhile(journey
         if step == "migrate_servers" and phase == "started":
             seen.append({h.host: h.status for h in provider.list_hypervisors()}["sim-host-1"])
 
-    jobs.CRASH_HOOK = watch
+    stepping.CRASH_HOOK = watch
     try:
         move_id = services.start_drain(
-            journey.rt.db, journey.rt.providers, cloud_key="education", host="sim-host-1", actor=OPERATOR,
+            journey.rt.db, journey.rt.providers, cloud_key="education", host="sim-host-1", actor=AS_OPERATOR,
             reason="replace a DIMM",
         )  # fmt: skip
         journey.drain()
     finally:
-        jobs.CRASH_HOOK = None
+        stepping.CRASH_HOOK = None
     move = _move(journey, move_id)
     assert move.state == "done", move.state_reason
     assert seen == ["disabled"]
@@ -308,7 +310,7 @@ def test_drain_is_refused_up_front_when_the_other_hosts_lack_room(journey: Journ
         _onto(provider, filler.id, "sim-host-2")
     with pytest.raises(DrainRefused) as refused:
         services.start_drain(
-            journey.rt.db, journey.rt.providers, cloud_key="education", host="sim-host-1", actor=OPERATOR,
+            journey.rt.db, journey.rt.providers, cloud_key="education", host="sim-host-1", actor=AS_OPERATOR,
             reason="maintenance",
         )  # fmt: skip
     message = refused.value.message
@@ -321,7 +323,7 @@ def test_drain_is_refused_up_front_when_the_other_hosts_lack_room(journey: Journ
     assert {h.status for h in provider.list_hypervisors()} == {"enabled"}
     with pytest.raises(MoveInvalid, match="no compute host"):
         services.start_drain(
-            journey.rt.db, journey.rt.providers, cloud_key="education", host="nowhere", actor=OPERATOR, reason="x"
+            journey.rt.db, journey.rt.providers, cloud_key="education", host="nowhere", actor=AS_OPERATOR, reason="x"
         )
 
 
@@ -343,7 +345,7 @@ def _start_cross(j: Journey, server: ManagedServer, target: str = "province-base
         cloud_key="education",
         server_id=server.server_id or "",
         target_cloud_key=target,
-        actor=OPERATOR,
+        actor=AS_OPERATOR,
         reason="the education cloud's hall is being closed",
     )
 
@@ -407,9 +409,9 @@ def crash_everywhere() -> Iterator[list[tuple[str, str]]]:
             crashed.append((step, phase))
             raise Killed(f"{step}/{phase}")
 
-    jobs.CRASH_HOOK = hook
+    stepping.CRASH_HOOK = hook
     yield crashed
-    jobs.CRASH_HOOK = None
+    stepping.CRASH_HOOK = None
 
 
 def test_cross_cloud_move_resumes_after_a_crash_at_every_step(
@@ -474,7 +476,7 @@ def _cross_cloud_move_refusals(journey: Journey) -> None:
     with pytest.raises(ClassifiedPlacementRefused):
         services.start_cross_cloud_move(
             db, registry, cloud_key="education", server_id=second.server_id or "", target_cloud_key="province-base",
-            actor="zhao", reason="consolidate",
+            actor=Actor(username="zhao", role=Role.OPERATOR), reason="consolidate",
         )  # fmt: skip
     (refusal,) = _audit(journey, "legacy_system.placement_refused")
     assert refusal.actor == "zhao" and refusal.detail["entry_point"] == "move.cross_cloud"
@@ -492,13 +494,13 @@ def _a_failed_step_fails_the_move_with_its_reason_and_resume_retries_it(journey:
     step = _steps(journey, move_id)["stop_source"]
     assert step.state == "failed" and step.error
     with journey.rt.db.unit_of_work() as uow:
-        services.resume(uow.session, move_id, actor=OPERATOR, reason="try again")
+        services.resume(uow.session, move_id, actor=AS_OPERATOR, reason="try again")
     assert _steps(journey, move_id)["stop_source"].state == "pending"
     journey.drain()
     assert _move(journey, move_id).state == "failed"
     assert _steps(journey, move_id)["stop_source"].attempts == 2
     with journey.rt.db.unit_of_work() as uow, pytest.raises(MoveInvalid, match="only cold"):
-        services.confirm(uow.session, move_id, actor=OPERATOR)
+        services.confirm(uow.session, move_id, actor=AS_OPERATOR)
 
 
 # One test per simulated organisation where that saves its set-up (a few seconds each).

@@ -217,7 +217,7 @@ def create_move() -> tuple[Response, int]:
     body.done()
     commit_request_uow()  # the services read the cloud and open their own units of work
     rt = runtime()
-    actor = api_user().username
+    actor = api_user().actor
     if kind == "drain":
         move_id = services.start_drain(rt.db, rt.providers, cloud_key=cloud, actor=actor, reason=reason, **args)
     elif kind == "cross_cloud":
@@ -243,7 +243,7 @@ def _action(move_id: int, action: str) -> tuple[Response, int]:
     body.done()
     session = request_uow().session
     services.get_move(session, move_id)  # 404 first
-    actor = api_user().username
+    actor = api_user().actor
     {"confirm": services.confirm, "revert": services.revert, "resume": services.resume}[action](
         session, move_id, actor=actor, reason=reason
     )

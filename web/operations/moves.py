@@ -129,7 +129,7 @@ def _start(name: str) -> ResponseReturnValue:
         return _page(forms, 400, open_form=name)
     commit_request_uow()  # the services read the cloud and open their own units of work
     rt = runtime()
-    actor = require_user().username
+    actor = require_user().actor
     data = form.data
     try:
         if name == "migrate":
@@ -207,7 +207,7 @@ def move_action(move_id: int, action: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _detail(move_id, error=_("The form expired; please try again."), status=400)
     try:
-        actions[action](session, move_id, actor=require_user().username, reason=form.reason.data or None)
+        actions[action](session, move_id, actor=require_user().actor, reason=form.reason.data or None)
     except DomainError as exc:
         restart_request_uow()
         return _detail(move_id, error=refusal_text(exc), status=exc.http_status)
