@@ -15,12 +15,21 @@ from typing import Any, TypeVar
 import click
 
 from cloudmgr.errors import CloudmgrError
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def cli_actor() -> str:
     return f"cli:{getpass.getuser()}"
+
+
+def cli_system_actor() -> Actor:
+    """The person at the console as an :class:`Actor` for the services: an operator (whoever has a shell on
+    the server runs cloudmgr's commands), recorded under the same ``cli:<login>`` name as :func:`cli_actor`.
+    Decisions the rules tie to a person take ``--as NAME`` instead (:mod:`cloudmgr.console`)."""
+    return Actor(username=cli_actor(), role=Role.OPERATOR)
 
 
 def domain_errors(func: F) -> F:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -10,12 +9,14 @@ from typing import Any
 import click
 import yaml
 
+from cloudmgr.cli_common import cli_system_actor
 from cloudmgr.errors import CloudmgrError
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import get_runtime
 
 
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
+def _actor() -> Actor:
+    return cli_system_actor()
 
 
 def _system_id(hostname: str) -> int:

@@ -15,6 +15,8 @@ from datetime import timedelta
 
 from cloudmgr.db import Database, utcnow
 from cloudmgr.errors import DomainError
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.runbooks.models import RunState
 from cloudmgr.runbooks.services import Heartbeat, get_run, migrate_system, run_step
 from cloudmgr.runtime import get_runtime
@@ -22,7 +24,7 @@ from cloudmgr.workqueue.services import ClaimedItem, GiveUp, renew
 
 log = logging.getLogger(__name__)
 
-ACTOR = "system:runbook"
+ACTOR = Actor.system("runbook")
 
 
 def _heartbeat(db: Database, item: ClaimedItem, lease_seconds: int) -> Heartbeat:
@@ -89,7 +91,9 @@ def handle_run_step(db: Database, item: ClaimedItem) -> None:
             runtime.providers,
             system_id,
             step,
-            actor=actor,
+            # The step runs on behalf of whoever queued it (their right was checked then): the run's
+            # events and the system's transitions keep their name.
+            actor=Actor(username=actor, role=Role.OPERATOR),
             wave_id=wave_id,
             run_id=run_id,
             heartbeat=_heartbeat(db, item, runtime.settings.work_lease_seconds),

@@ -21,6 +21,7 @@ from cloudmgr.cli import main
 from cloudmgr.inventory.errors import ClassifiedPlacementRefused
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud
 from cloudmgr.programme import services as waves
 from cloudmgr.programme.errors import WaveMemberRefused
@@ -125,7 +126,7 @@ def test_attack_a_system_classified_after_its_wave_started_is_refused_by_its_wor
         system.classification, system.network = "classified", "intranet"
     rt = journey.rt
     with pytest.raises(ClassifiedPlacementRefused):
-        migrate_system(rt.db, rt.settings, rt.providers, system_id, actor="system:worker", wave_id=wave_id)
+        migrate_system(rt.db, rt.settings, rt.providers, system_id, actor=Actor.system("worker"), wave_id=wave_id)
     assert inventory.state(system_id) == "rolled_back"
     with rt.db.unit_of_work() as uow:
         refusals = uow.session.scalars(

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from cloudmgr.catalog.services import read_rates, sync_catalog
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.inventory.services import transition_system
-from cloudmgr.organisation.models import Cloud, Department
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud, Department, Role
 from cloudmgr.organisation.sync import sync_clouds
 from cloudmgr.runbooks.services import configure_target
 from cloudmgr.runtime import Runtime
@@ -150,7 +151,7 @@ def legacy(seeded: Runtime, hosts: NetnsHosts) -> Legacy:
         configure_target(
             session,
             system,
-            actor="test",
+            actor=Actor(username="test", role=Role.OPERATOR),
             target_host=hosts.target.address,
             service_address=SERVICE_ADDRESS,
             vars={"replication_key_file": str(hosts.key_file), "min_free_mb": 1},

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from cloudmgr.inventory.models import LegacySystem
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.runbooks.models import RunbookRun, RunState
 from cloudmgr.runbooks.services import configure_target, run_step
 from cloudmgr.runtime import Runtime
@@ -39,10 +41,18 @@ def test_provision_boots_the_target_vm_on_the_lab_once(lab_department: LabJourne
             ram_mb=512,  # m1.tiny: the lab is shared
         )
         target_vars = {k: v for k, v in hosts.target.ansible_vars(hosts.key_file).items() if k != "ansible_host"}
-        configure_target(uow.session, system, actor="test", target_host=hosts.target.address, target_vars=target_vars)
+        configure_target(
+            uow.session,
+            system,
+            actor=Actor(username="test", role=Role.OPERATOR),
+            target_host=hosts.target.address,
+            target_vars=target_vars,
+        )
         system_id, hostname = system.id, system.hostname
 
-    first = run_step(rt.db, rt.settings, rt.providers, system_id, "provision", actor="operator")
+    first = run_step(
+        rt.db, rt.settings, rt.providers, system_id, "provision", actor=Actor(username="operator", role=Role.OPERATOR)
+    )
     assert first.state == RunState.SUCCEEDED, first.reason
     servers = lab_department.nova_servers()
     assert len(servers) == 1 and servers[0].status == "ACTIVE"
@@ -52,7 +62,9 @@ def test_provision_boots_the_target_vm_on_the_lab_once(lab_department: LabJourne
         stored = uow.session.get(LegacySystem, system_id)
         assert stored is not None and stored.cloud_server_id == servers[0].id and stored.state == "migrating"
 
-    again = run_step(rt.db, rt.settings, rt.providers, system_id, "provision", actor="operator")
+    again = run_step(
+        rt.db, rt.settings, rt.providers, system_id, "provision", actor=Actor(username="operator", role=Role.OPERATOR)
+    )
     assert again.state == RunState.SUCCEEDED and again.changed == 0  # the same VM, found by its key
     assert [s.id for s in lab_department.nova_servers()] == [servers[0].id]
     with rt.db.unit_of_work() as uow:

@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.metrics import REGISTRY
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.runbooks.models import RunbookEvent, RunbookRun, RunState, Step
 from cloudmgr.runbooks.services import migrate_system, run_step, target_name
 from tests.runbooks.conftest import APP_FILES, Legacy
@@ -43,7 +45,9 @@ def refuses_connections(address: str) -> bool:
 
 def step(legacy: Legacy, name: str) -> RunbookRun:
     rt = legacy.rt
-    outcome = run_step(rt.db, rt.settings, rt.providers, legacy.system_id, name, actor="operator")
+    outcome = run_step(
+        rt.db, rt.settings, rt.providers, legacy.system_id, name, actor=Actor(username="operator", role=Role.OPERATOR)
+    )
     with rt.db.unit_of_work() as uow:
         run = uow.session.get(RunbookRun, outcome.run_id)
         assert run is not None
@@ -77,7 +81,7 @@ def test_replicate_cut_over_verify_and_decommission(legacy: Legacy) -> None:
 
     (hosts.source.data_dir / "data" / "late-write.txt").write_text("written before the freeze\n")
     # The migration resumes after the steps already done: cutover, then verify.
-    outcome = migrate_system(rt.db, rt.settings, rt.providers, legacy.system_id, actor="system:runbook")
+    outcome = migrate_system(rt.db, rt.settings, rt.providers, legacy.system_id, actor=Actor.system("runbook"))
     assert outcome is not None and outcome.step == Step.VERIFY and outcome.succeeded, outcome
     assert system_state(legacy).state == "on_cloud"
 
@@ -132,7 +136,14 @@ def test_a_failed_verify_rolls_back_and_the_source_serves_again(legacy: Legacy) 
     assert fetch("index.html")[0] == target_name(system_state(legacy))
 
     rt = legacy.rt
-    outcome = run_step(rt.db, rt.settings, rt.providers, legacy.system_id, "verify", actor="operator")
+    outcome = run_step(
+        rt.db,
+        rt.settings,
+        rt.providers,
+        legacy.system_id,
+        "verify",
+        actor=Actor(username="operator", role=Role.OPERATOR),
+    )
     assert outcome.state == RunState.ROLLED_BACK and outcome.reason and "checksum differs" in outcome.reason
     assert outcome.rollback is not None and outcome.rollback.succeeded, outcome.rollback
     assert system_state(legacy).state == "rolled_back"

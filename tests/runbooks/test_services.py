@@ -9,6 +9,8 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.db import utcnow
 from cloudmgr.inventory.errors import ClassifiedPlacementRefused
 from cloudmgr.inventory.models import LegacySystem
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.runbooks.errors import RunbookBusy, StepNotAllowed, UnknownStep
 from cloudmgr.runbooks.models import RunbookRun, RunState
 from cloudmgr.runbooks.services import (
@@ -34,16 +36,16 @@ def _system(rt: Runtime, hostname: str = "edu-web-07", **kwargs: object) -> int:
 def test_a_step_is_queued_for_the_workers_one_at_a_time(seeded: Runtime) -> None:
     system_id = _system(seeded)
     with seeded.db.unit_of_work() as uow:
-        run = request_step(uow.session, system_id, "precheck", actor="operator")
+        run = request_step(uow.session, system_id, "precheck", actor=Actor(username="operator", role=Role.OPERATOR))
         assert run.state == RunState.QUEUED
         run_id = run.id
     with seeded.db.unit_of_work() as uow:
         item = uow.session.scalars(select(WorkItem).where(WorkItem.kind == "runbook.run_step")).one()
         assert item.payload == {"run_id": run_id}
         with pytest.raises(RunbookBusy, match="under way"):
-            request_step(uow.session, system_id, "replicate", actor="operator")
+            request_step(uow.session, system_id, "replicate", actor=Actor(username="operator", role=Role.OPERATOR))
         with pytest.raises(UnknownStep, match="precheck, provision"):
-            request_step(uow.session, system_id, "reboot", actor="operator")
+            request_step(uow.session, system_id, "reboot", actor=Actor(username="operator", role=Role.OPERATOR))
         audit = uow.session.scalars(select(AuditEvent).where(AuditEvent.action == "runbook.request")).one()
         assert audit.actor == "operator" and audit.detail["step"] == "precheck"
 
@@ -51,7 +53,7 @@ def test_a_step_is_queued_for_the_workers_one_at_a_time(seeded: Runtime) -> None
 def test_decommission_waits_for_a_verified_cutover(seeded: Runtime) -> None:
     system_id = _system(seeded)
     with seeded.db.unit_of_work() as uow, pytest.raises(StepNotAllowed, match="decommission cannot run"):
-        request_step(uow.session, system_id, "decommission", actor="operator")
+        request_step(uow.session, system_id, "decommission", actor=Actor(username="operator", role=Role.OPERATOR))
     with seeded.db.unit_of_work() as uow:
         system = uow.session.get(LegacySystem, system_id)
         assert system is not None
@@ -63,14 +65,21 @@ def test_decommission_waits_for_a_verified_cutover(seeded: Runtime) -> None:
         uow.session.add(RunbookRun(system_id=system_id, step="verify", state="succeeded", actor="t", event_count=0))
         uow.session.add(RunbookRun(system_id=system_id, step="rollback", state="failed", actor="t", event_count=0))
     with seeded.db.unit_of_work() as uow, pytest.raises(StepNotAllowed, match="only after a successful verify"):
-        request_step(uow.session, system_id, "decommission", actor="operator")
+        request_step(uow.session, system_id, "decommission", actor=Actor(username="operator", role=Role.OPERATOR))
 
 
 def test_a_classified_system_is_never_provisioned_and_the_refusal_is_audited(seeded: Runtime) -> None:
     sync_education(seeded)
     system_id = _system(seeded, "edu-secret-01", classification="classified")
     with pytest.raises(ClassifiedPlacementRefused):
-        run_step(seeded.db, seeded.settings, seeded.providers, system_id, "provision", actor="operator")
+        run_step(
+            seeded.db,
+            seeded.settings,
+            seeded.providers,
+            system_id,
+            "provision",
+            actor=Actor(username="operator", role=Role.OPERATOR),
+        )
     with seeded.db.unit_of_work() as uow:
         system = uow.session.get(LegacySystem, system_id)
         assert system is not None and system.state == "planned" and system.cloud_server_id is None
@@ -84,7 +93,9 @@ def test_a_classified_system_is_never_provisioned_and_the_refusal_is_audited(see
 def test_a_queued_step_that_cannot_run_ends_failed_with_its_reason(seeded: Runtime) -> None:
     system_id = _system(seeded, target_cloud=None)  # no target cloud: provision cannot boot anything
     with seeded.db.unit_of_work() as uow:
-        run_id = request_step(uow.session, system_id, "provision", actor="operator").id
+        run_id = request_step(
+            uow.session, system_id, "provision", actor=Actor(username="operator", role=Role.OPERATOR)
+        ).id
     assert Worker(seeded.db, work_handlers()).drain() == 1
     with seeded.db.unit_of_work() as uow:
         run = uow.session.get(RunbookRun, run_id)
@@ -133,7 +144,7 @@ def test_the_inventory_has_localhost_the_source_and_the_target(seeded: Runtime) 
         configure_target(
             uow.session,
             system,
-            actor="operator",
+            actor=Actor(username="operator", role=Role.OPERATOR),
             target_host="192.0.2.70",
             service_address="192.0.2.100",
             source_vars={"app_data_dir": "/srv/licences"},
@@ -161,7 +172,7 @@ def test_a_windows_guest_without_virtio_drivers_stops_at_precheck(seeded: Runtim
         system.os_family, system.os_name = "windows", "Windows Server 2008 R2"
         system_id = system.id
     outcome = migrate_system(
-        seeded.db, seeded.settings, seeded.providers, system_id, actor="system:runbook", wave_id=None
+        seeded.db, seeded.settings, seeded.providers, system_id, actor=Actor.system("runbook"), wave_id=None
     )
     assert outcome is not None and outcome.step.value == "precheck" and outcome.state == RunState.FAILED
     assert outcome.reason and "virtio" in outcome.reason

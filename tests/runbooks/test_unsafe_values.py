@@ -23,7 +23,8 @@ from sqlalchemy import select
 from cloudmgr.automation import run_playbook
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.inventory.services import transition_system
-from cloudmgr.organisation.models import Cloud
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud, Role
 from cloudmgr.runbooks.models import RunbookRun, RunbookTarget, RunState, Step
 from cloudmgr.runbooks.services import build_inventory, get_target, migrate_system, run_step, target_name
 from cloudmgr.runtime import Runtime
@@ -177,7 +178,14 @@ def test_attack_payloads_stored_before_the_rules_fail_the_step_before_ansible(se
             uow.session.add(target)
             tamper(system, target)
             system_id = system.id
-        outcome = run_step(seeded.db, seeded.settings, seeded.providers, system_id, Step.PRECHECK, actor="operator")
+        outcome = run_step(
+            seeded.db,
+            seeded.settings,
+            seeded.providers,
+            system_id,
+            Step.PRECHECK,
+            actor=Actor(username="operator", role=Role.OPERATOR),
+        )
         assert outcome.state == RunState.FAILED and outcome.reason and field in outcome.reason, (field, outcome)
         with seeded.db.unit_of_work() as uow:
             run = uow.session.get(RunbookRun, outcome.run_id)
@@ -228,7 +236,7 @@ def test_attack_payloads_in_every_imported_field_then_a_real_migration_runs_none
     configured = run_in_process(rt, *configure)
     assert configured.exit_code == 0, configured.output
 
-    outcome = migrate_system(rt.db, rt.settings, rt.providers, system_id, actor="system:runbook")
+    outcome = migrate_system(rt.db, rt.settings, rt.providers, system_id, actor=Actor.system("runbook"))
     assert outcome is not None and outcome.step == Step.VERIFY and outcome.succeeded, outcome
     with rt.db.unit_of_work() as uow:
         system = uow.session.get(LegacySystem, system_id)
