@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cloudmgr.cli_common import cli_actor, domain_errors
+from cloudmgr.cli_common import cli_actor, cli_system_actor, domain_errors
 from cloudmgr.config import load_settings
 from cloudmgr.console import acting_user_options, console_actor
 from cloudmgr.errors import CloudmgrError
@@ -349,12 +349,14 @@ def quotas_check() -> None:
 @domain_errors
 def quotas_plan(offline: bool) -> None:
     """Per department and cloud: file, ledger and cloud limits, cloud usage, and what apply would change."""
-    from cloudmgr.quotas.services import load_and_check, plan
+    from cloudmgr.quotas.services import load_and_check, plan, read_clouds
 
     runtime = get_runtime()
     with runtime.db.unit_of_work() as uow:
         definitions = load_and_check(uow.session, runtime.settings.quotas_dir)
-        lines = plan(uow.session, definitions, None if offline else runtime.providers, read_clouds=not offline)
+        lines = plan(uow.session, definitions)
+    if not offline:
+        read_clouds(runtime.providers, lines)  # after the transaction: never a cloud call inside one
     changing = 0
     for line in lines:
         click.echo(f"{line.department} on {line.cloud}")
@@ -383,7 +385,7 @@ def quotas_apply(department: str | None) -> None:
 
     runtime = get_runtime()
     result = apply(
-        runtime.db, runtime.providers, runtime.settings.quotas_dir, actor=cli_actor(), only_department=department
+        runtime.db, runtime.providers, runtime.settings.quotas_dir, actor=cli_system_actor(), only_department=department
     )
     for change in result.ledger_changed:
         click.echo(f"ledger: {change}")
@@ -407,7 +409,7 @@ def quotas_export() -> None:
     runtime = get_runtime()
     definitions = read_quota_files(runtime.settings.quotas_dir)
     with runtime.db.unit_of_work() as uow:
-        path = export(uow.session, definitions, runtime.settings.quotas_dir, actor=cli_actor())
+        path = export(uow.session, definitions, runtime.settings.quotas_dir, actor=cli_system_actor())
     click.echo(f"wrote {path}")
 
 
@@ -418,7 +420,7 @@ def quotas_reconcile() -> None:
     from cloudmgr.quotas.services import reconcile
 
     runtime = get_runtime()
-    result = reconcile(runtime.db, runtime.providers, actor=cli_actor())
+    result = reconcile(runtime.db, runtime.providers, actor=cli_system_actor())
     click.echo(f"checked {result.checked} projects")
     for drift in result.drifts:
         click.echo(f"drift: {drift}")
@@ -438,7 +440,7 @@ def quotas_requests(state: str | None) -> None:
     from cloudmgr.quotas.services import change_requests
 
     with get_runtime().db.unit_of_work() as uow:
-        for change in change_requests(uow.session, state=state):
+        for change in change_requests(uow.session, cli_system_actor(), state=state):
             decided = f" by {change.decided_by}" if change.decided_by else ""
             click.echo(
                 f"#{change.id} {change.department.key} on {change.cloud.key}: "
@@ -460,7 +462,7 @@ def quotas_decide(request_id: int, approve: bool, reason: str) -> None:
     definitions = read_quota_files(runtime.settings.quotas_dir)
     with runtime.db.unit_of_work() as uow:
         change = decide_change(
-            uow.session, request_id, approve=approve, decided_by=cli_actor(), reason=reason, definitions=definitions
+            uow.session, cli_system_actor(), request_id, approve=approve, reason=reason, definitions=definitions
         )
         state = change.state
     click.echo(f"request #{request_id} {state}" + (" (queued for the cloud)" if approve else ""))

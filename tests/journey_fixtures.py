@@ -66,7 +66,7 @@ class Journey:
 def journey(seeded: Runtime) -> Journey:
     assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor="test"))
     sync_catalog(seeded.db, seeded.providers, read_rates(seeded.settings.rates_file), actor="test")
-    assert quotas.apply(seeded.db, seeded.providers, seeded.settings.quotas_dir, actor="test").ok
+    assert quotas.apply(seeded.db, seeded.providers, seeded.settings.quotas_dir, actor=Actor.system("test")).ok
     with seeded.db.unit_of_work() as uow:
         users = {u.username: Actor.of(u) for u in uow.session.scalars(select(User))}
     return Journey(seeded, users["zhangwei"], users["lina"], users["operator"], users["finance"], users["wangfang"])
@@ -138,7 +138,7 @@ def build_lab_journey(rt: Runtime, tmp: Path, clouds_yaml: Path, *, instances: i
             users[role] = Actor.of(user)
     assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor="test"))
     sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor="test")
-    result = quotas.apply(rt.db, rt.providers, quota_dir, actor="test")
+    result = quotas.apply(rt.db, rt.providers, quota_dir, actor=Actor.system("test"))
     assert result.ok, result.problems
     with rt.db.unit_of_work() as uow:
         from cloudmgr.organisation.models import DepartmentCloud

@@ -18,7 +18,10 @@ from cloudmgr.catalog.errors import CatalogItemInvalid, CatalogItemNotFound, Rat
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.cloud import CloudError
 from cloudmgr.db import Database, utcnow
-from cloudmgr.organisation.models import Cloud
+from cloudmgr.errors import PermissionDenied
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.errors import UnknownCloud
+from cloudmgr.organisation.models import Cloud, DepartmentCloud, Role
 from cloudmgr.providers import ProviderRegistry
 
 log = logging.getLogger(__name__)
@@ -173,6 +176,20 @@ def offered_items(session: Session, cloud_id: int, kind: ItemKind) -> Sequence[C
     ).all()
 
 
+def offered_catalog(session: Session, actor: Actor, cloud_key: str) -> list[CatalogItem]:
+    """The flavors and images offered on a cloud the actor may see (a department user: only
+    their department's clouds; any other cloud is unknown to them)."""
+    query = select(Cloud.id).where(Cloud.key == cloud_key)
+    if actor.is_department:
+        query = query.join(DepartmentCloud, DepartmentCloud.cloud_id == Cloud.id).where(
+            DepartmentCloud.department_id == actor.department_id
+        )
+    cloud_id = session.scalar(query)
+    if cloud_id is None:
+        raise UnknownCloud(f"no cloud {cloud_key!r}")
+    return [*offered_items(session, cloud_id, ItemKind.FLAVOR), *offered_items(session, cloud_id, ItemKind.IMAGE)]
+
+
 def all_items(session: Session, cloud_id: int | None = None) -> Sequence[CatalogItem]:
     query = select(CatalogItem).order_by(
         CatalogItem.cloud_id, CatalogItem.kind, CatalogItem.vcpus, CatalogItem.cloud_name
@@ -191,15 +208,17 @@ def get_item(session: Session, item_id: int) -> CatalogItem:
 
 def update_offer(
     session: Session,
+    actor: Actor,
     item_id: int,
     *,
     offered: bool,
     name_zh: str,
     name_en: str,
     monthly_price: Decimal,
-    actor: str,
 ) -> CatalogItem:
     """An operator decides whether and how an item is offered."""
+    if actor.role != Role.OPERATOR:
+        raise PermissionDenied("only cloud operators decide what the catalog offers")
     name_zh, name_en = name_zh.strip(), name_en.strip()
     if not name_zh or not name_en or len(name_zh) > 128 or len(name_en) > 128:
         raise CatalogItemInvalid("Chinese and English names are required (at most 128 characters)")
@@ -213,7 +232,7 @@ def update_offer(
     item.monthly_price = monthly_price.quantize(Decimal("0.01"))
     audit.record(
         session,
-        actor=actor,
+        actor=actor.username,
         action="catalog.offer",
         target_type="catalog_item",
         target_id=item.id,

@@ -40,3 +40,7 @@ class QuotaChangeInvalid(ValidationFailed):
 
 class ReservationNotFound(NotFound):
     code = "reservation_not_found"
+
+
+class QuotaChangeNotFound(NotFound):
+    code = "quota_change_not_found"

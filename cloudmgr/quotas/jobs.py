@@ -10,9 +10,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cloudmgr.db import Database
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
+from cloudmgr.quotas.cloudsync import push_limits_to_cloud
 from cloudmgr.quotas.models import QuotaChangeRequest, QuotaLedgerRow
 from cloudmgr.quotas.resources import Resource
-from cloudmgr.quotas.services import push_limits_to_cloud
 from cloudmgr.runtime import get_runtime
 from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater
 
@@ -39,8 +41,9 @@ def handle_quota_push(db: Database, item: ClaimedItem) -> None:
             )
             if Resource(row.resource) in named
         }
-    error = push_limits_to_cloud(
-        db, get_runtime().providers, department_id, cloud_id, limits, actor=str(item.payload.get("actor", "system"))
-    )
+    # The push carries out the decision of whoever approved it (an operator, or the
+    # one-size-up rule): it is audited under their name.
+    approver = Actor(username=str(item.payload.get("actor", "system")), role=Role.OPERATOR)
+    error = push_limits_to_cloud(db, get_runtime().providers, department_id, cloud_id, limits, actor=approver)
     if error:
         raise RetryLater(f"quota change {item.payload['change_id']} not yet on the cloud: {error}")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from cloudmgr.db import utcnow
 from cloudmgr.organisation.models import Cloud, Department
-from cloudmgr.quotas.errors import NoQuota, QuotaExceeded, ReservationNotFound
+from cloudmgr.quotas.errors import NoQuota, QuotaBelowUsage, QuotaExceeded, ReservationNotFound
 from cloudmgr.quotas.models import QuotaLedgerRow, QuotaReservation, ReservationState
 from cloudmgr.quotas.resources import RESOURCES, Resource
 
@@ -81,6 +81,18 @@ def ensure_rows(session: Session, department_id: int, cloud_id: int) -> dict[Res
             rows[resource] = row
     session.flush()
     return rows
+
+
+def set_limits(session: Session, department_id: int, cloud_id: int, limits: Mapping[Resource, int]) -> None:
+    """New limits for a department on a cloud; never below what is used or reserved."""
+    rows = ensure_rows(session, department_id, cloud_id)
+    for resource, value in limits.items():
+        row = rows[resource]
+        if value < row.used + row.reserved:
+            raise QuotaBelowUsage(
+                f"{resource.value} cannot be lowered to {value}: {row.used} used and {row.reserved} reserved"
+            )
+        row.limit = value
 
 
 def reserve(

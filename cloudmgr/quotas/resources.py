@@ -66,3 +66,18 @@ def limits_of(quota: QuotaSet) -> dict[Resource, int]:
         Resource.NETWORKS: quota.network.networks,
         Resource.FLOATING_IPS: quota.network.floating_ips,
     }
+
+
+Limits = dict[Resource, int]
+
+
+def limits_to_json(limits: Mapping[Resource, int]) -> dict[str, int]:
+    return {r.value: v for r, v in limits.items()}
+
+
+def limits_from_json(data: Mapping[str, int]) -> Limits:
+    return {Resource(k): int(v) for k, v in data.items()}
+
+
+def describe_limits(limits: Mapping[Resource, int]) -> str:
+    return ", ".join(f"{r.value}={limits[r]}" for r in RESOURCES if r in limits)

@@ -120,14 +120,14 @@ def waves_progress_job() -> None:
 
 
 def work_handlers() -> Mapping[str, Callable[..., None]]:
-    from cloudmgr.capacity.consolidation import handle_consolidation_wave
+    from cloudmgr.capacity.jobs import handle_consolidation_wave
     from cloudmgr.moves.jobs import handle_move
     from cloudmgr.notifications.services import handle_notify
     from cloudmgr.programme.jobs import handle_programme_reminder
     from cloudmgr.purchases.jobs import handle_purchase_findings
     from cloudmgr.quotas.jobs import handle_quota_push
     from cloudmgr.runbooks.jobs import handle_migrate_system, handle_run_step
-    from cloudmgr.servicerequests.provisioning import handle_provision, handle_resize, handle_server_action
+    from cloudmgr.servicerequests.jobs import handle_provision, handle_resize, handle_server_action
 
     return {
         "provision": handle_provision,

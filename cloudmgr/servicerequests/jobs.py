@@ -1,4 +1,7 @@
-"""Periodic jobs of the self-service journey: reconcile with the clouds, expiry, stale reservations."""
+"""Jobs of the self-service journey: the work handlers that provision, resize and act on
+servers (entry points: they read the runtime and call the cloud between the short units of
+work of :mod:`cloudmgr.servicerequests.provisioning`), and the periodic jobs: reconcile with
+the clouds, expiry, stale reservations."""
 
 from __future__ import annotations
 
@@ -9,21 +12,260 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from cloudmgr.audit import services as audit
-from cloudmgr.cloud import CloudError
+from cloudmgr.cloud import CloudError, CloudNoValidHost, CloudUnavailable, ServerSpec
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY
 from cloudmgr.db import Database, utcnow
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
+from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, ServiceRequest
+from cloudmgr.servicerequests.provisioning import (
+    FAILURE_REASONS,
+    fail_server,
+    finish_request,
+    placement_metadata,
+    record_active,
+    record_building,
+    record_event,
+    resize_refusal,
+    retire_if_done,
+    server_rows,
+    start_provisioning,
+)
 from cloudmgr.servicerequests.states import RequestState, ServerState
 from cloudmgr.workqueue.models import WorkItem, WorkState
-from cloudmgr.workqueue.services import enqueue
+from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater, enqueue, renew
 
 log = logging.getLogger(__name__)
 
 ACTOR = "system:requests.reconcile"
+
+
+# --- work handlers ---------------------------------------------------------------------------
+
+
+def handle_provision(db: Database, item: ClaimedItem) -> None:
+    runtime = get_runtime()
+    settings = runtime.settings
+    found = start_provisioning(db, int(item.payload["request_id"]))
+    if found is None:
+        return
+    target, todo = found
+    if target.project_id is None or target.network_id is None:
+        problem = "the department has no project on this cloud yet, or the zone's network is unknown (run clouds sync)"
+        for server_id in todo:
+            fail_server(db, server_id, target.cloud_key, problem, reason_code="not_synced")
+        finish_request(db, target.request_id)
+        return
+    provider = runtime.providers.for_cloud(target.cloud_key, target.os_cloud, target.region)
+    batch_size = max(settings.max_concurrent_boots, 1)
+    refusal = None
+    for start in range(0, len(todo), batch_size):
+        # Checked before every batch: a long request must not go on booting a system
+        # reclassified meanwhile.  A refusal fails the pending servers (the rows read next).
+        placement, refused = placement_metadata(db, target.request_id)
+        refusal = refusal or refused
+        batch = server_rows(db, todo[start : start + batch_size])
+        building: list[tuple[int, str]] = []
+        for server_id, name, key, state, cloud_server_id in batch:
+            if state == ServerState.BUILDING and cloud_server_id:
+                building.append((server_id, cloud_server_id))
+                continue
+            if state != ServerState.PENDING:
+                continue
+            spec = ServerSpec(
+                name=name,
+                flavor_id=target.flavor_ref,
+                image_id=target.image_ref or "",
+                network_id=target.network_id,
+                idempotency_key=key,
+                metadata={
+                    **placement,
+                    "cloudmgr_request": str(target.request_id),
+                    "cloudmgr_server": str(server_id),
+                    "cloudmgr_department": target.department_key,
+                },
+            )
+            try:
+                cloud_server = provider.create_server(target.project_id, spec)
+            except CloudUnavailable as exc:
+                raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
+            except CloudError as exc:
+                fail_server(
+                    db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error")
+                )
+                continue
+            record_building(db, server_id, cloud_server)
+            building.append((server_id, cloud_server.id))
+        for server_id, cloud_server_id in building:
+            try:
+                final = provider.wait_for_server(cloud_server_id, {"ACTIVE"}, timeout=settings.boot_timeout_seconds)
+            except CloudUnavailable as exc:
+                raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
+            except CloudError as exc:
+                fail_server(
+                    db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error")
+                )
+                continue
+            record_active(db, server_id, final)
+        renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
+    finish_request(db, target.request_id, why=refusal)
+
+
+def _give_up_provision(db: Database, item: ClaimedItem, error: str) -> None:
+    request_id = int(item.payload["request_id"])
+    with db.unit_of_work() as uow:
+        request = uow.session.get(ServiceRequest, request_id)
+        if request is None:
+            return
+        ids = [s.id for s in request.servers if s.state in {ServerState.PENDING, ServerState.BUILDING}]
+        cloud_key = request.cloud.key
+    for server_id in ids:
+        fail_server(db, server_id, cloud_key, f"cloud unreachable: {error}", reason_code="cloud_unreachable")
+    finish_request(db, request_id)
+
+
+handle_provision.on_give_up = _give_up_provision  # type: ignore[attr-defined]
+
+
+def handle_resize(db: Database, item: ClaimedItem) -> None:
+    runtime = get_runtime()
+    request_id = int(item.payload["request_id"])
+    reservation_id = item.payload.get("reservation_id")
+    with db.unit_of_work() as uow:
+        session = uow.session
+        request = session.get(ServiceRequest, request_id, with_for_update=True)
+        if request is None:
+            raise GiveUp(f"request {request_id} does not exist")
+        if request.state == RequestState.APPROVED:
+            request.provisioning_started_at = utcnow()
+            record_event(session, request, RequestState.PROVISIONING, "resize", None)
+        elif request.state != RequestState.PROVISIONING:
+            return
+        server = session.get(ManagedServer, request.target_server_id)
+        if server is None or not server.server_id:
+            raise GiveUp("the server to resize is gone")
+        refusal = resize_refusal(session, request)
+        if refusal is not None:
+            if reservation_id:
+                ledger.release(session, int(reservation_id), reason="refused: classified_system")
+            record_event(session, request, RequestState.FAILED, "resize", refusal[:2000])
+            request.finished_at = utcnow()
+            return
+        cloud = server.cloud
+        cloud_server_id, new_flavor = server.server_id, request.flavor
+        flavor_ref, new_vcpus, new_ram = new_flavor.external_id, new_flavor.vcpus, new_flavor.ram_mb
+        old = {Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb}
+    provider = runtime.providers.for_cloud(cloud.key, cloud.os_cloud, cloud.region)
+    try:
+        current = provider.get_server(cloud_server_id)
+        if current.flavor_id != flavor_ref:
+            if current.status == "VERIFY_RESIZE":
+                provider.confirm_resize(cloud_server_id)
+            else:
+                if current.status == "ACTIVE":
+                    provider.resize_server(cloud_server_id, flavor_ref)
+                current = provider.wait_for_server(cloud_server_id, {"VERIFY_RESIZE", "ACTIVE"}, timeout=600)
+                if current.status == "VERIFY_RESIZE":
+                    provider.confirm_resize(cloud_server_id)
+        final = provider.wait_for_server(cloud_server_id, {"ACTIVE", "SHUTOFF"}, timeout=600)
+        if final.flavor_id != flavor_ref:
+            # Nova answers the resize at once and only then finds no host with room: the
+            # server stays as it was, and only its flavor tells.
+            raise CloudNoValidHost("no compute host has room for the new flavor", final.fault_message or "")
+    except CloudUnavailable as exc:
+        raise RetryLater(str(exc)) from exc
+    except CloudError as exc:
+        with db.unit_of_work() as uow:
+            request = uow.session.get(ServiceRequest, request_id)
+            assert request is not None
+            if reservation_id:
+                ledger.release(uow.session, int(reservation_id), reason="resize failed")
+            record_event(uow.session, request, RequestState.FAILED, "resize", str(exc)[:2000])
+            request.finished_at = utcnow()
+        return
+    with db.unit_of_work() as uow:
+        session = uow.session
+        request = session.get(ServiceRequest, request_id)
+        server = session.get(ManagedServer, request.target_server_id) if request else None
+        assert request is not None and server is not None
+        if reservation_id:
+            ledger.consume(session, int(reservation_id), reason="resized")
+        shrink = {
+            Resource.CORES: max(old[Resource.CORES] - new_vcpus, 0),
+            Resource.RAM_MB: max(old[Resource.RAM_MB] - new_ram, 0),
+        }
+        if any(shrink.values()):
+            ledger.give_back_usage(
+                session, department_id=server.department_id, cloud_id=server.cloud_id, amounts=shrink
+            )
+        server.flavor_item_id, server.vcpus, server.ram_mb = request.flavor_item_id, new_vcpus, new_ram
+        server.host = final.host
+        record_event(session, request, RequestState.ACTIVE, "resize", None)
+        request.finished_at = utcnow()
+
+
+def handle_server_action(db: Database, item: ClaimedItem) -> None:
+    runtime = get_runtime()
+    action = str(item.payload["action"])
+    with db.unit_of_work() as uow:
+        server = uow.session.get(ManagedServer, int(item.payload["server_id"]))
+        if server is None:
+            raise GiveUp("no such server")
+        cloud = server.cloud
+        cloud_server_id = item.payload.get("cloud_server_id") or server.server_id
+        server_id = server.id
+    provider = runtime.providers.for_cloud(cloud.key, cloud.os_cloud, cloud.region)
+    try:
+        if action == "delete_cloud_server":  # the failed attempt a retry replaces
+            if cloud_server_id:
+                provider.delete_server(cloud_server_id)
+            return
+        if not cloud_server_id:
+            raise GiveUp(f"server {server_id} has no cloud server")
+        if action == "stop":
+            provider.stop_server(cloud_server_id)
+            provider.wait_for_server(cloud_server_id, {"SHUTOFF"}, timeout=300)
+            new_state = ServerState.STOPPED
+        elif action == "start":
+            provider.start_server(cloud_server_id)
+            provider.wait_for_server(cloud_server_id, {"ACTIVE"}, timeout=300)
+            new_state = ServerState.ACTIVE
+        elif action == "delete":
+            provider.delete_server(cloud_server_id, wait=True)
+            new_state = ServerState.DELETED
+        else:
+            raise GiveUp(f"unknown action {action}")
+    except CloudUnavailable as exc:
+        raise RetryLater(str(exc)) from exc
+    except CloudError as exc:
+        raise GiveUp(f"{action} failed: {exc}") from exc
+    with db.unit_of_work() as uow:
+        session = uow.session
+        server = session.get(ManagedServer, server_id, with_for_update=True)
+        assert server is not None
+        previous = server.state
+        server.state = new_state
+        if new_state == ServerState.DELETED and previous != ServerState.DELETED:
+            ledger.give_back_usage(
+                session,
+                department_id=server.department_id,
+                cloud_id=server.cloud_id,
+                amounts={Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1},
+            )
+            retire_if_done(session, server.request_id)
+        audit.record(
+            session,
+            actor="system:server_action",
+            action=f"server.{action}.done",
+            target_type="managed_server",
+            target_id=server.id,
+        )
+
+
+# --- periodic jobs ---------------------------------------------------------------------------
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Work handlers: provisioning, resizing and acting on servers, after the decision committed.
+"""The steps of provisioning, resizing and acting on servers, after the decision committed:
+each opens its own short unit of work; the work handlers of :mod:`cloudmgr.servicerequests.jobs`
+call the cloud between them.
 
 Every step is idempotent.  A server is booted with its idempotency key in the cloud's
 metadata; if the worker dies anywhere, the item's lease expires, another worker takes it
@@ -10,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import (
@@ -22,27 +24,25 @@ from cloudmgr.cloud import (
     CloudNoValidHost,
     CloudQuotaExceeded,
     CloudTimeout,
-    CloudUnavailable,
     Server,
-    ServerSpec,
 )
 from cloudmgr.db import Database, utcnow
 from cloudmgr.metrics import PROVISIONING_FAILURES, PROVISIONING_SECONDS
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone
 from cloudmgr.quotas import ledger
-from cloudmgr.quotas.resources import Resource
-from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
-from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater, enqueue, renew
+from cloudmgr.workqueue.services import GiveUp, enqueue
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "system:provisioning"
+SYSTEM_ACTOR = Actor.system("provisioning")
+SYSTEM = SYSTEM_ACTOR.username
 
 
 @dataclass(frozen=True)
-class _Target:
+class ProvisioningTarget:
     request_id: int
     cloud_key: str
     os_cloud: str
@@ -54,10 +54,9 @@ class _Target:
     department_key: str
 
 
-def _event(session: object, request: ServiceRequest, target: RequestState, action: str, reason: str | None) -> None:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
+def record_event(
+    session: Session, request: ServiceRequest, target: RequestState, action: str, reason: str | None
+) -> None:
     previous = REQUEST_MACHINE.apply(request, target)
     request.state_reason = reason
     session.add(
@@ -81,7 +80,7 @@ def _event(session: object, request: ServiceRequest, target: RequestState, actio
     )
 
 
-def _target(db: Database, request_id: int) -> tuple[_Target, list[int]] | None:
+def start_provisioning(db: Database, request_id: int) -> tuple[ProvisioningTarget, list[int]] | None:
     """Move an approved request to provisioning and say what is left to do."""
     with db.unit_of_work() as uow:
         session = uow.session
@@ -90,7 +89,7 @@ def _target(db: Database, request_id: int) -> tuple[_Target, list[int]] | None:
             raise GiveUp(f"request {request_id} does not exist")
         if request.state == RequestState.APPROVED:
             request.provisioning_started_at = utcnow()
-            _event(session, request, RequestState.PROVISIONING, "provision", None)
+            record_event(session, request, RequestState.PROVISIONING, "provision", None)
         elif request.state != RequestState.PROVISIONING:
             return None  # cancelled, or already finished by an earlier run
         cloud = session.get(Cloud, request.cloud_id)
@@ -105,7 +104,7 @@ def _target(db: Database, request_id: int) -> tuple[_Target, list[int]] | None:
         )
         todo = [s.id for s in request.servers if s.state in {ServerState.PENDING, ServerState.BUILDING}]
         return (
-            _Target(
+            ProvisioningTarget(
                 request_id=request.id,
                 cloud_key=cloud.key,
                 os_cloud=cloud.os_cloud,
@@ -129,7 +128,7 @@ FAILURE_REASONS = {
 }
 
 
-def _placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], str | None]:
+def placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], str | None]:
     """The classified rule right before a batch boots: the request's legacy system is read
     as it is NOW (it may have been reclassified after the approval).
 
@@ -152,7 +151,7 @@ def _placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], 
         system = session.get(LegacySystem, request.legacy_system_id) if request.legacy_system_id else None
         metadata = server_metadata(system)
         try:
-            check_request_placeable(session, SYSTEM, request, "provisioning")
+            check_request_placeable(session, SYSTEM_ACTOR, request, "provisioning")
         except ClassifiedPlacementRefused as refused:
             reason = str(refused)
             for server in request.servers:
@@ -177,7 +176,7 @@ def _placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], 
     return metadata, reason
 
 
-def _fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError | str, *, reason_code: str) -> None:
+def fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError | str, *, reason_code: str) -> None:
     message = str(error)
     if isinstance(error, CloudQuotaExceeded):
         message = f"quota exceeded in the cloud: {error}"
@@ -205,14 +204,14 @@ def _fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError
     PROVISIONING_FAILURES.labels(cloud=cloud_key, reason=reason_code).inc()
 
 
-def _record_building(db: Database, server_id: int, cloud_server: Server) -> None:
+def record_building(db: Database, server_id: int, cloud_server: Server) -> None:
     with db.unit_of_work() as uow:
         server = uow.session.get(ManagedServer, server_id, with_for_update=True)
         if server is not None and server.state == ServerState.PENDING:
             server.state, server.server_id = ServerState.BUILDING, cloud_server.id
 
 
-def _record_active(db: Database, server_id: int, cloud_server: Server) -> None:
+def record_active(db: Database, server_id: int, cloud_server: Server) -> None:
     with db.unit_of_work() as uow:
         server = uow.session.get(ManagedServer, server_id, with_for_update=True)
         if server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
@@ -233,94 +232,10 @@ def _record_active(db: Database, server_id: int, cloud_server: Server) -> None:
         )
 
 
-def _server_rows(db: Database, ids: Sequence[int]) -> list[tuple[int, str, str, str, str | None]]:
+def server_rows(db: Database, ids: Sequence[int]) -> list[tuple[int, str, str, str, str | None]]:
     with db.unit_of_work() as uow:
         rows = uow.session.scalars(select(ManagedServer).where(ManagedServer.id.in_(ids)).order_by(ManagedServer.index))
         return [(s.id, s.name, s.idempotency_key, s.state, s.server_id) for s in rows]
-
-
-def handle_provision(db: Database, item: ClaimedItem) -> None:
-    runtime = get_runtime()
-    settings = runtime.settings
-    found = _target(db, int(item.payload["request_id"]))
-    if found is None:
-        return
-    target, todo = found
-    if target.project_id is None or target.network_id is None:
-        problem = "the department has no project on this cloud yet, or the zone's network is unknown (run clouds sync)"
-        for server_id in todo:
-            _fail_server(db, server_id, target.cloud_key, problem, reason_code="not_synced")
-        finish_request(db, target.request_id)
-        return
-    provider = runtime.providers.for_cloud(target.cloud_key, target.os_cloud, target.region)
-    batch_size = max(settings.max_concurrent_boots, 1)
-    refusal = None
-    for start in range(0, len(todo), batch_size):
-        # Checked before every batch: a long request must not go on booting a system
-        # reclassified meanwhile.  A refusal fails the pending servers (the rows read next).
-        placement, refused = _placement_metadata(db, target.request_id)
-        refusal = refusal or refused
-        batch = _server_rows(db, todo[start : start + batch_size])
-        building: list[tuple[int, str]] = []
-        for server_id, name, key, state, cloud_server_id in batch:
-            if state == ServerState.BUILDING and cloud_server_id:
-                building.append((server_id, cloud_server_id))
-                continue
-            if state != ServerState.PENDING:
-                continue
-            spec = ServerSpec(
-                name=name,
-                flavor_id=target.flavor_ref,
-                image_id=target.image_ref or "",
-                network_id=target.network_id,
-                idempotency_key=key,
-                metadata={
-                    **placement,
-                    "cloudmgr_request": str(target.request_id),
-                    "cloudmgr_server": str(server_id),
-                    "cloudmgr_department": target.department_key,
-                },
-            )
-            try:
-                cloud_server = provider.create_server(target.project_id, spec)
-            except CloudUnavailable as exc:
-                raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
-            except CloudError as exc:
-                _fail_server(
-                    db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error")
-                )
-                continue
-            _record_building(db, server_id, cloud_server)
-            building.append((server_id, cloud_server.id))
-        for server_id, cloud_server_id in building:
-            try:
-                final = provider.wait_for_server(cloud_server_id, {"ACTIVE"}, timeout=settings.boot_timeout_seconds)
-            except CloudUnavailable as exc:
-                raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
-            except CloudError as exc:
-                _fail_server(
-                    db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error")
-                )
-                continue
-            _record_active(db, server_id, final)
-        renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
-    finish_request(db, target.request_id, why=refusal)
-
-
-def _give_up_provision(db: Database, item: ClaimedItem, error: str) -> None:
-    request_id = int(item.payload["request_id"])
-    with db.unit_of_work() as uow:
-        request = uow.session.get(ServiceRequest, request_id)
-        if request is None:
-            return
-        ids = [s.id for s in request.servers if s.state in {ServerState.PENDING, ServerState.BUILDING}]
-        cloud_key = request.cloud.key
-    for server_id in ids:
-        _fail_server(db, server_id, cloud_key, f"cloud unreachable: {error}", reason_code="cloud_unreachable")
-    finish_request(db, request_id)
-
-
-handle_provision.on_give_up = _give_up_provision  # type: ignore[attr-defined]
 
 
 def finish_request(db: Database, request_id: int, *, why: str | None = None) -> None:
@@ -345,7 +260,7 @@ def finish_request(db: Database, request_id: int, *, why: str | None = None) -> 
         reason = f"{running} active, {failed} failed" if failed else None
         if reason and why:
             reason = f"{reason}: {why}"
-        _event(session, request, target, "provisioned", reason)
+        record_event(session, request, target, "provisioned", reason)
         request.finished_at = utcnow()
         if request.provisioning_started_at is not None:
             PROVISIONING_SECONDS.labels(cloud=request.cloud.key).observe(
@@ -364,94 +279,14 @@ def finish_request(db: Database, request_id: int, *, why: str | None = None) -> 
 # --- resize ------------------------------------------------------------------------------------
 
 
-def handle_resize(db: Database, item: ClaimedItem) -> None:
-    runtime = get_runtime()
-    request_id = int(item.payload["request_id"])
-    reservation_id = item.payload.get("reservation_id")
-    with db.unit_of_work() as uow:
-        session = uow.session
-        request = session.get(ServiceRequest, request_id, with_for_update=True)
-        if request is None:
-            raise GiveUp(f"request {request_id} does not exist")
-        if request.state == RequestState.APPROVED:
-            request.provisioning_started_at = utcnow()
-            _event(session, request, RequestState.PROVISIONING, "resize", None)
-        elif request.state != RequestState.PROVISIONING:
-            return
-        server = session.get(ManagedServer, request.target_server_id)
-        if server is None or not server.server_id:
-            raise GiveUp("the server to resize is gone")
-        refusal = _resize_refusal(session, request)
-        if refusal is not None:
-            if reservation_id:
-                ledger.release(session, int(reservation_id), reason="refused: classified_system")
-            _event(session, request, RequestState.FAILED, "resize", refusal[:2000])
-            request.finished_at = utcnow()
-            return
-        cloud = server.cloud
-        cloud_server_id, new_flavor = server.server_id, request.flavor
-        flavor_ref, new_vcpus, new_ram = new_flavor.external_id, new_flavor.vcpus, new_flavor.ram_mb
-        old = {Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb}
-    provider = runtime.providers.for_cloud(cloud.key, cloud.os_cloud, cloud.region)
-    try:
-        current = provider.get_server(cloud_server_id)
-        if current.flavor_id != flavor_ref:
-            if current.status == "VERIFY_RESIZE":
-                provider.confirm_resize(cloud_server_id)
-            else:
-                if current.status == "ACTIVE":
-                    provider.resize_server(cloud_server_id, flavor_ref)
-                current = provider.wait_for_server(cloud_server_id, {"VERIFY_RESIZE", "ACTIVE"}, timeout=600)
-                if current.status == "VERIFY_RESIZE":
-                    provider.confirm_resize(cloud_server_id)
-        final = provider.wait_for_server(cloud_server_id, {"ACTIVE", "SHUTOFF"}, timeout=600)
-        if final.flavor_id != flavor_ref:
-            # Nova answers the resize at once and only then finds no host with room: the
-            # server stays as it was, and only its flavor tells.
-            raise CloudNoValidHost("no compute host has room for the new flavor", final.fault_message or "")
-    except CloudUnavailable as exc:
-        raise RetryLater(str(exc)) from exc
-    except CloudError as exc:
-        with db.unit_of_work() as uow:
-            request = uow.session.get(ServiceRequest, request_id)
-            assert request is not None
-            if reservation_id:
-                ledger.release(uow.session, int(reservation_id), reason="resize failed")
-            _event(uow.session, request, RequestState.FAILED, "resize", str(exc)[:2000])
-            request.finished_at = utcnow()
-        return
-    with db.unit_of_work() as uow:
-        session = uow.session
-        request = session.get(ServiceRequest, request_id)
-        server = session.get(ManagedServer, request.target_server_id) if request else None
-        assert request is not None and server is not None
-        if reservation_id:
-            ledger.consume(session, int(reservation_id), reason="resized")
-        shrink = {
-            Resource.CORES: max(old[Resource.CORES] - new_vcpus, 0),
-            Resource.RAM_MB: max(old[Resource.RAM_MB] - new_ram, 0),
-        }
-        if any(shrink.values()):
-            ledger.give_back_usage(
-                session, department_id=server.department_id, cloud_id=server.cloud_id, amounts=shrink
-            )
-        server.flavor_item_id, server.vcpus, server.ram_mb = request.flavor_item_id, new_vcpus, new_ram
-        server.host = final.host
-        _event(session, request, RequestState.ACTIVE, "resize", None)
-        request.finished_at = utcnow()
-
-
-def _resize_refusal(session: object, request: ServiceRequest) -> str | None:
+def resize_refusal(session: Session, request: ServiceRequest) -> str | None:
     """The classified rule right before the cloud resizes the server (its system may have
     been reclassified after the approval): the refusal's reason, audited, or None."""
-    from sqlalchemy.orm import Session
-
     from cloudmgr.inventory.classification import ClassifiedPlacementRefused
     from cloudmgr.servicerequests.services import check_request_placeable
 
-    assert isinstance(session, Session)
     try:
-        check_request_placeable(session, SYSTEM, request, "resize.job")
+        check_request_placeable(session, SYSTEM_ACTOR, request, "resize.job")
     except ClassifiedPlacementRefused as refused:
         return str(refused)
     return None
@@ -460,68 +295,7 @@ def _resize_refusal(session: object, request: ServiceRequest) -> str | None:
 # --- stop, start, delete ------------------------------------------------------------------------------
 
 
-def handle_server_action(db: Database, item: ClaimedItem) -> None:
-    runtime = get_runtime()
-    action = str(item.payload["action"])
-    with db.unit_of_work() as uow:
-        server = uow.session.get(ManagedServer, int(item.payload["server_id"]))
-        if server is None:
-            raise GiveUp("no such server")
-        cloud = server.cloud
-        cloud_server_id = item.payload.get("cloud_server_id") or server.server_id
-        server_id = server.id
-    provider = runtime.providers.for_cloud(cloud.key, cloud.os_cloud, cloud.region)
-    try:
-        if action == "delete_cloud_server":  # the failed attempt a retry replaces
-            if cloud_server_id:
-                provider.delete_server(cloud_server_id)
-            return
-        if not cloud_server_id:
-            raise GiveUp(f"server {server_id} has no cloud server")
-        if action == "stop":
-            provider.stop_server(cloud_server_id)
-            provider.wait_for_server(cloud_server_id, {"SHUTOFF"}, timeout=300)
-            new_state = ServerState.STOPPED
-        elif action == "start":
-            provider.start_server(cloud_server_id)
-            provider.wait_for_server(cloud_server_id, {"ACTIVE"}, timeout=300)
-            new_state = ServerState.ACTIVE
-        elif action == "delete":
-            provider.delete_server(cloud_server_id, wait=True)
-            new_state = ServerState.DELETED
-        else:
-            raise GiveUp(f"unknown action {action}")
-    except CloudUnavailable as exc:
-        raise RetryLater(str(exc)) from exc
-    except CloudError as exc:
-        raise GiveUp(f"{action} failed: {exc}") from exc
-    with db.unit_of_work() as uow:
-        session = uow.session
-        server = session.get(ManagedServer, server_id, with_for_update=True)
-        assert server is not None
-        previous = server.state
-        server.state = new_state
-        if new_state == ServerState.DELETED and previous != ServerState.DELETED:
-            ledger.give_back_usage(
-                session,
-                department_id=server.department_id,
-                cloud_id=server.cloud_id,
-                amounts={Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1},
-            )
-            _retire_if_done(session, server.request_id)
-        audit.record(
-            session,
-            actor="system:server_action",
-            action=f"server.{action}.done",
-            target_type="managed_server",
-            target_id=server.id,
-        )
-
-
-def _retire_if_done(session: object, request_id: int) -> None:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
+def retire_if_done(session: Session, request_id: int) -> None:
     request = session.get(ServiceRequest, request_id)
     if request is None:
         return
@@ -530,4 +304,4 @@ def _retire_if_done(session: object, request_id: int) -> None:
         RequestState.PARTIALLY_ACTIVE,
         RequestState.FAILED,
     } and all(s.state in {ServerState.DELETED, ServerState.CANCELLED, ServerState.ERROR} for s in request.servers):
-        _event(session, request, RequestState.RETIRED, "retire", "every server deleted")
+        record_event(session, request, RequestState.RETIRED, "retire", "every server deleted")

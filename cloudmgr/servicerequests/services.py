@@ -464,11 +464,20 @@ def _reserve_servers(session: Session, request: ServiceRequest) -> None:
         server.reservation_id = reservation.id
 
 
+def _may_submit_as(actor: Actor, request: ServiceRequest) -> bool:
+    return request.created_by == actor.username or actor.role == Role.DEPT_HEAD
+
+
+def may_submit(actor: Actor, request: ServiceRequest) -> bool:
+    """Whether ``actor`` may submit ``request`` now: a draft, by its author or the department head."""
+    return request.state == RequestState.DRAFT and _may_submit_as(actor, request)
+
+
 def submit_request(
     session: Session, actor: Actor, request_id: int, *, settings: Settings, entry_point: str = "request"
 ) -> ServiceRequest:
     request = get_request(session, actor, request_id, for_update=True)
-    if request.created_by != actor.username and actor.role != Role.DEPT_HEAD:
+    if not _may_submit_as(actor, request):
         raise NotYourTurn("only the author or the department head submits a draft")
     if request.state != RequestState.DRAFT:
         # SUBMITTED -> SUBMITTED is an approval step, not a second submission (a double click):
@@ -637,17 +646,35 @@ def reject_request(session: Session, actor: Actor, request_id: int, *, reason: s
     return request
 
 
-def cancel_request(session: Session, actor: Actor, request_id: int, *, reason: str) -> ServiceRequest:
-    """The author, the department head or an operator withdraws a request that has not booted anything."""
-    request = get_request(session, actor, request_id, for_update=True)
-    allowed = (
+NOT_BOOTED = frozenset({ServerState.PENDING, ServerState.CANCELLED, ServerState.ERROR})
+CANCELLABLE = frozenset({RequestState.DRAFT, RequestState.SUBMITTED, RequestState.APPROVED, RequestState.FAILED})
+
+
+def _may_cancel_as(actor: Actor, request: ServiceRequest) -> bool:
+    return (
         actor.role == Role.OPERATOR
         or request.created_by == actor.username
         or (actor.role == Role.DEPT_HEAD and actor.department_id == request.department_id)
     )
-    if not allowed:
+
+
+def _has_booted(request: ServiceRequest) -> bool:
+    return any(s.state not in NOT_BOOTED for s in request.servers)
+
+
+def may_cancel(actor: Actor, request: ServiceRequest) -> bool:
+    """Whether ``actor`` may cancel ``request`` now (pages show the button): the author, the
+    department head or an operator, while nothing of it has booted.  The pages offer it only
+    before provisioning starts and after a failure (``CANCELLABLE``)."""
+    return request.state in CANCELLABLE and not _has_booted(request) and _may_cancel_as(actor, request)
+
+
+def cancel_request(session: Session, actor: Actor, request_id: int, *, reason: str) -> ServiceRequest:
+    """The author, the department head or an operator withdraws a request that has not booted anything."""
+    request = get_request(session, actor, request_id, for_update=True)
+    if not _may_cancel_as(actor, request):
         raise NotYourTurn("only the author, the department head or an operator cancels a request")
-    if any(s.state not in {ServerState.PENDING, ServerState.CANCELLED, ServerState.ERROR} for s in request.servers):
+    if _has_booted(request):
         raise InvalidTransition("servers of this request already exist: delete them instead")
     _transition(
         session, request, RequestState.CANCELLED, actor=actor.username, action="cancel", reason=reason.strip() or None
@@ -657,9 +684,14 @@ def cancel_request(session: Session, actor: Actor, request_id: int, *, reason: s
     return request
 
 
+def may_retry(actor: Actor, server: ManagedServer | None = None) -> bool:
+    """Operators retry failed servers (``server``: this one, when it has failed)."""
+    return actor.role == Role.OPERATOR and (server is None or server.state == ServerState.ERROR)
+
+
 def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServer:
     """An operator retries a failed server: a new attempt with a new idempotency key and a new reservation."""
-    if actor.role != Role.OPERATOR:
+    if not may_retry(actor):
         raise NotYourTurn("operators retry failed servers")
     server = get_server(session, actor, server_id)
     if server.state != ServerState.ERROR:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from cloudmgr.config import REPO_ROOT
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.organisation.sync import sync_clouds
 from cloudmgr.quotas import services as quotas
@@ -98,7 +99,7 @@ def test_apply_drift_and_plan_against_the_lab(
     lab_org: tuple[Runtime, Path], lab_clouds_yaml: Path, policy: str
 ) -> None:
     rt, quota_dir = lab_org
-    result = quotas.apply(rt.db, rt.providers, quota_dir, actor="test")
+    result = quotas.apply(rt.db, rt.providers, quota_dir, actor=Actor.system("test"))
     assert result.ok, result.problems
     assert len(result.cloud_changed) == 6  # three departments on two clouds
 
@@ -128,12 +129,13 @@ def test_apply_drift_and_plan_against_the_lab(
     else:
         assert cores_now == 40 and [(d.resource, d.found) for d in open_drifts] == [("cores", 40)]
         # An operator repairs it by applying the files.
-        assert quotas.apply(rt.db, rt.providers, quota_dir, actor="test").ok
+        assert quotas.apply(rt.db, rt.providers, quota_dir, actor=Actor.system("test")).ok
         assert conn.compute.get_quota_set(project).cores == 12
         quotas.reconcile(rt.db, rt.providers)
 
     with rt.db.unit_of_work() as uow:
-        lines = quotas.plan(uow.session, quotas.load_and_check(uow.session, quota_dir), rt.providers)
+        lines = quotas.plan(uow.session, quotas.load_and_check(uow.session, quota_dir))
+        quotas.read_clouds(rt.providers, lines)
         mine = [line for line in lines if line.department in DEPARTMENTS]
         assert len(mine) == 6 and all(line.cloud_error is None for line in mine)
         assert not any(line.changes_anything for line in mine)

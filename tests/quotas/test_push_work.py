@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from cloudmgr.cloud import CloudUnavailable
 from cloudmgr.config import REPO_ROOT
-from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, Role
 from cloudmgr.organisation.sync import sync_clouds
 from cloudmgr.quotas import services as quotas
 from cloudmgr.quotas.files import read_quota_files
@@ -29,7 +30,7 @@ def applied(seeded: Runtime, tmp_path: Path) -> tuple[Runtime, Path]:
     folder = tmp_path / "quotas"
     shutil.copytree(REPO_ROOT / "quotas", folder)
     assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor="test"))
-    assert quotas.apply(seeded.db, seeded.providers, folder, actor="test").ok
+    assert quotas.apply(seeded.db, seeded.providers, folder, actor=Actor.system("test")).ok
     return seeded, folder
 
 
@@ -51,10 +52,9 @@ def _pending_change(rt: Runtime, folder: Path) -> int:
         assert dept is not None
         change = quotas.request_change(
             uow.session,
+            Actor(username="zhangwei", role=Role.DEPT_STAFF, department_id=dept.id),
             read_quota_files(folder),
-            department_id=dept.id,
             cloud_key="commerce",
-            requested_by="zhangwei",
             reason="licensing system",
             limits={Resource.CORES: 40},
         )
@@ -116,10 +116,9 @@ def test_an_automatic_approval_is_queued_in_the_same_transaction(applied: tuple[
         assert dept is not None
         change = quotas.request_change(
             uow.session,
+            Actor(username="zhangwei", role=Role.DEPT_STAFF, department_id=dept.id),
             read_quota_files(folder),
-            department_id=dept.id,
             cloud_key="commerce",
-            requested_by="zhangwei",
             reason="one size up",
             target_size="medium",
         )

@@ -13,11 +13,13 @@ from sqlalchemy import select
 
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.config import REPO_ROOT
-from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud
+from cloudmgr.errors import PermissionDenied
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, Role
 from cloudmgr.organisation.sync import sync_clouds
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas import services as quotas
-from cloudmgr.quotas.errors import QuotaBelowUsage, QuotaChangeInvalid, QuotaFilesInvalid
+from cloudmgr.quotas.errors import QuotaBelowUsage, QuotaChangeInvalid, QuotaChangeNotFound, QuotaFilesInvalid
 from cloudmgr.quotas.files import read_quota_files
 from cloudmgr.quotas.models import QuotaLedgerRow
 from cloudmgr.quotas.resources import Resource, limits_of, quota_set_with
@@ -36,6 +38,10 @@ def synced(seeded: Runtime) -> Runtime:
     results = sync_clouds(seeded.db, seeded.providers, actor="test")
     assert all(r.ok for r in results)
     return seeded
+
+
+REQUESTER = "zhangwei"
+OPERATOR = Actor(username="operator", role=Role.OPERATOR)
 
 
 def _provider_and_project(rt: Runtime, dept_key: str, cloud_key: str):  # type: ignore[no-untyped-def]
@@ -60,24 +66,25 @@ def _ids(rt: Runtime, dept_key: str, cloud_key: str) -> tuple[int, int]:
 
 
 def test_apply_sets_ledger_and_clouds_then_plan_is_empty(synced: Runtime, quota_dir: Path) -> None:
-    result = quotas.apply(synced.db, synced.providers, quota_dir, actor="test")
+    result = quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test"))
     assert result.ok, result.problems
     assert any(line.startswith("prov-education on education") for line in result.cloud_changed)
     provider, project = _provider_and_project(synced, "prov-education", "education")
     limits = limits_of(provider.get_quota(project))
     assert limits[Resource.CORES] == 24 and limits[Resource.RAM_MB] == 48 * 1024 and limits[Resource.INSTANCES] == 8
 
-    again = quotas.apply(synced.db, synced.providers, quota_dir, actor="test")
+    again = quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test"))
     assert (again.ledger_changed, again.cloud_changed) == ([], [])
     with synced.db.unit_of_work() as uow:
         definitions = quotas.load_and_check(uow.session, quota_dir)
-        lines = quotas.plan(uow.session, definitions, synced.providers)
+        lines = quotas.plan(uow.session, definitions)
+        quotas.read_clouds(synced.providers, lines)
         assert not any(line.changes_anything for line in lines)
         assert uow.session.scalars(select(AuditEvent).where(AuditEvent.action == "quota.cloud.set")).all()
 
 
 def test_a_bad_file_is_refused_with_its_line_and_the_ledger_is_untouched(synced: Runtime, quota_dir: Path) -> None:
-    assert quotas.apply(synced.db, synced.providers, quota_dir, actor="test").ok
+    assert quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test")).ok
     departments = quota_dir / "departments.yaml"
     text = departments.read_text(encoding="utf-8")
     departments.write_text(
@@ -88,7 +95,7 @@ def test_a_bad_file_is_refused_with_its_line_and_the_ledger_is_untouched(synced:
         encoding="utf-8",
     )
     with pytest.raises(QuotaFilesInvalid) as info:
-        quotas.apply(synced.db, synced.providers, quota_dir, actor="test")
+        quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test"))
     assert any(":" in p and "cores must not be negative" in p for p in info.value.problems)
     dept, cloud = _ids(synced, "prov-commerce", "commerce")
     with synced.db.unit_of_work() as uow:
@@ -96,7 +103,7 @@ def test_a_bad_file_is_refused_with_its_line_and_the_ledger_is_untouched(synced:
 
 
 def test_check_refuses_unknown_names_and_limits_below_usage(synced: Runtime, quota_dir: Path) -> None:
-    assert quotas.apply(synced.db, synced.providers, quota_dir, actor="test").ok
+    assert quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test")).ok
     dept, cloud = _ids(synced, "prov-commerce", "commerce")
     with synced.db.unit_of_work() as uow:
         ledger.reserve(uow.session, department_id=dept, cloud_id=cloud, amounts={Resource.CORES: 10}, owner="vm:x")
@@ -120,7 +127,7 @@ def test_check_refuses_unknown_names_and_limits_below_usage(synced: Runtime, quo
 
 
 def test_drift_is_detected_and_repaired_or_alerted_by_policy(synced: Runtime, quota_dir: Path) -> None:
-    assert quotas.apply(synced.db, synced.providers, quota_dir, actor="test").ok
+    assert quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test")).ok
     provider, project = _provider_and_project(synced, "prov-education", "education")
     # Someone changes the quota behind cloudmgr's back (Horizon, the CLI).
     provider.set_quota(project, quota_set_with(provider.get_quota(project), {Resource.CORES: 99}))
@@ -151,7 +158,7 @@ def test_drift_is_detected_and_repaired_or_alerted_by_policy(synced: Runtime, qu
 def test_reconcile_takes_usage_from_the_cloud(synced: Runtime, quota_dir: Path) -> None:
     from cloudmgr.cloud import ServerSpec
 
-    assert quotas.apply(synced.db, synced.providers, quota_dir, actor="test").ok
+    assert quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test")).ok
     provider, project = _provider_and_project(synced, "prov-education", "education")
     flavor = next(f for f in provider.list_flavors() if f.name == "m1.small")
     image = provider.list_images()[0]
@@ -171,16 +178,15 @@ def test_reconcile_takes_usage_from_the_cloud(synced: Runtime, quota_dir: Path) 
 
 
 def test_one_size_up_is_automatic_once_in_30_days(synced: Runtime, quota_dir: Path) -> None:
-    assert quotas.apply(synced.db, synced.providers, quota_dir, actor="test").ok
+    assert quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test")).ok
     dept, _cloud = _ids(synced, "prov-commerce", "commerce")
     definitions = read_quota_files(quota_dir)
     with synced.db.unit_of_work() as uow:
         change = quotas.request_change(
             uow.session,
+            Actor(username=REQUESTER, role=Role.DEPT_STAFF, department_id=dept),
             definitions,
-            department_id=dept,
             cloud_key="commerce",
-            requested_by="zhangwei",
             reason="new licensing system",
             target_size="medium",
         )
@@ -188,10 +194,9 @@ def test_one_size_up_is_automatic_once_in_30_days(synced: Runtime, quota_dir: Pa
     with synced.db.unit_of_work() as uow:
         second = quotas.request_change(
             uow.session,
+            Actor(username=REQUESTER, role=Role.DEPT_STAFF, department_id=dept),
             definitions,
-            department_id=dept,
             cloud_key="commerce",
-            requested_by="zhangwei",
             reason="more",
             target_size="large",
         )
@@ -199,57 +204,55 @@ def test_one_size_up_is_automatic_once_in_30_days(synced: Runtime, quota_dir: Pa
         second_id = second.id
     with synced.db.unit_of_work() as uow:
         decided = quotas.decide_change(
-            uow.session, second_id, approve=True, decided_by="operator", reason="ok", definitions=definitions
+            uow.session, OPERATOR, second_id, approve=True, reason="ok", definitions=definitions
         )
         assert (decided.state, decided.decided_by) == ("approved", "operator")
         bal = ledger.balance(uow.session, dept, _cloud)
         assert bal.resources[Resource.CORES].limit == 256
     # plan keeps the approved request until export writes it into the file
     with synced.db.unit_of_work() as uow:
-        lines = quotas.plan(uow.session, quotas.load_and_check(uow.session, quota_dir), None, read_clouds=False)
+        lines = quotas.plan(uow.session, quotas.load_and_check(uow.session, quota_dir))
         line = next(line for line in lines if (line.department, line.cloud) == ("prov-commerce", "commerce"))
         assert line.kept_request == second_id and not line.ledger_changes
     with synced.db.unit_of_work() as uow:
-        quotas.export(uow.session, read_quota_files(quota_dir), quota_dir, actor="test")
+        quotas.export(uow.session, read_quota_files(quota_dir), quota_dir, actor=Actor.system("test"))
     exported = read_quota_files(quota_dir)
     assert exported.entries[("prov-commerce", "commerce")].size == "large"
     with synced.db.unit_of_work() as uow:
-        lines = quotas.plan(uow.session, quotas.load_and_check(uow.session, quota_dir), None, read_clouds=False)
+        lines = quotas.plan(uow.session, quotas.load_and_check(uow.session, quota_dir))
         assert not any(line.ledger_changes for line in lines)
 
 
 def test_two_steps_up_or_explicit_limits_need_an_operator(synced: Runtime, quota_dir: Path) -> None:
-    assert quotas.apply(synced.db, synced.providers, quota_dir, actor="test").ok
+    assert quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test")).ok
     dept, _cloud = _ids(synced, "prov-commerce", "commerce")
     definitions = read_quota_files(quota_dir)
     with synced.db.unit_of_work() as uow:
         jump = quotas.request_change(
             uow.session,
+            Actor(username=REQUESTER, role=Role.DEPT_STAFF, department_id=dept),
             definitions,
-            department_id=dept,
             cloud_key="commerce",
-            requested_by="zhangwei",
             reason="big",
             target_size="large",
         )
         explicit = quotas.request_change(
             uow.session,
+            Actor(username=REQUESTER, role=Role.DEPT_STAFF, department_id=dept),
             definitions,
-            department_id=dept,
             cloud_key="commerce",
-            requested_by="zhangwei",
             reason="gpu-less AI",
             limits={Resource.CORES: 20},
         )
         assert (jump.state, explicit.state) == ("pending", "pending")
-        rejected = quotas.decide_change(uow.session, jump.id, approve=False, decided_by="operator", reason="too big")
+        rejected = quotas.decide_change(uow.session, OPERATOR, jump.id, approve=False, reason="too big")
         assert rejected.state == "rejected"
         with pytest.raises(QuotaChangeInvalid, match="already rejected"):
-            quotas.decide_change(uow.session, jump.id, approve=True, decided_by="operator", reason="")
+            quotas.decide_change(uow.session, OPERATOR, jump.id, approve=True, reason="")
 
 
 def test_a_quota_is_never_lowered_below_usage(synced: Runtime, quota_dir: Path) -> None:
-    assert quotas.apply(synced.db, synced.providers, quota_dir, actor="test").ok
+    assert quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test")).ok
     dept, cloud = _ids(synced, "prov-commerce", "commerce")
     with synced.db.unit_of_work() as uow:
         ledger.reserve(uow.session, department_id=dept, cloud_id=cloud, amounts={Resource.INSTANCES: 5}, owner="vm:a")
@@ -260,23 +263,67 @@ def test_a_quota_is_never_lowered_below_usage(synced: Runtime, quota_dir: Path) 
     ):
         quotas.request_change(
             uow.session,
+            Actor(username=REQUESTER, role=Role.DEPT_STAFF, department_id=dept),
             definitions,
-            department_id=dept,
             cloud_key="commerce",
-            requested_by="zhangwei",
             reason="shrink",
             limits={Resource.INSTANCES: 2},
         )
     with pytest.raises(QuotaChangeInvalid, match="may not use cloud"), synced.db.unit_of_work() as uow:
         quotas.request_change(
             uow.session,
+            Actor(username=REQUESTER, role=Role.DEPT_STAFF, department_id=dept),
             definitions,
-            department_id=dept,
             cloud_key="health",
-            requested_by="x",
             reason="r",
             target_size="small",
         )
     with synced.db.unit_of_work() as uow:
         rows = uow.session.scalars(select(QuotaLedgerRow).where(QuotaLedgerRow.department_id == dept)).all()
         assert {r.resource: r.limit for r in rows if r.cloud_id == cloud}[Resource.INSTANCES.value] == 8
+
+
+def test_attack_only_an_operator_decides_a_quota_change(synced: Runtime, quota_dir: Path) -> None:
+    """The service checks the role itself (not only the blueprint): a department head, an
+    administrator or finance calling ``decide_change`` directly is refused and nothing changes."""
+    assert quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test")).ok
+    dept, cloud = _ids(synced, "prov-commerce", "commerce")
+    definitions = read_quota_files(quota_dir)
+    with synced.db.unit_of_work() as uow:
+        jump = quotas.request_change(
+            uow.session,
+            Actor(username=REQUESTER, role=Role.DEPT_STAFF, department_id=dept),
+            definitions,
+            cloud_key="commerce",
+            reason="big",
+            target_size="large",
+        )
+        assert jump.state == "pending"
+        change_id = jump.id
+    intruders = [
+        Actor(username="head", role=Role.DEPT_HEAD, department_id=dept),
+        Actor(username="admin", role=Role.ADMIN),
+        Actor(username="finance", role=Role.FINANCE),
+    ]
+    for intruder in intruders:
+        assert not quotas.may_decide_change(intruder)
+        with pytest.raises(PermissionDenied), synced.db.unit_of_work() as uow:
+            quotas.decide_change(uow.session, intruder, change_id, approve=True, reason="mine", definitions=definitions)
+    with synced.db.unit_of_work() as uow:
+        change = quotas.get_change(uow.session, change_id)
+        assert (change.state, change.decided_by) == ("pending", None)
+        assert ledger.balance(uow.session, dept, cloud).resources[Resource.CORES].limit != 256
+    assert quotas.may_decide_change(OPERATOR)
+
+
+def test_a_missing_quota_change_is_not_found(synced: Runtime) -> None:
+    with pytest.raises(QuotaChangeNotFound), synced.db.unit_of_work() as uow:
+        quotas.decide_change(uow.session, OPERATOR, 999_999, approve=False, reason="no")
+
+
+def test_a_department_user_asks_only_for_their_own_department(synced: Runtime, quota_dir: Path) -> None:
+    assert quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test")).ok
+    with pytest.raises(PermissionDenied), synced.db.unit_of_work() as uow:
+        quotas.request_change(
+            uow.session, OPERATOR, read_quota_files(quota_dir), cloud_key="commerce", reason="r", target_size="small"
+        )

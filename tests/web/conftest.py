@@ -13,6 +13,7 @@ from werkzeug.test import TestResponse
 
 from cloudmgr.config import Settings
 from cloudmgr.demo import DemoLogin
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime, set_runtime
 from tests.conftest import copy_sqlite_database, migrate_test_database
@@ -96,7 +97,7 @@ def _build_journey_state(rt: Runtime) -> None:
         )
     assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor="test"))
     sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor="test")
-    assert quotas.apply(rt.db, rt.providers, rt.settings.quotas_dir, actor="test").ok
+    assert quotas.apply(rt.db, rt.providers, rt.settings.quotas_dir, actor=Actor.system("test")).ok
 
 
 def _cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:

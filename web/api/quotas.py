@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import Response, jsonify
 
 from cloudmgr.catalog import services as catalog
-from cloudmgr.catalog.models import ItemKind
-from cloudmgr.errors import NotFound, ValidationFailed
+from cloudmgr.errors import ValidationFailed
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import Role
 from cloudmgr.quotas import services as quota_services
-from cloudmgr.quotas.models import ChangeRequestState, QuotaChangeRequest
+from cloudmgr.quotas.models import ChangeRequestState
 from cloudmgr.quotas.resources import Resource
 from web.api.blueprint import api_route, api_user, spec
 from web.api.body import MAX_ID, Body, query_choice, query_str
@@ -36,14 +35,6 @@ spec.tag("catalog", "What each cloud offers: flavors and images with their month
 spec.tag("quotas", "Quota balances per department and cloud, change requests and drift.")
 
 
-class UnknownCloud(NotFound):
-    code = "unknown_cloud"
-
-
-class QuotaChangeNotFound(NotFound):
-    code = "quota_change_not_found"
-
-
 @api_route(
     "/catalog",
     summary="The offered flavors and images of one cloud",
@@ -54,18 +45,10 @@ class QuotaChangeNotFound(NotFound):
     errors=(404,),
 )
 def catalog_items() -> Response:
-    user = api_user()
-    session = request_uow().session
     key = query_str("cloud")
     if key is None:
         raise ValidationFailed("cloud is required (a cloud's key)")
-    cloud_id = org.visible_cloud_id(session, key, department_id=user.department.id if user.department else None)
-    if cloud_id is None:
-        raise UnknownCloud(f"no cloud {key!r}")
-    items = [
-        *catalog.offered_items(session, cloud_id, ItemKind.FLAVOR),
-        *catalog.offered_items(session, cloud_id, ItemKind.IMAGE),
-    ]
+    items = catalog.offered_catalog(request_uow().session, api_user().actor, key)
     return jsonify({"items": [catalog_item_json(i) for i in items]})
 
 
@@ -105,11 +88,8 @@ def quotas() -> Response:
     response=list_of(QUOTA_CHANGE),
 )
 def list_quota_requests() -> Response:
-    user = api_user()
     state = query_choice("state", frozenset(ChangeRequestState))
-    changes = quota_services.change_requests(
-        request_uow().session, department_id=user.department.id if user.department else None, state=state
-    )
+    changes = quota_services.change_requests(request_uow().session, api_user().actor, state=state)
     return jsonify({"items": [change_json(c) for c in changes]})
 
 
@@ -146,8 +126,6 @@ def list_quota_requests() -> Response:
     operation_id="create_quota_request",
 )
 def create_quota_request() -> tuple[Response, int]:
-    user = api_user()
-    assert user.department is not None
     body = Body()
     cloud = body.string("cloud", max_length=64)
     reason = body.string("reason", max_length=REASON_MAX)
@@ -170,10 +148,9 @@ def create_quota_request() -> tuple[Response, int]:
     body.done()
     change = quota_services.request_change(
         request_uow().session,
+        api_user().actor,
         quota_help.definitions(),
-        department_id=user.department.id,
         cloud_key=cloud,
-        requested_by=user.username,
         reason=reason,
         target_size=size,
         limits=limits,
@@ -201,19 +178,15 @@ def create_quota_request() -> tuple[Response, int]:
     operation_id="decide_quota_request",
 )
 def decide_quota_request(change_id: int) -> Response:
-    user = api_user()
-    session = request_uow().session
     body = Body()
     approve = body.boolean("approve", default=False, required=True)
     reason = body.string("reason", required=False, max_length=REASON_MAX, default="")
     body.done()
-    if session.get(QuotaChangeRequest, change_id) is None:
-        raise QuotaChangeNotFound(f"no quota-change request {change_id}")
     change = quota_services.decide_change(
-        session,
+        request_uow().session,
+        api_user().actor,
         change_id,
         approve=approve,
-        decided_by=user.username,
         reason=reason or "",
         definitions=quota_help.definitions(),
     )

@@ -14,23 +14,15 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from cloudmgr.errors import DomainError
-from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ServiceRequest
-from cloudmgr.servicerequests.states import RequestState, ServerState
+from cloudmgr.servicerequests.states import RequestState
 from web.common.display import chain_view, refusal_text
 from web.common.selfservice_forms import ButtonForm, CancelForm, DecisionForm
 from web.core.security import current_actor, safe_next
 from web.core.uow import request_uow, restart_request_uow
 
 MAX_PAGE = 100_000
-NOT_BOOTED = {ServerState.PENDING.value, ServerState.CANCELLED.value, ServerState.ERROR.value}
-CANCELLABLE = {
-    RequestState.DRAFT.value,
-    RequestState.SUBMITTED.value,
-    RequestState.APPROVED.value,
-    RequestState.FAILED.value,
-}
 
 
 def page_arg() -> int:
@@ -49,21 +41,11 @@ def may_decide(req: ServiceRequest) -> bool:
 
 
 def may_cancel(req: ServiceRequest) -> bool:
-    actor = current_actor()
-    if req.state not in CANCELLABLE:
-        return False
-    if any(s.state not in NOT_BOOTED for s in req.servers):
-        return False
-    return (
-        actor.role == Role.OPERATOR
-        or req.created_by == actor.username
-        or (actor.role == Role.DEPT_HEAD and actor.department_id == req.department_id)
-    )
+    return sr.may_cancel(current_actor(), req)
 
 
 def may_submit(req: ServiceRequest) -> bool:
-    actor = current_actor()
-    return req.state == RequestState.DRAFT.value and (req.created_by == actor.username or actor.role == Role.DEPT_HEAD)
+    return sr.may_submit(current_actor(), req)
 
 
 def request_detail_page(
@@ -85,7 +67,7 @@ def request_detail_page(
         "can_decide": may_decide(req),
         "can_cancel": may_cancel(req),
         "can_submit": may_submit(req),
-        "can_retry": actor.role == Role.OPERATOR,
+        "can_retry": sr.may_retry(actor),
         "decision_form": decision_form or DecisionForm(formdata=None),
         "cancel_form": cancel_form or CancelForm(formdata=None),
         "button_form": ButtonForm(formdata=None),

@@ -12,7 +12,7 @@ from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
 from web.common.display import refusal_text
 from web.common.selfservice_forms import OfferForm
-from web.core.security import require_user
+from web.core.security import current_actor
 from web.core.uow import request_uow, restart_request_uow
 from web.operations.blueprint import bp
 
@@ -71,12 +71,12 @@ def update_offer(item_id: int) -> ResponseReturnValue:
     try:
         updated = catalog.update_offer(
             session,
+            current_actor(),
             item_id,
             offered=bool(form.offered.data),
             name_zh=form.name_zh.data,
             name_en=form.name_en.data,
             monthly_price=form.monthly_price.data,
-            actor=require_user().username,
         )
     except DomainError as exc:
         restart_request_uow()

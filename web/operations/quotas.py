@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
 from cloudmgr.quotas import services as quota_services
-from cloudmgr.quotas.models import ChangeRequestState, QuotaChangeRequest
+from cloudmgr.quotas.models import ChangeRequestState
 from web.common import quota_files as quota_help
 from web.common.display import refusal_text
 from web.common.selfservice_forms import QuotaDecisionForm
 from web.core.i18n import current_locale
-from web.core.security import require_user
+from web.core.security import current_actor
 from web.core.uow import request_uow, restart_request_uow
 from web.operations.blueprint import bp
 
@@ -49,7 +49,7 @@ def _page(*, failed: tuple[int, QuotaDecisionForm] | None = None, status: int = 
         balances.sort(key=fill, reverse=descending)
     else:
         balances.sort(key=dept if sort == "department" else cloud, reverse=descending)
-    changes = quota_services.change_requests(session)
+    changes = quota_services.change_requests(session, current_actor())
     pending = [c for c in changes if c.state == ChangeRequestState.PENDING.value]
     decided = [c for c in changes if c.state != ChangeRequestState.PENDING.value][:RECENT_CHANGES]
     forms = {c.id: QuotaDecisionForm(formdata=None) for c in pending}
@@ -83,19 +83,17 @@ def quotas() -> ResponseReturnValue:
 @bp.post("/quota-requests/<int(max=2147483647):change_id>/decide")
 def decide_quota_change(change_id: int) -> ResponseReturnValue:
     session = request_uow().session
-    if session.get(QuotaChangeRequest, change_id) is None:
-        abort(404)
+    quota_services.get_change(session, change_id)  # 404 before the form is read
     form = QuotaDecisionForm()
     if not form.validate_on_submit():
         return _page(failed=(change_id, form), status=400)
-    user = require_user()
     approve = not form.reject.data
     try:
         quota_services.decide_change(
             session,
+            current_actor(),
             change_id,
             approve=approve,
-            decided_by=user.username,
             reason=(form.reason.data or "").strip(),
             definitions=quota_help.definitions(),
         )

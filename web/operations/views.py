@@ -32,7 +32,9 @@ def home() -> ResponseReturnValue:
     }
     waiting = {
         "approvals": len(sr.awaiting(session, current_actor())),
-        "quota_changes": len(quota_services.change_requests(session, state=ChangeRequestState.PENDING.value)),
+        "quota_changes": len(
+            quota_services.change_requests(session, current_actor(), state=ChangeRequestState.PENDING.value)
+        ),
         "drifts": len(quota_services.open_drifts(session)),
     }
     return render_template("operations/home.html", clouds=clouds, summary=summary, events=events, waiting=waiting)

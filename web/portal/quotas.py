@@ -45,7 +45,7 @@ def _page(form: QuotaChangeForm, definitions: QuotaDefinitions, status: int = 20
     links = org.clouds_of_department(session, actor.department_id)
     balances = quota_services.all_balances(session, department_id=actor.department_id)
     names = {link.cloud.key: link.cloud.display_name(current_locale()) for link in links}
-    changes = quota_services.change_requests(session, department_id=actor.department_id)
+    changes = quota_services.change_requests(session, actor)
     return (
         render_template(
             "portal/quotas.html",
@@ -71,15 +71,12 @@ def quotas() -> ResponseReturnValue:
         return _page(form, definitions)
     if not form.validate_on_submit():
         return _page(form, definitions, 400)
-    actor = current_actor()
-    assert actor.department_id is not None
     try:
         change = quota_services.request_change(
             request_uow().session,
+            current_actor(),
             definitions,
-            department_id=actor.department_id,
             cloud_key=form.cloud.data,
-            requested_by=actor.username,
             reason=form.reason.data,
             target_size=form.size.data or None,
             limits=None if form.size.data else quota_help.ledger_limits(form.explicit_limits()),
