@@ -17,7 +17,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -337,6 +337,54 @@ def _choice(values: Mapping[str, Any], key: str, choices: Iterable[str], reasons
     return raw.strip()
 
 
+def _room_problems(
+    room_code: str, department: Department | None, rooms: Mapping[str, ServerRoom], room_departments: dict[str, str]
+) -> list[str]:
+    """A server room's code is well formed and the room belongs to one department (in the file and stored);
+    ``room_departments`` remembers, across the file's hosts, whose each room is."""
+    if not ROOM_CODE_RE.match(room_code):
+        return [f"server_room {room_code!r} must be 2-64 lowercase letters, digits or '-'"]
+    if department is None:
+        return []
+    other = room_departments.setdefault(room_code, department.key)
+    stored = rooms.get(room_code)
+    if other != department.key:
+        return [f"server room {room_code} belongs to department {other} elsewhere in the file"]
+    if stored is not None and stored.department_id != department.id:
+        return [f"server room {room_code} already belongs to another department"]
+    return []
+
+
+def _dependencies(values: Mapping[str, Any], hostname: str, known_hosts: Set[str], reasons: list[str]) -> list[str]:
+    """The hosts a system depends on (each once), every one in the file or already stored."""
+    deps_raw = values.get("dependencies") or []
+    deps: list[str] = []
+    if not isinstance(deps_raw, list) or not all(isinstance(d, str) for d in deps_raw):
+        reasons.append("dependencies must be a list of hostnames")
+        return deps
+    for dep in deps_raw:
+        if dep == hostname:
+            reasons.append("a system cannot depend on itself")
+        elif dep not in known_hosts:
+            reasons.append(f"depends on unknown host {dep!r}")
+        elif dep not in deps:
+            deps.append(dep)
+    return deps
+
+
+def _due_date(values: Mapping[str, Any], reasons: list[str]) -> date | None:
+    if values.get("due_date") in (None, ""):
+        return None
+    raw_due = values["due_date"]
+    if isinstance(raw_due, date):
+        return raw_due
+    try:
+        return date.fromisoformat(str(raw_due).strip())
+    except ValueError:
+        reasons.append(f"due_date {raw_due!r} is not a date (YYYY-MM-DD)")
+        return None
+
+
 def validate(
     session: Session, entries: list[HostEntry], problems: list[tuple[str, str]]
 ) -> tuple[list[ValidHost], list[tuple[str, str]]]:
@@ -362,33 +410,14 @@ def validate(
         if dept_key and department is None:
             reasons.append(f"unknown department {dept_key!r} (not in the departments file)")
         if room_code:
-            if not ROOM_CODE_RE.match(room_code):
-                reasons.append(f"server_room {room_code!r} must be 2-64 lowercase letters, digits or '-'")
-            elif department is not None and dept_key:
-                other = room_departments.setdefault(room_code, dept_key)
-                stored = rooms.get(room_code)
-                if other != dept_key:
-                    reasons.append(f"server room {room_code} belongs to department {other} elsewhere in the file")
-                elif stored is not None and department is not None and stored.department_id != department.id:
-                    reasons.append(f"server room {room_code} already belongs to another department")
+            reasons.extend(_room_problems(room_code, department, rooms, room_departments))
         classification = _choice(v, "classification", [c.value for c in Classification], reasons)
         network = _choice(v, "network", [n.value for n in LegacyNetwork], reasons)
         os_family = _choice(v, "os_family", [f.value for f in OsFamily], reasons)
         ints = {key: _integer(v, key, low, high, reasons) for key, low, high in INT_LIMITS}
         cpu = _percent(v, "cpu_p95_pct", reasons)
         ram = _percent(v, "ram_p95_pct", reasons)
-        deps_raw = v.get("dependencies") or []
-        deps: list[str] = []
-        if not isinstance(deps_raw, list) or not all(isinstance(d, str) for d in deps_raw):
-            reasons.append("dependencies must be a list of hostnames")
-        else:
-            for dep in deps_raw:
-                if dep == entry.hostname:
-                    reasons.append("a system cannot depend on itself")
-                elif dep not in file_hosts and dep not in existing:
-                    reasons.append(f"depends on unknown host {dep!r}")
-                elif dep not in deps:
-                    deps.append(dep)
+        deps = _dependencies(v, entry.hostname, file_hosts | existing.keys(), reasons)
         if classification == Classification.CLASSIFIED and network in {LegacyNetwork.INTERNET, LegacyNetwork.EXTRANET}:
             reasons.append(
                 f"a classified system cannot be on the {network}: classified business runs on the intranet "
@@ -396,16 +425,7 @@ def validate(
             )
         # A system marked classified while already migrating or on the cloud is not refused:
         # the classification applies and the operators are alerted that it must leave the cloud.
-        due: date | None = None
-        if v.get("due_date") not in (None, ""):
-            raw_due = v["due_date"]
-            if isinstance(raw_due, date):
-                due = raw_due
-            else:
-                try:
-                    due = date.fromisoformat(str(raw_due).strip())
-                except ValueError:
-                    reasons.append(f"due_date {raw_due!r} is not a date (YYYY-MM-DD)")
+        due = _due_date(v, reasons)
         if reasons:
             prefix = f"{entry.where}: " if entry.where.startswith("line") else ""
             problems.extend((entry.hostname, prefix + reason) for reason in reasons)
@@ -457,9 +477,28 @@ def import_inventory(
 
     ``entry_point`` names the path for the audit log ("inventory.import.cli", ".page", ".api").
     A lowered classification is held for approval; ``only_new`` leaves stored systems alone."""
-    from cloudmgr.inventory import reclassification
-
     username = actor if isinstance(actor, str) else actor.username
+    valid = _checked_hosts(session, text, filename)
+    result = ImportResult(total=len(valid))
+    rooms = _store_rooms(session, valid, only_new=only_new, result=result)
+    existing = {s.hostname: s for s in session.scalars(select(LegacySystem))}
+    step = _ImportStep(session, filename=filename, username=username, entry_point=entry_point, result=result)
+    for host in valid:
+        system = existing.get(host.hostname)
+        if system is not None and only_new:
+            result.skipped_existing += 1
+        elif system is None:
+            step.create(host, rooms[host.room_code])
+        else:
+            step.update(system, host, rooms[host.room_code])
+    session.flush()
+    assess_all(session)
+    _audit_import(session, result, username=username, filename=filename, entry_point=entry_point, only_new=only_new)
+    return result
+
+
+def _checked_hosts(session: Session, text: str, filename: str) -> list[ValidHost]:
+    """Every host of the file, checked; InventoryInvalid with every problem when one is bad."""
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise InventoryInvalid("the inventory file is too large", [("(file)", f"larger than {MAX_BYTES} bytes")])
     entries, problems = read_inventory(text, filename=filename)
@@ -468,10 +507,14 @@ def import_inventory(
         problems = [("(file)", "no hosts in the inventory")]
     if problems:
         raise InventoryInvalid(f"{len(problems)} problem(s) in {filename}: nothing was imported", problems)
+    return valid
 
-    result = ImportResult(total=len(valid))
+
+def _store_rooms(
+    session: Session, valid: list[ValidHost], *, only_new: bool, result: ImportResult
+) -> dict[str, ServerRoom]:
+    """The server rooms the hosts name, created when new and (unless ``only_new``) updated."""
     rooms = {r.code: r for r in session.scalars(select(ServerRoom))}
-    existing = {s.hostname: s for s in session.scalars(select(LegacySystem))}
     for host in valid:
         room = rooms.get(host.room_code)
         if room is None:
@@ -484,37 +527,50 @@ def import_inventory(
                 if getattr(room, key) != value:
                     setattr(room, key, value)
     session.flush()
-    for host in valid:
-        room = rooms[host.room_code]
+    return rooms
+
+
+@dataclass
+class _ImportStep:
+    """Creating or updating one system of an import, counted in ``result`` and audited."""
+
+    session: Session
+    filename: str
+    username: str
+    entry_point: str
+    result: ImportResult
+
+    def create(self, host: ValidHost, room: ServerRoom) -> None:
+        fields = {**host.fields, "department_id": host.department.id}
+        out = _out_of_scope(fields)
+        self.result.out_of_scope += int(out)
+        system = LegacySystem(
+            hostname=host.hostname,
+            server_room=room,
+            state=SystemState.INTRANET if out else SystemState.LEGACY,
+            **fields,
+        )
+        self.session.add(system)
+        self.session.flush()
+        self.result.created += 1
+        self.result.created_hosts.append(host.hostname)
+        audit.record(
+            self.session,
+            actor=self.username,
+            action="legacy_system.imported",
+            target_type=AUDIT_TARGET,
+            target_id=system.id,
+            reason=f"imported from {self.filename}",
+            detail={"hostname": host.hostname, "state": system.state},
+        )
+
+    def update(self, system: LegacySystem, host: ValidHost, room: ServerRoom) -> None:
+        from cloudmgr.inventory import reclassification
+
+        session, result, username, filename = self.session, self.result, self.username, self.filename
         fields = {**host.fields, "department_id": host.department.id}
         out = _out_of_scope(fields)
         result.out_of_scope += int(out)
-        system = existing.get(host.hostname)
-        if system is not None and only_new:
-            result.skipped_existing += 1
-            result.out_of_scope -= int(out)
-            continue
-        if system is None:
-            system = LegacySystem(
-                hostname=host.hostname,
-                server_room=room,
-                state=SystemState.INTRANET if out else SystemState.LEGACY,
-                **fields,
-            )
-            session.add(system)
-            session.flush()
-            result.created += 1
-            result.created_hosts.append(host.hostname)
-            audit.record(
-                session,
-                actor=username,
-                action="legacy_system.imported",
-                target_type=AUDIT_TARGET,
-                target_id=system.id,
-                reason=f"imported from {filename}",
-                detail={"hostname": host.hostname, "state": system.state},
-            )
-            continue
         if reclassification.is_lowering(
             system.classification, system.network, fields["classification"], fields["network"]
         ):
@@ -525,7 +581,7 @@ def import_inventory(
                 to_classification=fields["classification"],
                 to_network=fields["network"],
                 actor=username,
-                entry_point=entry_point,
+                entry_point=self.entry_point,
                 reason=f"re-imported from {filename}",
             )
             result.declassifications_held += 1
@@ -547,7 +603,9 @@ def import_inventory(
             transition_system(
                 session, system, SystemState.INTRANET, actor=username, reason=f"out of scope in {filename}"
             )
-        if raising and reclassification.alert_if_on_cloud(session, system, actor=username, entry_point=entry_point):
+        if raising and reclassification.alert_if_on_cloud(
+            session, system, actor=username, entry_point=self.entry_point
+        ):
             result.alerts_raised += 1
         if changed:
             result.updated += 1
@@ -564,8 +622,11 @@ def import_inventory(
             result.unchanged += 1
         else:
             result.updated += 1
-    session.flush()
-    assess_all(session)
+
+
+def _audit_import(
+    session: Session, result: ImportResult, *, username: str, filename: str, entry_point: str, only_new: bool
+) -> None:
     audit.record(
         session,
         actor=username,
@@ -585,4 +646,3 @@ def import_inventory(
             "only_new": only_new,
         },
     )
-    return result

@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from cloudmgr.db import Database
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.metrics import REGISTRY
 
@@ -17,16 +18,20 @@ log = logging.getLogger(__name__)
 
 
 class LegacySystemCollector(Collector):
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from cloudmgr.runtime import get_runtime
+    # The database whoever renders /metrics passes to register() (cloudmgr.metrics_exposition): the
+    # collector is registered once on the process-wide registry, the database is the renderer's.
+    db: Database | None = None
 
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         systems = GaugeMetricFamily(
             "cloudmgr_legacy_systems",
             "Legacy systems of the inventory by programme state and classification",
             labels=["state", "classification"],
         )
         try:
-            with get_runtime().db.unit_of_work() as uow:
+            if self.db is None:  # not registered by cloudmgr.metrics_exposition yet
+                raise RuntimeError("no database to read")
+            with self.db.unit_of_work() as uow:
                 for state, classification, count in uow.session.execute(
                     select(LegacySystem.state, LegacySystem.classification, func.count()).group_by(
                         LegacySystem.state, LegacySystem.classification
@@ -41,6 +46,7 @@ class LegacySystemCollector(Collector):
 _collector = LegacySystemCollector()
 
 
-def register() -> None:
+def register(db: Database) -> None:
+    _collector.db = db
     with contextlib.suppress(ValueError):
         REGISTRY.register(_collector)

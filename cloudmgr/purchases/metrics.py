@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from cloudmgr.db import Database
 from cloudmgr.metrics import REGISTRY
 from cloudmgr.purchases.models import PurchaseEvent, PurchaseRequest, PurchaseState
 
@@ -18,9 +19,11 @@ DECISIONS = {"approve": "approved", "block": "blocked", "return": "returned"}
 
 
 class PurchaseCollector(Collector):
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        from cloudmgr.runtime import get_runtime
+    # The database whoever renders /metrics passes to register() (cloudmgr.metrics_exposition): the
+    # collector is registered once on the process-wide registry, the database is the renderer's.
+    db: Database | None = None
 
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         decisions = CounterMetricFamily(
             "cloudmgr_purchases", "Finance decisions on purchase requests", labels=["decision"]
         )
@@ -29,7 +32,9 @@ class PurchaseCollector(Collector):
         )
         pending = GaugeMetricFamily("cloudmgr_purchases_pending", "Purchase requests waiting for finance")
         try:
-            with get_runtime().db.unit_of_work() as uow:
+            if self.db is None:  # not registered by cloudmgr.metrics_exposition yet
+                raise RuntimeError("no database to read")
+            with self.db.unit_of_work() as uow:
                 session = uow.session
                 counts: dict[str, int] = {
                     action: int(n)
@@ -62,6 +67,7 @@ class PurchaseCollector(Collector):
 _collector = PurchaseCollector()
 
 
-def register() -> None:
+def register(db: Database) -> None:
+    _collector.db = db
     with contextlib.suppress(ValueError):
         REGISTRY.register(_collector)

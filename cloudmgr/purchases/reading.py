@@ -1,0 +1,78 @@
+"""Reading purchase requests as an actor may see them: one, a filtered page, finance's review queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
+from cloudmgr.purchases.errors import (
+    PurchaseForbidden,
+    PurchaseNotFound,
+)
+from cloudmgr.purchases.models import (
+    PENDING_STATES,
+    PurchaseRequest,
+)
+from cloudmgr.purchases.rules import _visible
+
+
+def get_purchase(session: Session, actor: Actor, purchase_id: int, *, for_update: bool = False) -> PurchaseRequest:
+    purchase = session.get(PurchaseRequest, purchase_id, with_for_update=for_update)
+    if purchase is None or not _visible(actor, purchase):
+        # Another department's purchase does not exist as far as this user can tell.
+        raise PurchaseNotFound(f"no purchase request {purchase_id}")
+    return purchase
+
+
+@dataclass(frozen=True)
+class PurchaseFilter:
+    state: str | None = None
+    category: str | None = None
+    department_id: int | None = None
+    page: int = 1
+    per_page: int = 25
+
+
+def list_purchases(session: Session, actor: Actor, filters: PurchaseFilter) -> tuple[Sequence[PurchaseRequest], int]:
+    query = select(PurchaseRequest)
+    if actor.is_department:
+        query = query.where(PurchaseRequest.department_id == actor.department_id)
+    elif filters.department_id is not None:
+        query = query.where(PurchaseRequest.department_id == filters.department_id)
+    if filters.state:
+        query = query.where(PurchaseRequest.state == filters.state)
+    if filters.category:
+        query = query.where(PurchaseRequest.category == filters.category)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.options(selectinload(PurchaseRequest.department), selectinload(PurchaseRequest.findings))
+        .order_by(PurchaseRequest.id.desc())
+        .offset((filters.page - 1) * filters.per_page)
+        .limit(filters.per_page)
+    ).all()
+    return rows, total
+
+
+QUEUE_SORTS = ("findings", "amount")
+
+
+def review_queue(session: Session, actor: Actor, *, sort: str = "findings") -> Sequence[PurchaseRequest]:
+    """What waits for finance: strongest findings first (then the largest amount), or by amount."""
+    if actor.role not in {Role.FINANCE, Role.ADMIN, Role.OPERATOR}:
+        raise PurchaseForbidden("only finance reviewers see the review queue")
+    order = (
+        (PurchaseRequest.amount_yuan.desc(), PurchaseRequest.findings_score.desc())
+        if sort == "amount"
+        else (PurchaseRequest.findings_score.desc(), PurchaseRequest.amount_yuan.desc())
+    )
+    return session.scalars(
+        select(PurchaseRequest)
+        .where(PurchaseRequest.state.in_(PENDING_STATES))
+        .options(selectinload(PurchaseRequest.department), selectinload(PurchaseRequest.findings))
+        .order_by(*order, PurchaseRequest.id)
+    ).all()
