@@ -188,6 +188,54 @@ def artifacts_dir_for(artifacts_root: Path, run_id: str) -> Path:
     return artifacts_root / run_id / "artifacts" / run_id
 
 
+def _write_private_data_dir(private_data_dir: Path, inventory_text: str, extravars_text: str) -> Path:
+    """The run's private data directory (it must not exist yet) with its inventory and extra variables;
+    the inventory file's path."""
+    private_data_dir.mkdir(parents=True, exist_ok=False)
+    inventory_file = private_data_dir / "inventory" / "hosts.yml"
+    inventory_file.parent.mkdir()
+    inventory_file.write_text(inventory_text, encoding="utf-8")
+    # ansible-runner passes env/extravars as `-e @env/extravars` (YAML is read, tags and all).
+    extravars_file = private_data_dir / "env" / "extravars"
+    extravars_file.parent.mkdir()
+    extravars_file.write_text(extravars_text, encoding="utf-8")
+    return inventory_file
+
+
+def _environment(private_data_dir: Path, envvars: Mapping[str, str] | None) -> dict[str, str]:
+    return {
+        # ansible-playbook lives beside our interpreter, which need not be on PATH (a venv
+        # used without activation).
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        # One ssh round trip per task instead of three or four (put, chmod, run).
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_LOCAL_TEMP": str(private_data_dir / "tmp"),
+        # Only the YAML plugin reads the inventory (never "script", which would run it).
+        "ANSIBLE_INVENTORY_ENABLED": "yaml",
+        **(envvars or {}),
+    }
+
+
+def _host_stats(stats: Mapping[str, Any]) -> dict[str, HostStats]:
+    """Per host, the counts of the run's final stats (``dark`` is unreachable)."""
+    names: set[str] = set()
+    for key in ("ok", "changed", "failures", "dark", "skipped"):
+        names.update((stats.get(key) or {}).keys())
+    return {
+        host: HostStats(
+            ok=int((stats.get("ok") or {}).get(host, 0)),
+            changed=int((stats.get("changed") or {}).get(host, 0)),
+            failures=int((stats.get("failures") or {}).get(host, 0)),
+            unreachable=int((stats.get("dark") or {}).get(host, 0)),
+            skipped=int((stats.get("skipped") or {}).get(host, 0)),
+        )
+        for host in names
+    }
+
+
 def run_playbook(
     playbook: str,
     *,
@@ -221,28 +269,8 @@ def run_playbook(
             _name(part, NAME_RE, "limit")
     run_id = run_id or uuid.uuid4().hex
     private_data_dir = artifacts_root / run_id
-    private_data_dir.mkdir(parents=True, exist_ok=False)
-    inventory_file = private_data_dir / "inventory" / "hosts.yml"
-    inventory_file.parent.mkdir()
-    inventory_file.write_text(inventory_text, encoding="utf-8")
-    # ansible-runner passes env/extravars as `-e @env/extravars` (YAML is read, tags and all).
-    extravars_file = private_data_dir / "env" / "extravars"
-    extravars_file.parent.mkdir()
-    extravars_file.write_text(extravars_text, encoding="utf-8")
-    env = {
-        # ansible-playbook lives beside our interpreter, which need not be on PATH (a venv
-        # used without activation).
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_NOCOLOR": "True",
-        # One ssh round trip per task instead of three or four (put, chmod, run).
-        "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_LOCAL_TEMP": str(private_data_dir / "tmp"),
-        # Only the YAML plugin reads the inventory (never "script", which would run it).
-        "ANSIBLE_INVENTORY_ENABLED": "yaml",
-        **(envvars or {}),
-    }
+    inventory_file = _write_private_data_dir(private_data_dir, inventory_text, extravars_text)
+    env = _environment(private_data_dir, envvars)
     event_count = 0
 
     def handle_event(event: Mapping[str, Any]) -> bool:
@@ -268,19 +296,7 @@ def run_playbook(
         timeout=timeout,
         ident=run_id,
     )
-    stats = runner.stats or {}
-    hosts: dict[str, HostStats] = {}
-    names: set[str] = set()
-    for key in ("ok", "changed", "failures", "dark", "skipped"):
-        names.update((stats.get(key) or {}).keys())
-    for host in names:
-        hosts[host] = HostStats(
-            ok=int((stats.get("ok") or {}).get(host, 0)),
-            changed=int((stats.get("changed") or {}).get(host, 0)),
-            failures=int((stats.get("failures") or {}).get(host, 0)),
-            unreachable=int((stats.get("dark") or {}).get(host, 0)),
-            skipped=int((stats.get("skipped") or {}).get(host, 0)),
-        )
+    hosts = _host_stats(runner.stats or {})
     artifacts_dir = Path(runner.config.artifact_dir) if getattr(runner, "config", None) else private_data_dir
     result = PlaybookResult(
         run_id=run_id,
