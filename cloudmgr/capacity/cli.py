@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cloudmgr.cli_common import cli_actor, domain_errors
+from cloudmgr.cli_common import cli_system_actor, domain_errors
 from cloudmgr.runtime import get_runtime
 
 
@@ -49,7 +49,7 @@ def capacity_import(path: Path) -> None:
     config = _capacity_config()
     with get_runtime().db.unit_of_work() as uow:
         text = path.read_text(encoding="utf-8")
-        count = import_csv(uow.session, config, text, source_name=path.name, actor=cli_actor())
+        count = import_csv(uow.session, config, text, source_name=path.name, actor=cli_system_actor())
     click.echo(f"imported {count} row(s)")
 
 
@@ -90,7 +90,9 @@ def capacity_consolidate(cloud_key: str, max_wave: int) -> None:
     from cloudmgr.capacity import consolidation
 
     runtime = get_runtime()
-    run_id = consolidation.plan_run(runtime.db, runtime.providers, cloud_key, actor=cli_actor(), max_wave=max_wave)
+    run_id = consolidation.plan_run(
+        runtime.db, runtime.providers, cloud_key, actor=cli_system_actor(), max_wave=max_wave
+    )
     _show_run(run_id)
 
 
@@ -125,7 +127,7 @@ def capacity_run(run_id: int, action: str) -> None:
     if action != "show":
         with get_runtime().db.unit_of_work() as uow:
             if action == "start":
-                consolidation.start_run(uow.session, run_id, actor=cli_actor())
+                consolidation.start_run(uow.session, run_id, actor=cli_system_actor())
             else:
-                consolidation.stop_run(uow.session, run_id, actor=cli_actor())
+                consolidation.stop_run(uow.session, run_id, actor=cli_system_actor())
     _show_run(run_id)

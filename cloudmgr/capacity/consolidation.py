@@ -36,13 +36,13 @@ from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
 from cloudmgr.capacity.models import ConsolidationRun, RunState
-from cloudmgr.cloud import CloudError, CloudProvider, CloudUnavailable, ResourceProvider, Server
+from cloudmgr.cloud import CloudProvider, ResourceProvider, Server
 from cloudmgr.db import Database, utcnow
 from cloudmgr.errors import Conflict, NotFound, ValidationFailed
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.providers import ProviderRegistry
-from cloudmgr.runtime import get_runtime
-from cloudmgr.workqueue.services import ClaimedItem, RetryLater, enqueue
+from cloudmgr.workqueue.services import enqueue
 
 if TYPE_CHECKING:
     from cloudmgr.capacity.planner.migration import HostState, VmState
@@ -168,11 +168,11 @@ def allocations_left(provider: CloudProvider, hosts: list[str]) -> dict[str, lis
     return left
 
 
-def _provider(registry: ProviderRegistry, cloud: Cloud) -> CloudProvider:
+def provider_of(registry: ProviderRegistry, cloud: Cloud) -> CloudProvider:
     return registry.for_cloud(cloud.key, cloud.os_cloud, cloud.region)
 
 
-def plan_run(db: Database, registry: ProviderRegistry, cloud_key: str, *, actor: str, max_wave: int = 5) -> int:
+def plan_run(db: Database, registry: ProviderRegistry, cloud_key: str, *, actor: Actor, max_wave: int = 5) -> int:
     """Read the cloud, plan, and store the plan as a run (nothing moves yet)."""
     if not 1 <= max_wave <= 500:
         raise ValidationFailed("a wave holds between 1 and 500 moves")
@@ -180,7 +180,7 @@ def plan_run(db: Database, registry: ProviderRegistry, cloud_key: str, *, actor:
         cloud = uow.session.scalar(select(Cloud).where(Cloud.key == cloud_key))
         if cloud is None:
             raise NotFound(f"no cloud {cloud_key!r}")
-        provider = _provider(registry, cloud)
+        provider = provider_of(registry, cloud)
         cloud_id = cloud.id
     from cloudmgr.capacity.planner.migration import plan_migration
 
@@ -222,12 +222,12 @@ def plan_run(db: Database, registry: ProviderRegistry, cloud_key: str, *, actor:
         "summary": summary,
     }
     with db.unit_of_work() as uow:
-        run = ConsolidationRun(cloud_id=cloud_id, plan=body, created_by=actor, state=RunState.PLANNED.value)
+        run = ConsolidationRun(cloud_id=cloud_id, plan=body, created_by=actor.username, state=RunState.PLANNED.value)
         uow.session.add(run)
         uow.session.flush()
         audit.record(
             uow.session,
-            actor=actor,
+            actor=actor.username,
             action="consolidation.plan",
             target_type="consolidation_run",
             target_id=run.id,
@@ -247,169 +247,27 @@ def list_runs(session: Session, limit: int = 50) -> list[ConsolidationRun]:
     return list(session.scalars(select(ConsolidationRun).order_by(ConsolidationRun.id.desc()).limit(limit)))
 
 
-def start_run(session: Session, run_id: int, *, actor: str) -> ConsolidationRun:
+def start_run(session: Session, run_id: int, *, actor: Actor) -> ConsolidationRun:
     run = get_run(session, run_id)
     if run.state not in {RunState.PLANNED.value, RunState.STOPPED.value}:
         raise RunStateConflict(f"run {run_id} is {run.state}; only a planned or stopped run starts")
     if run.next_wave >= len(run.plan["waves"]):
         raise RunStateConflict(f"run {run_id} has no moves left")
-    run.state, run.started_by, run.started_at = RunState.RUNNING.value, actor, utcnow()
-    audit.record(session, actor=actor, action="consolidation.start", target_type="consolidation_run", target_id=run.id)
+    run.state, run.started_by, run.started_at = RunState.RUNNING.value, actor.username, utcnow()
+    audit.record(
+        session, actor=actor.username, action="consolidation.start", target_type="consolidation_run", target_id=run.id
+    )
     enqueue(session, "consolidation_wave", f"consolidation:{run.id}", {"run_id": run.id})
     return run
 
 
-def stop_run(session: Session, run_id: int, *, actor: str) -> ConsolidationRun:
+def stop_run(session: Session, run_id: int, *, actor: Actor) -> ConsolidationRun:
     """The stop button: the wave under way finishes its current move, then the run stops."""
     run = get_run(session, run_id)
     if run.state != RunState.RUNNING.value:
         raise RunStateConflict(f"run {run_id} is {run.state}; only a running run stops")
-    run.state, run.stop_requested_by = RunState.STOPPING.value, actor
-    audit.record(session, actor=actor, action="consolidation.stop", target_type="consolidation_run", target_id=run.id)
+    run.state, run.stop_requested_by = RunState.STOPPING.value, actor.username
+    audit.record(
+        session, actor=actor.username, action="consolidation.stop", target_type="consolidation_run", target_id=run.id
+    )
     return run
-
-
-@dataclass(frozen=True)
-class _WaveWork:
-    run_id: int
-    wave_index: int
-    wave_count: int
-    moves: list[dict[str, str]]
-    emptied: list[str]
-    cloud: Cloud
-
-
-def _should_stop(db: Database, run_id: int) -> bool:
-    with db.unit_of_work() as uow:
-        return get_run(uow.session, run_id).state == RunState.STOPPING.value
-
-
-def execute_move(provider: CloudProvider, move: Mapping[str, str], *, timeout: float = 600.0) -> None:
-    """Carry out one planned move, or raise CloudError.  A move already done is not done
-    again; a server that is no longer where, or as, the plan found it is not moved (its
-    kind of migration, or its room on the target, may no longer hold: re-plan)."""
-    kind = move.get("kind", "live")  # runs planned before cold moves existed hold live moves only
-    server_id, vm, source, target = move["server_id"], move["vm"], move["from"], move["to"]
-    server = provider.get_server(server_id)
-    if kind == "cold" and server.status == "VERIFY_RESIZE" and server.host == target and server.task_state is None:
-        # A resumed wave: the cold migration landed and only its confirmation is missing.
-        provider.confirm_migration(server_id)
-        provider.wait_for_server(server_id, COLD_MIGRATION_STATUSES, timeout=timeout)
-        return
-    if server.host == target and server.task_state is None and server.status != "VERIFY_RESIZE":
-        return  # already done
-    if server.host != source:
-        raise CloudError(f"{vm} is on {server.host}, not on {source} as planned; re-plan")
-    allowed = LIVE_MIGRATION_STATUSES if kind == "live" else COLD_MIGRATION_STATUSES
-    if server.status not in allowed or server.task_state is not None:
-        raise CloudError(f"{vm} is {server.status} now, planned for a {kind} migration; re-plan")
-    if kind == "live":
-        provider.live_migrate(server_id, target)
-        server = provider.wait_for_server(server_id, {server.status}, timeout=timeout)
-    else:
-        provider.cold_migrate(server_id, target)
-        # Nova puts the server back to SHUTOFF on its host when the move fails.
-        server = provider.wait_for_server(server_id, {"VERIFY_RESIZE", *COLD_MIGRATION_STATUSES}, timeout=timeout)
-        if server.status == "VERIFY_RESIZE" and server.host == target:
-            provider.confirm_migration(server_id)
-            server = provider.wait_for_server(server_id, COLD_MIGRATION_STATUSES, timeout=timeout)
-    if server.host != target:
-        raise CloudError(f"{vm} is still on {server.host}, not {target}")
-
-
-def handle_consolidation_wave(db: Database, item: ClaimedItem) -> None:
-    run_id = int(item.payload["run_id"])
-    with db.unit_of_work() as uow:
-        run = get_run(uow.session, run_id)
-        if run.state not in {RunState.RUNNING.value, RunState.STOPPING.value}:
-            return
-        if run.state == RunState.STOPPING.value:
-            run.state, run.finished_at = RunState.STOPPED.value, utcnow()
-            return
-        waves = run.plan["waves"]
-        if run.next_wave >= len(waves):
-            run.state, run.finished_at = RunState.DONE.value, utcnow()
-            return
-        work = _WaveWork(
-            run.id, run.next_wave, len(waves), list(waves[run.next_wave]), list(run.plan.get("emptied", [])), run.cloud
-        )
-    provider = _provider(get_runtime().providers, work.cloud)
-    done = failed = 0
-    errors = []
-    for move in work.moves:
-        if _should_stop(db, run_id):
-            break
-        try:
-            execute_move(provider, move)
-            done += 1
-            ok = True
-        except CloudUnavailable as exc:
-            raise RetryLater(str(exc)) from exc
-        except CloudError as exc:
-            failed += 1
-            ok = False
-            errors.append(f"{move['vm']}: {exc}")
-        with db.unit_of_work() as uow:
-            audit.record(
-                uow.session,
-                actor="system:consolidation",
-                action="consolidation.move",
-                target_type="consolidation_run",
-                target_id=run_id,
-                detail={**move, "ok": ok},
-            )
-    left: dict[str, list[str]] | None = None  # set once the last wave went through
-    if not failed and done == len(work.moves) and work.wave_index + 1 >= work.wave_count:
-        # Ask Placement (outside any transaction) whether the hosts the plan empties really
-        # hold nothing any more; a host it cannot confirm counts as not emptied.
-        try:
-            left = allocations_left(provider, work.emptied)
-        except CloudError as exc:
-            left = {host: ["(unconfirmed)"] for host in work.emptied}
-            errors.append(f"could not confirm with Placement that {', '.join(work.emptied)} are empty: {exc}")
-        else:
-            if left:
-                errors.append(
-                    "still holding allocations in Placement: "
-                    + "; ".join(f"{host} ({', '.join(consumers)})" for host, consumers in sorted(left.items()))
-                )
-    with db.unit_of_work() as uow:
-        run = get_run(uow.session, run_id)
-        run.moves_done += done
-        run.moves_failed += failed
-        if errors:
-            run.last_error = "; ".join(errors)[:4000]
-        if run.state == RunState.STOPPING.value:
-            if done + failed == len(work.moves):
-                run.next_wave += 1
-            run.state, run.finished_at = RunState.STOPPED.value, utcnow()
-            return
-        run.next_wave += 1
-        if failed:
-            # A failed move leaves the plan's later waves on a wrong footing: stop and let an
-            # operator re-plan from the live placement.
-            run.state, run.finished_at = RunState.FAILED.value, utcnow()
-            return
-        if run.next_wave >= len(run.plan["waves"]):
-            if left is not None:
-                # A new dict, so the JSON column sees the change.
-                run.plan = {
-                    **run.plan,
-                    "verified_emptied": [host for host in work.emptied if host not in left],
-                    "not_emptied": left,
-                }
-            # Done means the hosts are empty in Placement; a host still holding something fails the run.
-            run.state, run.finished_at = (RunState.FAILED if left else RunState.DONE).value, utcnow()
-            return
-    with db.unit_of_work() as uow:
-        enqueue(uow.session, "consolidation_wave", f"consolidation:{run_id}:{work.wave_index + 1}", {"run_id": run_id})
-
-
-def _give_up(db: Database, item: ClaimedItem, error: str) -> None:
-    with db.unit_of_work() as uow:
-        run = uow.session.get(ConsolidationRun, int(item.payload["run_id"]))
-        if run is not None and run.state in {RunState.RUNNING.value, RunState.STOPPING.value}:
-            run.state, run.last_error, run.finished_at = RunState.FAILED.value, error[:4000], utcnow()
-
-
-handle_consolidation_wave.on_give_up = _give_up  # type: ignore[attr-defined]

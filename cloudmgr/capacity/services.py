@@ -21,6 +21,7 @@ from cloudmgr.capacity.errors import CapacityCsvInvalid
 from cloudmgr.capacity.models import CapacitySnapshot, HostCapacity
 from cloudmgr.cloud import CloudError
 from cloudmgr.db import Database, utcnow
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.text import bidi_problem, has_bidi_control
@@ -120,10 +121,10 @@ CSV_COLUMNS = ("base", "date", "physical_servers", "vcpus", "ram_gb", "disk_gb")
 CSV_OPTIONAL = ("vcpus_used", "ram_gb_used", "disk_gb_used", "label")
 
 
-def import_csv(session: Session, config: CapacityConfig, text: str, *, source_name: str, actor: str) -> int:
+def import_csv(session: Session, config: CapacityConfig, text: str, *, source_name: str, actor: Actor) -> int:
     """Capacity outside OpenStack, one row per base and date.  All rows or none."""
     try:
-        return _import_csv(session, config, text, source_name=source_name, actor=actor)
+        return _import_csv(session, config, text, source_name=source_name, actor=actor.username)
     except csv.Error as exc:  # a malformed file (an endless field, a stray NUL byte…)
         raise CapacityCsvInvalid(f"{source_name}: not a readable CSV file: {exc}") from exc
 

@@ -17,8 +17,12 @@ from cloudmgr.capacity.services import (
     take_snapshots,
     totals_by_base,
 )
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.organisation.sync import sync_clouds
 from cloudmgr.runtime import Runtime
+
+TESTER = Actor(username="test", role=Role.OPERATOR)
 
 
 def test_the_plans_bases_and_targets() -> None:
@@ -73,7 +77,7 @@ def test_csv_import_is_all_or_nothing_with_line_numbers(seeded: Runtime) -> None
         + "qinhuangdao,2017-06-30,1,4,1,1,9\n"
     )
     with pytest.raises(CapacityCsvInvalid) as info, seeded.db.unit_of_work() as uow:
-        import_csv(uow.session, config, bad, source_name="bases.csv", actor="test")
+        import_csv(uow.session, config, bad, source_name="bases.csv", actor=TESTER)
     message = info.value.message
     assert "bases.csv:3: unknown base 'atlantis'" in message
     assert "bases.csv:4: date must be YYYY-MM-DD" in message
@@ -81,9 +85,9 @@ def test_csv_import_is_all_or_nothing_with_line_numbers(seeded: Runtime) -> None
     assert "bases.csv:6: vcpus_used is more than vcpus" in message
     with seeded.db.unit_of_work() as uow:
         assert latest_snapshots(uow.session) == []  # nothing half-written
-        assert import_csv(uow.session, config, good, source_name="bases.csv", actor="test") == 1
+        assert import_csv(uow.session, config, good, source_name="bases.csv", actor=TESTER) == 1
     with pytest.raises(CapacityCsvInvalid, match="missing columns"), seeded.db.unit_of_work() as uow:
-        import_csv(uow.session, config, "base,date\n", source_name="x.csv", actor="test")
+        import_csv(uow.session, config, "base,date\n", source_name="x.csv", actor=TESTER)
 
 
 def _series(rt: Runtime, counts: list[int], start: date) -> None:

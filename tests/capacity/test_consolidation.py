@@ -10,15 +10,20 @@ from typing import Any
 import pytest
 
 from cloudmgr.capacity import consolidation
+from cloudmgr.capacity import jobs as capacity_jobs
 from cloudmgr.capacity.models import RunState
 from cloudmgr.capacity.planner.migration import plan_migration
 from cloudmgr.cloud import UNLIMITED, CloudProvider, ComputeQuota, NetworkQuota, QuotaSet, ServerSpec
 from cloudmgr.cloud.simulated import SimulatedProvider
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime
 from cloudmgr.scheduler.jobs import work_handlers
 from cloudmgr.workqueue.services import Worker
 from tests.conftest import ONE_DATABASE, lab_connection
+
+OPERATOR = Actor(username="operator", role=Role.OPERATOR)
 
 
 def _org(rt: Runtime, tmp_path: Path) -> CloudProvider:
@@ -49,7 +54,7 @@ def _drain(rt: Runtime) -> None:
 
 
 def _run(rt: Runtime, max_wave: int) -> int:
-    return consolidation.plan_run(rt.db, rt.providers, "province-base", actor="operator", max_wave=max_wave)
+    return consolidation.plan_run(rt.db, rt.providers, "province-base", actor=OPERATOR, max_wave=max_wave)
 
 
 def _spread_until_two_hosts(provider: CloudProvider, project: str, tag: str) -> list[str]:
@@ -78,7 +83,7 @@ def test_plan_empties_a_host_and_the_run_moves_servers_there(seeded: Runtime, tm
         summary = run.plan["summary"]
         assert summary["emptied"] == 1 and summary["moves"] == summary["min_moves_bound"] >= 1
         assert len(run.plan["waves"]) == summary["moves"]  # one move a wave
-        consolidation.start_run(uow.session, run_id, actor="operator")
+        consolidation.start_run(uow.session, run_id, actor=OPERATOR)
     _drain(seeded)
     with seeded.db.unit_of_work() as uow:
         run = consolidation.get_run(uow.session, run_id)
@@ -92,19 +97,19 @@ def test_the_stop_button_stops_between_waves(seeded: Runtime, tmp_path: Path) ->
     _spread_until_two_hosts(provider, project, "b")
     run_id = _run(seeded, max_wave=1)
     with seeded.db.unit_of_work() as uow:
-        consolidation.start_run(uow.session, run_id, actor="operator")
+        consolidation.start_run(uow.session, run_id, actor=OPERATOR)
     worker = Worker(seeded.db, work_handlers())
     assert worker.run_one()  # the first wave
     with seeded.db.unit_of_work() as uow:
-        consolidation.stop_run(uow.session, run_id, actor="operator")
+        consolidation.stop_run(uow.session, run_id, actor=OPERATOR)
     _drain(seeded)
     with seeded.db.unit_of_work() as uow:
         run = consolidation.get_run(uow.session, run_id)
         assert run.state == RunState.STOPPED.value
         assert run.next_wave == 1 and run.moves_done == 1
         with pytest.raises(consolidation.RunStateConflict):
-            consolidation.stop_run(uow.session, run_id, actor="operator")
-        consolidation.start_run(uow.session, run_id, actor="operator")  # resumes where it stopped
+            consolidation.stop_run(uow.session, run_id, actor=OPERATOR)
+        consolidation.start_run(uow.session, run_id, actor=OPERATOR)  # resumes where it stopped
     _drain(seeded)
     with seeded.db.unit_of_work() as uow:
         assert consolidation.get_run(uow.session, run_id).state == RunState.DONE.value
@@ -122,7 +127,7 @@ def test_consolidation_on_the_lab(lab_runtime: Runtime, tmp_path: Path, lab_clou
         with lab_runtime.db.unit_of_work() as uow:
             run = consolidation.get_run(uow.session, run_id)
             assert run.plan["summary"]["emptied"] >= 1
-            consolidation.start_run(uow.session, run_id, actor="operator")
+            consolidation.start_run(uow.session, run_id, actor=OPERATOR)
         _drain(lab_runtime)
         with lab_runtime.db.unit_of_work() as uow:
             run = consolidation.get_run(uow.session, run_id)
@@ -208,7 +213,7 @@ def test_attack_a_host_with_stopped_and_failed_servers_is_never_reported_emptied
         moves = {m["server_id"]: (m["kind"], m["to"]) for wave in plan["waves"] for m in wave}
         assert moves == {ids["running_b"]: ("live", "a"), ids["stopped_b"]: ("cold", "a")}
         assert [(f["consumer"], f["host"]) for f in plan["fixed"]] == [(ids["broken_a"], "a")]
-        consolidation.start_run(uow.session, run_id, actor="operator")
+        consolidation.start_run(uow.session, run_id, actor=OPERATOR)
     _drain(seeded)
     with seeded.db.unit_of_work() as uow:
         run = consolidation.get_run(uow.session, run_id)
@@ -228,7 +233,7 @@ def test_attack_a_server_landing_on_a_host_being_emptied_fails_the_run(seeded: R
     run_id = _run(seeded, max_wave=5)
     newcomer = _place(provider, provider.ensure_project("cons", "cons-pinned").id, "m1.tiny", "b", "newcomer")
     with seeded.db.unit_of_work() as uow:
-        consolidation.start_run(uow.session, run_id, actor="operator")
+        consolidation.start_run(uow.session, run_id, actor=OPERATOR)
     _drain(seeded)
     with seeded.db.unit_of_work() as uow:
         run = consolidation.get_run(uow.session, run_id)
@@ -263,7 +268,7 @@ def test_attack_allocation_ratio_and_reserved_memory_are_honoured(seeded: Runtim
     run_id = _run(seeded, max_wave=5)
     with seeded.db.unit_of_work() as uow:
         assert consolidation.get_run(uow.session, run_id).plan["emptied"] == ["b"]
-        consolidation.start_run(uow.session, run_id, actor="operator")
+        consolidation.start_run(uow.session, run_id, actor=OPERATOR)
     _drain(seeded)
     with seeded.db.unit_of_work() as uow:
         assert consolidation.get_run(uow.session, run_id).state == RunState.DONE.value
@@ -316,7 +321,7 @@ def test_attack_no_plan_puts_more_than_bookable_capacity_on_a_host(seed: int) ->
     assert all(final[h][k] <= capacity[h][k] for h in capacity for k in range(3)), (final, capacity)
     kinds = {vm.name: vm.migration for vm in state.vms}
     for move in plan.moves:
-        consolidation.execute_move(
+        capacity_jobs.execute_move(
             provider,
             {"server_id": move.vm, "vm": move.vm, "from": move.source, "to": move.target, "kind": kinds[move.vm]},
         )
@@ -357,7 +362,7 @@ def test_a_stopped_server_on_the_lab_is_planned_with_placements_amounts(
 
         # The executor cold-migrates it, confirms, and leaves it off.
         other = next(h.host for h in provider.list_hypervisors() if h.host != server.host)
-        consolidation.execute_move(
+        capacity_jobs.execute_move(
             provider, {"server_id": server_id, "vm": server.name, "from": server.host, "to": other, "kind": "cold"}
         )
         moved = provider.get_server(server_id)

@@ -22,6 +22,8 @@ from cloudmgr.capacity.services import import_csv
 from cloudmgr.inventory.errors import InventoryInvalid
 from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.purchases.models import PurchaseRequest
 from cloudmgr.quotas.errors import QuotaFilesInvalid
 from cloudmgr.quotas.files import read_quota_files
@@ -121,7 +123,7 @@ def test_attack_imported_capacity_planner_and_quota_files_with_direction_control
     config = read_capacity_file(seeded.settings.capacity_file)
     capacity = f"base,date,physical_servers,vcpus,ram_gb,disk_gb,label\nzhangbei,2017-06-30,1,4,1,1,机房{RLO}A\n"
     with seeded.db.unit_of_work() as uow, pytest.raises(CapacityCsvInvalid) as info:
-        import_csv(uow.session, config, capacity, source_name="bases.csv", actor="test")
+        import_csv(uow.session, config, capacity, source_name="bases.csv", actor=Actor("test", Role.OPERATOR))
     assert "bases.csv:2: label contains a text-direction control character (U+202E)" in info.value.message
 
     planner = tmp_path / "servers.csv"

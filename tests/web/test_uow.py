@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from flask import Flask, abort
+from flask import Flask, abort, g
 from sqlalchemy import func, select
 
 from cloudmgr.audit import services as audit
@@ -13,7 +13,7 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.errors import Conflict
 from cloudmgr.runtime import Runtime
 from web import create_app
-from web.core.uow import discard_changes, keep_changes_on_error, request_uow
+from web.core.uow import discard_changes, keep_changes_on_error, request_uow, run_job_outside_request
 
 
 def _events(runtime: Runtime, action: str) -> int:
@@ -121,3 +121,51 @@ def test_domain_error_becomes_an_error_page(probe_app: tuple[Flask, list[str]]) 
     response = app.test_client().get("/probe/domain-error")
     assert response.status_code == 409
     assert "busy" in response.get_data(as_text=True)
+
+
+def test_a_job_run_for_a_view_has_no_request_transaction_around_it(seeded: Runtime) -> None:
+    """A job-shaped service (it opens its own units of work and reads a cloud between them)
+    runs with the request's unit of work ended: no transaction, so on SQLite no write lock,
+    is held across it, and its own units of work commit; the view reads afresh afterwards."""
+    app = create_app(runtime=seeded)
+    seen: list[object] = []
+
+    def job(label: str) -> str:
+        seen.append(g.get("_cloudmgr_uow"))
+        with seeded.db.unit_of_work() as uow:
+            audit.record(uow.session, actor="test", action="probe.job", target_type="probe", target_id=1, reason=label)
+        return label
+
+    @app.get("/probe/job")
+    def run_job() -> str:
+        request_uow().session.scalar(select(func.count(AuditEvent.id)))  # the request reads first
+        answer = run_job_outside_request(job, "now")
+        count = request_uow().session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "probe.job"))
+        return f"{answer} {count}"
+
+    response = app.test_client().get("/probe/job")
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "now 1")
+    assert seen == [None]
+    assert _events(seeded, "probe.job") == 1
+
+
+@pytest.mark.parametrize("flushed", [False, True])
+def test_a_view_that_changed_the_database_may_not_run_a_job(seeded: Runtime, flushed: bool) -> None:
+    """Running a job ends the request's unit of work: a change the view made before (pending
+    or already flushed) would be committed half-way through the request, so it is refused
+    and rolled back, the job unrun."""
+    app = create_app(runtime=seeded)
+    ran: list[str] = []
+
+    @app.get("/probe/write-then-job")
+    def write_then_job() -> str:
+        session = request_uow().session
+        audit.record(session, actor="test", action="probe.half", target_type="probe", target_id=1)
+        if flushed:
+            session.flush()
+        return run_job_outside_request(lambda: ran.append("job") or "ran")
+
+    response = app.test_client().get("/probe/write-then-job")
+    assert response.status_code == 500
+    assert ran == []
+    assert _events(seeded, "probe.half") == 0

@@ -11,7 +11,7 @@ from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body
 from web.api.spec import list_of
 from web.common.capacity import capacity_config, forecast_json, overview, run_json, snapshot_json, totals_json
-from web.core.uow import commit_request_uow, request_uow, runtime
+from web.core.uow import request_uow, run_job_outside_request, runtime
 
 OPERATORS = (Role.OPERATOR,)
 
@@ -205,9 +205,9 @@ def capacity() -> Response:
 )
 def take_capacity_snapshots() -> tuple[Response, int]:
     Body(optional=True).done()
-    commit_request_uow()  # the service opens its own units of work
     rt = runtime()
-    result = take_snapshots(rt.db, rt.providers, capacity_config())
+    # The operator asked for the capacity as it is now: the answer is the snapshot itself.
+    result = run_job_outside_request(take_snapshots, rt.db, rt.providers, capacity_config())
     return jsonify({"snapshots": result.snapshots, "hosts": result.hosts, "problems": result.problems}), 201
 
 
@@ -250,10 +250,15 @@ def create_consolidation_run() -> tuple[Response, int]:
     cloud = body.string("cloud", max_length=64)
     max_wave = body.integer("max_wave", required=False, minimum=1, maximum=500)
     body.done()
-    commit_request_uow()  # the service opens its own units of work
     rt = runtime()
-    run_id = consolidation.plan_run(
-        rt.db, rt.providers, cloud, actor=api_user().username, max_wave=5 if max_wave is None else max_wave
+    # The plan is the answer: it is made from the cloud's live placement while the operator waits.
+    run_id = run_job_outside_request(
+        consolidation.plan_run,
+        rt.db,
+        rt.providers,
+        cloud,
+        actor=api_user().actor,
+        max_wave=5 if max_wave is None else max_wave,
     )
     return jsonify(run_json(consolidation.get_run(request_uow().session, run_id))), 201
 
@@ -282,7 +287,7 @@ def get_consolidation_run(run_id: int) -> Response:
 )
 def start_consolidation_run(run_id: int) -> Response:
     Body(optional=True).done()
-    run = consolidation.start_run(request_uow().session, run_id, actor=api_user().username)
+    run = consolidation.start_run(request_uow().session, run_id, actor=api_user().actor)
     return jsonify(run_json(run))
 
 
@@ -298,7 +303,7 @@ def start_consolidation_run(run_id: int) -> Response:
 )
 def stop_consolidation_run(run_id: int) -> Response:
     Body(optional=True).done()
-    run = consolidation.stop_run(request_uow().session, run_id, actor=api_user().username)
+    run = consolidation.stop_run(request_uow().session, run_id, actor=api_user().actor)
     return jsonify(run_json(run))
 
 

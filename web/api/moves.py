@@ -13,7 +13,7 @@ from cloudmgr.organisation.models import Role
 from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice
 from web.api.spec import list_of
-from web.core.uow import commit_request_uow, request_uow, runtime
+from web.core.uow import request_uow, run_job_outside_request, runtime
 
 OPERATORS = (Role.OPERATOR,)
 MOVE_ID = "/moves/<int(max=2147483647):move_id>"
@@ -215,18 +215,28 @@ def create_move() -> tuple[Response, int]:
             body.problem("zone must be internet or extranet")
         args["target_zone"] = zone
     body.done()
-    commit_request_uow()  # the services read the cloud and open their own units of work
     rt = runtime()
     actor = api_user().actor
+    # Starting a move reads the cloud (the server, its host, the other hosts' room) so the
+    # answer says at once whether it can be done; the move itself runs in a work item.
     if kind == "drain":
-        move_id = services.start_drain(rt.db, rt.providers, cloud_key=cloud, actor=actor, reason=reason, **args)
+        move_id = run_job_outside_request(
+            services.start_drain, rt.db, rt.providers, cloud_key=cloud, actor=actor, reason=reason, **args
+        )
     elif kind == "cross_cloud":
-        move_id = services.start_cross_cloud_move(
-            rt.db, rt.providers, cloud_key=cloud, actor=actor, reason=reason, **args
+        move_id = run_job_outside_request(
+            services.start_cross_cloud_move, rt.db, rt.providers, cloud_key=cloud, actor=actor, reason=reason, **args
         )
     else:
-        move_id = services.start_migration(
-            rt.db, rt.providers, kind=kind, cloud_key=cloud, actor=actor, reason=reason, **args
+        move_id = run_job_outside_request(
+            services.start_migration,
+            rt.db,
+            rt.providers,
+            kind=kind,
+            cloud_key=cloud,
+            actor=actor,
+            reason=reason,
+            **args,
         )
     return jsonify(move_json(services.get_move(request_uow().session, move_id), detail=True)), 202
 

@@ -17,7 +17,7 @@ from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice, query_str
 from web.api.spec import list_of
 from web.common.programme import WAVE_STATES, programme_config
-from web.core.uow import commit_request_uow, request_uow, runtime
+from web.core.uow import request_uow, run_job_outside_request, runtime
 
 OPERATORS = (Role.OPERATOR,)
 EVERYONE = (Role.OPERATOR, Role.FINANCE, Role.DEPT_HEAD, Role.DEPT_STAFF)
@@ -312,9 +312,9 @@ def add_wave_systems(wave_id: int) -> Response:
 def check_wave(wave_id: int) -> Response:
     Body(optional=True).done()
     waves.get_wave(request_uow().session, wave_id)  # 404 before reading the cloud
-    commit_request_uow()  # the check opens its own units of work
     rt = runtime()
-    waves.check_wave(rt.db, rt.providers, wave_id, actor=api_user().actor)
+    # The check's verdict is the answer (it reads the cloud's free capacity now).
+    run_job_outside_request(waves.check_wave, rt.db, rt.providers, wave_id, actor=api_user().actor)
     return _wave(wave_id)
 
 

@@ -14,7 +14,9 @@ response is sent:
   a flash message) calls :func:`discard_changes` so half-done writes are rolled back;
 * a view that caught a domain error and re-renders a page from the database (a form
   with the error in it) calls :func:`restart_request_uow` first: the failed attempt is
-  rolled back at once and the page reads the committed state.
+  rolled back at once and the page reads the committed state;
+* a view that must answer with what a cloud says now runs the job-shaped service through
+  :func:`run_job_outside_request`: no transaction is open around the cloud calls.
 
 If the commit itself fails, the response is replaced by a 500 error.
 """
@@ -22,13 +24,20 @@ If the commit itself fails, the response is replaced by a 500 error.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from flask import Flask, Response, current_app, g
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from cloudmgr.db import UnitOfWork
 from cloudmgr.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _UOW = "_cloudmgr_uow"
 _KEEP = "_cloudmgr_uow_keep_on_error"
@@ -48,7 +57,17 @@ def request_uow() -> UnitOfWork:
         uow = runtime().db.unit_of_work()
         uow.__enter__()
         setattr(g, _UOW, uow)
+        # Remembered for run_job_outside_request: a flush empties session.new/dirty/deleted.
+        event.listen(uow.session, "after_flush", _mark_flushed)
     return uow
+
+
+def _mark_flushed(session: Session, _context: object) -> None:
+    session.info["request_flushed"] = True
+
+
+def _has_changes(session: Session) -> bool:
+    return bool(session.info.get("request_flushed") or session.new or session.dirty or session.deleted)
 
 
 def keep_changes_on_error() -> None:
@@ -72,14 +91,24 @@ def restart_request_uow() -> None:
     _finish(commit=False)
 
 
-def commit_request_uow() -> None:
-    """Commit what this request has written so far and close its unit of work.
+def run_job_outside_request(job: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a job-shaped service for a view that must answer with what a cloud says now
+    (the move a person asked for, refused or stored; a snapshot; a plan; a wave's check).
 
-    For a view that calls a service opening its own units of work (reading a cloud, then
-    storing the result): on SQLite a transaction holds the write lock from its start, so
-    the request's must end first.  The next :func:`request_uow` opens a new one.
+    Such a service takes the ``Database``, opens short units of work of its own and reads
+    the cloud between them.  The request's unit of work is ended first, so no transaction
+    is open across the cloud calls (on SQLite a transaction holds the write lock from its
+    start).  What it holds then is the log-in's bookkeeping (an API token's last use),
+    committed; a change of the view's own would be committed half-way through the request,
+    so it is refused: a view writes through session services or runs a job, never both.
+    The next :func:`request_uow` opens a new unit of work for the page or JSON the view
+    renders afterwards.
     """
+    uow: UnitOfWork | None = g.get(_UOW)
+    if uow is not None and _has_changes(uow.session):
+        raise RuntimeError("a view changed the database before running a job: write through a service instead")
     _finish(commit=True)
+    return job(*args, **kwargs)
 
 
 class CommitFailed(Exception):

@@ -23,7 +23,7 @@ from web.common.display import refusal_text
 from web.common.selfservice_forms import ButtonForm
 from web.core.i18n import current_locale
 from web.core.security import require_user
-from web.core.uow import commit_request_uow, request_uow, restart_request_uow, runtime
+from web.core.uow import request_uow, restart_request_uow, run_job_outside_request, runtime
 from web.operations.blueprint import bp
 from web.operations.capacity_forms import CapacityCsvForm, PlannerForm, PlanRunForm
 
@@ -47,9 +47,9 @@ def take_snapshot() -> ResponseReturnValue:
     form = ButtonForm()
     if not form.validate_on_submit():
         abort(400)
-    commit_request_uow()  # the service opens its own units of work
     rt = runtime()
-    result = take_snapshots(rt.db, rt.providers, capacity_config())
+    # The operator asked for the capacity as it is now: the flash says what was read.
+    result = run_job_outside_request(take_snapshots, rt.db, rt.providers, capacity_config())
     flash(
         _("Snapshot taken: %(snapshots)d endpoints, %(hosts)d hosts.", snapshots=result.snapshots, hosts=result.hosts),
         "success",
@@ -72,9 +72,7 @@ def import_capacity() -> ResponseReturnValue:
         form.csv_file.errors.append(_("The file is not UTF-8 text."))
         return render_capacity(csv_form=form, read_only=False, status=400)
     try:
-        rows = import_csv(
-            request_uow().session, capacity_config(), text, source_name=name, actor=require_user().username
-        )
+        rows = import_csv(request_uow().session, capacity_config(), text, source_name=name, actor=require_user().actor)
     except CapacityCsvInvalid as exc:
         restart_request_uow()
         form.form_errors.extend(_problems(exc))
@@ -116,11 +114,12 @@ def plan_consolidation_run() -> ResponseReturnValue:
     form = _run_form()
     if not form.validate_on_submit():
         return _runs_page(form, 400)
-    commit_request_uow()  # the service opens its own units of work
     rt = runtime()
+    actor = require_user().actor
     try:
-        run_id = consolidation.plan_run(
-            rt.db, rt.providers, form.cloud.data, actor=require_user().username, max_wave=form.max_wave.data
+        # The plan is the answer: it is made from the cloud's live placement while the operator waits.
+        run_id = run_job_outside_request(
+            consolidation.plan_run, rt.db, rt.providers, form.cloud.data, actor=actor, max_wave=form.max_wave.data
         )
     except DomainError as exc:
         restart_request_uow()
@@ -162,10 +161,10 @@ def _run_action(run_id: int, action: str) -> ResponseReturnValue:
         return _run_page(run_id, error=_("The form expired; please try again."), status=400)
     try:
         if action == "start":
-            consolidation.start_run(session, run_id, actor=require_user().username)
+            consolidation.start_run(session, run_id, actor=require_user().actor)
             flash(_("Run #%(id)d started: the waves run one after the other.", id=run_id), "success")
         else:
-            consolidation.stop_run(session, run_id, actor=require_user().username)
+            consolidation.stop_run(session, run_id, actor=require_user().actor)
             flash(_("Run #%(id)d stops after the move under way.", id=run_id), "success")
     except DomainError as exc:
         restart_request_uow()

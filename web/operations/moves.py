@@ -21,7 +21,7 @@ from web.common.display import refusal_text
 from web.common.forms import SafeForm
 from web.core.i18n import current_locale
 from web.core.security import require_user
-from web.core.uow import commit_request_uow, request_uow, restart_request_uow, runtime
+from web.core.uow import request_uow, restart_request_uow, run_job_outside_request, runtime
 from web.operations.blueprint import bp
 
 _REASON = [InputRequired(_l("Say why: it is stored and audited.")), Length(max=2000)]
@@ -127,27 +127,29 @@ def _start(name: str) -> ResponseReturnValue:
     form = forms[name]
     if not form.validate_on_submit():
         return _page(forms, 400, open_form=name)
-    commit_request_uow()  # the services read the cloud and open their own units of work
     rt = runtime()
     actor = require_user().actor
     data = form.data
+    # Starting a move reads the cloud (the server, its host, the other hosts' room) so the
+    # form answers at once whether it can be done; the move itself runs in a work item.
     try:
         if name == "migrate":
-            move_id = services.start_migration(
-                rt.db, rt.providers, kind=data["kind"], cloud_key=data["cloud"], server_id=data["server_id"],
-                target_host=data["target_host"] or None, auto_confirm=bool(data["auto_confirm"]), actor=actor,
-                reason=data["reason"],
+            move_id = run_job_outside_request(
+                services.start_migration, rt.db, rt.providers, kind=data["kind"], cloud_key=data["cloud"],
+                server_id=data["server_id"], target_host=data["target_host"] or None,
+                auto_confirm=bool(data["auto_confirm"]), actor=actor, reason=data["reason"],
             )  # fmt: skip
         elif name == "drain":
-            move_id = services.start_drain(
-                rt.db, rt.providers, cloud_key=data["cloud"], host=data["host"], actor=actor, reason=data["reason"],
-                disable_host=bool(data["disable_host"]), keep_disabled=bool(data["keep_disabled"]),
-                only_managed=bool(data["only_managed"]),
+            move_id = run_job_outside_request(
+                services.start_drain, rt.db, rt.providers, cloud_key=data["cloud"], host=data["host"], actor=actor,
+                reason=data["reason"], disable_host=bool(data["disable_host"]),
+                keep_disabled=bool(data["keep_disabled"]), only_managed=bool(data["only_managed"]),
             )  # fmt: skip
         else:
-            move_id = services.start_cross_cloud_move(
-                rt.db, rt.providers, cloud_key=data["cloud"], server_id=data["server_id"],
-                target_cloud_key=data["target_cloud"], target_department_key=(data["department"] or "").strip() or None,
+            move_id = run_job_outside_request(
+                services.start_cross_cloud_move, rt.db, rt.providers, cloud_key=data["cloud"],
+                server_id=data["server_id"], target_cloud_key=data["target_cloud"],
+                target_department_key=(data["department"] or "").strip() or None,
                 target_zone=data["zone"] or None, actor=actor, reason=data["reason"],
             )  # fmt: skip
     except DomainError as exc:

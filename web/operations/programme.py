@@ -25,7 +25,7 @@ from web.common.programme import WAVE_STATES, render_programme
 from web.common.selfservice_forms import ButtonForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor, require_user
-from web.core.uow import commit_request_uow, request_uow, restart_request_uow, runtime
+from web.core.uow import request_uow, restart_request_uow, run_job_outside_request, runtime
 from web.operations.blueprint import bp
 
 # --- forms ---------------------------------------------------------------------------------------
@@ -165,9 +165,9 @@ def _wave_action(wave_id: int, action: str) -> ResponseReturnValue:
             system = waves.remove_system(session, wave_id, int(raw), actor=actor)
             flash(_("%(host)s left the wave.", host=system.hostname), "success")
         elif action == "check":
-            commit_request_uow()  # the check opens its own units of work (it reads the cloud between them)
             rt = runtime()
-            result = waves.check_wave(rt.db, rt.providers, wave_id, actor=actor)
+            # The check's verdict is the answer (it reads the cloud's free capacity now).
+            result = run_job_outside_request(waves.check_wave, rt.db, rt.providers, wave_id, actor=actor)
             if result["fits"]:
                 flash(_("The wave fits: it can start."), "success")
             else:
