@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from cloudmgr.cli_common import cli_actor, domain_errors
+from cloudmgr.cli_common import cli_system_actor, domain_errors
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import get_runtime
 
 
@@ -15,8 +16,8 @@ def _errors(func: Any) -> Any:
     return domain_errors(func)
 
 
-def _actor() -> str:
-    return cli_actor()
+def _actor() -> Actor:
+    return cli_system_actor()
 
 
 @click.group("waves")

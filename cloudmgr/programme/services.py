@@ -1,624 +1,68 @@
-"""Migration waves: draft → checked → running → done | cancelled.
+"""The programme's waves, the public face: the wave's life (:mod:`cloudmgr.programme.waves`)
+and its check (:mod:`cloudmgr.programme.checks`).
 
-* A wave has a target cloud, a network zone (internet or extranet: its systems' network must
-  match) and a window.  Systems join while it is a draft (or checked: any change of members
-  makes it a draft again).  A system is in at most one open wave (a partial unique index
-  backs the check).  Classified systems are refused through
-  :func:`cloudmgr.inventory.classification.ensure_placeable` (entry point ``"wave"``), which
-  audits the refusal even though the caller rolls back.  A system whose department may not
-  use the wave's cloud (no ``department_clouds`` link) is refused too
-  (:func:`ensure_department_may_use`); both rules are checked again when the wave starts and
-  when each system's migration work item runs.
-* :func:`check_wave` sizes the systems, compares them with each department's quota headroom and
-  places them on the cloud's free host capacity (:mod:`cloudmgr.programme.fit`); the result is
-  stored on the wave.  Only a wave whose last check fits is "checked", and only a checked wave
-  starts.
-* :func:`start_wave` stores who/when first, moves every member to "migrating" and enqueues one
-  ``runbook.migrate_system`` work item per system (payload ``{"system_id", "wave_id"}``), all in
-  the caller's unit of work.
-* :func:`finish_waves` (the ``waves.progress`` job) marks running waves done once every member
-  is on the cloud, decommissioned or rolled back.
+* A wave has a target cloud, a network zone and a window; systems join while it is a draft
+  (or checked: any change of members makes it a draft again).  Classified systems and
+  systems whose department may not use the wave's cloud are refused, and refused again when
+  the wave starts and when each system's migration work item runs.
+* :func:`check_wave` is job-shaped (it reads the cloud's free capacity between its own units
+  of work); everything else works in the caller's session and never calls a cloud.
+* :func:`start_wave` queues one ``runbook.migrate_system`` work item per system in the
+  caller's unit of work; :func:`finish_waves` (the ``waves.progress`` job) marks running
+  waves done once every member has settled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
-from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
-
-from cloudmgr.audit import services as audit
-from cloudmgr.catalog.models import CatalogItem, ItemKind
-from cloudmgr.cloud import CloudError
-from cloudmgr.db import Database, utcnow
-from cloudmgr.inventory.classification import ensure_placeable
-from cloudmgr.inventory.models import LegacyNetwork, LegacySystem, SystemState
-from cloudmgr.inventory.services import transition_system
-from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, NetworkZone
-from cloudmgr.programme import fit
-from cloudmgr.programme.errors import (
-    WaveDoesNotFit,
-    WaveInvalid,
-    WaveMemberRefused,
-    WaveNotFound,
-    WaveStateConflict,
+from cloudmgr.programme.checks import check_wave, evaluate
+from cloudmgr.programme.waves import (
+    AUDIT_TARGET,
+    JOINABLE_STATES,
+    MAX_MEMBERS,
+    MAX_NAME,
+    MIGRATE_KIND,
+    SETTLED_STATES,
+    WAVES_PROGRESS,
+    ZONES,
+    add_systems,
+    cancel_wave,
+    candidates,
+    create_wave,
+    department_name,
+    ensure_department_may_use,
+    finish_waves,
+    get_wave,
+    list_waves,
+    member_counts,
+    members_easy_first,
+    open_wave_of,
+    remove_system,
+    start_wave,
 )
-from cloudmgr.programme.models import WAVE_MACHINE, MigrationWave, MigrationWaveMember, WaveState
-from cloudmgr.providers import ProviderRegistry
-from cloudmgr.quotas.models import QuotaLedgerRow
-from cloudmgr.workqueue.services import enqueue
 
-AUDIT_TARGET = "migration_wave"
-MIGRATE_KIND = "runbook.migrate_system"
-#: Systems that may join a wave: not yet moved, or rolled back (the source still serves).
-JOINABLE_STATES = frozenset({SystemState.LEGACY, SystemState.ROLLED_BACK})
-#: A running wave is done when every member is in one of these.
-SETTLED_STATES = frozenset({SystemState.ON_CLOUD, SystemState.DECOMMISSIONED, SystemState.ROLLED_BACK})
-ZONES = (LegacyNetwork.INTERNET.value, LegacyNetwork.EXTRANET.value)
-MAX_NAME = 128
-MAX_MEMBERS = 500
-
-
-def _username(actor: Actor | str) -> str:
-    return actor if isinstance(actor, str) else actor.username
-
-
-# --- reading -------------------------------------------------------------------------------------
-
-
-def get_wave(session: Session, wave_id: int, *, for_update: bool = False) -> MigrationWave:
-    query = (
-        select(MigrationWave)
-        .where(MigrationWave.id == wave_id)
-        .options(joinedload(MigrationWave.cloud), selectinload(MigrationWave.members))
-    )
-    if for_update:
-        query = query.with_for_update(of=MigrationWave)
-    wave = session.scalars(query).unique().one_or_none()
-    if wave is None:
-        raise WaveNotFound(f"no migration wave {wave_id}")
-    return wave
-
-
-def list_waves(session: Session, *, state: str | None = None, limit: int = 200) -> Sequence[MigrationWave]:
-    query = select(MigrationWave).options(joinedload(MigrationWave.cloud)).order_by(MigrationWave.id.desc())
-    if state:
-        query = query.where(MigrationWave.state == state)
-    return session.scalars(query.limit(limit)).unique().all()
-
-
-def member_counts(session: Session, wave_ids: Sequence[int]) -> dict[int, int]:
-    if not wave_ids:
-        return {}
-    rows = session.execute(
-        select(MigrationWaveMember.wave_id, func.count(MigrationWaveMember.id))
-        .where(MigrationWaveMember.wave_id.in_(wave_ids))
-        .group_by(MigrationWaveMember.wave_id)
-    )
-    return {wave_id: count for wave_id, count in rows}
-
-
-def members_easy_first(session: Session, wave: MigrationWave) -> list[LegacySystem]:
-    """The wave's systems from easy to hard (complexity score, then hostname)."""
-    return list(
-        session.scalars(
-            select(LegacySystem)
-            .join(MigrationWaveMember, MigrationWaveMember.system_id == LegacySystem.id)
-            .where(MigrationWaveMember.wave_id == wave.id)
-            .options(joinedload(LegacySystem.department), joinedload(LegacySystem.server_room))
-            .order_by(LegacySystem.complexity_score, LegacySystem.hostname)
-        ).unique()
-    )
-
-
-def open_wave_of(session: Session, system_id: int) -> MigrationWave | None:
-    return session.scalars(
-        select(MigrationWave)
-        .join(MigrationWaveMember, MigrationWaveMember.wave_id == MigrationWave.id)
-        .where(MigrationWaveMember.system_id == system_id, MigrationWaveMember.active.is_(True))
-    ).first()
-
-
-def candidates(session: Session, wave: MigrationWave, *, limit: int = 500) -> list[LegacySystem]:
-    """Systems that may join ``wave``: in scope, on its zone's network, not in an open wave, of a
-    department that may use the wave's cloud."""
-    taken = select(MigrationWaveMember.system_id).where(MigrationWaveMember.active.is_(True))
-    allowed = select(DepartmentCloud.department_id).where(DepartmentCloud.cloud_id == wave.cloud_id)
-    return list(
-        session.scalars(
-            select(LegacySystem)
-            .where(
-                LegacySystem.state.in_([s.value for s in JOINABLE_STATES]),
-                LegacySystem.classification == "non_classified",
-                LegacySystem.network == wave.zone,
-                LegacySystem.id.not_in(taken),
-                LegacySystem.department_id.in_(allowed),
-            )
-            .options(joinedload(LegacySystem.department))
-            .order_by(LegacySystem.complexity_score, LegacySystem.hostname)
-            .limit(limit)
-        ).unique()
-    )
-
-
-# --- the state machine ---------------------------------------------------------------------------
-
-
-def create_wave(
-    session: Session,
-    *,
-    name: str,
-    cloud_key: str,
-    zone: str,
-    window_start: date,
-    window_end: date,
-    actor: Actor | str,
-) -> MigrationWave:
-    name = (name or "").strip()
-    problems = []
-    if not name or len(name) > MAX_NAME:
-        problems.append(f"the name must have 1 to {MAX_NAME} characters")
-    if zone not in ZONES:
-        problems.append(f"the zone must be internet or extranet, not {zone!r}")
-    if window_end < window_start:
-        problems.append(f"the window ends ({window_end}) before it starts ({window_start})")
-    cloud = session.scalar(select(Cloud).where(Cloud.key == cloud_key))
-    if cloud is None:
-        problems.append(f"no cloud {cloud_key!r}")
-    elif not cloud.enabled:
-        problems.append(f"cloud {cloud_key} is disabled")
-    elif (
-        zone in ZONES
-        and session.scalar(select(NetworkZone.id).where(NetworkZone.cloud_id == cloud.id, NetworkZone.zone == zone))
-        is None
-    ):
-        problems.append(f"cloud {cloud_key} has no {zone} zone")
-    if problems:
-        raise WaveInvalid("; ".join(problems))
-    assert cloud is not None
-    username = _username(actor)
-    wave = MigrationWave(
-        name=name,
-        cloud_id=cloud.id,
-        zone=zone,
-        window_start=window_start,
-        window_end=window_end,
-        state=WaveState.DRAFT,
-        created_by=username,
-        created_at=utcnow(),
-    )
-    session.add(wave)
-    session.flush()
-    audit.record(
-        session,
-        actor=username,
-        action="wave.create",
-        target_type=AUDIT_TARGET,
-        target_id=wave.id,
-        detail={"name": name, "cloud": cloud.key, "zone": zone, "window": [str(window_start), str(window_end)]},
-    )
-    return wave
-
-
-def _editable(wave: MigrationWave) -> None:
-    if wave.state not in {WaveState.DRAFT, WaveState.CHECKED}:
-        raise WaveStateConflict(f"wave {wave.id} is {wave.state}: its systems can no longer change")
-
-
-def _back_to_draft(wave: MigrationWave, why: str) -> None:
-    if wave.state == WaveState.CHECKED:
-        WAVE_MACHINE.apply(wave, WaveState.DRAFT, wave_id=wave.id)
-        wave.state_reason = why
-
-
-def ensure_department_may_use(session: Session, system: LegacySystem, cloud_id: int) -> None:
-    """Refuse a system whose department may not use the cloud (it has no link to it)."""
-    allowed = session.scalar(
-        select(DepartmentCloud.id).where(
-            DepartmentCloud.department_id == system.department_id, DepartmentCloud.cloud_id == cloud_id
-        )
-    )
-    if allowed is None:
-        cloud_key = session.scalar(select(Cloud.key).where(Cloud.id == cloud_id)) or str(cloud_id)
-        department_key = session.scalar(select(Department.key).where(Department.id == system.department_id))
-        raise WaveMemberRefused(
-            f"{system.hostname} belongs to department {department_key}, which may not use cloud {cloud_key}"
-        )
-
-
-def _find_system(session: Session, ref: int | str) -> LegacySystem:
-    if isinstance(ref, int):
-        system = session.get(LegacySystem, ref)
-    else:
-        system = session.scalar(select(LegacySystem).where(LegacySystem.hostname == ref))
-    if system is None:
-        raise WaveMemberRefused(f"no legacy system {ref!r}")
-    return system
-
-
-def add_systems(session: Session, wave_id: int, refs: Sequence[int | str], *, actor: Actor | str) -> list[LegacySystem]:
-    """Add systems (ids or hostnames) to a draft or checked wave: all of them or none."""
-    wave = get_wave(session, wave_id, for_update=True)
-    _editable(wave)
-    if not refs:
-        raise WaveInvalid("name at least one system to add")
-    username = _username(actor)
-    present = {m.system_id for m in wave.members}
-    if len(present) + len(refs) > MAX_MEMBERS:
-        raise WaveInvalid(f"a wave holds at most {MAX_MEMBERS} systems")
-    position = max((m.position for m in wave.members), default=0)
-    added: list[LegacySystem] = []
-    for ref in refs:
-        system = _find_system(session, ref)
-        if system.id in present:
-            raise WaveMemberRefused(f"{system.hostname} is already in this wave")
-        ensure_placeable(session, system, actor=actor, entry_point="wave")
-        ensure_department_may_use(session, system, wave.cloud_id)
-        if system.network != wave.zone:
-            raise WaveMemberRefused(
-                f"{system.hostname} is on the {system.network} network; this wave moves {wave.zone} systems"
-            )
-        other = open_wave_of(session, system.id)
-        if other is not None:
-            raise WaveMemberRefused(f"{system.hostname} is already in wave #{other.id} ({other.name})")
-        if system.state not in JOINABLE_STATES:
-            raise WaveMemberRefused(f"{system.hostname} is {system.state}; only legacy or rolled-back systems join")
-        position += 1
-        wave.members.append(MigrationWaveMember(system_id=system.id, position=position, active=True, added_by=username))
-        present.add(system.id)
-        transition_system(session, system, SystemState.PLANNED, actor=actor, reason=f"joined wave #{wave.id}")
-        system.target_cloud_id = wave.cloud_id
-        added.append(system)
-    _back_to_draft(wave, "systems were added after the check")
-    try:
-        session.flush()
-    except IntegrityError as exc:  # another wave took one of them meanwhile (the partial unique index)
-        raise WaveMemberRefused("one of the systems joined another open wave meanwhile; try again") from exc
-    audit.record(
-        session,
-        actor=username,
-        action="wave.add_systems",
-        target_type=AUDIT_TARGET,
-        target_id=wave.id,
-        detail={"systems": [s.hostname for s in added]},
-    )
-    return added
-
-
-def remove_system(session: Session, wave_id: int, system_id: int, *, actor: Actor | str) -> LegacySystem:
-    wave = get_wave(session, wave_id, for_update=True)
-    _editable(wave)
-    member = next((m for m in wave.members if m.system_id == system_id), None)
-    if member is None:
-        raise WaveMemberRefused(f"system {system_id} is not in wave #{wave.id}")
-    system = member.system
-    wave.members.remove(member)
-    transition_system(session, system, SystemState.LEGACY, actor=actor, reason=f"left wave #{wave.id}")
-    system.target_cloud_id = None
-    _back_to_draft(wave, "a system was removed after the check")
-    session.flush()
-    audit.record(
-        session,
-        actor=_username(actor),
-        action="wave.remove_system",
-        target_type=AUDIT_TARGET,
-        target_id=wave.id,
-        detail={"system": system.hostname},
-    )
-    return system
-
-
-def cancel_wave(session: Session, wave_id: int, *, actor: Actor | str, reason: str = "") -> MigrationWave:
-    """Cancel a draft or checked wave: its systems go back to "legacy".  A running wave's systems
-    are being migrated by their runbooks and roll back one by one; it cannot be cancelled."""
-    wave = get_wave(session, wave_id, for_update=True)
-    if wave.state == WaveState.RUNNING:
-        raise WaveStateConflict(
-            f"wave {wave.id} is running: its runbooks are under way (each system rolls back on its own)"
-        )
-    if wave.state not in {WaveState.DRAFT, WaveState.CHECKED}:
-        raise WaveStateConflict(f"wave {wave.id} is {wave.state}")
-    username = _username(actor)
-    WAVE_MACHINE.apply(wave, WaveState.CANCELLED, wave_id=wave.id)
-    wave.cancelled_by = username
-    wave.state_reason = (reason or "").strip()[:1000] or None
-    for member in wave.members:
-        member.active = False
-        if member.system.state == SystemState.PLANNED:
-            transition_system(
-                session, member.system, SystemState.LEGACY, actor=actor, reason=f"wave #{wave.id} cancelled"
-            )
-            member.system.target_cloud_id = None
-    audit.record(
-        session,
-        actor=username,
-        action="wave.cancel",
-        target_type=AUDIT_TARGET,
-        target_id=wave.id,
-        reason=reason or None,
-    )
-    return wave
-
-
-def _fit_failure_text(result: dict[str, Any]) -> str:
-    parts = []
-    for line in result.get("quota", []):
-        if line.get("no_quota"):
-            parts.append(f"{line['department']} has no quota on the cloud")
-        elif line.get("shortfall"):
-            short = ", ".join(f"{k} {v}" for k, v in sorted(line["shortfall"].items()))
-            parts.append(f"{line['department']} is short of {short}")
-    for item in result.get("unplaced", []):
-        parts.append(f"{item['hostname']}: {item['reason']}")
-    parts.extend(result.get("problems", []))
-    return "; ".join(parts[:8]) + (f" (and {len(parts) - 8} more)" if len(parts) > 8 else "")
-
-
-def start_wave(session: Session, wave_id: int, *, actor: Actor | str) -> MigrationWave:
-    """Start a checked wave: who/when first, then the systems migrate (one work item each)."""
-    wave = get_wave(session, wave_id, for_update=True)
-    if wave.state == WaveState.RUNNING:
-        raise WaveStateConflict(f"wave {wave.id} is already running")
-    if wave.state not in {WaveState.DRAFT, WaveState.CHECKED}:
-        raise WaveStateConflict(f"wave {wave.id} is {wave.state}")
-    if not wave.members:
-        raise WaveStateConflict(f"wave {wave.id} has no systems")
-    result = wave.check_result or {}
-    if wave.state != WaveState.CHECKED:
-        if result and not result.get("fits") and result.get("members") == sorted(m.system_id for m in wave.members):
-            raise WaveDoesNotFit(f"wave {wave.id} does not fit: {_fit_failure_text(result)}")
-        raise WaveStateConflict(f"wave {wave.id} must be checked (and fit) before it starts")
-    username = _username(actor)
-    WAVE_MACHINE.apply(wave, WaveState.RUNNING, wave_id=wave.id)
-    wave.started_by = username
-    wave.state_reason = None
-    audit.record(session, actor=username, action="wave.start", target_type=AUDIT_TARGET, target_id=wave.id)
-    session.flush()
-    for member in sorted(wave.members, key=lambda m: (m.system.complexity_score, m.system.hostname)):
-        system = ensure_placeable(session, member.system, actor=actor, entry_point="wave.start")
-        ensure_department_may_use(session, system, wave.cloud_id)
-        transition_system(session, system, SystemState.MIGRATING, actor=actor, reason=f"wave #{wave.id} started")
-        system.target_cloud_id = wave.cloud_id
-        enqueue(
-            session,
-            MIGRATE_KIND,
-            f"{MIGRATE_KIND}:{wave.id}:{system.id}",
-            {"system_id": system.id, "wave_id": wave.id},
-        )
-    return wave
-
-
-def finish_waves(session: Session, *, actor: str = "system:waves.progress") -> list[int]:
-    """Running waves whose members have all settled (on the cloud, decommissioned, rolled back) are done."""
-    finished = []
-    for wave in session.scalars(
-        select(MigrationWave)
-        .where(MigrationWave.state == WaveState.RUNNING)
-        .options(selectinload(MigrationWave.members).joinedload(MigrationWaveMember.system))
-    ).unique():
-        states = [m.system.state for m in wave.members]
-        if states and all(s in SETTLED_STATES for s in states):
-            WAVE_MACHINE.apply(wave, WaveState.DONE, wave_id=wave.id)
-            for member in wave.members:
-                member.active = False
-            audit.record(
-                session,
-                actor=actor,
-                action="wave.done",
-                target_type=AUDIT_TARGET,
-                target_id=wave.id,
-                detail={s: states.count(s) for s in sorted(set(states))},
-            )
-            finished.append(wave.id)
-    return finished
-
-
-# --- the check -----------------------------------------------------------------------------------
-
-
-def _headroom(session: Session, department_ids: set[int], cloud_id: int) -> dict[int, dict[str, int] | None]:
-    rows = session.scalars(
-        select(QuotaLedgerRow).where(
-            QuotaLedgerRow.cloud_id == cloud_id, QuotaLedgerRow.department_id.in_(department_ids)
-        )
-    )
-    out: dict[int, dict[str, int] | None] = dict.fromkeys(department_ids)
-    for row in rows:
-        free = out.get(row.department_id)
-        if free is None:
-            free = out[row.department_id] = {}
-        free[row.resource] = row.free
-    return {k: (v if v and any(r in v for r in fit.QUOTA_RESOURCES) else None) for k, v in out.items()}
-
-
-def _hosts(provider: Any) -> list[fit.HostFree]:
-    disabled = {h.name for h in provider.list_hypervisors() if h.status != "enabled" or h.state != "up"}
-    hosts = []
-    for rp in provider.list_resource_providers():
-        if rp.name in disabled:
-            continue
-
-        def total(cls: str, rp: Any = rp) -> int:
-            inventory = rp.inventories.get(cls)
-            return int(inventory.capacity) if inventory else 0
-
-        hosts.append(
-            fit.HostFree(
-                name=rp.name,
-                vcpus=max(rp.free("VCPU"), 0),
-                ram_mb=max(rp.free("MEMORY_MB"), 0),
-                disk_gb=max(rp.free("DISK_GB"), 0),
-                total_vcpus=total("VCPU"),
-                total_ram_mb=total("MEMORY_MB"),
-                total_disk_gb=total("DISK_GB"),
-                empty=not any(rp.usages.get(c, 0) for c in ("VCPU", "MEMORY_MB", "DISK_GB")),
-            )
-        )
-    return hosts
-
-
-def evaluate(
-    sized: Sequence[fit.Sized],
-    free_by_department: dict[str, dict[str, int] | None],
-    hosts: Sequence[fit.HostFree] | None,
-    problems: list[str],
-) -> dict[str, Any]:
-    """The stored check result (pure: the tests call it with made-up hosts too)."""
-    unplaced = [
-        {
-            "system_id": s.system.system_id,
-            "hostname": s.system.hostname,
-            "reason": (
-                f"no flavor of the cloud's catalog holds {s.want_vcpus} vCPUs and "
-                f"{s.want_ram_mb / fit.MIB_PER_GB:g} GB RAM (right-sized)"
-            ),
-        }
-        for s in sized
-        if s.flavor is None
-    ]
-    quota = [line.as_dict() for line in fit.quota_lines(sized, free_by_department)]
-    capacity: dict[str, Any] = {"read": hosts is not None}
-    placeable = [s for s in sized if s.flavor is not None]
-    demand = [s.demand for s in placeable]
-    if hosts is not None:
-        placement = fit.place([(s.system.hostname, s.demand) for s in placeable], hosts)
-        ids = {s.system.hostname: s.system.system_id for s in placeable}
-        unplaced += [{"system_id": ids[h], "hostname": h, "reason": r} for h, r in placement.unplaced]
-        capacity.update(
-            hosts=len(hosts),
-            hosts_free=sum(1 for h in hosts if h.empty),
-            hosts_used=len(set(placement.assign.values())),
-            hosts_needed=fit.hosts_needed(demand, hosts),
-            method=placement.method,
-            free={
-                "vcpus": sum(h.vcpus for h in hosts),
-                "ram_mb": sum(h.ram_mb for h in hosts),
-                "disk_gb": sum(h.disk_gb for h in hosts),
-            },
-            placements=placement.assign,
-        )
-    capacity["demand"] = {
-        "vcpus": sum(d[0] for d in demand),
-        "ram_mb": sum(d[1] for d in demand),
-        "disk_gb": sum(d[2] for d in demand),
-    }
-    fits = not problems and hosts is not None and not unplaced and all(q["ok"] for q in quota) and bool(sized)
-    return {
-        "fits": fits,
-        "systems": [s.as_dict() for s in sized],
-        "quota": quota,
-        "capacity": capacity,
-        "unplaced": sorted(unplaced, key=lambda u: u["hostname"]),
-        "problems": problems,
-    }
-
-
-def check_wave(db: Database, registry: ProviderRegistry, wave_id: int, *, actor: Actor | str) -> dict[str, Any]:
-    """Check the wave against the quota ledger and the cloud's free capacity; store the result.
-
-    Opens its own units of work (it reads the cloud between them): call it outside any other.
-    """
-    username = _username(actor)
-    with db.unit_of_work() as uow:
-        session = uow.session
-        wave = get_wave(session, wave_id)
-        _editable(wave)
-        systems = members_easy_first(session, wave)
-        member_ids = sorted(s.id for s in systems)
-        sizes = [
-            fit.SystemSize(
-                s.id, s.hostname, s.department.key, s.vcpus, s.ram_mb, s.disk_gb, s.cpu_p95_pct, s.ram_p95_pct
-            )
-            for s in systems
-        ]
-        flavors = [
-            fit.FlavorOption(i.cloud_name, i.vcpus, i.ram_mb, i.disk_gb, i.offered)
-            for i in session.scalars(
-                select(CatalogItem).where(
-                    CatalogItem.cloud_id == wave.cloud_id,
-                    CatalogItem.kind == ItemKind.FLAVOR.value,
-                    CatalogItem.available.is_(True),
-                )
-            )
-            if i.vcpus > 0 and i.ram_mb > 0
-        ]
-        departments = {s.department_id: s.department.key for s in systems}
-        headroom = _headroom(session, set(departments), wave.cloud_id)
-        free_by_department = {departments[k]: v for k, v in headroom.items()}
-        cloud = wave.cloud
-        provider = registry.for_cloud(cloud.key, cloud.os_cloud, cloud.region)
-        dependencies = {s.hostname: list(s.dependencies or []) for s in systems}
-    problems: list[str] = []
-    if not sizes:
-        problems.append("the wave has no systems")
-    if not flavors:
-        problems.append(f"cloud {cloud.key} has no flavors in the catalog (sync the cloud)")
-    hosts: list[fit.HostFree] | None = None
-    try:
-        hosts = _hosts(provider)
-    except CloudError as exc:
-        problems.append(f"the capacity of cloud {cloud.key} could not be read: {exc}")
-    result = evaluate(fit.size_systems(sizes, flavors), free_by_department, hosts, problems)
-    with db.unit_of_work() as uow:
-        session = uow.session
-        wave = get_wave(session, wave_id, for_update=True)
-        _editable(wave)
-        if sorted(m.system_id for m in wave.members) != member_ids:
-            raise WaveStateConflict(f"the systems of wave {wave.id} changed during the check: check again")
-        result["warnings"] = _dependency_warnings(session, dependencies, set(dependencies))
-        now = utcnow()
-        result.update(members=member_ids, checked_at=now.isoformat(), checked_by=username)
-        wave.check_result = result
-        wave.checked_by, wave.checked_at = username, now
-        if result["fits"]:
-            WAVE_MACHINE.apply(wave, WaveState.CHECKED, wave_id=wave.id)
-            wave.state_reason = None
-        else:
-            WAVE_MACHINE.apply(wave, WaveState.DRAFT, wave_id=wave.id)
-            wave.state_reason = _fit_failure_text(result)[:1000]
-        audit.record(
-            session,
-            actor=username,
-            action="wave.check",
-            target_type=AUDIT_TARGET,
-            target_id=wave.id,
-            detail={
-                "fits": result["fits"],
-                "unplaced": len(result["unplaced"]),
-                "quota_short": [q["department"] for q in result["quota"] if not q["ok"]],
-            },
-        )
-    return result
-
-
-def _dependency_warnings(session: Session, dependencies: dict[str, list[str]], members: set[str]) -> list[str]:
-    """Dependencies left behind: neither in this wave nor already on the cloud."""
-    wanted = {d for deps in dependencies.values() for d in deps if d not in members}
-    if not wanted:
-        return []
-    state_of: dict[str, str] = {
-        host: state
-        for host, state in session.execute(
-            select(LegacySystem.hostname, LegacySystem.state).where(LegacySystem.hostname.in_(wanted))
-        )
-    }
-    warnings = []
-    for host, deps in sorted(dependencies.items()):
-        for dep in deps:
-            if dep in members:
-                continue
-            state = state_of.get(dep)
-            if state is None:
-                warnings.append(f"{host} depends on {dep}, which is not in the inventory")
-            elif state not in {SystemState.ON_CLOUD, SystemState.DECOMMISSIONED}:
-                warnings.append(f"{host} depends on {dep} ({state}), which stays behind")
-    return warnings
-
-
-def department_name(session: Session, key: str, locale: str) -> str:
-    dept = session.scalar(select(Department).where(Department.key == key))
-    return dept.display_name(locale) if dept else key
+__all__ = [
+    "AUDIT_TARGET",
+    "JOINABLE_STATES",
+    "MAX_MEMBERS",
+    "MAX_NAME",
+    "MIGRATE_KIND",
+    "SETTLED_STATES",
+    "WAVES_PROGRESS",
+    "ZONES",
+    "add_systems",
+    "cancel_wave",
+    "candidates",
+    "check_wave",
+    "create_wave",
+    "department_name",
+    "ensure_department_may_use",
+    "evaluate",
+    "finish_waves",
+    "get_wave",
+    "list_waves",
+    "member_counts",
+    "members_easy_first",
+    "open_wave_of",
+    "remove_system",
+    "start_wave",
+]

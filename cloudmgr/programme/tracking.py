@@ -329,7 +329,7 @@ def compute(session: Session, config: ProgrammeConfig, when: date, *, department
 # --- server rooms --------------------------------------------------------------------------------
 
 
-def close_room(session: Session, room_id: int, *, actor: Actor | str) -> ServerRoom:
+def close_room(session: Session, room_id: int, *, actor: Actor) -> ServerRoom:
     """Mark a server room closed: refused while any of its in-scope systems is not done."""
     room = session.get(ServerRoom, room_id)
     if room is None:
@@ -346,7 +346,7 @@ def close_room(session: Session, room_id: int, *, actor: Actor | str) -> ServerR
     if left:
         shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
         raise RoomNotEmpty(f"server room {room.code} still has {len(left)} systems not on the cloud: {shown}")
-    username = actor if isinstance(actor, str) else actor.username
+    username = actor.username
     room.closed_at, room.closed_by = utcnow(), username
     audit.record(
         session,

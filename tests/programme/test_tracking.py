@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from cloudmgr.config import REPO_ROOT
 from cloudmgr.inventory.models import ServerRoom
-from cloudmgr.organisation.models import User
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role, User
 from cloudmgr.programme import services as waves
 from cloudmgr.programme import tracking
 from cloudmgr.programme.config import read_programme_file
@@ -26,6 +27,7 @@ from cloudmgr.workqueue.services import Worker
 from tests.programme.conftest import TODAY, Env, Inventory, build_scenario
 
 CONFIG = read_programme_file(REPO_ROOT / "etc" / "programme.yaml")
+AS_OPERATOR = Actor(username="operator", role=Role.OPERATOR)
 
 
 def _figures(journey: Env, when: date = TODAY) -> tracking.Figures:
@@ -59,9 +61,9 @@ def test_progress_overdue_and_at_risk_on_a_fixed_day(journey: Env, inventory: In
             zone="extranet",
             window_start=date(2027, 1, 10),
             window_end=date(2027, 1, 20),
-            actor="operator",
+            actor=AS_OPERATOR,
         )
-        waves.add_systems(uow.session, wave.id, [ids["edu-soon"]], actor="operator")
+        waves.add_systems(uow.session, wave.id, [ids["edu-soon"]], actor=AS_OPERATOR)
     (risk,) = _figures(journey).at_risk
     assert (risk.hostname, risk.reason, risk.wave_id) == ("edu-soon", "wave_too_late", wave.id)
     # on the day after its due date it is overdue instead
@@ -79,11 +81,11 @@ def test_rooms_close_only_when_their_in_scope_systems_are_done(journey: Env, inv
     build_scenario(inventory)
     full, done = inventory.room("edu-room-1", "prov-education"), inventory.room("zd-room", "sjz-zhengding-gov")
     with pytest.raises(RoomNotEmpty, match="edu-old"), journey.rt.db.unit_of_work() as uow:
-        tracking.close_room(uow.session, full, actor="operator")
+        tracking.close_room(uow.session, full, actor=AS_OPERATOR)
     with journey.rt.db.unit_of_work() as uow:
-        tracking.close_room(uow.session, done, actor="operator")
+        tracking.close_room(uow.session, done, actor=AS_OPERATOR)
     with pytest.raises(RoomNotEmpty, match="was closed"), journey.rt.db.unit_of_work() as uow:
-        tracking.close_room(uow.session, done, actor="operator")
+        tracking.close_room(uow.session, done, actor=AS_OPERATOR)
     f = _figures(journey)
     assert (len(f.rooms), f.rooms_closed) == (4, 1)
     closed = next(r for r in f.rooms if r.code == "zd-room")

@@ -22,7 +22,7 @@ from cloudmgr.inventory.errors import ClassifiedPlacementRefused
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud
+from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, Role
 from cloudmgr.programme import services as waves
 from cloudmgr.programme.errors import WaveMemberRefused
 from cloudmgr.programme.models import MigrationWaveMember
@@ -32,6 +32,7 @@ from tests.web.helpers import csrf_token, logged_in
 from web import create_app
 
 OPERATOR = "operator"
+AS_OPERATOR = Actor(username=OPERATOR, role=Role.OPERATOR)
 
 
 def _wave(journey: Env) -> int:
@@ -43,7 +44,7 @@ def _wave(journey: Env) -> int:
             zone="extranet",
             window_start=date(2026, 12, 5),
             window_end=date(2026, 12, 6),
-            actor=OPERATOR,
+            actor=AS_OPERATOR,
         ).id
 
 
@@ -96,8 +97,8 @@ def test_attack_the_department_loses_the_cloud_before_the_wave_starts(journey: E
     system_id = inventory.system("edu-app-01")
     wave_id = _wave(journey)
     with journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, wave_id, [system_id], actor=OPERATOR)
-    assert waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=OPERATOR)["fits"]
+        waves.add_systems(uow.session, wave_id, [system_id], actor=AS_OPERATOR)
+    assert waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=AS_OPERATOR)["fits"]
     with journey.rt.db.unit_of_work() as uow:
         education = uow.session.scalars(select(Cloud.id).where(Cloud.key == "education")).one()
         dept = uow.session.scalars(select(Department.id).where(Department.key == "prov-education")).one()
@@ -105,7 +106,7 @@ def test_attack_the_department_loses_the_cloud_before_the_wave_starts(journey: E
             delete(DepartmentCloud).where(DepartmentCloud.department_id == dept, DepartmentCloud.cloud_id == education)
         )
     with pytest.raises(WaveMemberRefused, match="may not use cloud education"), journey.rt.db.unit_of_work() as uow:
-        waves.start_wave(uow.session, wave_id, actor=OPERATOR)
+        waves.start_wave(uow.session, wave_id, actor=AS_OPERATOR)
     assert inventory.state(system_id) == "planned"  # nothing started
 
 
@@ -115,10 +116,10 @@ def test_attack_a_system_classified_after_its_wave_started_is_refused_by_its_wor
     system_id = inventory.system("edu-app-02")
     wave_id = _wave(journey)
     with journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, wave_id, [system_id], actor=OPERATOR)
-    assert waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=OPERATOR)["fits"]
+        waves.add_systems(uow.session, wave_id, [system_id], actor=AS_OPERATOR)
+    assert waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=AS_OPERATOR)["fits"]
     with journey.rt.db.unit_of_work() as uow:
-        waves.start_wave(uow.session, wave_id, actor=OPERATOR)
+        waves.start_wave(uow.session, wave_id, actor=AS_OPERATOR)
     assert inventory.state(system_id) == "migrating"
     with journey.rt.db.unit_of_work() as uow:  # classified meanwhile (the import applies it at once)
         system = uow.session.get(LegacySystem, system_id)

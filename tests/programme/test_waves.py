@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.inventory.errors import ClassifiedPlacementRefused
-from cloudmgr.organisation.models import Cloud, Department
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud, Department, Role
 from cloudmgr.programme import services as waves
 from cloudmgr.programme.errors import (
     WaveDoesNotFit,
@@ -24,6 +25,7 @@ from cloudmgr.workqueue.models import WorkItem
 from tests.programme.conftest import Env, Inventory, MakeSystems
 
 OPERATOR = "operator"
+AS_OPERATOR = Actor(username=OPERATOR, role=Role.OPERATOR)
 
 
 def _wave(journey: Env, name: str = "教育厅第一批", *, zone: str = "extranet", cloud: str = "education") -> int:
@@ -35,13 +37,13 @@ def _wave(journey: Env, name: str = "教育厅第一批", *, zone: str = "extran
             zone=zone,
             window_start=date(2026, 12, 5),
             window_end=date(2026, 12, 6),
-            actor=OPERATOR,
+            actor=AS_OPERATOR,
         ).id
 
 
 def _add(journey: Env, wave_id: int, refs: list[int | str]) -> None:
     with journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, wave_id, refs, actor=OPERATOR)
+        waves.add_systems(uow.session, wave_id, refs, actor=AS_OPERATOR)
 
 
 def _wave_row(journey: Env, wave_id: int) -> MigrationWave:
@@ -58,7 +60,7 @@ def test_a_wave_goes_from_draft_through_check_and_start_to_done(
     _add(journey, wave_id, [hard, "edu-easy"])
     assert inventory.state(hard) == inventory.state(easy) == "planned"
 
-    result = waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=OPERATOR)
+    result = waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=AS_OPERATOR)
     assert result["fits"], result
     assert result["capacity"]["hosts"] == 2 and result["capacity"]["hosts_needed"] == 1
     assert result["capacity"]["hosts_free"] == 2
@@ -67,7 +69,7 @@ def test_a_wave_goes_from_draft_through_check_and_start_to_done(
     assert (wave.state, wave.checked_by) == ("checked", OPERATOR)
 
     with journey.rt.db.unit_of_work() as uow:
-        waves.start_wave(uow.session, wave_id, actor=OPERATOR)
+        waves.start_wave(uow.session, wave_id, actor=AS_OPERATOR)
     wave = _wave_row(journey, wave_id)
     assert (wave.state, wave.started_by) == ("running", OPERATOR) and wave.started_at is not None
     assert inventory.state(hard) == inventory.state(easy) == "migrating"
@@ -82,9 +84,9 @@ def test_a_wave_goes_from_draft_through_check_and_start_to_done(
         ]
         # a running wave is fixed
         with pytest.raises(WaveStateConflict):
-            waves.add_systems(uow.session, wave_id, [late], actor=OPERATOR)
+            waves.add_systems(uow.session, wave_id, [late], actor=AS_OPERATOR)
     with pytest.raises(WaveStateConflict, match="already running"), journey.rt.db.unit_of_work() as uow:
-        waves.start_wave(uow.session, wave_id, actor=OPERATOR)
+        waves.start_wave(uow.session, wave_id, actor=AS_OPERATOR)
 
     inventory.set_state(easy, "on_cloud")
     with journey.rt.db.unit_of_work() as uow:
@@ -121,7 +123,7 @@ def test_the_check_refuses_a_wave_over_a_departments_quota(journey: Env, make_sy
             )
             .values(limit=4)
         )
-    result = waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=OPERATOR)
+    result = waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=AS_OPERATOR)
     assert not result["fits"]
     (line,) = result["quota"]
     assert line["needs"] == {"cores": 6, "ram_mb": 3 * 4096, "instances": 3}
@@ -130,7 +132,7 @@ def test_the_check_refuses_a_wave_over_a_departments_quota(journey: Env, make_sy
     wave = _wave_row(journey, wave_id)
     assert wave.state == "draft" and "prov-education is short of cores 2" in (wave.state_reason or "")
     with pytest.raises(WaveDoesNotFit, match="short of cores 2"), journey.rt.db.unit_of_work() as uow:
-        waves.start_wave(uow.session, wave_id, actor=OPERATOR)
+        waves.start_wave(uow.session, wave_id, actor=AS_OPERATOR)
     assert all(s == "planned" for s in map(Inventory(journey.rt).state, ids))
 
 
@@ -139,7 +141,7 @@ def test_the_check_refuses_a_wave_the_clouds_hosts_cannot_hold(journey: Env, mak
     ids = make_systems("edu-big", 5, vcpus=4, ram_mb=8192, cpu_p95_pct=100, ram_p95_pct=100)
     wave_id = _wave(journey)
     _add(journey, wave_id, list(ids))
-    result = waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=OPERATOR)
+    result = waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=AS_OPERATOR)
     assert not result["fits"]
     assert all(q["ok"] for q in result["quota"])  # 20 cores of the 24 allowed
     assert result["capacity"]["hosts_used"] == 2 and result["capacity"]["hosts_needed"] == 3
@@ -147,14 +149,14 @@ def test_the_check_refuses_a_wave_the_clouds_hosts_cannot_hold(journey: Env, mak
     assert "no host has room left once the rest of the wave is placed" in unplaced["reason"]
     assert {s["flavor"] for s in result["systems"]} == {"m1.large"}
     with pytest.raises(WaveDoesNotFit), journey.rt.db.unit_of_work() as uow:
-        waves.start_wave(uow.session, wave_id, actor=OPERATOR)
+        waves.start_wave(uow.session, wave_id, actor=AS_OPERATOR)
 
 
 def test_systems_are_right_sized_by_their_measured_p95(journey: Env, inventory: Inventory) -> None:
     idle = inventory.system("edu-idle", vcpus=8, ram_mb=16384, cpu_p95_pct=10, ram_p95_pct=10)
     wave_id = _wave(journey)
     _add(journey, wave_id, [idle])
-    result = waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=OPERATOR)
+    result = waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=AS_OPERATOR)
     (system,) = result["systems"]
     assert system["right_sized"] == {"vcpus": 1, "ram_mb": 2048}
     assert system["flavor"] == "m1.small" and result["fits"]
@@ -164,7 +166,7 @@ def test_a_classified_system_is_refused_and_the_refusal_audited(journey: Env, in
     secret = inventory.system("edu-secret", classification="classified", network="extranet")
     wave_id = _wave(journey)
     with pytest.raises(ClassifiedPlacementRefused), journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, wave_id, [secret], actor=OPERATOR)
+        waves.add_systems(uow.session, wave_id, [secret], actor=AS_OPERATOR)
     with journey.rt.db.unit_of_work() as uow:
         refusals = uow.session.scalars(
             select(AuditEvent).where(AuditEvent.action == "legacy_system.placement_refused")
@@ -180,38 +182,38 @@ def test_membership_rules(journey: Env, inventory: Inventory) -> None:
     b = inventory.system("edu-b")
     first, second = _wave(journey), _wave(journey, "另一批")
     with pytest.raises(WaveMemberRefused, match="internet network"), journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, first, [internet], actor=OPERATOR)
+        waves.add_systems(uow.session, first, [internet], actor=AS_OPERATOR)
     _add(journey, first, [a])
     with pytest.raises(WaveMemberRefused, match="already in wave"), journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, second, [a], actor=OPERATOR)
+        waves.add_systems(uow.session, second, [a], actor=AS_OPERATOR)
     # all or nothing: b is not added when a is refused in the same call
     with pytest.raises(WaveMemberRefused), journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, second, [b, a], actor=OPERATOR)
+        waves.add_systems(uow.session, second, [b, a], actor=AS_OPERATOR)
     assert inventory.state(b) == "legacy"
     with pytest.raises(WaveMemberRefused, match="no legacy system"), journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, second, ["no-such-host"], actor=OPERATOR)
+        waves.add_systems(uow.session, second, ["no-such-host"], actor=AS_OPERATOR)
     # the database itself keeps a system in one open wave
     with pytest.raises(IntegrityError), journey.rt.db.unit_of_work() as uow:
         uow.session.add(MigrationWaveMember(wave_id=second, system_id=a, position=1, active=True, added_by="x"))
         uow.session.flush()
 
     # checked, then changed: back to draft; start needs a fresh check
-    assert waves.check_wave(journey.rt.db, journey.rt.providers, first, actor=OPERATOR)["fits"]
+    assert waves.check_wave(journey.rt.db, journey.rt.providers, first, actor=AS_OPERATOR)["fits"]
     _add(journey, first, [b])
     assert _wave_row(journey, first).state == "draft"
     with pytest.raises(WaveStateConflict, match="must be checked"), journey.rt.db.unit_of_work() as uow:
-        waves.start_wave(uow.session, first, actor=OPERATOR)
+        waves.start_wave(uow.session, first, actor=AS_OPERATOR)
     with journey.rt.db.unit_of_work() as uow:
-        waves.remove_system(uow.session, first, b, actor=OPERATOR)
+        waves.remove_system(uow.session, first, b, actor=AS_OPERATOR)
     assert inventory.state(b) == "legacy"
 
     with journey.rt.db.unit_of_work() as uow:
-        waves.cancel_wave(uow.session, first, actor=OPERATOR, reason="窗口取消")
+        waves.cancel_wave(uow.session, first, actor=AS_OPERATOR, reason="窗口取消")
     assert inventory.state(a) == "legacy"
     assert _wave_row(journey, first).state == "cancelled"
     _add(journey, second, [a])  # free again
     with pytest.raises(WaveStateConflict), journey.rt.db.unit_of_work() as uow:
-        waves.cancel_wave(uow.session, first, actor=OPERATOR)
+        waves.cancel_wave(uow.session, first, actor=AS_OPERATOR)
 
 
 def test_wave_fields_are_validated(journey: Env) -> None:
@@ -223,7 +225,7 @@ def test_wave_fields_are_validated(journey: Env) -> None:
             zone="intranet",
             window_start=date(2026, 12, 6),
             window_end=date(2026, 12, 5),
-            actor=OPERATOR,
+            actor=AS_OPERATOR,
         )
     message = refused.value.message
     for part in ("name", "internet or extranet", "before it starts", "no cloud 'nowhere'"):

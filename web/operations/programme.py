@@ -227,7 +227,7 @@ def close_room(room_id: int) -> ResponseReturnValue:
         flash(_("The form expired; please try again."), "error")
         return redirect(url_for("ops.programme")), 303
     try:
-        room = tracking.close_room(request_uow().session, room_id, actor=require_user().username)
+        room = tracking.close_room(request_uow().session, room_id, actor=require_user().actor)
     except DomainError as exc:
         restart_request_uow()
         if exc.http_status == 404:
