@@ -1,4 +1,5 @@
-"""``cloudmgr org import`` and ``cloudmgr seed-demo``: the organisation files and the demo logins."""
+"""``cloudmgr org import``, ``cloudmgr clouds …`` and ``cloudmgr seed-demo``: the organisation files, the clouds
+and the demo logins."""
 
 from __future__ import annotations
 
@@ -51,3 +52,53 @@ def org_import() -> None:
         f"imported {len(clouds)} clouds ({summary.clouds_added} new), "
         f"{len(departments)} departments ({summary.departments_added} new), {summary.links_added} new links"
     )
+
+
+@click.group("clouds")
+def clouds() -> None:
+    """The government clouds."""
+
+
+@clouds.command("list")
+@domain_errors
+def clouds_list() -> None:
+    """List the clouds with their kind, level and zones."""
+    from cloudmgr.organisation import services as org_services
+
+    with get_runtime().db.unit_of_work() as uow:
+        for cloud in org_services.list_clouds(uow.session):
+            zones = ", ".join(f"{z.zone}={z.network_name}" for z in cloud.zones)
+            synced = cloud.synced_at.isoformat(timespec="seconds") if cloud.synced_at else "never"
+            click.echo(f"{cloud.key:<22} {cloud.kind:<9} {cloud.level:<9} {cloud.name_zh}  [{zones}] synced {synced}")
+
+
+@clouds.command("sync")
+@click.option("--cloud", "cloud_key", default=None, help="only this cloud")
+@domain_errors
+def clouds_sync(cloud_key: str | None) -> None:
+    """Resolve zone networks and ensure each department's project on every cloud."""
+    from cloudmgr.catalog.services import read_rates, sync_catalog
+    from cloudmgr.organisation.sync import sync_clouds
+
+    runtime = get_runtime()
+    results = sync_clouds(runtime.db, runtime.providers, actor=cli_actor(), only=cloud_key)
+    catalog = {
+        r.cloud_key: r
+        for r in sync_catalog(runtime.db, runtime.providers, read_rates(runtime.settings.rates_file), actor=cli_actor())
+    }
+    if cloud_key and not results:
+        raise click.ClickException(f"no enabled cloud {cloud_key!r}")
+    failed = 0
+    for result in results:
+        state = "ok" if result.ok else "PROBLEMS"
+        items = catalog.get(result.cloud_key)
+        catalog_note = f", catalog +{items.added}/-{items.gone}" if items and not items.problem else ""
+        click.echo(
+            f"{result.cloud_key:<22} {state}: {result.projects_ensured} projects, "
+            f"{result.zones_resolved} zones{catalog_note}"
+        )
+        for problem in result.problems:
+            click.echo(f"    {problem}")
+        failed += 0 if result.ok else 1
+    if failed:
+        raise click.ClickException(f"{failed} cloud(s) could not be synced")
