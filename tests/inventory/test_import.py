@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.cli import main
 from cloudmgr.inventory.errors import InventoryInvalid
-from cloudmgr.inventory.importer import COLUMNS, import_inventory
+from cloudmgr.inventory.importer import import_inventory
+from cloudmgr.inventory.inventory_file import COLUMNS
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.inventory.services import transition_system
 from cloudmgr.runtime import Runtime
