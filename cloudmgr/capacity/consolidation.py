@@ -38,9 +38,9 @@ from cloudmgr.audit import services as audit
 from cloudmgr.capacity.models import ConsolidationRun, RunState
 from cloudmgr.cloud import CloudProvider, ResourceProvider, Server
 from cloudmgr.db import Database, utcnow
-from cloudmgr.errors import Conflict, NotFound, ValidationFailed
+from cloudmgr.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Cloud
+from cloudmgr.organisation.models import Cloud, Role
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.workqueue.services import enqueue
 
@@ -172,8 +172,19 @@ def provider_of(registry: ProviderRegistry, cloud: Cloud) -> CloudProvider:
     return registry.for_cloud(cloud.key, cloud.os_cloud, cloud.region)
 
 
+def may_run_consolidation(actor: Actor) -> bool:
+    """Operators plan, start and stop consolidation runs."""
+    return actor.role == Role.OPERATOR
+
+
+def _require_operator(actor: Actor) -> None:
+    if not may_run_consolidation(actor):
+        raise PermissionDenied("only operators plan, start and stop consolidation runs")
+
+
 def plan_run(db: Database, registry: ProviderRegistry, cloud_key: str, *, actor: Actor, max_wave: int = 5) -> int:
     """Read the cloud, plan, and store the plan as a run (nothing moves yet)."""
+    _require_operator(actor)
     if not 1 <= max_wave <= 500:
         raise ValidationFailed("a wave holds between 1 and 500 moves")
     with db.unit_of_work() as uow:
@@ -248,6 +259,7 @@ def list_runs(session: Session, limit: int = 50) -> list[ConsolidationRun]:
 
 
 def start_run(session: Session, run_id: int, *, actor: Actor) -> ConsolidationRun:
+    _require_operator(actor)
     run = get_run(session, run_id)
     if run.state not in {RunState.PLANNED.value, RunState.STOPPED.value}:
         raise RunStateConflict(f"run {run_id} is {run.state}; only a planned or stopped run starts")
@@ -263,6 +275,7 @@ def start_run(session: Session, run_id: int, *, actor: Actor) -> ConsolidationRu
 
 def stop_run(session: Session, run_id: int, *, actor: Actor) -> ConsolidationRun:
     """The stop button: the wave under way finishes its current move, then the run stops."""
+    _require_operator(actor)
     run = get_run(session, run_id)
     if run.state != RunState.RUNNING.value:
         raise RunStateConflict(f"run {run_id} is {run.state}; only a running run stops")

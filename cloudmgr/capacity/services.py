@@ -21,8 +21,9 @@ from cloudmgr.capacity.errors import CapacityCsvInvalid
 from cloudmgr.capacity.models import CapacitySnapshot, HostCapacity
 from cloudmgr.cloud import CloudError
 from cloudmgr.db import Database, utcnow
+from cloudmgr.errors import PermissionDenied
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Cloud
+from cloudmgr.organisation.models import Cloud, Role
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.text import bidi_problem, has_bidi_control
 
@@ -121,8 +122,15 @@ CSV_COLUMNS = ("base", "date", "physical_servers", "vcpus", "ram_gb", "disk_gb")
 CSV_OPTIONAL = ("vcpus_used", "ram_gb_used", "disk_gb_used", "label")
 
 
+def may_change_capacity(actor: Actor) -> bool:
+    """Operators take snapshots and import capacity; finance reads the page only."""
+    return actor.role == Role.OPERATOR
+
+
 def import_csv(session: Session, config: CapacityConfig, text: str, *, source_name: str, actor: Actor) -> int:
     """Capacity outside OpenStack, one row per base and date.  All rows or none."""
+    if not may_change_capacity(actor):
+        raise PermissionDenied("only operators import capacity")
     try:
         return _import_csv(session, config, text, source_name=source_name, actor=actor.username)
     except csv.Error as exc:  # a malformed file (an endless field, a stray NUL byte…)

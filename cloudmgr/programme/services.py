@@ -5,6 +5,8 @@ and its check (:mod:`cloudmgr.programme.checks`).
   (or checked: any change of members makes it a draft again).  Classified systems and
   systems whose department may not use the wave's cloud are refused, and refused again when
   the wave starts and when each system's migration work item runs.
+* Who reads whose programme and who closes a server room are decided in
+  :mod:`cloudmgr.programme.tracking` (:func:`visible_department`, :func:`may_close_room`).
 * :func:`check_wave` is job-shaped (it reads the cloud's free capacity between its own units
   of work); everything else works in the caller's session and never calls a cloud.
 * :func:`start_wave` queues one ``runbook.migrate_system`` work item per system in the
@@ -15,6 +17,7 @@ and its check (:mod:`cloudmgr.programme.checks`).
 from __future__ import annotations
 
 from cloudmgr.programme.checks import check_wave, evaluate
+from cloudmgr.programme.tracking import close_room, may_close_room, visible_department
 from cloudmgr.programme.waves import (
     AUDIT_TARGET,
     JOINABLE_STATES,
@@ -53,6 +56,7 @@ __all__ = [
     "cancel_wave",
     "candidates",
     "check_wave",
+    "close_room",
     "create_wave",
     "department_name",
     "ensure_department_may_use",
@@ -60,9 +64,11 @@ __all__ = [
     "finish_waves",
     "get_wave",
     "list_waves",
+    "may_close_room",
     "member_counts",
     "members_easy_first",
     "open_wave_of",
     "remove_system",
     "start_wave",
+    "visible_department",
 ]

@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session, joinedload
 
 from cloudmgr.audit import services as audit
 from cloudmgr.db import utcnow
+from cloudmgr.errors import NotFound, PermissionDenied
 from cloudmgr.inventory.models import DONE_STATES, LegacySystem, ServerRoom, SystemState
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Department
+from cloudmgr.organisation.models import Department, Role
 from cloudmgr.programme.config import ProgrammeConfig
 from cloudmgr.programme.errors import RoomNotEmpty, RoomNotFound
 from cloudmgr.programme.models import MigrationWave, MigrationWaveMember, ProgrammeSnapshot
@@ -236,6 +237,22 @@ def _place_rows(departments: Sequence[Department], dept_rows: dict[int, Row]) ->
     )
 
 
+def visible_department(session: Session, actor: Actor, department_key: str | None = None) -> Department | None:
+    """Whose figures ``actor`` reads: a department user their own department's only, whatever
+    they ask for; operators and finance the department they name (None: the whole programme)."""
+    if actor.is_department:
+        own = session.get(Department, actor.department_id) if actor.department_id is not None else None
+        if own is None:
+            raise PermissionDenied("a department user without a department sees no programme")
+        return own
+    if department_key is None:
+        return None
+    department = session.scalar(select(Department).where(Department.key == department_key))
+    if department is None:
+        raise NotFound(f"no department {department_key!r}")
+    return department
+
+
 def compute(session: Session, config: ProgrammeConfig, when: date, *, department_id: int | None = None) -> Figures:
     """All the programme's figures on ``when`` (one department's when ``department_id`` is given)."""
     query = select(LegacySystem).options(joinedload(LegacySystem.department))
@@ -329,8 +346,15 @@ def compute(session: Session, config: ProgrammeConfig, when: date, *, department
 # --- server rooms --------------------------------------------------------------------------------
 
 
+def may_close_room(actor: Actor) -> bool:
+    """Operators close server rooms; finance and departments read the programme only."""
+    return actor.role == Role.OPERATOR
+
+
 def close_room(session: Session, room_id: int, *, actor: Actor) -> ServerRoom:
     """Mark a server room closed: refused while any of its in-scope systems is not done."""
+    if not may_close_room(actor):
+        raise PermissionDenied("only operators close server rooms")
     room = session.get(ServerRoom, room_id)
     if room is None:
         raise RoomNotFound(f"no server room {room_id}")

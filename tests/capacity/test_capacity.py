@@ -13,10 +13,12 @@ from cloudmgr.capacity.services import (
     forecast,
     import_csv,
     latest_snapshots,
+    may_change_capacity,
     server_trend,
     take_snapshots,
     totals_by_base,
 )
+from cloudmgr.errors import PermissionDenied
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.organisation.sync import sync_clouds
@@ -136,3 +138,20 @@ def test_aggregates_in_the_capacity_file(tmp_path) -> None:  # type: ignore[no-u
     assert "aggregates[2] needs cloud and name" in info.value.message
     path.write_text("bases:\n  - {key: a, name_zh: A, name_en: A, clouds: [c1], aggregates: [{cloud: c1, name: r}]}\n")
     assert read_capacity_file(path, {"c1"}).aggregate_bases(["c1"]) == {"r": "a"}
+
+
+def test_attack_only_an_operator_imports_capacity(seeded: Runtime) -> None:
+    """The service decides who changes the capacity figures (the page asks it for its forms):
+    finance and department users are refused and nothing is stored."""
+    config = read_capacity_file(seeded.settings.capacity_file)
+    good = (
+        "base,date,physical_servers,vcpus,ram_gb,disk_gb,vcpus_used\n"
+        "zhangbei,2017-06-30,120000,4800000,19200000,96000000,100\n"
+    )
+    for actor in (Actor("finance", Role.FINANCE), Actor("lina", Role.DEPT_HEAD, department_id=1)):
+        assert not may_change_capacity(actor)
+        with pytest.raises(PermissionDenied), seeded.db.unit_of_work() as uow:
+            import_csv(uow.session, config, good, source_name="bases.csv", actor=actor)
+    assert may_change_capacity(TESTER)
+    with seeded.db.unit_of_work() as uow:
+        assert latest_snapshots(uow.session) == []

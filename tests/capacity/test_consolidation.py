@@ -15,6 +15,7 @@ from cloudmgr.capacity.models import RunState
 from cloudmgr.capacity.planner.migration import plan_migration
 from cloudmgr.cloud import UNLIMITED, CloudProvider, ComputeQuota, NetworkQuota, QuotaSet, ServerSpec
 from cloudmgr.cloud.simulated import SimulatedProvider
+from cloudmgr.errors import PermissionDenied
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
@@ -381,3 +382,19 @@ def test_a_stopped_server_on_the_lab_is_planned_with_placements_amounts(
         if found is not None:
             conn.identity.update_domain(found, is_enabled=False)
             conn.identity.delete_domain(found)
+
+
+def test_attack_only_an_operator_plans_starts_and_stops_a_run(seeded: Runtime) -> None:
+    """The consolidation service decides who runs consolidation: anyone else is refused before
+    the cloud is read or a run is looked up, and no run is stored."""
+    for actor in (Actor("finance", Role.FINANCE), Actor("lina", Role.DEPT_HEAD, department_id=1)):
+        assert not consolidation.may_run_consolidation(actor)
+        with pytest.raises(PermissionDenied):
+            consolidation.plan_run(seeded.db, seeded.providers, "province-base", actor=actor)
+        with pytest.raises(PermissionDenied), seeded.db.unit_of_work() as uow:
+            consolidation.start_run(uow.session, 1, actor=actor)
+        with pytest.raises(PermissionDenied), seeded.db.unit_of_work() as uow:
+            consolidation.stop_run(uow.session, 1, actor=actor)
+    assert consolidation.may_run_consolidation(OPERATOR)
+    with seeded.db.unit_of_work() as uow:
+        assert consolidation.list_runs(uow.session) == []

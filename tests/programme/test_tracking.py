@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from cloudmgr.config import REPO_ROOT
+from cloudmgr.errors import NotFound, PermissionDenied
 from cloudmgr.inventory.models import ServerRoom
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role, User
@@ -183,3 +184,36 @@ def test_the_programme_file_is_validated(tmp_path: Any) -> None:
     for part in ("deadlines.cloud needs a date", "deadlines.rooms needs a date", "at_risk_days"):
         assert part in refused.value.message
     assert CONFIG.cloud.date == date(2018, 12, 31) and CONFIG.rooms.date == date(2020, 12, 31)
+
+
+def test_attack_only_an_operator_closes_a_server_room(journey: Env, inventory: Inventory) -> None:
+    """The service decides who closes a room (the page asks it for the button): finance and a
+    department user are refused even for a room that could be closed, and it stays open."""
+    build_scenario(inventory)
+    done = inventory.room("zd-room", "sjz-zhengding-gov")
+    with journey.rt.db.unit_of_work() as uow:
+        department_id = uow.session.get_one(ServerRoom, done).department_id
+    for actor in (Actor("finance", Role.FINANCE), Actor("zhangwei", Role.DEPT_HEAD, department_id=department_id)):
+        assert not tracking.may_close_room(actor)
+        with pytest.raises(PermissionDenied), journey.rt.db.unit_of_work() as uow:
+            tracking.close_room(uow.session, done, actor=actor)
+    assert tracking.may_close_room(AS_OPERATOR)
+    assert next(r for r in _figures(journey).rooms if r.code == "zd-room").closed_by is None
+
+
+def test_attack_a_department_user_sees_only_their_own_programme(journey: Env, inventory: Inventory) -> None:
+    """Whatever department a department user names, the service gives them their own; a
+    department user whose department is gone sees nothing (never the whole programme)."""
+    build_scenario(inventory)
+    with journey.rt.db.unit_of_work() as uow:
+        own = uow.session.get_one(ServerRoom, inventory.room("zd-room", "sjz-zhengding-gov")).department_id
+        staff = Actor("zhangwei", Role.DEPT_STAFF, department_id=own)
+        seen = tracking.visible_department(uow.session, staff, "prov-education")
+        assert seen is not None and (seen.id, seen.key) == (own, "sjz-zhengding-gov")
+        assert tracking.visible_department(uow.session, AS_OPERATOR) is None
+        asked = tracking.visible_department(uow.session, Actor("finance", Role.FINANCE), "prov-education")
+        assert asked is not None and asked.key == "prov-education"
+        with pytest.raises(NotFound):
+            tracking.visible_department(uow.session, AS_OPERATOR, "atlantis")
+        with pytest.raises(PermissionDenied):
+            tracking.visible_department(uow.session, Actor("ghost", Role.DEPT_STAFF, department_id=-1))

@@ -6,10 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify
-from sqlalchemy import select
 
-from cloudmgr.errors import NotFound
-from cloudmgr.organisation.models import Department, Role
+from cloudmgr.organisation.models import Role
 from cloudmgr.programme import services as waves
 from cloudmgr.programme import tracking
 from cloudmgr.programme.models import MigrationWave
@@ -357,19 +355,10 @@ def cancel_wave(wave_id: int) -> Response:
 
 
 def _department_scope() -> tuple[int | None, str | None]:
-    """(department id, key) the caller may see: their own for department users, else ?department=."""
-    user = api_user()
-    session = request_uow().session
-    if user.actor.is_department:
-        dept = session.get(Department, user.actor.department_id)
-        return (dept.id, dept.key) if dept else (None, None)
+    """(department id, key) the caller may see (the service decides: a department user's own)."""
     key = query_str("department", max_length=64)
-    if key is None:
-        return None, None
-    dept = session.scalar(select(Department).where(Department.key == key))
-    if dept is None:
-        raise NotFound(f"no department {key!r}")
-    return dept.id, dept.key
+    department = tracking.visible_department(request_uow().session, api_user().actor, key)
+    return (department.id, department.key) if department else (None, None)
 
 
 def _programme(period: str) -> tuple[tracking.Figures, tracking.Burndown]:

@@ -260,11 +260,14 @@ def run_json(run: ConsolidationRun, *, waves: bool = True) -> dict[str, Any]:
 # --- the page (operators; finance reads it without the forms) ---------------------------------------
 
 
-def render_capacity(*, csv_form: Any = None, read_only: bool, status: int = 200) -> tuple[str, int]:
+def render_capacity(*, csv_form: Any = None, status: int = 200) -> tuple[str, int]:
+    """The capacity page; its snapshot and import forms only for who may use them (the service says)."""
     from flask import render_template
 
+    from cloudmgr.capacity.services import may_change_capacity
     from web.common.selfservice_forms import ButtonForm
     from web.core.i18n import current_locale
+    from web.core.security import current_actor
     from web.core.uow import request_uow
 
     locale = current_locale()
@@ -279,7 +282,7 @@ def render_capacity(*, csv_form: Any = None, read_only: bool, status: int = 200)
             target_label=target_label,
             csv_form=csv_form,
             button=ButtonForm(formdata=None),
-            read_only=read_only,
+            read_only=not may_change_capacity(current_actor()),
         ),
         status,
     )

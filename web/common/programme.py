@@ -17,6 +17,7 @@ from cloudmgr.programme.config import ProgrammeConfig, read_programme_file
 from cloudmgr.programme.models import WaveState
 from web.common.selfservice_forms import ButtonForm
 from web.core.i18n import current_locale
+from web.core.security import current_actor
 from web.core.uow import request_uow, runtime
 
 WAVE_STATES: dict[str, Any] = {
@@ -152,7 +153,7 @@ def render_programme(*, audience: str, department_id: int | None = None) -> Resp
         burn=burn,
         chart=burndown_chart(burn, config),
         audience=audience,
-        read_only=audience != "ops",
+        read_only=not tracking.may_close_room(current_actor()),
         flag_reasons=FLAG_REASONS,
         max_listed=MAX_LISTED,
         button=ButtonForm(formdata=None),

@@ -30,4 +30,4 @@ def capacity() -> ResponseReturnValue:
     """The capacity page, read-only (no snapshot button, no import)."""
     from web.common.capacity import render_capacity
 
-    return render_capacity(read_only=True)
+    return render_capacity()

@@ -39,7 +39,7 @@ def _problems(exc: DomainError) -> list[str]:
 
 @bp.get("/capacity")
 def capacity() -> ResponseReturnValue:
-    return render_capacity(csv_form=CapacityCsvForm(formdata=None), read_only=False)
+    return render_capacity(csv_form=CapacityCsvForm(formdata=None))
 
 
 @bp.post("/capacity/snapshots")
@@ -63,24 +63,24 @@ def take_snapshot() -> ResponseReturnValue:
 def import_capacity() -> ResponseReturnValue:
     form = CapacityCsvForm()
     if not form.validate_on_submit():
-        return render_capacity(csv_form=form, read_only=False, status=400)
+        return render_capacity(csv_form=form, status=400)
     upload = form.csv_file.data
     name = (upload.filename or "upload.csv").rsplit("/", 1)[-1][:120]
     try:
         text = upload.read().decode("utf-8-sig")
     except UnicodeDecodeError:
         form.csv_file.errors.append(_("The file is not UTF-8 text."))
-        return render_capacity(csv_form=form, read_only=False, status=400)
+        return render_capacity(csv_form=form, status=400)
     try:
         rows = import_csv(request_uow().session, capacity_config(), text, source_name=name, actor=require_user().actor)
     except CapacityCsvInvalid as exc:
         restart_request_uow()
         form.form_errors.extend(_problems(exc))
-        return render_capacity(csv_form=form, read_only=False, status=400)
+        return render_capacity(csv_form=form, status=400)
     except csv.Error as exc:  # the reader's own refusals (a field over its size limit …)
         restart_request_uow()
         form.form_errors.append(f"{name}: {exc}")
-        return render_capacity(csv_form=form, read_only=False, status=400)
+        return render_capacity(csv_form=form, status=400)
     flash(_("%(rows)d rows imported from %(name)s.", rows=rows, name=name), "success")
     return redirect(url_for("ops.capacity"))
 
