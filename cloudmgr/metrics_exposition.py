@@ -22,9 +22,9 @@ from cloudmgr.servicerequests.metrics import register as register_request_metric
 
 def register_domain_collectors(db: Database) -> None:
     """Collectors that read the database at scrape time (``db``: the one they read)."""
-    register_capacity_metrics()
+    register_capacity_metrics(db, get_runtime().settings.capacity_file)
     register_inventory_metrics(db)
-    register_programme_metrics()
+    register_programme_metrics(db, get_runtime().settings.programme_file)
     register_purchase_metrics(db)
     register_quota_metrics()
     register_request_metrics()

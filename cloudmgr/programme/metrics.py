@@ -6,22 +6,29 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from cloudmgr.db import Database
 from cloudmgr.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 
 
 class ProgrammeCollector(Collector):
+    # The database and the programme file whoever renders /metrics passes to register()
+    # (cloudmgr.metrics_exposition): the collector is registered once on the process-wide
+    # registry, what it reads is the renderer's.
+    db: Database | None = None
+    programme_file: Path | None = None
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from cloudmgr.programme import tracking
         from cloudmgr.programme.config import read_programme_file
         from cloudmgr.programme.models import MigrationWave, WaveState
-        from cloudmgr.runtime import get_runtime
 
         overdue = GaugeMetricFamily(
             "cloudmgr_overdue_systems", "In-scope legacy systems past their deadline and not on the cloud"
@@ -32,9 +39,10 @@ class ProgrammeCollector(Collector):
         rooms = GaugeMetricFamily("cloudmgr_server_rooms", "Server rooms, open or closed", labels=["state"])
         waves = GaugeMetricFamily("cloudmgr_migration_waves", "Migration waves by state", labels=["state"])
         try:
-            runtime = get_runtime()
-            config = read_programme_file(runtime.settings.programme_file)
-            with runtime.db.unit_of_work() as uow:
+            if self.db is None or self.programme_file is None:  # not registered by cloudmgr.metrics_exposition yet
+                raise RuntimeError("no database to read")
+            config = read_programme_file(self.programme_file)
+            with self.db.unit_of_work() as uow:
                 figures = tracking.compute(uow.session, config, tracking.today())
                 counts: dict[str, int] = {
                     state: n
@@ -59,6 +67,7 @@ class ProgrammeCollector(Collector):
 _collector = ProgrammeCollector()
 
 
-def register() -> None:
+def register(db: Database, programme_file: Path) -> None:
+    _collector.db, _collector.programme_file = db, programme_file
     with contextlib.suppress(ValueError):
         REGISTRY.register(_collector)
