@@ -28,6 +28,7 @@ from cloudmgr.moves.records import (
     create_move,
     get_server,
     managed_server,
+    require_may_move_servers,
 )
 from cloudmgr.moves.states import MoveKind, MoveState
 from cloudmgr.organisation.actor import Actor
@@ -71,6 +72,7 @@ def start_cross_cloud_move(
     source's usage is given back then.  A server cloudmgr did not provision is not in any
     ledger; the quota reconcile job reads its usage from the clouds.
     """
+    require_may_move_servers(actor)
     why = clean_reason(reason)
     with db.unit_of_work() as uow:
         source = cloud_ref(uow.session, cloud_key)

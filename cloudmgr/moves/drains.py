@@ -13,7 +13,14 @@ from cloudmgr.db import Database
 from cloudmgr.moves.errors import DrainRefused, MoveCloudError, MoveInProgress, MoveInvalid
 from cloudmgr.moves.metrics import MOVES_TOTAL
 from cloudmgr.moves.models import Move
-from cloudmgr.moves.records import CloudRef, audit_refusal, clean_reason, cloud_ref, create_move
+from cloudmgr.moves.records import (
+    CloudRef,
+    audit_refusal,
+    clean_reason,
+    cloud_ref,
+    create_move,
+    require_may_move_servers,
+)
 from cloudmgr.moves.states import OPEN_STATES, MoveKind, MoveState
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
@@ -151,6 +158,7 @@ def start_drain(
     cold-migrated and confirmed).  Refused, and audited, when the other hosts' free
     capacity cannot take them.  ``only_managed`` leaves servers of projects cloudmgr does
     not manage where they are (they are counted in the plan)."""
+    require_may_move_servers(actor)
     username = actor.username
     why = clean_reason(reason)
     host = (host or "").strip()

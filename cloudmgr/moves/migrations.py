@@ -14,6 +14,7 @@ from cloudmgr.moves.records import (
     get_server,
     managed_server,
     read_cloud,
+    require_may_move_servers,
 )
 from cloudmgr.moves.states import MoveKind, MoveState
 from cloudmgr.organisation.actor import Actor
@@ -66,6 +67,7 @@ def start_migration(
 ) -> int:
     """Queue a live or cold migration of ``server_id`` to ``target_host`` (None: the
     scheduler picks); returns the move's id."""
+    require_may_move_servers(actor)
     kind = MoveKind(kind)
     if kind not in (MoveKind.LIVE, MoveKind.COLD):
         raise MoveInvalid(f"{kind.value} is not a migration")

@@ -21,11 +21,13 @@ from sqlalchemy.orm import Session
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError, CloudNotFound, CloudProvider, Server
 from cloudmgr.db import Database
+from cloudmgr.errors import PermissionDenied
 from cloudmgr.moves.errors import MoveCloudError, MoveInProgress, MoveInvalid
 from cloudmgr.moves.metrics import MOVES_TOTAL
 from cloudmgr.moves.models import Move, MoveEvent, MoveStep
 from cloudmgr.moves.states import OPEN_STATES, STEPS, MoveKind, MoveState, StepState, machine
-from cloudmgr.organisation.models import Cloud
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud, Role
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.servicerequests.models import ManagedServer
 from cloudmgr.workqueue.services import enqueue
@@ -33,6 +35,16 @@ from cloudmgr.workqueue.services import enqueue
 WORK_KIND = "move"
 AUDIT_TARGET = "move"
 MAX_REASON = 2000
+
+
+def may_move_servers(actor: Actor) -> bool:
+    """Operators move servers (migrate, drain, move between clouds) and act on moves."""
+    return actor.role == Role.OPERATOR
+
+
+def require_may_move_servers(actor: Actor) -> None:
+    if not may_move_servers(actor):
+        raise PermissionDenied("only operators move servers")
 
 
 def work_key(move_id: int) -> str:

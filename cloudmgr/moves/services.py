@@ -34,8 +34,10 @@ from cloudmgr.moves.records import (
     MAX_REASON,
     WORK_KIND,
     check_not_classified,
+    may_move_servers,
     queue_run,
     record_event,
+    require_may_move_servers,
     work_key,
 )
 from cloudmgr.moves.states import OPEN_STATES, MoveKind, MoveState, StepState
@@ -56,6 +58,7 @@ __all__ = [
     "get_move",
     "list_moves",
     "managed_project_ids",
+    "may_move_servers",
     "plan_drain",
     "record_event",
     "resume",
@@ -70,7 +73,8 @@ __all__ = [
 # ---- operator actions on a move ---------------------------------------------------------
 
 
-def _locked(session: Session, move_id: int) -> Move:
+def _locked(session: Session, move_id: int, actor: Actor) -> Move:
+    require_may_move_servers(actor)
     move = session.get(Move, move_id, with_for_update=True)
     if move is None:
         raise MoveNotFound(f"there is no move {move_id}")
@@ -79,7 +83,7 @@ def _locked(session: Session, move_id: int) -> Move:
 
 def confirm(session: Session, move_id: int, *, actor: Actor, reason: str | None = None) -> Move:
     """Keep a cold migration waiting in VERIFY_RESIZE on its new host."""
-    move = _locked(session, move_id)
+    move = _locked(session, move_id, actor)
     if move.kind != MoveKind.COLD.value:
         raise MoveInvalid(f"move {move_id} is a {move.kind} move: only cold migrations wait for a confirmation")
     record_event(session, move, MoveState.CONFIRMING, actor=actor.username, action="confirm", reason=reason or None)
@@ -89,7 +93,7 @@ def confirm(session: Session, move_id: int, *, actor: Actor, reason: str | None 
 
 def revert(session: Session, move_id: int, *, actor: Actor, reason: str | None = None) -> Move:
     """Send a cold migration waiting in VERIFY_RESIZE back to its source host."""
-    move = _locked(session, move_id)
+    move = _locked(session, move_id, actor)
     if move.kind != MoveKind.COLD.value:
         raise MoveInvalid(f"move {move_id} is a {move.kind} move: only cold migrations can be reverted")
     record_event(session, move, MoveState.REVERTING, actor=actor.username, action="revert", reason=reason or None)
@@ -104,7 +108,7 @@ def revert(session: Session, move_id: int, *, actor: Actor, reason: str | None =
 def resume(session: Session, move_id: int, *, actor: Actor, reason: str | None = None) -> Move:
     """Carry a failed (or partial) move on from the step that failed; a move still open
     just gets its work item queued again (a worker that died left it)."""
-    move = _locked(session, move_id)
+    move = _locked(session, move_id, actor)
     if move.state in (MoveState.FAILED, MoveState.PARTIAL):
         record_event(session, move, MoveState.RUNNING, actor=actor.username, action="resume", reason=reason or None)
         _reserve_again(session, move)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.cloud import ServerSpec
 from cloudmgr.db import Database, utcnow
+from cloudmgr.errors import PermissionDenied
 from cloudmgr.inventory.classification import ClassifiedPlacementRefused
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.metrics import REGISTRY
@@ -515,3 +516,30 @@ def test_refusals_and_a_failed_step(journey: Journey) -> None:
     _cross_cloud_move_refusals(journey)
     _a_failed_step_fails_the_move_with_its_reason_and_resume_retries_it(journey)
     _migration_requests_are_checked_before_anything_is_stored(journey)
+
+
+def test_attack_only_an_operator_moves_a_server(journey: Journey) -> None:
+    """The moves services decide who moves servers: a department head (even of the server's
+    own department) or finance is refused before the cloud is read, and nothing is stored."""
+    (server,) = provision(journey)
+    db, registry = journey.rt.db, journey.rt.providers
+    for actor in (journey.head, journey.finance):
+        assert not services.may_move_servers(actor)
+        with pytest.raises(PermissionDenied):
+            services.start_migration(
+                db, registry, kind="live", cloud_key="education", server_id=server.server_id or "", actor=actor,
+                reason="mine",
+            )  # fmt: skip
+        with pytest.raises(PermissionDenied):
+            services.start_drain(db, registry, cloud_key="education", host="sim-host-1", actor=actor, reason="x")
+        with pytest.raises(PermissionDenied):
+            services.start_cross_cloud_move(
+                db, registry, cloud_key="education", server_id=server.server_id or "",
+                target_cloud_key="province-base", actor=actor, reason="x",
+            )  # fmt: skip
+        for action in (services.confirm, services.revert, services.resume):
+            with pytest.raises(PermissionDenied), db.unit_of_work() as uow:
+                action(uow.session, 1, actor=actor)
+    assert services.may_move_servers(AS_OPERATOR)
+    with db.unit_of_work() as uow:
+        assert uow.session.scalars(select(Move)).all() == []
