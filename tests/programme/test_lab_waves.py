@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.organisation import services as org
-from cloudmgr.organisation.models import Cloud, Department
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud, Department, Role
 from cloudmgr.programme import services as waves
 from cloudmgr.quotas.models import QuotaLedgerRow
 from cloudmgr.runtime import Runtime
@@ -18,6 +19,8 @@ from tests.conftest import ONE_DATABASE, lab_connection
 from tests.programme.conftest import Inventory
 
 pytestmark = pytest.mark.lab
+
+TESTER = Actor(username="test", role=Role.OPERATOR)
 
 
 @ONE_DATABASE
@@ -60,11 +63,11 @@ def test_a_wave_is_checked_against_the_labs_free_capacity(lab_runtime: Runtime, 
             zone="extranet",
             window_start=date(2026, 12, 5),
             window_end=date(2026, 12, 6),
-            actor="test",
+            actor=TESTER,
         ).id
-        waves.add_systems(uow.session, wave_id, small, actor="test")
+        waves.add_systems(uow.session, wave_id, small, actor=TESTER)
 
-    result = waves.check_wave(rt.db, rt.providers, wave_id, actor="test")
+    result = waves.check_wave(rt.db, rt.providers, wave_id, actor=TESTER)
     assert result["fits"], result
     hypervisors = {
         h.name
@@ -79,8 +82,8 @@ def test_a_wave_is_checked_against_the_labs_free_capacity(lab_runtime: Runtime, 
 
     huge = inventory.system("lab-b2-huge", vcpus=64, ram_mb=65536, cpu_p95_pct=100, ram_p95_pct=100)
     with rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, wave_id, [huge], actor="test")
-    result = waves.check_wave(rt.db, rt.providers, wave_id, actor="test")
+        waves.add_systems(uow.session, wave_id, [huge], actor=TESTER)
+    result = waves.check_wave(rt.db, rt.providers, wave_id, actor=TESTER)
     assert not result["fits"]
     (unplaced,) = result["unplaced"]
     assert unplaced["hostname"] == "lab-b2-huge" and "no host has that much free" in unplaced["reason"]
