@@ -1,0 +1,116 @@
+"""The steps every transition of a request shares: the state change with its RequestEvent and audit
+event, the notification work item, and holding or releasing the servers' quota."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloudmgr.audit import services as audit
+from cloudmgr.quotas import ledger
+from cloudmgr.quotas.errors import QuotaExceeded
+from cloudmgr.quotas.models import QuotaReservation, ReservationState
+from cloudmgr.quotas.resources import Resource
+from cloudmgr.servicerequests.models import RequestEvent, ServiceRequest
+from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
+from cloudmgr.workqueue.services import enqueue
+
+
+def record_transition(
+    session: Session,
+    request: ServiceRequest,
+    target: RequestState,
+    *,
+    actor: str,
+    action: str,
+    reason: str | None = None,
+    step: str | None = None,
+) -> None:
+    previous = REQUEST_MACHINE.apply(request, target)
+    request.state_reason = reason
+    session.add(
+        RequestEvent(
+            request_id=request.id,
+            actor=actor,
+            action=action,
+            step=step,
+            from_state=previous.value,
+            to_state=target.value,
+            reason=reason,
+        )
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action=f"request.{action}",
+        target_type="service_request",
+        target_id=request.id,
+        reason=reason,
+        detail={"from": previous.value, "to": target.value, "step": step},
+    )
+
+
+def notify(session: Session, event: str, request: ServiceRequest, **extra: Any) -> None:
+    enqueue(
+        session,
+        "notify",
+        f"notify:{event}:{request.id}:{request.current_step}:{extra.get('server_id', '')}",
+        {"event": event, "request_id": request.id, **extra},
+        max_attempts=5,
+    )
+
+
+def reserve_servers(session: Session, request: ServiceRequest) -> None:
+    """Hold quota for every server of the request that holds none (atomic: all or none)."""
+    to_reserve = []
+    for server in request.servers:
+        if server.state != ServerState.PENDING:
+            continue
+        held = (
+            server.reservation_id is not None
+            and session.scalar(select(QuotaReservation.state).where(QuotaReservation.id == server.reservation_id))
+            == ReservationState.HELD.value
+        )
+        if not held:
+            to_reserve.append(server)
+    wanted = {
+        Resource.CORES: sum(s.vcpus for s in to_reserve),
+        Resource.RAM_MB: sum(s.ram_mb for s in to_reserve),
+        Resource.INSTANCES: len(to_reserve),
+    }
+    taken = dict.fromkeys(wanted, 0)
+    for server in to_reserve:
+        amounts = {Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1}
+        try:
+            reservation = ledger.reserve(
+                session,
+                department_id=request.department_id,
+                cloud_id=request.cloud_id,
+                amounts=amounts,
+                owner=f"server:{server.id}",
+            )
+        except QuotaExceeded as exc:
+            # Say it for the whole request, not for the server the ledger stopped at.
+            resource = Resource(exc.resource)
+            raise QuotaExceeded(
+                department=exc.department,
+                cloud=exc.cloud,
+                resource=exc.resource,
+                limit=exc.limit,
+                free=exc.free + taken[resource],
+                asked=wanted[resource],
+            ) from exc
+        for resource, n in amounts.items():
+            taken[resource] += n
+        server.reservation_id = reservation.id
+
+
+def release_all(session: Session, request: ServiceRequest, reason: str) -> None:
+    for server in request.servers:
+        if server.state == ServerState.PENDING:
+            if server.reservation_id is not None:
+                ledger.release(session, server.reservation_id, reason=reason)
+            server.state = ServerState.CANCELLED
+            server.fault = reason
