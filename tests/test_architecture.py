@@ -307,9 +307,7 @@ RUNTIME_ENTRY_POINT_PACKAGES = ("cloudmgr.scheduler",)
 # given the settings by the job that sends.
 RUNTIME_READERS_STILL_TO_FIX = frozenset(
     {
-        "cloudmgr.capacity.metrics",
         "cloudmgr.notifications.services",
-        "cloudmgr.programme.metrics",
         "cloudmgr.quotas.metrics",
         "cloudmgr.servicerequests.metrics",
     }
