@@ -64,8 +64,8 @@ class Journey:
 
 @pytest.fixture
 def journey(seeded: Runtime) -> Journey:
-    assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor="test"))
-    sync_catalog(seeded.db, seeded.providers, read_rates(seeded.settings.rates_file), actor="test")
+    assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor=Actor.system("test")))
+    sync_catalog(seeded.db, seeded.providers, read_rates(seeded.settings.rates_file), actor=Actor.system("test"))
     assert quotas.apply(seeded.db, seeded.providers, seeded.settings.quotas_dir, actor=Actor.system("test")).ok
     with seeded.db.unit_of_work() as uow:
         users = {u.username: Actor.of(u) for u in uow.session.scalars(select(User))}
@@ -136,8 +136,8 @@ def build_lab_journey(rt: Runtime, tmp: Path, clouds_yaml: Path, *, instances: i
                 uow.session, username=username, password="lab-password-1", role=role, department_key=dept, actor="test"
             )
             users[role] = Actor.of(user)
-    assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor="test"))
-    sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor="test")
+    assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor=Actor.system("test")))
+    sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor=Actor.system("test"))
     result = quotas.apply(rt.db, rt.providers, quota_dir, actor=Actor.system("test"))
     assert result.ok, result.problems
     with rt.db.unit_of_work() as uow:

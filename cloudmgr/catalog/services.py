@@ -89,7 +89,7 @@ class CatalogSyncResult:
     problem: str | None = None
 
 
-def sync_catalog(db: Database, registry: ProviderRegistry, rates: Rates, *, actor: str) -> list[CatalogSyncResult]:
+def sync_catalog(db: Database, registry: ProviderRegistry, rates: Rates, *, actor: Actor) -> list[CatalogSyncResult]:
     """Read flavors and images from every cloud; new items take their defaults from the rates file."""
     with db.unit_of_work() as uow:
         clouds = [(c.id, c.key, c.os_cloud, c.region) for c in uow.session.scalars(select(Cloud).where(Cloud.enabled))]
@@ -153,7 +153,7 @@ def sync_catalog(db: Database, registry: ProviderRegistry, rates: Rates, *, acto
             if result.added or result.gone:
                 audit.record(
                     uow.session,
-                    actor=actor,
+                    actor=actor.username,
                     action="catalog.sync",
                     target_type="cloud",
                     target_id=key,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cloudmgr.cli_common import cli_actor, domain_errors
+from cloudmgr.cli_common import cli_actor, cli_system_actor, domain_errors
 from cloudmgr.runtime import get_runtime
 
 
@@ -65,7 +65,7 @@ def users_password(username: str, password: str | None) -> None:
         password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
     with get_runtime().db.unit_of_work() as uow:
         user = org_services.get_user_by_name(uow.session, username)
-        identity.set_password(uow.session, user, password, actor=cli_actor())
+        identity.set_password(uow.session, user, password, actor=cli_system_actor())
     click.echo(f"password of {username} changed")
 
 
@@ -94,7 +94,7 @@ def users_token(username: str, name: str, days: int) -> None:
     with get_runtime().db.unit_of_work() as uow:
         user = org_services.get_user_by_name(uow.session, username)
         issued = org_services.issue_token(
-            uow.session, user, name=name, expires_at=utcnow() + timedelta(days=days), actor=cli_actor()
+            uow.session, user, name=name, expires_at=utcnow() + timedelta(days=days), actor=cli_system_actor()
         )
     click.echo(issued.token)
 

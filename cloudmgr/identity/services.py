@@ -27,8 +27,9 @@ from cloudmgr.identity.mapping import Claims, IdentityMapping, load_mapping, res
 from cloudmgr.identity.models import ExternalIdentity, LoginAddressThrottle, LoginThrottle
 from cloudmgr.identity.policy import check_password
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.errors import InvalidCredentials
-from cloudmgr.organisation.models import Department, User
+from cloudmgr.organisation.models import Department, Role, User
 
 # Stored as the password hash of external users: never a valid hash, so no local login.
 EXTERNAL_PASSWORD_HASH = "!external"  # noqa: S105  (not a password: a marker no hash matches)
@@ -434,14 +435,14 @@ def provision_external_user(session: Session, claims: Claims, mapping: IdentityM
         session.flush()
         # What the other sessions and tokens were granted is gone: end them (this log-in then
         # stores the new version).
-        org.end_sessions(
-            session, user.id, revoke_tokens=True, reason="role_change", actor=f"{claims.source}:{claims.username}"
-        )
+        # The directory acts (audited under its name, as the changes above are).
+        directory = Actor(username=f"{claims.source}:{claims.username}", role=Role(user.role), user_id=user.id)
+        org.end_sessions(session, user.id, revoke_tokens=True, reason="role_change", actor=directory)
     session.flush()
     return user
 
 
-def set_password(session: Session, user: User, new_password: str, *, actor: str) -> int:
+def set_password(session: Session, user: User, new_password: str, *, actor: Actor) -> int:
     """Give a local account a new password (policy enforced; audited).  Every session of the
     user ends and every API token is revoked: whoever held the old password may hold those.
     Returns the new session version (the session of a user changing their own keeps it)."""
@@ -450,7 +451,7 @@ def set_password(session: Session, user: User, new_password: str, *, actor: str)
     check_password(new_password, username=user.username)
     user.password_hash = _hash(new_password)
     _clear_failures(session, user.username)
-    audit.record(session, actor=actor, action="user.password_change", target_type="user", target_id=user.id)
+    audit.record(session, actor=actor.username, action="user.password_change", target_type="user", target_id=user.id)
     session.flush()
     return org.end_sessions(session, user.id, revoke_tokens=True, reason="password_change", actor=actor)
 
@@ -460,12 +461,12 @@ def change_own_password(session: Session, user: User, current: str, new_password
     version: the session that changed it goes on under it, every other one has ended."""
     if not check_password_hash(user.password_hash, current):
         raise InvalidCredentials("the current password is wrong")
-    return set_password(session, user, new_password, actor=user.username)
+    return set_password(session, user, new_password, actor=Actor.of(user))
 
 
-def logout(session: Session, user_id: int, *, actor: str) -> None:
+def logout(session: Session, user_id: int, *, actor: Actor) -> None:
     """Log the user out everywhere: every web session of theirs ends (a copied cookie too).
     API tokens stay: they are credentials issued on purpose, with their own lifetime, and are
     revoked by a password change, a disable or ``revoke_tokens``."""
-    audit.record(session, actor=actor, action="auth.logout", target_type="user", target_id=user_id)
+    audit.record(session, actor=actor.username, action="auth.logout", target_type="user", target_id=user_id)
     org.end_sessions(session, user_id, revoke_tokens=False, reason="logout", actor=actor)

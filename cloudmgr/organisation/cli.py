@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from cloudmgr.cli_common import cli_actor, domain_errors
+from cloudmgr.cli_common import cli_actor, cli_system_actor, domain_errors
 from cloudmgr.runtime import get_runtime
 
 
@@ -81,10 +81,12 @@ def clouds_sync(cloud_key: str | None) -> None:
     from cloudmgr.organisation.sync import sync_clouds
 
     runtime = get_runtime()
-    results = sync_clouds(runtime.db, runtime.providers, actor=cli_actor(), only=cloud_key)
+    results = sync_clouds(runtime.db, runtime.providers, actor=cli_system_actor(), only=cloud_key)
     catalog = {
         r.cloud_key: r
-        for r in sync_catalog(runtime.db, runtime.providers, read_rates(runtime.settings.rates_file), actor=cli_actor())
+        for r in sync_catalog(
+            runtime.db, runtime.providers, read_rates(runtime.settings.rates_file), actor=cli_system_actor()
+        )
     }
     if cloud_key and not results:
         raise click.ClickException(f"no enabled cloud {cloud_key!r}")

@@ -303,7 +303,7 @@ class IssuedToken:
     record: ApiToken = field(repr=False)
 
 
-def issue_token(session: Session, user: User, *, name: str, expires_at: datetime | None, actor: str) -> IssuedToken:
+def issue_token(session: Session, user: User, *, name: str, expires_at: datetime | None, actor: Actor) -> IssuedToken:
     token = "cmt_" + secrets.token_urlsafe(32)
     record = ApiToken(
         user_id=user.id, name=name, token_hash=_hash_token(token), prefix=token[:12], expires_at=expires_at
@@ -311,7 +311,12 @@ def issue_token(session: Session, user: User, *, name: str, expires_at: datetime
     session.add(record)
     session.flush()
     audit.record(
-        session, actor=actor, action="token.issue", target_type="user", target_id=user.id, detail={"name": name}
+        session,
+        actor=actor.username,
+        action="token.issue",
+        target_type="user",
+        target_id=user.id,
+        detail={"name": name},
     )
     return IssuedToken(token=token, record=record)
 
@@ -407,7 +412,7 @@ def identity_for_token(session: Session, token: str) -> UserIdentity | None:
 # that performs the event, so no page, API or command can forget it.
 
 
-def end_sessions(session: Session, user_id: int, *, revoke_tokens: bool, reason: str, actor: str) -> int:
+def end_sessions(session: Session, user_id: int, *, revoke_tokens: bool, reason: str, actor: Actor) -> int:
     """End every web session of the user at once (and, with ``revoke_tokens``, revoke every API
     token still valid); audited.  Returns the new session version (for the session to keep, when
     the user themself acted, e.g. a password change)."""
@@ -418,7 +423,7 @@ def end_sessions(session: Session, user_id: int, *, revoke_tokens: bool, reason:
     revoked = _revoke_all_tokens(session, user_id) if revoke_tokens else 0
     audit.record(
         session,
-        actor=actor,
+        actor=actor.username,
         action="user.sessions_ended",
         target_type="user",
         target_id=user_id,
@@ -488,7 +493,7 @@ def set_user_active(session: Session, actor: Actor, user_id: int, *, active: boo
         detail={"username": user.username},
     )
     if not active:
-        end_sessions(session, user.id, revoke_tokens=True, reason="disabled", actor=actor.username)
+        end_sessions(session, user.id, revoke_tokens=True, reason="disabled", actor=actor)
     session.flush()
     return user
 
@@ -525,7 +530,7 @@ def change_role(
         reason=why,
         detail={"username": user.username, "before": before, "after": after},
     )
-    end_sessions(session, user.id, revoke_tokens=True, reason="role_change", actor=actor.username)
+    end_sessions(session, user.id, revoke_tokens=True, reason="role_change", actor=actor)
     return user
 
 

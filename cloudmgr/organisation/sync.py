@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError
 from cloudmgr.db import Database, utcnow
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.providers import ProviderRegistry
 
@@ -46,7 +47,7 @@ class _Plan:
 
 
 def sync_clouds(
-    db: Database, registry: ProviderRegistry, *, actor: str, only: str | None = None
+    db: Database, registry: ProviderRegistry, *, actor: Actor, only: str | None = None
 ) -> list[CloudSyncResult]:
     with db.unit_of_work() as uow:
         query = select(Cloud).where(Cloud.enabled.is_(True)).options(selectinload(Cloud.zones)).order_by(Cloud.id)
@@ -75,7 +76,7 @@ def sync_clouds(
     return [_sync_one(db, registry, plan, actor) for plan in plans]
 
 
-def _sync_one(db: Database, registry: ProviderRegistry, plan: _Plan, actor: str) -> CloudSyncResult:
+def _sync_one(db: Database, registry: ProviderRegistry, plan: _Plan, actor: Actor) -> CloudSyncResult:
     result = CloudSyncResult(plan.cloud_key)
     network_ids: dict[int, str] = {}
     project_ids: dict[int, str] = {}
@@ -110,7 +111,7 @@ def _sync_one(db: Database, registry: ProviderRegistry, plan: _Plan, actor: str)
             cloud.synced_at = utcnow()
         audit.record(
             session,
-            actor=actor,
+            actor=actor.username,
             action="cloud.sync",
             target_type="cloud",
             target_id=plan.cloud_key,

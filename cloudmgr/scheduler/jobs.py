@@ -15,6 +15,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from cloudmgr.metrics import CLOUD_SYNC_PROBLEMS, JOB_RUNS, JOB_SECONDS
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import get_runtime
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,11 @@ def sync_clouds_job() -> None:
     from cloudmgr.organisation.sync import sync_clouds
 
     runtime = get_runtime()
-    for result in sync_clouds(runtime.db, runtime.providers, actor="system:clouds.sync"):
+    for result in sync_clouds(runtime.db, runtime.providers, actor=Actor.system("clouds.sync")):
         CLOUD_SYNC_PROBLEMS.labels(cloud=result.cloud_key).set(len(result.problems))
-    sync_catalog(runtime.db, runtime.providers, read_rates(runtime.settings.rates_file), actor="system:clouds.sync")
+    sync_catalog(
+        runtime.db, runtime.providers, read_rates(runtime.settings.rates_file), actor=Actor.system("clouds.sync")
+    )
 
 
 @instrumented("quotas.reconcile")

@@ -54,7 +54,7 @@ def test_capacity_file_problems(tmp_path) -> None:  # type: ignore[no-untyped-de
 
 
 def test_snapshot_of_the_simulated_clouds_counts_each_host_once(seeded: Runtime) -> None:
-    assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor="test"))
+    assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor=Actor.system("test")))
     config = read_capacity_file(seeded.settings.capacity_file)
     result = take_snapshots(seeded.db, seeded.providers, config)
     assert result.snapshots >= 1 and result.hosts >= 2

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.capacity.planner.cli import plan_group
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 from tests.inventory.helpers import make_system
 from tests.web.helpers import csrf_token, demo_login, logged_in
@@ -55,7 +56,7 @@ def _refusals(rt: Runtime) -> list[tuple[str, str, str, str]]:
 def _api_plan(app: Flask, rt: Runtime, **extra: Any) -> Any:
     with rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, OPERATOR)
-        token = org.issue_token(uow.session, user, name="test", expires_at=None, actor="test").token
+        token = org.issue_token(uow.session, user, name="test", expires_at=None, actor=Actor.system("test")).token
     body = {"servers_csv": CSV, "host_vcpus": 16, "host_ram_gb": 64, "host_disk_gb": 1000, **extra}
     response = app.test_client().post("/api/v1/planner", json=body, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.get_json()

@@ -78,7 +78,7 @@ def test_attack_an_external_users_old_sessions_end_when_their_mapped_role_change
             mapping=MAPPING,
         )
         uid, first = user.id, user.session_version
-        token = org.issue_token(uow.session, user, name="t", expires_at=None, actor="t").token
+        token = org.issue_token(uow.session, user, name="t", expires_at=None, actor=Actor.system("t")).token
     with seeded.db.unit_of_work() as uow:  # the same roles: nothing ends
         identity.login(
             uow.session,

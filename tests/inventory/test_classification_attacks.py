@@ -29,6 +29,7 @@ from cloudmgr.cli import main
 from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.inventory.models import DeclassificationRequest, LegacySystem, ReclassificationAlert
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.programme.jobs import waves_progress_job
 from cloudmgr.runtime import Runtime
@@ -64,7 +65,9 @@ class Api:
         self.client = client
         with rt.db.unit_of_work() as uow:
             user = org.get_user_by_name(uow.session, username)
-            self.token = org.issue_token(uow.session, user, name="test", expires_at=None, actor="test").token
+            self.token = org.issue_token(
+                uow.session, user, name="test", expires_at=None, actor=Actor.system("test")
+            ).token
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         response = self.client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {self.token}"})

@@ -24,6 +24,7 @@ from cloudmgr.inventory.errors import ClassifiedPlacementRefused, SystemNotFound
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.inventory.planning import plan_systems
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 from cloudmgr.servicerequests.models import ServiceRequest
 from tests.inventory.helpers import make_system
@@ -178,7 +179,7 @@ def _api_refuses(journey: Journey) -> None:
     with journey.rt.db.unit_of_work() as uow:
         other_dept = make_system(uow.session, "hr-open-01", dept_key="ts-hrss").id
         user = org.get_user_by_name(uow.session, "zhangwei")
-        token = org.issue_token(uow.session, user, name="t", expires_at=None, actor="test").token
+        token = org.issue_token(uow.session, user, name="t", expires_at=None, actor=Actor.system("test")).token
     client = create_app(runtime=journey.rt).test_client()
     form = journey.form(1)
     body = {

@@ -95,8 +95,8 @@ def build_moves_org(
                 actor="test",
             )  # fmt: skip
             users[role] = Actor.of(user)
-    assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor="test"))
-    sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor="test")
+    assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor=Actor.system("test")))
+    sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor=Actor.system("test"))
     result = quotas.apply(rt.db, rt.providers, quota_dir, actor=Actor("test", Role.OPERATOR))
     assert result.ok, result.problems
     other = Actor("nobody", Role.DEPT_STAFF, department_id=-1)

@@ -25,7 +25,9 @@ def _actor(seeded: Runtime, username: str) -> Actor:
 def _issue(seeded: Runtime, username: str) -> str:
     with seeded.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
-        return org.issue_token(uow.session, user, name="t", expires_at=utcnow() + timedelta(days=1), actor="t").token
+        return org.issue_token(
+            uow.session, user, name="t", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+        ).token
 
 
 def _uid(seeded: Runtime, username: str) -> int:
@@ -39,12 +41,18 @@ def test_end_sessions_bumps_the_version_and_revokes_tokens(seeded: Runtime) -> N
     with seeded.db.unit_of_work() as uow:
         before = org.session_identity(uow.session, uid, 0)
         assert before is not None and before.session_version == 0
-        assert org.end_sessions(uow.session, uid, revoke_tokens=False, reason="logout", actor="operator") == 1
+        assert (
+            org.end_sessions(uow.session, uid, revoke_tokens=False, reason="logout", actor=Actor.system("operator"))
+            == 1
+        )
     with seeded.db.unit_of_work() as uow:
         assert org.session_identity(uow.session, uid, 0) is None  # the old session has ended
         assert org.session_identity(uow.session, uid, 1) is not None
         assert org.identity_for_token(uow.session, token) is not None  # a log-out leaves tokens
-        assert org.end_sessions(uow.session, uid, revoke_tokens=True, reason="password_change", actor="x") == 2
+        assert (
+            org.end_sessions(uow.session, uid, revoke_tokens=True, reason="password_change", actor=Actor.system("x"))
+            == 2
+        )
     with seeded.db.unit_of_work() as uow:
         assert org.identity_for_token(uow.session, token) is None
         ended = uow.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.sessions_ended")).all()

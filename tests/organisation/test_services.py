@@ -9,6 +9,7 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.db import utcnow
 from cloudmgr.errors import ValidationFailed
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.errors import InvalidCredentials, UnknownDepartment, UsernameTaken
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, Role, User
 from cloudmgr.runtime import Runtime
@@ -72,8 +73,12 @@ def test_passwords_are_hashed_and_checked(seeded: Runtime) -> None:
 def test_tokens_are_stored_hashed_and_expire(seeded: Runtime) -> None:
     with seeded.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, "zhangwei")
-        issued = org.issue_token(uow.session, user, name="ci", expires_at=utcnow() + timedelta(days=1), actor="t")
-        expired = org.issue_token(uow.session, user, name="old", expires_at=utcnow() - timedelta(seconds=1), actor="t")
+        issued = org.issue_token(
+            uow.session, user, name="ci", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+        )
+        expired = org.issue_token(
+            uow.session, user, name="old", expires_at=utcnow() - timedelta(seconds=1), actor=Actor.system("t")
+        )
     assert issued.token not in issued.record.token_hash
     with seeded.db.unit_of_work() as uow:
         found = org.identity_for_token(uow.session, issued.token)
@@ -87,7 +92,7 @@ def test_tokens_are_stored_hashed_and_expire(seeded: Runtime) -> None:
         record.revoked_at = utcnow()
     with seeded.db.unit_of_work() as uow:
         assert org.identity_for_token(uow.session, issued.token) is None
-        other = org.issue_token(uow.session, user, name="again", expires_at=None, actor="t")
+        other = org.issue_token(uow.session, user, name="again", expires_at=None, actor=Actor.system("t"))
         org.get_user_by_name(uow.session, "zhangwei").active = False
     with seeded.db.unit_of_work() as uow:
         assert org.identity_for_token(uow.session, other.token) is None  # a deactivated user's token

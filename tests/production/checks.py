@@ -13,6 +13,7 @@ from sqlalchemy import select
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import User
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
@@ -31,7 +32,11 @@ def api_token(j: LabJourney, username: str) -> str:
         user = uow.session.scalar(select(User).where(User.username == username))
         assert user is not None
         return org.issue_token(
-            uow.session, user, name="production-proof", expires_at=datetime.now(UTC) + timedelta(days=1), actor="test"
+            uow.session,
+            user,
+            name="production-proof",
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+            actor=Actor.system("test"),
         ).token
 
 

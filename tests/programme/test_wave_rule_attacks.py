@@ -58,7 +58,7 @@ def _members(journey: Env, wave_id: int) -> list[int]:
 def _api(client: FlaskClient, journey: Env) -> dict[str, str]:
     with journey.rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, OPERATOR)
-        token = org.issue_token(uow.session, user, name="test", expires_at=None, actor="test").token
+        token = org.issue_token(uow.session, user, name="test", expires_at=None, actor=Actor.system("test")).token
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -41,7 +41,7 @@ def app(pj: Journey) -> Flask:
 def _token(pj: Journey, username: str) -> str:
     with pj.rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
-        return org.issue_token(uow.session, user, name="test", expires_at=None, actor="test").token
+        return org.issue_token(uow.session, user, name="test", expires_at=None, actor=Actor.system("test")).token
 
 
 def _api(app: Flask, pj: Journey, username: str) -> Any:

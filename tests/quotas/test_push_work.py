@@ -29,7 +29,7 @@ from tests.test_cli import run_in_process
 def applied(seeded: Runtime, tmp_path: Path) -> tuple[Runtime, Path]:
     folder = tmp_path / "quotas"
     shutil.copytree(REPO_ROOT / "quotas", folder)
-    assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor="test"))
+    assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor=Actor.system("test")))
     assert quotas.apply(seeded.db, seeded.providers, folder, actor=Actor.system("test")).ok
     return seeded, folder
 

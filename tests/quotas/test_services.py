@@ -35,7 +35,7 @@ def quota_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def synced(seeded: Runtime) -> Runtime:
-    results = sync_clouds(seeded.db, seeded.providers, actor="test")
+    results = sync_clouds(seeded.db, seeded.providers, actor=Actor.system("test"))
     assert all(r.ok for r in results)
     return seeded
 

@@ -136,8 +136,8 @@ def add_system(
 
 def sync_education(rt: Runtime) -> None:
     """The simulated clouds' projects, networks and catalog (what provisioning needs)."""
-    assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor="test"))
-    sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor="test")
+    assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor=Actor.system("test")))
+    sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor=Actor.system("test"))
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from cloudmgr.inventory.classification import REFUSAL_ACTION
 from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.runtime import Runtime
 
@@ -96,7 +97,7 @@ class Api:
 def api_as(app: Flask, rt: Runtime, username: str) -> Api:
     with rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
-        token = org.issue_token(uow.session, user, name="attack", expires_at=None, actor="test").token
+        token = org.issue_token(uow.session, user, name="attack", expires_at=None, actor=Actor.system("test")).token
     return Api(app.test_client(), token)
 
 

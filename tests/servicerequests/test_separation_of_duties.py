@@ -17,6 +17,7 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.config import load_settings
 from cloudmgr.errors import ConfigurationError
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.duties import OwnDecisionRefused
 from cloudmgr.runtime import Runtime, installed_settings, set_runtime
 from cloudmgr.servicerequests import services as sr
@@ -72,7 +73,7 @@ def _audit(journey: Journey, action: str, request_id: int) -> list[AuditEvent]:
 def _token(journey: Journey, username: str) -> str:
     with journey.rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
-        return org.issue_token(uow.session, user, name="test", expires_at=None, actor="test").token
+        return org.issue_token(uow.session, user, name="test", expires_at=None, actor=Actor.system("test")).token
 
 
 def test_attack_head_approves_own_request_through_the_service(journey: Journey) -> None:

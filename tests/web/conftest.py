@@ -95,8 +95,8 @@ def _build_journey_state(rt: Runtime) -> None:
             department_key="prov-health",
             actor="test",
         )
-    assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor="test"))
-    sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor="test")
+    assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor=Actor.system("test")))
+    sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor=Actor.system("test"))
     assert quotas.apply(rt.db, rt.providers, rt.settings.quotas_dir, actor=Actor.system("test")).ok
 
 

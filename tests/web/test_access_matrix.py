@@ -32,6 +32,7 @@ from werkzeug.test import TestResponse
 from cloudmgr.db import utcnow
 from cloudmgr.demo import DEMO_LOGINS
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.purchases import services as purchases
 from cloudmgr.purchases.services import ItemInput, PurchaseForm
 from cloudmgr.quotas.models import QuotaChangeRequest
@@ -192,7 +193,9 @@ def _client_for(app: Flask, who: str) -> tuple[FlaskClient, dict[str, str], str]
     rt: Runtime = app.extensions["cloudmgr"]
     with rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
-        token = org.issue_token(uow.session, user, name="matrix", expires_at=utcnow() + timedelta(days=1), actor="t")
+        token = org.issue_token(
+            uow.session, user, name="matrix", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+        )
     home = client.get("/", follow_redirects=True).get_data(as_text=True)
     return client, {"Authorization": f"Bearer {token.token}"}, csrf_token(home)
 
@@ -381,7 +384,9 @@ def test_departments_never_see_each_others_data(journey: Journey, other: str) ->
 def _bearer(journey: Journey, username: str) -> dict[str, str]:
     with journey.rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
-        token = org.issue_token(uow.session, user, name="iso", expires_at=utcnow() + timedelta(days=1), actor="t")
+        token = org.issue_token(
+            uow.session, user, name="iso", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+        )
     return {"Authorization": f"Bearer {token.token}"}
 
 

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 
 from cloudmgr.db import utcnow
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 from web.api.spec import openapi_path
 
@@ -17,7 +18,7 @@ def _token(runtime: Runtime, username: str, *, expires_in: timedelta | None = ti
     with runtime.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
         expires = utcnow() + expires_in if expires_in is not None else None
-        return org.issue_token(uow.session, user, name="test", expires_at=expires, actor="test").token
+        return org.issue_token(uow.session, user, name="test", expires_at=expires, actor=Actor.system("test")).token
 
 
 def _get(client: FlaskClient, path: str, token: str | None = None) -> tuple[int, Any]:

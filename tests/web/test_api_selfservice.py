@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 from tests.web.helpers import HEALTH_HEAD, Journey
 from web import create_app
@@ -28,7 +29,9 @@ class Api:
         self.client = client
         with runtime.db.unit_of_work() as uow:
             user = org.get_user_by_name(uow.session, username)
-            self.token = org.issue_token(uow.session, user, name="test", expires_at=None, actor="test").token
+            self.token = org.issue_token(
+                uow.session, user, name="test", expires_at=None, actor=Actor.system("test")
+            ).token
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | str | None = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {self.token}"}

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from cloudmgr.capacity.models import CapacitySnapshot, ConsolidationRun, RunState
 from cloudmgr.cloud import CloudProvider, ServerSpec
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 from cloudmgr.scheduler.jobs import work_handlers
 from cloudmgr.workqueue.services import Worker
@@ -259,7 +260,9 @@ class Api:
         self.client = client
         with rt.db.unit_of_work() as uow:
             user = org.get_user_by_name(uow.session, username)
-            self.token = org.issue_token(uow.session, user, name="test", expires_at=None, actor="test").token
+            self.token = org.issue_token(
+                uow.session, user, name="test", expires_at=None, actor=Actor.system("test")
+            ).token
 
     def call(self, method: str, path: str, body: Any = None, raw: str | None = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {self.token}"}

@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 
 from cloudmgr.db import utcnow
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from tests.conftest import ONE_DATABASE
 from tests.web.helpers import Journey, csrf_token, logged_in
 from web import create_app
@@ -216,7 +217,9 @@ def test_nul_characters_are_refused_with_a_clear_error(journey: Journey) -> None
     assert staff.get("/portal/requests", query_string={"state": "a\x00b"}).status_code == 400
     with journey.rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, "zhangwei")
-        bearer = org.issue_token(uow.session, user, name="nul", expires_at=utcnow() + timedelta(days=1), actor="t")
+        bearer = org.issue_token(
+            uow.session, user, name="nul", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+        )
     answer = client.post(
         "/api/v1/requests/quote",
         headers={"Authorization": f"Bearer {bearer.token}"},

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 
 SAMPLE = Path(__file__).resolve().parents[2] / "inventory" / "legacy.yml"
@@ -25,7 +26,9 @@ def call(client: FlaskClient, seeded: Runtime) -> Any:
         if username not in tokens:
             with seeded.db.unit_of_work() as uow:
                 user = org.get_user_by_name(uow.session, username)
-                tokens[username] = org.issue_token(uow.session, user, name="t", expires_at=None, actor="test").token
+                tokens[username] = org.issue_token(
+                    uow.session, user, name="t", expires_at=None, actor=Actor.system("test")
+                ).token
         headers = {"Authorization": f"Bearer {tokens[username]}"}
         data = None
         if body is not None:

@@ -18,6 +18,7 @@ from werkzeug.test import TestResponse
 from cloudmgr.config import Settings, parse_networks
 from cloudmgr.db import utcnow
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 from tests.conftest import ONE_DATABASE
 from tests.web.helpers import logged_in
@@ -98,7 +99,9 @@ def test_attack_a_users_api_token_is_not_the_metrics_token(guarded_app: Flask) -
     rt: Runtime = guarded_app.extensions["cloudmgr"]
     with rt.db.unit_of_work() as uow:
         admin = org.get_user_by_name(uow.session, "admin")
-        token = org.issue_token(uow.session, admin, name="t", expires_at=utcnow() + timedelta(days=1), actor="t")
+        token = org.issue_token(
+            uow.session, admin, name="t", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+        )
     client = guarded_app.test_client()
     headers = {"Authorization": f"Bearer {token.token}"}
     assert client.get("/api/v1/me", headers=headers, environ_base={"REMOTE_ADDR": OUTSIDER}).status_code == 200

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from cloudmgr.moves.models import Move
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 from tests.journey_fixtures import Journey
 from tests.moves.conftest import build_moves_org, provider_of, provision
@@ -98,7 +99,11 @@ def test_moves_api(moves_org: Journey) -> None:
     with rt.db.unit_of_work() as uow:
         tokens = {
             name: org.issue_token(
-                uow.session, org.get_user_by_name(uow.session, name), name="t", expires_at=None, actor="test"
+                uow.session,
+                org.get_user_by_name(uow.session, name),
+                name="t",
+                expires_at=None,
+                actor=Actor.system("test"),
             ).token
             for name in ("operator", "zhangwei")
         }

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.programme import tracking
 from cloudmgr.runtime import Runtime
 from cloudmgr.workqueue.models import WorkItem
@@ -136,7 +137,7 @@ def _token(rt: Runtime, username: str) -> dict[str, str]:
     with rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
         token = org.issue_token(
-            uow.session, user, name="t", expires_at=datetime.now(UTC) + timedelta(days=1), actor="test"
+            uow.session, user, name="t", expires_at=datetime.now(UTC) + timedelta(days=1), actor=Actor.system("test")
         ).token
     return {"Authorization": f"Bearer {token}"}
 

@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.purchases.models import PurchaseRequest
 from cloudmgr.runtime import Runtime
 from cloudmgr.servicerequests.models import ServiceRequest
@@ -185,7 +186,7 @@ def test_reports_exports_and_showback(app: Flask, journey: Journey) -> None:
 def _api(client: FlaskClient, rt: Runtime, username: str) -> Any:
     with rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
-        token = org.issue_token(uow.session, user, name="test", expires_at=None, actor="test").token
+        token = org.issue_token(uow.session, user, name="test", expires_at=None, actor=Actor.system("test")).token
 
     def call(method: str, path: str, body: Any = None, raw: str | None = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from cloudmgr.db import utcnow
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runbooks.models import RunbookEvent, RunbookRun
 from cloudmgr.runtime import Runtime
 from tests.runbooks.conftest import add_system
@@ -19,7 +20,7 @@ from tests.web.helpers import csrf_token, logged_in
 def _token(rt: Runtime, username: str) -> dict[str, str]:
     with rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
-        token = org.issue_token(uow.session, user, name="test", expires_at=None, actor="test").token
+        token = org.issue_token(uow.session, user, name="test", expires_at=None, actor=Actor.system("test")).token
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from cloudmgr.db import utcnow
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from tests.conftest import PRODUCTION_DATABASE
 from tests.web.helpers import Journey
 from web import create_app
@@ -45,7 +46,9 @@ def _tokens(app: Flask) -> dict[str, str]:
     with rt.db.unit_of_work() as uow:
         for role, username in USER_BY_ROLE.items():
             user = org.get_user_by_name(uow.session, username)
-            issued = org.issue_token(uow.session, user, name="fuzz", expires_at=utcnow() + timedelta(days=1), actor="t")
+            issued = org.issue_token(
+                uow.session, user, name="fuzz", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+            )
             tokens[role] = issued.token
     return tokens
 

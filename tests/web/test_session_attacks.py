@@ -21,6 +21,7 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.cli import main as cli_main
 from cloudmgr.db import utcnow
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import ApiToken, User
 from cloudmgr.runtime import Runtime, set_runtime
 from tests.web.helpers import PASSWORDS, csrf_token, logged_in, post_form
@@ -51,7 +52,9 @@ def _is_refused(client: FlaskClient, path: str) -> bool:
 def _token(app: Flask, username: str) -> str:
     with app.extensions["cloudmgr"].db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, username)
-        issued = org.issue_token(uow.session, user, name="t", expires_at=utcnow() + timedelta(days=30), actor="t")
+        issued = org.issue_token(
+            uow.session, user, name="t", expires_at=utcnow() + timedelta(days=30), actor=Actor.system("t")
+        )
     return issued.token
 
 

@@ -87,7 +87,7 @@ def test_attack_a_justification_with_a_right_to_left_override_through_the_form(a
 def test_attack_a_justification_with_a_right_to_left_override_through_the_api(app: Flask, journey_rt: Runtime) -> None:
     with journey_rt.db.unit_of_work() as uow:
         user = org.get_user_by_name(uow.session, "zhangwei")
-        token = org.issue_token(uow.session, user, name="t", expires_at=None, actor="test").token
+        token = org.issue_token(uow.session, user, name="t", expires_at=None, actor=Actor.system("test")).token
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     before = _purchases(journey_rt)

@@ -148,7 +148,7 @@ def logout() -> ResponseReturnValue:
         return redirect(url_for("auth.index"))
     user = current_web_user()
     if user is not None:
-        identity.logout(request_uow().session, user.id, actor=user.username)
+        identity.logout(request_uow().session, user.id, actor=user.actor)
     lang = session.get(SESSION_KEY)
     logout_user()
     session.clear()
