@@ -99,7 +99,7 @@ def ensure_placeable(
     session: Session,
     system_or_id: LegacySystem | int,
     *,
-    actor: Actor | str,
+    actor: Actor,
     entry_point: str,
     context: Mapping[str, Any] | None = None,
 ) -> LegacySystem:
@@ -122,7 +122,7 @@ def ensure_placeable(
         system = found
     if system.classification != Classification.CLASSIFIED:
         return system
-    username = actor if isinstance(actor, str) else actor.username
+    username = actor.username
     reason = (
         f"classified system {system.hostname} cannot be placed on a cloud ({entry_point}): "
         "classified systems stay on the e-government intranet"
@@ -178,7 +178,7 @@ def systems_of_server(
 def ensure_server_placeable(
     session: Session,
     *,
-    actor: Actor | str,
+    actor: Actor,
     entry_point: str,
     cloud_server_id: str | None = None,
     managed_server_id: int | None = None,
@@ -200,7 +200,7 @@ def ensure_server_placeable(
         ensure_placeable(session, system, actor=actor, entry_point=entry_point, context=context)
     if not systems and is_classified_metadata(metadata):
         hostname = str((metadata or {}).get(LEGACY_SYSTEM_METADATA_KEY) or "")
-        username = actor if isinstance(actor, str) else actor.username
+        username = actor.username
         name = server_name or cloud_server_id or "?"
         reason = (
             f"server {name} is marked classified ({hostname or 'unknown system'}) and cannot be placed on a "

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from cloudmgr.cli_common import cli_system_actor, domain_errors
 from cloudmgr.console import acting_user_options, console_actor
-from cloudmgr.errors import CloudmgrError
 from cloudmgr.runtime import get_runtime
-
-if TYPE_CHECKING:
-    pass
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 @click.group("inventory")
@@ -32,6 +23,7 @@ def inventory() -> None:
     is_flag=True,
     help="import only hosts cloudmgr does not have yet; leave every stored system as it is (make run)",
 )
+@domain_errors
 def inventory_import(path: Path, only_new: bool) -> None:
     """Validate and import an Ansible YAML inventory or a CSV (all hosts or none).
 
@@ -50,7 +42,7 @@ def inventory_import(path: Path, only_new: bool) -> None:
                 uow.session,
                 text,
                 filename=path.name,
-                actor=_actor(),
+                actor=cli_system_actor(),
                 entry_point="inventory.import.cli",
                 only_new=only_new,
             )
@@ -58,8 +50,6 @@ def inventory_import(path: Path, only_new: bool) -> None:
         for host, reason in exc.problems:
             click.echo(f"{host}: {reason}", err=True)
         raise click.ClickException(exc.message) from exc
-    except CloudmgrError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(
         f"imported {result.total} system(s) from {path.name}: {result.created} new, {result.updated} updated, "
         f"{result.unchanged} unchanged; {result.out_of_scope} classified/intranet (out of scope); "
@@ -109,50 +99,45 @@ def inventory_list(department_key: str | None, state: str | None, scope: str | N
 
 @inventory.command("show")
 @click.argument("hostname")
+@domain_errors
 def inventory_show(hostname: str) -> None:
     """One system: its variables, complexity reasons and history."""
     from cloudmgr.inventory.services import dependants, get_system_by_hostname, state_history
 
-    try:
-        with get_runtime().db.unit_of_work() as uow:
-            s = get_system_by_hostname(uow.session, hostname)
-            click.echo(
-                f"{s.hostname} (#{s.id}) {s.state}"
-                + ("  [classified: stays on the intranet]" if s.is_classified else "")
-            )
-            click.echo(f"  department   {s.department.key} ({s.department.name_zh})")
-            click.echo(f"  server room  {s.server_room.code} ({s.server_room.name_zh})")
-            click.echo(f"  application  {s.application_system}")
-            click.echo(f"  class/net    {s.classification} / {s.network}")
-            click.echo(f"  os           {s.os_family}: {s.os_name} {s.os_version}")
-            click.echo(f"  size         {s.vcpus} vCPU, {s.ram_mb} MB RAM, {s.disk_gb} GB disk, {s.data_gb} GB data")
-            click.echo(f"  use (p95)    CPU {s.cpu_p95_pct:g}%, RAM {s.ram_p95_pct:g}%")
-            click.echo(f"  depends on   {', '.join(s.dependencies) or '-'}")
-            click.echo(f"  used by      {', '.join(dependants(uow.session, s)) or '-'}")
-            click.echo(f"  owner        {s.owner_name} {s.owner_contact}")
-            click.echo(f"  ansible_host {s.ansible_host or '-'}")
-            click.echo(f"  complexity   {s.complexity_score}")
-            for reason in s.complexity_reasons:
-                click.echo(f"    +{reason['points']:<3} {reason['code']}: {reason['detail']}")
-            click.echo("  history")
-            for event in state_history(uow.session, s):
-                click.echo(f"    {event.at:%Y-%m-%d %H:%M} {event.actor}: {event.action} {event.reason or ''}")
-    except CloudmgrError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with get_runtime().db.unit_of_work() as uow:
+        s = get_system_by_hostname(uow.session, hostname)
+        click.echo(
+            f"{s.hostname} (#{s.id}) {s.state}" + ("  [classified: stays on the intranet]" if s.is_classified else "")
+        )
+        click.echo(f"  department   {s.department.key} ({s.department.name_zh})")
+        click.echo(f"  server room  {s.server_room.code} ({s.server_room.name_zh})")
+        click.echo(f"  application  {s.application_system}")
+        click.echo(f"  class/net    {s.classification} / {s.network}")
+        click.echo(f"  os           {s.os_family}: {s.os_name} {s.os_version}")
+        click.echo(f"  size         {s.vcpus} vCPU, {s.ram_mb} MB RAM, {s.disk_gb} GB disk, {s.data_gb} GB data")
+        click.echo(f"  use (p95)    CPU {s.cpu_p95_pct:g}%, RAM {s.ram_p95_pct:g}%")
+        click.echo(f"  depends on   {', '.join(s.dependencies) or '-'}")
+        click.echo(f"  used by      {', '.join(dependants(uow.session, s)) or '-'}")
+        click.echo(f"  owner        {s.owner_name} {s.owner_contact}")
+        click.echo(f"  ansible_host {s.ansible_host or '-'}")
+        click.echo(f"  complexity   {s.complexity_score}")
+        for reason in s.complexity_reasons:
+            click.echo(f"    +{reason['points']:<3} {reason['code']}: {reason['detail']}")
+        click.echo("  history")
+        for event in state_history(uow.session, s):
+            click.echo(f"    {event.at:%Y-%m-%d %H:%M} {event.actor}: {event.action} {event.reason or ''}")
 
 
 @inventory.command("set-target")
 @click.argument("hostname")
 @click.option("--cloud", "cloud_key", required=True, help="the cloud the system moves to")
+@domain_errors
 def inventory_set_target(hostname: str, cloud_key: str) -> None:
     """Choose the cloud a system moves to (refused for a classified system)."""
     from cloudmgr.inventory.planning import set_target_cloud
 
-    try:
-        with get_runtime().db.unit_of_work() as uow:
-            set_target_cloud(uow.session, hostname, cloud_key, actor=_actor(), entry_point="cli")
-    except CloudmgrError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with get_runtime().db.unit_of_work() as uow:
+        set_target_cloud(uow.session, hostname, cloud_key, actor=cli_system_actor(), entry_point="cli")
     click.echo(f"{hostname} will move to {cloud_key}")
 
 
@@ -161,6 +146,7 @@ def inventory_set_target(hostname: str, cloud_key: str) -> None:
 @click.option("--host-ram-gb", default=512.0, show_default=True, type=click.FloatRange(0.001, 10**7))
 @click.option("--host-disk-gb", default=4000.0, show_default=True, type=click.FloatRange(0.001, 10**9))
 @click.option("--department", "department_key", default=None, help="department key")
+@domain_errors
 def inventory_plan(host_vcpus: int, host_ram_gb: float, host_disk_gb: float, department_key: str | None) -> None:
     """Cloud hosts needed for the systems still to move; classified systems are refused."""
     from sqlalchemy import select
@@ -168,23 +154,20 @@ def inventory_plan(host_vcpus: int, host_ram_gb: float, host_disk_gb: float, dep
     from cloudmgr.inventory.planning import plan_systems
     from cloudmgr.organisation.models import Department
 
-    try:
-        with get_runtime().db.unit_of_work() as uow:
-            department_id = None
-            if department_key:
-                department_id = uow.session.scalar(select(Department.id).where(Department.key == department_key))
-                if department_id is None:
-                    raise click.ClickException(f"unknown department {department_key!r}")
-            result = plan_systems(
-                uow.session,
-                host_vcpus=host_vcpus,
-                host_ram_gb=host_ram_gb,
-                host_disk_gb=host_disk_gb,
-                actor=_actor(),
-                department_id=department_id,
-            )
-    except CloudmgrError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with get_runtime().db.unit_of_work() as uow:
+        department_id = None
+        if department_key:
+            department_id = uow.session.scalar(select(Department.id).where(Department.key == department_key))
+            if department_id is None:
+                raise click.ClickException(f"unknown department {department_key!r}")
+        result = plan_systems(
+            uow.session,
+            host_vcpus=host_vcpus,
+            host_ram_gb=host_ram_gb,
+            host_disk_gb=host_disk_gb,
+            actor=cli_system_actor(),
+            department_id=department_id,
+        )
     plan = result.plan
     click.echo(
         f"{result.systems} system(s) to place: {plan.hosts_used} host(s) needed "
@@ -220,6 +203,7 @@ def inventory_declassifications(state: str) -> None:
 @click.option("--approve/--reject", "approve", required=True)
 @acting_user_options("the administrator deciding (not the requester)")
 @click.option("--reason", default="", help="why (required to reject)")
+@domain_errors
 def inventory_decide_declassification(
     request_id: int, approve: bool, username: str, password: str, reason: str
 ) -> None:
@@ -227,13 +211,10 @@ def inventory_decide_declassification(
     from cloudmgr.inventory import reclassification
 
     actor = console_actor(username, password)
-    try:
-        with get_runtime().db.unit_of_work() as uow:
-            decide = reclassification.approve if approve else reclassification.reject
-            request = decide(uow.session, request_id, actor=actor, reason=reason)
-            hostname, state = request.system.hostname, request.state
-    except CloudmgrError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with get_runtime().db.unit_of_work() as uow:
+        decide = reclassification.approve if approve else reclassification.reject
+        request = decide(uow.session, request_id, actor=actor, reason=reason)
+        hostname, state = request.system.hostname, request.state
     click.echo(f"declassification #{request_id} of {hostname}: {state}")
 
 
@@ -256,14 +237,12 @@ def inventory_alerts() -> None:
 @inventory.command("close-alert")
 @click.argument("alert_id", type=click.IntRange(1, 2**31 - 1))
 @click.option("--reason", default="", help="required while servers are still on the cloud")
+@domain_errors
 def inventory_close_alert(alert_id: int, reason: str) -> None:
     """Close a reclassification alert (resolved, or acknowledged with a reason)."""
     from cloudmgr.inventory.reclassification import close_alert
 
-    try:
-        with get_runtime().db.unit_of_work() as uow:
-            alert = close_alert(uow.session, alert_id, actor=_actor(), reason=reason)
-            state = alert.state
-    except CloudmgrError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with get_runtime().db.unit_of_work() as uow:
+        alert = close_alert(uow.session, alert_id, actor=cli_system_actor(), reason=reason)
+        state = alert.state
     click.echo(f"alert #{alert_id}: {state}")

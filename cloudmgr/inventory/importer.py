@@ -299,7 +299,7 @@ def import_inventory(
     text: str,
     *,
     filename: str,
-    actor: Actor | str,
+    actor: Actor,
     entry_point: str = "inventory.import",
     only_new: bool = False,
 ) -> ImportResult:
@@ -308,12 +308,12 @@ def import_inventory(
 
     ``entry_point`` names the path for the audit log ("inventory.import.cli", ".page", ".api").
     A lowered classification is held for approval; ``only_new`` leaves stored systems alone."""
-    username = actor if isinstance(actor, str) else actor.username
+    username = actor.username
     valid = _checked_hosts(session, text, filename)
     result = ImportResult(total=len(valid))
     rooms = _store_rooms(session, valid, only_new=only_new, result=result)
     existing = {s.hostname: s for s in session.scalars(select(LegacySystem))}
-    step = _ImportStep(session, filename=filename, username=username, entry_point=entry_point, result=result)
+    step = _ImportStep(session, filename=filename, actor=actor, entry_point=entry_point, result=result)
     for host in valid:
         system = existing.get(host.hostname)
         if system is not None and only_new:
@@ -367,7 +367,7 @@ class _ImportStep:
 
     session: Session
     filename: str
-    username: str
+    actor: Actor
     entry_point: str
     result: ImportResult
 
@@ -387,7 +387,7 @@ class _ImportStep:
         self.result.created_hosts.append(host.hostname)
         audit.record(
             self.session,
-            actor=self.username,
+            actor=self.actor.username,
             action="legacy_system.imported",
             target_type=AUDIT_TARGET,
             target_id=system.id,
@@ -398,7 +398,8 @@ class _ImportStep:
     def update(self, system: LegacySystem, host: ValidHost, room: ServerRoom) -> None:
         from cloudmgr.inventory import reclassification
 
-        session, result, username, filename = self.session, self.result, self.username, self.filename
+        session, result, actor, filename = self.session, self.result, self.actor, self.filename
+        username = actor.username
         fields = {**host.fields, "department_id": host.department.id}
         out = _out_of_scope(fields)
         result.out_of_scope += int(out)
@@ -411,7 +412,7 @@ class _ImportStep:
                 system,
                 to_classification=fields["classification"],
                 to_network=fields["network"],
-                actor=username,
+                actor=actor,
                 entry_point=self.entry_point,
                 reason=f"re-imported from {filename}",
             )
@@ -431,12 +432,8 @@ class _ImportStep:
             changed.append("server_room")
         state_before = system.state
         if out and system.state in {SystemState.LEGACY, SystemState.PLANNED, SystemState.ROLLED_BACK}:
-            transition_system(
-                session, system, SystemState.INTRANET, actor=username, reason=f"out of scope in {filename}"
-            )
-        if raising and reclassification.alert_if_on_cloud(
-            session, system, actor=username, entry_point=self.entry_point
-        ):
+            transition_system(session, system, SystemState.INTRANET, actor=actor, reason=f"out of scope in {filename}")
+        if raising and reclassification.alert_if_on_cloud(session, system, actor=actor, entry_point=self.entry_point):
             result.alerts_raised += 1
         if changed:
             result.updated += 1

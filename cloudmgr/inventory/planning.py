@@ -38,7 +38,7 @@ class InventoryPlan:
 
 
 def placeable_systems(
-    session: Session, systems: Sequence[LegacySystem], *, actor: Actor | str, entry_point: str
+    session: Session, systems: Sequence[LegacySystem], *, actor: Actor, entry_point: str
 ) -> tuple[list[LegacySystem], list[LegacySystem]]:
     """Split ``systems`` into placeable and classified; each classified one is refused and audited."""
     placeable, refused = [], []
@@ -58,7 +58,7 @@ def plan_systems(
     host_vcpus: int,
     host_ram_gb: float,
     host_disk_gb: float,
-    actor: Actor | str,
+    actor: Actor,
     department_id: int | None = None,
     max_wave: int = 50,
 ) -> InventoryPlan:
@@ -90,7 +90,7 @@ def plan_systems(
 
 
 def set_target_cloud(
-    session: Session, hostname: str, cloud_key: str, *, actor: Actor | str, entry_point: str = "cli"
+    session: Session, hostname: str, cloud_key: str, *, actor: Actor, entry_point: str = "cli"
 ) -> LegacySystem:
     """Choose the cloud a system moves to: refused for a classified system, and the cloud must
     be one the system's department may use."""
@@ -109,7 +109,7 @@ def set_target_cloud(
     system.target_cloud_id = cloud.id
     audit.record(
         session,
-        actor=actor if isinstance(actor, str) else actor.username,
+        actor=actor.username,
         action="legacy_system.target_set",
         target_type=AUDIT_TARGET,
         target_id=system.id,

@@ -53,6 +53,8 @@ REJECTED_ACTION = "legacy_system.declassification_rejected"
 RECLASSIFIED_ON_CLOUD_ACTION = "legacy_system.reclassified_on_cloud"
 ALERT_CLOSED_ACTION = "legacy_system.reclassification_alert_closed"
 MAX_REASON = 2000
+#: Who closes the alerts whose servers have all left the cloud (the programme's daily job).
+CLEARING_ACTOR = Actor.system("reclassification")
 #: Servers in these states are no longer on the cloud.
 GONE_SERVER_STATES = frozenset({"deleted", "cancelled"})
 
@@ -93,10 +95,6 @@ class AlertNotFound(NotFound):
 
 class ReasonRequired(ValidationFailed):
     code = "reason_required"
-
-
-def _username(actor: Actor | str) -> str:
-    return actor if isinstance(actor, str) else actor.username
 
 
 def _reason(reason: str | None, *, required: bool) -> str:
@@ -158,7 +156,7 @@ def open_alert_of(session: Session, system_id: int) -> ReclassificationAlert | N
 
 
 def alert_if_on_cloud(
-    session: Session, system: LegacySystem, *, actor: Actor | str, entry_point: str
+    session: Session, system: LegacySystem, *, actor: Actor, entry_point: str
 ) -> ReclassificationAlert | None:
     """After ``system`` became classified: raise (once) the alert that its servers must leave."""
     if not system.is_classified and system.network != LegacyNetwork.INTRANET:
@@ -170,7 +168,7 @@ def alert_if_on_cloud(
     if existing is not None:
         existing.servers = servers
         return existing
-    username = _username(actor)
+    username = actor.username
     alert = ReclassificationAlert(
         system_id=system.id,
         state=AlertState.OPEN.value,
@@ -214,7 +212,7 @@ def open_alerts(session: Session, *, system_id: int | None = None) -> list[Alert
     return [AlertView(a, servers_on_cloud(session, a.system)) for a in session.scalars(query).unique()]
 
 
-def close_alert(session: Session, alert_id: int, *, actor: Actor | str, reason: str | None) -> ReclassificationAlert:
+def close_alert(session: Session, alert_id: int, *, actor: Actor, reason: str | None) -> ReclassificationAlert:
     """Close an open alert: "resolved" when nothing is left on the cloud, otherwise
     "acknowledged", which needs a reason (who decided to leave servers there, and why)."""
     alert = session.get(ReclassificationAlert, alert_id)
@@ -225,10 +223,10 @@ def close_alert(session: Session, alert_id: int, *, actor: Actor | str, reason: 
     remaining = servers_on_cloud(session, alert.system)
     text = _reason(reason, required=bool(remaining))
     alert.state = (AlertState.ACKNOWLEDGED if remaining else AlertState.RESOLVED).value
-    alert.closed_by, alert.closed_at, alert.close_reason = _username(actor), utcnow(), text or None
+    alert.closed_by, alert.closed_at, alert.close_reason = actor.username, utcnow(), text or None
     audit.record(
         session,
-        actor=_username(actor),
+        actor=actor.username,
         action=ALERT_CLOSED_ACTION,
         target_type=AUDIT_TARGET,
         target_id=alert.system_id,
@@ -238,7 +236,7 @@ def close_alert(session: Session, alert_id: int, *, actor: Actor | str, reason: 
     return alert
 
 
-def resolve_cleared_alerts(session: Session, *, actor: str = "system:reclassification") -> int:
+def resolve_cleared_alerts(session: Session, *, actor: Actor = CLEARING_ACTOR) -> int:
     """Close, as resolved, every open alert whose servers have all left the cloud."""
     closed = 0
     for view in open_alerts(session):
@@ -266,7 +264,7 @@ def request_declassification(
     *,
     to_classification: str,
     to_network: str,
-    actor: Actor | str,
+    actor: Actor,
     entry_point: str,
     reason: str | None,
 ) -> tuple[DeclassificationRequest, bool]:
@@ -277,7 +275,7 @@ def request_declassification(
     existing = pending_request_of(session, system.id)
     if existing is not None:
         return existing, False
-    username = _username(actor)
+    username = actor.username
     text = _reason(reason, required=False)
     request = DeclassificationRequest(
         system_id=system.id,

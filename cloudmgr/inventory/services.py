@@ -55,12 +55,8 @@ AUDIT_TARGET = "legacy_system"
 TRANSITION_ACTION = "legacy_system.transition"
 
 
-def _username(actor: Actor | str) -> str:
-    return actor if isinstance(actor, str) else actor.username
-
-
 def transition_system(
-    session: Session, system: LegacySystem, to_state: str, *, actor: Actor | str, reason: str | None
+    session: Session, system: LegacySystem, to_state: str, *, actor: Actor, reason: str | None
 ) -> bool:
     """Move ``system`` to ``to_state``: checked, stamped and audited.
 
@@ -78,7 +74,7 @@ def transition_system(
         system.migrated_at = None
     audit.record(
         session,
-        actor=_username(actor),
+        actor=actor.username,
         action=TRANSITION_ACTION,
         target_type=AUDIT_TARGET,
         target_id=system.id,

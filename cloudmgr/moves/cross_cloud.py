@@ -83,7 +83,7 @@ def start_cross_cloud_move(
         managed = managed_server(session, source.id, server.id)
         check_not_classified(
             session,
-            actor=actor.username,
+            actor=actor,
             entry_point="move.cross_cloud",
             kind=MoveKind.CROSS_CLOUD,
             cloud_server_id=server.id,

@@ -84,7 +84,7 @@ def start_migration(
         managed = managed_server(session, cloud.id, server.id)
         check_not_classified(
             session,
-            actor=actor.username,
+            actor=actor,
             entry_point=f"move.{kind.value}",
             kind=kind,
             cloud_server_id=server.id,

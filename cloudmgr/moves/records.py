@@ -197,7 +197,7 @@ def audit_refusal(
 def check_not_classified(
     session: Session,
     *,
-    actor: str,
+    actor: Actor,
     entry_point: str,
     kind: MoveKind,
     cloud_server_id: str | None,

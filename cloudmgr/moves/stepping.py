@@ -25,6 +25,7 @@ from cloudmgr.moves.metrics import MOVE_STEP_SECONDS, MOVES_TOTAL
 from cloudmgr.moves.models import Move, MoveStep
 from cloudmgr.moves.records import CloudRef, check_not_classified, record_event
 from cloudmgr.moves.states import MoveKind, MoveState, StepState
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
@@ -156,7 +157,7 @@ def placement_check(ctx: StepContext, view: MoveView, entry_point: str) -> dict[
         try:
             check_not_classified(
                 session,
-                actor=SYSTEM,
+                actor=Actor.system("moves"),
                 entry_point=entry_point,
                 kind=view.kind,
                 cloud_server_id=view.server_id,

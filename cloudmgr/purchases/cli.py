@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
-
 import click
 
+from cloudmgr.cli_common import domain_errors
 from cloudmgr.console import acting_user_options, console_actor
-from cloudmgr.errors import CloudmgrError
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.purchases.models import PurchaseState
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _domain_errors(func: F) -> F:
-    """cloudmgr's own errors become a clear message and a non-zero exit (as in cloudmgr.cli)."""
-
-    @wraps(func)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except CloudmgrError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return run  # type: ignore[return-value]
 
 
 def _finance_actor(username: str, password: str) -> Actor:
@@ -45,7 +26,7 @@ def purchases_group() -> None:
 @purchases_group.command("list")
 @click.option("--state", default=None, type=click.Choice([s.value for s in PurchaseState]))
 @click.option("--queue", is_flag=True, help="only what waits for finance, strongest findings first")
-@_domain_errors
+@domain_errors
 def purchases_list(state: str | None, queue: bool) -> None:
     """List purchase requests, newest first."""
     from cloudmgr.purchases import services
@@ -72,7 +53,7 @@ def purchases_list(state: str | None, queue: bool) -> None:
 
 @purchases_group.command("show")
 @click.argument("purchase_id", type=click.IntRange(1, 2**31 - 1))
-@_domain_errors
+@domain_errors
 def purchases_show(purchase_id: int) -> None:
     """One purchase request with its items, findings and history."""
     from cloudmgr.purchases import services
@@ -107,7 +88,7 @@ def purchases_show(purchase_id: int) -> None:
     "--basis", default=None, help="why it is blocked: cloud_provides, server_room, duplicate, migrating, other"
 )
 @acting_user_options("the finance reviewer deciding")
-@_domain_errors
+@domain_errors
 def purchases_decide(
     purchase_id: int, decision: str | None, reason: str, basis: str | None, username: str, password: str
 ) -> None:
@@ -125,7 +106,7 @@ def purchases_decide(
 
 @click.command("showback")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of a table")
-@_domain_errors
+@domain_errors
 def showback_command(as_csv: bool) -> None:
     """Monthly cost per department and cloud at the catalog's rates."""
     from cloudmgr.purchases import showback

@@ -301,7 +301,7 @@ def run_step(
         log.exception("runbook run %s (%s) crashed", run_id, parsed.value)
         outcome = _fail_before_ansible(db, run_id, parsed, f"ansible-runner failed: {exc}", started)
     else:
-        outcome = _finish(db, run_id, parsed, result.ok, result.rc, result.changed, result.status, started)
+        outcome = _finish(db, run_id, parsed, result.ok, result.rc, result.changed, result.status, started, actor=actor)
     if not outcome.succeeded and parsed in ROLLBACK_ON_FAILURE and auto_rollback:
         rollback = run_step(
             db,
@@ -325,9 +325,19 @@ def _first_line(text: str | None, limit: int = 300) -> str:
 
 
 def _finish(
-    db: Database, run_id: int, step: Step, ok: bool, rc: int, changed: int, status: str, started: float
+    db: Database,
+    run_id: int,
+    step: Step,
+    ok: bool,
+    rc: int,
+    changed: int,
+    status: str,
+    started: float,
+    *,
+    actor: Actor,
 ) -> StepOutcome:
-    """Record the playbook's outcome and move the system on (or back)."""
+    """Record the playbook's outcome and move the system on (or back), as ``actor`` (whose name the run
+    carries: it started the run, or queued it)."""
     reason = None
     with db.unit_of_work() as uow:
         session = uow.session
@@ -356,20 +366,18 @@ def _finish(
             detail={"run_id": run.id, "step": step.value, "rc": rc, "changed": changed},
         )
         if ok and step == Step.VERIFY:
-            transition_system(
-                session, system, SystemState.ON_CLOUD, actor=run.actor, reason=f"verified (run #{run.id})"
-            )
+            transition_system(session, system, SystemState.ON_CLOUD, actor=actor, reason=f"verified (run #{run.id})")
         elif ok and step == Step.DECOMMISSION:
             transition_system(
                 session,
                 system,
                 SystemState.DECOMMISSIONED,
-                actor=run.actor,
+                actor=actor,
                 reason=f"source switched off (run #{run.id})",
             )
         elif ok and step == Step.ROLLBACK:
             transition_system(
-                session, system, SystemState.ROLLED_BACK, actor=run.actor, reason=f"rolled back (run #{run.id})"
+                session, system, SystemState.ROLLED_BACK, actor=actor, reason=f"rolled back (run #{run.id})"
             )
             if run.rollback_of_id is not None:
                 undone = get_run(session, run.rollback_of_id)

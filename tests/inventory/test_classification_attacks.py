@@ -76,7 +76,12 @@ class Api:
 
 def _seed_classified(rt: Runtime, hostname: str = "edu-secret-01", **extra: Any) -> int:
     with rt.db.unit_of_work() as uow:
-        import_inventory(uow.session, as_yaml(inventory({hostname: host(**SECRET)})), filename="a.yml", actor="seed")
+        import_inventory(
+            uow.session,
+            as_yaml(inventory({hostname: host(**SECRET)})),
+            filename="a.yml",
+            actor=Actor("seed", Role.OPERATOR),
+        )
         system = uow.session.scalars(select(LegacySystem).where(LegacySystem.hostname == hostname)).one()
         for key, value in extra.items():
             setattr(system, key, value)
@@ -182,7 +187,7 @@ def test_attack_the_requester_approves_their_own_declassification(app: Flask, se
             uow.session,
             as_yaml(inventory({"edu-secret-01": host(**OPEN)})),
             filename="fix.yml",
-            actor=ADMIN,
+            actor=Actor(ADMIN, Role.ADMIN),
             entry_point="inventory.import.cli",
         )
     (request,) = _pending(seeded, system_id)
@@ -270,7 +275,12 @@ def test_attack_classifying_a_system_with_a_server_on_the_cloud_alerts_the_opera
     app: Flask, seeded: Runtime
 ) -> None:
     with seeded.db.unit_of_work() as uow:
-        import_inventory(uow.session, as_yaml(inventory({"edu-web-01": host()})), filename="a.yml", actor="seed")
+        import_inventory(
+            uow.session,
+            as_yaml(inventory({"edu-web-01": host()})),
+            filename="a.yml",
+            actor=Actor("seed", Role.OPERATOR),
+        )
         system = uow.session.scalars(select(LegacySystem).where(LegacySystem.hostname == "edu-web-01")).one()
         system.state, system.cloud_server_id = "on_cloud", "srv-4242"
         system_id = system.id
@@ -331,7 +341,7 @@ def test_attack_make_run_reimports_the_sample_after_an_operator_changed_a_system
             uow.session,
             as_yaml(inventory({hostname: changed}, dept=department, room=room)),
             filename="operator.yml",
-            actor=OPERATOR,
+            actor=Actor(OPERATOR, Role.OPERATOR),
             entry_point="inventory.import.page",
         )
     # the next `make run`
@@ -355,7 +365,10 @@ def test_attack_classifying_a_system_whose_self_service_server_runs_alerts_until
     dept = "prov-education"  # zhangwei's department
     with rt.db.unit_of_work() as uow:
         import_inventory(
-            uow.session, as_yaml(inventory({"edu-lic-01": host()}, dept=dept)), filename="a.yml", actor="seed"
+            uow.session,
+            as_yaml(inventory({"edu-lic-01": host()}, dept=dept)),
+            filename="a.yml",
+            actor=Actor("seed", Role.OPERATOR),
         )
         system_id = uow.session.scalars(select(LegacySystem.id).where(LegacySystem.hostname == "edu-lic-01")).one()
     form = replace(journey.form(1, prefix="lic"), legacy_system_id=system_id)

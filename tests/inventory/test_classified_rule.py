@@ -25,6 +25,7 @@ from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.inventory.planning import plan_systems
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime
 from cloudmgr.servicerequests.models import ServiceRequest
 from tests.inventory.helpers import make_system
@@ -51,9 +52,9 @@ def _classified(runtime: Runtime, hostname: str = "edu-secret-01") -> int:
 def test_non_classified_system_is_placeable_and_not_audited(seeded: Runtime) -> None:
     with seeded.db.unit_of_work() as uow:
         system = make_system(uow.session, "edu-open-01")
-        assert ensure_placeable(uow.session, system.id, actor="ops", entry_point="test") is system
+        assert ensure_placeable(uow.session, system.id, actor=Actor("ops", Role.OPERATOR), entry_point="test") is system
         with pytest.raises(SystemNotFound):
-            ensure_placeable(uow.session, 999_999, actor="ops", entry_point="test")
+            ensure_placeable(uow.session, 999_999, actor=Actor("ops", Role.OPERATOR), entry_point="test")
     assert refusals(seeded) == []
 
 
@@ -62,7 +63,7 @@ def test_refusal_is_audited_whether_the_caller_rolls_back_commits_or_closes(seed
     # the caller rolls back: the refusal is written in its own transaction afterwards
     with pytest.raises(ClassifiedPlacementRefused) as caught, seeded.db.unit_of_work() as uow:
         make_system(uow.session, "edu-lost-01")  # the caller's own change, rolled back
-        ensure_placeable(uow.session, system_id, actor="zhang", entry_point="test.rollback")
+        ensure_placeable(uow.session, system_id, actor=Actor("zhang", Role.OPERATOR), entry_point="test.rollback")
     assert caught.value.code == "classified_system" and caught.value.http_status == 409
     [event] = refusals(seeded, "test.rollback")
     assert event.actor == "zhang" and event.target_id == str(system_id)
@@ -71,13 +72,13 @@ def test_refusal_is_audited_whether_the_caller_rolls_back_commits_or_closes(seed
         assert uow.session.scalars(select(LegacySystem.hostname)).all() == ["edu-secret-01"]
     # the caller catches the error and commits: the refusal commits with it, once
     with seeded.db.unit_of_work() as uow, pytest.raises(ClassifiedPlacementRefused):
-        ensure_placeable(uow.session, system_id, actor="ops", entry_point="test.commit")
+        ensure_placeable(uow.session, system_id, actor=Actor("ops", Role.OPERATOR), entry_point="test.commit")
     assert len(refusals(seeded, "test.commit")) == 1
     # a session closed without commit or rollback
     session = seeded.db.session_factory()
     try:
         with pytest.raises(ClassifiedPlacementRefused):
-            ensure_placeable(session, system_id, actor="ops", entry_point="test.close")
+            ensure_placeable(session, system_id, actor=Actor("ops", Role.OPERATOR), entry_point="test.close")
     finally:
         session.close()
     assert len(refusals(seeded, "test.close")) == 1
@@ -258,7 +259,9 @@ def test_planner_refuses_classified_systems_and_audits_each(seeded: Runtime) -> 
     with seeded.db.unit_of_work() as uow:
         for n in range(3):
             make_system(uow.session, f"edu-open-1{n}")
-        result = plan_systems(uow.session, host_vcpus=16, host_ram_gb=64, host_disk_gb=2000, actor="ops")
+        result = plan_systems(
+            uow.session, host_vcpus=16, host_ram_gb=64, host_disk_gb=2000, actor=Actor("ops", Role.OPERATOR)
+        )
     assert result.systems == 3 and result.refused == ["edu-secret-01"]
     assert "edu-secret-01" not in result.plan.placements
     assert [r.name for r in result.plan.refused] == ["edu-secret-01"]  # the planner refuses it again

@@ -20,6 +20,8 @@ from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.inventory.inventory_file import COLUMNS
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.inventory.services import transition_system
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +76,7 @@ def as_yaml(data: dict[str, Any]) -> str:
 
 def run_import(runtime: Runtime, text: str, filename: str = "test.yml", actor: str = "ops") -> Any:
     with runtime.db.unit_of_work() as uow:
-        return import_inventory(uow.session, text, filename=filename, actor=actor)
+        return import_inventory(uow.session, text, filename=filename, actor=Actor(actor, Role.OPERATOR))
 
 
 def count_systems(runtime: Runtime) -> int:
@@ -208,7 +210,7 @@ def test_reimport_updates_in_place_and_keeps_states(seeded: Runtime) -> None:
         ids = dict(uow.session.execute(select(LegacySystem.hostname, LegacySystem.id)).tuples().all())
         b = uow.session.get(LegacySystem, ids["b-01"])
         assert b is not None
-        transition_system(uow.session, b, "planned", actor="ops", reason="wave 1")
+        transition_system(uow.session, b, "planned", actor=Actor("ops", Role.OPERATOR), reason="wave 1")
     again = run_import(
         seeded,
         as_yaml(
@@ -243,9 +245,9 @@ def test_reclassification_moves_systems_in_and_out_of_scope(seeded: Runtime) -> 
     with seeded.db.unit_of_work() as uow:
         b = uow.session.scalars(select(LegacySystem).where(LegacySystem.hostname == "b-01")).one()
         m = uow.session.scalars(select(LegacySystem).where(LegacySystem.hostname == "m-01")).one()
-        transition_system(uow.session, b, "planned", actor="ops", reason=None)
-        transition_system(uow.session, m, "planned", actor="ops", reason=None)
-        transition_system(uow.session, m, "migrating", actor="ops", reason=None)
+        transition_system(uow.session, b, "planned", actor=Actor("ops", Role.OPERATOR), reason=None)
+        transition_system(uow.session, m, "planned", actor=Actor("ops", Role.OPERATOR), reason=None)
+        transition_system(uow.session, m, "migrating", actor=Actor("ops", Role.OPERATOR), reason=None)
     secret = {"classification": "classified", "network": "intranet"}
     # issue 14: classifying is never refused (the safe direction), even while migrating; the
     # migration's next work item refuses it (and servers on the cloud would raise an alert)

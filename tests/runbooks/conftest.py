@@ -128,9 +128,9 @@ def add_system(
     session.add(system)
     session.flush()
     if state != "legacy":
-        transition_system(session, system, "planned", actor="test", reason="in a wave")
+        transition_system(session, system, "planned", actor=Actor("test", Role.OPERATOR), reason="in a wave")
     if state not in {"legacy", "planned"}:
-        transition_system(session, system, state, actor="test", reason="test")
+        transition_system(session, system, state, actor=Actor("test", Role.OPERATOR), reason="test")
     return system
 
 

@@ -60,8 +60,8 @@ def test_decommission_waits_for_a_verified_cutover(seeded: Runtime) -> None:
         # on the cloud, but no verify since the last rollback: still refused
         from cloudmgr.inventory.services import transition_system
 
-        transition_system(uow.session, system, "migrating", actor="test", reason="test")
-        transition_system(uow.session, system, "on_cloud", actor="test", reason="test")
+        transition_system(uow.session, system, "migrating", actor=Actor("test", Role.OPERATOR), reason="test")
+        transition_system(uow.session, system, "on_cloud", actor=Actor("test", Role.OPERATOR), reason="test")
         uow.session.add(RunbookRun(system_id=system_id, step="verify", state="succeeded", actor="t", event_count=0))
         uow.session.add(RunbookRun(system_id=system_id, step="rollback", state="failed", actor="t", event_count=0))
     with seeded.db.unit_of_work() as uow, pytest.raises(StepNotAllowed, match="only after a successful verify"):

@@ -224,7 +224,7 @@ def test_attack_payloads_in_every_imported_field_then_a_real_migration_runs_none
         assert system.server_room.location == room_texts["server_room_location"]
         # the wave puts it on the education cloud
         system.target_cloud_id = uow.session.scalars(select(Cloud.id).where(Cloud.key == "education")).one()
-        transition_system(uow.session, system, "planned", actor="test", reason="in a wave")
+        transition_system(uow.session, system, "planned", actor=Actor("test", Role.OPERATOR), reason="in a wave")
         system_id = system.id
     ssh_args = "ansible_ssh_common_args=-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
     configure = ["runbook", "configure", LEGACY_HOSTNAME, "--service-address", SERVICE_ADDRESS]

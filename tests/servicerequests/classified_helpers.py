@@ -21,7 +21,7 @@ from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Cloud, DepartmentCloud
+from cloudmgr.organisation.models import Cloud, DepartmentCloud, Role
 from cloudmgr.runtime import Runtime
 
 
@@ -63,7 +63,12 @@ def import_system(rt: Runtime, hostname: str, *, classified: bool, dept: str = "
         }
     }
     with rt.db.unit_of_work() as uow:
-        import_inventory(uow.session, yaml.safe_dump(document, allow_unicode=True), filename="legacy.yml", actor="ops")
+        import_inventory(
+            uow.session,
+            yaml.safe_dump(document, allow_unicode=True),
+            filename="legacy.yml",
+            actor=Actor("ops", Role.OPERATOR),
+        )
     with rt.db.unit_of_work() as uow:
         system = uow.session.scalar(select(LegacySystem).where(LegacySystem.hostname == hostname))
         assert system is not None

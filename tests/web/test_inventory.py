@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.inventory.services import transition_system
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime
 from tests.web.helpers import csrf_token, logged_in
 
@@ -24,7 +26,12 @@ def imported(seeded: Runtime) -> Runtime:
     from cloudmgr.inventory.importer import import_inventory
 
     with seeded.db.unit_of_work() as uow:
-        import_inventory(uow.session, SAMPLE.read_text(encoding="utf-8"), filename="legacy.yml", actor="operator")
+        import_inventory(
+            uow.session,
+            SAMPLE.read_text(encoding="utf-8"),
+            filename="legacy.yml",
+            actor=Actor("operator", Role.OPERATOR),
+        )
     return seeded
 
 
@@ -62,7 +69,7 @@ def test_list_sorted_easy_to_hard_with_classified_apart_and_filters(app: Flask, 
     with imported.db.unit_of_work() as uow:
         system = uow.session.get(LegacySystem, _id(imported, "zd-web01"))
         assert system is not None
-        transition_system(uow.session, system, "planned", actor="operator", reason="wave 1")
+        transition_system(uow.session, system, "planned", actor=Actor("operator", Role.OPERATOR), reason="wave 1")
     html = ops.get("/ops/systems?state=planned").get_data(as_text=True)
     assert re.findall(r'data-hostname="([^"]+)"', html) == ["zd-web01"]
     # nonsense filters are ignored, not errors
@@ -76,7 +83,7 @@ def test_system_page_shows_vars_reasons_and_history(app: Flask, imported: Runtim
     with imported.db.unit_of_work() as uow:
         system = uow.session.get(LegacySystem, system_id)
         assert system is not None
-        transition_system(uow.session, system, "planned", actor="operator", reason="第一批")
+        transition_system(uow.session, system, "planned", actor=Actor("operator", Role.OPERATOR), reason="第一批")
     html = ops.get(f"/ops/systems/{system_id}").get_data(as_text=True)
     assert "高考网上报名系统" in html and "省教育考试院机房" in html and "10.21.3.21" in html
     assert "Windows Server 2008 R2" in html and "孙丽" in html and "jyt-gaokao-web01" in html  # used by

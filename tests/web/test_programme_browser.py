@@ -11,6 +11,8 @@ import pytest
 from cloudmgr.config import REPO_ROOT
 from cloudmgr.demo import DEMO_LOGINS
 from cloudmgr.inventory.importer import import_inventory
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.programme import tracking
 from cloudmgr.programme.config import read_programme_file
 from cloudmgr.runtime import Runtime
@@ -28,7 +30,7 @@ def programme_state(seeded: Runtime, monkeypatch: pytest.MonkeyPatch) -> int:
     config = read_programme_file(REPO_ROOT / "etc" / "programme.yaml")
     text = (REPO_ROOT / "inventory" / "legacy.yml").read_text(encoding="utf-8")
     with seeded.db.unit_of_work() as uow:
-        import_inventory(uow.session, text, filename="legacy.yml", actor="test")
+        import_inventory(uow.session, text, filename="legacy.yml", actor=Actor("test", Role.OPERATOR))
     for weeks in (2, 1, 0):
         with seeded.db.unit_of_work() as uow:
             tracking.take_snapshot(uow.session, config, TODAY - timedelta(weeks=weeks))

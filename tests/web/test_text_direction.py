@@ -112,7 +112,7 @@ def test_attack_an_imported_inventory_with_a_right_to_left_override(seeded: Runt
         (csv_text, "a.csv", ("hr-77", "line 2: application_system contains a text-direction control character")),
     ):
         with seeded.db.unit_of_work() as uow, pytest.raises(InventoryInvalid) as caught:
-            import_inventory(uow.session, text, filename=filename, actor="ops")
+            import_inventory(uow.session, text, filename=filename, actor=Actor("ops", Role.OPERATOR))
         [(where, reason)] = caught.value.problems
         assert where == expected[0] and reason.startswith(expected[1]), (where, reason)
 

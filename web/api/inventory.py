@@ -242,7 +242,7 @@ def import_legacy_inventory() -> Response | tuple[Response, int]:
             request_uow().session,
             content,
             filename=filename,
-            actor=api_user().username,
+            actor=api_user().actor,
             entry_point="inventory.import.api",
         )
     except InventoryInvalid as exc:
@@ -379,7 +379,7 @@ def close_reclassification_alert(alert_id: int) -> Response:
     reason = body.string("reason", required=False, max_length=2000, default="")
     body.done()
     session = request_uow().session
-    alert = reclassification.close_alert(session, alert_id, actor=api_user().username, reason=reason)
+    alert = reclassification.close_alert(session, alert_id, actor=api_user().actor, reason=reason)
     return jsonify(
         _alert_json(reclassification.AlertView(alert, reclassification.servers_on_cloud(session, alert.system)))
     )

@@ -206,7 +206,7 @@ def import_systems() -> ResponseReturnValue:
             request_uow().session,
             text,
             filename=name,
-            actor=require_user().username,
+            actor=require_user().actor,
             entry_point="inventory.import.page",
         )
     except InventoryInvalid as exc:
@@ -257,7 +257,7 @@ def close_reclassification_alert(alert_id: int) -> ResponseReturnValue:
         return redirect(url_for("ops.systems")), 303
     try:
         alert = reclassification.close_alert(
-            request_uow().session, alert_id, actor=require_user().username, reason=request.form.get("reason", "")
+            request_uow().session, alert_id, actor=require_user().actor, reason=request.form.get("reason", "")
         )
     except DomainError as exc:
         restart_request_uow()
