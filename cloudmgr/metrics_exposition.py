@@ -26,8 +26,8 @@ def register_domain_collectors(db: Database) -> None:
     register_inventory_metrics(db)
     register_programme_metrics(db, get_runtime().settings.programme_file)
     register_purchase_metrics(db)
-    register_quota_metrics()
-    register_request_metrics()
+    register_quota_metrics(db)
+    register_request_metrics(db)
 
 
 def render(db: Database | None = None) -> bytes:

@@ -300,18 +300,11 @@ RUNTIME_ENTRY_POINTS = ("cloudmgr.cli_common", "cloudmgr.console", "cloudmgr.run
 RUNTIME_ENTRY_POINT_MODULES = frozenset({"cli", "jobs"})  # cloudmgr.cli, cloudmgr.<package>.cli, …jobs
 RUNTIME_ENTRY_POINT_PACKAGES = ("cloudmgr.scheduler",)
 
-# A shrinking allow-list (issue 15): modules that still read the runtime although they are not entry
-# points.  Remove a module once it receives what it needs (the test fails while one is listed that no
-# longer reads it); never add one.  The metrics collectors should get the database from
-# cloudmgr.metrics_exposition as the inventory and purchase collectors do; notifications should be
-# given the settings by the job that sends.
-RUNTIME_READERS_STILL_TO_FIX = frozenset(
-    {
-        "cloudmgr.notifications.services",
-        "cloudmgr.quotas.metrics",
-        "cloudmgr.servicerequests.metrics",
-    }
-)
+# The allow-list of issue 15, now empty: modules that still read the runtime although they are not
+# entry points.  Never add one (the collectors get the database from cloudmgr.metrics_exposition, the
+# notifications their settings from the job that sends); the test fails while a listed module no
+# longer reads it.
+RUNTIME_READERS_STILL_TO_FIX: frozenset[str] = frozenset()
 
 
 def is_runtime_entry_point(module: str) -> bool:

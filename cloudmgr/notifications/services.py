@@ -14,11 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.config import Settings
-from cloudmgr.db import Database
 from cloudmgr.organisation.models import Role, User
-from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
-from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater
+from cloudmgr.workqueue.services import GiveUp, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +116,3 @@ def send_webhook(settings: Settings, message: Message) -> None:
     with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
         if response.status >= 300:
             raise RetryLater(f"webhook answered {response.status}")
-
-
-def handle_notify(db: Database, item: ClaimedItem) -> None:
-    settings = get_runtime().settings
-    with db.unit_of_work() as uow:
-        message = compose(uow.session, settings, dict(item.payload))
-    if message is None:
-        return
-    try:
-        send_email(settings, message)
-        send_webhook(settings, message)
-    except (OSError, smtplib.SMTPException) as exc:
-        raise RetryLater(f"notification not delivered: {exc}") from exc
-    log.info("notified %s of %s", ", ".join(message.recipients) or "nobody", message.event)

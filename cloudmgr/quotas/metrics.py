@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from cloudmgr.db import Database
 from cloudmgr.metrics import REGISTRY
 from cloudmgr.quotas.models import QuotaDrift, QuotaLedgerRow
 
@@ -18,9 +19,11 @@ log = logging.getLogger(__name__)
 
 
 class QuotaCollector(Collector):
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from cloudmgr.runtime import get_runtime
+    # The database whoever renders /metrics passes to register() (cloudmgr.metrics_exposition): the
+    # collector is registered once on the process-wide registry, the database is the renderer's.
+    db: Database | None = None
 
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         labels = ["department", "cloud", "resource"]
         limit = GaugeMetricFamily(
             "cloudmgr_quota_limit", "Ledger limit per department, cloud and resource", labels=labels
@@ -35,7 +38,9 @@ class QuotaCollector(Collector):
             "cloudmgr_quota_drift", "1 while the cloud's limit differs from the ledger's (open drift)", labels=labels
         )
         try:
-            with get_runtime().db.unit_of_work() as uow:
+            if self.db is None:  # not registered by cloudmgr.metrics_exposition yet
+                raise RuntimeError("no database to read")
+            with self.db.unit_of_work() as uow:
                 rows = uow.session.scalars(
                     select(QuotaLedgerRow).options(
                         selectinload(QuotaLedgerRow.department), selectinload(QuotaLedgerRow.cloud)
@@ -59,6 +64,7 @@ class QuotaCollector(Collector):
 _collector = QuotaCollector()
 
 
-def register() -> None:
+def register(db: Database) -> None:
+    _collector.db = db
     with contextlib.suppress(ValueError):  # already registered
         REGISTRY.register(_collector)

@@ -125,7 +125,7 @@ def waves_progress_job() -> None:
 def work_handlers() -> Mapping[str, Callable[..., None]]:
     from cloudmgr.capacity.jobs import handle_consolidation_wave
     from cloudmgr.moves.jobs import handle_move
-    from cloudmgr.notifications.services import handle_notify
+    from cloudmgr.notifications.jobs import handle_notify
     from cloudmgr.programme.jobs import handle_programme_reminder
     from cloudmgr.purchases.jobs import handle_purchase_findings
     from cloudmgr.quotas.jobs import handle_quota_push

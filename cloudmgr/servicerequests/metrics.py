@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from cloudmgr.db import Database
 from cloudmgr.metrics import REGISTRY
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, ServiceRequest
@@ -18,14 +19,18 @@ log = logging.getLogger(__name__)
 
 
 class RequestCollector(Collector):
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from cloudmgr.runtime import get_runtime
+    # The database whoever renders /metrics passes to register() (cloudmgr.metrics_exposition): the
+    # collector is registered once on the process-wide registry, the database is the renderer's.
+    db: Database | None = None
 
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         requests = GaugeMetricFamily("cloudmgr_requests", "VM requests by state and cloud", labels=["state", "cloud"])
         servers = GaugeMetricFamily("cloudmgr_servers", "Managed servers by state and cloud", labels=["state", "cloud"])
         orphans = GaugeMetricFamily("cloudmgr_orphan_servers", "Servers with cloudmgr metadata no request owns")
         try:
-            with get_runtime().db.unit_of_work() as uow:
+            if self.db is None:  # not registered by cloudmgr.metrics_exposition yet
+                raise RuntimeError("no database to read")
+            with self.db.unit_of_work() as uow:
                 session = uow.session
                 for state, cloud, count in session.execute(
                     select(ServiceRequest.state, Cloud.key, func.count())
@@ -50,6 +55,7 @@ class RequestCollector(Collector):
 _collector = RequestCollector()
 
 
-def register() -> None:
+def register(db: Database) -> None:
+    _collector.db = db
     with contextlib.suppress(ValueError):
         REGISTRY.register(_collector)
