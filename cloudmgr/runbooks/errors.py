@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-from cloudmgr.errors import Conflict, NotFound, ValidationFailed
+from cloudmgr.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 
 class RunNotFound(NotFound):
     code = "runbook_run_not_found"
+
+
+class RunbookOperatorRequired(PermissionDenied):
+    """Only an operator (or cloudmgr's own jobs and console, which act as one) runs a system's runbook."""
+
+    code = "runbook_operator_required"
 
 
 class UnknownStep(ValidationFailed):

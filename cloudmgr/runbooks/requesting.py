@@ -20,7 +20,14 @@ from cloudmgr.runbooks.models import (
     RunbookTarget,
     RunState,
 )
-from cloudmgr.runbooks.rules import AUDIT_TARGET, RUN_STEP_KIND, _check_allowed, _check_not_busy, parse_step
+from cloudmgr.runbooks.rules import (
+    AUDIT_TARGET,
+    RUN_STEP_KIND,
+    _check_allowed,
+    _check_not_busy,
+    parse_step,
+    require_may_run_steps,
+)
 from cloudmgr.runbooks.variables import target_problems
 from cloudmgr.workqueue.services import enqueue
 
@@ -86,7 +93,11 @@ def configure_target(
 def request_step(
     session: Session, system_id: int, step: str, *, actor: Actor, wave_id: int | None = None
 ) -> RunbookRun:
-    """Queue one step for the scheduler's workers (pages, API); the run starts as ``queued``."""
+    """Queue one step for the scheduler's workers (pages, API); the run starts as ``queued``.
+
+    Refused unless :func:`~cloudmgr.runbooks.rules.may_request_step` (operators only, one step at a
+    time, in a state the step allows)."""
+    require_may_run_steps(actor)
     parsed = parse_step(step)
     system = session.get(LegacySystem, system_id, with_for_update=True)
     if system is None:

@@ -9,10 +9,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloudmgr.errors import DomainError
 from cloudmgr.inventory.errors import SystemNotFound
 from cloudmgr.inventory.models import LegacySystem, SystemState
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
 from cloudmgr.runbooks.errors import (
     RunbookBusy,
+    RunbookOperatorRequired,
     StepNotAllowed,
     UnknownStep,
 )
@@ -94,3 +98,26 @@ def _check_not_busy(session: Session, system: LegacySystem, *, except_run: int |
     busy = session.execute(query.limit(1)).first()
     if busy is not None:
         raise RunbookBusy(f"{system.hostname} already has runbook run #{busy[0]} ({busy[1]}) under way")
+
+
+def may_run_steps(actor: Actor) -> bool:
+    """Who runs a system's runbook: operators (cloudmgr's jobs and the console act as operators)."""
+    return actor.role == Role.OPERATOR
+
+
+def require_may_run_steps(actor: Actor) -> None:
+    if not may_run_steps(actor):
+        raise RunbookOperatorRequired(f"{actor.username} may not run runbook steps: operators run them")
+
+
+def may_request_step(session: Session, actor: Actor, system: LegacySystem, step: Step) -> bool:
+    """Whether :func:`~cloudmgr.runbooks.requesting.request_step` would queue ``step`` for ``actor`` now:
+    the same checks (who, one step at a time, the system's state, decommission after a verify), asked
+    without raising so that a page can offer only the steps the service accepts."""
+    try:
+        require_may_run_steps(actor)
+        _check_not_busy(session, system)
+        _check_allowed(session, system, step)
+    except DomainError:
+        return False
+    return True

@@ -42,6 +42,8 @@ from cloudmgr.runbooks.rules import (
     RUN_STEP_KIND,
     EventListener,
     Heartbeat,
+    may_request_step,
+    may_run_steps,
     parse_step,
     target_name,
 )
@@ -64,6 +66,8 @@ __all__ = [
     "get_target",
     "interrupt_stale_runs",
     "list_runs",
+    "may_request_step",
+    "may_run_steps",
     "migrate_system",
     "parse_step",
     "request_step",

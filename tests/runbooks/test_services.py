@@ -182,3 +182,35 @@ def test_a_windows_guest_without_virtio_drivers_stops_at_precheck(seeded: Runtim
         run = uow.session.get(RunbookRun, outcome.run_id)
         assert run is not None and run.rc not in (0, None) and run.event_count > 0
         assert [r.step for r in uow.session.scalars(select(RunbookRun))] == ["precheck"]
+
+
+def test_only_an_operator_queues_a_step_and_the_page_asks_the_same_rule(seeded: Runtime) -> None:
+    """Who may start a runbook step is decided by the service: request_step refuses anyone but an operator
+    (before anything is written), and may_request_step, which the system page asks for its buttons,
+    answers exactly what request_step would do."""
+    from cloudmgr.runbooks.errors import RunbookOperatorRequired
+    from cloudmgr.runbooks.models import Step
+    from cloudmgr.runbooks.services import may_request_step, may_run_steps
+
+    system_id = _system(seeded)
+    operator = Actor(username="operator", role=Role.OPERATOR)
+    outsiders = [
+        Actor(username="zhangwei", role=Role.DEPT_STAFF, department_id=1),
+        Actor(username="finance", role=Role.FINANCE),
+        Actor(username="admin", role=Role.ADMIN),
+    ]
+    with seeded.db.unit_of_work() as uow:
+        system = uow.session.get(LegacySystem, system_id)
+        assert system is not None
+        assert may_run_steps(operator) and not any(may_run_steps(a) for a in outsiders)
+        # a legacy system: precheck yes, verify and decommission not yet (the state machine's rule)
+        startable = {s for s in Step if may_request_step(uow.session, operator, system, s)}
+        assert Step.PRECHECK in startable and Step.VERIFY not in startable and Step.DECOMMISSION not in startable
+        for outsider in outsiders:
+            assert not any(may_request_step(uow.session, outsider, system, s) for s in Step)
+            with pytest.raises(RunbookOperatorRequired):
+                request_step(uow.session, system_id, "precheck", actor=outsider)
+        assert uow.session.scalars(select(RunbookRun).where(RunbookRun.system_id == system_id)).all() == []
+        request_step(uow.session, system_id, "precheck", actor=operator)
+        # one step at a time: the page offers nothing while it runs
+        assert not any(may_request_step(uow.session, operator, system, s) for s in Step)

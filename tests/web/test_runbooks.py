@@ -147,3 +147,17 @@ def test_metrics_have_the_runbook_series(client: FlaskClient) -> None:
     text = client.get("/metrics").get_data(as_text=True)
     assert "# TYPE cloudmgr_runbook_rollbacks_total counter" in text
     assert "# TYPE cloudmgr_runbook_step_seconds histogram" in text
+
+
+def test_the_system_page_offers_only_the_steps_the_service_would_queue(app: Flask, seeded: Runtime) -> None:
+    with seeded.db.unit_of_work() as uow:
+        system_id = add_system(uow.session, "edu-web-11", ansible_host="192.0.2.11").id
+    ops = logged_in(app, "operator")
+    html = ops.get(f"/ops/systems/{system_id}").get_data(as_text=True)
+
+    def button(step: str) -> str:
+        start = html.index(f'data-testid="runbook-start-{step}"')
+        return html[start : html.index(">", start)]
+
+    assert "disabled" not in button("precheck")
+    assert "disabled" in button("verify") and "disabled" in button("decommission")  # a legacy system

@@ -21,7 +21,15 @@ from cloudmgr.errors import DomainError
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.inventory.services import get_system
 from cloudmgr.runbooks.models import ACTIVE_RUN_STATES, RunbookRun, RunbookTarget, Step
-from cloudmgr.runbooks.services import completed_steps, events_after, get_run, get_target, list_runs, request_step
+from cloudmgr.runbooks.services import (
+    completed_steps,
+    events_after,
+    get_run,
+    get_target,
+    list_runs,
+    may_request_step,
+    request_step,
+)
 from web.common.runbook_json import event_json, run_json
 from web.core.security import require_user
 from web.core.uow import request_uow, restart_request_uow
@@ -78,6 +86,8 @@ class RunbookPanel:
     busy: bool
     done: set[str]
     steps: list[str]
+    #: the steps the runbook service would queue for the viewer now (the others' buttons are disabled)
+    startable: set[str]
 
     @property
     def latest(self) -> RunbookRun | None:
@@ -88,6 +98,7 @@ class RunbookPanel:
 def runbook_panel(system: LegacySystem) -> RunbookPanel:
     """What the system page's runbook panel shows (runs newest first)."""
     session = request_uow().session
+    actor = require_user().actor
     runs = list(list_runs(session, system.id, limit=30))
     return RunbookPanel(
         runs=runs,
@@ -95,6 +106,7 @@ def runbook_panel(system: LegacySystem) -> RunbookPanel:
         busy=any(r.state in ACTIVE_RUN_STATES for r in runs),
         done={s.value for s in completed_steps(session, system.id)},
         steps=[s.value for s in Step],
+        startable={s.value for s in Step if may_request_step(session, actor, system, s)},
     )
 
 
