@@ -333,7 +333,20 @@ def get_request(session: Session, request_id: int, *, for_update: bool = False) 
     return request
 
 
+def may_decide_declassification(actor: Actor, request: DeclassificationRequest) -> bool:
+    """Who decides a declassification: an administrator, while the request is pending (approve or reject)."""
+    return actor.role == Role.ADMIN and request.state == DeclassificationState.PENDING
+
+
+def may_approve_declassification(actor: Actor, request: DeclassificationRequest) -> bool:
+    """Approving needs a second person: an administrator who may decide it and did not ask for it."""
+    return may_decide_declassification(actor, request) and actor.username != request.requested_by
+
+
 def _decider(request: DeclassificationRequest, actor: Actor) -> None:
+    """Raise the reason :func:`may_decide_declassification` says no (the role first, then the state)."""
+    if may_decide_declassification(actor, request):
+        return
     if actor.role != Role.ADMIN:
         raise AdministratorRequired("only an administrator decides a declassification")
     if request.state != DeclassificationState.PENDING:
@@ -344,7 +357,7 @@ def approve(session: Session, request_id: int, *, actor: Actor, reason: str | No
     """An administrator other than the requester approves: the system is lowered now."""
     request = get_request(session, request_id, for_update=True)
     _decider(request, actor)
-    if actor.username == request.requested_by:
+    if not may_approve_declassification(actor, request):
         raise SelfApprovalRefused(
             f"{actor.username} asked for this declassification: another administrator must approve it"
         )

@@ -407,3 +407,37 @@ def test_attack_classifying_a_system_whose_self_service_server_runs_alerts_until
     with rt.db.unit_of_work() as uow:
         alert = uow.session.scalars(select(ReclassificationAlert)).one()
         assert (alert.state, alert.closed_by) == ("resolved", "system:reclassification")
+
+
+def test_attack_the_declassification_page_offers_approval_only_to_a_second_administrator(
+    app: Flask, seeded: Runtime
+) -> None:
+    """Who may decide and who may approve a declassification is decided by the reclassification service
+    (may_decide_declassification, may_approve_declassification); the page offers the buttons it allows."""
+    from cloudmgr.inventory import reclassification
+
+    system_id = _seed_classified(seeded)
+    requester = Actor(ADMIN, Role.ADMIN)
+    with seeded.db.unit_of_work() as uow:
+        import_inventory(
+            uow.session,
+            as_yaml(inventory({"edu-secret-01": host(**OPEN)})),
+            filename="fix.yml",
+            actor=requester,
+            entry_point="inventory.import.cli",
+        )
+    (pending,) = _pending(seeded, system_id)
+    second = Actor(SECOND_ADMIN, Role.ADMIN)
+    operator = Actor(OPERATOR, Role.OPERATOR)
+    assert reclassification.may_decide_declassification(requester, pending)
+    assert not reclassification.may_approve_declassification(requester, pending)
+    assert reclassification.may_approve_declassification(second, pending)
+    assert not reclassification.may_decide_declassification(operator, pending)
+    own = logged_in(app, ADMIN).get("/admin/declassifications").get_data(as_text=True)
+    assert f"/admin/declassifications/{pending.id}/reject" in own
+    assert f"/admin/declassifications/{pending.id}/approve" in own  # the form's action; no Approve button:
+    assert 'data-testid="second-admin-approves"' in own
+    other = logged_in(app, SECOND_ADMIN).get("/admin/declassifications").get_data(as_text=True)
+    assert 'data-testid="second-admin-approves"' not in other
+    assert f'formaction="/admin/declassifications/{pending.id}/approve"' in other
+    _assert_still_classified(seeded, system_id)

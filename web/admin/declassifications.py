@@ -24,7 +24,17 @@ def declassifications() -> ResponseReturnValue:
     if state not in STATES:
         state = "pending"
     rows = reclassification.list_requests(request_uow().session, state=state)
-    return render_template("admin/declassifications.html", requests=rows, state=state, states=STATES)
+    actor = current_actor()
+    return render_template(
+        "admin/declassifications.html",
+        requests=rows,
+        state=state,
+        states=STATES,
+        # The service decides who may decide and who may approve (never the requester); the page only
+        # offers those buttons.
+        decidable={r.id for r in rows if reclassification.may_decide_declassification(actor, r)},
+        approvable={r.id for r in rows if reclassification.may_approve_declassification(actor, r)},
+    )
 
 
 def _decide(request_id: int, *, approve: bool) -> ResponseReturnValue:
