@@ -5,7 +5,9 @@ pages' buttons; the services raise with the same rules)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -140,3 +142,21 @@ def may_decide(session: Session, actor: Actor, purchase: PurchaseRequest) -> boo
         and purchase.state in PENDING_STATES
         and duties.may_decide_own(session, actor, author=purchase.created_by, department_id=purchase.department_id)
     )
+
+
+def may_read_other_departments_findings(actor: Actor) -> bool:
+    """Whether ``actor`` reads a finding's whole evidence, other departments' purchases included (finance,
+    operators, administrators); a department learns only that similar requests of others exist."""
+    return not actor.is_department
+
+
+def finding_evidence_for(actor: Actor, kind: str, evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """A finding's evidence as ``actor`` may read it: a department never learns about another
+    department's purchases (a duplicate's matches are its own, and a count of the others')."""
+    if may_read_other_departments_findings(actor) or kind != FindingKind.DUPLICATE:
+        return dict(evidence)
+    matches = evidence.get("matches", [])
+    return {
+        "matches": [m for m in matches if m.get("same_department")],
+        "other_departments": sum(1 for m in matches if not m.get("same_department")),
+    }

@@ -49,8 +49,10 @@ from cloudmgr.purchases.rules import (
     TEXT_MAX,
     TITLE_MAX,
     WEIGHTS,
+    finding_evidence_for,
     may_change,
     may_decide,
+    may_read_other_departments_findings,
 )
 
 __all__ = [
@@ -81,12 +83,14 @@ __all__ = [
     "context_for",
     "create_purchase",
     "decide_purchase",
+    "finding_evidence_for",
     "get_purchase",
     "list_purchases",
     "live_findings_pending",
     "make_vm_draft",
     "may_change",
     "may_decide",
+    "may_read_other_departments_findings",
     "needs_of",
     "queue_live_findings",
     "review_queue",

@@ -28,9 +28,7 @@ from tests.purchases.helpers import server_form
 
 def _submit(j: Journey, actor: Actor, form: services.PurchaseForm) -> int:
     with j.rt.db.unit_of_work() as uow:
-        purchase = services.create_purchase(
-            uow.session, actor, form, submit=True, context=context_for(j.rt.settings)
-        )
+        purchase = services.create_purchase(uow.session, actor, form, submit=True, context=context_for(j.rt.settings))
         purchase_id = purchase.id
     j.drain()  # the findings again with the clouds' live capacity (a work item, after the commit)
     return purchase_id
@@ -153,9 +151,7 @@ def _return_resubmit_withdraw_and_migrating(pj: Journey) -> None:
         with pytest.raises(PurchaseInvalid, match="SHA-256"):
             services.add_attachment(uow.session, pj.staff, pid, file_name="x.pdf", size_bytes=1, sha256="zz")
     with pj.rt.db.unit_of_work() as uow:
-        purchase = services.submit_purchase(
-            uow.session, pj.staff, pid, context=context_for(pj.rt.settings)
-        )
+        purchase = services.submit_purchase(uow.session, pj.staff, pid, context=context_for(pj.rt.settings))
         assert purchase.state == "resubmitted" and purchase.submissions == 2
         assert [a.file_name for a in purchase.attachments] == ["测算.pdf"]
     with pj.rt.db.unit_of_work() as uow:
@@ -291,3 +287,29 @@ def _linked_legacy_system_migrating_or_classified(pj: Journey) -> None:
     # and finance still sees what the cloud offers (issue 14).
     assert secret[FindingKind.CLASSIFIED]["exception"] is False  # type: ignore[index]
     assert FindingKind.CLOUD_PROVIDES in secret and FindingKind.MIGRATING not in secret
+
+
+def test_who_reads_another_departments_purchase_in_a_finding_is_decided_by_the_service() -> None:
+    """The API and the pages ask may_read_other_departments_findings / finding_evidence_for; a department
+    learns only how many similar requests other departments made, never which."""
+    from cloudmgr.organisation.models import Role
+
+    evidence = {
+        "matches": [
+            {"purchase_id": 1, "same_department": True},
+            {"purchase_id": 2, "same_department": False, "department_name_zh": "财政厅"},
+        ]
+    }
+    staff = Actor("zhangwei", Role.DEPT_STAFF, department_id=1)
+    head = Actor("head", Role.DEPT_HEAD, department_id=1)
+    for reader in (staff, head):
+        assert not services.may_read_other_departments_findings(reader)
+        assert services.finding_evidence_for(reader, "duplicate", evidence) == {
+            "matches": [{"purchase_id": 1, "same_department": True}],
+            "other_departments": 1,
+        }
+    for reader in (Actor("finance", Role.FINANCE), Actor("operator", Role.OPERATOR), Actor("admin", Role.ADMIN)):
+        assert services.may_read_other_departments_findings(reader)
+        assert services.finding_evidence_for(reader, "duplicate", evidence) == evidence
+    # other kinds carry no other department's purchase: unchanged for everyone
+    assert services.finding_evidence_for(staff, "server_room", {"x": 1}) == {"x": 1}

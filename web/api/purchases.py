@@ -138,7 +138,13 @@ def purchase_json(p: PurchaseRequest, *, detail: bool = False) -> dict[str, Any]
         "decided_by": p.decided_by,
         "decided_at": _iso(p.decided_at),
         "findings": [
-            _finding_json(f.kind, f.severity, f.summary, f.evidence, user.is_department_user) for f in p.findings
+            {
+                "kind": f.kind,
+                "severity": f.severity,
+                "summary": f.summary,
+                "evidence": services.finding_evidence_for(user.actor, f.kind, f.evidence),
+            }
+            for f in p.findings
         ],
     }
     if detail:
@@ -178,17 +184,6 @@ def purchase_json(p: PurchaseRequest, *, detail: bool = False) -> dict[str, Any]
             ],
         )
     return data
-
-
-def _finding_json(kind: str, severity: str, summary: str, evidence: dict[str, Any], redact: bool) -> dict[str, Any]:
-    if redact and kind == "duplicate":
-        # A department never learns about another department's purchases.
-        matches = evidence.get("matches", [])
-        evidence = {
-            "matches": [m for m in matches if m.get("same_department")],
-            "other_departments": sum(1 for m in matches if not m.get("same_department")),
-        }
-    return {"kind": kind, "severity": severity, "summary": summary, "evidence": evidence}
 
 
 def _money(value: Any, name: str, body: Body) -> Decimal | None:

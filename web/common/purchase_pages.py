@@ -18,7 +18,8 @@ def detail_page(
     actor = current_actor()
     session = request_uow().session
     purchase = purchases.get_purchase(session, actor, purchase_id)
-    for_department = actor.is_department
+    # Whether the reader sees other departments' purchases in the findings: the service decides.
+    for_department = not purchases.may_read_other_departments_findings(actor)
     findings = [(f, finding_text(f, for_department=for_department)) for f in purchase.findings]
     return (
         render_template(
