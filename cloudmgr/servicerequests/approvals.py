@@ -12,6 +12,7 @@ from cloudmgr.db import utcnow
 from cloudmgr.metrics import APPROVAL_WAIT_SECONDS
 from cloudmgr.organisation import duties
 from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.files import APPROVAL_ROLES
 from cloudmgr.organisation.models import Role
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
@@ -59,6 +60,13 @@ def _check_step(request: ServiceRequest, actor: Actor, *, decision: str = "appro
         detail={"step": step, "decision": decision},
     )
     return step
+
+
+def may_approve_any(actor: Actor) -> bool:
+    """Whether ``actor`` takes approval steps at all: a role an approval chain may name (a department
+    head, an operator, finance), never department staff.  Pages show the approvals queue, its count
+    and the decision form only to them; each decision is still checked by :func:`may_decide`'s rules."""
+    return actor.role.value in APPROVAL_ROLES
 
 
 def may_decide(session: Session, actor: Actor, request: ServiceRequest) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from cloudmgr.organisation import duties
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
+from cloudmgr.organisation.services import get_department
 from cloudmgr.servicerequests.errors import (
     RequestNotFound,
     ServerNotFound,
@@ -39,6 +40,15 @@ class RequestFilter:
     department_id: int | None = None
     page: int = 1
     per_page: int = 25
+
+
+def department_filter(session: Session, actor: Actor, department_key: str | None) -> int | None:
+    """The department a listing is narrowed to by name: whoever sees every department may name one
+    (an unknown one is :class:`~cloudmgr.organisation.errors.UnknownDepartment`); a department user
+    sees only their own, so the name changes nothing and is not looked up."""
+    if department_key is None or actor.is_department:
+        return None
+    return get_department(session, department_key).id
 
 
 def _filtered_requests(actor: Actor, filters: RequestFilter) -> Select[tuple[ServiceRequest]]:

@@ -15,7 +15,7 @@ and other packages import them from here.
 
 from __future__ import annotations
 
-from cloudmgr.servicerequests.approvals import approve_request, may_decide, reject_request
+from cloudmgr.servicerequests.approvals import approve_request, may_approve_any, may_decide, reject_request
 from cloudmgr.servicerequests.lifecycle import (
     CANCELLABLE,
     NOT_BOOTED,
@@ -42,6 +42,7 @@ from cloudmgr.servicerequests.reading import (
     PageVersion,
     RequestFilter,
     awaiting,
+    department_filter,
     get_request,
     get_server,
     list_orphans,
@@ -69,12 +70,14 @@ __all__ = [
     "cancel_request",
     "check_request_placeable",
     "create_request",
+    "department_filter",
     "extend_expiry",
     "get_request",
     "get_server",
     "list_orphans",
     "list_requests",
     "list_servers",
+    "may_approve_any",
     "may_cancel",
     "may_decide",
     "may_retry",

@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 
 from cloudmgr.errors import DomainError
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.errors import UnknownDepartment
+from cloudmgr.organisation.models import Department, Role
 from cloudmgr.servicerequests import services as sr
 from tests.journey_fixtures import Journey
 
@@ -48,3 +51,35 @@ def test_may_retry_is_the_operators(journey: Journey) -> None:
         assert not sr.may_retry(actor)
         with pytest.raises(DomainError), j.rt.db.unit_of_work() as uow:
             sr.retry_server(uow.session, actor, 1)
+
+
+def test_may_approve_any_is_whoever_an_approval_chain_names(journey: Journey) -> None:
+    j = journey
+    # The portal shows the approvals queue and its count, and takes a decision, only when this says so.
+    assert sr.may_approve_any(j.head) and sr.may_approve_any(j.operator) and sr.may_approve_any(j.finance)
+    assert not sr.may_approve_any(j.staff)
+    assert not sr.may_approve_any(Actor("root", Role.ADMIN))
+    request_id = _draft(j)
+    with j.rt.db.unit_of_work() as uow:
+        sr.submit_request(uow.session, j.staff, request_id, settings=j.rt.settings)
+    # Staff, whom it says no to, are refused by the service too (with nothing waiting for them).
+    with j.rt.db.unit_of_work() as uow:
+        assert sr.awaiting(uow.session, j.other_staff) == []
+    with pytest.raises(DomainError), j.rt.db.unit_of_work() as uow:
+        sr.approve_request(uow.session, j.other_staff, request_id)
+
+
+def test_department_filter_is_for_those_who_see_every_department(journey: Journey) -> None:
+    j = journey
+    with j.rt.db.unit_of_work() as uow:
+        assert j.staff.department_id is not None
+        department = uow.session.get(Department, j.staff.department_id)
+        assert department is not None
+        key = department.key
+        assert sr.department_filter(uow.session, j.operator, key) == department.id
+        assert sr.department_filter(uow.session, j.operator, None) is None
+        with pytest.raises(UnknownDepartment):
+            sr.department_filter(uow.session, j.operator, "no-such-department")
+        # A department user sees only their own: the name is neither looked up nor obeyed.
+        assert sr.department_filter(uow.session, j.staff, "no-such-department") is None
+        assert sr.department_filter(uow.session, j.staff, key) is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.services import MAX_COUNT, RequestFilter, RequestForm
@@ -104,10 +103,8 @@ def list_requests() -> Response:
     cloud = query_str("cloud")
     page = query_int("page", default=1, minimum=1, maximum=MAX_PAGE)
     per_page = query_int("per_page", default=25, minimum=1, maximum=MAX_PER_PAGE)
-    department_key = query_str("department")
-    department_id = None
-    if department_key is not None and not user.is_department_user:
-        department_id = org.get_department(session, department_key).id  # 404 when unknown
+    # 404 when unknown; ignored for a department user (the service says whose requests are listed).
+    department_id = sr.department_filter(session, user.actor, query_str("department"))
     listing = listcache.RequestPage.read(
         session,
         user.actor,
