@@ -102,89 +102,95 @@ def compute_findings(session: Session, purchase: PurchaseRequest, context: Findi
     """Replace the purchase's findings with those of now; sets the queue score."""
     purchase.findings.clear()
     session.flush()
-    findings: list[PurchaseFinding] = []
     legacy = _legacy_system(session, purchase.legacy_hostname, purchase.department_id)
-    classified = purchase.classified or bool(legacy and legacy.get("classified"))
     # The classified exception skips the "cloud provides it" finding only when it is the
     # department's recorded declaration on this purchase, and the inventory does not contradict
     # it (a named host of the department's own inventory that is not classified).  Naming a
     # classified host alone does not: the purchase is for new hardware, and finance must still
     # see what the cloud offers, or a department could dodge the finding by naming any host.
     exception = purchase.classified and (legacy is None or bool(legacy.get("classified")))
-    if classified:
-        findings.append(
-            PurchaseFinding(
-                kind=FindingKind.CLASSIFIED.value,
-                severity=Severity.INFO.value,
-                summary=(
-                    "classified system on the e-government intranet: the legitimate exception for hardware"
-                    if exception
-                    else "declared classified, but the inventory records the named host as not classified: "
-                    "the cloud's offer is still weighed"
-                    if purchase.classified
-                    else "names a classified system, but the purchase is not declared classified: "
-                    "the cloud's offer is still weighed"
-                ),
-                evidence={"declared": purchase.classified, "legacy_system": legacy, "exception": exception},
-            )
-        )
-    if purchase.category == Category.SERVER_ROOM:
-        findings.append(
-            PurchaseFinding(
-                kind=FindingKind.SERVER_ROOM.value,
-                severity=Severity.BLOCK.value,
-                summary="building or renovating a server room is against policy: departments build no new server rooms",
-                evidence={"category": purchase.category, "rule": "各级政务部门不再新建实体机房和数据中心"},
-            )
-        )
-    if not exception and purchase.category in HARDWARE:
-        needs = needs_of(purchase)
-        if not needs.empty:
-            offer, rejected = find_offer(
-                session,
-                department_id=purchase.department_id,
-                needs=needs,
-                purchase_amount=purchase.amount_yuan,
-                capacity=context.capacity,
-                definitions=context.definitions,
-            )
-            if offer is not None:
-                findings.append(
-                    PurchaseFinding(
-                        kind=FindingKind.CLOUD_PROVIDES.value,
-                        severity=Severity.BLOCK.value,
-                        summary=(
-                            f"the cloud provides it: {offer['flavor']} x {offer['count']} on {offer['cloud']} "
-                            f"({offer['zone']}), {offer['monthly_cost']} yuan a month instead of "
-                            f"{purchase.amount_yuan} yuan"
-                        ),
-                        evidence=offer,
-                    )
-                )
-            else:
-                findings.append(
-                    PurchaseFinding(
-                        kind=FindingKind.NO_CLOUD_OFFER.value,
-                        severity=Severity.INFO.value,
-                        summary="no cloud offer fits the quota and the free capacity now",
-                        evidence={
-                            "needs": {"vcpus": needs.vcpus, "ram_mb": needs.ram_mb, "disk_gb": needs.disk_gb},
-                            "clouds": rejected,
-                        },
-                    )
-                )
-    duplicate = _duplicates(session, purchase, context.duplicate_window_days)
-    if duplicate is not None:
-        findings.append(duplicate)
-    if not exception:
-        migrating = _migrating(session, purchase, legacy)
-        if migrating is not None:
-            findings.append(migrating)
+    candidates = [
+        _classified(purchase, legacy, exception=exception),
+        _server_room(purchase),
+        None if exception else _cloud_offer(session, purchase, context),
+        _duplicates(session, purchase, context.duplicate_window_days),
+        None if exception else _migrating(session, purchase, legacy),
+    ]
+    findings = [finding for finding in candidates if finding is not None]
     for finding in findings:
         purchase.findings.append(finding)
     purchase.findings_score = sum(WEIGHTS[FindingKind(f.kind)] for f in findings)
     session.flush()
     return findings
+
+
+def _classified(purchase: PurchaseRequest, legacy: dict[str, Any] | None, *, exception: bool) -> PurchaseFinding | None:
+    """The purchase is declared classified, or names a classified system: the exception, or why it is not one."""
+    if not (purchase.classified or bool(legacy and legacy.get("classified"))):
+        return None
+    return PurchaseFinding(
+        kind=FindingKind.CLASSIFIED.value,
+        severity=Severity.INFO.value,
+        summary=(
+            "classified system on the e-government intranet: the legitimate exception for hardware"
+            if exception
+            else "declared classified, but the inventory records the named host as not classified: "
+            "the cloud's offer is still weighed"
+            if purchase.classified
+            else "names a classified system, but the purchase is not declared classified: "
+            "the cloud's offer is still weighed"
+        ),
+        evidence={"declared": purchase.classified, "legacy_system": legacy, "exception": exception},
+    )
+
+
+def _server_room(purchase: PurchaseRequest) -> PurchaseFinding | None:
+    """Building or renovating a server room: against policy."""
+    if purchase.category != Category.SERVER_ROOM:
+        return None
+    return PurchaseFinding(
+        kind=FindingKind.SERVER_ROOM.value,
+        severity=Severity.BLOCK.value,
+        summary="building or renovating a server room is against policy: departments build no new server rooms",
+        evidence={"category": purchase.category, "rule": "各级政务部门不再新建实体机房和数据中心"},
+    )
+
+
+def _cloud_offer(session: Session, purchase: PurchaseRequest, context: FindingContext) -> PurchaseFinding | None:
+    """For hardware: what the department's clouds offer instead (or why none fits now)."""
+    if purchase.category not in HARDWARE:
+        return None
+    needs = needs_of(purchase)
+    if needs.empty:
+        return None
+    offer, rejected = find_offer(
+        session,
+        department_id=purchase.department_id,
+        needs=needs,
+        purchase_amount=purchase.amount_yuan,
+        capacity=context.capacity,
+        definitions=context.definitions,
+    )
+    if offer is None:
+        return PurchaseFinding(
+            kind=FindingKind.NO_CLOUD_OFFER.value,
+            severity=Severity.INFO.value,
+            summary="no cloud offer fits the quota and the free capacity now",
+            evidence={
+                "needs": {"vcpus": needs.vcpus, "ram_mb": needs.ram_mb, "disk_gb": needs.disk_gb},
+                "clouds": rejected,
+            },
+        )
+    return PurchaseFinding(
+        kind=FindingKind.CLOUD_PROVIDES.value,
+        severity=Severity.BLOCK.value,
+        summary=(
+            f"the cloud provides it: {offer['flavor']} x {offer['count']} on {offer['cloud']} "
+            f"({offer['zone']}), {offer['monthly_cost']} yuan a month instead of "
+            f"{purchase.amount_yuan} yuan"
+        ),
+        evidence=offer,
+    )
 
 
 def _duplicates(session: Session, purchase: PurchaseRequest, window_days: int) -> PurchaseFinding | None:

@@ -292,8 +292,6 @@ def _linked_legacy_system_migrating_or_classified(pj: Journey) -> None:
 def test_who_reads_another_departments_purchase_in_a_finding_is_decided_by_the_service() -> None:
     """The API and the pages ask may_read_other_departments_findings / finding_evidence_for; a department
     learns only how many similar requests other departments made, never which."""
-    from cloudmgr.organisation.models import Role
-
     evidence = {
         "matches": [
             {"purchase_id": 1, "same_department": True},
