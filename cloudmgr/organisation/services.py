@@ -208,6 +208,32 @@ def clouds_of_department(session: Session, department_id: int) -> Sequence[Depar
     ).all()
 
 
+# What an actor sees of the organisation: the department wall, decided here for every page and API.
+
+
+def visible_clouds(session: Session, actor: Actor) -> Sequence[Cloud]:
+    """The clouds ``actor`` may see: a department user those their department may use, anyone else all."""
+    if actor.is_department and actor.department_id is not None:
+        return [link.cloud for link in clouds_of_department(session, actor.department_id)]
+    return list_clouds(session)
+
+
+def visible_departments(session: Session, actor: Actor, *, level: str | None = None) -> Sequence[Department]:
+    """The departments ``actor`` may see (of ``level``, when given): a department user only their own."""
+    list_clouds(session)  # the departments' links then find their clouds in the session
+    found = [d for d in list_departments(session) if actor.can_see_department(d.id)]
+    return [d for d in found if level is None or d.level == level]
+
+
+def get_visible_department(session: Session, actor: Actor, key: str) -> Department:
+    """The department ``key``, or :class:`UnknownDepartment` when it does not exist or is another
+    department's (to a department user, other departments do not exist)."""
+    department = get_department(session, key)
+    if not actor.can_see_department(department.id):
+        raise UnknownDepartment(f"no department {key!r}")
+    return department
+
+
 # --- users ------------------------------------------------------------------------
 
 

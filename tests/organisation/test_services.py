@@ -106,3 +106,29 @@ def test_department_role_must_have_a_department_in_the_database(seeded: Runtime)
 
     with pytest.raises(IntegrityError), seeded.db.unit_of_work() as uow:
         uow.session.add(User(username="rogue", display_name="r", password_hash="x", role="dept_staff"))
+
+
+def test_the_department_wall_is_decided_by_the_service(seeded: Runtime) -> None:
+    """A department user sees their own department and its clouds; another department does not
+    exist for them; everyone else sees all (the API's /clouds and /departments ask these)."""
+    with seeded.db.unit_of_work() as uow:
+        session = uow.session
+        staff = Actor.of(org.get_user_by_name(session, "zhangwei"))
+        operator = Actor.of(org.get_user_by_name(session, "operator"))
+        assert staff.department_id is not None
+        own = session.get(Department, staff.department_id)
+        other = session.scalar(select(Department).where(Department.id != staff.department_id).limit(1))
+        assert own is not None and other is not None
+        assert [d.id for d in org.visible_departments(session, staff)] == [own.id]
+        assert len(org.visible_departments(session, operator)) == len(org.list_departments(session)) > 1
+        assert [d.id for d in org.visible_departments(session, operator, level=other.level)] == [
+            d.id for d in org.list_departments(session) if d.level == other.level
+        ]
+        assert org.get_visible_department(session, staff, own.key) is own
+        assert org.get_visible_department(session, operator, other.key) is other
+        with pytest.raises(UnknownDepartment):
+            org.get_visible_department(session, staff, other.key)
+        own_clouds = {link.cloud_id for link in org.clouds_of_department(session, own.id)}
+        assert {c.id for c in org.visible_clouds(session, staff)} == own_clouds
+        assert {c.id for c in org.visible_clouds(session, operator)} == {c.id for c in org.list_clouds(session)}
+        assert own_clouds != {c.id for c in org.list_clouds(session)}

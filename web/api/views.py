@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from flask import Response, jsonify, request
 
 from cloudmgr.errors import ValidationFailed
 from cloudmgr.organisation import services as org
-from cloudmgr.organisation.errors import UnknownDepartment
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, Level, Role, User
 from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body
@@ -244,13 +243,7 @@ def me() -> Response:
     response=list_of(CLOUD),
 )
 def clouds() -> Response:
-    user = api_user()
-    session = request_uow().session
-    if user.department is not None:
-        found: Sequence[Cloud] = [link.cloud for link in org.clouds_of_department(session, user.department.id)]
-    else:
-        found = org.list_clouds(session)
-    return items(cloud_json(c) for c in found)
+    return items(cloud_json(c) for c in org.visible_clouds(request_uow().session, api_user().actor))
 
 
 LEVEL_PARAMETER: JSON = {
@@ -275,13 +268,7 @@ def departments() -> Response:
     level = request.args.get("level")
     if level is not None and level not in {lv.value for lv in Level}:
         raise ValidationFailed(f"level must be one of {', '.join(lv.value for lv in Level)}, not {level!r}")
-    session = request_uow().session
-    org.list_clouds(session)  # the departments' links then find their clouds in the session
-    found = org.list_departments(session)
-    if user.department is not None:
-        found = [d for d in found if d.id == user.department.id]
-    if level is not None:
-        found = [d for d in found if d.level == level]
+    found = org.visible_departments(request_uow().session, user.actor, level=level)
     return items(department_json(d) for d in found)
 
 
@@ -294,10 +281,7 @@ def departments() -> Response:
     errors=(404,),
 )
 def department(key: str) -> Response:
-    user = api_user()
-    if user.department is not None and user.department.key != key:
-        raise UnknownDepartment(f"no department {key!r}")
-    return jsonify(department_json(org.get_department(request_uow().session, key)))
+    return jsonify(department_json(org.get_visible_department(request_uow().session, api_user().actor, key)))
 
 
 @api_route(
