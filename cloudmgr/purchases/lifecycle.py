@@ -16,7 +16,7 @@ from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
 from cloudmgr.organisation import duties
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Cloud, Role
+from cloudmgr.organisation.models import Cloud
 from cloudmgr.purchases.errors import (
     NoCloudOffer,
     PurchaseForbidden,
@@ -43,13 +43,14 @@ from cloudmgr.purchases.rules import (
     TEXT_MAX,
     _require_author_or_head,
     _require_department_user,
+    may_review_purchases,
 )
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ServiceRequest
 
 
 def _transition(
-    session: Session, purchase: PurchaseRequest, action: str, *, actor: str, reason: str | None = None
+    session: Session, purchase: PurchaseRequest, action: str, *, actor: Actor, reason: str | None = None
 ) -> None:
     target = PURCHASE_MACHINE.fire(purchase.state, action)
     _event(session, purchase, action, target.value, actor=actor, reason=reason)
@@ -58,12 +59,12 @@ def _transition(
 
 
 def _event(
-    session: Session, purchase: PurchaseRequest, action: str, to_state: str, *, actor: str, reason: str | None = None
+    session: Session, purchase: PurchaseRequest, action: str, to_state: str, *, actor: Actor, reason: str | None = None
 ) -> None:
     session.add(
         PurchaseEvent(
             purchase_id=purchase.id,
-            actor=actor,
+            actor=actor.username,
             action=action,
             from_state=purchase.state,
             to_state=to_state,
@@ -72,7 +73,7 @@ def _event(
     )
     audit.record(
         session,
-        actor=actor,
+        actor=actor.username,
         action=f"purchase.{action}",
         target_type="purchase_request",
         target_id=purchase.id,
@@ -97,7 +98,7 @@ def create_purchase(
     _apply_form(purchase, form)
     session.add(purchase)
     session.flush()
-    _event(session, purchase, "create", PurchaseState.DRAFT, actor=actor.username)
+    _event(session, purchase, "create", PurchaseState.DRAFT, actor=actor)
     if submit:
         submit_purchase(session, actor, purchase.id, context=context or FindingContext())
     return purchase
@@ -111,7 +112,7 @@ def update_purchase(session: Session, actor: Actor, purchase_id: int, form: Purc
     if not purchase.is_editable:
         raise PurchaseTransitionInvalid(f"a purchase request that is {purchase.state} cannot be changed")
     _apply_form(purchase, form)
-    _event(session, purchase, "edit", purchase.state, actor=actor.username)
+    _event(session, purchase, "edit", purchase.state, actor=actor)
     return purchase
 
 
@@ -157,7 +158,7 @@ def submit_purchase(session: Session, actor: Actor, purchase_id: int, *, context
     purchase = get_purchase(session, actor, purchase_id, for_update=True)
     _require_author_or_head(actor, purchase)
     action = "resubmit" if purchase.state == PurchaseState.RETURNED else "submit"
-    _transition(session, purchase, action, actor=actor.username)
+    _transition(session, purchase, action, actor=actor)
     purchase.submitted_at = utcnow()
     purchase.submissions += 1
     purchase.decided_by = purchase.decided_at = None
@@ -172,7 +173,7 @@ def withdraw_purchase(session: Session, actor: Actor, purchase_id: int, *, reaso
     _require_department_user(actor)
     purchase = get_purchase(session, actor, purchase_id, for_update=True)
     _require_author_or_head(actor, purchase)
-    _transition(session, purchase, "withdraw", actor=actor.username, reason=reason.strip()[:REASON_MAX] or None)
+    _transition(session, purchase, "withdraw", actor=actor, reason=reason.strip()[:REASON_MAX] or None)
     return purchase
 
 
@@ -186,7 +187,7 @@ def decide_purchase(
     basis: str | None = None,
 ) -> PurchaseRequest:
     """Finance approves, blocks (a reason is required) or returns (for information) a purchase."""
-    if actor.role != Role.FINANCE:
+    if not may_review_purchases(actor):
         raise PurchaseForbidden("only finance reviewers decide purchase requests")
     if decision not in DECISIONS:
         raise PurchaseInvalid(f"the decision must be one of {', '.join(DECISIONS)}")
@@ -217,7 +218,7 @@ def decide_purchase(
             raise PurchaseInvalid("this purchase has no cloud offer to block it on")
     elif basis is not None:
         raise PurchaseInvalid("a basis is given only when blocking")
-    _transition(session, purchase, decision, actor=actor.username, reason=reason or None)
+    _transition(session, purchase, decision, actor=actor, reason=reason or None)
     purchase.decided_by, purchase.decided_at = actor.username, utcnow()
     if decision == "block":
         purchase.block_basis = basis
@@ -274,7 +275,5 @@ def make_vm_draft(session: Session, actor: Actor, purchase_id: int, *, settings:
     )
     request = sr.create_request(session, actor, form, submit=False, settings=settings)
     purchase.service_request_id = request.id
-    _event(
-        session, purchase, "vm_draft", purchase.state, actor=actor.username, reason=f"VM request draft #{request.id}"
-    )
+    _event(session, purchase, "vm_draft", purchase.state, actor=actor, reason=f"VM request draft #{request.id}")
     return request

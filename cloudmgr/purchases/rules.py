@@ -135,10 +135,15 @@ def _require_author_or_head(actor: Actor, purchase: PurchaseRequest) -> None:
         )
 
 
+def may_review_purchases(actor: Actor) -> bool:
+    """Who decides purchase requests at all: finance's reviewers."""
+    return actor.role == Role.FINANCE
+
+
 def may_decide(session: Session, actor: Actor, purchase: PurchaseRequest) -> bool:
     """Whether ``actor`` may decide ``purchase`` now (pages hide the decision form otherwise)."""
     return (
-        actor.role == Role.FINANCE
+        may_review_purchases(actor)
         and purchase.state in PENDING_STATES
         and duties.may_decide_own(session, actor, author=purchase.created_by, department_id=purchase.department_id)
     )

@@ -53,6 +53,7 @@ from cloudmgr.purchases.rules import (
     may_change,
     may_decide,
     may_read_other_departments_findings,
+    may_review_purchases,
 )
 
 __all__ = [
@@ -91,6 +92,7 @@ __all__ = [
     "may_change",
     "may_decide",
     "may_read_other_departments_findings",
+    "may_review_purchases",
     "needs_of",
     "queue_live_findings",
     "review_queue",

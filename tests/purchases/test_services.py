@@ -311,3 +311,8 @@ def test_who_reads_another_departments_purchase_in_a_finding_is_decided_by_the_s
         assert services.finding_evidence_for(reader, "duplicate", evidence) == evidence
     # other kinds carry no other department's purchase: unchanged for everyone
     assert services.finding_evidence_for(staff, "server_room", {"x": 1}) == {"x": 1}
+    # who decides at all (the console's early refusal and decide_purchase ask the same rule): finance only
+    assert services.may_review_purchases(Actor("finance", Role.FINANCE))
+    assert not any(
+        services.may_review_purchases(a) for a in (staff, head, Actor("o", Role.OPERATOR), Actor("a", Role.ADMIN))
+    )
