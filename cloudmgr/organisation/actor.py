@@ -26,5 +26,11 @@ class Actor:
     def is_department(self) -> bool:
         return self.role in {Role.DEPT_STAFF, Role.DEPT_HEAD}
 
+    @property
+    def department_scope(self) -> int | None:
+        """The one department whose data this actor sees, or None when they see every department's:
+        what a listing is narrowed to, and what a cache of listings is partitioned by."""
+        return self.department_id if self.is_department else None
+
     def can_see_department(self, department_id: int) -> bool:
         return not self.is_department or self.department_id == department_id

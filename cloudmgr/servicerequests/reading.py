@@ -53,8 +53,9 @@ def department_filter(session: Session, actor: Actor, department_key: str | None
 
 def _filtered_requests(actor: Actor, filters: RequestFilter) -> Select[tuple[ServiceRequest]]:
     query = select(ServiceRequest)
-    if actor.is_department:
-        query = query.where(ServiceRequest.department_id == actor.department_id)
+    # The same scope partitions the web's cache of these pages (web.common.listcache).
+    if actor.department_scope is not None:
+        query = query.where(ServiceRequest.department_id == actor.department_scope)
     elif filters.department_id is not None:
         query = query.where(ServiceRequest.department_id == filters.department_id)
     if filters.state:

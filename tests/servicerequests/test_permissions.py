@@ -83,3 +83,6 @@ def test_department_filter_is_for_those_who_see_every_department(journey: Journe
         # A department user sees only their own: the name is neither looked up nor obeyed.
         assert sr.department_filter(uow.session, j.staff, "no-such-department") is None
         assert sr.department_filter(uow.session, j.staff, key) is None
+    # What they see, the scope their listings (and the web's cache of them) are narrowed to.
+    assert j.staff.department_scope == j.staff.department_id and j.head.department_scope == j.head.department_id
+    assert j.operator.department_scope is None and j.finance.department_scope is None

@@ -82,10 +82,6 @@ def _cache(name: str, *, ttl_seconds: float = DEFAULT_TTL_SECONDS) -> VersionedC
     return cache
 
 
-def _scope(actor: Actor) -> int | None:
-    return actor.department_id if actor.is_department else None
-
-
 @dataclass(frozen=True)
 class RequestPage:
     """One page of a request list, read in brief (its version) once per request; the table or
@@ -125,7 +121,7 @@ class RequestPage:
             locale,
             caption,
             show_department,
-            _scope(self.actor),
+            self.actor.department_scope,
             self.filters,
             self.version,
         )
@@ -144,7 +140,7 @@ class RequestPage:
             }
             return current_app.json.dumps(body).encode() + b"\n"
 
-        key = ("json", _scope(self.actor), self.filters, self.version)
+        key = ("json", self.actor.department_scope, self.filters, self.version)
         body: bytes = _cache("request_json").get_or_build(key, build)
         return body
 
