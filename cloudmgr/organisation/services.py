@@ -496,6 +496,12 @@ def _is_self(actor: Actor, user: User) -> bool:
     return actor.user_id == user.id if actor.user_id is not None else actor.username == user.username
 
 
+def may_disable(actor: Actor, user: User) -> bool:
+    """Whether ``actor`` may disable ``user``: an administrator, never their own account (the page
+    offers the button only then; :func:`set_user_active` refuses anyone else)."""
+    return actor.role is Role.ADMIN and not _is_self(actor, user)
+
+
 def set_user_active(session: Session, actor: Actor, user_id: int, *, active: bool, reason: str) -> User:
     """Disable (or enable again) a user; administrators only, never their own account.
 
@@ -504,7 +510,7 @@ def set_user_active(session: Session, actor: Actor, user_id: int, *, active: boo
     _require_admin(actor, "disable or enable users")
     why = _reason(reason)
     user = _user(session, user_id)
-    if not active and _is_self(actor, user):
+    if not active and not may_disable(actor, user):
         raise OwnAccount("you cannot disable your own account: ask another administrator")
     if user.active == active:
         return user  # nothing to change: asked twice

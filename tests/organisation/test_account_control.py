@@ -161,3 +161,19 @@ def test_a_user_may_revoke_their_own_tokens_but_not_see_others(seeded: Runtime) 
     with seeded.db.unit_of_work() as uow:
         assert org.identity_for_token(uow.session, own) is None
         assert org.identity_for_token(uow.session, other) is not None
+
+
+def test_may_disable_is_what_set_user_active_allows(seeded: Runtime) -> None:
+    """The admin page offers "disable" exactly when the service would do it: an administrator, not on
+    their own account."""
+    admin, operator = _actor(seeded, "admin"), _actor(seeded, "operator")
+    with seeded.db.unit_of_work() as uow:
+        own = org.get_user_by_name(uow.session, "admin")
+        other = org.get_user_by_name(uow.session, "lina")
+        assert org.may_disable(admin, other)
+        assert not org.may_disable(admin, own)
+        assert not org.may_disable(operator, other)
+    with pytest.raises(OwnAccount), seeded.db.unit_of_work() as uow:
+        org.set_user_active(uow.session, admin, own.id, active=False, reason="me")
+    with pytest.raises(PermissionDenied), seeded.db.unit_of_work() as uow:
+        org.set_user_active(uow.session, operator, other.id, active=False, reason="not mine")

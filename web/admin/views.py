@@ -80,7 +80,8 @@ def _user_page(user_id: int, form: AccountActionForm | None = None, status: int 
     user = org.get_user(session, user_id)
     if user is None:
         abort(404)
-    tokens = org.list_tokens(session, current_actor(), user.id)
+    actor = current_actor()
+    tokens = org.list_tokens(session, actor, user.id)
     return (
         render_template(
             "admin/user.html",
@@ -88,7 +89,7 @@ def _user_page(user_id: int, form: AccountActionForm | None = None, status: int 
             tokens=tokens,
             external=identity.is_external(session, user.id),
             form=form or AccountActionForm(formdata=None),
-            is_self=user.id == require_user().id,
+            may_disable=org.may_disable(actor, user),
         ),
         status,
     )
