@@ -110,6 +110,26 @@ def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServe
 
 
 SERVER_ACTIONS = ("stop", "start", "delete")
+# Who acts on a server (stop, start, delete, extend): its department or an operator.
+SERVER_ACTORS = frozenset({Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR})
+SERVER_ACTION_STATES: dict[str, frozenset[ServerState]] = {
+    "stop": frozenset({ServerState.ACTIVE}),
+    "start": frozenset({ServerState.STOPPED}),
+    "delete": frozenset({ServerState.ACTIVE, ServerState.STOPPED, ServerState.ERROR}),
+}
+RESIZABLE = frozenset({ServerState.ACTIVE, ServerState.STOPPED})
+
+
+def may_act_on_server(actor: Actor, server: ManagedServer, action: str) -> bool:
+    """Whether ``actor`` may ``action`` (stop, start, delete) ``server`` now: the page shows the
+    button only then, and :func:`server_action` refuses exactly the rest."""
+    return actor.role in SERVER_ACTORS and server.state in SERVER_ACTION_STATES.get(action, frozenset())
+
+
+def may_resize(actor: Actor, server: ManagedServer) -> bool:
+    """Whether ``actor`` may ask for a resize of ``server`` now (a department user, a running or
+    stopped server): the page offers the change forms only then; :func:`request_resize` checks it."""
+    return actor.is_department and server.state in RESIZABLE
 
 
 def server_action(session: Session, actor: Actor, server_id: int, action: str, *, confirm: str = "") -> ManagedServer:
@@ -117,14 +137,9 @@ def server_action(session: Session, actor: Actor, server_id: int, action: str, *
     if action not in SERVER_ACTIONS:
         raise RequestInvalid(f"unknown action {action!r} (known: {', '.join(SERVER_ACTIONS)})")
     server = get_server(session, actor, server_id)
-    if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR}:
+    if actor.role not in SERVER_ACTORS:
         raise NotYourTurn("only the department or an operator acts on a server")
-    allowed = {
-        "stop": {ServerState.ACTIVE},
-        "start": {ServerState.STOPPED},
-        "delete": {ServerState.ACTIVE, ServerState.STOPPED, ServerState.ERROR},
-    }[action]
-    if server.state not in allowed:
+    if server.state not in SERVER_ACTION_STATES[action]:
         raise InvalidTransition(f"server {server.name} is {server.state}: it cannot {action} now")
     if action == "delete":
         if confirm != server.name:
@@ -142,7 +157,7 @@ def extend_expiry(
 ) -> ManagedServer:
     server = get_server(session, actor, server_id)
     today = today or date.today()
-    if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR}:
+    if actor.role not in SERVER_ACTORS:
         raise NotYourTurn("only the department or an operator extends a server")
     if server.state in {ServerState.DELETED, ServerState.DELETING, ServerState.CANCELLED}:
         raise InvalidTransition(f"server {server.name} is {server.state}")
@@ -178,7 +193,7 @@ def request_resize(
     server = get_server(session, actor, server_id)
     if not actor.is_department:
         raise RequestInvalid("only department users request a resize")
-    if server.state not in {ServerState.ACTIVE, ServerState.STOPPED}:
+    if server.state not in RESIZABLE:
         raise InvalidTransition(f"server {server.name} is {server.state}: it cannot be resized now")
     # A resize may put the server on another host: a classified system's server must leave
     # the cloud, not grow on it.

@@ -11,6 +11,8 @@ from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.errors import UnknownDepartment
 from cloudmgr.organisation.models import Department, Role
 from cloudmgr.servicerequests import services as sr
+from cloudmgr.servicerequests.models import ManagedServer
+from cloudmgr.servicerequests.states import ServerState
 from tests.journey_fixtures import Journey
 
 
@@ -86,3 +88,36 @@ def test_department_filter_is_for_those_who_see_every_department(journey: Journe
     # What they see, the scope their listings (and the web's cache of them) are narrowed to.
     assert j.staff.department_scope == j.staff.department_id and j.head.department_scope == j.head.department_id
     assert j.operator.department_scope is None and j.finance.department_scope is None
+
+
+def test_may_act_on_server_and_may_resize_agree_with_the_service(journey: Journey) -> None:
+    j = journey
+    request_id = _draft(j)
+    with j.rt.db.unit_of_work() as uow:
+        sr.submit_request(uow.session, j.staff, request_id, settings=j.rt.settings)
+    with j.rt.db.unit_of_work() as uow:
+        server = sr.list_servers(uow.session, j.staff, request_id=request_id)[0]
+        server_id, flavor_id = server.id, server.flavor_item_id
+        # Pending: nothing to stop, start, delete or resize yet, for anyone.
+        for actor in (j.staff, j.head, j.operator):
+            assert not any(sr.may_act_on_server(actor, server, a) for a in sr.SERVER_ACTIONS)
+        assert not sr.may_resize(j.staff, server)
+    with pytest.raises(DomainError), j.rt.db.unit_of_work() as uow:
+        sr.server_action(uow.session, j.staff, server_id, "stop")
+    with j.rt.db.unit_of_work() as uow:
+        booted = uow.session.get(ManagedServer, server_id)
+        assert booted is not None
+        booted.state = ServerState.ACTIVE  # as if it had booted
+    with j.rt.db.unit_of_work() as uow:
+        server = sr.get_server(uow.session, j.staff, server_id)
+        assert sr.may_act_on_server(j.staff, server, "stop") and sr.may_act_on_server(j.operator, server, "delete")
+        assert not sr.may_act_on_server(j.staff, server, "start")  # it runs already
+        assert not sr.may_act_on_server(j.finance, server, "stop")
+        assert not sr.may_act_on_server(j.staff, server, "reboot")
+        assert sr.may_resize(j.staff, server) and not sr.may_resize(j.operator, server)
+    with pytest.raises(DomainError), j.rt.db.unit_of_work() as uow:
+        sr.server_action(uow.session, j.staff, server_id, "start")
+    with pytest.raises(DomainError), j.rt.db.unit_of_work() as uow:
+        sr.request_resize(uow.session, j.operator, server_id, flavor_id, justification="x", settings=j.rt.settings)
+    with j.rt.db.unit_of_work() as uow:
+        assert sr.server_action(uow.session, j.staff, server_id, "stop").state == ServerState.ACTIVE

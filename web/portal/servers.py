@@ -45,7 +45,8 @@ def _server_page(
     status: int = 200,
 ) -> ResponseReturnValue:
     session = request_uow().session
-    server = sr.get_server(session, current_actor(), server_id)
+    actor = current_actor()
+    server = sr.get_server(session, actor, server_id)
     given = forms or {}
     resize_form = given.get("resize") or ResizeForm(formdata=None)
     _resize_choices(resize_form, server.cloud_id, server.flavor_item_id)
@@ -59,9 +60,10 @@ def _server_page(
             extend_form=extend_form,
             resize_form=resize_form,
             page_error=error,
-            can_power=server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value},
-            can_delete=server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value, ServerState.ERROR.value},
-            can_change=server.state in {ServerState.ACTIVE.value, ServerState.STOPPED.value},
+            # What the user may do now is the service's to say; it refuses the same when asked.
+            can_power=sr.may_act_on_server(actor, server, "stop") or sr.may_act_on_server(actor, server, "start"),
+            can_delete=sr.may_act_on_server(actor, server, "delete"),
+            can_change=sr.may_resize(actor, server),
         ),
         status,
     )
