@@ -68,6 +68,7 @@ def request_detail_page(
         "can_cancel": may_cancel(req),
         "can_submit": may_submit(req),
         "can_retry": sr.may_retry(actor),
+        "retryable": {server.id for server in req.servers if sr.may_retry(actor, server)},
         "decision_form": decision_form or DecisionForm(formdata=None),
         "cancel_form": cancel_form or CancelForm(formdata=None),
         "button_form": ButtonForm(formdata=None),
