@@ -190,7 +190,9 @@ def list_legacy_systems() -> Response:
     per_page = query_int("per_page", default=50, minimum=1, maximum=MAX_PER_PAGE)
     department_key = query_str("department")
     department_id = None
-    if department_key is not None and not user.is_department_user:
+    # Only an actor who sees every department's narrows the list to one (Actor.department_scope: a
+    # department user's list is always its own, whatever it names).
+    if department_key is not None and user.actor.department_scope is None:
         department_id = org.get_department(session, department_key).id  # 404 when unknown
     rows, total = list_systems(
         session,

@@ -300,7 +300,9 @@ def list_purchases() -> Response:
     per_page = query_int("per_page", default=25, minimum=1, maximum=100)
     department_key = query_str("department")
     department_id = None
-    if department_key is not None and not user.is_department_user:
+    # Only an actor who sees every department's narrows the list to one (Actor.department_scope: a
+    # department user's list is always its own, whatever it names).
+    if department_key is not None and user.actor.department_scope is None:
         department_id = org.get_department(session, department_key).id
     rows, total = services.list_purchases(
         session,
