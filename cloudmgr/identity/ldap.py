@@ -150,3 +150,7 @@ class LdapBackend:
             raise IdentityBackendUnavailable(f"the LDAP server did not answer: {exc}") from exc
         finally:
             conn.unbind()
+            # ldap3 keeps the socket of a connection that never opened (a server that does not
+            # answer) and its unbind does not close it: close it here, or every refused login leaks one.
+            if conn.socket is not None:
+                conn.socket.close()
