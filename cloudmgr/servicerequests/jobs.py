@@ -6,14 +6,16 @@ the clouds, expiry, stale reservations."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError, CloudNoValidHost, CloudUnavailable, ServerSpec
-from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY
+from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server
 from cloudmgr.db import Database, utcnow
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.providers import ProviderRegistry
@@ -338,66 +340,81 @@ def find_orphans_and_vanished(db: Database, registry: ProviderRegistry, report: 
             report.problems.append(f"{key}: {exc}")
             continue
         with db.unit_of_work() as uow:
-            session = uow.session
-            ours = {
-                s.idempotency_key: s
-                for s in session.scalars(select(ManagedServer).where(ManagedServer.cloud_id == cloud_id))
-            }
-            all_keys = set(session.scalars(select(ManagedServer.idempotency_key)))
-            for cloud_server in cloud_servers:
-                idem = cloud_server.metadata[IDEMPOTENCY_METADATA_KEY]
-                if idem in all_keys:
-                    continue
-                if (
-                    session.scalar(
-                        select(OrphanServer).where(
-                            OrphanServer.cloud_id == cloud_id, OrphanServer.server_id == cloud_server.id
-                        )
-                    )
-                    is None
-                ):
-                    session.add(
-                        OrphanServer(
-                            cloud_id=cloud_id,
-                            server_id=cloud_server.id,
-                            name=cloud_server.name,
-                            project_id=cloud_server.project_id,
-                            idempotency_key=idem,
-                        )
-                    )
-                    report.orphans.append(f"{key}: {cloud_server.name} ({cloud_server.id})")
-                    audit.record(
-                        session,
-                        actor=ACTOR,
-                        action="server.orphan",
-                        target_type="cloud_server",
-                        target_id=cloud_server.id,
-                        detail={"cloud": key, "name": cloud_server.name, "key": idem},
-                    )
-            present = {s.metadata[IDEMPOTENCY_METADATA_KEY] for s in cloud_servers}
-            for idem, server in ours.items():
-                if server.state in {ServerState.ACTIVE, ServerState.STOPPED} and idem not in present:
-                    # Deleted on the cloud behind our back: the usage is gone too.
-                    server.state, server.fault = ServerState.DELETED, "deleted outside cloudmgr"
-                    ledger.give_back_usage(
-                        session,
-                        department_id=server.department_id,
-                        cloud_id=server.cloud_id,
-                        amounts={Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1},
-                    )
-                    report.vanished.append(f"{key}: {server.name}")
-                    audit.record(
-                        session,
-                        actor=ACTOR,
-                        action="server.vanished",
-                        target_type="managed_server",
-                        target_id=server.id,
-                    )
-            for orphan in session.scalars(
-                select(OrphanServer).where(OrphanServer.cloud_id == cloud_id, OrphanServer.resolved_at.is_(None))
-            ):
-                if orphan.server_id not in {s.id for s in cloud_servers}:
-                    orphan.resolved_at = utcnow()
+            _record_orphans(uow.session, cloud_id, key, cloud_servers, report)
+            _record_vanished(uow.session, cloud_id, key, cloud_servers, report)
+            _resolve_gone_orphans(uow.session, cloud_id, cloud_servers)
+
+
+def _record_orphans(
+    session: Session, cloud_id: int, key: str, cloud_servers: Sequence[Server], report: ReconcileReport
+) -> None:
+    """Servers with our metadata that no request of ours holds: recorded (once) and audited."""
+    all_keys = set(session.scalars(select(ManagedServer.idempotency_key)))
+    for cloud_server in cloud_servers:
+        idem = cloud_server.metadata[IDEMPOTENCY_METADATA_KEY]
+        if idem in all_keys:
+            continue
+        if (
+            session.scalar(
+                select(OrphanServer).where(OrphanServer.cloud_id == cloud_id, OrphanServer.server_id == cloud_server.id)
+            )
+            is None
+        ):
+            session.add(
+                OrphanServer(
+                    cloud_id=cloud_id,
+                    server_id=cloud_server.id,
+                    name=cloud_server.name,
+                    project_id=cloud_server.project_id,
+                    idempotency_key=idem,
+                )
+            )
+            report.orphans.append(f"{key}: {cloud_server.name} ({cloud_server.id})")
+            audit.record(
+                session,
+                actor=ACTOR,
+                action="server.orphan",
+                target_type="cloud_server",
+                target_id=cloud_server.id,
+                detail={"cloud": key, "name": cloud_server.name, "key": idem},
+            )
+
+
+def _record_vanished(
+    session: Session, cloud_id: int, key: str, cloud_servers: Sequence[Server], report: ReconcileReport
+) -> None:
+    """Our running or stopped servers the cloud no longer has: deleted, their usage given back."""
+    ours = {
+        s.idempotency_key: s for s in session.scalars(select(ManagedServer).where(ManagedServer.cloud_id == cloud_id))
+    }
+    present = {s.metadata[IDEMPOTENCY_METADATA_KEY] for s in cloud_servers}
+    for idem, server in ours.items():
+        if server.state in {ServerState.ACTIVE, ServerState.STOPPED} and idem not in present:
+            # Deleted on the cloud behind our back: the usage is gone too.
+            server.state, server.fault = ServerState.DELETED, "deleted outside cloudmgr"
+            ledger.give_back_usage(
+                session,
+                department_id=server.department_id,
+                cloud_id=server.cloud_id,
+                amounts={Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1},
+            )
+            report.vanished.append(f"{key}: {server.name}")
+            audit.record(
+                session,
+                actor=ACTOR,
+                action="server.vanished",
+                target_type="managed_server",
+                target_id=server.id,
+            )
+
+
+def _resolve_gone_orphans(session: Session, cloud_id: int, cloud_servers: Sequence[Server]) -> None:
+    """An open orphan the cloud no longer has is resolved."""
+    for orphan in session.scalars(
+        select(OrphanServer).where(OrphanServer.cloud_id == cloud_id, OrphanServer.resolved_at.is_(None))
+    ):
+        if orphan.server_id not in {s.id for s in cloud_servers}:
+            orphan.resolved_at = utcnow()
 
 
 def reconcile_requests(db: Database, registry: ProviderRegistry, *, hold_days: int) -> ReconcileReport:
