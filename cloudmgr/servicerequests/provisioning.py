@@ -31,8 +31,9 @@ from cloudmgr.metrics import PROVISIONING_FAILURES, PROVISIONING_SECONDS
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone
 from cloudmgr.quotas import ledger
-from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
-from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
+from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
+from cloudmgr.servicerequests.states import RequestState, ServerState
+from cloudmgr.servicerequests.transitions import record_transition
 from cloudmgr.workqueue.services import GiveUp, enqueue
 
 log = logging.getLogger(__name__)
@@ -57,27 +58,8 @@ class ProvisioningTarget:
 def record_event(
     session: Session, request: ServiceRequest, target: RequestState, action: str, reason: str | None
 ) -> None:
-    previous = REQUEST_MACHINE.apply(request, target)
-    request.state_reason = reason
-    session.add(
-        RequestEvent(
-            request_id=request.id,
-            actor=SYSTEM,
-            action=action,
-            from_state=previous.value,
-            to_state=target.value,
-            reason=reason,
-        )
-    )
-    audit.record(
-        session,
-        actor=SYSTEM,
-        action=f"request.{action}",
-        target_type="service_request",
-        target_id=request.id,
-        reason=reason,
-        detail={"from": previous.value, "to": target.value},
-    )
+    """A transition the provisioning job makes: the one transition writer, acting as the system."""
+    record_transition(session, request, target, actor=SYSTEM, action=action, reason=reason)
 
 
 def start_provisioning(db: Database, request_id: int) -> tuple[ProvisioningTarget, list[int]] | None:

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import Field, FieldList, FormField, PasswordField
+from wtforms import DateField, DecimalField, Field, FieldList, FormField, IntegerField, PasswordField
 
 from cloudmgr.text import first_bidi_control
 
@@ -46,3 +47,40 @@ class SafeForm(FlaskForm):  # type: ignore[misc]
                 ]
                 valid = False
         return valid
+
+
+# --- fields whose parse errors are ours (translated), shared by the forms of every audience ---
+
+DATE_MESSAGE = _l("Enter a date as YYYY-MM-DD.")
+NUMBER_MESSAGE = _l("Enter a whole number.")
+PRICE_MESSAGE = _l("Enter a price in yuan, e.g. 120 or 120.50.")
+
+
+class LocalisedDateField(DateField):  # type: ignore[misc]
+    """A date field whose parse error is ours (translated), not WTForms'."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError(str(DATE_MESSAGE)) from exc
+
+
+class LocalisedIntegerField(IntegerField):  # type: ignore[misc]
+    """A whole-number field whose parse error is ours (translated), not WTForms'."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError(str(NUMBER_MESSAGE)) from exc
+
+
+class LocalisedDecimalField(DecimalField):  # type: ignore[misc]
+    """A price field whose parse error is ours (translated), not WTForms'."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError(str(PRICE_MESSAGE)) from exc

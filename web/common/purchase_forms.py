@@ -10,10 +10,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
-    DecimalField,
     FieldList,
     FormField,
-    IntegerField,
     RadioField,
     SelectChoice,
     SelectField,
@@ -27,7 +25,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 from cloudmgr.purchases import services as purchases
 from cloudmgr.purchases.models import BlockBasis, Category, FindingKind, PurchaseFinding, PurchaseState
 from cloudmgr.purchases.services import ItemInput, PurchaseForm
-from web.common.forms import SafeForm
+from web.common.forms import LocalisedDecimalField, LocalisedIntegerField, SafeForm
 
 ITEM_ROWS = 5
 REASON_MAX = purchases.REASON_MAX
@@ -144,33 +142,14 @@ def _finding_text(finding: PurchaseFinding, *, for_department: bool) -> object:
 
 # --- forms ----------------------------------------------------------------------------------
 
-NUMBER_MESSAGE = _l("Enter a whole number.")
-PRICE_MESSAGE = _l("Enter a price in yuan, e.g. 120 or 120.50.")
-
-
-class _IntegerField(IntegerField):  # type: ignore[misc]
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        try:
-            super().process_formdata(valuelist)
-        except ValueError as exc:
-            raise ValueError(str(NUMBER_MESSAGE)) from exc
-
-
-class _MoneyField(DecimalField):  # type: ignore[misc]
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        try:
-            super().process_formdata(valuelist)
-        except ValueError as exc:
-            raise ValueError(str(PRICE_MESSAGE)) from exc
-
 
 class ItemRowForm(PlainForm):  # type: ignore[misc]
     description = StringField(_l("Description"), validators=[Length(max=255)])
-    vcpus = _IntegerField(_l("vCPU"), validators=[Optional()], default=0)
-    ram_gb = _IntegerField(_l("RAM (GB)"), validators=[Optional()], default=0)
-    disk_gb = _IntegerField(_l("Disk (GB)"), validators=[Optional()], default=0)
-    quantity = _IntegerField(_l("Quantity"), validators=[Optional()], default=1)
-    unit_price = _MoneyField(_l("Unit price (yuan)"), validators=[Optional()], places=2)
+    vcpus = LocalisedIntegerField(_l("vCPU"), validators=[Optional()], default=0)
+    ram_gb = LocalisedIntegerField(_l("RAM (GB)"), validators=[Optional()], default=0)
+    disk_gb = LocalisedIntegerField(_l("Disk (GB)"), validators=[Optional()], default=0)
+    quantity = LocalisedIntegerField(_l("Quantity"), validators=[Optional()], default=1)
+    unit_price = LocalisedDecimalField(_l("Unit price (yuan)"), validators=[Optional()], places=2)
 
     def validate_description(self, field: Any) -> None:
         filled = any(
@@ -232,7 +211,7 @@ class PurchaseEditForm(SafeForm):
         validators=[DataRequired(message=_l("Say why the purchase is needed.")), Length(max=purchases.TEXT_MAX)],
         render_kw={"rows": 4, "maxlength": purchases.TEXT_MAX},
     )
-    amount_yuan = _MoneyField(
+    amount_yuan = LocalisedDecimalField(
         _l("Amount (yuan)"),
         places=2,
         validators=[InputRequired(message=_l("Enter the amount in yuan."))],
@@ -293,7 +272,9 @@ class AttachmentForm(SafeForm):
     file_name = StringField(
         _l("File name"), validators=[DataRequired(message=_l("Enter the file name.")), Length(max=255)]
     )
-    size_bytes = _IntegerField(_l("Size (bytes)"), validators=[InputRequired(message=_l("Enter the size in bytes."))])
+    size_bytes = LocalisedIntegerField(
+        _l("Size (bytes)"), validators=[InputRequired(message=_l("Enter the size in bytes."))]
+    )
     sha256 = StringField(
         _l("SHA-256"),
         validators=[

@@ -15,10 +15,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 from wtforms import (
     BooleanField,
-    DateField,
-    DecimalField,
     Field,
-    IntegerField,
     RadioField,
     SelectChoice,
     SelectField,
@@ -31,42 +28,19 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 from cloudmgr.inventory import services as inventory
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.servicerequests.services import MAX_COUNT, MAX_EXPIRY_DAYS, NAME_PREFIX, RequestForm
-from web.common.forms import SafeForm
+from web.common.forms import (
+    DATE_MESSAGE,
+    PRICE_MESSAGE,
+    LocalisedDateField,
+    LocalisedDecimalField,
+    LocalisedIntegerField,
+    SafeForm,
+)
 
 REASON_MAX = 2000
 JUSTIFICATION_MAX = 4000
 QUOTA_LIMIT_MAX = 1_000_000
 PRICE_MAX = Decimal("10000000")
-
-DATE_MESSAGE = _l("Enter a date as YYYY-MM-DD.")
-NUMBER_MESSAGE = _l("Enter a whole number.")
-PRICE_MESSAGE = _l("Enter a price in yuan, e.g. 120 or 120.50.")
-
-
-class _LocalisedDateField(DateField):  # type: ignore[misc]
-    """A date field whose parse error is ours (translated), not WTForms'."""
-
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        try:
-            super().process_formdata(valuelist)
-        except ValueError as exc:
-            raise ValueError(str(DATE_MESSAGE)) from exc
-
-
-class _LocalisedIntegerField(IntegerField):  # type: ignore[misc]
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        try:
-            super().process_formdata(valuelist)
-        except ValueError as exc:
-            raise ValueError(str(NUMBER_MESSAGE)) from exc
-
-
-class _LocalisedDecimalField(DecimalField):  # type: ignore[misc]
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        try:
-            super().process_formdata(valuelist)
-        except ValueError as exc:
-            raise ValueError(str(PRICE_MESSAGE)) from exc
 
 
 class _Range:
@@ -119,7 +93,7 @@ class NewRequestForm(SafeForm):
         _l("Flavor"), choices=[], coerce=int, validators=[InputRequired(message=_l("Choose a flavor."))]
     )
     image = SelectField(_l("Image"), choices=[], coerce=int, validators=[InputRequired(message=_l("Choose an image."))])
-    count = _LocalisedIntegerField(
+    count = LocalisedIntegerField(
         _l("Number of servers"),
         default=1,
         validators=[
@@ -155,7 +129,7 @@ class NewRequestForm(SafeForm):
         ],
         render_kw={"rows": 4, "maxlength": JUSTIFICATION_MAX},
     )
-    expires_on = _LocalisedDateField(
+    expires_on = LocalisedDateField(
         _l("Expiry date"),
         validators=[InputRequired(message=DATE_MESSAGE), _future_date(MAX_EXPIRY_DAYS)],
     )
@@ -218,7 +192,7 @@ class DeleteServerForm(SafeForm):
 
 
 class ExtendForm(SafeForm):
-    expires_on = _LocalisedDateField(
+    expires_on = LocalisedDateField(
         _l("New expiry date"),
         validators=[InputRequired(message=DATE_MESSAGE), _future_date(MAX_EXPIRY_DAYS)],
     )
@@ -240,8 +214,8 @@ class ResizeForm(SafeForm):
     resize = SubmitField(_l("Request the resize"))
 
 
-def _limit_field(label: Any) -> _LocalisedIntegerField:
-    return _LocalisedIntegerField(
+def _limit_field(label: Any) -> LocalisedIntegerField:
+    return LocalisedIntegerField(
         label,
         validators=[
             Optional(),
@@ -318,7 +292,7 @@ class OfferForm(SafeForm):
         ],
         render_kw={"maxlength": 128},
     )
-    monthly_price = _LocalisedDecimalField(
+    monthly_price = LocalisedDecimalField(
         _l("Monthly price (yuan)"),
         places=2,
         validators=[
