@@ -7,6 +7,7 @@ from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.db import Base
 from cloudmgr.identity.models import ExternalIdentity, LoginThrottle
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
+from cloudmgr.keys.models import SshKey
 from cloudmgr.moves.models import Move, MoveEvent, MoveStep
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, NetworkZone, User
 from cloudmgr.programme.models import MigrationWave, MigrationWaveMember, ProgrammeSnapshot
@@ -62,6 +63,7 @@ __all__ = [
     "RunbookTarget",
     "ServerRoom",
     "ServiceRequest",
+    "SshKey",
     "User",
     "WorkItem",
 ]

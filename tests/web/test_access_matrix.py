@@ -9,8 +9,8 @@ add it to the table.  Expected answers:
 * logged in but not allowed: 403;
 * anonymous where a login is needed: a redirect to /login (pages) or 401 (API).
 
-Each route is tried with GET (if it has one) and with POST (if it has one) carrying a valid
-CSRF token but no valid input.  The second half shows that departments never see each
+Each route is tried with GET (if it has one), with DELETE (if it has one) and with POST (if it
+has one) carrying a valid CSRF token but no valid input.  The second half shows that departments never see each
 other's requests, servers, quotas and purchases through pages, the API or exports.
 """
 
@@ -140,6 +140,9 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.get_runbook_run": _roles(OPERATOR),
     "api.runbook_run_events": _roles(OPERATOR),
     "api.start_runbook_step": _roles(OPERATOR),
+    "api.list_ssh_keys": _roles(STAFF, HEAD, OPERATOR),
+    "api.create_ssh_key": DEPT,
+    "api.delete_ssh_key": DEPT,
 }
 
 # Public routes that send an anonymous visitor on to the login page by design.
@@ -169,7 +172,7 @@ def _path(app: Flask, rule: Rule) -> str:
 def _routes(app: Flask) -> list[tuple[Rule, str]]:
     found = []
     for rule in app.url_map.iter_rules():
-        for method in ("GET", "POST"):
+        for method in ("GET", "POST", "DELETE"):
             if method in (rule.methods or ()):
                 found.append((rule, method))
     # Logging out last: it ends the session the other requests use.
@@ -230,6 +233,8 @@ def test_every_route_allows_or_denies_as_declared(app: Flask, who: str) -> None:
         path = _path(app, rule)
         if method == "GET":
             response = client.get(path, headers=headers)
+        elif method == "DELETE":
+            response = client.delete(path, headers=headers)
         elif rule.endpoint.startswith("api."):
             response = client.post(path, headers=headers, data="{}", content_type="application/json")
         else:

@@ -6,7 +6,15 @@ from flask_babel import lazy_gettext as _l
 
 from cloudmgr.organisation.models import Role
 from web.common.navigation import add_nav_item
-from web.portal import programme, purchases, quotas, requests, servers, views  # noqa: F401  (registers the routes)
+from web.portal import (  # noqa: F401  (registers the routes)
+    keys,
+    programme,
+    purchases,
+    quotas,
+    requests,
+    servers,
+    views,
+)
 from web.portal.blueprint import bp
 
 __all__ = ["bp"]
@@ -15,6 +23,7 @@ for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
     add_nav_item(_role, "portal.new_request", _l("New request"))
     add_nav_item(_role, "portal.requests", _l("My requests"), also_active=("portal.request_detail",))
     add_nav_item(_role, "portal.servers", _l("Servers"), also_active=("portal.server_detail",))
+    add_nav_item(_role, "portal.ssh_keys", _l("SSH keys"))
     if _role == Role.DEPT_HEAD:
         add_nav_item(_role, "portal.approvals", _l("Awaiting my approval"))
     add_nav_item(_role, "portal.quotas", _l("Quotas"))
