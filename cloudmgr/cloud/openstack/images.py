@@ -1,0 +1,123 @@
+"""Glance's images: server snapshots (waited for until usable), uploads and downloads."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from openstack.compute.v2 import server as sdk_server
+
+from cloudmgr.cloud.errors import CloudError, CloudNotFound, CloudTimeout
+from cloudmgr.cloud.openstack.connection import OpenStackConnection
+from cloudmgr.cloud.openstack.convert import to_image
+from cloudmgr.cloud.provider import FAILED_IMAGE_STATUSES
+from cloudmgr.cloud.types import Image
+
+
+class OpenStackImages(OpenStackConnection):
+    def list_images(self) -> list[Image]:
+        images = self._call("list images", lambda: list(self._admin.image.images()))
+        return [to_image(i) for i in images]
+
+    def create_snapshot(self, server_id: str, image_name: str, *, timeout: float = 600.0) -> Image:
+        server = self.get_server(server_id)
+        # Snapshot inside the server's project so the image belongs to the department.
+        conn = self._project_conn(server.project_id) if server.project_id else self._admin
+        image_id = self._call(
+            f"snapshot server {server.name}",
+            lambda: sdk_server.Server.existing(id=server_id).create_image(conn.compute, image_name),
+            idempotent=False,
+        )
+        return self._wait_for_image(image_id, server_id, timeout)
+
+    def _wait_for_image(self, image_id: str, server_id: str, timeout: float) -> Image:
+        """Poll the snapshot image until it is active.
+
+        Nova keeps a task on the server until the hypervisor has uploaded the image, so a
+        server with no task left and an image still without data means the upload will
+        never come (it failed, or the hypervisor driver uploads nothing): say so at once
+        rather than wait for the timeout.
+        """
+        deadline = time.monotonic() + timeout
+        polls_since_nova_finished = 0
+        while True:
+            try:
+                image = to_image(self._call(f"get image {image_id}", lambda: self._admin.image.get_image(image_id)))
+            except CloudNotFound as exc:
+                raise CloudError(f"snapshot of server {server_id} failed: its image was removed", exc.detail) from exc
+            if image.status == "active":
+                return image
+            if image.status in FAILED_IMAGE_STATUSES:
+                raise CloudError(f"snapshot of server {server_id} failed: image {image_id} is {image.status}")
+            server = self.get_server(server_id)
+            if server.task_state is None:
+                polls_since_nova_finished += 1
+                # A few polls of grace: Glance may lag behind Nova by a moment.
+                if polls_since_nova_finished >= 3:
+                    # The image will never become usable; Nova removes it on the failures
+                    # it notices, so do the same here rather than leave an empty image.
+                    self.delete_image(image_id)
+                    raise CloudError(
+                        f"snapshot of server {server.name} failed: Nova finished but image {image_id} "
+                        "received no data (the empty image was deleted)",
+                        f"image status {image.status}; server fault: {server.fault_message or '-'}",
+                    )
+            if time.monotonic() >= deadline:
+                raise CloudTimeout(
+                    f"snapshot image {image_id} of server {server_id} not active within {timeout:.0f}s",
+                    f"image status {image.status}, server task {server.task_state or '-'}",
+                )
+            time.sleep(self.poll_interval)
+
+    def upload_image(
+        self,
+        name: str,
+        data: bytes | Path,
+        disk_format: str = "qcow2",
+        container_format: str = "bare",
+        *,
+        project_id: str | None = None,
+    ) -> Image:
+        conn = self._project_conn(project_id) if project_id else self._admin
+
+        def upload() -> Any:
+            source: dict[str, Any] = (
+                {"filename": str(data)} if isinstance(data, Path) else {"data": io.BytesIO(bytes(data))}
+            )
+            return conn.image.create_image(
+                name,
+                disk_format=disk_format,
+                container_format=container_format,
+                allow_duplicates=True,
+                disable_vendor_agent=False,
+                wait=True,
+                **source,
+            )
+
+        created = self._call(f"upload image {name}", upload, idempotent=False)
+        return to_image(self._call(f"get image {name}", lambda: self._admin.image.get_image(created.id)))
+
+    def get_image(self, image_id: str) -> Image:
+        return to_image(self._call(f"get image {image_id}", lambda: self._admin.image.get_image(image_id)))
+
+    def download_image(self, image_id: str, dest_path: Path) -> int:
+        dest_path = Path(dest_path)
+        partial = dest_path.with_name(dest_path.name + ".part")
+
+        def download() -> None:
+            # Into a side file first so a broken download never looks like a complete one.
+            with open(partial, "wb") as out:
+                self._admin.image.download_image(image_id, stream=True, output=out)
+
+        try:
+            self._call(f"download image {image_id}", download)
+            os.replace(partial, dest_path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return dest_path.stat().st_size
+
+    def delete_image(self, image_id: str) -> None:
+        self._call(f"delete image {image_id}", lambda: self._admin.image.delete_image(image_id, ignore_missing=True))

@@ -1,0 +1,199 @@
+"""Nova's servers: booting idempotently (a server tag indexes the key), reading, listing
+page by page, deleting, and the lifecycle actions (stop, start, resize, migrate).
+
+Needs Nova microversion 2.52+ (server tags at boot, used as the idempotency index) and
+2.56+ for a cold migration to a named host; the SDK negotiates the highest both sides know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from openstack.compute.v2 import server as sdk_server
+
+from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict
+from cloudmgr.cloud.openstack.convert import idempotency_tag, iso_utc, parse_time, server_addresses
+from cloudmgr.cloud.openstack.flavors import OpenStackFlavors
+from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server, ServerPage, ServerSpec
+
+
+class OpenStackServers(OpenStackFlavors):
+    """Servers; a subclass of the flavors' mixin because Nova reports a server's flavor by
+    name, which the flavor list turns back into an id."""
+
+    def _to_server(self, server: Any) -> Server:
+        flavor_id, flavor_name = self._flavor_id(server.flavor)
+        image = server.image
+        fault = server.fault or {}
+        return Server(
+            id=str(server.id),
+            name=str(server.name or ""),
+            status=str(server.status or "UNKNOWN"),
+            project_id=server.project_id,
+            flavor_id=flavor_id,
+            flavor_name=flavor_name,
+            image_id=str(image.id) if image and getattr(image, "id", None) else None,
+            host=server.compute_host,
+            metadata={str(k): str(v) for k, v in (server.metadata or {}).items()},
+            addresses=server_addresses(server.addresses),
+            fault_message=fault.get("message") if isinstance(fault, dict) else None,
+            created_at=parse_time(server.created_at),
+            updated_at=parse_time(server.updated_at),
+            task_state=server.task_state,
+        )
+
+    def _find_by_key_raw(self, project_id: str, key: str) -> Any | None:
+        candidates = [
+            s
+            for s in self._admin.compute.servers(
+                details=True, all_projects=True, project_id=project_id, tags=idempotency_tag(key)
+            )
+            # The tag is a digest: the metadata holds the key itself, to be sure.
+            if (s.metadata or {}).get(IDEMPOTENCY_METADATA_KEY) == key
+        ]
+        if not candidates:
+            return None
+        # Two concurrent first calls can both boot; everyone then agrees on the oldest.
+        return min(candidates, key=lambda s: (str(s.created_at or ""), str(s.id)))
+
+    def find_server_by_key(self, project_id: str, key: str) -> Server | None:
+        found = self._call(f"find server by key {key}", lambda: self._find_by_key_raw(project_id, key))
+        return None if found is None else self._to_server(found)
+
+    def create_server(self, project_id: str, spec: ServerSpec) -> Server:
+        key = spec.idempotency_key
+        if not key or len(key) > 255:
+            raise CloudBadRequest("an idempotency key of 1 to 255 characters is required", key)
+        metadata = {**spec.metadata, IDEMPOTENCY_METADATA_KEY: key}
+        networks: Any = [{"uuid": spec.network_id}] if spec.network_id else "none"
+
+        def lookup_or_boot() -> Any:
+            # Looking up first makes the whole call safe to retry: a boot that reached
+            # Nova before the connection dropped is found instead of booted again.
+            existing = self._find_by_key_raw(project_id, key)
+            if existing is not None:
+                return existing
+            conn = self._project_conn(project_id)
+            created = conn.compute.create_server(
+                name=spec.name,
+                flavor_id=spec.flavor_id,
+                image_id=spec.image_id,
+                networks=networks,
+                metadata=metadata,
+                tags=[idempotency_tag(key)],
+            )
+            # The POST answer lacks most fields; read it back with the admin view (host).
+            return self._admin.compute.get_server(created.id)
+
+        return self._to_server(self._call(f"create server {spec.name}", lookup_or_boot))
+
+    def get_server(self, server_id: str) -> Server:
+        return self._to_server(self._call(f"get server {server_id}", lambda: self._admin.compute.get_server(server_id)))
+
+    def list_servers(
+        self,
+        project_id: str | None = None,
+        limit: int = 100,
+        marker: str | None = None,
+        changes_since: datetime | None = None,
+    ) -> ServerPage:
+        if limit < 1:
+            raise CloudBadRequest("the page size must be at least 1", str(limit))
+        # One more than asked: if it comes back, there is a next page, and the caller is
+        # not sent to fetch an empty one.
+        query: dict[str, Any] = {"all_projects": True, "limit": limit + 1}
+        if project_id:
+            query["project_id"] = project_id
+        if marker:
+            query["marker"] = marker
+        if changes_since is not None:
+            query["changes_since"] = iso_utc(changes_since)
+
+        def fetch() -> list[Any]:
+            return list(
+                sdk_server.Server.list(self._admin.compute, paginated=False, base_path="/servers/detail", **query)
+            )
+
+        found = self._call("list servers", fetch)
+        page = found[:limit]
+        next_marker = str(page[-1].id) if len(found) > limit else None
+        return ServerPage(servers=tuple(self._to_server(s) for s in page), next_marker=next_marker)
+
+    def delete_server(self, server_id: str, *, wait: bool = False, timeout: float = 300.0) -> None:
+        self._call(
+            f"delete server {server_id}",
+            lambda: self._admin.compute.delete_server(server_id, ignore_missing=True),
+        )
+        if wait:
+            self.wait_for_server_deleted(server_id, timeout)
+
+    def list_servers_on_host(self, host: str) -> list[Server]:
+        found = self._call(
+            f"list servers on host {host}",
+            lambda: list(self._admin.compute.servers(details=True, all_projects=True, compute_host=host)),
+        )
+        # Nova matches the host filter as a pattern on some versions: keep exact matches.
+        return [s for s in (self._to_server(raw) for raw in found) if s.host == host]
+
+    # ---- lifecycle actions ------------------------------------------------------------
+
+    def _server_action(
+        self,
+        server_id: str,
+        action: str,
+        operation: Callable[[Any], None],
+        already_done: frozenset[str] = frozenset(),
+    ) -> None:
+        """Run a server action; a 409 because the server is already where the action would
+        take it counts as success, so these actions can be repeated safely."""
+        try:
+            self._call(f"{action} server {server_id}", lambda: operation(self._admin.compute), idempotent=False)
+        except CloudConflict:
+            if already_done:
+                server = self.get_server(server_id)
+                if server.status in already_done and server.task_state is None:
+                    return
+            raise
+
+    def stop_server(self, server_id: str) -> None:
+        self._server_action(server_id, "stop", lambda c: c.stop_server(server_id), frozenset({"SHUTOFF"}))
+
+    def start_server(self, server_id: str) -> None:
+        self._server_action(server_id, "start", lambda c: c.start_server(server_id), frozenset({"ACTIVE"}))
+
+    def resize_server(self, server_id: str, flavor_id: str) -> None:
+        self._server_action(server_id, "resize", lambda c: c.resize_server(server_id, flavor_id))
+
+    def confirm_resize(self, server_id: str) -> None:
+        self._server_action(
+            server_id,
+            "confirm resize of",
+            lambda c: c.confirm_server_resize(server_id),
+            frozenset({"ACTIVE", "SHUTOFF"}),
+        )
+
+    def live_migrate(self, server_id: str, host: str | None = None) -> None:
+        # 'auto' lets Nova pick block migration when there is no shared storage.
+        self._server_action(
+            server_id,
+            "live-migrate",
+            lambda c: c.live_migrate_server(server_id, host=host, block_migration="auto"),
+        )
+
+    def cold_migrate(self, server_id: str, host: str | None = None) -> None:
+        self._server_action(server_id, "migrate", lambda c: c.migrate_server(server_id, host=host))
+
+    def confirm_migration(self, server_id: str) -> None:
+        # Nova confirms a cold migration exactly like a resize.
+        self.confirm_resize(server_id)
+
+    def revert_migration(self, server_id: str) -> None:
+        # ...and reverts it like a resize too.
+        self._server_action(
+            server_id,
+            "revert migration of",
+            lambda c: c.revert_server_resize(server_id),
+            frozenset({"ACTIVE", "SHUTOFF"}),
+        )

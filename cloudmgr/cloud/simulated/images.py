@@ -1,0 +1,90 @@
+"""The simulated Glance: images with (fake) data, server snapshots, uploads, downloads."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from cloudmgr.cloud.errors import CloudNotFound
+from cloudmgr.cloud.simulated.records import (
+    ADMIN_PROJECT_ID,
+    fake_image_data,
+    find_live,
+    image_record,
+    iso,
+    now,
+    require_project,
+    require_status,
+    to_image,
+)
+from cloudmgr.cloud.simulated.store import SimulatedStore, atomic_write
+from cloudmgr.cloud.types import Image
+
+
+class SimulatedImages(SimulatedStore):
+    def list_images(self) -> list[Image]:
+        with self._transaction() as state:
+            return [to_image(i) for i in state["images"].values()]
+
+    def create_snapshot(self, server_id: str, image_name: str, *, timeout: float = 600.0) -> Image:
+        with self._transaction() as state:
+            record = find_live(state, server_id)
+            require_status(record, "createImage", ("ACTIVE", "SHUTOFF"))
+            flavor = state["flavors"][record["flavor_id"]]
+            image_id = str(uuid.uuid4())
+            data = fake_image_data(f"snapshot of {record['name']} ({record['id']})")
+            self._write_blob(image_id, data)
+            image = image_record(
+                image_id,
+                image_name,
+                len(data),
+                "qcow2",
+                record["project_id"],
+                "private",
+                iso(now()),
+                min_disk=flavor["disk_gb"],
+            )
+            state["images"][image_id] = image
+            return to_image(image)
+
+    def upload_image(
+        self,
+        name: str,
+        data: bytes | Path,
+        disk_format: str = "qcow2",
+        container_format: str = "bare",
+        *,
+        project_id: str | None = None,
+    ) -> Image:
+        content = Path(data).read_bytes() if isinstance(data, Path) else bytes(data)
+        with self._transaction() as state:
+            if project_id is not None:
+                require_project(state, project_id)
+            image_id = str(uuid.uuid4())
+            self._write_blob(image_id, content)
+            # Glance's default visibility for a new image is "shared".
+            image = image_record(
+                image_id, name, len(content), disk_format, project_id or ADMIN_PROJECT_ID, "shared", iso(now())
+            )
+            state["images"][image_id] = image
+            return to_image(image)
+
+    def get_image(self, image_id: str) -> Image:
+        with self._transaction() as state:
+            record = state["images"].get(image_id)
+            if record is None:
+                raise CloudNotFound(f"get image {image_id} failed: not found", status_code=404)
+            return to_image(record)
+
+    def download_image(self, image_id: str, dest_path: Path) -> int:
+        with self._transaction() as state:
+            if image_id not in state["images"]:
+                raise CloudNotFound(f"download image {image_id} failed: not found", status_code=404)
+            data = self._read_blob(image_id)
+        atomic_write(Path(dest_path), data)
+        return len(data)
+
+    def delete_image(self, image_id: str) -> None:
+        with self._transaction() as state:
+            if state["images"].pop(image_id, None) is not None:
+                self._delete_blob(image_id)

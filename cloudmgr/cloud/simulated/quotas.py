@@ -1,0 +1,96 @@
+"""Project quotas, enforced with the errors (and Nova's wording) a real cloud gives, and
+what each project's servers use."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from cloudmgr.cloud.errors import CloudBadRequest, CloudQuotaExceeded
+from cloudmgr.cloud.simulated.records import live_servers, require_project
+from cloudmgr.cloud.simulated.store import DEFAULT_COMPUTE_QUOTA, DEFAULT_NETWORK_QUOTA, SimulatedStore
+from cloudmgr.cloud.types import UNLIMITED, ComputeQuota, ComputeUsage, NetworkQuota, QuotaSet
+
+
+def quota_of(state: dict[str, Any], project_id: str) -> QuotaSet:
+    stored = state["quotas"].get(project_id)
+    if stored is None:
+        return QuotaSet(compute=DEFAULT_COMPUTE_QUOTA, network=DEFAULT_NETWORK_QUOTA)
+    return QuotaSet(compute=ComputeQuota(**stored["compute"]), network=NetworkQuota(**stored["network"]))
+
+
+def usage_of(state: dict[str, Any], project_id: str) -> ComputeUsage:
+    servers = live_servers(state, project_id)
+    flavors = state["flavors"]
+    return ComputeUsage(
+        cores=sum(flavors[s["flavor_id"]]["vcpus"] for s in servers),
+        ram_mb=sum(flavors[s["flavor_id"]]["ram_mb"] for s in servers),
+        instances=len(servers),
+    )
+
+
+def check_quota(
+    state: dict[str, Any], project_id: str, action: str, instances: int, cores: int, ram_mb: int, ports: int
+) -> None:
+    """CloudQuotaExceeded if the project cannot have this much more."""
+    quota = quota_of(state, project_id)
+    usage = usage_of(state, project_id)
+    used_ports = sum(1 for s in live_servers(state, project_id) if s.get("network_id"))
+    for resource, requested, used, limit in (
+        ("instances", instances, usage.instances, quota.compute.instances),
+        ("cores", cores, usage.cores, quota.compute.cores),
+        ("ram", ram_mb, usage.ram_mb, quota.compute.ram_mb),
+    ):
+        if requested > 0 and limit != UNLIMITED and used + requested > limit:
+            # Nova's wording, so logs read the same for both kinds of cloud.
+            raise CloudQuotaExceeded(
+                f"{action} refused: quota exceeded",
+                f"Quota exceeded for {resource}: Requested {requested}, but already used {used} of {limit} {resource}",
+                status_code=403,
+            )
+    limit = quota.network.ports
+    if ports > 0 and limit != UNLIMITED and used_ports + ports > limit:
+        raise CloudQuotaExceeded(
+            f"{action} refused: quota exceeded", "Maximum number of ports exceeded", status_code=403
+        )
+
+
+def _fields(value: ComputeQuota | NetworkQuota) -> dict[str, int]:
+    return dataclasses.asdict(value)
+
+
+class SimulatedQuotas(SimulatedStore):
+    def get_quota(self, project_id: str) -> QuotaSet:
+        with self._transaction() as state:
+            require_project(state, project_id)
+            return quota_of(state, project_id)
+
+    def set_quota(self, project_id: str, quota: QuotaSet) -> None:
+        values = {
+            **{f"compute.{k}": v for k, v in _fields(quota.compute).items()},
+            **{f"network.{k}": v for k, v in _fields(quota.network).items()},
+        }
+        for name, value in values.items():
+            if not isinstance(value, int) or value < UNLIMITED:
+                raise CloudBadRequest(f"set quota rejected as invalid: {name} must be -1 or more", str(value))
+        with self._transaction() as state:
+            require_project(state, project_id)
+            usage = usage_of(state, project_id)
+            # Nova refuses a compute limit below what the project already uses.
+            for resource, limit, used in (
+                ("cores", quota.compute.cores, usage.cores),
+                ("ram", quota.compute.ram_mb, usage.ram_mb),
+                ("instances", quota.compute.instances, usage.instances),
+            ):
+                if limit != UNLIMITED and limit < used:
+                    raise CloudBadRequest(
+                        "set quota rejected as invalid: a limit is below current usage",
+                        f"Quota limit {limit} for {resource} must be greater than or equal to already used "
+                        f"and reserved {used}.",
+                    )
+            state["quotas"][project_id] = {"compute": _fields(quota.compute), "network": _fields(quota.network)}
+
+    def get_compute_usage(self, project_id: str) -> ComputeUsage:
+        with self._transaction() as state:
+            require_project(state, project_id)
+            return usage_of(state, project_id)
