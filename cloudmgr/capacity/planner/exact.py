@@ -24,9 +24,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 IntArray = npt.NDArray[np.int64]
 
@@ -78,19 +82,33 @@ def _whole_pool(
 ) -> ExactAnswer:
     from ortools.sat.python import cp_model
 
-    n = demand.shape[0]
     upper = int(initial.max()) + 1
     cap = np.asarray(capacity, dtype=np.float64)
-    size = (demand / cap).max(axis=1)
-    order = np.argsort(-size, kind="stable")  # position -> item
-    # hint: renumber the heuristic's hosts by their first server in this order
-    first_pos: dict[int, int] = {}
-    for pos, i in enumerate(order.tolist()):
-        first_pos.setdefault(int(initial[i]), pos)
-    relabel = {b: r for r, (b, _) in enumerate(sorted(first_pos.items(), key=lambda kv: kv[1]))}
-
+    order = np.argsort(-(demand / cap).max(axis=1), kind="stable")  # position -> item
     model = cp_model.CpModel()
     y = [model.new_bool_var(f"y{b}") for b in range(upper)]
+    x, per_host = _placement_vars(model, order, upper)
+    _add_host_constraints(model, demand, capacity, y, per_host)
+    _add_anti_affinity(model, groups, order, x, upper)
+    model.add(sum(y) >= lower_bound)
+    model.minimize(sum(y))
+    _add_heuristic_hint(model, order, initial, x, y)
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.1, time_limit - (time.perf_counter() - started))
+    solver.parameters.num_workers = max(1, workers)
+    solver.parameters.random_seed = seed
+    status = solver.solve(model)
+    elapsed = time.perf_counter() - started
+    return _whole_pool_answer(solver, status, order, x, initial, upper, lower_bound, elapsed)
+
+
+def _placement_vars(
+    model: cp_model.CpModel, order: IntArray, upper: int
+) -> tuple[list[dict[int, cp_model.IntVar]], list[list[tuple[int, cp_model.IntVar]]]]:
+    """x[pos][b]: the server at ``pos`` (decreasing size) on host b, for hosts 0..pos only
+    (the symmetry breaking), each server on exactly one host. Also returns, per host, the
+    (server, variable) pairs that may use it."""
     x: list[dict[int, cp_model.IntVar]] = []
     per_host: list[list[tuple[int, cp_model.IntVar]]] = [[] for _ in range(upper)]
     for pos, i in enumerate(order.tolist()):
@@ -99,6 +117,19 @@ def _whole_pool(
         x.append(row)
         for b, v in row.items():
             per_host[b].append((i, v))
+    return x, per_host
+
+
+def _add_host_constraints(
+    model: cp_model.CpModel,
+    demand: IntArray,
+    capacity: tuple[int, int, int],
+    y: list[cp_model.IntVar],
+    per_host: list[list[tuple[int, cp_model.IntVar]]],
+) -> None:
+    """Capacities per host and resource; a host with a server is used; hosts are used in
+    order (host b + 1 only after host b), another cut of the symmetry."""
+    upper = len(y)
     for b in range(upper):
         if not per_host[b]:
             model.add(y[b] == 0)
@@ -111,6 +142,13 @@ def _whole_pool(
             model.add_implication(v, y[b])
         if b + 1 < upper:
             model.add_implication(y[b + 1], y[b])
+
+
+def _add_anti_affinity(
+    model: cp_model.CpModel, groups: IntArray, order: IntArray, x: list[dict[int, cp_model.IntVar]], upper: int
+) -> None:
+    """At most one member of an anti-affinity group per host."""
+    n = order.shape[0]
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
     g_members: dict[int, list[int]] = {}
@@ -123,21 +161,44 @@ def _whole_pool(
             vs = [x[p][b] for p in members if b in x[p]]
             if len(vs) > 1:
                 model.add_at_most_one(vs)
-    model.add(sum(y) >= lower_bound)
-    model.minimize(sum(y))
+
+
+def _add_heuristic_hint(
+    model: cp_model.CpModel,
+    order: IntArray,
+    initial: IntArray,
+    x: list[dict[int, cp_model.IntVar]],
+    y: list[cp_model.IntVar],
+) -> None:
+    """Start CP-SAT from the heuristic's packing, its hosts renumbered by their first server
+    in ``order`` so that the hint obeys the model's symmetry breaking."""
+    first_pos: dict[int, int] = {}
+    for pos, i in enumerate(order.tolist()):
+        first_pos.setdefault(int(initial[i]), pos)
+    relabel = {b: r for r, (b, _) in enumerate(sorted(first_pos.items(), key=lambda kv: kv[1]))}
     for pos, i in enumerate(order.tolist()):
         target = relabel[int(initial[i])]
         for b, v in x[pos].items():
             model.add_hint(v, b == target)
-    for b in range(upper):
-        model.add_hint(y[b], True)
+    for v in y:
+        model.add_hint(v, True)
 
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.1, time_limit - (time.perf_counter() - started))
-    solver.parameters.num_workers = max(1, workers)
-    solver.parameters.random_seed = seed
-    status = solver.solve(model)
-    elapsed = time.perf_counter() - started
+
+def _whole_pool_answer(
+    solver: cp_model.CpSolver,
+    status: Any,
+    order: IntArray,
+    x: list[dict[int, cp_model.IntVar]],
+    initial: IntArray,
+    upper: int,
+    lower_bound: int,
+    elapsed: float,
+) -> ExactAnswer:
+    """The solver's packing with its status and bound, or the heuristic's (``initial``) as
+    "unknown" when the solver found nothing better to report."""
+    from ortools.sat.python import cp_model
+
+    n = order.shape[0]
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         assign = np.empty(n, dtype=np.int64)
         for pos, i in enumerate(order.tolist()):
