@@ -97,67 +97,35 @@ def plan_inventory(
     if max_wave < 1:
         raise PlannerInputError([f"max wave must be at least 1, got {max_wave}"])
     capacity = host.capacity()
-    n = len(inventory)
-    demand = inventory.demand
-    names = inventory.names
-    lines = inventory.lines
-
-    refused = [
-        Refusal(names[i], inventory.refusal_reasons.get(int(i), CLASSIFIED_REASON), int(lines[i]) or None)
-        for i in np.flatnonzero(inventory.classified)
-    ]
-    fits = fits_empty_host(demand, capacity) if n else np.zeros(0, dtype=np.bool_)
-    candidates = ~inventory.classified
-    too_big = np.flatnonzero(candidates & ~fits)
-    unplaced = [Refusal(names[i], _describe_too_big(demand[i], capacity), int(lines[i]) or None) for i in too_big]
-    placeable = candidates & fits
-
-    host_of = np.full(n, -1, dtype=np.int64)
+    refused, unplaced, placeable = _sort_out(inventory, capacity)
+    host_of = np.full(len(inventory), -1, dtype=np.int64)
     host_zone: list[str] = []
     bounds: list[BoundDetail] = []
     exact_results: list[ExactResult] = []
+    # zones are packed apart so that no host ever holds internet and extranet servers together
     for code, zone_name in enumerate(ZONE_NAMES):
         items = np.flatnonzero(placeable & (inventory.zone == code))
         if items.shape[0] == 0:
             continue
-        dem = demand[items]
-        grp = inventory.group[items]
-        l1, l2 = resource_bounds(dem, capacity)
-        detail = BoundDetail(zone_name, int(items.shape[0]), l1, l2, anti_affinity_bound(grp))
-        bounds.append(detail)
-        packed = pack_vectors(dem, capacity, grp, seed=seed)
-        assign, hosts = packed.assign, packed.hosts
         want_exact = exact if exact is not None else items.shape[0] <= exact_limit
-        if want_exact:
-            if hosts <= detail.bound:
-                exact_results.append(ExactResult(zone_name, "optimal", "bound", hosts, detail.bound, 0.0))
-            else:
-                from cloudmgr.capacity.planner.exact import solve_exact
-
-                answer = solve_exact(dem, capacity, grp, assign, detail.bound, time_limit=time_limit, seed=seed)
-                if answer.hosts < hosts:
-                    assign, hosts = answer.assign, answer.hosts
-                exact_results.append(
-                    ExactResult(zone_name, answer.status, "cp-sat", hosts, answer.best_bound, answer.seconds)
-                )
+        assign, hosts, detail, exact_result = _pack_zone(
+            inventory, items, zone_name, capacity, want_exact=want_exact, time_limit=time_limit, seed=seed
+        )
+        bounds.append(detail)
+        if exact_result is not None:
+            exact_results.append(exact_result)
         host_of[items] = assign + len(host_zone)
         host_zone.extend([zone_name] * hosts)
 
     placed = np.flatnonzero(host_of >= 0)
-    nh = len(host_zone)
-    load = np.zeros((nh, 3), dtype=np.int64)
-    np.add.at(load, host_of[placed], demand[placed])
-    count = np.bincount(host_of[placed], minlength=nh).tolist()
-    hosts_usage = [HostUsage(b, host_zone[b], count[b], v, r, d) for b, (v, r, d) in enumerate(load.tolist())]
-    placed_names: list[str] = np.asarray(names, dtype=object)[placed].tolist()
-    placements = dict(zip(placed_names, host_of[placed].tolist(), strict=True))
+    placed_names: list[str] = np.asarray(inventory.names, dtype=object)[placed].tolist()
     waves, wave_departments = build_waves(
-        names, inventory.department, inventory.department_names, host_of, placed, max_wave
+        inventory.names, inventory.department, inventory.department_names, host_of, placed, max_wave
     )
     return ConsolidationPlan(
         capacity=capacity,
-        hosts=hosts_usage,
-        placements=placements,
+        hosts=_host_usage(inventory.demand, host_of, placed, host_zone),
+        placements=dict(zip(placed_names, host_of[placed].tolist(), strict=True)),
         waves=waves,
         wave_departments=wave_departments,
         refused=refused,
@@ -166,6 +134,66 @@ def plan_inventory(
         exact=exact_results,
         seconds=time.perf_counter() - started,
     )
+
+
+def _sort_out(
+    inventory: Inventory, capacity: tuple[int, int, int]
+) -> tuple[list[Refusal], list[Refusal], npt.NDArray[np.bool_]]:
+    """Split the inventory: the classified servers (refused, they belong on the e-government
+    intranet), the servers larger than an empty host (unplaced), and the mask of the rest."""
+    demand, names, lines = inventory.demand, inventory.names, inventory.lines
+    refused = [
+        Refusal(names[i], inventory.refusal_reasons.get(int(i), CLASSIFIED_REASON), int(lines[i]) or None)
+        for i in np.flatnonzero(inventory.classified)
+    ]
+    fits = fits_empty_host(demand, capacity) if len(inventory) else np.zeros(0, dtype=np.bool_)
+    candidates = ~inventory.classified
+    too_big = np.flatnonzero(candidates & ~fits)
+    unplaced = [Refusal(names[i], _describe_too_big(demand[i], capacity), int(lines[i]) or None) for i in too_big]
+    return refused, unplaced, candidates & fits
+
+
+def _pack_zone(
+    inventory: Inventory,
+    items: npt.NDArray[np.int64],
+    zone_name: str,
+    capacity: tuple[int, int, int],
+    *,
+    want_exact: bool,
+    time_limit: float,
+    seed: int,
+) -> tuple[npt.NDArray[np.int64], int, BoundDetail, ExactResult | None]:
+    """Pack one zone's ``items``: the heuristic, then CP-SAT when ``want_exact`` and the
+    heuristic is above the lower bound. Returns (host 0..hosts-1 per item, hosts, the zone's
+    bound, the exact refinement's result when one was wanted)."""
+    dem = inventory.demand[items]
+    grp = inventory.group[items]
+    l1, l2 = resource_bounds(dem, capacity)
+    detail = BoundDetail(zone_name, int(items.shape[0]), l1, l2, anti_affinity_bound(grp))
+    packed = pack_vectors(dem, capacity, grp, seed=seed)
+    assign, hosts = packed.assign, packed.hosts
+    if not want_exact:
+        return assign, hosts, detail, None
+    if hosts <= detail.bound:
+        return assign, hosts, detail, ExactResult(zone_name, "optimal", "bound", hosts, detail.bound, 0.0)
+    from cloudmgr.capacity.planner.exact import solve_exact
+
+    answer = solve_exact(dem, capacity, grp, assign, detail.bound, time_limit=time_limit, seed=seed)
+    if answer.hosts < hosts:
+        assign, hosts = answer.assign, answer.hosts
+    result = ExactResult(zone_name, answer.status, "cp-sat", hosts, answer.best_bound, answer.seconds)
+    return assign, hosts, detail, result
+
+
+def _host_usage(
+    demand: npt.NDArray[np.int64], host_of: npt.NDArray[np.int64], placed: npt.NDArray[np.int64], host_zone: list[str]
+) -> list[HostUsage]:
+    """Per host: its zone, how many servers it holds and their summed vCPUs, RAM and disk."""
+    nh = len(host_zone)
+    load = np.zeros((nh, 3), dtype=np.int64)
+    np.add.at(load, host_of[placed], demand[placed])
+    count = np.bincount(host_of[placed], minlength=nh).tolist()
+    return [HostUsage(b, host_zone[b], count[b], v, r, d) for b, (v, r, d) in enumerate(load.tolist())]
 
 
 #: Seconds the exact refinement may take when a person waits for the answer (a page, the API).
