@@ -256,11 +256,9 @@ def visible_department(session: Session, actor: Actor, department_key: str | Non
 def compute(session: Session, config: ProgrammeConfig, when: date, *, department_id: int | None = None) -> Figures:
     """All the programme's figures on ``when`` (one department's when ``department_id`` is given)."""
     query = select(LegacySystem).options(joinedload(LegacySystem.department))
-    rooms_query = select(ServerRoom).options(joinedload(ServerRoom.department))
     dept_query = select(Department).order_by(Department.key)
     if department_id is not None:
         query = query.where(LegacySystem.department_id == department_id)
-        rooms_query = rooms_query.where(ServerRoom.department_id == department_id)
         dept_query = dept_query.where(Department.id == department_id)
     systems = session.scalars(query).unique().all()
     departments = session.scalars(dept_query).all()
@@ -277,6 +275,7 @@ def compute(session: Session, config: ProgrammeConfig, when: date, *, department
             figures.out_of_scope += 1
             continue
         counts[1] += 1
+        # a system of a department outside ``departments`` still counts, under its own row
         row = dept_rows.setdefault(
             system.department_id,
             Row(system.department.key, system.department.name_zh, system.department.name_en),
@@ -288,31 +287,11 @@ def compute(session: Session, config: ProgrammeConfig, when: date, *, department
             figures.done += 1
             continue
         counts[2] += 1
-        deadline = deadline_of(system, config)
-        wave = waves.get(system.id)
-        flag = None
-        if deadline < when:
-            flag = ("overdue", (when - deadline).days)
-            row.overdue += 1
-        elif system.state in NOT_IN_WAVE and (deadline - when).days <= config.at_risk_days:
-            flag = ("not_in_wave", (deadline - when).days)
-        elif wave is not None and wave.window_end > deadline:
-            flag = ("wave_too_late", (deadline - when).days)
-        if flag is None:
+        flagged = _flag(system, config, when, waves.get(system.id))
+        if flagged is None:
             continue
-        flagged = Flagged(
-            system.id,
-            system.hostname,
-            system.department.key,
-            system.department.name_zh,
-            system.department.name_en,
-            system.state,
-            deadline,
-            flag[1],
-            flag[0],
-            wave.id if wave else None,
-        )
-        if flag[0] == "overdue":
+        if flagged.reason == "overdue":
+            row.overdue += 1
             figures.overdue.append(flagged)
         else:
             row.at_risk += 1
@@ -322,9 +301,47 @@ def compute(session: Session, config: ProgrammeConfig, when: date, *, department
     figures.cities, figures.counties = _place_rows(departments, dept_rows)
     figures.overdue.sort(key=lambda f: (-f.days, f.department_key, f.hostname))
     figures.at_risk.sort(key=lambda f: (f.days, f.department_key, f.hostname))
+    figures.rooms = _room_rows(session, room_counts, department_id)
+    return figures
+
+
+def _flag(system: LegacySystem, config: ProgrammeConfig, when: date, wave: MigrationWave | None) -> Flagged | None:
+    """An in-scope system not done: overdue once its deadline has passed; at risk when it is
+    in no wave yet and the deadline is near, or when its wave ends after the deadline; else
+    None."""
+    deadline = deadline_of(system, config)
+    if deadline < when:
+        reason, days = "overdue", (when - deadline).days
+    elif system.state in NOT_IN_WAVE and (deadline - when).days <= config.at_risk_days:
+        reason, days = "not_in_wave", (deadline - when).days
+    elif wave is not None and wave.window_end > deadline:
+        reason, days = "wave_too_late", (deadline - when).days
+    else:
+        return None
+    return Flagged(
+        system.id,
+        system.hostname,
+        system.department.key,
+        system.department.name_zh,
+        system.department.name_en,
+        system.state,
+        deadline,
+        days,
+        reason,
+        wave.id if wave else None,
+    )
+
+
+def _room_rows(session: Session, room_counts: dict[int, list[int]], department_id: int | None) -> list[RoomRow]:
+    """The server rooms (one department's when ``department_id`` is given) with their counts
+    of systems, open ones with the most remaining first, closed ones last."""
+    rooms_query = select(ServerRoom).options(joinedload(ServerRoom.department))
+    if department_id is not None:
+        rooms_query = rooms_query.where(ServerRoom.department_id == department_id)
+    rows = []
     for room in session.scalars(rooms_query).unique():
         systems_n, scope_n, remaining_n = room_counts.get(room.id, [0, 0, 0])
-        figures.rooms.append(
+        rows.append(
             RoomRow(
                 room.id,
                 room.code,
@@ -339,8 +356,8 @@ def compute(session: Session, config: ProgrammeConfig, when: date, *, department
                 room.closed_by,
             )
         )
-    figures.rooms.sort(key=lambda r: (r.closed_at is not None, -r.remaining, r.code))
-    return figures
+    rows.sort(key=lambda r: (r.closed_at is not None, -r.remaining, r.code))
+    return rows
 
 
 # --- server rooms --------------------------------------------------------------------------------
