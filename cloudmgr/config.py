@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -228,10 +228,8 @@ def _secret_key_for(instance_path: Path) -> str:
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``); keyword overrides win."""
     env = os.environ if environ is None else environ
-
-    def get(name: str, default: str = "") -> str:
-        return env.get(_ENV_PREFIX + name, default)
-
+    get = _prefixed_reader(env)
+    # the values other settings depend on, checked first so a bad one is named on its own
     run_env = get("ENV", "development")
     if run_env not in {"development", "production", "test"}:
         raise ConfigurationError(f"CLOUDMGR_ENV must be development, production or test, not {run_env!r}")
@@ -250,7 +248,46 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if locale not in {"zh", "en"}:
         raise ConfigurationError(f"CLOUDMGR_DEFAULT_LOCALE must be zh or en, not {locale!r}")
 
-    settings = Settings(
+    settings = _settings_from(
+        get,
+        env,
+        run_env=run_env,
+        instance_path=instance_path,
+        database_url=database_url,
+        secret_key=secret_key,
+        provider=provider,
+        locale=locale,
+    )
+    if overrides:
+        settings = replace(settings, **overrides)
+    if not settings.secret_key:
+        settings = replace(settings, secret_key=_secret_key_for(settings.instance_path))
+    return settings
+
+
+def _prefixed_reader(env: Mapping[str, str]) -> Callable[..., str]:
+    """``get(NAME, default)`` reads ``CLOUDMGR_NAME`` from ``env``."""
+
+    def get(name: str, default: str = "") -> str:
+        return env.get(_ENV_PREFIX + name, default)
+
+    return get
+
+
+def _settings_from(
+    get: Callable[..., str],
+    env: Mapping[str, str],
+    *,
+    run_env: str,
+    instance_path: Path,
+    database_url: str,
+    secret_key: str,
+    provider: str,
+    locale: str,
+) -> Settings:
+    """Every setting read from the environment through ``get``; the values
+    :func:`load_settings` has already read and checked are passed in."""
+    return Settings(
         env=run_env,
         instance_path=instance_path,
         database_url=database_url or f"sqlite:///{instance_path / 'cloudmgr.sqlite3'}",
@@ -306,8 +343,3 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         ansible_artifacts_dir=Path(get("ANSIBLE_ARTIFACTS_DIR", str(instance_path / "ansible"))),
         self_approval=_self_approval(get("SELF_APPROVAL_DEPARTMENTS")),
     )
-    if overrides:
-        settings = replace(settings, **overrides)
-    if not settings.secret_key:
-        settings = replace(settings, secret_key=_secret_key_for(settings.instance_path))
-    return settings
