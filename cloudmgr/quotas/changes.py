@@ -18,8 +18,14 @@ from cloudmgr.organisation.models import Cloud, DepartmentCloud, Role
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import QuotaBelowUsage, QuotaChangeInvalid, QuotaChangeNotFound
 from cloudmgr.quotas.files import QuotaDefinitions
-from cloudmgr.quotas.models import ChangeRequestState, LimitSource, QuotaAssignment, QuotaChangeRequest
-from cloudmgr.quotas.resources import Limits, limits_from_json, limits_to_json
+from cloudmgr.quotas.models import (
+    ChangeRequestState,
+    LimitSource,
+    QuotaAssignment,
+    QuotaChangeRequest,
+    QuotaLedgerRow,
+)
+from cloudmgr.quotas.resources import Limits, Resource, limits_from_json, limits_to_json
 
 AUTO_APPROVAL_WINDOW = timedelta(days=30)
 AUTO_APPROVER = Actor.system("auto-approval")
@@ -80,13 +86,7 @@ def request_change(
     rows = ledger.ensure_rows(session, department_id, link.cloud_id)
     current = {r: row.limit for r, row in rows.items()}
     requested = _requested_limits(definitions, current, target_size, limits)
-    for resource, value in requested.items():
-        taken = rows[resource].used + rows[resource].reserved
-        if value < taken:
-            raise QuotaBelowUsage(
-                f"{resource.value} cannot be set to {value}: {taken} already used or reserved (a quota is never "
-                "lowered below what is in use)"
-            )
+    _refuse_below_usage(rows, requested)
     if requested == current:
         raise QuotaChangeInvalid("the requested limits are the current ones")
     assignment = session.scalar(
@@ -115,16 +115,7 @@ def request_change(
         reason=reason,
         detail={"cloud": cloud_key, "size": target_size, "limits": change.requested_limits},
     )
-    one_step_up = definitions.size_above(assignment.size if assignment else None)
-    recent_auto = session.scalar(
-        select(func.count()).where(
-            QuotaChangeRequest.department_id == department_id,
-            QuotaChangeRequest.cloud_id == link.cloud_id,
-            QuotaChangeRequest.automatic.is_(True),
-            QuotaChangeRequest.decided_at >= utcnow() - AUTO_APPROVAL_WINDOW,
-        )
-    )
-    if target_size is not None and one_step_up is not None and one_step_up.name == target_size and not recent_auto:
+    if _pre_approved(session, definitions, assignment, change):
         entry = definitions.entries.get((link.department.key, cloud_key))
         _approve(
             session,
@@ -135,6 +126,36 @@ def request_change(
             file_limits=entry.limits if entry else None,
         )
     return change
+
+
+def _refuse_below_usage(rows: dict[Resource, QuotaLedgerRow], requested: Limits) -> None:
+    """A quota is never lowered below what the department already uses or has reserved."""
+    for resource, value in requested.items():
+        taken = rows[resource].used + rows[resource].reserved
+        if value < taken:
+            raise QuotaBelowUsage(
+                f"{resource.value} cannot be set to {value}: {taken} already used or reserved (a quota is never "
+                "lowered below what is in use)"
+            )
+
+
+def _pre_approved(
+    session: Session, definitions: QuotaDefinitions, assignment: QuotaAssignment | None, change: QuotaChangeRequest
+) -> bool:
+    """Whether ``change`` is approved at once: it asks for the size one step above the
+    department's current one, and no change for this department and cloud was approved
+    automatically within the last AUTO_APPROVAL_WINDOW."""
+    one_step_up = definitions.size_above(assignment.size if assignment else None)
+    recent_auto = session.scalar(
+        select(func.count()).where(
+            QuotaChangeRequest.department_id == change.department_id,
+            QuotaChangeRequest.cloud_id == change.cloud_id,
+            QuotaChangeRequest.automatic.is_(True),
+            QuotaChangeRequest.decided_at >= utcnow() - AUTO_APPROVAL_WINDOW,
+        )
+    )
+    target_size = change.target_size
+    return target_size is not None and one_step_up is not None and one_step_up.name == target_size and not recent_auto
 
 
 def _approve(
