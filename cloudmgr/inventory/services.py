@@ -8,7 +8,7 @@ shows its history from the audit log) in the caller's unit of work.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
@@ -18,6 +18,7 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.db import utcnow
 from cloudmgr.inventory.errors import InvalidSystemTransition, SystemNotFound
 from cloudmgr.inventory.models import DONE_STATES, LegacySystem, SystemState
+from cloudmgr.organisation import reading as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.statemachine import StateMachine
 
@@ -102,6 +103,10 @@ def get_system_by_hostname(session: Session, hostname: str) -> LegacySystem:
 @dataclass(frozen=True)
 class SystemFilter:
     department_id: int | None = None
+    #: a department named by its key (the API's filter): narrows the list like ``department_id``; ignored
+    #: for a department user (their list is always their own department's), :class:`UnknownDepartment`
+    #: for anyone else when there is none
+    department_key: str | None = None
     state: str | None = None
     #: "in": non-classified internet/extranet; "out": the others (classified, intranet)
     scope: str | None = None
@@ -134,6 +139,9 @@ def list_systems(
 ) -> tuple[Sequence[LegacySystem], int]:
     """Systems matching ``flt`` from easy to hard (complexity, then hostname), and their total."""
     flt = flt or SystemFilter()
+    named_department_id = org.named_department_id(session, actor, flt.department_key)
+    if named_department_id is not None:
+        flt = replace(flt, department_id=named_department_id)
     query = _filtered(select(LegacySystem), flt, actor).options(
         joinedload(LegacySystem.department), joinedload(LegacySystem.server_room)
     )

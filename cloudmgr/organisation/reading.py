@@ -117,3 +117,14 @@ def get_visible_department(session: Session, actor: Actor, key: str) -> Departme
     if not actor.can_see_department(department.id):
         raise UnknownDepartment(f"no department {key!r}")
     return department
+
+
+def named_department_id(session: Session, actor: Actor | None, key: str | None) -> int | None:
+    """The id of the department ``key`` a listing is asked to be narrowed to, or None when no department is
+    named or ``actor`` is a department user: their listings are always their own department's whatever they
+    name (the listing narrows them by the actor), so the name is ignored rather than refused.  None for
+    ``actor`` is a trusted caller (the CLI, the jobs), who sees every department's.
+    :class:`UnknownDepartment` when an actor who sees every department's names one that does not exist."""
+    if key is None or (actor is not None and actor.is_department):
+        return None
+    return get_department(session, key).id

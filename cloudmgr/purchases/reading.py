@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from cloudmgr.organisation import reading as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.purchases.errors import (
@@ -33,17 +34,21 @@ def get_purchase(session: Session, actor: Actor, purchase_id: int, *, for_update
 class PurchaseFilter:
     state: str | None = None
     category: str | None = None
-    department_id: int | None = None
+    #: the key of the department to narrow the list to; ignored for a department user (their list is
+    #: always their own department's), :class:`UnknownDepartment` for anyone else when there is none
+    department_key: str | None = None
     page: int = 1
     per_page: int = 25
 
 
 def list_purchases(session: Session, actor: Actor, filters: PurchaseFilter) -> tuple[Sequence[PurchaseRequest], int]:
+    """A page of the purchase requests ``actor`` sees (newest first), and their total."""
+    named_department_id = org.named_department_id(session, actor, filters.department_key)
     query = select(PurchaseRequest)
     if actor.is_department:
         query = query.where(PurchaseRequest.department_id == actor.department_id)
-    elif filters.department_id is not None:
-        query = query.where(PurchaseRequest.department_id == filters.department_id)
+    elif named_department_id is not None:
+        query = query.where(PurchaseRequest.department_id == named_department_id)
     if filters.state:
         query = query.where(PurchaseRequest.state == filters.state)
     if filters.category:

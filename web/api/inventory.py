@@ -15,7 +15,6 @@ from cloudmgr.inventory.errors import InventoryInvalid
 from cloudmgr.inventory.importer import MAX_BYTES, import_inventory
 from cloudmgr.inventory.models import LegacySystem, SystemState
 from cloudmgr.inventory.services import SystemFilter, dependants, get_system, list_systems
-from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import Role
 from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice, query_int, query_str
@@ -181,23 +180,16 @@ def system_json(system: LegacySystem, *, used_by: list[str] | None = None) -> di
     errors=(400, 404),
 )
 def list_legacy_systems() -> Response:
-    user = api_user()
-    session = request_uow().session
     state = query_choice("state", frozenset(s.value for s in SystemState))
     scope = query_choice("scope", frozenset({"in", "out"}))
     classification = query_choice("classification", frozenset({"classified", "non_classified"}))
     page = query_int("page", default=1, minimum=1, maximum=MAX_PAGE)
     per_page = query_int("per_page", default=50, minimum=1, maximum=MAX_PER_PAGE)
     department_key = query_str("department")
-    department_id = None
-    # Only an actor who sees every department's narrows the list to one (Actor.department_scope: a
-    # department user's list is always its own, whatever it names).
-    if department_key is not None and user.actor.department_scope is None:
-        department_id = org.get_department(session, department_key).id  # 404 when unknown
     rows, total = list_systems(
-        session,
-        SystemFilter(department_id=department_id, state=state, scope=scope, classification=classification),
-        actor=user.actor,
+        request_uow().session,
+        SystemFilter(department_key=department_key, state=state, scope=scope, classification=classification),
+        actor=api_user().actor,
         limit=per_page,
         offset=(page - 1) * per_page,
     )

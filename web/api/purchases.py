@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from cloudmgr.organisation import services as org
 from cloudmgr.organisation.models import Role
 from cloudmgr.purchases import reports, services, showback
 from cloudmgr.purchases.models import BlockBasis, Category, PurchaseRequest, PurchaseState
@@ -292,22 +291,15 @@ LIST_PARAMETERS: list[JSON] = [
     operation_id="list_purchases",
 )
 def list_purchases() -> Response:
-    user = api_user()
-    session = request_uow().session
     state = query_choice("state", frozenset(PurchaseState))
     category = query_choice("category", frozenset(Category))
     page = query_int("page", default=1, minimum=1, maximum=100_000)
     per_page = query_int("per_page", default=25, minimum=1, maximum=100)
     department_key = query_str("department")
-    department_id = None
-    # Only an actor who sees every department's narrows the list to one (Actor.department_scope: a
-    # department user's list is always its own, whatever it names).
-    if department_key is not None and user.actor.department_scope is None:
-        department_id = org.get_department(session, department_key).id
     rows, total = services.list_purchases(
-        session,
-        user.actor,
-        PurchaseFilter(state=state, category=category, department_id=department_id, page=page, per_page=per_page),
+        request_uow().session,
+        api_user().actor,
+        PurchaseFilter(state=state, category=category, department_key=department_key, page=page, per_page=per_page),
     )
     return jsonify({"items": [purchase_json(p) for p in rows], "total": total, "page": page, "per_page": per_page})
 
