@@ -2,35 +2,39 @@
 collectors, which read the database at scrape time, registered on it.
 
 The domain ``*.metrics`` modules import ``cloudmgr.metrics`` for the registry; this module imports
-them, so the registry never imports a domain package back.
+them, so the registry never imports a domain package back.  Whoever renders (the /metrics view, a
+test) passes the database and the settings in: this module does not read the process-global runtime.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import generate_latest
 
 from cloudmgr.capacity.metrics import register as register_capacity_metrics
+from cloudmgr.config import Settings
 from cloudmgr.db import Database
 from cloudmgr.inventory.metrics import register as register_inventory_metrics
 from cloudmgr.metrics import REGISTRY
 from cloudmgr.programme.metrics import register as register_programme_metrics
 from cloudmgr.purchases.metrics import register as register_purchase_metrics
 from cloudmgr.quotas.metrics import register as register_quota_metrics
-from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.metrics import register as register_request_metrics
 
 
-def register_domain_collectors(db: Database) -> None:
-    """Collectors that read the database at scrape time (``db``: the one they read)."""
-    register_capacity_metrics(db, get_runtime().settings.capacity_file)
+def register_domain_collectors(db: Database, *, capacity_file: Path, programme_file: Path) -> None:
+    """Collectors that read the database at scrape time (``db``: the one they read; the capacity and
+    programme collectors also read their configuration files)."""
+    register_capacity_metrics(db, capacity_file)
     register_inventory_metrics(db)
-    register_programme_metrics(db, get_runtime().settings.programme_file)
+    register_programme_metrics(db, programme_file)
     register_purchase_metrics(db)
     register_quota_metrics(db)
     register_request_metrics(db)
 
 
-def render(db: Database | None = None) -> bytes:
-    """The exposition text; the collectors read ``db``, by default the process's (an entry point: /metrics)."""
-    register_domain_collectors(db if db is not None else get_runtime().db)
+def render(db: Database, settings: Settings) -> bytes:
+    """The exposition text; the collectors read ``db`` and the configuration files ``settings`` names."""
+    register_domain_collectors(db, capacity_file=settings.capacity_file, programme_file=settings.programme_file)
     return generate_latest(REGISTRY)

@@ -207,7 +207,7 @@ def test_queue_reports_exports_showback_and_metrics(pj: Journey) -> None:
 
     from cloudmgr.metrics_exposition import render
 
-    text = render().decode()
+    text = render(pj.rt.db, pj.rt.settings).decode()
     assert 'cloudmgr_purchases_total{decision="blocked"} 1.0' in text
     assert "cloudmgr_purchases_blocked_yuan 45000.0" in text
 

@@ -70,7 +70,7 @@ def prometheus_metrics() -> Response:
         if isinstance(exc, metrics_access.ScrapeUnauthorized):
             refused.headers["WWW-Authenticate"] = 'Bearer realm="cloudmgr-metrics"'
         return refused
-    return Response(metrics_exposition.render(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+    return Response(metrics_exposition.render(rt.db, rt.settings), mimetype="text/plain; version=0.0.4; charset=utf-8")
 
 
 @bp.record_once
