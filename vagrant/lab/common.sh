@@ -22,7 +22,7 @@ DB_PORT="${LAB_DB_PORT:-3306}"
 DB_USER="${LAB_DB_USER:-root}"
 DB_PASS="${LAB_DB_PASSWORD:-}"
 DB_PREFIX="${LAB_DB_PREFIX:-cmlab_}"
-DBS="keystone placement nova_api nova nova_cell0 glance neutron"
+DBS="keystone placement nova_api nova nova_cell0 glance neutron cinder"
 RABBIT_HOST="${LAB_RABBIT_HOST:-127.0.0.1}"
 RABBIT_PORT="${LAB_RABBIT_PORT:-5672}"
 RABBIT_USER="${LAB_RABBIT_USER:-guest}"
@@ -37,6 +37,7 @@ PLACEMENT_PORT=8778
 NOVA_PORT=8774
 GLANCE_PORT=9292
 NEUTRON_PORT=9696
+CINDER_PORT=8776
 AUTH_URL="http://$LAB_HOST:$KEYSTONE_PORT/v3"
 
 # Usable capacity per compute host (the fake driver reports 1000 vCPU,
@@ -49,8 +50,11 @@ FAKE_RAM_MB=800000
 FAKE_DISK_GB=600000
 COMPUTE_HOSTS="compute1 compute2"
 
-# Every service process the lab runs, in start order.
-SERVICES="keystone placement glance neutron nova-api nova-conductor nova-scheduler nova-compute-compute1 nova-compute-compute2"
+# Every service process the lab runs, in start order. Cinder's come last:
+# up.sh can add them to a running lab that has the others (CORE_SERVICES).
+CORE_SERVICES="keystone placement glance neutron nova-api nova-conductor nova-scheduler nova-compute-compute1 nova-compute-compute2"
+CINDER_SERVICES="cinder-api cinder-scheduler cinder-volume cinder-backup"
+SERVICES="$CORE_SERVICES $CINDER_SERVICES"
 
 ts() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(ts)" 'BEGIN{printf "%.1f", b-a}'; }

@@ -51,8 +51,9 @@ write_configs() {
     done
     local venv_etc="$VENV/etc"
     local tu; tu="$(transport_url)"
-    mkdir -p "$ETC"/{keystone,placement,glance,neutron,nova} "$LAB/keystone" \
-        "$DATA"/glance/{images,staging,tasks} "$DATA"/{glance,neutron,nova}/lock
+    mkdir -p "$ETC"/{keystone,placement,glance,neutron,nova,cinder} "$LAB/keystone" \
+        "$DATA"/glance/{images,staging,tasks} "$DATA"/{glance,neutron,nova,cinder}/lock \
+        "$DATA"/cinder/backup
 
     # ----------------------------------------------------------- keystone
     cat >"$ETC/keystone/keystone.conf" <<EOF
@@ -287,6 +288,9 @@ region_name = $REGION
 
 [cinder]
 os_region_name = $REGION
+# Nova calls Cinder with the user's token; these credentials serve the
+# admin contexts without one (periodic tasks, cleanups)
+$(_svc_auth nova)
 
 [vnc]
 enabled = false
@@ -303,6 +307,78 @@ lock_path = $DATA/nova/lock
 [oslo_messaging_notifications]
 driver = noop
 EOF
+    # ------------------------------------------------------------- cinder
+    # The lab's fake volume driver (cloudmgr_lab_ml2/volume.py: sparse files,
+    # os-brick 'local' connections) as backend "fake"; backups with the POSIX
+    # driver into $DATA/cinder/backup.
+    cp "$venv_etc/cinder/api-paste.ini" "$ETC/cinder/api-paste.ini"
+    sed -i "s#^disable_by_file_path = .*#disable_by_file_path = $DATA/cinder/healthcheck_disable#" \
+        "$ETC/cinder/api-paste.ini"
+    cat >"$ETC/cinder/cinder.conf" <<EOF
+[DEFAULT]
+debug = $DEBUG
+use_stderr = true
+host = $NOVA_CONTROL_HOST
+my_ip = $LAB_HOST
+state_path = $DATA/cinder
+transport_url = $tu
+auth_strategy = keystone
+api_paste_config = $ETC/cinder/api-paste.ini
+osapi_volume_listen = $LAB_BIND
+osapi_volume_listen_port = $CINDER_PORT
+osapi_volume_workers = 1
+enabled_backends = fake
+# made by up.sh (lab_admin.py resources), with "ssd"; else new volumes get
+# the __DEFAULT__ type of Cinder's db sync
+default_volume_type = fake
+report_interval = 5
+service_down_time = 30
+# lab restarts need not wait (oslo.service waits 60 s by default)
+graceful_shutdown_timeout = 3
+# project defaults: room for the tests; a test that checks refusals sets
+# its project's quota itself
+quota_volumes = 50
+quota_snapshots = 50
+quota_gigabytes = 1000
+quota_backups = 20
+quota_backup_gigabytes = 1000
+backup_driver = cinder.backup.drivers.posix.PosixBackupDriver
+backup_posix_path = $DATA/cinder/backup
+# zstd packs a lab volume's zeros several times faster than the default zlib;
+# objects of 64 MiB, not ~2 GB (each is held in memory whole, twice on restore)
+backup_compression_algorithm = zstd
+backup_file_size = 67108864
+rootwrap_config = $venv_etc/cinder/rootwrap.conf
+
+[database]
+connection = $(db_url cinder)
+$(_db_opts)
+
+[keystone_authtoken]
+$(_authtoken cinder)
+
+[nova]
+# for the volume-extended event of an in-use extend (a service-role API)
+$(_svc_auth cinder)
+
+[oslo_concurrency]
+lock_path = $DATA/cinder/lock
+
+[oslo_messaging_notifications]
+driver = noop
+
+[fake]
+volume_driver = cloudmgr_lab_ml2.volume.LabFakeVolumeDriver
+volume_backend_name = fake
+
+[privsep_osbrick]
+# cinder-backup attaches volumes through os-brick, whose privsep daemon
+# starts with "sudo cinder-rootwrap ..." by default: there is no sudo, and
+# rootwrap accepts config files under /etc only. The lab runs as root: start
+# the daemon directly.
+helper_command = $VENV/bin/privsep-helper --config-file $ETC/cinder/cinder.conf
+EOF
+
     local h
     for h in $COMPUTE_HOSTS; do
         mkdir -p "$DATA/$h/lock" "$DATA/$h/instances"

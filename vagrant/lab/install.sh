@@ -12,6 +12,7 @@ PKGS=(
     "nova==34.0.0"
     "glance==33.0.0"
     "neutron==29.0.0"
+    "cinder==29.0.0"
     "oslo.messaging==18.3.1"
     "SQLAlchemy==2.1.9"
     "PyMySQL==1.2.4"
@@ -64,8 +65,13 @@ PYTHONWARNINGS=ignore "$PY" - <<'PY'
 import importlib.metadata as md
 eps = [e.name for e in md.entry_points(group="neutron.ml2.mechanism_drivers")]
 assert "cloudmgr_lab" in eps, eps
-import keystone, nova, glance, neutron, placement, openstack, pymysql  # noqa
+import keystone, nova, glance, neutron, cinder, placement, openstack, pymysql  # noqa
 PY
+# the lab's Cinder driver, in a process of its own: cinder's test package
+# selects oslo.service's eventlet backend at import, and the imports above
+# have selected the threading one
+PYTHONWARNINGS=ignore "$PY" -c 'import cloudmgr_lab_ml2.volume' 2>/dev/null \
+    || die "the lab's Cinder driver does not import (cloudmgr_lab_ml2/volume.py)"
 [ -x "$VENV/bin/cloudmgr-lab-nova-compute" ] || die "cloudmgr-lab-nova-compute missing in $VENV"
 echo "$want" > "$STAMP"
 say "install: done in $(elapsed "$t0") s"

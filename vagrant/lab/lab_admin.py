@@ -3,11 +3,14 @@
 Subcommands:
   wait-keystone TIMEOUT [PID]  wait until the admin user gets a token
   keystone                create the service project, users, roles, catalog
+  catalog-id              print a digest of what `keystone` makes (up.sh
+                          re-runs it when the digest it recorded differs)
   wait-http NAME URL TIMEOUT [PID]  wait until URL answers (HTTP status < 500)
   wait-placement TIMEOUT  wait until compute1/compute2 providers have inventory
   resources               flavors, the cirros-lab image, lab networks
   clouds-yaml PATH        write the clouds.yaml for the tests
-  status                  check every service; exit 0 iff all respond
+  status [--without-cinder]
+                          check every service; exit 0 iff all respond
   finish PATH             wait-placement, resources, clouds-yaml, status
   amqp-ok                 exit 0 iff LAB_TRANSPORT_URL accepts a login
   wait-consumers TIMEOUT PID QUEUE...
@@ -40,7 +43,21 @@ SERVICES = [
     ("nova", "nova", "compute", f"http://{HOST}:8774/v2.1", "Compute"),
     ("glance", "glance", "image", f"http://{HOST}:9292", "Image"),
     ("neutron", "neutron", "network", f"http://{HOST}:9696", "Networking"),
+    ("cinder", "cinderv3", "volumev3", f"http://{HOST}:8776/v3",
+     "Block Storage"),
 ]
+
+# Both on the lab's one backend ("fake", cinder.conf [fake]); two types so
+# that operators can offer typed volumes with prices. "fake" is the
+# default_volume_type of cinder.conf.
+VOLUME_BACKEND = "fake"
+VOLUME_TYPES = [
+    # name, description
+    ("fake", "Lab volumes (the default type)"),
+    ("ssd", "Lab SSD volumes (same fake backend)"),
+]
+# made by cinder's db sync; unused once default_volume_type is set
+CINDER_DB_SYNC_TYPE = "__DEFAULT__"
 
 FLAVORS = [
     # name, vcpus, ram MB, disk GB
@@ -162,6 +179,11 @@ def cmd_keystone():
     log("keystone: service project, users, roles and catalog ready")
 
 
+def cmd_catalog_id():
+    import hashlib
+    print(hashlib.sha256(repr((SERVICES, REGION)).encode()).hexdigest()[:16])
+
+
 def providers_ready():
     conn = connect()
     placement = conn.placement
@@ -217,6 +239,24 @@ def cmd_resources():
             raise SystemExit(f"image {IMAGE_NAME} is {img.status}")
         log(f"image {IMAGE_NAME} uploaded ({img.size} bytes)")
 
+    bs = conn.block_storage
+    types = {t.name: t for t in bs.types()}
+    for name, desc in VOLUME_TYPES:
+        if name not in types:
+            bs.create_type(name=name, description=desc, is_public=True,
+                           extra_specs={"volume_backend_name":
+                                        VOLUME_BACKEND})
+            log(f"volume type {name} created")
+    sync_type = types.get(CINDER_DB_SYNC_TYPE)
+    if sync_type:
+        # else operators see it among the types they may offer; Cinder
+        # refuses while volumes use it (then it stays, harmless)
+        try:
+            bs.delete_type(sync_type)
+            log(f"volume type {CINDER_DB_SYNC_TYPE} deleted")
+        except Exception as exc:  # noqa: BLE001
+            log(f"volume type {CINDER_DB_SYNC_TYPE} kept: {exc}")
+
     net = conn.network
     for name, physnet, cidr, gw, desc in NETWORKS:
         n = net.find_network(name)
@@ -254,7 +294,14 @@ def cmd_clouds_yaml(path):
     log(f"wrote {path}")
 
 
-def cmd_status():
+def _heartbeat_age(row, now):
+    upd = datetime.datetime.fromisoformat(
+        row.updated_at.replace("Z", "")).replace(tzinfo=None)
+    return (now - upd).total_seconds()
+
+
+def cmd_status(*flags):
+    with_cinder = "--without-cinder" not in flags
     ok = True
 
     def check(name, fn):
@@ -290,9 +337,7 @@ def cmd_status():
                 if row.state != "up" or row.status != "enabled":
                     raise RuntimeError(f"{binary} on {host}: {row.state}/"
                                        f"{row.status}")
-                upd = datetime.datetime.fromisoformat(
-                    row.updated_at.replace("Z", "")).replace(tzinfo=None)
-                age = (now - upd).total_seconds()
+                age = _heartbeat_age(row, now)
                 if age > 30:
                     raise RuntimeError(f"{binary} on {host}: heartbeat "
                                        f"{age:.0f}s old")
@@ -314,10 +359,38 @@ def cmd_status():
         names = sorted(n.name for n in conn.network.networks())
         return f"networks {names}"
 
+    def cinder():
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        svcs = list(conn.block_storage.services())
+        out = []
+        for binary, host in (("cinder-scheduler", None),
+                             ("cinder-volume", f"@{VOLUME_BACKEND}"),
+                             ("cinder-backup", None)):
+            rows = [s for s in svcs if s.binary == binary
+                    and (host is None or s.host.endswith(host))]
+            if not rows:
+                raise RuntimeError(f"{binary}: no service")
+            row = max(rows, key=lambda r: r.updated_at or "")
+            if row.state != "up" or row.status != "enabled":
+                raise RuntimeError(f"{binary} on {row.host}: {row.state}/"
+                                   f"{row.status}")
+            age = _heartbeat_age(row, now)
+            if age > 30:
+                raise RuntimeError(f"{binary} on {row.host}: heartbeat "
+                                   f"{age:.0f}s old")
+            out.append(f"{row.host}:{binary[7:]}")
+        types = sorted(t.name for t in conn.block_storage.types())
+        missing = {n for n, _ in VOLUME_TYPES} - set(types)
+        if missing:
+            raise RuntimeError(f"no volume type {sorted(missing)}")
+        return "up: " + " ".join(out) + f"; types {types}"
+
     check("nova", nova)
     check("placement", placement)
     check("glance", glance)
     check("neutron", neutron)
+    if with_cinder:
+        check("cinder", cinder)
     return 0 if ok else 1
 
 
@@ -441,6 +514,8 @@ def main(argv):
         cmd_wait_keystone(*args)
     elif cmd == "keystone":
         cmd_keystone()
+    elif cmd == "catalog-id":
+        cmd_catalog_id()
     elif cmd == "wait-http":
         cmd_wait_http(*args)
     elif cmd == "wait-placement":
@@ -455,7 +530,7 @@ def main(argv):
         cmd_clouds_yaml(*args)
         return cmd_status()
     elif cmd == "status":
-        return cmd_status()
+        return cmd_status(*args)
     elif cmd == "amqp-ok":
         return cmd_amqp_ok()
     elif cmd == "wait-consumers":

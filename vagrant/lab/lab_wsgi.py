@@ -7,6 +7,7 @@ up.sh. Used as e.g. ``gunicorn 'lab_wsgi:keystone()'``.
 """
 
 import importlib
+import os
 import sys
 
 
@@ -33,3 +34,11 @@ def glance():
 
 def neutron():
     return _load("neutron.wsgi.api")
+
+
+def cinder():
+    # cinder.wsgi.api reads its config files from sys.argv only (no
+    # OS_*_CONFIG_* route): hand it OS_CINDER_CONFIG_FILE that way
+    sys.argv = [sys.argv[0], "--config-file",
+                os.environ["OS_CINDER_CONFIG_FILE"]]
+    return importlib.import_module("cinder.wsgi.api").application

@@ -8,10 +8,15 @@ Uses the `cloudmgr-lab` entry of $CLOUDMGR_LAB_DIR/clouds.yaml (default
 instances, boots 3 servers (each with a port on lab-internet), checks that a
 4th is refused by quota, reads Placement providers with inventories and
 usages, live-migrates one server, cold-migrates + confirms one, resizes +
-confirms one, snapshots one to an image, then deletes everything it made.
-Exit 0 on success.
+confirms one, snapshots one to an image; then block storage: sets the
+project's volume quotas, creates a 1 GB volume (default type "fake"),
+attaches it to a server and detaches it, extends it to 2 GB, writes bytes
+into it, snapshots it, makes a volume from the snapshot, backs it up and
+restores the backup into a new volume (both compared with the source byte for
+byte); then deletes everything it made. Exit 0 on success.
 """
 
+import errno
 import os
 import sys
 import time
@@ -32,6 +37,11 @@ FLAVOR = "m1.tiny"
 IMAGE = "cirros-lab"
 NETWORK = "lab-internet"
 TIMEOUT = 180
+GIB = 1024 ** 3
+# where the lab's volume driver keeps a volume's bytes (cinder.conf
+# state_path, cloudmgr_lab_ml2/volume.py): the smoke test writes and
+# compares them there, as no guest can
+VOLUMES_DIR = os.path.join(LAB, "data", "cinder", "lab-volumes")
 
 T0 = time.monotonic()
 TIMINGS = []
@@ -69,7 +79,8 @@ def main():
     admin = openstack.connect(cloud=CLOUD)
     admin.authorize()
     tag = "smoke-" + uuid.uuid4().hex[:8]
-    made = {"servers": [], "ports": [], "images": [], "project": None}
+    made = {"servers": [], "ports": [], "images": [], "project": None,
+            "volumes": [], "snapshots": [], "backups": []}
     try:
         run(admin, tag, made)
     finally:
@@ -94,6 +105,65 @@ def wait_status(admin, server_id, status, task_state_clear=True):
         return s.status == status and (
             not task_state_clear or not s.task_state) and s
     return wait_until(f"server {server_id} {status}", ok)
+
+
+def volume_file(volume_id):
+    return os.path.join(VOLUMES_DIR, f"volume-{volume_id}")
+
+
+def wait_volume(bs, volume_id, status):
+    def ok():
+        v = bs.get_volume(volume_id)
+        if v.status.startswith("error") and v.status != status:
+            raise AssertionError(f"volume {volume_id} is {v.status}")
+        return v.status == status and v
+    return wait_until(f"volume {volume_id} {status}", ok, interval=0.5)
+
+
+def write_pattern(path):
+    """Distinct bytes at the start, the middle and the end of the volume."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as fh:
+        for offset in (0, size // 2 + 12345, size - 65536):
+            fh.seek(offset)
+            fh.write(os.urandom(65536))
+
+
+def data_ranges(path):
+    """(start, end) of the regions of a sparse file that hold data."""
+    ranges = []
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        size = os.fstat(fd).st_size
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:   # only a hole after pos
+                    break
+                raise
+            pos = os.lseek(fd, start, os.SEEK_HOLE)
+            ranges.append((start, pos))
+    return ranges
+
+
+def same_bytes(a, b, chunk=8 * 1024 * 1024):
+    """Byte for byte. Only where either file holds data is read: elsewhere
+    both are holes, which read as zeros (reading 2 GiB of holes twice costs
+    seconds of CPU)."""
+    if os.path.getsize(a) != os.path.getsize(b):
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        for start, end in data_ranges(a) + data_ranges(b):
+            fa.seek(start)
+            fb.seek(start)
+            while start < end:
+                n = min(chunk, end - start)
+                if fa.read(n) != fb.read(n):
+                    return False
+                start += n
+    return True
 
 
 def run(admin, tag, made):
@@ -205,6 +275,76 @@ def run(admin, tag, made):
         assert img.status in ("queued", "active"), img.status
         print(f"   image {img.id} status {img.status}")
 
+    volumes(admin, conn, project, tag, made, server_id=b)
+
+
+def volumes(admin, conn, project, tag, made, server_id):
+    bs = conn.block_storage
+    with Step("volume quotas"):
+        # 3 volumes of 2 GB and a 2 GB snapshot: 8 GB
+        admin.block_storage.update_quota_set(
+            project, volumes=3, gigabytes=10, snapshots=1, backups=1)
+        q = admin.block_storage.get_quota_set(project, usage=True)
+        assert (q.volumes, q.gigabytes, q.snapshots, q.backups) == (
+            3, 10, 1, 1), q
+
+    with Step("volume create 1 GB"):
+        v = bs.create_volume(name=f"{tag}-vol", size=1)
+        made["volumes"].append(v.id)
+        v = wait_volume(bs, v.id, "available")
+        assert v.volume_type == "fake", v.volume_type
+        assert os.path.getsize(volume_file(v.id)) == GIB
+        print(f"   {v.id} type {v.volume_type}")
+
+    with Step("volume attach to a server"):
+        att = conn.compute.create_volume_attachment(server_id,
+                                                    volume_id=v.id)
+        v = wait_volume(bs, v.id, "in-use")
+        assert [a["server_id"] for a in v.attachments] == [server_id], (
+            v.attachments)
+        print(f"   in-use as {att.device} on {server_id}")
+
+    with Step("volume detach"):
+        conn.compute.delete_volume_attachment(server_id, v.id)
+        v = wait_volume(bs, v.id, "available")
+        assert not v.attachments, v.attachments
+
+    with Step("volume extend to 2 GB"):
+        bs.extend_volume(v, 2)
+        wait_until("volume 2 GB", lambda: (
+            (x := bs.get_volume(v.id)).size == 2 and x.status == "available"),
+            interval=0.5)
+        assert os.path.getsize(volume_file(v.id)) == 2 * GIB
+        write_pattern(volume_file(v.id))
+
+    with Step("volume snapshot"):
+        snap = bs.create_snapshot(volume_id=v.id, name=f"{tag}-snap")
+        made["snapshots"].append(snap.id)
+        bs.wait_for_status(snap, status="available", failures=["error"],
+                           interval=0.5, wait=TIMEOUT)
+
+    with Step("volume from snapshot"):
+        v2 = bs.create_volume(name=f"{tag}-vol2", size=2,
+                              snapshot_id=snap.id)
+        made["volumes"].append(v2.id)
+        wait_volume(bs, v2.id, "available")
+        assert same_bytes(volume_file(v.id), volume_file(v2.id))
+
+    with Step("volume backup + restore"):
+        bk = bs.create_backup(volume_id=v.id, name=f"{tag}-backup")
+        made["backups"].append(bk.id)
+        bs.wait_for_status(bk, status="available", failures=["error"],
+                           interval=0.5, wait=TIMEOUT)
+        restored = bs.restore_backup(bk, name=f"{tag}-restored")
+        made["volumes"].append(restored.volume_id)
+        wait_volume(bs, restored.volume_id, "available")
+        bs.wait_for_status(bk, status="available", failures=["error"],
+                           interval=0.5, wait=TIMEOUT)
+        assert same_bytes(volume_file(v.id),
+                          volume_file(restored.volume_id)), (
+            "restored volume differs from its source")
+        print(f"   backup {bk.id} restored into {restored.volume_id}")
+
 
 def cleanup(admin, made):
     for sid in made["servers"]:
@@ -219,13 +359,48 @@ def cleanup(admin, made):
                                           all_projects=True) is None))
         except AssertionError as exc:
             print(f"   {exc}")
+    problems = cleanup_volumes(admin.block_storage, made)
     for pid in made["ports"]:
         admin.network.delete_port(pid, ignore_missing=True)
     for iid in made["images"]:
         admin.image.delete_image(iid, ignore_missing=True)
     if made["project"]:
+        admin.block_storage.revert_quota_set(made["project"])
         admin.compute.revert_quota_set(made["project"])
         admin.identity.delete_project(made["project"], ignore_missing=True)
+    assert not problems, problems
+
+
+def cleanup_volumes(bs, made):
+    """Deletes the smoke test's backups, volumes and snapshots; returns what
+    did not go (and volume files left behind)."""
+    problems = []
+
+    def gone(kind, rid, find, **query):
+        try:
+            wait_until(f"deletion of {kind} {rid}", lambda: find(
+                rid, ignore_missing=True, **query) is None)
+        except AssertionError as exc:
+            problems.append(str(exc))
+
+    for bid in made["backups"]:
+        bs.delete_backup(bid, ignore_missing=True, force=True)
+    # a volume with snapshots cannot go; the volumes made from them can
+    for vid in made["volumes"][1:]:
+        bs.delete_volume(vid, ignore_missing=True, force=True)
+    for sid in made["snapshots"]:
+        bs.delete_snapshot(sid, ignore_missing=True, force=True)
+    for sid in made["snapshots"]:
+        gone("snapshot", sid, bs.find_snapshot, all_projects=True)
+    for vid in made["volumes"][:1]:
+        bs.delete_volume(vid, ignore_missing=True, force=True)
+    for vid in made["volumes"]:
+        gone("volume", vid, bs.find_volume, all_projects=True)
+        if os.path.exists(volume_file(vid)):
+            problems.append(f"{volume_file(vid)} left behind")
+    for bid in made["backups"]:
+        gone("backup", bid, bs.find_backup)
+    return problems
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Exit 0 iff every lab service responds: a Keystone token, Nova conductor,
 # scheduler and compute1/compute2 up with a fresh heartbeat, Placement
-# providers for both computes, Glance and Neutron answering.
+# providers for both computes, Glance and Neutron answering, Cinder's
+# scheduler, volume and backup services up and its volume types there.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -10,7 +11,9 @@ rc=0
 total=0
 for s in $SERVICES; do
     if p="$(svc_pid "$s")"; then
-        mb="$(ps -o rss= --ppid "$p" -p "$p" 2>/dev/null | awk '{s+=$1} END {printf "%d", s/1024}')"
+        # its process group (each service runs in a session of its own):
+        # gunicorn workers, forked children, cinder-backup's privsep daemon
+        mb="$(ps -o rss= -g "$p" 2>/dev/null | awk '{s+=$1} END {printf "%d", s/1024}')"
         total=$((total + mb))
         printf '  %-22s pid %-8s rss %s MB\n' "$s" "$p" "$mb"
     else

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Starts the cloudmgr OpenStack lab on 127.0.0.1: Keystone, Placement,
 # Glance, Neutron (ML2 + the lab's own mechanism driver), Nova API,
-# conductor, scheduler and two fake-driver computes (compute1, compute2).
-# Idempotent: returns at once when the lab is already up and healthy.
+# conductor, scheduler and two fake-driver computes (compute1, compute2),
+# Cinder API, scheduler, volume (the lab's fake driver) and backup.
+# Idempotent: returns at once when the lab is already up and healthy; a
+# running lab that lacks only Cinder (or part of it) gets Cinder added
+# without restarting the rest.
 # Exit 0 only when every service answers and the lab's resources exist.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -29,9 +32,9 @@ export LAB_AUTH_URL="$AUTH_URL" LAB_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
        LAB_DB_PREFIX="$DB_PREFIX"
 ADMIN() { "$PY" "$LAB_SRC/lab_admin.py" "$@"; }
 
-all_running() {
+all_running() {  # all_running [SERVICE...] (default: all of them)
     local s
-    for s in $SERVICES; do svc_pid "$s" >/dev/null || return 1; done
+    for s in ${*:-$SERVICES}; do svc_pid "$s" >/dev/null || return 1; done
 }
 
 lab_lock
@@ -43,6 +46,14 @@ if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && all_running \
     trap - EXIT
     exit 0
 fi
+# the rest of the lab up and healthy, Cinder not (as after an update that
+# brought Cinder): add Cinder only, the others keep running
+CINDER_ONLY=0
+if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && [ -f "$LAB/state/initialized" ] \
+        && all_running $CORE_SERVICES && ADMIN status --without-cinder >/dev/null 2>&1; then
+    CINDER_ONLY=1
+    say "lab up except Cinder: adding Cinder, the other services keep running"
+fi
 
 mkdir -p "$ETC" "$RUN" "$LOGS" "$DATA"
 
@@ -53,7 +64,26 @@ phase_done
 
 # ------------------------------------------------------------- leftovers
 phase leftovers
-bash "$LAB_SRC/down.sh"
+stop_cinder() {  # Cinder's processes of this lab (pid files, else command line)
+    local s p pids=""
+    for s in $CINDER_SERVICES; do p="$(svc_pid "$s")" && pids="$pids $p"; done
+    for p in $(lab_procs_mine "$LAB"); do
+        case " $pids " in *" $p "*) continue ;; esac
+        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q cinder && pids="$pids $p"
+    done
+    if [ -n "${pids// /}" ]; then
+        say "stopping Cinder processes:$pids"
+        kill_pids "$pids" 6
+    fi
+    for s in $CINDER_SERVICES; do rm -f "$(pidfile "$s")"; done
+}
+if [ "$CINDER_ONLY" = 1 ]; then
+    stop_cinder
+    PORTS="$CINDER_PORT"
+else
+    bash "$LAB_SRC/down.sh"
+    PORTS="$KEYSTONE_PORT $PLACEMENT_PORT $NOVA_PORT $GLANCE_PORT $NEUTRON_PORT $CINDER_PORT"
+fi
 # processes of a lab started from another state dir hold the same ports,
 # queues and database names: only one lab runs per machine
 stray="$(lab_procs_other "$LAB")"
@@ -61,7 +91,7 @@ if [ -n "$stray" ]; then
     say "WARNING: stopping processes of another lab: $stray"
     kill_pids "$stray" 6
 fi
-for port in $KEYSTONE_PORT $PLACEMENT_PORT $NOVA_PORT $GLANCE_PORT $NEUTRON_PORT; do
+for port in $PORTS; do
     if port_open "$LAB_HOST" "$port"; then
         holder="$(ss -ltnpH "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\(.*\))).*/\1/p' | head -1)"
         die "port $port on $LAB_HOST is already in use (${holder:-unknown process}); stop it first"
@@ -195,6 +225,13 @@ export LAB_TRANSPORT_URL="$(transport_url)"
 [ "$FRESH" = 1 ] || [ -f "$VHOST_FILE" ] || { mkdir -p "$LAB/state"; echo "$RABBIT_VHOST" >"$VHOST_FILE"; }
 say "RabbitMQ: $RABBIT_HOST:$RABBIT_PORT vhost '$RABBIT_VHOST'"
 
+if [ "$FRESH" = 1 ] && [ "$CINDER_ONLY" = 1 ]; then
+    # the running services use databases that are no more theirs
+    say "the running lab lost its databases: restarting it from scratch"
+    bash "$LAB_SRC/down.sh"
+    CINDER_ONLY=0
+fi
+
 if [ "$FRESH" = 1 ]; then
     phase "fresh databases"
     rm -rf "$LAB/state" "$LAB/keystone" "$DATA" "$LAB/clouds.yaml"
@@ -227,7 +264,12 @@ phase_done
 # fresh init with the same key loads it in seconds. LAB_SCHEMA_CACHE=0
 # disables it.
 SCHEMA_CACHE_DIR="${LAB_SCHEMA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cloudmgr-lab}"
-schema_key="$( { grep -v "^ml2=" "$VENV/.cloudmgr-lab-installed"; echo "v1 $DB_PREFIX $(db_url x) $(transport_url) $ADMIN_PASSWORD $SERVICE_PASSWORD $REGION $KEYSTONE_PORT"; } | sha256sum | cut -c1-16)"
+# The Keystone catalog the lab wants (users, services, endpoints of
+# lab_admin.py); recorded in $LAB/state/keystone-catalog once made.
+CATALOG_ID="$(ADMIN catalog-id)"
+KEYSTONE_MARK="$LAB/state/keystone-catalog"
+# (the package pins, cinder's among them, come from the install stamp)
+schema_key="$( { grep -v "^ml2=" "$VENV/.cloudmgr-lab-installed"; echo "v2 $DBS $CATALOG_ID $DB_PREFIX $(db_url x) $(transport_url) $ADMIN_PASSWORD $SERVICE_PASSWORD $REGION $KEYSTONE_PORT"; } | sha256sum | cut -c1-16)"
 SCHEMA_DUMP="$SCHEMA_CACHE_DIR/schema-$schema_key.sql.gz"
 # keystone once its service users and catalog exist (see "start services")
 KEYSTONE_DUMP="$SCHEMA_CACHE_DIR/keystone-$schema_key.sql.gz"
@@ -270,7 +312,7 @@ if [ "$FRESH" = 1 ] && [ "${LAB_SCHEMA_CACHE:-1}" != 0 ] && [ -s "$SCHEMA_DUMP" 
         make_fernet_keys
         FRESH_LOADED=1
         if [ -s "$KEYSTONE_DUMP" ] && gzip -dc "$KEYSTONE_DUMP" | mysql_cmd; then
-            touch "$LAB/state/keystone-catalog"
+            echo "$CATALOG_ID" >"$KEYSTONE_MARK"
         fi
     else
         say "   loading $SCHEMA_DUMP failed: running the migrations instead"
@@ -310,6 +352,9 @@ if [ "$FRESH" = 1 ] && [ "${FRESH_LOADED:-0}" = 0 ]; then
         "$VENV/bin/neutron-db-manage" --config-file "$ETC/neutron/neutron.conf" \
             --config-file "$ETC/neutron/ml2_conf.ini" upgrade heads
     }
+    init_cinder() {
+        "$VENV/bin/cinder-manage" --config-file "$ETC/cinder/cinder.conf" db sync
+    }
     init_nova() {
         "${NM[@]}" api_db sync
         "${NM[@]}" cell_v2 map_cell0 --database_connection "$(db_url nova_cell0)"
@@ -317,7 +362,7 @@ if [ "$FRESH" = 1 ] && [ "${FRESH_LOADED:-0}" = 0 ]; then
         "${NM[@]}" db sync
     }
     pids=()
-    for s in keystone placement glance neutron nova; do
+    for s in keystone placement glance neutron nova cinder; do
         ( set -e; t=$(ts); "init_$s"; echo "init-$s took $(elapsed "$t") s" ) >"$LOGS/init-$s.log" 2>&1 &
         pids+=("$s:$!")
     done
@@ -337,6 +382,18 @@ if [ "$FRESH" = 1 ] && [ "${FRESH_LOADED:-0}" = 0 ]; then
     phase_done
 fi
 chmod 700 "$LAB/keystone" "$LAB/keystone"/* 2>/dev/null || true
+
+# A lab initialized before it had Cinder: Cinder's database alone
+CINDER_DB="${DB_PREFIX}cinder"
+cinder_tables="$(mysql_cmd -N -B -e "SELECT COUNT(*) FROM information_schema.tables
+    WHERE table_schema = '$CINDER_DB' AND table_name = 'services'" 2>/dev/null || echo 0)"
+if [ "${cinder_tables:-0}" = 0 ]; then
+    phase "cinder db sync"
+    mysql_cmd -e "CREATE DATABASE IF NOT EXISTS \`$CINDER_DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+    "$VENV/bin/cinder-manage" --config-file "$ETC/cinder/cinder.conf" db sync >"$LOGS/init-cinder.log" 2>&1 \
+        || fail "cinder-manage db sync failed" init-cinder
+    phase_done
+fi
 
 # ------------------------------------------------------------ start services
 start_svc() {  # start_svc NAME CMD...: background process group, pid file
@@ -362,99 +419,130 @@ check_alive() {  # fail early with the log when a process died
     done
 }
 utc_now() { date -u '+%Y-%m-%d %H:%M:%S'; }
-heartbeat_since() {  # heartbeat_since BINARY HOST SINCE: true once reported
+heartbeat_since() {  # heartbeat_since BINARY HOST SINCE [DB]: true once reported
     local n
-    n="$(mysql_cmd -N -B -e "SELECT COUNT(*) FROM \`${DB_PREFIX}nova\`.services
+    n="$(mysql_cmd -N -B -e "SELECT COUNT(*) FROM \`${DB_PREFIX}${4:-nova}\`.services
         WHERE deleted = 0 AND \`binary\` = '$1' AND host = '$2'
         AND updated_at >= '$3'" 2>/dev/null || echo 0)"
     [ "${n:-0}" -gt 0 ]
 }
-wait_heartbeat() {  # wait_heartbeat SERVICE BINARY HOST SINCE TIMEOUT
+wait_heartbeat() {  # wait_heartbeat SERVICE BINARY HOST SINCE TIMEOUT [DB]
     local deadline=$(( $(date +%s) + $5 ))
-    until heartbeat_since "$2" "$3" "$4"; do
+    until heartbeat_since "$2" "$3" "$4" "${6:-nova}"; do
         check_alive "$1"
         [ "$(date +%s)" -lt "$deadline" ] || fail "no heartbeat from $2 on $3 after $5 s" "$1"
         sleep 1
     done
 }
 
-phase "start services"
-NOVA_CONF=(--config-file "$ETC/nova/nova.conf")
-SINCE="$(utc_now)"
-# Critical path: keystone -> conductor -> computes (which need placement).
-# Glance, Neutron and nova-api start at lower CPU priority (2 cores) and
-# are reniced once the computes report.
-NICE=(nice -n 10)
-start_gunicorn keystone "$KEYSTONE_PORT" keystone OS_KEYSTONE_CONFIG_DIR="$ETC/keystone"
-start_gunicorn placement "$PLACEMENT_PORT" placement OS_PLACEMENT_CONFIG_DIR="$ETC/placement"
+CINDER_CONF=(--config-file "$ETC/cinder/cinder.conf")
+start_cinder() {  # start_cinder [PRE]: api, scheduler, volume, backup
+    PRE="${1:-}" start_gunicorn cinder-api "$CINDER_PORT" cinder \
+        OS_CINDER_CONFIG_FILE="$ETC/cinder/cinder.conf"
+    start_svc cinder-scheduler ${1:-} "$VENV/bin/cinder-scheduler" "${CINDER_CONF[@]}"
+    start_svc cinder-volume ${1:-} "$VENV/bin/cinder-volume" "${CINDER_CONF[@]}"
+    start_svc cinder-backup ${1:-} "$VENV/bin/cinder-backup" "${CINDER_CONF[@]}"
+}
+wait_cinder() {  # wait_cinder SINCE
+    ADMIN wait-http cinder-api "http://$LAB_HOST:$CINDER_PORT/" 180 "$(svc_pid cinder-api || echo 0)" \
+        || fail "cinder-api does not answer" cinder-api
+    wait_heartbeat cinder-scheduler cinder-scheduler "$NOVA_CONTROL_HOST" "$1" 120 cinder
+    wait_heartbeat cinder-volume cinder-volume "$NOVA_CONTROL_HOST@fake" "$1" 120 cinder
+    wait_heartbeat cinder-backup cinder-backup "$NOVA_CONTROL_HOST" "$1" 120 cinder
+    say "   cinder up at $(elapsed "$PHASE_T") s"
+}
 KEYSTONE_SETUP=0
-if [ ! -f "$LAB/state/keystone-catalog" ]; then
-    KEYSTONE_SETUP=1
-else
-    # service users exist: conductor and scheduler may start right away
-    # (they tolerate keystone not answering yet, not unknown users)
-    start_svc nova-conductor "$VENV/bin/nova-conductor" "${NOVA_CONF[@]}"
-    start_svc nova-scheduler "${NICE[@]}" "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
-fi
-PRE="${NICE[*]}" start_gunicorn glance "$GLANCE_PORT" glance OS_GLANCE_CONFIG_DIR="$ETC/glance"
-PRE="${NICE[*]}" start_gunicorn neutron "$NEUTRON_PORT" neutron OS_NEUTRON_CONFIG_DIR="$ETC/neutron" \
-    "OS_NEUTRON_CONFIG_FILES=neutron.conf;ml2_conf.ini"
-PRE="${NICE[*]}" start_gunicorn nova-api "$NOVA_PORT" nova OS_NOVA_CONFIG_DIR="$ETC/nova" \
-    "OS_NOVA_CONFIG_FILES=api-paste.ini;nova.conf"
-
-ADMIN wait-keystone 120 "$(svc_pid keystone || echo 0)" || fail "keystone did not issue a token" keystone
-if [ "$KEYSTONE_SETUP" = 1 ]; then
+[ "$(cat "$KEYSTONE_MARK" 2>/dev/null)" = "$CATALOG_ID" ] || KEYSTONE_SETUP=1
+keystone_setup() {
     ADMIN keystone || fail "keystone setup failed" keystone
-    touch "$LAB/state/keystone-catalog"
+    echo "$CATALOG_ID" >"$KEYSTONE_MARK"
     if [ "$FRESH" = 1 ] && [ "${LAB_SCHEMA_CACHE:-1}" != 0 ]; then
         dump_dbs "$KEYSTONE_DUMP" "${DB_PREFIX}keystone"
     fi
-    start_svc nova-conductor "$VENV/bin/nova-conductor" "${NOVA_CONF[@]}"
-    start_svc nova-scheduler "${NICE[@]}" "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
-fi
-say "   keystone ready at $(elapsed "$PHASE_T") s"
-ADMIN wait-http placement "http://$LAB_HOST:$PLACEMENT_PORT/" 120 "$(svc_pid placement || echo 0)" || fail "placement does not answer" placement
-say "   placement answers at $(elapsed "$PHASE_T") s"
-ADMIN wait-consumers 120 "$(svc_pid nova-conductor || echo 0)" conductor \
-    || fail "nova-conductor did not start consuming" nova-conductor
-say "   nova-conductor listening at $(elapsed "$PHASE_T") s"
-
-for h in $COMPUTE_HOSTS; do
-    start_svc "nova-compute-$h" "$VENV/bin/cloudmgr-lab-nova-compute" "${NOVA_CONF[@]}" \
-        --config-file "$ETC/nova/nova-compute-$h.conf"
-done
-hp=(); for h in $COMPUTE_HOSTS; do hp+=("$h=$(svc_pid "nova-compute-$h" || echo 0)"); done
-ADMIN wait-computes 180 "${hp[@]}" || fail "nova-compute did not come up" \
-    $(for h in $COMPUTE_HOSTS; do echo "nova-compute-$h"; done)
-say "   nova-computes up at $(elapsed "$PHASE_T") s"
-for s in $SERVICES; do
-    p="$(svc_pid "$s")" && renice -n 0 -g "$p" >/dev/null 2>&1 || true
-done
-for pair in "glance:$GLANCE_PORT/" "neutron:$NEUTRON_PORT/" "nova-api:$NOVA_PORT/"; do
-    s="${pair%%:*}"; rest="${pair#*:}"
-    ADMIN wait-http "$s" "http://$LAB_HOST:$rest" 180 "$(svc_pid "$s" || echo 0)" \
-        || fail "$s does not answer" "$s"
-    say "   $s answers at $(elapsed "$PHASE_T") s"
-done
-wait_heartbeat nova-conductor nova-conductor "$NOVA_CONTROL_HOST" "$SINCE" 120
-wait_heartbeat nova-scheduler nova-scheduler "$NOVA_CONTROL_HOST" "$SINCE" 120
-# the scheduler maps new compute hosts to cell1 every few seconds
-# (discover_hosts_in_cells_interval); nova-manage if it has not
-hosts_sql="$(printf "'%s'," $COMPUTE_HOSTS | sed 's/,$//')"
-nhosts="$(echo $COMPUTE_HOSTS | wc -w)"
-mapped_hosts() {
-    mysql_cmd -N -B -e "SELECT COUNT(*) FROM \`${DB_PREFIX}nova_api\`.host_mappings
-        WHERE host IN ($hosts_sql)" 2>/dev/null || echo 0
 }
-deadline=$(( $(date +%s) + 30 ))
-while [ "$(mapped_hosts)" -lt "$nhosts" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 1; done
-if [ "$(mapped_hosts)" -lt "$nhosts" ]; then
-    say "   running nova-manage cell_v2 discover_hosts"
-    "$VENV/bin/nova-manage" "${NOVA_CONF[@]}" cell_v2 discover_hosts --verbose \
-        >>"$LOGS/init-nova.log" 2>&1 || fail "nova-manage cell_v2 discover_hosts failed" init-nova
+
+if [ "$CINDER_ONLY" = 1 ]; then
+    phase "start cinder"
+    SINCE="$(utc_now)"
+    [ "$KEYSTONE_SETUP" = 0 ] || keystone_setup
+    start_cinder
+    wait_cinder "$SINCE"
+    phase_done
+else
+    phase "start services"
+    NOVA_CONF=(--config-file "$ETC/nova/nova.conf")
+    SINCE="$(utc_now)"
+    # Critical path: keystone -> conductor -> computes (which need placement).
+    # Glance, Neutron and nova-api start at lower CPU priority (2 cores) and
+    # are reniced once the computes report.
+    NICE=(nice -n 10)
+    start_gunicorn keystone "$KEYSTONE_PORT" keystone OS_KEYSTONE_CONFIG_DIR="$ETC/keystone"
+    start_gunicorn placement "$PLACEMENT_PORT" placement OS_PLACEMENT_CONFIG_DIR="$ETC/placement"
+    if [ "$KEYSTONE_SETUP" = 0 ]; then
+        # service users exist: conductor and scheduler may start right away
+        # (they tolerate keystone not answering yet, not unknown users)
+        start_svc nova-conductor "$VENV/bin/nova-conductor" "${NOVA_CONF[@]}"
+        start_svc nova-scheduler "${NICE[@]}" "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
+    fi
+    PRE="${NICE[*]}" start_gunicorn glance "$GLANCE_PORT" glance OS_GLANCE_CONFIG_DIR="$ETC/glance"
+    PRE="${NICE[*]}" start_gunicorn neutron "$NEUTRON_PORT" neutron OS_NEUTRON_CONFIG_DIR="$ETC/neutron" \
+        "OS_NEUTRON_CONFIG_FILES=neutron.conf;ml2_conf.ini"
+    PRE="${NICE[*]}" start_gunicorn nova-api "$NOVA_PORT" nova OS_NOVA_CONFIG_DIR="$ETC/nova" \
+        "OS_NOVA_CONFIG_FILES=api-paste.ini;nova.conf"
+    # Cinder needs Keystone's users only when requests come
+    start_cinder "${NICE[*]}"
+
+    ADMIN wait-keystone 120 "$(svc_pid keystone || echo 0)" || fail "keystone did not issue a token" keystone
+    if [ "$KEYSTONE_SETUP" = 1 ]; then
+        keystone_setup
+        start_svc nova-conductor "$VENV/bin/nova-conductor" "${NOVA_CONF[@]}"
+        start_svc nova-scheduler "${NICE[@]}" "$VENV/bin/nova-scheduler" "${NOVA_CONF[@]}"
+    fi
+    say "   keystone ready at $(elapsed "$PHASE_T") s"
+    ADMIN wait-http placement "http://$LAB_HOST:$PLACEMENT_PORT/" 120 "$(svc_pid placement || echo 0)" || fail "placement does not answer" placement
+    say "   placement answers at $(elapsed "$PHASE_T") s"
+    ADMIN wait-consumers 120 "$(svc_pid nova-conductor || echo 0)" conductor \
+        || fail "nova-conductor did not start consuming" nova-conductor
+    say "   nova-conductor listening at $(elapsed "$PHASE_T") s"
+
+    for h in $COMPUTE_HOSTS; do
+        start_svc "nova-compute-$h" "$VENV/bin/cloudmgr-lab-nova-compute" "${NOVA_CONF[@]}" \
+            --config-file "$ETC/nova/nova-compute-$h.conf"
+    done
+    hp=(); for h in $COMPUTE_HOSTS; do hp+=("$h=$(svc_pid "nova-compute-$h" || echo 0)"); done
+    ADMIN wait-computes 180 "${hp[@]}" || fail "nova-compute did not come up" \
+        $(for h in $COMPUTE_HOSTS; do echo "nova-compute-$h"; done)
+    say "   nova-computes up at $(elapsed "$PHASE_T") s"
+    for s in $SERVICES; do
+        p="$(svc_pid "$s")" && renice -n 0 -g "$p" >/dev/null 2>&1 || true
+    done
+    for pair in "glance:$GLANCE_PORT/" "neutron:$NEUTRON_PORT/" "nova-api:$NOVA_PORT/"; do
+        s="${pair%%:*}"; rest="${pair#*:}"
+        ADMIN wait-http "$s" "http://$LAB_HOST:$rest" 180 "$(svc_pid "$s" || echo 0)" \
+            || fail "$s does not answer" "$s"
+        say "   $s answers at $(elapsed "$PHASE_T") s"
+    done
+    wait_heartbeat nova-conductor nova-conductor "$NOVA_CONTROL_HOST" "$SINCE" 120
+    wait_heartbeat nova-scheduler nova-scheduler "$NOVA_CONTROL_HOST" "$SINCE" 120
+    # the scheduler maps new compute hosts to cell1 every few seconds
+    # (discover_hosts_in_cells_interval); nova-manage if it has not
+    hosts_sql="$(printf "'%s'," $COMPUTE_HOSTS | sed 's/,$//')"
+    nhosts="$(echo $COMPUTE_HOSTS | wc -w)"
+    mapped_hosts() {
+        mysql_cmd -N -B -e "SELECT COUNT(*) FROM \`${DB_PREFIX}nova_api\`.host_mappings
+            WHERE host IN ($hosts_sql)" 2>/dev/null || echo 0
+    }
+    deadline=$(( $(date +%s) + 30 ))
+    while [ "$(mapped_hosts)" -lt "$nhosts" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 1; done
+    if [ "$(mapped_hosts)" -lt "$nhosts" ]; then
+        say "   running nova-manage cell_v2 discover_hosts"
+        "$VENV/bin/nova-manage" "${NOVA_CONF[@]}" cell_v2 discover_hosts --verbose \
+            >>"$LOGS/init-nova.log" 2>&1 || fail "nova-manage cell_v2 discover_hosts failed" init-nova
+    fi
+    say "   compute hosts mapped at $(elapsed "$PHASE_T") s"
+    wait_cinder "$SINCE"
+    phase_done
 fi
-say "   compute hosts mapped at $(elapsed "$PHASE_T") s"
-phase_done
 
 # ----------------------------------------------- resources and final check
 phase "resources+check"
