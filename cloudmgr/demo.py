@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role, User
 
 
@@ -32,7 +33,7 @@ DEMO_LOGINS: tuple[DemoLogin, ...] = (
 )
 
 
-def seed_demo_users(session: Session, *, actor: str) -> list[DemoLogin]:
+def seed_demo_users(session: Session, *, actor: Actor) -> list[DemoLogin]:
     """Create the demo logins that do not exist yet; returns every demo login."""
     existing = set(session.scalars(select(User.username)))
     for login in DEMO_LOGINS:

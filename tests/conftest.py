@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from cloudmgr.config import Settings, load_settings
 from cloudmgr.db import Database
 from cloudmgr.dbschema import upgrade
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime, set_runtime
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,8 +191,8 @@ def seeded(runtime: Runtime) -> Runtime:
 
     clouds, departments = org.read_organisation(runtime.settings.clouds_file, runtime.settings.departments_file)
     with runtime.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, departments, actor="test")
-        seed_demo_users(uow.session, actor="test")
+        org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
+        seed_demo_users(uow.session, actor=Actor.system("test"))
     return runtime
 
 

@@ -124,7 +124,7 @@ def build_lab_journey(rt: Runtime, tmp: Path, clouds_yaml: Path, *, instances: i
     clouds, departments = org.read_organisation(rt.settings.clouds_file, departments_file)
     clouds = [c for c in clouds if c.key == "education"]
     with rt.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, departments, actor="test")
+        org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
         users = {}
         for username, role, dept in (
             (f"{key}-staff", Role.DEPT_STAFF, key),
@@ -133,7 +133,12 @@ def build_lab_journey(rt: Runtime, tmp: Path, clouds_yaml: Path, *, instances: i
             (f"{key}-fin", Role.FINANCE, None),
         ):
             user = org.create_user(
-                uow.session, username=username, password="lab-password-1", role=role, department_key=dept, actor="test"
+                uow.session,
+                username=username,
+                password="lab-password-1",
+                role=role,
+                department_key=dept,
+                actor=Actor.system("test"),
             )
             users[role] = Actor.of(user)
     assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor=Actor.system("test")))

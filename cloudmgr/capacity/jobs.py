@@ -22,10 +22,11 @@ from cloudmgr.capacity.consolidation import (
 from cloudmgr.capacity.models import ConsolidationRun, RunState
 from cloudmgr.cloud import CloudError, CloudProvider, CloudUnavailable
 from cloudmgr.db import Database, utcnow
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.workqueue.services import ClaimedItem, RetryLater, enqueue
 
-SYSTEM = "system:consolidation"
+SYSTEM = Actor.system("consolidation")
 WORK_KIND = "consolidation_wave"
 
 
@@ -141,7 +142,7 @@ def _run_moves(db: Database, provider: CloudProvider, work: _WaveWork) -> _WaveO
         with db.unit_of_work() as uow:
             audit.record(
                 uow.session,
-                actor=SYSTEM,
+                actor=SYSTEM.username,
                 action="consolidation.move",
                 target_type="consolidation_run",
                 target_id=work.run_id,

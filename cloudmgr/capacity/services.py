@@ -132,12 +132,12 @@ def import_csv(session: Session, config: CapacityConfig, text: str, *, source_na
     if not may_change_capacity(actor):
         raise PermissionDenied("only operators import capacity")
     try:
-        return _import_csv(session, config, text, source_name=source_name, actor=actor.username)
+        return _import_csv(session, config, text, source_name=source_name, actor=actor)
     except csv.Error as exc:  # a malformed file (an endless field, a stray NUL byte…)
         raise CapacityCsvInvalid(f"{source_name}: not a readable CSV file: {exc}") from exc
 
 
-def _import_csv(session: Session, config: CapacityConfig, text: str, *, source_name: str, actor: str) -> int:
+def _import_csv(session: Session, config: CapacityConfig, text: str, *, source_name: str, actor: Actor) -> int:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
@@ -204,7 +204,7 @@ def _import_csv(session: Session, config: CapacityConfig, text: str, *, source_n
     session.add_all(rows)
     audit.record(
         session,
-        actor=actor,
+        actor=actor.username,
         action="capacity.import",
         target_type="capacity",
         target_id=source_name,

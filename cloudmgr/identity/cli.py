@@ -47,7 +47,7 @@ def users_create(
             department_key=department_key,
             display_name=display_name,
             email=email,
-            actor=cli_actor(),
+            actor=cli_system_actor(),
         )
         click.echo(f"created user {user.username} ({user.role})")
 
@@ -77,7 +77,7 @@ def users_unlock(username: str) -> None:
     from cloudmgr.identity import services as identity
 
     with get_runtime().db.unit_of_work() as uow:
-        found = identity.unlock(uow.session, username, actor=cli_actor())
+        found = identity.unlock(uow.session, username, actor=cli_system_actor())
     click.echo(f"{username} unlocked" if found else f"{username} was not locked")
 
 
@@ -202,5 +202,5 @@ def users_unlock_address(address: str) -> None:
     from cloudmgr.identity import services as identity
 
     with get_runtime().db.unit_of_work() as uow:
-        found = identity.unlock_address(uow.session, address, actor=cli_actor())
+        found = identity.unlock_address(uow.session, address, actor=cli_system_actor())
     click.echo(f"{address} unlocked" if found else f"{address} was not locked")

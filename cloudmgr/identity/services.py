@@ -196,14 +196,16 @@ def _record_address_failure(
     return None
 
 
-def unlock_address(session: Session, remote_addr: str, *, actor: str) -> bool:
+def unlock_address(session: Session, remote_addr: str, *, actor: Actor) -> bool:
     """Lift an address's lock-out by hand (``cloudmgr users unlock --address``); True when there was one."""
     key = _address_key(remote_addr)
     row = _address_throttle(session, key) if key else None
     if row is None:
         return False
     session.delete(row)
-    audit.record(session, actor=actor, action="auth.unlock_address", target_type="address", target_id=row.remote_addr)
+    audit.record(
+        session, actor=actor.username, action="auth.unlock_address", target_type="address", target_id=row.remote_addr
+    )
     return True
 
 
@@ -213,13 +215,15 @@ def _clear_failures(session: Session, username: str) -> None:
         session.delete(row)
 
 
-def unlock(session: Session, username: str, *, actor: str) -> bool:
+def unlock(session: Session, username: str, *, actor: Actor) -> bool:
     """Lift a lock-out by hand (``cloudmgr users unlock``); True when there was one."""
     row = _throttle(session, username)
     if row is None:
         return False
     session.delete(row)
-    audit.record(session, actor=actor, action="auth.unlock", target_type="user", target_id=_throttle_key(username))
+    audit.record(
+        session, actor=actor.username, action="auth.unlock", target_type="user", target_id=_throttle_key(username)
+    )
     return True
 
 

@@ -78,10 +78,10 @@ def server_metadata(system: LegacySystem | None) -> dict[str, str]:
 
 
 def _refusal_values(
-    system: LegacySystem, actor: str, entry_point: str, reason: str, context: Mapping[str, Any] | None = None
+    system: LegacySystem, actor: Actor, entry_point: str, reason: str, context: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     return {
-        "actor": actor,
+        "actor": actor.username,
         "action": REFUSAL_ACTION,
         "target_type": AUDIT_TARGET,
         "target_id": str(system.id),
@@ -122,14 +122,13 @@ def ensure_placeable(
         system = found
     if system.classification != Classification.CLASSIFIED:
         return system
-    username = actor.username
     reason = (
         f"classified system {system.hostname} cannot be placed on a cloud ({entry_point}): "
         "classified systems stay on the e-government intranet"
     )
-    values = _refusal_values(system, username, entry_point, reason, context)
+    values = _refusal_values(system, actor, entry_point, reason, context)
     audit.record_surviving_rollback(session, **values)
-    log.warning("refused placement of classified system %s via %s by %s", system.hostname, entry_point, username)
+    log.warning("refused placement of classified system %s via %s by %s", system.hostname, entry_point, actor.username)
     raise ClassifiedPlacementRefused(reason, system_id=system.id, hostname=system.hostname, entry_point=entry_point)
 
 

@@ -99,7 +99,7 @@ def start_cross_cloud_move(
         create_move(
             session,
             move,
-            actor.username,
+            actor,
             {"server": server.id, "from": source.key, "to": target.key, "department": destination.department.key},
         )
         return move.id

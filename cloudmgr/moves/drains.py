@@ -159,7 +159,6 @@ def start_drain(
     capacity cannot take them.  ``only_managed`` leaves servers of projects cloudmgr does
     not manage where they are (they are counted in the plan)."""
     require_may_move_servers(actor)
-    username = actor.username
     why = clean_reason(reason)
     host = (host or "").strip()
     if not host:
@@ -186,7 +185,7 @@ def start_drain(
     if refusal is not None:
         audit_refusal(
             db,
-            actor=username,
+            actor=actor,
             action="move.drain_refused",
             target_id=host,
             reason=refusal,
@@ -203,12 +202,12 @@ def start_drain(
             disable_host=disable_host,
             only_managed=only_managed,
             reason=why,
-            created_by=username,
+            created_by=actor.username,
             resources={
                 "keep_disabled": keep_disabled,
                 "plan": [{"id": s.id, "name": s.name, "status": s.status, "to": s.planned_host} for s in plan.servers],
                 "skipped_unmanaged": plan.skipped,
             },
         )
-        create_move(uow.session, move, username, {"host": host, "servers": len(plan.servers)})
+        create_move(uow.session, move, actor, {"host": host, "servers": len(plan.servers)})
         return move.id

@@ -109,5 +109,5 @@ def start_migration(
             created_by=actor.username,
             resources={},
         )
-        create_move(session, move, actor.username, {"server": server.id, "from": server.host, "to": target_host})
+        create_move(session, move, actor, {"server": server.id, "from": server.host, "to": target_host})
         return move.id

@@ -126,7 +126,7 @@ def record_event(
     move: Move,
     target: MoveState,
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     reason: str | None = None,
     detail: dict[str, object] | None = None,
@@ -135,12 +135,17 @@ def record_event(
     previous = machine(move.kind).apply(move, target, kind=move.kind)
     session.add(
         MoveEvent(
-            move_id=move.id, actor=actor, action=action, from_state=previous.value, to_state=target.value, reason=reason
+            move_id=move.id,
+            actor=actor.username,
+            action=action,
+            from_state=previous.value,
+            to_state=target.value,
+            reason=reason,
         )
     )
     audit.record(
         session,
-        actor=actor,
+        actor=actor.username,
         action=f"move.{action}",
         target_type=AUDIT_TARGET,
         target_id=move.id,
@@ -150,18 +155,23 @@ def record_event(
     move.state_reason = reason if target in {MoveState.FAILED, MoveState.PARTIAL} else move.state_reason
 
 
-def create_move(session: Session, move: Move, actor: str, detail: dict[str, object]) -> Move:
+def create_move(session: Session, move: Move, actor: Actor, detail: dict[str, object]) -> Move:
     add_steps(move)
     session.add(move)
     session.flush()
     session.add(
         MoveEvent(
-            move_id=move.id, actor=actor, action="create", from_state="-", to_state=move.state, reason=move.reason
+            move_id=move.id,
+            actor=actor.username,
+            action="create",
+            from_state="-",
+            to_state=move.state,
+            reason=move.reason,
         )
     )
     audit.record(
         session,
-        actor=actor,
+        actor=actor.username,
         action="move.create",
         target_type=AUDIT_TARGET,
         target_id=move.id,
@@ -179,13 +189,13 @@ def managed_server(session: Session, cloud_id: int, server_id: str) -> ManagedSe
 
 
 def audit_refusal(
-    db: Database, *, actor: str, action: str, target_id: str, reason: str, detail: dict[str, object]
+    db: Database, *, actor: Actor, action: str, target_id: str, reason: str, detail: dict[str, object]
 ) -> None:
     """A refusal's audit record, in its own unit of work (the caller's error rolls back)."""
     with db.unit_of_work() as uow:
         audit.record(
             uow.session,
-            actor=actor,
+            actor=actor.username,
             action=action,
             target_type="cloud_server" if action != "move.drain_refused" else "compute_host",
             target_id=target_id,

@@ -257,7 +257,7 @@ def record_target(ctx: StepContext, view: MoveView) -> dict[str, Any]:
             managed.flavor_item_id = flavor_item.id
         audit.record(
             session,
-            actor=SYSTEM,
+            actor=SYSTEM.username,
             action="server.moved",
             target_type="managed_server",
             target_id=managed.id,

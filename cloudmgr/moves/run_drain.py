@@ -52,7 +52,7 @@ def _drain_children(ctx: StepContext, view: MoveView, provider: CloudProvider) -
             session.flush()
             audit.record(
                 session,
-                actor=SYSTEM,
+                actor=SYSTEM.username,
                 action="move.create",
                 target_type="move",
                 target_id=child.id,

@@ -86,7 +86,7 @@ def confirm(session: Session, move_id: int, *, actor: Actor, reason: str | None 
     move = _locked(session, move_id, actor)
     if move.kind != MoveKind.COLD.value:
         raise MoveInvalid(f"move {move_id} is a {move.kind} move: only cold migrations wait for a confirmation")
-    record_event(session, move, MoveState.CONFIRMING, actor=actor.username, action="confirm", reason=reason or None)
+    record_event(session, move, MoveState.CONFIRMING, actor=actor, action="confirm", reason=reason or None)
     queue_run(session, move.id)
     return move
 
@@ -96,7 +96,7 @@ def revert(session: Session, move_id: int, *, actor: Actor, reason: str | None =
     move = _locked(session, move_id, actor)
     if move.kind != MoveKind.COLD.value:
         raise MoveInvalid(f"move {move_id} is a {move.kind} move: only cold migrations can be reverted")
-    record_event(session, move, MoveState.REVERTING, actor=actor.username, action="revert", reason=reason or None)
+    record_event(session, move, MoveState.REVERTING, actor=actor, action="revert", reason=reason or None)
     if not any(s.name == "revert" for s in move.steps):
         move.steps.append(
             MoveStep(position=len(move.steps) + 1, name="revert", state=StepState.PENDING.value, result={})
@@ -110,7 +110,7 @@ def resume(session: Session, move_id: int, *, actor: Actor, reason: str | None =
     just gets its work item queued again (a worker that died left it)."""
     move = _locked(session, move_id, actor)
     if move.state in (MoveState.FAILED, MoveState.PARTIAL):
-        record_event(session, move, MoveState.RUNNING, actor=actor.username, action="resume", reason=reason or None)
+        record_event(session, move, MoveState.RUNNING, actor=actor, action="resume", reason=reason or None)
         _reserve_again(session, move)
         move.finished_at = None
         for step in move.steps:

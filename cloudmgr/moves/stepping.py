@@ -31,7 +31,7 @@ from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.workqueue.services import RetryLater
 
-SYSTEM = "system:moves"
+SYSTEM = Actor.system("moves")
 
 #: Tests only: called as ``hook(move_id, step, phase)`` with phase "started" (the step is
 #: recorded as running), "acted" (its side effect happened, not yet recorded) and "done".
@@ -123,7 +123,7 @@ def view_of(move: Move) -> MoveView:
 
 
 def transition(
-    db: Database, move_id: int, target: MoveState, *, action: str, reason: str | None = None, actor: str = SYSTEM
+    db: Database, move_id: int, target: MoveState, *, action: str, reason: str | None = None, actor: Actor = SYSTEM
 ) -> None:
     with db.unit_of_work() as uow:
         move = uow.session.get(Move, move_id, with_for_update=True)
@@ -157,7 +157,7 @@ def placement_check(ctx: StepContext, view: MoveView, entry_point: str) -> dict[
         try:
             check_not_classified(
                 session,
-                actor=Actor.system("moves"),
+                actor=SYSTEM,
                 entry_point=entry_point,
                 kind=view.kind,
                 cloud_server_id=view.server_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from cloudmgr.cli_common import cli_actor, cli_system_actor, domain_errors
+from cloudmgr.cli_common import cli_system_actor, domain_errors
 from cloudmgr.runtime import get_runtime
 
 
@@ -19,8 +19,8 @@ def seed_demo() -> None:
     runtime = get_runtime()
     clouds, departments = org.read_organisation(runtime.settings.clouds_file, runtime.settings.departments_file)
     with runtime.db.unit_of_work() as uow:
-        summary = org.import_organisation(uow.session, clouds, departments, actor=cli_actor())
-        logins = seed_demo_users(uow.session, actor=cli_actor())
+        summary = org.import_organisation(uow.session, clouds, departments, actor=cli_system_actor())
+        logins = seed_demo_users(uow.session, actor=cli_system_actor())
     click.echo(
         f"organisation: {len(clouds)} clouds, {len(departments)} departments "
         f"({summary.clouds_added} clouds and {summary.departments_added} departments new)"
@@ -47,7 +47,7 @@ def org_import() -> None:
         runtime.settings.clouds_file, runtime.settings.departments_file
     )
     with runtime.db.unit_of_work() as uow:
-        summary = org_services.import_organisation(uow.session, clouds, departments, actor=cli_actor())
+        summary = org_services.import_organisation(uow.session, clouds, departments, actor=cli_system_actor())
     click.echo(
         f"imported {len(clouds)} clouds ({summary.clouds_added} new), "
         f"{len(departments)} departments ({summary.departments_added} new), {summary.links_added} new links"

@@ -103,7 +103,7 @@ def read_organisation(clouds_file: Path, departments_file: Path) -> tuple[list[C
 
 
 def import_organisation(
-    session: Session, clouds: Sequence[CloudEntry], departments: Sequence[DepartmentEntry], *, actor: str
+    session: Session, clouds: Sequence[CloudEntry], departments: Sequence[DepartmentEntry], *, actor: Actor
 ) -> ImportSummary:
     """Upsert clouds, zones, departments and their cloud links.  Re-importing updates in place."""
     summary = ImportSummary()
@@ -161,7 +161,7 @@ def import_organisation(
     session.flush()
     audit.record(
         session,
-        actor=actor,
+        actor=actor.username,
         action="organisation.import",
         target_type="organisation",
         target_id="files",
@@ -193,7 +193,7 @@ def create_user(
     display_name: str | None = None,
     department_key: str | None = None,
     email: str | None = None,
-    actor: str,
+    actor: Actor,
 ) -> User:
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -220,7 +220,7 @@ def create_user(
     session.flush()
     audit.record(
         session,
-        actor=actor,
+        actor=actor.username,
         action="user.create",
         target_type="user",
         target_id=user.id,

@@ -59,6 +59,9 @@ from cloudmgr.runbooks.rules import (
 
 log = logging.getLogger(__name__)
 
+#: Who records what the runbook machinery itself does (a server booted, a run interrupted).
+SYSTEM = Actor.system("runbook")
+
 
 @dataclass(frozen=True)
 class StepOutcome:
@@ -232,7 +235,7 @@ def _boot(db: Database, providers: ProviderRegistry, settings: Settings, system_
             target.target_host = address
         audit.record(
             uow.session,
-            actor="system:runbook",
+            actor=SYSTEM.username,
             action="runbook.provisioned",
             target_type=AUDIT_TARGET,
             target_id=system_id,
@@ -400,7 +403,7 @@ def interrupt_stale_runs(db: Database, system_id: int, *, reason: str) -> list[i
             run.state, run.reason, run.finished_at = RunState.FAILED, reason, utcnow()
             audit.record(
                 uow.session,
-                actor="system:runbook",
+                actor=SYSTEM.username,
                 action="runbook.interrupted",
                 target_type=AUDIT_TARGET,
                 target_id=system_id,

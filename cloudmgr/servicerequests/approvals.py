@@ -90,7 +90,7 @@ def approve_request(session: Session, actor: Actor, request_id: int, *, reason: 
             session,
             request,
             RequestState.SUBMITTED,
-            actor=actor.username,
+            actor=actor,
             action="approve",
             step=step,
             reason=reason or None,
@@ -109,7 +109,7 @@ def approve_request(session: Session, actor: Actor, request_id: int, *, reason: 
         session,
         request,
         RequestState.APPROVED,
-        actor=actor.username,
+        actor=actor,
         action="approve",
         step=step,
         reason=reason or None,
@@ -150,9 +150,7 @@ def reject_request(session: Session, actor: Actor, request_id: int, *, reason: s
         raise RequestInvalid("a reason is required to reject")
     request = get_request(session, actor, request_id, for_update=True)
     step = _check_step(request, actor, decision="reject")
-    record_transition(
-        session, request, RequestState.REJECTED, actor=actor.username, action="reject", step=step, reason=reason
-    )
+    record_transition(session, request, RequestState.REJECTED, actor=actor, action="reject", step=step, reason=reason)
     release_all(session, request, f"rejected: {reason}")
     request.finished_at = utcnow()
     notify(session, "rejected", request)

@@ -17,6 +17,7 @@ from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError, CloudNoValidHost, CloudUnavailable, ServerSpec
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server
 from cloudmgr.db import Database, utcnow
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
@@ -42,7 +43,9 @@ from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater, enqueue
 
 log = logging.getLogger(__name__)
 
-ACTOR = "system:requests.reconcile"
+ACTOR = Actor.system("requests.reconcile")
+SERVER_ACTION_ACTOR = Actor.system("server_action")
+EXPIRY_ACTOR = Actor.system("expiry")
 
 
 # --- work handlers ---------------------------------------------------------------------------
@@ -260,7 +263,7 @@ def handle_server_action(db: Database, item: ClaimedItem) -> None:
             retire_if_done(session, server.request_id)
         audit.record(
             session,
-            actor="system:server_action",
+            actor=SERVER_ACTION_ACTOR.username,
             action=f"server.{action}.done",
             target_type="managed_server",
             target_id=server.id,
@@ -297,7 +300,11 @@ def resume_stalled(db: Database, report: ReconcileReport) -> None:
                 enqueue(session, kind, f"{kind}:{request.id}", {"request_id": request.id})
                 report.resumed.append(request.id)
                 audit.record(
-                    session, actor=ACTOR, action="request.resume", target_type="service_request", target_id=request.id
+                    session,
+                    actor=ACTOR.username,
+                    action="request.resume",
+                    target_type="service_request",
+                    target_id=request.id,
                 )
 
 
@@ -372,7 +379,7 @@ def _record_orphans(
             report.orphans.append(f"{key}: {cloud_server.name} ({cloud_server.id})")
             audit.record(
                 session,
-                actor=ACTOR,
+                actor=ACTOR.username,
                 action="server.orphan",
                 target_type="cloud_server",
                 target_id=cloud_server.id,
@@ -401,7 +408,7 @@ def _record_vanished(
             report.vanished.append(f"{key}: {server.name}")
             audit.record(
                 session,
-                actor=ACTOR,
+                actor=ACTOR.username,
                 action="server.vanished",
                 target_type="managed_server",
                 target_id=server.id,
@@ -455,7 +462,7 @@ def handle_expiry(db: Database, *, reminder_days: int, grace_days: int, today: d
                 server.stopped_for_expiry_at = utcnow()
                 audit.record(
                     session,
-                    actor="system:expiry",
+                    actor=EXPIRY_ACTOR.username,
                     action="server.expired_stop",
                     target_type="managed_server",
                     target_id=server.id,

@@ -57,7 +57,7 @@ def cancel_request(session: Session, actor: Actor, request_id: int, *, reason: s
     if _has_booted(request):
         raise InvalidTransition("servers of this request already exist: delete them instead")
     record_transition(
-        session, request, RequestState.CANCELLED, actor=actor.username, action="cancel", reason=reason.strip() or None
+        session, request, RequestState.CANCELLED, actor=actor, action="cancel", reason=reason.strip() or None
     )
     release_all(session, request, "cancelled")
     request.finished_at = utcnow()
@@ -96,7 +96,7 @@ def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServe
     server.server_id, server.fault, server.reservation_id = None, None, None
     reserve_servers(session, request)
     record_transition(
-        session, request, RequestState.PROVISIONING, actor=actor.username, action="retry", reason=f"retry {server.name}"
+        session, request, RequestState.PROVISIONING, actor=actor, action="retry", reason=f"retry {server.name}"
     )
     if previous_cloud_server:
         enqueue(
@@ -241,6 +241,6 @@ def request_resize(
     session.flush()
     request.approval_steps = approval_steps(server.cloud, cost)
     request.submitted_at = utcnow()
-    record_transition(session, request, RequestState.SUBMITTED, actor=actor.username, action="submit", reason="resize")
+    record_transition(session, request, RequestState.SUBMITTED, actor=actor, action="submit", reason="resize")
     notify(session, "submitted", request)
     return request

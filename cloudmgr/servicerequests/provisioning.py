@@ -38,8 +38,7 @@ from cloudmgr.workqueue.services import GiveUp, enqueue
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ACTOR = Actor.system("provisioning")
-SYSTEM = SYSTEM_ACTOR.username
+SYSTEM = Actor.system("provisioning")
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ def placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], s
         system = session.get(LegacySystem, request.legacy_system_id) if request.legacy_system_id else None
         metadata = server_metadata(system)
         try:
-            check_request_placeable(session, SYSTEM_ACTOR, request, "provisioning")
+            check_request_placeable(session, SYSTEM, request, "provisioning")
         except ClassifiedPlacementRefused as refused:
             reason = str(refused)
             for server in request.servers:
@@ -144,7 +143,7 @@ def placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], s
                     ledger.release(session, server.reservation_id, reason="refused: classified_system")
                 audit.record(
                     session,
-                    actor=SYSTEM,
+                    actor=SYSTEM.username,
                     action="server.failed",
                     target_type="managed_server",
                     target_id=server.id,
@@ -177,7 +176,7 @@ def fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError 
             ledger.release(uow.session, server.reservation_id, reason=f"failed: {reason_code}")
         audit.record(
             uow.session,
-            actor=SYSTEM,
+            actor=SYSTEM.username,
             action="server.failed",
             target_type="managed_server",
             target_id=server.id,
@@ -206,7 +205,7 @@ def record_active(db: Database, server_id: int, cloud_server: Server) -> None:
             ledger.consume(uow.session, server.reservation_id)
         audit.record(
             uow.session,
-            actor=SYSTEM,
+            actor=SYSTEM.username,
             action="server.active",
             target_type="managed_server",
             target_id=server.id,
@@ -268,7 +267,7 @@ def resize_refusal(session: Session, request: ServiceRequest) -> str | None:
     from cloudmgr.servicerequests.services import check_request_placeable
 
     try:
-        check_request_placeable(session, SYSTEM_ACTOR, request, "resize.job")
+        check_request_placeable(session, SYSTEM, request, "resize.job")
     except ClassifiedPlacementRefused as refused:
         return str(refused)
     return None

@@ -116,6 +116,6 @@ def submit_request(
     request.approval_steps = approval_steps(request.cloud, request.monthly_cost)
     request.current_step = 0
     request.submitted_at = utcnow()
-    record_transition(session, request, RequestState.SUBMITTED, actor=actor.username, action="submit")
+    record_transition(session, request, RequestState.SUBMITTED, actor=actor, action="submit")
     notify(session, "submitted", request)
     return request

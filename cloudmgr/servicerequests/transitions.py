@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.models import QuotaReservation, ReservationState
@@ -23,7 +24,7 @@ def record_transition(
     request: ServiceRequest,
     target: RequestState,
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     reason: str | None = None,
     step: str | None = None,
@@ -33,7 +34,7 @@ def record_transition(
     session.add(
         RequestEvent(
             request_id=request.id,
-            actor=actor,
+            actor=actor.username,
             action=action,
             step=step,
             from_state=previous.value,
@@ -43,7 +44,7 @@ def record_transition(
     )
     audit.record(
         session,
-        actor=actor,
+        actor=actor.username,
         action=f"request.{action}",
         target_type="service_request",
         target_id=request.id,

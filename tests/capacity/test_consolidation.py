@@ -32,7 +32,9 @@ def _org(rt: Runtime, tmp_path: Path) -> CloudProvider:
     departments.write_text("departments: []\n", encoding="utf-8")
     clouds, depts = org.read_organisation(rt.settings.clouds_file, departments)
     with rt.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, [c for c in clouds if c.key == "province-base"], depts, actor="test")
+        org.import_organisation(
+            uow.session, [c for c in clouds if c.key == "province-base"], depts, actor=Actor.system("test")
+        )
     base = next(c for c in clouds if c.key == "province-base")
     return rt.providers.for_cloud(base.key, base.os_cloud, base.region)
 

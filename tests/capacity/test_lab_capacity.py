@@ -9,6 +9,7 @@ import pytest
 from cloudmgr.capacity.config import read_capacity_file
 from cloudmgr.capacity.services import latest_snapshots, take_snapshots
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 from tests.conftest import ONE_DATABASE
 
@@ -21,7 +22,7 @@ def test_capacity_of_the_lab_from_placement(lab_runtime: Runtime, tmp_path: Path
     departments.write_text("departments: []\n", encoding="utf-8")
     clouds, depts = org.read_organisation(lab_runtime.settings.clouds_file, departments)
     with lab_runtime.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, depts, actor="test")
+        org.import_organisation(uow.session, clouds, depts, actor=Actor.system("test"))
     config = read_capacity_file(lab_runtime.settings.capacity_file)
     result = take_snapshots(lab_runtime.db, lab_runtime.providers, config)
     # Two clouds.yaml entries reach the one lab control plane: its hosts are counted once.
@@ -47,7 +48,9 @@ def test_a_host_aggregate_puts_its_hosts_in_another_base(
     departments.write_text("departments: []\n", encoding="utf-8")
     clouds, depts = org.read_organisation(lab_runtime.settings.clouds_file, departments)
     with lab_runtime.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, [c for c in clouds if c.key == "province-base"], depts, actor="test")
+        org.import_organisation(
+            uow.session, [c for c in clouds if c.key == "province-base"], depts, actor=Actor.system("test")
+        )
     name = f"zb-rack-{secrets.token_hex(3)}"
     capacity_file = tmp_path / "capacity.yaml"
     capacity_file.write_text(

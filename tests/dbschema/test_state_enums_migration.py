@@ -26,6 +26,7 @@ from cloudmgr.dbschema import alembic_config, current_revision, upgrade
 from cloudmgr.moves.models import Move, MoveEvent
 from cloudmgr.moves.states import MoveState
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department
 from cloudmgr.runbooks.models import RunbookEvent, RunbookRun, RunState
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
@@ -43,7 +44,7 @@ def old_db(settings: Settings) -> Iterator[Database]:
     database = Database(settings.database_url)
     clouds, departments = org.read_organisation(settings.clouds_file, settings.departments_file)
     with database.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, departments, actor="test")
+        org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
     yield database
     database.dispose()
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.identity.models import ExternalIdentity, LoginThrottle
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import User
 from cloudmgr.runtime import Runtime
 from tests.conftest import ONE_DATABASE, lab_connection
@@ -100,7 +101,7 @@ def keystone_app(lab_runtime: Runtime, keystone_accounts: KeystoneAccounts, tmp_
     rt = Runtime(settings=settings, db=lab_runtime.db, providers=lab_runtime.providers)
     clouds, departments = org.read_organisation(settings.clouds_file, settings.departments_file)
     with rt.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, departments, actor="test")
+        org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
     return create_app(runtime=rt)
 
 

@@ -18,6 +18,7 @@ from cloudmgr.identity.models import LoginAddressThrottle
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.errors import InvalidCredentials
+from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime
 
 ADDRESS = "192.0.2.10"
@@ -140,8 +141,8 @@ def test_attack_an_address_is_locked_across_usernames_and_a_success_does_not_res
         _fail(seeded, name, address=None)
     with seeded.db.unit_of_work() as uow:
         assert uow.session.scalar(select(LoginAddressThrottle.remote_addr)) == ADDRESS
-        assert identity.unlock_address(uow.session, ADDRESS, actor="cli:root")
-        assert not identity.unlock_address(uow.session, ADDRESS, actor="cli:root")
+        assert identity.unlock_address(uow.session, ADDRESS, actor=Actor("cli:root", Role.ADMIN))
+        assert not identity.unlock_address(uow.session, ADDRESS, actor=Actor("cli:root", Role.ADMIN))
     with seeded.db.unit_of_work() as uow:
         identity.login(uow.session, settings, "zhangwei", "demo-staff-2026", remote_addr=ADDRESS)
 

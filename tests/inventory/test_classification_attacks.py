@@ -54,7 +54,11 @@ OPEN = {"classification": "non_classified", "network": "extranet"}
 def app(seeded: Runtime) -> Flask:
     with seeded.db.unit_of_work() as uow:
         org.create_user(
-            uow.session, username=SECOND_ADMIN, password=SECOND_ADMIN_PASSWORD, role=Role.ADMIN, actor="test"
+            uow.session,
+            username=SECOND_ADMIN,
+            password=SECOND_ADMIN_PASSWORD,
+            role=Role.ADMIN,
+            actor=Actor.system("test"),
         )
     PASSWORDS[SECOND_ADMIN] = SECOND_ADMIN_PASSWORD
     return create_app(runtime=seeded)

@@ -83,7 +83,7 @@ def build_moves_org(
     )
     users = {}
     with rt.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, all_clouds, [entry], actor="test")
+        org.import_organisation(uow.session, all_clouds, [entry], actor=Actor.system("test"))
         for username, role, dept in (
             ("zhangwei", Role.DEPT_STAFF, department),
             ("lina", Role.DEPT_HEAD, department),
@@ -92,7 +92,7 @@ def build_moves_org(
         ):
             user = org.create_user(
                 uow.session, username=username, password="moves-password-1", role=role, department_key=dept,
-                actor="test",
+                actor=Actor.system("test"),
             )  # fmt: skip
             users[role] = Actor.of(user)
     assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor=Actor.system("test")))

@@ -136,7 +136,7 @@ def test_attack_cross_cloud_move_created_before_the_reclassification_is_refused_
     move = _move(journey, move_id)
     assert move.state == "failed" and "classified system edu-mv-late" in (move.state_reason or "")
     [event] = refusals(journey.rt, "move.cross_cloud.start")
-    assert event.actor == jobs.SYSTEM and event.detail["move_id"] == move_id
+    assert event.actor == jobs.SYSTEM.username and event.detail["move_id"] == move_id
     assert cloud_servers(journey.rt, "province-base") == []  # nothing placed on the target
     source = provider_of(journey, "education").get_server(server.server_id or "")
     assert source.status == "ACTIVE"  # refused before the source was touched
@@ -160,7 +160,7 @@ def test_attack_system_reclassified_during_the_move_is_refused_right_before_the_
     move = _move(journey, move_id)
     assert move.state == "failed" and move.state_reason and move.state_reason.startswith("boot:")
     [event] = refusals(journey.rt, "move.cross_cloud.boot")
-    assert event.actor == jobs.SYSTEM and event.detail["move_id"] == move_id
+    assert event.actor == jobs.SYSTEM.username and event.detail["move_id"] == move_id
     assert cloud_servers(journey.rt, "province-base") == []
     with journey.rt.db.unit_of_work() as uow:
         assert uow.session.get(ManagedServer, server.id).cloud_id == server.cloud_id  # type: ignore[union-attr]
@@ -180,7 +180,7 @@ def test_attack_live_move_created_before_the_reclassification_is_refused_in_the_
     move = _move(journey, move_id)
     assert move.state == "failed" and "must leave the cloud" in (move.state_reason or "")
     [event] = refusals(journey.rt, "move.live.job")
-    assert event.actor == jobs.SYSTEM and event.detail["move_id"] == move_id
+    assert event.actor == jobs.SYSTEM.username and event.detail["move_id"] == move_id
     assert provider.get_server(server.server_id or "").host == host_before
 
 
@@ -207,4 +207,4 @@ def test_attack_drain_leaves_a_classified_systems_server_on_its_host_and_says_so
     assert [s.id for s in provider.list_servers_on_host("sim-host-1")] == [secret.server_id]
     assert provider.get_server(plain.server_id or "").host != "sim-host-1"
     [event] = refusals(journey.rt, "move.drain")
-    assert event.actor == jobs.SYSTEM and event.detail["cloud_server_id"] == secret.server_id
+    assert event.actor == jobs.SYSTEM.username and event.detail["cloud_server_id"] == secret.server_id

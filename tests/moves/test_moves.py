@@ -217,9 +217,15 @@ def test_a_worker_killed_between_migrated_and_confirm_leaves_the_move_to_the_nex
     real_transition = stepping.transition
 
     def dies_after_migrated(
-        db: Database, move_id: int, target: MoveState, *, action: str, reason: str | None = None, actor: str = ""
+        db: Database,
+        move_id: int,
+        target: MoveState,
+        *,
+        action: str,
+        reason: str | None = None,
+        actor: Actor = jobs.SYSTEM,
     ) -> None:
-        real_transition(db, move_id, target, action=action, reason=reason, actor=actor or jobs.SYSTEM)
+        real_transition(db, move_id, target, action=action, reason=reason, actor=actor)
         if target == MoveState.AWAITING_CONFIRM:
             raise Killed
 

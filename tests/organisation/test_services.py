@@ -19,7 +19,7 @@ def test_import_is_idempotent_and_audited(seeded: Runtime) -> None:
     settings = seeded.settings
     clouds, departments = org.read_organisation(settings.clouds_file, settings.departments_file)
     with seeded.db.unit_of_work() as uow:
-        summary = org.import_organisation(uow.session, clouds, departments, actor="test")
+        summary = org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
     assert (summary.clouds_added, summary.departments_added, summary.links_added) == (0, 0, 0)
     with seeded.db.unit_of_work() as uow:
         session = uow.session
@@ -34,7 +34,9 @@ def test_import_is_idempotent_and_audited(seeded: Runtime) -> None:
 def test_create_user_rules(seeded: Runtime) -> None:
     with seeded.db.unit_of_work() as uow:
         with pytest.raises(ValidationFailed, match="needs a department"):
-            org.create_user(uow.session, username="x1", password="long-enough-1", role=Role.DEPT_STAFF, actor="t")
+            org.create_user(
+                uow.session, username="x1", password="long-enough-1", role=Role.DEPT_STAFF, actor=Actor.system("t")
+            )
         with pytest.raises(ValidationFailed, match="does not belong"):
             org.create_user(
                 uow.session,
@@ -42,7 +44,7 @@ def test_create_user_rules(seeded: Runtime) -> None:
                 password="long-enough-1",
                 role=Role.OPERATOR,
                 department_key="prov-education",
-                actor="t",
+                actor=Actor.system("t"),
             )
         with pytest.raises(UnknownDepartment):
             org.create_user(
@@ -51,12 +53,14 @@ def test_create_user_rules(seeded: Runtime) -> None:
                 password="long-enough-1",
                 role=Role.DEPT_HEAD,
                 department_key="nope",
-                actor="t",
+                actor=Actor.system("t"),
             )
         with pytest.raises(ValidationFailed, match="at least 10"):
-            org.create_user(uow.session, username="x4", password="short", role=Role.ADMIN, actor="t")
+            org.create_user(uow.session, username="x4", password="short", role=Role.ADMIN, actor=Actor.system("t"))
         with pytest.raises(UsernameTaken):
-            org.create_user(uow.session, username="admin", password="long-enough-1", role=Role.ADMIN, actor="t")
+            org.create_user(
+                uow.session, username="admin", password="long-enough-1", role=Role.ADMIN, actor=Actor.system("t")
+            )
 
 
 def test_passwords_are_hashed_and_checked(seeded: Runtime) -> None:

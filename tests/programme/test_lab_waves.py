@@ -28,7 +28,7 @@ def test_a_wave_is_checked_against_the_labs_free_capacity(lab_runtime: Runtime, 
     rt = lab_runtime
     clouds, departments = org.read_organisation(rt.settings.clouds_file, rt.settings.departments_file)
     with rt.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, departments, actor="test")
+        org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
         cloud = uow.session.scalars(select(Cloud).where(Cloud.key == "education")).one()
         provider = rt.providers.for_cloud(cloud.key, cloud.os_cloud, cloud.region)
         cloud_id = cloud.id

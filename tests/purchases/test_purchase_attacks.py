@@ -66,7 +66,7 @@ def _colleague(pj: Journey) -> Actor:
             password=COLLEAGUE_PASSWORD,
             role=Role.DEPT_STAFF,
             department_key="prov-education",
-            actor="test",
+            actor=Actor.system("test"),
         )
         return Actor.of(user)
 

@@ -67,7 +67,7 @@ def lab_org(lab_runtime: Runtime, tmp_path: Path, lab_clouds_yaml: Path) -> Iter
     clouds, departments = org.read_organisation(lab_runtime.settings.clouds_file, departments_file)
     clouds = [c for c in clouds if c.key in CLOUDS]
     with lab_runtime.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, departments, actor="test")
+        org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
     results = sync_clouds(lab_runtime.db, lab_runtime.providers, actor=Actor.system("test"))
     assert all(r.ok for r in results), [r.problems for r in results]
     yield lab_runtime, quota_dir

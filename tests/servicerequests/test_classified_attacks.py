@@ -182,7 +182,7 @@ def test_attack_system_reclassified_after_final_approval_boots_nothing_and_retry
         ).all()
         assert [e.detail["code"] for e in failed] == ["classified_system"]
     [event] = refusals(journey.rt, "provisioning")
-    assert event.actor == SYSTEM and event.detail["request_id"] == request_id
+    assert event.actor == SYSTEM.username and event.detail["request_id"] == request_id
 
     # The operator retries the failed server: refused, audited, nothing queued or booted.
     _refused(operator.post(f"/servers/{server.id}/retry"))

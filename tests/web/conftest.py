@@ -74,8 +74,8 @@ def _build_journey_state(rt: Runtime) -> None:
 
     clouds, departments = org.read_organisation(rt.settings.clouds_file, rt.settings.departments_file)
     with rt.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, departments, actor="test")
-        seed_demo_users(uow.session, actor="test")
+        org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
+        seed_demo_users(uow.session, actor=Actor.system("test"))
         # A health-department head: the health cloud adds finance above 1,000 yuan a month.
         org.create_user(
             uow.session,
@@ -84,7 +84,7 @@ def _build_journey_state(rt: Runtime) -> None:
             role=Role.DEPT_STAFF,
             display_name="赵敏 (卫健委信息中心)",
             department_key="prov-health",
-            actor="test",
+            actor=Actor.system("test"),
         )
         org.create_user(
             uow.session,
@@ -93,7 +93,7 @@ def _build_journey_state(rt: Runtime) -> None:
             role=Role.DEPT_HEAD,
             display_name="孙强 (卫健委负责人)",
             department_key="prov-health",
-            actor="test",
+            actor=Actor.system("test"),
         )
     assert all(r.ok for r in sync_clouds(rt.db, rt.providers, actor=Actor.system("test")))
     sync_catalog(rt.db, rt.providers, read_rates(rt.settings.rates_file), actor=Actor.system("test"))

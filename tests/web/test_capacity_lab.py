@@ -10,6 +10,7 @@ from cloudmgr.capacity.config import read_capacity_file
 from cloudmgr.capacity.services import latest_snapshots, take_snapshots
 from cloudmgr.demo import seed_demo_users
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime
 from tests.conftest import ONE_DATABASE
 from tests.web.helpers import demo_login, logged_in
@@ -23,8 +24,8 @@ def test_the_capacity_page_shows_the_lab_hosts(lab_runtime: Runtime) -> None:
     settings = lab_runtime.settings
     clouds, depts = org.read_organisation(settings.clouds_file, settings.departments_file)
     with lab_runtime.db.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, depts, actor="test")
-        seed_demo_users(uow.session, actor="test")
+        org.import_organisation(uow.session, clouds, depts, actor=Actor.system("test"))
+        seed_demo_users(uow.session, actor=Actor.system("test"))
     result = take_snapshots(
         lab_runtime.db, lab_runtime.providers, read_capacity_file(lab_runtime.settings.capacity_file)
     )

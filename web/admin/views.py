@@ -16,7 +16,7 @@ from cloudmgr.organisation.services import MIN_PASSWORD_LENGTH
 from web.admin.blueprint import bp
 from web.admin.forms import AccountActionForm, NewUserForm
 from web.core.i18n import current_locale
-from web.core.security import current_actor, require_user
+from web.core.security import current_actor
 from web.core.uow import request_uow
 
 
@@ -40,7 +40,6 @@ def users() -> ResponseReturnValue:
 
 @bp.route("/users/new", methods=["GET", "POST"])
 def new_user() -> ResponseReturnValue:
-    admin = require_user()
     session = request_uow().session
     form = NewUserForm()
     locale = current_locale()
@@ -58,7 +57,7 @@ def new_user() -> ResponseReturnValue:
                 display_name=(form.display_name.data or "").strip() or None,
                 department_key=form.department.data or None,
                 email=(form.email.data or "").strip() or None,
-                actor=admin.username,
+                actor=current_actor(),
             )
         except UsernameTaken:
             form.username.errors.append(_("This username is already taken."))

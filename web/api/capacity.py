@@ -381,7 +381,7 @@ def plan_consolidation() -> Response:
         request_uow().session,
         text,
         host,
-        actor=api_user().username,
+        actor=api_user().actor,
         entry_point="planner.api",
         blank_is_non_classified=bool(blank_is_non_classified),
         max_wave=max_wave or 50,

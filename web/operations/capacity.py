@@ -216,7 +216,7 @@ def run_planner() -> ResponseReturnValue:
             request_uow().session,
             text,
             host,
-            actor=require_user().username,
+            actor=require_user().actor,
             entry_point="planner.page",
             blank_is_non_classified=bool(form.blank_is_non_classified.data),
             max_wave=form.max_wave.data,

@@ -141,9 +141,8 @@ def consolidate(
     Rows named after a legacy inventory system take the inventory's classification; classified
     rows, and rows whose classification is empty (unless --blank-is-non-classified), are refused
     and each refusal is audited."""
-    import getpass
-
     from cloudmgr.capacity.planner.guard import apply_inventory_rules, audit_refusals
+    from cloudmgr.cli_common import cli_system_actor
     from cloudmgr.runtime import get_runtime
 
     try:
@@ -159,7 +158,7 @@ def consolidate(
             refusals = apply_inventory_rules(uow.session, inventory, blank_is_non_classified=blank_is_non_classified)
         plan = plan_inventory(inventory, host, max_wave=max_wave, exact=exact, time_limit=time_limit)
         with db.unit_of_work() as uow:
-            audit_refusals(uow.session, refusals, actor=f"cli:{getpass.getuser()}", entry_point="planner.cli")
+            audit_refusals(uow.session, refusals, actor=cli_system_actor(), entry_point="planner.cli")
         if plan.unplaced and not allow_oversized:
             raise PlannerInputError(
                 [(f"line {r.line}: " if r.line else "") + f"{r.name}: {r.reason}" for r in plan.unplaced[:20]]

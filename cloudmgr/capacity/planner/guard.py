@@ -30,6 +30,7 @@ from cloudmgr.capacity.planner.inventory import Inventory
 from cloudmgr.capacity.planner.model import CLASSIFIED_REASON
 from cloudmgr.db import utcnow
 from cloudmgr.inventory.models import Classification, LegacyNetwork, LegacySystem
+from cloudmgr.organisation.actor import Actor
 
 REFUSED_ACTION = "planner.row_refused"
 AUDIT_TARGET = "planner_row"
@@ -96,7 +97,7 @@ def apply_inventory_rules(
     return refusals
 
 
-def audit_refusals(session: Session, refusals: list[RowRefusal], *, actor: str, entry_point: str) -> None:
+def audit_refusals(session: Session, refusals: list[RowRefusal], *, actor: Actor, entry_point: str) -> None:
     """One audit event per refused row, in the caller's unit of work (one multi-row INSERT)."""
     if not refusals:
         return
@@ -104,7 +105,7 @@ def audit_refusals(session: Session, refusals: list[RowRefusal], *, actor: str, 
     rows: list[dict[str, Any]] = [
         {
             "at": now,
-            "actor": actor,
+            "actor": actor.username,
             "action": REFUSED_ACTION,
             "target_type": AUDIT_TARGET,
             "target_id": r.name[:128],

@@ -44,6 +44,8 @@ from cloudmgr.capacity.planner.waves import build_waves
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from cloudmgr.organisation.actor import Actor
+
 EXACT_LIMIT = 2000
 EXACT_TIME_LIMIT = 60.0
 
@@ -205,7 +207,7 @@ def plan_servers_csv(
     text: str,
     host: HostSpec,
     *,
-    actor: str,
+    actor: Actor,
     entry_point: str,
     blank_is_non_classified: bool = False,
     max_wave: int = DEFAULT_MAX_WAVE,
