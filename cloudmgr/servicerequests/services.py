@@ -30,6 +30,7 @@ from cloudmgr.servicerequests.lifecycle import (
     retry_server,
     server_action,
 )
+from cloudmgr.servicerequests.ordering import OrderCatalog, order_catalog
 from cloudmgr.servicerequests.placement import check_request_placeable
 from cloudmgr.servicerequests.quoting import (
     MAX_COUNT,
@@ -62,6 +63,7 @@ __all__ = [
     "NAME_PREFIX",
     "NOT_BOOTED",
     "SERVER_ACTIONS",
+    "OrderCatalog",
     "PageVersion",
     "Quote",
     "RequestFilter",
@@ -86,6 +88,7 @@ __all__ = [
     "may_resize",
     "may_retry",
     "may_submit",
+    "order_catalog",
     "quote",
     "reject_request",
     "request_page_version",

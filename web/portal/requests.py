@@ -3,8 +3,6 @@ request page, and the department head's approval queue."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -12,13 +10,8 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from wtforms import SelectChoice
 
-from cloudmgr.catalog import services as catalog
-from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.errors import DomainError
-from cloudmgr.organisation import services as org
-from cloudmgr.organisation.models import Cloud
-from cloudmgr.quotas import services as quota_services
-from cloudmgr.quotas.errors import NoQuota
+from cloudmgr.organisation.errors import UnknownCloud
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
 from web.common import listcache
@@ -35,41 +28,14 @@ PER_PAGE = 20
 DEFAULT_EXPIRY_DAYS = 365
 
 
-@dataclass
-class Catalog:
-    """What a department may order on one cloud."""
-
-    clouds: list[Cloud]
-    cloud: Cloud | None
-    flavors: Sequence[CatalogItem] = ()
-    images: Sequence[CatalogItem] = ()
-    balance: quota_services.Balance | None = None
-
-
-def _catalog(cloud_key: str | None) -> Catalog:
-    actor = current_actor()
-    assert actor.department_id is not None
-    session = request_uow().session
-    clouds = [link.cloud for link in org.clouds_of_department(session, actor.department_id) if link.cloud.enabled]
-    if not cloud_key:
-        return Catalog(clouds, None)
-    cloud = next((c for c in clouds if c.key == cloud_key), None)
-    if cloud is None:
-        abort(404)  # another department's cloud, or none: nothing to show either way
+def _catalog(cloud_key: str | None) -> sr.OrderCatalog:
     try:
-        balance: quota_services.Balance | None = quota_services.balance(session, actor.department_id, cloud.id)
-    except NoQuota:
-        balance = None
-    return Catalog(
-        clouds,
-        cloud,
-        catalog.offered_items(session, cloud.id, ItemKind.FLAVOR),
-        catalog.offered_items(session, cloud.id, ItemKind.IMAGE),
-        balance,
-    )
+        return sr.order_catalog(request_uow().session, current_actor(), cloud_key)
+    except UnknownCloud:
+        abort(404)  # another department's cloud, or none: nothing to show either way
 
 
-def _set_choices(form: NewRequestForm, cat: Catalog) -> None:
+def _set_choices(form: NewRequestForm, cat: sr.OrderCatalog) -> None:
     locale = current_locale()
     assert cat.cloud is not None
     form.zone.choices = [SelectChoice(z.zone, zone_label(z.zone)) for z in cat.cloud.zones]
