@@ -477,3 +477,36 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# Who acts is decided once, as an Actor (role, department, name); only the audit writer,
+# the sink that records the name, takes it as a string.
+ACTOR_AS_STRING_ALLOWED = frozenset({"cloudmgr/audit/services.py"})
+
+
+def actor_string_parameters(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).as_posix()
+        if rel in ACTOR_AS_STRING_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+            for arg in args:
+                if arg.arg == "actor" and arg.annotation is not None and ast.unparse(arg.annotation) == "str":
+                    found.append(f"{rel}:{node.lineno} {node.name}")
+    return found
+
+
+def test_services_take_the_actor_typed_not_as_a_string() -> None:
+    assert actor_string_parameters(ROOT / "cloudmgr") == []
+
+
+def test_the_actor_rule_finds_a_string_actor(tmp_path: Path) -> None:
+    package = tmp_path / "cloudmgr"
+    package.mkdir()
+    (package / "things.py").write_text("def act(session, *, actor: str) -> None: ...\n", encoding="utf-8")
+    (package / "fine.py").write_text("def act(session, *, actor: Actor) -> None: ...\n", encoding="utf-8")
+    assert actor_string_parameters(package) == ["cloudmgr/things.py:1 act"]
