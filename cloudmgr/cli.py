@@ -29,7 +29,11 @@ def main(log_level: str | None) -> None:
         # APScheduler logs every run of every job at INFO: every two seconds for the work queue.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
-    set_runtime(Runtime.from_settings(settings))
+    runtime = Runtime.from_settings(settings)
+    set_runtime(runtime)
+    # The engine's pooled connections close with the command, not whenever the garbage collector
+    # comes by (one engine per invocation: many in one process when commands are invoked in-process).
+    click.get_current_context().call_on_close(runtime.db.dispose)
 
 
 # --- db --------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def hosts(netns_hosts: NetnsHosts) -> NetnsHosts:
     its data; the target is an empty VM."""
     for host in netns_hosts.hosts.values():
         _kill_pidfiles(host.state_dir)
+        host.stop_services()
         subprocess.run(
             ["ip", "-n", host.netns, "addr", "del", f"{SERVICE_ADDRESS}/24", "dev", "eth0"], capture_output=True
         )

@@ -60,6 +60,17 @@ class NetnsHost:
     data_dir: Path
     state_dir: Path
     sshd: subprocess.Popen[bytes] | None = None
+    # The services the tests started here as our children: reaped when they are stopped.
+    services: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def stop_services(self) -> None:
+        """Kill the services the tests started here and reap them (no zombie, no
+        "subprocess is still running" when the Popen is collected)."""
+        for proc in self.services:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+        self.services.clear()
 
     def ansible_vars(self, key_file: Path) -> dict[str, Any]:
         return {
@@ -227,6 +238,8 @@ def running_hosts(root: Path) -> Iterator[NetnsHosts]:
                         host.sshd.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         host.sshd.kill()
+                        host.sshd.wait(timeout=5)
+                host.stop_services()
             cleanup()
 
 
@@ -274,6 +287,7 @@ def start_legacy_service(hosts: NetnsHosts, served_by: str, name: str = "app") -
         start_new_session=True,
     )
     log.close()
+    source.services.append(proc)
     # `ip netns exec` execs the command: the pid is the server's own.
     (source.state_dir / f"{name}.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + 10
