@@ -84,18 +84,20 @@ class OpenStackImages(OpenStackConnection):
         conn = self._project_conn(project_id) if project_id else self._admin
 
         def upload() -> Any:
-            source: dict[str, Any] = (
-                {"filename": str(data)} if isinstance(data, Path) else {"data": io.BytesIO(bytes(data))}
-            )
-            return conn.image.create_image(
-                name,
-                disk_format=disk_format,
-                container_format=container_format,
-                allow_duplicates=True,
-                disable_vendor_agent=False,
-                wait=True,
-                **source,
-            )
+            # A file is opened here and closed here: given a filename, openstacksdk opens it and
+            # leaves it to the garbage collector.
+            # openstacksdk reads a file object though its annotation says bytes.
+            stream: Any = open(data, "rb") if isinstance(data, Path) else io.BytesIO(bytes(data))  # noqa: SIM115
+            with stream as source:
+                return conn.image.create_image(
+                    name,
+                    disk_format=disk_format,
+                    container_format=container_format,
+                    allow_duplicates=True,
+                    disable_vendor_agent=False,
+                    wait=True,
+                    data=source,
+                )
 
         created = self._call(f"upload image {name}", upload, idempotent=False)
         return to_image(self._call(f"get image {name}", lambda: self._admin.image.get_image(created.id)))
