@@ -227,6 +227,12 @@ class CloudTestEnv:
         try:
             conn = _lab_connection()
             for project in self.projects:
+                for fip in conn.network.ips(project_id=project.id):
+                    conn.network.delete_ip(fip, ignore_missing=True)
+                # Nova keeps keypairs per user: the provider prefixes them with the project.
+                for keypair in conn.compute.keypairs():
+                    if str(keypair.name).startswith(f"cm-{project.id}-"):
+                        conn.compute.delete_keypair(keypair.name, ignore_missing=True)
                 # Neutron makes a default security group per project that outlives it.
                 for group in conn.network.security_groups(project_id=project.id):
                     conn.network.delete_security_group(group, ignore_missing=True)
@@ -279,3 +285,42 @@ def oversized_flavor_id(cloud: CloudTestEnv) -> str:
     )
     cloud.lab_flavors.append(flavor.id)
     return str(flavor.id)
+
+
+#: The external network floating IPs come from: the simulator seeds it, the lab gets it
+#: from :func:`ensure_lab_public_network`.
+PUBLIC_NETWORK = "lab-public"
+PUBLIC_CIDR = "192.0.2.0/24"
+LAB_ROUTER = "lab-router"
+
+
+def ensure_lab_public_network() -> None:
+    """The lab's external network and the router that joins the lab's two shared networks
+    to it (without that router Neutron refuses to point a floating IP at their ports),
+    made once and kept: infrastructure an operator sets up, not cloudmgr.  The lab's
+    Neutron runs no L3 agent; the API alone is all the contract needs."""
+    net = _lab_connection().network
+    public = net.find_network(PUBLIC_NETWORK)
+    if public is None:
+        public = net.create_network(
+            name=PUBLIC_NETWORK, is_router_external=True, description="Lab: public addresses (floating IPs)"
+        )
+    if not any(s.name == PUBLIC_NETWORK for s in net.subnets(network_id=public.id)):
+        net.create_subnet(
+            name=PUBLIC_NETWORK, network_id=public.id, ip_version=4, cidr=PUBLIC_CIDR, is_dhcp_enabled=False
+        )
+    router = net.find_router(LAB_ROUTER)
+    if router is None:
+        router = net.create_router(name=LAB_ROUTER, external_gateway_info={"network_id": public.id})
+    attached = {ip["subnet_id"] for port in net.ports(device_id=router.id) for ip in port.fixed_ips or ()}
+    for name in LAB_NETWORKS:
+        for subnet in net.subnets(network_id=net.find_network(name, ignore_missing=False).id):
+            if subnet.id not in attached:
+                net.add_interface_to_router(router, subnet=subnet.id)
+
+
+@pytest.fixture(scope="module")
+def public_network(cloud: CloudTestEnv) -> str:
+    if cloud.kind == "openstack":
+        ensure_lab_public_network()
+    return PUBLIC_NETWORK

@@ -16,6 +16,8 @@ from openstack.compute.v2 import server as sdk_server
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict
 from cloudmgr.cloud.openstack.convert import idempotency_tag, iso_utc, parse_time, server_addresses
 from cloudmgr.cloud.openstack.flavors import OpenStackFlavors
+from cloudmgr.cloud.openstack.keypairs import nova_keypair_name, project_keypair_name
+from cloudmgr.cloud.provider import encode_user_data
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server, ServerPage, ServerSpec
 
 
@@ -42,6 +44,8 @@ class OpenStackServers(OpenStackFlavors):
             created_at=parse_time(server.created_at),
             updated_at=parse_time(server.updated_at),
             task_state=server.task_state,
+            key_name=project_keypair_name(server.project_id, server.key_name),
+            security_groups=tuple(sorted({str(g.get("name")) for g in server.security_groups or ()})),
         )
 
     def _find_by_key_raw(self, project_id: str, key: str) -> Any | None:
@@ -68,6 +72,15 @@ class OpenStackServers(OpenStackFlavors):
             raise CloudBadRequest("an idempotency key of 1 to 255 characters is required", key)
         metadata = {**spec.metadata, IDEMPOTENCY_METADATA_KEY: key}
         networks: Any = [{"uuid": spec.network_id}] if spec.network_id else "none"
+        # Issue 16: what makes the server usable (login key, cloud-init, firewall).
+        extras: dict[str, Any] = {}
+        user_data = encode_user_data(spec.user_data, f"create server {spec.name}")
+        if user_data is not None:
+            extras["user_data"] = user_data
+        if spec.key_name:
+            extras["key_name"] = nova_keypair_name(project_id, spec.key_name)
+        if spec.security_groups:
+            extras["security_groups"] = [{"name": g} for g in spec.security_groups]
 
         def lookup_or_boot() -> Any:
             # Looking up first makes the whole call safe to retry: a boot that reached
@@ -83,6 +96,7 @@ class OpenStackServers(OpenStackFlavors):
                 networks=networks,
                 metadata=metadata,
                 tags=[idempotency_tag(key)],
+                **extras,
             )
             # The POST answer lacks most fields; read it back with the admin view (host).
             return self._admin.compute.get_server(created.id)

@@ -107,6 +107,8 @@ def to_server(record: dict[str, Any], flavors: dict[str, Any]) -> Server:
         created_at=parse(record["created_at"]),
         updated_at=parse(record["updated_at"]),
         task_state=None,
+        key_name=record.get("key_name"),
+        security_groups=tuple(sorted(record.get("security_groups") or ())),
     )
 
 

@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudmgr.cloud.errors import CloudBadRequest
+from cloudmgr.cloud.provider import encode_user_data
 from cloudmgr.cloud.simulated.capacity import pick_host
+from cloudmgr.cloud.simulated.keypairs import project_keypairs
 from cloudmgr.cloud.simulated.quotas import check_quota
 from cloudmgr.cloud.simulated.records import (
     NO_VALID_HOST_FAULT,
@@ -25,6 +27,7 @@ from cloudmgr.cloud.simulated.records import (
     to_server,
     touch,
 )
+from cloudmgr.cloud.simulated.security_groups import boot_security_groups
 from cloudmgr.cloud.simulated.store import SimulatedStore
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server, ServerPage, ServerSpec
 
@@ -45,12 +48,16 @@ class SimulatedServers(SimulatedStore):
             raise CloudBadRequest("an idempotency key of 1 to 255 characters is required", key)
         if not spec.name.strip():
             raise CloudBadRequest(f"{action} rejected as invalid", "A server name is required.")
+        user_data = encode_user_data(spec.user_data, action)
         with self._transaction() as state:
             require_project(state, project_id)
             existing = find_by_key(state, project_id, key)
             if existing is not None:
                 return to_server(existing, state["flavors"])
             flavor, network = _boot_flavor_and_network(state, spec, action)
+            if spec.key_name is not None and spec.key_name not in project_keypairs(state, project_id):
+                raise CloudBadRequest(f"{action} rejected as invalid", "Invalid key_name provided.")
+            security_groups = boot_security_groups(state, project_id, spec.security_groups, action)
             check_quota(
                 state, project_id, action, 1, flavor["vcpus"], flavor["ram_mb"], 1 if network is not None else 0
             )
@@ -77,6 +84,9 @@ class SimulatedServers(SimulatedStore):
                 "updated_at": created_at,
                 "deleted": False,
                 "pending": None,
+                "key_name": spec.key_name,
+                "user_data": user_data,
+                "security_groups": security_groups,
             }
             state["servers"][record["id"]] = record
             return to_server(record, state["flavors"])

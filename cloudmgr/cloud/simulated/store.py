@@ -36,6 +36,7 @@ DEFAULT_FLAVORS = (
 DEFAULT_IMAGE_NAMES = ("cirros-lab",)
 #: The lab's shared networks, so a configuration written for the lab works here too.
 DEFAULT_NETWORKS = (("lab-internet", "10.10.0.0/24"), ("lab-extranet", "10.20.0.0/24"))
+DEFAULT_EXTERNAL_NETWORKS = (("lab-public", "192.0.2.0/24"),)
 
 # Nova's and Neutron's out-of-the-box project quotas.
 DEFAULT_COMPUTE_QUOTA = ComputeQuota(cores=20, ram_mb=51200, instances=10)
@@ -60,6 +61,7 @@ class SimulatedStore(CloudProvider):
         flavors: Sequence[Flavor] = DEFAULT_FLAVORS,
         image_names: Sequence[str] = DEFAULT_IMAGE_NAMES,
         networks: Sequence[tuple[str, str]] = DEFAULT_NETWORKS,
+        external_networks: Sequence[tuple[str, str]] = DEFAULT_EXTERNAL_NETWORKS,
         label: str | None = None,
         aggregates: Mapping[str, Sequence[str]] | None = None,
         allocation_ratios: Mapping[str, float] | None = None,
@@ -79,6 +81,7 @@ class SimulatedStore(CloudProvider):
         self._state_path = Path(state_path) if state_path is not None else None
         self._seed_args = (tuple(hosts), host_vcpus, host_ram_mb, host_disk_gb, tuple(flavors), tuple(image_names))
         self._seed_networks = tuple(networks)
+        self._seed_external_networks = tuple(external_networks)
         self._label = label or (self._state_path.stem if self._state_path else None)
         # Host aggregates are configuration of the simulated cloud (name -> hosts), not state.
         self._aggregates = {name: tuple(hosts) for name, hosts in (aggregates or {}).items()}
@@ -146,6 +149,18 @@ class SimulatedStore(CloudProvider):
                 "id": network_id,
                 "name": net_name,
                 "is_shared": True,
+                "subnet_ids": [stable_id("subnet", net_name)],
+                "cidrs": [str(ipaddress.ip_network(cidr))],
+                "next_address": 10,
+                "project_id": ADMIN_PROJECT_ID,
+            }
+        for net_name, cidr in self._seed_external_networks:
+            network_id = stable_id("network", net_name)
+            state["networks"][network_id] = {
+                "id": network_id,
+                "name": net_name,
+                "is_shared": False,
+                "is_external": True,
                 "subnet_ids": [stable_id("subnet", net_name)],
                 "cidrs": [str(ipaddress.ip_network(cidr))],
                 "next_address": 10,
