@@ -41,6 +41,11 @@ from cloudmgr.cloud.types import (
     Server,
     ServerPage,
     ServerSpec,
+    Volume,
+    VolumeAttachment,
+    VolumeBackup,
+    VolumeSnapshot,
+    VolumeType,
 )
 
 ProviderKind = Literal["openstack", "simulated"]
@@ -92,5 +97,10 @@ __all__ = [
     "Server",
     "ServerPage",
     "ServerSpec",
+    "Volume",
+    "VolumeAttachment",
+    "VolumeBackup",
+    "VolumeSnapshot",
+    "VolumeType",
     "make_provider",
 ]

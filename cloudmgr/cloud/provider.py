@@ -17,36 +17,31 @@ that project's quota.
 from __future__ import annotations
 
 import abc
-import base64
-import contextlib
-import ipaddress
-import re
 import time
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Set
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from cloudmgr.cloud.errors import CloudBadRequest, CloudError, CloudNotFound, CloudNoValidHost, CloudTimeout
 from cloudmgr.cloud.types import (
-    REMOTE_GROUP_SELF,
     Allocation,
     ComputeUsage,
-    ConsoleUrl,
     Flavor,
-    FloatingIp,
     HostAggregate,
     Hypervisor,
     Image,
-    KeyPair,
     Network,
     ProjectRef,
     QuotaSet,
     ResourceProvider,
-    SecurityGroup,
-    SecurityRule,
     Server,
     ServerPage,
     ServerSpec,
+    Volume,
+    VolumeBackup,
+    VolumeSnapshot,
+    VolumeType,
 )
 
 #: Statuses a server can be waited for to leave with a failure.
@@ -57,6 +52,10 @@ FAILED_IMAGE_STATUSES: frozenset[str] = frozenset({"killed", "deleted", "pending
 
 #: Nova's words for a scheduling failure, which it records as the server's fault.
 NO_VALID_HOST_MARKER = "no valid host"
+
+#: Cinder's statuses of a volume, snapshot or backup that failed; "error", "error_extending",
+#: "error_restoring", "error_backing-up", "error_deleting" all start so.
+VOLUME_FAILURE_PREFIX = "error"
 
 
 class CloudProvider(abc.ABC):
@@ -265,84 +264,130 @@ class CloudProvider(abc.ABC):
         confirmed).  Their sum is the provider's usages.  Raises CloudNotFound for an
         unknown provider."""
 
-    # ---- keypairs, security groups, floating IPs, consoles (issue 16) -----------------
+    # ---- volumes, volume snapshots and backups (issue 16) -----------------------------
 
     @abc.abstractmethod
-    def ensure_keypair(self, project_id: str, name: str, public_key: str) -> KeyPair:
-        """Make sure the project has keypair ``name`` holding ``public_key`` (OpenSSH text).
+    def list_volume_types(self) -> list[VolumeType]:
+        """The volume types a volume can be created with, sorted by name."""
 
-        Idempotent: the same name with the same key (whatever its comment) is a no-op.  The
-        same name with a different key raises CloudConflict and changes nothing, so a retry
-        of an old request can never swap a key behind its owner's back: delete it first,
-        or use a new name.  A key the cloud cannot read raises CloudBadRequest; so does a
-        name outside 1-200 characters of letters, digits, ``-``, ``_`` and spaces.
+    @abc.abstractmethod
+    def create_volume(
+        self,
+        project_id: str,
+        name: str,
+        size_gb: int,
+        volume_type: str | None,
+        idempotency_tag: str,
+        *,
+        snapshot_id: str | None = None,
+    ) -> Volume:
+        """Create a volume in the project (it counts against the project's volume quota),
+        empty or, with ``snapshot_id``, a copy of that snapshot (``size_gb`` at least the
+        snapshot's).  ``volume_type`` None takes the cloud's default type.
+
+        Idempotent by ``idempotency_tag``: while the project has a volume created with the
+        tag, that volume is returned as it is (even in error) and no other is created.
+        Returns once the cloud accepted it (``creating``); :meth:`wait_volume` waits for
+        ``available``.  A size that is not a positive whole number of GB raises
+        CloudBadRequest before anything reaches the cloud; CloudQuotaExceeded when the
+        project's volume or gigabyte quota refuses it; CloudNotFound for an unknown type
+        or snapshot.
         """
 
     @abc.abstractmethod
-    def delete_keypair(self, project_id: str, name: str) -> None:
-        """Delete the project's keypair; one that does not exist counts as deleted.
-        Servers booted with it keep the key they got."""
+    def find_volume_by_tag(self, project_id: str, idempotency_tag: str) -> Volume | None:
+        """The project's volume created with ``idempotency_tag``, if any."""
 
     @abc.abstractmethod
-    def ensure_security_group(
-        self, project_id: str, name: str, description: str, rules: Sequence[SecurityRule]
-    ) -> SecurityGroup:
-        """Make sure the project has group ``name`` with exactly ``rules``, idempotently:
-        missing rules are added, others removed.
+    def get_volume(self, volume_id: str) -> Volume:
+        """Raises CloudNotFound when there is no such volume."""
 
-        ``rules`` are the whole truth, egress included: Neutron's default egress rules of a
-        new group are removed unless listed (``ALLOW_ALL_EGRESS`` keeps them).  Bad ports,
-        CIDRs or protocols raise CloudBadRequest, too many groups CloudQuotaExceeded.
-        The project's own "default" group is Neutron's: it cannot be set here.
+    @abc.abstractmethod
+    def list_volumes(self, project_id: str) -> list[Volume]:
+        """The project's volumes, sorted by name then id."""
+
+    @abc.abstractmethod
+    def attach_volume(self, server_id: str, volume_id: str) -> None:
+        """Attach the volume to the server (through Nova, so the server sees a disk).
+
+        Idempotent: a volume already attached (or being attached) to that server is done.
+        Returns once the cloud accepted it; the volume goes ``in-use``
+        (:meth:`wait_volume`).  CloudConflict when the volume is attached to another
+        server or is not ``available``; CloudNotFound for an unknown server or volume.
         """
 
     @abc.abstractmethod
-    def delete_security_group(self, project_id: str, name: str) -> None:
-        """Delete the project's group ``name``; one that does not exist counts as deleted.
-        Raises CloudConflict while a server still uses it."""
+    def detach_volume(self, server_id: str, volume_id: str) -> None:
+        """Detach the volume from the server; not attached to it counts as detached.
+        Returns once the cloud accepted it; the volume goes back to ``available``."""
 
     @abc.abstractmethod
-    def list_security_groups(self, project_id: str) -> list[SecurityGroup]:
-        """The project's groups, its "default" one included."""
+    def extend_volume(self, volume_id: str, new_size_gb: int) -> None:
+        """Grow the volume to ``new_size_gb``, attached or not.  Already that size is done;
+        a smaller size raises CloudBadRequest (volumes only grow).  Returns once the cloud
+        accepted it; the volume is back to its former status with the new size when done."""
 
     @abc.abstractmethod
-    def set_server_security_groups(self, server_id: str, names: Sequence[str]) -> None:
-        """Make the server's security groups exactly ``names`` (groups of its project),
-        adding and removing groups on the running server.  Idempotent."""
+    def delete_volume(self, volume_id: str, *, wait: bool = False, timeout: float = 300.0) -> None:
+        """Delete the volume; one that does not exist counts as deleted.  CloudConflict
+        while it is attached, has snapshots or is busy (backing up, ...).  With ``wait``,
+        return only once it is gone."""
 
     @abc.abstractmethod
-    def allocate_floating_ip(self, project_id: str, external_network: str, idempotency_tag: str) -> FloatingIp:
-        """Allocate a public address of ``external_network`` (name or id) to the project.
-
-        Idempotent by ``idempotency_tag``: while the project holds an address allocated with
-        the tag, that address is returned and no other is allocated.  CloudQuotaExceeded
-        when the project's floating IP quota is used up, CloudNotFound for an unknown
-        external network.
-        """
-
-    @abc.abstractmethod
-    def associate_floating_ip(self, floating_ip_id: str, server_id: str) -> FloatingIp:
-        """Point the address at the server's (first) port.  Already there: a no-op;
-        associated with another server: CloudConflict (disassociate first)."""
+    def create_volume_snapshot(
+        self, volume_id: str, name: str, idempotency_tag: str, *, force: bool = True
+    ) -> VolumeSnapshot:
+        """Snapshot the volume, in the volume's project, idempotently by
+        ``idempotency_tag`` (per volume).  An attached volume is snapshotted as it is
+        (crash-consistent) unless ``force`` is False, which refuses it with CloudConflict.
+        Returns once the cloud accepted it; :meth:`wait_volume_snapshot` waits."""
 
     @abc.abstractmethod
-    def disassociate_floating_ip(self, floating_ip_id: str) -> FloatingIp:
-        """Detach the address from its server (kept by the project); already free: a no-op."""
+    def get_volume_snapshot(self, snapshot_id: str) -> VolumeSnapshot:
+        """Raises CloudNotFound when there is no such snapshot."""
 
     @abc.abstractmethod
-    def release_floating_ip(self, floating_ip_id: str) -> None:
-        """Give the address back to the cloud; one that does not exist counts as released."""
+    def list_volume_snapshots(self, project_id: str) -> list[VolumeSnapshot]:
+        """The project's volume snapshots, sorted by name then id."""
 
     @abc.abstractmethod
-    def list_floating_ips(self, project_id: str) -> list[FloatingIp]: ...
+    def delete_volume_snapshot(self, snapshot_id: str, *, wait: bool = False, timeout: float = 300.0) -> None:
+        """Delete the snapshot; one that does not exist counts as deleted (volumes made
+        from it keep their data)."""
 
     @abc.abstractmethod
-    def console_url(self, server_id: str) -> ConsoleUrl:
-        """A noVNC console URL for the server (short-lived: Nova's token expires)."""
+    def create_volume_backup(
+        self, volume_id: str, name: str, idempotency_tag: str, *, incremental: bool = False
+    ) -> VolumeBackup:
+        """Back the volume up into the cloud's backup store, in the volume's project,
+        idempotently by ``idempotency_tag`` (per volume).  An attached volume is backed up
+        as it is (crash-consistent).  ``incremental`` stores only what changed since the
+        volume's last backup (CloudBadRequest when it has none).  The volume is
+        ``backing-up`` until the backup is ``available`` (:meth:`wait_volume_backup`);
+        CloudQuotaExceeded when the project's backup quota refuses it."""
 
     @abc.abstractmethod
-    def console_log(self, server_id: str, lines: int | None = None) -> str:
-        """The last ``lines`` lines of the server's console output (all with None)."""
+    def get_volume_backup(self, backup_id: str) -> VolumeBackup:
+        """Raises CloudNotFound when there is no such backup."""
+
+    @abc.abstractmethod
+    def list_volume_backups(self, project_id: str) -> list[VolumeBackup]:
+        """The project's volume backups, sorted by name then id."""
+
+    @abc.abstractmethod
+    def restore_volume_backup(self, backup_id: str, *, volume_id: str | None = None, name: str | None = None) -> Volume:
+        """Write the backup's data into volume ``volume_id`` (``available``, at least the
+        backup's size; its data is replaced), or into a new volume named ``name`` in the
+        backup's project.  Not idempotent in the second form: a caller that must retry
+        creates the target with :meth:`create_volume` (idempotent) and restores into it.
+        Returns the target volume once the cloud accepted; it is ``restoring-backup``
+        until :meth:`wait_volume` sees it ``available``."""
+
+    @abc.abstractmethod
+    def delete_volume_backup(self, backup_id: str, *, wait: bool = False, timeout: float = 300.0) -> None:
+        """Delete the backup; one that does not exist counts as deleted.  CloudConflict
+        while it is being made or restored, or while a newer incremental backup depends
+        on it."""
 
     # ---- helpers built on the primitives above ----------------------------------------
 
@@ -423,6 +468,32 @@ class CloudProvider(abc.ABC):
                 )
             time.sleep(self.poll_interval)
 
+    def wait_volume(
+        self, volume_id: str, statuses: Set[str] = frozenset({"available"}), timeout: float = 300.0
+    ) -> Volume:
+        """Poll until the volume is in one of ``statuses``; CloudError when it lands in an
+        error status instead, CloudTimeout after ``timeout`` s."""
+        return _wait_status(self, "volume", volume_id, self.get_volume, statuses, timeout)
+
+    def wait_volume_snapshot(
+        self, snapshot_id: str, statuses: Set[str] = frozenset({"available"}), timeout: float = 300.0
+    ) -> VolumeSnapshot:
+        return _wait_status(self, "volume snapshot", snapshot_id, self.get_volume_snapshot, statuses, timeout)
+
+    def wait_volume_backup(
+        self, backup_id: str, statuses: Set[str] = frozenset({"available"}), timeout: float = 600.0
+    ) -> VolumeBackup:
+        return _wait_status(self, "volume backup", backup_id, self.get_volume_backup, statuses, timeout)
+
+    def wait_volume_deleted(self, volume_id: str, timeout: float = 300.0) -> None:
+        _wait_gone(self, "volume", volume_id, self.get_volume, timeout)
+
+    def wait_volume_snapshot_deleted(self, snapshot_id: str, timeout: float = 300.0) -> None:
+        _wait_gone(self, "volume snapshot", snapshot_id, self.get_volume_snapshot, timeout)
+
+    def wait_volume_backup_deleted(self, backup_id: str, timeout: float = 300.0) -> None:
+        _wait_gone(self, "volume backup", backup_id, self.get_volume_backup, timeout)
+
 
 def server_failure(server: Server) -> CloudError:
     """The error that explains why ``server`` ended in a failure status."""
@@ -432,60 +503,63 @@ def server_failure(server: Server) -> CloudError:
     return CloudError(f"server {server.name} ({server.id}) went to {server.status}", fault)
 
 
-# ---- rules shared by every provider's keypairs, security groups and boots (issue 16) ----
+# ---- rules shared by every provider's volumes (issue 16) -------------------------------
 
-#: Nova refuses user data longer than this once base64-encoded.
-MAX_USER_DATA_BASE64 = 65535
-
-#: The keypair names every provider accepts (Nova's older, stricter rule, minus length
-#: room for the OpenStack provider's project prefix).
-KEYPAIR_NAME = re.compile(r"^[A-Za-z0-9_\- ]{1,200}$")
+#: What the volume waits need of the thing they poll.
+_Polled = TypeVar("_Polled", Volume, VolumeSnapshot, VolumeBackup)
 
 
-def encode_user_data(user_data: bytes | str | None, action: str) -> str | None:
-    """``user_data`` base64-encoded the way Nova takes it, or CloudBadRequest (before
-    anything reaches the cloud) when the encoded form is longer than Nova allows."""
-    if user_data is None:
-        return None
-    raw = user_data.encode() if isinstance(user_data, str) else bytes(user_data)
-    encoded = base64.b64encode(raw).decode("ascii")
-    if len(encoded) > MAX_USER_DATA_BASE64:
+def _wait_status(
+    provider: CloudProvider,
+    kind: str,
+    resource_id: str,
+    get: Callable[[str], _Polled],
+    statuses: Set[str],
+    timeout: float,
+) -> _Polled:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = get(resource_id)
+        if found.status in statuses:
+            return found
+        if found.status.startswith(VOLUME_FAILURE_PREFIX):
+            raise CloudError(f"{kind} {found.name or resource_id} ({resource_id}) went to {found.status}")
+        if time.monotonic() >= deadline:
+            raise CloudTimeout(
+                f"{kind} {found.name or resource_id} ({resource_id}) did not reach "
+                f"{'/'.join(sorted(statuses))} within {timeout:.0f}s",
+                f"status {found.status}",
+            )
+        time.sleep(provider.poll_interval)
+
+
+def _wait_gone(
+    provider: CloudProvider, kind: str, resource_id: str, get: Callable[[str], _Polled], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = get(resource_id)
+        except CloudNotFound:
+            return
+        if found.status == "error_deleting":
+            raise CloudError(f"{kind} {resource_id} could not be deleted", f"status {found.status}")
+        if time.monotonic() >= deadline:
+            raise CloudTimeout(f"{kind} {resource_id} was not deleted within {timeout:.0f}s", f"status {found.status}")
+        time.sleep(provider.poll_interval)
+
+
+def check_volume_size(size_gb: object, action: str) -> int:
+    """``size_gb`` when it is a positive whole number of GB, else CloudBadRequest before
+    anything reaches the cloud (Cinder would take "1.5" or True as sizes)."""
+    if isinstance(size_gb, bool) or not isinstance(size_gb, int) or size_gb < 1:
         raise CloudBadRequest(
-            f"{action} rejected as invalid: the user data is too long",
-            f"{len(raw)} bytes are {len(encoded)} once base64-encoded; Nova takes at most {MAX_USER_DATA_BASE64}",
+            f"{action} rejected as invalid", f"the size must be a positive whole number of GB, not {size_gb!r}"
         )
-    return encoded
+    return size_gb
 
 
-def check_keypair_name(name: str) -> None:
-    if not KEYPAIR_NAME.match(name or "") or name != name.strip():
-        raise CloudBadRequest(
-            f"keypair name {name!r} rejected as invalid",
-            "1 to 200 letters, digits, '-', '_' or inner spaces",
-        )
-
-
-def canonical_rule(rule: SecurityRule) -> SecurityRule:
-    """The rule the way a provider stores and reports it, so a rule given and the same rule
-    read back compare equal: lower-case protocol, a CIDR in its network form, and
-    "any address" spelled ``0.0.0.0/0`` (Neutron reports it as no prefix at all).  A
-    CIDR that does not parse is kept as it is, for the cloud to refuse."""
-    protocol = rule.protocol.lower() if rule.protocol else None
-    remote_cidr = rule.remote_cidr
-    if remote_cidr is None and rule.remote_group is None:
-        remote_cidr = "0.0.0.0/0"
-    elif remote_cidr is not None:
-        with contextlib.suppress(ValueError):
-            remote_cidr = str(ipaddress.ip_network(remote_cidr, strict=False))
-    return SecurityRule(
-        direction=rule.direction,
-        protocol=protocol,
-        port_min=rule.port_min,
-        port_max=rule.port_max,
-        remote_cidr=remote_cidr,
-        remote_group=rule.remote_group,
-    )
-
-
-def is_self_reference(rule: SecurityRule) -> bool:
-    return rule.remote_group == REMOTE_GROUP_SELF
+def check_idempotency_tag(tag: str) -> None:
+    # Cinder's metadata values hold at most 255 characters.
+    if not tag or len(tag) > 255:
+        raise CloudBadRequest("an idempotency tag of 1 to 255 characters is required", tag)

@@ -73,6 +73,34 @@ NOVA_QUOTA = {
             "['port']",
         ),
         (413, {"overLimit": {"code": 413, "message": "This request was rate-limited."}}, CloudQuotaExceeded, "rate"),
+        # Cinder (issue 16): over its gigabytes, volumes or backups quota, and a missing volume.
+        (
+            413,
+            {
+                "overLimit": {
+                    "code": 413,
+                    "message": "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed "
+                    "gigabytes quota. Requested 2G, quota is 1G and 0G has been consumed.",
+                    "retryAfter": "0",
+                }
+            },
+            CloudQuotaExceeded,
+            "gigabytes quota",
+        ),
+        (
+            413,
+            {
+                "overLimit": {
+                    "code": 413,
+                    "message": "VolumeLimitExceeded: Maximum number of volumes allowed (1) exceeded "
+                    "for quota 'volumes'.",
+                    "retryAfter": "0",
+                }
+            },
+            CloudQuotaExceeded,
+            "number of volumes",
+        ),
+        (404, {"itemNotFound": {"code": 404, "message": "Volume v could not be found."}}, CloudNotFound, "Volume v"),
         (
             403,
             {"forbidden": {"code": 403, "message": "Policy doesn't allow os_compute_api:os-hypervisors"}},
