@@ -17,24 +17,34 @@ that project's quota.
 from __future__ import annotations
 
 import abc
+import base64
+import contextlib
+import ipaddress
+import re
 import time
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from cloudmgr.cloud.errors import CloudBadRequest, CloudError, CloudNotFound, CloudNoValidHost, CloudTimeout
 from cloudmgr.cloud.types import (
+    REMOTE_GROUP_SELF,
     Allocation,
     ComputeUsage,
+    ConsoleUrl,
     Flavor,
+    FloatingIp,
     HostAggregate,
     Hypervisor,
     Image,
+    KeyPair,
     Network,
     ProjectRef,
     QuotaSet,
     ResourceProvider,
+    SecurityGroup,
+    SecurityRule,
     Server,
     ServerPage,
     ServerSpec,
@@ -263,6 +273,85 @@ class CloudProvider(abc.ABC):
         not servers (a migration's uuid holds the source host's share until the move is
         confirmed).  Their sum is the provider's usages.  Raises CloudNotFound for an
         unknown provider."""
+
+    # ---- keypairs, security groups, floating IPs, consoles (issue 16) -----------------
+
+    @abc.abstractmethod
+    def ensure_keypair(self, project_id: str, name: str, public_key: str) -> KeyPair:
+        """Make sure the project has keypair ``name`` holding ``public_key`` (OpenSSH text).
+
+        Idempotent: the same name with the same key (whatever its comment) is a no-op.  The
+        same name with a different key raises CloudConflict and changes nothing, so a retry
+        of an old request can never swap a key behind its owner's back: delete it first,
+        or use a new name.  A key the cloud cannot read raises CloudBadRequest; so does a
+        name outside 1-200 characters of letters, digits, ``-``, ``_`` and spaces.
+        """
+
+    @abc.abstractmethod
+    def delete_keypair(self, project_id: str, name: str) -> None:
+        """Delete the project's keypair; one that does not exist counts as deleted.
+        Servers booted with it keep the key they got."""
+
+    @abc.abstractmethod
+    def ensure_security_group(
+        self, project_id: str, name: str, description: str, rules: Sequence[SecurityRule]
+    ) -> SecurityGroup:
+        """Make sure the project has group ``name`` with exactly ``rules``, idempotently:
+        missing rules are added, others removed.
+
+        ``rules`` are the whole truth, egress included: Neutron's default egress rules of a
+        new group are removed unless listed (``ALLOW_ALL_EGRESS`` keeps them).  Bad ports,
+        CIDRs or protocols raise CloudBadRequest, too many groups CloudQuotaExceeded.
+        The project's own "default" group is Neutron's: it cannot be set here.
+        """
+
+    @abc.abstractmethod
+    def delete_security_group(self, project_id: str, name: str) -> None:
+        """Delete the project's group ``name``; one that does not exist counts as deleted.
+        Raises CloudConflict while a server still uses it."""
+
+    @abc.abstractmethod
+    def list_security_groups(self, project_id: str) -> list[SecurityGroup]:
+        """The project's groups, its "default" one included."""
+
+    @abc.abstractmethod
+    def set_server_security_groups(self, server_id: str, names: Sequence[str]) -> None:
+        """Make the server's security groups exactly ``names`` (groups of its project),
+        adding and removing groups on the running server.  Idempotent."""
+
+    @abc.abstractmethod
+    def allocate_floating_ip(self, project_id: str, external_network: str, idempotency_tag: str) -> FloatingIp:
+        """Allocate a public address of ``external_network`` (name or id) to the project.
+
+        Idempotent by ``idempotency_tag``: while the project holds an address allocated with
+        the tag, that address is returned and no other is allocated.  CloudQuotaExceeded
+        when the project's floating IP quota is used up, CloudNotFound for an unknown
+        external network.
+        """
+
+    @abc.abstractmethod
+    def associate_floating_ip(self, floating_ip_id: str, server_id: str) -> FloatingIp:
+        """Point the address at the server's (first) port.  Already there: a no-op;
+        associated with another server: CloudConflict (disassociate first)."""
+
+    @abc.abstractmethod
+    def disassociate_floating_ip(self, floating_ip_id: str) -> FloatingIp:
+        """Detach the address from its server (kept by the project); already free: a no-op."""
+
+    @abc.abstractmethod
+    def release_floating_ip(self, floating_ip_id: str) -> None:
+        """Give the address back to the cloud; one that does not exist counts as released."""
+
+    @abc.abstractmethod
+    def list_floating_ips(self, project_id: str) -> list[FloatingIp]: ...
+
+    @abc.abstractmethod
+    def console_url(self, server_id: str) -> ConsoleUrl:
+        """A noVNC console URL for the server (short-lived: Nova's token expires)."""
+
+    @abc.abstractmethod
+    def console_log(self, server_id: str, lines: int | None = None) -> str:
+        """The last ``lines`` lines of the server's console output (all with None)."""
 
     # ---- volumes, volume snapshots and backups (issue 16) -----------------------------
 
@@ -501,6 +590,65 @@ def server_failure(server: Server) -> CloudError:
     if NO_VALID_HOST_MARKER in fault.lower():
         return CloudNoValidHost(f"no compute host has room for server {server.name}", fault)
     return CloudError(f"server {server.name} ({server.id}) went to {server.status}", fault)
+
+
+# ---- rules shared by every provider's keypairs, security groups and boots (issue 16) ----
+
+#: Nova refuses user data longer than this once base64-encoded.
+MAX_USER_DATA_BASE64 = 65535
+
+#: The keypair names every provider accepts (Nova's older, stricter rule, minus length
+#: room for the OpenStack provider's project prefix).
+KEYPAIR_NAME = re.compile(r"^[A-Za-z0-9_\- ]{1,200}$")
+
+
+def encode_user_data(user_data: bytes | str | None, action: str) -> str | None:
+    """``user_data`` base64-encoded the way Nova takes it, or CloudBadRequest (before
+    anything reaches the cloud) when the encoded form is longer than Nova allows."""
+    if user_data is None:
+        return None
+    raw = user_data.encode() if isinstance(user_data, str) else bytes(user_data)
+    encoded = base64.b64encode(raw).decode("ascii")
+    if len(encoded) > MAX_USER_DATA_BASE64:
+        raise CloudBadRequest(
+            f"{action} rejected as invalid: the user data is too long",
+            f"{len(raw)} bytes are {len(encoded)} once base64-encoded; Nova takes at most {MAX_USER_DATA_BASE64}",
+        )
+    return encoded
+
+
+def check_keypair_name(name: str) -> None:
+    if not KEYPAIR_NAME.match(name or "") or name != name.strip():
+        raise CloudBadRequest(
+            f"keypair name {name!r} rejected as invalid",
+            "1 to 200 letters, digits, '-', '_' or inner spaces",
+        )
+
+
+def canonical_rule(rule: SecurityRule) -> SecurityRule:
+    """The rule the way a provider stores and reports it, so a rule given and the same rule
+    read back compare equal: lower-case protocol, a CIDR in its network form, and
+    "any address" spelled ``0.0.0.0/0`` (Neutron reports it as no prefix at all).  A
+    CIDR that does not parse is kept as it is, for the cloud to refuse."""
+    protocol = rule.protocol.lower() if rule.protocol else None
+    remote_cidr = rule.remote_cidr
+    if remote_cidr is None and rule.remote_group is None:
+        remote_cidr = "0.0.0.0/0"
+    elif remote_cidr is not None:
+        with contextlib.suppress(ValueError):
+            remote_cidr = str(ipaddress.ip_network(remote_cidr, strict=False))
+    return SecurityRule(
+        direction=rule.direction,
+        protocol=protocol,
+        port_min=rule.port_min,
+        port_max=rule.port_max,
+        remote_cidr=remote_cidr,
+        remote_group=rule.remote_group,
+    )
+
+
+def is_self_reference(rule: SecurityRule) -> bool:
+    return rule.remote_group == REMOTE_GROUP_SELF
 
 
 # ---- rules shared by every provider's volumes (issue 16) -------------------------------

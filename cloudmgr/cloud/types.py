@@ -118,9 +118,13 @@ class ServerSpec:
     network_id: str | None
     idempotency_key: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+    key_name: str | None = None
+    user_data: bytes | str | None = None
+    security_groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _frozen_copy(self, "metadata")
+        object.__setattr__(self, "security_groups", tuple(self.security_groups))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,8 @@ class Server:
     updated_at: datetime | None = None
     task_state: str | None = None
     flavor_name: str | None = None
+    key_name: str | None = None
+    security_groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _frozen_copy(self, "metadata")
@@ -239,6 +245,89 @@ class Allocation:
 
     def __post_init__(self) -> None:
         _frozen_copy(self, "resources")
+
+
+# ---- keypairs, security groups, floating IPs, consoles (issue 16) ----------------------
+
+#: ``SecurityRule.remote_group`` for "the members of this same group".
+REMOTE_GROUP_SELF = "self"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """A public SSH key Nova puts into the servers booted with its name.
+
+    ``fingerprint`` is Nova's: the MD5 of the key's blob, as colon-separated hex.
+    """
+
+    name: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityRule:
+    """One rule of a security group.
+
+    ``protocol`` None means any protocol; ``port_min``/``port_max`` (both or neither) bound
+    the ports for tcp and udp, and are the ICMP type and code for icmp.  The peer is either
+    ``remote_cidr`` or ``remote_group`` (``REMOTE_GROUP_SELF``, or another group's id); a
+    rule with neither admits any address.  The cloud validates ports, CIDRs and protocols
+    (CloudBadRequest), not this value.
+    """
+
+    direction: str
+    protocol: str | None = None
+    port_min: int | None = None
+    port_max: int | None = None
+    remote_cidr: str | None = None
+    remote_group: str | None = None
+
+    @property
+    def ethertype(self) -> str:
+        """``IPv6`` for an IPv6 CIDR, else ``IPv4`` (so a rule without a CIDR is IPv4)."""
+        return "IPv6" if self.remote_cidr is not None and ":" in self.remote_cidr else "IPv4"
+
+
+#: Neutron gives every new group these two rules; list them to keep outbound traffic open.
+ALLOW_ALL_EGRESS: tuple[SecurityRule, ...] = (
+    SecurityRule("egress", remote_cidr="0.0.0.0/0"),
+    SecurityRule("egress", remote_cidr="::/0"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityGroup:
+    """A project's security group with its rules (as a set: Neutron keeps no order)."""
+
+    id: str
+    name: str
+    rules: frozenset[SecurityRule]
+    description: str = ""
+    project_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", frozenset(self.rules))
+
+
+@dataclass(frozen=True, slots=True)
+class FloatingIp:
+    """A public address of an external network, held by a project; ``port_id`` and
+    ``server_id`` are set while it is associated with a server."""
+
+    id: str
+    address: str
+    port_id: str | None
+    server_id: str | None
+    project_id: str | None = None
+    idempotency_tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUrl:
+    """Where a browser opens the server's remote console; ``type`` is Nova's (``novnc``)."""
+
+    type: str
+    url: str
 
 
 # ---- volumes, volume snapshots and backups (issue 16) ----------------------------------

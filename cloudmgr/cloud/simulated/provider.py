@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from cloudmgr.cloud.simulated.capacity import SimulatedCapacity
+from cloudmgr.cloud.simulated.consoles import SimulatedConsoles
 from cloudmgr.cloud.simulated.flavors import SimulatedFlavors
+from cloudmgr.cloud.simulated.floating_ips import SimulatedFloatingIps
 from cloudmgr.cloud.simulated.identity import SimulatedIdentity
 from cloudmgr.cloud.simulated.images import SimulatedImages
+from cloudmgr.cloud.simulated.keypairs import SimulatedKeypairs
 from cloudmgr.cloud.simulated.migrations import SimulatedMigrations
 from cloudmgr.cloud.simulated.networks import SimulatedNetworks
 from cloudmgr.cloud.simulated.quotas import SimulatedQuotas
+from cloudmgr.cloud.simulated.security_groups import SimulatedSecurityGroups
 from cloudmgr.cloud.simulated.servers import SimulatedServers
 from cloudmgr.cloud.simulated.volumes import SimulatedVolumes
 
@@ -22,6 +26,10 @@ class SimulatedProvider(
     SimulatedMigrations,
     SimulatedImages,
     SimulatedCapacity,
+    SimulatedKeypairs,
+    SimulatedSecurityGroups,
+    SimulatedFloatingIps,
+    SimulatedConsoles,
     SimulatedVolumes,
 ):
     """The built-in demo cloud; see :mod:`cloudmgr.cloud.simulated`.
