@@ -98,7 +98,7 @@ def main() -> None:
     provider.poll_interval = POLL
     run = secrets.token_hex(3)
     project = provider.ensure_project(f"bench-{run}", f"bench-{run}", "adapter overhead benchmark").id
-    roomy = QuotaSet(ComputeQuota(cores=-1, ram_mb=-1, instances=100), NetworkQuota(10, 10, 200, 10, 10))
+    roomy = QuotaSet(ComputeQuota(cores=-1, ram_mb=-1, instances=100), NetworkQuota(10, 10, 200, 10, 10, 100), None)
     provider.set_quota(project, roomy)
     ids = {
         "flavor": next(f.id for f in provider.list_flavors() if f.name == "m1.tiny"),

@@ -104,12 +104,15 @@ class CloudProvider(abc.ABC):
 
     @abc.abstractmethod
     def get_quota(self, project_id: str) -> QuotaSet:
-        """The project's compute and network limits."""
+        """The project's compute, network and block-storage limits; ``block_storage`` is
+        None on a cloud without a block-storage (Cinder) service."""
 
     @abc.abstractmethod
     def set_quota(self, project_id: str, quota: QuotaSet) -> None:
-        """Set the project's compute (Nova) and network (Neutron) limits.  A network
-        resource the cloud does not offer is skipped (it reads back as 0)."""
+        """Set the project's compute (Nova), network (Neutron) and block-storage (Cinder)
+        limits.  A network resource the cloud does not offer is skipped (it reads back as
+        0); so is the whole block-storage quota on a cloud without Cinder (it reads back
+        as None), and ``block_storage`` None leaves Cinder's quota as it is."""
 
     @abc.abstractmethod
     def get_compute_usage(self, project_id: str) -> ComputeUsage:

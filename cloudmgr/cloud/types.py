@@ -53,12 +53,27 @@ class NetworkQuota:
     ports: int
     floating_ips: int
     security_groups: int
+    security_group_rules: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStorageQuota:
+    """Cinder limits for a project; ``UNLIMITED`` (-1) means no limit.  ``gigabytes`` is the
+    size of all volumes and snapshots together."""
+
+    volumes: int
+    gigabytes: int
+    snapshots: int
+    backups: int
 
 
 @dataclass(frozen=True, slots=True)
 class QuotaSet:
     compute: ComputeQuota
     network: NetworkQuota
+    #: None when the cloud has no block-storage (Cinder) service: it has no such quota at
+    #: all, which is not the same as a limit of 0.
+    block_storage: BlockStorageQuota | None
 
 
 @dataclass(frozen=True, slots=True)

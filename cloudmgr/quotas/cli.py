@@ -69,6 +69,8 @@ def quotas_plan(offline: bool) -> None:
             click.echo(f"    cloud:  unavailable: {line.cloud_error}")
         elif not offline:
             click.echo(f"    cloud:  {_fmt_limits(line.cloud_limits)}   used: {_fmt_limits(line.cloud_usage)}")
+            if line.not_on_cloud:
+                click.echo(f"    cloud has no quota for: {', '.join(r.value for r in line.not_on_cloud)}")
         if line.changes_anything:
             changing += 1
             if line.ledger_changes:
@@ -93,6 +95,8 @@ def quotas_apply(department: str | None) -> None:
         click.echo(f"ledger: {change}")
     for change in result.cloud_changed:
         click.echo(f"cloud:  {change}")
+    for absent in result.not_on_cloud:
+        click.echo(f"not on the cloud: {absent}")
     for problem in result.problems:
         click.echo(f"problem: {problem}", err=True)
     if not (result.ledger_changed or result.cloud_changed):

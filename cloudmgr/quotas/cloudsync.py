@@ -6,6 +6,7 @@ talking to the clouds only between them, never inside a transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -20,9 +21,11 @@ from cloudmgr.organisation.models import DepartmentCloud
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.models import QuotaDrift, QuotaLedgerRow
-from cloudmgr.quotas.resources import Limits, Resource, limits_of, limits_to_json, quota_set_with
+from cloudmgr.quotas.resources import Limits, Resource, limits_of, limits_to_json, not_on_cloud, quota_set_with
 
 RECONCILE_ACTOR = Actor.system("quotas.reconcile")
+
+log = logging.getLogger(__name__)
 
 
 def push_limits_to_cloud(
@@ -46,6 +49,7 @@ def push_limits_to_cloud(
         provider = registry.for_cloud(cloud_key, os_cloud, region)
         current = provider.get_quota(project_id)
         provider.set_quota(project_id, quota_set_with(current, limits))
+        absent = not_on_cloud(current, limits)
     except CloudError as exc:
         with db.unit_of_work() as uow:
             audit.record(
@@ -64,15 +68,26 @@ def push_limits_to_cloud(
                 QuotaLedgerRow.department_id == department_id, QuotaLedgerRow.cloud_id == cloud_id
             )
         ):
-            if Resource(row.resource) in limits:
-                row.cloud_limit = limits[Resource(row.resource)]
+            resource = Resource(row.resource)
+            if resource in absent:
+                # The cloud was read and has no such quota: nothing was set (see ResourceBalance.on_cloud).
+                row.cloud_limit = None
+                row.reconciled_at = utcnow()
+            elif resource in limits:
+                row.cloud_limit = limits[resource]
+        detail: dict[str, object] = {"from": limits_to_json(limits_of(current)), "to": limits_to_json(limits)}
+        if absent:
+            # Said, not swallowed: these limits bind nothing on this cloud.
+            names = [r.value for r in absent]
+            detail["not_on_cloud"] = names
+            log.warning("%s on %s: the cloud has no quota for %s", dept_key, cloud_key, ", ".join(names))
         audit.record(
             uow.session,
             actor=actor.username,
             action="quota.cloud.set",
             target_type="quota",
             target_id=f"{dept_key}/{cloud_key}",
-            detail={"from": limits_to_json(limits_of(current)), "to": limits_to_json(limits)},
+            detail=detail,
         )
     return None
 
@@ -158,12 +173,17 @@ def _record_cloud_state(
     now = utcnow()
     drifted: Limits = {}
     for resource, row in rows.items():
-        row.cloud_limit = cloud_limits[resource]
         row.reconciled_at = now
         if resource in cloud_used:
             row.cloud_used = cloud_used[resource]
             # The cloud is the truth of what runs; the ledger follows it.
             row.used = cloud_used[resource]
+        if resource not in cloud_limits:
+            # No such quota on this cloud (Cinder's, where it has no Cinder): nothing there
+            # can drift; None after a reconcile says "not on the cloud", not "never read".
+            row.cloud_limit = None
+            continue
+        row.cloud_limit = cloud_limits[resource]
         if cloud_limits[resource] != row.limit:
             drifted[resource] = cloud_limits[resource]
     open_drifts = {d.resource: d for d in _open_drifts_of(session, project)}

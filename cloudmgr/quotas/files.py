@@ -4,13 +4,18 @@ Every ``*.yaml`` file in the folder may hold a ``sizes:`` mapping (ordered: each
 one step up from the one before) and a ``departments:`` mapping::
 
     sizes:
-      small:  {cores: 16, ram_gb: 32, instances: 8, networks: 2, floating_ips: 2}
-      medium: {cores: 64, ram_gb: 128, instances: 32, networks: 4, floating_ips: 4}
+      small:  {cores: 16, ram_gb: 32, instances: 8, networks: 2, floating_ips: 2, ...}
+      medium: {cores: 64, ram_gb: 128, instances: 32, networks: 4, floating_ips: 4, ...}
     departments:
       prov-education:
         province-base: medium             # a size
-        education: {size: small, cores: 24}  # a size with explicit limits on top
-        health: {cores: 8, ram_gb: 16, instances: 4, networks: 1, floating_ips: 0}
+        education: {size: small, cores: 24, volume_gb: 800}  # a size with explicit limits on top
+        health: {cores: 8, ram_gb: 16, ...}  # no size: every resource given
+
+A size, and an entry without a size, names every resource of ``FILE_NAMES`` (the ``...``
+above): Nova's cores, ram_gb (GB), instances; Neutron's networks, floating_ips,
+security_groups, security_group_rules; Cinder's volumes, volume_gb (GB of volumes and
+snapshots), snapshots, backups.
 
 The parser keeps the line of every value, so each problem is reported as
 ``file:line: message``, and refuses duplicate keys (plain YAML silently keeps the last).

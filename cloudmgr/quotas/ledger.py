@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -31,6 +32,9 @@ class ResourceBalance:
     used: int
     cloud_limit: int | None
     cloud_used: int | None
+    # False when the cloud was read and has no quota for this resource at all (Cinder's,
+    # on a cloud without Cinder): the limit binds nothing there.
+    on_cloud: bool = True
 
     @property
     def free(self) -> int:
@@ -226,6 +230,11 @@ def balance(session: Session, department_id: int, cloud_id: int) -> Balance:
     return _balance(dept, cloud, rows)
 
 
+def _on_cloud(cloud_limit: int | None, reconciled_at: datetime | None) -> bool:
+    # Read from the cloud (reconciled_at set) yet no limit there: the cloud has no such quota.
+    return not (reconciled_at is not None and cloud_limit is None)
+
+
 def _balance(dept: Department, cloud: Cloud, rows: Mapping[Resource, QuotaLedgerRow]) -> Balance:
     return Balance(
         department_id=dept.id,
@@ -233,7 +242,15 @@ def _balance(dept: Department, cloud: Cloud, rows: Mapping[Resource, QuotaLedger
         cloud_id=cloud.id,
         cloud_key=cloud.key,
         resources={
-            r: ResourceBalance(r, row.limit, row.reserved, row.used, row.cloud_limit, row.cloud_used)
+            r: ResourceBalance(
+                r,
+                row.limit,
+                row.reserved,
+                row.used,
+                row.cloud_limit,
+                row.cloud_used,
+                _on_cloud(row.cloud_limit, row.reconciled_at),
+            )
             for r, row in sorted(rows.items(), key=lambda item: RESOURCES.index(item[0]))
         },
     )
@@ -252,6 +269,7 @@ def all_balances(session: Session, *, department_id: int | None = None) -> Seque
             QuotaLedgerRow.used,
             QuotaLedgerRow.cloud_limit,
             QuotaLedgerRow.cloud_used,
+            QuotaLedgerRow.reconciled_at,
             Department.key.label("department_key"),
             Cloud.key.label("cloud_key"),
         )
@@ -267,7 +285,13 @@ def all_balances(session: Session, *, department_id: int | None = None) -> Seque
         keys[pair] = (row.department_key, row.cloud_key)
         resource = Resource(row.resource)
         grouped.setdefault(pair, {})[resource] = ResourceBalance(
-            resource, row.limit, row.reserved, row.used, row.cloud_limit, row.cloud_used
+            resource,
+            row.limit,
+            row.reserved,
+            row.used,
+            row.cloud_limit,
+            row.cloud_used,
+            _on_cloud(row.cloud_limit, row.reconciled_at),
         )
     balances = [
         Balance(

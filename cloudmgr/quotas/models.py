@@ -57,7 +57,7 @@ class QuotaLedgerRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
     cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id", ondelete="CASCADE"))
-    resource: Mapped[str] = mapped_column(String(16))
+    resource: Mapped[str] = mapped_column(String(32))
     limit: Mapped[int] = mapped_column("limit", default=0)
     reserved: Mapped[int] = mapped_column(default=0)
     used: Mapped[int] = mapped_column(default=0)
@@ -137,7 +137,7 @@ class QuotaDrift(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"))
-    resource: Mapped[str] = mapped_column(String(16))
+    resource: Mapped[str] = mapped_column(String(32))
     expected: Mapped[int] = mapped_column()
     found: Mapped[int] = mapped_column()
     action: Mapped[str] = mapped_column(String(16))  # repaired | alerted

@@ -24,6 +24,7 @@ from cloudmgr.quotas.files import QuotaDefinitions, read_quota_files
 from cloudmgr.quotas.models import LimitSource, QuotaAssignment, QuotaLedgerRow
 from cloudmgr.quotas.resources import (
     FILE_NAMES,
+    RESOURCES,
     Limits,
     Resource,
     describe_limits,
@@ -108,7 +109,16 @@ class PlanLine:
     def cloud_changes(self) -> Limits:
         if self.cloud_limits is None:
             return dict(self.desired) if self.project_id else {}
-        return {r: v for r, v in self.desired.items() if self.cloud_limits.get(r) != v}
+        # A resource the cloud has no quota for (Cinder's, on a cloud without it) cannot
+        # be changed there: see not_on_cloud.
+        return {r: v for r, v in self.desired.items() if r in self.cloud_limits and self.cloud_limits[r] != v}
+
+    @property
+    def not_on_cloud(self) -> list[Resource]:
+        """Resources with a limit in the ledger that the cloud has no quota for."""
+        if self.cloud_limits is None:
+            return []
+        return [r for r in RESOURCES if r in self.desired and r not in self.cloud_limits]
 
     @property
     def changes_anything(self) -> bool:
@@ -197,6 +207,9 @@ class ApplyResult:
     ledger_changed: list[str] = field(default_factory=list)
     cloud_changed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Limits the ledger holds but a cloud has no quota for (Cinder's, on a cloud without
+    # it): not an error, but said, so nobody takes them for enforced there.
+    not_on_cloud: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -251,6 +264,9 @@ def apply(
     # (idempotent: a re-run sets what is still different).
     read_clouds(registry, lines)
     for line in lines:
+        if line.not_on_cloud:
+            names = ", ".join(r.value for r in line.not_on_cloud)
+            result.not_on_cloud.append(f"{line.department} on {line.cloud}: the cloud has no quota for {names}")
         changes = line.cloud_changes
         if not changes or line.project_id is None:
             if line.cloud_error and line.project_id is None:

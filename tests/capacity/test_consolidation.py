@@ -298,7 +298,7 @@ def test_attack_no_plan_puts_more_than_bookable_capacity_on_a_host(seed: int) ->
     project = provider.ensure_project("cons", "cons-random").id
     provider.set_quota(
         project,
-        QuotaSet(ComputeQuota(UNLIMITED, UNLIMITED, UNLIMITED), NetworkQuota(10, 10, UNLIMITED, 10, 10)),
+        QuotaSet(ComputeQuota(UNLIMITED, UNLIMITED, UNLIMITED), NetworkQuota(10, 10, UNLIMITED, 10, 10, 100), None),
     )
     flavors = {f.name: f.id for f in provider.list_flavors()}
     image = provider.list_images()[0].id

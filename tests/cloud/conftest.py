@@ -56,7 +56,11 @@ SIMULATED_OVERSIZED = Flavor(id="cmct-huge", name="cmct.huge", vcpus=1000, ram_m
 #: Limits for projects whose tests should never hit a quota.
 ROOMY_QUOTA = QuotaSet(
     compute=ComputeQuota(cores=UNLIMITED, ram_mb=UNLIMITED, instances=50),
-    network=NetworkQuota(networks=10, subnets=10, ports=100, floating_ips=10, security_groups=20),
+    network=NetworkQuota(
+        networks=10, subnets=10, ports=100, floating_ips=10, security_groups=20, security_group_rules=200
+    ),
+    # Cinder's own defaults (10 volumes, 1000 GB) are roomy enough: left as they are.
+    block_storage=None,
 )
 
 # Generous for the lab's fake driver, which boots in seconds.

@@ -18,6 +18,7 @@ from cloudmgr.cloud import (
     IDEMPOTENCY_METADATA_KEY,
     UNLIMITED,
     Allocation,
+    BlockStorageQuota,
     CloudBadRequest,
     CloudNotFound,
     CloudNoValidHost,
@@ -40,7 +41,10 @@ from .conftest import LAB_FLAVORS, LAB_IMAGE, LAB_NETWORKS, RUN_ID, TEST_DOMAIN,
 
 THREE_INSTANCES = QuotaSet(
     compute=ComputeQuota(cores=UNLIMITED, ram_mb=UNLIMITED, instances=3),
-    network=NetworkQuota(networks=10, subnets=10, ports=100, floating_ips=10, security_groups=20),
+    network=NetworkQuota(
+        networks=10, subnets=10, ports=100, floating_ips=10, security_groups=20, security_group_rules=200
+    ),
+    block_storage=None,
 )
 
 
@@ -100,11 +104,14 @@ def test_quotas_roundtrip_and_usage_of_an_empty_project(cloud: CloudTestEnv) -> 
     project = cloud.new_project("quota", quota=None)
     wanted = QuotaSet(
         compute=ComputeQuota(cores=7, ram_mb=7168, instances=5),
-        network=NetworkQuota(networks=3, subnets=4, ports=9, floating_ips=2, security_groups=5),
+        network=NetworkQuota(
+            networks=3, subnets=4, ports=9, floating_ips=2, security_groups=5, security_group_rules=41
+        ),
+        block_storage=BlockStorageQuota(volumes=6, gigabytes=300, snapshots=4, backups=3),
     )
     cloud.provider.set_quota(project.id, wanted)
     got = cloud.provider.get_quota(project.id)
-    _only_our_types([got, got.compute, got.network])
+    _only_our_types([got, got.compute, got.network, got.block_storage])
     if not cloud.offers_floating_ips():
         # No router extension: no floating IPs to be had, whatever was asked.
         wanted = dataclasses.replace(wanted, network=dataclasses.replace(wanted.network, floating_ips=0))
@@ -113,6 +120,9 @@ def test_quotas_roundtrip_and_usage_of_an_empty_project(cloud: CloudTestEnv) -> 
     cloud.provider.set_quota(project.id, unlimited_cores)
     assert cloud.provider.get_quota(project.id).compute.cores == UNLIMITED
     assert cloud.provider.get_compute_usage(project.id) == ComputeUsage(cores=0, ram_mb=0, instances=0)
+    # block_storage None leaves Cinder's quota as it was.
+    cloud.provider.set_quota(project.id, dataclasses.replace(wanted, block_storage=None))
+    assert cloud.provider.get_quota(project.id).block_storage == wanted.block_storage
 
 
 def test_quota_of_unknown_project_is_not_found(provider: CloudProvider) -> None:

@@ -26,7 +26,10 @@ from cloudmgr.cloud.simulated import SimulatedProvider
 
 ROOMY = QuotaSet(
     compute=ComputeQuota(cores=UNLIMITED, ram_mb=UNLIMITED, instances=UNLIMITED),
-    network=NetworkQuota(networks=10, subnets=10, ports=UNLIMITED, floating_ips=10, security_groups=10),
+    network=NetworkQuota(
+        networks=10, subnets=10, ports=UNLIMITED, floating_ips=10, security_groups=10, security_group_rules=100
+    ),
+    block_storage=None,
 )
 
 

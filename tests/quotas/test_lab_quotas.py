@@ -109,6 +109,9 @@ def test_apply_drift_and_plan_against_the_lab(
     assert (nova.cores, nova.instances, nova.ram) == (12, 8, 32 * 1024)
     neutron = conn.network.get_quota(project)
     assert (neutron.networks, neutron.floating_ips) == (2, 2)
+    assert (neutron.security_groups, neutron.security_group_rules) == (10, 100)
+    cinder = conn.block_storage.get_quota_set(project)
+    assert (cinder.volumes, cinder.gigabytes, cinder.snapshots, cinder.backups) == (8, 500, 8, 8)
 
     # Someone changes the quota by hand, behind cloudmgr's back.
     with rt.db.unit_of_work() as uow:
@@ -116,21 +119,26 @@ def test_apply_drift_and_plan_against_the_lab(
         assert cloud is not None
         cloud.quota_drift_policy = policy
     conn.compute.update_quota_set(project, cores=40)
+    conn.block_storage.update_quota_set(project, gigabytes=999)
     found = quotas.reconcile(rt.db, rt.providers)
     assert found.problems == []
-    assert [d for d in found.drifts if DEPARTMENTS[1] in d] == [
-        f"{DEPARTMENTS[1]} on sjz-gov: cores is 40 on the cloud, ledger says 12"
+    assert sorted(d for d in found.drifts if DEPARTMENTS[1] in d) == [
+        f"{DEPARTMENTS[1]} on sjz-gov: cores is 40 on the cloud, ledger says 12",
+        f"{DEPARTMENTS[1]} on sjz-gov: volume_gb is 999 on the cloud, ledger says 500",
     ]
     cores_now = conn.compute.get_quota_set(project).cores
+    gigabytes_now = conn.block_storage.get_quota_set(project).gigabytes
     with rt.db.unit_of_work() as uow:
         open_drifts = quotas.open_drifts(uow.session)
     if policy == "repair":
-        assert cores_now == 12 and open_drifts == []
+        assert (cores_now, gigabytes_now) == (12, 500) and open_drifts == []
     else:
-        assert cores_now == 40 and [(d.resource, d.found) for d in open_drifts] == [("cores", 40)]
+        assert (cores_now, gigabytes_now) == (40, 999)
+        assert sorted((d.resource, d.found) for d in open_drifts) == [("cores", 40), ("volume_gb", 999)]
         # An operator repairs it by applying the files.
         assert quotas.apply(rt.db, rt.providers, quota_dir, actor=Actor.system("test")).ok
         assert conn.compute.get_quota_set(project).cores == 12
+        assert conn.block_storage.get_quota_set(project).gigabytes == 500
         quotas.reconcile(rt.db, rt.providers)
 
     with rt.db.unit_of_work() as uow:

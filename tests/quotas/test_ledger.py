@@ -97,6 +97,48 @@ def test_twenty_concurrent_reservations_for_five_slots(seeded: Runtime) -> None:
         assert len(uow.session.scalars(select(QuotaReservation)).all()) == 5
 
 
+def test_twenty_concurrent_volume_reservations_never_overcommit_the_last_100_gb(seeded: Runtime) -> None:
+    dept, cloud = _ids(seeded)
+    with seeded.db.unit_of_work() as uow:
+        rows = ledger.ensure_rows(uow.session, dept, cloud)
+        rows[Resource.GIGABYTES].limit = 1000
+        rows[Resource.GIGABYTES].used = 900  # 100 GB left
+        rows[Resource.VOLUMES].limit = 50
+    sizes = [5 * (i + 1) for i in range(20)]  # 5, 10, ... 100 GB: any one fits, all together 1050
+    barrier = threading.Barrier(20)
+
+    def attempt(gb: int) -> bool:
+        barrier.wait()
+        try:
+            with seeded.db.unit_of_work() as uow:
+                ledger.reserve(
+                    uow.session,
+                    department_id=dept,
+                    cloud_id=cloud,
+                    amounts={Resource.VOLUMES: 1, Resource.GIGABYTES: gb},
+                    owner=f"volume:{gb}",
+                )
+            return True
+        except QuotaExceeded as exc:
+            assert exc.resource == "volume_gb"
+            return False
+
+    with ThreadPoolExecutor(20) as pool:
+        results = dict(zip(sizes, pool.map(attempt, sizes), strict=True))
+    granted = [gb for gb, ok in results.items() if ok]
+    gigabytes = _row(seeded, dept, cloud, Resource.GIGABYTES)
+    assert granted and sum(granted) <= 100
+    assert (gigabytes.reserved, gigabytes.used) == (sum(granted), 900)
+    # Free space only shrank, so every refusal asked for more than is free now: nothing was
+    # refused that would have fitted, and the volumes of refused requests were rolled back.
+    free = 100 - sum(granted)
+    assert all(gb > free for gb, ok in results.items() if not ok)
+    assert _row(seeded, dept, cloud, Resource.VOLUMES).reserved == len(granted)
+    with seeded.db.unit_of_work() as uow:
+        held = uow.session.scalars(select(QuotaReservation)).all()
+    assert sorted(r.amounts["volume_gb"] for r in held) == sorted(granted)
+
+
 def test_negative_amounts_are_refused(seeded: Runtime) -> None:
     dept, cloud = _ids(seeded)
     with pytest.raises(ValueError), seeded.db.unit_of_work() as uow:

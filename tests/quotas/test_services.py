@@ -327,3 +327,40 @@ def test_a_department_user_asks_only_for_their_own_department(synced: Runtime, q
         quotas.request_change(
             uow.session, OPERATOR, read_quota_files(quota_dir), cloud_key="commerce", reason="r", target_size="small"
         )
+
+
+def test_a_cloud_without_block_storage_gets_no_cinder_quota_and_says_so(synced: Runtime, quota_dir: Path) -> None:
+    provider, project = _provider_and_project(synced, "prov-education", "education")
+    assert _provider_and_project(synced, "prov-education", "education")[0] is provider  # one provider per cloud
+    provider.offers_block_storage = False  # the education cloud runs without Cinder
+    cinder = ("volumes", "volume_gb", "snapshots", "backups")
+
+    result = quotas.apply(synced.db, synced.providers, quota_dir, actor=Actor.system("test"))
+    assert result.ok, result.problems
+    assert f"prov-education on education: the cloud has no quota for {', '.join(cinder)}" in result.not_on_cloud
+    assert not any("on education" in line and "volume" in line for line in result.cloud_changed)
+    quota = provider.get_quota(project)
+    assert quota.block_storage is None and quota.compute.cores == 24
+    assert quota.network.security_group_rules == 100  # Neutron's firewall limits still reach the cloud
+    dept, cloud = _ids(synced, "prov-education", "education")
+    with synced.db.unit_of_work() as uow:
+        pushed = uow.session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "quota.cloud.set", AuditEvent.target_id == "prov-education/education"
+            )
+        ).all()
+        assert [e.detail.get("not_on_cloud") for e in pushed] == [list(cinder)]
+        balance = ledger.balance(uow.session, dept, cloud).resources
+    # The ledger keeps the files' limits; the overview shows they bind nothing on this cloud.
+    assert balance[Resource.GIGABYTES].limit == 500 and not balance[Resource.GIGABYTES].on_cloud
+    assert balance[Resource.CORES].on_cloud and not balance[Resource.GIGABYTES].drifted
+
+    # Reconcile finds no drift in a quota the cloud does not have, and plan converges.
+    found = quotas.reconcile(synced.db, synced.providers)
+    assert found.problems == [] and not [d for d in found.drifts if "on education" in d]
+    with synced.db.unit_of_work() as uow:
+        lines = quotas.plan(uow.session, quotas.load_and_check(uow.session, quota_dir))
+    quotas.read_clouds(synced.providers, lines)
+    education = next(line for line in lines if (line.department, line.cloud) == ("prov-education", "education"))
+    assert not education.changes_anything
+    assert [r.value for r in education.not_on_cloud] == list(cinder)

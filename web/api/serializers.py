@@ -23,7 +23,8 @@ _DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _MONEY = {"type": "string", "description": 'Yuan per month, two decimals, e.g. "360.00".'}
 _PER_RESOURCE_INT = {
     "type": "object",
-    "description": "Per resource (cores, ram_mb in MB, instances, networks, floating_ips).",
+    "description": "Per resource (cores, ram_mb in MB, instances, networks, floating_ips, volumes, "
+    "volume_gb in GB, snapshots, backups, security_groups, security_group_rules).",
     "additionalProperties": {"type": "integer"},
 }
 

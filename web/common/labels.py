@@ -85,6 +85,12 @@ RESOURCE_LABELS: Mapping[str, object] = {
     "instances": _l("Server count"),
     "networks": _l("Networks"),
     "floating_ips": _l("Floating IPs"),
+    "volumes": _l("Volumes"),
+    "volume_gb": _l("Volume storage (GB)"),
+    "snapshots": _l("Volume snapshots"),
+    "backups": _l("Volume backups"),
+    "security_groups": _l("Security groups"),
+    "security_group_rules": _l("Security group rules"),
 }
 
 # What happened to a request (RequestEvent.action).

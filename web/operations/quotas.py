@@ -10,6 +10,7 @@ from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
 from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.models import ChangeRequestState
+from cloudmgr.quotas.resources import RESOURCES
 from web.common import quota_files as quota_help
 from web.common.display import refusal_text
 from web.common.selfservice_forms import QuotaDecisionForm
@@ -59,6 +60,7 @@ def _page(*, failed: tuple[int, QuotaDecisionForm] | None = None, status: int = 
         render_template(
             "operations/quotas.html",
             balances=balances,
+            resources=RESOURCES,
             fill=fill,
             dept_names=dept_names,
             cloud_names=cloud_names,

@@ -8,15 +8,34 @@ from typing import Any
 
 from cloudmgr.cloud.errors import CloudBadRequest, CloudQuotaExceeded
 from cloudmgr.cloud.simulated.records import live_servers, require_project
-from cloudmgr.cloud.simulated.store import DEFAULT_COMPUTE_QUOTA, DEFAULT_NETWORK_QUOTA, SimulatedStore
-from cloudmgr.cloud.types import UNLIMITED, ComputeQuota, ComputeUsage, NetworkQuota, QuotaSet
+from cloudmgr.cloud.simulated.store import (
+    DEFAULT_BLOCK_STORAGE_QUOTA,
+    DEFAULT_COMPUTE_QUOTA,
+    DEFAULT_NETWORK_QUOTA,
+    SimulatedStore,
+)
+from cloudmgr.cloud.types import (
+    UNLIMITED,
+    BlockStorageQuota,
+    ComputeQuota,
+    ComputeUsage,
+    NetworkQuota,
+    QuotaSet,
+)
 
 
-def quota_of(state: dict[str, Any], project_id: str) -> QuotaSet:
-    stored = state["quotas"].get(project_id)
-    if stored is None:
-        return QuotaSet(compute=DEFAULT_COMPUTE_QUOTA, network=DEFAULT_NETWORK_QUOTA)
-    return QuotaSet(compute=ComputeQuota(**stored["compute"]), network=NetworkQuota(**stored["network"]))
+def quota_of(state: dict[str, Any], project_id: str, *, block_storage: bool = True) -> QuotaSet:
+    """The project's quota; ``block_storage`` False for a cloud without Cinder (no such quota)."""
+    stored = state["quotas"].get(project_id) or {}
+    # State saved before a resource existed (no security_group_rules, no block_storage)
+    # reads that resource's default, as a real cloud gives a new resource its default.
+    network = {**dataclasses.asdict(DEFAULT_NETWORK_QUOTA), **stored.get("network", {})}
+    volume = {**dataclasses.asdict(DEFAULT_BLOCK_STORAGE_QUOTA), **stored.get("block_storage", {})}
+    return QuotaSet(
+        compute=ComputeQuota(**stored["compute"]) if "compute" in stored else DEFAULT_COMPUTE_QUOTA,
+        network=NetworkQuota(**network),
+        block_storage=BlockStorageQuota(**volume) if block_storage else None,
+    )
 
 
 def usage_of(state: dict[str, Any], project_id: str) -> ComputeUsage:
@@ -55,20 +74,26 @@ def check_quota(
         )
 
 
-def _fields(value: ComputeQuota | NetworkQuota) -> dict[str, int]:
+def _fields(value: ComputeQuota | NetworkQuota | BlockStorageQuota) -> dict[str, int]:
     return dataclasses.asdict(value)
 
 
 class SimulatedQuotas(SimulatedStore):
+    #: False plays a cloud without a block-storage (Cinder) service: no Cinder quota at all.
+    offers_block_storage = True
+
     def get_quota(self, project_id: str) -> QuotaSet:
         with self._transaction() as state:
             require_project(state, project_id)
-            return quota_of(state, project_id)
+            return quota_of(state, project_id, block_storage=self.offers_block_storage)
 
     def set_quota(self, project_id: str, quota: QuotaSet) -> None:
+        # Like the OpenStack provider: a Cinder quota for a cloud without Cinder is not set.
+        block = quota.block_storage if self.offers_block_storage else None
         values = {
             **{f"compute.{k}": v for k, v in _fields(quota.compute).items()},
             **{f"network.{k}": v for k, v in _fields(quota.network).items()},
+            **({f"block_storage.{k}": v for k, v in _fields(block).items()} if block is not None else {}),
         }
         for name, value in values.items():
             if not isinstance(value, int) or value < UNLIMITED:
@@ -88,7 +113,14 @@ class SimulatedQuotas(SimulatedStore):
                         f"Quota limit {limit} for {resource} must be greater than or equal to already used "
                         f"and reserved {used}.",
                     )
-            state["quotas"][project_id] = {"compute": _fields(quota.compute), "network": _fields(quota.network)}
+            stored = state["quotas"].get(project_id) or {}
+            state["quotas"][project_id] = {
+                "compute": _fields(quota.compute),
+                "network": _fields(quota.network),
+                # Kept as it was when not given (a cloud without Cinder, or a caller that
+                # read no Cinder quota).
+                "block_storage": _fields(block) if block is not None else stored.get("block_storage", {}),
+            }
 
     def get_compute_usage(self, project_id: str) -> ComputeUsage:
         with self._transaction() as state:

@@ -22,7 +22,7 @@ from typing import Any
 
 from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.cloud.simulated.records import ADMIN_PROJECT_ID, fake_image_data, image_record, iso, now, stable_id
-from cloudmgr.cloud.types import ComputeQuota, Flavor, NetworkQuota
+from cloudmgr.cloud.types import BlockStorageQuota, ComputeQuota, Flavor, NetworkQuota
 
 STATE_VERSION = 1
 
@@ -38,9 +38,12 @@ DEFAULT_IMAGE_NAMES = ("cirros-lab",)
 DEFAULT_NETWORKS = (("lab-internet", "10.10.0.0/24"), ("lab-extranet", "10.20.0.0/24"))
 DEFAULT_EXTERNAL_NETWORKS = (("lab-public", "192.0.2.0/24"),)
 
-# Nova's and Neutron's out-of-the-box project quotas.
+# Nova's, Neutron's and Cinder's out-of-the-box project quotas.
 DEFAULT_COMPUTE_QUOTA = ComputeQuota(cores=20, ram_mb=51200, instances=10)
-DEFAULT_NETWORK_QUOTA = NetworkQuota(networks=100, subnets=100, ports=500, floating_ips=50, security_groups=10)
+DEFAULT_NETWORK_QUOTA = NetworkQuota(
+    networks=100, subnets=100, ports=500, floating_ips=50, security_groups=10, security_group_rules=100
+)
+DEFAULT_BLOCK_STORAGE_QUOTA = BlockStorageQuota(volumes=10, gigabytes=1000, snapshots=10, backups=10)
 
 RESOURCE_CLASSES = ("VCPU", "MEMORY_MB", "DISK_GB")
 
