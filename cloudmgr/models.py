@@ -5,6 +5,12 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.capacity.models import CapacitySnapshot, ConsolidationRun, HostCapacity
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.db import Base
+from cloudmgr.firewall.models import (
+    FirewallTemplate,
+    FirewallTemplateRule,
+    RequestFirewallRule,
+    RequestFirewallTemplate,
+)
 from cloudmgr.identity.models import ExternalIdentity, LoginThrottle
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.keys.models import SshKey
@@ -34,6 +40,8 @@ __all__ = [
     "Department",
     "DepartmentCloud",
     "ExternalIdentity",
+    "FirewallTemplate",
+    "FirewallTemplateRule",
     "HostCapacity",
     "Lease",
     "LegacySystem",
@@ -58,6 +66,8 @@ __all__ = [
     "QuotaLedgerRow",
     "QuotaReservation",
     "RequestEvent",
+    "RequestFirewallRule",
+    "RequestFirewallTemplate",
     "RunbookEvent",
     "RunbookRun",
     "RunbookTarget",

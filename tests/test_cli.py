@@ -50,9 +50,11 @@ def test_first_run_commands(cli_env: dict[str, str]) -> None:
     assert "18 clouds" in result.stdout
     for role in ("dept_staff", "dept_head", "operator", "finance", "admin"):
         assert role in result.stdout
+    assert "firewall templates: web, ssh-admin, db-internal" in result.stdout
     # Seeding twice changes nothing and still prints the logins.
     again = cloudmgr(cli_env, "seed-demo")
     assert again.returncode == 0 and "0 clouds and 0 departments new" in again.stdout
+    assert "firewall templates: none new" in again.stdout
 
     result = cloudmgr(cli_env, "clouds", "sync")
     assert result.returncode == 0, result.stdout + result.stderr

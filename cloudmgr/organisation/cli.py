@@ -12,8 +12,9 @@ from cloudmgr.runtime import get_runtime
 @click.command("seed-demo")
 @domain_errors
 def seed_demo() -> None:
-    """Load the organisation files and create one demo login per role."""
+    """Load the organisation files, create one demo login per role and the standard firewall templates."""
     from cloudmgr.demo import seed_demo_users
+    from cloudmgr.firewall import services as firewall
     from cloudmgr.organisation import services as org
 
     runtime = get_runtime()
@@ -21,10 +22,12 @@ def seed_demo() -> None:
     with runtime.db.unit_of_work() as uow:
         summary = org.import_organisation(uow.session, clouds, departments, actor=cli_system_actor())
         logins = seed_demo_users(uow.session, actor=cli_system_actor())
+        templates = firewall.seed_standard_templates(uow.session, cli_system_actor())
     click.echo(
         f"organisation: {len(clouds)} clouds, {len(departments)} departments "
         f"({summary.clouds_added} clouds and {summary.departments_added} departments new)"
     )
+    click.echo(f"firewall templates: {', '.join(templates) if templates else 'none new'}")
     click.echo("demo logins (演示账号):")
     for login in logins:
         dept = f" [{login.department_key}]" if login.department_key else ""

@@ -108,6 +108,9 @@ class Department(Base):
     level: Mapped[str] = mapped_column(String(16))
     city: Mapped[str | None] = mapped_column(String(64))
     county: Mapped[str | None] = mapped_column(String(64))
+    # The network the department's IT staff administer their servers from (a CIDR), set by an
+    # administrator: what the firewall's "department_admin_network" remote means (issue 16).
+    admin_cidr: Mapped[str | None] = mapped_column(String(64))
 
     cloud_links: Mapped[list[DepartmentCloud]] = relationship(back_populates="department", cascade="all, delete-orphan")
 

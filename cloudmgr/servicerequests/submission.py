@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
+from cloudmgr.firewall import services as firewall
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests.errors import (
@@ -113,7 +114,12 @@ def submit_request(
     session.flush()
     session.refresh(request, ["servers"])
     reserve_servers(session, request)  # raises QuotaExceeded: the whole submission rolls back
-    request.approval_steps = approval_steps(request.cloud, request.monthly_cost)
+    # A port opened to the whole internet needs an operator's yes even where the cloud's policy
+    # leaves operators out (the firewall service decides which rules those are).
+    firewall_reasons = firewall.request_approval_reasons(session, request.id, request.department, request.zone)
+    request.approval_steps = firewall.with_operator_step(
+        approval_steps(request.cloud, request.monthly_cost), firewall_reasons
+    )
     request.current_step = 0
     request.submitted_at = utcnow()
     record_transition(session, request, RequestState.SUBMITTED, actor=actor, action="submit")

@@ -143,6 +143,11 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.list_ssh_keys": _roles(STAFF, HEAD, OPERATOR),
     "api.create_ssh_key": DEPT,
     "api.delete_ssh_key": DEPT,
+    "api.list_firewall_templates": LOGGED_IN,
+    "api.create_firewall_template": _roles(OPERATOR),
+    "api.update_firewall_template": _roles(OPERATOR),
+    "api.delete_firewall_template": _roles(OPERATOR),
+    "api.set_department_admin_network": _roles(ADMIN),
 }
 
 # Public routes that send an anonymous visitor on to the login page by design.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from web.api import (  # noqa: F401  (registers the endpoints, before any app registers the blueprint)
     capacity,
+    firewall,
     inventory,
     keys,
     moves,

@@ -132,6 +132,11 @@ class Body:
             return None
         return value
 
+    def raw(self, name: str, *, required: bool = True) -> Any:
+        """The field's JSON value as sent, for a service that parses a structure of its own
+        (a list of firewall rules) and names the part that is wrong."""
+        return self._get(name, required)
+
     def problem(self, message: str) -> None:
         self.problems.append(message)
 

@@ -10,6 +10,7 @@ from web.operations import (  # noqa: F401  (registers the routes)
     audit,
     capacity,
     catalog,
+    firewall,
     moves,
     programme,
     quotas,
@@ -33,6 +34,7 @@ add_nav_item(Role.OPERATOR, "ops.approvals", _l("Approval queue"))
 add_nav_item(Role.OPERATOR, "ops.requests", _l("All requests"), also_active=("ops.request_detail",))
 add_nav_item(Role.OPERATOR, "ops.quotas", _l("Quotas"))
 add_nav_item(Role.OPERATOR, "ops.catalog_page", _l("Catalog"))
+add_nav_item(Role.OPERATOR, "ops.firewall_templates", _l("Firewall templates"), also_active=("ops.firewall_template",))
 add_nav_item(Role.OPERATOR, "ops.capacity", _l("Capacity"))
 add_nav_item(
     Role.OPERATOR, "ops.consolidation_runs", _l("Consolidation"), also_active=("ops.consolidation_run", "ops.planner")
