@@ -34,4 +34,5 @@ from cloudmgr.quotas.plans import export as export
 from cloudmgr.quotas.plans import load_and_check as load_and_check
 from cloudmgr.quotas.plans import plan as plan
 from cloudmgr.quotas.plans import read_clouds as read_clouds
+from cloudmgr.quotas.resources import RESOURCES as RESOURCES  # re-exported: the pages list the resources in lock order
 from cloudmgr.quotas.resources import Limits as Limits

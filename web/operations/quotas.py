@@ -10,7 +10,6 @@ from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
 from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.models import ChangeRequestState
-from cloudmgr.quotas.resources import RESOURCES
 from web.common import quota_files as quota_help
 from web.common.display import refusal_text
 from web.common.selfservice_forms import QuotaDecisionForm
@@ -60,7 +59,7 @@ def _page(*, failed: tuple[int, QuotaDecisionForm] | None = None, status: int = 
         render_template(
             "operations/quotas.html",
             balances=balances,
-            resources=RESOURCES,
+            resources=quota_services.RESOURCES,
             fill=fill,
             dept_names=dept_names,
             cloud_names=cloud_names,
