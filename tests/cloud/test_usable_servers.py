@@ -22,7 +22,7 @@ from cloudmgr.cloud import (
     QuotaSet,
     Server,
 )
-from cloudmgr.cloud.provider import MAX_USER_DATA_BASE64, encode_user_data
+from cloudmgr.cloud.checks import MAX_USER_DATA_BASE64, encode_user_data
 from cloudmgr.cloud.types import (
     ALLOW_ALL_EGRESS,
     REMOTE_GROUP_SELF,

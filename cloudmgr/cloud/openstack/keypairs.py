@@ -13,9 +13,9 @@ from typing import Any
 
 import openstack.exceptions as os_exc
 
+from cloudmgr.cloud.checks import check_keypair_name
 from cloudmgr.cloud.errors import CloudConflict
 from cloudmgr.cloud.openstack.connection import OpenStackConnection
-from cloudmgr.cloud.provider import check_keypair_name
 from cloudmgr.cloud.types import KeyPair
 
 

@@ -7,9 +7,9 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cloudmgr.cloud.checks import canonical_rule, is_self_reference
 from cloudmgr.cloud.errors import CloudBadRequest, CloudNotFound
 from cloudmgr.cloud.openstack.connection import OpenStackConnection
-from cloudmgr.cloud.provider import canonical_rule, is_self_reference
 from cloudmgr.cloud.types import REMOTE_GROUP_SELF, SecurityGroup, SecurityRule
 
 #: Neutron makes this group in every project and keeps it; cloudmgr leaves it alone.

@@ -13,11 +13,11 @@ from typing import Any
 
 from openstack.compute.v2 import server as sdk_server
 
+from cloudmgr.cloud.checks import encode_user_data
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict
 from cloudmgr.cloud.openstack.convert import idempotency_tag, iso_utc, parse_time, server_addresses
 from cloudmgr.cloud.openstack.flavors import OpenStackFlavors
 from cloudmgr.cloud.openstack.keypairs import nova_keypair_name, project_keypair_name
-from cloudmgr.cloud.provider import encode_user_data
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server, ServerPage, ServerSpec
 
 

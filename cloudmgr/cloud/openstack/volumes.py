@@ -18,9 +18,9 @@ from typing import Any
 
 import openstack.exceptions as os_exc
 
+from cloudmgr.cloud.checks import check_idempotency_tag, check_volume_size
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict
 from cloudmgr.cloud.openstack.connection import OpenStackConnection
-from cloudmgr.cloud.provider import check_idempotency_tag, check_volume_size
 from cloudmgr.cloud.types import (
     VOLUME_TAG_METADATA_KEY,
     Volume,

@@ -10,8 +10,8 @@ import hashlib
 import struct
 from typing import Any
 
+from cloudmgr.cloud.checks import check_keypair_name
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict
-from cloudmgr.cloud.provider import check_keypair_name
 from cloudmgr.cloud.simulated.records import require_project
 from cloudmgr.cloud.simulated.store import SimulatedStore
 from cloudmgr.cloud.types import KeyPair

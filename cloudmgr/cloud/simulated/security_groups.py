@@ -9,8 +9,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from cloudmgr.cloud.checks import canonical_rule
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict, CloudNotFound, CloudQuotaExceeded
-from cloudmgr.cloud.provider import canonical_rule
 from cloudmgr.cloud.simulated.quotas import quota_of
 from cloudmgr.cloud.simulated.records import find_live, iso, live_servers, now, require_project, touch
 from cloudmgr.cloud.simulated.store import SimulatedStore

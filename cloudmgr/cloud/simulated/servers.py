@@ -9,8 +9,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from cloudmgr.cloud.checks import encode_user_data
 from cloudmgr.cloud.errors import CloudBadRequest
-from cloudmgr.cloud.provider import encode_user_data
 from cloudmgr.cloud.simulated.capacity import pick_host
 from cloudmgr.cloud.simulated.keypairs import project_keypairs
 from cloudmgr.cloud.simulated.quotas import check_quota

@@ -23,8 +23,8 @@ import json
 import uuid
 from typing import Any
 
+from cloudmgr.cloud.checks import check_idempotency_tag, check_volume_size
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict, CloudNotFound
-from cloudmgr.cloud.provider import check_idempotency_tag, check_volume_size
 from cloudmgr.cloud.simulated.records import find_live, iso, now, require_project, stable_id
 from cloudmgr.cloud.simulated.store import SimulatedStore
 from cloudmgr.cloud.types import Volume, VolumeAttachment, VolumeBackup, VolumeSnapshot, VolumeType
