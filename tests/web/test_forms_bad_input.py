@@ -125,7 +125,11 @@ def _submit(client: FlaskClient, form: Form, value: str, token: str):  # type: i
     if form.method == "GET":
         return client.get(form.action, query_string={k: v for k, v in data.items() if isinstance(v, str)})
     data["csrf_token"] = token
-    return client.post(form.action, data=data, content_type="multipart/form-data" if form.multipart else None)
+    response = client.post(form.action, data=data, content_type="multipart/form-data" if form.multipart else None)
+    # Werkzeug's test client spools a multipart body over 500 KB into a temporary file it
+    # never closes; close it here rather than leave it to the garbage collector.
+    response.request.environ["wsgi.input"].close()
+    return response
 
 
 def _problems(client: FlaskClient, page: str, form: Form, kind: str, response) -> list[str]:  # type: ignore[no-untyped-def]
