@@ -291,40 +291,40 @@ def oversized_flavor_id(cloud: CloudTestEnv) -> str:
     return str(flavor.id)
 
 
-#: The external network floating IPs come from: the simulator seeds it, the lab gets it
-#: from :func:`ensure_lab_public_network`.
+#: The external network floating IPs come from: the simulator seeds it, the lab makes it
+#: (``vagrant/lab/lab_admin.py``) with the router that joins the lab's networks to it.
 PUBLIC_NETWORK = "lab-public"
-PUBLIC_CIDR = "192.0.2.0/24"
 LAB_ROUTER = "lab-router"
 
 
-def ensure_lab_public_network() -> None:
-    """The lab's external network and the router that joins the lab's two shared networks
-    to it (without that router Neutron refuses to point a floating IP at their ports),
-    made once and kept: infrastructure an operator sets up, not cloudmgr.  The lab's
-    Neutron runs no L3 agent; the API alone is all the contract needs."""
+def check_lab_public_network() -> None:
+    """Fail unless the lab has its external network and the router joining the lab's two
+    shared networks to it (without that router Neutron refuses to point a floating IP at
+    their ports).  Infrastructure the lab sets up, as an operator would: never made here."""
     net = _lab_connection().network
+    fix = "the lab makes it: run `make lab-up` (vagrant/lab/lab_admin.py resources)"
     public = net.find_network(PUBLIC_NETWORK)
-    if public is None:
-        public = net.create_network(
-            name=PUBLIC_NETWORK, is_router_external=True, description="Lab: public addresses (floating IPs)"
-        )
-    if not any(s.name == PUBLIC_NETWORK for s in net.subnets(network_id=public.id)):
-        net.create_subnet(
-            name=PUBLIC_NETWORK, network_id=public.id, ip_version=4, cidr=PUBLIC_CIDR, is_dhcp_enabled=False
-        )
+    if public is None or not public.is_router_external:
+        pytest.fail(f"the lab has no external network {PUBLIC_NETWORK}; {fix}", pytrace=False)
+    if not list(net.subnets(network_id=public.id)):
+        pytest.fail(f"the lab's {PUBLIC_NETWORK} has no subnet; {fix}", pytrace=False)
     router = net.find_router(LAB_ROUTER)
-    if router is None:
-        router = net.create_router(name=LAB_ROUTER, external_gateway_info={"network_id": public.id})
-    attached = {ip["subnet_id"] for port in net.ports(device_id=router.id) for ip in port.fixed_ips or ()}
+    if router is None or (router.external_gateway_info or {}).get("network_id") != public.id:
+        pytest.fail(f"the lab has no router {LAB_ROUTER} with its gateway on {PUBLIC_NETWORK}; {fix}", pytrace=False)
+    attached = {
+        ip["subnet_id"]
+        for port in net.ports(device_id=router.id, device_owner="network:router_interface")
+        for ip in port.fixed_ips or ()
+    }
     for name in LAB_NETWORKS:
-        for subnet in net.subnets(network_id=net.find_network(name, ignore_missing=False).id):
-            if subnet.id not in attached:
-                net.add_interface_to_router(router, subnet=subnet.id)
+        network = net.find_network(name)
+        subnets = list(net.subnets(network_id=network.id)) if network is not None else []
+        if not subnets or any(subnet.id not in attached for subnet in subnets):
+            pytest.fail(f"the lab's router {LAB_ROUTER} has no interface on {name}; {fix}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def public_network(cloud: CloudTestEnv) -> str:
     if cloud.kind == "openstack":
-        ensure_lab_public_network()
+        check_lab_public_network()
     return PUBLIC_NETWORK

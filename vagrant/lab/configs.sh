@@ -164,7 +164,8 @@ use_stderr = true
 host = $NOVA_CONTROL_HOST
 state_path = $DATA/neutron
 core_plugin = ml2
-# The router plugin gives projects their floating IP quota (no L3 agent runs: the API is enough).
+# The router plugin: floating IPs from lab-public through lab-router (lab_admin.py) and
+# their quota. No L3 agent runs: the API is enough.
 service_plugins = router
 auth_strategy = keystone
 api_paste_config = $ETC/neutron/api-paste.ini
@@ -205,7 +206,8 @@ mechanism_drivers = cloudmgr_lab
 extension_drivers = port_security
 
 [ml2_type_flat]
-flat_networks = internet,extranet
+# "public": the external network floating IPs come from (lab_admin.py)
+flat_networks = internet,extranet,public
 
 [ml2_type_vlan]
 network_vlan_ranges = tenant:1000:1999
@@ -293,7 +295,13 @@ os_region_name = $REGION
 $(_svc_auth nova)
 
 [vnc]
-enabled = false
+# Consoles are part of the contract (remote-consoles API): nova-api builds the
+# URL from novncproxy_base_url and the fake driver answers get_vnc_console.
+# No novncproxy runs, so the URL leads nowhere; the lab only needs it made.
+enabled = true
+server_listen = $LAB_HOST
+server_proxyclient_address = $LAB_HOST
+novncproxy_base_url = http://$LAB_HOST:6080/vnc_lite.html
 
 [spice]
 enabled = false

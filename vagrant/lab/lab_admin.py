@@ -7,7 +7,8 @@ Subcommands:
                           re-runs it when the digest it recorded differs)
   wait-http NAME URL TIMEOUT [PID]  wait until URL answers (HTTP status < 500)
   wait-placement TIMEOUT  wait until compute1/compute2 providers have inventory
-  resources               flavors, the cirros-lab image, lab networks
+  resources               flavors, the cirros-lab image, volume types, lab
+                          networks, lab-public (external) and lab-router
   clouds-yaml PATH        write the clouds.yaml for the tests
   status [--without-cinder]
                           check every service; exit 0 iff all respond
@@ -74,6 +75,14 @@ NETWORKS = [
     ("lab-extranet", "extranet", "198.51.100.0/24", "198.51.100.1",
      "Lab zone: e-government extranet"),
 ]
+
+# Where floating IPs come from: an external network and a router whose
+# gateway is on it, with an interface on each subnet of NETWORKS (Neutron
+# gives a port a floating IP only through such a router). The router plugin
+# runs without an L3 agent: the API is all the lab needs.
+PUBLIC_NETWORK = ("lab-public", "public", "192.0.2.0/24",
+                  "Lab: public addresses (floating IPs)")
+ROUTER_NAME = "lab-router"
 
 IMAGE_NAME = "cirros-lab"
 
@@ -272,7 +281,78 @@ def cmd_resources():
                 gateway_ip=gw, is_dhcp_enabled=True,
                 dns_nameservers=[])
             log(f"subnet {name} {cidr} created")
+    _public_network_and_router(net)
     log(f"resources ready in {time.monotonic() - t0:.1f}s")
+
+
+def _public_network_and_router(net):
+    name, physnet, cidr, desc = PUBLIC_NETWORK
+    public = net.find_network(name)
+    if not public:
+        public = net.create_network(
+            name=name, description=desc, is_router_external=True,
+            provider_network_type="flat",
+            provider_physical_network=physnet)
+        log(f"network {name} (external) created")
+    elif not public.is_router_external:
+        net.update_network(public, is_router_external=True)
+        log(f"network {name} made external")
+    if not any(s.name == name for s in net.subnets(network_id=public.id)):
+        # no DHCP: nothing boots on it, its addresses are floating IPs
+        net.create_subnet(name=name, network_id=public.id, ip_version=4,
+                          cidr=cidr, is_dhcp_enabled=False,
+                          dns_nameservers=[])
+        log(f"subnet {name} {cidr} created")
+    router = net.find_router(ROUTER_NAME)
+    if not router:
+        router = net.create_router(
+            name=ROUTER_NAME,
+            external_gateway_info={"network_id": public.id})
+        log(f"router {ROUTER_NAME} created, gateway on {name}")
+    elif (router.external_gateway_info or {}).get("network_id") != public.id:
+        net.update_router(router,
+                          external_gateway_info={"network_id": public.id})
+        log(f"router {ROUTER_NAME}: gateway set to {name}")
+    attached = _router_subnets(net, router)
+    for net_name, *_ in NETWORKS:
+        n = net.find_network(net_name, ignore_missing=False)
+        for subnet in net.subnets(network_id=n.id):
+            if subnet.id not in attached:
+                net.add_interface_to_router(router, subnet=subnet.id)
+                log(f"router {ROUTER_NAME}: interface on {subnet.name}")
+
+
+def _router_subnets(net, router):
+    return {ip["subnet_id"] for port in net.ports(device_id=router.id)
+            if port.device_owner == "network:router_interface"
+            for ip in port.fixed_ips or ()}
+
+
+def public_network_status(net):
+    """What status checks: lab-public external with its subnet, lab-router
+    with its gateway there and an interface on each lab network."""
+    name = PUBLIC_NETWORK[0]
+    public = net.find_network(name)
+    if not public:
+        raise RuntimeError(f"no network {name}")
+    if not public.is_router_external:
+        raise RuntimeError(f"network {name} is not external")
+    if not list(net.subnets(network_id=public.id)):
+        raise RuntimeError(f"network {name} has no subnet")
+    router = net.find_router(ROUTER_NAME)
+    if not router:
+        raise RuntimeError(f"no router {ROUTER_NAME}")
+    if (router.external_gateway_info or {}).get("network_id") != public.id:
+        raise RuntimeError(f"router {ROUTER_NAME} has no gateway on {name}")
+    attached = _router_subnets(net, router)
+    for net_name, *_ in NETWORKS:
+        n = net.find_network(net_name)
+        subnets = list(net.subnets(network_id=n.id)) if n else []
+        if not subnets or any(s.id not in attached for s in subnets):
+            raise RuntimeError(f"router {ROUTER_NAME} has no interface on "
+                               f"{net_name}")
+    return f"{name} external, {ROUTER_NAME} joins it to " + ", ".join(
+        n for n, *_ in NETWORKS)
 
 
 def cmd_clouds_yaml(path):
@@ -357,7 +437,11 @@ def cmd_status(*flags):
 
     def neutron():
         names = sorted(n.name for n in conn.network.networks())
-        return f"networks {names}"
+        missing = {n for n, *_ in NETWORKS} - set(names)
+        if missing:
+            raise RuntimeError(f"no network {sorted(missing)}")
+        return (f"networks {names}; "
+                + public_network_status(conn.network))
 
     def cinder():
         now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

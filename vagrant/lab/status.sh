@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Exit 0 iff every lab service responds: a Keystone token, Nova conductor,
 # scheduler and compute1/compute2 up with a fresh heartbeat, Placement
-# providers for both computes, Glance and Neutron answering, Cinder's
+# providers for both computes, Glance and Neutron answering (lab-public external,
+# lab-router joining it to lab-internet and lab-extranet), Cinder's
 # scheduler, volume and backup services up and its volume types there.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -39,8 +39,14 @@ all_running() {  # all_running [SERVICE...] (default: all of them)
 
 lab_lock
 
+# The configuration the running services read: a lab started with another
+# configs.sh restarts (the fast paths below require the same digest).
+CONFIGS_ID="$(sha256sum "$LAB_SRC/configs.sh" | cut -c1-16)"
+CONFIGS_MARK="$LAB/state/configs-id"
+configs_current() { [ "$(cat "$CONFIGS_MARK" 2>/dev/null)" = "$CONFIGS_ID" ]; }
+
 # ---------------------------------------------------------------- fast path
-if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && all_running \
+if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && configs_current && all_running \
         && ADMIN status >/dev/null 2>&1; then
     say "lab already up and healthy ($LAB); nothing to do"
     trap - EXIT
@@ -49,7 +55,7 @@ fi
 # the rest of the lab up and healthy, Cinder not (as after an update that
 # brought Cinder): add Cinder only, the others keep running
 CINDER_ONLY=0
-if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && [ -f "$LAB/state/initialized" ] \
+if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && [ -f "$LAB/state/initialized" ] && configs_current \
         && all_running $CORE_SERVICES && ADMIN status --without-cinder >/dev/null 2>&1; then
     CINDER_ONLY=1
     say "lab up except Cinder: adding Cinder, the other services keep running"
@@ -549,6 +555,7 @@ phase "resources+check"
 ADMIN finish "$LAB/clouds.yaml" || fail "lab resources or final status check failed" \
     nova-api nova-compute-compute1 nova-compute-compute2 glance neutron placement
 touch "$INIT_MARK"
+echo "$CONFIGS_ID" >"$CONFIGS_MARK"
 phase_done
 
 say "lab is UP ($LAB) in $(elapsed "$T_ALL") s"
