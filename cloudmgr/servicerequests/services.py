@@ -16,6 +16,17 @@ and other packages import them from here.
 from __future__ import annotations
 
 from cloudmgr.servicerequests.approvals import approve_request, may_approve_any, may_decide, reject_request
+from cloudmgr.servicerequests.consoles import (
+    DEFAULT_LOG_LINES,
+    MAX_LOG_LINES,
+    ConsoleTarget,
+    ConsoleUnavailable,
+    console_target,
+    may_open_console,
+    may_read_console_log,
+    open_console,
+    read_console_log,
+)
 from cloudmgr.servicerequests.lifecycle import (
     CANCELLABLE,
     NOT_BOOTED,
@@ -58,11 +69,15 @@ from cloudmgr.servicerequests.submission import create_request, may_submit, subm
 
 __all__ = [
     "CANCELLABLE",
+    "DEFAULT_LOG_LINES",
     "MAX_COUNT",
     "MAX_EXPIRY_DAYS",
+    "MAX_LOG_LINES",
     "NAME_PREFIX",
     "NOT_BOOTED",
     "SERVER_ACTIONS",
+    "ConsoleTarget",
+    "ConsoleUnavailable",
     "OrderCatalog",
     "PageVersion",
     "Quote",
@@ -73,6 +88,7 @@ __all__ = [
     "awaiting",
     "cancel_request",
     "check_request_placeable",
+    "console_target",
     "create_request",
     "department_filter",
     "extend_expiry",
@@ -85,11 +101,15 @@ __all__ = [
     "may_approve_any",
     "may_cancel",
     "may_decide",
+    "may_open_console",
+    "may_read_console_log",
     "may_resize",
     "may_retry",
     "may_submit",
+    "open_console",
     "order_catalog",
     "quote",
+    "read_console_log",
     "reject_request",
     "request_page_version",
     "request_resize",

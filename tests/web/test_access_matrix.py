@@ -96,6 +96,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.extend_server": _roles(STAFF, HEAD, OPERATOR),
     "api.resize_server": DEPT,
     "api.retry_server": _roles(OPERATOR),
+    "api.open_server_console": _roles(STAFF, HEAD, OPERATOR),
+    "api.read_server_console_log": _roles(STAFF, HEAD, OPERATOR),
     "api.capacity": _roles(OPERATOR),
     "api.take_capacity_snapshots": _roles(OPERATOR),
     "api.list_consolidation_runs": _roles(OPERATOR),
@@ -303,6 +305,7 @@ def _pages_and_api(ids: dict[str, int]) -> Iterable[tuple[str, str]]:
     yield "GET", f"/portal/requests/{r}"
     yield "GET", f"/portal/requests/{d}"
     yield "GET", f"/portal/servers/{s}"
+    yield "GET", f"/portal/servers/{s}/console"
     yield "GET", f"/portal/purchases/{p}"
     yield "GET", f"/portal/purchases/{p}/edit"
     for action in ("cancel", "submit", "decide"):
@@ -314,6 +317,8 @@ def _pages_and_api(ids: dict[str, int]) -> Iterable[tuple[str, str]]:
     yield "GET", f"/api/v1/requests/{r}"
     yield "GET", f"/api/v1/requests/{d}"
     yield "GET", f"/api/v1/servers/{s}"
+    yield "GET", f"/api/v1/servers/{s}/console"
+    yield "GET", f"/api/v1/servers/{s}/console-log"
     yield "GET", f"/api/v1/purchases/{p}"
     yield "API", f"/api/v1/requests/{d}/submit"
     for action in ("cancel", "approve", "reject"):

@@ -11,13 +11,31 @@ from web.api.blueprint import api_route, api_user, spec
 from web.api.body import MAX_ID, Body, query_choice, query_int
 from web.api.serializers import REQUEST_DETAIL, SERVER, request_json, server_json
 from web.api.spec import list_of
-from web.core.uow import request_uow, runtime
+from web.core.uow import request_uow, run_job_outside_request, runtime
 
 DEPARTMENT_ROLES = (Role.DEPT_STAFF, Role.DEPT_HEAD)
 ID = "<int(max=2147483647):server_id>"
 MAX_LIMIT = 200
 
-spec.tag("servers", "Servers provisioned for the departments: stop, start, delete, extend, resize, retry.")
+spec.tag(
+    "servers", "Servers provisioned for the departments: stop, start, delete, extend, resize, retry; their console."
+)
+
+CONSOLE = spec.schema(
+    "Console",
+    {
+        "type": "object",
+        "required": ["type", "url"],
+        "properties": {
+            "type": {"type": "string", "description": "The console's kind, as the cloud names it (novnc)."},
+            "url": {"type": "string", "description": "Opens the console in a browser; valid for a short time."},
+        },
+    },
+)
+CONSOLE_LOG = spec.schema(
+    "ConsoleLog",
+    {"type": "object", "required": ["log"], "properties": {"log": {"type": "string"}}},
+)
 
 
 @api_route(
@@ -165,3 +183,45 @@ def retry_server(server_id: int) -> tuple[Response, int]:
     Body(optional=True).done()
     server = sr.retry_server(request_uow().session, api_user().actor, server_id)
     return jsonify(server_json(server)), 202
+
+
+@api_route(
+    f"/servers/{ID}/console",
+    summary="A remote console (noVNC) of a running server",
+    description="Each call asks the cloud for a new, short-lived console URL and is audited.",
+    tags=("servers",),
+    roles=(*DEPARTMENT_ROLES, Role.OPERATOR),
+    response=CONSOLE,
+    errors=(404, 409, 502),
+    operation_id="open_server_console",
+)
+def open_server_console(server_id: int) -> Response:
+    actor = api_user().actor
+    target = sr.console_target(request_uow().session, actor, server_id)
+    rt = runtime()
+    console = run_job_outside_request(sr.open_console, rt.db, rt.providers, target, actor=actor)
+    return jsonify({"type": console.type, "url": console.url})
+
+
+@api_route(
+    f"/servers/{ID}/console-log",
+    summary="The last lines of a server's console output",
+    description="Running, stopped or failed servers that were created on the cloud.",
+    tags=("servers",),
+    roles=(*DEPARTMENT_ROLES, Role.OPERATOR),
+    parameters=[
+        {
+            "name": "lines",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": sr.MAX_LOG_LINES, "default": sr.DEFAULT_LOG_LINES},
+        }
+    ],
+    response=CONSOLE_LOG,
+    errors=(404, 409, 502),
+    operation_id="read_server_console_log",
+)
+def read_server_console_log(server_id: int) -> Response:
+    lines = query_int("lines", default=sr.DEFAULT_LOG_LINES, minimum=1, maximum=sr.MAX_LOG_LINES)
+    target = sr.console_target(request_uow().session, api_user().actor, server_id, log_only=True)
+    log = run_job_outside_request(sr.read_console_log, runtime().providers, target, lines)
+    return jsonify({"log": log})

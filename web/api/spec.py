@@ -95,6 +95,7 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     404: ("NotFound", "No such resource, or not one the user may see."),
     405: ("MethodNotAllowed", "The path does not accept this method."),
     409: ("Conflict", "The request conflicts with the current state."),
+    502: ("BadGateway", "A cloud was asked and did not answer as needed (error: console_unavailable …); try later."),
 }
 
 

@@ -1,4 +1,4 @@
-"""The department's servers: state, addresses, expiry; stop/start, delete, extend, resize."""
+"""The department's servers: state, addresses, expiry; stop/start, delete, extend, resize; the console."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from web.common.display import money, refusal_text
 from web.common.selfservice_forms import ButtonForm, DeleteServerForm, ExtendForm, ResizeForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
-from web.core.uow import request_uow, restart_request_uow, runtime
+from web.core.uow import request_uow, restart_request_uow, run_job_outside_request, runtime
 from web.portal.blueprint import bp
 
 # Shown unless asked for: servers that no longer exist are history.
@@ -64,6 +64,8 @@ def _server_page(
             can_power=sr.may_act_on_server(actor, server, "stop") or sr.may_act_on_server(actor, server, "start"),
             can_delete=sr.may_act_on_server(actor, server, "delete"),
             can_change=sr.may_resize(actor, server),
+            can_console=sr.may_open_console(actor, server),
+            can_console_log=sr.may_read_console_log(actor, server),
         ),
         status,
     )
@@ -82,6 +84,45 @@ def _resize_choices(form: ResizeForm, cloud_id: int, current_flavor_id: int) -> 
 @bp.get(f"/servers/{ID}")
 def server_detail(server_id: int) -> ResponseReturnValue:
     return _server_page(server_id)
+
+
+@bp.get(f"/servers/{ID}/console")
+def console(server_id: int) -> ResponseReturnValue:
+    """A fresh console link (it opens in a new tab) and the last lines of the console log.
+
+    Each visit asks the cloud for a new console (Nova's token is short-lived) and is audited;
+    both cloud reads run with the request's transaction ended."""
+    actor = current_actor()
+    session = request_uow().session
+    server = sr.get_server(session, actor, server_id)
+    may_open = sr.may_open_console(actor, server)
+    try:
+        target = sr.console_target(session, actor, server_id, log_only=not may_open)
+    except DomainError as exc:
+        return _refused(server_id, exc)
+    rt = runtime()
+    console_url = console_error = log_text = log_error = None
+    if may_open:
+        try:
+            console_url = run_job_outside_request(sr.open_console, rt.db, rt.providers, target, actor=actor)
+        except sr.ConsoleUnavailable as exc:
+            console_error = refusal_text(exc)
+    try:
+        log_text = run_job_outside_request(sr.read_console_log, rt.providers, target, sr.DEFAULT_LOG_LINES)
+    except sr.ConsoleUnavailable as exc:
+        log_error = refusal_text(exc)
+    return (
+        render_template(
+            "portal/server_console.html",
+            target=target,
+            console_url=console_url,
+            console_error=console_error,
+            log_text=log_text,
+            log_error=log_error,
+            log_lines=sr.DEFAULT_LOG_LINES,
+        ),
+        502 if console_error or log_error else 200,
+    )
 
 
 def _refused(server_id: int, exc: DomainError, forms: dict[str, Any] | None = None) -> ResponseReturnValue:
