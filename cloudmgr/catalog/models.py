@@ -14,10 +14,19 @@ from cloudmgr.organisation.models import Cloud
 class ItemKind(enum.StrEnum):
     FLAVOR = "flavor"
     IMAGE = "image"
+    # A Cinder volume type; its monthly_price is per GB-month.  "volume" because the kind
+    # column holds 8 characters (widening it would rebuild the table on SQLite).
+    VOLUME_TYPE = "volume"
+    # A public (floating) address: one item per cloud, priced per address-month.
+    FLOATING_IP = "address"
 
 
 class CatalogItem(Base):
-    """A flavor or image of one cloud, as synced, and how it is offered to departments."""
+    """A flavor, image, volume type or public address of one cloud, as synced, and how it is
+    offered to departments.
+
+    A volume type's ``monthly_price`` is the price of one GB for a month; the public address
+    item's, of one address for a month."""
 
     __tablename__ = "catalog_items"
     __table_args__ = (UniqueConstraint("cloud_id", "kind", "external_id"),)

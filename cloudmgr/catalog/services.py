@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from cloudmgr.audit import services as audit
 from cloudmgr.catalog.errors import CatalogItemInvalid, CatalogItemNotFound, RatesFileInvalid
 from cloudmgr.catalog.models import CatalogItem, ItemKind
-from cloudmgr.cloud import CloudError
+from cloudmgr.cloud import CloudError, CloudProvider
+from cloudmgr.cloud.types import VolumeType
 from cloudmgr.db import Database, utcnow
 from cloudmgr.errors import PermissionDenied
 from cloudmgr.organisation.actor import Actor
@@ -35,17 +36,45 @@ class Rate:
     offered: bool
 
 
+#: The catalog's one public-address item of each cloud (ItemKind.FLOATING_IP), by external_id.
+FLOATING_IP_EXTERNAL_ID = "floating-ip"
+
+
 @dataclass(frozen=True)
 class Rates:
     flavors: dict[str, Rate] = field(default_factory=dict)
     images: dict[str, Rate] = field(default_factory=dict)
+    # Yuan per GB-month by the cloud's volume type name; a type named here is offered.
+    volume_types: dict[str, Decimal] = field(default_factory=dict)
+    # Yuan per public address-month; None: public addresses are synced but not offered.
+    floating_ip: Decimal | None = None
 
     def for_item(self, kind: ItemKind, cloud_name: str) -> Rate | None:
+        if kind == ItemKind.VOLUME_TYPE:
+            price = self.volume_types.get(cloud_name)
+            return None if price is None else Rate(cloud_name, cloud_name, price, offered=True)
+        if kind == ItemKind.FLOATING_IP:
+            if self.floating_ip is None:
+                return None
+            return Rate("公网地址", "Public address", self.floating_ip, offered=True)
         return (self.flavors if kind == ItemKind.FLAVOR else self.images).get(cloud_name)
 
 
+def _price(raw: object, where: str, problems: list[str]) -> Decimal | None:
+    try:
+        price = Decimal(str(raw))
+    except InvalidOperation:
+        problems.append(f"{where} is not a number")
+        return None
+    if not price.is_finite() or price < 0:
+        problems.append(f"{where} must not be negative")
+        return None
+    return price
+
+
 def read_rates(path: Path) -> Rates:
-    """The rates file: default names, prices and offering per flavor/image name."""
+    """The rates file: default names, prices and offering per flavor/image name, the price per
+    GB-month per volume type name and the monthly price of a public address."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -61,13 +90,8 @@ def read_rates(path: Path) -> Rates:
             if not isinstance(raw, dict):
                 problems.append(f"{path}: {section}.{name} must be a mapping")
                 continue
-            try:
-                price = Decimal(str(raw.get("monthly_yuan", 0)))
-            except InvalidOperation:
-                problems.append(f"{path}: {section}.{name}.monthly_yuan is not a number")
-                continue
-            if price < 0:
-                problems.append(f"{path}: {section}.{name}.monthly_yuan must not be negative")
+            price = _price(raw.get("monthly_yuan", 0), f"{path}: {section}.{name}.monthly_yuan", problems)
+            if price is None:
                 continue
             parsed[section][str(name)] = Rate(
                 name_zh=str(raw.get("name_zh", name)),
@@ -75,9 +99,21 @@ def read_rates(path: Path) -> Rates:
                 monthly_price=price,
                 offered=bool(raw.get("offered", False)),
             )
+    volume_types: dict[str, Decimal] = {}
+    entries = data.get("volume_types", {}) or {}
+    if not isinstance(entries, dict):
+        problems.append(f"{path}: 'volume_types' must be a mapping of type name to yuan per GB-month")
+    else:
+        for name, raw in entries.items():
+            price = _price(raw, f"{path}: volume_types.{name}", problems)
+            if price is not None:
+                volume_types[str(name)] = price
+    floating_ip = None
+    if data.get("floating_ip") is not None:
+        floating_ip = _price(data["floating_ip"], f"{path}: floating_ip", problems)
     if problems:
         raise RatesFileInvalid("\n".join(problems))
-    return Rates(flavors=parsed["flavors"], images=parsed["images"])
+    return Rates(flavors=parsed["flavors"], images=parsed["images"], volume_types=volume_types, floating_ip=floating_ip)
 
 
 @dataclass
@@ -87,10 +123,23 @@ class CatalogSyncResult:
     updated: int = 0
     gone: int = 0
     problem: str | None = None
+    # Why the cloud's volume types were not read (a cloud without block storage); its
+    # flavors and images are synced all the same and its known types are left as they are.
+    volume_types_skipped: str | None = None
+
+
+def _read_volume_types(provider: CloudProvider, result: CatalogSyncResult) -> list[VolumeType] | None:
+    try:
+        return provider.list_volume_types()
+    except CloudError as exc:
+        result.volume_types_skipped = f"no block storage on this cloud, volume types skipped: {exc}"
+        log.info("catalog sync of %s: %s", result.cloud_key, result.volume_types_skipped)
+        return None
 
 
 def sync_catalog(db: Database, registry: ProviderRegistry, rates: Rates, *, actor: Actor) -> list[CatalogSyncResult]:
-    """Read flavors and images from every cloud; new items take their defaults from the rates file."""
+    """Read flavors, images and volume types from every cloud; new items take their defaults
+    from the rates file.  Every cloud also gets its one public-address item."""
     with db.unit_of_work() as uow:
         clouds = [(c.id, c.key, c.os_cloud, c.region) for c in uow.session.scalars(select(Cloud).where(Cloud.enabled))]
     results = []
@@ -104,6 +153,7 @@ def sync_catalog(db: Database, registry: ProviderRegistry, rates: Rates, *, acto
             result.problem = str(exc)
             results.append(result)
             continue
+        volume_types = _read_volume_types(provider, result)
         seen: dict[tuple[str, str], dict[str, Any]] = {}
         for flavor in flavors:
             if flavor.is_public:
@@ -120,6 +170,19 @@ def sync_catalog(db: Database, registry: ProviderRegistry, rates: Rates, *, acto
                 "ram_mb": image.min_ram_mb,
                 "disk_gb": image.min_disk_gb,
             }
+        for volume_type in volume_types or []:
+            seen[(ItemKind.VOLUME_TYPE.value, volume_type.id)] = {
+                "cloud_name": volume_type.name,
+                "vcpus": 0,
+                "ram_mb": 0,
+                "disk_gb": 0,
+            }
+        seen[(ItemKind.FLOATING_IP.value, FLOATING_IP_EXTERNAL_ID)] = {
+            "cloud_name": "floating IP",
+            "vcpus": 0,
+            "ram_mb": 0,
+            "disk_gb": 0,
+        }
         with db.unit_of_work() as uow:
             now = utcnow()
             existing = {
@@ -147,7 +210,8 @@ def sync_catalog(db: Database, registry: ProviderRegistry, rates: Rates, *, acto
                 item.vcpus, item.ram_mb, item.disk_gb = attrs["vcpus"], attrs["ram_mb"], attrs["disk_gb"]
                 item.available, item.synced_at = True, now
             for key_, item in existing.items():
-                if key_ not in seen and item.available:
+                unread = volume_types is None and key_[0] == ItemKind.VOLUME_TYPE.value
+                if key_ not in seen and item.available and not unread:
                     item.available = False
                     result.gone += 1
             if result.added or result.gone:
@@ -177,8 +241,8 @@ def offered_items(session: Session, cloud_id: int, kind: ItemKind) -> Sequence[C
 
 
 def offered_catalog(session: Session, actor: Actor, cloud_key: str) -> list[CatalogItem]:
-    """The flavors and images offered on a cloud the actor may see (a department user: only
-    their department's clouds; any other cloud is unknown to them)."""
+    """The flavors, images, volume types and public address offered on a cloud the actor may
+    see (a department user: only their department's clouds; any other is unknown to them)."""
     query = select(Cloud.id).where(Cloud.key == cloud_key)
     if actor.is_department:
         query = query.join(DepartmentCloud, DepartmentCloud.cloud_id == Cloud.id).where(
@@ -187,7 +251,7 @@ def offered_catalog(session: Session, actor: Actor, cloud_key: str) -> list[Cata
     cloud_id = session.scalar(query)
     if cloud_id is None:
         raise UnknownCloud(f"no cloud {cloud_key!r}")
-    return [*offered_items(session, cloud_id, ItemKind.FLAVOR), *offered_items(session, cloud_id, ItemKind.IMAGE)]
+    return [*(item for kind in ItemKind for item in offered_items(session, cloud_id, kind))]
 
 
 def all_items(session: Session, cloud_id: int | None = None) -> Sequence[CatalogItem]:

@@ -4,7 +4,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloudmgr.catalog.models import CatalogItem
@@ -39,6 +39,17 @@ class ServiceRequest(Base):
     target_server_id: Mapped[int | None] = mapped_column(ForeignKey("managed_servers.id", use_alter=True))
     # The legacy system the VMs replace, if any (the classified rule refuses a classified one).
     legacy_system_id: Mapped[int | None] = mapped_column(ForeignKey("legacy_systems.id"))
+    # The SSH key chosen, copied when the request is made: the user may delete the key later,
+    # provisioning injects this copy (issue 16).
+    ssh_key_name: Mapped[str | None] = mapped_column(String(64))
+    ssh_public_key: Mapped[str | None] = mapped_column(Text)
+    ssh_key_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # cloud-init user data, as the user wrote it (at most USER_DATA_MAX_BYTES in UTF-8).
+    user_data: Mapped[str | None] = mapped_column(Text)
+    # Each VM's data disks: [{"size_gb": 100, "volume_type": "ssd", "volume_type_item_id": 7}, ...]
+    data_disks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
+    # Each VM gets a public (floating) address; only in the internet zone.
+    public_address: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     state: Mapped[RequestState] = mapped_column(StrEnumType(RequestState, 20), default=RequestState.DRAFT, index=True)
     # The approval chain fixed at submission, e.g. ["dept_head", "operator", "finance"].

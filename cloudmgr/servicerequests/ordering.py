@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from cloudmgr.catalog import services as catalog
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.errors import PermissionDenied
+from cloudmgr.keys import services as keys
+from cloudmgr.keys.services import KeyInfo
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.errors import UnknownCloud
@@ -32,6 +34,11 @@ class OrderCatalog:
     flavors: Sequence[CatalogItem] = ()
     images: Sequence[CatalogItem] = ()
     balance: quota_services.Balance | None = None
+    # What makes the VMs usable (issue 16): the data disks' types, the public address (None
+    # when the cloud offers none) and the user's SSH keys that may go on this department's VMs.
+    volume_types: Sequence[CatalogItem] = ()
+    address: CatalogItem | None = None
+    ssh_keys: Sequence[KeyInfo] = ()
 
 
 def order_catalog(session: Session, actor: Actor, cloud_key: str | None) -> OrderCatalog:
@@ -53,10 +60,15 @@ def order_catalog(session: Session, actor: Actor, cloud_key: str | None) -> Orde
         balance: quota_services.Balance | None = quota_services.balance(session, actor.department_id, cloud.id)
     except NoQuota:
         balance = None  # no quota yet on this cloud: the form says so, and submission refuses
+    addresses = catalog.offered_items(session, cloud.id, ItemKind.FLOATING_IP)
     return OrderCatalog(
         clouds,
         cloud,
         catalog.offered_items(session, cloud.id, ItemKind.FLAVOR),
         catalog.offered_items(session, cloud.id, ItemKind.IMAGE),
         balance,
+        catalog.offered_items(session, cloud.id, ItemKind.VOLUME_TYPE),
+        addresses[0] if addresses else None,
+        # A key added in another department is not put on this one's VMs (keys.key_for_request).
+        [k for k in keys.list_keys(session, actor) if k.department_id == actor.department_id],
     )

@@ -4,7 +4,6 @@ its servers are written and their quota held in the same unit of work."""
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
@@ -40,10 +39,11 @@ def create_request(
     ("portal.request", "api.request") names the path in the classified rule's audit."""
     if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD}:
         raise RequestInvalid("only department users request VMs")
-    cloud, flavor, image = validated(session, actor, form, today or date.today())
+    valid = validated(session, actor, form, today or date.today())
+    cloud, flavor, image, key = valid.cloud, valid.flavor, valid.image, valid.key
     check_legacy_system(session, actor, form.legacy_system_id, entry_point)
     assert actor.department_id is not None
-    cost = (flavor.monthly_price * form.count).quantize(Decimal("0.01"))
+    cost = valid.monthly_cost(form.count)
     request = ServiceRequest(
         kind="create",
         department_id=actor.department_id,
@@ -58,6 +58,13 @@ def create_request(
         justification=form.justification.strip(),
         expires_on=form.expires_on,
         monthly_cost=cost,
+        # The key is copied now: the user may delete it later, provisioning uses this copy.
+        ssh_key_name=key.name if key else None,
+        ssh_public_key=key.public_key if key else None,
+        ssh_key_fingerprint=key.fingerprint if key else None,
+        user_data=form.user_data or None,
+        data_disks=[disk.as_stored() for disk in valid.disks],
+        public_address=valid.address is not None,
         state=RequestState.DRAFT,
         created_by=actor.username,
     )

@@ -15,6 +15,7 @@ from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.models import QuotaReservation, ReservationState
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.models import RequestEvent, ServiceRequest
+from cloudmgr.servicerequests.quoting import server_needs
 from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
 from cloudmgr.workqueue.services import enqueue
 
@@ -76,14 +77,18 @@ def reserve_servers(session: Session, request: ServiceRequest) -> None:
         )
         if not held:
             to_reserve.append(server)
-    wanted = {
-        Resource.CORES: sum(s.vcpus for s in to_reserve),
-        Resource.RAM_MB: sum(s.ram_mb for s in to_reserve),
-        Resource.INSTANCES: len(to_reserve),
+    disk_sizes = [int(disk["size_gb"]) for disk in request.data_disks or []]
+    per_server = {
+        server.id: server_needs(server.vcpus, server.ram_mb, disk_sizes, request.public_address)
+        for server in to_reserve
     }
+    wanted: dict[Resource, int] = {}
+    for amounts in per_server.values():
+        for resource, n in amounts.items():
+            wanted[resource] = wanted.get(resource, 0) + n
     taken = dict.fromkeys(wanted, 0)
     for server in to_reserve:
-        amounts = {Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1}
+        amounts = per_server[server.id]
         try:
             reservation = ledger.reserve(
                 session,

@@ -137,6 +137,19 @@ class Body:
         (a list of firewall rules) and names the part that is wrong."""
         return self._get(name, required)
 
+    def object_list(self, name: str, *, max_items: int, required: bool = False) -> list[dict[str, Any]]:
+        """A list of JSON objects (each then read by the caller, naming ``name[n].field``)."""
+        value = self._get(name, required)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problems.append(f"{name} must be a list of objects")
+            return []
+        if len(value) > max_items:
+            self.problems.append(f"{name}: at most {max_items} items")
+            return []
+        return value
+
     def problem(self, message: str) -> None:
         self.problems.append(message)
 

@@ -6,7 +6,8 @@ from flask import Response, jsonify
 
 from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
-from cloudmgr.servicerequests.services import MAX_COUNT, RequestFilter, RequestForm
+from cloudmgr.servicerequests.quoting import MAX_DISK_GB, MAX_DISKS_PER_VM
+from cloudmgr.servicerequests.services import MAX_COUNT, USER_DATA_MAX_BYTES, DataDisk, RequestFilter, RequestForm
 from cloudmgr.servicerequests.states import RequestState
 from web.api.blueprint import api_route, api_user, spec
 from web.api.body import MAX_ID, Body, query_choice, query_int, query_str
@@ -41,6 +42,37 @@ _FORM_PROPERTIES: JSON = {
         "refused with 409 `classified_system`.",
     },
 }
+_FORM_PROPERTIES.update(
+    {
+        "ssh_key_id": {
+            "type": ["integer", "null"],
+            "description": "One of your SSH keys (GET /keys), put on every server; another user's key is not found.",
+        },
+        "user_data": {
+            "type": ["string", "null"],
+            "description": f"cloud-init user data, at most {USER_DATA_MAX_BYTES // 1024} KiB in UTF-8, no NUL.",
+        },
+        "data_disks": {
+            "type": "array",
+            "maxItems": MAX_DISKS_PER_VM,
+            "description": "Each server's data disks; the price is per GB-month of the type (GET /catalog, "
+            "kind `volume`).",
+            "items": {
+                "type": "object",
+                "required": ["size_gb", "volume_type"],
+                "properties": {
+                    "size_gb": {"type": "integer", "minimum": 1, "maximum": MAX_DISK_GB},
+                    "volume_type": {"type": "string", "description": "The cloud's name of an offered volume type."},
+                },
+            },
+        },
+        "public_address": {
+            "type": "boolean",
+            "default": False,
+            "description": "A public (floating) address for every server; only in the internet zone.",
+        },
+    }
+)
 _FORM_REQUIRED = ["cloud", "zone", "flavor", "image", "count", "name_prefix", "justification", "expires_on"]
 QUOTE_BODY = spec.schema("QuoteBody", {"type": "object", "required": _FORM_REQUIRED, "properties": _FORM_PROPERTIES})
 NEW_REQUEST = spec.schema(
@@ -82,9 +114,32 @@ def _request_form(body: Body) -> RequestForm | None:
         "application_system": body.string("application_system", required=False, max_length=128),
         "legacy_system_id": body.integer("legacy_system_id", required=False, minimum=1, maximum=MAX_ID),
     }
+    form["ssh_key_id"] = body.integer("ssh_key_id", required=False, minimum=1, maximum=MAX_ID)
+    # Longer than the service's limit in bytes, so the service names the problem (in KiB, UTF-8).
+    form["user_data"] = body.string("user_data", required=False, max_length=4 * USER_DATA_MAX_BYTES)
+    form["data_disks"] = _data_disks(body)
+    form["public_address"] = body.boolean("public_address", default=False)
     if body.problems:
         return None
     return RequestForm(**form)
+
+
+def _data_disks(body: Body) -> tuple[DataDisk, ...]:
+    # Twice the limit still reaches the service, which says how many a VM may have.
+    disks = []
+    for number, raw in enumerate(body.object_list("data_disks", max_items=2 * MAX_DISKS_PER_VM), start=1):
+        field = f"data_disks[{number}]"
+        unknown = sorted(set(raw) - {"size_gb", "volume_type"})
+        if unknown:
+            body.problem(f"{field}: unknown field(s): {', '.join(k[:64] for k in unknown[:10])}")
+        size, volume_type = raw.get("size_gb"), raw.get("volume_type")
+        if isinstance(size, bool) or not isinstance(size, int):
+            body.problem(f"{field}.size_gb must be an integer")
+        elif not isinstance(volume_type, str) or not volume_type or len(volume_type) > 255:
+            body.problem(f"{field}.volume_type must be a volume type's name")
+        else:
+            disks.append(DataDisk(size_gb=size, volume_type_name=volume_type))
+    return tuple(disks)
 
 
 @api_route(

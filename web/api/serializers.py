@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from cloudmgr.catalog.models import CatalogItem
+from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.quotas.models import QuotaChangeRequest, QuotaDrift
 from cloudmgr.quotas.resources import RESOURCES
 from cloudmgr.quotas.services import Balance
@@ -35,7 +35,12 @@ CATALOG_ITEM = spec.schema(
         "required": ["id", "kind", "cloud_name", "name_zh", "name_en", "monthly_price", "vcpus", "ram_mb", "disk_gb"],
         "properties": {
             "id": {"type": "integer"},
-            "kind": {"type": "string", "enum": ["flavor", "image"]},
+            "kind": {
+                "type": "string",
+                "enum": [k.value for k in ItemKind],
+                "description": "flavor, image, volume (a volume type, priced per GB-month) or address "
+                "(the cloud's public address, priced per address-month).",
+            },
             "cloud_name": {"type": "string", "description": "The cloud's own name for it."},
             "name_zh": {"type": "string"},
             "name_en": {"type": "string"},
@@ -129,10 +134,29 @@ REQUEST_DETAIL = spec.schema(
             REQUEST,
             {
                 "type": "object",
-                "required": ["servers", "events"],
+                "required": ["servers", "events", "ssh_key", "user_data", "data_disks", "public_address"],
                 "properties": {
                     "servers": {"type": "array", "items": SERVER},
                     "events": {"type": "array", "items": REQUEST_EVENT},
+                    "ssh_key": {
+                        "type": ["object", "null"],
+                        "description": "The key put on the servers, as copied when the request was made.",
+                        "properties": {"name": {"type": "string"}, "fingerprint": {"type": "string"}},
+                    },
+                    "user_data": {
+                        "type": ["object", "null"],
+                        "description": "Its size and first line only: user data may carry secrets.",
+                        "properties": {"bytes": {"type": "integer"}, "first_line": {"type": "string"}},
+                    },
+                    "data_disks": {
+                        "type": "array",
+                        "description": "Each server's data disks.",
+                        "items": {
+                            "type": "object",
+                            "properties": {"size_gb": {"type": "integer"}, "volume_type": {"type": "string"}},
+                        },
+                    },
+                    "public_address": {"type": "boolean"},
                 },
             },
         ]
@@ -335,7 +359,26 @@ def request_json(req: ServiceRequest, *, detail: bool = False) -> JSON:
     if detail:
         body["servers"] = [server_json(s) for s in req.servers]
         body["events"] = [event_json(e) for e in req.events]
+        body.update(_choices_json(req))
     return body
+
+
+#: How much of the user data's first line a request's JSON shows.
+USER_DATA_FIRST_LINE = 120
+
+
+def _choices_json(req: ServiceRequest) -> JSON:
+    user_data = None
+    if req.user_data:
+        first_line = req.user_data.split("\n", 1)[0][:USER_DATA_FIRST_LINE]
+        user_data = {"bytes": len(req.user_data.encode("utf-8")), "first_line": first_line}
+    key = None if req.ssh_key_name is None else {"name": req.ssh_key_name, "fingerprint": req.ssh_key_fingerprint}
+    return {
+        "ssh_key": key,
+        "user_data": user_data,
+        "data_disks": [{"size_gb": d["size_gb"], "volume_type": d["volume_type"]} for d in req.data_disks or []],
+        "public_address": bool(req.public_address),
+    }
 
 
 def _per_resource(values: Mapping[Any, int]) -> dict[str, int]:

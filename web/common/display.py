@@ -15,9 +15,10 @@ from flask_babel import gettext as _
 from cloudmgr.errors import DomainError
 from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.resources import Resource
+from cloudmgr.servicerequests.errors import ChoiceProblem, FieldProblem, RequestInvalid
 from cloudmgr.servicerequests.models import ServiceRequest
 from cloudmgr.servicerequests.states import RequestState
-from web.common.labels import resource_label
+from web.common.labels import resource_label, zone_label
 
 MB_PER_GB = 1024
 
@@ -98,9 +99,41 @@ def quota_exceeded_text(exc: QuotaExceeded) -> str:
     return text
 
 
+def _choice_problem_text(problem: FieldProblem) -> str:
+    params = {**problem.params}
+    if "zone" in params:
+        params["zone"] = zone_label(params["zone"])
+    code = problem.code
+    text: str
+    if code is ChoiceProblem.DISK_SIZE:
+        text = _("Data disk %(number)s: the size is a whole number of GB from 1 to %(max_gb)s.", **params)
+    elif code is ChoiceProblem.TOO_MANY_DISKS:
+        text = _("At most %(max_disks)s data disks per server.", **params)
+    elif code is ChoiceProblem.DISK_TYPE:
+        text = _("Data disk %(number)s: choose a volume type offered on this cloud.", **params)
+    elif code is ChoiceProblem.USER_DATA_TOO_LONG:
+        text = _("User data: at most %(max_kib)s KiB (UTF-8).", **params)
+    elif code is ChoiceProblem.USER_DATA_NUL:
+        text = _("User data must not contain NUL characters.")
+    elif code is ChoiceProblem.SSH_KEY_NOT_FOUND:
+        text = _("SSH key: choose one of your own keys added in this department.")
+    elif code is ChoiceProblem.ADDRESS_ZONE:
+        text = _("A public address is only given in the internet zone, not in the %(zone)s zone.", **params)
+    else:
+        text = _("This cloud offers no public addresses.")
+    return text
+
+
 def refusal_text(exc: DomainError) -> str:
     if isinstance(exc, QuotaExceeded):
         return quota_exceeded_text(exc)
+    if isinstance(exc, RequestInvalid) and exc.problems:
+        # The choices for a usable VM in the reader's language; the form's other problems
+        # (checked again here, after the web form's own checks) as the service says them.
+        reasons = [exc.other_problems] if exc.other_problems else []
+        reasons += [_choice_problem_text(p) for p in exc.problems]
+        refused: str = _("Refused: %(reason)s", reason=" ".join(reasons))
+        return refused
     text: str = _("Refused: %(reason)s", reason=exc.message)
     return text
 

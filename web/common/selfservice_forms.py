@@ -27,7 +27,15 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 
 from cloudmgr.inventory import services as inventory
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.servicerequests.services import MAX_COUNT, MAX_EXPIRY_DAYS, NAME_PREFIX, RequestForm
+from cloudmgr.servicerequests.quoting import MAX_DISK_GB
+from cloudmgr.servicerequests.services import (
+    MAX_COUNT,
+    MAX_EXPIRY_DAYS,
+    NAME_PREFIX,
+    USER_DATA_MAX_BYTES,
+    DataDisk,
+    RequestForm,
+)
 from web.common.forms import (
     DATE_MESSAGE,
     PRICE_MESSAGE,
@@ -133,9 +141,39 @@ class NewRequestForm(SafeForm):
         _l("Expiry date"),
         validators=[InputRequired(message=DATE_MESSAGE), _future_date(MAX_EXPIRY_DAYS)],
     )
+    # What makes the servers usable (issue 16); the service checks them all again.
+    ssh_key = SelectField(
+        _l("SSH key"), choices=[], coerce=_optional_id, validate_choice=False, validators=[Optional()]
+    )
+    user_data = TextAreaField(
+        _l("User data (cloud-init)"),
+        validators=[
+            Optional(),
+            Length(max=USER_DATA_MAX_BYTES, message=_l("At most %(max)d characters.")),
+        ],
+        render_kw={"rows": 4, "spellcheck": "false", "autocapitalize": "none"},
+    )
+    disk1_size = LocalisedIntegerField(
+        _l("Data disk 1 (GB)"),
+        validators=[Optional(), _Range(1, MAX_DISK_GB, _l("A data disk is %(min)d to %(max)d GB."))],
+        render_kw={"min": 1, "max": MAX_DISK_GB, "inputmode": "numeric"},
+    )
+    disk1_type = SelectField(_l("Volume type of disk 1"), choices=[], coerce=_optional_id, validate_choice=False)
+    disk2_size = LocalisedIntegerField(
+        _l("Data disk 2 (GB)"),
+        validators=[Optional(), _Range(1, MAX_DISK_GB, _l("A data disk is %(min)d to %(max)d GB."))],
+        render_kw={"min": 1, "max": MAX_DISK_GB, "inputmode": "numeric"},
+    )
+    disk2_type = SelectField(_l("Volume type of disk 2"), choices=[], coerce=_optional_id, validate_choice=False)
+    public_address = BooleanField(_l("A public address for each server (internet zone only)"))
     preview = SubmitField(_l("Preview"))
     save_draft = SubmitField(_l("Save draft"))
     submit = SubmitField(_l("Submit"))
+
+    def data_disks(self) -> tuple[DataDisk, ...]:
+        """The disk rows with a size (a row left empty is no disk)."""
+        rows = ((self.disk1_size.data, self.disk1_type.data), (self.disk2_size.data, self.disk2_type.data))
+        return tuple(DataDisk(size, volume_type_item_id=type_id) for size, type_id in rows if size is not None)
 
     def request_form(self, cloud_key: str) -> RequestForm:
         return RequestForm(
@@ -149,6 +187,10 @@ class NewRequestForm(SafeForm):
             expires_on=self.expires_on.data,
             application_system=(self.application_system.data or "").strip() or None,
             legacy_system_id=self.legacy_system.data or None,
+            ssh_key_id=self.ssh_key.data or None,
+            user_data=self.user_data.data or None,
+            data_disks=self.data_disks(),
+            public_address=bool(self.public_address.data),
         )
 
 

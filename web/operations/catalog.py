@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from cloudmgr.catalog import services as catalog
-from cloudmgr.catalog.models import CatalogItem
+from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.errors import DomainError
 from cloudmgr.organisation import services as org
 from web.common.display import refusal_text
@@ -48,6 +48,8 @@ def _page(
             cloud=cloud,
             flavors=[i for i in items if i.kind == "flavor"],
             images=[i for i in items if i.kind == "image"],
+            volume_types=[i for i in items if i.kind == ItemKind.VOLUME_TYPE],
+            addresses=[i for i in items if i.kind == ItemKind.FLOATING_IP],
             forms=forms,
             failed=posted[0] if posted else None,
         ),

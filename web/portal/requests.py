@@ -44,6 +44,16 @@ def _set_choices(form: NewRequestForm, cat: sr.OrderCatalog) -> None:
         SelectChoice(item.id, f"{item.display_name(locale)} · {money(item.monthly_price)}") for item in cat.images
     ]
     form.legacy_system.choices = legacy_system_choices(request_uow().session, current_actor())
+    form.ssh_key.choices = [SelectChoice("", _("— No key —"))] + [
+        SelectChoice(key.id, f"{key.name} · {key.fingerprint}") for key in cat.ssh_keys
+    ]
+    type_choices = [
+        SelectChoice(
+            item.id, f"{item.display_name(locale)} · {_('%(price)s per GB-month', price=money(item.monthly_price))}"
+        )
+        for item in cat.volume_types
+    ]
+    form.disk1_type.choices = form.disk2_type.choices = type_choices
 
 
 @bp.route("/requests/new", methods=["GET", "POST"])
