@@ -45,6 +45,8 @@ from cloudmgr.servicerequests.ordering import OrderCatalog, order_catalog
 from cloudmgr.servicerequests.placement import check_request_placeable
 from cloudmgr.servicerequests.quoting import (
     MAX_COUNT,
+    MAX_DISK_GB,
+    MAX_DISKS_PER_VM,
     MAX_EXPIRY_DAYS,
     NAME_PREFIX,
     USER_DATA_MAX_BYTES,
@@ -73,6 +75,8 @@ __all__ = [
     "CANCELLABLE",
     "DEFAULT_LOG_LINES",
     "MAX_COUNT",
+    "MAX_DISKS_PER_VM",
+    "MAX_DISK_GB",
     "MAX_EXPIRY_DAYS",
     "MAX_LOG_LINES",
     "NAME_PREFIX",

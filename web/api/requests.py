@@ -6,7 +6,6 @@ from flask import Response, jsonify
 
 from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
-from cloudmgr.servicerequests.quoting import MAX_DISK_GB, MAX_DISKS_PER_VM
 from cloudmgr.servicerequests.services import MAX_COUNT, USER_DATA_MAX_BYTES, DataDisk, RequestFilter, RequestForm
 from cloudmgr.servicerequests.states import RequestState
 from web.api.blueprint import api_route, api_user, spec
@@ -54,14 +53,14 @@ _FORM_PROPERTIES.update(
         },
         "data_disks": {
             "type": "array",
-            "maxItems": MAX_DISKS_PER_VM,
+            "maxItems": sr.MAX_DISKS_PER_VM,
             "description": "Each server's data disks; the price is per GB-month of the type (GET /catalog, "
             "kind `volume`).",
             "items": {
                 "type": "object",
                 "required": ["size_gb", "volume_type"],
                 "properties": {
-                    "size_gb": {"type": "integer", "minimum": 1, "maximum": MAX_DISK_GB},
+                    "size_gb": {"type": "integer", "minimum": 1, "maximum": sr.MAX_DISK_GB},
                     "volume_type": {"type": "string", "description": "The cloud's name of an offered volume type."},
                 },
             },
@@ -127,7 +126,7 @@ def _request_form(body: Body) -> RequestForm | None:
 def _data_disks(body: Body) -> tuple[DataDisk, ...]:
     # Twice the limit still reaches the service, which says how many a VM may have.
     disks = []
-    for number, raw in enumerate(body.object_list("data_disks", max_items=2 * MAX_DISKS_PER_VM), start=1):
+    for number, raw in enumerate(body.object_list("data_disks", max_items=2 * sr.MAX_DISKS_PER_VM), start=1):
         field = f"data_disks[{number}]"
         unknown = sorted(set(raw) - {"size_gb", "volume_type"})
         if unknown:

@@ -27,9 +27,9 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 
 from cloudmgr.inventory import services as inventory
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.servicerequests.quoting import MAX_DISK_GB
 from cloudmgr.servicerequests.services import (
     MAX_COUNT,
+    MAX_DISK_GB,
     MAX_EXPIRY_DAYS,
     NAME_PREFIX,
     USER_DATA_MAX_BYTES,
