@@ -27,6 +27,7 @@ from cloudmgr.purchases.models import (
 from cloudmgr.quotas.models import QuotaAssignment, QuotaChangeRequest, QuotaDrift, QuotaLedgerRow, QuotaReservation
 from cloudmgr.runbooks.models import RunbookEvent, RunbookRun, RunbookTarget
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, RequestEvent, ServiceRequest
+from cloudmgr.servicerequests.parts import ManagedAddress, ManagedVolume
 from cloudmgr.workqueue.models import Lease, WorkItem
 
 __all__ = [
@@ -46,7 +47,9 @@ __all__ = [
     "Lease",
     "LegacySystem",
     "LoginThrottle",
+    "ManagedAddress",
     "ManagedServer",
+    "ManagedVolume",
     "MigrationWave",
     "MigrationWaveMember",
     "Move",

@@ -33,6 +33,8 @@ class CloudEntry:
     zones: Mapping[ZoneKind, str]
     quota_drift_policy: str = "repair"
     approval_policy: Mapping[str, Any] = field(default_factory=dict)
+    # The network floating IPs come from (optional: a cloud without one offers no public address).
+    external_network: str | None = None
 
 
 APPROVAL_ROLES = ("dept_head", "operator", "finance")
@@ -160,10 +162,22 @@ def read_clouds_file(path: Path) -> list[CloudEntry]:
         if drift_policy not in {"repair", "alert"}:
             problems.add(where, f"'quota_drift' must be repair or alert, not {drift_policy!r}")
         approval = _approval_policy(problems, where, raw.get("approval"))
+        external_network = _text(problems, where, raw, "external_network", required=False)
         if key and name_zh and name_en and kind and level and os_cloud and zones:
             entries.append(
                 CloudEntry(
-                    key, name_zh, name_en, kind, level, city, os_cloud, region, zones, str(drift_policy), approval
+                    key,
+                    name_zh,
+                    name_en,
+                    kind,
+                    level,
+                    city,
+                    os_cloud,
+                    region,
+                    zones,
+                    str(drift_policy),
+                    approval,
+                    external_network,
                 )
             )
     problems.raise_if_any()

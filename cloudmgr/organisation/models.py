@@ -73,6 +73,8 @@ class Cloud(Base):
     quota_drift_policy: Mapped[str] = mapped_column(String(8), default="repair", server_default="repair")
     # The approval chain of VM requests on this cloud: {"steps": [roles…], "finance_above_yuan": N}.
     approval_policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # The Neutron network public (floating) addresses come from; None: the cloud offers none (issue 16).
+    external_network: Mapped[str | None] = mapped_column(String(255))
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     zones: Mapped[list[NetworkZone]] = relationship(

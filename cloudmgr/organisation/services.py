@@ -122,6 +122,7 @@ def import_organisation(
         cloud.os_cloud, cloud.region = entry.os_cloud, entry.region
         cloud.quota_drift_policy = entry.quota_drift_policy
         cloud.approval_policy = dict(entry.approval_policy)
+        cloud.external_network = entry.external_network
         zones = {z.zone: z for z in cloud.zones}
         for zone_kind, network_name in entry.zones.items():
             zone = zones.get(zone_kind.value)

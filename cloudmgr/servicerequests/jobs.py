@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError, CloudNoValidHost, CloudUnavailable, ServerSpec
+from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server
 from cloudmgr.db import Database, utcnow
 from cloudmgr.organisation.actor import Actor
@@ -24,16 +25,24 @@ from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, ServiceRequest
+from cloudmgr.servicerequests.parts import AddressState, VolumeState
 from cloudmgr.servicerequests.provisioning import (
     FAILURE_REASONS,
+    ProvisioningTarget,
+    fail_part,
     fail_server,
     finish_request,
     placement_metadata,
     record_active,
+    record_address,
     record_building,
     record_event,
+    record_ready,
+    record_volume,
     resize_refusal,
     retire_if_done,
+    security_rules,
+    server_parts,
     server_rows,
     start_provisioning,
 )
@@ -65,6 +74,7 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
         finish_request(db, target.request_id)
         return
     provider = runtime.providers.for_cloud(target.cloud_key, target.os_cloud, target.region)
+    security_groups = _prepare_boot(db, provider, target, todo)
     batch_size = max(settings.max_concurrent_boots, 1)
     refusal = None
     for start in range(0, len(todo), batch_size):
@@ -92,6 +102,9 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
                     "cloudmgr_server": str(server_id),
                     "cloudmgr_department": target.department_key,
                 },
+                key_name=target.key_name,
+                user_data=target.user_data,
+                security_groups=security_groups,
             )
             try:
                 cloud_server = provider.create_server(target.project_id, spec)
@@ -115,8 +128,91 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
                 )
                 continue
             record_active(db, server_id, final)
+            _complete_parts(db, provider, target, server_id, final.id)
+            renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
         renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
     finish_request(db, target.request_id, why=refusal)
+
+
+def _prepare_boot(
+    db: Database, provider: CloudProvider, target: ProvisioningTarget, todo: list[int]
+) -> tuple[str, ...]:
+    """Before any server boots: the keypair and the security groups it boots with, made (or
+    found, converged) on the department's project.  A failure fails the servers not yet booted,
+    naming the part; the names of the groups are returned."""
+    assert target.project_id is not None
+    pending = [row[0] for row in server_rows(db, todo) if row[3] == ServerState.PENDING]
+    if not pending:
+        return ()
+    part = "firewall"
+    try:
+        if target.firewall_problem:
+            raise CloudError(target.firewall_problem)
+        if target.key_name and target.public_key:
+            part = "keypair"
+            provider.ensure_keypair(target.project_id, target.key_name, target.public_key)
+        groups = target.firewall
+        if groups is None:
+            return ()
+        part = "firewall"
+        department = provider.ensure_security_group(
+            target.project_id, groups.department_group, f"servers of {target.department_key}", ()
+        )
+        provider.ensure_security_group(
+            target.project_id,
+            groups.group_name,
+            f"request {target.request_id} of {target.department_key}",
+            security_rules(groups, department.id),
+        )
+    except CloudUnavailable as exc:
+        raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
+    except CloudError as exc:
+        for server_id in pending:
+            fail_part(db, server_id, target.cloud_key, part, exc)
+        return ()
+    return (groups.group_name, groups.department_group)
+
+
+def _complete_parts(
+    db: Database, provider: CloudProvider, target: ProvisioningTarget, server_id: int, cloud_server_id: str
+) -> None:
+    """After the VM is ACTIVE: each data volume created by its tag, waited for, attached; the
+    public address allocated by its tag and associated.  Each step is recorded as it is done,
+    so a run taken over (or an operator's retry) goes on from the step it stopped at and finds
+    by tag what was made before: never a second volume or address."""
+    assert target.project_id is not None
+    volumes, address = server_parts(db, server_id)
+    for volume in volumes:
+        try:
+            made = provider.create_volume(
+                target.project_id, volume.name, volume.size_gb, volume.volume_type, volume.idempotency_key
+            )
+            record_volume(db, volume.id, volume_id=made.id, state=VolumeState.CREATING)
+            made = provider.wait_volume(made.id, {"available", "in-use"})
+            provider.attach_volume(cloud_server_id, made.id)
+            provider.wait_volume(made.id, {"in-use"})
+        except CloudUnavailable as exc:
+            raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
+        except CloudError as exc:
+            fail_part(db, server_id, target.cloud_key, f"data disk {volume.index}", exc, volume_row_id=volume.id)
+            return
+        record_volume(db, volume.id, volume_id=made.id, state=VolumeState.ATTACHED)
+    if address is not None:
+        try:
+            if not target.external_network:
+                raise CloudError(f"cloud {target.cloud_key} has no external network for public addresses")
+            floating_ip = provider.allocate_floating_ip(
+                target.project_id, target.external_network, address.idempotency_key
+            )
+            record_address(db, address.id, floating_ip, state=AddressState.ALLOCATED)
+            floating_ip = provider.associate_floating_ip(floating_ip.id, cloud_server_id)
+        except CloudUnavailable as exc:
+            raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
+        except CloudError as exc:
+            fail_part(db, server_id, target.cloud_key, "public address", exc, address_row_id=address.id)
+            return
+        record_address(db, address.id, floating_ip, state=AddressState.ASSOCIATED)
+    record_ready(db, server_id)
 
 
 def _give_up_provision(db: Database, item: ClaimedItem, error: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
@@ -20,6 +21,7 @@ from cloudmgr.servicerequests.errors import (
     RequestInvalid,
 )
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
+from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
 from cloudmgr.servicerequests.quoting import MAX_EXPIRY_DAYS, approval_steps
 from cloudmgr.servicerequests.reading import get_request, get_server
 from cloudmgr.servicerequests.states import RequestState, ServerState
@@ -89,6 +91,21 @@ def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServe
         server_name=server.name,
         context={"request_id": request.id, "server_id": server.id},
     )
+    if server.active_at is not None and server.server_id:
+        # The VM booted; a part of it (a data disk, the public address) failed.  The retry goes
+        # on from there with the same VM and the same parts' tags: nothing is made twice.
+        for volume in session.scalars(select(ManagedVolume).where(ManagedVolume.server_id == server.id)):
+            if volume.state == VolumeState.FAILED:
+                volume.state = VolumeState.CREATING if volume.volume_id else VolumeState.PENDING
+        for address in session.scalars(select(ManagedAddress).where(ManagedAddress.server_id == server.id)):
+            if address.state == AddressState.FAILED:
+                address.state = AddressState.ALLOCATED if address.floating_ip_id else AddressState.PENDING
+        server.state, server.fault = ServerState.BUILDING, None
+        record_transition(
+            session, request, RequestState.PROVISIONING, actor=actor, action="retry", reason=f"retry {server.name}"
+        )
+        enqueue(session, "provision", f"provision:{request.id}", {"request_id": request.id})
+        return server
     previous_cloud_server = server.server_id
     server.attempt += 1
     server.idempotency_key = f"cm-r{request.id}-s{server.index}-a{server.attempt}"

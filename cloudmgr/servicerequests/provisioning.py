@@ -9,7 +9,9 @@ over, asks the cloud for the server by key and carries on: never a second server
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,12 +28,17 @@ from cloudmgr.cloud import (
     CloudTimeout,
     Server,
 )
+from cloudmgr.cloud.types import FloatingIp, SecurityRule
 from cloudmgr.db import Database, utcnow
+from cloudmgr.firewall import services as firewall
+from cloudmgr.firewall.errors import AdminNetworkUnset, WorldOpenOnClosedZone
+from cloudmgr.firewall.rules import Direction, Protocol
 from cloudmgr.metrics import PROVISIONING_FAILURES, PROVISIONING_SECONDS
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone
 from cloudmgr.quotas import ledger
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
+from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
 from cloudmgr.servicerequests.states import RequestState, ServerState
 from cloudmgr.servicerequests.transitions import record_transition
 from cloudmgr.workqueue.services import GiveUp, enqueue
@@ -39,6 +46,16 @@ from cloudmgr.workqueue.services import GiveUp, enqueue
 log = logging.getLogger(__name__)
 
 SYSTEM = Actor.system("provisioning")
+
+
+@dataclass(frozen=True)
+class FirewallGroups:
+    """The security groups a request's servers boot in (from its firewall plan): the request's
+    own group with its rules, and the department's group the "department_only" rules name."""
+
+    group_name: str
+    department_group: str
+    rules: tuple[firewall.ResolvedRule, ...]
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,75 @@ class ProvisioningTarget:
     flavor_ref: str
     image_ref: str | None
     department_key: str
+    # What makes the servers usable (issue 16): the keypair put in them (its name on the cloud and
+    # the public key copied at submission), cloud-init data, their firewall, and where the
+    # public addresses come from.
+    key_name: str | None = None
+    public_key: str | None = None
+    user_data: str | None = None
+    firewall: FirewallGroups | None = None
+    external_network: str | None = None
+    # Why the firewall cannot be planned now (e.g. the admin network was cleared since approval).
+    firewall_problem: str | None = None
+
+
+def cloud_keypair_name(request: ServiceRequest) -> str | None:
+    """The keypair's name on the cloud: the user's name for the key (cleaned to what Nova takes)
+    and a digest of its fingerprint, so two users' keys both called "laptop" never collide (the
+    provider refuses a name holding another key) and the same key is found again."""
+    if not request.ssh_key_name or not request.ssh_public_key:
+        return None
+    label = re.sub(r"[^A-Za-z0-9_-]+", "-", request.ssh_key_name).strip("-")[:40] or "key"
+    digest = hashlib.sha256((request.ssh_key_fingerprint or request.ssh_public_key).encode()).hexdigest()[:10]
+    return f"cm-{label}-{digest}"
+
+
+def volume_key(request_id: int, server_index: int, disk_index: int) -> str:
+    """A data volume's tag: the same for every attempt of the server, so a retry finds it."""
+    return f"cm-r{request_id}-s{server_index}-d{disk_index}"
+
+
+def address_key(request_id: int, server_index: int) -> str:
+    return f"cm-r{request_id}-s{server_index}-ip"
+
+
+def _ensure_parts(session: Session, request: ServiceRequest) -> None:
+    """The request's data disks and public address as rows of each server still to provision,
+    written once (a rerun finds them)."""
+    for server in request.servers:
+        if server.state not in {ServerState.PENDING, ServerState.BUILDING}:
+            continue
+        have = set(session.scalars(select(ManagedVolume.index).where(ManagedVolume.server_id == server.id)))
+        for index, disk in enumerate(request.data_disks or [], start=1):
+            if index in have:
+                continue
+            session.add(
+                ManagedVolume(
+                    server_id=server.id,
+                    request_id=request.id,
+                    department_id=server.department_id,
+                    cloud_id=server.cloud_id,
+                    index=index,
+                    size_gb=int(disk["size_gb"]),
+                    volume_type=disk.get("volume_type"),
+                    idempotency_key=volume_key(request.id, server.index, index),
+                )
+            )
+        if request.public_address and (
+            session.scalar(select(ManagedAddress.id).where(ManagedAddress.server_id == server.id)) is None
+        ):
+            session.add(ManagedAddress(server_id=server.id, idempotency_key=address_key(request.id, server.index)))
+    session.flush()
+
+
+def _firewall_groups(session: Session, request: ServiceRequest) -> tuple[FirewallGroups | None, str | None]:
+    try:
+        plan = firewall.request_plan(session, request.id, request.department, request.zone)
+    except (AdminNetworkUnset, WorldOpenOnClosedZone) as exc:
+        return None, str(exc)
+    if not plan.rules:
+        return None, None  # no firewall asked for: the project's default group
+    return FirewallGroups(plan.group_name, plan.department_group, plan.rules), None
 
 
 def record_event(
@@ -84,6 +170,8 @@ def start_provisioning(db: Database, request_id: int) -> tuple[ProvisioningTarge
             select(NetworkZone).where(NetworkZone.cloud_id == request.cloud_id, NetworkZone.zone == request.zone)
         )
         todo = [s.id for s in request.servers if s.state in {ServerState.PENDING, ServerState.BUILDING}]
+        _ensure_parts(session, request)
+        groups, firewall_problem = _firewall_groups(session, request)
         return (
             ProvisioningTarget(
                 request_id=request.id,
@@ -95,6 +183,12 @@ def start_provisioning(db: Database, request_id: int) -> tuple[ProvisioningTarge
                 flavor_ref=request.flavor.external_id,
                 image_ref=request.image.external_id if request.image else None,
                 department_key=request.department.key,
+                key_name=cloud_keypair_name(request),
+                public_key=request.ssh_public_key,
+                user_data=request.user_data,
+                firewall=groups,
+                external_network=cloud.external_network,
+                firewall_problem=firewall_problem,
             ),
             todo,
         )
@@ -197,9 +291,18 @@ def record_active(db: Database, server_id: int, cloud_server: Server) -> None:
         server = uow.session.get(ManagedServer, server_id, with_for_update=True)
         if server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
             return
-        server.state, server.server_id = ServerState.ACTIVE, cloud_server.id
+        # With parts still to make (volumes, an address) it stays BUILDING: a server is ready, and
+        # ACTIVE, only with all its parts (record_ready).
+        waiting = _parts_pending(uow.session, server.id)
+        server.state = ServerState.BUILDING if waiting else ServerState.ACTIVE
+        server.server_id = cloud_server.id
         server.host = cloud_server.host
+        public = server.addresses.get("public") if server.addresses else None
         server.addresses = {k: list(v) for k, v in cloud_server.addresses.items()}
+        if public:
+            server.addresses["public"] = list(public)
+        if server.active_at is not None:
+            return  # recorded by an earlier run: the parts are what is left
         server.active_at = utcnow()
         if server.reservation_id is not None:
             ledger.consume(uow.session, server.reservation_id)
@@ -210,6 +313,185 @@ def record_active(db: Database, server_id: int, cloud_server: Server) -> None:
             target_type="managed_server",
             target_id=server.id,
             detail={"cloud_server_id": cloud_server.id, "host": cloud_server.host},
+        )
+
+
+def _parts_pending(session: Session, server_id: int) -> bool:
+    volumes = session.scalar(
+        select(ManagedVolume.id).where(
+            ManagedVolume.server_id == server_id, ManagedVolume.state != VolumeState.ATTACHED
+        )
+    )
+    address = session.scalar(
+        select(ManagedAddress.id).where(
+            ManagedAddress.server_id == server_id, ManagedAddress.state != AddressState.ASSOCIATED
+        )
+    )
+    return volumes is not None or address is not None
+
+
+# --- the parts of a server (issue 16) -------------------------------------------------------------
+
+
+def security_rules(groups: FirewallGroups, department_group_id: str) -> list[SecurityRule]:
+    """The request's group's rules as the cloud takes them: "department_only" names the
+    department's group by its id; egress stays open (Neutron's default) unless the plan says
+    otherwise, since outbound connections (package mirrors, time) are not what a template asks."""
+    rules: dict[SecurityRule, None] = {}
+    for rule in groups.rules:
+        protocol = None if rule.protocol is Protocol.ANY else rule.protocol.value
+        remote_group = department_group_id if rule.remote_group is not None else None
+        rules.setdefault(
+            SecurityRule(rule.direction.value, protocol, rule.port_min, rule.port_max, rule.remote_cidr, remote_group)
+        )
+    if not any(rule.direction is Direction.EGRESS for rule in groups.rules):
+        rules.setdefault(SecurityRule("egress", remote_cidr="0.0.0.0/0"))
+        rules.setdefault(SecurityRule("egress", remote_cidr="::/0"))
+    return list(rules)
+
+
+@dataclass(frozen=True)
+class VolumePart:
+    id: int
+    index: int
+    name: str
+    size_gb: int
+    volume_type: str | None
+    idempotency_key: str
+    volume_id: str | None
+    state: VolumeState
+
+
+@dataclass(frozen=True)
+class AddressPart:
+    id: int
+    idempotency_key: str
+    floating_ip_id: str | None
+    state: AddressState
+
+
+def server_parts(db: Database, server_id: int) -> tuple[list[VolumePart], AddressPart | None]:
+    """The parts of the server not yet done (failed ones included: a retry continues them)."""
+    with db.unit_of_work() as uow:
+        session = uow.session
+        server = session.get(ManagedServer, server_id)
+        assert server is not None
+        volumes = [
+            VolumePart(
+                v.id,
+                v.index,
+                f"{server.name}-data{v.index}",
+                v.size_gb,
+                v.volume_type,
+                v.idempotency_key,
+                v.volume_id,
+                v.state,
+            )
+            for v in session.scalars(
+                select(ManagedVolume)
+                .where(ManagedVolume.server_id == server_id, ManagedVolume.state != VolumeState.ATTACHED)
+                .order_by(ManagedVolume.index)
+            )
+        ]
+        row = session.scalar(
+            select(ManagedAddress).where(
+                ManagedAddress.server_id == server_id, ManagedAddress.state != AddressState.ASSOCIATED
+            )
+        )
+        address = AddressPart(row.id, row.idempotency_key, row.floating_ip_id, row.state) if row else None
+        return volumes, address
+
+
+def record_volume(db: Database, volume_row_id: int, *, volume_id: str, state: VolumeState) -> None:
+    with db.unit_of_work() as uow:
+        volume = uow.session.get(ManagedVolume, volume_row_id, with_for_update=True)
+        if volume is None:
+            return
+        volume.volume_id, volume.state, volume.fault = volume_id, state, None
+        if state == VolumeState.ATTACHED:
+            audit.record(
+                uow.session,
+                actor=SYSTEM.username,
+                action="volume.attached",
+                target_type="managed_server",
+                target_id=volume.server_id,
+                detail={"volume_id": volume_id, "index": volume.index, "size_gb": volume.size_gb},
+            )
+
+
+def record_address(db: Database, address_row_id: int, floating_ip: FloatingIp, *, state: AddressState) -> None:
+    with db.unit_of_work() as uow:
+        session = uow.session
+        address = session.get(ManagedAddress, address_row_id, with_for_update=True)
+        if address is None:
+            return
+        address.floating_ip_id, address.address, address.state, address.fault = (
+            floating_ip.id,
+            floating_ip.address,
+            state,
+            None,
+        )
+        if state == AddressState.ASSOCIATED:
+            server = session.get(ManagedServer, address.server_id, with_for_update=True)
+            assert server is not None
+            server.addresses = {**(server.addresses or {}), "public": [floating_ip.address]}
+            audit.record(
+                session,
+                actor=SYSTEM.username,
+                action="address.associated",
+                target_type="managed_server",
+                target_id=server.id,
+                detail={"floating_ip_id": floating_ip.id, "address": floating_ip.address},
+            )
+
+
+def fail_part(db: Database, server_id: int, cloud_key: str, part: str, error: CloudError | str, **row: int) -> None:
+    """A part (``part`` names it: "data disk 1", "public address", "keypair", "firewall") could
+    not be made: the server fails with the part named in its fault.  The VM and the parts made
+    so far stay: an operator's retry continues from here (everything goes by tags).  ``row``
+    (volume_row_id= or address_row_id=) marks the part's own row failed too."""
+    message = f"{part}: {error}"[:2000]
+    with db.unit_of_work() as uow:
+        session = uow.session
+        if "volume_row_id" in row:
+            volume = session.get(ManagedVolume, row["volume_row_id"], with_for_update=True)
+            if volume is not None:
+                volume.state, volume.fault = VolumeState.FAILED, str(error)[:2000]
+        if "address_row_id" in row:
+            address = session.get(ManagedAddress, row["address_row_id"], with_for_update=True)
+            if address is not None:
+                address.state, address.fault = AddressState.FAILED, str(error)[:2000]
+        server = session.get(ManagedServer, server_id, with_for_update=True)
+        if server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
+            return
+        server.state, server.fault = ServerState.ERROR, message
+        if server.active_at is None and server.reservation_id is not None:
+            # Nothing was booted (a keypair or the firewall failed first): the quota goes back.
+            ledger.release(session, server.reservation_id, reason=f"failed: {part}")
+        audit.record(
+            session,
+            actor=SYSTEM.username,
+            action="server.failed",
+            target_type="managed_server",
+            target_id=server.id,
+            reason=message,
+            detail={"part": part},
+        )
+    PROVISIONING_FAILURES.labels(cloud=cloud_key, reason="part_failed").inc()
+
+
+def record_ready(db: Database, server_id: int) -> None:
+    """Every part made: the server is ready (ACTIVE)."""
+    with db.unit_of_work() as uow:
+        session = uow.session
+        server = session.get(ManagedServer, server_id, with_for_update=True)
+        if server is None or server.state != ServerState.BUILDING or server.active_at is None:
+            return
+        if _parts_pending(session, server_id):
+            return
+        server.state, server.fault = ServerState.ACTIVE, None
+        audit.record(
+            session, actor=SYSTEM.username, action="server.ready", target_type="managed_server", target_id=server.id
         )
 
 

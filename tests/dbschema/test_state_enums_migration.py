@@ -15,26 +15,32 @@ from decimal import Decimal
 
 import pytest
 from alembic import command
-from sqlalchemy import func, select, text
+from sqlalchemy import Insert, column, func, insert, select, text
+from sqlalchemy import table as sa_table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.config import Settings
-from cloudmgr.db import Database
+from cloudmgr.db import Base, Database, utcnow
 from cloudmgr.dbschema import alembic_config, current_revision, upgrade
+from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.moves.models import Move, MoveEvent
 from cloudmgr.moves.states import MoveState
-from cloudmgr.organisation import services as org
-from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department
 from cloudmgr.runbooks.models import RunbookEvent, RunbookRun, RunState
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.states import RequestState, ServerState
-from tests.inventory.helpers import make_system
 
 TABLES = ("service_requests", "managed_servers", "moves", "runbook_runs")
 EVENT_TABLES = ("request_events", "move_events", "runbook_events")
+
+
+def _insert_old(model: type[Base], **values: object) -> Insert:
+    """An INSERT of exactly ``values`` into the model's table: no column of today's model that the
+    old schema lacks is named (the model's Python-side defaults would name them)."""
+    table = model.__table__
+    return insert(sa_table(table.name, *(column(name, table.c[name].type) for name in values))).values(**values)
 
 
 @pytest.fixture
@@ -42,44 +48,71 @@ def old_db(settings: Settings) -> Iterator[Database]:
     """A database at revision 0013 with the demo organisation and a flavor."""
     upgrade(settings.database_url, "0013")
     database = Database(settings.database_url)
-    clouds, departments = org.read_organisation(settings.clouds_file, settings.departments_file)
-    with database.unit_of_work() as uow:
-        org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
+    # Written with the columns 0013 has, not through today's models: those have columns later
+    # revisions add (clouds.external_network, ...), which the old schema lacks.
+    with database.engine.begin() as conn:
+        conn.execute(
+            _insert_old(
+                Cloud,
+                key="education",
+                name_zh="教育云",
+                name_en="Education cloud",
+                kind="industry",
+                level="province",
+                os_cloud="sim",
+                enabled=True,
+                quota_drift_policy="repair",
+                approval_policy={},
+            )
+        )
+        conn.execute(
+            _insert_old(
+                Department, key="prov-education", name_zh="教育厅", name_en="Education department", level="province"
+            )
+        )
     yield database
     database.dispose()
 
 
 def _fill(session: Session) -> dict[str, list[int]]:
     """Rows in several states of each machine, each with an event row."""
-    cloud = session.scalars(select(Cloud).where(Cloud.key == "education")).one()
-    dept = session.scalars(select(Department).where(Department.key == "prov-education")).one()
+    cloud_id = session.scalars(select(Cloud.id).where(Cloud.key == "education")).one()
+    dept_id = session.scalars(select(Department.id).where(Department.key == "prov-education")).one()
     flavor = CatalogItem(
-        cloud_id=cloud.id, kind="flavor", external_id="1", cloud_name="m1", name_zh="m1", name_en="m1", vcpus=1
+        cloud_id=cloud_id, kind="flavor", external_id="1", cloud_name="m1", name_zh="m1", name_en="m1", vcpus=1
     )
     session.add(flavor)
     session.flush()
     ids: dict[str, list[int]] = {table: [] for table in TABLES}
     for n, state in enumerate((RequestState.DRAFT, RequestState.SUBMITTED, RequestState.ACTIVE, RequestState.RETIRED)):
-        request = ServiceRequest(
-            department_id=dept.id,
-            cloud_id=cloud.id,
-            zone="internet",
-            flavor_item_id=flavor.id,
-            name_prefix=f"app{n}",
-            justification="test",
-            expires_on=date(2030, 1, 1),
-            monthly_cost=Decimal("10.00"),
-            created_by="staff",
-            state=state,
-        )
-        session.add(request)
-        session.flush()
-        session.add(RequestEvent(request_id=request.id, actor="t", action="x", from_state="draft", to_state=state))
+        # The columns 0013 has (the model has more: the choices revision 0018 adds).
+        request_id = session.execute(
+            _insert_old(
+                ServiceRequest,
+                kind="create",
+                department_id=dept_id,
+                cloud_id=cloud_id,
+                zone="internet",
+                flavor_item_id=flavor.id,
+                count=1,
+                name_prefix=f"app{n}",
+                justification="test",
+                expires_on=date(2030, 1, 1),
+                monthly_cost=Decimal("10.00"),
+                created_by="staff",
+                state=state.value,
+                approval_steps=[],
+                current_step=0,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            ).returning(column("id"))
+        ).scalar_one()
+        session.add(RequestEvent(request_id=request_id, actor="t", action="x", from_state="draft", to_state=state))
         server = ManagedServer(
-            request_id=request.id,
+            request_id=request_id,
             index=1,
-            department_id=dept.id,
-            cloud_id=cloud.id,
+            department_id=dept_id,
+            cloud_id=cloud_id,
             zone="internet",
             name=f"app{n}-01",
             flavor_item_id=flavor.id,
@@ -91,15 +124,40 @@ def _fill(session: Session) -> dict[str, list[int]]:
         )
         session.add(server)
         session.flush()
-        ids["service_requests"].append(request.id)
+        ids["service_requests"].append(request_id)
         ids["managed_servers"].append(server.id)
     for state in (MoveState.REQUESTED, MoveState.AWAITING_CONFIRM, MoveState.FAILED):
-        move = Move(kind="cold", cloud_id=cloud.id, reason="test", created_by="ops", state=state)
+        move = Move(kind="cold", cloud_id=cloud_id, reason="test", created_by="ops", state=state)
         session.add(move)
         session.flush()
         session.add(MoveEvent(move_id=move.id, actor="t", action="x", from_state="-", to_state=state))
         ids["moves"].append(move.id)
-    system = make_system(session, "old-host-01")
+    # Not tests.inventory.helpers.make_system: it loads the Department model, whose admin_cidr
+    # (0016) the old schema lacks.
+    room = ServerRoom(code="old-room", name_zh="机房", name_en="room", department_id=dept_id)
+    session.add(room)
+    session.flush()
+    system = LegacySystem(
+        hostname="old-host-01",
+        department_id=dept_id,
+        server_room_id=room.id,
+        application_system="测试系统",
+        classification="non_classified",
+        network="extranet",
+        os_family="linux",
+        os_name="CentOS",
+        os_version="7.9",
+        vcpus=4,
+        ram_mb=8192,
+        disk_gb=100,
+        data_gb=20,
+        cpu_p95_pct=30.0,
+        ram_p95_pct=50.0,
+        owner_name="张伟",
+        owner_contact="0311-87001234",
+    )
+    session.add(system)
+    session.flush()
     for state in (RunState.QUEUED, RunState.SUCCEEDED, RunState.ROLLED_BACK):
         run = RunbookRun(system_id=system.id, step="precheck", actor="ops", state=state)
         session.add(run)

@@ -1,0 +1,81 @@
+"""The parts of a provisioned server beyond the VM itself (issue 16): its data volumes and its
+public address.  Written by :func:`cloudmgr.servicerequests.provisioning.start_provisioning`
+from the request's choices; each part is made on the cloud by its idempotency key (a Cinder
+metadata tag, a floating IP tag), so a retried or taken-over work item finds what an earlier
+run made instead of making a second one."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
+
+
+class VolumeState(enum.StrEnum):
+    PENDING = "pending"  # not yet asked of the cloud
+    CREATING = "creating"  # the cloud accepted it (volume_id known)
+    ATTACHED = "attached"
+    AVAILABLE = "available"  # exists, not attached (e.g. detached from a deleted server)
+    DELETED = "deleted"
+    FAILED = "failed"  # the fault says why; an operator's retry continues from here
+
+
+class AddressState(enum.StrEnum):
+    PENDING = "pending"
+    ALLOCATED = "allocated"  # the project holds it (floating_ip_id known), not yet on the server
+    ASSOCIATED = "associated"
+    RELEASED = "released"
+    FAILED = "failed"
+
+
+class ManagedVolume(Base):
+    """One data volume of a managed server (the request's ``data_disks[index - 1]``)."""
+
+    __tablename__ = "managed_volumes"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        UniqueConstraint("server_id", "index"),
+        enum_check("state", VolumeState),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("managed_servers.id"), index=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"))
+    index: Mapped[int] = mapped_column()  # 1.. within its server
+    size_gb: Mapped[int] = mapped_column()
+    volume_type: Mapped[str | None] = mapped_column(String(255))  # the cloud's name; None: its default
+    # The Cinder metadata tag the volume is created with: the same volume on every retry.
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    volume_id: Mapped[str | None] = mapped_column(String(64))  # the cloud's id
+    state: Mapped[VolumeState] = mapped_column(StrEnumType(VolumeState, 16), default=VolumeState.PENDING)
+    fault: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ManagedAddress(Base):
+    """The public (floating) address of a managed server."""
+
+    __tablename__ = "managed_addresses"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        UniqueConstraint("server_id"),
+        enum_check("state", AddressState),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("managed_servers.id"))
+    # The floating IP's tag on the cloud: the same address on every retry.
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    floating_ip_id: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[AddressState] = mapped_column(StrEnumType(AddressState, 16), default=AddressState.PENDING)
+    fault: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
