@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -16,7 +17,6 @@ from cloudmgr.cloud.simulated.provider import SimulatedProvider
 from cloudmgr.db import utcnow
 from cloudmgr.firewall import services as firewall
 from cloudmgr.keys import services as keys
-from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
@@ -26,10 +26,10 @@ from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, Managed
 from cloudmgr.servicerequests.provisioning import cloud_keypair_name
 from cloudmgr.servicerequests.quoting import DataDisk
 from cloudmgr.workqueue.models import WorkItem
-from tests.journey_fixtures import Journey
+from tests.conftest import ONE_DATABASE
+from tests.journey_fixtures import Journey, LabJourney
 from tests.keys.keygen import ed25519_key, public_line
 
-OPERATOR = Actor.system("test-operator")
 USER_DATA = "#cloud-config\npackages: [nginx]\n"
 
 
@@ -201,3 +201,48 @@ def test_a_failed_attach_fails_the_server_naming_the_disk_and_the_retry_continue
     (volume,) = provider.list_volumes(project_id)
     assert volume.status == "in-use"
     assert len(provider.list_floating_ips(project_id)) == 1
+
+
+@pytest.mark.lab
+@ONE_DATABASE
+def test_on_the_lab_one_usable_vm_gets_its_disk_group_and_address(lab_journey: LabJourney) -> None:
+    from tests.conftest import lab_connection
+
+    j = lab_journey
+    conn = lab_connection(Path(j.clouds_yaml))
+    provider, project_id = _provider_and_project(j)
+    key_name: str | None = None
+    try:
+        request_id = _submit_usable(j, count=1)
+        j.drain()
+        with j.rt.db.unit_of_work() as uow:
+            request = uow.session.get_one(ServiceRequest, request_id)
+            assert request.state == "active", [s.fault for s in request.servers]
+            key_name = cloud_keypair_name(request)
+            plan = firewall.request_plan(uow.session, request.id, request.department, request.zone)
+            (managed,) = request.servers
+            public = managed.addresses["public"][0]
+        (server,) = j.nova_servers()
+        assert server.id == managed.server_id
+        assert server.key_name is not None and key_name is not None and server.key_name.endswith(key_name)
+        assert {g["name"] for g in server.security_groups} == {plan.group_name, plan.department_group}
+        volumes = list(conn.block_storage.volumes(details=True, all_projects=True, project_id=project_id))
+        assert [(v.size, v.status) for v in volumes] == [(100, "in-use")]
+        assert [a["server_id"] for a in volumes[0].attachments] == [server.id]
+        (ip,) = conn.network.ips(project_id=project_id)
+        assert ip.floating_ip_address == public and ip.port_id is not None
+        port = conn.network.get_port(ip.port_id)
+        assert port.device_id == server.id
+    finally:
+        for server in j.nova_servers():
+            conn.compute.delete_server(server, ignore_missing=True)
+            conn.compute.wait_for_delete(server, wait=120)
+        for ip in conn.network.ips(project_id=project_id):
+            conn.network.delete_ip(ip, ignore_missing=True)
+        for volume in conn.block_storage.volumes(details=True, all_projects=True, project_id=project_id):
+            provider.delete_volume(volume.id, wait=True)
+        for group in provider.list_security_groups(project_id):
+            if group.name != "default":
+                provider.delete_security_group(project_id, group.name)
+        if key_name is not None:
+            provider.delete_keypair(project_id, key_name)
