@@ -133,8 +133,11 @@ class ServerSpec:
     network_id: str | None
     idempotency_key: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: A keypair of the project (:meth:`CloudProvider.ensure_keypair`), put in the server.
     key_name: str | None = None
+    #: cloud-init data; Nova takes at most 65535 bytes once base64-encoded.
     user_data: bytes | str | None = None
+    #: Security groups of the project, by name or id; none means the project's "default".
     security_groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -165,7 +168,9 @@ class Server:
     updated_at: datetime | None = None
     task_state: str | None = None
     flavor_name: str | None = None
+    #: The keypair it was booted with (the name given to ensure_keypair), if any.
     key_name: str | None = None
+    #: Names of its security groups, sorted.
     security_groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -38,7 +38,8 @@ class SimulatedProvider(
     ``host_disk_gb`` of physical resources; ``allocation_ratios`` and ``reserved`` (per
     resource class, like Nova's ``cpu_allocation_ratio`` and ``reserved_host_memory_mb``)
     make Placement's bookable capacity (total - reserved) x ratio.  ``flavors``,
-    ``image_names`` and ``networks`` (name, CIDR pairs) seed the catalogue.  The seed is
+    ``image_names`` and ``networks`` (name, CIDR pairs) seed the catalogue, and
+    ``external_networks`` (name, CIDR pairs) the networks floating IPs come from.  The seed is
     used only when the state file does not exist yet; afterwards the file is the truth.
     """
 

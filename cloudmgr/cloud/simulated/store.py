@@ -36,6 +36,7 @@ DEFAULT_FLAVORS = (
 DEFAULT_IMAGE_NAMES = ("cirros-lab",)
 #: The lab's shared networks, so a configuration written for the lab works here too.
 DEFAULT_NETWORKS = (("lab-internet", "10.10.0.0/24"), ("lab-extranet", "10.20.0.0/24"))
+#: The external network floating IPs come from, named like the lab's (issue 16).
 DEFAULT_EXTERNAL_NETWORKS = (("lab-public", "192.0.2.0/24"),)
 
 # Nova's, Neutron's and Cinder's out-of-the-box project quotas.
