@@ -122,6 +122,7 @@ def showback_command(as_csv: bool) -> None:
     for r in report.rows:
         click.echo(
             f"{r.department_key:<22} {r.cloud_key:<20} {r.servers:>4} servers {r.server_vcpus:>5} vCPU "
+            f"{r.volume_gb:>6} disk GB {r.addresses:>3} addresses "
             f"{r.ledger_cores:>5} ledger cores {r.monthly_yuan:>12} yuan/month"
         )
     click.echo(f"total {report.monthly_yuan} yuan/month")

@@ -1,9 +1,13 @@
 """Showback: what each department's cloud usage costs per month at the catalog's rates.
 
 Per department and cloud: the servers cloudmgr manages, priced at their flavor's monthly
-rate; the ledger's usage (cores, RAM, instances) beside it, and the cores the ledger counts
-that no managed server explains (usage found on the cloud by the reconcile job) priced at
-the cloud's mean catalog rate per vCPU.
+rate; their data volumes while they exist (attached, or kept after their server), each GB
+at its volume type's catalog price per GB-month; the public addresses the department
+holds, at the cloud's address item's monthly price (the same prices the request's quote
+uses, :meth:`cloudmgr.servicerequests.quoting.ValidRequest.cost_lines`); the ledger's usage
+(cores, RAM, instances) beside it, and the cores the ledger counts that no managed server
+explains (usage found on the cloud by the reconcile job) priced at the cloud's mean catalog
+rate per vCPU.
 """
 
 from __future__ import annotations
@@ -20,8 +24,17 @@ from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department
 from cloudmgr.quotas.models import QuotaLedgerRow
 from cloudmgr.servicerequests.models import ManagedServer
+from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
 
 BILLED_STATES = ("active", "stopped", "building")
+# A volume costs while it exists on the cloud: from the moment the cloud accepted it (its id is
+# known) until it is deleted, attached or not (a volume kept after its server was deleted, or
+# one whose attach failed, still takes storage).  Said by exclusion so that a state added for a
+# change in progress (a detach, an extension) is billed too.
+UNBILLED_VOLUME_STATES = (VolumeState.DELETED,)
+# An address costs while the department's project holds it (its id is known), on a server or
+# not, until it is released.
+UNBILLED_ADDRESS_STATES = (AddressState.RELEASED,)
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 
@@ -38,6 +51,11 @@ class ShowbackRow:
     server_vcpus: int = 0
     server_ram_mb: int = 0
     servers_yuan: Decimal = ZERO
+    volumes: int = 0
+    volume_gb: int = 0
+    volumes_yuan: Decimal = ZERO
+    addresses: int = 0
+    addresses_yuan: Decimal = ZERO
     ledger_cores: int = 0
     ledger_ram_mb: int = 0
     ledger_instances: int = 0
@@ -46,7 +64,21 @@ class ShowbackRow:
 
     @property
     def monthly_yuan(self) -> Decimal:
-        return (self.servers_yuan + self.unattributed_yuan).quantize(CENT)
+        return (self.servers_yuan + self.volumes_yuan + self.addresses_yuan + self.unattributed_yuan).quantize(CENT)
+
+
+@dataclass
+class DepartmentTotal:
+    """One department's lines summed over its clouds."""
+
+    department_key: str
+    department_name_zh: str
+    department_name_en: str
+    servers_yuan: Decimal = ZERO
+    volumes_yuan: Decimal = ZERO
+    addresses_yuan: Decimal = ZERO
+    unattributed_yuan: Decimal = ZERO
+    monthly_yuan: Decimal = ZERO
 
 
 @dataclass
@@ -57,12 +89,37 @@ class Showback:
     def monthly_yuan(self) -> Decimal:
         return sum((r.monthly_yuan for r in self.rows), ZERO)
 
-    def by_department(self) -> list[tuple[str, str, str, Decimal]]:
-        totals: dict[str, tuple[str, str, Decimal]] = {}
+    @property
+    def servers_yuan(self) -> Decimal:
+        return sum((r.servers_yuan for r in self.rows), ZERO)
+
+    @property
+    def volumes_yuan(self) -> Decimal:
+        return sum((r.volumes_yuan for r in self.rows), ZERO)
+
+    @property
+    def addresses_yuan(self) -> Decimal:
+        return sum((r.addresses_yuan for r in self.rows), ZERO)
+
+    @property
+    def unattributed_yuan(self) -> Decimal:
+        return sum((r.unattributed_yuan for r in self.rows), ZERO)
+
+    def by_department(self) -> list[DepartmentTotal]:
+        """Each department's lines over its clouds, the most expensive first."""
+        totals: dict[str, DepartmentTotal] = {}
         for r in self.rows:
-            zh, en, value = totals.get(r.department_key, (r.department_name_zh, r.department_name_en, ZERO))
-            totals[r.department_key] = (zh, en, value + r.monthly_yuan)
-        return sorted(((k, zh, en, v) for k, (zh, en, v) in totals.items()), key=lambda t: (-t[3], t[0]))
+            t = totals.get(r.department_key)
+            if t is None:
+                t = totals[r.department_key] = DepartmentTotal(
+                    r.department_key, r.department_name_zh, r.department_name_en
+                )
+            t.servers_yuan += r.servers_yuan
+            t.volumes_yuan += r.volumes_yuan
+            t.addresses_yuan += r.addresses_yuan
+            t.unattributed_yuan += r.unattributed_yuan
+            t.monthly_yuan += r.monthly_yuan
+        return sorted(totals.values(), key=lambda t: (-t.monthly_yuan, t.department_key))
 
 
 def _core_rates(session: Session) -> dict[int, Decimal]:
@@ -75,6 +132,23 @@ def _core_rates(session: Session) -> dict[int, Decimal]:
     ):
         rates.setdefault(item.cloud_id, []).append(item.monthly_price / item.vcpus)
     return {cloud_id: sum(values, Decimal(0)) / len(values) for cloud_id, values in rates.items()}
+
+
+def _catalog_prices(session: Session, kind: ItemKind) -> dict[tuple[int, str], Decimal]:
+    """Per (cloud, cloud name): the catalog's monthly price of that item.  An item no longer
+    offered still prices what was made while it was (the volume or address still costs); when
+    a cloud lists two items under one name, the offered one wins."""
+    prices: dict[tuple[int, str], Decimal] = {}
+    items = session.scalars(select(CatalogItem).where(CatalogItem.kind == kind.value).order_by(CatalogItem.id))
+    for item in sorted(items, key=lambda i: (i.offered and i.available, i.id)):
+        prices[(item.cloud_id, item.cloud_name)] = item.monthly_price
+    return prices
+
+
+def _address_prices(session: Session) -> dict[int, Decimal]:
+    """Per cloud: the monthly price of one public address (its address item; the offered one
+    when there are several, as the quote picks it)."""
+    return {cloud_id: price for (cloud_id, _name), price in _catalog_prices(session, ItemKind.FLOATING_IP).items()}
 
 
 def showback(session: Session, actor: Actor, *, department_id: int | None = None) -> Showback:
@@ -105,14 +179,49 @@ def showback(session: Session, actor: Actor, *, department_id: int | None = None
         .where(ManagedServer.state.in_(BILLED_STATES))
         .group_by(ManagedServer.department_id, ManagedServer.cloud_id)
     )
+    volumes = (
+        select(
+            ManagedVolume.department_id,
+            ManagedVolume.cloud_id,
+            ManagedVolume.volume_type,
+            func.count(ManagedVolume.id),
+            func.sum(ManagedVolume.size_gb),
+        )
+        .where(ManagedVolume.volume_id.is_not(None), ManagedVolume.state.not_in(UNBILLED_VOLUME_STATES))
+        .group_by(ManagedVolume.department_id, ManagedVolume.cloud_id, ManagedVolume.volume_type)
+    )
+    addresses = (
+        select(ManagedServer.department_id, ManagedServer.cloud_id, func.count(ManagedAddress.id))
+        .join(ManagedServer, ManagedServer.id == ManagedAddress.server_id)
+        .where(ManagedAddress.floating_ip_id.is_not(None), ManagedAddress.state.not_in(UNBILLED_ADDRESS_STATES))
+        .group_by(ManagedServer.department_id, ManagedServer.cloud_id)
+    )
     ledger = select(QuotaLedgerRow).where(QuotaLedgerRow.used > 0)
     if department_id is not None:
         servers = servers.where(ManagedServer.department_id == department_id)
+        volumes = volumes.where(ManagedVolume.department_id == department_id)
+        addresses = addresses.where(ManagedServer.department_id == department_id)
         ledger = ledger.where(QuotaLedgerRow.department_id == department_id)
     for dept_id, cloud_id, count, vcpus, ram, price in session.execute(servers):
         r = row(dept_id, cloud_id)
         r.servers, r.server_vcpus, r.server_ram_mb = int(count), int(vcpus or 0), int(ram or 0)
         r.servers_yuan = Decimal(price or 0).quantize(CENT)
+    # Priced in Python, not summed as GB x price in SQL: SQLite would multiply in floating point.
+    # A volume of the cloud's default type (no name) or of a type the catalog does not know
+    # counts its GB at no price.
+    volume_prices = _catalog_prices(session, ItemKind.VOLUME_TYPE)
+    for dept_id, cloud_id, volume_type, count, size_gb in session.execute(volumes):
+        r = row(dept_id, cloud_id)
+        gb = int(size_gb or 0)
+        r.volumes += int(count)
+        r.volume_gb += gb
+        per_gb = volume_prices.get((cloud_id, volume_type), ZERO) if volume_type else ZERO
+        r.volumes_yuan = (r.volumes_yuan + per_gb * gb).quantize(CENT)
+    address_prices = _address_prices(session)
+    for dept_id, cloud_id, count in session.execute(addresses):
+        r = row(dept_id, cloud_id)
+        r.addresses = int(count)
+        r.addresses_yuan = (address_prices.get(cloud_id, ZERO) * r.addresses).quantize(CENT)
     for ledger_row in session.scalars(ledger):
         r = row(ledger_row.department_id, ledger_row.cloud_id)
         if ledger_row.resource == "cores":
@@ -139,6 +248,11 @@ SHOWBACK_HEADER = (
     "server_vcpus",
     "server_ram_gb",
     "servers_yuan",
+    "volumes",
+    "volume_gb",
+    "volumes_yuan",
+    "addresses",
+    "addresses_yuan",
     "ledger_cores",
     "ledger_ram_gb",
     "ledger_instances",
@@ -160,6 +274,11 @@ def showback_csv(report: Showback) -> str:
                 r.server_vcpus,
                 round(r.server_ram_mb / 1024, 2),
                 r.servers_yuan,
+                r.volumes,
+                r.volume_gb,
+                r.volumes_yuan,
+                r.addresses,
+                r.addresses_yuan,
                 r.ledger_cores,
                 round(r.ledger_ram_mb / 1024, 2),
                 r.ledger_instances,

@@ -470,6 +470,21 @@ def showback_report() -> Response:
     return jsonify(
         {
             "monthly_yuan": str(report.monthly_yuan),
+            "servers_yuan": str(report.servers_yuan),
+            "volumes_yuan": str(report.volumes_yuan),
+            "addresses_yuan": str(report.addresses_yuan),
+            "unattributed_yuan": str(report.unattributed_yuan),
+            "departments": [
+                {
+                    "department": t.department_key,
+                    "servers_yuan": str(t.servers_yuan),
+                    "volumes_yuan": str(t.volumes_yuan),
+                    "addresses_yuan": str(t.addresses_yuan),
+                    "unattributed_yuan": str(t.unattributed_yuan),
+                    "monthly_yuan": str(t.monthly_yuan),
+                }
+                for t in report.by_department()
+            ],
             "items": [
                 {
                     "department": r.department_key,
@@ -478,6 +493,11 @@ def showback_report() -> Response:
                     "server_vcpus": r.server_vcpus,
                     "server_ram_mb": r.server_ram_mb,
                     "servers_yuan": str(r.servers_yuan),
+                    "volumes": r.volumes,
+                    "volume_gb": r.volume_gb,
+                    "volumes_yuan": str(r.volumes_yuan),
+                    "addresses": r.addresses,
+                    "addresses_yuan": str(r.addresses_yuan),
                     "ledger_cores": r.ledger_cores,
                     "ledger_ram_mb": r.ledger_ram_mb,
                     "ledger_instances": r.ledger_instances,

@@ -1,0 +1,117 @@
+"""Showback prices what makes a VM usable beside the VM (issue 16): data disks while they exist
+(GB x the volume type's price per GB-month) and the public addresses a department holds (the
+cloud's address price), at the prices the request's quote showed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+from sqlalchemy import select, update
+
+from cloudmgr.purchases import showback
+from cloudmgr.servicerequests import services as sr
+from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
+from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
+from tests.journey_fixtures import Journey
+from tests.purchases.helpers import provision_disk_and_address
+
+
+def _row(report: showback.Showback) -> showback.ShowbackRow:
+    return next(r for r in report.rows if (r.department_key, r.cloud_key) == ("prov-education", "education"))
+
+
+def test_disks_and_addresses_are_priced_like_the_quote_and_added_to_the_totals(pj: Journey) -> None:
+    request_id = provision_disk_and_address(pj)
+    with pj.rt.db.unit_of_work() as uow:
+        request = uow.session.get_one(ServiceRequest, request_id)
+        form = sr.RequestForm(
+            cloud_key="education",
+            zone="internet",
+            flavor_item_id=request.flavor_item_id,
+            image_item_id=request.image_item_id,
+            count=1,
+            name_prefix="quote",
+            justification="the same request again, to compare",
+            expires_on=request.expires_on,
+            data_disks=tuple(sr.DataDisk(d["size_gb"], d["volume_type_item_id"]) for d in request.data_disks),
+            public_address=True,
+        )
+        quoted = {line.kind.value: line.monthly for line in sr.quote(uow.session, pj.staff, form).cost_lines}
+        report = showback.showback(uow.session, pj.finance)
+    row = _row(report)
+    assert (row.servers, row.servers_yuan) == (1, Decimal("120.00"))
+    assert (row.volumes, row.volume_gb, row.volumes_yuan) == (1, 100, Decimal("30.00"))  # 100 GB x 0.30
+    assert (row.addresses, row.addresses_yuan) == (1, Decimal("25.00"))
+    assert row.monthly_yuan == Decimal("175.00")
+    assert quoted == {"flavor": row.servers_yuan, "disk": row.volumes_yuan, "address": row.addresses_yuan}
+    # The totals and the department breakdown add the new lines up.
+    assert report.volumes_yuan == Decimal("30.00") and report.addresses_yuan == Decimal("25.00")
+    assert report.monthly_yuan == sum((r.monthly_yuan for r in report.rows), Decimal(0))
+    assert report.monthly_yuan == (
+        report.servers_yuan + report.volumes_yuan + report.addresses_yuan + report.unattributed_yuan
+    )
+    education = next(t for t in report.by_department() if t.department_key == "prov-education")
+    assert (education.volumes_yuan, education.addresses_yuan, education.monthly_yuan) == (
+        Decimal("30.00"),
+        Decimal("25.00"),
+        Decimal("175.00"),
+    )
+    # The export has the columns.
+    exported = list(csv.DictReader(io.StringIO(showback.showback_csv(report))))
+    line = next(r for r in exported if r["department"] == "prov-education" and r["cloud"] == "education")
+    assert (line["volumes"], line["volume_gb"], line["volumes_yuan"]) == ("1", "100", "30.00")
+    assert (line["addresses"], line["addresses_yuan"], line["monthly_yuan"]) == ("1", "25.00", "175.00")
+
+
+def test_a_kept_volume_still_costs_a_released_address_or_deleted_volume_does_not(pj: Journey) -> None:
+    request_id = provision_disk_and_address(pj, count=2)
+    with pj.rt.db.unit_of_work() as uow:
+        first, second = uow.session.scalars(
+            select(ManagedServer.id).where(ManagedServer.request_id == request_id).order_by(ManagedServer.id)
+        ).all()
+        # The first server is gone: its volume kept (detached), its address released.
+        uow.session.execute(update(ManagedServer).where(ManagedServer.id == first).values(state="deleted"))
+        uow.session.execute(
+            update(ManagedVolume).where(ManagedVolume.server_id == first).values(state=VolumeState.AVAILABLE)
+        )
+        uow.session.execute(
+            update(ManagedAddress).where(ManagedAddress.server_id == first).values(state=AddressState.RELEASED)
+        )
+    with pj.rt.db.unit_of_work() as uow:
+        row = _row(showback.showback(uow.session, pj.finance))
+    assert (row.servers, row.volume_gb, row.volumes_yuan) == (1, 200, Decimal("60.00"))
+    assert (row.addresses, row.addresses_yuan) == (1, Decimal("25.00"))
+    with pj.rt.db.unit_of_work() as uow:
+        uow.session.execute(
+            update(ManagedVolume).where(ManagedVolume.server_id == first).values(state=VolumeState.DELETED)
+        )
+        # A volume whose attach failed still takes storage ...
+        uow.session.execute(
+            update(ManagedVolume).where(ManagedVolume.server_id == second).values(state=VolumeState.FAILED)
+        )
+    with pj.rt.db.unit_of_work() as uow:
+        row = _row(showback.showback(uow.session, pj.finance))
+    assert (row.volumes, row.volume_gb, row.volumes_yuan) == (1, 100, Decimal("30.00"))
+    with pj.rt.db.unit_of_work() as uow:
+        # ... one the cloud never made (no volume id) does not.
+        uow.session.execute(update(ManagedVolume).where(ManagedVolume.server_id == second).values(volume_id=None))
+    with pj.rt.db.unit_of_work() as uow:
+        row = _row(showback.showback(uow.session, pj.finance))
+    assert (row.volumes, row.volume_gb, row.volumes_yuan) == (0, 0, Decimal("0.00"))
+    assert row.servers_yuan + row.addresses_yuan == Decimal("145.00")  # one m1.small and one address
+    # The first server was only marked deleted here: the ledger still counts its core, unattributed.
+    assert row.monthly_yuan == Decimal("145.00") + row.unattributed_yuan
+
+
+def test_department_users_see_only_their_own_disks_and_addresses(pj: Journey) -> None:
+    provision_disk_and_address(pj)
+    with pj.rt.db.unit_of_work() as uow:
+        other = showback.showback(uow.session, pj.other_staff)
+        own = showback.showback(uow.session, pj.staff)
+        # Asking for another department does not widen a department user's view.
+        narrowed = showback.showback(uow.session, pj.other_staff, department_id=pj.staff.department_id)
+    assert other.rows == [] and narrowed.rows == [] and other.monthly_yuan == 0
+    assert {r.department_key for r in own.rows} == {"prov-education"}
+    assert _row(own).volumes_yuan == Decimal("30.00") and _row(own).addresses_yuan == Decimal("25.00")
