@@ -31,6 +31,8 @@ class ChoiceProblem(enum.StrEnum):
     SSH_KEY_NOT_FOUND = "ssh_key_not_found"
     ADDRESS_ZONE = "address_zone"
     ADDRESS_NOT_OFFERED = "address_not_offered"
+    # Deleting a server with data volumes: whether they are kept or deleted was not said.
+    VOLUMES_CHOICE = "volumes_choice"
 
 
 #: The English text of each problem; ``%(...)s`` take the problem's params.
@@ -43,6 +45,9 @@ CHOICE_PROBLEM_TEXT: dict[ChoiceProblem, str] = {
     ChoiceProblem.SSH_KEY_NOT_FOUND: "%(field)s: no such SSH key of yours in this department",
     ChoiceProblem.ADDRESS_ZONE: "%(field)s: a public address is only given in the internet zone, not in %(zone)s",
     ChoiceProblem.ADDRESS_NOT_OFFERED: "%(field)s: this cloud offers no public addresses",
+    ChoiceProblem.VOLUMES_CHOICE: (
+        "%(field)s: the server has %(count)s data volume(s); say whether they are kept or deleted (keep or delete)"
+    ),
 }
 
 

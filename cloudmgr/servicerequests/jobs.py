@@ -24,6 +24,7 @@ from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
+from cloudmgr.servicerequests.deletion import delete_server_and_parts
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, ServiceRequest
 from cloudmgr.servicerequests.parts import AddressState, VolumeState
 from cloudmgr.servicerequests.provisioning import (
@@ -40,7 +41,6 @@ from cloudmgr.servicerequests.provisioning import (
     record_ready,
     record_volume,
     resize_refusal,
-    retire_if_done,
     security_rules,
     server_parts,
     server_rows,
@@ -324,6 +324,10 @@ def handle_server_action(db: Database, item: ClaimedItem) -> None:
             if cloud_server_id:
                 provider.delete_server(cloud_server_id)
             return
+        if action == "delete":
+            # The address, the volumes as decided, the VM and the ledger, step by step.
+            delete_server_and_parts(db, provider, item.payload)
+            return
         if not cloud_server_id:
             raise GiveUp(f"server {server_id} has no cloud server")
         if action == "stop":
@@ -334,9 +338,6 @@ def handle_server_action(db: Database, item: ClaimedItem) -> None:
             provider.start_server(cloud_server_id)
             provider.wait_for_server(cloud_server_id, {"ACTIVE"}, timeout=300)
             new_state = ServerState.ACTIVE
-        elif action == "delete":
-            provider.delete_server(cloud_server_id, wait=True)
-            new_state = ServerState.DELETED
         else:
             raise GiveUp(f"unknown action {action}")
     except CloudUnavailable as exc:
@@ -347,16 +348,7 @@ def handle_server_action(db: Database, item: ClaimedItem) -> None:
         session = uow.session
         server = session.get(ManagedServer, server_id, with_for_update=True)
         assert server is not None
-        previous = server.state
         server.state = new_state
-        if new_state == ServerState.DELETED and previous != ServerState.DELETED:
-            ledger.give_back_usage(
-                session,
-                department_id=server.department_id,
-                cloud_id=server.cloud_id,
-                amounts={Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1},
-            )
-            retire_if_done(session, server.request_id)
         audit.record(
             session,
             actor=SERVER_ACTION_ACTOR.username,

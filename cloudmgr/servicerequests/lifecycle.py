@@ -15,6 +15,7 @@ from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
+from cloudmgr.servicerequests.deletion import decide_deletion
 from cloudmgr.servicerequests.errors import (
     InvalidTransition,
     NotYourTurn,
@@ -149,8 +150,12 @@ def may_resize(actor: Actor, server: ManagedServer) -> bool:
     return actor.is_department and server.state in RESIZABLE
 
 
-def server_action(session: Session, actor: Actor, server_id: int, action: str, *, confirm: str = "") -> ManagedServer:
-    """Stop, start or delete (with the server's name typed as confirmation) one of the department's servers."""
+def server_action(
+    session: Session, actor: Actor, server_id: int, action: str, *, confirm: str = "", volumes: str | None = None
+) -> ManagedServer:
+    """Stop, start or delete one of the department's servers.  Deleting takes the server's name
+    typed as confirmation and, when it has data volumes, ``volumes`` = "keep" or "delete" (see
+    :func:`cloudmgr.servicerequests.deletion.decide_deletion`); its public address is released."""
     if action not in SERVER_ACTIONS:
         raise RequestInvalid(f"unknown action {action!r} (known: {', '.join(SERVER_ACTIONS)})")
     server = get_server(session, actor, server_id)
@@ -161,7 +166,11 @@ def server_action(session: Session, actor: Actor, server_id: int, action: str, *
     if action == "delete":
         if confirm != server.name:
             raise RequestInvalid(f"type the server's name ({server.name}) to confirm its deletion")
+        # The decision (with what becomes of the volumes) is audited before anything is queued.
+        payload = decide_deletion(session, actor, server, volumes)
         server.state = ServerState.DELETING
+        enqueue(session, "server_action", f"server:{server.id}:delete", payload)
+        return server
     audit.record(
         session, actor=actor.username, action=f"server.{action}", target_type="managed_server", target_id=server.id
     )

@@ -19,7 +19,7 @@ class VolumeState(enum.StrEnum):
     PENDING = "pending"  # not yet asked of the cloud
     CREATING = "creating"  # the cloud accepted it (volume_id known)
     ATTACHED = "attached"
-    AVAILABLE = "available"  # exists, not attached (e.g. detached from a deleted server)
+    AVAILABLE = "available"  # exists, not attached: kept when its server was deleted
     DELETED = "deleted"
     FAILED = "failed"  # the fault says why; an operator's retry continues from here
 
@@ -43,7 +43,9 @@ class ManagedVolume(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    server_id: Mapped[int] = mapped_column(ForeignKey("managed_servers.id"), index=True)
+    # None once the server is deleted and the volume kept: it is then the department's (still
+    # on its project and in its ledger), no server's.
+    server_id: Mapped[int | None] = mapped_column(ForeignKey("managed_servers.id"), index=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"))

@@ -405,8 +405,8 @@ def server_parts(db: Database, server_id: int) -> tuple[list[VolumePart], Addres
 def record_volume(db: Database, volume_row_id: int, *, volume_id: str, state: VolumeState) -> None:
     with db.unit_of_work() as uow:
         volume = uow.session.get(ManagedVolume, volume_row_id, with_for_update=True)
-        if volume is None:
-            return
+        if volume is None or volume.server_id is None:
+            return  # kept when its server was deleted: no longer provisioning's
         volume.volume_id, volume.state, volume.fault = volume_id, state, None
         if state == VolumeState.ATTACHED:
             audit.record(

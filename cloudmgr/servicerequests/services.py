@@ -27,6 +27,7 @@ from cloudmgr.servicerequests.consoles import (
     open_console,
     read_console_log,
 )
+from cloudmgr.servicerequests.deletion import VOLUME_CHOICES, VolumeChoice
 from cloudmgr.servicerequests.lifecycle import (
     CANCELLABLE,
     NOT_BOOTED,
@@ -83,6 +84,7 @@ __all__ = [
     "NOT_BOOTED",
     "SERVER_ACTIONS",
     "USER_DATA_MAX_BYTES",
+    "VOLUME_CHOICES",
     "ConsoleTarget",
     "ConsoleUnavailable",
     "DataDisk",
@@ -91,6 +93,7 @@ __all__ = [
     "Quote",
     "RequestFilter",
     "RequestForm",
+    "VolumeChoice",
     "approval_steps",
     "approve_request",
     "awaiting",
