@@ -76,6 +76,7 @@ test: dev-venv system-deps lab-up lint typecheck
 
 bench: dev-venv lab-up
 	$(PY) benchmarks/adapter_overhead.py
+	$(PY) benchmarks/usable_vms.py
 
 clean:
 	rm -rf $(VENV) instance test-artifacts .pytest_cache .mypy_cache .ruff_cache
