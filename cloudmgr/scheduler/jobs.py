@@ -131,11 +131,13 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
     from cloudmgr.quotas.jobs import handle_quota_push
     from cloudmgr.runbooks.jobs import handle_migrate_system, handle_run_step
     from cloudmgr.servicerequests.jobs import handle_provision, handle_resize, handle_server_action
+    from cloudmgr.storage.jobs import handle_storage
 
     return {
         "provision": handle_provision,
         "resize": handle_resize,
         "server_action": handle_server_action,
+        "storage": handle_storage,
         "notify": handle_notify,
         "programme.reminder": handle_programme_reminder,
         "consolidation_wave": handle_consolidation_wave,
@@ -158,7 +160,18 @@ def _drain(kinds: set[str]) -> int:
 
 def drain_cloud_work_job() -> None:
     """Provisioning, server actions, moves, quota pushes and live purchase findings: the work that talks to a cloud."""
-    _drain({"provision", "resize", "server_action", "consolidation_wave", "move", "quota.push", "purchase.findings"})
+    _drain(
+        {
+            "provision",
+            "resize",
+            "server_action",
+            "storage",
+            "consolidation_wave",
+            "move",
+            "quota.push",
+            "purchase.findings",
+        }
+    )
 
 
 def drain_runbook_work_job() -> None:

@@ -1,15 +1,23 @@
 """The parts of a provisioned server beyond the VM itself (issue 16): its data volumes and its
 public address.  Written by :func:`cloudmgr.servicerequests.provisioning.start_provisioning`
-from the request's choices; each part is made on the cloud by its idempotency key (a Cinder
-metadata tag, a floating IP tag), so a retried or taken-over work item finds what an earlier
-run made instead of making a second one."""
+from the request's choices, and later by :mod:`cloudmgr.storage` (a department's own volumes
+and addresses); each part is made on the cloud by its idempotency key (a Cinder metadata tag,
+a floating IP tag), so a retried or taken-over work item finds what an earlier run made
+instead of making a second one.
+
+A volume belongs to its department on its cloud (``department_id`` + ``cloud_id``), with or
+without a server: ``server_id`` NULL and state ``available`` is a department's unattached
+volume (made on the storage page, detached, or kept when its server was deleted).
+``quota_counted`` says whether the part is in the ledger's ``used`` (1 volume + its GB, or 1
+floating IP): whoever deletes or releases it gives that back exactly when it is set, and
+clears it, so nothing is given back twice or for a part whose reservation was released."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
@@ -22,6 +30,11 @@ class VolumeState(enum.StrEnum):
     AVAILABLE = "available"  # exists, not attached: kept when its server was deleted
     DELETED = "deleted"
     FAILED = "failed"  # the fault says why; an operator's retry continues from here
+    # A change asked for and queued (cloudmgr.storage): one at a time per volume.
+    ATTACHING = "attaching"
+    DETACHING = "detaching"
+    EXTENDING = "extending"
+    DELETING = "deleting"
 
 
 class AddressState(enum.StrEnum):
@@ -30,6 +43,7 @@ class AddressState(enum.StrEnum):
     ASSOCIATED = "associated"
     RELEASED = "released"
     FAILED = "failed"
+    RELEASING = "releasing"  # its release is queued (cloudmgr.storage)
 
 
 class ManagedVolume(Base):
@@ -46,10 +60,13 @@ class ManagedVolume(Base):
     # None once the server is deleted and the volume kept: it is then the department's (still
     # on its project and in its ledger), no server's.
     server_id: Mapped[int | None] = mapped_column(ForeignKey("managed_servers.id"), index=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    # None for a volume made on its own (cloudmgr.storage), not by a request.
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    # What the department called it; None for a request's disk (named after its server).
+    name: Mapped[str | None] = mapped_column(String(64))
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"))
-    index: Mapped[int] = mapped_column()  # 1.. within its server
+    index: Mapped[int] = mapped_column()  # 1.. within its server (kept after a detach)
     size_gb: Mapped[int] = mapped_column()
     volume_type: Mapped[str | None] = mapped_column(String(255))  # the cloud's name; None: its default
     # The Cinder metadata tag the volume is created with: the same volume on every retry.
@@ -57,6 +74,8 @@ class ManagedVolume(Base):
     volume_id: Mapped[str | None] = mapped_column(String(64))  # the cloud's id
     state: Mapped[VolumeState] = mapped_column(StrEnumType(VolumeState, 16), default=VolumeState.PENDING)
     fault: Mapped[str | None] = mapped_column(Text)
+    # In the ledger's used (see the module docstring); a request's disks are, from the server's start.
+    quota_counted: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -79,5 +98,6 @@ class ManagedAddress(Base):
     address: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[AddressState] = mapped_column(StrEnumType(AddressState, 16), default=AddressState.PENDING)
     fault: Mapped[str | None] = mapped_column(Text)
+    quota_counted: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -150,6 +150,15 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.update_firewall_template": _roles(OPERATOR),
     "api.delete_firewall_template": _roles(OPERATOR),
     "api.set_department_admin_network": _roles(ADMIN),
+    "api.list_volumes": _roles(STAFF, HEAD, OPERATOR),
+    "api.get_volume": _roles(STAFF, HEAD, OPERATOR),
+    "api.create_volume": DEPT,
+    "api.delete_volume": _roles(STAFF, HEAD, OPERATOR),
+    "api.attach_volume": DEPT,
+    "api.detach_volume": _roles(STAFF, HEAD, OPERATOR),
+    "api.extend_volume": DEPT,
+    "api.request_public_address": DEPT,
+    "api.release_public_address": _roles(STAFF, HEAD, OPERATOR),
 }
 
 # Public routes that send an anonymous visitor on to the login page by design.

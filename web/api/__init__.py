@@ -34,6 +34,7 @@ from web.api import (  # noqa: F401  (registers the endpoints, before any app re
     requests,
     runbooks,
     servers,
+    storage,
     views,
 )
 from web.api.blueprint import bp

@@ -13,6 +13,7 @@ from web.portal import (  # noqa: F401  (registers the routes)
     quotas,
     requests,
     servers,
+    storage,
     views,
 )
 from web.portal.blueprint import bp
@@ -23,6 +24,7 @@ for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
     add_nav_item(_role, "portal.new_request", _l("New request"))
     add_nav_item(_role, "portal.requests", _l("My requests"), also_active=("portal.request_detail",))
     add_nav_item(_role, "portal.servers", _l("Servers"), also_active=("portal.server_detail",))
+    add_nav_item(_role, "portal.volumes", _l("Storage volumes"))
     add_nav_item(_role, "portal.ssh_keys", _l("SSH keys"))
     if _role == Role.DEPT_HEAD:
         add_nav_item(_role, "portal.approvals", _l("Awaiting my approval"))

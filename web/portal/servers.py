@@ -1,4 +1,6 @@
-"""The department's servers: state, addresses, expiry; stop/start, delete, extend, resize; the console."""
+"""The department's servers: state, addresses, expiry; stop/start, delete, extend, resize; the console;
+its volumes and its public address (asked for and released here; the volumes' own actions are in
+web.portal.storage)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from cloudmgr.catalog.models import ItemKind
 from cloudmgr.errors import DomainError
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import ServerState
+from cloudmgr.storage import services as storage
 from web.common.display import money, refusal_text
 from web.common.selfservice_forms import ButtonForm, DeleteServerForm, ExtendForm, ResizeForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
 from web.core.uow import request_uow, restart_request_uow, run_job_outside_request, runtime
 from web.portal.blueprint import bp
+from web.portal.storage import state_label, storage_problem_reason, storage_problem_text
 
 # Shown unless asked for: servers that no longer exist are history.
 GONE = {ServerState.DELETED.value, ServerState.CANCELLED.value}
@@ -49,6 +53,7 @@ def _server_page(
     server = sr.get_server(session, actor, server_id)
     given = forms or {}
     resize_form = given.get("resize") or ResizeForm(formdata=None)
+    parts = storage.server_storage(session, actor, server)
     _resize_choices(resize_form, server.cloud_id, server.flavor_item_id)
     extend_form = given.get("extend") or ExtendForm(formdata=None)
     return (
@@ -66,6 +71,9 @@ def _server_page(
             can_change=sr.may_resize(actor, server),
             can_console=sr.may_open_console(actor, server),
             can_console_log=sr.may_read_console_log(actor, server),
+            storage=parts,
+            address_note=storage_problem_reason(parts.address_refusal) if parts.address_refusal else None,
+            state_label=state_label,
         ),
         status,
     )
@@ -200,3 +208,30 @@ def resize(server_id: int) -> ResponseReturnValue:
         return _refused(server_id, exc, {"resize": form})
     flash(_("Resize request #%(id)d was submitted for approval.", id=created.id), "success")
     return redirect(url_for("portal.request_detail", request_id=created.id))
+
+
+@bp.post(f"/servers/{ID}/public-address")
+def request_public_address(server_id: int) -> ResponseReturnValue:
+    """Ask for a public address (internet zone only; 1 floating IP of the department's quota)."""
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    try:
+        storage.request_public_address(request_uow().session, current_actor(), server_id)
+    except DomainError as exc:
+        restart_request_uow()
+        return _server_page(server_id, error=storage_problem_text(exc), status=exc.http_status)
+    flash(_("A public address is being given to the server."), "success")
+    return redirect(url_for("portal.server_detail", server_id=server_id))
+
+
+@bp.post(f"/servers/{ID}/public-address/release")
+def release_public_address(server_id: int) -> ResponseReturnValue:
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    try:
+        storage.release_public_address(request_uow().session, current_actor(), server_id)
+    except DomainError as exc:
+        restart_request_uow()
+        return _server_page(server_id, error=storage_problem_text(exc), status=exc.http_status)
+    flash(_("The server's public address is being released."), "success")
+    return redirect(url_for("portal.server_detail", server_id=server_id))
