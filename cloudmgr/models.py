@@ -2,6 +2,7 @@
 (Alembic autogenerate and the test fixtures read ``Base.metadata``)."""
 
 from cloudmgr.audit.models import AuditEvent
+from cloudmgr.backups.models import BackupSchedule, VolumeBackupRecord, VolumeSnapshotRecord
 from cloudmgr.capacity.models import CapacitySnapshot, ConsolidationRun, HostCapacity
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.db import Base
@@ -33,6 +34,7 @@ from cloudmgr.workqueue.models import Lease, WorkItem
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "BackupSchedule",
     "Base",
     "CapacitySnapshot",
     "CatalogItem",
@@ -78,5 +80,7 @@ __all__ = [
     "ServiceRequest",
     "SshKey",
     "User",
+    "VolumeBackupRecord",
+    "VolumeSnapshotRecord",
     "WorkItem",
 ]

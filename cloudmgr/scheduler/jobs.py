@@ -122,7 +122,18 @@ def waves_progress_job() -> None:
     run()
 
 
+@instrumented("backups.schedules")
+def backup_schedules_job() -> None:
+    """Queue the due scheduled volume backups (one per schedule and period) and prune beyond keep."""
+    from cloudmgr.backups.jobs import run_backup_schedules
+
+    run = run_backup_schedules(get_runtime().db)
+    for skipped in run.skipped:
+        log.warning("backup schedules: %s", skipped)
+
+
 def work_handlers() -> Mapping[str, Callable[..., None]]:
+    from cloudmgr.backups.jobs import handle_backup, handle_delete, handle_restore, handle_snapshot
     from cloudmgr.capacity.jobs import handle_consolidation_wave
     from cloudmgr.moves.jobs import handle_move
     from cloudmgr.notifications.jobs import handle_notify
@@ -146,6 +157,10 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         "runbook.run_step": handle_run_step,
         "quota.push": handle_quota_push,
         "purchase.findings": handle_purchase_findings,
+        "backups.snapshot": handle_snapshot,
+        "backups.backup": handle_backup,
+        "backups.restore": handle_restore,
+        "backups.delete": handle_delete,
     }
 
 
@@ -174,6 +189,11 @@ def drain_cloud_work_job() -> None:
     )
 
 
+def drain_backup_work_job() -> None:
+    """Volume snapshots, backups and restores (a backup may take minutes), drained apart: never delaying a boot."""
+    _drain({"backups.snapshot", "backups.backup", "backups.restore", "backups.delete"})
+
+
 def drain_runbook_work_job() -> None:
     """Migration runbooks (Ansible: minutes to hours), drained apart so they never delay a boot."""
     _drain({"runbook.migrate_system", "runbook.run_step"})
@@ -193,9 +213,11 @@ def periodic_jobs(work_poll_seconds: float = 2.0) -> tuple[PeriodicJob, ...]:
         PeriodicJob("capacity.snapshot", capacity_snapshot_job, 60 * 60),
         PeriodicJob("programme.daily", programme_daily_job, 60 * 60),
         PeriodicJob("waves.progress", waves_progress_job, 60),
+        PeriodicJob("backups.schedules", backup_schedules_job, 5 * 60),
         PeriodicJob("work.cloud", drain_cloud_work_job, work_poll_seconds),
         PeriodicJob("work.notify", drain_notifications_job, work_poll_seconds),
         PeriodicJob("work.runbooks", drain_runbook_work_job, work_poll_seconds),
+        PeriodicJob("work.backups", drain_backup_work_job, work_poll_seconds),
     )
 
 

@@ -159,6 +159,15 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.extend_volume": DEPT,
     "api.request_public_address": DEPT,
     "api.release_public_address": _roles(STAFF, HEAD, OPERATOR),
+    "api.list_volume_snapshots": LOGGED_IN,
+    "api.create_volume_snapshot": _roles(STAFF, HEAD, OPERATOR),
+    "api.restore_volume_snapshot": _roles(STAFF, HEAD, OPERATOR),
+    "api.list_volume_backups": LOGGED_IN,
+    "api.create_volume_backup": _roles(STAFF, HEAD, OPERATOR),
+    "api.restore_volume_backup": _roles(STAFF, HEAD, OPERATOR),
+    "api.get_backup_schedule": LOGGED_IN,
+    "api.set_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
+    "api.delete_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
 }
 
 # Public routes that send an anonymous visitor on to the login page by design.

@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from cloudmgr.organisation.models import Role
 from web.common.navigation import add_nav_item
 from web.portal import (  # noqa: F401  (registers the routes)
+    backups,
     keys,
     programme,
     purchases,
