@@ -28,6 +28,7 @@ from cloudmgr.purchases.models import (
 from cloudmgr.quotas.models import QuotaAssignment, QuotaChangeRequest, QuotaDrift, QuotaLedgerRow, QuotaReservation
 from cloudmgr.runbooks.models import RunbookEvent, RunbookRun, RunbookTarget
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, RequestEvent, ServiceRequest
+from cloudmgr.servicerequests.orphans import OrphanResource
 from cloudmgr.servicerequests.parts import ManagedAddress, ManagedVolume
 from cloudmgr.workqueue.models import Lease, WorkItem
 
@@ -58,6 +59,7 @@ __all__ = [
     "MoveEvent",
     "MoveStep",
     "NetworkZone",
+    "OrphanResource",
     "OrphanServer",
     "ProgrammeSnapshot",
     "PurchaseAttachment",

@@ -141,7 +141,12 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
     from cloudmgr.purchases.jobs import handle_purchase_findings
     from cloudmgr.quotas.jobs import handle_quota_push
     from cloudmgr.runbooks.jobs import handle_migrate_system, handle_run_step
-    from cloudmgr.servicerequests.jobs import handle_provision, handle_resize, handle_server_action
+    from cloudmgr.servicerequests.jobs import (
+        handle_orphan_action,
+        handle_provision,
+        handle_resize,
+        handle_server_action,
+    )
     from cloudmgr.storage.jobs import handle_storage
 
     return {
@@ -149,6 +154,7 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         "resize": handle_resize,
         "server_action": handle_server_action,
         "storage": handle_storage,
+        "orphan_action": handle_orphan_action,
         "notify": handle_notify,
         "programme.reminder": handle_programme_reminder,
         "consolidation_wave": handle_consolidation_wave,
@@ -174,12 +180,13 @@ def _drain(kinds: set[str]) -> int:
 
 
 def drain_cloud_work_job() -> None:
-    """Provisioning, server actions, moves, quota pushes and live purchase findings: the work that talks to a cloud."""
+    """Work that talks to a cloud: provisioning, server and orphan actions, moves, quota pushes, purchase findings."""
     _drain(
         {
             "provision",
             "resize",
             "server_action",
+            "orphan_action",
             "storage",
             "consolidation_wave",
             "move",

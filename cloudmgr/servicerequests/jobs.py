@@ -26,6 +26,8 @@ from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.deletion import delete_server_and_parts
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, ServiceRequest
+from cloudmgr.servicerequests.orphan_work import run_orphan_action
+from cloudmgr.servicerequests.orphans import record_orphans
 from cloudmgr.servicerequests.parts import AddressState, VolumeState
 from cloudmgr.servicerequests.provisioning import (
     FAILURE_REASONS,
@@ -358,6 +360,11 @@ def handle_server_action(db: Database, item: ClaimedItem) -> None:
         )
 
 
+def handle_orphan_action(db: Database, item: ClaimedItem) -> None:
+    """An operator's adopt or delete of an orphaned volume or floating IP (issue 16)."""
+    run_orphan_action(db, get_runtime().providers, int(item.payload["orphan_id"]))
+
+
 # --- periodic jobs ---------------------------------------------------------------------------
 
 
@@ -415,7 +422,8 @@ def release_lapsed_reservations(db: Database, hold_days: int, report: ReconcileR
 
 
 def find_orphans_and_vanished(db: Database, registry: ProviderRegistry, report: ReconcileReport) -> None:
-    """Compare each cloud's servers carrying our metadata with what the ledger knows."""
+    """Compare each cloud's servers carrying our metadata with what the ledger knows, and each
+    department project's tagged volumes and floating IPs with the rows that own them."""
     with db.unit_of_work() as uow:
         clouds = [(c.id, c.key, c.os_cloud, c.region) for c in uow.session.scalars(select(Cloud).where(Cloud.enabled))]
         # Several clouds of the file may share one OpenStack: each looks only at its own projects.
@@ -438,6 +446,18 @@ def find_orphans_and_vanished(db: Database, registry: ProviderRegistry, report: 
             _record_orphans(uow.session, cloud_id, key, cloud_servers, report)
             _record_vanished(uow.session, cloud_id, key, cloud_servers, report)
             _resolve_gone_orphans(uow.session, cloud_id, cloud_servers)
+        try:
+            volumes = [v for project in sorted(projects.get(cloud_id, set())) for v in provider.list_volumes(project)]
+            addresses = [
+                a for project in sorted(projects.get(cloud_id, set())) for a in provider.list_floating_ips(project)
+            ]
+        except CloudError as exc:
+            report.problems.append(f"{key}: volumes or floating IPs: {exc}")
+            continue
+        with db.unit_of_work() as uow:
+            report.orphans.extend(
+                f"{key}: {found}" for found in record_orphans(uow.session, cloud_id, volumes, addresses)
+            )
 
 
 def _record_orphans(

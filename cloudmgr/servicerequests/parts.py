@@ -47,7 +47,8 @@ class AddressState(enum.StrEnum):
 
 
 class ManagedVolume(Base):
-    """One data volume of a managed server (the request's ``data_disks[index - 1]``)."""
+    """One data volume of a managed server (the request's ``data_disks[index - 1]``), or of the
+    department alone (no server) when an operator adopted an orphaned volume."""
 
     __tablename__ = "managed_volumes"
     __table_args__ = (
@@ -81,7 +82,8 @@ class ManagedVolume(Base):
 
 
 class ManagedAddress(Base):
-    """The public (floating) address of a managed server."""
+    """The public (floating) address of a managed server, or of the department alone (no
+    server) when an operator adopted an orphaned address."""
 
     __tablename__ = "managed_addresses"
     __table_args__ = (
@@ -91,7 +93,10 @@ class ManagedAddress(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    server_id: Mapped[int] = mapped_column(ForeignKey("managed_servers.id"))
+    server_id: Mapped[int | None] = mapped_column(ForeignKey("managed_servers.id"))
+    # Whose it is: filled for every address since revision 0023 (before, the server said).
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    cloud_id: Mapped[int | None] = mapped_column(ForeignKey("clouds.id"))
     # The floating IP's tag on the cloud: the same address on every retry.
     idempotency_key: Mapped[str] = mapped_column(String(128))
     floating_ip_id: Mapped[str | None] = mapped_column(String(64))

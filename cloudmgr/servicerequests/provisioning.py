@@ -126,7 +126,14 @@ def _ensure_parts(session: Session, request: ServiceRequest) -> None:
         if request.public_address and (
             session.scalar(select(ManagedAddress.id).where(ManagedAddress.server_id == server.id)) is None
         ):
-            session.add(ManagedAddress(server_id=server.id, idempotency_key=address_key(request.id, server.index)))
+            session.add(
+                ManagedAddress(
+                    server_id=server.id,
+                    department_id=server.department_id,
+                    cloud_id=server.cloud_id,
+                    idempotency_key=address_key(request.id, server.index),
+                )
+            )
     session.flush()
 
 

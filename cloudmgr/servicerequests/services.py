@@ -43,6 +43,16 @@ from cloudmgr.servicerequests.lifecycle import (
     server_action,
 )
 from cloudmgr.servicerequests.ordering import OrderCatalog, order_catalog
+from cloudmgr.servicerequests.orphans import (
+    ORPHAN_ACTIONS,
+    OrphanKind,
+    OrphanNotFound,
+    OrphanResolution,
+    OrphanResource,
+    list_orphan_resources,
+    may_act_on_orphans,
+    request_orphan_action,
+)
 from cloudmgr.servicerequests.placement import check_request_placeable
 from cloudmgr.servicerequests.quoting import (
     MAX_COUNT,
@@ -82,6 +92,7 @@ __all__ = [
     "MAX_LOG_LINES",
     "NAME_PREFIX",
     "NOT_BOOTED",
+    "ORPHAN_ACTIONS",
     "SERVER_ACTIONS",
     "USER_DATA_MAX_BYTES",
     "VOLUME_CHOICES",
@@ -89,6 +100,10 @@ __all__ = [
     "ConsoleUnavailable",
     "DataDisk",
     "OrderCatalog",
+    "OrphanKind",
+    "OrphanNotFound",
+    "OrphanResolution",
+    "OrphanResource",
     "PageVersion",
     "Quote",
     "RequestFilter",
@@ -105,9 +120,11 @@ __all__ = [
     "extend_expiry",
     "get_request",
     "get_server",
+    "list_orphan_resources",
     "list_orphans",
     "list_requests",
     "list_servers",
+    "may_act_on_orphans",
     "may_act_on_server",
     "may_approve_any",
     "may_cancel",
@@ -122,6 +139,7 @@ __all__ = [
     "quote",
     "read_console_log",
     "reject_request",
+    "request_orphan_action",
     "request_page_version",
     "request_resize",
     "requests_by_ids",

@@ -63,6 +63,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "portal.approvals": _roles(HEAD),
     "portal.decide": _roles(HEAD),
     "ops": _roles(OPERATOR),
+    "ops.adopt_orphan": _roles(OPERATOR),  # an orphaned volume or address
+    "ops.delete_orphan": _roles(OPERATOR),
     "finance": _roles(FINANCE),
     "admin": _roles(ADMIN),
     # --- the API: every endpoint listed ---
@@ -98,6 +100,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.retry_server": _roles(OPERATOR),
     "api.open_server_console": _roles(STAFF, HEAD, OPERATOR),
     "api.read_server_console_log": _roles(STAFF, HEAD, OPERATOR),
+    "api.list_orphans": _roles(OPERATOR),
+    "api.orphan_action": _roles(OPERATOR),
     "api.capacity": _roles(OPERATOR),
     "api.take_capacity_snapshots": _roles(OPERATOR),
     "api.list_consolidation_runs": _roles(OPERATOR),

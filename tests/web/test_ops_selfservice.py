@@ -296,7 +296,7 @@ def test_finance_reviews_expensive_requests(app: Flask, journey: Journey) -> Non
 def test_navigation_of_operators_and_finance(app: Flask, journey: Journey) -> None:
     html = logged_in(app, "operator").get("/ops/").get_data(as_text=True)
     nav = html[html.index('class="main-nav"') :]
-    for label in ("审批队列", "全部申请", "配额", "服务目录", "孤儿云主机", "审计日志"):
+    for label in ("审批队列", "全部申请", "配额", "服务目录", "孤儿资源", "审计日志"):
         assert label in nav, label
     html = logged_in(app, "finance").get("/finance/").get_data(as_text=True)
     assert "待财务审核" in html[html.index('class="main-nav"') :]

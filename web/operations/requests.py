@@ -1,5 +1,6 @@
 """Operators' requests: the approval queue, all requests, a request with its VMs, retry,
-and servers no request owns (orphans)."""
+and the servers, volumes and floating IPs no request owns (orphans; volumes and addresses
+adopted or deleted from here)."""
 
 from __future__ import annotations
 
@@ -120,8 +121,53 @@ def retry_server(server_id: int) -> ResponseReturnValue:
     return redirect(url_for("ops.request_detail", request_id=request_id))
 
 
+def _orphans_page(*, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    show_all = request.args.get("all") == "1"
+    session = request_uow().session
+    return (
+        render_template(
+            "operations/orphans.html",
+            rows=sr.list_orphans(session, include_resolved=show_all),
+            resources=sr.list_orphan_resources(session, include_resolved=show_all),
+            show_all=show_all,
+            form=ButtonForm(formdata=None),
+            error=error,
+        ),
+        status,
+    )
+
+
 @bp.get("/orphans")
 def orphans() -> ResponseReturnValue:
-    show_all = request.args.get("all") == "1"
-    rows = sr.list_orphans(request_uow().session, include_resolved=show_all)
-    return render_template("operations/orphans.html", rows=rows, show_all=show_all)
+    return _orphans_page()
+
+
+ORPHAN_ID = "<int(max=2147483647):orphan_id>"
+
+
+@bp.post(f"/orphans/resources/{ORPHAN_ID}/adopt")
+def adopt_orphan(orphan_id: int) -> ResponseReturnValue:
+    """Adopt an orphaned volume or address into its project's department: queued, done shortly after."""
+    return _orphan_action(orphan_id, "adopt")
+
+
+@bp.post(f"/orphans/resources/{ORPHAN_ID}/delete")
+def delete_orphan(orphan_id: int) -> ResponseReturnValue:
+    """Delete an orphaned volume or release an orphaned address on the cloud: queued, done shortly after."""
+    return _orphan_action(orphan_id, "delete")
+
+
+def _orphan_action(orphan_id: int, action: str) -> ResponseReturnValue:
+    form = ButtonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        orphan = sr.request_orphan_action(request_uow().session, current_actor(), orphan_id, action)
+    except DomainError as exc:
+        restart_request_uow()
+        return _orphans_page(error=refusal_text(exc), status=exc.http_status)
+    if action == "adopt":
+        flash(_("%(name)s will be adopted by its department shortly.", name=orphan.name), "success")
+    else:
+        flash(_("%(name)s will be deleted on the cloud shortly.", name=orphan.name), "success")
+    return redirect(url_for("ops.orphans"))
