@@ -48,6 +48,9 @@ class Rates:
     volume_types: dict[str, Decimal] = field(default_factory=dict)
     # Yuan per public address-month; None: public addresses are synced but not offered.
     floating_ip: Decimal | None = None
+    # Yuan per GB-month of a volume backup kept in the backup store (showback prices backups at
+    # it); None: backups are shown without a price.
+    backup_gb: Decimal | None = None
 
     def for_item(self, kind: ItemKind, cloud_name: str) -> Rate | None:
         if kind == ItemKind.VOLUME_TYPE:
@@ -74,7 +77,8 @@ def _price(raw: object, where: str, problems: list[str]) -> Decimal | None:
 
 def read_rates(path: Path) -> Rates:
     """The rates file: default names, prices and offering per flavor/image name, the price per
-    GB-month per volume type name and the monthly price of a public address."""
+    GB-month per volume type name, the monthly price of a public address and the price per
+    GB-month of a volume backup."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -111,9 +115,18 @@ def read_rates(path: Path) -> Rates:
     floating_ip = None
     if data.get("floating_ip") is not None:
         floating_ip = _price(data["floating_ip"], f"{path}: floating_ip", problems)
+    backup_gb = None
+    if data.get("backup_gb") is not None:
+        backup_gb = _price(data["backup_gb"], f"{path}: backup_gb", problems)
     if problems:
         raise RatesFileInvalid("\n".join(problems))
-    return Rates(flavors=parsed["flavors"], images=parsed["images"], volume_types=volume_types, floating_ip=floating_ip)
+    return Rates(
+        flavors=parsed["flavors"],
+        images=parsed["images"],
+        volume_types=volume_types,
+        floating_ip=floating_ip,
+        backup_gb=backup_gb,
+    )
 
 
 @dataclass

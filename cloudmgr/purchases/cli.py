@@ -114,15 +114,17 @@ def showback_command(as_csv: bool) -> None:
     from cloudmgr.purchases import showback
     from cloudmgr.runtime import get_runtime
 
-    with get_runtime().db.unit_of_work() as uow:
-        report = showback.showback(uow.session, Actor("cli", Role.FINANCE))
+    runtime = get_runtime()
+    rate = showback.backup_rate(runtime.settings.rates_file)
+    with runtime.db.unit_of_work() as uow:
+        report = showback.showback(uow.session, Actor("cli", Role.FINANCE), backup_gb_price=rate)
     if as_csv:
         click.echo(showback.showback_csv(report), nl=False)
         return
     for r in report.rows:
         click.echo(
             f"{r.department_key:<22} {r.cloud_key:<20} {r.servers:>4} servers {r.server_vcpus:>5} vCPU "
-            f"{r.volume_gb:>6} disk GB {r.addresses:>3} addresses "
+            f"{r.volume_gb:>6} disk GB {r.addresses:>3} addresses {r.backup_gb:>6} backup GB "
             f"{r.ledger_cores:>5} ledger cores {r.monthly_yuan:>12} yuan/month"
         )
     click.echo(f"total {report.monthly_yuan} yuan/month")

@@ -7,19 +7,23 @@ holds, at the cloud's address item's monthly price (the same prices the request'
 uses, :meth:`cloudmgr.servicerequests.quoting.ValidRequest.cost_lines`); the ledger's usage
 (cores, RAM, instances) beside it, and the cores the ledger counts that no managed server
 explains (usage found on the cloud by the reconcile job) priced at the cloud's mean catalog
-rate per vCPU.
+rate per vCPU; and the volume backups the backup store holds for it, each GB at the rates
+file's ``backup_gb`` (backups are no catalog item: nobody orders one, so no quote shows them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloudmgr import exports
+from cloudmgr.backups.models import CopyState, VolumeBackupRecord
 from cloudmgr.catalog.models import CatalogItem, ItemKind
+from cloudmgr.catalog.services import read_rates
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department
 from cloudmgr.quotas.models import QuotaLedgerRow
@@ -35,6 +39,9 @@ UNBILLED_VOLUME_STATES = (VolumeState.DELETED,)
 # An address costs while the department's project holds it (its id is known), on a server or
 # not, until it is released.
 UNBILLED_ADDRESS_STATES = (AddressState.RELEASED,)
+# A backup costs while the backup store holds it: made (its id known) until it is deleted; a
+# failed one gave its quota back and is not counted.
+UNBILLED_BACKUP_STATES = (CopyState.PENDING, CopyState.FAILED, CopyState.DELETED)
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 
@@ -56,6 +63,9 @@ class ShowbackRow:
     volumes_yuan: Decimal = ZERO
     addresses: int = 0
     addresses_yuan: Decimal = ZERO
+    backups: int = 0
+    backup_gb: int = 0
+    backups_yuan: Decimal = ZERO
     ledger_cores: int = 0
     ledger_ram_mb: int = 0
     ledger_instances: int = 0
@@ -64,7 +74,8 @@ class ShowbackRow:
 
     @property
     def monthly_yuan(self) -> Decimal:
-        return (self.servers_yuan + self.volumes_yuan + self.addresses_yuan + self.unattributed_yuan).quantize(CENT)
+        lines = (self.servers_yuan, self.volumes_yuan, self.addresses_yuan, self.backups_yuan, self.unattributed_yuan)
+        return sum(lines, ZERO).quantize(CENT)
 
 
 @dataclass
@@ -77,6 +88,7 @@ class DepartmentTotal:
     servers_yuan: Decimal = ZERO
     volumes_yuan: Decimal = ZERO
     addresses_yuan: Decimal = ZERO
+    backups_yuan: Decimal = ZERO
     unattributed_yuan: Decimal = ZERO
     monthly_yuan: Decimal = ZERO
 
@@ -84,6 +96,9 @@ class DepartmentTotal:
 @dataclass
 class Showback:
     rows: list[ShowbackRow] = field(default_factory=list)
+    # The price per backup GB-month the backups were priced at; None: the rates file names
+    # none, and the backups are shown without a price.
+    backup_gb_price: Decimal | None = None
 
     @property
     def monthly_yuan(self) -> Decimal:
@@ -102,6 +117,10 @@ class Showback:
         return sum((r.addresses_yuan for r in self.rows), ZERO)
 
     @property
+    def backups_yuan(self) -> Decimal:
+        return sum((r.backups_yuan for r in self.rows), ZERO)
+
+    @property
     def unattributed_yuan(self) -> Decimal:
         return sum((r.unattributed_yuan for r in self.rows), ZERO)
 
@@ -117,6 +136,7 @@ class Showback:
             t.servers_yuan += r.servers_yuan
             t.volumes_yuan += r.volumes_yuan
             t.addresses_yuan += r.addresses_yuan
+            t.backups_yuan += r.backups_yuan
             t.unattributed_yuan += r.unattributed_yuan
             t.monthly_yuan += r.monthly_yuan
         return sorted(totals.values(), key=lambda t: (-t.monthly_yuan, t.department_key))
@@ -151,8 +171,44 @@ def _address_prices(session: Session) -> dict[int, Decimal]:
     return {cloud_id: price for (cloud_id, _name), price in _catalog_prices(session, ItemKind.FLOATING_IP).items()}
 
 
-def showback(session: Session, actor: Actor, *, department_id: int | None = None) -> Showback:
-    """The monthly cost per department and cloud now (department users: their own only)."""
+@dataclass(frozen=True)
+class BackupUsage:
+    """The backups the backup store holds for one department on one cloud."""
+
+    department_id: int
+    cloud_id: int
+    backups: int
+    size_gb: int
+
+
+def backup_usage(session: Session, department_id: int | None = None) -> list[BackupUsage]:
+    """Per department and cloud: the volume backups that cost (see UNBILLED_BACKUP_STATES)."""
+    query = (
+        select(
+            VolumeBackupRecord.department_id,
+            VolumeBackupRecord.cloud_id,
+            func.count(VolumeBackupRecord.id),
+            func.sum(VolumeBackupRecord.size_gb),
+        )
+        .where(VolumeBackupRecord.backup_id.is_not(None), VolumeBackupRecord.state.not_in(UNBILLED_BACKUP_STATES))
+        .group_by(VolumeBackupRecord.department_id, VolumeBackupRecord.cloud_id)
+    )
+    if department_id is not None:
+        query = query.where(VolumeBackupRecord.department_id == department_id)
+    return [BackupUsage(d, c, int(n), int(gb or 0)) for d, c, n, gb in session.execute(query)]
+
+
+def backup_rate(rates_file: Path) -> Decimal | None:
+    """The price per backup GB-month the rates file names (None: none)."""
+    return read_rates(rates_file).backup_gb
+
+
+def showback(
+    session: Session, actor: Actor, *, department_id: int | None = None, backup_gb_price: Decimal | None = None
+) -> Showback:
+    """The monthly cost per department and cloud now (department users: their own only).
+    ``backup_gb_price``: the rates file's (:func:`backup_rate`); without it backups are counted
+    at no price."""
     if actor.is_department:
         department_id = actor.department_id
     rows: dict[tuple[int, int], ShowbackRow] = {}
@@ -230,6 +286,10 @@ def showback(session: Session, actor: Actor, *, department_id: int | None = None
             r.ledger_ram_mb = ledger_row.used
         elif ledger_row.resource == "instances":
             r.ledger_instances = ledger_row.used
+    for usage in backup_usage(session, department_id):
+        r = row(usage.department_id, usage.cloud_id)
+        r.backups, r.backup_gb = usage.backups, usage.size_gb
+        r.backups_yuan = ((backup_gb_price or ZERO) * usage.size_gb).quantize(CENT)
     core_rates = _core_rates(session)
     cloud_ids = {c.key: cid for cid, c in clouds.items()}
     for r in rows.values():
@@ -237,7 +297,7 @@ def showback(session: Session, actor: Actor, *, department_id: int | None = None
         rate = core_rates.get(cloud_ids[r.cloud_key], ZERO)
         r.unattributed_yuan = (rate * r.unattributed_cores).quantize(CENT)
     ordered = sorted(rows.values(), key=lambda r: (r.department_key, r.cloud_key))
-    return Showback(rows=ordered)
+    return Showback(rows=ordered, backup_gb_price=backup_gb_price)
 
 
 SHOWBACK_HEADER = (
@@ -253,6 +313,9 @@ SHOWBACK_HEADER = (
     "volumes_yuan",
     "addresses",
     "addresses_yuan",
+    "backups",
+    "backup_gb",
+    "backups_yuan",
     "ledger_cores",
     "ledger_ram_gb",
     "ledger_instances",
@@ -279,6 +342,9 @@ def showback_csv(report: Showback) -> str:
                 r.volumes_yuan,
                 r.addresses,
                 r.addresses_yuan,
+                r.backups,
+                r.backup_gb,
+                r.backups_yuan,
                 r.ledger_cores,
                 round(r.ledger_ram_mb / 1024, 2),
                 r.ledger_instances,

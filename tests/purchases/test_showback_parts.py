@@ -1,6 +1,7 @@
 """Showback prices what makes a VM usable beside the VM (issue 16): data disks while they exist
 (GB x the volume type's price per GB-month) and the public addresses a department holds (the
-cloud's address price), at the prices the request's quote showed."""
+cloud's address price), at the prices the request's quote showed, and the volume backups the
+backup store holds (GB x the rates file's backup_gb)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from decimal import Decimal
 
 from sqlalchemy import select, update
 
+from cloudmgr.backups.models import CopyState, VolumeBackupRecord
 from cloudmgr.purchases import showback
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
-from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
+from cloudmgr.servicerequests.parts import ManagedVolume, VolumeState
 from tests.journey_fixtures import Journey
 from tests.purchases.helpers import provision_disk_and_address
 
@@ -69,40 +71,36 @@ def test_a_kept_volume_still_costs_a_released_address_or_deleted_volume_does_not
     request_id = provision_disk_and_address(pj, count=2)
     with pj.rt.db.unit_of_work() as uow:
         first, second = uow.session.scalars(
-            select(ManagedServer.id).where(ManagedServer.request_id == request_id).order_by(ManagedServer.id)
+            select(ManagedServer).where(ManagedServer.request_id == request_id).order_by(ManagedServer.id)
         ).all()
-        # The first server is gone: its volume kept (detached), its address released.
-        uow.session.execute(update(ManagedServer).where(ManagedServer.id == first).values(state="deleted"))
-        uow.session.execute(
-            update(ManagedVolume).where(ManagedVolume.server_id == first).values(state=VolumeState.AVAILABLE)
-        )
-        uow.session.execute(
-            update(ManagedAddress).where(ManagedAddress.server_id == first).values(state=AddressState.RELEASED)
-        )
+        second_id, second_name = second.id, second.name
+        # The first server is deleted keeping its volume; its address is released.
+        sr.server_action(uow.session, pj.staff, first.id, "delete", confirm=first.name, volumes="keep")
+    pj.drain()
     with pj.rt.db.unit_of_work() as uow:
+        kept = uow.session.scalars(select(ManagedVolume).where(ManagedVolume.state == VolumeState.AVAILABLE)).one()
         row = _row(showback.showback(uow.session, pj.finance))
-    assert (row.servers, row.volume_gb, row.volumes_yuan) == (1, 200, Decimal("60.00"))
+    assert (row.servers, row.servers_yuan) == (1, Decimal("120.00"))
+    assert (row.volumes, row.volume_gb, row.volumes_yuan) == (2, 200, Decimal("60.00"))  # attached + kept
     assert (row.addresses, row.addresses_yuan) == (1, Decimal("25.00"))
+    assert row.monthly_yuan == Decimal("205.00") and row.unattributed_cores == 0
     with pj.rt.db.unit_of_work() as uow:
-        uow.session.execute(
-            update(ManagedVolume).where(ManagedVolume.server_id == first).values(state=VolumeState.DELETED)
-        )
-        # A volume whose attach failed still takes storage ...
-        uow.session.execute(
-            update(ManagedVolume).where(ManagedVolume.server_id == second).values(state=VolumeState.FAILED)
-        )
+        sr.server_action(uow.session, pj.staff, second_id, "delete", confirm=second_name, volumes="delete")
+    pj.drain()
     with pj.rt.db.unit_of_work() as uow:
         row = _row(showback.showback(uow.session, pj.finance))
-    assert (row.volumes, row.volume_gb, row.volumes_yuan) == (1, 100, Decimal("30.00"))
+    # The kept volume alone: the deleted one, the servers and their addresses cost nothing.
+    assert (row.servers, row.volumes, row.volume_gb, row.addresses) == (0, 1, 100, 0)
+    assert row.monthly_yuan == Decimal("30.00")
     with pj.rt.db.unit_of_work() as uow:
+        # A volume that failed after the cloud made it still takes storage ...
+        uow.session.execute(update(ManagedVolume).where(ManagedVolume.id == kept.id).values(state=VolumeState.FAILED))
+    with pj.rt.db.unit_of_work() as uow:
+        assert _row(showback.showback(uow.session, pj.finance)).volume_gb == 100
         # ... one the cloud never made (no volume id) does not.
-        uow.session.execute(update(ManagedVolume).where(ManagedVolume.server_id == second).values(volume_id=None))
+        uow.session.execute(update(ManagedVolume).where(ManagedVolume.id == kept.id).values(volume_id=None))
     with pj.rt.db.unit_of_work() as uow:
-        row = _row(showback.showback(uow.session, pj.finance))
-    assert (row.volumes, row.volume_gb, row.volumes_yuan) == (0, 0, Decimal("0.00"))
-    assert row.servers_yuan + row.addresses_yuan == Decimal("145.00")  # one m1.small and one address
-    # The first server was only marked deleted here: the ledger still counts its core, unattributed.
-    assert row.monthly_yuan == Decimal("145.00") + row.unattributed_yuan
+        assert all(r.volume_gb == 0 for r in showback.showback(uow.session, pj.finance).rows)
 
 
 def test_department_users_see_only_their_own_disks_and_addresses(pj: Journey) -> None:
@@ -115,3 +113,46 @@ def test_department_users_see_only_their_own_disks_and_addresses(pj: Journey) ->
     assert other.rows == [] and narrowed.rows == [] and other.monthly_yuan == 0
     assert {r.department_key for r in own.rows} == {"prov-education"}
     assert _row(own).volumes_yuan == Decimal("30.00") and _row(own).addresses_yuan == Decimal("25.00")
+
+
+def test_backups_are_priced_per_gb_at_the_rates_file_price(pj: Journey) -> None:
+    provision_disk_and_address(pj)
+    with pj.rt.db.unit_of_work() as uow:
+        volume = uow.session.scalars(select(ManagedVolume)).one()
+        for n, (state, backup_id) in enumerate(
+            (
+                (CopyState.READY, "b-1"),
+                (CopyState.DELETING, "b-2"),  # still in the store until the work item deletes it
+                (CopyState.DELETED, "b-3"),
+                (CopyState.FAILED, None),
+                (CopyState.PENDING, None),
+            )
+        ):
+            uow.session.add(
+                VolumeBackupRecord(
+                    volume_row_id=volume.id,
+                    department_id=volume.department_id,
+                    cloud_id=volume.cloud_id,
+                    tag=f"cm-bk-test-{n}",
+                    backup_id=backup_id,
+                    size_gb=volume.size_gb,
+                    state=state,
+                    requested_by="zhangwei",
+                )
+            )
+    rate = showback.backup_rate(pj.rt.settings.rates_file)
+    assert rate == Decimal("0.10")
+    with pj.rt.db.unit_of_work() as uow:
+        report = showback.showback(uow.session, pj.finance, backup_gb_price=rate)
+        unpriced = showback.showback(uow.session, pj.finance)
+        other = showback.showback(uow.session, pj.other_staff, backup_gb_price=rate)
+    row = _row(report)
+    assert (row.backups, row.backup_gb, row.backups_yuan) == (2, 200, Decimal("20.00"))
+    assert row.monthly_yuan == Decimal("195.00")  # 120 + 30 + 25 + 20
+    assert report.backups_yuan == Decimal("20.00") and report.backup_gb_price == rate
+    assert next(t for t in report.by_department() if t.department_key == "prov-education").backups_yuan == 20
+    line = next(r for r in csv.DictReader(io.StringIO(showback.showback_csv(report))) if r["cloud"] == "education")
+    assert (line["backups"], line["backup_gb"], line["backups_yuan"]) == ("2", "200", "20.00")
+    # Without a rate the backups are counted, at no price.
+    assert (_row(unpriced).backup_gb, _row(unpriced).backups_yuan, unpriced.backup_gb_price) == (200, 0, None)
+    assert other.rows == []

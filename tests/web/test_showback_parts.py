@@ -45,12 +45,13 @@ def test_finance_sees_disks_and_addresses_on_the_page_and_in_the_csv(app: Flask,
     page = finance.get("/finance/showback").get_data(as_text=True)
     cells = _cells(page, 'data-showback-row="prov-education/education"')
     # servers, vCPU, RAM, servers ¥, disk GB, disks ¥, addresses, addresses ¥, ...
-    assert cells[2:10] == ["1", "1", "2", "¥120.00", "100", "¥30.00", "1", "¥25.00"]
+    assert cells[2:12] == ["1", "1", "2", "¥120.00", "100", "¥30.00", "1", "¥25.00", "0", "¥0.00"]
     assert cells[-1] == "¥175.00"
     department = _cells(page, 'data-showback-department="prov-education"')
-    assert department[1:4] == ["¥120.00", "¥30.00", "¥25.00"] and department[-1] == "¥175.00"
+    assert department[1:5] == ["¥120.00", "¥30.00", "¥25.00", "¥0.00"] and department[-1] == "¥175.00"
     assert 'data-testid="showback-volumes-total">¥30.00<' in page
     assert 'data-testid="showback-addresses-total">¥25.00<' in page
+    assert 'data-testid="showback-backups-total">¥0.00<' in page and "showback-backups-unpriced" not in page
     exported = finance.get("/finance/showback.csv").get_data(as_text=True).lstrip("\ufeff")
     line = next(r for r in csv.DictReader(io.StringIO(exported)) if r["department"] == "prov-education")
     assert (line["volume_gb"], line["volumes_yuan"], line["addresses_yuan"], line["monthly_yuan"]) == (
@@ -79,6 +80,8 @@ def test_the_api_gives_the_new_lines_and_keeps_the_department_wall(
 ) -> None:
     report = _api_get(app, journey_rt, "finance", "/showback")
     assert (report["volumes_yuan"], report["addresses_yuan"]) == ("30.00", "25.00")
+    # No backups yet; the price is the rates file's.
+    assert (report["backups_yuan"], report["backup_gb_price"]) == ("0.00", "0.1")
     items = report["items"]
     assert isinstance(items, list)
     item = next(i for i in items if (i["department"], i["cloud"]) == ("prov-education", "education"))

@@ -466,13 +466,16 @@ def purchase_reports() -> Response:
     operation_id="showback",
 )
 def showback_report() -> Response:
-    report = showback.showback(request_uow().session, api_user().actor)
+    rate = showback.backup_rate(runtime().settings.rates_file)
+    report = showback.showback(request_uow().session, api_user().actor, backup_gb_price=rate)
     return jsonify(
         {
             "monthly_yuan": str(report.monthly_yuan),
             "servers_yuan": str(report.servers_yuan),
             "volumes_yuan": str(report.volumes_yuan),
             "addresses_yuan": str(report.addresses_yuan),
+            "backups_yuan": str(report.backups_yuan),
+            "backup_gb_price": None if report.backup_gb_price is None else str(report.backup_gb_price),
             "unattributed_yuan": str(report.unattributed_yuan),
             "departments": [
                 {
@@ -480,6 +483,7 @@ def showback_report() -> Response:
                     "servers_yuan": str(t.servers_yuan),
                     "volumes_yuan": str(t.volumes_yuan),
                     "addresses_yuan": str(t.addresses_yuan),
+                    "backups_yuan": str(t.backups_yuan),
                     "unattributed_yuan": str(t.unattributed_yuan),
                     "monthly_yuan": str(t.monthly_yuan),
                 }
@@ -498,6 +502,9 @@ def showback_report() -> Response:
                     "volumes_yuan": str(r.volumes_yuan),
                     "addresses": r.addresses,
                     "addresses_yuan": str(r.addresses_yuan),
+                    "backups": r.backups,
+                    "backup_gb": r.backup_gb,
+                    "backups_yuan": str(r.backups_yuan),
                     "ledger_cores": r.ledger_cores,
                     "ledger_ram_mb": r.ledger_ram_mb,
                     "ledger_instances": r.ledger_instances,

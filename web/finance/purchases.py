@@ -15,7 +15,7 @@ from web.common.display import refusal_text
 from web.common.purchase_forms import PurchaseDecisionForm
 from web.common.purchase_pages import detail_page
 from web.core.security import current_actor
-from web.core.uow import request_uow, restart_request_uow
+from web.core.uow import request_uow, restart_request_uow, runtime
 from web.finance.blueprint import bp
 from web.finance.charts import year_chart
 
@@ -92,15 +92,20 @@ def purchase_reports_export(fmt: str) -> ResponseReturnValue:
     )
 
 
+def _showback() -> showback.Showback:
+    rate = showback.backup_rate(runtime().settings.rates_file)
+    return showback.showback(request_uow().session, current_actor(), backup_gb_price=rate)
+
+
 @bp.get("/showback")
 def showback_page() -> ResponseReturnValue:
-    report = showback.showback(request_uow().session, current_actor())
+    report = _showback()
     return render_template("purchases/showback.html", report=report)
 
 
 @bp.get("/showback.csv")
 def showback_csv() -> ResponseReturnValue:
-    report = showback.showback(request_uow().session, current_actor())
+    report = _showback()
     return Response(
         "\ufeff" + showback.showback_csv(report),
         mimetype="text/csv",
