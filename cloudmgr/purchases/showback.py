@@ -246,17 +246,21 @@ def showback(
         .where(ManagedVolume.volume_id.is_not(None), ManagedVolume.state.not_in(UNBILLED_VOLUME_STATES))
         .group_by(ManagedVolume.department_id, ManagedVolume.cloud_id, ManagedVolume.volume_type)
     )
+    # Whose an address is: its own department and cloud (an adopted address has no server), else
+    # its server's (a row from before revision 0023 filled them).
+    address_department = func.coalesce(ManagedAddress.department_id, ManagedServer.department_id)
+    address_cloud = func.coalesce(ManagedAddress.cloud_id, ManagedServer.cloud_id)
     addresses = (
-        select(ManagedServer.department_id, ManagedServer.cloud_id, func.count(ManagedAddress.id))
-        .join(ManagedServer, ManagedServer.id == ManagedAddress.server_id)
+        select(address_department, address_cloud, func.count(ManagedAddress.id))
+        .outerjoin(ManagedServer, ManagedServer.id == ManagedAddress.server_id)
         .where(ManagedAddress.floating_ip_id.is_not(None), ManagedAddress.state.not_in(UNBILLED_ADDRESS_STATES))
-        .group_by(ManagedServer.department_id, ManagedServer.cloud_id)
+        .group_by(address_department, address_cloud)
     )
     ledger = select(QuotaLedgerRow).where(QuotaLedgerRow.used > 0)
     if department_id is not None:
         servers = servers.where(ManagedServer.department_id == department_id)
         volumes = volumes.where(ManagedVolume.department_id == department_id)
-        addresses = addresses.where(ManagedServer.department_id == department_id)
+        addresses = addresses.where(address_department == department_id)
         ledger = ledger.where(QuotaLedgerRow.department_id == department_id)
     for dept_id, cloud_id, count, vcpus, ram, price in session.execute(servers):
         r = row(dept_id, cloud_id)

@@ -15,7 +15,7 @@ from cloudmgr.backups.models import CopyState, VolumeBackupRecord
 from cloudmgr.purchases import showback
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
-from cloudmgr.servicerequests.parts import ManagedVolume, VolumeState
+from cloudmgr.servicerequests.parts import ManagedAddress, ManagedVolume, VolumeState
 from tests.journey_fixtures import Journey
 from tests.purchases.helpers import provision_disk_and_address
 
@@ -155,4 +155,19 @@ def test_backups_are_priced_per_gb_at_the_rates_file_price(pj: Journey) -> None:
     assert (line["backups"], line["backup_gb"], line["backups_yuan"]) == ("2", "200", "20.00")
     # Without a rate the backups are counted, at no price.
     assert (_row(unpriced).backup_gb, _row(unpriced).backups_yuan, unpriced.backup_gb_price) == (200, 0, None)
+    assert other.rows == []
+
+
+def test_an_address_without_a_server_is_its_departments(pj: Journey) -> None:
+    provision_disk_and_address(pj)
+    with pj.rt.db.unit_of_work() as uow:
+        address = uow.session.scalars(select(ManagedAddress)).one()
+        server = uow.session.get_one(ManagedServer, address.server_id)
+        # As an operator's adoption of an orphaned address leaves it: the department's, no server's.
+        address.department_id, address.cloud_id, address.server_id = server.department_id, server.cloud_id, None
+    with pj.rt.db.unit_of_work() as uow:
+        finance = _row(showback.showback(uow.session, pj.finance))
+        own = _row(showback.showback(uow.session, pj.staff))
+        other = showback.showback(uow.session, pj.other_staff)
+    assert (finance.addresses, finance.addresses_yuan) == (own.addresses, own.addresses_yuan) == (1, Decimal("25.00"))
     assert other.rows == []
