@@ -30,7 +30,8 @@ class RuleProblem(enum.StrEnum):
     DUPLICATE_RULE = "duplicate_rule"
 
 
-_RULE_INDEX = re.compile(r"^rules\[(\d+)\]")
+# "rules[2].port_max", or with the list's own name in a larger form: "firewall_rules[2].port_max".
+_RULE_INDEX = re.compile(r"^[a-z_]*rules\[(\d+)\]")
 
 
 class RuleInvalid(ValidationFailed):

@@ -218,10 +218,10 @@ def make_rule(
 RULE_FIELDS = frozenset({"direction", "protocol", "port_min", "port_max", "remote"})
 
 
-def parse_rule(raw: object, index: int) -> RuleSpec:
+def parse_rule(raw: object, index: int, field: str = "rules") -> RuleSpec:
     """One rule from its JSON object (the API): ``direction``, ``protocol``, ``port_min``,
-    ``port_max`` (defaults to ``port_min``), ``remote``."""
-    prefix = f"rules[{index}]"
+    ``port_max`` (defaults to ``port_min``), ``remote``; ``field`` names the list it is in."""
+    prefix = f"{field}[{index}]"
     if not isinstance(raw, Mapping):
         raise RuleInvalid(prefix, RuleProblem.NOT_AN_OBJECT, "each rule is an object")
     unknown = sorted(str(k)[:32] for k in raw if k not in RULE_FIELDS)
@@ -234,32 +234,33 @@ def parse_rule(raw: object, index: int) -> RuleSpec:
     )
 
 
-def _checked_list(rules: Sequence[RuleSpec]) -> list[RuleSpec]:
+def _checked_list(rules: Sequence[RuleSpec], field: str) -> list[RuleSpec]:
     if len(rules) > MAX_RULES:
-        raise RuleInvalid("rules", RuleProblem.TOO_MANY_RULES, f"at most {MAX_RULES} rules", value=str(len(rules)))
+        raise RuleInvalid(field, RuleProblem.TOO_MANY_RULES, f"at most {MAX_RULES} rules", value=str(len(rules)))
     seen: set[RuleSpec] = set()
     for index, rule in enumerate(rules):
         if rule in seen:
             raise RuleInvalid(
-                f"rules[{index}]", RuleProblem.DUPLICATE_RULE, "the same rule is listed twice", value=rule.as_line()
+                f"{field}[{index}]", RuleProblem.DUPLICATE_RULE, "the same rule is listed twice", value=rule.as_line()
             )
         seen.add(rule)
     return list(rules)
 
 
-def parse_rules(raw: object) -> list[RuleSpec]:
-    """A JSON list of rule objects (the API)."""
+def parse_rules(raw: object, field: str = "rules") -> list[RuleSpec]:
+    """A JSON list of rule objects (the API); ``field`` is the list's name in the body, so a
+    refusal names the rule as the client wrote it (``firewall_rules[1].port_min``)."""
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise RuleInvalid("rules", RuleProblem.NOT_AN_OBJECT, "must be a list of rule objects")
+        raise RuleInvalid(field, RuleProblem.NOT_AN_OBJECT, "must be a list of rule objects")
     if len(raw) > MAX_RULES:
-        raise RuleInvalid("rules", RuleProblem.TOO_MANY_RULES, f"at most {MAX_RULES} rules", value=str(len(raw)))
-    return _checked_list([parse_rule(item, index) for index, item in enumerate(raw)])
+        raise RuleInvalid(field, RuleProblem.TOO_MANY_RULES, f"at most {MAX_RULES} rules", value=str(len(raw)))
+    return _checked_list([parse_rule(item, index, field) for index, item in enumerate(raw)], field)
 
 
-def _line_rule(line: str, index: int) -> RuleSpec:
-    prefix = f"rules[{index}]"
+def _line_rule(line: str, index: int, field: str) -> RuleSpec:
+    prefix = f"{field}[{index}]"
     words = line.split()
     if len(words) == 3:
         direction, protocol, remote = words
@@ -278,11 +279,11 @@ def _line_rule(line: str, index: int) -> RuleSpec:
     return make_rule(prefix, direction, protocol, low, high if dash else None, remote)
 
 
-def parse_rule_lines(text: str) -> list[RuleSpec]:
+def parse_rule_lines(text: str, field: str = "rules") -> list[RuleSpec]:
     """Rules in the text form, one a line (blank lines and ``#`` comments skipped); the index in
     a field name counts the rules, from 0, as the API's list does."""
     lines = [line.strip() for line in text.splitlines()]
     wanted = [line for line in lines if line and not line.startswith("#")]
     if len(wanted) > MAX_RULES:
-        raise RuleInvalid("rules", RuleProblem.TOO_MANY_RULES, f"at most {MAX_RULES} rules", value=str(len(wanted)))
-    return _checked_list([_line_rule(line, index) for index, line in enumerate(wanted)])
+        raise RuleInvalid(field, RuleProblem.TOO_MANY_RULES, f"at most {MAX_RULES} rules", value=str(len(wanted)))
+    return _checked_list([_line_rule(line, index, field) for index, line in enumerate(wanted)], field)

@@ -64,6 +64,7 @@ from cloudmgr.organisation.models import Department, Role, ZoneKind
 __all__ = [
     "DESCRIPTION_MAX",
     "MAX_RULES",
+    "MEMBERS_ONLY_RULES",
     "NAME_MAX",
     "PORT_MAX",
     "PORT_MIN",
@@ -71,6 +72,7 @@ __all__ = [
     "Direction",
     "FirewallPlan",
     "Protocol",
+    "RequestFirewall",
     "ResolvedRule",
     "RuleSpec",
     "SymbolicRemote",
@@ -86,11 +88,13 @@ __all__ = [
     "parse_rule_lines",
     "parse_rules",
     "request_approval_reasons",
+    "request_firewall",
     "request_plan",
     "resolve_rules",
     "seed_standard_templates",
     "set_admin_network",
     "set_request_firewall",
+    "template_ids",
     "update_template",
     "with_operator_step",
 ]
@@ -153,6 +157,47 @@ class FirewallPlan:
     department_group: str
     rules: tuple[ResolvedRule, ...]
     approval_reasons: tuple[str, ...]
+
+    @property
+    def opens_egress(self) -> bool:
+        """Whether the group gets the open egress rules (IPv4 and IPv6) provisioning adds when
+        the plan has no egress rule of its own (cloudmgr.servicerequests.provisioning.security_rules)."""
+        return bool(self.rules) and not any(rule.direction is Direction.EGRESS for rule in self.rules)
+
+    @property
+    def cloud_rule_count(self) -> int:
+        """How many rules the request's group holds on the cloud: its own and the open egress."""
+        return len(self.rules) + (2 if self.opens_egress else 0)
+
+    @property
+    def world_open(self) -> tuple[ResolvedRule, ...]:
+        """The rules open to the whole internet (on the internet zone: why an operator approves)."""
+        return tuple(rule for rule in self.rules if _is_world_ingress(rule))
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class RequestFirewall:
+    """What a request asked for (its templates, by name, and its own rules) and what that plans
+    to now; ``problem`` says why it does not plan (e.g. the admin network was cleared since)."""
+
+    templates: tuple[TemplateRef, ...]
+    own_rules: tuple[RuleSpec, ...]
+    plan: FirewallPlan | None
+    problem: str | None
+
+
+# What a request that chooses no template and no rule gets: its servers reach each other and the
+# department's other servers (like Neutron's "default" group, but the department's rather than
+# the project's), and nothing else reaches them; egress stays open.
+MEMBERS_ONLY_RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(Direction.INGRESS, Protocol.ANY, None, None, SymbolicRemote.DEPARTMENT_ONLY.value),
+)
 
 
 # --- who ---------------------------------------------------------------------------------------
@@ -459,14 +504,18 @@ def needs_operator_approval(zone: str, rules: Sequence[ResolvedRule]) -> list[st
     """
     reasons = []
     for rule in rules:
-        if rule.direction is not Direction.INGRESS or rule.remote_cidr is None:
-            continue
-        if not is_world(parse_cidr(rule.remote_cidr, "remote")):
+        if not _is_world_ingress(rule):
             continue
         if zone != ZoneKind.INTERNET.value:
             raise WorldOpenOnClosedZone(zone, rule.describe())
         reasons.append(f"{rule.describe()} ({rule.source}) opens the server to the whole internet")
     return reasons
+
+
+def _is_world_ingress(rule: ResolvedRule) -> bool:
+    if rule.direction is not Direction.INGRESS or rule.remote_cidr is None:
+        return False
+    return is_world(parse_cidr(rule.remote_cidr, "remote"))
 
 
 def with_operator_step(steps: Sequence[str], reasons: Sequence[str]) -> list[str]:
@@ -528,6 +577,26 @@ def _templates_by_id(session: Session, template_ids: Sequence[int]) -> list[Fire
     if missing:
         raise TemplateNotFound(f"template_ids: no firewall template #{missing[0]}")
     return [found[template_id] for template_id in wanted]
+
+
+def template_ids(session: Session, refs: Sequence[int | str], field: str = "template_ids") -> list[int]:
+    """The ids of the templates ``refs`` names, each by its id or its name (the API takes either),
+    in order, without repeats; an unknown one raises :class:`TemplateNotFound` naming it."""
+    names = {ref.strip().lower() for ref in refs if isinstance(ref, str)}
+    numbers = {ref for ref in refs if isinstance(ref, int)}
+    found_by_name = dict(
+        session.execute(select(FirewallTemplate.name, FirewallTemplate.id).where(FirewallTemplate.name.in_(names)))
+        .tuples()
+        .all()
+    )
+    found_ids = set(session.scalars(select(FirewallTemplate.id).where(FirewallTemplate.id.in_(numbers))))
+    ids: list[int] = []
+    for ref in refs:
+        template_id = found_by_name.get(ref.strip().lower()) if isinstance(ref, str) else ref
+        if template_id is None or (isinstance(ref, int) and ref not in found_ids):
+            raise TemplateNotFound(f"{field}: no firewall template {str(ref)[:64]!r}")
+        ids.append(template_id)
+    return list(dict.fromkeys(ids))
 
 
 def resolve_rules(
@@ -616,3 +685,30 @@ def request_plan(session: Session, request_id: int, department: Department, zone
 def request_approval_reasons(session: Session, request_id: int, department: Department, zone: str) -> list[str]:
     """Why an operator must approve the firewall of a request being submitted (empty: no need)."""
     return list(request_plan(session, request_id, department, zone).approval_reasons)
+
+
+def request_firewall(session: Session, request_id: int, department: Department, zone: str) -> RequestFirewall:
+    """What a request asked for and its plan now, for showing it (a plan that fails now, say
+    because the department's admin network was cleared, is shown with its problem)."""
+    templates = tuple(
+        TemplateRef(template_id, name)
+        for template_id, name in session.execute(
+            select(FirewallTemplate.id, FirewallTemplate.name)
+            .join(RequestFirewallTemplate, RequestFirewallTemplate.template_id == FirewallTemplate.id)
+            .where(RequestFirewallTemplate.request_id == request_id)
+            .order_by(RequestFirewallTemplate.position)
+        ).tuples()
+    )
+    own = tuple(
+        row.spec()
+        for row in session.scalars(
+            select(RequestFirewallRule)
+            .where(RequestFirewallRule.request_id == request_id)
+            .order_by(RequestFirewallRule.position)
+        )
+    )
+    try:
+        plan = resolve_rules(session, department, zone, [t.id for t in templates], own)
+    except (AdminNetworkUnset, WorldOpenOnClosedZone) as exc:
+        return RequestFirewall(templates, own, None, exc.message)
+    return RequestFirewall(templates, own, plan, None)

@@ -31,6 +31,7 @@ class ChoiceProblem(enum.StrEnum):
     SSH_KEY_NOT_FOUND = "ssh_key_not_found"
     ADDRESS_ZONE = "address_zone"
     ADDRESS_NOT_OFFERED = "address_not_offered"
+    FIREWALL_TEMPLATE = "firewall_template"
     # Deleting a server with data volumes: whether they are kept or deleted was not said.
     VOLUMES_CHOICE = "volumes_choice"
 
@@ -45,6 +46,7 @@ CHOICE_PROBLEM_TEXT: dict[ChoiceProblem, str] = {
     ChoiceProblem.SSH_KEY_NOT_FOUND: "%(field)s: no such SSH key of yours in this department",
     ChoiceProblem.ADDRESS_ZONE: "%(field)s: a public address is only given in the internet zone, not in %(zone)s",
     ChoiceProblem.ADDRESS_NOT_OFFERED: "%(field)s: this cloud offers no public addresses",
+    ChoiceProblem.FIREWALL_TEMPLATE: "%(field)s: choose firewall templates from the list (GET /firewall/templates)",
     ChoiceProblem.VOLUMES_CHOICE: (
         "%(field)s: the server has %(count)s data volume(s); say whether they are kept or deleted (keep or delete)"
     ),

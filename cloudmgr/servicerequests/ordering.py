@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from cloudmgr.catalog import services as catalog
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.errors import PermissionDenied
+from cloudmgr.firewall import services as firewall
+from cloudmgr.firewall.services import TemplateInfo
 from cloudmgr.keys import services as keys
 from cloudmgr.keys.services import KeyInfo
 from cloudmgr.organisation import services as org
@@ -39,6 +41,8 @@ class OrderCatalog:
     volume_types: Sequence[CatalogItem] = ()
     address: CatalogItem | None = None
     ssh_keys: Sequence[KeyInfo] = ()
+    # The operators' firewall templates a request chooses from (the same on every cloud).
+    firewall_templates: Sequence[TemplateInfo] = ()
 
 
 def order_catalog(session: Session, actor: Actor, cloud_key: str | None) -> OrderCatalog:
@@ -71,4 +75,5 @@ def order_catalog(session: Session, actor: Actor, cloud_key: str | None) -> Orde
         addresses[0] if addresses else None,
         # A key added in another department is not put on this one's VMs (keys.key_for_request).
         [k for k in keys.list_keys(session, actor) if k.department_id == actor.department_id],
+        firewall.list_templates(session),
     )

@@ -14,10 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.catalog.models import CatalogItem, ItemKind
+from cloudmgr.firewall import services as firewall
+from cloudmgr.firewall.errors import TemplateNotFound
+from cloudmgr.firewall.services import FirewallPlan, RuleSpec
 from cloudmgr.keys.errors import KeyNotFound
 from cloudmgr.keys.services import KeyChoice, key_for_request
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone, ZoneKind
+from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, NetworkZone, ZoneKind
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import NoQuota
 from cloudmgr.quotas.resources import Resource
@@ -62,6 +65,21 @@ class RequestForm:
     user_data: str | None = None
     data_disks: tuple[DataDisk, ...] = ()
     public_address: bool = False
+    # The firewall (issue 16): operators' templates, each by id or by name (the API takes
+    # either), and rules of the department's own.  Neither: MEMBERS_ONLY_RULES (see
+    # :func:`firewall_choice`).
+    firewall_templates: tuple[int | str, ...] = ()
+    firewall_rules: tuple[RuleSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class FirewallChoice:
+    """The firewall a request asks for, as it is stored (template ids and own rules), and the
+    plan it resolves to on the request's zone."""
+
+    template_ids: tuple[int, ...]
+    rules: tuple[RuleSpec, ...]
+    plan: FirewallPlan
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,7 @@ class ValidRequest:
     key: KeyChoice | None
     # The cloud's public-address item when the form asks for an address.
     address: CatalogItem | None
+    firewall: FirewallChoice
 
     def cost_lines(self, count: int) -> tuple[CostLine, ...]:
         """What the request costs per month, line by line: the flavor, each data disk (GB x the
@@ -128,6 +147,8 @@ class Quote:
     fits: bool
     approval_steps: list[str]
     cost_lines: tuple[CostLine, ...] = ()
+    # Why the firewall needs an operator's approval (empty: it does not).
+    firewall_reasons: tuple[str, ...] = ()
 
 
 def server_needs(vcpus: int, ram_mb: int, disk_sizes_gb: Sequence[int], public_address: bool) -> dict[Resource, int]:
@@ -143,20 +164,61 @@ def server_needs(vcpus: int, ram_mb: int, disk_sizes_gb: Sequence[int], public_a
     return needs
 
 
+def firewall_needs(plan: FirewallPlan) -> dict[Resource, int]:
+    """What a request's firewall holds in the ledger: its own security group and the rules in it
+    (the open egress provisioning adds included).  Once per request, not per server: all its
+    servers share the group, so the first server's reservation carries it (see
+    :func:`cloudmgr.servicerequests.transitions.reserve_servers`).  The department's members
+    group is not counted: one per project, shared by all its requests, made once and counted by
+    the ledger's sync with the cloud.  Two requests with the same rules share a group on the
+    cloud (it is named by its rules); each still reserves it, erring on the side of refusing.
+    A plan with no rules (a request from before firewalls) boots in the project's default group
+    and needs nothing."""
+    if not plan.rules:
+        return {}
+    return {Resource.SECURITY_GROUPS: 1, Resource.SECURITY_GROUP_RULES: plan.cloud_rule_count}
+
+
 def _needs(valid: ValidRequest, count: int) -> dict[Resource, int]:
     one = server_needs(
         valid.flavor.vcpus, valid.flavor.ram_mb, [d.size_gb for d in valid.disks], valid.address is not None
     )
-    return {resource: n * count for resource, n in one.items()}
+    needs = {resource: n * count for resource, n in one.items()}
+    for resource, n in firewall_needs(valid.firewall.plan).items():
+        needs[resource] = needs.get(resource, 0) + n
+    return needs
 
 
-def approval_steps(cloud: Cloud, monthly_cost: Decimal) -> list[str]:
+def approval_steps(cloud: Cloud, monthly_cost: Decimal, firewall_reasons: Sequence[str] = ()) -> list[str]:
+    """The approval chain of a request: the cloud's policy, finance above its threshold, and
+    an operator when the firewall says one must approve (``firewall_reasons`` not empty, see
+    :func:`cloudmgr.firewall.services.needs_operator_approval`).  The quote and the submission
+    both ask this, so the chain a quote shows is the one the request gets."""
     policy = cloud.approval_policy or {}
     steps = list(policy.get("steps") or ["dept_head", "operator"])
     threshold = policy.get("finance_above_yuan")
     if threshold is not None and monthly_cost > Decimal(str(threshold)) and "finance" not in steps:
         steps.append("finance")
-    return steps
+    return firewall.with_operator_step(steps, firewall_reasons)
+
+
+def firewall_choice(session: Session, department: Department, form: RequestForm) -> FirewallChoice:
+    """The firewall ``form`` asks for, resolved on its zone.  No template and no rule: the
+    members-only rules (the department's servers reach the request's servers, nothing else
+    does), so servers are never left in the project's "default" group.  Raises
+    :class:`RequestInvalid` for an unknown template, and the firewall's own refusals
+    (:class:`~cloudmgr.firewall.errors.WorldOpenOnClosedZone`,
+    :class:`~cloudmgr.firewall.errors.AdminNetworkUnset`) as they are."""
+    try:
+        ids = firewall.template_ids(session, form.firewall_templates, "firewall_template_ids")
+    except TemplateNotFound as exc:
+        problem = FieldProblem("firewall_template_ids", ChoiceProblem.FIREWALL_TEMPLATE)
+        raise RequestInvalid(f"{problem.message} ({exc.message})", (problem,)) from None
+    rules = tuple(form.firewall_rules)
+    if not ids and not rules:
+        rules = firewall.MEMBERS_ONLY_RULES
+    plan = firewall.resolve_rules(session, department, form.zone, ids, rules)
+    return FirewallChoice(tuple(ids), rules, plan)
 
 
 def _offered(session: Session, item_id: int, cloud: Cloud, kind: ItemKind) -> CatalogItem | None:
@@ -294,7 +356,9 @@ def validated(session: Session, actor: Actor, form: RequestForm, today: date) ->
         message = "; ".join([*problems, *(p.message for p in choices)])
         raise RequestInvalid(message, tuple(choices), other_problems="; ".join(problems))
     assert flavor is not None and image is not None
-    return ValidRequest(cloud, flavor, image, disks, key, address)
+    department = session.get(Department, actor.department_id)
+    assert department is not None
+    return ValidRequest(cloud, flavor, image, disks, key, address, firewall_choice(session, department, form))
 
 
 def quote(
@@ -320,4 +384,7 @@ def quote(
         limits = dict(free)
     cost = valid.monthly_cost(form.count)
     fits = all(needs[r] <= free.get(r, 0) for r in needs)
-    return Quote(cost, needs, free, limits, fits, approval_steps(cloud, cost), valid.cost_lines(form.count))
+    steps = approval_steps(cloud, cost, valid.firewall.plan.approval_reasons)
+    return Quote(
+        cost, needs, free, limits, fits, steps, valid.cost_lines(form.count), valid.firewall.plan.approval_reasons
+    )

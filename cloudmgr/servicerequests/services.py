@@ -65,6 +65,7 @@ from cloudmgr.servicerequests.quoting import (
     Quote,
     RequestForm,
     approval_steps,
+    firewall_needs,
     quote,
 )
 from cloudmgr.servicerequests.reading import (
@@ -118,6 +119,7 @@ __all__ = [
     "create_request",
     "department_filter",
     "extend_expiry",
+    "firewall_needs",
     "get_request",
     "get_server",
     "list_orphan_resources",

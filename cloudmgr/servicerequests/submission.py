@@ -70,6 +70,11 @@ def create_request(
     )
     session.add(request)
     session.flush()
+    # The firewall chosen (or the members-only default) is kept with the draft, in this unit of
+    # work: a refused rule refused the request above, before anything was written.
+    firewall.set_request_firewall(
+        session, request.id, request.department, form.zone, valid.firewall.template_ids, valid.firewall.rules
+    )
     session.add(
         RequestEvent(request_id=request.id, actor=actor.username, action="create", from_state="draft", to_state="draft")
     )
@@ -120,13 +125,13 @@ def submit_request(
         )
     session.flush()
     session.refresh(request, ["servers"])
-    reserve_servers(session, request)  # raises QuotaExceeded: the whole submission rolls back
+    # The firewall the request holds now (a draft's templates may have been changed by an
+    # operator since it was saved): a world-open rule on a closed zone is refused here too.
+    plan = firewall.request_plan(session, request.id, request.department, request.zone)
+    reserve_servers(session, request, plan)  # raises QuotaExceeded: the whole submission rolls back
     # A port opened to the whole internet needs an operator's yes even where the cloud's policy
-    # leaves operators out (the firewall service decides which rules those are).
-    firewall_reasons = firewall.request_approval_reasons(session, request.id, request.department, request.zone)
-    request.approval_steps = firewall.with_operator_step(
-        approval_steps(request.cloud, request.monthly_cost), firewall_reasons
-    )
+    # leaves operators out: the same chain the quote showed (quoting.approval_steps).
+    request.approval_steps = approval_steps(request.cloud, request.monthly_cost, plan.approval_reasons)
     request.current_step = 0
     request.submitted_at = utcnow()
     record_transition(session, request, RequestState.SUBMITTED, actor=actor, action="submit")

@@ -9,13 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
+from cloudmgr.firewall import services as firewall
+from cloudmgr.firewall.services import FirewallPlan
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.models import QuotaReservation, ReservationState
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.models import RequestEvent, ServiceRequest
-from cloudmgr.servicerequests.quoting import server_needs
+from cloudmgr.servicerequests.quoting import firewall_needs, server_needs
 from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
 from cloudmgr.workqueue.services import enqueue
 
@@ -64,8 +66,12 @@ def notify(session: Session, event: str, request: ServiceRequest, **extra: Any) 
     )
 
 
-def reserve_servers(session: Session, request: ServiceRequest) -> None:
-    """Hold quota for every server of the request that holds none (atomic: all or none)."""
+def reserve_servers(session: Session, request: ServiceRequest, plan: FirewallPlan | None = None) -> None:
+    """Hold quota for every server of the request that holds none (atomic: all or none).
+
+    The request's firewall group is held once, by its first server (index 1), as the quote
+    counts it (:func:`cloudmgr.servicerequests.quoting.firewall_needs`); ``plan`` is the
+    request's firewall plan when the caller has it (else read when the first server needs it)."""
     to_reserve = []
     for server in request.servers:
         if server.state != ServerState.PENDING:
@@ -82,6 +88,11 @@ def reserve_servers(session: Session, request: ServiceRequest) -> None:
         server.id: server_needs(server.vcpus, server.ram_mb, disk_sizes, request.public_address)
         for server in to_reserve
     }
+    first = next((server for server in to_reserve if server.index == 1), None)
+    if first is not None and request.kind == "create":
+        if plan is None:
+            plan = firewall.request_plan(session, request.id, request.department, request.zone)
+        per_server[first.id] = {**per_server[first.id], **firewall_needs(plan)}
     wanted: dict[Resource, int] = {}
     for amounts in per_server.values():
         for resource, n in amounts.items():

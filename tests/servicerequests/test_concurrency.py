@@ -33,6 +33,9 @@ def prepare_twenty_waiting_requests(j: Journey, *, fits: int) -> list[int]:
         rows[Resource.INSTANCES].limit = 20
         rows[Resource.CORES].limit = 100
         rows[Resource.RAM_MB].limit = 100 * 1024
+        # Each waiting request holds its firewall group (members-only by default) until provisioned.
+        rows[Resource.SECURITY_GROUPS].limit = 20
+        rows[Resource.SECURITY_GROUP_RULES].limit = 20 * 4
     for form in forms:
         with j.rt.db.unit_of_work() as uow:
             request = requests_service.create_request(uow.session, j.staff, form, submit=True, settings=j.rt.settings)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Response, jsonify
 
+from cloudmgr.firewall.services import MAX_RULES, parse_rules
 from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.services import MAX_COUNT, USER_DATA_MAX_BYTES, DataDisk, RequestFilter, RequestForm
@@ -22,6 +25,7 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 100_000
 REASON_MAX = 2000
 ID = "<int(max=2147483647):request_id>"
+MAX_TEMPLATES = 20
 
 spec.tag("requests", "Self-service VM requests: create, quote, approve, reject, cancel.")
 
@@ -70,6 +74,32 @@ _FORM_PROPERTIES.update(
             "default": False,
             "description": "A public (floating) address for every server; only in the internet zone.",
         },
+        "firewall_template_ids": {
+            "type": "array",
+            "maxItems": MAX_TEMPLATES,
+            "description": "Firewall templates (GET /firewall/templates), each by its id or its name.",
+            "items": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 64}]},
+        },
+        "firewall_rules": {
+            "type": "array",
+            "maxItems": MAX_RULES,
+            "description": "Rules of the department's own, each {direction, protocol, port_min, port_max, remote}; "
+            "a bad one is 400 `firewall_rule_invalid` naming it (`firewall_rules[1].port_min`).  With no template "
+            "and no rule the servers get the members-only firewall: `ingress any department_only` (the "
+            "department's servers reach them, nothing else does).  A rule open to the whole internet adds the "
+            "operator's approval on the internet zone and is refused (400) on the extranet.",
+            "items": {
+                "type": "object",
+                "required": ["direction", "protocol", "remote"],
+                "properties": {
+                    "direction": {"type": "string", "enum": ["ingress", "egress"]},
+                    "protocol": {"type": "string", "enum": ["tcp", "udp", "icmp", "any"]},
+                    "port_min": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
+                    "port_max": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
+                    "remote": {"type": "string", "description": "A CIDR, department_admin_network or department_only."},
+                },
+            },
+        },
     }
 )
 _FORM_REQUIRED = ["cloud", "zone", "flavor", "image", "count", "name_prefix", "justification", "expires_on"]
@@ -100,7 +130,27 @@ LIST_PARAMETERS: list[JSON] = [
 ]
 
 
+def _template_refs(body: Body) -> tuple[int | str, ...]:
+    raw = body.raw("firewall_template_ids", required=False)
+    if raw is None:
+        return ()
+    valid = isinstance(raw, list) and len(raw) <= MAX_TEMPLATES
+    refs: list[int | str] = []
+    for ref in raw if valid else ():
+        number = isinstance(ref, int) and not isinstance(ref, bool) and 1 <= ref <= MAX_ID
+        name = isinstance(ref, str) and 0 < len(ref) <= 64
+        if number or name:
+            refs.append(ref)
+        else:
+            valid = False
+    if not valid:
+        body.problem(f"firewall_template_ids must be a list of at most {MAX_TEMPLATES} template ids or names")
+    return tuple(refs)
+
+
 def _request_form(body: Body) -> RequestForm | None:
+    """The form read from ``body``; the firewall's rules are parsed after :meth:`Body.done`
+    (see :func:`_with_rules`), so their refusal names the rule and field."""
     form = {
         "cloud_key": body.string("cloud", max_length=64),
         "zone": body.string("zone", max_length=16),
@@ -118,9 +168,18 @@ def _request_form(body: Body) -> RequestForm | None:
     form["user_data"] = body.string("user_data", required=False, max_length=4 * USER_DATA_MAX_BYTES)
     form["data_disks"] = _data_disks(body)
     form["public_address"] = body.boolean("public_address", default=False)
+    form["firewall_templates"] = _template_refs(body)
+    body.raw("firewall_rules", required=False)  # read by _with_rules once the rest is checked
     if body.problems:
         return None
     return RequestForm(**form)
+
+
+def _with_rules(body: Body, form: RequestForm | None) -> RequestForm:
+    """``form`` with its firewall rules (RuleInvalid, 400, names the rule and field)."""
+    assert form is not None
+    rules = parse_rules(body.raw("firewall_rules", required=False), "firewall_rules")
+    return dataclasses.replace(form, firewall_rules=tuple(rules))
 
 
 def _data_disks(body: Body) -> tuple[DataDisk, ...]:
@@ -188,7 +247,7 @@ def create_request() -> tuple[Response, int]:
     form = _request_form(body)
     submit = body.boolean("submit", default=False)
     body.done()
-    assert form is not None
+    form = _with_rules(body, form)
     created = sr.create_request(
         request_uow().session,
         api_user().actor,
@@ -219,7 +278,7 @@ def quote_request() -> Response:
     body = Body()
     form = _request_form(body)
     body.done()
-    assert form is not None
+    form = _with_rules(body, form)
     return jsonify(quote_json(sr.quote(request_uow().session, api_user().actor, form, entry_point="api.quote")))
 
 

@@ -7,7 +7,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from cloudmgr.catalog.models import CatalogItem, ItemKind
+from cloudmgr.firewall import services as firewall
 from cloudmgr.quotas.models import QuotaChangeRequest, QuotaDrift
 from cloudmgr.quotas.resources import RESOURCES
 from cloudmgr.quotas.services import Balance
@@ -157,6 +160,26 @@ REQUEST_DETAIL = spec.schema(
                         },
                     },
                     "public_address": {"type": "boolean"},
+                    "firewall": {
+                        "type": ["object", "null"],
+                        "description": "The firewall a request for new servers asked for (null for a resize): "
+                        "its templates, its own rules, the rules its servers get now and why an operator "
+                        "approves it (`approval_reasons`); `problem` says why it does not resolve now.",
+                        "properties": {
+                            "templates": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+                                },
+                            },
+                            "rules": {"type": "array", "items": {"type": "object"}},
+                            "group": {"type": ["string", "null"]},
+                            "resolved": {"type": "array", "items": {"type": "string"}},
+                            "approval_reasons": {"type": "array", "items": {"type": "string"}},
+                            "problem": {"type": ["string", "null"]},
+                        },
+                    },
                 },
             },
         ]
@@ -174,6 +197,11 @@ QUOTE = spec.schema(
             "limits": _PER_RESOURCE_INT,
             "fits": {"type": "boolean", "description": "Whether the request fits in the free quota now."},
             "approval_steps": {"type": "array", "items": {"type": "string"}},
+            "firewall_reasons": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Why the firewall adds the operator's approval (empty: it does not).",
+            },
         },
     },
 )
@@ -378,6 +406,23 @@ def _choices_json(req: ServiceRequest) -> JSON:
         "user_data": user_data,
         "data_disks": [{"size_gb": d["size_gb"], "volume_type": d["volume_type"]} for d in req.data_disks or []],
         "public_address": bool(req.public_address),
+        "firewall": _firewall_json(req),
+    }
+
+
+def _firewall_json(req: ServiceRequest) -> JSON | None:
+    session = object_session(req)
+    if req.kind != "create" or session is None:
+        return None
+    chosen = firewall.request_firewall(session, req.id, req.department, req.zone)
+    plan = chosen.plan
+    return {
+        "templates": [{"id": t.id, "name": t.name} for t in chosen.templates],
+        "rules": [rule.as_json() for rule in chosen.own_rules],
+        "group": plan.group_name if plan else None,
+        "resolved": [rule.describe() for rule in plan.rules] if plan else [],
+        "approval_reasons": list(plan.approval_reasons) if plan else [],
+        "problem": chosen.problem,
     }
 
 
@@ -393,6 +438,7 @@ def quote_json(quote: Quote) -> JSON:
         "limits": _per_resource(quote.limits),
         "fits": quote.fits,
         "approval_steps": list(quote.approval_steps),
+        "firewall_reasons": list(quote.firewall_reasons),
     }
 
 

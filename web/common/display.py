@@ -13,6 +13,8 @@ from flask import Flask, url_for
 from flask_babel import gettext as _
 
 from cloudmgr.errors import DomainError
+from cloudmgr.firewall.errors import AdminNetworkUnset, RuleInvalid, RuleProblem, WorldOpenOnClosedZone
+from cloudmgr.firewall.services import MAX_RULES, PORT_MAX, PORT_MIN
 from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.errors import ChoiceProblem, FieldProblem, RequestInvalid
@@ -119,14 +121,86 @@ def _choice_problem_text(problem: FieldProblem) -> str:
         text = _("SSH key: choose one of your own keys added in this department.")
     elif code is ChoiceProblem.ADDRESS_ZONE:
         text = _("A public address is only given in the internet zone, not in the %(zone)s zone.", **params)
+    elif code is ChoiceProblem.VOLUMES_CHOICE:
+        text = _("Data volumes: the server has %(count)s; choose whether they are kept or deleted with it.", **params)
+    elif code is ChoiceProblem.FIREWALL_TEMPLATE:
+        text = _("Firewall: choose templates from the list.")
     else:
         text = _("This cloud offers no public addresses.")
+    return text
+
+
+def rule_problem_text(exc: RuleInvalid) -> str:
+    """A refused firewall rule in the reader's language, naming the rule by its number (English
+    in the API: ``exc.message``, naming the field)."""
+    problem = exc.problem
+    text: str
+    if problem is RuleProblem.LINE_SHAPE:
+        text = _("Write a rule as: direction protocol [port or from-to] remote, e.g. ingress tcp 443 0.0.0.0/0.")
+    elif problem is RuleProblem.DIRECTION_UNKNOWN:
+        text = _("The direction must be ingress or egress.")
+    elif problem is RuleProblem.PROTOCOL_UNKNOWN:
+        text = _("The protocol must be tcp, udp, icmp or any.")
+    elif problem is RuleProblem.PORT_NOT_A_NUMBER:
+        text = _("The port must be a whole number.")
+    elif problem is RuleProblem.PORT_OUT_OF_RANGE:
+        text = _("%(value)s is not a port: ports are %(min)d to %(max)d.", value=exc.value, min=PORT_MIN, max=PORT_MAX)
+    elif problem is RuleProblem.PORT_ORDER:
+        text = _("The port range %(value)s ends before it starts.", value=exc.value)
+    elif problem is RuleProblem.PORTS_REQUIRED:
+        text = _("tcp and udp rules need a port or a port range.")
+    elif problem is RuleProblem.PORTS_NOT_ALLOWED:
+        text = _("icmp and any rules have no ports: leave the port out.")
+    elif problem is RuleProblem.REMOTE_MISSING:
+        text = _("Give the remote: a CIDR, department_admin_network or department_only.")
+    elif problem is RuleProblem.CIDR_HOST_BITS:
+        text = _(
+            "%(value)s has host bits set: write the network address (e.g. 10.20.0.0/16), or /32 for one address.",
+            value=exc.value,
+        )
+    elif problem is RuleProblem.CIDR_INVALID:
+        text = _("%(value)s is not an IPv4 or IPv6 network (e.g. 10.20.0.0/16 or 2001:db8::/32).", value=exc.value)
+    elif problem is RuleProblem.TOO_MANY_RULES:
+        text = _("At most %(max)d rules.", max=MAX_RULES)
+    elif problem is RuleProblem.DUPLICATE_RULE:
+        text = _("The same rule is listed twice.")
+    else:
+        text = _("Each rule is an object with direction, protocol, port_min, port_max and remote.")
+    if exc.rule_index is None:
+        return text
+    numbered: str = _("Rule %(number)d: %(problem)s", number=exc.rule_index + 1, problem=text)
+    return numbered
+
+
+def firewall_refusal_text(exc: DomainError) -> str | None:
+    """The firewall's refusals of a request in the reader's language (None: not one of them)."""
+    text: str
+    if isinstance(exc, RuleInvalid):
+        text = _("Firewall: %(problem)s", problem=rule_problem_text(exc))
+    elif isinstance(exc, WorldOpenOnClosedZone):
+        text = _(
+            "Firewall: the rule %(rule)s opens the servers to the whole internet, but the %(zone)s zone is a "
+            "closed network. Name the networks that need access instead.",
+            rule=exc.rule,
+            zone=zone_label(exc.zone),
+        )
+    elif isinstance(exc, AdminNetworkUnset):
+        text = _(
+            "Firewall: your department has no admin network yet, so department_admin_network cannot be used. "
+            "An administrator sets it."
+        )
+    else:
+        return None
     return text
 
 
 def refusal_text(exc: DomainError) -> str:
     if isinstance(exc, QuotaExceeded):
         return quota_exceeded_text(exc)
+    firewall_text = firewall_refusal_text(exc)
+    if firewall_text is not None:
+        refused_rule: str = _("Refused: %(reason)s", reason=firewall_text)
+        return refused_rule
     if isinstance(exc, RequestInvalid) and exc.problems:
         # The choices for a usable VM in the reader's language; the form's other problems
         # (checked again here, after the web form's own checks) as the service says them.

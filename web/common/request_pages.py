@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from cloudmgr.errors import DomainError
+from cloudmgr.firewall import services as firewall
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ServiceRequest
 from cloudmgr.servicerequests.states import RequestState
@@ -59,9 +60,13 @@ def request_detail_page(
 ) -> ResponseReturnValue:
     """A request with its chain, servers and history (404 when the user may not see it)."""
     actor = current_actor()
-    req = sr.get_request(request_uow().session, actor, request_id)
+    session = request_uow().session
+    req = sr.get_request(session, actor, request_id)
     context: dict[str, Any] = {
         "req": req,
+        "firewall": firewall.request_firewall(session, req.id, req.department, req.zone)
+        if req.kind == "create"
+        else None,
         "area": area,
         "chain_steps": chain_view(req),
         "can_decide": may_decide(req),

@@ -19,12 +19,16 @@ from wtforms import (
     RadioField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
     SubmitField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from cloudmgr.firewall.errors import RuleInvalid
+from cloudmgr.firewall.services import MAX_RULES, RuleSpec, parse_rule_lines
 from cloudmgr.inventory import services as inventory
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.servicerequests.services import (
@@ -36,6 +40,7 @@ from cloudmgr.servicerequests.services import (
     DataDisk,
     RequestForm,
 )
+from web.common.display import rule_problem_text
 from web.common.forms import (
     DATE_MESSAGE,
     PRICE_MESSAGE,
@@ -166,6 +171,21 @@ class NewRequestForm(SafeForm):
     )
     disk2_type = SelectField(_l("Volume type of disk 2"), choices=[], coerce=_optional_id, validate_choice=False)
     public_address = BooleanField(_l("A public address for each server (internet zone only)"))
+    # The firewall (issue 16): the operators' templates as checkboxes and rules of one's own, one a
+    # line; the service resolves them on the zone (and refuses what the zone does not allow).
+    firewall_template_ids = SelectMultipleField(
+        _l("Firewall templates"),
+        choices=[],
+        coerce=int,
+        validate_choice=False,
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    firewall_rules = TextAreaField(
+        _l("Firewall rules of your own, one a line"),
+        validators=[Optional(), Length(max=MAX_RULES * 80, message=_l("At most %(max)d characters."))],
+        render_kw={"rows": 4, "spellcheck": "false", "autocomplete": "off", "autocapitalize": "none"},
+    )
     preview = SubmitField(_l("Preview"))
     save_draft = SubmitField(_l("Save draft"))
     submit = SubmitField(_l("Submit"))
@@ -174,6 +194,16 @@ class NewRequestForm(SafeForm):
         """The disk rows with a size (a row left empty is no disk)."""
         rows = ((self.disk1_size.data, self.disk1_type.data), (self.disk2_size.data, self.disk2_type.data))
         return tuple(DataDisk(size, volume_type_item_id=type_id) for size, type_id in rows if size is not None)
+
+    def validate_firewall_rules(self, field: Field) -> None:
+        try:
+            parse_rule_lines(field.data or "", "firewall_rules")
+        except RuleInvalid as exc:
+            raise ValidationError(rule_problem_text(exc)) from None
+
+    def own_firewall_rules(self) -> tuple[RuleSpec, ...]:
+        """The rules typed (checked by validate_firewall_rules; RuleInvalid if called unchecked)."""
+        return tuple(parse_rule_lines(self.firewall_rules.data or "", "firewall_rules"))
 
     def request_form(self, cloud_key: str) -> RequestForm:
         return RequestForm(
@@ -191,6 +221,8 @@ class NewRequestForm(SafeForm):
             user_data=self.user_data.data or None,
             data_disks=self.data_disks(),
             public_address=bool(self.public_address.data),
+            firewall_templates=tuple(self.firewall_template_ids.data or ()),
+            firewall_rules=self.own_firewall_rules(),
         )
 
 
@@ -229,6 +261,15 @@ class DeleteServerForm(SafeForm):
         _l("Type the server's name to confirm"),
         validators=[DataRequired(message=_l("Type the server's name.")), Length(max=64)],
         render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"},
+    )
+    # Required when the server has data volumes; the service says so (the field named).
+    volumes = RadioField(
+        _l("What becomes of its data volumes"),
+        choices=[
+            SelectChoice("keep", _l("Keep them: detached, they stay your department's and count in its quota")),
+            SelectChoice("delete", _l("Delete them with the server")),
+        ],
+        validators=[Optional()],
     )
     delete = SubmitField(_l("Delete the server"))
 

@@ -13,14 +13,14 @@ from wtforms import StringField, SubmitField, TextAreaField
 from cloudmgr.firewall import services as firewall
 from cloudmgr.firewall.errors import (
     RuleInvalid,
-    RuleProblem,
     TemplateInUse,
     TemplateInvalid,
     TemplateNameTaken,
     TemplateNotFound,
     TemplateProblem,
 )
-from cloudmgr.firewall.services import MAX_RULES, PORT_MAX, PORT_MIN, parse_rule_lines
+from cloudmgr.firewall.services import parse_rule_lines
+from web.common.display import rule_problem_text
 from web.common.forms import SafeForm
 from web.common.selfservice_forms import ButtonForm
 from web.core.security import current_actor
@@ -40,47 +40,6 @@ class TemplateForm(SafeForm):
         render_kw={"rows": 8, "spellcheck": "false", "autocomplete": "off", "autocapitalize": "none"},
     )
     save = SubmitField(_l("Save the template"))
-
-
-def rule_problem_text(exc: RuleInvalid) -> str:
-    """What an operator reads under the rules (English in the API: ``exc.message``)."""
-    problem = exc.problem
-    text: str
-    if problem is RuleProblem.LINE_SHAPE:
-        text = _("Write a rule as: direction protocol [port or from-to] remote, e.g. ingress tcp 443 0.0.0.0/0.")
-    elif problem is RuleProblem.DIRECTION_UNKNOWN:
-        text = _("The direction must be ingress or egress.")
-    elif problem is RuleProblem.PROTOCOL_UNKNOWN:
-        text = _("The protocol must be tcp, udp, icmp or any.")
-    elif problem is RuleProblem.PORT_NOT_A_NUMBER:
-        text = _("The port must be a whole number.")
-    elif problem is RuleProblem.PORT_OUT_OF_RANGE:
-        text = _("%(value)s is not a port: ports are %(min)d to %(max)d.", value=exc.value, min=PORT_MIN, max=PORT_MAX)
-    elif problem is RuleProblem.PORT_ORDER:
-        text = _("The port range %(value)s ends before it starts.", value=exc.value)
-    elif problem is RuleProblem.PORTS_REQUIRED:
-        text = _("tcp and udp rules need a port or a port range.")
-    elif problem is RuleProblem.PORTS_NOT_ALLOWED:
-        text = _("icmp and any rules have no ports: leave the port out.")
-    elif problem is RuleProblem.REMOTE_MISSING:
-        text = _("Give the remote: a CIDR, department_admin_network or department_only.")
-    elif problem is RuleProblem.CIDR_HOST_BITS:
-        text = _(
-            "%(value)s has host bits set: write the network address (e.g. 10.20.0.0/16), or /32 for one address.",
-            value=exc.value,
-        )
-    elif problem is RuleProblem.CIDR_INVALID:
-        text = _("%(value)s is not an IPv4 or IPv6 network (e.g. 10.20.0.0/16 or 2001:db8::/32).", value=exc.value)
-    elif problem is RuleProblem.TOO_MANY_RULES:
-        text = _("At most %(max)d rules.", max=MAX_RULES)
-    elif problem is RuleProblem.DUPLICATE_RULE:
-        text = _("The same rule is listed twice.")
-    else:
-        text = _("Each rule is an object with direction, protocol, port_min, port_max and remote.")
-    if exc.rule_index is None:
-        return text
-    numbered: str = _("Rule %(number)d: %(problem)s", number=exc.rule_index + 1, problem=text)
-    return numbered
 
 
 def template_problem_text(problem: TemplateProblem) -> str:

@@ -54,6 +54,9 @@ def _set_choices(form: NewRequestForm, cat: sr.OrderCatalog) -> None:
         for item in cat.volume_types
     ]
     form.disk1_type.choices = form.disk2_type.choices = type_choices
+    form.firewall_template_ids.choices = [
+        SelectChoice(template.id, template.name) for template in cat.firewall_templates
+    ]
 
 
 @bp.route("/requests/new", methods=["GET", "POST"])
