@@ -10,6 +10,10 @@ step, each step recorded in a short unit of work of its own and safe to run agai
 calls treat what is already gone as done, and a part found by its tag is the one made before.
 A worker dying anywhere leaves the item to be taken over; the rerun continues where the rows
 say it stopped.
+
+The ledger follows each part as it is settled, in the step's unit of work: the address and a
+deleted volume give back what they count (``quota_counted``, cleared as it is given back, so
+never twice); a kept volume stays used; the VM's cores, memory and instance go at the end.
 """
 
 from __future__ import annotations
@@ -30,13 +34,12 @@ from cloudmgr.db import Database
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import DepartmentCloud
 from cloudmgr.quotas import ledger
-from cloudmgr.quotas.models import QuotaReservation, ReservationState
 from cloudmgr.quotas.resources import Resource
-from cloudmgr.servicerequests.errors import ChoiceProblem, FieldProblem, RequestInvalid
-from cloudmgr.servicerequests.models import ManagedServer
+from cloudmgr.servicerequests.errors import ChoiceProblem, FieldProblem, InvalidTransition, RequestInvalid
+from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
 from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
-from cloudmgr.servicerequests.provisioning import retire_if_done
-from cloudmgr.servicerequests.states import ServerState
+from cloudmgr.servicerequests.states import RequestState, ServerState
+from cloudmgr.servicerequests.transitions import record_transition
 from cloudmgr.workqueue.services import GiveUp, RetryLater
 
 SYSTEM = Actor.system("server_action")
@@ -50,6 +53,9 @@ class VolumeChoice(enum.StrEnum):
 
 
 VOLUME_CHOICES = tuple(VolumeChoice)
+
+# A change cloudmgr.storage queued and has not finished: the deletion waits for it.
+CHANGING_VOLUME = frozenset({VolumeState.ATTACHING, VolumeState.DETACHING, VolumeState.EXTENDING, VolumeState.DELETING})
 
 
 def server_volumes(session: Session, server_id: int) -> list[ManagedVolume]:
@@ -67,6 +73,37 @@ def server_address(session: Session, server_id: int) -> ManagedAddress | None:
     return session.scalar(select(ManagedAddress).where(ManagedAddress.server_id == server_id))
 
 
+@dataclass(frozen=True)
+class VolumeToDecide:
+    name: str
+    size_gb: int
+    volume_type: str | None
+
+
+@dataclass(frozen=True)
+class DeletionPreview:
+    """What deleting the server decides about (the delete form shows it): its data volumes,
+    kept or deleted as the user answers, and the public address that is released."""
+
+    volumes: tuple[VolumeToDecide, ...]
+    address: str | None
+
+    @property
+    def needs_choice(self) -> bool:
+        return bool(self.volumes)
+
+
+def deletion_preview(session: Session, server: ManagedServer) -> DeletionPreview:
+    address = server_address(session, server.id)
+    return DeletionPreview(
+        volumes=tuple(
+            VolumeToDecide(f"{server.name}-data{v.index}", v.size_gb, v.volume_type)
+            for v in server_volumes(session, server.id)
+        ),
+        address=address.address if address is not None and address.state != AddressState.RELEASED else None,
+    )
+
+
 def decide_deletion(session: Session, actor: Actor, server: ManagedServer, volumes: str | None) -> dict[str, Any]:
     """Check the answer for the server's volumes and record the decision (audit ``server.delete``:
     who, when, the choice, the volumes and the address); returns the work item's payload.
@@ -74,6 +111,17 @@ def decide_deletion(session: Session, actor: Actor, server: ManagedServer, volum
     ``volumes`` is "keep" or "delete"; required when the server has data volumes (RequestInvalid
     naming the field ``volumes`` otherwise), ignored when it has none.  Any other value is refused."""
     rows = server_volumes(session, server.id)
+    address = server_address(session, server.id)
+    busy = [f"data disk {v.index}" for v in rows if v.state in CHANGING_VOLUME]
+    if address is not None and (
+        address.state == AddressState.RELEASING
+        or (server.state != ServerState.ERROR and address.state in {AddressState.PENDING, AddressState.ALLOCATED})
+    ):
+        busy.append("public address")
+    if busy:
+        raise InvalidTransition(
+            f"a change to the {', '.join(busy)} of {server.name} is under way: delete the server once it is done"
+        )
     choice: VolumeChoice | None = None
     answer = (volumes or "").strip()
     if answer and answer not in VOLUME_CHOICES:
@@ -84,7 +132,6 @@ def decide_deletion(session: Session, actor: Actor, server: ManagedServer, volum
             problem = FieldProblem("volumes", ChoiceProblem.VOLUMES_CHOICE, {"count": len(rows)})
             raise RequestInvalid(problem.message, (problem,))
         choice = VolumeChoice(answer)
-    address = server_address(session, server.id)
     audit.record(
         session,
         actor=actor.username,
@@ -197,7 +244,7 @@ def delete_server_and_parts(db: Database, provider: CloudProvider, payload: Mapp
         raise RetryLater(str(exc)) from exc
     except CloudError as exc:
         raise GiveUp(f"delete failed at the {part}: {exc}") from exc
-    finish_deletion(db, plan.server_id, [v.row_id for v in plan.volumes])
+    finish_deletion(db, plan.server_id)
 
 
 def _release_address(db: Database, provider: CloudProvider, plan: DeletionPlan, address: AddressStep) -> None:
@@ -219,6 +266,14 @@ def _release_address(db: Database, provider: CloudProvider, plan: DeletionPlan, 
         if row is None or server is None or row.state == AddressState.RELEASED:
             return
         row.state, row.fault = AddressState.RELEASED, None
+        if _counted(row.quota_counted, row_request_id=None, server=server):
+            ledger.give_back_usage(
+                session,
+                department_id=server.department_id,
+                cloud_id=server.cloud_id,
+                amounts={Resource.FLOATING_IPS: 1},
+            )
+        row.quota_counted = False
         if server.addresses and "public" in server.addresses:
             server.addresses = {k: v for k, v in server.addresses.items() if k != "public"}
         audit.record(
@@ -257,15 +312,26 @@ def _settle_volume(db: Database, provider: CloudProvider, plan: DeletionPlan, vo
 
 def _record_volume(db: Database, plan: DeletionPlan, row_id: int, volume_id: str | None, state: VolumeState) -> None:
     with db.unit_of_work() as uow:
-        row = uow.session.get(ManagedVolume, row_id, with_for_update=True)
-        if row is None or (row.state == state and row.server_id is None):
+        session = uow.session
+        row = session.get(ManagedVolume, row_id, with_for_update=True)
+        server = session.get(ManagedServer, plan.server_id)
+        if row is None or server is None or (row.state == state and row.server_id is None):
             return
         # Kept or deleted, the volume is no server's any more; the department stays its owner.
         row.state, row.fault, row.server_id = state, None, None
         if volume_id is not None:
             row.volume_id = volume_id
+        if state == VolumeState.DELETED:
+            if _counted(row.quota_counted, row_request_id=row.request_id, server=server):
+                ledger.give_back_usage(
+                    session,
+                    department_id=row.department_id,
+                    cloud_id=row.cloud_id,
+                    amounts={Resource.VOLUMES: 1, Resource.GIGABYTES: row.size_gb},
+                )
+            row.quota_counted = False
         audit.record(
-            uow.session,
+            session,
             actor=SYSTEM.username,
             action="volume.kept" if state == VolumeState.AVAILABLE else "volume.deleted",
             target_type="managed_server",
@@ -274,9 +340,19 @@ def _record_volume(db: Database, plan: DeletionPlan, row_id: int, volume_id: str
         )
 
 
-def finish_deletion(db: Database, server_id: int, volume_rows: list[int]) -> None:
-    """The server is gone: DELETED, and the ledger gives back what it used (once);
-    ``volume_rows``: its volumes the deletion settled (the kept ones stay used)."""
+def _counted(quota_counted: bool, *, row_request_id: int | None, server: ManagedServer) -> bool:
+    """Whether a part of ``server`` is in the ledger's used: its flag says so, except for the
+    request's own parts of a server that never became ACTIVE (its reservation, which held them,
+    was released, never consumed)."""
+    if not quota_counted:
+        return False
+    own_part = row_request_id is None or row_request_id == server.request_id
+    return server.active_at is not None or not own_part
+
+
+def finish_deletion(db: Database, server_id: int) -> None:
+    """The server is gone: DELETED, and the ledger gives back its cores, memory and instance
+    (once; its parts gave back theirs as they were settled)."""
     with db.unit_of_work() as uow:
         session = uow.session
         server = session.get(ManagedServer, server_id, with_for_update=True)
@@ -288,7 +364,7 @@ def finish_deletion(db: Database, server_id: int, volume_rows: list[int]) -> Non
             session,
             department_id=server.department_id,
             cloud_id=server.cloud_id,
-            amounts=_given_back(session, server, volume_rows),
+            amounts={Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1},
         )
         retire_if_done(session, server.request_id)
         audit.record(
@@ -300,31 +376,16 @@ def finish_deletion(db: Database, server_id: int, volume_rows: list[int]) -> Non
         )
 
 
-def _given_back(session: Session, server: ManagedServer, volume_rows: list[int]) -> dict[Resource, int]:
-    """The VM's cores, memory and instance; and, when its reservation was used (it is consumed
-    whole once the VM is ACTIVE), its address and the volumes deleted with it.  Kept volumes
-    stay used: the department still has them."""
-    amounts = {Resource.CORES: server.vcpus, Resource.RAM_MB: server.ram_mb, Resource.INSTANCES: 1}
-    reservation = session.get(QuotaReservation, server.reservation_id) if server.reservation_id else None
-    if reservation is None or reservation.state != ReservationState.CONSUMED.value:
-        return amounts
-    used = {Resource(name): int(n) for name, n in reservation.amounts.items()}
-    kept = (
-        list(
-            session.scalars(
-                select(ManagedVolume).where(
-                    ManagedVolume.id.in_(volume_rows), ManagedVolume.state == VolumeState.AVAILABLE
-                )
-            )
+def retire_if_done(session: Session, request_id: int) -> None:
+    """A request whose every server is gone (deleted, cancelled or failed) is retired."""
+    request = session.get(ServiceRequest, request_id)
+    if request is None:
+        return
+    if request.state in {
+        RequestState.ACTIVE,
+        RequestState.PARTIALLY_ACTIVE,
+        RequestState.FAILED,
+    } and all(s.state in {ServerState.DELETED, ServerState.CANCELLED, ServerState.ERROR} for s in request.servers):
+        record_transition(
+            session, request, RequestState.RETIRED, actor=SYSTEM, action="retire", reason="every server deleted"
         )
-        if volume_rows
-        else []
-    )
-    for resource, kept_amount in (
-        (Resource.FLOATING_IPS, 0),
-        (Resource.VOLUMES, len(kept)),
-        (Resource.GIGABYTES, sum(v.size_gb for v in kept)),
-    ):
-        if used.get(resource):
-            amounts[resource] = max(used[resource] - kept_amount, 0)
-    return amounts

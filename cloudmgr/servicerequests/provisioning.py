@@ -560,18 +560,3 @@ def resize_refusal(session: Session, request: ServiceRequest) -> str | None:
     except ClassifiedPlacementRefused as refused:
         return str(refused)
     return None
-
-
-# --- stop, start, delete ------------------------------------------------------------------------------
-
-
-def retire_if_done(session: Session, request_id: int) -> None:
-    request = session.get(ServiceRequest, request_id)
-    if request is None:
-        return
-    if request.state in {
-        RequestState.ACTIVE,
-        RequestState.PARTIALLY_ACTIVE,
-        RequestState.FAILED,
-    } and all(s.state in {ServerState.DELETED, ServerState.CANCELLED, ServerState.ERROR} for s in request.servers):
-        record_event(session, request, RequestState.RETIRED, "retire", "every server deleted")

@@ -27,7 +27,7 @@ from cloudmgr.servicerequests.consoles import (
     open_console,
     read_console_log,
 )
-from cloudmgr.servicerequests.deletion import VOLUME_CHOICES, VolumeChoice
+from cloudmgr.servicerequests.deletion import VOLUME_CHOICES, DeletionPreview, VolumeChoice, deletion_preview
 from cloudmgr.servicerequests.lifecycle import (
     CANCELLABLE,
     NOT_BOOTED,
@@ -100,6 +100,7 @@ __all__ = [
     "ConsoleTarget",
     "ConsoleUnavailable",
     "DataDisk",
+    "DeletionPreview",
     "OrderCatalog",
     "OrphanKind",
     "OrphanNotFound",
@@ -117,6 +118,7 @@ __all__ = [
     "check_request_placeable",
     "console_target",
     "create_request",
+    "deletion_preview",
     "department_filter",
     "extend_expiry",
     "firewall_needs",

@@ -15,7 +15,7 @@ from cloudmgr.db import utcnow
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests import services as requests_service
-from cloudmgr.servicerequests.errors import ChoiceProblem, RequestInvalid
+from cloudmgr.servicerequests.errors import ChoiceProblem, InvalidTransition, RequestInvalid
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
 from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
 from cloudmgr.workqueue.models import WorkItem
@@ -209,3 +209,16 @@ def test_a_worker_dying_midway_is_taken_over_to_the_same_end(
         assert volume.state == VolumeState.DELETED
         assert provider.list_volumes(project_id) == []
         assert used[Resource.VOLUMES] == 0 and used[Resource.GIGABYTES] == 0
+
+
+def test_a_volume_change_under_way_holds_the_deletion_back(journey: Journey) -> None:
+    j = journey
+    _request_id, server_id, name = _one_usable_server(j)
+    with j.rt.db.unit_of_work() as uow:
+        (volume,) = uow.session.scalars(select(ManagedVolume).where(ManagedVolume.server_id == server_id))
+        volume.state = VolumeState.EXTENDING  # as cloudmgr.storage leaves it while its work item runs
+    with j.rt.db.unit_of_work() as uow, pytest.raises(InvalidTransition, match=r"data disk 1 of lic-01 is under way"):
+        requests_service.server_action(uow.session, j.staff, server_id, "delete", confirm=name, volumes="delete")
+    with j.rt.db.unit_of_work() as uow:
+        assert uow.session.get_one(ManagedServer, server_id).state == "active"
+        assert uow.session.scalar(select(AuditEvent.id).where(AuditEvent.action == "server.delete")) is None

@@ -74,7 +74,12 @@ def get_server(server_id: int) -> Response:
     f"/servers/{ID}/actions",
     method="POST",
     summary="Stop, start or delete a server",
-    description="Deleting needs the server's name in `confirm`. The action runs on the cloud shortly after.",
+    description=(
+        "Deleting needs the server's name in `confirm` and, when the server has data volumes, `volumes`: "
+        "`keep` (detached, left available to the department and counted in its quota) or `delete`; "
+        "without it the deletion is refused (400) and nothing changes. The public address is released. "
+        "The action runs on the cloud shortly after."
+    ),
     tags=("servers",),
     roles=(*DEPARTMENT_ROLES, Role.OPERATOR),
     request_body=spec.schema(
@@ -85,20 +90,28 @@ def get_server(server_id: int) -> Response:
             "properties": {
                 "action": {"type": "string", "enum": list(sr.SERVER_ACTIONS)},
                 "confirm": {"type": "string", "description": "The server's name (required to delete)."},
+                "volumes": {
+                    "type": "string",
+                    "enum": list(sr.VOLUME_CHOICES),
+                    "description": "What becomes of the data volumes (required to delete a server that has some).",
+                },
             },
         },
     ),
     response=SERVER,
     status=202,
-    errors=(404, 409),
+    errors=(400, 404, 409),
     operation_id="server_action",
 )
 def server_action(server_id: int) -> tuple[Response, int]:
     body = Body()
     action = body.string("action", max_length=16)
     confirm = body.string("confirm", required=False, max_length=64, default="")
+    volumes = body.string("volumes", required=False, max_length=16)
     body.done()
-    server = sr.server_action(request_uow().session, api_user().actor, server_id, action, confirm=confirm or "")
+    server = sr.server_action(
+        request_uow().session, api_user().actor, server_id, action, confirm=confirm or "", volumes=volumes
+    )
     return jsonify(server_json(server)), 202
 
 

@@ -62,6 +62,7 @@ def _server_page(
             server=server,
             button_form=ButtonForm(formdata=None),
             delete_form=given.get("delete") or DeleteServerForm(formdata=None),
+            deletion=sr.deletion_preview(session, server),
             extend_form=extend_form,
             resize_form=resize_form,
             page_error=error,
@@ -166,11 +167,21 @@ def delete(server_id: int) -> ResponseReturnValue:
         return _server_page(server_id, forms={"delete": form}, status=400)
     try:
         server = sr.server_action(
-            request_uow().session, current_actor(), server_id, "delete", confirm=form.confirm.data.strip()
+            request_uow().session,
+            current_actor(),
+            server_id,
+            "delete",
+            confirm=form.confirm.data.strip(),
+            volumes=form.volumes.data,
         )
     except DomainError as exc:
         return _refused(server_id, exc, {"delete": form})
-    flash(_("%(name)s is being deleted; its quota is given back once it is gone.", name=server.name), "success")
+    if form.volumes.data == sr.VolumeChoice.KEEP:
+        flash(
+            _("%(name)s is being deleted; its data volumes are kept for your department.", name=server.name), "success"
+        )
+    else:
+        flash(_("%(name)s is being deleted; its quota is given back once it is gone.", name=server.name), "success")
     return redirect(url_for("portal.server_detail", server_id=server_id))
 
 
