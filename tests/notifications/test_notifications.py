@@ -58,11 +58,14 @@ def webhook() -> Iterator[tuple[list[dict[str, Any]], int]]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield received, server.server_address[1]
-    server.shutdown()
+    with HTTPServer(("127.0.0.1", 0), Handler) as server:  # leaving it closes the listening socket
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield received, server.server_address[1]
+        finally:
+            server.shutdown()
+            thread.join()
 
 
 def _decoded_subject(message: Message) -> str:

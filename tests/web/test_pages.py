@@ -132,8 +132,10 @@ def test_static_assets_are_local(client: FlaskClient) -> None:
     # Only the one local script file (a progressive enhancement), never an inline script.
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
     assert scripts == [(' src="/static/js/cloudmgr.js" defer', "")]
-    assert client.get("/static/js/cloudmgr.js").status_code == 200
+    # Static files are streamed from disk: close each response so its file is closed too.
+    with client.get("/static/js/cloudmgr.js") as script:
+        assert script.status_code == 200
     assert " style=" not in html
-    css = client.get("/static/css/cloudmgr.css")
-    assert css.status_code == 200
-    assert b"@import" not in css.data and b"url(http" not in css.data
+    with client.get("/static/css/cloudmgr.css") as css:
+        assert css.status_code == 200
+        assert b"@import" not in css.data and b"url(http" not in css.data
