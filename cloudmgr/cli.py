@@ -30,10 +30,14 @@ def main(log_level: str | None) -> None:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     runtime = Runtime.from_settings(settings)
-    set_runtime(runtime)
+    previous = set_runtime(runtime)
     # The engine's pooled connections close with the command, not whenever the garbage collector
     # comes by (one engine per invocation: many in one process when commands are invoked in-process).
-    click.get_current_context().call_on_close(runtime.db.dispose)
+    # The runtime it replaced is installed again: code run after an in-process invocation must not
+    # reach the disposed engine through get_runtime() and open connections nobody closes.
+    context = click.get_current_context()
+    context.call_on_close(runtime.db.dispose)
+    context.call_on_close(lambda: set_runtime(previous))
 
 
 # --- db --------------------------------------------------------------------------

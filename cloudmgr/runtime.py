@@ -36,11 +36,12 @@ def get_runtime() -> Runtime:
         return _current
 
 
-def set_runtime(runtime: Runtime | None) -> None:
-    """Install a runtime (the web app factory and tests do this)."""
+def set_runtime(runtime: Runtime | None) -> Runtime | None:
+    """Install a runtime (the web app factory and tests do this); the one it replaces is returned."""
     global _current
     with _lock:
-        _current = runtime
+        previous, _current = _current, runtime
+        return previous
 
 
 def installed_settings() -> Settings | None:
