@@ -292,23 +292,25 @@ def _sigkill_after_the_boot_and_resume(lab: Journey, server: ManagedServer, lab_
     }
     # The boot has happened, and is not recorded yet: the worst moment to die.
     log_path = settings.instance_path / "runner.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-c", _RUNNER, str(move_id), "boot/acted"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,  # a file: a pipe nobody reads could fill up with warnings and block the runner
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.strip() == "PAUSED", (line, log_path.read_text()[-3000:])
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-        log.close()
+    # Leaving the two with-blocks closes the log and the runner's stdout pipe after the runner is reaped.
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, str(move_id), "boot/acted"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,  # a file: a pipe nobody reads could fill up with warnings and block the runner
+            text=True,
+        ) as process,
+    ):
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line.strip() == "PAUSED", (line, log_path.read_text()[-3000:])
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
     with lab.rt.db.unit_of_work() as uow:
         boot = uow.session.scalar(select(MoveStep).where(MoveStep.move_id == move_id, MoveStep.name == "boot"))

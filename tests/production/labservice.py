@@ -69,45 +69,53 @@ def start_nova_api(v: dict[str, str], timeout: float = 240) -> float:
     """Start nova-api as up.sh's start_gunicorn does; seconds until it answers."""
     started = time.monotonic()
     if _pid(v, "nova-api") is None:
-        log = Path(v["LOGS"], "nova-api.log").open("ab")  # noqa: SIM115  (handed to the child)
-        log.write(f"\n===== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} start nova-api (tests)\n".encode())
-        log.flush()
+        log = Path(v["LOGS"], "nova-api.log")
+        with log.open("ab") as handle:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            handle.write(f"\n===== {stamp} start nova-api (tests)\n".encode())
         env = {
             **os.environ,
             "OS_NOVA_CONFIG_DIR": f"{v['ETC']}/nova",
             "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf",
+            "NOVA_API_LOG": str(log),
         }
-        process = subprocess.Popen(
-            [
-                f"{v['VENV']}/bin/gunicorn",
-                "--bind",
-                f"{v['LAB_BIND']}:{v['NOVA_PORT']}",
-                "--workers",
-                "1",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "8",
-                "--timeout",
-                "300",
-                "--graceful-timeout",
-                "5",
-                "--no-control-socket",
-                "--pythonpath",
-                v["LAB_SRC"],
-                "--name",
-                "cmlab-nova-api",
-                "lab_wsgi:nova()",
-            ],
+        gunicorn = [
+            f"{v['VENV']}/bin/gunicorn",
+            "--bind",
+            f"{v['LAB_BIND']}:{v['NOVA_PORT']}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "8",
+            "--timeout",
+            "300",
+            "--graceful-timeout",
+            "5",
+            "--no-control-socket",
+            "--pythonpath",
+            v["LAB_SRC"],
+            "--name",
+            "cmlab-nova-api",
+            "lab_wsgi:nova()",
+        ]
+        # nova-api belongs to the lab and outlives this test, so it must not be our child (a child
+        # never waited for is a leak): a short-lived sh starts it in the background in its own
+        # session, as up.sh's start_svc does, prints its pid and exits; nova-api is then the
+        # init process's child.  A background job of a non-interactive sh is no group leader,
+        # so setsid does not fork and $! is nova-api's pid, which is also its process group.
+        launcher = subprocess.run(
+            ["sh", "-c", 'setsid "$@" >>"$NOVA_API_LOG" 2>&1 </dev/null & echo $!', "sh", *gunicorn],
             cwd=v["RUN"],
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
         )
-        log.close()
-        Path(v["RUN"], "nova-api.pid").write_text(f"{process.pid}\n")
+        Path(v["RUN"], "nova-api.pid").write_text(f"{int(launcher.stdout)}\n")
     deadline = started + timeout
     while not nova_api_answers():
         if time.monotonic() > deadline:

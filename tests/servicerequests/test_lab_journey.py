@@ -96,10 +96,11 @@ def _scheduler(j: LabJourney, log: Path) -> subprocess.Popen[bytes]:
         CLOUDMGR_WORK_POLL_SECONDS="0.5",
         CLOUDMGR_SCHEDULER_LEASE_SECONDS="6",
     )
-    handle = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "cloudmgr.cli", "scheduler", "run"], cwd=REPO, env=env, stdout=handle, stderr=handle
-    )
+    # The child gets its own copy of the descriptor, so ours is closed as soon as it has started.
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cloudmgr.cli", "scheduler", "run"], cwd=REPO, env=env, stdout=handle, stderr=handle
+        )
 
 
 @ONE_DATABASE
