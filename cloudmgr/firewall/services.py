@@ -165,6 +165,18 @@ class FirewallPlan:
         return bool(self.rules) and not any(rule.direction is Direction.EGRESS for rule in self.rules)
 
     @property
+    def members_only(self) -> bool:
+        """Whether this is the default plan (a request that chose no template and no rule): only
+        the department's own servers reach these.  Its group is named by its rules, so it is one
+        group per department project, shared by every such request."""
+        return bool(self.rules) and all(
+            rule.direction is Direction.INGRESS
+            and rule.protocol is Protocol.ANY
+            and rule.remote_group == self.department_group
+            for rule in self.rules
+        )
+
+    @property
     def cloud_rule_count(self) -> int:
         """How many rules the request's group holds on the cloud: its own and the open egress."""
         return len(self.rules) + (2 if self.opens_egress else 0)

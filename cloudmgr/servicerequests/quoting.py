@@ -173,8 +173,10 @@ def firewall_needs(plan: FirewallPlan) -> dict[Resource, int]:
     the ledger's sync with the cloud.  Two requests with the same rules share a group on the
     cloud (it is named by its rules); each still reserves it, erring on the side of refusing.
     A plan with no rules (a request from before firewalls) boots in the project's default group
-    and needs nothing."""
-    if not plan.rules:
+    and needs nothing.  Nor does the members-only default of a request that chose no rules: like
+    the department's group it is one group per project, shared by all such requests, so
+    reserving it per request would refuse a department its eleventh waiting request."""
+    if not plan.rules or plan.members_only:
         return {}
     return {Resource.SECURITY_GROUPS: 1, Resource.SECURITY_GROUP_RULES: plan.cloud_rule_count}
 
@@ -215,8 +217,6 @@ def firewall_choice(session: Session, department: Department, form: RequestForm)
         problem = FieldProblem("firewall_template_ids", ChoiceProblem.FIREWALL_TEMPLATE)
         raise RequestInvalid(f"{problem.message} ({exc.message})", (problem,)) from None
     rules = tuple(form.firewall_rules)
-    if not ids and not rules:
-        rules = firewall.MEMBERS_ONLY_RULES
     plan = firewall.resolve_rules(session, department, form.zone, ids, rules)
     return FirewallChoice(tuple(ids), rules, plan)
 

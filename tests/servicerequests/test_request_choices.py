@@ -173,10 +173,8 @@ def test_quote_and_reservation_agree_on_disks_gigabytes_and_addresses(journey: J
         Resource.VOLUMES: 4,
         Resource.GIGABYTES: 240,
         Resource.FLOATING_IPS: 2,
-        # The request's members-only firewall group, once per request: ingress from the
-        # department's group (IPv4, IPv6) and the open egress (IPv4, IPv6).
-        Resource.SECURITY_GROUPS: 1,
-        Resource.SECURITY_GROUP_RULES: 4,
+        # No firewall chosen: the members-only default group is the department's shared one,
+        # not reserved per request (a chosen firewall is: tests/servicerequests/test_request_firewall.py).
     }
     per_vm = flavor.monthly_price + Decimal("100") * Decimal("0.80") + Decimal("20") * Decimal("0.30") + 25
     assert quoted.monthly_cost == per_vm * 2
@@ -213,16 +211,11 @@ def test_a_request_without_choices_reserves_what_it_did_before(journey: Journey)
         request = create_request(uow.session, journey.staff, form, submit=True, settings=journey.rt.settings)
         (server,) = request.servers
         reservation = uow.session.get_one(QuotaReservation, server.reservation_id)
-        # No disk, address or key: nothing of theirs; the firewall is the members-only default.
-        assert set(reservation.amounts) == {"cores", "ram_mb", "instances", "security_groups", "security_group_rules"}
+        # No disk, address or key: nothing of theirs; the members-only default firewall group is
+        # the department's shared one, not reserved per request.
+        assert set(reservation.amounts) == {"cores", "ram_mb", "instances"}
         assert request.data_disks == [] and request.public_address is False and request.ssh_key_name is None
-    assert set(quoted.needs) == {
-        Resource.CORES,
-        Resource.RAM_MB,
-        Resource.INSTANCES,
-        Resource.SECURITY_GROUPS,
-        Resource.SECURITY_GROUP_RULES,
-    }
+    assert set(quoted.needs) == {Resource.CORES, Resource.RAM_MB, Resource.INSTANCES}
 
 
 def test_a_cloud_without_block_storage_syncs_without_volume_types(

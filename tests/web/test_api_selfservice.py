@@ -84,14 +84,8 @@ def test_quote_create_and_read_a_request(api: Any, journey: Journey) -> None:
     status, quote = staff.post("/requests/quote", _body(journey))
     assert status == 200
     assert quote["monthly_cost"] == "360.00" and quote["fits"] is True
-    # The members-only firewall group, once for the request (2 ingress rules, 2 open egress).
-    assert quote["needs"] == {
-        "cores": 3,
-        "ram_mb": 6144,
-        "instances": 3,
-        "security_groups": 1,
-        "security_group_rules": 4,
-    }
+    # The members-only default firewall group is the department's shared one: not reserved per request.
+    assert quote["needs"] == {"cores": 3, "ram_mb": 6144, "instances": 3}
     assert quote["free"]["instances"] == 8 and quote["approval_steps"] == ["dept_head", "operator"]
     status, draft = staff.post("/requests", _body(journey))
     assert status == 201 and draft["state"] == "draft" and draft["servers"] == []

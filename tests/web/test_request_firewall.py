@@ -142,14 +142,12 @@ def test_the_api_takes_templates_by_id_or_name_and_own_rules(api: Any, journey: 
     assert chosen["group"].startswith("cm-fw-prov-education-")
 
 
-def test_the_api_without_a_firewall_gets_members_only(api: Any, journey: Journey) -> None:
+def test_the_api_without_a_firewall_stores_none(api: Any, journey: Journey) -> None:
     status, created = api("zhangwei").post("/requests", _body(journey))
     assert status == 201, created
     chosen = created["firewall"]
     assert chosen["templates"] == [] and chosen["approval_reasons"] == []
-    assert chosen["rules"] == [
-        {"direction": "ingress", "protocol": "any", "port_min": None, "port_max": None, "remote": "department_only"}
-    ]
+    assert chosen["rules"] == []
 
 
 @pytest.mark.parametrize(
