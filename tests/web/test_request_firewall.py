@@ -60,7 +60,7 @@ def test_the_form_offers_the_templates_and_explains_the_default(app: Flask, jour
         assert f'name="firewall_template_ids" value="{ids[name]}"' in section and name in section
     assert "ingress tcp 80 0.0.0.0/0" in section  # a template's rules are shown with it
     assert 'name="firewall_rules"' in section
-    assert "only your department’s own servers can reach them (members only)" in section
+    assert "they are put in the project’s default security group" in section
 
 
 def test_a_submitted_request_shows_its_templates_rules_and_the_operators_reason(app: Flask, journey: Journey) -> None:

@@ -85,8 +85,8 @@ _FORM_PROPERTIES.update(
             "maxItems": MAX_RULES,
             "description": "Rules of the department's own, each {direction, protocol, port_min, port_max, remote}; "
             "a bad one is 400 `firewall_rule_invalid` naming it (`firewall_rules[1].port_min`).  With no template "
-            "and no rule the servers get the members-only firewall: `ingress any department_only` (the "
-            "department's servers reach them, nothing else does).  A rule open to the whole internet adds the "
+            "and no rule the servers are put in the project's default security group.  A rule open to the whole "
+            "internet adds the "
             "operator's approval on the internet zone and is refused (400) on the extranet.",
             "items": {
                 "type": "object",
