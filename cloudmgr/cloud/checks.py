@@ -81,6 +81,23 @@ def check_volume_size(size_gb: object, action: str) -> int:
     return size_gb
 
 
+def check_volume_source(snapshot_id: str | None, image_id: str | None, action: str) -> None:
+    """A volume is made from a snapshot or from an image, not from both."""
+    if snapshot_id and image_id:
+        raise CloudBadRequest(f"{action} rejected as invalid", "make a volume from a snapshot or an image, not both")
+
+
+def check_volume_fits_image(size_gb: int, image_bytes: int | None, action: str) -> None:
+    """CloudBadRequest unless ``size_gb`` holds the image's bytes (Cinder's own rule)."""
+    needed = -(-(image_bytes or 0) // 1024**3)
+    if size_gb < needed:
+        raise CloudBadRequest(
+            f"{action} rejected as invalid",
+            f"the image has {image_bytes} bytes: the volume needs at least {needed} GB, not {size_gb}",
+            status_code=400,
+        )
+
+
 def check_idempotency_tag(tag: str) -> None:
     # Cinder's metadata values hold at most 255 characters.
     if not tag or len(tag) > 255:

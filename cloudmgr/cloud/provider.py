@@ -206,6 +206,18 @@ class CloudProvider(abc.ABC):
     def confirm_migration(self, server_id: str) -> None: ...
 
     @abc.abstractmethod
+    def rebuild_server(self, server_id: str, image_id: str) -> None:
+        """Rebuild the server from image ``image_id`` (Nova's rebuild): its root disk is
+        replaced by the image's, everything else stays (id, name, flavor, addresses,
+        metadata, key, security groups, attached volumes).  Allowed for a server ACTIVE,
+        SHUTOFF or in ERROR (CloudConflict otherwise); returns once the cloud accepted it
+        (status REBUILD) and :meth:`wait_for_server` waits for the server to be back: ACTIVE,
+        or SHUTOFF for one that was stopped (ERROR ends ACTIVE).  A server already being
+        rebuilt from that same image counts as accepted, so a retry is safe.  An image the
+        cloud cannot find, or too big for the flavor's disk, raises CloudBadRequest;
+        CloudNotFound for an unknown server."""
+
+    @abc.abstractmethod
     def revert_migration(self, server_id: str) -> None:
         """Undo a cold migration waiting in VERIFY_RESIZE: the server goes back to its
         source host (and its former status).  Already reverted counts as done."""
@@ -223,8 +235,23 @@ class CloudProvider(abc.ABC):
     # ---- images -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    def create_snapshot(self, server_id: str, image_name: str, *, timeout: float = 600.0) -> Image:
-        """Snapshot the server into a new image and wait until the image is active."""
+    def create_snapshot(
+        self, server_id: str, image_name: str, *, timeout: float = 600.0, idempotency_tag: str | None = None
+    ) -> Image:
+        """Snapshot the server (Nova's createImage) into a new image of the server's project
+        and wait until the image is active; CloudConflict when the server is in a state that
+        cannot be snapshotted (building, another snapshot under way, ...).
+
+        With ``idempotency_tag`` (1-255 characters, else CloudBadRequest) the image carries
+        it (``Image.tag``) and the call is idempotent by it: while the server's project holds
+        an image made with the tag, that image is waited for and returned, and no other is
+        made; one that failed (killed, deleted) is deleted and a new one made.
+        """
+
+    @abc.abstractmethod
+    def find_image_by_tag(self, project_id: str, idempotency_tag: str) -> Image | None:
+        """The project's image made by :meth:`create_snapshot` with ``idempotency_tag``, if
+        any (the oldest when a race made two)."""
 
     @abc.abstractmethod
     def upload_image(
@@ -367,18 +394,37 @@ class CloudProvider(abc.ABC):
         idempotency_tag: str,
         *,
         snapshot_id: str | None = None,
+        image_id: str | None = None,
     ) -> Volume:
         """Create a volume in the project (it counts against the project's volume quota),
         empty or, with ``snapshot_id``, a copy of that snapshot (``size_gb`` at least the
-        snapshot's).  ``volume_type`` None takes the cloud's default type.
+        snapshot's), or, with ``image_id``, holding the image's bytes from its start
+        (``size_gb`` at least the image's size in whole GB; the project must be able to read
+        the image).  Both at once raise CloudBadRequest.  ``volume_type`` None takes the
+        cloud's default type.
 
         Idempotent by ``idempotency_tag``: while the project has a volume created with the
         tag, that volume is returned as it is (even in error) and no other is created.
         Returns once the cloud accepted it (``creating``); :meth:`wait_volume` waits for
         ``available``.  A size that is not a positive whole number of GB raises
         CloudBadRequest before anything reaches the cloud; CloudQuotaExceeded when the
-        project's volume or gigabyte quota refuses it; CloudNotFound for an unknown type
-        or snapshot.
+        project's volume or gigabyte quota refuses it; CloudNotFound for an unknown type,
+        snapshot or image.
+        """
+
+    @abc.abstractmethod
+    def upload_volume_to_image(self, volume_id: str, image_name: str) -> Image:
+        """Copy the volume's bytes into a new raw image ``image_name`` owned by the volume's
+        project (Cinder's upload-to-image), so they can leave the cloud the way a server's
+        snapshot does (:meth:`download_image`, then :meth:`upload_image` elsewhere, then
+        :meth:`create_volume` with ``image_id`` there).
+
+        Idempotent by name: while the volume's project owns an image ``image_name`` that has
+        not failed, that image is returned and no other is made.  The volume must be
+        ``available`` (detached): CloudConflict otherwise (Cinder uploads an attached volume
+        only where its operator allowed forcing it); CloudNotFound for an unknown volume.
+        Returns once the cloud accepted it: the volume is ``uploading`` until the image is
+        active (:meth:`wait_for_image`), then ``available`` again (:meth:`wait_volume`).
         """
 
     @abc.abstractmethod

@@ -1,4 +1,5 @@
-"""Cinder's volumes, volume snapshots and backups, and Nova's volume attachments.
+"""Cinder's volumes (made empty, from a snapshot or from an image, and copied into an image),
+volume snapshots and backups, and Nova's volume attachments.
 
 Idempotency: a volume, snapshot or backup created with a tag carries it in its metadata
 (``cloudmgr_tag``; backups have metadata from Cinder microversion 3.43) and is found again
@@ -18,11 +19,18 @@ from typing import Any
 
 import openstack.exceptions as os_exc
 
-from cloudmgr.cloud.checks import check_idempotency_tag, check_volume_size
+from cloudmgr.cloud.checks import (
+    check_idempotency_tag,
+    check_volume_fits_image,
+    check_volume_size,
+    check_volume_source,
+)
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict
 from cloudmgr.cloud.openstack.connection import OpenStackConnection
+from cloudmgr.cloud.provider import FAILED_IMAGE_STATUSES
 from cloudmgr.cloud.types import (
     VOLUME_TAG_METADATA_KEY,
+    Image,
     Volume,
     VolumeAttachment,
     VolumeBackup,
@@ -129,10 +137,12 @@ class OpenStackVolumes(OpenStackConnection):
         idempotency_tag: str,
         *,
         snapshot_id: str | None = None,
+        image_id: str | None = None,
     ) -> Volume:
         action = f"create volume {name}"
         size = check_volume_size(size_gb, action)
         check_idempotency_tag(idempotency_tag)
+        check_volume_source(snapshot_id, image_id, action)
         self._require_project(project_id)
         attrs: dict[str, Any] = {
             "name": name,
@@ -143,6 +153,8 @@ class OpenStackVolumes(OpenStackConnection):
             attrs["volume_type"] = volume_type
         if snapshot_id:
             attrs["snapshot_id"] = snapshot_id
+        if image_id:
+            attrs["image_id"] = image_id
 
         def lookup_or_create() -> Any:
             # Looking up first: a create that reached Cinder before the connection dropped
@@ -150,6 +162,10 @@ class OpenStackVolumes(OpenStackConnection):
             existing = self._tagged_volumes(project_id, idempotency_tag)
             if existing:
                 return _oldest(existing)
+            if image_id:
+                # Cinder answers 400 for an image it cannot find: Glance says 404.
+                image = self._admin.image.get_image(image_id)
+                check_volume_fits_image(size, image.size, action)
             storage = self._project_conn(project_id).block_storage
             created = storage.create_volume(**attrs)
             # Two concurrent first calls can both create: keep the oldest, delete ours.
@@ -248,6 +264,34 @@ class OpenStackVolumes(OpenStackConnection):
         self._call(action, delete)
         if wait:
             self.wait_volume_deleted(volume_id, timeout)
+
+    def upload_volume_to_image(self, volume_id: str, image_name: str) -> Image:
+        action = f"upload volume {volume_id} to image {image_name}"
+
+        def lookup_or_upload() -> str:
+            volume = self._get_volume_raw(volume_id)
+            owner = volume.project_id
+            # Looking up first: an upload Cinder accepted before the connection dropped made
+            # its image (Cinder creates it before answering) and is found, not repeated.
+            found = [
+                i
+                for i in self._admin.image.images(name=image_name, owner=owner)
+                if i.name == image_name and i.status not in FAILED_IMAGE_STATUSES
+            ]
+            if found:
+                return str(_oldest(found).id)
+            if volume.attachments or volume.status != "available":
+                raise CloudConflict(f"{action} refused: the volume is {volume.status}, not available")
+            storage = (self._project_conn(owner) if owner else self._admin).block_storage
+            answer = _refused_by_state(
+                action,
+                lambda: storage.upload_volume_to_image(
+                    volume_id, image_name, force=False, disk_format="raw", container_format="bare"
+                ),
+            )
+            return str(answer["image_id"])
+
+        return self.get_image(self._call(action, lookup_or_upload, idempotent=False))
 
     # ---- snapshots --------------------------------------------------------------------
 

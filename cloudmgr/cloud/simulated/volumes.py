@@ -1,5 +1,6 @@
 """The simulated Cinder: volumes of the lab's types (``fake``, the default, and ``ssd``),
-attached to servers, extended, snapshotted, backed up and restored.
+attached to servers, extended, snapshotted, backed up and restored, copied into an image
+(upload to image) and made from one.
 
 Like everything in the simulator, operations complete at once: a volume is ``available``
 as soon as it is created, ``in-use`` as soon as it is attached, and a backup is
@@ -23,11 +24,24 @@ import json
 import uuid
 from typing import Any
 
-from cloudmgr.cloud.checks import check_idempotency_tag, check_volume_size
+from cloudmgr.cloud.checks import (
+    check_idempotency_tag,
+    check_volume_fits_image,
+    check_volume_size,
+    check_volume_source,
+)
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict, CloudNotFound
-from cloudmgr.cloud.simulated.records import find_live, iso, now, require_project, stable_id
+from cloudmgr.cloud.simulated.records import (
+    find_live,
+    image_record,
+    iso,
+    now,
+    require_project,
+    stable_id,
+    to_image,
+)
 from cloudmgr.cloud.simulated.store import SimulatedStore
-from cloudmgr.cloud.types import Volume, VolumeAttachment, VolumeBackup, VolumeSnapshot, VolumeType
+from cloudmgr.cloud.types import Image, Volume, VolumeAttachment, VolumeBackup, VolumeSnapshot, VolumeType
 
 #: The lab's volume types; the first is the default.
 DEFAULT_VOLUME_TYPES = (("fake", "the lab's default type"), ("ssd", ""))
@@ -120,6 +134,23 @@ def _to_backup(record: dict[str, Any]) -> VolumeBackup:
     )
 
 
+#: How the simulator writes a volume's data into an image (upload to image): what was
+#: written into the volume, so a volume made from the image holds the same.
+_VOLUME_IMAGE_HEADER = b"cloudmgr simulated volume image\n"
+
+
+def _image_of_content(content: dict[str, str]) -> bytes:
+    return _VOLUME_IMAGE_HEADER + json.dumps(content, sort_keys=True).encode()
+
+
+def _content_of_image(data: bytes) -> dict[str, str]:
+    """A volume made from an image holds the image's bytes from its start: a volume's data
+    when the image was made from a volume, else the image's bytes themselves."""
+    if data.startswith(_VOLUME_IMAGE_HEADER):
+        return {str(k): str(v) for k, v in json.loads(data[len(_VOLUME_IMAGE_HEADER) :]).items()}
+    return {"0": hashlib.sha256(data).hexdigest()} if data else {}
+
+
 def _oldest(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(records, key=lambda r: (r["created_at"], r["id"])) if records else None
 
@@ -152,10 +183,12 @@ class SimulatedVolumes(SimulatedStore):
         idempotency_tag: str,
         *,
         snapshot_id: str | None = None,
+        image_id: str | None = None,
     ) -> Volume:
         action = f"create volume {name}"
         size = check_volume_size(size_gb, action)
         check_idempotency_tag(idempotency_tag)
+        check_volume_source(snapshot_id, image_id, action)
         with self._transaction() as state:
             require_project(state, project_id)
             existing = _oldest(
@@ -175,20 +208,7 @@ class SimulatedVolumes(SimulatedStore):
                 if not matches:
                     raise _not_found("volume type", volume_type)
                 chosen = matches[0]
-            content: dict[str, str] = {}
-            if snapshot_id is not None:
-                snapshot = _table(state, "volume_snapshots").get(snapshot_id)
-                if snapshot is None:
-                    raise _not_found("snapshot", snapshot_id)
-                if snapshot["status"] != "available":
-                    raise _conflict(action, f"snapshot {snapshot_id} is {snapshot['status']}")
-                if size < snapshot["size_gb"]:
-                    raise CloudBadRequest(
-                        f"{action} rejected as invalid",
-                        f"Volume size '{size}'GB cannot be smaller than the snapshot size {snapshot['size_gb']}GB.",
-                        status_code=400,
-                    )
-                content = dict(snapshot["content"])
+            content = self._initial_content(state, size, action, snapshot_id=snapshot_id, image_id=image_id)
             record = {
                 "id": str(uuid.uuid4()),
                 "name": name,
@@ -204,6 +224,48 @@ class SimulatedVolumes(SimulatedStore):
             }
             _table(state, "volumes")[record["id"]] = record
             return _to_volume(record)
+
+    def _initial_content(
+        self, state: dict[str, Any], size: int, action: str, *, snapshot_id: str | None, image_id: str | None
+    ) -> dict[str, str]:
+        """What a new volume holds: nothing, its snapshot's data or its image's bytes."""
+        if image_id is not None:
+            image = state["images"].get(image_id)
+            if image is None:
+                raise _not_found("image", image_id)
+            check_volume_fits_image(size, image["size_bytes"], action)
+            return _content_of_image(self._read_blob(image_id))
+        if snapshot_id is None:
+            return {}
+        snapshot = _table(state, "volume_snapshots").get(snapshot_id)
+        if snapshot is None:
+            raise _not_found("snapshot", snapshot_id)
+        if snapshot["status"] != "available":
+            raise _conflict(action, f"snapshot {snapshot_id} is {snapshot['status']}")
+        if size < snapshot["size_gb"]:
+            raise CloudBadRequest(
+                f"{action} rejected as invalid",
+                f"Volume size '{size}'GB cannot be smaller than the snapshot size {snapshot['size_gb']}GB.",
+                status_code=400,
+            )
+        return dict(snapshot["content"])
+
+    def upload_volume_to_image(self, volume_id: str, image_name: str) -> Image:
+        action = f"upload volume {volume_id} to image {image_name}"
+        with self._transaction() as state:
+            volume = _settled_volume(state, volume_id)
+            owner = volume["project_id"]
+            found = [i for i in state["images"].values() if i["name"] == image_name and i["owner"] == owner]
+            if found:
+                return to_image(min(found, key=lambda i: (i["created_at"], i["id"])))
+            if volume["attachments"] or volume["status"] != "available":
+                raise _conflict(action, f"volume {volume_id} is {volume['status']}, not available")
+            data = _image_of_content(volume["content"])
+            image_id = str(uuid.uuid4())
+            self._write_blob(image_id, data)
+            image = image_record(image_id, image_name, len(data), "raw", owner, "private", iso(now()))
+            state["images"][image_id] = image
+            return to_image(image)
 
     def find_volume_by_tag(self, project_id: str, idempotency_tag: str) -> Volume | None:
         with self._transaction() as state:
