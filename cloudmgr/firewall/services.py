@@ -38,6 +38,7 @@ from cloudmgr.firewall.errors import (
     TemplateProblem,
     WorldOpenOnClosedZone,
 )
+from cloudmgr.firewall.lines import RemoteKind, RuleLine, resolved_lines, rule_lines, spec_lines
 from cloudmgr.firewall.models import (
     FirewallTemplate,
     FirewallTemplateRule,
@@ -72,8 +73,10 @@ __all__ = [
     "Direction",
     "FirewallPlan",
     "Protocol",
+    "RemoteKind",
     "RequestFirewall",
     "ResolvedRule",
+    "RuleLine",
     "RuleSpec",
     "SymbolicRemote",
     "TemplateInfo",
@@ -91,9 +94,12 @@ __all__ = [
     "request_firewall",
     "request_plan",
     "resolve_rules",
+    "resolved_lines",
+    "rule_lines",
     "seed_standard_templates",
     "set_admin_network",
     "set_request_firewall",
+    "spec_lines",
     "template_ids",
     "update_template",
     "with_operator_step",

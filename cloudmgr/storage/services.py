@@ -64,6 +64,7 @@ __all__ = [
     "attach_volume",
     "create_volume",
     "delete_volume",
+    "describe_volumes",
     "detach_volume",
     "extend_volume",
     "get_volume",
@@ -250,6 +251,12 @@ def _infos(session: Session, volumes: Sequence[ManagedVolume]) -> list[VolumeInf
 
 def _info(session: Session, volume: ManagedVolume) -> VolumeInfo:
     return _infos(session, [volume])[0]
+
+
+def describe_volumes(session: Session, volumes: Sequence[ManagedVolume]) -> list[VolumeInfo]:
+    """What the pages show of volumes a caller has chosen, having decided who may see them (the
+    operators' overview of a department, :mod:`cloudmgr.resources`): name, cloud, server, price."""
+    return _infos(session, volumes) if volumes else []
 
 
 def list_volumes(

@@ -65,6 +65,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "ops": _roles(OPERATOR),
     "ops.adopt_orphan": _roles(OPERATOR),  # an orphaned volume or address
     "ops.delete_orphan": _roles(OPERATOR),
+    "ops.department_resources": _roles(OPERATOR),  # the admins' twin: admin.department_resources
+    "admin.department_resources": _roles(ADMIN),
     "finance": _roles(FINANCE),
     "admin": _roles(ADMIN),
     # --- the API: every endpoint listed ---
@@ -172,6 +174,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.get_backup_schedule": LOGGED_IN,
     "api.set_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
     "api.delete_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
+    "api.department_resources": _roles(OPERATOR, ADMIN),
 }
 
 # Public routes that send an anonymous visitor on to the login page by design.

@@ -58,7 +58,8 @@ def test_the_form_offers_the_templates_and_explains_the_default(app: Flask, jour
     section = html[html.index('data-testid="firewall"') :]
     for name in ("web", "ssh-admin", "db-internal"):
         assert f'name="firewall_template_ids" value="{ids[name]}"' in section and name in section
-    assert "ingress tcp 80 0.0.0.0/0" in section  # a template's rules are shown with it
+    # A template's rules are shown with it, a port open to the whole internet on one line.
+    assert "ingress tcp 80 any address (IPv4+IPv6)" in section and "ingress tcp 80 ::/0" not in section
     assert 'name="firewall_rules"' in section
     assert "they are put in the project’s default security group" in section
 
@@ -86,7 +87,7 @@ def test_a_submitted_request_shows_its_templates_rules_and_the_operators_reason(
     rules = page[page.index('data-testid="firewall-rules"') :]
     assert "ingress tcp 8080 10.0.0.0/8" in rules[: rules.index("</dd>")]
     reason = page[page.index('data-testid="firewall-reason"') :]
-    assert "ingress tcp 80 from 0.0.0.0/0" in reason and "(web)" in reason
+    assert "ingress tcp 80 any address (IPv4+IPv6)" in reason and "(web)" in reason
 
 
 def test_a_bad_rule_is_refused_under_the_field_in_chinese_and_nothing_is_stored(app: Flask, journey: Journey) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from web.api import (  # noqa: F401  (registers the endpoints, before any app registers the blueprint)
     backups,
     capacity,
+    department_resources,
     firewall,
     inventory,
     keys,

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 
 from cloudmgr.errors import DomainError
 from cloudmgr.firewall.errors import AdminNetworkUnset, RuleInvalid, RuleProblem, WorldOpenOnClosedZone
-from cloudmgr.firewall.services import MAX_RULES, PORT_MAX, PORT_MIN
+from cloudmgr.firewall.services import MAX_RULES, PORT_MAX, PORT_MIN, RemoteKind, RuleLine, rule_lines
 from cloudmgr.quotas.errors import QuotaExceeded
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.errors import ChoiceProblem, FieldProblem, RequestInvalid
@@ -172,6 +172,22 @@ def rule_problem_text(exc: RuleInvalid) -> str:
     return numbered
 
 
+def rule_text(line: RuleLine) -> str:
+    """One firewall rule line: ``ingress tcp 80 any address (IPv4+IPv6)``.  A rule Neutron keeps
+    once per address family (0.0.0.0/0 and ::/0, or a group) is one line saying both."""
+    remote: str
+    if line.any_address:
+        remote = _("any address (IPv4+IPv6)")
+    elif line.kind is RemoteKind.GROUP:
+        if line.both_families:
+            remote = _("group %(name)s (IPv4+IPv6)", name=line.remote)
+        else:
+            remote = _("group %(name)s", name=line.remote)
+    else:
+        remote = line.remote
+    return " ".join(part for part in (line.direction.value, line.protocol.value, line.ports, remote) if part)
+
+
 def firewall_refusal_text(exc: DomainError) -> str | None:
     """The firewall's refusals of a request in the reader's language (None: not one of them)."""
     text: str
@@ -241,3 +257,5 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(percent, "percent")
     app.add_template_filter(bar_step, "bar_step")
     app.add_template_filter(addresses_text, "addresses")
+    app.add_template_filter(rule_lines, "rule_lines")
+    app.add_template_filter(rule_text, "rule_text")

@@ -15,6 +15,7 @@ from web.operations import (  # noqa: F401  (registers the routes)
     programme,
     quotas,
     requests,
+    resources,
     runbooks,
     systems,
     views,
@@ -35,6 +36,7 @@ add_nav_item(Role.OPERATOR, "ops.requests", _l("All requests"), also_active=("op
 add_nav_item(Role.OPERATOR, "ops.quotas", _l("Quotas"))
 add_nav_item(Role.OPERATOR, "ops.catalog_page", _l("Catalog"))
 add_nav_item(Role.OPERATOR, "ops.firewall_templates", _l("Firewall templates"), also_active=("ops.firewall_template",))
+add_nav_item(Role.OPERATOR, "ops.department_resources", _l("Department resources"))
 add_nav_item(Role.OPERATOR, "ops.capacity", _l("Capacity"))
 add_nav_item(
     Role.OPERATOR, "ops.consolidation_runs", _l("Consolidation"), also_active=("ops.consolidation_run", "ops.planner")
