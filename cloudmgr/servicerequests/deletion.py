@@ -37,7 +37,7 @@ from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.errors import ChoiceProblem, FieldProblem, InvalidTransition, RequestInvalid
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
-from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
+from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState, disk_name
 from cloudmgr.servicerequests.states import RequestState, ServerState
 from cloudmgr.servicerequests.transitions import record_transition
 from cloudmgr.workqueue.services import GiveUp, RetryLater
@@ -97,7 +97,7 @@ def deletion_preview(session: Session, server: ManagedServer) -> DeletionPreview
     address = server_address(session, server.id)
     return DeletionPreview(
         volumes=tuple(
-            VolumeToDecide(f"{server.name}-data{v.index}", v.size_gb, v.volume_type)
+            VolumeToDecide(v.name or disk_name(server.name, v.index), v.size_gb, v.volume_type)
             for v in server_volumes(session, server.id)
         ),
         address=address.address if address is not None and address.state != AddressState.RELEASED else None,
@@ -317,7 +317,9 @@ def _record_volume(db: Database, plan: DeletionPlan, row_id: int, volume_id: str
         server = session.get(ManagedServer, plan.server_id)
         if row is None or server is None or (row.state == state and row.server_id is None):
             return
-        # Kept or deleted, the volume is no server's any more; the department stays its owner.
+        # Kept or deleted, the volume is no server's any more; the department stays its owner, and
+        # it keeps the name it had after the server.
+        row.name = row.name or disk_name(server.name, row.index)
         row.state, row.fault, row.server_id = state, None, None
         if volume_id is not None:
             row.volume_id = volume_id

@@ -46,6 +46,11 @@ class AddressState(enum.StrEnum):
     RELEASING = "releasing"  # its release is queued (cloudmgr.storage)
 
 
+def disk_name(server_name: str, index: int) -> str:
+    """A request's data disk is named after its server (web-01-data1), on the cloud and here."""
+    return f"{server_name}-data{index}"[:64]
+
+
 class ManagedVolume(Base):
     """One data volume of a managed server (the request's ``data_disks[index - 1]``), or of the
     department alone (no server) when an operator adopted an orphaned volume."""
@@ -63,7 +68,8 @@ class ManagedVolume(Base):
     server_id: Mapped[int | None] = mapped_column(ForeignKey("managed_servers.id"), index=True)
     # None for a volume made on its own (cloudmgr.storage), not by a request.
     request_id: Mapped[int | None] = mapped_column(ForeignKey("service_requests.id"), index=True)
-    # What the department called it; None for a request's disk (named after its server).
+    # What the department called it; None for a request's disk while on its server (named after
+    # it, :func:`disk_name`), given that name when it is detached, so a kept volume keeps it.
     name: Mapped[str | None] = mapped_column(String(64))
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"))

@@ -38,7 +38,7 @@ from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone
 from cloudmgr.quotas import ledger
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
-from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
+from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState, disk_name
 from cloudmgr.servicerequests.states import RequestState, ServerState
 from cloudmgr.servicerequests.transitions import record_transition
 from cloudmgr.workqueue.services import GiveUp, enqueue
@@ -387,7 +387,7 @@ def server_parts(db: Database, server_id: int) -> tuple[list[VolumePart], Addres
             VolumePart(
                 v.id,
                 v.index,
-                f"{server.name}-data{v.index}",
+                disk_name(server.name, v.index),
                 v.size_gb,
                 v.volume_type,
                 v.idempotency_key,

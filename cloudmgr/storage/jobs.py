@@ -30,7 +30,7 @@ from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.models import ManagedServer
-from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
+from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState, disk_name
 from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,9 @@ def _detach(db: Database, provider: CloudProvider, target: Target, payload: Mapp
         volume = uow.session.get_one(ManagedVolume, int(payload["volume_id"]), with_for_update=True)
         if volume.state == VolumeState.DETACHING:
             server_id = volume.server_id
+            server = uow.session.get(ManagedServer, server_id) if server_id is not None else None
+            if volume.name is None and server is not None:  # a request's disk keeps its server's name
+                volume.name = disk_name(server.name, volume.index)
             volume.state, volume.server_id, volume.fault = VolumeState.AVAILABLE, None, None
             _audit(uow.session, "volume.detached", "managed_volume", volume.id, {"server_id": server_id})
 

@@ -74,10 +74,12 @@ def test_keeping_the_volumes_leaves_them_available_to_the_department_and_release
         (volume,) = uow.session.scalars(select(ManagedVolume).where(ManagedVolume.request_id == request_id))
         assert volume.state == VolumeState.AVAILABLE and volume.server_id is None
         assert volume.department_id == server.department_id and volume.volume_id
+        # It keeps the name it had after the server (the cloud's name for it too).
+        assert volume.name == f"{name}-data1"
         (address,) = uow.session.scalars(select(ManagedAddress).where(ManagedAddress.server_id == server_id))
         assert address.state == AddressState.RELEASED
     (cloud_volume,) = provider.list_volumes(project_id)
-    assert cloud_volume.id == volume.volume_id
+    assert cloud_volume.id == volume.volume_id and cloud_volume.name == f"{name}-data1"
     assert cloud_volume.status == "available" and not cloud_volume.attachments
     assert provider.list_floating_ips(project_id) == []
     assert not [s for s in provider.iter_servers() if s.id == server.server_id and s.status != "DELETED"]

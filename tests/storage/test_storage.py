@@ -120,6 +120,25 @@ def info_server_name(j: Journey, server_id: int) -> str:
         return uow.session.get_one(ManagedServer, server_id).name
 
 
+def test_a_requests_disk_detached_keeps_the_name_it_had_after_its_server(journey: Journey) -> None:
+    from tests.servicerequests.test_usable_provisioning import _submit_usable
+
+    j = journey
+    request_id = _submit_usable(j, count=1)
+    j.drain()
+    with j.rt.db.unit_of_work() as uow:
+        (volume,) = uow.session.scalars(select(ManagedVolume).where(ManagedVolume.request_id == request_id))
+        server_name = uow.session.get_one(ManagedServer, volume.server_id).name
+        assert volume.name is None  # named after its server while on it
+    assert _get(j, volume.id).name == f"{server_name}-data1"
+    with j.rt.db.unit_of_work() as uow:
+        storage.detach_volume(uow.session, j.staff, volume.id)
+    j.drain()
+    detached = _get(j, volume.id)
+    assert (detached.state, detached.server_id, detached.name) == ("available", None, f"{server_name}-data1")
+    assert _provider(j).get_volume(detached.volume_id).name == f"{server_name}-data1"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "problem", "field"),
     [
