@@ -68,7 +68,7 @@ def test_the_page_takes_a_snapshot_and_restores_it_to_a_new_volume(volume_journe
     answer = client.post(f"/portal/volumes/{volume_id}/snapshots/{listed[0]['id']}/restore", data={"csrf_token": token})
     assert answer.status_code == 302
     volume_journey.drain()
-    assert "ready" in client.get(f"/portal/volumes/{volume_id}/backups").get_data(as_text=True)
+    assert "已就绪" in client.get(f"/portal/volumes/{volume_id}/backups").get_data(as_text=True)  # "ready"
     schedule = client.post(
         f"/portal/volumes/{volume_id}/backup-schedule",
         data={"csrf_token": token, "frequency": "weekly", "weekday": "6", "hour": "3", "keep": "4", "enabled": "y"},

@@ -395,6 +395,7 @@ def legacy_system_choices(session: Session, actor: Actor) -> list[SelectChoice]:
     for system in inventory.department_system_choices(session, actor.department_id):
         label = f"{system.hostname} · {system.application_system}"
         if system.classified:
-            label += f" ({_('classified')})"
+            marker = _("Classified")  # outside the f-string, where pybabel extracts it
+            label += f" ({marker})"
         choices.append(SelectChoice(system.id, label))
     return choices

@@ -21,9 +21,24 @@ from web.common.selfservice_forms import ButtonForm
 from web.core.security import current_actor
 from web.core.uow import request_uow, restart_request_uow
 from web.portal.blueprint import bp
+from web.portal.storage import state_label
 
 VOLUME_ID = "<int(max=2147483647):volume_id>"
 COPY_ID = "<int(max=2147483647):copy_id>"
+
+
+# A snapshot's or a backup's state, in the reader's language (the API answers the values).
+COPY_STATE_LABELS = {
+    backups.CopyState.PENDING: _l("being created"),
+    backups.CopyState.READY: _l("ready"),
+    backups.CopyState.FAILED: _l("failed"),
+    backups.CopyState.DELETING: _l("being deleted"),
+    backups.CopyState.DELETED: _l("deleted"),
+}
+
+
+def copy_state_label(state: backups.CopyState) -> str:
+    return str(COPY_STATE_LABELS.get(state, state.value))
 
 
 def _weekdays() -> list[SelectChoice]:
@@ -68,6 +83,8 @@ def _page(volume_id: int, schedule_form: ScheduleForm | None = None, status: int
             button_form=ButtonForm(formdata=None),
             can_copy=backups.may_act(actor, volume),
             can_restore=backups.may_restore(actor),
+            copy_state_label=copy_state_label,
+            state_label=state_label,
         ),
         status,
     )

@@ -49,7 +49,8 @@ def _set_choices(form: NewRequestForm, cat: sr.OrderCatalog) -> None:
     ]
     type_choices = [
         SelectChoice(
-            item.id, f"{item.display_name(locale)} · {_('%(price)s per GB-month', price=money(item.monthly_price))}"
+            item.id,
+            _("%(type)s · %(price)s per GB-month", type=item.display_name(locale), price=money(item.monthly_price)),
         )
         for item in cat.volume_types
     ]
