@@ -1,4 +1,4 @@
-"""``cloudmgr moves``: migrate, drain, move between clouds, confirm, revert, resume, list."""
+"""``cloudmgr moves``: migrate, drain, move between clouds, confirm, revert (or undo), resume, list."""
 
 from __future__ import annotations
 
@@ -140,7 +140,8 @@ def moves_confirm(move_id: int, reason: str | None, now: bool) -> None:
 @click.option("--now", is_flag=True, help=NOW_HELP)
 @domain_errors
 def moves_revert(move_id: int, reason: str | None, now: bool) -> None:
-    """Send a cold migration waiting in awaiting_confirm back to its source host."""
+    """Send a cold migration waiting in awaiting_confirm back to its source host, or undo a
+    failed cross-cloud move whose source is not being deleted yet."""
     from cloudmgr.moves import services
 
     with get_runtime().db.unit_of_work() as uow:

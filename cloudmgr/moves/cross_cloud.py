@@ -1,9 +1,9 @@
 """Starting a move of one server into another cloud (or another department's project).
 
 The checks run in the order a person would make them: the two clouds, the server and its
-size on both clouds (read outside any unit of work), then, in one unit of work, the
-classified rule, the department that will own it, its project and network on the target,
-and the target's quota.
+size on both clouds, its data volumes, address and groups (read outside any unit of work),
+then, in one unit of work, the classified rule, the department that will own it, its
+project and network on the target, the parts as cloudmgr records them, and the target's quota.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY
 from cloudmgr.db import Database
 from cloudmgr.moves.errors import MoveCloudError, MoveInvalid
 from cloudmgr.moves.models import Move
+from cloudmgr.moves.parts import parts_resources, read_source_parts, server_amounts
 from cloudmgr.moves.records import (
     CloudRef,
     check_no_open_move,
@@ -35,7 +36,6 @@ from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Department, DepartmentCloud, NetworkZone
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
-from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.models import ManagedServer
 
 CROSS_CLOUD_STATUSES = {"ACTIVE", "SHUTOFF"}
@@ -65,12 +65,15 @@ def start_cross_cloud_move(
     target_zone: str | None = None,
 ) -> int:
     """Queue a move of ``server_id`` into another cloud (or another department's project):
-    snapshot → download → upload → boot → verify → delete the source → clean up.
+    snapshot → download → upload → its data volumes the same way → its security groups →
+    boot → attach the volumes → a new public address → verify → record → delete the source
+    (its volumes and address with it) → clean up.
 
-    A server cloudmgr provisioned (a ManagedServer) moves with its quota: the target
-    department's ledger is reserved now and consumed when the target is verified, and the
-    source's usage is given back then.  A server cloudmgr did not provision is not in any
-    ledger; the quota reconcile job reads its usage from the clouds.
+    A server cloudmgr provisioned (a ManagedServer) moves with its quota, its volumes' and
+    address's included: the target department's ledger is reserved now and consumed when
+    the target is recorded, and the source's usage is given back then.  A server cloudmgr
+    did not provision is not in any ledger; the quota reconcile job reads its usage from the
+    clouds.  Its parts (:mod:`cloudmgr.moves.parts`) move all the same.
     """
     require_may_move_servers(actor)
     why = clean_reason(reason)
@@ -78,6 +81,7 @@ def start_cross_cloud_move(
         source = cloud_ref(uow.session, cloud_key)
         target = cloud_ref(uow.session, target_cloud_key)
     server, flavor = _read_server_and_flavor(registry, source, target, server_id)
+    parts = read_source_parts(source.provider(registry), target.provider(registry), server)
     with db.unit_of_work() as uow:
         session = uow.session
         managed = managed_server(session, source.id, server.id)
@@ -94,8 +98,26 @@ def start_cross_cloud_move(
         check_no_open_move(session, source.id, server.id)
         destination = _destination(session, source, target, server, managed, target_department_key, target_zone)
         move = _new_move(source, target, server, flavor, managed, destination, why, actor)
+        move.resources = {
+            **move.resources,
+            **parts_resources(
+                session,
+                parts,
+                managed,
+                target_cloud_id=target.id,
+                target_zone=destination.zone,
+                source_department_id=destination.source_department_id,
+                target_department=destination.department,
+            ),
+        }
         if managed is not None:
-            move.reservation_id = _reserve_target_quota(session, destination, target, server, flavor)
+            move.reservation_id = ledger.reserve(
+                session,
+                department_id=destination.department.id,
+                cloud_id=target.id,
+                amounts=server_amounts(move.resources),
+                owner=f"move:{server.id}",
+            ).id
         create_move(
             session,
             move,
@@ -191,19 +213,6 @@ def _destination(
     if zone is None or not zone.network_id:
         raise MoveInvalid(f"cloud {target.key} has no {zone_name} zone with a known network (run clouds sync)")
     return _Destination(department, source_department_id, target_link.project_id, zone_name, zone.network_id)
-
-
-def _reserve_target_quota(
-    session: Session, destination: _Destination, target: CloudRef, server: Server, flavor: Flavor
-) -> int:
-    """A managed server moves with its quota: the target department's share is held now."""
-    return ledger.reserve(
-        session,
-        department_id=destination.department.id,
-        cloud_id=target.id,
-        amounts={Resource.CORES: flavor.vcpus, Resource.RAM_MB: flavor.ram_mb, Resource.INSTANCES: 1},
-        owner=f"move:{server.id}",
-    ).id
 
 
 def _new_move(

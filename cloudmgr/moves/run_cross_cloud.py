@@ -1,10 +1,14 @@
 """The steps of a move into another cloud: stop the source, snapshot it, download the
-snapshot, upload it to the target, boot the target, verify it, record it in the database,
-delete the source, clean up.
+snapshot, upload it to the target, carry its data volumes and security groups over
+(:mod:`cloudmgr.moves.run_cross_parts`), boot the target, attach the volumes, give it a
+public address, verify it, record it in the database (:mod:`cloudmgr.moves.cross_record`),
+delete the source with its volumes and address, clean up.
 
 Every step is re-entrant: before creating anything it looks for what an earlier,
-interrupted attempt may have made (a snapshot or an image by its name, the target server by
-its idempotency key), so a move killed at any point is resumed by running it again.
+interrupted attempt may have made (a snapshot or an image by its name, a volume or an
+address by its tag, the target server by its idempotency key), so a move killed at any point
+is resumed by running it again.  A failed move whose source is not being deleted yet can be
+undone instead (:mod:`cloudmgr.moves.run_undo`).
 """
 
 from __future__ import annotations
@@ -13,34 +17,21 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-
-from cloudmgr.audit import services as audit
-from cloudmgr.cloud import CloudError, CloudProvider, Image, ServerSpec
-from cloudmgr.db import utcnow
-from cloudmgr.moves.models import Move
+from cloudmgr.cloud import CloudError, ServerSpec
+from cloudmgr.moves.cross_env import CrossCloudEnv, image_name, images_named, snapshot_name
+from cloudmgr.moves.cross_record import record_target
+from cloudmgr.moves.run_cross_parts import PartSteps
+from cloudmgr.moves.run_undo import run_undo
 from cloudmgr.moves.states import MoveState
-from cloudmgr.moves.stepping import SYSTEM, MoveView, StepContext, StepFailed, placement_check, run_step, transition
-from cloudmgr.quotas import ledger
-from cloudmgr.quotas.resources import Resource
-from cloudmgr.servicerequests.models import ManagedServer, OrphanServer
+from cloudmgr.moves.stepping import MoveView, StepContext, StepFailed, placement_check, run_step, transition
 
-
-def snapshot_name(key: str) -> str:
-    """The source snapshot's name: the move's idempotency key makes it unique on the cloud
-    (several cloudmgr databases may share one OpenStack)."""
-    return f"cloudmgr-{key}-snapshot"
-
-
-def image_name(key: str) -> str:
-    return f"cloudmgr-{key}-image"
-
-
-def _images_named(provider: CloudProvider, name: str) -> list[Image]:
-    return [i for i in provider.list_images() if i.name == name]
+__all__ = ["image_name", "run_cross_cloud", "snapshot_name"]
 
 
 def run_cross_cloud(ctx: StepContext, view: MoveView) -> None:
+    if view.state == MoveState.REVERTING:
+        run_undo(ctx, view)
+        return
     run = _CrossCloudRun(ctx, view)
     for name, action in run.steps():
         run_step(ctx, view, name, action)
@@ -54,30 +45,31 @@ def run_cross_cloud(ctx: StepContext, view: MoveView) -> None:
     )
 
 
-class _CrossCloudRun:
+class _CrossCloudRun(CrossCloudEnv):
     """One run of a cross-cloud move: each method is a step, re-entrant, returning what it
     made (stored with the step and merged into ``view.resources`` for the next ones)."""
 
     def __init__(self, ctx: StepContext, view: MoveView) -> None:
-        assert view.target_cloud is not None and view.target_project_id is not None
-        self.ctx = ctx
-        self.view = view
-        self.source = view.cloud.provider(ctx.registry)
-        self.target = view.target_cloud.provider(ctx.registry)
-        self.target_project = view.target_project_id
-        self.server_id = view.server_id or ""
-        self.folder = ctx.work_dir / str(view.id)
+        super().__init__(ctx, view)
         self.image_file = self.folder / "snapshot.img"
         self.expected = view.resources.get("flavor") or {}
-        self.key = view.idempotency_key or f"move-{view.id}"
+        self.parts = PartSteps(ctx, view)
 
     def steps(self) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+        parts = self.parts
         return [
             ("stop_source", self.stop_source),
             ("snapshot", self.snapshot),
             ("download", self.download),
             ("upload", self.upload),
+            ("detach_volumes", parts.detach_volumes),
+            ("volume_images", parts.volume_images),
+            ("transfer_volumes", parts.transfer_volumes),
+            ("create_volumes", parts.create_volumes),
+            ("firewall", parts.firewall),
             ("boot", self.boot),
+            ("attach_volumes", parts.attach_volumes),
+            ("public_address", parts.public_address),
             ("verify", self.verify),
             ("record_target", lambda: record_target(self.ctx, self.view)),
             ("delete_source", self.delete_source),
@@ -90,13 +82,13 @@ class _CrossCloudRun:
         server = self.source.get_server(self.server_id)
         if server.status != "SHUTOFF":
             self.source.stop_server(self.server_id)
-            self.source.wait_for_server(self.server_id, {"SHUTOFF"}, timeout=self.ctx.timeout)
+            self.source.wait_for_server(self.server_id, {"SHUTOFF"}, timeout=self.timeout)
         return {"source_stopped": True}
 
     def snapshot(self) -> dict[str, Any]:
-        source, timeout = self.source, self.ctx.timeout
+        source, timeout = self.source, self.timeout
         name = snapshot_name(self.key)
-        for image in _images_named(source, name):
+        for image in images_named(source, name):
             try:
                 ready = image if image.status == "active" else source.wait_for_image(image.id, timeout=timeout)
                 return {"snapshot_image_id": ready.id, "snapshot_bytes": ready.size_bytes}
@@ -107,8 +99,8 @@ class _CrossCloudRun:
 
     def download(self) -> dict[str, Any]:
         image_file = self.image_file
-        snap_id = self.view.resources["snapshot_image_id"]
-        size = self.view.resources.get("snapshot_bytes")
+        snap_id = self.resources["snapshot_image_id"]
+        size = self.resources.get("snapshot_bytes")
         if image_file.exists() and (size is None or image_file.stat().st_size == size):
             return {"image_file": str(image_file), "downloaded_bytes": image_file.stat().st_size}
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -121,13 +113,13 @@ class _CrossCloudRun:
     def upload(self) -> dict[str, Any]:
         target = self.target
         name = image_name(self.key)
-        for image in _images_named(target, name):
+        for image in images_named(target, name):
             if image.status == "active" and image.owner_project_id in (self.target_project, None):
                 return {"target_image_id": image.id}
             target.delete_image(image.id)  # an upload cut short
         if not self.image_file.exists():
             raise StepFailed(f"the downloaded snapshot {self.image_file} is gone: resume from the download step")
-        snap = self.source.get_image(self.view.resources["snapshot_image_id"])
+        snap = self.source.get_image(self.resources["snapshot_image_id"])
         made = target.upload_image(
             name, self.image_file, disk_format=snap.disk_format or "qcow2", project_id=self.target_project
         )
@@ -137,7 +129,7 @@ class _CrossCloudRun:
         view, target = self.view, self.target
         existing = target.find_server_by_key(self.target_project, self.key)
         if existing is not None and existing.status == "ERROR":
-            target.delete_server(existing.id, wait=True, timeout=self.ctx.timeout)
+            target.delete_server(existing.id, wait=True, timeout=self.timeout)
         flavor = next((f for f in target.list_flavors() if f.name == view.flavor_name), None)
         if flavor is None:
             raise StepFailed(
@@ -162,14 +154,16 @@ class _CrossCloudRun:
             network_id=view.resources.get("network_id"),
             idempotency_key=self.key,
             metadata=metadata,
+            # The groups the firewall step made on the target (none: the project's default).
+            security_groups=tuple(view.resources.get("target_security_groups") or ()),
         )
         server = target.create_server(self.target_project, spec)
-        server = target.wait_for_server(server.id, {"ACTIVE"}, timeout=self.ctx.timeout)
+        server = target.wait_for_server(server.id, {"ACTIVE"}, timeout=self.timeout)
         return {"target_server_id": server.id, "target_host": server.host}
 
     def verify(self) -> dict[str, Any]:
         target, expected = self.target, self.expected
-        server = target.get_server(self.view.resources["target_server_id"])
+        server = target.get_server(self.target_server_id)
         if server.status != "ACTIVE":
             raise StepFailed(f"the new server {server.name} is {server.status}, not ACTIVE")
         flavor = next(
@@ -185,83 +179,27 @@ class _CrossCloudRun:
             raise StepFailed(
                 f"the new server {server.name} is in project {server.project_id}, not {self.target_project}"
             )
+        self.parts.verify(server)
         return {"verified": True, "addresses": {k: list(v) for k, v in server.addresses.items()}}
 
     def delete_source(self) -> dict[str, Any]:
-        self.source.delete_server(self.server_id, wait=True, timeout=self.ctx.timeout)
-        return {"source_deleted": True}
+        self.source.delete_server(self.server_id, wait=True, timeout=self.timeout)
+        return {"source_deleted": True, **self.parts.delete_source_parts()}
 
     def cleanup(self) -> dict[str, Any]:
         source, target, key = self.source, self.target, self.key
+        named = [(source, snapshot_name(key)), (target, image_name(key)), *self.parts.image_names()]
         deleted = []
-        for provider, name in ((source, snapshot_name(key)), (target, image_name(key))):
-            for image in _images_named(provider, name):
+        for provider, name in named:
+            for image in images_named(provider, name):
                 provider.delete_image(image.id)
                 deleted.append(image.id)
         for field_name, provider in (("snapshot_image_id", source), ("target_image_id", target)):
-            image_id = self.view.resources.get(field_name)
+            image_id = self.resources.get(field_name)
             if image_id and image_id not in deleted:
                 provider.delete_image(image_id)  # gone already counts as deleted
         shutil.rmtree(self.folder, ignore_errors=True)
-        leftovers = _images_named(source, snapshot_name(key)) + _images_named(target, image_name(key))
+        leftovers = [i for provider, name in named for i in images_named(provider, name)]
         if leftovers:
             raise StepFailed(f"images still present after cleanup: {', '.join(i.id for i in leftovers)}")
         return {"deleted_images": deleted}
-
-
-def record_target(ctx: StepContext, view: MoveView) -> dict[str, Any]:
-    """The database follows the server: the managed server now is the target one, the
-    target's reservation becomes usage and the source's usage is given back."""
-    target_server_id = view.resources["target_server_id"]
-    assert view.target_cloud is not None
-    with ctx.db.unit_of_work() as uow:
-        session = uow.session
-        move = session.get(Move, view.id, with_for_update=True)
-        assert move is not None
-        for orphan in session.scalars(
-            select(OrphanServer).where(OrphanServer.server_id == target_server_id, OrphanServer.resolved_at.is_(None))
-        ):
-            orphan.resolved_at = utcnow()
-        managed = session.get(ManagedServer, move.managed_server_id) if move.managed_server_id else None
-        if managed is None:
-            return {"managed": False}
-        if managed.server_id == target_server_id:
-            return {"managed": True, "managed_server_id": managed.id}
-        source_department, source_cloud = managed.department_id, managed.cloud_id
-        if move.reservation_id is not None:
-            ledger.consume(session, move.reservation_id, reason=f"moved in by move {move.id}")
-        ledger.give_back_usage(
-            session,
-            department_id=source_department,
-            cloud_id=source_cloud,
-            amounts={Resource.CORES: managed.vcpus, Resource.RAM_MB: managed.ram_mb, Resource.INSTANCES: 1},
-        )
-        from cloudmgr.catalog.models import CatalogItem
-
-        flavor_item = session.scalar(
-            select(CatalogItem).where(
-                CatalogItem.cloud_id == view.target_cloud.id,
-                CatalogItem.kind == "flavor",
-                CatalogItem.cloud_name == view.flavor_name,
-            )
-        )
-        previous = {"cloud_id": managed.cloud_id, "server_id": managed.server_id, "department_id": source_department}
-        managed.cloud_id = view.target_cloud.id
-        managed.department_id = move.target_department_id or managed.department_id
-        managed.zone = move.target_zone or managed.zone
-        managed.server_id = target_server_id
-        managed.idempotency_key = move.idempotency_key or managed.idempotency_key
-        managed.host = view.resources.get("target_host")
-        managed.addresses = dict(view.resources.get("addresses") or {})
-        if flavor_item is not None:
-            managed.flavor_item_id = flavor_item.id
-        audit.record(
-            session,
-            actor=SYSTEM.username,
-            action="server.moved",
-            target_type="managed_server",
-            target_id=managed.id,
-            reason=f"move {move.id}",
-            detail={"from": previous, "to": {"cloud_id": managed.cloud_id, "server_id": target_server_id}},
-        )
-        return {"managed": True, "managed_server_id": managed.id}

@@ -1,6 +1,6 @@
 """The moves' public face: starting them (re-exported from :mod:`cloudmgr.moves.migrations`,
 :mod:`cloudmgr.moves.drains` and :mod:`cloudmgr.moves.cross_cloud`), the operator's actions
-on a move (confirm, revert, resume) and reading moves.
+on a move (confirm, revert, resume; revert undoes a failed cross-cloud move) and reading moves.
 
 Starting a move reads the cloud first (the server, its host, the hosts' free capacity), so
 those functions take the :class:`~cloudmgr.db.Database` and open their own short units of
@@ -29,6 +29,7 @@ from cloudmgr.moves.drains import DrainPlan, DrainServer, managed_project_ids, p
 from cloudmgr.moves.errors import MoveInvalid, MoveNotFound
 from cloudmgr.moves.migrations import MOVABLE_STATUSES, start_migration
 from cloudmgr.moves.models import Move, MoveStep
+from cloudmgr.moves.parts import server_amounts
 from cloudmgr.moves.records import (
     AUDIT_TARGET,
     MAX_REASON,
@@ -40,10 +41,9 @@ from cloudmgr.moves.records import (
     require_may_move_servers,
     work_key,
 )
-from cloudmgr.moves.states import OPEN_STATES, MoveKind, MoveState, StepState
+from cloudmgr.moves.states import OPEN_STATES, UNDO_STEPS, MoveKind, MoveState, StepState
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.quotas import ledger
-from cloudmgr.quotas.resources import Resource
 
 __all__ = [
     "AUDIT_TARGET",
@@ -59,6 +59,7 @@ __all__ = [
     "list_moves",
     "managed_project_ids",
     "may_move_servers",
+    "may_undo",
     "plan_drain",
     "record_event",
     "resume",
@@ -92,24 +93,62 @@ def confirm(session: Session, move_id: int, *, actor: Actor, reason: str | None 
 
 
 def revert(session: Session, move_id: int, *, actor: Actor, reason: str | None = None) -> Move:
-    """Send a cold migration waiting in VERIFY_RESIZE back to its source host."""
+    """Send a cold migration waiting in VERIFY_RESIZE back to its source host, or undo a
+    failed cross-cloud move whose source is not being deleted (:func:`may_undo`): what it
+    made on the target is removed and the server is back on its source cloud as it was."""
     move = _locked(session, move_id, actor)
+    if move.kind == MoveKind.CROSS_CLOUD.value:
+        return _undo(session, move, actor, reason)
     if move.kind != MoveKind.COLD.value:
-        raise MoveInvalid(f"move {move_id} is a {move.kind} move: only cold migrations can be reverted")
-    record_event(session, move, MoveState.REVERTING, actor=actor, action="revert", reason=reason or None)
-    if not any(s.name == "revert" for s in move.steps):
-        move.steps.append(
-            MoveStep(position=len(move.steps) + 1, name="revert", state=StepState.PENDING.value, result={})
+        raise MoveInvalid(
+            f"move {move_id} is a {move.kind} move: only cold migrations and cross-cloud moves can be reverted"
         )
+    record_event(session, move, MoveState.REVERTING, actor=actor, action="revert", reason=reason or None)
+    _add_steps(move, ("revert",))
     queue_run(session, move.id)
     return move
+
+
+def may_undo(move: Move) -> bool:
+    """A cross-cloud move is undone once it failed, as long as the deletion of its source
+    has not begun (after that only going on makes the server whole)."""
+    started_deleting = any(s.name == "delete_source" and s.attempts > 0 for s in move.steps)
+    return move.kind == MoveKind.CROSS_CLOUD.value and move.state == MoveState.FAILED and not started_deleting
+
+
+def _undo(session: Session, move: Move, actor: Actor, reason: str | None) -> Move:
+    if move.state != MoveState.FAILED:
+        raise MoveInvalid(f"move {move.id} is {move.state}: only a failed cross-cloud move is undone")
+    if not may_undo(move):
+        raise MoveInvalid(f"the source of move {move.id} is being deleted: resume the move, it cannot be undone")
+    record_event(session, move, MoveState.REVERTING, actor=actor, action="revert", reason=reason or None)
+    _add_steps(move, UNDO_STEPS)
+    move.finished_at = None
+    queue_run(session, move.id)
+    return move
+
+
+def _add_steps(move: Move, names: tuple[str, ...]) -> None:
+    """The steps at the end of the move's list; one there already runs again if it failed."""
+    for name in names:
+        step = next((s for s in move.steps if s.name == name), None)
+        if step is None:
+            position = max((s.position for s in move.steps), default=0) + 1
+            move.steps.append(MoveStep(position=position, name=name, state=StepState.PENDING.value, result={}))
+        elif step.state == StepState.FAILED.value:
+            step.state = StepState.PENDING.value
 
 
 def resume(session: Session, move_id: int, *, actor: Actor, reason: str | None = None) -> Move:
     """Carry a failed (or partial) move on from the step that failed; a move still open
     just gets its work item queued again (a worker that died left it)."""
     move = _locked(session, move_id, actor)
-    if move.state in (MoveState.FAILED, MoveState.PARTIAL):
+    if move.state == MoveState.FAILED and any(s.name in UNDO_STEPS for s in move.steps):
+        # An undo that failed is carried on, not the move it undoes.
+        record_event(session, move, MoveState.REVERTING, actor=actor, action="resume", reason=reason or None)
+        move.finished_at = None
+        _add_steps(move, UNDO_STEPS)
+    elif move.state in (MoveState.FAILED, MoveState.PARTIAL):
         record_event(session, move, MoveState.RUNNING, actor=actor, action="resume", reason=reason or None)
         _reserve_again(session, move)
         move.finished_at = None
@@ -136,16 +175,11 @@ def _reserve_again(session: Session, move: Move) -> None:
         or any(s.name == "record_target" and s.state == StepState.DONE.value for s in move.steps)
     ):
         return
-    flavor = (move.resources or {}).get("flavor") or {}
     move.reservation_id = ledger.reserve(
         session,
         department_id=move.target_department_id,
         cloud_id=move.target_cloud_id,
-        amounts={
-            Resource.CORES: int(flavor.get("vcpus", 0)),
-            Resource.RAM_MB: int(flavor.get("ram_mb", 0)),
-            Resource.INSTANCES: 1,
-        },
+        amounts=server_amounts(move.resources or {}),
         owner=f"move:{move.server_id}",
     ).id
 

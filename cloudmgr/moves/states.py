@@ -12,7 +12,7 @@ class MoveKind(enum.StrEnum):
     LIVE = "live"  # live migration to another host of the same cloud
     COLD = "cold"  # cold migration, confirmed (or reverted) by an operator or automatically
     DRAIN = "drain"  # live-migrate every server off a host
-    CROSS_CLOUD = "cross_cloud"  # snapshot → image → boot in another cloud → delete the source
+    CROSS_CLOUD = "cross_cloud"  # snapshot → image → boot in another cloud → delete the source (or undo)
 
 
 class MoveState(enum.StrEnum):
@@ -23,7 +23,7 @@ class MoveState(enum.StrEnum):
     REVERTING = "reverting"
     DONE = "done"
     PARTIAL = "partial"  # drain: some servers could not be moved
-    REVERTED = "reverted"  # cold: back on its source host
+    REVERTED = "reverted"  # cold: back on its source host; cross-cloud: undone, back on its source cloud
     FAILED = "failed"  # the reason is kept; resume carries on from the failed step
 
 
@@ -45,7 +45,13 @@ _COMMON: dict[MoveState, frozenset[MoveState]] = {
 
 TRANSITIONS: dict[MoveKind, dict[MoveState, frozenset[MoveState]]] = {
     MoveKind.LIVE: dict(_COMMON),
-    MoveKind.CROSS_CLOUD: dict(_COMMON),
+    MoveKind.CROSS_CLOUD: {
+        **_COMMON,
+        # Undo: a failed move whose source is not being deleted goes back to it (revert).
+        S.FAILED: frozenset({S.RUNNING, S.REVERTING}),
+        S.REVERTING: frozenset({S.REVERTED, S.FAILED}),
+        S.REVERTED: frozenset(),
+    },
     MoveKind.DRAIN: {
         **_COMMON,
         S.RUNNING: frozenset({S.DONE, S.PARTIAL, S.FAILED}),
@@ -74,13 +80,25 @@ STEPS: dict[MoveKind, tuple[str, ...]] = {
         "snapshot",
         "download",
         "upload",
+        # Its data volumes, security groups and public address (issue 16): cloudmgr.moves.run_cross_parts.
+        "detach_volumes",
+        "volume_images",
+        "transfer_volumes",
+        "create_volumes",
+        "firewall",
         "boot",
+        "attach_volumes",
+        "public_address",
         "verify",
         "record_target",
         "delete_source",
         "cleanup",
     ),
 }
+
+#: The steps added to a failed cross-cloud move that is undone (cloudmgr.moves.run_undo): the
+#: records back to the source, what was made on the target removed, the source as it was.
+UNDO_STEPS: tuple[str, ...] = ("undo_record", "undo_target", "undo_source")
 
 
 #: One machine per kind: a drain may end partial, a cold move waits for its confirmation.

@@ -77,6 +77,7 @@ class MoveView:
     idempotency_key: str | None = None
     managed_server_id: int | None = None
     parent_id: int | None = None
+    project_id: str | None = None
 
 
 @dataclass
@@ -119,6 +120,7 @@ def view_of(move: Move) -> MoveView:
         idempotency_key=move.idempotency_key,
         managed_server_id=move.managed_server_id,
         parent_id=move.parent_id,
+        project_id=move.project_id,
     )
 
 
@@ -211,6 +213,16 @@ def _step_error(db: Database, view: MoveView, name: str, error: str, *, failed: 
         if failed:
             step.state = StepState.FAILED.value
             step.finished_at = utcnow()
+
+
+def remember(ctx: StepContext, view: MoveView, values: dict[str, Any]) -> None:
+    """Store ``values`` with the move's resources now, in the middle of a step: what a step
+    must still know if it dies before it is recorded (what existed before it acted)."""
+    with ctx.db.unit_of_work() as uow:
+        move = uow.session.get(Move, view.id, with_for_update=True)
+        assert move is not None
+        move.resources = {**(move.resources or {}), **values}
+    view.resources.update(values)
 
 
 def run_step(ctx: StepContext, view: MoveView, name: str, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -151,3 +151,44 @@ def test_moves_api(moves_org: Journey) -> None:
     assert status == 202 and body["kind"] == "drain"
     moves_org.drain()
     assert call("GET", f"/moves/{body['id']}")[1]["state"] == "done"
+
+
+def test_a_failed_cross_cloud_move_is_undone_from_its_page(ops: FlaskClient, moves_org: Journey) -> None:
+    """The page lists the steps that carry the parts and, for a failed move whose source is
+    not being deleted, offers the undo; undone, the server runs on its source again."""
+    from cloudmgr.moves import jobs, services, stepping
+    from cloudmgr.moves.states import MoveState
+    from cloudmgr.organisation.models import Role
+
+    (server,) = provision(moves_org)
+    move_id = services.start_cross_cloud_move(
+        moves_org.rt.db, moves_org.rt.providers, cloud_key="education", server_id=server.server_id or "",
+        target_cloud_key="province-base", actor=Actor("operator", Role.OPERATOR), reason="web test",
+    )  # fmt: skip
+
+    class Killed(BaseException):
+        pass
+
+    def die_after_the_boot(_move_id: int, step: str, phase: str) -> None:
+        if (step, phase) == ("boot", "done"):
+            raise Killed
+
+    stepping.CRASH_HOOK = die_after_the_boot
+    try:
+        with pytest.raises(Killed):
+            jobs.run_move(moves_org.rt.db, moves_org.rt.providers, move_id)
+    finally:
+        stepping.CRASH_HOOK = None
+    # The worker died and the work queue gave the move up.
+    jobs.transition(moves_org.rt.db, move_id, MoveState.FAILED, action="fail", reason="gave up: unreachable")
+    detail = ops.get(f"/ops/moves/{move_id}").get_data(as_text=True)
+    assert 'data-testid="undo"' in detail and 'data-testid="resume"' in detail
+    assert 'data-step="volume_images"' in detail and 'data-step="public_address"' in detail
+    answer = ops.post(f"/ops/moves/{move_id}/revert", data={"csrf_token": csrf_token(detail), "reason": "not now"})
+    assert answer.status_code == 302
+    moves_org.drain()
+    detail = ops.get(f"/ops/moves/{move_id}").get_data(as_text=True)
+    assert 'data-state="reverted"' in detail and 'data-step="undo_target"' in detail
+    assert 'data-testid="undo"' not in detail and 'data-testid="resume"' not in detail
+    assert provider_of(moves_org, "education").get_server(server.server_id or "").status == "ACTIVE"
+    assert [s for s in provider_of(moves_org, "province-base").iter_servers() if s.name == server.name] == []

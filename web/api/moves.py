@@ -269,7 +269,8 @@ def confirm_move(move_id: int) -> tuple[Response, int]:
     return _action(move_id, "confirm")
 
 
-@api_route(MOVE_ID + "/revert", method="POST", summary="Send a cold migration back to its source host",
+@api_route(MOVE_ID + "/revert", method="POST",
+           summary="Send a cold migration back to its source host, or undo a failed cross-cloud move",
            tags=("moves",), roles=OPERATORS, request_body=ACTION_BODY, response=MOVE, status=202, errors=(404, 409),
            operation_id="revert_move")  # fmt: skip
 def revert_move(move_id: int) -> tuple[Response, int]:

@@ -186,6 +186,7 @@ def _detail(move_id: int, *, error: str | None = None, status: int = 200) -> Res
             form=MoveActionForm(formdata=None),
             can_decide=move.state == MoveState.AWAITING_CONFIRM.value,
             can_resume=move.state in (MoveState.FAILED.value, MoveState.PARTIAL.value),
+            can_undo=services.may_undo(move),
             error=error,
             locale=current_locale(),
         ),
@@ -204,7 +205,7 @@ def move_action(move_id: int, action: str) -> ResponseReturnValue:
     if action not in actions:
         abort(404)
     session = request_uow().session
-    services.get_move(session, move_id)  # 404 before anything else
+    kind = services.get_move(session, move_id).kind  # 404 before anything else
     form = MoveActionForm()
     if not form.validate_on_submit():
         return _detail(move_id, error=_("The form expired; please try again."), status=400)
@@ -215,7 +216,9 @@ def move_action(move_id: int, action: str) -> ResponseReturnValue:
         return _detail(move_id, error=refusal_text(exc), status=exc.http_status)
     messages = {
         "confirm": _("Confirmed: the server stays on its new host."),
-        "revert": _("Reverting: the server goes back to its source host."),
+        "revert": _("Reverting: the server goes back to its source host.")
+        if kind != "cross_cloud"
+        else _("Undoing: what the move made on the target is removed and the server goes back to its source."),
         "resume": _("Resumed: the move carries on from the step where it stopped."),
     }
     flash(messages[action], "success")
