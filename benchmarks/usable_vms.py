@@ -477,7 +477,7 @@ def main() -> None:
     print()
     boots = cm.rt.settings.max_concurrent_boots if cm is not None else args.boots
     print(f"{args.vms} VMs ({args.flavor}, a {args.disk_gb} GB disk and a public address each), {args.rounds} rounds")
-    print(f"cloudmgr boots {boots} at a time (max_concurrent_boots), then makes each server's parts in turn")
+    print(f"cloudmgr boots {boots} at a time (max_concurrent_boots), then makes the batch's parts phase by phase")
     print(f"medians, s:  {'':<16}{'cloudmgr':>10}{'raw sdk':>10}{'ratio':>8}")
     for phase in PHASES:
         a = med(p.seconds.get(phase, 0.0) for _, p in results["cloudmgr"])

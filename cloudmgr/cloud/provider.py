@@ -127,7 +127,7 @@ class CloudProvider(abc.ABC):
     # ---- servers ----------------------------------------------------------------------
 
     @abc.abstractmethod
-    def create_server(self, project_id: str, spec: ServerSpec) -> Server:
+    def create_server(self, project_id: str, spec: ServerSpec, *, first_try: bool = False) -> Server:
         """Boot a server in the project, idempotently.
 
         If a server of the project already carries ``spec.idempotency_key``, that server is
@@ -137,6 +137,13 @@ class CloudProvider(abc.ABC):
 
         Raises CloudQuotaExceeded when the project's quota refuses it.  A scheduling
         failure shows as the server going to ERROR (see :meth:`wait_for_server`).
+
+        ``first_try``: the caller knows from its own record that no earlier call with this
+        key (tag) can have reached the cloud, so the look-up before (and any duplicate check
+        after) is skipped; one call instead of several.  A caller that cannot be sure (a retry,
+        a run taken over) leaves it False.  The server a first try returns may hold only what
+        the boot said (id, name, metadata, project; status BUILD): :meth:`wait_for_server`
+        reads the rest.
         """
 
     @abc.abstractmethod
@@ -345,13 +352,15 @@ class CloudProvider(abc.ABC):
         adding and removing groups on the running server.  Idempotent."""
 
     @abc.abstractmethod
-    def allocate_floating_ip(self, project_id: str, external_network: str, idempotency_tag: str) -> FloatingIp:
+    def allocate_floating_ip(
+        self, project_id: str, external_network: str, idempotency_tag: str, *, first_try: bool = False
+    ) -> FloatingIp:
         """Allocate a public address of ``external_network`` (name or id) to the project.
 
         Idempotent by ``idempotency_tag``: while the project holds an address allocated with
         the tag, that address is returned and no other is allocated.  CloudQuotaExceeded
         when the project's floating IP quota is used up, CloudNotFound for an unknown
-        external network.
+        external network.  ``first_try`` as for :meth:`create_server`.
         """
 
     @abc.abstractmethod
@@ -395,6 +404,7 @@ class CloudProvider(abc.ABC):
         *,
         snapshot_id: str | None = None,
         image_id: str | None = None,
+        first_try: bool = False,
     ) -> Volume:
         """Create a volume in the project (it counts against the project's volume quota),
         empty or, with ``snapshot_id``, a copy of that snapshot (``size_gb`` at least the
@@ -409,7 +419,7 @@ class CloudProvider(abc.ABC):
         ``available``.  A size that is not a positive whole number of GB raises
         CloudBadRequest before anything reaches the cloud; CloudQuotaExceeded when the
         project's volume or gigabyte quota refuses it; CloudNotFound for an unknown type,
-        snapshot or image.
+        snapshot or image.  ``first_try`` as for :meth:`create_server`.
         """
 
     @abc.abstractmethod

@@ -24,27 +24,24 @@ from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
+from cloudmgr.servicerequests.completing import ActiveServer, complete_parts
 from cloudmgr.servicerequests.deletion import delete_server_and_parts
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, ServiceRequest
 from cloudmgr.servicerequests.orphan_work import run_orphan_action
 from cloudmgr.servicerequests.orphans import record_orphans
-from cloudmgr.servicerequests.parts import AddressState, VolumeState
 from cloudmgr.servicerequests.provisioning import (
     FAILURE_REASONS,
     ProvisioningTarget,
+    claim_first_boots,
     fail_part,
     fail_server,
     finish_request,
     placement_metadata,
     record_active,
-    record_address,
     record_building,
     record_event,
-    record_ready,
-    record_volume,
     resize_refusal,
     security_rules,
-    server_parts,
     server_rows,
     start_provisioning,
 )
@@ -56,6 +53,8 @@ log = logging.getLogger(__name__)
 
 ACTOR = Actor.system("requests.reconcile")
 SERVER_ACTION_ACTOR = Actor.system("server_action")
+#: The states of a server whose boot is still to be asked (or asked, the answer lost).
+BOOTABLE = frozenset({ServerState.PENDING, ServerState.BUILDING})
 EXPIRY_ACTOR = Actor.system("expiry")
 
 
@@ -78,19 +77,46 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
     provider = runtime.providers.for_cloud(target.cloud_key, target.os_cloud, target.region)
     security_groups = _prepare_boot(db, provider, target, todo)
     batch_size = max(settings.max_concurrent_boots, 1)
+
+    def keep_alive() -> None:
+        renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
+
     refusal = None
     for start in range(0, len(todo), batch_size):
         # Checked before every batch: a long request must not go on booting a system
         # reclassified meanwhile.  A refusal fails the pending servers (the rows read next).
         placement, refused = placement_metadata(db, target.request_id)
         refusal = refusal or refused
-        batch = server_rows(db, todo[start : start + batch_size])
-        building: list[tuple[int, str]] = []
-        for server_id, name, key, state, cloud_server_id in batch:
+        building = _boot_batch(db, provider, target, todo[start : start + batch_size], placement, security_groups)
+        active = _wait_active(db, provider, target, building, settings.boot_timeout_seconds)
+        # The batch's volumes and addresses phase by phase (cloudmgr.servicerequests.completing).
+        complete_parts(db, provider, target, active, keep_alive)
+        keep_alive()
+    finish_request(db, target.request_id, why=refusal)
+
+
+def _boot_batch(
+    db: Database,
+    provider: CloudProvider,
+    target: ProvisioningTarget,
+    server_ids: list[int],
+    placement: dict[str, str],
+    security_groups: tuple[str, ...],
+) -> list[tuple[int, str]]:
+    """Boot the batch's servers not yet booted; (row id, cloud id) of those on their way.
+    Servers claimed as first boots skip the look-up by key (claim_first_boots); the cloud's
+    answers are recorded together at the end (or when the cloud stops answering)."""
+    assert target.project_id is not None and target.network_id is not None
+    rows = server_rows(db, server_ids)
+    first_boots = claim_first_boots(db, [row[0] for row in rows if row[3] == ServerState.PENDING])
+    building: list[tuple[int, str]] = []
+    booted: list[tuple[int, str]] = []
+    try:
+        for server_id, name, key, state, cloud_server_id in rows:
             if state == ServerState.BUILDING and cloud_server_id:
                 building.append((server_id, cloud_server_id))
                 continue
-            if state != ServerState.PENDING:
+            if state not in BOOTABLE:
                 continue
             spec = ServerSpec(
                 name=name,
@@ -109,7 +135,7 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
                 security_groups=security_groups,
             )
             try:
-                cloud_server = provider.create_server(target.project_id, spec)
+                cloud_server = provider.create_server(target.project_id, spec, first_try=server_id in first_boots)
             except CloudUnavailable as exc:
                 raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
             except CloudError as exc:
@@ -117,23 +143,27 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
                     db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error")
                 )
                 continue
-            record_building(db, server_id, cloud_server)
-            building.append((server_id, cloud_server.id))
-        for server_id, cloud_server_id in building:
-            try:
-                final = provider.wait_for_server(cloud_server_id, {"ACTIVE"}, timeout=settings.boot_timeout_seconds)
-            except CloudUnavailable as exc:
-                raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
-            except CloudError as exc:
-                fail_server(
-                    db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error")
-                )
-                continue
-            record_active(db, server_id, final)
-            _complete_parts(db, provider, target, server_id, final.id)
-            renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
-        renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
-    finish_request(db, target.request_id, why=refusal)
+            booted.append((server_id, cloud_server.id))
+    finally:
+        record_building(db, booted)
+    return building + booted
+
+
+def _wait_active(
+    db: Database, provider: CloudProvider, target: ProvisioningTarget, building: list[tuple[int, str]], timeout: int
+) -> list[ActiveServer]:
+    active: list[ActiveServer] = []
+    for server_id, cloud_server_id in building:
+        try:
+            final = provider.wait_for_server(cloud_server_id, {"ACTIVE"}, timeout=timeout)
+        except CloudUnavailable as exc:
+            raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
+        except CloudError as exc:
+            fail_server(db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error"))
+            continue
+        record_active(db, server_id, final)
+        active.append(ActiveServer(server_id, final.id))
+    return active
 
 
 def _prepare_boot(
@@ -143,7 +173,8 @@ def _prepare_boot(
     found, converged) on the department's project.  A failure fails the servers not yet booted,
     naming the part; the names of the groups are returned."""
     assert target.project_id is not None
-    pending = [row[0] for row in server_rows(db, todo) if row[3] == ServerState.PENDING]
+    # Not yet booted: PENDING, or BUILDING with no cloud id (asked by a run that stopped).
+    pending = [row[0] for row in server_rows(db, todo) if row[3] in BOOTABLE and not row[4]]
     if not pending:
         return ()
     part = "firewall"
@@ -173,48 +204,6 @@ def _prepare_boot(
             fail_part(db, server_id, target.cloud_key, part, exc)
         return ()
     return (groups.group_name, groups.department_group)
-
-
-def _complete_parts(
-    db: Database, provider: CloudProvider, target: ProvisioningTarget, server_id: int, cloud_server_id: str
-) -> None:
-    """After the VM is ACTIVE: each data volume created by its tag, waited for, attached; the
-    public address allocated by its tag and associated.  Each step is recorded as it is done,
-    so a run taken over (or an operator's retry) goes on from the step it stopped at and finds
-    by tag what was made before: never a second volume or address."""
-    assert target.project_id is not None
-    volumes, address = server_parts(db, server_id)
-    for volume in volumes:
-        try:
-            made = provider.create_volume(
-                target.project_id, volume.name, volume.size_gb, volume.volume_type, volume.idempotency_key
-            )
-            record_volume(db, volume.id, volume_id=made.id, state=VolumeState.CREATING)
-            made = provider.wait_volume(made.id, {"available", "in-use"})
-            provider.attach_volume(cloud_server_id, made.id)
-            provider.wait_volume(made.id, {"in-use"})
-        except CloudUnavailable as exc:
-            raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
-        except CloudError as exc:
-            fail_part(db, server_id, target.cloud_key, f"data disk {volume.index}", exc, volume_row_id=volume.id)
-            return
-        record_volume(db, volume.id, volume_id=made.id, state=VolumeState.ATTACHED)
-    if address is not None:
-        try:
-            if not target.external_network:
-                raise CloudError(f"cloud {target.cloud_key} has no external network for public addresses")
-            floating_ip = provider.allocate_floating_ip(
-                target.project_id, target.external_network, address.idempotency_key
-            )
-            record_address(db, address.id, floating_ip, state=AddressState.ALLOCATED)
-            floating_ip = provider.associate_floating_ip(floating_ip.id, cloud_server_id)
-        except CloudUnavailable as exc:
-            raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
-        except CloudError as exc:
-            fail_part(db, server_id, target.cloud_key, "public address", exc, address_row_id=address.id)
-            return
-        record_address(db, address.id, floating_ip, state=AddressState.ASSOCIATED)
-    record_ready(db, server_id)
 
 
 def _give_up_provision(db: Database, item: ClaimedItem, error: str) -> None:

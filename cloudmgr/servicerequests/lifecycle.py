@@ -97,10 +97,11 @@ def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServe
         # on from there with the same VM and the same parts' tags: nothing is made twice.
         for volume in session.scalars(select(ManagedVolume).where(ManagedVolume.server_id == server.id)):
             if volume.state == VolumeState.FAILED:
-                volume.state = VolumeState.CREATING if volume.volume_id else VolumeState.PENDING
+                # Asked of the cloud before it failed: the retry looks for it by its tag first.
+                volume.state = VolumeState.CREATING
         for address in session.scalars(select(ManagedAddress).where(ManagedAddress.server_id == server.id)):
             if address.state == AddressState.FAILED:
-                address.state = AddressState.ALLOCATED if address.floating_ip_id else AddressState.PENDING
+                address.state = AddressState.ALLOCATED  # as for the volumes
         server.state, server.fault = ServerState.BUILDING, None
         record_transition(
             session, request, RequestState.PROVISIONING, actor=actor, action="retry", reason=f"retry {server.name}"

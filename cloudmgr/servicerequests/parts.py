@@ -25,7 +25,9 @@ from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
 
 class VolumeState(enum.StrEnum):
     PENDING = "pending"  # not yet asked of the cloud
-    CREATING = "creating"  # the cloud accepted it (volume_id known)
+    # Asked of the cloud: volume_id once it answered.  Without volume_id, the answer was lost
+    # (the run stopped): the next run looks for the volume by its tag before creating it.
+    CREATING = "creating"
     ATTACHED = "attached"
     AVAILABLE = "available"  # exists, not attached: kept when its server was deleted
     DELETED = "deleted"
@@ -39,7 +41,9 @@ class VolumeState(enum.StrEnum):
 
 class AddressState(enum.StrEnum):
     PENDING = "pending"
-    ALLOCATED = "allocated"  # the project holds it (floating_ip_id known), not yet on the server
+    # Asked of the cloud, not yet on the server: the project holds it once floating_ip_id is
+    # known; without it the answer was lost, and the next run looks for it by its tag first.
+    ALLOCATED = "allocated"
     ASSOCIATED = "associated"
     RELEASED = "released"
     FAILED = "failed"

@@ -14,8 +14,9 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
@@ -286,11 +287,44 @@ def fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError 
     PROVISIONING_FAILURES.labels(cloud=cloud_key, reason=reason_code).inc()
 
 
-def record_building(db: Database, server_id: int, cloud_server: Server) -> None:
+def claim_first_boots(db: Database, server_ids: Sequence[int]) -> set[int]:
+    """Before a batch boots: its PENDING servers become BUILDING with no cloud id yet ("asked
+    of the cloud"), in one transaction, and their ids are returned.  No earlier boot with
+    their keys can have reached the cloud, so theirs skips the look-up by key.  A server found
+    BUILDING with no cloud id was asked by a run that stopped before it recorded the answer: it
+    is not returned, and its boot looks up first."""
+    if not server_ids:
+        return set()
     with db.unit_of_work() as uow:
-        server = uow.session.get(ManagedServer, server_id, with_for_update=True)
-        if server is not None and server.state == ServerState.PENDING:
-            server.state, server.server_id = ServerState.BUILDING, cloud_server.id
+        return claim_rows(uow.session, ManagedServer, server_ids, ServerState.PENDING, ServerState.BUILDING)
+
+
+def claim_rows(session: Session, model: type[Any], ids: Sequence[int], pending: str, asked: str) -> set[int]:
+    """Move each of ``ids`` from ``pending`` to ``asked`` by a conditional UPDATE, so that of
+    two runs at once only one claims a row (on SQLite as on PostgreSQL); the claimed ids."""
+    claimed = set()
+    for row_id in ids:
+        moved = session.execute(
+            update(model)
+            .where(model.id == row_id, model.state == pending)
+            .values(state=asked)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.add(row_id)
+    return claimed
+
+
+def record_building(db: Database, booted: Sequence[tuple[int, str]]) -> None:
+    """The cloud's ids of a batch's booted servers (row id, cloud id), in one transaction."""
+    if not booted:
+        return
+    with db.unit_of_work() as uow:
+        for server_id, cloud_server_id in booted:
+            server = uow.session.get(ManagedServer, server_id, with_for_update=True)
+            if server is None or server.server_id or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
+                continue
+            server.state, server.server_id = ServerState.BUILDING, cloud_server_id
 
 
 def record_active(db: Database, server_id: int, cloud_server: Server) -> None:
@@ -409,36 +443,47 @@ def server_parts(db: Database, server_id: int) -> tuple[list[VolumePart], Addres
         return volumes, address
 
 
-def record_volume(db: Database, volume_row_id: int, *, volume_id: str, state: VolumeState) -> None:
+def record_volumes(db: Database, made: Sequence[tuple[int, str]], *, state: VolumeState) -> None:
+    """What the cloud answered for a phase's volumes (part row id, the cloud's volume id), in
+    one transaction."""
+    if not made:
+        return
     with db.unit_of_work() as uow:
-        volume = uow.session.get(ManagedVolume, volume_row_id, with_for_update=True)
-        if volume is None or volume.server_id is None:
-            return  # kept when its server was deleted: no longer provisioning's
-        volume.volume_id, volume.state, volume.fault = volume_id, state, None
-        if state == VolumeState.ATTACHED:
-            audit.record(
-                uow.session,
-                actor=SYSTEM.username,
-                action="volume.attached",
-                target_type="managed_server",
-                target_id=volume.server_id,
-                detail={"volume_id": volume_id, "index": volume.index, "size_gb": volume.size_gb},
-            )
+        for volume_row_id, volume_id in made:
+            volume = uow.session.get(ManagedVolume, volume_row_id, with_for_update=True)
+            if volume is None or volume.server_id is None:
+                continue  # kept when its server was deleted: no longer provisioning's
+            volume.volume_id, volume.state, volume.fault = volume_id, state, None
+            if state == VolumeState.ATTACHED:
+                audit.record(
+                    uow.session,
+                    actor=SYSTEM.username,
+                    action="volume.attached",
+                    target_type="managed_server",
+                    target_id=volume.server_id,
+                    detail={"volume_id": volume_id, "index": volume.index, "size_gb": volume.size_gb},
+                )
 
 
-def record_address(db: Database, address_row_id: int, floating_ip: FloatingIp, *, state: AddressState) -> None:
+def record_addresses(db: Database, made: Sequence[tuple[int, FloatingIp]], *, state: AddressState) -> None:
+    """What the cloud answered for a phase's addresses (part row id, the floating IP), in one
+    transaction."""
+    if not made:
+        return
     with db.unit_of_work() as uow:
         session = uow.session
-        address = session.get(ManagedAddress, address_row_id, with_for_update=True)
-        if address is None:
-            return
-        address.floating_ip_id, address.address, address.state, address.fault = (
-            floating_ip.id,
-            floating_ip.address,
-            state,
-            None,
-        )
-        if state == AddressState.ASSOCIATED:
+        for address_row_id, floating_ip in made:
+            address = session.get(ManagedAddress, address_row_id, with_for_update=True)
+            if address is None:
+                continue
+            address.floating_ip_id, address.address, address.state, address.fault = (
+                floating_ip.id,
+                floating_ip.address,
+                state,
+                None,
+            )
+            if state != AddressState.ASSOCIATED:
+                continue
             server = session.get(ManagedServer, address.server_id, with_for_update=True)
             assert server is not None
             server.addresses = {**(server.addresses or {}), "public": [floating_ip.address]}
@@ -487,19 +532,20 @@ def fail_part(db: Database, server_id: int, cloud_key: str, part: str, error: Cl
     PROVISIONING_FAILURES.labels(cloud=cloud_key, reason="part_failed").inc()
 
 
-def record_ready(db: Database, server_id: int) -> None:
-    """Every part made: the server is ready (ACTIVE)."""
+def record_ready(db: Database, server_ids: Sequence[int]) -> None:
+    """Every part made: the servers are ready (ACTIVE), in one transaction."""
     with db.unit_of_work() as uow:
         session = uow.session
-        server = session.get(ManagedServer, server_id, with_for_update=True)
-        if server is None or server.state != ServerState.BUILDING or server.active_at is None:
-            return
-        if _parts_pending(session, server_id):
-            return
-        server.state, server.fault = ServerState.ACTIVE, None
-        audit.record(
-            session, actor=SYSTEM.username, action="server.ready", target_type="managed_server", target_id=server.id
-        )
+        for server_id in server_ids:
+            server = session.get(ManagedServer, server_id, with_for_update=True)
+            if server is None or server.state != ServerState.BUILDING or server.active_at is None:
+                continue
+            if _parts_pending(session, server_id):
+                continue
+            server.state, server.fault = ServerState.ACTIVE, None
+            audit.record(
+                session, actor=SYSTEM.username, action="server.ready", target_type="managed_server", target_id=server.id
+            )
 
 
 def server_rows(db: Database, ids: Sequence[int]) -> list[tuple[int, str, str, str, str | None]]:

@@ -173,6 +173,19 @@ def test_catalogue_has_the_lab_flavors_image_and_networks(provider: CloudProvide
 # ---- booting --------------------------------------------------------------------------
 
 
+def test_a_first_try_skips_the_look_up_and_is_found_by_its_key_afterwards(cloud: CloudTestEnv) -> None:
+    """``first_try``: the caller promises nothing was asked with the key before; the server
+    still carries the key, so a later (retried) call finds it instead of booting another."""
+    project = cloud.new_project("first")
+    spec = cloud.spec("first", purpose="first-try")
+    first = cloud.provider.create_server(project.id, spec, first_try=True)
+    cloud.servers.append(first.id)
+    again = cloud.provider.create_server(project.id, spec)
+    assert again.id == first.id
+    assert [s.id for s in cloud.provider.iter_servers(project.id)] == [first.id]
+    assert cloud.provider.wait_for_server(first.id, {"ACTIVE"}, timeout=120).idempotency_key == spec.idempotency_key
+
+
 def test_create_server_is_idempotent(cloud: CloudTestEnv) -> None:
     project = cloud.new_project("idem")
     spec = cloud.spec("idem", purpose="idempotency")

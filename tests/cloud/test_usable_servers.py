@@ -237,7 +237,8 @@ def test_floating_ip_allocation_is_idempotent_and_follows_the_server(
 ) -> None:
     provider = cloud.provider
     tag = f"{RUN_ID}-fip-{uuid.uuid4().hex[:8]}"
-    first = provider.allocate_floating_ip(project.id, public_network, tag)
+    # A first try (no look-up before) is found by its tag by every later call.
+    first = provider.allocate_floating_ip(project.id, public_network, tag, first_try=True)
     _only_our_types(first)
     assert isinstance(first, FloatingIp)
     assert first.address and first.port_id is None and first.server_id is None

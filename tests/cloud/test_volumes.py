@@ -171,7 +171,9 @@ def test_unknown_volume_type_snapshot_and_volume_are_not_found(cloud: CloudTestE
 def test_create_volume_is_idempotent_by_tag(cloud: CloudTestEnv, volume_project: ProjectRef, made: Made) -> None:
     provider = cloud.provider
     tag = _tag("idem")
-    first = made.volume(provider.create_volume(volume_project.id, "cmct-idem", 1, "ssd", tag))
+    # A first try (no look-up before) is found by its tag by every later call.
+    first = made.volume(provider.create_volume(volume_project.id, "cmct-idem", 1, "ssd", tag, first_try=True))
+    assert first.tag == tag
     again = provider.create_volume(volume_project.id, "cmct-idem-renamed", 2, None, tag)
     assert again.id == first.id
     assert (again.name, again.size_gb, again.volume_type, again.tag) == ("cmct-idem", 1, "ssd", tag)

@@ -246,3 +246,39 @@ def test_on_the_lab_one_usable_vm_gets_its_disk_group_and_address(lab_journey: L
                 provider.delete_security_group(project_id, group.name)
         if key_name is not None:
             provider.delete_keypair(project_id, key_name)
+
+
+@pytest.mark.parametrize("method", ["create_server", "create_volume", "allocate_floating_ip"])
+def test_an_answer_lost_after_the_cloud_acted_is_found_by_tag_on_the_next_run(
+    journey: Journey, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """A first try skips the look-up by tag (the row says nothing was asked before); the run
+    dies after the cloud made the thing but before the answer was recorded: the next run
+    finds it by its tag instead of making a second one."""
+    j = journey
+    request_id = _submit_usable(j)
+    real = getattr(SimulatedProvider, method)
+    first_tries: list[bool] = []
+
+    def acts_then_dies(self: SimulatedProvider, *args: object, **kwargs: object) -> object:
+        first_tries.append(bool(kwargs.get("first_try")))
+        made = real(self, *args, **kwargs)
+        if len(first_tries) == 1:
+            raise RuntimeError(f"worker killed after {method} reached the cloud")
+        return made
+
+    monkeypatch.setattr(SimulatedProvider, method, acts_then_dies)
+    j.drain()
+    with j.rt.db.unit_of_work() as uow:
+        assert uow.session.get_one(ServiceRequest, request_id).state == "provisioning"
+        uow.session.execute(update(WorkItem).values(run_after=utcnow() - timedelta(seconds=1)))
+    j.drain()
+    # The first call of the first run skipped the look-up; the dead one's successor did not.
+    assert first_tries[0] is True and first_tries[2] is False
+    provider, project_id = _provider_and_project(j)
+    with j.rt.db.unit_of_work() as uow:
+        request = uow.session.get_one(ServiceRequest, request_id)
+        assert request.state == "active", [s.fault for s in request.servers]
+    assert len([s for s in provider.iter_servers() if s.project_id == project_id]) == 2
+    assert len(provider.list_volumes(project_id)) == 2
+    assert len(provider.list_floating_ips(project_id)) == 2

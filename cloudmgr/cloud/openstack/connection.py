@@ -25,8 +25,13 @@ if TYPE_CHECKING:
 from cloudmgr.cloud.openstack.errors import translate_sdk_error
 from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.cloud.retry import RetryPolicy, call_with_retry, is_retryable, is_retryable_unsent
+from cloudmgr.cloud.types import Server
 
 T = TypeVar("T")
+
+
+#: How many servers' projects are remembered (see ``_server_projects``).
+SERVER_PROJECTS_KEPT = 10_000
 
 
 class OpenStackConnection(CloudProvider):
@@ -56,6 +61,12 @@ class OpenStackConnection(CloudProvider):
         self._lock = threading.Lock()
         self._admin_conn: openstack.connection.Connection | None = None
         self._project_conns: dict[str, openstack.connection.Connection] = {}
+        # The project of each server this provider made or read one by one (never changes in
+        # Nova): an attach acts as that project without reading the server again.
+        self._server_projects: dict[str, str] = {}
+        # External networks' ids by the name clouds.yaml's cloud gives them (find_network asks
+        # Neutron twice per name): dropped when Neutron no longer knows the id.
+        self._network_ids: dict[str, str] = {}
         self._role_ids: dict[str, str] = {}
         self._flavor_ids_by_name: dict[str, str] = {}
 
@@ -123,6 +134,23 @@ class OpenStackConnection(CloudProvider):
     def _identity(self) -> IdentityV3:
         # Keystone v2 is long gone; the SDK's type still admits it.
         return cast("IdentityV3", self._admin.identity)
+
+    def _remember_project(self, server: Server) -> Server:
+        if server.project_id:
+            if len(self._server_projects) >= SERVER_PROJECTS_KEPT:
+                self._server_projects.clear()  # a cache, not a register: bounded
+            self._server_projects[server.id] = server.project_id
+        return server
+
+    def _server_project(self, server_id: str) -> str | None:
+        """The server's project, read from Nova unless remembered (NotFound for a missing
+        server: call it inside ``_call``)."""
+        known = self._server_projects.get(server_id)
+        if known is None:
+            known = self._admin.compute.get_server(server_id).project_id
+            if known:
+                self._server_projects[server_id] = str(known)
+        return known
 
     def _require_project(self, project_id: str) -> None:
         # Nova and Neutron accept quotas for any string as project id; asking Keystone

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from openstack import exceptions as os_exc
+
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict, CloudNotFound
 from cloudmgr.cloud.openstack.connection import OpenStackConnection
 from cloudmgr.cloud.openstack.convert import find_or_none
@@ -43,7 +45,9 @@ class OpenStackFloatingIps(OpenStackConnection):
     def _tagged(self, project_id: str, description: str) -> list[Any]:
         return [f for f in self._admin.network.ips(project_id=project_id) if (f.description or "") == description]
 
-    def allocate_floating_ip(self, project_id: str, external_network: str, idempotency_tag: str) -> FloatingIp:
+    def allocate_floating_ip(
+        self, project_id: str, external_network: str, idempotency_tag: str, *, first_try: bool = False
+    ) -> FloatingIp:
         if not idempotency_tag or len(idempotency_tag) > 200:
             raise CloudBadRequest("an idempotency tag of 1 to 200 characters is required", idempotency_tag)
         self._require_project(project_id)
@@ -54,13 +58,24 @@ class OpenStackFloatingIps(OpenStackConnection):
         def lookup_or_allocate() -> Any:
             # Looking up first: an allocation that reached Neutron before the connection
             # dropped is found, not repeated.
-            existing = self._tagged(project_id, description)
+            existing = [] if first_try else self._tagged(project_id, description)
             if existing:
                 return _oldest(existing)
-            external = find_or_none(network.find_network, external_network)
-            if external is None:
-                raise CloudNotFound(f"{action} failed: no network {external_network}")
-            created = network.create_ip(floating_network_id=external.id, project_id=project_id, description=description)
+            external_id = self._network_ids.get(external_network)
+            if external_id is None:
+                external = find_or_none(network.find_network, external_network)
+                if external is None:
+                    raise CloudNotFound(f"{action} failed: no network {external_network}")
+                external_id = self._network_ids[external_network] = str(external.id)
+            try:
+                created = network.create_ip(
+                    floating_network_id=external_id, project_id=project_id, description=description
+                )
+            except os_exc.NotFoundException:
+                self._network_ids.pop(external_network, None)  # made again under the name: ask anew
+                raise
+            if first_try:
+                return created
             # Two concurrent first calls can both allocate: keep the oldest, give ours back.
             tagged = self._tagged(project_id, description)
             keep = _oldest(tagged) if tagged else created
@@ -79,12 +94,12 @@ class OpenStackFloatingIps(OpenStackConnection):
 
         def associate() -> Any:
             fip = self._get_ip(floating_ip_id)
-            self._admin.compute.get_server(server_id)  # CloudNotFound for a missing server
             ports = sorted(
                 (p for p in network.ports(device_id=server_id) if p.fixed_ips),
                 key=lambda p: (str(p.created_at or ""), str(p.id)),
             )
             if not ports:
+                self._admin.compute.get_server(server_id)  # CloudNotFound for a missing server
                 raise CloudConflict(f"{action} refused: the server has no port with an address")
             port = ports[0]
             if fip.port_id == port.id:

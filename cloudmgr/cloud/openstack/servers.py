@@ -7,6 +7,7 @@ Needs Nova microversion 2.52+ (server tags at boot, used as the idempotency inde
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -66,7 +67,7 @@ class OpenStackServers(OpenStackFlavors):
         found = self._call(f"find server by key {key}", lambda: self._find_by_key_raw(project_id, key))
         return None if found is None else self._to_server(found)
 
-    def create_server(self, project_id: str, spec: ServerSpec) -> Server:
+    def create_server(self, project_id: str, spec: ServerSpec, *, first_try: bool = False) -> Server:
         key = spec.idempotency_key
         if not key or len(key) > 255:
             raise CloudBadRequest("an idempotency key of 1 to 255 characters is required", key)
@@ -85,7 +86,7 @@ class OpenStackServers(OpenStackFlavors):
         def lookup_or_boot() -> Any:
             # Looking up first makes the whole call safe to retry: a boot that reached
             # Nova before the connection dropped is found instead of booted again.
-            existing = self._find_by_key_raw(project_id, key)
+            existing = None if first_try else self._find_by_key_raw(project_id, key)
             if existing is not None:
                 return existing
             conn = self._project_conn(project_id)
@@ -98,13 +99,27 @@ class OpenStackServers(OpenStackFlavors):
                 tags=[idempotency_tag(key)],
                 **extras,
             )
+            if first_try:
+                return created  # see the end
             # The POST answer lacks most fields; read it back with the admin view (host).
             return self._admin.compute.get_server(created.id)
 
-        return self._to_server(self._call(f"create server {spec.name}", lookup_or_boot))
+        server = self._to_server(self._call(f"create server {spec.name}", lookup_or_boot))
+        if first_try:
+            # Nova's answer to the boot holds little more than the id; a first try does not
+            # read it back (one call fewer per server): wait_for_server reads the rest.
+            server = dataclasses.replace(
+                server,
+                project_id=project_id,
+                status=server.status if server.status != "UNKNOWN" else "BUILD",
+                flavor_id=server.flavor_id or spec.flavor_id,
+            )
+        return self._remember_project(server)
 
     def get_server(self, server_id: str) -> Server:
-        return self._to_server(self._call(f"get server {server_id}", lambda: self._admin.compute.get_server(server_id)))
+        return self._remember_project(
+            self._to_server(self._call(f"get server {server_id}", lambda: self._admin.compute.get_server(server_id)))
+        )
 
     def list_servers(
         self,

@@ -138,6 +138,7 @@ class OpenStackVolumes(OpenStackConnection):
         *,
         snapshot_id: str | None = None,
         image_id: str | None = None,
+        first_try: bool = False,
     ) -> Volume:
         action = f"create volume {name}"
         size = check_volume_size(size_gb, action)
@@ -159,7 +160,7 @@ class OpenStackVolumes(OpenStackConnection):
         def lookup_or_create() -> Any:
             # Looking up first: a create that reached Cinder before the connection dropped
             # is found, not repeated.
-            existing = self._tagged_volumes(project_id, idempotency_tag)
+            existing = [] if first_try else self._tagged_volumes(project_id, idempotency_tag)
             if existing:
                 return _oldest(existing)
             if image_id:
@@ -168,6 +169,8 @@ class OpenStackVolumes(OpenStackConnection):
                 check_volume_fits_image(size, image.size, action)
             storage = self._project_conn(project_id).block_storage
             created = storage.create_volume(**attrs)
+            if first_try:
+                return created  # Cinder answers a create with the whole volume
             # Two concurrent first calls can both create: keep the oldest, delete ours.
             tagged = self._tagged_volumes(project_id, idempotency_tag)
             keep = _oldest(tagged) if tagged else created
@@ -197,21 +200,25 @@ class OpenStackVolumes(OpenStackConnection):
 
     def attach_volume(self, server_id: str, volume_id: str) -> None:
         action = f"attach volume {volume_id} to server {server_id}"
-        server = self.get_server(server_id)
-        # Attached as the server's project, like a member of the department would.
-        compute = (self._project_conn(server.project_id) if server.project_id else self._admin).compute
 
         def attach() -> None:
-            # Nova's list holds attachments still in progress too, so a retry while the
-            # first attach is under way sees it and does not ask twice.
-            if any(str(a.volume_id) == volume_id for a in self._admin.compute.volume_attachments(server_id)):
-                return
             volume = self._get_volume_raw(volume_id)
-            elsewhere = sorted({str(a.get("server_id")) for a in volume.attachments or ()} - {server_id})
-            if elsewhere:
-                raise CloudConflict(f"{action} refused: the volume is attached to another server", ", ".join(elsewhere))
+            attached_to = {str(a.get("server_id")) for a in volume.attachments or ()}
+            if server_id in attached_to:
+                return
+            if attached_to:
+                raise CloudConflict(
+                    f"{action} refused: the volume is attached to another server", ", ".join(sorted(attached_to))
+                )
             if volume.status != "available":
+                # Reserved or attaching: Nova's list holds attachments still in progress, so a
+                # retry while this server's first attach is under way does not ask twice.
+                if any(str(a.volume_id) == volume_id for a in self._admin.compute.volume_attachments(server_id)):
+                    return
                 raise CloudConflict(f"{action} refused: the volume is {volume.status}, not available")
+            # Attached as the server's project, like a member of the department would.
+            project_id = self._server_project(server_id)
+            compute = (self._project_conn(project_id) if project_id else self._admin).compute
             compute.create_volume_attachment(server_id, volume_id=volume_id)
 
         self._call(action, attach)

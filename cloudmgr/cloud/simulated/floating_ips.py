@@ -52,14 +52,16 @@ def to_floating_ip(fip: dict[str, Any]) -> FloatingIp:
 
 
 class SimulatedFloatingIps(SimulatedStore):
-    def allocate_floating_ip(self, project_id: str, external_network: str, idempotency_tag: str) -> FloatingIp:
+    def allocate_floating_ip(
+        self, project_id: str, external_network: str, idempotency_tag: str, *, first_try: bool = False
+    ) -> FloatingIp:
         if not idempotency_tag or len(idempotency_tag) > 200:
             raise CloudBadRequest("an idempotency tag of 1 to 200 characters is required", idempotency_tag)
         action = f"allocate a floating IP of {external_network} to project {project_id}"
         with self._transaction() as state:
             require_project(state, project_id)
             held = [f for f in _floating_ips(state).values() if f["project_id"] == project_id]
-            existing = [f for f in held if f["tag"] == idempotency_tag]
+            existing = [] if first_try else [f for f in held if f["tag"] == idempotency_tag]
             if existing:
                 return to_floating_ip(min(existing, key=lambda f: (f["created_at"], f["id"])))
             network = next(

@@ -41,7 +41,7 @@ class SimulatedServers(SimulatedStore):
             found = find_by_key(state, project_id, key)
             return None if found is None else to_server(found, state["flavors"])
 
-    def create_server(self, project_id: str, spec: ServerSpec) -> Server:
+    def create_server(self, project_id: str, spec: ServerSpec, *, first_try: bool = False) -> Server:
         key = spec.idempotency_key
         action = f"create server {spec.name}"
         if not key or len(key) > 255:
@@ -51,7 +51,7 @@ class SimulatedServers(SimulatedStore):
         user_data = encode_user_data(spec.user_data, action)
         with self._transaction() as state:
             require_project(state, project_id)
-            existing = find_by_key(state, project_id, key)
+            existing = None if first_try else find_by_key(state, project_id, key)
             if existing is not None:
                 return to_server(existing, state["flavors"])
             flavor, network = _boot_flavor_and_network(state, spec, action)

@@ -184,6 +184,7 @@ class SimulatedVolumes(SimulatedStore):
         *,
         snapshot_id: str | None = None,
         image_id: str | None = None,
+        first_try: bool = False,
     ) -> Volume:
         action = f"create volume {name}"
         size = check_volume_size(size_gb, action)
@@ -191,13 +192,15 @@ class SimulatedVolumes(SimulatedStore):
         check_volume_source(snapshot_id, image_id, action)
         with self._transaction() as state:
             require_project(state, project_id)
-            existing = _oldest(
-                [
-                    v
-                    for v in _table(state, "volumes").values()
-                    if v["project_id"] == project_id and v["tag"] == idempotency_tag
-                ]
-            )
+            existing = None
+            if not first_try:
+                existing = _oldest(
+                    [
+                        v
+                        for v in _table(state, "volumes").values()
+                        if v["project_id"] == project_id and v["tag"] == idempotency_tag
+                    ]
+                )
             if existing is not None:
                 return _to_volume(_settled_volume(state, existing["id"]))
             types = list(_volume_types(state).values())
