@@ -2,7 +2,7 @@
 (Alembic autogenerate and the test fixtures read ``Base.metadata``)."""
 
 from cloudmgr.audit.models import AuditEvent
-from cloudmgr.backups.models import BackupSchedule, VolumeBackupRecord, VolumeSnapshotRecord
+from cloudmgr.backups.models import BackupSchedule, ServerSnapshotRecord, VolumeBackupRecord, VolumeSnapshotRecord
 from cloudmgr.capacity.models import CapacitySnapshot, ConsolidationRun, HostCapacity
 from cloudmgr.catalog.models import CatalogItem
 from cloudmgr.db import Base
@@ -79,6 +79,7 @@ __all__ = [
     "RunbookRun",
     "RunbookTarget",
     "ServerRoom",
+    "ServerSnapshotRecord",
     "ServiceRequest",
     "SshKey",
     "User",

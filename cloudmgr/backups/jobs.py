@@ -1,5 +1,6 @@
-"""The work that makes snapshots, backups and restored volumes on the cloud, and the scheduler's
-job that queues the due scheduled backups and prunes the old ones.
+"""The work that makes snapshots, backups and restored volumes on the cloud, server snapshots and
+the rebuilds that restore them, deletes any of these copies, and the scheduler's job that queues
+the due scheduled backups and prunes the old ones.
 
 Handlers are entry points: they read the runtime, open short units of work and call the cloud
 only between them.  Every cloud call is idempotent by the record's tag (a retried or
@@ -11,13 +12,23 @@ and gives its quota back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from cloudmgr.audit import services as audit
 from cloudmgr.backups import services
-from cloudmgr.backups.models import CopyState, VolumeBackupRecord, VolumeSnapshotRecord
+from cloudmgr.backups.models import (
+    CopyState,
+    RestoreState,
+    ServerSnapshotRecord,
+    VolumeBackupRecord,
+    VolumeSnapshotRecord,
+)
 from cloudmgr.cloud import CloudError, CloudUnavailable
 from cloudmgr.cloud.errors import CloudConflict, CloudTimeout
 from cloudmgr.cloud.provider import CloudProvider
@@ -26,8 +37,10 @@ from cloudmgr.errors import DomainError
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.quotas import ledger
+from cloudmgr.quotas.models import QuotaReservation, ReservationState
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
+from cloudmgr.servicerequests.models import ManagedServer
 from cloudmgr.servicerequests.parts import ManagedVolume, VolumeState
 from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater
 
@@ -245,34 +258,267 @@ def _record_restore(db: Database, volume_row_id: int, cloud_volume_id: str, stat
 handle_restore.on_give_up = _fail_restore  # type: ignore[attr-defined]
 
 
-# --- deleting a copy (pruning) ----------------------------------------------------------------
+# --- deleting a copy: pruned, or removed by the department ------------------------------------
+
+Copy = VolumeBackupRecord | VolumeSnapshotRecord | ServerSnapshotRecord
+
+
+@dataclass(frozen=True)
+class _Deleted:
+    """What a delete item is about: which record, and what its quota was (when it was not read)."""
+
+    model: type[Copy]
+    record_id: int
+    kind: str
+    fallback: dict[Resource, int]
+
+    def load(self, session: Session, *, lock: bool = False) -> Copy | None:
+        found = session.get(self.model, self.record_id, with_for_update=lock or None, populate_existing=lock)
+        return cast("Copy | None", found)
+
+
+def _deleted(db: Database, payload: Mapping[str, Any]) -> _Deleted:
+    if "backup_record_id" in payload:
+        return _Deleted(VolumeBackupRecord, int(payload["backup_record_id"]), "backup", {Resource.BACKUPS: 1})
+    if "snapshot_record_id" in payload:
+        record_id = int(payload["snapshot_record_id"])
+        with db.unit_of_work() as uow:
+            record = uow.session.get(VolumeSnapshotRecord, record_id)
+            size = record.size_gb if record is not None else 0
+        return _Deleted(
+            VolumeSnapshotRecord, record_id, "volume snapshot", {Resource.SNAPSHOTS: 1, Resource.GIGABYTES: size}
+        )
+    if "server_snapshot_record_id" in payload:
+        return _Deleted(
+            ServerSnapshotRecord, int(payload["server_snapshot_record_id"]), "server snapshot", {Resource.SNAPSHOTS: 1}
+        )
+    raise GiveUp(f"a delete item names no copy: {dict(payload)}")
+
+
+def _counted(session: Session, reservation_id: int | None, fallback: dict[Resource, int]) -> dict[Resource, int]:
+    """What a ready copy counts in the ledger: what its reservation turned into usage (a copy
+    recorded before reservations were kept: the copy's own amounts)."""
+    reservation = session.get(QuotaReservation, reservation_id) if reservation_id is not None else None
+    if reservation is None:
+        return fallback
+    if reservation.state != ReservationState.CONSUMED.value:
+        return {}
+    return {Resource(name): int(n) for name, n in reservation.amounts.items()}
+
+
+def _delete_on_cloud(provider: CloudProvider, record: Copy, project_id: str | None) -> None:
+    if isinstance(record, VolumeBackupRecord):
+        if record.backup_id:
+            provider.delete_volume_backup(record.backup_id, wait=True)
+    elif isinstance(record, VolumeSnapshotRecord):
+        if record.snapshot_id:
+            provider.delete_volume_snapshot(record.snapshot_id, wait=True)
+    elif record.image_id:
+        provider.delete_image(record.image_id)
+    elif project_id:
+        # A snapshot that failed before its image was recorded: whatever the cloud made by its tag.
+        leftover = provider.find_image_by_tag(project_id, record.tag)
+        if leftover is not None:
+            provider.delete_image(leftover.id)
 
 
 def handle_delete(db: Database, item: ClaimedItem) -> None:
-    record_id = int(item.payload["backup_record_id"])
+    """Delete the copy on the cloud, then record it deleted and give back, once, what it counted
+    in the quota: nothing for one that had failed (its hold went back then), and a second run
+    finds the record deleted and gives nothing again."""
+    what = _deleted(db, item.payload)
     with db.unit_of_work() as uow:
-        record = uow.session.get(VolumeBackupRecord, record_id)
+        record = what.load(uow.session)
         if record is None:
-            raise GiveUp(f"no backup record {record_id}")
+            raise GiveUp(f"no {what.kind} record {what.record_id}")
         if record.state != CopyState.DELETING:
             return
         provider = _provider(uow.session.get_one(Cloud, record.cloud_id))
-        backup_id = record.backup_id
+        project_id = _project_id(uow.session, record.department_id, record.cloud_id)
+        uow.session.expunge(record)
     try:
-        if backup_id:
-            provider.delete_volume_backup(backup_id, wait=True)
+        _delete_on_cloud(provider, record, project_id)
     except RETRYABLE as exc:
         raise _retry(exc) from exc
     except CloudError as exc:
-        raise GiveUp(f"deleting backup {backup_id} failed: {exc}") from exc
+        raise GiveUp(f"deleting {what.kind} {what.record_id} failed: {exc}") from exc
     with db.unit_of_work() as uow:
-        record = uow.session.get_one(VolumeBackupRecord, record_id, with_for_update=True)
-        if record.state != CopyState.DELETING:
+        session = uow.session
+        record = what.load(session, lock=True)
+        if record is None or record.state != CopyState.DELETING:
             return
-        record.state = CopyState.DELETED
-        ledger.give_back_usage(
-            uow.session, department_id=record.department_id, cloud_id=record.cloud_id, amounts={Resource.BACKUPS: 1}
+        record.state, record.fault = CopyState.DELETED, None
+        if str(item.payload.get("previous", CopyState.READY.value)) == CopyState.READY.value:
+            counted = _counted(session, record.reservation_id, what.fallback)
+            ledger.give_back_usage(
+                session, department_id=record.department_id, cloud_id=record.cloud_id, amounts=counted
+            )
+        audit.record(
+            session,
+            actor=ACTOR.username,
+            action=f"{what.kind.replace(' ', '_')}.deleted",
+            target_type=what.model.__tablename__,
+            target_id=record.id,
+            detail={"tag": record.tag},
         )
+
+
+def _give_up_delete(db: Database, item: ClaimedItem, error: str) -> None:
+    """The cloud would not delete it: the copy is back as it was, with the reason."""
+    what = _deleted(db, item.payload)
+    with db.unit_of_work() as uow:
+        record = what.load(uow.session, lock=True)
+        if record is None or record.state != CopyState.DELETING:
+            return
+        record.state = CopyState(str(item.payload.get("previous", CopyState.READY.value)))
+        record.fault = f"could not be deleted: {error}"[:2000]
+
+
+handle_delete.on_give_up = _give_up_delete  # type: ignore[attr-defined]
+
+
+def _project_id(session: Session, department_id: int, cloud_id: int) -> str | None:
+    return session.scalar(
+        select(DepartmentCloud.project_id).where(
+            DepartmentCloud.department_id == department_id, DepartmentCloud.cloud_id == cloud_id
+        )
+    )
+
+
+# --- server snapshots: made, and a server rebuilt from one --------------------------------------
+
+#: A root disk of tens of GB takes minutes to upload; a timeout is retried (found by its tag).
+SERVER_SNAPSHOT_TIMEOUT = 1800.0
+REBUILD_TIMEOUT = 900.0
+
+
+def _fail_server_snapshot(db: Database, record_id: int, error: str) -> None:
+    with db.unit_of_work() as uow:
+        record = uow.session.get(ServerSnapshotRecord, record_id, with_for_update=True)
+        if record is None or record.state != CopyState.PENDING:
+            return
+        record.state, record.fault = CopyState.FAILED, error[:2000]
+        if record.reservation_id is not None:
+            ledger.release(uow.session, record.reservation_id, reason=f"server snapshot failed: {error[:200]}")
+
+
+def handle_server_snapshot(db: Database, item: ClaimedItem) -> None:
+    """Nova's createImage by the record's tag (a retry finds the image an earlier run asked
+    for), waited for until Glance has it; then the record is ready and its quota hold used."""
+    record_id = int(item.payload["server_snapshot_record_id"])
+    with db.unit_of_work() as uow:
+        record = uow.session.get(ServerSnapshotRecord, record_id)
+        if record is None or record.state != CopyState.PENDING:
+            return
+        server = uow.session.get_one(ManagedServer, record.server_row_id)
+        provider = _provider(uow.session.get_one(Cloud, record.cloud_id))
+        cloud_server_id, name, tag = server.server_id, record.name, record.tag
+    if not cloud_server_id:
+        _fail_server_snapshot(db, record_id, "the server is not on the cloud")
+        return
+    try:
+        made = provider.create_snapshot(cloud_server_id, name, timeout=SERVER_SNAPSHOT_TIMEOUT, idempotency_tag=tag)
+    except RETRYABLE as exc:
+        raise _retry(exc) from exc
+    except CloudError as exc:
+        _fail_server_snapshot(db, record_id, str(exc))
+        return
+    with db.unit_of_work() as uow:
+        session = uow.session
+        record = session.get_one(ServerSnapshotRecord, record_id, with_for_update=True)
+        if record.state != CopyState.PENDING:
+            return
+        record.state, record.image_id, record.size_bytes = CopyState.READY, made.id, made.size_bytes
+        if record.reservation_id is not None:
+            ledger.consume(session, record.reservation_id, reason="server snapshot ready")
+        audit.record(
+            session,
+            actor=ACTOR.username,
+            action="server.snapshot.ready",
+            target_type="managed_server",
+            target_id=record.server_row_id,
+            detail={"server_snapshot_record": record.id, "image_id": made.id},
+        )
+
+
+def _give_up_server_snapshot(db: Database, item: ClaimedItem, error: str) -> None:
+    _fail_server_snapshot(db, int(item.payload["server_snapshot_record_id"]), error)
+
+
+handle_server_snapshot.on_give_up = _give_up_server_snapshot  # type: ignore[attr-defined]
+
+
+def _fail_server_restore(db: Database, record_id: int, error: str) -> None:
+    with db.unit_of_work() as uow:
+        record = uow.session.get(ServerSnapshotRecord, record_id, with_for_update=True)
+        if record is None or record.restore_state not in {RestoreState.QUEUED, RestoreState.REBUILDING}:
+            return
+        record.restore_state, record.restore_fault = RestoreState.FAILED, error[:2000]
+        audit.record(
+            uow.session,
+            actor=ACTOR.username,
+            action="server.restore_failed",
+            target_type="managed_server",
+            target_id=record.server_row_id,
+            reason=error[:2000],
+            detail={"server_snapshot_record": record.id},
+        )
+
+
+def handle_server_restore(db: Database, item: ClaimedItem) -> None:
+    """Nova's rebuild from the snapshot's image, then waited for until the server is back
+    (running, or stopped if it was).  Once the cloud accepted, the record says so and a retry
+    only waits; a retry before that asks again (a rebuild already under way from the same
+    image counts as accepted)."""
+    record_id = int(item.payload["server_snapshot_record_id"])
+    with db.unit_of_work() as uow:
+        record = uow.session.get(ServerSnapshotRecord, record_id)
+        if record is None or record.restore_state not in {RestoreState.QUEUED, RestoreState.REBUILDING}:
+            return
+        server = uow.session.get_one(ManagedServer, record.server_row_id)
+        provider = _provider(uow.session.get_one(Cloud, record.cloud_id))
+        cloud_server_id, image_id, accepted = (
+            server.server_id,
+            record.image_id,
+            record.restore_state == RestoreState.REBUILDING,
+        )
+    if not cloud_server_id or not image_id:
+        _fail_server_restore(db, record_id, "the server or the snapshot is not on the cloud")
+        return
+    try:
+        if not accepted:
+            provider.rebuild_server(cloud_server_id, image_id)
+            with db.unit_of_work() as uow:
+                record = uow.session.get_one(ServerSnapshotRecord, record_id, with_for_update=True)
+                if record.restore_state == RestoreState.QUEUED:
+                    record.restore_state = RestoreState.REBUILDING
+        rebuilt = provider.wait_for_server(cloud_server_id, {"ACTIVE", "SHUTOFF"}, timeout=REBUILD_TIMEOUT)
+    except RETRYABLE as exc:
+        raise _retry(exc) from exc
+    except CloudError as exc:
+        _fail_server_restore(db, record_id, str(exc))
+        return
+    with db.unit_of_work() as uow:
+        session = uow.session
+        record = session.get_one(ServerSnapshotRecord, record_id, with_for_update=True)
+        if record.restore_state not in {RestoreState.QUEUED, RestoreState.REBUILDING}:
+            return
+        record.restore_state, record.restore_fault, record.restored_at = RestoreState.DONE, None, utcnow()
+        audit.record(
+            session,
+            actor=ACTOR.username,
+            action="server.restored",
+            target_type="managed_server",
+            target_id=record.server_row_id,
+            detail={"server_snapshot_record": record.id, "image_id": image_id, "status": rebuilt.status},
+        )
+
+
+def _give_up_server_restore(db: Database, item: ClaimedItem, error: str) -> None:
+    _fail_server_restore(db, int(item.payload["server_snapshot_record_id"]), error)
+
+
+handle_server_restore.on_give_up = _give_up_server_restore  # type: ignore[attr-defined]
 
 
 # --- the scheduler's job ----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The copies of a volume cloudmgr keeps track of: Cinder snapshots (kept next to the volume),
 Cinder backups (in the backup store, independent of the volume), and the schedule that makes
-backups on its own.  Each copy is made on the cloud by its tag, so a retried or taken-over work
+backups on its own; and the snapshots of a server (a Glance image of its root disk, which a
+rebuild restores).  Each copy is made on the cloud by its tag, so a retried or taken-over work
 item finds the copy an earlier run made instead of making a second one."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
@@ -20,6 +21,15 @@ class CopyState(enum.StrEnum):
     FAILED = "failed"  # the fault says why; its quota was given back
     DELETING = "deleting"  # pruned or removed; the work item deletes it on the cloud
     DELETED = "deleted"
+
+
+class RestoreState(enum.StrEnum):
+    """A server's rebuild from one of its snapshots (the last one asked of that snapshot)."""
+
+    QUEUED = "queued"  # recorded; the work item has not asked the cloud yet
+    REBUILDING = "rebuilding"  # the cloud accepted the rebuild
+    DONE = "done"
+    FAILED = "failed"  # ``restore_fault`` says why
 
 
 class Frequency(enum.StrEnum):
@@ -96,5 +106,38 @@ class VolumeBackupRecord(Base):
     reservation_id: Mapped[int | None] = mapped_column()
     requested_by: Mapped[str] = mapped_column(String(128))
     fault: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ServerSnapshotRecord(Base):
+    """A snapshot of one managed server: Nova's createImage makes a Glance image of its root disk
+    in the department's project; restoring rebuilds the server from it (the root disk replaced,
+    everything else kept).  It counts as one of the department's SNAPSHOTS until deleted."""
+
+    __tablename__ = "server_snapshot_records"
+    __table_args__ = (
+        UniqueConstraint("tag"),
+        enum_check("state", CopyState),
+        enum_check("restore_state", RestoreState),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_row_id: Mapped[int] = mapped_column(ForeignKey("managed_servers.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    # The image property it is made with: the same image on every retry.
+    tag: Mapped[str] = mapped_column(String(128))
+    image_id: Mapped[str | None] = mapped_column(String(64))  # Glance's id
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger())
+    state: Mapped[CopyState] = mapped_column(StrEnumType(CopyState, 16), default=CopyState.PENDING)
+    reservation_id: Mapped[int | None] = mapped_column()
+    requested_by: Mapped[str] = mapped_column(String(128))
+    fault: Mapped[str | None] = mapped_column(Text)
+    restore_state: Mapped[RestoreState | None] = mapped_column(StrEnumType(RestoreState, 16))
+    restore_requested_by: Mapped[str | None] = mapped_column(String(128))
+    restore_fault: Mapped[str | None] = mapped_column(Text)
+    restored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

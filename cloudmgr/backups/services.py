@@ -1,5 +1,13 @@
 """The public face of snapshots and backups (issue 16): every rule about them is decided here.
 
+A volume has snapshots (Cinder's, next to it) and backups (in the backup store); a server has
+snapshots of its own (Nova's createImage: a Glance image of its root disk, in the department's
+project), restored by rebuilding the server from one (its root disk replaced, its data volumes
+untouched).  Each counts against the department's quota until deleted: a volume snapshot one
+SNAPSHOTS and its GB, a backup one BACKUPS, a server snapshot one SNAPSHOTS (see
+:func:`take_server_snapshot`); deleting a ready copy gives exactly that back once, when the
+cloud has deleted it.
+
 Services work in the caller's session and never call a cloud: each action checks the
 department wall (another department's volume is not found; department staff and heads and
 operators act, others only read), checks the volume or copy is in a state the action needs,
@@ -14,6 +22,7 @@ each slot a schedule reaches is one *period* (a day, or an ISO week) and its bac
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,8 +31,28 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
-from cloudmgr.backups.errors import CopyNotFound, NotYourVolume, ScheduleInvalid, VolumeNotFound, VolumeNotReady
-from cloudmgr.backups.models import BackupSchedule, CopyState, Frequency, VolumeBackupRecord, VolumeSnapshotRecord
+from cloudmgr.backups.errors import (
+    CopyConflict,
+    CopyInvalid,
+    CopyKind,
+    CopyNotFound,
+    CopyProblem,
+    NotYourServer,
+    NotYourVolume,
+    ScheduleInvalid,
+    ServerNotFound,
+    VolumeNotFound,
+    VolumeNotReady,
+)
+from cloudmgr.backups.models import (
+    BackupSchedule,
+    CopyState,
+    Frequency,
+    RestoreState,
+    ServerSnapshotRecord,
+    VolumeBackupRecord,
+    VolumeSnapshotRecord,
+)
 from cloudmgr.db import utcnow
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
@@ -31,15 +60,20 @@ from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.models import ManagedServer
 from cloudmgr.servicerequests.parts import ManagedVolume, VolumeState
+from cloudmgr.servicerequests.states import ServerState
+from cloudmgr.workqueue.models import WorkItem, WorkState
 from cloudmgr.workqueue.services import enqueue
 
 __all__ = [
     "KEEP_MAX",
     "LOCAL_TIME",
+    "SNAPSHOT_NAME_MAX",
     "BackupSchedule",
     "CopyState",
     "Frequency",
+    "RestoreState",
     "ScheduleForm",
+    "ServerSnapshotRecord",
     "VolumeBackupRecord",
     "VolumeSnapshotRecord",
     "VolumeView",
@@ -53,12 +87,20 @@ VOLUME_ACTORS = frozenset({Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR})
 #: A volume with data on the cloud: what can be snapshotted or backed up.
 COPYABLE_STATES = frozenset({VolumeState.ATTACHED, VolumeState.AVAILABLE})
 
+#: A server with a root disk on the cloud that Nova snapshots and rebuilds.
+SERVER_COPYABLE_STATES = frozenset({ServerState.ACTIVE, ServerState.STOPPED})
+SNAPSHOT_NAME_MAX = 64
+
 # Work item kinds (cloudmgr.scheduler.jobs maps them to cloudmgr.backups.jobs' handlers).
 SNAPSHOT_WORK = "backups.snapshot"
 BACKUP_WORK = "backups.backup"
 RESTORE_WORK = "backups.restore"
-DELETE_WORK = "backups.delete"
-WORK_KINDS = frozenset({SNAPSHOT_WORK, BACKUP_WORK, RESTORE_WORK, DELETE_WORK})
+DELETE_WORK = "backups.delete"  # any copy: a backup, a volume snapshot or a server snapshot
+SERVER_SNAPSHOT_WORK = "backups.server_snapshot"
+SERVER_RESTORE_WORK = "backups.server_restore"
+WORK_KINDS = frozenset(
+    {SNAPSHOT_WORK, BACKUP_WORK, RESTORE_WORK, DELETE_WORK, SERVER_SNAPSHOT_WORK, SERVER_RESTORE_WORK}
+)
 
 
 @dataclass(frozen=True)
@@ -315,6 +357,286 @@ def _new_volume(
         detail={"from_volume": source.id, kind: copy_id, "tag": tag},
     )
     return volume
+
+
+# --- deleting a volume's snapshot or backup ---------------------------------------------------
+
+
+def _restoring_from(session: Session, kind: str, copy_id: int) -> bool:
+    """Whether a new volume is being made from the copy now (its restore's work item is still
+    queued or running): deleting the copy then would pull it from under the restore."""
+    items = session.scalars(
+        select(WorkItem).where(
+            WorkItem.kind == RESTORE_WORK,
+            WorkItem.state.in_([WorkState.QUEUED.value, WorkState.RUNNING.value]),
+        )
+    )
+    return any(item.payload.get("source") == kind and int(item.payload.get("copy_id", 0)) == copy_id for item in items)
+
+
+def _deletable(record: VolumeSnapshotRecord | VolumeBackupRecord | ServerSnapshotRecord, kind: CopyKind) -> None:
+    if record.state == CopyState.PENDING:
+        raise CopyConflict(CopyProblem.COPY_BUSY, kind=kind.value, copy=record.id, state=record.state.value)
+
+
+def delete_volume_snapshot(session: Session, actor: Actor, snapshot_record_id: int) -> VolumeSnapshotRecord:
+    """Delete a ready (or failed) snapshot of a volume; once the cloud has deleted it, its
+    snapshot and its GB go back to the department's quota (a failed one gave its hold back
+    already).  Asking again while it is being deleted changes nothing."""
+    record = get_snapshot(session, actor, snapshot_record_id)
+    _must_act(actor)
+    record = session.get_one(VolumeSnapshotRecord, record.id, with_for_update=True, populate_existing=True)
+    if record.state == CopyState.DELETING:
+        return record
+    _deletable(record, CopyKind.VOLUME_SNAPSHOT)
+    if _restoring_from(session, "snapshot", record.id):
+        raise CopyConflict(CopyProblem.COPY_IN_USE, kind=CopyKind.VOLUME_SNAPSHOT.value, copy=record.id)
+    previous, record.state = record.state, CopyState.DELETING
+    enqueue(
+        session,
+        DELETE_WORK,
+        f"delete-snapshot:{record.id}",
+        {"snapshot_record_id": record.id, "previous": previous.value},
+    )
+    audit.record(
+        session,
+        actor=actor.username,
+        action="volume.snapshot.delete",
+        target_type="managed_volume",
+        target_id=record.volume_row_id,
+        detail={"snapshot_record": record.id, "tag": record.tag, "was": previous.value},
+    )
+    return record
+
+
+def delete_backup(session: Session, actor: Actor, backup_record_id: int) -> VolumeBackupRecord:
+    """Delete a backup made by hand (or one whose schedule is gone, or a failed one): a ready
+    scheduled backup is its schedule's to prune beyond ``keep``.  Its backup goes back to the
+    quota once the cloud has deleted it."""
+    record = get_backup(session, actor, backup_record_id)
+    _must_act(actor)
+    record = session.get_one(VolumeBackupRecord, record.id, with_for_update=True, populate_existing=True)
+    if record.state == CopyState.DELETING:
+        return record
+    _deletable(record, CopyKind.BACKUP)
+    if record.schedule_id is not None and record.state == CopyState.READY:
+        raise CopyConflict(CopyProblem.SCHEDULED_BACKUP, copy=record.id)
+    if _restoring_from(session, "backup", record.id):
+        raise CopyConflict(CopyProblem.COPY_IN_USE, kind=CopyKind.BACKUP.value, copy=record.id)
+    previous, record.state = record.state, CopyState.DELETING
+    enqueue(
+        session,
+        DELETE_WORK,
+        f"delete-backup:{record.id}",
+        {"backup_record_id": record.id, "previous": previous.value},
+    )
+    audit.record(
+        session,
+        actor=actor.username,
+        action="volume.backup.delete",
+        target_type="managed_volume",
+        target_id=record.volume_row_id,
+        detail={"backup_record": record.id, "tag": record.tag, "was": previous.value},
+    )
+    return record
+
+
+def may_delete_backup(actor: Actor, record: VolumeBackupRecord) -> bool:
+    """Whether the page offers to delete ``record`` (:func:`delete_backup` refuses the rest)."""
+    return (
+        actor.role in VOLUME_ACTORS
+        and record.state in {CopyState.READY, CopyState.FAILED}
+        and not (record.schedule_id is not None and record.state == CopyState.READY)
+    )
+
+
+def may_delete_copy(actor: Actor, record: VolumeSnapshotRecord | ServerSnapshotRecord) -> bool:
+    return actor.role in VOLUME_ACTORS and record.state in {CopyState.READY, CopyState.FAILED}
+
+
+# --- server snapshots -------------------------------------------------------------------------
+
+
+def _server(session: Session, actor: Actor, server_row_id: int, *, lock: bool = False) -> ManagedServer:
+    server = session.get(ManagedServer, server_row_id, with_for_update=lock or None, populate_existing=lock)
+    if server is None or not actor.can_see_department(server.department_id):
+        raise ServerNotFound(f"no server {server_row_id}")
+    return server
+
+
+def _must_act_on_server(actor: Actor) -> None:
+    if actor.role not in VOLUME_ACTORS:
+        raise NotYourServer("only the department or an operator acts on a server's snapshots")
+
+
+def _snapshot_name(name: str) -> str:
+    name = (name or "").strip()
+    if not 1 <= len(name) <= SNAPSHOT_NAME_MAX or any(unicodedata.category(c).startswith("C") for c in name):
+        raise CopyInvalid(CopyProblem.NAME, max=SNAPSHOT_NAME_MAX)
+    return name
+
+
+def _server_copyable(server: ManagedServer) -> None:
+    if server.state not in SERVER_COPYABLE_STATES or not server.server_id:
+        raise CopyConflict(CopyProblem.SERVER_NOT_READY, server=server.name, state=server.state.value)
+
+
+def _server_busy(session: Session, server_row_id: int) -> bool:
+    """A snapshot of the server being made or a rebuild of it under way: one at a time."""
+    return (
+        session.scalar(
+            select(ServerSnapshotRecord.id)
+            .where(
+                ServerSnapshotRecord.server_row_id == server_row_id,
+                (ServerSnapshotRecord.state == CopyState.PENDING)
+                | ServerSnapshotRecord.restore_state.in_([RestoreState.QUEUED, RestoreState.REBUILDING]),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def may_snapshot_server(actor: Actor, server: ManagedServer) -> bool:
+    """Whether the page offers to snapshot ``server`` now (:func:`take_server_snapshot` refuses the rest)."""
+    return actor.role in VOLUME_ACTORS and server.state in SERVER_COPYABLE_STATES and bool(server.server_id)
+
+
+def may_restore_server(actor: Actor, server: ManagedServer, record: ServerSnapshotRecord) -> bool:
+    return (
+        may_snapshot_server(actor, server)
+        and record.state == CopyState.READY
+        and record.restore_state not in {RestoreState.QUEUED, RestoreState.REBUILDING}
+    )
+
+
+def list_server_snapshots(session: Session, actor: Actor, server_row_id: int) -> Sequence[ServerSnapshotRecord]:
+    _server(session, actor, server_row_id)
+    return session.scalars(
+        select(ServerSnapshotRecord)
+        .where(ServerSnapshotRecord.server_row_id == server_row_id, ServerSnapshotRecord.state != CopyState.DELETED)
+        .order_by(ServerSnapshotRecord.created_at.desc(), ServerSnapshotRecord.id.desc())
+    ).all()
+
+
+def get_server_snapshot(session: Session, actor: Actor, snapshot_record_id: int) -> ServerSnapshotRecord:
+    record = session.get(ServerSnapshotRecord, snapshot_record_id)
+    if record is None or record.state == CopyState.DELETED or not actor.can_see_department(record.department_id):
+        raise CopyNotFound(f"no server snapshot {snapshot_record_id}")
+    return record
+
+
+def take_server_snapshot(session: Session, actor: Actor, server_row_id: int, name: str) -> ServerSnapshotRecord:
+    """Snapshot a running or stopped server (one snapshot or restore of a server at a time).
+
+    Quota: a server snapshot is a Glance image, which Cinder never counts and for which the
+    clouds hold no per-project limit cloudmgr pushes; it is held as one of the department's
+    SNAPSHOTS (its allowance of point-in-time copies) so a department cannot fill the image
+    store without bound.  The ledger is then stricter than Cinder (volume and server snapshots
+    share the limit, Cinder sees only the former), never looser.  No GB: an image is not in
+    Cinder's gigabytes."""
+    server = _server(session, actor, server_row_id, lock=True)
+    _must_act_on_server(actor)
+    name = _snapshot_name(name)
+    _server_copyable(server)
+    if _server_busy(session, server.id):
+        raise CopyConflict(CopyProblem.SERVER_BUSY, server=server.name)
+    tag = _tag("ss")
+    reservation = ledger.reserve(
+        session,
+        department_id=server.department_id,
+        cloud_id=server.cloud_id,
+        amounts={Resource.SNAPSHOTS: 1},
+        owner=f"server-snapshot:{tag}",
+    )
+    record = ServerSnapshotRecord(
+        server_row_id=server.id,
+        department_id=server.department_id,
+        cloud_id=server.cloud_id,
+        name=name,
+        tag=tag,
+        state=CopyState.PENDING,
+        reservation_id=reservation.id,
+        requested_by=actor.username,
+    )
+    session.add(record)
+    session.flush()
+    enqueue(session, SERVER_SNAPSHOT_WORK, f"server-snapshot:{record.id}", {"server_snapshot_record_id": record.id})
+    audit.record(
+        session,
+        actor=actor.username,
+        action="server.snapshot",
+        target_type="managed_server",
+        target_id=server.id,
+        detail={"server_snapshot_record": record.id, "name": name, "tag": tag},
+    )
+    return record
+
+
+def restore_server_snapshot(
+    session: Session, actor: Actor, snapshot_record_id: int, *, confirm: str
+) -> ServerSnapshotRecord:
+    """Rebuild the snapshot's server from it: the root disk is replaced by the snapshot's (what
+    was written since is lost), the server keeps its name, addresses, flavor and data volumes.
+    ``confirm`` is the server's name, typed to say the user knows the disk is replaced."""
+    record = get_server_snapshot(session, actor, snapshot_record_id)
+    _must_act_on_server(actor)
+    server = _server(session, actor, record.server_row_id, lock=True)
+    record = session.get_one(ServerSnapshotRecord, record.id, with_for_update=True, populate_existing=True)
+    if record.state != CopyState.READY or not record.image_id:
+        raise CopyConflict(CopyProblem.SNAPSHOT_NOT_READY, copy=record.name, state=record.state.value)
+    _server_copyable(server)
+    if _server_busy(session, server.id):
+        raise CopyConflict(CopyProblem.SERVER_BUSY, server=server.name)
+    if (confirm or "").strip() != server.name:
+        raise CopyInvalid(CopyProblem.CONFIRM, server=server.name)
+    record.restore_state, record.restore_requested_by = RestoreState.QUEUED, actor.username
+    record.restore_fault, record.restored_at = None, None
+    enqueue(
+        session,
+        SERVER_RESTORE_WORK,
+        f"server-restore:{record.id}:{secrets.token_hex(4)}",
+        {"server_snapshot_record_id": record.id},
+    )
+    audit.record(
+        session,
+        actor=actor.username,
+        action="server.restore_snapshot",
+        target_type="managed_server",
+        target_id=server.id,
+        detail={"server_snapshot_record": record.id, "name": record.name, "image_id": record.image_id},
+    )
+    return record
+
+
+def delete_server_snapshot(session: Session, actor: Actor, snapshot_record_id: int) -> ServerSnapshotRecord:
+    """Delete a ready (or failed) server snapshot; its snapshot goes back to the quota once the
+    cloud has deleted the image (a failed one gave its hold back already).  Not while the
+    server is being rebuilt from it."""
+    record = get_server_snapshot(session, actor, snapshot_record_id)
+    _must_act_on_server(actor)
+    record = session.get_one(ServerSnapshotRecord, record.id, with_for_update=True, populate_existing=True)
+    if record.state == CopyState.DELETING:
+        return record
+    _deletable(record, CopyKind.SERVER_SNAPSHOT)
+    if record.restore_state in {RestoreState.QUEUED, RestoreState.REBUILDING}:
+        raise CopyConflict(CopyProblem.COPY_IN_USE, kind=CopyKind.SERVER_SNAPSHOT.value, copy=record.name)
+    previous, record.state = record.state, CopyState.DELETING
+    enqueue(
+        session,
+        DELETE_WORK,
+        f"delete-server-snapshot:{record.id}",
+        {"server_snapshot_record_id": record.id, "previous": previous.value},
+    )
+    audit.record(
+        session,
+        actor=actor.username,
+        action="server.snapshot.delete",
+        target_type="managed_server",
+        target_id=record.server_row_id,
+        detail={"server_snapshot_record": record.id, "name": record.name, "image_id": record.image_id},
+    )
+    return record
 
 
 # --- schedules --------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.cloud.retry import RetryPolicy
 from cloudmgr.cloud.types import (
     IDEMPOTENCY_METADATA_KEY,
+    IMAGE_TAG_PROPERTY,
     UNLIMITED,
     Allocation,
     BlockStorageQuota,
@@ -69,6 +70,7 @@ def make_provider(kind: ProviderKind, **kwargs: Any) -> CloudProvider:
 
 __all__ = [
     "IDEMPOTENCY_METADATA_KEY",
+    "IMAGE_TAG_PROPERTY",
     "UNLIMITED",
     "Allocation",
     "BlockStorageQuota",

@@ -18,6 +18,9 @@ UNLIMITED = -1
 #: Metadata key under which a server's idempotency key is stored.
 IDEMPOTENCY_METADATA_KEY = "cloudmgr_key"
 
+#: Image property under which a server snapshot's idempotency tag is stored (issue 16).
+IMAGE_TAG_PROPERTY = "cloudmgr_tag"
+
 
 def _frozen_copy(obj: object, name: str) -> None:
     # Frozen dataclasses can only be adjusted in __post_init__ via object.__setattr__.
@@ -106,6 +109,8 @@ class Image:
     min_ram_mb: int
     visibility: str
     owner_project_id: str | None = None
+    #: The idempotency tag a server snapshot was made with (``IMAGE_TAG_PROPERTY``), if any.
+    tag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

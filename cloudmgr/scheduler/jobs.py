@@ -133,7 +133,14 @@ def backup_schedules_job() -> None:
 
 
 def work_handlers() -> Mapping[str, Callable[..., None]]:
-    from cloudmgr.backups.jobs import handle_backup, handle_delete, handle_restore, handle_snapshot
+    from cloudmgr.backups.jobs import (
+        handle_backup,
+        handle_delete,
+        handle_restore,
+        handle_server_restore,
+        handle_server_snapshot,
+        handle_snapshot,
+    )
     from cloudmgr.capacity.jobs import handle_consolidation_wave
     from cloudmgr.moves.jobs import handle_move
     from cloudmgr.notifications.jobs import handle_notify
@@ -167,6 +174,8 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         "backups.backup": handle_backup,
         "backups.restore": handle_restore,
         "backups.delete": handle_delete,
+        "backups.server_snapshot": handle_server_snapshot,
+        "backups.server_restore": handle_server_restore,
     }
 
 
@@ -197,8 +206,11 @@ def drain_cloud_work_job() -> None:
 
 
 def drain_backup_work_job() -> None:
-    """Volume snapshots, backups and restores (a backup may take minutes), drained apart: never delaying a boot."""
-    _drain({"backups.snapshot", "backups.backup", "backups.restore", "backups.delete"})
+    """Volume and server snapshots, backups, restores and rebuilds (a backup may take minutes), drained
+    apart: never delaying a boot."""
+    from cloudmgr.backups.services import WORK_KINDS
+
+    _drain(set(WORK_KINDS))
 
 
 def drain_runbook_work_job() -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
+from cloudmgr.backups import services as backups
 from cloudmgr.db import utcnow
 from cloudmgr.demo import DEMO_LOGINS
 from cloudmgr.organisation import services as org
@@ -62,6 +63,14 @@ ACCESS: dict[str, frozenset[str]] = {
     "portal": DEPT,
     "portal.approvals": _roles(HEAD),
     "portal.decide": _roles(HEAD),
+    # A server's snapshots and deleting a volume's copies (issue 16): the department's, like the
+    # rest of the portal (operators act on them through the API).
+    "portal.take_server_snapshot": DEPT,
+    "portal.delete_server_snapshot": DEPT,
+    "portal.restore_server_snapshot_page": DEPT,
+    "portal.restore_server_snapshot": DEPT,
+    "portal.delete_volume_snapshot": DEPT,
+    "portal.delete_volume_backup": DEPT,
     "ops": _roles(OPERATOR),
     "ops.adopt_orphan": _roles(OPERATOR),  # an orphaned volume or address
     "ops.delete_orphan": _roles(OPERATOR),
@@ -171,6 +180,13 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.list_volume_backups": LOGGED_IN,
     "api.create_volume_backup": _roles(STAFF, HEAD, OPERATOR),
     "api.restore_volume_backup": _roles(STAFF, HEAD, OPERATOR),
+    "api.delete_volume_snapshot": _roles(STAFF, HEAD, OPERATOR),
+    "api.delete_volume_backup": _roles(STAFF, HEAD, OPERATOR),
+    "api.list_server_snapshots": LOGGED_IN,
+    "api.create_server_snapshot": _roles(STAFF, HEAD, OPERATOR),
+    "api.get_server_snapshot": LOGGED_IN,
+    "api.restore_server_snapshot": _roles(STAFF, HEAD, OPERATOR),
+    "api.delete_server_snapshot": _roles(STAFF, HEAD, OPERATOR),
     "api.get_backup_schedule": LOGGED_IN,
     "api.set_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
     "api.delete_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
@@ -288,6 +304,11 @@ def _department_a_data(journey: Journey) -> dict[str, int]:
     """A request with servers, a quota change request and a purchase of prov-education."""
     request_id = journey.active_request(count=1, prefix=SECRET)
     server_id = journey.servers(request_id)[0][0]
+    with journey.rt.db.unit_of_work() as uow:
+        server_snapshot_id = backups.take_server_snapshot(
+            uow.session, journey.actor("zhangwei"), server_id, f"{SECRET} snapshot"
+        ).id
+    journey.drain()
     draft_id = journey.submit(count=1, submit=False, prefix=SECRET + "d")
     actor = journey.actor("zhangwei")
     with journey.rt.db.unit_of_work() as uow:
@@ -322,11 +343,13 @@ def _department_a_data(journey: Journey) -> dict[str, int]:
         "server": server_id,
         "change": change_id,
         "purchase": purchase_id,
+        "server_snapshot": server_snapshot_id,
     }
 
 
 def _pages_and_api(ids: dict[str, int]) -> Iterable[tuple[str, str]]:
     r, d, s, p, c = ids["request"], ids["draft"], ids["server"], ids["purchase"], ids["change"]
+    ss = ids["server_snapshot"]
     yield "GET", f"/portal/requests/{r}"
     yield "GET", f"/portal/requests/{d}"
     yield "GET", f"/portal/servers/{s}"
@@ -335,8 +358,11 @@ def _pages_and_api(ids: dict[str, int]) -> Iterable[tuple[str, str]]:
     yield "GET", f"/portal/purchases/{p}/edit"
     for action in ("cancel", "submit", "decide"):
         yield "POST", f"/portal/requests/{d}/{action}"
-    for action in ("power", "extend", "delete", "resize"):
+    for action in ("power", "extend", "delete", "resize", "snapshots"):
         yield "POST", f"/portal/servers/{s}/{action}"
+    yield "GET", f"/portal/servers/{s}/snapshots/{ss}/restore"
+    yield "POST", f"/portal/servers/{s}/snapshots/{ss}/restore"
+    yield "POST", f"/portal/servers/{s}/snapshots/{ss}/delete"
     for action in ("submit", "withdraw", "vm-draft", "attachments", "edit"):
         yield "POST", f"/portal/purchases/{p}/{action}"
     yield "GET", f"/api/v1/requests/{r}"
@@ -345,6 +371,11 @@ def _pages_and_api(ids: dict[str, int]) -> Iterable[tuple[str, str]]:
     yield "GET", f"/api/v1/servers/{s}/console"
     yield "GET", f"/api/v1/servers/{s}/console-log"
     yield "GET", f"/api/v1/purchases/{p}"
+    yield "GET", f"/api/v1/servers/{s}/snapshots"
+    yield "GET", f"/api/v1/server-snapshots/{ss}"
+    yield "API", f"/api/v1/servers/{s}/snapshots"
+    yield "API", f"/api/v1/server-snapshots/{ss}/restore"
+    yield "DELETE", f"/api/v1/server-snapshots/{ss}"
     yield "API", f"/api/v1/requests/{d}/submit"
     for action in ("cancel", "approve", "reject"):
         yield "API", f"/api/v1/requests/{d}/{action}"
@@ -364,6 +395,8 @@ API_BODIES: dict[str, dict[str, object]] = {
     "extend": {"expires_on": (date.today() + timedelta(days=90)).isoformat()},
     "resize": {"flavor": 1, "justification": "x"},
     "actions": {"action": "stop"},
+    "snapshots": {"name": "theirs"},
+    "restore": {"confirm": "x"},
 }
 
 LISTS_AND_EXPORTS = (
@@ -400,8 +433,10 @@ def test_departments_never_see_each_others_data(journey: Journey, other: str) ->
     for method, path in _pages_and_api(ids):
         if method == "GET":
             response = client.get(path, headers=headers if path.startswith("/api/") else {})
+        elif method == "DELETE":
+            response = client.delete(path, headers=headers)
         elif method == "POST":
-            form = {"csrf_token": token, "reason": "x", "action": "stop", "confirm": "x", "days": "30"}
+            form = {"csrf_token": token, "reason": "x", "action": "stop", "confirm": "x", "days": "30", "name": "x"}
             response = client.post(path, data=form)
         else:
             payload = API_BODIES.get(path.rsplit("/", 1)[-1], {})
@@ -416,9 +451,14 @@ def test_departments_never_see_each_others_data(journey: Journey, other: str) ->
     # Nothing of department A's changed.
     assert journey.request_state(ids["draft"]) == "draft"
     assert journey.request_state(ids["request"]) == "active"
+    owner_actor = journey.actor("zhangwei")
     with journey.rt.db.unit_of_work() as uow:
         change = uow.session.scalar(select(QuotaChangeRequest).where(QuotaChangeRequest.id == ids["change"]))
         assert change is not None and change.state == "pending"
+        snapshot = backups.get_server_snapshot(uow.session, owner_actor, ids["server_snapshot"])
+        assert snapshot.state == backups.CopyState.READY and snapshot.restore_state is None
+        listed = backups.list_server_snapshots(uow.session, owner_actor, ids["server"])
+        assert [s.id for s in listed] == [ids["server_snapshot"]]
 
 
 def _bearer(journey: Journey, username: str) -> dict[str, str]:

@@ -1,9 +1,13 @@
-"""``/api/v1/volumes/<id>/snapshots|backups|backup-schedule``, ``/snapshots/<id>/restore`` and
-``/backups/<id>/restore``: a department volume's snapshots and backups (issue 16).
+"""``/api/v1/volumes/<id>/snapshots|backups|backup-schedule``, ``/snapshots/<id>[/restore]`` and
+``/backups/<id>[/restore]``: a department volume's snapshots and backups; ``/servers/<id>/snapshots``
+and ``/server-snapshots/<id>[/restore]``: a server's snapshots, restored by rebuilding the server
+(issue 16).
 
-Each POST records the copy (or the new volume) and answers 202: the cloud makes it shortly
-after, and its ``state`` goes from ``pending`` to ``ready`` (or ``failed``, with a ``fault``).
-Another department's volume is not found (404); a full quota answers 409 ``quota_exceeded``.
+Each POST (and DELETE) records the change and answers 202: the cloud makes it shortly after, and
+the copy's ``state`` goes from ``pending`` to ``ready`` (or ``failed``, with a ``fault``), or from
+``deleting`` to gone.  Another department's volume, server or copy is not found (404); a full
+quota answers 409 ``quota_exceeded``; bad input 400 naming the field (``copy_invalid``), a server or
+copy in the wrong state 409 (``copy_conflict``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ ACTORS = (Role.DEPT_STAFF, Role.DEPT_HEAD, Role.OPERATOR)
 VOLUME = "/volumes/<int(max=2147483647):volume_id>"
 COPY_ID = "<int(max=2147483647):copy_id>"
 
-spec.tag("backups", "Snapshots and backups of a department's volumes, and the schedule that backs a volume up.")
+spec.tag(
+    "backups",
+    "Snapshots and backups of a department's volumes, the schedule that backs a volume up, and its servers' snapshots.",
+)
 
 _COPY_PROPERTIES: JSON = {
     "id": {"type": "integer"},
@@ -81,6 +88,52 @@ SCHEDULE = spec.schema(
         "properties": {**_SCHEDULE_FIELDS, "next_run_at": {"type": "string", "format": "date-time"}},
     },
 )
+
+
+SERVER_SNAPSHOT = spec.schema(
+    "ServerSnapshot",
+    {
+        "type": "object",
+        "required": ["id", "server_id", "name", "tag", "state", "size_bytes", "created_at", "restore_state"],
+        "properties": {
+            "id": {"type": "integer"},
+            "server_id": {"type": "integer", "description": "Our server's id (as in /servers/{id})."},
+            "name": {"type": "string"},
+            "tag": {"type": "string", "description": "The idempotency tag the cloud holds the image by."},
+            "image_id": {"type": ["string", "null"], "description": "The cloud's image id, once made."},
+            "size_bytes": {"type": ["integer", "null"]},
+            "state": {"type": "string", "enum": [s.value for s in backups.CopyState]},
+            "fault": {"type": ["string", "null"]},
+            "requested_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "restore_state": {
+                "type": ["string", "null"],
+                "enum": [*(s.value for s in backups.RestoreState), None],
+                "description": "The last restore of the server from it; null: never restored.",
+            },
+            "restore_fault": {"type": ["string", "null"]},
+            "restored_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+)
+
+
+def _server_snapshot_json(record: backups.ServerSnapshotRecord) -> JSON:
+    return {
+        "id": record.id,
+        "server_id": record.server_row_id,
+        "name": record.name,
+        "tag": record.tag,
+        "image_id": record.image_id,
+        "size_bytes": record.size_bytes,
+        "state": record.state.value,
+        "fault": record.fault,
+        "requested_by": record.requested_by,
+        "created_at": record.created_at.isoformat(),
+        "restore_state": record.restore_state.value if record.restore_state is not None else None,
+        "restore_fault": record.restore_fault,
+        "restored_at": record.restored_at.isoformat() if record.restored_at is not None else None,
+    }
 
 
 def _copy_json(record: backups.VolumeSnapshotRecord | backups.VolumeBackupRecord) -> JSON:
@@ -260,3 +313,156 @@ def set_backup_schedule(volume_id: int) -> Response:
 def delete_backup_schedule(volume_id: int) -> tuple[str, int]:
     backups.delete_schedule(request_uow().session, api_user().actor, volume_id)
     return "", 204
+
+
+@api_route(
+    f"/snapshots/{COPY_ID}",
+    method="DELETE",
+    summary="Delete a volume's snapshot",
+    description=(
+        "A ready or failed snapshot; not while it is being made or a volume is being made from it (409). "
+        "Its snapshot and its GB go back to the department's quota once the cloud has deleted it."
+    ),
+    tags=("backups",),
+    roles=ACTORS,
+    response=SNAPSHOT,
+    status=202,
+    errors=(404, 409),
+    operation_id="delete_volume_snapshot",
+)
+def delete_volume_snapshot(copy_id: int) -> tuple[Response, int]:
+    record = backups.delete_volume_snapshot(request_uow().session, api_user().actor, copy_id)
+    return jsonify(_copy_json(record)), 202
+
+
+@api_route(
+    f"/backups/{COPY_ID}",
+    method="DELETE",
+    summary="Delete a volume's backup",
+    description=(
+        "A backup made by hand (or left by a removed schedule), or a failed one; a ready backup of a schedule "
+        "is its schedule's to prune beyond `keep` (409). Its backup goes back to the quota once deleted."
+    ),
+    tags=("backups",),
+    roles=ACTORS,
+    response=BACKUP,
+    status=202,
+    errors=(404, 409),
+    operation_id="delete_volume_backup",
+)
+def delete_volume_backup(copy_id: int) -> tuple[Response, int]:
+    record = backups.delete_backup(request_uow().session, api_user().actor, copy_id)
+    return jsonify(_copy_json(record)), 202
+
+
+# --- a server's snapshots ------------------------------------------------------------------------
+
+SERVER = "/servers/<int(max=2147483647):server_id>"
+
+
+@api_route(
+    f"{SERVER}/snapshots",
+    summary="A server's snapshots",
+    tags=("backups",),
+    response=list_of(SERVER_SNAPSHOT),
+    errors=(404,),
+    operation_id="list_server_snapshots",
+)
+def list_server_snapshots(server_id: int) -> Response:
+    found = backups.list_server_snapshots(request_uow().session, api_user().actor, server_id)
+    return jsonify({"items": [_server_snapshot_json(s) for s in found]})
+
+
+@api_route(
+    f"{SERVER}/snapshots",
+    method="POST",
+    summary="Snapshot a server",
+    description=(
+        "An image of the server's root disk (running or stopped; one snapshot or restore of a server at a "
+        "time), in the department's project. Takes one of the department's snapshots quota."
+    ),
+    tags=("backups",),
+    roles=ACTORS,
+    request_body=spec.schema(
+        "ServerSnapshotBody",
+        {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "maxLength": backups.SNAPSHOT_NAME_MAX}},
+        },
+    ),
+    response=SERVER_SNAPSHOT,
+    status=202,
+    errors=(400, 404, 409),
+    operation_id="create_server_snapshot",
+)
+def create_server_snapshot(server_id: int) -> tuple[Response, int]:
+    body = Body()
+    name = body.string("name", max_length=1000)
+    body.done()
+    record = backups.take_server_snapshot(request_uow().session, api_user().actor, server_id, name)
+    return jsonify(_server_snapshot_json(record)), 202
+
+
+@api_route(
+    f"/server-snapshots/{COPY_ID}",
+    summary="One server snapshot",
+    tags=("backups",),
+    response=SERVER_SNAPSHOT,
+    errors=(404,),
+    operation_id="get_server_snapshot",
+)
+def get_server_snapshot(copy_id: int) -> Response:
+    return jsonify(_server_snapshot_json(backups.get_server_snapshot(request_uow().session, api_user().actor, copy_id)))
+
+
+@api_route(
+    f"/server-snapshots/{COPY_ID}/restore",
+    method="POST",
+    summary="Restore a server from its snapshot",
+    description=(
+        "Rebuilds the server from the snapshot: its root disk is replaced by the snapshot's and what was "
+        "written to it since is lost; its name, addresses, flavor and data volumes stay. `confirm` is the "
+        "server's name (400 without it). `restore_state` goes queued, rebuilding, done (or failed)."
+    ),
+    tags=("backups",),
+    roles=ACTORS,
+    request_body=spec.schema(
+        "ServerRestoreBody",
+        {
+            "type": "object",
+            "required": ["confirm"],
+            "properties": {"confirm": {"type": "string", "description": "The server's name."}},
+        },
+    ),
+    response=SERVER_SNAPSHOT,
+    status=202,
+    errors=(400, 404, 409),
+    operation_id="restore_server_snapshot",
+)
+def restore_server_snapshot(copy_id: int) -> tuple[Response, int]:
+    body = Body()
+    confirm = body.string("confirm", max_length=1000)
+    body.done()
+    record = backups.restore_server_snapshot(request_uow().session, api_user().actor, copy_id, confirm=confirm)
+    return jsonify(_server_snapshot_json(record)), 202
+
+
+@api_route(
+    f"/server-snapshots/{COPY_ID}",
+    method="DELETE",
+    summary="Delete a server snapshot",
+    description=(
+        "A ready or failed snapshot; not while it is being made or the server is rebuilt from it (409). "
+        "Its snapshot goes back to the department's quota once the cloud has deleted the image."
+    ),
+    tags=("backups",),
+    roles=ACTORS,
+    response=SERVER_SNAPSHOT,
+    status=202,
+    errors=(404, 409),
+    operation_id="delete_server_snapshot",
+)
+def delete_server_snapshot(copy_id: int) -> tuple[Response, int]:
+    record = backups.delete_server_snapshot(request_uow().session, api_user().actor, copy_id)
+    return jsonify(_server_snapshot_json(record)), 202

@@ -14,6 +14,7 @@ from web.portal import (  # noqa: F401  (registers the routes)
     quotas,
     requests,
     servers,
+    snapshots,
     storage,
     views,
 )
@@ -24,7 +25,12 @@ __all__ = ["bp"]
 for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
     add_nav_item(_role, "portal.new_request", _l("New request"))
     add_nav_item(_role, "portal.requests", _l("My requests"), also_active=("portal.request_detail",))
-    add_nav_item(_role, "portal.servers", _l("Servers"), also_active=("portal.server_detail",))
+    add_nav_item(
+        _role,
+        "portal.servers",
+        _l("Servers"),
+        also_active=("portal.server_detail", "portal.restore_server_snapshot_page"),
+    )
     add_nav_item(_role, "portal.volumes", _l("Storage volumes"))
     add_nav_item(_role, "portal.ssh_keys", _l("SSH keys"))
     if _role == Role.DEPT_HEAD:

@@ -1,6 +1,7 @@
 """The department's servers: state, addresses, expiry; stop/start, delete, extend, resize; the console;
 its volumes and its public address (asked for and released here; the volumes' own actions are in
-web.portal.storage)."""
+web.portal.storage); its snapshots (taken and deleted here, restored through web.portal.snapshots'
+confirmation page)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from wtforms import SelectChoice
 
+from cloudmgr.backups import services as backups
+from cloudmgr.backups.errors import CopyNotFound
 from cloudmgr.catalog import services as catalog
 from cloudmgr.catalog.models import ItemKind
 from cloudmgr.errors import DomainError
@@ -23,11 +26,19 @@ from web.core.i18n import current_locale
 from web.core.security import current_actor
 from web.core.uow import request_uow, restart_request_uow, run_job_outside_request, runtime
 from web.portal.blueprint import bp
+from web.portal.snapshots import (
+    ServerSnapshotForm,
+    copy_problem_text,
+    copy_state_label,
+    image_size,
+    restore_state_label,
+)
 from web.portal.storage import state_label, storage_problem_reason, storage_problem_text
 
 # Shown unless asked for: servers that no longer exist are history.
 GONE = {ServerState.DELETED.value, ServerState.CANCELLED.value}
 ID = "<int(max=2147483647):server_id>"
+COPY_ID = "<int(max=2147483647):copy_id>"
 
 
 @bp.get("/servers")
@@ -75,6 +86,15 @@ def _server_page(
             storage=parts,
             address_note=storage_problem_reason(parts.address_refusal) if parts.address_refusal else None,
             state_label=state_label,
+            # Its snapshots (issue 16): the service says what may be done with each.
+            snapshots=backups.list_server_snapshots(session, actor, server.id),
+            snapshot_form=given.get("snapshot") or ServerSnapshotForm(formdata=None),
+            can_snapshot=backups.may_snapshot_server(actor, server),
+            may_restore_snapshot=lambda record: backups.may_restore_server(actor, server, record),
+            may_delete_snapshot=lambda record: backups.may_delete_copy(actor, record),
+            copy_state_label=copy_state_label,
+            restore_state_label=restore_state_label,
+            image_size=image_size,
         ),
         status,
     )
@@ -245,4 +265,43 @@ def release_public_address(server_id: int) -> ResponseReturnValue:
         restart_request_uow()
         return _server_page(server_id, error=storage_problem_text(exc), status=exc.http_status)
     flash(_("The server's public address is being released."), "success")
+    return redirect(url_for("portal.server_detail", server_id=server_id))
+
+
+@bp.post(f"/servers/{ID}/snapshots")
+def take_server_snapshot(server_id: int) -> ResponseReturnValue:
+    """A snapshot of the server's root disk, named by the user (one of the department's snapshots)."""
+    form = ServerSnapshotForm()
+    if not form.validate_on_submit():
+        return _server_page(server_id, forms={"snapshot": form}, status=400)
+    try:
+        record = backups.take_server_snapshot(request_uow().session, current_actor(), server_id, form.name.data or "")
+    except DomainError as exc:
+        restart_request_uow()
+        if getattr(exc, "field", None) == "name":
+            form.name.errors = [*form.name.errors, copy_problem_text(exc)]
+        else:
+            form.form_errors.append(copy_problem_text(exc))
+        return _server_page(server_id, forms={"snapshot": form}, status=exc.http_status)
+    flash(_("Snapshot “%(name)s” is being taken. It appears as ready in a few minutes.", name=record.name), "success")
+    return redirect(url_for("portal.server_detail", server_id=server_id))
+
+
+@bp.post(f"/servers/{ID}/snapshots/{COPY_ID}/delete")
+def delete_server_snapshot(server_id: int, copy_id: int) -> ResponseReturnValue:
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    session = request_uow().session
+    try:
+        if backups.get_server_snapshot(session, current_actor(), copy_id).server_row_id != server_id:
+            abort(404)
+        record = backups.delete_server_snapshot(session, current_actor(), copy_id)
+    except CopyNotFound:
+        abort(404)
+    except DomainError as exc:
+        restart_request_uow()
+        return _server_page(server_id, error=copy_problem_text(exc), status=exc.http_status)
+    flash(
+        _("Snapshot “%(name)s” is being deleted; its quota is given back once it is gone.", name=record.name), "success"
+    )
     return redirect(url_for("portal.server_detail", server_id=server_id))

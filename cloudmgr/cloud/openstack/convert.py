@@ -10,7 +10,7 @@ from typing import Any
 
 import openstack.exceptions as os_exc
 
-from cloudmgr.cloud.types import Flavor, Image
+from cloudmgr.cloud.types import IMAGE_TAG_PROPERTY, Flavor, Image
 
 #: Prefix of the server tag that indexes the idempotency key (Nova filters servers by tag).
 IDEMPOTENCY_TAG_PREFIX = "cloudmgr-key-"
@@ -58,6 +58,14 @@ def idempotency_tag(key: str) -> str:
     return IDEMPOTENCY_TAG_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
+def image_tag(image: Any) -> str | None:
+    """The idempotency tag a server snapshot was made with: one of the image's own properties
+    (openstacksdk keeps the properties it does not know in ``properties``)."""
+    properties = getattr(image, "properties", None) or {}
+    tag = properties.get(IMAGE_TAG_PROPERTY) if isinstance(properties, dict) else None
+    return None if tag is None else str(tag)
+
+
 def to_image(image: Any) -> Image:
     return Image(
         id=str(image.id),
@@ -69,6 +77,7 @@ def to_image(image: Any) -> Image:
         min_ram_mb=as_int(image.min_ram),
         visibility=str(image.visibility or ""),
         owner_project_id=image.owner_id,
+        tag=image_tag(image),
     )
 
 

@@ -10,11 +10,12 @@ from typing import Any
 
 from openstack.compute.v2 import server as sdk_server
 
+from cloudmgr.cloud.checks import check_idempotency_tag
 from cloudmgr.cloud.errors import CloudError, CloudNotFound, CloudTimeout
 from cloudmgr.cloud.openstack.connection import OpenStackConnection
-from cloudmgr.cloud.openstack.convert import to_image
+from cloudmgr.cloud.openstack.convert import image_tag, to_image
 from cloudmgr.cloud.provider import FAILED_IMAGE_STATUSES
-from cloudmgr.cloud.types import Image
+from cloudmgr.cloud.types import IMAGE_TAG_PROPERTY, Image
 
 
 class OpenStackImages(OpenStackConnection):
@@ -22,16 +23,41 @@ class OpenStackImages(OpenStackConnection):
         images = self._call("list images", lambda: list(self._admin.image.images()))
         return [to_image(i) for i in images]
 
-    def create_snapshot(self, server_id: str, image_name: str, *, timeout: float = 600.0) -> Image:
+    def create_snapshot(
+        self, server_id: str, image_name: str, *, timeout: float = 600.0, idempotency_tag: str | None = None
+    ) -> Image:
+        if idempotency_tag is not None:
+            check_idempotency_tag(idempotency_tag)
         server = self.get_server(server_id)
+        if idempotency_tag is not None and server.project_id:
+            # Issue 16: a retried snapshot finds the image an earlier call made.
+            existing = self.find_image_by_tag(server.project_id, idempotency_tag)
+            if existing is not None and existing.status not in FAILED_IMAGE_STATUSES:
+                return (
+                    existing if existing.status == "active" else self._wait_for_image(existing.id, server_id, timeout)
+                )
+            if existing is not None:
+                self.delete_image(existing.id)
         # Snapshot inside the server's project so the image belongs to the department.
         conn = self._project_conn(server.project_id) if server.project_id else self._admin
+        # Nova's createImage metadata become the image's properties: the tag finds it again.
+        metadata = {IMAGE_TAG_PROPERTY: idempotency_tag} if idempotency_tag is not None else None
         image_id = self._call(
             f"snapshot server {server.name}",
-            lambda: sdk_server.Server.existing(id=server_id).create_image(conn.compute, image_name),
+            lambda: sdk_server.Server.existing(id=server_id).create_image(conn.compute, image_name, metadata),
             idempotent=False,
         )
         return self._wait_for_image(image_id, server_id, timeout)
+
+    def find_image_by_tag(self, project_id: str, idempotency_tag: str) -> Image | None:
+        def fetch() -> list[Any]:
+            # Glance filters by owner; the tag is one of the image's own properties.
+            return [i for i in self._admin.image.images(owner=project_id) if image_tag(i) == idempotency_tag]
+
+        found = self._call(f"find image by tag {idempotency_tag}", fetch)
+        if not found:
+            return None
+        return to_image(min(found, key=lambda i: (str(i.created_at or ""), str(i.id))))
 
     def _wait_for_image(self, image_id: str, server_id: str, timeout: float) -> Image:
         """Poll the snapshot image until it is active.

@@ -218,6 +218,22 @@ class OpenStackServers(OpenStackFlavors):
         # Nova confirms a cold migration exactly like a resize.
         self.confirm_resize(server_id)
 
+    def rebuild_server(self, server_id: str, image_id: str) -> None:
+        """Issue 16: a server's snapshot restored.  The admin connection rebuilds it (Glance
+        shows the admin the department's private snapshot); a 409 from a rebuild from that
+        same image already under way is the retry of an accepted call."""
+        try:
+            self._call(
+                f"rebuild server {server_id}",
+                lambda: self._admin.compute.rebuild_server(server_id, image_id),
+                idempotent=False,
+            )
+        except CloudConflict:
+            server = self.get_server(server_id)
+            if server.status == "REBUILD" and server.image_id == image_id:
+                return
+            raise
+
     def revert_migration(self, server_id: str) -> None:
         # ...and reverts it like a resize too.
         self._server_action(

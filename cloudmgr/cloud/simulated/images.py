@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
+from cloudmgr.cloud.checks import check_idempotency_tag
 from cloudmgr.cloud.errors import CloudNotFound
 from cloudmgr.cloud.simulated.records import (
     ADMIN_PROJECT_ID,
@@ -15,6 +17,7 @@ from cloudmgr.cloud.simulated.records import (
     now,
     require_project,
     require_status,
+    root_disk,
     to_image,
 )
 from cloudmgr.cloud.simulated.store import SimulatedStore, atomic_write
@@ -26,9 +29,17 @@ class SimulatedImages(SimulatedStore):
         with self._transaction() as state:
             return [to_image(i) for i in state["images"].values()]
 
-    def create_snapshot(self, server_id: str, image_name: str, *, timeout: float = 600.0) -> Image:
+    def create_snapshot(
+        self, server_id: str, image_name: str, *, timeout: float = 600.0, idempotency_tag: str | None = None
+    ) -> Image:
+        if idempotency_tag is not None:
+            check_idempotency_tag(idempotency_tag)
         with self._transaction() as state:
             record = find_live(state, server_id)
+            if idempotency_tag is not None:
+                existing = _tagged(state, record["project_id"], idempotency_tag)
+                if existing is not None:
+                    return to_image(existing)
             require_status(record, "createImage", ("ACTIVE", "SHUTOFF"))
             flavor = state["flavors"][record["flavor_id"]]
             image_id = str(uuid.uuid4())
@@ -44,8 +55,17 @@ class SimulatedImages(SimulatedStore):
                 iso(now()),
                 min_disk=flavor["disk_gb"],
             )
+            # What a rebuild from it brings back (the simulator's stand-in for the disk's data).
+            image["root_disk"] = root_disk(record)
+            if idempotency_tag is not None:
+                image["tag"] = idempotency_tag
             state["images"][image_id] = image
             return to_image(image)
+
+    def find_image_by_tag(self, project_id: str, idempotency_tag: str) -> Image | None:
+        with self._transaction() as state:
+            found = _tagged(state, project_id, idempotency_tag)
+            return None if found is None else to_image(found)
 
     def upload_image(
         self,
@@ -88,3 +108,9 @@ class SimulatedImages(SimulatedStore):
         with self._transaction() as state:
             if state["images"].pop(image_id, None) is not None:
                 self._delete_blob(image_id)
+
+
+def _tagged(state: dict[str, Any], project_id: str, tag: str) -> dict[str, Any] | None:
+    """The project's (oldest) image made with idempotency tag ``tag``."""
+    found = [i for i in state["images"].values() if i["owner"] == project_id and i.get("tag") == tag]
+    return min(found, key=lambda i: (i["created_at"], i["id"])) if found else None

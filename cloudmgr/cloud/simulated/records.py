@@ -84,6 +84,7 @@ def to_image(record: dict[str, Any]) -> Image:
         min_ram_mb=record["min_ram_mb"],
         visibility=record["visibility"],
         owner_project_id=record["owner"],
+        tag=record.get("tag"),
     )
 
 
@@ -137,6 +138,12 @@ def find_by_key(state: dict[str, Any], project_id: str, key: str) -> dict[str, A
 def touch(record: dict[str, Any], **changes: Any) -> None:
     record.update(changes)
     record["updated_at"] = iso(now())
+
+
+def root_disk(record: dict[str, Any]) -> str:
+    """What the server's root disk holds, as a digest: the image it was booted or rebuilt from,
+    then every write recorded on it (``SimulatedServers.write_server_disk``)."""
+    return str(record.get("root_disk") or f"image:{record['image_id']}")
 
 
 def require_status(record: dict[str, Any], action: str, allowed: Sequence[str]) -> None:

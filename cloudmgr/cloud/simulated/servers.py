@@ -4,6 +4,7 @@ while for ``changes_since``), stop/start and the simulator's reset-state."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import uuid
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from cloudmgr.cloud.simulated.records import (
     parse,
     require_project,
     require_status,
+    root_disk,
     to_server,
     touch,
 )
@@ -160,6 +162,42 @@ class SimulatedServers(SimulatedStore):
                 return
             require_status(record, "start", ("SHUTOFF",))
             touch(record, status="ACTIVE")
+
+    def rebuild_server(self, server_id: str, image_id: str) -> None:
+        action = f"rebuild server {server_id}"
+        with self._transaction() as state:
+            record = find_live(state, server_id)
+            require_status(record, "rebuild", ("ACTIVE", "SHUTOFF", "ERROR"))
+            image = state["images"].get(image_id)
+            if image is None or image["status"] != "active":
+                raise CloudBadRequest(f"{action} rejected as invalid", f"Cannot find requested image {image_id}.")
+            flavor = state["flavors"][record["flavor_id"]]
+            if flavor["disk_gb"] and flavor["disk_gb"] < image["min_disk_gb"]:
+                raise CloudBadRequest(
+                    f"{action} rejected as invalid", "Flavor's disk is too small for requested image."
+                )
+            # Done at once, like every simulated action: a stopped server stays stopped, a failed
+            # one comes back running; the root disk holds what the image holds.
+            touch(
+                record,
+                image_id=image_id,
+                status="SHUTOFF" if record["status"] == "SHUTOFF" else "ACTIVE",
+                fault_message=None,
+                root_disk=image.get("root_disk") or f"image:{image_id}",
+            )
+
+    def write_server_disk(self, server_id: str, data: bytes) -> None:
+        """Record that the guest wrote ``data`` to its root disk (the simulator keeps a digest).
+        Not part of the CloudProvider interface: tests use it to tell a rebuilt disk apart."""
+        with self._transaction() as state:
+            record = find_live(state, server_id)
+            touched = f"{root_disk(record)}+{hashlib.sha256(data).hexdigest()}"
+            record["root_disk"] = hashlib.sha256(touched.encode()).hexdigest()
+
+    def server_disk_digest(self, server_id: str) -> str:
+        """What the server's root disk holds, as a digest (equal digests, equal disks)."""
+        with self._transaction() as state:
+            return root_disk(find_live(state, server_id))
 
     def reset_state(self, server_id: str, status: str) -> None:
         """The simulator's ``nova reset-state``: force a placed server's status to ACTIVE or
