@@ -32,17 +32,18 @@ dev-venv: $(STAMP_DEV)
 
 run: venv
 	$(VENV)/bin/cloudmgr db upgrade
-	$(VENV)/bin/cloudmgr seed-demo
+	$(VENV)/bin/cloudmgr seed-demo --no-logins
 	$(VENV)/bin/cloudmgr clouds sync
 	$(VENV)/bin/cloudmgr quotas apply
 	$(VENV)/bin/cloudmgr inventory import --only-new inventory/legacy.yml
-	@echo "cloudmgr: http://127.0.0.1:8000  (simulated cloud; log in with a demo login above; Ctrl-C stops)"
+	@$(VENV)/bin/cloudmgr demo-logins
 	$(VENV)/bin/cloudmgr serve
 
-# Debian packages the tests drive: Chromium (pages), CJK fonts (screenshots), sshd and rsync (Ansible test hosts).
+# Debian packages the tests drive: Chromium (pages), CJK fonts (screenshots), sshd and rsync (Ansible test hosts),
+# prometheus (promtool checks and unit-tests deploy/prometheus/alerts.yml).
 system-deps:
 	@missing=""; \
-	for pkg in chromium fonts-noto-cjk openssh-server openssh-client iproute2 rsync slapd ldap-utils; do \
+	for pkg in chromium fonts-noto-cjk openssh-server openssh-client iproute2 rsync slapd ldap-utils prometheus; do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

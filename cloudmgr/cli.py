@@ -68,7 +68,7 @@ from cloudmgr.capacity.cli import capacity  # noqa: E402
 from cloudmgr.identity.cli import users  # noqa: E402
 from cloudmgr.inventory.cli import inventory  # noqa: E402
 from cloudmgr.moves.cli import moves  # noqa: E402
-from cloudmgr.organisation.cli import clouds, org, seed_demo  # noqa: E402
+from cloudmgr.organisation.cli import clouds, demo_logins, org, seed_demo  # noqa: E402
 from cloudmgr.programme.cli import programme_group, waves_group  # noqa: E402
 from cloudmgr.quotas.cli import quotas  # noqa: E402
 from cloudmgr.runbooks.cli import runbook  # noqa: E402
@@ -76,6 +76,7 @@ from cloudmgr.servicerequests.cli import requests_group  # noqa: E402
 
 for _group in (
     seed_demo,
+    demo_logins,
     org,
     users,
     clouds,

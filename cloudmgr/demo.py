@@ -48,3 +48,9 @@ def seed_demo_users(session: Session, *, actor: Actor) -> list[DemoLogin]:
                 actor=actor,
             )
     return list(DEMO_LOGINS)
+
+
+def existing_demo_logins(session: Session) -> list[DemoLogin]:
+    """The demo logins whose user exists (in the order of DEMO_LOGINS)."""
+    existing = set(session.scalars(select(User.username)))
+    return [login for login in DEMO_LOGINS if login.username in existing]

@@ -3,15 +3,26 @@ and the demo logins."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cloudmgr.cli_common import cli_system_actor, domain_errors
 from cloudmgr.runtime import get_runtime
 
+if TYPE_CHECKING:
+    from cloudmgr.demo import DemoLogin
+
 
 @click.command("seed-demo")
+@click.option(
+    "--logins/--no-logins",
+    default=True,
+    show_default=True,
+    help="print the demo logins (`make run` prints them last, with `cloudmgr demo-logins`)",
+)
 @domain_errors
-def seed_demo() -> None:
+def seed_demo(logins: bool) -> None:
     """Load the organisation files, create one demo login per role and the standard firewall templates."""
     from cloudmgr.demo import seed_demo_users
     from cloudmgr.firewall import services as firewall
@@ -21,17 +32,43 @@ def seed_demo() -> None:
     clouds, departments = org.read_organisation(runtime.settings.clouds_file, runtime.settings.departments_file)
     with runtime.db.unit_of_work() as uow:
         summary = org.import_organisation(uow.session, clouds, departments, actor=cli_system_actor())
-        logins = seed_demo_users(uow.session, actor=cli_system_actor())
+        demo_logins = seed_demo_users(uow.session, actor=cli_system_actor())
         templates = firewall.seed_standard_templates(uow.session, cli_system_actor())
     click.echo(
         f"organisation: {len(clouds)} clouds, {len(departments)} departments "
         f"({summary.clouds_added} clouds and {summary.departments_added} departments new)"
     )
     click.echo(f"firewall templates: {', '.join(templates) if templates else 'none new'}")
+    if logins:
+        _echo_logins(demo_logins)
+
+
+def _echo_logins(logins: list[DemoLogin]) -> None:
     click.echo("demo logins (演示账号):")
     for login in logins:
         dept = f" [{login.department_key}]" if login.department_key else ""
         click.echo(f"  {login.role.value:<10} {login.username:<10} {login.password}{dept}")
+
+
+@click.command("demo-logins")
+@domain_errors
+def demo_logins() -> None:
+    """Print the demo logins that exist and the address `cloudmgr serve` will listen on (CLOUDMGR_HOST and
+    CLOUDMGR_PORT): the last lines `make run` prints before serving."""
+    from cloudmgr.demo import existing_demo_logins
+
+    runtime = get_runtime()
+    with runtime.db.unit_of_work() as uow:
+        logins = existing_demo_logins(uow.session)
+    if logins:
+        _echo_logins(logins)
+    else:
+        click.echo("no demo logins: run `cloudmgr seed-demo` first")
+    settings = runtime.settings
+    click.echo(
+        f"cloudmgr: http://{settings.host}:{settings.port}  "
+        f"({settings.cloud_provider} cloud; log in with a demo login above; Ctrl-C stops)"
+    )
 
 
 @click.group("org")
