@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import secrets
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +17,7 @@ from werkzeug.security import check_password_hash
 from cloudmgr.audit import services as audit
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
+from cloudmgr.errors import PermissionDenied, ValidationFailed
 from cloudmgr.identity.errors import (
     AccountDisabled,
     AccountLocked,
@@ -22,13 +25,14 @@ from cloudmgr.identity.errors import (
     DirectoryAccountLocked,
     ExternalAccount,
     NoMappedRole,
+    PasswordRejected,
 )
 from cloudmgr.identity.mapping import Claims, IdentityMapping, load_mapping, resolve
 from cloudmgr.identity.models import ExternalIdentity, LoginAddressThrottle, LoginThrottle
 from cloudmgr.identity.policy import check_password
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.errors import InvalidCredentials
+from cloudmgr.organisation.errors import InvalidCredentials, UnknownUser
 from cloudmgr.organisation.models import Department, Role, User
 
 # Stored as the password hash of external users: never a valid hash, so no local login.
@@ -446,7 +450,16 @@ def provision_external_user(session: Session, claims: Claims, mapping: IdentityM
     return user
 
 
-def set_password(session: Session, user: User, new_password: str, *, actor: Actor) -> int:
+def set_password(
+    session: Session,
+    user: User,
+    new_password: str,
+    *,
+    actor: Actor,
+    action: str = "user.password_change",
+    reason: str | None = None,
+    detail: dict[str, object] | None = None,
+) -> int:
     """Give a local account a new password (policy enforced; audited).  Every session of the
     user ends and every API token is revoked: whoever held the old password may hold those.
     Returns the new session version (the session of a user changing their own keeps it)."""
@@ -455,9 +468,61 @@ def set_password(session: Session, user: User, new_password: str, *, actor: Acto
     check_password(new_password, username=user.username)
     user.password_hash = _hash(new_password)
     _clear_failures(session, user.username)
-    audit.record(session, actor=actor.username, action="user.password_change", target_type="user", target_id=user.id)
+    audit.record(
+        session,
+        actor=actor.username,
+        action=action,
+        target_type="user",
+        target_id=user.id,
+        reason=reason,
+        detail=detail,
+    )
     session.flush()
     return org.end_sessions(session, user.id, revoke_tokens=True, reason="password_change", actor=actor)
+
+
+TEMPORARY_PASSWORD_LENGTH = 14
+_TEMPORARY_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+
+def temporary_password(username: str = "") -> str:
+    """A random password that meets the policy (shown once to the administrator who reset it)."""
+    while True:
+        candidate = "".join(secrets.choice(_TEMPORARY_ALPHABET) for _ in range(TEMPORARY_PASSWORD_LENGTH))
+        try:
+            check_password(candidate, username=username)
+        except PasswordRejected:
+            continue
+        return candidate
+
+
+def reset_password(session: Session, actor: Actor, user_id: int, *, new_password: str | None, reason: str) -> str:
+    """An administrator gives a local account a new password: the one typed (policy enforced) or,
+    without one, a random temporary one.  Like a change, it ends the user's sessions and revokes
+    their API tokens.  Audited (``user.password_reset``, never the password).  Returns the new
+    password, for the administrator to pass on (shown once, never stored in clear)."""
+    if actor.role is not Role.ADMIN:
+        raise PermissionDenied("only administrators may reset passwords")
+    why = (reason or "").strip()
+    if not why:
+        raise ValidationFailed("give a reason (it is kept in the audit log)")
+    if len(why) > org.MAX_REASON_LENGTH:
+        raise ValidationFailed(f"the reason has at most {org.MAX_REASON_LENGTH} characters")
+    user = session.get(User, user_id)
+    if user is None:
+        raise UnknownUser(f"no user with id {user_id}")
+    generated = not new_password
+    password = temporary_password(user.username) if generated else str(new_password)
+    set_password(
+        session,
+        user,
+        password,
+        actor=actor,
+        action="user.password_reset",
+        reason=why,
+        detail={"username": user.username, "generated": generated},
+    )
+    return password
 
 
 def change_own_password(session: Session, user: User, current: str, new_password: str) -> int:

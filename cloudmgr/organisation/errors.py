@@ -37,3 +37,15 @@ class OwnAccount(Conflict):
     """An administrator tried to disable their own account or change their own role."""
 
     code = "own_account"
+
+
+class LastAdministrator(Conflict):
+    """The change would leave no active administrator (disable, role change or delete)."""
+
+    code = "last_administrator"
+
+
+class UserHasHistory(Conflict):
+    """The user is named by recorded work (requests, keys, purchases …): disable instead of deleting."""
+
+    code = "user_has_history"

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Column, Select, Table, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -25,9 +25,11 @@ from cloudmgr.errors import PermissionDenied, ValidationFailed
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.errors import (
     InvalidCredentials,
+    LastAdministrator,
     OwnAccount,
     UnknownToken,
     UnknownUser,
+    UserHasHistory,
     UsernameTaken,
 )
 from cloudmgr.organisation.files import CloudEntry, DepartmentEntry, read_clouds_file, read_departments_file
@@ -455,6 +457,8 @@ def set_user_active(session: Session, actor: Actor, user_id: int, *, active: boo
         raise OwnAccount("you cannot disable your own account: ask another administrator")
     if user.active == active:
         return user  # nothing to change: asked twice
+    if not active:
+        _keep_an_administrator(session, user)
     user.active = active
     audit.record(
         session,
@@ -492,6 +496,8 @@ def change_role(
     after = {"role": role.value, "department": department.key if department else None}
     if before == after:
         return user
+    if role is not Role.ADMIN:
+        _keep_an_administrator(session, user)
     user.role, user.department = role.value, department  # both at once: the row's check ties them
     session.flush()
     audit.record(
@@ -547,3 +553,149 @@ def revoke_tokens(session: Session, actor: Actor, user_id: int, *, reason: str, 
     )
     session.flush()
     return revoked
+
+
+def _keep_an_administrator(session: Session, user: User) -> None:
+    """Refuse a change that takes ``user``'s administration away when no other active
+    administrator would be left (the console would have nobody to manage it)."""
+    if user.role != Role.ADMIN.value or not user.active:
+        return
+    others = session.scalar(
+        select(func.count(User.id)).where(User.role == Role.ADMIN.value, User.active.is_(True), User.id != user.id)
+    )
+    if not others:
+        raise LastAdministrator(f"{user.username} is the last active administrator: make another one first")
+
+
+# --- editing and deleting users (administrators) ------------------------------------------------
+
+MAX_DISPLAY_NAME_LENGTH = 128
+MAX_EMAIL_LENGTH = 255
+
+
+def _clean_email(email: str | None) -> str | None:
+    cleaned = (email or "").strip()
+    if not cleaned:
+        return None
+    local, at, domain = cleaned.partition("@")
+    if len(cleaned) > MAX_EMAIL_LENGTH or not at or not local or "." not in domain or any(c.isspace() for c in cleaned):
+        raise ValidationFailed("enter an email address like name@example.gov.cn")
+    if "@" in domain or domain.startswith(".") or domain.endswith("."):
+        raise ValidationFailed("enter an email address like name@example.gov.cn")
+    return cleaned
+
+
+def update_user(
+    session: Session,
+    actor: Actor,
+    user_id: int,
+    *,
+    display_name: str | None,
+    email: str | None,
+    role: Role,
+    department_key: str | None,
+    reason: str,
+) -> User:
+    """An administrator edits a user: name and email, and role and department (with the rules of
+    :func:`change_role`: a reason, never their own, sessions and tokens ended).  Each change is
+    audited with its before and after (``user.update``, ``user.role_change``)."""
+    _require_admin(actor, "edit users")
+    user = _user(session, user_id)
+    name = (display_name or "").strip() or user.username
+    if len(name) > MAX_DISPLAY_NAME_LENGTH:
+        raise ValidationFailed(f"the full name has at most {MAX_DISPLAY_NAME_LENGTH} characters")
+    mail = _clean_email(email)
+    current_department = user.department.key if user.department else None
+    if (user.role, current_department) != (role.value, department_key or None):
+        change_role(session, actor, user.id, role=role, department_key=department_key or None, reason=reason)
+    before = {"display_name": user.display_name, "email": user.email}
+    after = {"display_name": name, "email": mail}
+    if before != after:
+        user.display_name, user.email = name, mail
+        session.flush()
+        audit.record(
+            session,
+            actor=actor.username,
+            action="user.update",
+            target_type="user",
+            target_id=user.id,
+            reason=(reason or "").strip()[:MAX_REASON_LENGTH] or None,
+            detail={"username": user.username, "before": before, "after": after},
+        )
+    return user
+
+
+# Rows that belong to the account itself and go with it: its credentials, not its history.
+_OWNED_BY_USER = frozenset({"api_tokens", "external_identities"})
+
+
+def _user_references() -> list[tuple[Table, Column[Any]]]:
+    """Every table column that refers to a user (foreign keys to ``users.id``)."""
+    import cloudmgr.models  # noqa: F401  (every model in the metadata)
+    from cloudmgr.db import Base
+
+    found: list[tuple[Table, Column[Any]]] = []
+    for table in Base.metadata.sorted_tables:
+        for fk in table.foreign_keys:
+            if fk.column.table.name == User.__tablename__ and isinstance(fk.parent, Column):
+                found.append((table, fk.parent))
+    return found
+
+
+def user_history(session: Session, user_id: int) -> list[str]:
+    """The tables holding records of the user (requests, keys, purchases …), by name; empty when
+    the account can be deleted without losing anything recorded."""
+    named: list[str] = []
+    for table, column in _user_references():
+        if table.name in _OWNED_BY_USER:
+            continue
+        if session.scalar(select(func.count()).select_from(table).where(column == user_id)):
+            named.append(table.name)
+    return sorted(set(named))
+
+
+def may_delete(actor: Actor, user: User) -> bool:
+    """Whether the page offers deleting ``user`` to ``actor`` (an administrator, never themself)."""
+    return actor.role is Role.ADMIN and not _is_self(actor, user)
+
+
+def delete_user(session: Session, actor: Actor, user_id: int, *, reason: str) -> str:
+    """Delete an account that has no history (administrators only; never their own nor the last
+    active administrator).  A user named by recorded work is refused (:class:`UserHasHistory`):
+    disable them instead.  Their API tokens go with them.  Audited (``user.delete``) with what the
+    account was.  Returns the username."""
+    _require_admin(actor, "delete users")
+    why = _reason(reason)
+    user = _user(session, user_id)
+    if _is_self(actor, user):
+        raise OwnAccount("you cannot delete your own account: ask another administrator")
+    _keep_an_administrator(session, user)
+    history = user_history(session, user.id)
+    if history:
+        raise UserHasHistory(
+            f"{user.username} has recorded work ({', '.join(history)}): disable the account instead of deleting it"
+        )
+    username = user.username
+    was = {
+        "username": username,
+        "display_name": user.display_name,
+        "email": user.email,
+        "role": user.role,
+        "department": user.department.key if user.department else None,
+        "active": user.active,
+    }
+    for table, column in _user_references():
+        if table.name in _OWNED_BY_USER:
+            session.execute(table.delete().where(column == user.id))
+    session.delete(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action="user.delete",
+        target_type="user",
+        target_id=user_id,
+        reason=why,
+        detail=was,
+    )
+    return username
