@@ -7,9 +7,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from cloudmgr.audit import services as audit
+from cloudmgr.backups.models import RestoreState, ServerSnapshotRecord
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
@@ -142,13 +143,43 @@ RESIZABLE = frozenset({ServerState.ACTIVE, ServerState.STOPPED})
 def may_act_on_server(actor: Actor, server: ManagedServer, action: str) -> bool:
     """Whether ``actor`` may ``action`` (stop, start, delete) ``server`` now: the page shows the
     button only then, and :func:`server_action` refuses exactly the rest."""
-    return actor.role in SERVER_ACTORS and server.state in SERVER_ACTION_STATES.get(action, frozenset())
+    return (
+        actor.role in SERVER_ACTORS
+        and server.state in SERVER_ACTION_STATES.get(action, frozenset())
+        and not restore_under_way(server)
+    )
 
 
 def may_resize(actor: Actor, server: ManagedServer) -> bool:
     """Whether ``actor`` may ask for a resize of ``server`` now (a department user, a running or
     stopped server): the page offers the change forms only then; :func:`request_resize` checks it."""
-    return actor.is_department and server.state in RESIZABLE
+    return actor.is_department and server.state in RESIZABLE and not restore_under_way(server)
+
+
+def restore_under_way(server: ManagedServer) -> bool:
+    """Whether the server is being rebuilt from one of its snapshots (cloudmgr.backups): until
+    the rebuild is done, no stop, start, delete or resize may race it on the cloud."""
+    session = object_session(server)
+    if session is None:
+        return False
+    return (
+        session.scalar(
+            select(ServerSnapshotRecord.id)
+            .where(
+                ServerSnapshotRecord.server_row_id == server.id,
+                ServerSnapshotRecord.restore_state.in_((RestoreState.QUEUED, RestoreState.REBUILDING)),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _refuse_while_restoring(server: ManagedServer, action: str) -> None:
+    if restore_under_way(server):
+        raise InvalidTransition(
+            f"server {server.name} is being restored from a snapshot: it cannot {action} until that is done"
+        )
 
 
 def server_action(
@@ -164,6 +195,7 @@ def server_action(
         raise NotYourTurn("only the department or an operator acts on a server")
     if server.state not in SERVER_ACTION_STATES[action]:
         raise InvalidTransition(f"server {server.name} is {server.state}: it cannot {action} now")
+    _refuse_while_restoring(server, action)
     if action == "delete":
         if confirm != server.name:
             raise RequestInvalid(f"type the server's name ({server.name}) to confirm its deletion")
@@ -222,6 +254,7 @@ def request_resize(
         raise RequestInvalid("only department users request a resize")
     if server.state not in RESIZABLE:
         raise InvalidTransition(f"server {server.name} is {server.state}: it cannot be resized now")
+    _refuse_while_restoring(server, "resize")
     # A resize may put the server on another host: a classified system's server must leave
     # the cloud, not grow on it.
     from cloudmgr.inventory.classification import ensure_server_placeable

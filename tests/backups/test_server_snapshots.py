@@ -122,6 +122,32 @@ def test_a_restore_rebuilds_the_server_with_the_snapshots_disk(journey: Journey)
     assert balance(j, Resource.SNAPSHOTS) == used  # a rebuild takes no quota
 
 
+def test_no_stop_start_delete_or_resize_races_a_restore(journey: Journey) -> None:
+    """The restore's rebuild is the cloud's work on the server: the server's own actions wait."""
+    from cloudmgr.servicerequests import services as requests_service
+    from cloudmgr.servicerequests.errors import InvalidTransition
+    from cloudmgr.servicerequests.lifecycle import may_act_on_server, may_resize
+
+    j = journey
+    server_row_id = active_server(j)
+    record_id = _snapshot(j, server_row_id)
+    j.drain()
+    with j.rt.db.unit_of_work() as uow:
+        name = uow.session.get_one(ManagedServer, server_row_id).name
+        backups.restore_server_snapshot(uow.session, j.staff, record_id, confirm=name)
+    with j.rt.db.unit_of_work() as uow:
+        server = uow.session.get_one(ManagedServer, server_row_id)
+        assert not may_act_on_server(j.staff, server, "stop") and not may_resize(j.staff, server)
+        for action in ("stop", "delete"):
+            with pytest.raises(InvalidTransition, match="being restored"):
+                requests_service.server_action(uow.session, j.staff, server_row_id, action, confirm=name)
+    j.drain()
+    with j.rt.db.unit_of_work() as uow:
+        server = uow.session.get_one(ManagedServer, server_row_id)
+        assert may_act_on_server(j.staff, server, "stop")
+        requests_service.server_action(uow.session, j.staff, server_row_id, "stop")
+
+
 def test_a_restore_that_the_cloud_refuses_says_why(journey: Journey, monkeypatch: pytest.MonkeyPatch) -> None:
     j = journey
     server_row_id = active_server(j)
