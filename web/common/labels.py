@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from flask import Flask, g, has_request_context
+from flask_babel import format_decimal, gettext
 from flask_babel import lazy_gettext as _l
 
 ROLE_LABELS: Mapping[str, object] = {
@@ -208,6 +209,38 @@ def drift_action_label(code: object) -> str:
 
 def request_kind_label(code: object) -> str:
     return _lookup(REQUEST_KIND_LABELS, code)
+
+
+# The quota files' named sizes (quotas/sizes.yaml); another name is shown as the file writes it.
+QUOTA_SIZE_LABELS: Mapping[str, object] = {
+    "small": _l("Small"),
+    "medium": _l("Medium"),
+    "large": _l("Large"),
+    "xlarge": _l("Extra large"),
+}
+
+
+def quota_size_label(name: str, limits: Mapping[str, int] | None = None) -> str:
+    """``small`` → 小型; with its limits (the ledger's units, RAM in MB):
+    小型：16 核 / 32 GB 内存 / 8 台云主机 / 500 GB 云硬盘 / 2 个公网地址."""
+    from web.common.display import gb  # display imports this module
+
+    label = _lookup(QUOTA_SIZE_LABELS, name)
+    if not limits:
+        return label
+    parts = []
+    if "cores" in limits:
+        parts.append(gettext("%(n)d cores", n=limits["cores"]))
+    if "ram_mb" in limits:
+        parts.append(gettext("%(gb)s GB memory", gb=gb(limits["ram_mb"])))
+    if "instances" in limits:
+        parts.append(gettext("%(n)d servers", n=limits["instances"]))
+    if "volume_gb" in limits:
+        parts.append(gettext("%(gb)s GB volumes", gb=format_decimal(limits["volume_gb"])))
+    if "floating_ips" in limits:
+        parts.append(gettext("%(n)d public addresses", n=limits["floating_ips"]))
+    text: str = gettext("%(size)s: %(limits)s", size=label, limits=" / ".join(parts))
+    return text
 
 
 def state_class(code: object) -> str:

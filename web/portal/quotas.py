@@ -13,7 +13,8 @@ from cloudmgr.quotas import services as quota_services
 from cloudmgr.quotas.models import ChangeRequestState
 from cloudmgr.quotas.services import QuotaDefinitions
 from web.common import quota_files as quota_help
-from web.common.display import amount, refusal_text
+from web.common.display import refusal_text
+from web.common.labels import quota_size_label
 from web.common.selfservice_forms import QuotaChangeForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
@@ -23,8 +24,7 @@ from web.portal.blueprint import bp
 
 def _size_label(definitions: QuotaDefinitions, name: str) -> str:
     size = definitions.sizes[name]
-    parts = ", ".join(f"{resource.value}={amount(value, resource)}" for resource, value in size.limits.items())
-    return f"{name} ({parts})"
+    return quota_size_label(name, {resource.value: value for resource, value in size.limits.items()})
 
 
 def _set_choices(form: QuotaChangeForm, definitions: QuotaDefinitions) -> None:
