@@ -233,13 +233,9 @@ def test_never_yourself_nor_the_last_active_administrator(seeded: Runtime) -> No
     # With a second active administrator, the first may go.
     second = _new_user(seeded, "admin2", Role.ADMIN)
     with seeded.db.unit_of_work() as uow:
-        org.set_user_active(
-            uow.session,
-            Actor.of(uow.session.get(User, second)),
-            admin.user_id or 0,  # type: ignore[arg-type]
-            active=False,
-            reason="x",
-        )
+        other = uow.session.get(User, second)
+        assert other is not None
+        org.set_user_active(uow.session, Actor.of(other), admin.user_id or 0, active=False, reason="x")
     with seeded.db.unit_of_work() as uow:
         user = org.get_user(uow.session, admin.user_id or 0)
         assert user is not None and not user.active

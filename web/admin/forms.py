@@ -97,3 +97,84 @@ class AccountActionForm(SafeForm):
             Length(max=500, message=_l("At most %(max)d characters.")),
         ],
     )
+
+
+class EditUserForm(SafeForm):
+    """An administrator edits a user: name and email, role and department (a reason when those change)."""
+
+    display_name = StringField(
+        _l("Full name"),
+        validators=[Optional(), Length(max=128, message=_l("At most %(max)d characters."))],
+    )
+    email = StringField(
+        _l("Email"),
+        validators=[
+            Optional(),
+            Length(max=255, message=_l("At most %(max)d characters.")),
+            Regexp(EMAIL_PATTERN, message=_l("Enter an email address like name@example.gov.cn.")),
+        ],
+        render_kw={"autocomplete": "off", "type": "email"},
+    )
+    role = SelectField(
+        _l("Role"),
+        choices=[SelectChoice(role.value, ROLE_LABELS[role.value]) for role in Role],
+        validators=[DataRequired(message=_l("Choose a role."))],
+        validate_choice=True,
+    )
+    department = SelectField(_l("Department"), choices=[], validate_choice=False)
+    reason = StringField(
+        _l("Reason"),
+        validators=[Optional(), Length(max=500, message=_l("At most %(max)d characters."))],
+    )
+    submit = SubmitField(_l("Save changes"))
+
+    validate_department = NewUserForm.validate_department
+
+
+class ResetPasswordForm(SafeForm):
+    """An administrator sets a user's password: typed, or (left empty) a temporary one made for them."""
+
+    password = PasswordField(
+        _l("New password"),
+        validators=[
+            Optional(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=256,
+                message=_l("Use between %(min)d and %(max)d characters."),
+            ),
+            _mixed_password,
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        _l("Repeat the password"),
+        validators=[EqualTo("password", message=_l("The two passwords differ."))],
+        render_kw={"autocomplete": "new-password"},
+    )
+    reason = StringField(
+        _l("Reason"),
+        validators=[
+            DataRequired(message=_l("Give a reason: it is kept in the audit log.")),
+            Length(max=500, message=_l("At most %(max)d characters.")),
+        ],
+    )
+    submit = SubmitField(_l("Reset the password"))
+
+
+class DeleteUserForm(SafeForm):
+    """Delete an account: why, and the username typed again."""
+
+    reason = StringField(
+        _l("Reason"),
+        validators=[
+            DataRequired(message=_l("Give a reason: it is kept in the audit log.")),
+            Length(max=500, message=_l("At most %(max)d characters.")),
+        ],
+    )
+    confirm = StringField(
+        _l("Username"),
+        validators=[DataRequired(message=_l("Type the username to confirm."))],
+        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"},
+    )
+    submit = SubmitField(_l("Delete the user"))

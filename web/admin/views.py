@@ -2,19 +2,27 @@ from __future__ import annotations
 
 from collections import Counter
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from cloudmgr.errors import DomainError, ValidationFailed
 from cloudmgr.identity import services as identity
+from cloudmgr.identity.errors import ExternalAccount, PasswordRejected
 from cloudmgr.organisation import services as org
-from cloudmgr.organisation.errors import OwnAccount, UnknownDepartment, UnknownUser, UsernameTaken
+from cloudmgr.organisation.errors import (
+    LastAdministrator,
+    OwnAccount,
+    UnknownDepartment,
+    UnknownUser,
+    UserHasHistory,
+    UsernameTaken,
+)
 from cloudmgr.organisation.models import Role
 from cloudmgr.organisation.services import MIN_PASSWORD_LENGTH
 from web.admin.blueprint import bp
-from web.admin.forms import AccountActionForm, NewUserForm
+from web.admin.forms import AccountActionForm, DeleteUserForm, EditUserForm, NewUserForm, ResetPasswordForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
 from web.core.uow import request_uow
@@ -42,10 +50,7 @@ def users() -> ResponseReturnValue:
 def new_user() -> ResponseReturnValue:
     session = request_uow().session
     form = NewUserForm()
-    locale = current_locale()
-    form.department.choices = [SelectChoice("", _("— No department (operators, finance, administrators) —"))] + [
-        SelectChoice(dept.key, dept.display_name(locale)) for dept in org.list_departments(session)
-    ]
+    form.department.choices = _department_choices()
     status = 200
     if form.validate_on_submit():
         try:
@@ -74,6 +79,13 @@ def new_user() -> ResponseReturnValue:
     return render_template("admin/new_user.html", form=form, min_password_length=MIN_PASSWORD_LENGTH), status
 
 
+def _department_choices() -> list[SelectChoice]:
+    locale = current_locale()
+    return [SelectChoice("", _("— No department (operators, finance, administrators) —"))] + [
+        SelectChoice(dept.key, dept.display_name(locale)) for dept in org.list_departments(request_uow().session)
+    ]
+
+
 def _user_page(user_id: int, form: AccountActionForm | None = None, status: int = 200) -> ResponseReturnValue:
     session = request_uow().session
     user = org.get_user(session, user_id)
@@ -89,6 +101,7 @@ def _user_page(user_id: int, form: AccountActionForm | None = None, status: int 
             external=identity.is_external(session, user.id),
             form=form or AccountActionForm(formdata=None),
             may_disable=org.may_disable(actor, user),
+            may_delete=org.may_delete(actor, user),
         ),
         status,
     )
@@ -102,8 +115,15 @@ def user(user_id: int) -> ResponseReturnValue:
 def _account_action(user_id: int, action: str) -> ResponseReturnValue:
     """Disable, enable or revoke tokens: one service each; the same answer shape for all."""
     form = AccountActionForm()
+
+    def again(status: int) -> ResponseReturnValue:
+        # A refused disable goes back to its confirmation page (the form is there).
+        if action == "disable":
+            return _confirm_page(user_id, action, form, status)
+        return _user_page(user_id, form, status)
+
     if not form.validate_on_submit():
-        return _user_page(user_id, form, 400)
+        return again(400)
     session = request_uow().session
     actor = current_actor()
     reason = form.reason.data.strip()
@@ -124,16 +144,21 @@ def _account_action(user_id: int, action: str) -> ResponseReturnValue:
         abort(404)
     except OwnAccount as exc:
         form.form_errors.append(_("You cannot disable your own account: ask another administrator."))
-        return _user_page(user_id, form, exc.http_status)
+        return again(exc.http_status)
+    except LastAdministrator as exc:
+        form.form_errors.append(_last_admin_message())
+        return again(exc.http_status)
     except DomainError as exc:
         form.form_errors.append(exc.message)
-        return _user_page(user_id, form, exc.http_status)
+        return again(exc.http_status)
     flash(message, "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 
-@bp.post("/users/<int:user_id>/disable")
+@bp.route("/users/<int:user_id>/disable", methods=["GET", "POST"])
 def disable_user(user_id: int) -> ResponseReturnValue:
+    if request.method == "GET":  # the confirmation: what disabling does, then the form
+        return _confirm_page(user_id, "disable", AccountActionForm(formdata=None))
     return _account_action(user_id, "disable")
 
 
@@ -157,3 +182,158 @@ def departments() -> ResponseReturnValue:
 @bp.get("/clouds")
 def clouds() -> ResponseReturnValue:
     return render_template("admin/clouds.html", clouds=org.list_clouds(request_uow().session))
+
+
+def _last_admin_message() -> str:
+    message: str = _("This is the last active administrator: make another user an administrator first.")
+    return message
+
+
+def _confirm_page(user_id: int, action: str, form: object, status: int = 200) -> ResponseReturnValue:
+    """The page that says what disabling, resetting the password of or deleting a user will do,
+    with the form that does it."""
+    session = request_uow().session
+    user = org.get_user(session, user_id)
+    if user is None:
+        abort(404)
+    actor = current_actor()
+    tokens = [t for t in org.list_tokens(session, actor, user.id) if t.revoked_at is None]
+    return (
+        render_template(
+            "admin/user_confirm.html",
+            user=user,
+            action=action,
+            form=form,
+            valid_tokens=len(tokens),
+            external=identity.is_external(session, user.id),
+            is_self=not org.may_delete(actor, user),
+            min_password_length=MIN_PASSWORD_LENGTH,
+        ),
+        status,
+    )
+
+
+@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+def edit_user(user_id: int) -> ResponseReturnValue:
+    session = request_uow().session
+    user = org.get_user(session, user_id)
+    if user is None:
+        abort(404)
+    form = EditUserForm(
+        formdata=None if request.method == "GET" else request.form,
+        data={
+            "display_name": user.display_name,
+            "email": user.email or "",
+            "role": user.role,
+            "department": user.department.key if user.department else "",
+        },
+    )
+    form.department.choices = _department_choices()
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.validate():
+            try:
+                org.update_user(
+                    session,
+                    current_actor(),
+                    user_id,
+                    display_name=form.display_name.data,
+                    email=form.email.data,
+                    role=Role(form.role.data),
+                    department_key=form.department.data or None,
+                    reason=form.reason.data or "",
+                )
+            except UnknownUser:
+                abort(404)
+            except UnknownDepartment:
+                form.department.errors.append(_("Choose a department from the list."))
+            except OwnAccount as exc:
+                form.role.errors.append(_("You cannot change your own role: ask another administrator."))
+                status = exc.http_status
+            except LastAdministrator as exc:
+                form.role.errors.append(_last_admin_message())
+                status = exc.http_status
+            except ValidationFailed as exc:
+                if "reason" in exc.message:
+                    form.reason.errors.append(
+                        _("Give a reason when the role or department changes: it is kept in the audit log.")
+                    )
+                else:
+                    form.form_errors.append(_("The user could not be changed: %(reason)s", reason=exc.message))
+            else:
+                flash(_("User %(username)s was changed.", username=user.username), "success")
+                return redirect(url_for("admin.user", user_id=user_id))
+    return render_template("admin/user_edit.html", user=user, form=form), status
+
+
+@bp.route("/users/<int:user_id>/password", methods=["GET", "POST"])
+def reset_password(user_id: int) -> ResponseReturnValue:
+    if request.method == "GET":
+        return _confirm_page(user_id, "password", ResetPasswordForm(formdata=None))
+    form = ResetPasswordForm()
+    if not form.validate_on_submit():
+        return _confirm_page(user_id, "password", form, 400)
+    session = request_uow().session
+    try:
+        password = identity.reset_password(
+            session, current_actor(), user_id, new_password=form.password.data or None, reason=form.reason.data
+        )
+    except UnknownUser:
+        abort(404)
+    except ExternalAccount as exc:
+        form.form_errors.append(_("This account logs in through Keystone or LDAP: change its password there."))
+        return _confirm_page(user_id, "password", form, exc.http_status)
+    except PasswordRejected as exc:
+        form.password.errors.append(
+            _(
+                "The password does not meet the policy: at least %(n)d characters, three of lower-case letters, "
+                "upper-case letters, digits and symbols, and not the username.",
+                n=MIN_PASSWORD_LENGTH,
+            )
+        )
+        return _confirm_page(user_id, "password", form, exc.http_status)
+    user = org.get_user(session, user_id)
+    response = make_response(
+        render_template("admin/user_password_done.html", user=user, password=password, generated=not form.password.data)
+    )
+    # Shown once: never kept by the browser or a proxy (and never put in the session's flash).
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
+def delete_user(user_id: int) -> ResponseReturnValue:
+    if request.method == "GET":
+        return _confirm_page(user_id, "delete", DeleteUserForm(formdata=None))
+    form = DeleteUserForm()
+    if not form.validate_on_submit():
+        return _confirm_page(user_id, "delete", form, 400)
+    session = request_uow().session
+    user = org.get_user(session, user_id)
+    if user is None:
+        abort(404)
+    if form.confirm.data.strip() != user.username:
+        form.confirm.errors.append(_("Type the username %(name)s exactly to confirm.", name=user.username))
+        return _confirm_page(user_id, "delete", form, 400)
+    try:
+        username = org.delete_user(session, current_actor(), user_id, reason=form.reason.data)
+    except UnknownUser:
+        abort(404)
+    except OwnAccount as exc:
+        form.form_errors.append(_("You cannot delete your own account: ask another administrator."))
+        return _confirm_page(user_id, "delete", form, exc.http_status)
+    except LastAdministrator as exc:
+        form.form_errors.append(_last_admin_message())
+        return _confirm_page(user_id, "delete", form, exc.http_status)
+    except UserHasHistory as exc:
+        form.form_errors.append(
+            _(
+                "%(username)s has recorded work (requests, keys, purchases or other history): deleting the account "
+                "would cut it from that history. Disable the account instead.",
+                username=user.username,
+            )
+        )
+        return _confirm_page(user_id, "delete", form, exc.http_status)
+    flash(_("User %(username)s was deleted.", username=username), "success")
+    return redirect(url_for("admin.users"))
