@@ -142,3 +142,12 @@ class Journey:
             request = uow.session.get(ServiceRequest, request_id)
             assert request is not None
             return [(s.id, s.name, s.state) for s in request.servers]
+
+
+def click_nav(page: Any, text: str) -> None:
+    """Click the header menu's page called ``text`` (a Playwright page), opening its group first
+    when the page sits in one (web/common/navigation.py groups the menu by task)."""
+    link = page.locator(f".main-nav a:text-is('{text}')")
+    if not link.is_visible():
+        page.locator(".main-nav details", has=page.locator(f"a:text-is('{text}')")).locator("summary").click()
+    link.click()

@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from cloudmgr.runtime import Runtime
 from tests.conftest import ONE_DATABASE
-from tests.web.helpers import PASSWORDS, Journey
+from tests.web.helpers import PASSWORDS, Journey, click_nav
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 from web import create_app
 
@@ -84,7 +84,7 @@ def test_request_approve_provision_journey(journey_server: str, journey: Journey
         try:
             # 1. zhangwei chooses the education cloud; the select submits itself (the small script).
             staff = login("zhangwei")
-            staff.click(".main-nav >> text=新建申请")
+            click_nav(staff, "新建申请")
             staff.wait_for_url(f"{base}/portal/requests/new")
             with staff.expect_navigation():
                 staff.select_option("#cloud", "education")
@@ -113,7 +113,7 @@ def test_request_approve_provision_journey(journey_server: str, journey: Journey
 
             # 3. lina approves from her queue.
             head = login("lina")
-            head.click(".main-nav >> text=待我审批")
+            click_nav(head, "待我审批")
             head.wait_for_url(f"{base}/portal/approvals")
             row = head.locator(f"tr[data-request='{request_id}']")
             assert "¥360.00" in row.inner_text()
@@ -125,7 +125,7 @@ def test_request_approve_provision_journey(journey_server: str, journey: Journey
 
             # 4. The operator approves from the operators' queue.
             ops = login("operator")
-            ops.click(".main-nav >> text=审批队列")
+            click_nav(ops, "审批队列")
             ops.wait_for_url(f"{base}/ops/approvals")
             row = ops.locator(f"tr[data-request='{request_id}']")
             assert "省教育厅" in row.inner_text()
@@ -139,7 +139,7 @@ def test_request_approve_provision_journey(journey_server: str, journey: Journey
             assert journey.request_state(request_id) == "active"
 
             # 6. zhangwei sees three running VMs, then the request's history.
-            staff.click(".main-nav >> text=云主机")
+            click_nav(staff, "云主机")
             staff.wait_for_url(f"{base}/portal/servers")
             states = staff.locator("tr.server-row .state").all_inner_texts()
             assert states == ["运行中"] * 3
@@ -149,33 +149,33 @@ def test_request_approve_provision_journey(journey_server: str, journey: Journey
             assert "已交付" in staff.inner_text("h1")
             assert staff.locator(".chain-approved").count() == 2
             shot(staff, "6-delivered")
-            staff.click(".main-nav >> text=配额")
+            click_nav(staff, "配额")
             staff.wait_for_url(f"{base}/portal/quotas")
             assert "教育云" in staff.inner_text(".cards")
             shot(staff, "7-staff-quotas")
 
             # 7. The operator sees the request and the audit log, then reads the log in English.
-            ops.click(".main-nav >> text=全部申请")
+            click_nav(ops, "全部申请")
             ops.wait_for_url(f"{base}/ops/requests")
             ops.click(f"a[href='/ops/requests/{request_id}']")
             ops.wait_for_url(f"{base}/ops/requests/{request_id}")
             assert ops.locator("tr.server-active").count() == 3
             shot(ops, "8-operator-request")
-            ops.click(".main-nav >> text=审计日志")
+            click_nav(ops, "审计日志")
             ops.wait_for_url(f"{base}/ops/audit")
             log = ops.inner_text(".audit-table")
             for action in ("request.submit", "request.approve", "request.provisioned", "server.active"):
                 assert action in log, action
             shot(ops, "9-audit")
-            ops.click(".main-nav >> text=配额")
+            click_nav(ops, "配额")
             ops.wait_for_url(f"{base}/ops/quotas")
             assert ops.locator("tr[data-quota='prov-education/education']").count() == 1
             shot(ops, "10-operator-quotas")
             ops.click("a.lang-link[hreflang=en]")
             ops.wait_for_url(f"{base}/ops/quotas")
             assert ops.get_attribute("html", "lang") == "en"
-            assert "Quotas" in ops.inner_text("h1") and "All requests" in ops.inner_text(".main-nav")
-            ops.click(".main-nav >> text=Catalog")
+            assert "Quotas" in ops.inner_text("h1") and "All requests" in (ops.text_content(".main-nav") or "")
+            click_nav(ops, "Catalog")
             ops.wait_for_url(f"{base}/ops/catalog")
             assert "Small 1 vCPU 2 GB" in ops.input_value(
                 f"#name_en-{journey.item_id('province-base', 'flavor', 'm1.small')}"

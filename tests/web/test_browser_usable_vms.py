@@ -36,6 +36,7 @@ from cloudmgr.servicerequests.provisioning import cloud_keypair_name
 from tests.conftest import ONE_DATABASE, lab_connection
 from tests.journey_fixtures import LabJourney, build_lab_journey, clean_lab_department
 from tests.keys.keygen import ed25519_key, public_line
+from tests.web.helpers import click_nav
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 from web import create_app
 
@@ -185,7 +186,7 @@ def test_usable_vms_in_the_browser_on_the_lab(lab_server: str, usable_lab: LabJo
         try:
             # 1. The staff member adds the SSH key of their laptop.
             staff = login(f"{key}-staff")
-            staff.click(".main-nav >> text=SSH 密钥")
+            click_nav(staff, "SSH 密钥")
             staff.wait_for_url(f"{base}/portal/keys")
             staff.fill("#name", "laptop")
             staff.fill("#public_key", public_line(ed25519_key(), "zhang@laptop"))
@@ -198,7 +199,7 @@ def test_usable_vms_in_the_browser_on_the_lab(lab_server: str, usable_lab: LabJo
 
             # 2. The request: 2 VMs on the internet zone, a 100 GB data disk each, the web
             #    template, a public address each, the key and a cloud-config.
-            staff.click(".main-nav >> text=新建申请")
+            click_nav(staff, "新建申请")
             staff.wait_for_url(f"{base}/portal/requests/new")
             with staff.expect_navigation():
                 staff.select_option("#cloud", "education")
@@ -243,7 +244,7 @@ def test_usable_vms_in_the_browser_on_the_lab(lab_server: str, usable_lab: LabJo
             # 3. The department head, then the operator (the web template opens ports to the
             #    internet), approve from their queues.
             head = login(f"{key}-head")
-            head.click(".main-nav >> text=待我审批")
+            click_nav(head, "待我审批")
             head.wait_for_url(f"{base}/portal/approvals")
             row = head.locator(f"tr[data-request='{request_id}']")
             assert "互联网" in row.inner_text()
@@ -253,7 +254,7 @@ def test_usable_vms_in_the_browser_on_the_lab(lab_server: str, usable_lab: LabJo
             assert f"申请 #{request_id} 已批准" in head.inner_text(".flashes")
 
             ops = login(f"{key}-ops")
-            ops.click(".main-nav >> text=审批队列")
+            click_nav(ops, "审批队列")
             ops.wait_for_url(f"{base}/ops/approvals")
             row = ops.locator(f"tr[data-request='{request_id}']")
             assert "实验部门" in row.inner_text()
@@ -301,7 +302,7 @@ def test_usable_vms_in_the_browser_on_the_lab(lab_server: str, usable_lab: LabJo
             assert sorted(public) == sorted(nova)  # one address on each server's port
 
             # The staff member sees two running servers, each with its disk and public address.
-            staff.click(".main-nav >> text=云主机")
+            click_nav(staff, "云主机")
             staff.wait_for_url(f"{base}/portal/servers")
             assert staff.locator("tr.server-row .state").all_inner_texts() == ["运行中"] * 2
             shot(staff, "5-servers")
@@ -384,7 +385,7 @@ def test_usable_vms_in_the_browser_on_the_lab(lab_server: str, usable_lab: LabJo
             restored = conn.block_storage.get_volume(restored_cinder)
             assert (restored.size, restored.status, restored.project_id) == (DISK_GB, "available", j.project_id)
             assert restored.snapshot_id == cinder_snapshots[0].id and not restored.attachments
-            staff.click(".main-nav >> text=存储卷")
+            click_nav(staff, "存储卷")
             staff.wait_for_url(f"{base}/portal/volumes")
             row = staff.locator(f"tr[data-volume='{restored_id}']")
             assert restored_name in row.inner_text() and "未挂载" in row.inner_text()
@@ -418,7 +419,7 @@ def test_usable_vms_in_the_browser_on_the_lab(lab_server: str, usable_lab: LabJo
             assert len(list(conn.network.ips(project_id=j.project_id))) == 1  # web-02's address released
             staff.goto(f"{base}/portal/servers/{second_id}")
             assert "已删除" in staff.inner_text("h1")
-            staff.click(".main-nav >> text=存储卷")
+            click_nav(staff, "存储卷")
             staff.wait_for_url(f"{base}/portal/volumes")
             assert "实验部门" in staff.inner_text(".page-head")
             row = staff.locator(f"tr[data-volume='{kept_id}']")

@@ -37,7 +37,7 @@ def test_capacity_page_in_the_browser(live_server: str, artifacts_dir: Path) -> 
             page.click("#submit")
             page.wait_for_url(f"{live_server}/ops/")
             page.goto(f"{live_server}/ops/capacity")
-            assert page.locator(".main-nav a.active").inner_text() == "容量"
+            assert page.locator(".main-nav a.active").text_content() == "容量"
             page.click("[data-testid=take-snapshot]")
             page.wait_for_url(f"{live_server}/ops/capacity")
             assert "已采集" in page.inner_text(".flashes")

@@ -61,6 +61,7 @@ def test_an_operator_finds_a_department_by_typing_its_name(
             page.fill("#password", operator.password)
             page.click("#submit")
             page.wait_for_url(f"{live_journey_server}/ops/")
+            page.click(".main-nav details[data-nav-group=requests] summary")
             page.click(".main-nav a[href='/ops/department-resources']")
             page.wait_for_url(f"{live_journey_server}/ops/department-resources")
 

@@ -63,7 +63,7 @@ def test_the_burndown_page_in_the_browser(programme_state: int, live_server: str
             page.click("#submit")
             page.wait_for_url(f"{live_server}/ops/")
             page.goto(f"{live_server}/ops/programme")
-            assert page.locator(".main-nav a.active").inner_text() == "上云进度"
+            assert page.locator(".main-nav a.active").text_content() == "上云进度"
             assert page.inner_text("[data-testid=in-scope]") == f"{programme_state:,}"
             chart = "[data-testid=burndown-chart]"
             assert page.locator(f"{chart} [data-testid=deadline-line]").count() == 2

@@ -47,6 +47,6 @@ add_nav_item(
     _l("Legacy systems"),
     also_active=("ops.system_detail", "ops.import_form", "ops.import_systems"),
 )
-add_nav_item(Role.OPERATOR, "ops.moves", _l("Moves"), also_active=("ops.move_detail",))
+add_nav_item(Role.OPERATOR, "ops.moves", _l("Server moves"), also_active=("ops.move_detail",))
 add_nav_item(Role.OPERATOR, "ops.orphans", _l("Orphaned resources"))
 add_nav_item(Role.OPERATOR, "ops.audit_log", _l("Audit log"))

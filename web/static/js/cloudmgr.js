@@ -36,4 +36,47 @@
       }
     });
   });
+  // The menu's groups (<details> in .main-nav) work without the script; with it, opening one
+  // closes the others, and a click elsewhere or Escape closes it.
+  var groups = document.querySelectorAll(".main-nav details[data-nav-group]");
+  groups.forEach(function (group) {
+    group.addEventListener("toggle", function () {
+      if (group.open) {
+        groups.forEach(function (other) {
+          if (other !== group) {
+            other.open = false;
+          }
+        });
+      }
+    });
+  });
+  document.addEventListener("click", function (event) {
+    groups.forEach(function (group) {
+      if (group.open && !group.contains(event.target)) {
+        group.open = false;
+      }
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") {
+      return;
+    }
+    groups.forEach(function (group) {
+      if (group.open) {
+        group.open = false;
+        group.querySelector("summary").focus();
+      }
+    });
+  });
+  // A form marked data-confirm="<what will happen>" asks before it is sent (a destructive
+  // action: cancel, withdraw, stop, delete, reject). Without the script the form's own
+  // wording says the same next to its button.
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    });
+  });
 })();
