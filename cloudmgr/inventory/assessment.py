@@ -19,16 +19,26 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.inventory.models import LegacySystem
+from cloudmgr.messages import N_, Message
 
 
 @dataclass(frozen=True)
 class Reason:
     code: str
     points: int
-    detail: str
+    message: Message
+
+    @property
+    def detail(self) -> str:
+        """The reason in English (the CLI, the API)."""
+        return str(self.message)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "points": self.points, "detail": self.detail}
+        return {"code": self.code, "points": self.points, "detail": self.detail, **self.message.as_dict()}
+
+
+def _reason(code: str, points: int, msgid: str, **params: Any) -> Reason:
+    return Reason(code, points, Message(msgid, params))
 
 
 def _major(version: str) -> int | None:
@@ -42,56 +52,72 @@ def os_reasons(os_family: str, os_name: str, os_version: str) -> list[Reason]:
     label = f"{os_name} {os_version}".strip()
     major = _major(os_version)
     if os_family == "windows":
-        reasons = [Reason("windows_drivers", 15, f"{label}: virtio drivers must be injected before conversion")]
+        reasons = [
+            _reason("windows_drivers", 15, N_("%(os)s: virtio drivers must be injected before conversion"), os=label)
+        ]
         if major is not None and major <= 2003:
-            reasons.append(Reason("os_end_of_life", 40, f"{label} is long out of support; no virtio drivers for it"))
+            reasons.append(
+                _reason("os_end_of_life", 40, N_("%(os)s is long out of support; no virtio drivers for it"), os=label)
+            )
         elif major is not None and major <= 2008:
-            reasons.append(Reason("os_end_of_life", 30, f"{label} is out of support"))
+            reasons.append(_reason("os_end_of_life", 30, N_("%(os)s is out of support"), os=label))
         elif major is not None and major <= 2012:
-            reasons.append(Reason("os_end_of_life", 10, f"{label} is out of support"))
+            reasons.append(_reason("os_end_of_life", 10, N_("%(os)s is out of support"), os=label))
         return reasons
     if os_family == "other":
-        return [Reason("os_unsupported", 50, f"{label} does not run on the cloud's x86 hypervisors: re-platform")]
+        return [
+            _reason(
+                "os_unsupported", 50, N_("%(os)s does not run on the cloud's x86 hypervisors: re-platform"), os=label
+            )
+        ]
     if major is None:
-        return [Reason("os_unknown_version", 10, f"{label}: version not recognised")]
+        return [_reason("os_unknown_version", 10, N_("%(os)s: version not recognised"), os=label)]
     if "centos" in name or "red hat" in name or "rhel" in name:
         if major <= 6:
-            return [Reason("os_end_of_life", 30, f"{label} is out of support (no current images or drivers)")]
+            return [
+                _reason("os_end_of_life", 30, N_("%(os)s is out of support (no current images or drivers)"), os=label)
+            ]
         if major == 7:
-            return [Reason("os_end_of_life", 10, f"{label} is out of support")]
+            return [_reason("os_end_of_life", 10, N_("%(os)s is out of support"), os=label)]
     elif "suse" in name or "sles" in name:
         if major <= 11:
-            return [Reason("os_end_of_life", 25, f"{label} is out of support")]
+            return [_reason("os_end_of_life", 25, N_("%(os)s is out of support"), os=label)]
         if major == 12:
-            return [Reason("os_end_of_life", 10, f"{label} is near the end of its support")]
+            return [_reason("os_end_of_life", 10, N_("%(os)s is near the end of its support"), os=label)]
     elif "ubuntu" in name:
         if major < 16:
-            return [Reason("os_end_of_life", 30, f"{label} is out of support")]
+            return [_reason("os_end_of_life", 30, N_("%(os)s is out of support"), os=label)]
         if major < 20:
-            return [Reason("os_end_of_life", 10, f"{label} is out of standard support")]
+            return [_reason("os_end_of_life", 10, N_("%(os)s is out of standard support"), os=label)]
     elif "kylin" in name or "uos" in name:
-        return [Reason("os_domestic", 5, f"{label}: needs a matching image on the cloud")]
+        return [_reason("os_domestic", 5, N_("%(os)s: needs a matching image on the cloud"), os=label)]
     return []
 
 
 def size_reasons(vcpus: int, ram_mb: int) -> list[Reason]:
     reasons = []
     if vcpus > 16:
-        reasons.append(Reason("large_cpu", 10, f"{vcpus} vCPU: larger than the clouds' usual flavors"))
+        reasons.append(
+            _reason("large_cpu", 10, N_("%(vcpus)s vCPU: larger than the clouds' usual flavors"), vcpus=vcpus)
+        )
     if ram_mb > 128 * 1024:
-        reasons.append(Reason("large_ram", 15, f"{ram_mb // 1024} GB RAM"))
+        reasons.append(_reason("large_ram", 15, N_("%(gb)s GB RAM"), gb=ram_mb // 1024))
     elif ram_mb > 64 * 1024:
-        reasons.append(Reason("large_ram", 10, f"{ram_mb // 1024} GB RAM"))
+        reasons.append(_reason("large_ram", 10, N_("%(gb)s GB RAM"), gb=ram_mb // 1024))
     return reasons
 
 
 def data_reasons(data_gb: int) -> list[Reason]:
     if data_gb >= 2000:
-        return [Reason("data_volume", 25, f"{data_gb} GB of data to replicate: long sync, short cutover window")]
+        return [
+            _reason(
+                "data_volume", 25, N_("%(gb)s GB of data to replicate: long sync, short cutover window"), gb=data_gb
+            )
+        ]
     if data_gb >= 1000:
-        return [Reason("data_volume", 15, f"{data_gb} GB of data to replicate")]
+        return [_reason("data_volume", 15, N_("%(gb)s GB of data to replicate"), gb=data_gb)]
     if data_gb >= 200:
-        return [Reason("data_volume", 5, f"{data_gb} GB of data to replicate")]
+        return [_reason("data_volume", 5, N_("%(gb)s GB of data to replicate"), gb=data_gb)]
     return []
 
 
@@ -100,10 +126,18 @@ def coupling_reasons(dependencies: Iterable[str], dependants: Iterable[str]) -> 
     deps = sorted(dependencies)
     users = sorted(dependants)
     if deps:
-        reasons.append(Reason("dependencies", min(20, 5 * len(deps)), f"depends on {', '.join(deps)}"))
+        reasons.append(
+            _reason("dependencies", min(20, 5 * len(deps)), N_("depends on %(hosts)s"), hosts=", ".join(deps))
+        )
     if users:
         reasons.append(
-            Reason("dependants", min(25, 5 * len(users)), f"{len(users)} system(s) depend on it: {', '.join(users)}")
+            _reason(
+                "dependants",
+                min(25, 5 * len(users)),
+                N_("%(count)s system(s) depend on it: %(hosts)s"),
+                count=len(users),
+                hosts=", ".join(users),
+            )
         )
     return reasons
 
@@ -111,9 +145,11 @@ def coupling_reasons(dependencies: Iterable[str], dependants: Iterable[str]) -> 
 def use_reasons(cpu_p95_pct: float, ram_p95_pct: float) -> list[Reason]:
     reasons = []
     if cpu_p95_pct >= 80:
-        reasons.append(Reason("busy_cpu", 10, f"CPU p95 {cpu_p95_pct:g}%: size up and pick a quiet window"))
+        reasons.append(
+            _reason("busy_cpu", 10, N_("CPU p95 %(pct)s%%: size up and pick a quiet window"), pct=f"{cpu_p95_pct:g}")
+        )
     if ram_p95_pct >= 85:
-        reasons.append(Reason("busy_ram", 10, f"RAM p95 {ram_p95_pct:g}%: size up"))
+        reasons.append(_reason("busy_ram", 10, N_("RAM p95 %(pct)s%%: size up"), pct=f"{ram_p95_pct:g}"))
     return reasons
 
 

@@ -32,7 +32,13 @@ spec.tag("systems", "Legacy systems in the departments' server rooms (the invent
 
 _REASON = {
     "type": "object",
-    "properties": {"code": {"type": "string"}, "points": {"type": "integer"}, "detail": {"type": "string"}},
+    "properties": {
+        "code": {"type": "string"},
+        "points": {"type": "integer"},
+        "detail": {"type": "string", "description": "The reason in English."},
+        "msgid": {"type": "string", "description": "The reason's message, to translate (absent in old rows)."},
+        "params": {"type": "object", "description": "The values of the message's %(name)s placeholders."},
+    },
 }
 SYSTEM = spec.schema(
     "LegacySystem",

@@ -250,6 +250,9 @@ class IdUrl:
 
 
 def init_app(app: Flask) -> None:
+    from web.common.messages import render_message
+
+    app.add_template_filter(render_message, "message")
     app.add_template_global(IdUrl, "id_url")
     app.add_template_filter(money, "money")
     app.add_template_filter(gb, "gb")

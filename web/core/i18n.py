@@ -9,10 +9,12 @@ Which language a request gets, first match wins:
 The browser's Accept-Language is deliberately ignored: the product is Chinese first.
 
 Strings: msgids are English; Python code uses ``gettext``/``_`` (and ``lazy_gettext``/``_l``
-for module-level strings such as form labels), templates ``{{ _('...') }}``.  The catalog
+for module-level strings such as form labels), templates ``{{ _('...') }}``.  The domain's
+sentences (reasons, findings, checks) are :class:`cloudmgr.messages.Message`: a msgid marked
+with ``N_`` and its parameters, shown with ``{{ value|message }}`` (``web.common.messages``).  The catalog
 is ``web/translations/zh/LC_MESSAGES/messages.po``.  After adding strings::
 
-    pybabel extract -F web/babel.cfg -k _l -k lazy_gettext -o /tmp/messages.pot web
+    pybabel extract -F web/babel.cfg -k _l -k lazy_gettext -k N_ -o /tmp/messages.pot web cloudmgr
     pybabel update -i /tmp/messages.pot -d web/translations -l zh --no-fuzzy-matching
     # translate the new entries in messages.po, then (optional, the app does it itself):
     pybabel compile -d web/translations

@@ -1,0 +1,43 @@
+"""Showing the domain's sentences (:class:`cloudmgr.messages.Message`) in the page's language.
+
+``{{ reason|message }}`` takes a Message, or what one was stored as (``{"msgid", "params"}``,
+maybe beside an English ``detail`` or ``text``): it answers the msgid translated, its
+parameters filled in.  A stored row without a msgid (written before its sentence had one)
+shows its English text as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask_babel import gettext
+
+from cloudmgr.messages import Message
+
+FALLBACK_KEYS = ("detail", "text", "reason", "message")
+
+
+def render(msgid: str, params: Mapping[str, Any] | None = None) -> str:
+    text: str = gettext(msgid, **dict(params or {})) if params else gettext(msgid)
+    return text
+
+
+def render_message(value: object) -> str:
+    """A Message, a stored message dict, or plain text, in the page's language."""
+    if isinstance(value, Message):
+        return render(value.msgid, value.params)
+    if isinstance(value, Mapping):
+        msgid = value.get("msgid")
+        if isinstance(msgid, str) and msgid:
+            params = value.get("params")
+            try:
+                return render(msgid, params if isinstance(params, Mapping) else None)
+            except (KeyError, TypeError, ValueError):
+                pass  # a stored row whose parameters no longer fit: its English text below
+        for key in FALLBACK_KEYS:
+            text = value.get(key)
+            if isinstance(text, str):
+                return text
+        return ""
+    return "" if value is None else str(value)
