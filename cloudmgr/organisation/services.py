@@ -699,3 +699,76 @@ def delete_user(session: Session, actor: Actor, user_id: int, *, reason: str) ->
         detail=was,
     )
     return username
+
+
+# --- the organisation files, from the admin pages: import now, sync the clouds through the worker ----
+
+CLOUDS_SYNC_WORK = "clouds.sync_now"
+
+
+@dataclass(frozen=True)
+class FilesImported:
+    """What importing the clouds and departments files did (``cloudmgr org import``)."""
+
+    clouds: int
+    departments: int
+    summary: ImportSummary
+    # The work item that syncs the clouds (the worker runs it: never a cloud call in a request).
+    sync_item_id: int | None = None
+
+
+def import_organisation_files(
+    session: Session, clouds_file: Path, departments_file: Path, *, actor: Actor, sync_clouds: bool = False
+) -> FilesImported:
+    """Validate both files and import them, as ``cloudmgr org import`` does (administrators; the
+    files are all checked before anything is written: a bad file raises
+    :class:`~cloudmgr.organisation.errors.OrganisationFileInvalid` naming the file and entry).
+    With ``sync_clouds``, also queue ``cloudmgr clouds sync`` in the same transaction for the
+    worker: it calls the clouds, which never happens inside a request's transaction."""
+    from cloudmgr.workqueue.services import enqueue
+
+    _require_admin(actor, "import the organisation files")
+    clouds, departments = read_organisation(clouds_file, departments_file)
+    summary = import_organisation(session, clouds, departments, actor=actor)
+    item_id = None
+    if sync_clouds:
+        item = enqueue(session, CLOUDS_SYNC_WORK, CLOUDS_SYNC_WORK, {"actor": actor.username}, max_attempts=1)
+        item_id = item.id
+    return FilesImported(len(clouds), len(departments), summary, item_id)
+
+
+@dataclass(frozen=True)
+class FileSyncRun:
+    """The last "sync now" of a kind of file: its work item's state and what it reported."""
+
+    state: str  # queued, running, done, failed (the work item's)
+    queued_at: datetime
+    finished_at: datetime | None
+    actor: str
+    error: str | None
+    # What the run did, as its handler recorded it in the audit log (counts, problems).
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def last_file_sync(session: Session, kind: str) -> FileSyncRun | None:
+    """The latest "sync now" run of ``kind`` (CLOUDS_SYNC_WORK or the quotas' apply), or None."""
+    from cloudmgr.audit.models import AuditEvent
+    from cloudmgr.workqueue.models import WorkItem
+
+    item = session.scalar(select(WorkItem).where(WorkItem.kind == kind).order_by(WorkItem.id.desc()).limit(1))
+    if item is None:
+        return None
+    event = session.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.action == kind, AuditEvent.target_type == "work", AuditEvent.target_id == str(item.id))
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    return FileSyncRun(
+        item.state,
+        item.created_at,
+        item.finished_at,
+        str(item.payload.get("actor", "")),
+        item.last_error,
+        dict(event.detail) if event is not None else {},
+    )

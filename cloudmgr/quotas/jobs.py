@@ -47,3 +47,34 @@ def handle_quota_push(db: Database, item: ClaimedItem) -> None:
     error = push_limits_to_cloud(db, get_runtime().providers, department_id, cloud_id, limits, actor=approver)
     if error:
         raise RetryLater(f"quota change {item.payload['change_id']} not yet on the cloud: {error}")
+
+
+def handle_quota_apply(db: Database, item: ClaimedItem) -> None:
+    """``cloudmgr quotas apply`` an administrator asked for on the admin pages: the ledger, then
+    the clouds.  What it did is recorded in the audit log under the work item (the page shows it)."""
+    from cloudmgr.audit import services as audit
+    from cloudmgr.quotas.errors import QuotaFilesInvalid
+    from cloudmgr.quotas.plans import APPLY_WORK, apply
+
+    runtime = get_runtime()
+    actor = Actor(username=str(item.payload.get("actor", "system")), role=Role.ADMIN)
+    detail: dict[str, object]
+    try:
+        result = apply(db, runtime.providers, runtime.settings.quotas_dir, actor=actor)
+    except QuotaFilesInvalid as exc:  # the files changed since they were checked
+        problems = list(exc.problems)
+        detail = {"ledger_changed": 0, "cloud_changed": 0, "not_on_cloud": [], "problems": problems}
+    else:
+        problems = list(result.problems)
+        detail = {
+            "ledger_changed": len(result.ledger_changed),
+            "cloud_changed": len(result.cloud_changed),
+            "not_on_cloud": list(result.not_on_cloud),
+            "problems": problems,
+        }
+    with db.unit_of_work() as uow:
+        audit.record(
+            uow.session, actor=actor.username, action=APPLY_WORK, target_type="work", target_id=item.id, detail=detail
+        )
+    if problems:
+        raise GiveUp("; ".join(problems))

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError
 from cloudmgr.db import Database
+from cloudmgr.errors import PermissionDenied
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud
+from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, Role
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.cloudsync import push_limits_to_cloud
@@ -313,3 +314,31 @@ def export(session: Session, definitions: QuotaDefinitions, folder: Path, *, act
         assignment.change_request_id = None
     audit.record(session, actor=actor.username, action="quota.export", target_type="quota", target_id=str(target))
     return target
+
+
+# --- apply from the admin pages: checked now, run by the worker -------------------------------
+
+APPLY_WORK = "quotas.apply"
+
+
+@dataclass(frozen=True)
+class ApplyQueued:
+    """The quota files checked and their apply queued for the worker."""
+
+    sizes: int
+    entries: int
+    item_id: int
+
+
+def queue_apply(session: Session, folder: Path, *, actor: Actor) -> ApplyQueued:
+    """``cloudmgr quotas apply`` asked from the admin pages (administrators): the files are checked
+    now (:class:`QuotaFilesInvalid` lists each problem as file:line: message) and the apply is
+    queued in the caller's transaction; the worker runs it, since it sets quotas on the clouds,
+    which never happens inside a request's transaction.  Asked twice, the queued one is reused."""
+    from cloudmgr.workqueue.services import enqueue
+
+    if actor.role is not Role.ADMIN:
+        raise PermissionDenied("only administrators may apply the quota files")
+    definitions = load_and_check(session, folder)
+    item = enqueue(session, APPLY_WORK, APPLY_WORK, {"actor": actor.username}, max_attempts=1)
+    return ApplyQueued(len(definitions.sizes), len(definitions.entries), item.id)

@@ -26,6 +26,8 @@ from cloudmgr.quotas.files import read_quota_files as read_quota_files
 from cloudmgr.quotas.ledger import Balance as Balance  # re-exported: the web reads balances here
 from cloudmgr.quotas.ledger import all_balances as all_balances
 from cloudmgr.quotas.ledger import balance as balance
+from cloudmgr.quotas.plans import APPLY_WORK as APPLY_WORK
+from cloudmgr.quotas.plans import ApplyQueued as ApplyQueued
 from cloudmgr.quotas.plans import ApplyResult as ApplyResult
 from cloudmgr.quotas.plans import PlanLine as PlanLine
 from cloudmgr.quotas.plans import apply as apply
@@ -33,6 +35,7 @@ from cloudmgr.quotas.plans import check as check
 from cloudmgr.quotas.plans import export as export
 from cloudmgr.quotas.plans import load_and_check as load_and_check
 from cloudmgr.quotas.plans import plan as plan
+from cloudmgr.quotas.plans import queue_apply as queue_apply
 from cloudmgr.quotas.plans import read_clouds as read_clouds
 from cloudmgr.quotas.resources import RESOURCES as RESOURCES  # re-exported: the pages list the resources in lock order
 from cloudmgr.quotas.resources import Limits as Limits

@@ -144,9 +144,10 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
     from cloudmgr.capacity.jobs import handle_consolidation_wave
     from cloudmgr.moves.jobs import handle_move
     from cloudmgr.notifications.jobs import handle_notify
+    from cloudmgr.organisation.jobs import handle_clouds_sync
     from cloudmgr.programme.jobs import handle_programme_reminder
     from cloudmgr.purchases.jobs import handle_purchase_findings
-    from cloudmgr.quotas.jobs import handle_quota_push
+    from cloudmgr.quotas.jobs import handle_quota_apply, handle_quota_push
     from cloudmgr.runbooks.jobs import handle_migrate_system, handle_run_step
     from cloudmgr.servicerequests.jobs import (
         handle_orphan_action,
@@ -169,6 +170,8 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         "runbook.migrate_system": handle_migrate_system,
         "runbook.run_step": handle_run_step,
         "quota.push": handle_quota_push,
+        "quotas.apply": handle_quota_apply,
+        "clouds.sync_now": handle_clouds_sync,
         "purchase.findings": handle_purchase_findings,
         "backups.snapshot": handle_snapshot,
         "backups.backup": handle_backup,
@@ -200,6 +203,8 @@ def drain_cloud_work_job() -> None:
             "consolidation_wave",
             "move",
             "quota.push",
+            "quotas.apply",
+            "clouds.sync_now",
             "purchase.findings",
         }
     )

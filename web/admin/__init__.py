@@ -11,4 +11,5 @@ from web.common.navigation import add_nav_item
 
 __all__ = ["bp"]
 
+add_nav_item(Role.ADMIN, "admin.quota_files", _l("Quota files"))
 add_nav_item(Role.ADMIN, "admin.declassifications", _l("Declassifications"))

@@ -178,3 +178,9 @@ class DeleteUserForm(SafeForm):
         render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"},
     )
     submit = SubmitField(_l("Delete the user"))
+
+
+class SyncForm(SafeForm):
+    """ "Sync now": a button (and its CSRF token)."""
+
+    submit = SubmitField(_l("Sync now"))

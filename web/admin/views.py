@@ -13,6 +13,7 @@ from cloudmgr.identity.errors import ExternalAccount, PasswordRejected
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import (
     LastAdministrator,
+    OrganisationFileInvalid,
     OwnAccount,
     UnknownDepartment,
     UnknownUser,
@@ -21,11 +22,13 @@ from cloudmgr.organisation.errors import (
 )
 from cloudmgr.organisation.models import Role
 from cloudmgr.organisation.services import MIN_PASSWORD_LENGTH
+from cloudmgr.quotas import services as quotas
+from cloudmgr.quotas.errors import QuotaFilesInvalid
 from web.admin.blueprint import bp
-from web.admin.forms import AccountActionForm, DeleteUserForm, EditUserForm, NewUserForm, ResetPasswordForm
+from web.admin.forms import AccountActionForm, DeleteUserForm, EditUserForm, NewUserForm, ResetPasswordForm, SyncForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
-from web.core.uow import request_uow
+from web.core.uow import request_uow, runtime
 
 
 @bp.get("/")
@@ -172,16 +175,154 @@ def revoke_user_tokens(user_id: int) -> ResponseReturnValue:
     return _account_action(user_id, "revoke-tokens")
 
 
-@bp.get("/departments")
-def departments() -> ResponseReturnValue:
+def _files() -> dict[str, str]:
+    settings = runtime().settings
+    return {
+        "clouds_file": str(settings.clouds_file),
+        "departments_file": str(settings.departments_file),
+        "quotas_dir": str(settings.quotas_dir),
+    }
+
+
+def _departments_page(problems: list[str] | None = None, status: int = 200) -> ResponseReturnValue:
     session = request_uow().session
     org.list_clouds(session)  # puts the clouds in the session: the departments' links find them there
-    return render_template("admin/departments.html", departments=org.list_departments(session))
+    return (
+        render_template(
+            "admin/departments.html",
+            departments=org.list_departments(session),
+            files=_files(),
+            problems=problems or [],
+        ),
+        status,
+    )
+
+
+@bp.get("/departments")
+def departments() -> ResponseReturnValue:
+    return _departments_page()
+
+
+def _clouds_page(problems: list[str] | None = None, status: int = 200) -> ResponseReturnValue:
+    session = request_uow().session
+    return (
+        render_template(
+            "admin/clouds.html",
+            clouds=org.list_clouds(session),
+            files=_files(),
+            problems=problems or [],
+            last_sync=org.last_file_sync(session, org.CLOUDS_SYNC_WORK),
+        ),
+        status,
+    )
 
 
 @bp.get("/clouds")
 def clouds() -> ResponseReturnValue:
-    return render_template("admin/clouds.html", clouds=org.list_clouds(request_uow().session))
+    return _clouds_page()
+
+
+def _import_files(*, sync_clouds: bool) -> org.FilesImported | list[str]:
+    """Import the organisation files (and queue the clouds' sync): what was done, or the files' problems."""
+    settings = runtime().settings
+    form = SyncForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        return org.import_organisation_files(
+            request_uow().session,
+            settings.clouds_file,
+            settings.departments_file,
+            actor=current_actor(),
+            sync_clouds=sync_clouds,
+        )
+    except OrganisationFileInvalid as exc:
+        return exc.message.splitlines()
+
+
+def _imported_message(done: org.FilesImported) -> str:
+    message: str = _(
+        "Imported %(clouds)d clouds (%(clouds_new)d new) and %(departments)d departments (%(departments_new)d new), "
+        "with %(links)d new links between them.",
+        clouds=done.clouds,
+        clouds_new=done.summary.clouds_added,
+        departments=done.departments,
+        departments_new=done.summary.departments_added,
+        links=done.summary.links_added,
+    )
+    return message
+
+
+@bp.post("/departments/sync")
+def sync_departments() -> ResponseReturnValue:
+    done = _import_files(sync_clouds=False)
+    if isinstance(done, list):
+        return _departments_page(done, 400)
+    flash(_imported_message(done), "success")
+    return redirect(url_for("admin.departments"))
+
+
+@bp.post("/clouds/sync")
+def sync_clouds() -> ResponseReturnValue:
+    done = _import_files(sync_clouds=True)
+    if isinstance(done, list):
+        return _clouds_page(done, 400)
+    flash(
+        _imported_message(done)
+        + " "
+        + _("The clouds are being synced in the background (networks, projects, catalog): this page shows the result."),
+        "success",
+    )
+    return redirect(url_for("admin.clouds"))
+
+
+def _quotas_page(problems: list[str] | None = None, status: int = 200) -> ResponseReturnValue:
+    session = request_uow().session
+    settings = runtime().settings
+    sizes = entries = None
+    file_problems: list[str] = []
+    try:
+        definitions = quotas.read_quota_files(settings.quotas_dir)
+        sizes, entries = len(definitions.sizes), len(definitions.entries)
+    except DomainError as exc:
+        file_problems = exc.message.splitlines()
+    return (
+        render_template(
+            "admin/quotas.html",
+            files=_files(),
+            sizes=sizes,
+            entries=entries,
+            problems=problems or file_problems,
+            last_sync=org.last_file_sync(session, quotas.APPLY_WORK),
+        ),
+        status,
+    )
+
+
+@bp.get("/quotas")
+def quota_files() -> ResponseReturnValue:
+    return _quotas_page()
+
+
+@bp.post("/quotas/apply")
+def apply_quota_files() -> ResponseReturnValue:
+    form = SyncForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        queued = quotas.queue_apply(request_uow().session, runtime().settings.quotas_dir, actor=current_actor())
+    except QuotaFilesInvalid as exc:
+        return _quotas_page(list(exc.problems), 400)
+    flash(
+        _(
+            "The quota files are valid (%(sizes)d sizes, %(entries)d department quotas); they are being applied "
+            "to the ledger and the clouds in the background: this page shows the result.",
+            sizes=queued.sizes,
+            entries=queued.entries,
+        ),
+        "success",
+    )
+    return redirect(url_for("admin.quota_files"))
 
 
 def _last_admin_message() -> str:
