@@ -67,6 +67,7 @@ def db_upgrade(revision: str) -> None:
 from cloudmgr.capacity.cli import capacity  # noqa: E402
 from cloudmgr.identity.cli import users  # noqa: E402
 from cloudmgr.inventory.cli import inventory  # noqa: E402
+from cloudmgr.lines.cli import lines_group  # noqa: E402
 from cloudmgr.moves.cli import moves  # noqa: E402
 from cloudmgr.organisation.cli import clouds, demo_logins, org, seed_demo  # noqa: E402
 from cloudmgr.programme.cli import programme_group, waves_group  # noqa: E402
@@ -84,6 +85,7 @@ for _group in (
     requests_group,
     capacity,
     inventory,
+    lines_group,
     waves_group,
     programme_group,
     runbook,

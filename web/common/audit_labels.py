@@ -27,6 +27,7 @@ SUBJECTS: Mapping[str, object] = {
     "inventory": _l("Inventory"),
     "legacy_system": _l("Legacy system"),
     "move": _l("Server move"),
+    "network_line": _l("Dedicated line"),
     "organisation": _l("Organisation"),
     "purchase": _l("Purchase"),
     "quota": _l("Quota"),

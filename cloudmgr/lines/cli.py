@@ -1,0 +1,105 @@
+"""``cloudmgr lines …``: import, list and plan the departments' dedicated lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cloudmgr.cli_common import cli_system_actor, domain_errors
+from cloudmgr.runtime import get_runtime
+
+
+@click.group("lines")
+def lines_group() -> None:
+    """The departments' dedicated network lines (专线) and their consolidation."""
+
+
+@lines_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@domain_errors
+def lines_import(path: Path) -> None:
+    """Check and import a CSV or XLSX file of lines (every line or none)."""
+    from cloudmgr.lines.errors import LinesInvalid
+    from cloudmgr.lines.importer import MAX_BYTES, import_lines
+
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise click.ClickException(f"{path.name}: 文件过大（超过 {MAX_BYTES} 字节），未导入任何专线")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"无法读取 {path}: {exc}") from exc
+    try:
+        with get_runtime().db.unit_of_work() as uow:
+            result = import_lines(
+                uow.session, data, filename=path.name, actor=cli_system_actor(), entry_point="lines.import.cli"
+            )
+    except LinesInvalid as exc:
+        for row, field, reason in exc.problems:
+            where = f"第 {row} 行" if row else "文件"
+            click.echo(f"{where}，{field}：{reason}", err=True)
+        raise click.ClickException(exc.message) from exc
+    click.echo(
+        f"已从 {path.name} 导入 {result.total} 条专线：新增 {result.created}，更新 {result.updated}，"
+        f"未变 {result.unchanged}"
+    )
+    if result.plans_cleared:
+        click.echo(
+            f"{len(result.plans_cleared)} 条专线现承载涉密业务，已取消其外网/互联网割接计划："
+            + "、".join(result.plans_cleared),
+            err=True,
+        )
+
+
+@lines_group.command("list")
+@click.option("--department", "department_key", default=None, help="department key")
+@click.option(
+    "--target",
+    default=None,
+    help="intranet, extranet, internet or retire: the planned target, else the target by rule",
+)
+@domain_errors
+def lines_list(department_key: str | None, target: str | None) -> None:
+    """Lines with their target by rule, their planned target and state."""
+    from sqlalchemy import select
+
+    from cloudmgr.lines.models import CARRIER_LABELS, LINE_TYPE_LABELS, STATE_LABELS, TARGET_LABELS
+    from cloudmgr.lines.rules import carries_classified, proposed_target
+    from cloudmgr.lines.services import LineFilter, list_lines, parse_target
+    from cloudmgr.organisation.models import Department
+
+    chosen = parse_target(target) if target is not None else None
+    with get_runtime().db.unit_of_work() as uow:
+        department_id = None
+        if department_key:
+            department_id = uow.session.scalar(select(Department.id).where(Department.key == department_key))
+            if department_id is None:
+                raise click.ClickException(f"未知的部门 {department_key!r}")
+        rows = list_lines(uow.session, LineFilter(department_id=department_id, target=chosen))
+        rent = sum((line.monthly_rent for line in rows), start=0)
+        for line in rows:
+            rule = proposed_target(line)
+            planned = f"{TARGET_LABELS[line.target]}" if line.target else "-"
+            click.echo(
+                f"{line.code:<20} {line.department.key:<24} {CARRIER_LABELS[line.carrier]} "
+                f"{LINE_TYPE_LABELS[line.line_type]} {line.bandwidth_mbps}M  {line.a_city}{line.a_county} → "
+                f"{line.b_city}{line.b_county}  ¥{line.monthly_rent}/月  到期 {line.contract_end}  "
+                f"{'涉密 ' if carries_classified(line) else ''}规则：{TARGET_LABELS[rule.target]}  "
+                f"规划：{planned}  {STATE_LABELS[line.state]}"
+            )
+        click.echo(f"{len(rows)} 条专线，月租合计 ¥{rent}")
+
+
+@lines_group.command("plan")
+@click.argument("code")
+@click.option("--target", required=True, help="intranet, extranet, internet or retire")
+@domain_errors
+def lines_plan(code: str, target: str) -> None:
+    """Plan a line's cut-over onto a target (a classified line: the intranet or retirement only)."""
+    from cloudmgr.lines.models import TARGET_LABELS
+    from cloudmgr.lines.services import parse_target, plan_line
+
+    chosen = parse_target(target)
+    with get_runtime().db.unit_of_work() as uow:
+        plan_line(uow.session, code, chosen, actor=cli_system_actor(), entry_point="cli")
+    click.echo(f"专线 {code} 已规划割接至{TARGET_LABELS[chosen]}")

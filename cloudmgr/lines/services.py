@@ -1,0 +1,170 @@
+"""The line register: listing, planning a line's target (the classified rule enforced and every
+refusal audited) and exporting.  Every path (CLI now, API and pages later) plans through
+:func:`plan_line`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, selectinload
+
+from cloudmgr.audit import services as audit
+from cloudmgr.db import utcnow
+from cloudmgr.errors import PermissionDenied
+from cloudmgr.exports import csv_text
+from cloudmgr.inventory.models import LegacySystem
+from cloudmgr.lines.errors import ClassifiedLineRefused, InvalidLineTarget, LineNotFound
+from cloudmgr.lines.models import (
+    CARRIER_LABELS,
+    LINE_TYPE_LABELS,
+    STATE_LABELS,
+    TARGET_LABELS,
+    LineState,
+    LineTarget,
+    NetworkLine,
+)
+from cloudmgr.lines.rules import allowed_targets, carries_classified, effective_target, proposed_target
+from cloudmgr.organisation.actor import Actor
+
+log = logging.getLogger(__name__)
+
+AUDIT_TARGET = "network_line"
+PLANNED_ACTION = "network_line.plan"
+REFUSED_ACTION = "network_line.placement_refused"
+
+#: States in which a line's target may still be (re)planned.
+PLANNABLE_STATES = frozenset({LineState.IN_SERVICE, LineState.PLANNED})
+
+
+@dataclass(frozen=True)
+class LineFilter:
+    department_id: int | None = None
+    #: the line's target: the planned one, else the one by rule
+    target: LineTarget | None = None
+
+
+def _loaded() -> Select[tuple[NetworkLine]]:
+    return select(NetworkLine).options(
+        selectinload(NetworkLine.department),
+        selectinload(NetworkLine.systems).selectinload(LegacySystem.server_room),
+        selectinload(NetworkLine.rooms),
+    )
+
+
+def list_lines(session: Session, flt: LineFilter | None = None, *, actor: Actor | None = None) -> list[NetworkLine]:
+    """Lines by department and code; a department user sees only their own department's."""
+    flt = flt or LineFilter()
+    query = _loaded().order_by(NetworkLine.department_id, NetworkLine.code)
+    scope = actor.department_scope if actor is not None else None
+    if scope is not None:
+        query = query.where(NetworkLine.department_id == scope)
+    if flt.department_id is not None:
+        query = query.where(NetworkLine.department_id == flt.department_id)
+    lines: Sequence[NetworkLine] = session.scalars(query).all()
+    if flt.target is not None:
+        return [line for line in lines if effective_target(line) == flt.target]
+    return list(lines)
+
+
+def get_line(session: Session, code: str, *, actor: Actor | None = None) -> NetworkLine:
+    line: NetworkLine | None = session.scalars(_loaded().where(NetworkLine.code == code)).one_or_none()
+    if line is None or (actor is not None and not actor.can_see_department(line.department_id)):
+        raise LineNotFound(f"没有编号为 {code!r} 的专线")
+    return line
+
+
+def parse_target(value: str) -> LineTarget:
+    """A target from its code (intranet, extranet, internet, retire) or its Chinese name."""
+    text = value.strip()
+    for target in LineTarget:
+        if text in (target.value, TARGET_LABELS[target]):
+            return target
+    names = "、".join(f"{t.value}（{TARGET_LABELS[t]}）" for t in LineTarget)
+    raise InvalidLineTarget(f"目标 {value!r} 无效，应为：{names}")
+
+
+def ensure_target_allowed(
+    session: Session, line: NetworkLine, target: LineTarget, *, actor: Actor, entry_point: str
+) -> None:
+    """Refuse a target the rule forbids.  A classified line onto the extranet or the internet is refused
+    and the refusal audited (the record survives the caller's rollback)."""
+    if target in allowed_targets(line):
+        return
+    if carries_classified(line):
+        reason = f"专线 {line.code} 承载涉密业务，只能纳入电子政务内网或裁撤，不能规划到{TARGET_LABELS[target]}"
+        audit.record_surviving_rollback(
+            session,
+            actor=actor.username,
+            action=REFUSED_ACTION,
+            target_type=AUDIT_TARGET,
+            target_id=line.id,
+            reason=reason,
+            detail={"code": line.code, "target": target.value, "entry_point": entry_point},
+        )
+        log.warning(
+            "refused planning classified line %s onto %s via %s by %s", line.code, target, entry_point, actor.username
+        )
+        raise ClassifiedLineRefused(reason, line_id=line.id, code=line.code, entry_point=entry_point)
+    raise InvalidLineTarget(f"专线 {line.code} 不承载涉密业务：电子政务内网只承载涉密业务，应纳入电子政务外网或互联网")
+
+
+def plan_line(session: Session, code: str, target: LineTarget | str, *, actor: Actor, entry_point: str) -> NetworkLine:
+    """Plan a line's cut-over onto ``target`` (operators and administrators).
+
+    ``entry_point`` names the path for the audit log ("cli", "api", "page")."""
+    if actor.is_department:
+        raise PermissionDenied("只有运维人员可以规划专线割接")
+    line = get_line(session, code, actor=actor)
+    chosen = target if isinstance(target, LineTarget) else parse_target(target)
+    ensure_target_allowed(session, line, chosen, actor=actor, entry_point=entry_point)
+    if line.state not in PLANNABLE_STATES:
+        raise InvalidLineTarget(f"专线 {line.code} 已{STATE_LABELS[line.state]}，不能再规划")
+    before = line.target
+    line.target = chosen
+    line.state = LineState.PLANNED
+    line.planned_by = actor.username
+    line.planned_at = utcnow()
+    audit.record(
+        session,
+        actor=actor.username,
+        action=PLANNED_ACTION,
+        target_type=AUDIT_TARGET,
+        target_id=line.id,
+        reason=f"{TARGET_LABELS[chosen]}（{entry_point}）",
+        detail={
+            "code": line.code,
+            "from": before.value if before else None,
+            "to": chosen.value,
+            "by_rule": proposed_target(line).target.value,
+            "entry_point": entry_point,
+        },
+    )
+    session.flush()
+    return line
+
+
+EXPORT_HEADER = (
+    "编号", "部门", "运营商", "类型", "带宽(Mbit/s)", "A端", "A端市", "A端县", "A端乡镇", "B端", "B端市", "B端县",
+    "B端乡镇", "月租(元)", "合同开始", "合同结束", "涉密", "面向公众", "规则目标", "规划目标", "状态", "承载系统",
+)  # fmt: skip
+
+
+def export_csv(lines: Sequence[NetworkLine]) -> str:
+    """The lines as CSV for a spreadsheet; every text cell neutralised against formula injection."""
+    rows = []
+    for line in lines:
+        rows.append(
+            (
+                line.code, line.department.name_zh, CARRIER_LABELS[line.carrier], LINE_TYPE_LABELS[line.line_type],
+                line.bandwidth_mbps, line.a_site, line.a_city, line.a_county, line.a_township, line.b_site,
+                line.b_city, line.b_county, line.b_township, line.monthly_rent, line.contract_start.isoformat(),
+                line.contract_end.isoformat(), "是" if carries_classified(line) else "否",
+                "是" if line.public_facing else "否", TARGET_LABELS[proposed_target(line).target],
+                TARGET_LABELS[line.target] if line.target else "", STATE_LABELS[line.state],
+                " ".join(s.hostname for s in line.systems),
+            )
+        )  # fmt: skip
+    return csv_text(EXPORT_HEADER, rows)

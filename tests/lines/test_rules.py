@@ -1,0 +1,186 @@
+"""The target rule and the classified rule for lines, through the service and the CLI: every refusal audited."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from cloudmgr.audit.models import AuditEvent
+from cloudmgr.cli import main
+from cloudmgr.db import utcnow
+from cloudmgr.errors import PermissionDenied
+from cloudmgr.inventory.models import SystemState
+from cloudmgr.lines.errors import ClassifiedLineRefused, InvalidLineTarget
+from cloudmgr.lines.models import LineState, LineTarget, NetworkLine
+from cloudmgr.lines.rules import effective_target, proposed_target
+from cloudmgr.lines.services import REFUSED_ACTION, LineFilter, export_csv, list_lines, plan_line
+from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Role
+from cloudmgr.runtime import Runtime
+from tests.inventory.helpers import department, make_system
+from tests.lines.helpers import make_line
+
+OPERATOR = Actor(username="op", role=Role.OPERATOR)
+
+
+def refusals(runtime: Runtime) -> list[AuditEvent]:
+    with runtime.db.unit_of_work() as uow:
+        return list(uow.session.scalars(select(AuditEvent).where(AuditEvent.action == REFUSED_ACTION)))
+
+
+def test_target_by_rule(seeded: Runtime) -> None:
+    with seeded.db.unit_of_work() as uow:
+        s = uow.session
+        extranet_sys = make_system(s, "ext01")
+        web_sys = make_system(s, "web01", network="internet")
+        secret = make_system(s, "secret01", classification="classified", network="intranet", state="intranet")
+        plain = make_line(s, "L-EXT", systems=[extranet_sys])
+        public = make_line(s, "L-PUB", systems=[web_sys])
+        declared_public = make_line(s, "L-PUB2", public_facing=True)
+        classified = make_line(s, "L-SEC", systems=[extranet_sys, secret])
+        declared = make_line(s, "L-DECL", declared_classified=True, public_facing=True)
+        assert proposed_target(plain).target == LineTarget.EXTRANET
+        assert proposed_target(public).target == LineTarget.INTERNET
+        assert proposed_target(declared_public).target == LineTarget.INTERNET
+        assert proposed_target(classified).target == LineTarget.INTRANET
+        assert proposed_target(classified).classified
+        # declared classified wins over public-facing: never the internet
+        assert proposed_target(declared).target == LineTarget.INTRANET
+
+
+def test_a_line_whose_systems_moved_and_rooms_closed_is_proposed_for_retirement(seeded: Runtime) -> None:
+    with seeded.db.unit_of_work() as uow:
+        s = uow.session
+        a = make_system(s, "a01")
+        b = make_system(s, "b01")
+        line = make_line(s, "L-RET", systems=[a, b])
+        empty = make_line(s, "L-EMPTY")
+        assert proposed_target(line).target == LineTarget.EXTRANET
+        a.state = SystemState.ON_CLOUD
+        assert proposed_target(line).target == LineTarget.EXTRANET  # b still in the room
+        b.state = SystemState.DECOMMISSIONED
+        assert proposed_target(line).target == LineTarget.EXTRANET  # the room is still open
+        a.server_room.closed_at = utcnow()
+        assert proposed_target(line).target == LineTarget.RETIRE
+        # a line that carries nothing known is not proposed for retirement by the rule
+        assert proposed_target(empty).target == LineTarget.EXTRANET
+
+
+def test_a_linked_open_room_keeps_the_line(seeded: Runtime) -> None:
+    with seeded.db.unit_of_work() as uow:
+        s = uow.session
+        a = make_system(s, "a01", state="on_cloud")
+        other = make_system(s, "h01", dept_key="prov-hrss")
+        a.server_room.closed_at = utcnow()
+        line = make_line(s, "L-ROOM", systems=[a], rooms=[a.server_room])
+        assert proposed_target(line).target == LineTarget.RETIRE
+        line.rooms = [a.server_room, other.server_room]
+        assert proposed_target(line).target == LineTarget.EXTRANET
+
+
+@pytest.mark.parametrize("target", [LineTarget.EXTRANET, LineTarget.INTERNET, "extranet", "互联网"])
+def test_planning_a_classified_line_off_the_intranet_is_refused_and_audited(seeded: Runtime, target: object) -> None:
+    with seeded.db.unit_of_work() as uow:
+        secret = make_system(uow.session, "secret01", classification="classified", network="intranet", state="intranet")
+        make_line(uow.session, "L-SEC", systems=[secret])
+        make_line(uow.session, "L-DECL", declared_classified=True)
+    for code in ("L-SEC", "L-DECL"):
+        with pytest.raises(ClassifiedLineRefused), seeded.db.unit_of_work() as uow:
+            plan_line(uow.session, code, target, actor=OPERATOR, entry_point="test")  # type: ignore[arg-type]
+    events = refusals(seeded)
+    assert [e.detail["code"] for e in events] == ["L-SEC", "L-DECL"]
+    assert all(e.actor == "op" and e.detail["entry_point"] == "test" for e in events)
+    with seeded.db.unit_of_work() as uow:
+        assert all(line.target is None for line in uow.session.scalars(select(NetworkLine)))
+
+
+def test_a_system_classified_later_makes_the_line_refuse_the_extranet(seeded: Runtime) -> None:
+    with seeded.db.unit_of_work() as uow:
+        system = make_system(uow.session, "x01")
+        make_line(uow.session, "L-X", systems=[system])
+    with seeded.db.unit_of_work() as uow:
+        plan_line(uow.session, "L-X", LineTarget.EXTRANET, actor=OPERATOR, entry_point="test")
+    with seeded.db.unit_of_work() as uow:
+        line = uow.session.scalars(select(NetworkLine)).one()
+        line.systems[0].classification = "classified"
+        line.systems[0].network = "intranet"
+    with pytest.raises(ClassifiedLineRefused), seeded.db.unit_of_work() as uow:
+        plan_line(uow.session, "L-X", LineTarget.INTERNET, actor=OPERATOR, entry_point="test")
+    with seeded.db.unit_of_work() as uow:
+        line = plan_line(uow.session, "L-X", LineTarget.INTRANET, actor=OPERATOR, entry_point="test")
+        assert line.state == LineState.PLANNED and line.target == LineTarget.INTRANET
+
+
+def test_planning_allowed_targets(seeded: Runtime) -> None:
+    with seeded.db.unit_of_work() as uow:
+        secret = make_system(uow.session, "secret01", classification="classified", network="intranet", state="intranet")
+        make_line(uow.session, "L-SEC", systems=[secret])
+        make_line(uow.session, "L-EXT")
+    with seeded.db.unit_of_work() as uow:
+        line = plan_line(uow.session, "L-SEC", "intranet", actor=OPERATOR, entry_point="test")
+        assert (line.target, line.state, line.planned_by) == (LineTarget.INTRANET, LineState.PLANNED, "op")
+        plan_line(uow.session, "L-SEC", "retire", actor=OPERATOR, entry_point="test")
+        plan_line(uow.session, "L-EXT", "extranet", actor=OPERATOR, entry_point="test")
+    # the intranet is for classified business only (refused, not a classified refusal)
+    with pytest.raises(InvalidLineTarget), seeded.db.unit_of_work() as uow:
+        plan_line(uow.session, "L-EXT", "intranet", actor=OPERATOR, entry_point="test")
+    with pytest.raises(InvalidLineTarget), seeded.db.unit_of_work() as uow:
+        plan_line(uow.session, "L-EXT", "dmz", actor=OPERATOR, entry_point="test")
+    assert refusals(seeded) == []
+    with seeded.db.unit_of_work() as uow:
+        dept = department(uow.session)
+        staff = Actor(username="zhangwei", role=Role.DEPT_STAFF, department_id=dept.id)
+        with pytest.raises(PermissionDenied):
+            plan_line(uow.session, "L-EXT", "internet", actor=staff, entry_point="test")
+        assert [line.code for line in list_lines(uow.session, actor=staff)] == ["L-EXT", "L-SEC"]
+        hrss = Actor(username="wangfang", role=Role.DEPT_STAFF, department_id=department(uow.session, "ts-hrss").id)
+        assert list_lines(uow.session, actor=hrss) == []
+        assert [line.code for line in list_lines(uow.session, LineFilter(target=LineTarget.RETIRE))] == ["L-SEC"]
+        assert effective_target(uow.session.scalars(select(NetworkLine).where(NetworkLine.code == "L-EXT")).one()) == (
+            LineTarget.EXTRANET
+        )
+
+
+def test_export_neutralises_formulas(seeded: Runtime) -> None:
+    with seeded.db.unit_of_work() as uow:
+        line = make_line(uow.session, "L-F", a_site='=HYPERLINK("http://x")')
+        text = export_csv([line])
+    assert "'=HYPERLINK" in text
+    assert "中国电信" in text
+
+
+def cli_env(runtime: Runtime, tmp_path: Path) -> dict[str, str]:
+    return {"CLOUDMGR_DATABASE_URL": runtime.settings.database_url, "CLOUDMGR_INSTANCE_PATH": str(tmp_path)}
+
+
+def test_cli_plan_refuses_a_classified_line_and_audits_it(seeded: Runtime, tmp_path: Path) -> None:
+    with seeded.db.unit_of_work() as uow:
+        secret = make_system(uow.session, "secret01", classification="classified", network="intranet", state="intranet")
+        make_line(uow.session, "L-SEC", systems=[secret])
+        make_line(uow.session, "L-EXT")
+    runner = CliRunner()
+    env = cli_env(seeded, tmp_path)
+    result = runner.invoke(main, ["lines", "plan", "L-SEC", "--target", "extranet"], env=env)
+    assert result.exit_code != 0
+    assert "涉密" in result.output
+    events = refusals(seeded)
+    assert len(events) == 1 and events[0].detail["entry_point"] == "cli" and events[0].actor.startswith("cli:")
+    result = runner.invoke(main, ["lines", "plan", "L-SEC", "--target", "internet"], env=env)
+    assert result.exit_code != 0 and len(refusals(seeded)) == 2
+    result = runner.invoke(main, ["lines", "plan", "L-SEC", "--target", "intranet"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "电子政务内网" in result.output
+    result = runner.invoke(main, ["lines", "plan", "NOPE", "--target", "intranet"], env=env)
+    assert result.exit_code != 0 and "NOPE" in result.output
+    result = runner.invoke(main, ["lines", "plan", "L-EXT", "--target", "moon"], env=env)
+    assert result.exit_code != 0 and "moon" in result.output
+    result = runner.invoke(main, ["lines", "list", "--target", "extranet"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "L-EXT" in result.output and "L-SEC" not in result.output
+    result = runner.invoke(main, ["lines", "list", "--department", "nope"], env=env)
+    assert result.exit_code != 0
+    result = runner.invoke(main, ["lines", "list", "--target", "sky"], env=env)
+    assert result.exit_code != 0
