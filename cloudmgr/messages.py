@@ -34,10 +34,14 @@ class Message:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return self.msgid % dict(self.params) if self.params else self.msgid
+        if not self.params:
+            return self.msgid
+        return self.msgid % {k: str(v) if isinstance(v, Message) else v for k, v in self.params.items()}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"msgid": self.msgid, "params": dict(self.params)}
+        """A parameter may be a Message itself (a reason inside a sentence): stored as its dict."""
+        params = {k: v.as_dict() if isinstance(v, Message) else v for k, v in self.params.items()}
+        return {"msgid": self.msgid, "params": params}
 
 
 def message(msgid: str, **params: Any) -> Message:

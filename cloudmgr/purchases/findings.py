@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.purchases.matching import Specs, match_items, text_similarity
 from cloudmgr.purchases.models import (
@@ -128,19 +129,28 @@ def _classified(purchase: PurchaseRequest, legacy: dict[str, Any] | None, *, exc
     """The purchase is declared classified, or names a classified system: the exception, or why it is not one."""
     if not (purchase.classified or bool(legacy and legacy.get("classified"))):
         return None
+    summary = Message(
+        N_("classified system on the e-government intranet: the legitimate exception for hardware")
+        if exception
+        else N_(
+            "declared classified, but the inventory records the named host as not classified: "
+            "the cloud's offer is still weighed"
+        )
+        if purchase.classified
+        else N_(
+            "names a classified system, but the purchase is not declared classified: the cloud's offer is still weighed"
+        )
+    )
     return PurchaseFinding(
         kind=FindingKind.CLASSIFIED.value,
         severity=Severity.INFO.value,
-        summary=(
-            "classified system on the e-government intranet: the legitimate exception for hardware"
-            if exception
-            else "declared classified, but the inventory records the named host as not classified: "
-            "the cloud's offer is still weighed"
-            if purchase.classified
-            else "names a classified system, but the purchase is not declared classified: "
-            "the cloud's offer is still weighed"
-        ),
-        evidence={"declared": purchase.classified, "legacy_system": legacy, "exception": exception},
+        summary=str(summary),
+        evidence={
+            "declared": purchase.classified,
+            "legacy_system": legacy,
+            "exception": exception,
+            "message": summary.as_dict(),
+        },
     )
 
 
@@ -235,6 +245,7 @@ def _duplicates(session: Session, purchase: PurchaseRequest, window_days: int) -
                     "department_id": other.department_id,
                     "department": other.department.key,
                     "department_name_zh": other.department.name_zh,
+                    "department_name_en": other.department.name_en,
                     "same_department": other.department_id == purchase.department_id,
                     "state": other.state,
                     "pending": other.state != PurchaseState.APPROVED,
@@ -292,7 +303,13 @@ def _migrating(session: Session, purchase: PurchaseRequest, legacy: dict[str, An
     reasons = []
     if legacy is not None and legacy.get("in_scope"):
         evidence["legacy_system"] = legacy
-        reasons.append(f"legacy system {legacy['hostname']} is {legacy['state']} in the migration programme")
+        reasons.append(
+            message(
+                N_("legacy system %(host)s is %(state)s in the migration programme"),
+                host=legacy["hostname"],
+                state=Message(SYSTEM_STATE_WORDS.get(str(legacy["state"]), str(legacy["state"]))),
+            )
+        )
     name = purchase.application_system
     servers = session.execute(
         select(ServiceRequest.application_system, ServiceRequest.id, Cloud.key, func.count(ManagedServer.id))
@@ -312,7 +329,12 @@ def _migrating(session: Session, purchase: PurchaseRequest, legacy: dict[str, An
     ]
     if on_cloud:
         evidence["on_cloud"] = on_cloud
-        reasons.append(f"the application system already runs on the cloud ({sum(s['servers'] for s in on_cloud)} VMs)")
+        reasons.append(
+            message(
+                N_("the application system already runs on the cloud (%(count)s VMs)"),
+                count=sum(s["servers"] for s in on_cloud),
+            )
+        )
     requested = session.execute(
         select(ServiceRequest.id, ServiceRequest.application_system, ServiceRequest.state).where(
             ServiceRequest.department_id == purchase.department_id,
@@ -327,15 +349,30 @@ def _migrating(session: Session, purchase: PurchaseRequest, legacy: dict[str, An
     ]
     if asked:
         evidence["requests"] = asked
-        reasons.append(f"VM requests for the application system are open ({len(asked)})")
+        reasons.append(message(N_("VM requests for the application system are open (%(count)s)"), count=len(asked)))
     if not reasons:
         return None
+    summary = message(N_("already migrating: %(reasons)s"), reasons="; ".join(str(r) for r in reasons))
+    evidence["message"] = summary.as_dict()
+    evidence["reasons"] = [r.as_dict() for r in reasons]
     return PurchaseFinding(
         kind=FindingKind.MIGRATING.value,
         severity=Severity.WARN.value,
-        summary="already migrating: " + "; ".join(reasons),
+        summary=str(summary),
         evidence=evidence,
     )
+
+
+# A legacy system's state as a word in a sentence (cloudmgr.inventory's states).
+SYSTEM_STATE_WORDS: dict[str, str] = {
+    "legacy": N_("still in its server room"),
+    "intranet": N_("on the e-government intranet"),
+    "planned": N_("planned in a wave"),
+    "migrating": N_("migrating"),
+    "on_cloud": N_("on the cloud"),
+    "rolled_back": N_("rolled back"),
+    "decommissioned": N_("decommissioned"),
+}
 
 
 def _same_system(a: str, b: str) -> bool:

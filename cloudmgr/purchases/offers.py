@@ -25,6 +25,7 @@ from cloudmgr.capacity.models import CapacitySnapshot
 from cloudmgr.catalog import services as catalog
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.cloud import CloudError
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
@@ -77,7 +78,11 @@ class CapacityView:
     source: str  # live | snapshot | none
     hosts: list[HostFree] = field(default_factory=list)
     taken_at: str | None = None
-    problem: str | None = None
+    problem_message: Message | None = None
+
+    @property
+    def problem(self) -> str | None:
+        return str(self.problem_message) if self.problem_message is not None else None
 
     def totals(self) -> dict[str, int]:
         return {
@@ -101,7 +106,7 @@ class CapacityReader:
 
     def __init__(self) -> None:
         self._live: dict[tuple[str, str | None], CapacityView] = {}
-        self._problems: dict[tuple[str, str | None], str] = {}
+        self._problems: dict[tuple[str, str | None], Message] = {}
         self._cache: dict[tuple[str, str | None], CapacityView] = {}
 
     def read_live(self, registry: ProviderRegistry, clouds: Sequence[tuple[str, str, str | None]]) -> None:
@@ -115,7 +120,7 @@ class CapacityReader:
                 providers = provider.list_resource_providers()
                 hypervisors = {h.name: h for h in provider.list_hypervisors()}
             except CloudError as exc:
-                self._problems[key] = f"live capacity unavailable: {exc}"
+                self._problems[key] = message(N_("live capacity unavailable: %(error)s"), error=str(exc))
                 log.warning("capacity of %s: %s", cloud_key, exc)
                 continue
             hosts = []
@@ -132,10 +137,10 @@ class CapacityReader:
             self._cache[key] = self._live.get(key) or self._read_snapshot(session, cloud, self._problems.get(key))
         return self._cache[key]
 
-    def _read_snapshot(self, session: Session, cloud: Cloud, problem: str | None) -> CapacityView:
+    def _read_snapshot(self, session: Session, cloud: Cloud, problem: Message | None) -> CapacityView:
         snapshot = self._latest_snapshot(session, cloud.key)
         if snapshot is None:
-            return CapacityView("none", problem=problem or "no capacity data for this cloud")
+            return CapacityView("none", problem_message=problem or Message(N_("no capacity data for this cloud")))
         hosts = [
             HostFree(
                 h.name, h.vcpus_total - h.vcpus_used, h.ram_mb_total - h.ram_mb_used, h.disk_gb_total - h.disk_gb_used
@@ -144,7 +149,7 @@ class CapacityReader:
             if h.state == "up"
         ]
         return CapacityView(
-            "snapshot", hosts, taken_at=snapshot.taken_at.isoformat(timespec="seconds"), problem=problem
+            "snapshot", hosts, taken_at=snapshot.taken_at.isoformat(timespec="seconds"), problem_message=problem
         )
 
     @staticmethod
@@ -160,13 +165,25 @@ class CapacityReader:
         return None
 
 
+# The resources as words in a sentence (translated where it is shown).
+RESOURCE_WORDS: dict[Resource, str] = {
+    Resource.CORES: N_("vCPU cores"),
+    Resource.RAM_MB: N_("memory"),
+    Resource.INSTANCES: N_("servers"),
+}
+
+
 @dataclass(frozen=True)
 class QuotaFit:
     fits: bool
     how: str  # headroom | step | none
     step_size: str | None
     free: dict[str, int]
-    detail: str
+    message: Message
+
+    @property
+    def detail(self) -> str:
+        return str(self.message)
 
 
 def _quota_fit(
@@ -179,10 +196,10 @@ def _quota_fit(
     try:
         balance = ledger.balance(session, department_id, cloud_id)
     except NoQuota:
-        return QuotaFit(False, "none", None, {}, "no quota on this cloud")
+        return QuotaFit(False, "none", None, {}, Message(N_("no quota on this cloud")))
     free = {r.value: b.free for r, b in balance.resources.items()}
     if all(needs[r] <= balance.resources[r].free for r in needs if r in balance.resources):
-        return QuotaFit(True, "headroom", None, free, "fits the quota headroom")
+        return QuotaFit(True, "headroom", None, free, Message(N_("fits the quota headroom")))
     assignment = session.scalar(
         select(QuotaAssignment).where(
             QuotaAssignment.department_id == department_id, QuotaAssignment.cloud_id == cloud_id
@@ -190,15 +207,27 @@ def _quota_fit(
     )
     step = definitions.size_above(assignment.size if assignment else None) if definitions else None
     if step is None:
-        return QuotaFit(False, "none", None, free, "exceeds the quota and no standard size step is above it")
+        return QuotaFit(
+            False, "none", None, free, Message(N_("exceeds the quota and no standard size step is above it"))
+        )
     for resource, n in needs.items():
         row = balance.resources.get(resource)
         taken = (row.used + row.reserved) if row else 0
         if taken + n > step.limits.get(resource, 0):
             return QuotaFit(
-                False, "none", step.name, free, f"exceeds the quota even one size up ({step.name}: {resource.value})"
+                False,
+                "none",
+                step.name,
+                free,
+                message(
+                    N_("exceeds the quota even one size up (size %(size)s: %(resource)s)"),
+                    size=step.name,
+                    resource=Message(RESOURCE_WORDS.get(resource, resource.value)),
+                ),
             )
-    return QuotaFit(True, "step", step.name, free, f"fits after one standard step up to {step.name}")
+    return QuotaFit(
+        True, "step", step.name, free, message(N_("fits after one standard step up to size %(size)s"), size=step.name)
+    )
 
 
 def _count_for(flavor: CatalogItem, needs: Needs) -> int | None:
@@ -244,14 +273,14 @@ def find_offer(
         zones = {z.zone for z in cloud.zones}
         zone = next((z for z in PREFERRED_ZONES if z in zones), None)
         if zone is None:
-            rejected.append({"cloud": cloud.key, "reason": "the cloud has no network zone"})
+            rejected.append(_rejected(cloud.key, [Message(N_("the cloud has no network zone"))]))
             continue
         flavors = catalog.offered_items(session, cloud.id, ItemKind.FLAVOR)
         if not flavors:
-            rejected.append({"cloud": cloud.key, "reason": "no flavor is offered in the catalog"})
+            rejected.append(_rejected(cloud.key, [Message(N_("no flavor is offered in the catalog"))]))
             continue
         view = capacity.for_cloud(session, cloud)
-        reasons: list[str] = []
+        reasons: list[Message] = []
         for flavor in flavors:
             count = _count_for(flavor, needs)
             if count is None or count > MAX_INSTANCES:
@@ -263,14 +292,15 @@ def find_offer(
             }
             quota = _quota_fit(session, department_id, cloud.id, wanted, definitions)
             if not quota.fits:
-                reasons.append(f"{flavor.cloud_name} x {count}: {quota.detail}")
+                reasons.append(_flavor_reason(flavor.cloud_name, count, quota.message))
                 continue
             if view.source == "none":
-                reasons.append(f"{flavor.cloud_name} x {count}: {view.problem}")
+                reasons.append(_flavor_reason(flavor.cloud_name, count, view.problem_message))
                 continue
             room = view.room_for(flavor)
             if room < count:
-                reasons.append(f"{flavor.cloud_name} x {count}: the cloud has room for {room} only")
+                room_only = message(N_("the cloud has room for %(room)s only"), room=room)
+                reasons.append(_flavor_reason(flavor.cloud_name, count, room_only))
                 continue
             monthly = (flavor.monthly_price * count).quantize(Decimal("0.01"))
             offer: dict[str, Any] = {
@@ -300,5 +330,14 @@ def find_offer(
             if best is None or _rank(offer) < _rank(best):
                 best = offer
         if reasons and (best is None or best["cloud"] != cloud.key):
-            rejected.append({"cloud": cloud.key, "reason": "; ".join(reasons[:5])})
+            rejected.append(_rejected(cloud.key, reasons[:5]))
     return best, rejected
+
+
+def _flavor_reason(flavor: str, count: int, why: Message | None) -> Message:
+    return message(N_("%(flavor)s × %(count)s: %(why)s"), flavor=flavor, count=count, why=why or Message(""))
+
+
+def _rejected(cloud_key: str, reasons: Sequence[Message]) -> dict[str, Any]:
+    """Why a cloud made no offer: in English (``reason``) and as messages (``reasons``)."""
+    return {"cloud": cloud_key, "reason": "; ".join(str(r) for r in reasons), "reasons": [r.as_dict() for r in reasons]}

@@ -19,6 +19,9 @@ SUBJECTS: Mapping[str, object] = {
     "address": _l("Public address"),
     "auth": _l("Sign-in"),
     "capacity": _l("Capacity"),
+    "clouds": _l("Clouds"),
+    "planner": _l("Capacity planner"),
+    "quotas": _l("Quotas"),
     "catalog": _l("Catalog"),
     "cloud": _l("Cloud"),
     "consolidation": _l("Consolidation"),
@@ -60,6 +63,9 @@ STEPS: Mapping[str, object] = {
     "address_locked": _l("address locked"),
     "admin_network_set": _l("admin network set"),
     "adopt": _l("adopt"),
+    "apply": _l("applied from the files"),
+    "sync_now": _l("synced from the files"),
+    "row_refused": _l("row refused"),
     "approve": _l("approve"),
     "approved": _l("approved"),
     "associated": _l("associated"),
@@ -203,6 +209,7 @@ TARGET_TYPES: Mapping[str, object] = {
     "server_snapshot_records": _l("Server snapshot"),
     "planner_row": _l("Planner row"),
     "compute_host": _l("Compute host"),
+    "work": _l("Background job"),
 }
 
 

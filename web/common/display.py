@@ -250,9 +250,12 @@ class IdUrl:
 
 
 def init_app(app: Flask) -> None:
+    from web.common.audit_labels import action_label, target_type_label
     from web.common.messages import render_message
 
     app.add_template_filter(render_message, "message")
+    app.add_template_global(action_label, "audit_action")
+    app.add_template_global(target_type_label, "audit_target")
     app.add_template_global(IdUrl, "id_url")
     app.add_template_filter(money, "money")
     app.add_template_filter(gb, "gb")

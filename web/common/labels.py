@@ -243,6 +243,17 @@ def quota_size_label(name: str, limits: Mapping[str, int] | None = None) -> str:
     return text
 
 
+CAPACITY_SOURCE_LABELS: Mapping[str, object] = {
+    "live": _l("read live from the cloud"),
+    "snapshot": _l("from the latest capacity snapshot"),
+    "none": _l("no capacity data"),
+}
+
+
+def capacity_source_label(code: object) -> str:
+    return _lookup(CAPACITY_SOURCE_LABELS, code)
+
+
 def state_class(code: object) -> str:
     """The CSS class of a state badge: ``state state-ok`` …"""
     key = str(getattr(code, "value", code))
@@ -263,3 +274,5 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(drift_action_label, "label_drift_action")
     app.add_template_filter(request_kind_label, "label_request_kind")
     app.add_template_filter(state_class, "state_class")
+    app.add_template_filter(quota_size_label, "label_quota_size")
+    app.add_template_filter(capacity_source_label, "label_capacity_source")

@@ -19,8 +19,17 @@ FALLBACK_KEYS = ("detail", "text", "reason", "message")
 
 
 def render(msgid: str, params: Mapping[str, Any] | None = None) -> str:
-    text: str = gettext(msgid, **dict(params or {})) if params else gettext(msgid)
+    """``msgid`` translated, with ``params`` filled in (a parameter that is a message itself is
+    rendered first)."""
+    if not params:
+        return str(gettext(msgid))
+    values = {k: render_message(v) if _is_message(v) else v for k, v in params.items()}
+    text: str = gettext(msgid, **values)
     return text
+
+
+def _is_message(value: object) -> bool:
+    return isinstance(value, Message) or (isinstance(value, Mapping) and isinstance(value.get("msgid"), str))
 
 
 def render_message(value: object) -> str:

@@ -8,7 +8,6 @@ from flask import render_template, request
 from flask.typing import ResponseReturnValue
 
 from cloudmgr.audit import services as audit
-from web.common.audit_labels import action_label, target_type_label
 from web.core.uow import request_uow
 from web.operations.blueprint import bp
 
@@ -34,7 +33,5 @@ def audit_log() -> ResponseReturnValue:
         filters={k: v or "" for k, v in filters.items()},
         limit=limit,
         limits=LIMITS,
-        audit_action=action_label,
-        audit_target=target_type_label,
         detail_json=lambda detail: json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else "",
     )
