@@ -68,15 +68,18 @@
       }
     });
   });
-  // A form marked data-confirm="<what will happen>" asks before it is sent (a destructive
-  // action: cancel, withdraw, stop, delete, reject). Without the script the form's own
-  // wording says the same next to its button.
-  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-    form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.getAttribute("data-confirm"))) {
-        event.preventDefault();
-        event.stopImmediatePropagation();
-      }
-    });
-  });
+  // A destructive action (cancel, withdraw, stop, delete, reject, revert) carries
+  // data-confirm="<what will happen>" on its form, or on its button when the form has others;
+  // the browser asks before it is sent. Listening in the capture phase, a "no" stops the
+  // submission before any other handler sees it. Without the script the page's own wording
+  // beside the button says the same.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var submitter = event.submitter;
+    var message = (submitter && submitter.getAttribute("data-confirm")) || form.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
 })();
