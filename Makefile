@@ -36,6 +36,7 @@ run: venv
 	$(VENV)/bin/cloudmgr clouds sync
 	$(VENV)/bin/cloudmgr quotas apply
 	$(VENV)/bin/cloudmgr inventory import --only-new inventory/legacy.yml
+	$(VENV)/bin/cloudmgr lines seed-demo
 	@$(VENV)/bin/cloudmgr demo-logins
 	$(VENV)/bin/cloudmgr serve
 

@@ -103,3 +103,29 @@ def lines_plan(code: str, target: str) -> None:
     with get_runtime().db.unit_of_work() as uow:
         plan_line(uow.session, code, chosen, actor=cli_system_actor(), entry_point="cli")
     click.echo(f"专线 {code} 已规划割接至{TARGET_LABELS[chosen]}")
+
+
+@lines_group.command("record")
+@click.argument("code")
+@domain_errors
+def lines_record(code: str) -> None:
+    """Record that a planned line was cut over onto its target (or retired)."""
+    from cloudmgr.lines.models import STATE_LABELS, TARGET_LABELS
+    from cloudmgr.lines.services import record_cutover
+
+    with get_runtime().db.unit_of_work() as uow:
+        line = record_cutover(uow.session, code, actor=cli_system_actor(), entry_point="cli")
+        state, target = line.state, line.target
+    assert target is not None
+    click.echo(f"专线 {code}：{STATE_LABELS[state]}（{TARGET_LABELS[target]}）")
+
+
+@lines_group.command("seed-demo")
+@domain_errors
+def lines_seed_demo() -> None:
+    """Create the demo departments' lines not stored yet (make run; after the demo inventory)."""
+    from cloudmgr.lines.demo import seed_demo_lines
+
+    with get_runtime().db.unit_of_work() as uow:
+        created = seed_demo_lines(uow.session, actor=cli_system_actor())
+    click.echo(f"demo lines: {created} new" if created else "demo lines: none new")

@@ -168,3 +168,33 @@ def export_csv(lines: Sequence[NetworkLine]) -> str:
             )
         )  # fmt: skip
     return csv_text(EXPORT_HEADER, rows)
+
+
+RECORDED_ACTION = "network_line.transition"
+
+
+def record_cutover(session: Session, code: str, *, actor: Actor, entry_point: str) -> NetworkLine:
+    """Record that a planned line was cut over onto its target (or retired, when the target is retirement).
+
+    The classified rule is checked again here: a line that became classified since it was planned onto
+    the extranet or the internet is refused (and audited), never cut over."""
+    if actor.is_department:
+        raise PermissionDenied("只有运维人员可以记录专线割接")
+    line = get_line(session, code, actor=actor)
+    if line.state != LineState.PLANNED or line.target is None:
+        raise InvalidLineTarget(f"专线 {line.code} 尚未规划割接（{STATE_LABELS[line.state]}），不能记录割接")
+    ensure_target_allowed(session, line, line.target, actor=actor, entry_point=entry_point)
+    before = line.state
+    line.state = LineState.RETIRED if line.target == LineTarget.RETIRE else LineState.CUT_OVER
+    audit.record(
+        session,
+        actor=actor.username,
+        action=RECORDED_ACTION,
+        target_type=AUDIT_TARGET,
+        target_id=line.id,
+        reason=f"{STATE_LABELS[line.state]}（{entry_point}）",
+        detail={"code": line.code, "from": before.value, "to": line.state.value, "target": line.target.value,
+                "entry_point": entry_point},
+    )  # fmt: skip
+    session.flush()
+    return line

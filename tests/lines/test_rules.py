@@ -16,7 +16,7 @@ from cloudmgr.inventory.models import SystemState
 from cloudmgr.lines.errors import ClassifiedLineRefused, InvalidLineTarget
 from cloudmgr.lines.models import LineState, LineTarget, NetworkLine
 from cloudmgr.lines.rules import effective_target, proposed_target
-from cloudmgr.lines.services import REFUSED_ACTION, LineFilter, export_csv, list_lines, plan_line
+from cloudmgr.lines.services import REFUSED_ACTION, LineFilter, export_csv, list_lines, plan_line, record_cutover
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime
@@ -184,3 +184,35 @@ def test_cli_plan_refuses_a_classified_line_and_audits_it(seeded: Runtime, tmp_p
     assert result.exit_code != 0
     result = runner.invoke(main, ["lines", "list", "--target", "sky"], env=env)
     assert result.exit_code != 0
+
+
+def test_recording_a_cutover_and_a_retirement(seeded: Runtime, tmp_path: Path) -> None:
+    with seeded.db.unit_of_work() as uow:
+        system = make_system(uow.session, "x01")
+        make_line(uow.session, "L-X", systems=[system])
+        make_line(uow.session, "L-R")
+        make_line(uow.session, "L-N")
+    with seeded.db.unit_of_work() as uow:
+        plan_line(uow.session, "L-X", "extranet", actor=OPERATOR, entry_point="test")
+        plan_line(uow.session, "L-R", "retire", actor=OPERATOR, entry_point="test")
+    runner = CliRunner()
+    env = cli_env(seeded, tmp_path)
+    result = runner.invoke(main, ["lines", "record", "L-R"], env=env)
+    assert result.exit_code == 0 and "已裁撤" in result.output, result.output
+    result = runner.invoke(main, ["lines", "record", "L-N"], env=env)
+    assert result.exit_code != 0 and "尚未规划" in result.output
+    # classified since it was planned onto the extranet: the cut-over is refused and audited
+    with seeded.db.unit_of_work() as uow:
+        uow.session.scalars(select(NetworkLine).where(NetworkLine.code == "L-X")).one().declared_classified = True
+    result = runner.invoke(main, ["lines", "record", "L-X"], env=env)
+    assert result.exit_code != 0 and "涉密" in result.output
+    assert [e.detail["entry_point"] for e in refusals(seeded)] == ["cli"]
+    with seeded.db.unit_of_work() as uow:
+        states = {line.code: line.state for line in uow.session.scalars(select(NetworkLine))}
+    assert states == {"L-X": LineState.PLANNED, "L-R": LineState.RETIRED, "L-N": LineState.IN_SERVICE}
+    with seeded.db.unit_of_work() as uow:
+        uow.session.scalars(select(NetworkLine).where(NetworkLine.code == "L-X")).one().declared_classified = False
+        line = record_cutover(uow.session, "L-X", actor=OPERATOR, entry_point="test")
+        assert line.state == LineState.CUT_OVER
+    with pytest.raises(InvalidLineTarget), seeded.db.unit_of_work() as uow:
+        plan_line(uow.session, "L-X", "internet", actor=OPERATOR, entry_point="test")
