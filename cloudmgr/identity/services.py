@@ -32,7 +32,7 @@ from cloudmgr.identity.models import ExternalIdentity, LoginAddressThrottle, Log
 from cloudmgr.identity.policy import check_password
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.errors import InvalidCredentials, UnknownUser
+from cloudmgr.organisation.errors import InvalidCredentials, OwnAccount, UnknownUser
 from cloudmgr.organisation.models import Department, Role, User
 
 # Stored as the password hash of external users: never a valid hash, so no local login.
@@ -511,6 +511,8 @@ def reset_password(session: Session, actor: Actor, user_id: int, *, new_password
     user = session.get(User, user_id)
     if user is None:
         raise UnknownUser(f"no user with id {user_id}")
+    if actor.user_id == user.id:
+        raise OwnAccount("change your own password with the password form, which asks for the current one")
     generated = not new_password
     password = temporary_password(user.username) if generated else str(new_password)
     set_password(

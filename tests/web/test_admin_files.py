@@ -139,3 +139,32 @@ def test_sync_needs_csrf(app: Flask, seeded: Runtime) -> None:
     for path in ("/admin/clouds/sync", "/admin/departments/sync", "/admin/quotas/apply"):
         assert admin.post(path, data={}).status_code == 400
     assert _items(seeded, org.CLOUDS_SYNC_WORK) == [] and _items(seeded, "quotas.apply") == []
+
+
+def _bearer(seeded: Runtime, username: str = "admin") -> dict[str, str]:
+    from datetime import timedelta
+
+    from cloudmgr.db import utcnow
+    from cloudmgr.organisation.actor import Actor
+
+    with seeded.db.unit_of_work() as uow:
+        user = org.get_user_by_name(uow.session, username)
+        token = org.issue_token(
+            uow.session, user, name="t", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+        )
+    return {"Authorization": f"Bearer {token.token}"}
+
+
+def test_api_imports_the_organisation_and_queues_the_syncs(app: Flask, seeded: Runtime) -> None:
+    client, headers = app.test_client(), _bearer(seeded)
+    plain = client.post("/api/v1/organisation/import", headers=headers)
+    assert plain.status_code == 200, plain.get_json()
+    assert plain.get_json()["sync_work_item"] is None and plain.get_json()["clouds_added"] == 0
+    synced = client.post("/api/v1/organisation/import", json={"sync_clouds": True}, headers=headers)
+    assert isinstance(synced.get_json()["sync_work_item"], int)
+    applied = client.post("/api/v1/quotas/apply", headers=headers)
+    assert applied.status_code == 200 and isinstance(applied.get_json()["work_item"], int)
+    assert _items(seeded, org.CLOUDS_SYNC_WORK) == [("queued", None)]
+    assert _items(seeded, "quotas.apply") == [("queued", None)]
+    refused = client.post("/api/v1/quotas/apply", headers=_bearer(seeded, "operator"))
+    assert refused.status_code == 403

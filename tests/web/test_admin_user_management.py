@@ -218,3 +218,66 @@ def test_the_chinese_pages_render(app: Flask, seeded: Runtime) -> None:
 
 
 _PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@example"
+
+
+# --- the same through the API ---------------------------------------------------------------------
+
+
+def _api(seeded: Runtime) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_token(seeded, 'admin')}"}
+
+
+def test_api_updates_a_user(app: Flask, seeded: Runtime) -> None:
+    uid = _make_user(seeded, "zhaolei", Role.DEPT_STAFF, "prov-education")
+    client, headers = app.test_client(), _api(seeded)
+    refused = client.post(f"/api/v1/users/{uid}/update", json={"role": "operator"}, headers=headers)
+    assert refused.status_code == 400 and "reason" in refused.get_json()["message"]
+    done = client.post(
+        f"/api/v1/users/{uid}/update",
+        json={"role": "operator", "reason": "moved to operations", "email": "zl@example.gov.cn"},
+        headers=headers,
+    )
+    assert done.status_code == 200, done.get_json()
+    answer = done.get_json()
+    assert (answer["role"], answer["department"], answer["email"], answer["display_name"]) == (
+        "operator",
+        None,
+        "zl@example.gov.cn",
+        "zhaolei",
+    )
+    bad = client.post(f"/api/v1/users/{uid}/update", json={"role": "dept_head", "reason": "x"}, headers=headers)
+    assert bad.status_code == 400 and "needs a department" in bad.get_json()["message"]
+
+
+def test_api_resets_a_password_and_answers_the_temporary_one_once(app: Flask, seeded: Runtime) -> None:
+    uid = _make_user(seeded)
+    theirs = _token(seeded, "zhaolei")
+    client, headers = app.test_client(), _api(seeded)
+    done = client.post(f"/api/v1/users/{uid}/reset-password", json={"reason": "forgot"}, headers=headers)
+    assert done.status_code == 200 and done.headers["Cache-Control"] == "no-store"
+    answer = done.get_json()
+    assert answer["generated"] is True and answer["user"]["username"] == "zhaolei"
+    _login(app, "zhaolei", answer["password"])
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {theirs}"}).status_code == 401
+    typed = client.post(
+        f"/api/v1/users/{uid}/reset-password", json={"reason": "x", "password": "Typed-pass-2026"}, headers=headers
+    )
+    assert typed.status_code == 200 and "password" not in typed.get_json()
+    with seeded.db.unit_of_work() as uow:
+        admin_id = org.get_user_by_name(uow.session, "admin").id
+    own = client.post(f"/api/v1/users/{admin_id}/reset-password", json={"reason": "x"}, headers=headers)
+    assert own.status_code == 409 and own.get_json()["error"] == "own_account"
+
+
+def test_api_deletes_a_user_or_says_to_disable(app: Flask, seeded: Runtime) -> None:
+    uid = _make_user(seeded)
+    keyholder = _make_user(seeded, "keyholder", Role.DEPT_STAFF, "prov-education")
+    with seeded.db.unit_of_work() as uow:
+        keys.add_key(uow.session, Actor.of(org.get_user_by_name(uow.session, "keyholder")), "laptop", _PUBLIC_KEY)
+    client, headers = app.test_client(), _api(seeded)
+    assert client.delete(f"/api/v1/users/{uid}", json={}, headers=headers).status_code == 400
+    done = client.delete(f"/api/v1/users/{uid}", json={"reason": "left"}, headers=headers)
+    assert done.status_code == 200 and done.get_json() == {"deleted": "zhaolei"}
+    assert client.delete(f"/api/v1/users/{uid}", json={"reason": "left"}, headers=headers).status_code == 404
+    refused = client.delete(f"/api/v1/users/{keyholder}", json={"reason": "left"}, headers=headers)
+    assert refused.status_code == 409 and refused.get_json()["error"] == "user_has_history"

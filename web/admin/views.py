@@ -425,6 +425,9 @@ def reset_password(user_id: int) -> ResponseReturnValue:
     except ExternalAccount as exc:
         form.form_errors.append(_("This account logs in through Keystone or LDAP: change its password there."))
         return _confirm_page(user_id, "password", form, exc.http_status)
+    except OwnAccount as exc:
+        form.form_errors.append(_("You cannot do this to your own account: ask another administrator."))
+        return _confirm_page(user_id, "password", form, exc.http_status)
     except PasswordRejected as exc:
         form.password.errors.append(
             _(

@@ -7,12 +7,15 @@ from collections.abc import Iterable
 from flask import Response, jsonify, request
 
 from cloudmgr.errors import ValidationFailed
+from cloudmgr.identity import services as identity
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.errors import UnknownUser
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, Level, Role, User
+from cloudmgr.quotas import services as quotas
 from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body
 from web.api.spec import JSON, list_of
-from web.core.uow import request_uow
+from web.core.uow import request_uow, runtime
 
 # --- schemas ---------------------------------------------------------------------------
 
@@ -371,6 +374,253 @@ def revoke_user_tokens(user_id: int) -> Response:
     body.done()
     revoked = org.revoke_tokens(request_uow().session, api_user().actor, user_id, reason=str(reason), token_id=token_id)
     return jsonify({"revoked": revoked})
+
+
+UPDATE_USER_BODY = spec.schema(
+    "UpdateUserBody",
+    {
+        "type": "object",
+        "properties": {
+            "display_name": {"type": "string", "maxLength": 128, "description": "Empty: the username."},
+            "email": {"type": ["string", "null"], "maxLength": 255},
+            "role": {"type": "string", "enum": [role.value for role in Role]},
+            "department": {
+                "type": ["string", "null"],
+                "description": "The department's key: required for department staff and heads, null for the "
+                "other roles (left out: kept, or null when the new role has no department).",
+            },
+            "reason": {
+                "type": "string",
+                "maxLength": REASON_MAX,
+                "description": "Required when the role or department changes (kept in the audit log).",
+            },
+        },
+    },
+)
+RESET_PASSWORD_BODY = spec.schema(
+    "ResetPasswordBody",
+    {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {
+            "reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX},
+            "password": {
+                "type": "string",
+                "maxLength": 256,
+                "description": "The new password (the password policy applies); left out: a temporary one is made.",
+            },
+        },
+    },
+)
+PASSWORD_RESET = spec.schema(
+    "PasswordReset",
+    {
+        "type": "object",
+        "required": ["user", "generated"],
+        "properties": {
+            "user": USER,
+            "generated": {"type": "boolean"},
+            "password": {
+                "type": "string",
+                "description": "The temporary password, only when one was made: shown once, never stored in clear.",
+            },
+        },
+    },
+)
+DELETED_USER = spec.schema(
+    "DeletedUser",
+    {"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}},
+)
+
+
+@api_route(
+    f"/users/{USER_ID}/update",
+    method="POST",
+    summary="Change a user's name, email, role or department",
+    description="Administrators only. A role or department change needs a reason, is refused for one's own account "
+    "(409 `own_account`) or the last active administrator (409 `last_administrator`), and ends the user's sessions "
+    "and API tokens. Every change is audited with its before and after.",
+    tags=("identity",),
+    roles=(Role.ADMIN,),
+    request_body=UPDATE_USER_BODY,
+    response=USER,
+    errors=(404, 409),
+    operation_id="update_user",
+)
+def update_user(user_id: int) -> Response:
+    session = request_uow().session
+    user = org.get_user(session, user_id)
+    if user is None:
+        raise UnknownUser(f"no user with id {user_id}")
+    body = Body()
+    given = set(request.get_json(silent=True) or {})  # an object: Body() refused anything else
+    display_name = body.string("display_name", required=False, max_length=128, default=user.display_name)
+    email = body.string("email", required=False, max_length=255, default=None)
+    role_text = body.string("role", required=False, max_length=16, default=user.role)
+    department = body.string("department", required=False, max_length=64, default=None)
+    reason = body.string("reason", required=False, max_length=REASON_MAX, default="")
+    if role_text not in {r.value for r in Role}:
+        body.problem(f"role must be one of {', '.join(r.value for r in Role)}")
+    body.done()
+    if "email" not in given:
+        email = user.email
+    role = Role(role_text)
+    if "department" not in given:
+        current = user.department.key if user.department else None
+        department = current if role.needs_department else None
+    updated = org.update_user(
+        session,
+        api_user().actor,
+        user_id,
+        display_name=display_name,
+        email=email,
+        role=role,
+        department_key=department,
+        reason=str(reason),
+    )
+    return jsonify(user_json(updated))
+
+
+@api_route(
+    f"/users/{USER_ID}/reset-password",
+    method="POST",
+    summary="Reset a user's password: the one sent, or a temporary one answered once",
+    description="Administrators only, never their own (409 `own_account`: use the password form), never an account "
+    "of Keystone or LDAP (409). The user's sessions end and their API tokens are revoked. Audited without the "
+    "password.",
+    tags=("identity",),
+    roles=(Role.ADMIN,),
+    request_body=RESET_PASSWORD_BODY,
+    response=PASSWORD_RESET,
+    errors=(404, 409),
+    operation_id="reset_user_password",
+)
+def reset_user_password(user_id: int) -> Response:
+    body = Body()
+    reason = body.string("reason", max_length=REASON_MAX)
+    password = body.string("password", required=False, max_length=256, default=None)
+    body.done()
+    session = request_uow().session
+    new = identity.reset_password(session, api_user().actor, user_id, new_password=password, reason=str(reason))
+    user = org.get_user(session, user_id)
+    assert user is not None
+    answer: JSON = {"user": user_json(user), "generated": not password}
+    if not password:
+        answer["password"] = new
+    response = jsonify(answer)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@api_route(
+    f"/users/{USER_ID}",
+    method="DELETE",
+    summary="Delete a user without recorded work",
+    description="Administrators only; never one's own account (409 `own_account`) nor the last active administrator "
+    "(409 `last_administrator`). A user named by recorded work (requests, keys, purchases …) is refused with 409 "
+    "`user_has_history`: disable them instead. Their API tokens go with them. Audited with the reason.",
+    tags=("identity",),
+    roles=(Role.ADMIN,),
+    request_body=ACCOUNT_ACTION_BODY,
+    response=DELETED_USER,
+    errors=(404, 409),
+    operation_id="delete_user",
+)
+def delete_user(user_id: int) -> Response:
+    reason = _account_reason()
+    return jsonify({"deleted": org.delete_user(request_uow().session, api_user().actor, user_id, reason=reason)})
+
+
+ORGANISATION_IMPORT_BODY = spec.schema(
+    "OrganisationImportBody",
+    {
+        "type": "object",
+        "properties": {
+            "sync_clouds": {
+                "type": "boolean",
+                "description": "Also queue the clouds' sync (networks, projects, catalog) for the worker.",
+            }
+        },
+    },
+)
+ORGANISATION_IMPORTED = spec.schema(
+    "OrganisationImported",
+    {
+        "type": "object",
+        "required": ["clouds", "departments", "clouds_added", "departments_added", "links_added", "sync_work_item"],
+        "properties": {
+            "clouds": {"type": "integer"},
+            "departments": {"type": "integer"},
+            "clouds_added": {"type": "integer"},
+            "departments_added": {"type": "integer"},
+            "links_added": {"type": "integer"},
+            "sync_work_item": {
+                "type": ["integer", "null"],
+                "description": "The queued clouds' sync (its result is on the admin's clouds page).",
+            },
+        },
+    },
+)
+QUOTAS_APPLY_QUEUED = spec.schema(
+    "QuotasApplyQueued",
+    {
+        "type": "object",
+        "required": ["sizes", "department_quotas", "work_item"],
+        "properties": {
+            "sizes": {"type": "integer"},
+            "department_quotas": {"type": "integer"},
+            "work_item": {"type": "integer", "description": "The queued apply, run by the worker."},
+        },
+    },
+)
+
+
+@api_route(
+    "/organisation/import",
+    method="POST",
+    summary="Import the clouds and departments files now (cloudmgr org import)",
+    description="Administrators only. Both files are checked before anything is written (400 naming each problem). "
+    "With `sync_clouds`, `cloudmgr clouds sync` is queued for the worker in the same transaction.",
+    tags=("organisation",),
+    roles=(Role.ADMIN,),
+    request_body=ORGANISATION_IMPORT_BODY,
+    response=ORGANISATION_IMPORTED,
+    operation_id="import_organisation",
+)
+def import_organisation() -> Response:
+    body = Body(optional=True)
+    sync = body.boolean("sync_clouds", default=False)
+    body.done()
+    settings = runtime().settings
+    done = org.import_organisation_files(
+        request_uow().session, settings.clouds_file, settings.departments_file, actor=api_user().actor, sync_clouds=sync
+    )
+    return jsonify(
+        {
+            "clouds": done.clouds,
+            "departments": done.departments,
+            "clouds_added": done.summary.clouds_added,
+            "departments_added": done.summary.departments_added,
+            "links_added": done.summary.links_added,
+            "sync_work_item": done.sync_item_id,
+        }
+    )
+
+
+@api_route(
+    "/quotas/apply",
+    method="POST",
+    summary="Check the quota files now and queue their apply (cloudmgr quotas apply)",
+    description="Administrators only. Invalid files: 400 listing each problem (file:line: message), nothing queued. "
+    "The worker applies them to the ledger and the clouds.",
+    tags=("quotas",),
+    roles=(Role.ADMIN,),
+    response=QUOTAS_APPLY_QUEUED,
+    operation_id="apply_quota_files",
+)
+def apply_quota_files() -> Response:
+    queued = quotas.queue_apply(request_uow().session, runtime().settings.quotas_dir, actor=api_user().actor)
+    return jsonify({"sizes": queued.sizes, "department_quotas": queued.entries, "work_item": queued.item_id})
 
 
 @api_route(
