@@ -64,7 +64,7 @@ def lines_list(department_key: str | None, target: str | None) -> None:
     from sqlalchemy import select
 
     from cloudmgr.lines.models import CARRIER_LABELS, LINE_TYPE_LABELS, STATE_LABELS, TARGET_LABELS
-    from cloudmgr.lines.rules import carries_classified, proposed_target
+    from cloudmgr.lines.rules import breaks_classified_rule, carries_classified, proposed_target
     from cloudmgr.lines.services import LineFilter, list_lines, parse_target
     from cloudmgr.organisation.models import Department
 
@@ -86,6 +86,7 @@ def lines_list(department_key: str | None, target: str | None) -> None:
                 f"{line.b_city}{line.b_county}  ¥{line.monthly_rent}/月  到期 {line.contract_end}  "
                 f"{'涉密 ' if carries_classified(line) else ''}规则：{TARGET_LABELS[rule.target]}  "
                 f"规划：{planned}  {STATE_LABELS[line.state]}"
+                + ("  ⚠ 违反涉密规则：须改入电子政务内网" if breaks_classified_rule(line) else "")
             )
         click.echo(f"{len(rows)} 条专线，月租合计 ¥{rent}")
 
@@ -129,3 +130,25 @@ def lines_seed_demo() -> None:
     with get_runtime().db.unit_of_work() as uow:
         created = seed_demo_lines(uow.session, actor=cli_system_actor())
     click.echo(f"demo lines: {created} new" if created else "demo lines: none new")
+
+
+@lines_group.command("conflicts")
+@domain_errors
+def lines_conflicts() -> None:
+    """Lines on (or planned onto) the extranet or the internet that now carry classified business; exits 1
+    when there is one."""
+    from cloudmgr.lines.models import STATE_LABELS, TARGET_LABELS
+    from cloudmgr.lines.services import classified_conflicts
+
+    with get_runtime().db.unit_of_work() as uow:
+        rows = classified_conflicts(uow.session)
+        for line in rows:
+            assert line.target is not None
+            classified = [s.hostname for s in line.systems if s.is_classified or s.network == "intranet"]
+            click.echo(
+                f"{line.code:<20} {line.department.key:<24} {TARGET_LABELS[line.target]} {STATE_LABELS[line.state]}"
+                f"  涉密：{'、'.join(classified) or '（申报为涉密）'}"
+            )
+    if rows:
+        raise click.ClickException(f"{len(rows)} 条专线承载涉密业务却在外网或互联网上：须改入电子政务内网")
+    click.echo("没有违反涉密规则的专线")

@@ -68,3 +68,9 @@ def allowed_targets(line: NetworkLine) -> frozenset[LineTarget]:
 def effective_target(line: NetworkLine) -> LineTarget:
     """The planned target when there is one, else the target by rule."""
     return line.target if line.target is not None else proposed_target(line).target
+
+
+def breaks_classified_rule(line: NetworkLine) -> bool:
+    """A line planned onto (or cut over to) the extranet or the internet that carries classified business:
+    a system it carries was classified after the plan.  Planning and cut-over refuse it; this finds it."""
+    return line.target is not None and line.target not in CLASSIFIED_TARGETS and carries_classified(line)

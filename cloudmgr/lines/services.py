@@ -26,7 +26,13 @@ from cloudmgr.lines.models import (
     LineTarget,
     NetworkLine,
 )
-from cloudmgr.lines.rules import allowed_targets, carries_classified, effective_target, proposed_target
+from cloudmgr.lines.rules import (
+    allowed_targets,
+    breaks_classified_rule,
+    carries_classified,
+    effective_target,
+    proposed_target,
+)
 from cloudmgr.organisation.actor import Actor
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,12 @@ def list_lines(session: Session, flt: LineFilter | None = None, *, actor: Actor 
     if flt.target is not None:
         return [line for line in lines if effective_target(line) == flt.target]
     return list(lines)
+
+
+def classified_conflicts(session: Session, *, actor: Actor | None = None) -> list[NetworkLine]:
+    """Lines planned onto or cut over to the extranet or the internet that now carry classified business
+    (a system classified since): they must move to the intranet."""
+    return [line for line in list_lines(session, actor=actor) if breaks_classified_rule(line)]
 
 
 def get_line(session: Session, code: str, *, actor: Actor | None = None) -> NetworkLine:
@@ -120,7 +132,8 @@ def plan_line(session: Session, code: str, target: LineTarget | str, *, actor: A
     line = get_line(session, code, actor=actor)
     chosen = target if isinstance(target, LineTarget) else parse_target(target)
     ensure_target_allowed(session, line, chosen, actor=actor, entry_point=entry_point)
-    if line.state not in PLANNABLE_STATES:
+    # a line cut over to the extranet that carries classified business since may (must) be planned again
+    if line.state not in PLANNABLE_STATES and not breaks_classified_rule(line):
         raise InvalidLineTarget(f"专线 {line.code} 已{STATE_LABELS[line.state]}，不能再规划")
     before = line.target
     line.target = chosen

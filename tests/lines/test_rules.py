@@ -216,3 +216,34 @@ def test_recording_a_cutover_and_a_retirement(seeded: Runtime, tmp_path: Path) -
         assert line.state == LineState.CUT_OVER
     with pytest.raises(InvalidLineTarget), seeded.db.unit_of_work() as uow:
         plan_line(uow.session, "L-X", "internet", actor=OPERATOR, entry_point="test")
+
+
+def test_a_line_classified_after_its_cutover_is_listed_as_a_conflict(seeded: Runtime, tmp_path: Path) -> None:
+    from cloudmgr.lines.services import classified_conflicts
+
+    with seeded.db.unit_of_work() as uow:
+        system = make_system(uow.session, "x01")
+        make_line(uow.session, "L-X", systems=[system])
+        plan_line(uow.session, "L-X", "extranet", actor=OPERATOR, entry_point="test")
+        record_cutover(uow.session, "L-X", actor=OPERATOR, entry_point="test")
+    env = cli_env(seeded, tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["lines", "conflicts"], env=env)
+    assert result.exit_code == 0 and "没有" in result.output
+    with seeded.db.unit_of_work() as uow:
+        line = uow.session.scalars(select(NetworkLine)).one()
+        line.systems[0].classification = "classified"
+        line.systems[0].network = "intranet"
+    with seeded.db.unit_of_work() as uow:
+        assert [line.code for line in classified_conflicts(uow.session)] == ["L-X"]
+    result = runner.invoke(main, ["lines", "conflicts"], env=env)
+    assert result.exit_code != 0 and "x01" in result.output
+    result = runner.invoke(main, ["lines", "list"], env=env)
+    assert "违反涉密规则" in result.output
+    with seeded.db.unit_of_work() as uow:
+        line = plan_line(uow.session, "L-X", "intranet", actor=OPERATOR, entry_point="test")
+        assert (line.target, line.state) == (LineTarget.INTRANET, LineState.PLANNED)
+        assert classified_conflicts(uow.session) == []
+        record_cutover(uow.session, "L-X", actor=OPERATOR, entry_point="test")
+    with pytest.raises(InvalidLineTarget), seeded.db.unit_of_work() as uow:
+        plan_line(uow.session, "L-X", "retire", actor=OPERATOR, entry_point="test")
