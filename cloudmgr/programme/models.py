@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Boolean, CheckConstraint, Date, ForeignKey, Index, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
-from cloudmgr.inventory.models import LegacySystem
+from cloudmgr.inventory.models import DONE_STATES, LegacySystem
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.programme.errors import WaveStateConflict
 from cloudmgr.statemachine import StateMachine
@@ -83,6 +83,18 @@ class MigrationWave(Base):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def outcome(self) -> str:
+        """What the wave's state says happened: its state, except a finished wave ("done") whose
+        members are not all on the cloud, which is "done_partly" (some are) or "done_none" (none
+        is: every migration stopped, e.g. at its pre-check, and the sources still serve)."""
+        if self.state != WaveState.DONE:
+            return str(self.state)
+        moved = sum(1 for member in self.members if member.system.state in DONE_STATES)
+        if moved == len(self.members):
+            return str(WaveState.DONE)
+        return "done_partly" if moved else "done_none"
 
 
 class MigrationWaveMember(Base):

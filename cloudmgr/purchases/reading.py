@@ -81,3 +81,16 @@ def review_queue(session: Session, actor: Actor, *, sort: str = "findings") -> S
         .options(selectinload(PurchaseRequest.department), selectinload(PurchaseRequest.findings))
         .order_by(*order, PurchaseRequest.id)
     ).all()
+
+
+def count_review_queue(session: Session, actor: Actor) -> int:
+    """How many purchases wait for finance (the review queue's length): the finance overview
+    counts them beside the service requests waiting for finance."""
+    if actor.role not in {Role.FINANCE, Role.ADMIN, Role.OPERATOR}:
+        raise PurchaseForbidden("only finance reviewers see the review queue")
+    return (
+        session.scalar(
+            select(func.count()).select_from(PurchaseRequest).where(PurchaseRequest.state.in_(PENDING_STATES))
+        )
+        or 0
+    )

@@ -30,7 +30,14 @@ from cloudmgr.purchases.lifecycle import (
     update_purchase,
     withdraw_purchase,
 )
-from cloudmgr.purchases.reading import QUEUE_SORTS, PurchaseFilter, get_purchase, list_purchases, review_queue
+from cloudmgr.purchases.reading import (
+    QUEUE_SORTS,
+    PurchaseFilter,
+    count_review_queue,
+    get_purchase,
+    list_purchases,
+    review_queue,
+)
 from cloudmgr.purchases.rules import (
     CENT,
     DECISIONS,
@@ -82,6 +89,7 @@ __all__ = [
     "add_attachment",
     "compute_findings",
     "context_for",
+    "count_review_queue",
     "create_purchase",
     "decide_purchase",
     "finding_evidence_for",

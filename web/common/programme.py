@@ -26,8 +26,19 @@ WAVE_STATES: dict[str, Any] = {
     WaveState.RUNNING: _l("Running"),
     WaveState.DONE: _l("Done"),
     WaveState.CANCELLED: _l("Cancelled"),
+    # A finished wave whose systems are not all on the cloud (MigrationWave.outcome).
+    "done_partly": _l("Ended: some systems not migrated"),
+    "done_none": _l("Ended: no system migrated"),
 }
-WAVE_STATE_CLASS = {"draft": "off", "checked": "ok", "running": "warn", "done": "ok", "cancelled": "off"}
+WAVE_STATE_CLASS = {
+    "draft": "off",
+    "checked": "ok",
+    "running": "warn",
+    "done": "ok",
+    "cancelled": "off",
+    "done_partly": "warn",
+    "done_none": "bad",
+}
 FLAG_REASONS: dict[str, Any] = {
     "overdue": _l("Overdue"),
     "not_in_wave": _l("Not in a wave yet"),

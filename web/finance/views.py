@@ -6,6 +6,7 @@ from flask import render_template
 from flask.typing import ResponseReturnValue
 
 from cloudmgr.organisation import services as org
+from cloudmgr.purchases import services as purchases
 from cloudmgr.servicerequests import services as sr
 from web.core.security import current_actor
 from web.core.uow import request_uow
@@ -20,8 +21,16 @@ def home() -> ResponseReturnValue:
     kinds = Counter(cloud.kind for cloud in clouds)
     levels = Counter(dept.level for dept in departments)
     waiting = len(sr.awaiting(session, current_actor()))
+    # Both queues wait for finance: service requests and hardware purchases.
+    purchases_waiting = purchases.count_review_queue(session, current_actor())
     return render_template(
-        "finance/home.html", clouds=clouds, departments=departments, kinds=kinds, levels=levels, waiting=waiting
+        "finance/home.html",
+        clouds=clouds,
+        departments=departments,
+        kinds=kinds,
+        levels=levels,
+        waiting=waiting,
+        purchases_waiting=purchases_waiting,
     )
 
 

@@ -38,7 +38,9 @@ SYSTEM_STATE_LABELS: Mapping[str, object] = {
     "planned": _l("Planned in a wave"),
     "migrating": _l("Migrating"),
     "on_cloud": _l("On the cloud"),
-    "rolled_back": _l("Rolled back"),
+    # The migration stopped (a failed pre-check, provisioning or replication) or was rolled back:
+    # either way the source serves and nothing on the cloud does.
+    "rolled_back": _l("Not migrated: the source still serves"),
     "decommissioned": _l("Decommissioned"),
 }
 SYSTEM_STATE_CLASSES: Mapping[str, str] = {
@@ -47,7 +49,7 @@ SYSTEM_STATE_CLASSES: Mapping[str, str] = {
     "planned": "pending",
     "migrating": "pending",
     "on_cloud": "ok",
-    "rolled_back": "bad",
+    "rolled_back": "warn",
     "decommissioned": "ok",
 }
 CLASSIFICATION_LABELS: Mapping[str, object] = {
