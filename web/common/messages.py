@@ -50,3 +50,24 @@ def render_message(value: object) -> str:
                 return text
         return ""
     return "" if value is None else str(value)
+
+
+def field_error_items(field: Any, where: str | None = None) -> list[tuple[str, str, str]]:
+    """(anchor id, label, message) of each error of a form field.  A list of sub-forms (a
+    purchase's lines) gives each row's field errors under "Lines, row 2 · Quantity", never the
+    nested dict WTForms keeps for it (which a page showed as ``{'quantity': [...]}``)."""
+    label = where or str(field.label.text)
+    errors = field.errors if isinstance(field.errors, list) else []
+    # A message may be a lazy string; a list of sub-forms keeps a dict or a list per row.
+    items = [(str(field.id), label, str(message)) for message in errors if not isinstance(message, Mapping | list)]
+    entries = getattr(field, "entries", None)
+    if entries is not None:  # FieldList
+        for number, entry in enumerate(entries, 1):
+            items += field_error_items(entry, gettext("%(list)s, row %(n)d", list=label, n=number))
+    elif getattr(field, "form", None) is not None:  # FormField
+        for child in field.form:
+            child_label = str(child.label.text)
+            items += field_error_items(
+                child, gettext("%(row)s · %(field)s", row=label, field=child_label) if where else child_label
+            )
+    return items
