@@ -152,3 +152,48 @@ def lines_conflicts() -> None:
     if rows:
         raise click.ClickException(f"{len(rows)} 条专线承载涉密业务却在外网或互联网上：须改入电子政务内网")
     click.echo("没有违反涉密规则的专线")
+
+
+@lines_group.command("add")
+@click.option("--code", required=True, help="the carrier circuit number or the department's own code")
+@click.option("--department", required=True, help="department key")
+@click.option("--carrier", required=True, help="telecom, unicom, mobile, broadnet, other (or 中国电信 …)")
+@click.option("--type", "line_type", required=True, help="mstp, sdh, mpls_vpn, leased_fibre, internet")
+@click.option("--bandwidth", "bandwidth_mbps", required=True, help="Mbit/s")
+@click.option("--a-site", required=True)
+@click.option("--a-city", required=True)
+@click.option("--a-county", default="")
+@click.option("--a-township", default="")
+@click.option("--b-site", required=True)
+@click.option("--b-city", required=True)
+@click.option("--b-county", default="")
+@click.option("--b-township", default="")
+@click.option("--rent", "monthly_rent", required=True, help="monthly rent, yuan")
+@click.option("--start", "contract_start", required=True, help="contract start, YYYY-MM-DD")
+@click.option("--end", "contract_end", required=True, help="contract end, YYYY-MM-DD")
+@click.option("--system", "systems", multiple=True, help="hostname of a legacy system it carries (repeatable)")
+@click.option("--room", "server_rooms", multiple=True, help="code of a server room it links (repeatable)")
+@click.option("--classified", is_flag=True, help="carries classified business (also derived from its systems)")
+@click.option("--public-facing", is_flag=True, help="serves the public")
+@domain_errors
+def lines_add(**options: object) -> None:
+    """Declare one line, checked like an imported row."""
+    from cloudmgr.lines.errors import LinesInvalid
+    from cloudmgr.lines.importer import declare_line
+    from cloudmgr.lines.models import TARGET_LABELS
+    from cloudmgr.lines.rules import proposed_target
+
+    values = dict(options)
+    values["systems"] = " ".join(str(v) for v in options["systems"])  # type: ignore[attr-defined]
+    values["server_rooms"] = " ".join(str(v) for v in options["server_rooms"])  # type: ignore[attr-defined]
+    values["classified"] = "是" if options["classified"] else "否"
+    values["public_facing"] = "是" if options["public_facing"] else "否"
+    try:
+        with get_runtime().db.unit_of_work() as uow:
+            line = declare_line(uow.session, values, actor=cli_system_actor(), entry_point="lines.add.cli")
+            target = proposed_target(line).target
+    except LinesInvalid as exc:
+        for _row, field, reason in exc.problems:
+            click.echo(f"{field}：{reason}", err=True)
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"专线 {values['code']} 已登记；按规则应{TARGET_LABELS[target]}")

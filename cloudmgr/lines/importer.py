@@ -461,3 +461,31 @@ def _clear_forbidden_plan(line: NetworkLine) -> str | None:
     line.target = None
     line.state = LineState.IN_SERVICE
     return cleared
+
+
+def declare_line(session: Session, values: Mapping[str, Any], *, actor: Actor, entry_point: str) -> NetworkLine:
+    """Declare one new line (the columns of the import as keys), checked exactly like an imported row;
+    LinesInvalid (row 0) listing every problem.  Department staff declare only their own department's."""
+    valid, problems = validate(session, [Row(0, dict(values))])
+    if valid and actor.is_department and valid[0].fields["department_id"] != actor.department_id:
+        problems.append((0, FIELD_NAMES["department"], "只能申报本部门的专线"))
+    code = str(values.get("code") or "").strip()[:64]
+    if code and session.scalar(select(NetworkLine.id).where(NetworkLine.code == code)) is not None:
+        problems.append((0, FIELD_NAMES["code"], f"编号 {code} 已存在"))
+    if problems:
+        raise LinesInvalid(f"{len(problems)} 个问题，专线未登记", problems)
+    item = valid[0]
+    line = NetworkLine(code=item.code, state=LineState.IN_SERVICE, **item.fields)
+    line.systems = item.systems
+    line.rooms = item.rooms
+    session.add(line)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action="network_line.create",
+        target_type=AUDIT_TARGET,
+        target_id=line.id,
+        detail={"code": line.code, "entry_point": entry_point},
+    )
+    return line

@@ -217,3 +217,27 @@ def test_cli_import(seeded: Runtime, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "X-2" in result.output and "2 条专线" in result.output
     result = runner.invoke(main, ["lines", "import", str(tmp_path / "missing.csv")], env=env)
     assert result.exit_code != 0
+
+
+def test_declaring_one_line(seeded: Runtime, tmp_path: Path) -> None:
+    from cloudmgr.lines.importer import declare_line
+
+    with seeded.db.unit_of_work() as uow:
+        make_system(uow.session, "secret01", classification="classified", network="intranet", state="intranet")
+        line = declare_line(uow.session, row(code="ONE-1"), actor=OPERATOR, entry_point="test")
+        assert line.state == LineState.IN_SERVICE
+    with pytest.raises(LinesInvalid) as caught, seeded.db.unit_of_work() as uow:
+        declare_line(uow.session, row(code="ONE-1", bandwidth_mbps="0"), actor=OPERATOR, entry_point="test")
+    assert {field for _n, field, _r in caught.value.problems} == {"编号", "带宽"}
+    env = {"CLOUDMGR_DATABASE_URL": seeded.settings.database_url, "CLOUDMGR_INSTANCE_PATH": str(tmp_path)}
+    base = ["lines", "add", "--department", "prov-education", "--carrier", "中国联通", "--type", "sdh",
+            "--bandwidth", "2", "--a-site", "甲", "--a-city", "石家庄市", "--b-site", "乙", "--b-city", "石家庄市",
+            "--rent", "900", "--start", "2024-01-01", "--end", "2027-01-01"]  # fmt: skip
+    runner = CliRunner()
+    result = runner.invoke(main, [*base, "--code", "ONE-2", "--system", "secret01"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "电子政务内网" in result.output
+    result = runner.invoke(main, [*base, "--code", "ONE-2", "--system", "ghost"], env=env)
+    assert result.exit_code != 0
+    assert "已存在" in result.output and "ghost" in result.output
+    assert count(seeded) == 2
