@@ -197,3 +197,20 @@ def lines_add(**options: object) -> None:
             click.echo(f"{field}：{reason}", err=True)
         raise click.ClickException(exc.message) from exc
     click.echo(f"专线 {values['code']} 已登记；按规则应{TARGET_LABELS[target]}")
+
+
+@lines_group.command("coverage")
+@click.option("--city", default=None, help="only this city (e.g. 唐山市)")
+def lines_coverage(city: str | None) -> None:
+    """Whether the e-government extranet reaches each city, county and township (by the lines cut over onto it)."""
+    from cloudmgr.lines.coverage import extranet_coverage
+
+    with get_runtime().db.unit_of_work() as uow:
+        rows = [r for r in extranet_coverage(uow.session) if city is None or r.place.city == city]
+    for row in rows:
+        p = row.place
+        indent = {"city": "", "county": "  ", "township": "    "}[p.level]
+        name = p.township or p.county or p.city
+        click.echo(f"{indent}{name:<12} {'已通外网' if row.reached else '未通外网'}  专线 {row.lines}")
+    reached = sum(1 for r in rows if r.reached)
+    click.echo(f"{reached}/{len(rows)} 个地点已通电子政务外网")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
+from cloudmgr.lines.coverage import CITIES
 from cloudmgr.lines.models import Carrier, LineState, LineTarget, LineType, NetworkLine
 from cloudmgr.lines.rules import proposed_target
 from cloudmgr.lines.services import plan_line, record_cutover
@@ -20,9 +21,6 @@ from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Department
 
 T, U, M, B = Carrier.TELECOM, Carrier.UNICOM, Carrier.MOBILE, Carrier.BROADNET
-CITIES = (
-    "石家庄市", "唐山市", "秦皇岛市", "邯郸市", "邢台市", "保定市", "张家口市", "承德市", "沧州市", "廊坊市", "衡水市",
-)  # fmt: skip
 CITY_CODES = ("SJZ", "TS", "QHD", "HD", "XT", "BD", "ZJK", "CD", "CZ", "LF", "HS")
 
 
