@@ -247,3 +247,18 @@ def test_a_line_classified_after_its_cutover_is_listed_as_a_conflict(seeded: Run
         record_cutover(uow.session, "L-X", actor=OPERATOR, entry_point="test")
     with pytest.raises(InvalidLineTarget), seeded.db.unit_of_work() as uow:
         plan_line(uow.session, "L-X", "retire", actor=OPERATOR, entry_point="test")
+
+
+def test_a_department_sees_only_its_own_lines(seeded: Runtime) -> None:
+    from cloudmgr.lines.errors import LineNotFound
+    from cloudmgr.lines.services import get_line
+
+    with seeded.db.unit_of_work() as uow:
+        make_line(uow.session, "L-EDU")
+        hrss = Actor(username="wangfang", role=Role.DEPT_STAFF, department_id=department(uow.session, "ts-hrss").id)
+        edu = Actor(username="zhangwei", role=Role.DEPT_STAFF, department_id=department(uow.session).id)
+        assert get_line(uow.session, "L-EDU", actor=edu).code == "L-EDU"
+        with pytest.raises(LineNotFound):
+            get_line(uow.session, "L-EDU", actor=hrss)
+        with pytest.raises(PermissionDenied):
+            plan_line(uow.session, "L-EDU", "extranet", actor=hrss, entry_point="test")
