@@ -28,7 +28,7 @@ class ProgrammeCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from cloudmgr.programme import tracking
         from cloudmgr.programme.config import read_programme_file
-        from cloudmgr.programme.models import MigrationWave, WaveState
+        from cloudmgr.programme.models import OPEN_STATES, MigrationWave, WaveState
 
         overdue = GaugeMetricFamily(
             "cloudmgr_overdue_systems", "In-scope legacy systems past their deadline and not on the cloud"
@@ -38,12 +38,21 @@ class ProgrammeCollector(Collector):
         )
         rooms = GaugeMetricFamily("cloudmgr_server_rooms", "Server rooms, open or closed", labels=["state"])
         waves = GaugeMetricFamily("cloudmgr_migration_waves", "Migration waves by state", labels=["state"])
+        late_waves = GaugeMetricFamily(
+            "cloudmgr_migration_waves_past_window", "Open migration waves whose window has ended"
+        )
         try:
             if self.db is None or self.programme_file is None:  # not registered by cloudmgr.metrics_exposition yet
                 raise RuntimeError("no database to read")
             config = read_programme_file(self.programme_file)
             with self.db.unit_of_work() as uow:
                 figures = tracking.compute(uow.session, config, tracking.today())
+                late = uow.session.scalar(
+                    select(func.count(MigrationWave.id)).where(
+                        MigrationWave.state.in_([state.value for state in OPEN_STATES]),
+                        MigrationWave.window_end < tracking.today(),
+                    )
+                )
                 counts: dict[str, int] = {
                     state: n
                     for state, n in uow.session.execute(
@@ -56,12 +65,14 @@ class ProgrammeCollector(Collector):
             rooms.add_metric(["open"], len(figures.rooms) - figures.rooms_closed)
             for state in WaveState:
                 waves.add_metric([state.value], counts.get(state.value, 0))
+            late_waves.add_metric([], late or 0)
         except Exception:
             log.exception("programme metrics unavailable")
         yield overdue
         yield at_risk
         yield rooms
         yield waves
+        yield late_waves
 
 
 _collector = ProgrammeCollector()
