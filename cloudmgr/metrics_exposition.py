@@ -18,9 +18,15 @@ from cloudmgr.db import Database
 from cloudmgr.inventory.metrics import register as register_inventory_metrics
 from cloudmgr.lines.metrics import register as register_line_metrics
 from cloudmgr.metrics import REGISTRY
+
+# Imported for their metrics (module-level counters and histograms on the registry): /metrics names
+# them, with no samples yet, even in a process that has not moved a server or run a runbook.
+from cloudmgr.moves import metrics as _move_metrics  # noqa: F401
 from cloudmgr.programme.metrics import register as register_programme_metrics
 from cloudmgr.purchases.metrics import register as register_purchase_metrics
 from cloudmgr.quotas.metrics import register as register_quota_metrics
+from cloudmgr.runbooks import metrics as _runbook_metrics  # noqa: F401
+from cloudmgr.scheduler.metrics import register as register_health_metrics
 from cloudmgr.servicerequests.metrics import register as register_request_metrics
 
 
@@ -34,6 +40,7 @@ def register_domain_collectors(db: Database, *, capacity_file: Path, programme_f
     register_purchase_metrics(db)
     register_quota_metrics(db)
     register_request_metrics(db)
+    register_health_metrics(db)
 
 
 def render(db: Database, settings: Settings) -> bytes:
