@@ -190,3 +190,53 @@ def test_a_long_action_says_it_is_working(live_journey_server: str, journey: Jou
         finally:
             browser.close()
     assert problems == []
+
+
+@ONE_DATABASE
+def test_a_move_page_follows_the_move_to_its_end(live_journey_server: str, journey: Journey) -> None:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+    from sqlalchemy import select
+
+    from cloudmgr.moves.models import Move
+    from cloudmgr.moves.states import MoveState
+    from cloudmgr.organisation.models import Cloud
+
+    base = live_journey_server
+    with journey.rt.db.unit_of_work() as uow:
+        cloud_id = uow.session.scalar(select(Cloud.id).where(Cloud.key == "education"))
+        assert cloud_id is not None
+        move = Move(
+            kind="live",
+            state=MoveState.RUNNING,
+            cloud_id=cloud_id,
+            server_name="edu-web-01",
+            source_host="compute-1",
+            reason="host maintenance",
+            created_by="operator",
+        )
+        uow.session.add(move)
+        uow.session.flush()
+        move_id = move.id
+    problems: list[str] = []
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = _login(browser, base, "operator", problems)
+            page.goto(f"{base}/ops/moves/{move_id}")
+            assert page.locator("#live-move").get_attribute("data-live-active") == "true"
+            assert page.locator('[data-testid="live-note"]').count() == 1
+            page.evaluate("window.__notReloaded = true")
+
+            with journey.rt.db.unit_of_work() as uow:  # the worker finishes the move
+                stored = uow.session.get(Move, move_id)
+                assert stored is not None
+                stored.state = MoveState.DONE
+
+            page.wait_for_selector('#live-move[data-live-active="false"]')
+            assert page.locator('[data-testid="live-note"]').count() == 0
+            assert page.evaluate("window.__notReloaded") is True
+        finally:
+            browser.close()
+    assert problems == []
