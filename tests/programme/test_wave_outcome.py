@@ -104,3 +104,7 @@ def test_the_pages_do_not_call_a_failed_wave_done_nor_a_failed_precheck_rolled_b
     # the system's state: not "rolled back" (已回退) but what is true: not migrated, the source serves
     assert "已回退" not in page
     assert "未迁移" in page or "Not migrated: the source still serves" in page
+    # the quota check names the department, not its key (the key stays in data-department)
+    quota = page.split('data-testid="quota-check"')[1].split("</table>")[0]
+    assert '<tr data-department="prov-education">' in quota
+    assert '<th scope="row">省教育厅</th>' in quota

@@ -15,6 +15,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from cloudmgr.errors import DomainError
 from cloudmgr.moves import services
+from cloudmgr.moves.choices import move_choices
 from cloudmgr.moves.states import MoveKind, MoveState
 from cloudmgr.organisation import services as org
 from web.common.display import refusal_text
@@ -55,7 +56,7 @@ class CrossCloudForm(SafeForm):
     cloud = SelectField(_l("From cloud"), validators=[InputRequired()])
     server_id = StringField(_l("Server ID on the cloud"), validators=[InputRequired(), Length(max=64)])
     target_cloud = SelectField(_l("To cloud"), validators=[InputRequired()])
-    department = StringField(_l("Target department key (empty: the server's own)"), validators=[Length(max=64)])
+    department = StringField(_l("Target department (empty: the server's own)"), validators=[Length(max=64)])
     zone = SelectField(
         _l("Zone"),
         choices=[
@@ -84,6 +85,16 @@ def _forms(formdata: Any = None) -> dict[str, FlaskForm]:
     for form in forms.values():
         form.cloud.choices = clouds
     forms["cross"].target_cloud.choices = clouds
+    # The servers, hosts and departments to pick from by name (datalists in moves/list.html,
+    # which the browser filters as one types; an id or host typed by hand still goes).
+    for name, field_name, datalist in (
+        ("migrate", "server_id", "move-servers"),
+        ("migrate", "target_host", "move-hosts"),
+        ("drain", "host", "move-hosts"),
+        ("cross", "server_id", "move-servers"),
+        ("cross", "department", "move-departments"),
+    ):
+        forms[name][field_name].render_kw = {"list": datalist, "autocomplete": "off"}
     return forms
 
 
@@ -99,6 +110,7 @@ def _page(forms: dict[str, FlaskForm], status: int = 200, *, open_form: str | No
         render_template(
             "moves/list.html",
             moves=moves,
+            choices=move_choices(request_uow().session, current_locale()),
             forms=forms,
             open_form=open_form,
             state=state,
