@@ -240,3 +240,55 @@ def test_a_move_page_follows_the_move_to_its_end(live_journey_server: str, journ
         finally:
             browser.close()
     assert problems == []
+
+
+@ONE_DATABASE
+def test_a_wave_page_follows_the_running_wave(live_journey_server: str, journey: Journey) -> None:
+    _require_chromium()
+    from datetime import date, timedelta
+
+    from playwright.sync_api import sync_playwright
+    from sqlalchemy import select
+
+    from cloudmgr.organisation.models import Cloud
+    from cloudmgr.programme.models import MigrationWave, WaveState
+
+    base = live_journey_server
+    with journey.rt.db.unit_of_work() as uow:
+        cloud_id = uow.session.scalar(select(Cloud.id).where(Cloud.key == "education"))
+        assert cloud_id is not None
+        wave = MigrationWave(
+            name="教育一期",
+            cloud_id=cloud_id,
+            zone="extranet",
+            window_start=date.today(),
+            window_end=date.today() + timedelta(days=14),
+            state=WaveState.RUNNING,
+            created_by="operator",
+            started_by="operator",
+        )
+        uow.session.add(wave)
+        uow.session.flush()
+        wave_id = wave.id
+    problems: list[str] = []
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = _login(browser, base, "operator", problems)
+            page.goto(f"{base}/ops/waves/{wave_id}")
+            assert page.locator("#live-wave").get_attribute("data-live-active") == "true"
+            running = page.locator('[data-testid="wave-state"]').inner_text()
+            page.evaluate("window.__notReloaded = true")
+
+            with journey.rt.db.unit_of_work() as uow:  # its last system is on the cloud: the wave is done
+                stored = uow.session.get(MigrationWave, wave_id)
+                assert stored is not None
+                stored.state = WaveState.DONE
+
+            page.wait_for_selector('#live-wave[data-live-active="false"]')
+            assert page.locator('[data-testid="wave-state"]').inner_text() != running
+            assert page.evaluate("window.__notReloaded") is True
+        finally:
+            browser.close()
+    assert problems == []
