@@ -19,6 +19,7 @@ from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.cloud import CloudError, CloudProvider
 from cloudmgr.db import Database, utcnow
 from cloudmgr.inventory.models import LegacySystem, SystemState
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.programme import fit
 from cloudmgr.programme.errors import WaveStateConflict
@@ -73,18 +74,22 @@ def evaluate(
     sized: Sequence[fit.Sized],
     free_by_department: dict[str, dict[str, int] | None],
     hosts: Sequence[fit.HostFree] | None,
-    problems: list[str],
+    problems: Sequence[str | Message],
 ) -> dict[str, Any]:
-    """The stored check result (pure: the tests call it with made-up hosts too)."""
+    """The stored check result (pure: the tests call it with made-up hosts too).
+
+    Every sentence is stored in English (``reason``, ``problems``) and as a message to translate
+    where it is shown (``message``, ``problem_messages``)."""
     unplaced = [
-        {
-            "system_id": s.system.system_id,
-            "hostname": s.system.hostname,
-            "reason": (
-                f"no flavor of the cloud's catalog holds {s.want_vcpus} vCPUs and "
-                f"{s.want_ram_mb / fit.MIB_PER_GB:g} GB RAM (right-sized)"
+        _unplaced(
+            s.system.system_id,
+            s.system.hostname,
+            message(
+                N_("no flavor of the cloud's catalog holds %(vcpus)s vCPUs and %(ram_gb)s GB RAM (right-sized)"),
+                vcpus=s.want_vcpus,
+                ram_gb=f"{s.want_ram_mb / fit.MIB_PER_GB:g}",
             ),
-        }
+        )
         for s in sized
         if s.flavor is None
     ]
@@ -95,7 +100,10 @@ def evaluate(
     if hosts is not None:
         placement = fit.place([(s.system.hostname, s.demand) for s in placeable], hosts)
         ids = {s.system.hostname: s.system.system_id for s in placeable}
-        unplaced += [{"system_id": ids[h], "hostname": h, "reason": r} for h, r in placement.unplaced]
+        demand_of = {s.system.hostname: s.demand for s in placeable}
+        unplaced += [
+            _unplaced(ids[h], h, fit.unplaced_message(demand_of[h], hosts)) for h, _reason in placement.unplaced
+        ]
         capacity.update(
             hosts=len(hosts),
             hosts_free=sum(1 for h in hosts if h.empty),
@@ -121,8 +129,13 @@ def evaluate(
         "quota": quota,
         "capacity": capacity,
         "unplaced": sorted(unplaced, key=lambda u: u["hostname"]),
-        "problems": problems,
+        "problems": [str(p) for p in problems],
+        "problem_messages": [(p if isinstance(p, Message) else Message(p)).as_dict() for p in problems],
     }
+
+
+def _unplaced(system_id: int, hostname: str, why: Message) -> dict[str, Any]:
+    return {"system_id": system_id, "hostname": hostname, "reason": str(why), "message": why.as_dict()}
 
 
 @dataclass(frozen=True)
@@ -145,16 +158,24 @@ def check_wave(db: Database, registry: ProviderRegistry, wave_id: int, *, actor:
     """
     with db.unit_of_work() as uow:
         wanted = _read_wave(uow.session, registry, wave_id)
-    problems: list[str] = []
+    problems: list[Message] = []
     if not wanted.sizes:
-        problems.append("the wave has no systems")
+        problems.append(Message(N_("the wave has no systems")))
     if not wanted.flavors:
-        problems.append(f"cloud {wanted.cloud_key} has no flavors in the catalog (sync the cloud)")
+        problems.append(
+            message(N_("cloud %(cloud)s has no flavors in the catalog (sync the cloud)"), cloud=wanted.cloud_key)
+        )
     hosts: list[fit.HostFree] | None = None
     try:
         hosts = _hosts(wanted.provider)
     except CloudError as exc:
-        problems.append(f"the capacity of cloud {wanted.cloud_key} could not be read: {exc}")
+        problems.append(
+            message(
+                N_("the capacity of cloud %(cloud)s could not be read: %(error)s"),
+                cloud=wanted.cloud_key,
+                error=str(exc),
+            )
+        )
     result = evaluate(fit.size_systems(wanted.sizes, wanted.flavors), wanted.free_by_department, hosts, problems)
     with db.unit_of_work() as uow:
         _store_result(uow.session, wave_id, wanted, result, actor)
@@ -202,7 +223,9 @@ def _store_result(session: Session, wave_id: int, wanted: _CheckInput, result: d
     ensure_editable(wave)
     if sorted(m.system_id for m in wave.members) != wanted.member_ids:
         raise WaveStateConflict(f"the systems of wave {wave.id} changed during the check: check again")
-    result["warnings"] = _dependency_warnings(session, wanted.dependencies, set(wanted.dependencies))
+    warnings = _dependency_warnings(session, wanted.dependencies, set(wanted.dependencies))
+    result["warnings"] = [str(w) for w in warnings]
+    result["warning_messages"] = [w.as_dict() for w in warnings]
     now = utcnow()
     result.update(members=wanted.member_ids, checked_at=now.isoformat(), checked_by=actor.username)
     wave.check_result = result
@@ -227,7 +250,19 @@ def _store_result(session: Session, wave_id: int, wanted: _CheckInput, result: d
     )
 
 
-def _dependency_warnings(session: Session, dependencies: dict[str, list[str]], members: set[str]) -> list[str]:
+# A legacy system's state as a word in a sentence.
+SYSTEM_STATE_WORDS: dict[str, str] = {
+    "legacy": N_("still in its server room"),
+    "intranet": N_("on the e-government intranet"),
+    "planned": N_("planned in a wave"),
+    "migrating": N_("migrating"),
+    "on_cloud": N_("on the cloud"),
+    "rolled_back": N_("rolled back"),
+    "decommissioned": N_("decommissioned"),
+}
+
+
+def _dependency_warnings(session: Session, dependencies: dict[str, list[str]], members: set[str]) -> list[Message]:
     """Dependencies left behind: neither in this wave nor already on the cloud."""
     wanted = {d for deps in dependencies.values() for d in deps if d not in members}
     if not wanted:
@@ -245,7 +280,16 @@ def _dependency_warnings(session: Session, dependencies: dict[str, list[str]], m
                 continue
             state = state_of.get(dep)
             if state is None:
-                warnings.append(f"{host} depends on {dep}, which is not in the inventory")
+                warnings.append(
+                    message(N_("%(host)s depends on %(dep)s, which is not in the inventory"), host=host, dep=dep)
+                )
             elif state not in {SystemState.ON_CLOUD, SystemState.DECOMMISSIONED}:
-                warnings.append(f"{host} depends on {dep} ({state}), which stays behind")
+                warnings.append(
+                    message(
+                        N_("%(host)s depends on %(dep)s (%(state)s), which stays behind"),
+                        host=host,
+                        dep=dep,
+                        state=Message(SYSTEM_STATE_WORDS.get(str(state), str(state))),
+                    )
+                )
     return warnings

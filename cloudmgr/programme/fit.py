@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudmgr.messages import N_, Message, message
+
 MIB_PER_GB = 1024
 EXACT_ITEMS = 200  # CP-SAT is tried for waves up to this size …
 EXACT_HOSTS = 64  # … on clouds up to this many hosts
@@ -184,17 +186,38 @@ class Placement:
 
 
 def _reason(demand: tuple[int, int, int], hosts: Sequence[HostFree]) -> str:
+    return str(unplaced_message(demand, hosts))
+
+
+def unplaced_message(demand: tuple[int, int, int], hosts: Sequence[HostFree]) -> Message:
+    """Why a system of ``demand`` (vCPUs, RAM MB, disk GB) found no host, as a Message."""
     vcpus, ram_mb, disk_gb = demand
-    needs = f"needs {vcpus} vCPUs, {ram_mb / MIB_PER_GB:g} GB RAM, {disk_gb} GB disk"
+    needs = {"vcpus": vcpus, "ram_gb": f"{ram_mb / MIB_PER_GB:g}", "disk_gb": disk_gb}
     if not hosts:
-        return f"{needs}: the cloud has no enabled host"
+        return message(
+            N_("needs %(vcpus)s vCPUs, %(ram_gb)s GB RAM, %(disk_gb)s GB disk: the cloud has no enabled host"), **needs
+        )
     if not any(h.vcpus >= vcpus and h.ram_mb >= ram_mb and h.disk_gb >= disk_gb for h in hosts):
         best = max(hosts, key=lambda h: (min(h.vcpus / max(vcpus, 1), h.ram_mb / max(ram_mb, 1)), h.name))
-        return (
-            f"{needs}: no host has that much free (the roomiest, {best.name}, has {best.vcpus} vCPUs, "
-            f"{best.ram_mb / MIB_PER_GB:g} GB RAM, {best.disk_gb} GB disk free)"
+        return message(
+            N_(
+                "needs %(vcpus)s vCPUs, %(ram_gb)s GB RAM, %(disk_gb)s GB disk: no host has that much free "
+                "(the roomiest, %(host)s, has %(host_vcpus)s vCPUs, %(host_ram_gb)s GB RAM, "
+                "%(host_disk_gb)s GB disk free)"
+            ),
+            host=best.name,
+            host_vcpus=best.vcpus,
+            host_ram_gb=f"{best.ram_mb / MIB_PER_GB:g}",
+            host_disk_gb=best.disk_gb,
+            **needs,
         )
-    return f"{needs}: no host has room left once the rest of the wave is placed"
+    return message(
+        N_(
+            "needs %(vcpus)s vCPUs, %(ram_gb)s GB RAM, %(disk_gb)s GB disk: "
+            "no host has room left once the rest of the wave is placed"
+        ),
+        **needs,
+    )
 
 
 def place(items: Sequence[tuple[str, tuple[int, int, int]]], hosts: Sequence[HostFree]) -> Placement:

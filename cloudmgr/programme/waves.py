@@ -37,6 +37,7 @@ from cloudmgr.db import utcnow
 from cloudmgr.inventory.classification import ensure_placeable
 from cloudmgr.inventory.models import LegacyNetwork, LegacySystem, SystemState
 from cloudmgr.inventory.services import transition_system
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, NetworkZone
 from cloudmgr.programme.errors import (
@@ -340,17 +341,52 @@ def cancel_wave(session: Session, wave_id: int, *, actor: Actor, reason: str = "
 
 
 def fit_failure_text(result: dict[str, Any]) -> str:
-    parts = []
+    """Why a checked wave does not fit, in English (the wave's state reason, the CLI)."""
+    return "; ".join(str(m) for m in fit_failure_messages(result))
+
+
+# The quota's resources as words in a sentence; RAM is counted in MB and said in GB.
+_SHORT_WORDS: dict[str, str] = {
+    "cores": N_("%(n)s vCPU cores"),
+    "ram_mb": N_("%(n)s GB RAM"),
+    "instances": N_("%(n)s servers"),
+}
+
+
+def fit_failure_messages(result: dict[str, Any]) -> list[Message]:
+    """Why a checked wave does not fit (at most 8 reasons, then how many more), as messages."""
+    parts: list[Message] = []
     for line in result.get("quota", []):
         if line.get("no_quota"):
-            parts.append(f"{line['department']} has no quota on the cloud")
+            parts.append(message(N_("%(department)s has no quota on the cloud"), department=line["department"]))
         elif line.get("shortfall"):
-            short = ", ".join(f"{k} {v}" for k, v in sorted(line["shortfall"].items()))
-            parts.append(f"{line['department']} is short of {short}")
+            short = [
+                message(_SHORT_WORDS[k], n=f"{v / 1024:g}" if k == "ram_mb" else v)
+                if k in _SHORT_WORDS
+                else Message(f"{k} {v}")
+                for k, v in sorted(line["shortfall"].items())
+            ]
+            what = short[0] if len(short) == 1 else _joined(short)
+            parts.append(message(N_("%(department)s is short of %(what)s"), department=line["department"], what=what))
     for item in result.get("unplaced", []):
-        parts.append(f"{item['hostname']}: {item['reason']}")
-    parts.extend(result.get("problems", []))
-    return "; ".join(parts[:8]) + (f" (and {len(parts) - 8} more)" if len(parts) > 8 else "")
+        why = item.get("message")
+        reason = Message(why["msgid"], why.get("params", {})) if isinstance(why, dict) else Message(item["reason"])
+        parts.append(message(N_("%(host)s: %(why)s"), host=item["hostname"], why=reason))
+    stored = result.get("problem_messages")
+    if isinstance(stored, list):
+        parts.extend(Message(p["msgid"], p.get("params", {})) for p in stored if isinstance(p, dict))
+    else:
+        parts.extend(Message(str(p)) for p in result.get("problems", []))
+    if len(parts) > 8:
+        return [*parts[:8], message(N_("(and %(count)s more)"), count=len(parts) - 8)]
+    return parts
+
+
+def _joined(parts: list[Message]) -> Message:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = message(N_("%(first)s, %(then)s"), first=joined, then=part)
+    return joined
 
 
 def start_wave(session: Session, wave_id: int, *, actor: Actor) -> MigrationWave:

@@ -130,8 +130,8 @@ def test_the_check_refuses_a_wave_over_a_departments_quota(journey: Env, make_sy
     assert line["shortfall"] == {"cores": 2}
     assert result["unplaced"] == []  # capacity is fine
     wave = _wave_row(journey, wave_id)
-    assert wave.state == "draft" and "prov-education is short of cores 2" in (wave.state_reason or "")
-    with pytest.raises(WaveDoesNotFit, match="short of cores 2"), journey.rt.db.unit_of_work() as uow:
+    assert wave.state == "draft" and "prov-education is short of 2 vCPU cores" in (wave.state_reason or "")
+    with pytest.raises(WaveDoesNotFit, match="short of 2 vCPU cores"), journey.rt.db.unit_of_work() as uow:
         waves.start_wave(uow.session, wave_id, actor=AS_OPERATOR)
     assert all(s == "planned" for s in map(Inventory(journey.rt).state, ids))
 

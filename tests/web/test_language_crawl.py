@@ -266,10 +266,21 @@ def _demo_world(journey: Journey) -> dict[str, int]:
         wave_id = wave.id
     with journey.rt.db.unit_of_work() as uow:
         waves.add_systems(uow.session, wave_id, ["jyt-portal-web01", "jyt-portal-web02"], actor=AS_OPERATOR)
-    try:
-        waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=AS_OPERATOR)
-    except Exception as exc:
-        print("wave check:", repr(exc))
+    waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=AS_OPERATOR)
+    with journey.rt.db.unit_of_work() as uow:  # a wave that does not fit: too big, a dependency left behind
+        failing = waves.create_wave(
+            uow.session,
+            name="教育厅第二批",
+            cloud_key="education",
+            zone="internet",
+            window_start=date.today() + timedelta(days=14),
+            window_end=date.today() + timedelta(days=15),
+            actor=AS_OPERATOR,
+        ).id
+    with journey.rt.db.unit_of_work() as uow:
+        waves.add_systems(uow.session, failing, ["jyt-gaokao-web01"], actor=AS_OPERATOR)
+    result = waves.check_wave(journey.rt.db, journey.rt.providers, failing, actor=AS_OPERATOR)
+    assert not result["fits"] and result["warnings"], result
     return {"request": request_id, "purchase": purchase_id, "wave": wave_id}
 
 
@@ -498,3 +509,19 @@ def test_the_checks_tell_english_from_chinese() -> None:
     # a full-width colon is Chinese punctuation too
     assert problems_in(page.texts, "en", []) == ["云主机 is out of support", "Lines：{'quantity': [1]}", "运行中"]
     assert problems_in(["省教育厅门户网站 on edu"], "en", ["省教育厅门户网站"]) == []
+
+
+@ONE_DATABASE
+def test_a_wave_that_does_not_fit_says_why_in_words(journey: Journey) -> None:
+    """The check's reasons are messages: the English page reads sentences with department names
+    and words, where the stored text had keys (``prov-education is short of cores 2``)."""
+    _demo_world(journey)
+    app = create_app(runtime=journey.rt)
+    ops = logged_in(app, "operator")
+    ops.get("/language/en")
+    html = ops.get("/ops/waves").get_data(as_text=True)
+    wave_id = max(int(m) for m in re.findall(r'href="/ops/waves/(\d+)"', html))
+    page = parse(ops.get(f"/ops/waves/{wave_id}").get_data(as_text=True))
+    text = " ".join(page.texts)
+    assert "jyt-gaokao-db01" in text and "(still in its server room), which stays behind" in text, text
+    assert problems_in(page.texts, "en", data_strings(journey)) == []

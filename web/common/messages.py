@@ -71,3 +71,25 @@ def field_error_items(field: Any, where: str | None = None) -> list[tuple[str, s
                 child, gettext("%(row)s · %(field)s", row=label, field=child_label) if where else child_label
             )
     return items
+
+
+def wave_failure(wave: Any) -> list[Message]:
+    """Why a wave's last check failed, as messages, when its state reason is that check's
+    English text; [] otherwise (the reason is shown as written)."""
+    from cloudmgr.programme.waves import fit_failure_messages, fit_failure_text
+
+    result = wave.check_result
+    if not result or result.get("fits") or not wave.state_reason:
+        return []
+    if fit_failure_text(result)[:1000] != wave.state_reason:
+        return []
+    from web.core.i18n import current_locale
+
+    locale = current_locale()
+    names = {m.system.department.key: m.system.department.display_name(locale) for m in wave.members}
+    return [
+        Message(m.msgid, {**m.params, "department": names.get(m.params["department"], m.params["department"])})
+        if "department" in m.params
+        else m
+        for m in fit_failure_messages(result)
+    ]
