@@ -292,3 +292,47 @@ def test_a_wave_page_follows_the_running_wave(live_journey_server: str, journey:
         finally:
             browser.close()
     assert problems == []
+
+
+@ONE_DATABASE
+def test_a_runbook_run_page_shows_the_run_finished(live_journey_server: str, journey: Journey) -> None:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    from cloudmgr.db import utcnow
+    from cloudmgr.runbooks.models import RunbookRun
+    from tests.runbooks.conftest import add_system
+
+    base = live_journey_server
+    with journey.rt.db.unit_of_work() as uow:
+        system = add_system(uow.session, "edu-web-12", ansible_host="192.0.2.12", state="migrating")
+        run = RunbookRun(
+            system_id=system.id, step="replicate", state="running", actor="operator", event_count=0, started_at=utcnow()
+        )
+        uow.session.add(run)
+        uow.session.flush()
+        run_id = run.id
+    problems: list[str] = []
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = _login(browser, base, "operator", problems)
+            page.goto(f"{base}/ops/runbooks/{run_id}")
+            assert page.locator("#live-runbook-run").get_attribute("data-live-active") == "true"
+            heading = page.locator("h1").inner_text()
+            page.evaluate("window.__notReloaded = true")
+
+            with journey.rt.db.unit_of_work() as uow:  # the playbook ends
+                stored = uow.session.get(RunbookRun, run_id)
+                assert stored is not None
+                stored.state, stored.rc, stored.finished_at = "succeeded", 0, utcnow()
+
+            page.wait_for_selector('#live-runbook-run[data-live-active="false"]')
+            assert page.locator("h1").inner_text() != heading
+            assert page.locator('[data-testid="run-facts"]').inner_text().count("—") < 4  # rc and finished shown
+            page.wait_for_selector('[data-testid="runbook-events"][data-finished="succeeded"]')
+            assert page.evaluate("window.__notReloaded") is True
+        finally:
+            browser.close()
+    assert problems == []
