@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -85,7 +86,7 @@ def lines_list(department_key: str | None, target: str | None) -> None:
                 f"{LINE_TYPE_LABELS[line.line_type]} {line.bandwidth_mbps}M  {line.a_city}{line.a_county} → "
                 f"{line.b_city}{line.b_county}  ¥{line.monthly_rent}/月  到期 {line.contract_end}  "
                 f"{'涉密 ' if carries_classified(line) else ''}规则：{TARGET_LABELS[rule.target]}  "
-                f"规划：{planned}  {STATE_LABELS[line.state]}"
+                f"规划：{planned}{f' {line.cutover_date}' if line.cutover_date else ''}  {STATE_LABELS[line.state]}"
                 + ("  ⚠ 违反涉密规则：须改入电子政务内网" if breaks_classified_rule(line) else "")
             )
         click.echo(f"{len(rows)} 条专线，月租合计 ¥{rent}")
@@ -94,16 +95,17 @@ def lines_list(department_key: str | None, target: str | None) -> None:
 @lines_group.command("plan")
 @click.argument("code")
 @click.option("--target", required=True, help="intranet, extranet, internet or retire")
+@click.option("--date", "on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="cut-over date")
 @domain_errors
-def lines_plan(code: str, target: str) -> None:
+def lines_plan(code: str, target: str, on: datetime | None) -> None:
     """Plan a line's cut-over onto a target (a classified line: the intranet or retirement only)."""
     from cloudmgr.lines.models import TARGET_LABELS
     from cloudmgr.lines.services import parse_target, plan_line
 
     chosen = parse_target(target)
     with get_runtime().db.unit_of_work() as uow:
-        plan_line(uow.session, code, chosen, actor=cli_system_actor(), entry_point="cli")
-    click.echo(f"专线 {code} 已规划割接至{TARGET_LABELS[chosen]}")
+        plan_line(uow.session, code, chosen, actor=cli_system_actor(), entry_point="cli", on=on.date() if on else None)
+    click.echo(f"专线 {code} 已规划割接至{TARGET_LABELS[chosen]}" + (f"（{on:%Y-%m-%d}）" if on else ""))
 
 
 @lines_group.command("record")
@@ -214,3 +216,22 @@ def lines_coverage(city: str | None) -> None:
         click.echo(f"{indent}{name:<12} {'已通外网' if row.reached else '未通外网'}  专线 {row.lines}")
     reached = sum(1 for r in rows if r.reached)
     click.echo(f"{reached}/{len(rows)} 个地点已通电子政务外网")
+
+
+@lines_group.command("batch")
+@click.option("--city", required=True, help="e.g. 唐山市")
+@click.option("--county", default=None, help="e.g. 迁安市")
+@click.option("--date", "on", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="cut-over date")
+@domain_errors
+def lines_batch(city: str, county: str | None, on: datetime) -> None:
+    """Plan a cut-over batch: every line in service ending in the city (county) onto its target by rule."""
+    from cloudmgr.lines.services import plan_batch
+
+    with get_runtime().db.unit_of_work() as uow:
+        result = plan_batch(
+            uow.session, city=city, county=county, on=on.date(), actor=cli_system_actor(), entry_point="batch.cli"
+        )
+    for code, why in result.skipped:
+        click.echo(f"跳过 {code}（{why}）")
+    planned = "、".join(result.planned)
+    click.echo(f"{city}{county or ''}：{len(result.planned)} 条专线规划于 {on:%Y-%m-%d} 割接：{planned}")

@@ -131,6 +131,8 @@ class NetworkLine(Base):
     public_facing: Mapped[bool] = mapped_column(Boolean, default=False)
     target: Mapped[LineTarget | None] = mapped_column(StrEnumType(LineTarget, 16))
     state: Mapped[LineState] = mapped_column(StrEnumType(LineState, 16), default=LineState.IN_SERVICE, index=True)
+    cutover_date: Mapped[date | None] = mapped_column(Date)  # the planned cut-over (or retirement) date
+    cut_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # recorded cut over or retired
     planned_by: Mapped[str | None] = mapped_column(String(128))
     planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
@@ -123,7 +124,15 @@ def ensure_target_allowed(
     raise InvalidLineTarget(f"专线 {line.code} 不承载涉密业务：电子政务内网只承载涉密业务，应纳入电子政务外网或互联网")
 
 
-def plan_line(session: Session, code: str, target: LineTarget | str, *, actor: Actor, entry_point: str) -> NetworkLine:
+def plan_line(
+    session: Session,
+    code: str,
+    target: LineTarget | str,
+    *,
+    actor: Actor,
+    entry_point: str,
+    on: date | None = None,
+) -> NetworkLine:
     """Plan a line's cut-over onto ``target`` (operators and administrators).
 
     ``entry_point`` names the path for the audit log ("cli", "api", "page")."""
@@ -140,6 +149,8 @@ def plan_line(session: Session, code: str, target: LineTarget | str, *, actor: A
     line.state = LineState.PLANNED
     line.planned_by = actor.username
     line.planned_at = utcnow()
+    if on is not None:
+        line.cutover_date = on
     audit.record(
         session,
         actor=actor.username,
@@ -152,6 +163,7 @@ def plan_line(session: Session, code: str, target: LineTarget | str, *, actor: A
             "from": before.value if before else None,
             "to": chosen.value,
             "by_rule": proposed_target(line).target.value,
+            "date": on.isoformat() if on else None,
             "entry_point": entry_point,
         },
     )
@@ -199,6 +211,7 @@ def record_cutover(session: Session, code: str, *, actor: Actor, entry_point: st
     ensure_target_allowed(session, line, line.target, actor=actor, entry_point=entry_point)
     before = line.state
     line.state = LineState.RETIRED if line.target == LineTarget.RETIRE else LineState.CUT_OVER
+    line.cut_over_at = utcnow()
     audit.record(
         session,
         actor=actor.username,
@@ -211,3 +224,34 @@ def record_cutover(session: Session, code: str, *, actor: Actor, entry_point: st
     )  # fmt: skip
     session.flush()
     return line
+
+
+@dataclass
+class BatchResult:
+    planned: list[str] = field(default_factory=list)
+    #: (code, why not) for the lines of the place left out: planned already, cut over or retired
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def plan_batch(
+    session: Session, *, city: str, county: str | None = None, on: date, actor: Actor, entry_point: str
+) -> BatchResult:
+    """Plan a cut-over batch: every line in service with an end in ``city`` (and ``county``) onto its target by
+    rule, on ``on``.  Each line goes through :func:`plan_line`, so the classified rule holds per line."""
+    if actor.is_department:
+        raise PermissionDenied("只有运维人员可以规划专线割接")
+    if not city.strip():
+        raise InvalidLineTarget("请指定城市")
+    result = BatchResult()
+    for line in list_lines(session, actor=actor):
+        ends = ((line.a_city, line.a_county), (line.b_city, line.b_county))
+        if not any(c == city and (not county or k == county) for c, k in ends):
+            continue
+        if line.state != LineState.IN_SERVICE:
+            result.skipped.append((line.code, STATE_LABELS[line.state]))
+            continue
+        plan_line(session, line.code, proposed_target(line).target, actor=actor, entry_point=entry_point, on=on)
+        result.planned.append(line.code)
+    if not result.planned and not result.skipped:
+        raise LineNotFound(f"{city}{county or ''} 没有专线")
+    return result

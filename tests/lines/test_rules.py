@@ -262,3 +262,36 @@ def test_a_department_sees_only_its_own_lines(seeded: Runtime) -> None:
             get_line(uow.session, "L-EDU", actor=hrss)
         with pytest.raises(PermissionDenied):
             plan_line(uow.session, "L-EDU", "extranet", actor=hrss, entry_point="test")
+
+
+def test_a_cutover_batch_per_city_and_county(seeded: Runtime, tmp_path: Path) -> None:
+    with seeded.db.unit_of_work() as uow:
+        secret = make_system(uow.session, "secret01", classification="classified", network="intranet", state="intranet")
+        make_line(uow.session, "TS-1", b_city="唐山市", b_county="迁安市", systems=[secret])
+        make_line(uow.session, "TS-2", b_city="唐山市", b_county="迁安市", public_facing=True)
+        make_line(uow.session, "TS-3", b_city="唐山市", b_county="遵化市")
+        make_line(uow.session, "TS-4", b_city="唐山市", b_county="迁安市")
+        make_line(uow.session, "BD-1", b_city="保定市")
+        plan_line(uow.session, "TS-4", "retire", actor=OPERATOR, entry_point="test")
+    env = cli_env(seeded, tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["lines", "batch", "--city", "唐山市", "--county", "迁安市", "--date", "2027-03-01"],
+                           env=env)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2 条专线" in result.output and "跳过 TS-4" in result.output
+    with seeded.db.unit_of_work() as uow:
+        lines = {line.code: line for line in uow.session.scalars(select(NetworkLine))}
+        assert (lines["TS-1"].target, lines["TS-1"].state) == (LineTarget.INTRANET, LineState.PLANNED)
+        assert lines["TS-2"].target == LineTarget.INTERNET
+        assert str(lines["TS-1"].cutover_date) == "2027-03-01"
+        assert lines["TS-3"].target is None and lines["BD-1"].target is None
+        assert lines["TS-4"].cutover_date is None
+        line = record_cutover(uow.session, "TS-1", actor=OPERATOR, entry_point="test")
+        assert line.cut_over_at is not None
+    assert refusals(seeded) == []
+    result = runner.invoke(main, ["lines", "batch", "--city", "火星市", "--date", "2027-03-01"], env=env)
+    assert result.exit_code != 0 and "没有专线" in result.output
+    result = runner.invoke(main, ["lines", "batch", "--city", "唐山市", "--date", "soon"], env=env)
+    assert result.exit_code != 0
+    result = runner.invoke(main, ["lines", "plan", "BD-1", "--target", "extranet", "--date", "2027-04-01"], env=env)
+    assert result.exit_code == 0 and "2027-04-01" in result.output
