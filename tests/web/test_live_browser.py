@@ -300,14 +300,19 @@ def test_a_runbook_run_page_shows_the_run_finished(live_journey_server: str, jou
     from playwright.sync_api import sync_playwright
 
     from cloudmgr.db import utcnow
-    from cloudmgr.runbooks.models import RunbookRun
+    from cloudmgr.runbooks.models import RunbookRun, RunState
     from tests.runbooks.conftest import add_system
 
     base = live_journey_server
     with journey.rt.db.unit_of_work() as uow:
         system = add_system(uow.session, "edu-web-12", ansible_host="192.0.2.12", state="migrating")
         run = RunbookRun(
-            system_id=system.id, step="replicate", state="running", actor="operator", event_count=0, started_at=utcnow()
+            system_id=system.id,
+            step="replicate",
+            state=RunState.RUNNING,
+            actor="operator",
+            event_count=0,
+            started_at=utcnow(),
         )
         uow.session.add(run)
         uow.session.flush()
@@ -326,7 +331,7 @@ def test_a_runbook_run_page_shows_the_run_finished(live_journey_server: str, jou
             with journey.rt.db.unit_of_work() as uow:  # the playbook ends
                 stored = uow.session.get(RunbookRun, run_id)
                 assert stored is not None
-                stored.state, stored.rc, stored.finished_at = "succeeded", 0, utcnow()
+                stored.state, stored.rc, stored.finished_at = RunState.SUCCEEDED, 0, utcnow()
 
             page.wait_for_selector('#live-runbook-run[data-live-active="false"]')
             assert page.locator("h1").inner_text() != heading
