@@ -178,7 +178,8 @@ def seed_demo_lines(session: Session, *, actor: Actor) -> int:
         if step == "none":
             continue
         target = LineTarget.RETIRE if demo.code in DEMO_RETIRED else proposed_target(line).target
-        plan_line(session, demo.code, target, actor=actor, entry_point="demo")
+        on = date(2026, 1 + index % 11, 15) if step == "done" else date(2027, 1 + index % 6, 15)
+        plan_line(session, demo.code, target, actor=actor, entry_point="demo", on=on)
         if step == "done":
             record_cutover(session, demo.code, actor=actor, entry_point="demo")
     return created

@@ -28,6 +28,7 @@ def test_demo_lines_after_the_demo_inventory(seeded: Runtime, tmp_path: Path) ->
         states = {line.state for line in lines}
         assert states == {LineState.IN_SERVICE, LineState.PLANNED, LineState.CUT_OVER, LineState.RETIRED}
         assert all(line.systems for line in lines)
+        assert all(line.cutover_date for line in lines if line.target is not None)
         classified = [line for line in lines if carries_classified(line)]
         assert len(classified) >= 4
         for line in lines:
