@@ -1,11 +1,14 @@
 """Names where people expect names (issue 18): a department key shown in a table becomes the
-department's name in the page's language (the key stays in the markup's data attributes)."""
+department's name in the page's language (the key stays in the markup's data attributes), and
+a project's id on a cloud is shown with the name of the department it belongs to."""
 
 from __future__ import annotations
 
 from flask import Flask, g
+from sqlalchemy import select
 
 from cloudmgr.organisation import services as org
+from cloudmgr.organisation.models import Department, DepartmentCloud
 from web.core.i18n import current_locale
 from web.core.uow import request_uow
 
@@ -20,5 +23,21 @@ def department_label(key: object) -> str:
     return names.get(str(key), str(key))
 
 
+def project_department(project_id: object) -> str:
+    """The name of the department whose project on a cloud has this id ("" when none has)."""
+    owners: dict[str, str] | None = g.get("project_departments")
+    if owners is None:
+        locale = current_locale()
+        rows = request_uow().session.execute(
+            select(DepartmentCloud.project_id, Department)
+            .join(Department, Department.id == DepartmentCloud.department_id)
+            .where(DepartmentCloud.project_id.is_not(None))
+        )
+        owners = {str(pid): dept.display_name(locale) for pid, dept in rows}
+        g.project_departments = owners
+    return owners.get(str(project_id), "")
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(department_label, "department_label")
+    app.add_template_filter(project_department, "project_department")
