@@ -27,18 +27,22 @@ from sqlalchemy.orm import Session
 
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.capacity.planner.inventory import Inventory
-from cloudmgr.capacity.planner.model import CLASSIFIED_REASON
+from cloudmgr.capacity.planner.model import CLASSIFIED_MESSAGE
 from cloudmgr.db import utcnow
 from cloudmgr.inventory.models import Classification, LegacyNetwork, LegacySystem
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 
 REFUSED_ACTION = "planner.row_refused"
 AUDIT_TARGET = "planner_row"
 ENTRY_POINTS = frozenset({"planner.api", "planner.page", "planner.cli"})
-BLANK_REASON = (
-    "classification unknown: the row does not say whether it is classified and no inventory system has "
-    "this name (say 'non-classified' in the file, or plan blanks as non-classified explicitly)"
+BLANK_MESSAGE = Message(
+    N_(
+        "classification unknown: the row does not say whether it is classified and no inventory system has "
+        "this name (say 'non-classified' in the file, or plan blanks as non-classified explicitly)"
+    )
 )
+BLANK_REASON = str(BLANK_MESSAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +55,16 @@ class RowRefusal:
     legacy_system_id: int | None = None
 
 
-def _inventory_reason(hostname: str, classification: str, network: str) -> str | None:
+def _inventory_reason(hostname: str, classification: str, network: str) -> Message | None:
     if classification == Classification.CLASSIFIED:
-        return f"classified in the inventory ({hostname}): stays on the e-government intranet, never on the cloud"
+        return message(
+            N_("classified in the inventory (%(host)s): stays on the e-government intranet, never on the cloud"),
+            host=hostname,
+        )
     if network == LegacyNetwork.INTRANET:
-        return f"on the e-government intranet in the inventory ({hostname}): not planned onto the cloud"
+        return message(
+            N_("on the e-government intranet in the inventory (%(host)s): not planned onto the cloud"), host=hostname
+        )
     return None
 
 
@@ -77,7 +86,7 @@ def apply_inventory_rules(
     for i, name in enumerate(inventory.names):
         line = int(inventory.lines[i]) or None
         match = known.get(name.strip().lower())
-        reason: str | None = None
+        reason: Message | None = None
         source = ""
         system_id = None
         if match is not None:
@@ -85,14 +94,15 @@ def apply_inventory_rules(
             reason = _inventory_reason(match[1], match[2], match[3])
             source = "inventory"
         if reason is None and inventory.classified[i]:
-            reason, source = CLASSIFIED_REASON, "file"
+            reason, source = CLASSIFIED_MESSAGE, "file"
         if reason is None and match is None and inventory.classification_blank[i] and not blank_is_non_classified:
-            reason, source = BLANK_REASON, "blank"
+            reason, source = BLANK_MESSAGE, "blank"
         if reason is None:
             continue
         classified[i] = True
-        inventory.refusal_reasons[i] = reason
-        refusals.append(RowRefusal(i, name, line, reason, source, system_id))
+        inventory.refusal_reasons[i] = str(reason)
+        inventory.refusal_messages[i] = reason
+        refusals.append(RowRefusal(i, name, line, str(reason), source, system_id))
     inventory.classified = np.ascontiguousarray(classified, dtype=np.bool_)
     return refusals
 

@@ -38,6 +38,7 @@ from cloudmgr.capacity.planner.model import (
     Zone,
     parse_classification,
 )
+from cloudmgr.messages import Message
 from cloudmgr.text import bidi_problem, has_bidi_control
 
 REQUIRED_COLUMNS = ("name", "vcpus", "ram_gb", "disk_gb")
@@ -68,6 +69,8 @@ class Inventory:
     classification_blank: npt.NDArray[np.bool_]
     #: why a refused server is refused, when not simply "classified" (row index → reason)
     refusal_reasons: dict[int, str] = field(default_factory=dict)
+    #: the same reasons as messages, to translate where they are shown
+    refusal_messages: dict[int, Message] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)

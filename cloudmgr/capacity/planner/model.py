@@ -17,6 +17,7 @@ from typing import Any
 
 from cloudmgr.errors import ValidationFailed
 from cloudmgr.inventory.models import Classification as Classification  # one enum: the inventory's
+from cloudmgr.messages import N_, Message
 
 MIB_PER_GB = 1024
 # Right-sizing headroom above the measured 95th percentile: 25 % leaves room for the
@@ -50,9 +51,10 @@ def parse_classification(text: str) -> Classification:
         raise ValueError(f"classification must be 'classified' or 'non-classified', got {text!r}") from None
 
 
-CLASSIFIED_REASON = (
-    "classified system: goes to the separate e-government intranet (电子政务内网), never to the extranet cloud"
+CLASSIFIED_MESSAGE = Message(
+    N_("classified system: goes to the separate e-government intranet, never to the extranet cloud")
 )
+CLASSIFIED_REASON = str(CLASSIFIED_MESSAGE)
 
 
 class PlannerInputError(ValidationFailed):
@@ -143,9 +145,12 @@ class Refusal:
     name: str
     reason: str
     line: int | None = None
+    message: Message | None = None  # the reason, to translate where it is shown
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "reason": self.reason}
+        if self.message is not None:
+            out.update(self.message.as_dict())
         if self.line is not None:
             out["line"] = self.line
         return out

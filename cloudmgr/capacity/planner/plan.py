@@ -24,6 +24,7 @@ import numpy.typing as npt
 from cloudmgr.capacity.planner.bounds import anti_affinity_bound, resource_bounds
 from cloudmgr.capacity.planner.inventory import ZONE_NAMES, Inventory, inventory_from_records
 from cloudmgr.capacity.planner.model import (
+    CLASSIFIED_MESSAGE,
     CLASSIFIED_REASON,
     DEFAULT_HEADROOM,
     DEFAULT_MAX_WAVE,
@@ -40,6 +41,7 @@ from cloudmgr.capacity.planner.model import (
 )
 from cloudmgr.capacity.planner.packing import fits_empty_host, pack_vectors
 from cloudmgr.capacity.planner.waves import build_waves
+from cloudmgr.messages import N_, Message, message
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -74,7 +76,7 @@ def plan_consolidation(
     )
 
 
-def _describe_too_big(demand: npt.NDArray[np.int64], capacity: tuple[int, int, int]) -> str:
+def _describe_too_big(demand: npt.NDArray[np.int64], capacity: tuple[int, int, int]) -> Message:
     parts = []
     if demand[0] > capacity[0]:
         parts.append(f"{int(demand[0])} vCPUs > {capacity[0]}")
@@ -82,7 +84,7 @@ def _describe_too_big(demand: npt.NDArray[np.int64], capacity: tuple[int, int, i
         parts.append(f"{demand[1] / MIB_PER_GB:g} GB RAM > {capacity[1] / MIB_PER_GB:g}")
     if demand[2] > capacity[2]:
         parts.append(f"{demand[2] / MIB_PER_GB:g} GB disk > {capacity[2] / MIB_PER_GB:g}")
-    return "larger than an empty host: " + ", ".join(parts)
+    return message(N_("larger than an empty host: %(what)s"), what=", ".join(parts))
 
 
 def plan_inventory(
@@ -145,13 +147,21 @@ def _sort_out(
     intranet), the servers larger than an empty host (unplaced), and the mask of the rest."""
     demand, names, lines = inventory.demand, inventory.names, inventory.lines
     refused = [
-        Refusal(names[i], inventory.refusal_reasons.get(int(i), CLASSIFIED_REASON), int(lines[i]) or None)
+        Refusal(
+            names[i],
+            inventory.refusal_reasons.get(int(i), CLASSIFIED_REASON),
+            int(lines[i]) or None,
+            inventory.refusal_messages.get(int(i), CLASSIFIED_MESSAGE),
+        )
         for i in np.flatnonzero(inventory.classified)
     ]
     fits = fits_empty_host(demand, capacity) if len(inventory) else np.zeros(0, dtype=np.bool_)
     candidates = ~inventory.classified
     too_big = np.flatnonzero(candidates & ~fits)
-    unplaced = [Refusal(names[i], _describe_too_big(demand[i], capacity), int(lines[i]) or None) for i in too_big]
+    unplaced = []
+    for i in too_big:
+        why = _describe_too_big(demand[i], capacity)
+        unplaced.append(Refusal(names[i], str(why), int(lines[i]) or None, why))
     return refused, unplaced, candidates & fits
 
 
