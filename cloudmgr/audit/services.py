@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from cloudmgr.audit.errors import AuditLogIsAppendOnly
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.db import add_surviving_rollback
+from cloudmgr.messages import Message
 
 __all__ = ["AuditLogIsAppendOnly", "recent", "record", "record_surviving_rollback"]
 
@@ -22,10 +23,16 @@ def record(
     action: str,
     target_type: str,
     target_id: str | int,
-    reason: str | None = None,
+    reason: str | Message | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add an audit event to the current unit of work (it commits with the change it describes)."""
+    """Add an audit event to the current unit of work (it commits with the change it describes).
+
+    A ``reason`` the system writes is a Message: the event keeps its English text as ``reason``
+    and the message in ``detail["reason_message"]``, shown in the reader's language."""
+    if isinstance(reason, Message):
+        detail = {**(detail or {}), "reason_message": reason.as_dict()}
+        reason = str(reason)
     audit_event = AuditEvent(
         actor=actor,
         action=action,

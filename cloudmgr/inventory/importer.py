@@ -30,6 +30,7 @@ from cloudmgr.inventory.errors import InventoryInvalid
 from cloudmgr.inventory.inventory_file import REQUIRED_TEXT, HostEntry, read_inventory
 from cloudmgr.inventory.models import Classification, LegacyNetwork, LegacySystem, OsFamily, ServerRoom, SystemState
 from cloudmgr.inventory.services import AUDIT_TARGET, transition_system
+from cloudmgr.messages import N_, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Department
 from cloudmgr.text import bidi_problem
@@ -391,7 +392,7 @@ class _ImportStep:
             action="legacy_system.imported",
             target_type=AUDIT_TARGET,
             target_id=system.id,
-            reason=f"imported from {self.filename}",
+            reason=message(N_("imported from %(file)s"), file=self.filename),
             detail={"hostname": host.hostname, "state": system.state},
         )
 
@@ -432,7 +433,13 @@ class _ImportStep:
             changed.append("server_room")
         state_before = system.state
         if out and system.state in {SystemState.LEGACY, SystemState.PLANNED, SystemState.ROLLED_BACK}:
-            transition_system(session, system, SystemState.INTRANET, actor=actor, reason=f"out of scope in {filename}")
+            transition_system(
+                session,
+                system,
+                SystemState.INTRANET,
+                actor=actor,
+                reason=message(N_("out of scope in %(file)s"), file=filename),
+            )
         if raising and reclassification.alert_if_on_cloud(session, system, actor=actor, entry_point=self.entry_point):
             result.alerts_raised += 1
         if changed:
@@ -443,7 +450,7 @@ class _ImportStep:
                 action="legacy_system.updated",
                 target_type=AUDIT_TARGET,
                 target_id=system.id,
-                reason=f"re-imported from {filename}",
+                reason=message(N_("re-imported from %(file)s"), file=filename),
                 detail={"hostname": host.hostname, "changed": changed, "state": system.state},
             )
         elif system.state == state_before:

@@ -18,6 +18,7 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.db import utcnow
 from cloudmgr.inventory.errors import InvalidSystemTransition, SystemNotFound
 from cloudmgr.inventory.models import DONE_STATES, LegacySystem, SystemState
+from cloudmgr.messages import Message
 from cloudmgr.organisation import reading as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.statemachine import StateMachine
@@ -57,7 +58,7 @@ TRANSITION_ACTION = "legacy_system.transition"
 
 
 def transition_system(
-    session: Session, system: LegacySystem, to_state: str, *, actor: Actor, reason: str | None
+    session: Session, system: LegacySystem, to_state: str, *, actor: Actor, reason: str | Message | None
 ) -> bool:
     """Move ``system`` to ``to_state``: checked, stamped and audited.
 
