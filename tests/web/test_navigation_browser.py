@@ -1,12 +1,13 @@
 """The header menu and small screens in Chromium (issue 18).
 
 Every role logs in: at 1280 px its menu (grouped by task, web/common/navigation.py) holds one row
-and each group opens into its pages and closes again; at 390 px none of the role's menu pages is
-wider than the screen, and no monospace code is broken one character per line.  Screenshots go
-to test-artifacts/."""
+and each group opens into its pages and closes again; at 390 px none of the role's menu pages,
+nor the first page each one's tables link to, is wider than the screen, and no monospace code
+is broken one character per line.  Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,7 +102,16 @@ def test_every_role_has_a_one_row_menu_and_pages_that_fit_a_phone(
                     ".main-nav a", "links => links.map(a => a.getAttribute('href'))"
                 )
                 page.set_viewport_size({"width": 390, "height": 844})
+                # The menu's pages, then the first page each one's tables link to (a request,
+                # a wave, a server...), once each.
+                details: list[str] = []
                 for href in hrefs:
+                    page.goto(f"{base}{href}")
+                    first = page.eval_on_selector_all(
+                        "main table tbody a[href^='/']", "links => links.map(a => a.getAttribute('href'))"
+                    )
+                    details.extend(link for link in first[:1] if link not in hrefs and link not in details)
+                for href in hrefs + details:
                     page.goto(f"{base}{href}")
                     width = page.evaluate("() => document.documentElement.scrollWidth")
                     if width > 390:
@@ -109,7 +119,7 @@ def test_every_role_has_a_one_row_menu_and_pages_that_fit_a_phone(
                     broken = page.evaluate(_BROKEN_CODES)
                     if broken:
                         problems.append(f"{role} {href}: codes one character a line: {broken[:5]}")
-                    name = href.strip("/").replace("/", "-") or "root"
+                    name = re.sub(r"[^A-Za-z0-9_-]+", "-", href.strip("/")) or "root"
                     page.screenshot(path=str(artifacts_dir / f"phone-{role}-{name}.png"), full_page=True)
 
                 # On a phone the bar takes two rows at most and a group still opens.
