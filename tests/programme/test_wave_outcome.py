@@ -17,6 +17,7 @@ from cloudmgr.programme import tracking
 from cloudmgr.runtime import Runtime
 from tests.programme.conftest import TODAY, Env, Inventory, lean_programme_state
 from tests.web.helpers import logged_in
+from tests.web.test_programme import _token
 from web import create_app
 
 AS_OPERATOR = Actor(username="operator", role=Role.OPERATOR)
@@ -108,3 +109,9 @@ def test_the_pages_do_not_call_a_failed_wave_done_nor_a_failed_precheck_rolled_b
     quota = page.split('data-testid="quota-check"')[1].split("</table>")[0]
     assert '<tr data-department="prov-education">' in quota
     assert '<th scope="row">省教育厅</th>' in quota
+    # the API says the same
+    headers = _token(seeded, "operator")
+    body = app.test_client().get(f"/api/v1/waves/{wave_id}", headers=headers).get_json()
+    assert (body["state"], body["outcome"]) == ("done", "done_none")
+    listed = app.test_client().get("/api/v1/waves", headers=headers).get_json()["items"]
+    assert [w["outcome"] for w in listed if w["id"] == wave_id] == ["done_none"]

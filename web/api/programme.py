@@ -167,6 +167,8 @@ def wave_json(wave: MigrationWave, *, members: bool = True, count: int | None = 
         "window_start": wave.window_start.isoformat(),
         "window_end": wave.window_end.isoformat(),
         "state": wave.state,
+        # What happened: the state, or for a finished wave done / done_partly / done_none.
+        "outcome": wave.outcome,
         "state_reason": wave.state_reason,
         "systems": count if count is not None else len(wave.members),
         "created_by": wave.created_by,
