@@ -6,6 +6,8 @@ HTTP answers (``code`` becomes the JSON ``error`` field, ``http_status`` the sta
 
 from __future__ import annotations
 
+from cloudmgr.messages import Message
+
 
 class CloudmgrError(Exception):
     """Base of every error cloudmgr raises on purpose."""
@@ -19,9 +21,13 @@ class DomainError(CloudmgrError):
     code = "domain_error"
     http_status = 400
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Message) -> None:
+        # A Message is shown in the reader's language by the web (``translatable``); the API,
+        # the CLI and the logs read its English text (``message``).
+        text = str(message)
+        super().__init__(text)
+        self.message = text
+        self.translatable: Message | None = message if isinstance(message, Message) else None
 
 
 class NotFound(DomainError):

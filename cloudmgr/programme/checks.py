@@ -24,7 +24,14 @@ from cloudmgr.organisation.actor import Actor
 from cloudmgr.programme import fit
 from cloudmgr.programme.errors import WaveStateConflict
 from cloudmgr.programme.models import WAVE_MACHINE, WaveState
-from cloudmgr.programme.waves import AUDIT_TARGET, ensure_editable, fit_failure_text, get_wave, members_easy_first
+from cloudmgr.programme.waves import (
+    AUDIT_TARGET,
+    SYSTEM_STATE_WORDS,
+    ensure_editable,
+    fit_failure_text,
+    get_wave,
+    members_easy_first,
+)
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas.models import QuotaLedgerRow
 
@@ -248,18 +255,6 @@ def _store_result(session: Session, wave_id: int, wanted: _CheckInput, result: d
             "quota_short": [q["department"] for q in result["quota"] if not q["ok"]],
         },
     )
-
-
-# A legacy system's state as a word in a sentence.
-SYSTEM_STATE_WORDS: dict[str, str] = {
-    "legacy": N_("still in its server room"),
-    "intranet": N_("on the e-government intranet"),
-    "planned": N_("planned in a wave"),
-    "migrating": N_("migrating"),
-    "on_cloud": N_("on the cloud"),
-    "rolled_back": N_("rolled back"),
-    "decommissioned": N_("decommissioned"),
-}
 
 
 def _dependency_warnings(session: Session, dependencies: dict[str, list[str]], members: set[str]) -> list[Message]:

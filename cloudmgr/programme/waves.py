@@ -241,32 +241,52 @@ def add_systems(session: Session, wave_id: int, refs: Sequence[int | str], *, ac
     wave = get_wave(session, wave_id, for_update=True)
     ensure_editable(wave)
     if not refs:
-        raise WaveInvalid("name at least one system to add")
+        raise WaveInvalid(Message(N_("name at least one system to add")))
     username = actor.username
     present = {m.system_id for m in wave.members}
     if len(present) + len(refs) > MAX_MEMBERS:
-        raise WaveInvalid(f"a wave holds at most {MAX_MEMBERS} systems")
+        raise WaveInvalid(message(N_("a wave holds at most %(max)s systems"), max=MAX_MEMBERS))
     position = max((m.position for m in wave.members), default=0)
     added: list[LegacySystem] = []
     for ref in refs:
         system = _find_system(session, ref)
         if system.id in present:
-            raise WaveMemberRefused(f"{system.hostname} is already in this wave")
+            raise WaveMemberRefused(message(N_("%(host)s is already in this wave"), host=system.hostname))
         ensure_placeable(session, system, actor=actor, entry_point="wave")
         ensure_department_may_use(session, system, wave.cloud_id)
         if system.network != wave.zone:
             raise WaveMemberRefused(
-                f"{system.hostname} is on the {system.network} network; this wave moves {wave.zone} systems"
+                message(
+                    N_("%(host)s is on the %(network)s network; this wave moves %(zone)s systems"),
+                    host=system.hostname,
+                    network=Message(NETWORK_WORDS.get(system.network, system.network)),
+                    zone=Message(NETWORK_WORDS.get(wave.zone, wave.zone)),
+                )
             )
         other = open_wave_of(session, system.id)
         if other is not None:
-            raise WaveMemberRefused(f"{system.hostname} is already in wave #{other.id} ({other.name})")
+            raise WaveMemberRefused(
+                message(
+                    N_("%(host)s is already in wave #%(id)s (%(name)s)"),
+                    host=system.hostname,
+                    id=other.id,
+                    name=other.name,
+                )
+            )
         if system.state not in JOINABLE_STATES:
-            raise WaveMemberRefused(f"{system.hostname} is {system.state}; only legacy or rolled-back systems join")
+            raise WaveMemberRefused(
+                message(
+                    N_("%(host)s is %(state)s; only systems still in their server room or rolled back join"),
+                    host=system.hostname,
+                    state=Message(SYSTEM_STATE_WORDS.get(str(system.state), str(system.state))),
+                )
+            )
         position += 1
         wave.members.append(MigrationWaveMember(system_id=system.id, position=position, active=True, added_by=username))
         present.add(system.id)
-        transition_system(session, system, SystemState.PLANNED, actor=actor, reason=f"joined wave #{wave.id}")
+        transition_system(
+            session, system, SystemState.PLANNED, actor=actor, reason=message(N_("joined wave #%(id)s"), id=wave.id)
+        )
         system.target_cloud_id = wave.cloud_id
         added.append(system)
     _back_to_draft(wave, "systems were added after the check")
@@ -338,6 +358,26 @@ def cancel_wave(session: Session, wave_id: int, *, actor: Actor, reason: str = "
         reason=reason or None,
     )
     return wave
+
+
+# A legacy system's state as a word in a sentence.
+SYSTEM_STATE_WORDS: dict[str, str] = {
+    "legacy": N_("still in its server room"),
+    "intranet": N_("on the e-government intranet"),
+    "planned": N_("planned in a wave"),
+    "migrating": N_("migrating"),
+    "on_cloud": N_("on the cloud"),
+    "rolled_back": N_("rolled back"),
+    "decommissioned": N_("decommissioned"),
+}
+
+
+# The networks as words in a sentence.
+NETWORK_WORDS: dict[str, str] = {
+    "internet": N_("internet"),
+    "extranet": N_("e-government extranet"),
+    "intranet": N_("e-government intranet"),
+}
 
 
 def fit_failure_text(result: dict[str, Any]) -> str:

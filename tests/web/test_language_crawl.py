@@ -158,10 +158,15 @@ def parse(html: str) -> PageText:
     return parser.page
 
 
+# The name of a file someone uploaded (legacy.yml, servers.csv) is data too.
+UPLOADED_FILE = re.compile(r"[\w.-]+\.(?:ya?ml|csv|xlsx)\b")
+
+
 def _strip_data(text: str, data: list[str]) -> str:
     for value in data:
         if value in text:
             text = text.replace(value, " ")
+    text = UPLOADED_FILE.sub(" ", text)
     for name in NAMES:
         text = text.replace(name, " ")
     return text

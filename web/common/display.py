@@ -224,6 +224,11 @@ def refusal_text(exc: DomainError) -> str:
         reasons += [_choice_problem_text(p) for p in exc.problems]
         refused: str = _("Refused: %(reason)s", reason=" ".join(reasons))
         return refused
+    if exc.translatable is not None:
+        from web.common.messages import render_message
+
+        translated: str = _("Refused: %(reason)s", reason=render_message(exc.translatable))
+        return translated
     text: str = _("Refused: %(reason)s", reason=exc.message)
     return text
 
