@@ -419,7 +419,6 @@ KNOWN: tuple[tuple[str, str, str], ...] = (
     ("zh", "/ops/planner", "anti_affinity"),
     ("zh", "/ops/systems/import", "inventory/README.md"),
     ("zh", "/ops/systems/import", "Ansible YAML"),
-    ("zh", "/portal/keys", "ssh-keygen"),
 )
 
 
