@@ -414,9 +414,7 @@ KNOWN: tuple[tuple[str, str, str], ...] = (
     ("zh", "/admin/clouds", "cloudmgr org import"),
     ("zh", "/admin/departments", "cloudmgr org import"),
     ("zh", "/admin/quotas", "YAML"),
-    ("zh", "/ops/capacity", "physical_servers"),
     ("zh", "/ops/firewall", "ingress"),
-    ("zh", "/ops/planner", "anti_affinity"),
     ("zh", "/ops/systems/import", "inventory/README.md"),
     ("zh", "/ops/systems/import", "Ansible YAML"),
 )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask_babel import gettext
+from markupsafe import Markup, escape
 
 from cloudmgr.messages import Message
 
@@ -93,3 +94,9 @@ def wave_failure(wave: Any) -> list[Message]:
         else m
         for m in fit_failure_messages(result)
     ]
+
+
+def code_list(names: list[str]) -> Markup:
+    """Identifiers (file columns, keywords) in a sentence: each in <code>, joined the page's way."""
+    separator = gettext(", ")
+    return escape(separator).join(Markup("<code>%s</code>") % name for name in names)
