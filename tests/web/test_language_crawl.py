@@ -414,7 +414,6 @@ KNOWN: tuple[tuple[str, str, str], ...] = (
     ("zh", "/admin/clouds", "cloudmgr org import"),
     ("zh", "/admin/departments", "cloudmgr org import"),
     ("zh", "/admin/quotas", "YAML"),
-    ("zh", "/ops/firewall", "ingress"),
     ("zh", "/ops/systems/import", "inventory/README.md"),
     ("zh", "/ops/systems/import", "Ansible YAML"),
 )
