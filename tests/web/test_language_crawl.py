@@ -76,6 +76,7 @@ CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 # Words that are names in every language (products, units, protocols): not English sentences.
 NAMES = (
     "OpenStack",
+    "Ansible YAML",
     "Windows Server",
     "Red Hat",
     "Grafana",
@@ -414,8 +415,6 @@ KNOWN: tuple[tuple[str, str, str], ...] = (
     ("zh", "/admin/clouds", "cloudmgr org import"),
     ("zh", "/admin/departments", "cloudmgr org import"),
     ("zh", "/admin/quotas", "YAML"),
-    ("zh", "/ops/systems/import", "inventory/README.md"),
-    ("zh", "/ops/systems/import", "Ansible YAML"),
 )
 
 
