@@ -405,9 +405,10 @@ def send_forms(app: Flask, user: str, lang: str, forms: Forms, data: list[str]) 
 
 # --- what is still found (issue 18): each entry must still be found; fix it and remove it --------
 #
-# (language, URL pattern, a piece of the text).  All are help texts whose Chinese sentence names
-# file columns, files or commands inline; they belong in <code> (a msgid with placeholders the
-# template fills with <code> elements).
+# (language, URL pattern, a piece of the text).  All are the administrators' help texts on where
+# the clouds, departments and quotas come from, whose Chinese sentence names files and commands
+# (cloudmgr org import, YAML) inline; they belong in <code>: a msgid with placeholders the template
+# fills with code_list(...), as the firewall, capacity, planner, import and key forms do.
 
 KNOWN: tuple[tuple[str, str, str], ...] = (
     ("zh", "/", "cloudmgr org import"),
