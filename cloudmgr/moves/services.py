@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from cloudmgr.moves.choices import move_choices
 from cloudmgr.moves.cross_cloud import CROSS_CLOUD_STATUSES, start_cross_cloud_move
 from cloudmgr.moves.drains import DrainPlan, DrainServer, managed_project_ids, plan_drain, start_drain
 from cloudmgr.moves.errors import MoveInvalid, MoveNotFound
@@ -60,6 +61,7 @@ __all__ = [
     "managed_project_ids",
     "may_move_servers",
     "may_undo",
+    "move_choices",
     "plan_drain",
     "record_event",
     "resume",

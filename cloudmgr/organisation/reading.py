@@ -66,6 +66,16 @@ def list_departments(session: Session) -> Sequence[Department]:
     return session.scalars(select(Department).order_by(Department.level, Department.key)).all()
 
 
+def project_owners(session: Session) -> list[tuple[str, Department]]:
+    """(project id, department) for every department project on every cloud."""
+    rows = session.execute(
+        select(DepartmentCloud.project_id, Department)
+        .join(Department, Department.id == DepartmentCloud.department_id)
+        .where(DepartmentCloud.project_id.is_not(None))
+    )
+    return [(str(project_id), department) for project_id, department in rows]
+
+
 def get_department(session: Session, key: str) -> Department:
     dept = session.scalar(select(Department).where(Department.key == key))
     if dept is None:

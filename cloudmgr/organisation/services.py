@@ -70,6 +70,9 @@ from cloudmgr.organisation.reading import (
     list_departments as list_departments,
 )
 from cloudmgr.organisation.reading import (
+    project_owners as project_owners,
+)
+from cloudmgr.organisation.reading import (
     visible_cloud_id as visible_cloud_id,
 )
 from cloudmgr.organisation.reading import (

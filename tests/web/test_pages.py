@@ -100,7 +100,7 @@ def test_admin_pages_list_departments_users_and_clouds(
 
 
 def test_simulated_cloud_badge(client: FlaskClient) -> None:
-    assert "模拟云 (Simulated cloud)" in _html(client, "/login")
+    assert "模拟云" in _html(client, "/login")
 
 
 def test_error_pages_are_in_the_layout(client: FlaskClient) -> None:

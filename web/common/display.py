@@ -20,9 +20,7 @@ from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.errors import ChoiceProblem, FieldProblem, RequestInvalid
 from cloudmgr.servicerequests.models import ServiceRequest
 from cloudmgr.servicerequests.states import RequestState
-from web.common.labels import resource_label, zone_label
-
-MB_PER_GB = 1024
+from web.common.labels import gb, resource_label, zone_label
 
 
 def money(value: Decimal | int | float | None) -> str:
@@ -30,15 +28,6 @@ def money(value: Decimal | int | float | None) -> str:
     if value is None:
         return "—"
     return f"¥{Decimal(value):,.2f}"
-
-
-def gb(mb: int | None) -> str:
-    """Megabytes as gigabytes, without a needless ``.0``: 2048 -> ``2``, 512 -> ``0.5``."""
-    if mb is None:
-        return "—"
-    value = Decimal(mb) / MB_PER_GB
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return text or "0"
 
 
 def amount(value: int | None, resource: Resource | str) -> str:

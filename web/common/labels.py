@@ -7,6 +7,7 @@ Templates use them through the ``label_*`` filters registered by :func:`init_app
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 
 from flask import Flask, g, has_request_context
 from flask_babel import format_decimal, gettext
@@ -212,6 +213,18 @@ def request_kind_label(code: object) -> str:
 
 
 # The quota files' named sizes (quotas/sizes.yaml); another name is shown as the file writes it.
+MB_PER_GB = 1024
+
+
+def gb(mb: int | None) -> str:
+    """Megabytes as gigabytes, without a needless ``.0``: 2048 -> ``2``, 512 -> ``0.5``."""
+    if mb is None:
+        return "—"
+    value = Decimal(mb) / MB_PER_GB
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
 QUOTA_SIZE_LABELS: Mapping[str, object] = {
     "small": _l("Small"),
     "medium": _l("Medium"),
@@ -223,8 +236,6 @@ QUOTA_SIZE_LABELS: Mapping[str, object] = {
 def quota_size_label(name: str, limits: Mapping[str, int] | None = None) -> str:
     """``small`` → 小型; with its limits (the ledger's units, RAM in MB):
     小型：16 核 / 32 GB 内存 / 8 台云主机 / 500 GB 云硬盘 / 2 个公网地址."""
-    from web.common.display import gb  # display imports this module
-
     label = _lookup(QUOTA_SIZE_LABELS, name)
     if not limits:
         return label

@@ -77,7 +77,7 @@ def field_error_items(field: Any, where: str | None = None) -> list[tuple[str, s
 def wave_failure(wave: Any) -> list[Message]:
     """Why a wave's last check failed, as messages, when its state reason is that check's
     English text; [] otherwise (the reason is shown as written)."""
-    from cloudmgr.programme.waves import fit_failure_messages, fit_failure_text
+    from cloudmgr.programme.services import fit_failure_messages, fit_failure_text
 
     result = wave.check_result
     if not result or result.get("fits") or not wave.state_reason:

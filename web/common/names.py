@@ -5,10 +5,8 @@ a project's id on a cloud is shown with the name of the department it belongs to
 from __future__ import annotations
 
 from flask import Flask, g
-from sqlalchemy import select
 
 from cloudmgr.organisation import services as org
-from cloudmgr.organisation.models import Department, DepartmentCloud
 from web.core.i18n import current_locale
 from web.core.uow import request_uow
 
@@ -28,12 +26,8 @@ def project_department(project_id: object) -> str:
     owners: dict[str, str] | None = g.get("project_departments")
     if owners is None:
         locale = current_locale()
-        rows = request_uow().session.execute(
-            select(DepartmentCloud.project_id, Department)
-            .join(Department, Department.id == DepartmentCloud.department_id)
-            .where(DepartmentCloud.project_id.is_not(None))
-        )
-        owners = {str(pid): dept.display_name(locale) for pid, dept in rows}
+        rows = org.project_owners(request_uow().session)
+        owners = {project_id: dept.display_name(locale) for project_id, dept in rows}
         g.project_departments = owners
     return owners.get(str(project_id), "")
 

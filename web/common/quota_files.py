@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from cloudmgr.quotas.errors import QuotaFilesInvalid
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.quotas.services import QuotaDefinitions, read_quota_files
-from web.common.display import MB_PER_GB
+from web.common.labels import MB_PER_GB
 from web.core.uow import runtime
 
 log = logging.getLogger(__name__)

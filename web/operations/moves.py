@@ -15,7 +15,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from cloudmgr.errors import DomainError
 from cloudmgr.moves import services
-from cloudmgr.moves.choices import move_choices
+from cloudmgr.moves.services import move_choices
 from cloudmgr.moves.states import MoveKind, MoveState
 from cloudmgr.organisation import services as org
 from web.common.display import refusal_text
