@@ -7,8 +7,10 @@ handlers (``Worker(db, work_handlers()).drain()``) on the lab OpenStack, with a 
 in a temporary folder.  Its time runs from the final approval's commit to the request's
 ``finished_at`` (every server ACTIVE with its volume attached and its floating IP associated).
 
-The raw side makes the same things with openstacksdk in the same project: a keypair, one
-security group with the 4 rules (80/443, IPv4 and IPv6), 10 servers booted and waited ACTIVE,
+The raw side makes the same things with openstacksdk in the same project: a keypair, the same
+two security groups cloudmgr makes (the department's members group, emptied of Neutron's default
+egress rules, and the request's group with the 4 rules: 80/443, IPv4 and IPv6), 10 servers
+booted in both groups with the same kind of metadata and tag and waited ACTIVE,
 10 volumes created and waited available, attached and waited in-use, 10 floating IPs allocated
 from lab-public and associated.  Both poll every POLL seconds.
 
@@ -369,6 +371,9 @@ def provision_raw(
     started = time.perf_counter()
     with phases.phase("keypair+group"):
         keypair = conn.compute.create_keypair(name=f"bench-raw-{tag}", public_key=public_key_line())
+        members = conn.network.create_security_group(name=f"bench-raw-{tag}-dept", description="members")
+        for rule in list(conn.network.security_group_rules(security_group_id=members.id)):
+            conn.network.delete_security_group_rule(rule)
         group = conn.network.create_security_group(name=f"bench-raw-{tag}", description="web")
         for port in (80, 443):
             for ethertype, world in (("IPv4", "0.0.0.0/0"), ("IPv6", "::/0")):
@@ -389,8 +394,10 @@ def provision_raw(
                 image_id=ids["image"],
                 networks=[{"uuid": ids["network"]}],
                 key_name=keypair.name,
-                security_groups=[{"name": group.name}],
+                security_groups=[{"name": group.name}, {"name": members.name}],
                 user_data=ids["user_data"],
+                metadata={"purpose": "benchmark", "request": tag, "server": str(i), "department": "raw"},
+                tags=[f"bench-raw-{tag}-{i}"],
             )
             for i in range(vms)
         ]

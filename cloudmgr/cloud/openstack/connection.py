@@ -30,6 +30,20 @@ from cloudmgr.cloud.types import Server
 T = TypeVar("T")
 
 
+class FirstTry:
+    """A caller's ``first_try`` (see CloudProvider.create_server) holds for the first attempt
+    of a call only: ``_call`` may send it again after an attempt the cloud acted on (its answer
+    lost), and that one must look up first."""
+
+    def __init__(self, first_try: bool) -> None:
+        self._left = first_try
+
+    def take(self) -> bool:
+        """Whether this attempt may skip the look-up (True at most once)."""
+        first, self._left = self._left, False
+        return first
+
+
 #: How many servers' projects are remembered (see ``_server_projects``).
 SERVER_PROJECTS_KEPT = 10_000
 

@@ -12,7 +12,7 @@ from typing import Any
 from openstack import exceptions as os_exc
 
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict, CloudNotFound
-from cloudmgr.cloud.openstack.connection import OpenStackConnection
+from cloudmgr.cloud.openstack.connection import FirstTry, OpenStackConnection
 from cloudmgr.cloud.openstack.convert import find_or_none
 from cloudmgr.cloud.types import FloatingIp
 
@@ -55,10 +55,13 @@ class OpenStackFloatingIps(OpenStackConnection):
         description = TAG_DESCRIPTION_PREFIX + idempotency_tag
         action = f"allocate a floating IP of {external_network} to project {project_id}"
 
+        once = FirstTry(first_try)
+
         def lookup_or_allocate() -> Any:
             # Looking up first: an allocation that reached Neutron before the connection
             # dropped is found, not repeated.
-            existing = [] if first_try else self._tagged(project_id, description)
+            first = once.take()
+            existing = [] if first else self._tagged(project_id, description)
             if existing:
                 return _oldest(existing)
             external_id = self._network_ids.get(external_network)
@@ -74,7 +77,7 @@ class OpenStackFloatingIps(OpenStackConnection):
             except os_exc.NotFoundException:
                 self._network_ids.pop(external_network, None)  # made again under the name: ask anew
                 raise
-            if first_try:
+            if first:
                 return created
             # Two concurrent first calls can both allocate: keep the oldest, give ours back.
             tagged = self._tagged(project_id, description)

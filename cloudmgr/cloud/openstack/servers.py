@@ -16,6 +16,7 @@ from openstack.compute.v2 import server as sdk_server
 
 from cloudmgr.cloud.checks import encode_user_data
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict
+from cloudmgr.cloud.openstack.connection import FirstTry
 from cloudmgr.cloud.openstack.convert import idempotency_tag, iso_utc, parse_time, server_addresses
 from cloudmgr.cloud.openstack.flavors import OpenStackFlavors
 from cloudmgr.cloud.openstack.keypairs import nova_keypair_name, project_keypair_name
@@ -83,10 +84,13 @@ class OpenStackServers(OpenStackFlavors):
         if spec.security_groups:
             extras["security_groups"] = [{"name": g} for g in spec.security_groups]
 
+        once, answered = FirstTry(first_try), {"by_boot": False}
+
         def lookup_or_boot() -> Any:
             # Looking up first makes the whole call safe to retry: a boot that reached
             # Nova before the connection dropped is found instead of booted again.
-            existing = None if first_try else self._find_by_key_raw(project_id, key)
+            first = once.take()
+            existing = None if first else self._find_by_key_raw(project_id, key)
             if existing is not None:
                 return existing
             conn = self._project_conn(project_id)
@@ -99,13 +103,14 @@ class OpenStackServers(OpenStackFlavors):
                 tags=[idempotency_tag(key)],
                 **extras,
             )
-            if first_try:
+            if first:
+                answered["by_boot"] = True
                 return created  # see the end
             # The POST answer lacks most fields; read it back with the admin view (host).
             return self._admin.compute.get_server(created.id)
 
         server = self._to_server(self._call(f"create server {spec.name}", lookup_or_boot))
-        if first_try:
+        if answered["by_boot"]:
             # Nova's answer to the boot holds little more than the id; a first try does not
             # read it back (one call fewer per server): wait_for_server reads the rest.
             server = dataclasses.replace(

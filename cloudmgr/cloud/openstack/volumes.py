@@ -26,7 +26,7 @@ from cloudmgr.cloud.checks import (
     check_volume_source,
 )
 from cloudmgr.cloud.errors import CloudBadRequest, CloudConflict
-from cloudmgr.cloud.openstack.connection import OpenStackConnection
+from cloudmgr.cloud.openstack.connection import FirstTry, OpenStackConnection
 from cloudmgr.cloud.provider import FAILED_IMAGE_STATUSES
 from cloudmgr.cloud.types import (
     VOLUME_TAG_METADATA_KEY,
@@ -157,10 +157,13 @@ class OpenStackVolumes(OpenStackConnection):
         if image_id:
             attrs["image_id"] = image_id
 
+        once = FirstTry(first_try)
+
         def lookup_or_create() -> Any:
             # Looking up first: a create that reached Cinder before the connection dropped
             # is found, not repeated.
-            existing = [] if first_try else self._tagged_volumes(project_id, idempotency_tag)
+            first = once.take()
+            existing = [] if first else self._tagged_volumes(project_id, idempotency_tag)
             if existing:
                 return _oldest(existing)
             if image_id:
@@ -169,7 +172,7 @@ class OpenStackVolumes(OpenStackConnection):
                 check_volume_fits_image(size, image.size, action)
             storage = self._project_conn(project_id).block_storage
             created = storage.create_volume(**attrs)
-            if first_try:
+            if first:
                 return created  # Cinder answers a create with the whole volume
             # Two concurrent first calls can both create: keep the oldest, delete ours.
             tagged = self._tagged_volumes(project_id, idempotency_tag)
