@@ -237,7 +237,7 @@ def test_planner_shows_the_plan_and_the_refused_classified_server(ops: FlaskClie
     assert response.status_code == 200, response.get_data(as_text=True)
     html = response.get_data(as_text=True)
     assert 'data-testid="hosts-used"' in html and 'data-testid="lower-bound"' in html
-    assert 'data-refused="secret-1"' in html and "classified system" in html
+    assert 'data-refused="secret-1"' in html and "涉密系统" in html
     assert 'data-wave="1"' in html
 
 
