@@ -38,6 +38,7 @@ from cloudmgr.purchases import services as purchases
 from cloudmgr.purchases.services import ItemInput, PurchaseForm
 from cloudmgr.quotas.models import QuotaChangeRequest
 from cloudmgr.runtime import Runtime
+from cloudmgr.storage import services as storage
 from tests.conftest import ONE_DATABASE
 from tests.web.helpers import Journey, csrf_token, logged_in
 from web import create_app
@@ -313,6 +314,15 @@ def _department_a_data(journey: Journey) -> dict[str, int]:
         server_snapshot_id = backups.take_server_snapshot(
             uow.session, journey.actor("zhangwei"), server_id, f"{SECRET} snapshot"
         ).id
+    owner = journey.actor("zhangwei")
+    with journey.rt.db.unit_of_work() as uow:
+        volume_id = storage.create_volume(
+            uow.session, owner, name=f"{SECRET}-data", size_gb=10, cloud_key="education", volume_type_name="fake"
+        ).id
+    journey.drain()
+    with journey.rt.db.unit_of_work() as uow:
+        volume_snapshot_id = backups.take_snapshot(uow.session, owner, volume_id).id
+        backup_id = backups.back_up_now(uow.session, owner, volume_id).id
     journey.drain()
     draft_id = journey.submit(count=1, submit=False, prefix=SECRET + "d")
     actor = journey.actor("zhangwei")
@@ -349,6 +359,9 @@ def _department_a_data(journey: Journey) -> dict[str, int]:
         "change": change_id,
         "purchase": purchase_id,
         "server_snapshot": server_snapshot_id,
+        "volume": volume_id,
+        "volume_snapshot": volume_snapshot_id,
+        "backup": backup_id,
     }
 
 
@@ -368,6 +381,11 @@ def _pages_and_api(ids: dict[str, int]) -> Iterable[tuple[str, str]]:
     yield "GET", f"/portal/servers/{s}/snapshots/{ss}/restore"
     yield "POST", f"/portal/servers/{s}/snapshots/{ss}/restore"
     yield "POST", f"/portal/servers/{s}/snapshots/{ss}/delete"
+    v, vs, b = ids["volume"], ids["volume_snapshot"], ids["backup"]
+    yield "POST", f"/portal/volumes/{v}/snapshots/{vs}/delete"
+    yield "POST", f"/portal/volumes/{v}/backups/{b}/delete"
+    yield "DELETE", f"/api/v1/snapshots/{vs}"
+    yield "DELETE", f"/api/v1/backups/{b}"
     for action in ("submit", "withdraw", "vm-draft", "attachments", "edit"):
         yield "POST", f"/portal/purchases/{p}/{action}"
     yield "GET", f"/api/v1/requests/{r}"
@@ -464,6 +482,9 @@ def test_departments_never_see_each_others_data(journey: Journey, other: str) ->
         assert snapshot.state == backups.CopyState.READY and snapshot.restore_state is None
         listed = backups.list_server_snapshots(uow.session, owner_actor, ids["server"])
         assert [s.id for s in listed] == [ids["server_snapshot"]]
+        volume_snapshot = backups.get_snapshot(uow.session, owner_actor, ids["volume_snapshot"])
+        backup = backups.get_backup(uow.session, owner_actor, ids["backup"])
+        assert (volume_snapshot.state, backup.state) == (backups.CopyState.READY, backups.CopyState.READY)
 
 
 def _bearer(journey: Journey, username: str) -> dict[str, str]:
