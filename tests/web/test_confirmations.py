@@ -24,9 +24,9 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
 DESTRUCTIVE = re.compile(
     r"cancel|withdraw|stop|delete|reject|revert|remove|rollback|decommission|detach|release|revoke|disable"
 )
-# Pages that are themselves the confirmation of what they do (the administrators' user pages
-# ask on a page of their own, web/admin).
-CONFIRM_PAGES = {"admin/user_confirm.html", "admin/user.html"}
+# Pages that are themselves the confirmation of what they do (the administrators' disable, delete
+# and password reset ask on a page of their own, web/admin; the user page's own forms are scanned).
+CONFIRM_PAGES = {"admin/user_confirm.html"}
 FORM = re.compile(r"<form\b(?P<tag>[^>]*)>(?P<body>.*?)</form>", re.S)
 ENDPOINT = re.compile(r"url_for\(\s*(?:area\s*~\s*)?'(?P<endpoint>[^']+)'")
 # A submit button: an HTML <button> or a WTForms field rendered as form.<name>(...).
