@@ -73,8 +73,10 @@ pytest: dev-venv
 
 # Every database test runs on SQLite and PostgreSQL: on the server CLOUDMGR_TEST_DATABASE_URL names,
 # or else on a throwaway cluster of the test run's own (tests/with-postgres.sh).
+# Workers: one per core, at most 4; the tests that share the lab or the test hosts run in one of them.
+TEST_WORKERS ?= auto
 test: dev-venv system-deps lab-up lint typecheck
-	bash tests/with-postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
+	bash tests/with-postgres.sh $(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup $(PYTEST_ARGS)
 
 bench: dev-venv lab-up
 	$(PY) benchmarks/adapter_overhead.py

@@ -267,3 +267,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "tests that use the lab OpenStack without @pytest.mark.lab:\n  " + "\n  ".join(sorted(unmarked)[:20])
         )
+    for item in items:
+        if _shares_one_machine_resource(item):
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+
+
+#: Under pytest-xdist (``make test`` runs two workers), the tests that use one thing of which the
+#: machine has one: the lab OpenStack (tests stop and restart its services, count its servers)
+#: and the network-namespace hosts of tests/runbooks (fixed names and addresses).  They run in
+#: one worker, one after the other (``--dist loadgroup``); every other test has its own databases,
+#: folders and ports and runs on either worker.
+SERIAL_GROUP = "lab-and-hosts"
+
+
+def _shares_one_machine_resource(item: pytest.Item) -> bool:
+    return item.get_closest_marker("lab") is not None or "tests/runbooks/" in item.nodeid

@@ -411,11 +411,14 @@ start_svc() {  # start_svc NAME CMD...: background process group, pid file
     ( cd "$RUN" && exec setsid ${PRE:-} "$@" >>"$log" 2>&1 </dev/null 9>&- ) &
     echo $! >"$(pidfile "$name")"
 }
+# --limit-request-line: Nova asks Neutron for the ports of a page of servers in one URL; above
+# ~85 servers with ports it passes gunicorn's default 4094 bytes (Neutron 414, then Nova 500).
 start_gunicorn() {  # start_gunicorn NAME PORT APP [VAR=VALUE...]
     local name="$1" port="$2" app="$3"; shift 3
     start_svc "$name" env "$@" "$VENV/bin/gunicorn" \
         --bind "$LAB_BIND:$port" --workers 1 --worker-class gthread \
         --threads 8 --timeout 300 --graceful-timeout 5 --no-control-socket \
+        --limit-request-line 8190 \
         --pythonpath "$LAB_SRC" --name "cmlab-$name" "lab_wsgi:$app()"
 }
 check_alive() {  # fail early with the log when a process died
