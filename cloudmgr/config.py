@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cloudmgr.errors import ConfigurationError
 
@@ -50,6 +51,21 @@ def _choice(name: str, value: str, allowed: set[str]) -> str:
     if value not in allowed:
         raise ConfigurationError(f"CLOUDMGR_{name} must be one of {', '.join(sorted(allowed))}, not {value!r}")
     return value
+
+
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
+
+def _time_zone(value: str) -> str:
+    """An IANA zone name (``Asia/Shanghai``): the pages show every time in it; the API stays UTC."""
+    name = value.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"CLOUDMGR_TIME_ZONE must be an IANA time zone such as {DEFAULT_TIME_ZONE}, not {value!r}"
+        ) from None
+    return name
 
 
 def _login_backends(value: str) -> tuple[str, ...]:
@@ -162,6 +178,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     default_locale: str = "zh"
+    # The zone the pages show times in (an IANA name); stored times and the API stay UTC.
+    time_zone: str = DEFAULT_TIME_ZONE
     session_cookie_secure: bool = False
     scheduler_enabled: bool = True
     log_level: str = "INFO"
@@ -316,6 +334,7 @@ def _settings_from(
         host=get("HOST", "127.0.0.1"),
         port=_int(get("PORT", "8000")),
         default_locale=locale,
+        time_zone=_time_zone(get("TIME_ZONE", DEFAULT_TIME_ZONE)),
         session_cookie_secure=_bool(get("SESSION_COOKIE_SECURE", "true" if run_env == "production" else "false")),
         scheduler_enabled=_bool(get("SCHEDULER_ENABLED", "true")),
         log_level=get("LOG_LEVEL", "INFO").upper(),

@@ -14,6 +14,7 @@ def test_defaults_make_a_fresh_checkout_run(tmp_path: Path) -> None:
     assert settings.cloud_provider == "simulated"
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.default_locale == "zh"
+    assert settings.time_zone == "Asia/Shanghai"
     assert len(settings.secret_key) == 64
 
 
@@ -41,6 +42,8 @@ def test_production_requires_secret_key_and_database(tmp_path: Path) -> None:
         ("CLOUDMGR_PORT", "eighty", "not an integer"),
         ("CLOUDMGR_CLOUD_PROVIDER", "aws", "simulated or openstack"),
         ("CLOUDMGR_DEFAULT_LOCALE", "fr", "zh or en"),
+        ("CLOUDMGR_TIME_ZONE", "Beijing", "IANA time zone such as Asia/Shanghai, not 'Beijing'"),
+        ("CLOUDMGR_TIME_ZONE", "../../etc/passwd", "CLOUDMGR_TIME_ZONE must be an IANA time zone"),
         ("CLOUDMGR_SESSION_COOKIE_SECURE", "maybe", "not a boolean"),
         ("CLOUDMGR_ENV", "staging", "development, production or test"),
     ],
@@ -48,3 +51,8 @@ def test_production_requires_secret_key_and_database(tmp_path: Path) -> None:
 def test_malformed_settings_are_refused_clearly(tmp_path: Path, name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_settings({name: value, "CLOUDMGR_INSTANCE_PATH": str(tmp_path)})
+
+
+def test_the_time_zone_is_any_iana_zone(tmp_path: Path) -> None:
+    settings = load_settings({"CLOUDMGR_TIME_ZONE": "Asia/Urumqi", "CLOUDMGR_INSTANCE_PATH": str(tmp_path)})
+    assert settings.time_zone == "Asia/Urumqi"

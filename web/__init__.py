@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         WTF_CSRF_TIME_LIMIT=int(SESSION_LIFETIME.total_seconds()),
         WTF_CSRF_SSL_STRICT=settings.session_cookie_secure,
         BABEL_DEFAULT_LOCALE=settings.default_locale,
+        BABEL_DEFAULT_TIMEZONE=settings.time_zone,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )

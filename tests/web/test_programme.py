@@ -89,6 +89,9 @@ def test_operators_build_check_and_start_a_wave_in_the_pages(app: Flask, seeded:
     assert _post(ops, f"/ops/waves/{wave_id}/check", page).status_code == 302
     html = ops.get(page).get_data(as_text=True)
     assert 'data-fits="yes"' in html and 'data-testid="hosts-needed">1<' in html
+    # when it was checked, in the pages' local time (not the stored ISO text in UTC)
+    checked = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d)(?:[^\d:]|$)", html.split('id="check-title"')[1])
+    assert checked and "T" not in checked.group(0) and "+00:00" not in html.split('id="check-title"')[1][:600]
     assert _post(ops, f"/ops/waves/{wave_id}/start", page).status_code == 302
     assert 'data-testid="wave-state">' in ops.get(page).get_data(as_text=True)
     with seeded.db.unit_of_work() as uow:

@@ -131,7 +131,12 @@ def init_app(app: Flask, *, instance_path: Path) -> None:
 
     @app.context_processor
     def _i18n_context() -> dict[str, object]:
-        return {"current_locale": current_locale(), "languages": LANGUAGES, "lang_next": _path_without_lang()}
+        return {
+            "current_locale": current_locale(),
+            "languages": LANGUAGES,
+            "lang_next": _path_without_lang(),
+            "time_zone": time_zone_label(),
+        }
 
 
 def _request_translations() -> Translations | NullTranslations:
@@ -170,6 +175,13 @@ def format_datetime_fast(value: datetime | None, pattern: str | None = None) -> 
         return str(format_datetime(value, pattern))
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return aware.astimezone(_zone(current_app.config["BABEL_DEFAULT_TIMEZONE"])).strftime(strftime_pattern)
+
+
+def time_zone_label(at: datetime | None = None) -> str:
+    """The zone the pages show times in and its offset then: ``Asia/Shanghai, UTC+08:00``."""
+    zone = _zone(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    offset = (at or datetime.now(UTC)).astimezone(zone).strftime("%z")
+    return f"{zone.key}, UTC{offset[:3]}:{offset[3:]}"
 
 
 def _install_fast_template_helpers(app: Flask) -> None:
