@@ -15,6 +15,7 @@ from cloudmgr.firewall.models import (
 from cloudmgr.identity.models import ExternalIdentity, LoginThrottle
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.keys.models import SshKey
+from cloudmgr.lines.finance_models import LineRentalRequest
 from cloudmgr.lines.models import NetworkLine
 from cloudmgr.moves.models import Move, MoveEvent, MoveStep
 from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, NetworkZone, User
@@ -50,6 +51,7 @@ __all__ = [
     "HostCapacity",
     "Lease",
     "LegacySystem",
+    "LineRentalRequest",
     "LoginThrottle",
     "ManagedAddress",
     "ManagedServer",

@@ -33,3 +33,21 @@ class LinesInvalid(ValidationFailed):
     def __init__(self, message: str, problems: list[tuple[int, str, str]]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class RentalNotFound(NotFound):
+    code = "line_rental_not_found"
+
+
+class RentalInvalid(ValidationFailed):
+    """A line rental or renewal request with problems; ``problems`` lists each (field: reason)."""
+
+    code = "line_rental_invalid"
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class RentalTransitionInvalid(Conflict):
+    code = "line_rental_state"
