@@ -11,6 +11,12 @@ class PasswordRejected(ValidationFailed):
     code = "weak_password"
 
 
+class PasswordUnchanged(PasswordRejected):
+    """The new password is the current one: after an administrator's reset, the administrator knows it."""
+
+    code = "password_unchanged"
+
+
 class AccountLocked(PermissionDenied):
     """Too many failed log-ins: refused until ``until`` whatever the password."""
 

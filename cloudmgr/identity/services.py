@@ -26,6 +26,7 @@ from cloudmgr.identity.errors import (
     ExternalAccount,
     NoMappedRole,
     PasswordRejected,
+    PasswordUnchanged,
 )
 from cloudmgr.identity.mapping import Claims, IdentityMapping, load_mapping, resolve
 from cloudmgr.identity.models import ExternalIdentity, LoginAddressThrottle, LoginThrottle
@@ -459,14 +460,18 @@ def set_password(
     action: str = "user.password_change",
     reason: str | None = None,
     detail: dict[str, object] | None = None,
+    change_required: bool = False,
 ) -> int:
     """Give a local account a new password (policy enforced; audited).  Every session of the
     user ends and every API token is revoked: whoever held the old password may hold those.
+    ``change_required``: the user must choose another at the next log-in (an administrator
+    set this one, so it is not the user's secret alone); a password of their own clears it.
     Returns the new session version (the session of a user changing their own keeps it)."""
     if is_external(session, user.id):
         raise ExternalAccount("this account logs in through Keystone or LDAP: change its password there")
     check_password(new_password, username=user.username)
     user.password_hash = _hash(new_password)
+    user.password_change_required = change_required
     _clear_failures(session, user.username)
     audit.record(
         session,
@@ -499,7 +504,9 @@ def temporary_password(username: str = "") -> str:
 def reset_password(session: Session, actor: Actor, user_id: int, *, new_password: str | None, reason: str) -> str:
     """An administrator gives a local account a new password: the one typed (policy enforced) or,
     without one, a random temporary one.  Like a change, it ends the user's sessions and revokes
-    their API tokens.  Audited (``user.password_reset``, never the password).  Returns the new
+    their API tokens; the user must choose a new password at the next log-in before any other
+    page (API tokens issued afterwards are not held back by it).  Audited (``user.password_reset``,
+    never the password).  Returns the new
     password, for the administrator to pass on (shown once, never stored in clear)."""
     if actor.role is not Role.ADMIN:
         raise PermissionDenied("only administrators may reset passwords")
@@ -523,6 +530,7 @@ def reset_password(session: Session, actor: Actor, user_id: int, *, new_password
         action="user.password_reset",
         reason=why,
         detail={"username": user.username, "generated": generated},
+        change_required=True,
     )
     return password
 
@@ -532,6 +540,8 @@ def change_own_password(session: Session, user: User, current: str, new_password
     version: the session that changed it goes on under it, every other one has ended."""
     if not check_password_hash(user.password_hash, current):
         raise InvalidCredentials("the current password is wrong")
+    if new_password == current:
+        raise PasswordUnchanged("choose a password other than the current one")
     return set_password(session, user, new_password, actor=Actor.of(user))
 
 

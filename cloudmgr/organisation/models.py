@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloudmgr.db import Base, UTCDateTime, utcnow
@@ -162,6 +162,9 @@ class User(Base):
     # Stored in each web session at log-in and compared on every request: bumping it (log-out,
     # password, disable, role or department change) ends every session of the user at once.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when an administrator resets the password (they know it): the user chooses a new one
+    # at the next log-in before any other page (web.core.security).  Cleared by their own change.
+    password_change_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     department: Mapped[Department | None] = relationship()
 

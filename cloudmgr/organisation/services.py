@@ -306,6 +306,8 @@ class UserIdentity:
     active: bool = True
     # The user's session version when read: a web session opened under another one has ended.
     session_version: int = 0
+    # An administrator reset the password: the web asks for a new one before any other page.
+    password_change_required: bool = False
 
     @classmethod
     def of(cls, user: User) -> UserIdentity:
@@ -313,7 +315,14 @@ class UserIdentity:
         dept = user.department
         department = NamedChoice(dept.id, dept.key, dept.name_zh, dept.name_en) if dept else None
         return cls(
-            user.id, user.username, user.display_name, user.role, department, user.active, user.session_version or 0
+            user.id,
+            user.username,
+            user.display_name,
+            user.role,
+            department,
+            user.active,
+            user.session_version or 0,
+            bool(user.password_change_required),
         )
 
 
@@ -325,6 +334,7 @@ def _identity_query() -> Select[Any]:
         User.role,
         User.active,
         User.session_version,
+        User.password_change_required,
         Department.id.label("dept_id"),
         Department.key.label("dept_key"),
         Department.name_zh.label("dept_name_zh"),
@@ -336,7 +346,16 @@ def _identity(row: Any) -> UserIdentity:
     department = (
         NamedChoice(row.dept_id, row.dept_key, row.dept_name_zh, row.dept_name_en) if row.dept_id is not None else None
     )
-    return UserIdentity(row.id, row.username, row.display_name, row.role, department, row.active, row.session_version)
+    return UserIdentity(
+        row.id,
+        row.username,
+        row.display_name,
+        row.role,
+        department,
+        row.active,
+        row.session_version,
+        bool(row.password_change_required),
+    )
 
 
 def active_user_identity(session: Session, user_id: int) -> UserIdentity | None:

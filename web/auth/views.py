@@ -18,6 +18,7 @@ from cloudmgr.identity.errors import (
     IdentityBackendUnavailable,
     NoMappedRole,
     PasswordRejected,
+    PasswordUnchanged,
 )
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.errors import InvalidCredentials
@@ -128,6 +129,9 @@ def change_password() -> ResponseReturnValue:
         except InvalidCredentials:
             form.current.errors.append(_("The current password is wrong."))
             status = 400
+        except PasswordUnchanged:
+            form.password.errors.append(_("Choose a password other than the current one."))
+            status = 400
         except PasswordRejected as exc:
             form.password.errors.append(_("The password does not meet the policy: %(reason)s", reason=exc.message))
             status = 400
@@ -138,7 +142,16 @@ def change_password() -> ResponseReturnValue:
             return redirect(url_for(web_user.home_endpoint))
     elif request.method == "POST":
         status = 400
-    return render_template("auth/password.html", form=form, external=external, min_length=policy.MIN_LENGTH), status
+    return (
+        render_template(
+            "auth/password.html",
+            form=form,
+            external=external,
+            min_length=policy.MIN_LENGTH,
+            change_required=web_user.password_change_required,
+        ),
+        status,
+    )
 
 
 @bp.post("/logout")

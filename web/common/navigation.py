@@ -135,5 +135,6 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _navigation() -> dict[str, object]:
         user = current_web_user()
-        entries = menu(user.role) if user is not None else []
+        # After an administrator's reset nothing but the password form opens: no menu to follow.
+        entries = menu(user.role) if user is not None and not user.password_change_required else []
         return {"nav_items": entries, "current_endpoint": request.endpoint}

@@ -92,6 +92,7 @@ class WebUser:
     department: DepartmentRef | None
     active: bool = True
     session_version: int = 0
+    password_change_required: bool = False
 
     # --- Flask-Login's protocol ---
     @property
@@ -142,6 +143,7 @@ class WebUser:
             department=DepartmentRef(dept.id, dept.key, dept.name_zh, dept.name_en) if dept else None,
             active=identity.active,
             session_version=identity.session_version,
+            password_change_required=identity.password_change_required,
         )
 
     @classmethod
@@ -233,6 +235,21 @@ def protect_blueprint(bp: Blueprint, *roles: Role | str) -> None:
     bp.before_request(guard)
 
 
+# What a user whose password an administrator reset may still open: the password form, log-out,
+# the language switch and the static files.  The API answers bearer tokens, not the session.
+_WHILE_PASSWORD_CHANGE_REQUIRED = frozenset({"auth.change_password", "auth.logout", "auth.set_language", "static"})
+
+
+def require_password_change() -> ResponseReturnValue | None:
+    """``before_request``: after an administrator's reset, the new password comes before any page."""
+    if request.blueprint in {"api", "system"} or request.endpoint in _WHILE_PASSWORD_CHANGE_REQUIRED:
+        return None
+    user = current_web_user()
+    if user is None or not user.password_change_required:
+        return None
+    return redirect(url_for("auth.change_password"))
+
+
 def safe_next(target: str | None) -> str | None:
     """``target`` if it is a local path (no scheme, no host), else None: no open redirects."""
     if not target:
@@ -318,3 +335,4 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
 
     login_manager.unauthorized_handler(_login_redirect)
+    app.before_request(require_password_change)
