@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session, object_session
 
 from cloudmgr.db import utcnow
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.metrics import APPROVAL_WAIT_SECONDS
 from cloudmgr.organisation import duties
 from cloudmgr.organisation.actor import Actor
@@ -33,11 +34,14 @@ from cloudmgr.workqueue.services import enqueue
 def _step_for(request: ServiceRequest, actor: Actor) -> str:
     step = request.next_role
     if request.state != RequestState.SUBMITTED or step is None:
-        raise InvalidTransition(f"request {request.id} is {request.state}, not waiting for approval")
+        raise InvalidTransition(message(N_("request %(id)s is not waiting for approval"), id=request.id))
     if actor.role.value != step:
-        raise NotYourTurn(f"request {request.id} waits for {step}, not {actor.role.value}")
+        # The step's role stays out of the sentence: it is a key, not words (the request page names it).
+        raise NotYourTurn(
+            message(N_("request %(id)s waits for someone else's approval step, not yours"), id=request.id)
+        )
     if step == Role.DEPT_HEAD.value and actor.department_id != request.department_id:
-        raise NotYourDepartment("a department head approves only their own department's requests")
+        raise NotYourDepartment(Message(N_("a department head approves only their own department's requests")))
     return step
 
 

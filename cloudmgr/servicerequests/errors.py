@@ -5,6 +5,7 @@ import enum
 from dataclasses import dataclass
 
 from cloudmgr.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cloudmgr.messages import Message
 
 
 class RequestNotFound(NotFound):
@@ -67,7 +68,9 @@ class FieldProblem:
 class RequestInvalid(ValidationFailed):
     code = "request_invalid"
 
-    def __init__(self, message: str, problems: tuple[FieldProblem, ...] = (), *, other_problems: str = "") -> None:
+    def __init__(
+        self, message: str | Message, problems: tuple[FieldProblem, ...] = (), *, other_problems: str = ""
+    ) -> None:
         super().__init__(message)
         #: The problems of the choices for a usable VM, for showing them translated, and the
         #: form's other problems (English) found with them.

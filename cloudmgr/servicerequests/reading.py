@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cloudmgr.organisation import duties
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.organisation.services import get_department
+from cloudmgr.paging import Page, PageRequest, paginate, search
 from cloudmgr.servicerequests.errors import (
     RequestNotFound,
     ServerNotFound,
@@ -128,19 +129,64 @@ def requests_by_ids(session: Session, ids: Sequence[int]) -> Sequence[ServiceReq
     ).all()
 
 
-def awaiting(session: Session, actor: Actor) -> Sequence[ServiceRequest]:
-    """Requests whose next approval step is this actor's to take."""
-    query = select(ServiceRequest).where(ServiceRequest.state == RequestState.SUBMITTED)
+#: The longest approval chain the waiting queues look into.  A chain is the cloud's policy steps plus
+#: finance and an operator at most, one step per role: far shorter than this.
+MAX_CHAIN_STEPS = 16
+
+
+def _awaiting_query(session: Session, actor: Actor) -> Select[tuple[ServiceRequest]]:
+    """Requests whose next approval step is this actor's to take, as one SQL query."""
+    role = actor.role.value
+    next_is_mine = or_(
+        *(
+            and_(ServiceRequest.current_step == step, ServiceRequest.approval_steps[step].as_string() == role)
+            for step in range(MAX_CHAIN_STEPS)
+        )
+    )
+    query = select(ServiceRequest).where(ServiceRequest.state == RequestState.SUBMITTED, next_is_mine)
     if actor.is_department:
         query = query.where(ServiceRequest.department_id == actor.department_id)
-    rows = session.scalars(query.order_by(ServiceRequest.submitted_at)).all()
-    # The author's own requests wait for someone else (separation of duties).
-    return [
-        r
-        for r in rows
-        if r.next_role == actor.role.value
-        and duties.may_decide_own(session, actor, author=r.created_by, department_id=r.department_id)
-    ]
+    # The author's own requests wait for someone else (separation of duties), unless the configured
+    # exception lets this actor decide their own department's work.
+    if actor.department_id is not None and duties.self_decision_allowed(session, actor, actor.department_id):
+        return query.where(
+            or_(ServiceRequest.created_by != actor.username, ServiceRequest.department_id == actor.department_id)
+        )
+    return query.where(ServiceRequest.created_by != actor.username)
+
+
+def awaiting(session: Session, actor: Actor) -> Sequence[ServiceRequest]:
+    """Requests whose next approval step is this actor's to take, oldest first."""
+    return session.scalars(_awaiting_query(session, actor).order_by(ServiceRequest.submitted_at)).all()
+
+
+def count_awaiting(session: Session, actor: Actor) -> int:
+    return session.scalar(select(func.count()).select_from(_awaiting_query(session, actor).subquery())) or 0
+
+
+def awaiting_page(
+    session: Session, actor: Actor, params: PageRequest, *, department_id: int | None = None
+) -> Page[ServiceRequest]:
+    """A page of :func:`awaiting`, searched (number, name, application system, author, justification)
+    and narrowed to one department for those who see every department (a department user's own
+    department whatever is asked)."""
+    query = _awaiting_query(session, actor)
+    if department_id is not None and not actor.is_department:
+        query = query.where(ServiceRequest.department_id == department_id)
+    query = search(
+        query,
+        params.q,
+        ServiceRequest.id,
+        ServiceRequest.name_prefix,
+        ServiceRequest.application_system,
+        ServiceRequest.created_by,
+        ServiceRequest.justification,
+    ).options(
+        joinedload(ServiceRequest.cloud),
+        joinedload(ServiceRequest.department),
+        joinedload(ServiceRequest.flavor),
+    )
+    return paginate(session, query, params, ServiceRequest.submitted_at, ServiceRequest.id)
 
 
 def list_servers(

@@ -16,6 +16,7 @@ and other packages import them from here.
 from __future__ import annotations
 
 from cloudmgr.servicerequests.approvals import approve_request, may_approve_any, may_decide, reject_request
+from cloudmgr.servicerequests.bulk import MAX_BULK, BulkOutcome, RowRefused, decide_many
 from cloudmgr.servicerequests.consoles import (
     DEFAULT_LOG_LINES,
     MAX_LOG_LINES,
@@ -53,6 +54,7 @@ from cloudmgr.servicerequests.orphans import (
     may_act_on_orphans,
     request_orphan_action,
 )
+from cloudmgr.servicerequests.overview import DepartmentOverview, department_overview
 from cloudmgr.servicerequests.placement import check_request_placeable
 from cloudmgr.servicerequests.quoting import (
     MAX_COUNT,
@@ -72,6 +74,8 @@ from cloudmgr.servicerequests.reading import (
     PageVersion,
     RequestFilter,
     awaiting,
+    awaiting_page,
+    count_awaiting,
     department_filter,
     get_request,
     get_server,
@@ -86,6 +90,7 @@ from cloudmgr.servicerequests.submission import create_request, may_submit, subm
 __all__ = [
     "CANCELLABLE",
     "DEFAULT_LOG_LINES",
+    "MAX_BULK",
     "MAX_COUNT",
     "MAX_DISKS_PER_VM",
     "MAX_DISK_GB",
@@ -97,10 +102,12 @@ __all__ = [
     "SERVER_ACTIONS",
     "USER_DATA_MAX_BYTES",
     "VOLUME_CHOICES",
+    "BulkOutcome",
     "ConsoleTarget",
     "ConsoleUnavailable",
     "DataDisk",
     "DeletionPreview",
+    "DepartmentOverview",
     "OrderCatalog",
     "OrphanKind",
     "OrphanNotFound",
@@ -110,16 +117,21 @@ __all__ = [
     "Quote",
     "RequestFilter",
     "RequestForm",
+    "RowRefused",
     "VolumeChoice",
     "approval_steps",
     "approve_request",
     "awaiting",
+    "awaiting_page",
     "cancel_request",
     "check_request_placeable",
     "console_target",
+    "count_awaiting",
     "create_request",
+    "decide_many",
     "deletion_preview",
     "department_filter",
+    "department_overview",
     "extend_expiry",
     "firewall_needs",
     "get_request",

@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-from flask import render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from cloudmgr.servicerequests import services as sr
+from web.common import approval_pages
 from web.common import request_pages as pages
-from web.common.selfservice_forms import DecisionForm
-from web.core.security import current_actor
-from web.core.uow import request_uow
 from web.finance.blueprint import bp
 
 ID = "<int(max=2147483647):request_id>"
 
 
-@bp.get("/approvals")
-def approvals() -> ResponseReturnValue:
-    waiting = sr.awaiting(request_uow().session, current_actor())
-    return render_template(
-        "selfservice/approvals.html",
-        area="finance",
-        rows=waiting,
-        form=DecisionForm(formdata=None),
+def _approvals_text() -> approval_pages.QueueText:
+    return approval_pages.QueueText(
         title=_("Awaiting finance review"),
         lead=_(
             "Requests whose monthly cost is above their cloud's threshold wait for finance after the operators. "
             "A rejection needs a reason."
         ),
-        show_department=True,
     )
+
+
+@bp.get("/approvals")
+def approvals() -> ResponseReturnValue:
+    return approval_pages.approvals_page("finance", _approvals_text(), show_department=True)
+
+
+@bp.post("/approvals/decide")
+def bulk_decide() -> ResponseReturnValue:
+    return approval_pages.bulk_decide("finance", _approvals_text(), show_department=True)
 
 
 @bp.get(f"/requests/{ID}")

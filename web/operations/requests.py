@@ -11,10 +11,10 @@ from flask_babel import gettext as _
 from cloudmgr.errors import DomainError
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
-from web.common import listcache
+from web.common import approval_pages, listcache
 from web.common import request_pages as pages
 from web.common.display import refusal_text
-from web.common.selfservice_forms import ButtonForm, DecisionForm
+from web.common.selfservice_forms import ButtonForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
 from web.core.uow import request_uow, restart_request_uow
@@ -24,18 +24,21 @@ PER_PAGE = 25
 ID = "<int(max=2147483647):request_id>"
 
 
-@bp.get("/approvals")
-def approvals() -> ResponseReturnValue:
-    waiting = sr.awaiting(request_uow().session, current_actor())
-    return render_template(
-        "selfservice/approvals.html",
-        area="ops",
-        rows=waiting,
-        form=DecisionForm(formdata=None),
+def _approvals_text() -> approval_pages.QueueText:
+    return approval_pages.QueueText(
         title=_("Approval queue"),
         lead=_("Requests the department heads approved that now wait for the cloud operators."),
-        show_department=True,
     )
+
+
+@bp.get("/approvals")
+def approvals() -> ResponseReturnValue:
+    return approval_pages.approvals_page("ops", _approvals_text(), show_department=True)
+
+
+@bp.post("/approvals/decide")
+def bulk_decide() -> ResponseReturnValue:
+    return approval_pages.bulk_decide("ops", _approvals_text(), show_department=True)
 
 
 @bp.get("/requests")

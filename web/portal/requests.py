@@ -14,11 +14,11 @@ from cloudmgr.errors import DomainError
 from cloudmgr.organisation.errors import UnknownCloud
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import RequestState
-from web.common import listcache
+from web.common import approval_pages, listcache
 from web.common import request_pages as pages
 from web.common.display import money, refusal_text
 from web.common.labels import zone_label
-from web.common.selfservice_forms import ButtonForm, DecisionForm, NewRequestForm, legacy_system_choices
+from web.common.selfservice_forms import ButtonForm, NewRequestForm, legacy_system_choices
 from web.core.i18n import current_locale
 from web.core.security import current_actor
 from web.core.uow import request_uow, restart_request_uow, runtime
@@ -197,16 +197,20 @@ def submit(request_id: int) -> ResponseReturnValue:
     return redirect(url_for("portal.request_detail", request_id=request_id))
 
 
+def _approvals_text() -> approval_pages.QueueText:
+    return approval_pages.QueueText(
+        title=_("Awaiting my approval"),
+        lead=_("Requests of your department that wait for your approval. A rejection needs a reason."),
+    )
+
+
 @bp.get("/approvals")
 def approvals() -> ResponseReturnValue:
     _require_approver()
-    waiting = sr.awaiting(request_uow().session, current_actor())
-    return render_template(
-        "selfservice/approvals.html",
-        area="portal",
-        rows=waiting,
-        form=DecisionForm(formdata=None),
-        title=_("Awaiting my approval"),
-        lead=_("Requests of your department that wait for your approval. A rejection needs a reason."),
-        show_department=False,
-    )
+    return approval_pages.approvals_page("portal", _approvals_text(), show_department=False)
+
+
+@bp.post("/approvals/decide")
+def bulk_decide() -> ResponseReturnValue:
+    _require_approver()
+    return approval_pages.bulk_decide("portal", _approvals_text(), show_department=False)

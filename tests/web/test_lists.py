@@ -1,0 +1,146 @@
+"""Lists search, filter and page in SQL (web.common.listing, cloudmgr.paging); bad paging is clamped,
+an unknown filter value is a 400 in the page's language, a search never crosses a department's wall,
+and the approval queues decide several requests at once, each checked as if decided alone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+
+from cloudmgr.runtime import Runtime
+from cloudmgr.servicerequests import services as sr
+from tests.web.helpers import HEALTH_HEAD, HEALTH_STAFF, Journey, csrf_token, logged_in, post_form
+from web import create_app
+
+ROWS = re.compile(r'data-request="(\d+)"')
+FLASH = re.compile(r'<div class="flash flash-(\w+)"[^>]*>(.*?)</div>', re.S)
+
+
+@pytest.fixture
+def app(journey_rt: Runtime) -> Flask:
+    return create_app(runtime=journey_rt)
+
+
+def _queue(html: str) -> list[int]:
+    return [int(found) for found in ROWS.findall(html)]
+
+
+def _health_request(journey: Journey, prefix: str = "his") -> int:
+    form = journey.form(1, cloud="health", prefix=prefix)
+    with journey.rt.db.unit_of_work() as uow:
+        return sr.create_request(
+            uow.session, journey.actor(HEALTH_STAFF), form, submit=True, settings=journey.rt.settings
+        ).id
+
+
+def test_approval_queue_pages_within_bounds(app: Flask, journey: Journey) -> None:
+    ids = [journey.submit(count=1, prefix=f"pg{n}") for n in range(3)]
+    for request_id in ids:
+        journey.approve(request_id, "lina")
+    ops = logged_in(app, "operator")
+    first = ops.get("/ops/approvals?per_page=2")
+    assert first.status_code == 200
+    assert _queue(first.get_data(as_text=True)) == ids[:2]
+    second = ops.get("/ops/approvals?per_page=2&page=2").get_data(as_text=True)
+    assert _queue(second) == ids[2:]
+    assert 'rel="prev"' in second
+    # Nonsense is clamped, never a 500: below 1 is the first page, past the end the last one, a page
+    # size of a billion the largest there is, words the default.
+    for query, expected in (
+        ("page=-1&per_page=2", ids[:2]),
+        ("page=999999999999&per_page=2", ids[2:]),
+        ("per_page=1000000000", ids),
+        ("page=abc&per_page=xyz", ids),
+        ("per_page=0", ids[:1]),
+    ):
+        response = ops.get(f"/ops/approvals?{query}")
+        assert response.status_code == 200, query
+        assert _queue(response.get_data(as_text=True)) == expected, query
+
+
+def test_approval_queue_search_and_department_filter(app: Flask, journey: Journey) -> None:
+    education = journey.submit(count=1, prefix="lic")
+    journey.approve(education, "lina")
+    health = _health_request(journey, prefix="his")
+    journey.approve(health, HEALTH_HEAD)
+    ops = logged_in(app, "operator")
+    assert set(_queue(ops.get("/ops/approvals").get_data(as_text=True))) == {education, health}
+    assert _queue(ops.get("/ops/approvals?q=his").get_data(as_text=True)) == [health]
+    assert _queue(ops.get(f"/ops/approvals?q=%23{education}").get_data(as_text=True)) == [education]
+    assert _queue(ops.get("/ops/approvals?q=zhangwei").get_data(as_text=True)) == [education]
+    assert _queue(ops.get("/ops/approvals?q=100%25").get_data(as_text=True)) == []  # % is a character
+    assert _queue(ops.get("/ops/approvals?department=prov-health").get_data(as_text=True)) == [health]
+    bad = ops.get("/ops/approvals?department=no-such-department")
+    assert bad.status_code == 400
+    text = bad.get_data(as_text=True)
+    assert "no-such-department" in text
+
+
+def test_a_department_search_never_finds_another_departments_request(app: Flask, journey: Journey) -> None:
+    health = _health_request(journey, prefix="his")
+    education = journey.submit(count=1, prefix="eduapp")
+    lina = logged_in(app, "lina")  # the education head
+    assert _queue(lina.get("/portal/approvals").get_data(as_text=True)) == [education]
+    for query in ("q=his", f"q={health}", "department=prov-health", "q=his&department=prov-health"):
+        response = lina.get(f"/portal/approvals?{query}")
+        assert response.status_code in {200, 400}, query
+        assert health not in _queue(response.get_data(as_text=True)), query
+    head = logged_in(app, HEALTH_HEAD)
+    assert _queue(head.get("/portal/approvals?q=eduapp").get_data(as_text=True)) == []
+    assert _queue(head.get("/portal/approvals?q=his").get_data(as_text=True)) == [health]
+
+
+def test_bulk_approval_says_what_was_decided_and_what_was_refused(app: Flask, journey: Journey) -> None:
+    ready = [journey.submit(count=1, prefix=f"bk{n}") for n in range(2)]
+    for request_id in ready:
+        journey.approve(request_id, "lina")
+    not_yet = journey.submit(count=1, prefix="early")  # still waits for the department head
+    ops = logged_in(app, "operator")
+    token = csrf_token(ops.get("/ops/approvals").get_data(as_text=True))
+    response = ops.post(
+        "/ops/approvals/decide",
+        data={"csrf_token": token, "request_id": [*ready, not_yet], "approve": "1", "reason": "ok"},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    assert [journey.request_state(r) for r in ready] == ["approved", "approved"]
+    assert journey.request_state(not_yet) == "submitted"  # refused, untouched
+    flashes = FLASH.findall(response.get_data(as_text=True))
+    decided = [text for kind, text in flashes if kind == "success"]
+    refused = [text for kind, text in flashes if kind == "error"]
+    assert len(decided) == 1 and "2" in decided[0]
+    assert len(refused) == 2 and "1" in refused[0]
+    assert f"#{not_yet}" in refused[1] and str(ready[0]) not in refused[1]
+
+
+def test_bulk_rejection_needs_a_reason_and_a_choice(app: Flask, journey: Journey) -> None:
+    request_id = journey.submit(count=1)
+    journey.approve(request_id, "lina")
+    ops = logged_in(app, "operator")
+    response = post_form(
+        ops, "/ops/approvals/decide", {"request_id": [request_id], "reject": "1"}, page="/ops/approvals"
+    )
+    assert response.status_code == 400
+    assert journey.request_state(request_id) == "submitted"
+    response = post_form(ops, "/ops/approvals/decide", {"approve": "1"}, page="/ops/approvals")
+    assert response.status_code == 400
+    response = post_form(
+        ops,
+        "/ops/approvals/decide",
+        {"request_id": [request_id, "x", "-3", "99999999999"], "reject": "1", "reason": "not needed"},
+        page="/ops/approvals",
+    )
+    assert response.status_code == 302
+    assert journey.request_state(request_id) == "rejected"
+
+
+def test_bulk_decision_never_reaches_another_department(app: Flask, journey: Journey) -> None:
+    health = _health_request(journey)
+    lina = logged_in(app, "lina")
+    response = post_form(
+        lina, "/portal/approvals/decide", {"request_id": [health], "approve": "1"}, page="/portal/approvals"
+    )
+    assert response.status_code == 302
+    assert journey.request_state(health) == "submitted"

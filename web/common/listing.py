@@ -1,0 +1,114 @@
+"""The query string of a list page, read once for every list: ``?q=`` (the search text), ``?page=``,
+``?per_page=`` and the list's own filters.
+
+Numbers out of bounds are clamped (:meth:`cloudmgr.paging.PageRequest.of`); a filter value the list
+does not know is a 400 answer that names the filter, in the page's language (never a 500, never a
+silently different list).  The template side is ``web/templates/_listing.html``: ``list_controls``
+(the search box, the filters, the page size) and ``list_pager``, both fed a :class:`ListView`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import abort, request
+from flask_babel import gettext as _
+
+from cloudmgr.paging import MAX_PAGE, MAX_PER_PAGE, Page, PageRequest
+from web.core.errors import error_response
+
+PER_PAGE_CHOICES = (25, 50, 100, 200)
+
+
+def _int_arg(name: str) -> int | None:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        # A number too large for any page is still a number: clamped, not refused.
+        return int(raw[:12]) if raw.lstrip("-").isdigit() else None
+    except ValueError:
+        return None
+
+
+def page_request(*, per_page: int = 25) -> PageRequest:
+    """``?page=``, ``?per_page=`` and ``?q=`` within bounds (nonsense reads as the default)."""
+    return PageRequest.of(_int_arg("page"), _int_arg("per_page"), request.args.get("q"), default_per_page=per_page)
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """One drop-down of a list's filters: its query-string name, its label, its choices (value, label)
+    with "" meaning all, and the value chosen."""
+
+    name: str
+    label: str
+    choices: Sequence[tuple[str, str]]
+    value: str = ""
+
+
+def filter_arg(name: str, label: str, choices: Iterable[tuple[str, str]], *, all_label: str) -> ListFilter:
+    """``?<name>=`` as one of ``choices``; anything else is a 400 answer naming the filter."""
+    options = [("", all_label), *choices]
+    value = (request.args.get(name) or "").strip()
+    if value and value not in {key for key, _label in options}:
+        bad_filter(label, value)
+    return ListFilter(name=name, label=label, choices=options, value=value)
+
+
+def bad_filter(label: str, value: str) -> None:
+    message = _("Unknown value for the filter “%(filter)s”: %(value)s", filter=label, value=value[:60])
+    abort(error_response(400, message=message))
+
+
+@dataclass(slots=True)
+class ListView:
+    """What the list templates need: where the form goes, the search, the filters and the page."""
+
+    endpoint: str
+    params: PageRequest
+    filters: Sequence[ListFilter] = ()
+    #: the search box's hint (what is searched); ``None``: the list has no search box
+    search_hint: str | None = None
+    #: arguments of ``endpoint`` itself (``wave_id`` …) and query-string values kept across pages
+    view_args: Mapping[str, Any] = field(default_factory=dict)
+    page: Page[Any] | None = None
+    default_per_page: int = 25
+
+    def value(self, name: str) -> str:
+        return next((f.value for f in self.filters if f.name == name), "")
+
+    def url_args(self, **changes: Any) -> dict[str, Any]:
+        """The query string that shows this list again, with ``changes`` (e.g. ``page=3``)."""
+        args: dict[str, Any] = dict(self.view_args)
+        if self.params.q:
+            args["q"] = self.params.q
+        if self.params.per_page != self.default_per_page:
+            args["per_page"] = self.params.per_page
+        for item in self.filters:
+            if item.value:
+                args[item.name] = item.value
+        args.update(changes)
+        return {key: value for key, value in args.items() if value not in (None, "")}
+
+    @property
+    def per_page_choices(self) -> list[int]:
+        return sorted({*PER_PAGE_CHOICES, self.default_per_page})
+
+    @property
+    def searching(self) -> bool:
+        return bool(self.params.q) or any(f.value for f in self.filters)
+
+
+__all__ = [
+    "MAX_PAGE",
+    "MAX_PER_PAGE",
+    "PER_PAGE_CHOICES",
+    "ListFilter",
+    "ListView",
+    "bad_filter",
+    "filter_arg",
+    "page_request",
+]
