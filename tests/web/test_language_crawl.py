@@ -3,7 +3,7 @@
 For each role (and each language) a logged-in test client starts at ``/`` and follows every
 same-origin link it finds (GET; not logout, the language switch, downloads, the API or static
 files), one page per URL pattern (``/portal/requests/7`` and ``/portal/requests/8`` are one
-pattern), at most ``MAX_PAGES`` pages.  It fails on:
+pattern), at most ``MAX_PAGES`` pages (the walk is tests/web/crawl.py).  It fails on:
 
 * an HTTP 5xx, or a page without a ``<title>``;
 * in the Chinese UI, visible text (outside ``code``/``kbd``/``pre``/``samp``, ``script``/``style``,
@@ -31,14 +31,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import Decimal
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -46,29 +42,14 @@ from sqlalchemy import String, Text, inspect, select
 from werkzeug.test import TestResponse
 
 from cloudmgr.db import Base
-from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Role
-from cloudmgr.programme import services as waves
-from cloudmgr.purchases import services as purchases
-from cloudmgr.purchases.findings import context_for
-from cloudmgr.purchases.services import ItemInput, PurchaseForm
 from tests.conftest import ONE_DATABASE
+from tests.web.crawl import ROOT, USERS, crawl, demo_world, parse, same_origin, url_pattern
 from tests.web.helpers import Journey, logged_in
 from web import create_app
 from web.core import i18n
 
-ROOT = Path(__file__).resolve().parents[2]
-MAX_PAGES = 150
-USERS = ("zhangwei", "lina", "operator", "finance", "admin")
-AS_OPERATOR = Actor(username="operator", role=Role.OPERATOR)
-
 # --- what a page's text must not hold ------------------------------------------------------------
 
-IGNORED_TAGS = frozenset({"code", "kbd", "pre", "samp", "script", "style", "textarea", "title"})
-IGNORED_CLASSES = frozenset({"mono", "code"})
-VOID_TAGS = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-)
 ENGLISH_WORDS = re.compile(r"\b[A-Za-z]{2,}(?:[ \t]+[A-Za-z]{2,})+\b")
 RAW_KEY = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b|\b[a-z]{2,}\.[a-z_]{2,}\b")
 PYTHON_REPR = re.compile(r"\{'|\[\{|\['|Decimal\(|datetime\.|\bNone\b")
@@ -88,75 +69,6 @@ NAMES = (
     "IPv4",
     "IPv6",
 )
-
-
-@dataclass
-class PageText:
-    """The visible text runs, the title and the forms of one page."""
-
-    texts: list[str] = field(default_factory=list)
-    title: str = ""
-    forms: list[dict[str, object]] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)
-
-
-class _Parser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.page = PageText()
-        self._stack: list[tuple[str, bool]] = []  # (tag, ignored)
-        self._in_title = False
-        self._form: dict[str, object] | None = None
-        self._select: str | None = None
-
-    @property
-    def _ignored(self) -> bool:
-        return bool(self._stack) and self._stack[-1][1]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attr = {k: v or "" for k, v in attrs}
-        if tag == "a" and attr.get("href"):
-            self.page.links.append(attr["href"])
-        if tag == "form":
-            self._form = {"action": attr.get("action", ""), "method": attr.get("method", "get").lower(), "fields": []}
-            self.page.forms.append(self._form)
-        if self._form is not None and tag in ("input", "select", "textarea"):
-            fields = self._form["fields"]
-            assert isinstance(fields, list)
-            fields.append((tag, attr.get("type", "text").lower(), attr.get("name", ""), attr.get("value", "")))
-        if tag == "title":
-            self._in_title = True
-        if tag in VOID_TAGS:
-            return
-        classes = set(attr.get("class", "").split())
-        ignored = self._ignored or tag in IGNORED_TAGS or bool(classes & IGNORED_CLASSES)
-        self._stack.append((tag, ignored))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._form = None
-        if tag == "title":
-            self._in_title = False
-        if tag in VOID_TAGS:
-            return
-        for i in range(len(self._stack) - 1, -1, -1):
-            if self._stack[i][0] == tag:
-                del self._stack[i:]
-                break
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.page.title += data
-        text = " ".join(data.split())
-        if text and not self._ignored:
-            self.page.texts.append(text)
-
-
-def parse(html: str) -> PageText:
-    parser = _Parser()
-    parser.feed(html)
-    parser.close()
-    return parser.page
 
 
 # The name of a file someone uploaded (legacy.yml, servers.csv) is data too.
@@ -216,99 +128,9 @@ def data_strings(journey: Journey) -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
-# --- the demo: a province mid-programme --------------------------------------------------------
-
-
-def _demo_world(journey: Journey) -> dict[str, int]:
-    from cloudmgr.inventory.importer import import_inventory
-
-    with journey.rt.db.unit_of_work() as uow:
-        import_inventory(
-            uow.session,
-            (ROOT / "inventory" / "legacy.yml").read_text(encoding="utf-8"),
-            filename="legacy.yml",
-            actor=AS_OPERATOR,
-        )
-    request_id = journey.active_request(count=1, prefix="crawl")
-    journey.submit(count=1, submit=False, prefix="draft")
-    journey.submit(count=1, prefix="waiting")
-    actor = journey.actor("zhangwei")
-    with journey.rt.db.unit_of_work() as uow:
-        purchase = purchases.create_purchase(
-            uow.session,
-            actor,
-            PurchaseForm(
-                title="机房服务器采购",
-                category="server",
-                amount_yuan=Decimal("20000"),
-                application_system="门户网站",
-                justification="自建机房扩容",
-                items=[
-                    ItemInput(
-                        description="机架式服务器",
-                        quantity=4,
-                        unit_price=Decimal("5000"),
-                        vcpus=32,
-                        ram_gb=256,
-                        disk_gb=2000,
-                    )
-                ],
-            ),
-        )
-        purchase_id = purchase.id
-    with journey.rt.db.unit_of_work() as uow:  # finance sees its findings
-        purchases.submit_purchase(uow.session, actor, purchase_id, context=context_for(journey.rt.settings))
-    journey.drain()
-    with journey.rt.db.unit_of_work() as uow:
-        wave = waves.create_wave(
-            uow.session,
-            name="教育厅第一批",
-            cloud_key="education",
-            zone="internet",
-            window_start=date.today() + timedelta(days=7),
-            window_end=date.today() + timedelta(days=8),
-            actor=AS_OPERATOR,
-        )
-        wave_id = wave.id
-    with journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, wave_id, ["jyt-portal-web01", "jyt-portal-web02"], actor=AS_OPERATOR)
-    waves.check_wave(journey.rt.db, journey.rt.providers, wave_id, actor=AS_OPERATOR)
-    with journey.rt.db.unit_of_work() as uow:  # a wave that does not fit: too big, a dependency left behind
-        failing = waves.create_wave(
-            uow.session,
-            name="教育厅第二批",
-            cloud_key="education",
-            zone="internet",
-            window_start=date.today() + timedelta(days=14),
-            window_end=date.today() + timedelta(days=15),
-            actor=AS_OPERATOR,
-        ).id
-    with journey.rt.db.unit_of_work() as uow:
-        waves.add_systems(uow.session, failing, ["jyt-gaokao-web01"], actor=AS_OPERATOR)
-    result = waves.check_wave(journey.rt.db, journey.rt.providers, failing, actor=AS_OPERATOR)
-    assert not result["fits"] and result["warnings"], result
-    return {"request": request_id, "purchase": purchase_id, "wave": wave_id}
-
-
 # --- the walk ------------------------------------------------------------------------------------
 
-SKIPPED_PATHS = re.compile(
-    r"^/(logout|language/|static/|api/|metrics|healthz|readyz)|\.(csv|json|xlsx|yml|txt)$|export|download"
-)
 Forms = list[tuple[str, dict[str, object]]]
-
-
-def _pattern(path: str) -> str:
-    return re.sub(r"/\d+(?=/|$)", "/<id>", path)
-
-
-def _same_origin(href: str, base: str) -> str | None:
-    url = urlsplit(urljoin(base, href))
-    if url.scheme not in ("http", "") or url.netloc not in ("", "localhost"):
-        return None
-    if not url.path.startswith("/") or SKIPPED_PATHS.search(url.path):
-        return None
-    return url.path + (f"?{url.query}" if url.query else "")
 
 
 @dataclass
@@ -319,7 +141,7 @@ class Finding:
     what: str
 
     def key(self) -> str:
-        return f"{self.lang} {_pattern(urlsplit(self.url).path)} {self.what}"
+        return f"{self.lang} {url_pattern(urlsplit(self.url).path)} {self.what}"
 
 
 def _check_page(user: str, lang: str, url: str, response: TestResponse, data: list[str]) -> Iterator[Finding]:
@@ -338,31 +160,16 @@ def _check_page(user: str, lang: str, url: str, response: TestResponse, data: li
 def walk(app: Flask, user: str, lang: str, data: list[str]) -> tuple[list[Finding], int, Forms]:
     client = logged_in(app, user)
     client.get(f"/language/{lang}")
-    seen_patterns: set[str] = set()
-    queue: deque[str] = deque(["/"])
     findings: list[Finding] = []
     forms: dict[str, tuple[str, dict[str, object]]] = {}
     visited = 0
-    while queue and visited < MAX_PAGES:
-        url = queue.popleft()
-        pattern = _pattern(urlsplit(url).path)
-        if pattern in seen_patterns:
-            continue
-        seen_patterns.add(pattern)
-        response = client.get(url, follow_redirects=True)
+    for visit in crawl(client):
         visited += 1
-        findings.extend(_check_page(user, lang, url, response, data))
-        if not response.content_type.startswith("text/html") or response.status_code >= 400:
-            continue
-        page = parse(response.get_data(as_text=True))
-        for href in page.links:
-            target = _same_origin(href, url)
-            if target is not None and _pattern(urlsplit(target).path) not in seen_patterns:
-                queue.append(target)
-        for form in page.forms:
-            action = _same_origin(str(form["action"]) or url, url)
+        findings.extend(_check_page(user, lang, visit.url, visit.response, data))
+        for form in visit.page.forms if visit.page else ():
+            action = same_origin(str(form["action"]) or visit.url, visit.url)
             if action is not None and form["method"] == "post":
-                forms.setdefault(_pattern(urlsplit(action).path), (url, form))
+                forms.setdefault(url_pattern(urlsplit(action).path), (visit.url, form))
     return findings, visited, list(forms.values())
 
 
@@ -395,7 +202,7 @@ def send_forms(app: Flask, user: str, lang: str, forms: Forms, data: list[str]) 
         client = logged_in(app, user)
         client.get(f"/language/{lang}")
         client.get(page_url)  # the session's CSRF token is the page's
-        action = _same_origin(str(form["action"]) or page_url, page_url)
+        action = same_origin(str(form["action"]) or page_url, page_url)
         assert action is not None
         response = client.post(action, data=body, follow_redirects=True)
         for finding in _check_page(user, lang, f"POST {action}", response, data):
@@ -420,7 +227,7 @@ KNOWN: tuple[tuple[str, str, str], ...] = (
 
 
 def _known(finding: Finding) -> tuple[str, str, str] | None:
-    pattern = _pattern(urlsplit(finding.url).path)
+    pattern = url_pattern(urlsplit(finding.url).path)
     for entry in KNOWN:
         lang, where, piece = entry
         if finding.lang == lang and pattern == where and piece in finding.what:
@@ -478,7 +285,7 @@ def catalog_with_fragments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.usefixtures("catalog_with_fragments")
 def test_every_page_and_form_speaks_its_language(journey: Journey, lang: str) -> None:
-    _demo_world(journey)
+    demo_world(journey)
     app = create_app(runtime=journey.rt)
     data = data_strings(journey) + untranslated_messages()
     findings: list[Finding] = []
@@ -516,7 +323,7 @@ def test_the_checks_tell_english_from_chinese() -> None:
 def test_a_wave_that_does_not_fit_says_why_in_words(journey: Journey) -> None:
     """The check's reasons are messages: the English page reads sentences with department names
     and words, where the stored text had keys (``prov-education is short of cores 2``)."""
-    _demo_world(journey)
+    demo_world(journey)
     app = create_app(runtime=journey.rt)
     ops = logged_in(app, "operator")
     ops.get("/language/en")

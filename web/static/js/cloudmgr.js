@@ -68,6 +68,33 @@
       }
     });
   });
+  // A table wider than its .table-wrap scrolls inside it; the wrapper then takes keyboard
+  // focus (arrow keys scroll it) and is a region named after the table's caption or the
+  // section's heading. Checked again when the window changes size.
+  function scrollableTables() {
+    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+      if (wrap.scrollWidth > wrap.clientWidth) {
+        if (!wrap.hasAttribute("tabindex")) {
+          wrap.setAttribute("tabindex", "0");
+          wrap.setAttribute("data-scroll-focus", "");
+          var caption = wrap.querySelector("caption");
+          var section = wrap.closest("section, .panel");
+          var heading = section && section.querySelector("h2, h3");
+          var name = (caption || heading || {}).textContent;
+          if (name && name.trim()) {
+            wrap.setAttribute("role", "region");
+            wrap.setAttribute("aria-label", name.trim());
+          }
+        }
+      } else if (wrap.hasAttribute("data-scroll-focus")) {
+        ["tabindex", "data-scroll-focus", "role", "aria-label"].forEach(function (attribute) {
+          wrap.removeAttribute(attribute);
+        });
+      }
+    });
+  }
+  scrollableTables();
+  window.addEventListener("resize", scrollableTables);
   // A destructive action (cancel, withdraw, stop, delete, reject, revert) carries
   // data-confirm="<what will happen>" on its form, or on its button when the form has others;
   // the browser asks before it is sent. Listening in the capture phase, a "no" stops the
