@@ -17,6 +17,7 @@ from cloudmgr.config import Settings
 from cloudmgr.db import Database
 from cloudmgr.inventory.metrics import register as register_inventory_metrics
 from cloudmgr.lines.metrics import register as register_line_metrics
+from cloudmgr.lines.programme_metrics import register as register_line_programme_metrics
 from cloudmgr.metrics import REGISTRY
 
 # Imported for their metrics (module-level counters and histograms on the registry): /metrics names
@@ -36,6 +37,7 @@ def register_domain_collectors(db: Database, *, capacity_file: Path, programme_f
     register_capacity_metrics(db, capacity_file)
     register_inventory_metrics(db)
     register_line_metrics(db)
+    register_line_programme_metrics(db, programme_file)
     register_programme_metrics(db, programme_file)
     register_purchase_metrics(db)
     register_quota_metrics(db)

@@ -235,3 +235,81 @@ def lines_batch(city: str, county: str | None, on: datetime) -> None:
         click.echo(f"跳过 {code}（{why}）")
     planned = "、".join(result.planned)
     click.echo(f"{city}{county or ''}：{len(result.planned)} 条专线规划于 {on:%Y-%m-%d} 割接：{planned}")
+
+
+# --- the network programme and finance (issue 19): contracts ending, savings, burndown ---------------------
+
+
+@lines_group.command("contracts-ending")
+@click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True, help="ending within")
+@domain_errors
+def lines_contracts_ending(days: int) -> None:
+    """Line contracts ending within DAYS (or ended, the line still rented) and what should happen to each."""
+    from cloudmgr.lines import tracking
+
+    with get_runtime().db.unit_of_work() as uow:
+        rows = tracking.contracts_ending(uow.session, tracking.today(), days=days)
+        for r in rows:
+            left = f"{r.days_left} 天后到期" if r.days_left >= 0 else f"已到期 {-r.days_left} 天"
+            click.echo(
+                f"{r.line.code:<20} {r.line.department.key:<24} {r.line.contract_end}  {left:<12} "
+                f"¥{r.line.monthly_rent}/月  {tracking.ACTIONS[r.action]}：{r.reason}"
+            )
+    click.echo(f"{len(rows)} 条专线合同 {days} 天内到期")
+
+
+@lines_group.command("savings")
+@click.option("--year", type=click.IntRange(2000, 2100), default=None, help="only lines cut over or retired that year")
+@click.option("--by", "group", type=click.Choice(["year", "department", "city", "rows"]), default="rows")
+@domain_errors
+def lines_savings(year: int | None, group: str) -> None:
+    """Monthly rent no longer paid (lines cut over or retired), by year, department and city."""
+    from cloudmgr.lines import tracking
+
+    with get_runtime().db.unit_of_work() as uow:
+        sv = tracking.savings(uow.session, year=year)
+    if group == "rows":
+        for row in sv.rows:
+            click.echo(f"{row.year}  {row.department_key:<24} {row.city:<8} {row.lines:>3} 条  ¥{row.monthly_rent}/月")
+    else:
+        if group == "year":
+            groups = [(str(y), n, rent) for y, n, rent in sv.by_year]
+        else:
+            groups = sv.by_department if group == "department" else sv.by_city
+        for key, n, rent in groups:
+            click.echo(f"{key!s:<24} {n:>3} 条  ¥{rent}/月")
+    click.echo(f"合计 {sv.lines} 条专线，月租节省 ¥{sv.monthly_rent}（每年 ¥{sv.monthly_rent * 12}）")
+
+
+@lines_group.command("burndown")
+@click.option("--department", "department_key", default=None, help="one department (key)")
+@click.option("--city", default=None, help="lines whose B end is in this city (e.g. 唐山市)")
+@domain_errors
+def lines_burndown(department_key: str | None, city: str | None) -> None:
+    """Lines and monthly rent still rented at each month's end, and each department's status against the
+    network deadline (at risk: at the last 90 days' pace the remaining lines are not done by it)."""
+    from sqlalchemy import select
+
+    from cloudmgr.lines import tracking
+    from cloudmgr.organisation.models import Department
+
+    config = tracking.read_lines_config(get_runtime().settings.programme_file)
+    when = tracking.today()
+    with get_runtime().db.unit_of_work() as uow:
+        department_id = None
+        if department_key:
+            department_id = uow.session.scalar(select(Department.id).where(Department.key == department_key))
+            if department_id is None:
+                raise click.ClickException(f"未知的部门 {department_key!r}")
+        burn = tracking.burndown(uow.session, config, when, department_id=department_id, city=city)
+        figures = tracking.compute(uow.session, config, when, department_id=department_id)
+    click.echo(f"期限 {config.deadline.date}（{config.deadline.label_zh}），截至 {when}")
+    for day, n, rent in burn.points:
+        click.echo(f"{day}  剩余 {n:>4} 条  月租 ¥{rent}")
+    status = {"done": "已完成", "on_track": "进度正常", "at_risk": "有风险", "overdue": "已逾期"}
+    for row in figures.departments:
+        finish = row.projected_finish.isoformat() if row.projected_finish else "无进度"
+        click.echo(
+            f"{row.key:<24} {status[row.status]:<4} 剩余 {row.remaining}/{row.total} 条  "
+            f"剩余月租 ¥{row.rent_remaining}  预计完成 {finish}"
+        )

@@ -6,7 +6,7 @@ stored is left as it is.  Systems and server rooms are linked when the demo inve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -18,7 +18,8 @@ from cloudmgr.lines.models import Carrier, LineState, LineTarget, LineType, Netw
 from cloudmgr.lines.rules import proposed_target
 from cloudmgr.lines.services import plan_line, record_cutover
 from cloudmgr.organisation.actor import Actor
-from cloudmgr.organisation.models import Department
+from cloudmgr.organisation.models import Department, Role
+from cloudmgr.programme.tracking import today as province_today
 
 T, U, M, B = Carrier.TELECOM, Carrier.UNICOM, Carrier.MOBILE, Carrier.BROADNET
 CITY_CODES = ("SJZ", "TS", "QHD", "HD", "XT", "BD", "ZJK", "CD", "CZ", "LF", "HS")
@@ -139,10 +140,37 @@ def _demo_lines() -> list[DemoLine]:
 
 #: City lines the operators retire: the extranet already reaches those cities' bureaus.
 DEMO_RETIRED = frozenset({"RST-MSTP-SJZ", "RST-MSTP-CZ", "CZT-MSTP-QHD"})
+#: The day the demo's contract dates were written: they move with today, so the demo always shows the
+#: same picture (contracts ending soon, lines cut over over the past months).
+DEMO_WRITTEN = date(2026, 12, 7)
+#: Contracts that end soon, in days from today: the finance page lists them with what to do.
+DEMO_ENDING = {
+    "TS-MSTP-801": 20, "RST-INT-101": 25, "SJZ-MSTP-701": 40, "JYT-MSTP-005": 45, "WJW-INT-502": 60,
+    "QA-MSTP-951": 75, "CZT-MPLS-201": 85,
+}  # fmt: skip
+#: Renewals waiting for finance: (line, department user, new contract in days from today, new rent).  The
+#: first runs between two places the extranet already reaches (after BGT-MSTP-302's cut-over): flagged.
+DEMO_RENEWALS = (
+    ("JYT-MSTP-005", "zhangwei", 45 + 3 * 365, "2600.00"),
+    ("TS-MSTP-801", "wangfang", 20 + 2 * 365, "1550.00"),
+)
+
+
+def _more_lines() -> list[DemoLine]:
+    """Lines added to the demo for the finance review (after the others: their plans do not move)."""
+    centre = ("省教育厅信息中心机房", "石家庄市", "长安区", "")
+    office = ("省教育厅招生考试办公室", "石家庄市", "桥西区", "")
+    return [
+        DemoLine("JYT-MSTP-005", "prov-education", U, LineType.MSTP, 50, centre, office, "2600.00",
+                 date(2021, 2, 1), date(2027, 1, 21), ("jyt-xueji-app01",)),
+    ]  # fmt: skip
 
 
 def _plan_for(index: int, code: str) -> str:
-    """Mid-way: a quarter cut over (or retired), a third planned, the rest in service."""
+    """Mid-way: a quarter cut over (or retired), a third planned, the rest in service (and those whose
+    renewal waits for finance)."""
+    if code in {renewal[0] for renewal in DEMO_RENEWALS}:
+        return "none"
     if index % 4 == 0 or code in DEMO_RETIRED:
         return "done"
     if index % 3 == 1:
@@ -150,23 +178,32 @@ def _plan_for(index: int, code: str) -> str:
     return "none"
 
 
-def seed_demo_lines(session: Session, *, actor: Actor) -> int:
-    """Create the demo lines not stored yet (with their plans and cut-overs); returns how many were created."""
+def _when_done(index: int, today: date) -> date:
+    """Cut-overs spread over the past eleven months, so that the burndown falls month by month."""
+    return today - timedelta(days=15 + 30 * ((index * 5) % 11))
+
+
+def seed_demo_lines(session: Session, *, actor: Actor, today: date | None = None) -> int:
+    """Create the demo lines not stored yet (with their plans and cut-overs, dated relative to today), and
+    the demo's renewal requests waiting for finance; returns how many lines were created."""
+    today = today or province_today()
+    shift = today - DEMO_WRITTEN
     stored = set(session.scalars(select(NetworkLine.code)))
     departments = {d.key: d for d in session.scalars(select(Department))}
     systems = {s.hostname: s for s in session.scalars(select(LegacySystem))}
     rooms = {r.code: r for r in session.scalars(select(ServerRoom))}
     created = 0
-    for index, demo in enumerate(_demo_lines()):
+    for index, demo in enumerate(_demo_lines() + _more_lines()):
         department = departments.get(demo.department)
         if demo.code in stored or department is None:
             continue
         carried = [systems[h] for h in demo.systems if h in systems]
+        end = today + timedelta(days=DEMO_ENDING[demo.code]) if demo.code in DEMO_ENDING else demo.end + shift
         line = NetworkLine(
             code=demo.code, department_id=department.id, carrier=demo.carrier, line_type=demo.line_type,
             bandwidth_mbps=demo.bandwidth_mbps, a_site=demo.a[0], a_city=demo.a[1], a_county=demo.a[2],
             a_township=demo.a[3], b_site=demo.b[0], b_city=demo.b[1], b_county=demo.b[2], b_township=demo.b[3],
-            monthly_rent=Decimal(demo.rent), contract_start=demo.start, contract_end=demo.end,
+            monthly_rent=Decimal(demo.rent), contract_start=demo.start + shift, contract_end=end,
             declared_classified=demo.classified, public_facing=demo.public, state=LineState.IN_SERVICE,
         )  # fmt: skip
         line.systems = carried
@@ -178,8 +215,38 @@ def seed_demo_lines(session: Session, *, actor: Actor) -> int:
         if step == "none":
             continue
         target = LineTarget.RETIRE if demo.code in DEMO_RETIRED else proposed_target(line).target
-        on = date(2026, 1 + index % 11, 15) if step == "done" else date(2027, 1 + index % 6, 15)
+        on = _when_done(index, today) if step == "done" else today + timedelta(days=30 + 30 * (index % 6))
         plan_line(session, demo.code, target, actor=actor, entry_point="demo", on=on)
         if step == "done":
             record_cutover(session, demo.code, actor=actor, entry_point="demo")
+            # recorded on its day (the demo's history), not the day the demo was loaded
+            line.cut_over_at = datetime.combine(on, time(10, 0), tzinfo=UTC)
+    _seed_renewals(session, today)
     return created
+
+
+def _seed_renewals(session: Session, today: date) -> None:
+    """The demo's renewal requests, submitted by the departments' demo users (once: a line with any
+    request is left alone)."""
+    from cloudmgr.lines import finance
+    from cloudmgr.lines.finance_models import LineRentalRequest
+
+    asked = set(session.scalars(select(LineRentalRequest.line_id)))
+    for code, username, days, rent in DEMO_RENEWALS:
+        line = session.scalars(select(NetworkLine).where(NetworkLine.code == code)).one_or_none()
+        if line is None or line.id in asked or line.state not in finance.RENEWABLE:
+            continue
+        staff = Actor(username, Role.DEPT_STAFF, department_id=line.department_id)
+        finance.create_rental(
+            session,
+            staff,
+            finance.RentalInput(
+                kind="renewal",
+                line_code=code,
+                monthly_rent=rent,
+                contract_end=(today + timedelta(days=days)).isoformat(),
+                purpose="合同即将到期，业务仍需使用，申请续约",
+            ),
+            submit=True,
+            entry_point="demo",
+        )

@@ -114,6 +114,14 @@ def programme_daily_job() -> None:
     run()
 
 
+@instrumented("lines.daily")
+def lines_daily_job() -> None:
+    """The network programme's reminders: departments at risk or overdue, contracts ending soon."""
+    from cloudmgr.lines.jobs import lines_daily_job as run
+
+    run()
+
+
 @instrumented("waves.progress")
 def waves_progress_job() -> None:
     """Running migration waves whose systems have all settled are done."""
@@ -142,6 +150,7 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         handle_snapshot,
     )
     from cloudmgr.capacity.jobs import handle_consolidation_wave
+    from cloudmgr.lines.jobs import handle_line_reminder
     from cloudmgr.moves.jobs import handle_move
     from cloudmgr.notifications.jobs import handle_notify
     from cloudmgr.organisation.jobs import handle_clouds_sync
@@ -165,6 +174,7 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         "orphan_action": handle_orphan_action,
         "notify": handle_notify,
         "programme.reminder": handle_programme_reminder,
+        "lines.reminder": handle_line_reminder,
         "consolidation_wave": handle_consolidation_wave,
         "move": handle_move,
         "runbook.migrate_system": handle_migrate_system,
@@ -225,7 +235,7 @@ def drain_runbook_work_job() -> None:
 
 def drain_notifications_job() -> None:
     """Notifications (fast), drained apart so a long boot never delays an e-mail."""
-    _drain({"notify", "programme.reminder"})
+    _drain({"notify", "programme.reminder", "lines.reminder"})
 
 
 def periodic_jobs(work_poll_seconds: float = 2.0) -> tuple[PeriodicJob, ...]:
@@ -236,6 +246,7 @@ def periodic_jobs(work_poll_seconds: float = 2.0) -> tuple[PeriodicJob, ...]:
         PeriodicJob("requests.expiry", expiry_job, 60 * 60),
         PeriodicJob("capacity.snapshot", capacity_snapshot_job, 60 * 60),
         PeriodicJob("programme.daily", programme_daily_job, 60 * 60),
+        PeriodicJob("lines.daily", lines_daily_job, 60 * 60),
         PeriodicJob("waves.progress", waves_progress_job, 60),
         PeriodicJob("backups.schedules", backup_schedules_job, 5 * 60),
         PeriodicJob("work.cloud", drain_cloud_work_job, work_poll_seconds),

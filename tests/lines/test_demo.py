@@ -40,3 +40,44 @@ def test_demo_lines_after_the_demo_inventory(seeded: Runtime, tmp_path: Path) ->
     assert result.exit_code == 0 and "none new" in result.output
     result = runner.invoke(main, ["lines", "list", "--target", "intranet"], env=env)
     assert result.exit_code == 0 and "涉密" in result.output
+
+
+def test_demo_shows_the_programme_mid_way_for_finance(seeded: Runtime, tmp_path: Path) -> None:
+    """Lines cut over over the past months, contracts ending soon, renewals waiting for finance (one flagged:
+    the extranet reaches both its ends); the CLI's programme commands read them."""
+    from cloudmgr.lines import finance, tracking
+    from cloudmgr.lines.finance_models import RentalState
+    from cloudmgr.organisation.actor import Actor
+    from cloudmgr.organisation.models import Role
+
+    env = {"CLOUDMGR_DATABASE_URL": seeded.settings.database_url, "CLOUDMGR_INSTANCE_PATH": str(tmp_path)}
+    runner = CliRunner()
+    assert runner.invoke(main, ["inventory", "import", str(REPO / "inventory" / "legacy.yml")], env=env).exit_code == 0
+    assert runner.invoke(main, ["lines", "seed-demo"], env=env).exit_code == 0
+    today = tracking.today()
+    with seeded.db.unit_of_work() as uow:
+        s = uow.session
+        done = [tracking.done_on(line) for line in s.scalars(select(NetworkLine))]
+        months = {d.replace(day=1) for d in done if d is not None}
+        assert len(months) >= 5 and all(d < today for d in done if d is not None)
+        ending = tracking.contracts_ending(s, today)
+        assert len(ending) >= 5 and all(0 <= r.days_left <= 90 for r in ending)
+        assert {r.action for r in ending} >= {"renew", "cut_over_extranet"}
+        queue = finance.review_queue(s, Actor("finance", Role.FINANCE))
+        assert [(r.rental.line.code if r.rental.line else "", r.flagged) for r in queue] == [
+            ("JYT-MSTP-005", True),
+            ("TS-MSTP-801", False),
+        ]
+        assert all(r.rental.state == RentalState.SUBMITTED for r in queue)
+        assert tracking.savings(s).monthly_rent > 0
+    assert runner.invoke(main, ["lines", "seed-demo"], env=env).exit_code == 0  # no second renewal
+    with seeded.db.unit_of_work() as uow:
+        assert len(finance.review_queue(uow.session, Actor("finance", Role.FINANCE))) == 2
+    result = runner.invoke(main, ["lines", "contracts-ending"], env=env)
+    assert result.exit_code == 0 and "TS-MSTP-801" in result.output and "续约" in result.output
+    result = runner.invoke(main, ["lines", "savings", "--by", "city"], env=env)
+    assert result.exit_code == 0 and "合计" in result.output and "月租节省" in result.output
+    result = runner.invoke(main, ["lines", "burndown"], env=env)
+    assert result.exit_code == 0 and "期限 2020-12-31" in result.output and "已逾期" in result.output
+    result = runner.invoke(main, ["lines", "burndown", "--department", "nope"], env=env)
+    assert result.exit_code != 0 and "未知的部门" in result.output
