@@ -27,6 +27,7 @@ from cloudmgr.audit import services as audit
 from cloudmgr.cloud.types import FloatingIp, Volume
 from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
 from cloudmgr.errors import NotFound
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, Role
 from cloudmgr.quotas import ledger
@@ -206,19 +207,27 @@ def request_orphan_action(session: Session, actor: Actor, orphan_id: int, action
     Adoption reserves the department's quota here (QuotaExceeded names what does not fit);
     deleting a volume attached to a server is refused."""
     if not may_act_on_orphans(actor):
-        raise NotYourTurn("only an operator adopts or deletes an orphaned volume or address")
+        raise NotYourTurn(Message(N_("only an operator adopts or deletes an orphaned volume or address")))
     if action not in ORPHAN_ACTIONS:
-        raise RequestInvalid(f"unknown action {action!r} (known: {', '.join(ORPHAN_ACTIONS)})")
+        raise RequestInvalid(message(N_("unknown action %(action)s"), action=action))
     orphan = session.get(OrphanResource, orphan_id, with_for_update=True)
     if orphan is None:
-        raise OrphanNotFound(f"no orphan {orphan_id}")
+        raise OrphanNotFound(message(N_("no orphaned resource %(id)s"), id=orphan_id))
     if not orphan.is_open:
-        raise InvalidTransition(f"{orphan.kind} {orphan.name} is already resolved ({orphan.resolution})")
+        if orphan.kind == OrphanKind.VOLUME:
+            raise InvalidTransition(message(N_("volume %(name)s is already resolved"), name=orphan.name))
+        raise InvalidTransition(message(N_("floating IP %(name)s is already resolved"), name=orphan.name))
     if orphan.pending_action is not None:
-        raise InvalidTransition(f"{orphan.kind} {orphan.name}: a {orphan.pending_action} is already queued")
+        if orphan.pending_action == "adopt":
+            raise InvalidTransition(message(N_("%(name)s: its adoption is already queued"), name=orphan.name))
+        raise InvalidTransition(message(N_("%(name)s: its deletion is already queued"), name=orphan.name))
     if action == "delete" and not orphan.deletable:
         raise InvalidTransition(
-            f"volume {orphan.name} is attached to server {orphan.attached_to}: detach it before deleting it"
+            message(
+                N_("volume %(name)s is attached to server %(server)s: detach it before deleting it"),
+                name=orphan.name,
+                server=orphan.attached_to,
+            )
         )
     if action == "adopt":
         link = session.scalar(
@@ -227,7 +236,9 @@ def request_orphan_action(session: Session, actor: Actor, orphan_id: int, action
             )
         )
         if link is None:
-            raise InvalidTransition(f"no department holds project {orphan.project_id} on this cloud")
+            raise InvalidTransition(
+                message(N_("no department holds project %(project)s on this cloud"), project=orphan.project_id)
+            )
         reservation = ledger.reserve(
             session,
             department_id=link.department_id,

@@ -44,6 +44,15 @@ from cloudmgr.servicerequests.lifecycle import (
     server_action,
 )
 from cloudmgr.servicerequests.ordering import OrderCatalog, order_catalog
+from cloudmgr.servicerequests.orphan_lists import (
+    MAX_BULK_ORPHANS,
+    OrphanBulkOutcome,
+    OrphanFilter,
+    OrphanRefused,
+    act_on_orphans,
+    orphan_resources_page,
+    orphan_servers_page,
+)
 from cloudmgr.servicerequests.orphans import (
     ORPHAN_ACTIONS,
     OrphanKind,
@@ -91,6 +100,7 @@ __all__ = [
     "CANCELLABLE",
     "DEFAULT_LOG_LINES",
     "MAX_BULK",
+    "MAX_BULK_ORPHANS",
     "MAX_COUNT",
     "MAX_DISKS_PER_VM",
     "MAX_DISK_GB",
@@ -109,8 +119,11 @@ __all__ = [
     "DeletionPreview",
     "DepartmentOverview",
     "OrderCatalog",
+    "OrphanBulkOutcome",
+    "OrphanFilter",
     "OrphanKind",
     "OrphanNotFound",
+    "OrphanRefused",
     "OrphanResolution",
     "OrphanResource",
     "PageVersion",
@@ -119,6 +132,7 @@ __all__ = [
     "RequestForm",
     "RowRefused",
     "VolumeChoice",
+    "act_on_orphans",
     "approval_steps",
     "approve_request",
     "awaiting",
@@ -152,6 +166,8 @@ __all__ = [
     "may_submit",
     "open_console",
     "order_catalog",
+    "orphan_resources_page",
+    "orphan_servers_page",
     "quote",
     "read_console_log",
     "reject_request",

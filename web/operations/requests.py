@@ -7,6 +7,9 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from wtforms import SubmitField
 
 from cloudmgr.errors import DomainError
 from cloudmgr.servicerequests import services as sr
@@ -14,6 +17,8 @@ from cloudmgr.servicerequests.states import RequestState
 from web.common import approval_pages, listcache
 from web.common import request_pages as pages
 from web.common.display import refusal_text
+from web.common.forms import SafeForm
+from web.common.listing import ListView, filter_arg, page_request
 from web.common.selfservice_forms import ButtonForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
@@ -125,15 +130,41 @@ def retry_server(server_id: int) -> ResponseReturnValue:
 
 
 def _orphans_page(*, error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    show_all = request.args.get("all") == "1"
     session = request_uow().session
+    clouds = listcache.cloud_choices(session)
+    locale = current_locale()
+    view = ListView(
+        endpoint="ops.orphans",
+        params=page_request(),
+        filters=[
+            filter_arg(
+                "kind", _("Kind"), [("volume", _("Volume")), ("address", _("Floating IP"))], all_label=_("All kinds")
+            ),
+            filter_arg(
+                "cloud", _("Cloud"), [(c.key, c.display_name(locale)) for c in clouds], all_label=_("All clouds")
+            ),
+            filter_arg("all", _("Which"), [("1", _("Include resolved ones"))], all_label=_("Only open ones")),
+        ],
+        search_hint=_("Name, cloud ID, project or idempotency key"),
+    )
+    cloud_key = view.value("cloud")
+    flt = sr.OrphanFilter(
+        kind=view.value("kind") or None,
+        cloud_id=next((c.id for c in clouds if c.key == cloud_key), None),
+        include_resolved=view.value("all") == "1",
+    )
+    view.page = sr.orphan_resources_page(session, flt, view.params)
+    servers = sr.orphan_servers_page(session, flt, page_request(page_param="servers_page"))
     return (
         render_template(
             "operations/orphans.html",
-            rows=sr.list_orphans(session, include_resolved=show_all),
-            resources=sr.list_orphan_resources(session, include_resolved=show_all),
-            show_all=show_all,
+            view=view,
+            rows=servers.rows,
+            servers=servers,
+            resources=view.page.rows,
+            show_all=flt.include_resolved,
             form=ButtonForm(formdata=None),
+            bulk_form=OrphanBulkForm(formdata=None),
             error=error,
         ),
         status,
@@ -173,4 +204,43 @@ def _orphan_action(orphan_id: int, action: str) -> ResponseReturnValue:
         flash(_("%(name)s will be adopted by its department shortly.", name=orphan.name), "success")
     else:
         flash(_("%(name)s will be deleted on the cloud shortly.", name=orphan.name), "success")
+    return redirect(url_for("ops.orphans"))
+
+
+class OrphanBulkForm(SafeForm):
+    """Adopt or delete the orphans ticked in the table (``orphan_id``, several)."""
+
+    adopt = SubmitField(_l("Adopt the chosen"))
+    delete = SubmitField(_l("Delete the chosen"))
+
+
+@bp.post("/orphans/resources/bulk")
+def bulk_orphans() -> ResponseReturnValue:
+    """Adopt or delete several orphans; refused ones are named with their reasons."""
+    form = OrphanBulkForm()
+    if not form.validate_on_submit():
+        return _orphans_page(error=_("The form has expired; please try again."), status=400)
+    ids = [int(raw) for raw in request.form.getlist("orphan_id") if raw.isdigit() and len(raw) <= 9]
+    if not ids:
+        return _orphans_page(error=_("Tick at least one volume or address."), status=400)
+    action = "delete" if form.delete.data else "adopt"
+    try:
+        outcome = sr.act_on_orphans(request_uow().session, current_actor(), ids, action)
+    except DomainError as exc:
+        restart_request_uow()
+        return _orphans_page(error=refusal_text(exc), status=exc.http_status)
+    queued = len(outcome.queued)
+    if action == "adopt":
+        summary = ngettext(
+            "%(num)d resource will be adopted shortly.", "%(num)d resources will be adopted shortly.", queued
+        )
+    else:
+        summary = ngettext(
+            "%(num)d resource will be deleted on the cloud shortly.",
+            "%(num)d resources will be deleted on the cloud shortly.",
+            queued,
+        )
+    flash(summary, "success" if queued else "warning")
+    for row in outcome.refused:
+        flash(_("%(name)s: %(reason)s", name=row.name, reason=refusal_text(row.error)), "error")
     return redirect(url_for("ops.orphans"))
