@@ -28,9 +28,8 @@ from cloudmgr.audit import services as audit
 from cloudmgr.exports import FORMULA_PREFIXES
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.lines.errors import LinesInvalid
-from cloudmgr.lines.models import CARRIER_LABELS, LINE_TYPE_LABELS, LineState, NetworkLine
+from cloudmgr.lines.models import AUDIT_TARGET, CARRIER_LABELS, LINE_TYPE_LABELS, LineState, NetworkLine
 from cloudmgr.lines.rules import CLASSIFIED_TARGETS, carries_classified
-from cloudmgr.lines.services import AUDIT_TARGET
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Department
 from cloudmgr.text import has_bidi_control
@@ -470,7 +469,8 @@ def declare_line(session: Session, values: Mapping[str, Any], *, actor: Actor, e
     if valid and actor.is_department and valid[0].fields["department_id"] != actor.department_id:
         problems.append((0, FIELD_NAMES["department"], "只能申报本部门的专线"))
     code = str(values.get("code") or "").strip()[:64]
-    if code and session.scalar(select(NetworkLine.id).where(NetworkLine.code == code)) is not None:
+    # only a well-formed code is looked up (one with a NUL would not even reach PostgreSQL)
+    if code and CODE_RE.match(code) and session.scalar(select(NetworkLine.id).where(NetworkLine.code == code)):
         problems.append((0, FIELD_NAMES["code"], f"编号 {code} 已存在"))
     if problems:
         raise LinesInvalid(f"{len(problems)} 个问题，专线未登记", problems)

@@ -13,6 +13,9 @@ from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
 from cloudmgr.inventory.models import LegacySystem, ServerRoom
 from cloudmgr.organisation.models import Department
 
+#: The audit log's target type of a line (every path that changes one records under it).
+AUDIT_TARGET = "network_line"
+
 
 class Carrier(enum.StrEnum):
     TELECOM = "telecom"

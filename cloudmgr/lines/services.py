@@ -1,6 +1,8 @@
 """The line register: listing, planning a line's target (the classified rule enforced and every
-refusal audited) and exporting.  Every path (CLI now, API and pages later) plans through
-:func:`plan_line`."""
+refusal audited) and exporting.  Every path (CLI, API and pages) plans through :func:`plan_line`.
+
+The web layer reaches the importer, the coverage table and the target rule through this module
+(re-exported below): it is the domain's public face."""
 
 from __future__ import annotations
 
@@ -16,18 +18,23 @@ from cloudmgr.audit import services as audit
 from cloudmgr.db import utcnow
 from cloudmgr.errors import PermissionDenied
 from cloudmgr.exports import csv_text
-from cloudmgr.inventory.models import LegacySystem
+from cloudmgr.inventory.models import LegacySystem, ServerRoom
+from cloudmgr.lines import coverage, importer
 from cloudmgr.lines.errors import ClassifiedLineRefused, InvalidLineTarget, LineNotFound
 from cloudmgr.lines.models import (
+    AUDIT_TARGET,
     CARRIER_LABELS,
     LINE_TYPE_LABELS,
     STATE_LABELS,
     TARGET_LABELS,
+    Carrier,
     LineState,
     LineTarget,
+    LineType,
     NetworkLine,
 )
 from cloudmgr.lines.rules import (
+    TargetDecision,
     allowed_targets,
     breaks_classified_rule,
     carries_classified,
@@ -38,7 +45,34 @@ from cloudmgr.organisation.actor import Actor
 
 log = logging.getLogger(__name__)
 
-AUDIT_TARGET = "network_line"
+__all__ = [
+    "AUDIT_TARGET",
+    "CITIES",
+    "COLUMNS",
+    "FIELD_NAMES",
+    "MAX_IMPORT_BYTES",
+    "CoverageRow",
+    "ImportResult",
+    "TargetDecision",
+    "allowed_targets",
+    "breaks_classified_rule",
+    "carries_classified",
+    "declare_line",
+    "extranet_coverage",
+    "import_lines",
+    "proposed_target",
+]
+
+# The importer, the coverage table and the rule, for the pages and the API (see the docstring).
+import_lines = importer.import_lines
+declare_line = importer.declare_line
+ImportResult = importer.ImportResult
+COLUMNS = importer.COLUMNS
+FIELD_NAMES = importer.FIELD_NAMES
+MAX_IMPORT_BYTES = importer.MAX_BYTES
+extranet_coverage = coverage.extranet_coverage
+CoverageRow = coverage.CoverageRow
+CITIES = coverage.CITIES
 PLANNED_ACTION = "network_line.plan"
 REFUSED_ACTION = "network_line.placement_refused"
 
@@ -51,6 +85,38 @@ class LineFilter:
     department_id: int | None = None
     #: the line's target: the planned one, else the one by rule
     target: LineTarget | None = None
+    carrier: Carrier | None = None
+    line_type: LineType | None = None
+    state: LineState | None = None
+    #: either end in this city (and county)
+    city: str | None = None
+    county: str | None = None
+    #: a piece of the code, a site or a place (either end), case-insensitive
+    search: str | None = None
+
+    def matches(self, line: NetworkLine) -> bool:
+        if self.target is not None and effective_target(line) != self.target:
+            return False
+        if self.carrier is not None and line.carrier != self.carrier:
+            return False
+        if self.line_type is not None and line.line_type != self.line_type:
+            return False
+        if self.state is not None and line.state != self.state:
+            return False
+        ends = ((line.a_city, line.a_county), (line.b_city, line.b_county))
+        if self.city and not any(c == self.city and (not self.county or k == self.county) for c, k in ends):
+            return False
+        if self.county and not self.city and not any(k == self.county for _c, k in ends):
+            return False
+        if self.search:
+            needle = self.search.strip().casefold()
+            haystack = (
+                line.code, line.a_site, line.a_city, line.a_county, line.a_township,
+                line.b_site, line.b_city, line.b_county, line.b_township,
+            )  # fmt: skip
+            if not any(needle in value.casefold() for value in haystack):
+                return False
+        return True
 
 
 def _loaded() -> Select[tuple[NetworkLine]]:
@@ -71,9 +137,7 @@ def list_lines(session: Session, flt: LineFilter | None = None, *, actor: Actor 
     if flt.department_id is not None:
         query = query.where(NetworkLine.department_id == flt.department_id)
     lines: Sequence[NetworkLine] = session.scalars(query).all()
-    if flt.target is not None:
-        return [line for line in lines if effective_target(line) == flt.target]
-    return list(lines)
+    return [line for line in lines if flt.matches(line)]
 
 
 def classified_conflicts(session: Session, *, actor: Actor | None = None) -> list[NetworkLine]:
@@ -87,6 +151,52 @@ def get_line(session: Session, code: str, *, actor: Actor | None = None) -> Netw
     if line is None or (actor is not None and not actor.can_see_department(line.department_id)):
         raise LineNotFound(f"没有编号为 {code!r} 的专线")
     return line
+
+
+def get_line_by_id(session: Session, line_id: int, *, actor: Actor) -> NetworkLine:
+    """One line by its id; another department's line is not found (the department wall)."""
+    line: NetworkLine | None = session.scalars(_loaded().where(NetworkLine.id == line_id)).one_or_none()
+    if line is None or not actor.can_see_department(line.department_id):
+        raise LineNotFound(f"没有编号为 {line_id} 的专线")
+    return line
+
+
+def line_places(session: Session, *, actor: Actor | None = None) -> dict[str, list[str]]:
+    """The cities (the 11 first, in their order) and, for each, the counties the register's lines end in:
+    what a cut-over batch can be planned for."""
+    places: dict[str, set[str]] = {city: set() for city in CITIES}
+    for line in list_lines(session, actor=actor):
+        for city, county in ((line.a_city, line.a_county), (line.b_city, line.b_county)):
+            places.setdefault(city, set())
+            if county:
+                places[city].add(county)
+    return {city: sorted(counties) for city, counties in places.items()}
+
+
+@dataclass(frozen=True)
+class LinkChoices:
+    """What a department's line may carry: its legacy systems (hostname, classified) and server rooms
+    (code, name)."""
+
+    systems: list[tuple[str, bool]]
+    rooms: list[tuple[str, str]]
+
+
+def link_choices(session: Session, department_id: int) -> LinkChoices:
+    systems = session.execute(
+        select(LegacySystem.hostname, LegacySystem.classification)
+        .where(LegacySystem.department_id == department_id)
+        .order_by(LegacySystem.hostname)
+    )
+    rooms = session.execute(
+        select(ServerRoom.code, ServerRoom.name_zh)
+        .where(ServerRoom.department_id == department_id)
+        .order_by(ServerRoom.code)
+    )
+    return LinkChoices(
+        systems=[(row.hostname, row.classification == "classified") for row in systems],
+        rooms=[(row.code, row.name_zh) for row in rooms],
+    )
 
 
 def parse_target(value: str) -> LineTarget:
@@ -255,3 +365,42 @@ def plan_batch(
     if not result.planned and not result.skipped:
         raise LineNotFound(f"{city}{county or ''} 没有专线")
     return result
+
+
+# --- finance's review of line rentals and renewals, and the network programme (issue 19) ------------------
+# The pages and the API reach cloudmgr.lines.finance and cloudmgr.lines.tracking here (the domain's public
+# face); imported last because the programme reads the register above.
+from cloudmgr.lines import finance as _finance  # noqa: E402
+from cloudmgr.lines import tracking as _tracking  # noqa: E402
+
+RentalInput = _finance.RentalInput
+Finding = _finance.Finding
+RentalQueueRow = _finance.QueueRow
+RENTAL_DECISIONS = _finance.DECISIONS
+RENTAL_REASON_MAX = _finance.REASON_MAX
+RENEWABLE_STATES = _finance.RENEWABLE
+may_review_rentals = _finance.may_review
+create_rental = _finance.create_rental
+submit_rental = _finance.submit_rental
+decide_rental = _finance.decide_rental
+get_rental = _finance.get_rental
+list_rentals = _finance.list_rentals
+rental_review_queue = _finance.review_queue
+count_rentals_waiting = _finance.count_waiting
+rental_findings = _finance.findings_for
+rental_ends_reached = _finance.ends_reached
+rental_json = _finance.rental_json
+LinesConfig = _tracking.LinesConfig
+ProgrammeFigures = _tracking.Figures
+ProgrammeRow = _tracking.Row
+Burndown = _tracking.Burndown
+EndingRow = _tracking.EndingRow
+Savings = _tracking.Savings
+CONTRACT_ACTIONS = _tracking.ACTIONS
+ENDING_DAYS = _tracking.ENDING_DAYS
+read_lines_config = _tracking.read_lines_config
+programme_today = _tracking.today
+programme_figures = _tracking.compute
+programme_burndown = _tracking.burndown
+contracts_ending = _tracking.contracts_ending
+savings = _tracking.savings

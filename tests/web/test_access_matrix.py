@@ -16,6 +16,8 @@ other's requests, servers, quotas and purchases through pages, the API or export
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 from collections.abc import Iterable
@@ -32,6 +34,7 @@ from werkzeug.test import TestResponse
 from cloudmgr.backups import services as backups
 from cloudmgr.db import utcnow
 from cloudmgr.demo import DEMO_LOGINS
+from cloudmgr.lines.models import NetworkLine
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.purchases import services as purchases
@@ -40,6 +43,7 @@ from cloudmgr.quotas.models import QuotaChangeRequest
 from cloudmgr.runtime import Runtime
 from cloudmgr.storage import services as storage
 from tests.conftest import ONE_DATABASE
+from tests.lines.helpers import make_line
 from tests.web.helpers import Journey, csrf_token, logged_in
 from web import create_app
 
@@ -197,6 +201,15 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.set_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
     "api.delete_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
     "api.department_resources": _roles(OPERATOR, ADMIN),
+    # Dedicated lines (issue 19): departments read and declare their own; operators plan and record.
+    "api.list_lines": LOGGED_IN,
+    "api.get_line": LOGGED_IN,
+    "api.create_line": _roles(STAFF, HEAD, OPERATOR),
+    "api.import_lines": _roles(STAFF, HEAD, OPERATOR),
+    "api.plan_line": _roles(OPERATOR),
+    "api.plan_line_batch": _roles(OPERATOR),
+    "api.record_line": _roles(OPERATOR),
+    "api.line_coverage": _roles(OPERATOR, ADMIN, FINANCE),
 }
 
 # Public routes that send an anonymous visitor on to the login page by design.
@@ -352,7 +365,10 @@ def _department_a_data(journey: Journey) -> dict[str, int]:
             ),
         )
         purchase_id = purchase.id
+    with journey.rt.db.unit_of_work() as uow:
+        line_id = make_line(uow.session, f"{SECRET}-L1", a_site=f"{SECRET} site").id
     return {
+        "line": line_id,
         "request": request_id,
         "draft": draft_id,
         "server": server_id,
@@ -407,6 +423,11 @@ def _pages_and_api(ids: dict[str, int]) -> Iterable[tuple[str, str]]:
     for action in ("submit", "vm-draft"):
         yield "API", f"/api/v1/purchases/{p}/{action}"
     yield "API", f"/api/v1/quota-requests/{c}/decide"
+    line = ids["line"]
+    yield "GET", f"/portal/lines/{line}"
+    yield "GET", f"/api/v1/lines/{line}"
+    yield "API", f"/api/v1/lines/{line}/plan"
+    yield "API", f"/api/v1/lines/{line}/record"
 
 
 # Well-formed bodies, so the answer is about the id (not a 400 about the body).
@@ -420,6 +441,7 @@ API_BODIES: dict[str, dict[str, object]] = {
     "actions": {"action": "stop"},
     "snapshots": {"name": "theirs"},
     "restore": {"confirm": "x"},
+    "plan": {"target": "retire"},
 }
 
 LISTS_AND_EXPORTS = (
@@ -437,6 +459,9 @@ LISTS_AND_EXPORTS = (
     "/api/v1/purchase-reports",
     "/api/v1/showback",
     "/api/v1/systems",
+    "/portal/lines",
+    "/portal/lines/export.csv",
+    "/api/v1/lines",
 )
 
 
@@ -485,6 +510,30 @@ def test_departments_never_see_each_others_data(journey: Journey, other: str) ->
         volume_snapshot = backups.get_snapshot(uow.session, owner_actor, ids["volume_snapshot"])
         backup = backups.get_backup(uow.session, owner_actor, ids["backup"])
         assert (volume_snapshot.state, backup.state) == (backups.CopyState.READY, backups.CopyState.READY)
+    _line_stays_department_as(journey, app, other, ids["line"])
+
+
+def _line_stays_department_as(journey: Journey, app: Flask, other: str, line_id: int) -> None:
+    """Another department cannot take department A's line over by its number, on the page or the API:
+    a spreadsheet or a declaration naming it is refused and the line is as it was."""
+    code = f"{SECRET}-L1"
+    header = "code,department,carrier,line_type,bandwidth_mbps,a_site,a_city,b_site,b_city,monthly_rent,"
+    header += "contract_start,contract_end"
+    with journey.rt.db.unit_of_work() as uow:
+        theirs = org.get_user_by_name(uow.session, other).department
+        assert theirs is not None
+        their_key = theirs.key
+    csv_file = f"{header}\n{code},{their_key},telecom,mstp,1,x,石家庄市,y,石家庄市,1,2024-01-01,2025-01-01\n"
+    client = logged_in(app, other)
+    token = csrf_token(client.get("/portal/lines/import").get_data(as_text=True))
+    upload = {"csrf_token": token, "lines_file": (io.BytesIO(csv_file.encode()), "l.csv")}
+    assert client.post("/portal/lines/import", data=upload, content_type="multipart/form-data").status_code == 400
+    body = {"filename": "l.csv", "content_base64": base64.b64encode(csv_file.encode()).decode()}
+    headers = _bearer(journey, other)
+    assert client.post("/api/v1/lines/import", headers=headers, json=body).status_code == 400
+    with journey.rt.db.unit_of_work() as uow:
+        line = uow.session.get(NetworkLine, line_id)
+        assert line is not None and line.department.key == "prov-education" and line.bandwidth_mbps == 100
 
 
 def _bearer(journey: Journey, username: str) -> dict[str, str]:

@@ -29,6 +29,7 @@ from web.api import (  # noqa: F401  (registers the endpoints, before any app re
     firewall,
     inventory,
     keys,
+    lines,
     moves,
     orphans,
     programme,

@@ -66,6 +66,7 @@ _PORTAL_LAYOUT: _Layout = [
     ("resources", _l("My resources"), ("portal.servers", "portal.volumes", "portal.ssh_keys", "portal.quotas")),
     "portal.purchases_list",
     "portal.portal_programme",
+    "portal.lines_register",
 ]
 NAV_LAYOUT: dict[Role, _Layout] = {
     Role.DEPT_STAFF: _PORTAL_LAYOUT,
@@ -90,6 +91,7 @@ NAV_LAYOUT: dict[Role, _Layout] = {
             ("ops.programme", "ops.systems", "ops.waves_list", "ops.moves", "ops.consolidation_runs"),
         ),
         ("capacity", _l("Capacity"), ("ops.capacity", "ops.orphans")),
+        ("network", _l("Network lines"), ("ops.lines_register", "ops.line_batch", "ops.lines_coverage")),
         "ops.audit_log",
     ],
     Role.FINANCE: [

@@ -11,6 +11,7 @@ from web.operations import (  # noqa: F401  (registers the routes)
     capacity,
     catalog,
     firewall,
+    lines,
     moves,
     programme,
     quotas,
@@ -49,4 +50,12 @@ add_nav_item(
 )
 add_nav_item(Role.OPERATOR, "ops.moves", _l("Server moves"), also_active=("ops.move_detail",))
 add_nav_item(Role.OPERATOR, "ops.orphans", _l("Orphaned resources"))
+add_nav_item(
+    Role.OPERATOR,
+    "ops.lines_register",
+    _l("Dedicated lines"),
+    also_active=("ops.line_detail", "ops.plan_line", "ops.record_line"),
+)
+add_nav_item(Role.OPERATOR, "ops.line_batch", _l("Cut-over batches"))
+add_nav_item(Role.OPERATOR, "ops.lines_coverage", _l("Extranet coverage"))
 add_nav_item(Role.OPERATOR, "ops.audit_log", _l("Audit log"))

@@ -9,6 +9,7 @@ from web.common.navigation import add_nav_item
 from web.portal import (  # noqa: F401  (registers the routes)
     backups,
     keys,
+    lines,
     programme,
     purchases,
     quotas,
@@ -43,3 +44,9 @@ for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
         also_active=("portal.purchase_new", "portal.purchase_detail", "portal.purchase_edit"),
     )
     add_nav_item(_role, "portal.portal_programme", _l("Programme"))
+    add_nav_item(
+        _role,
+        "portal.lines_register",
+        _l("Dedicated lines"),
+        also_active=("portal.line_detail", "portal.line_new", "portal.lines_import"),
+    )
