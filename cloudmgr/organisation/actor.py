@@ -32,5 +32,12 @@ class Actor:
         what a listing is narrowed to, and what a cache of listings is partitioned by."""
         return self.department_id if self.is_department else None
 
+    @property
+    def sees_hypervisors(self) -> bool:
+        """Which hypervisor (host) a server runs on is the operators' business: it is the cloud's
+        inside, and it hints at whose servers share the machine.  Departments see their servers
+        (name, state, addresses, flavor), never the hosts: in the pages and in the API."""
+        return not self.is_department
+
     def can_see_department(self, department_id: int) -> bool:
         return not self.is_department or self.department_id == department_id

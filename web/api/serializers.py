@@ -17,7 +17,7 @@ from cloudmgr.quotas.services import Balance
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.services import Quote
 from cloudmgr.servicerequests.states import RequestState, ServerState
-from web.api.blueprint import spec
+from web.api.blueprint import api_user, spec
 from web.api.spec import JSON
 
 RESOURCE_NAMES = [r.value for r in RESOURCES]
@@ -88,7 +88,10 @@ SERVER = spec.schema(
             "vcpus": {"type": "integer"},
             "ram_mb": {"type": "integer"},
             "cloud_server_id": {"type": ["string", "null"]},
-            "host": {"type": ["string", "null"]},
+            "host": {
+                "type": ["string", "null"],
+                "description": "The hypervisor the server runs on; always null for department users.",
+            },
             "addresses": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
             "expires_on": {"type": "string", "format": "date"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -348,7 +351,8 @@ def server_json(server: ManagedServer) -> JSON:
         "vcpus": server.vcpus,
         "ram_mb": server.ram_mb,
         "cloud_server_id": server.server_id,
-        "host": server.host,
+        # the caller's role decides (Actor.sees_hypervisors): departments are not shown the hosts
+        "host": server.host if api_user().actor.sees_hypervisors else None,
         "addresses": {k: [str(a) for a in v] for k, v in (server.addresses or {}).items()},
         "expires_on": _day(server.expires_on),
         "created_at": _dt(server.created_at),

@@ -250,6 +250,13 @@ def require_password_change() -> ResponseReturnValue | None:
     return redirect(url_for("auth.change_password"))
 
 
+def viewer_sees_hypervisors() -> bool:
+    """Template global: whether the page's reader is shown which host a server runs on
+    (:attr:`Actor.sees_hypervisors`); a global, so that imported macros reach it too."""
+    user = current_web_user()
+    return user is not None and user.actor.sees_hypervisors
+
+
 def safe_next(target: str | None) -> str | None:
     """``target`` if it is a local path (no scheme, no host), else None: no open redirects."""
     if not target:
@@ -336,3 +343,4 @@ def init_app(app: Flask) -> None:
 
     login_manager.unauthorized_handler(_login_redirect)
     app.before_request(require_password_change)
+    app.add_template_global(viewer_sees_hypervisors, "sees_hypervisors")

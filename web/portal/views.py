@@ -21,4 +21,5 @@ def home() -> ResponseReturnValue:
     links = org.clouds_of_department(session, department.id)
     # The count only for whoever approves (the service says who does).
     waiting = len(sr.awaiting(session, user.actor)) if sr.may_approve_any(user.actor) else None
-    return render_template("portal/home.html", department=department, links=links, waiting=waiting)
+    overview = sr.department_overview(session, user.actor)
+    return render_template("portal/home.html", department=department, links=links, waiting=waiting, overview=overview)
