@@ -21,6 +21,7 @@ from cloudmgr.inventory.models import DONE_STATES, LegacySystem, SystemState
 from cloudmgr.messages import Message
 from cloudmgr.organisation import reading as org
 from cloudmgr.organisation.actor import Actor
+from cloudmgr.paging import search
 from cloudmgr.statemachine import StateMachine
 
 S = SystemState
@@ -112,6 +113,8 @@ class SystemFilter:
     #: "in": non-classified internet/extranet; "out": the others (classified, intranet)
     scope: str | None = None
     classification: str | None = None
+    #: words searched in the hostname, application system, operating system, owner and address
+    q: str | None = None
 
 
 def _filtered(query, flt: SystemFilter, actor: Actor | None):  # type: ignore[no-untyped-def]
@@ -127,7 +130,15 @@ def _filtered(query, flt: SystemFilter, actor: Actor | None):  # type: ignore[no
         query = query.where(LegacySystem.classification == "non_classified", LegacySystem.network != "intranet")
     elif flt.scope == "out":
         query = query.where((LegacySystem.classification == "classified") | (LegacySystem.network == "intranet"))
-    return query
+    return search(
+        query,
+        flt.q,
+        LegacySystem.hostname,
+        LegacySystem.application_system,
+        LegacySystem.os_name,
+        LegacySystem.owner_name,
+        LegacySystem.ansible_host,
+    )
 
 
 def list_systems(

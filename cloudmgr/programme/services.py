@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from cloudmgr.programme.checks import check_wave, evaluate
 from cloudmgr.programme.tracking import close_room, may_close_room, visible_department
+from cloudmgr.programme.wave_bulk import SystemRefused, WaveBulkOutcome, add_systems_each
+from cloudmgr.programme.wave_lists import editable_waves, waves_page
 from cloudmgr.programme.waves import (
     AUDIT_TARGET,
     JOINABLE_STATES,
@@ -54,13 +56,17 @@ __all__ = [
     "SETTLED_STATES",
     "WAVES_PROGRESS",
     "ZONES",
+    "SystemRefused",
+    "WaveBulkOutcome",
     "add_systems",
+    "add_systems_each",
     "cancel_wave",
     "candidates",
     "check_wave",
     "close_room",
     "create_wave",
     "department_name",
+    "editable_waves",
     "ensure_department_may_use",
     "evaluate",
     "finish_waves",
@@ -75,4 +81,5 @@ __all__ = [
     "remove_system",
     "start_wave",
     "visible_department",
+    "waves_page",
 ]

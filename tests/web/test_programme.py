@@ -211,3 +211,59 @@ def test_the_waves_and_programme_api(app: Flask, seeded: Runtime, inv: Inventory
     assert "cloudmgr_at_risk_systems 1.0" in metrics
     assert 'cloudmgr_migration_waves{state="running"} 1.0' in metrics
     assert 'cloudmgr_server_rooms{state="open"} 5.0' in metrics
+
+
+FLASH = re.compile(r'<div class="flash flash-(\w+)"[^>]*>(.*?)</div>', re.S)
+
+
+def test_operators_put_several_systems_into_a_wave_from_the_list(app: Flask, inv: Inventory) -> None:
+    easy = inv.system("edu-easy", complexity=3)
+    hard = inv.system("edu-hard", complexity=70)
+    secret = inv.system("edu-secret", classification="classified")
+    ops = logged_in(app, "operator")
+    wave_id = int(_post(ops, "/ops/waves/new", "/ops/waves/new", WAVE_FORM).headers["Location"].rsplit("/", 1)[1])
+    html = ops.get("/ops/systems").get_data(as_text=True)
+    assert f'<option value="{wave_id}"' in html and f'value="{easy}" form="systems-to-wave"' in html
+    token = csrf_token(html)
+    response = ops.post(
+        "/ops/systems/to-wave?q=edu",
+        data={"csrf_token": token, "wave_id": str(wave_id), "system_id": [str(easy), str(secret), str(hard)]},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    flashes = FLASH.findall(response.get_data(as_text=True))
+    assert [kind for kind, _text in flashes] == ["success", "error"]
+    assert "2" in flashes[0][1] and "edu-secret" in flashes[1][1]  # the classified one, with the reason
+    members = ops.get(f"/ops/waves/{wave_id}").get_data(as_text=True).split('data-testid="members"')[1]
+    assert re.findall(r'data-hostname="([^"]+)"', members.split("</table>")[0]) == ["edu-easy", "edu-hard"]
+    # Nothing ticked, or a wave that is not one of the open ones: the form says so, nothing changes.
+    assert ops.post("/ops/systems/to-wave", data={"csrf_token": token, "wave_id": str(wave_id)}).status_code == 400
+    bad_wave = ops.post(
+        "/ops/systems/to-wave", data={"csrf_token": token, "wave_id": "999999", "system_id": [str(secret)]}
+    )
+    assert bad_wave.status_code == 400
+
+
+def test_systems_and_waves_lists_search_filter_and_page(app: Flask, inv: Inventory) -> None:
+    for n in range(3):
+        inv.system(f"edu-app{n}", complexity=n + 1)
+    inv.system("edu-findme", complexity=50)
+    ops = logged_in(app, "operator")
+    hosts = re.compile(r'data-hostname="([^"]+)"')
+    assert hosts.findall(ops.get("/ops/systems?q=findme&scope=in").get_data(as_text=True)) == ["edu-findme"]
+    assert hosts.findall(ops.get("/ops/systems?scope=in&per_page=2").get_data(as_text=True)) == [
+        "edu-app0",
+        "edu-app1",
+    ]
+    page_two = ops.get("/ops/systems?scope=in&per_page=2&page=2").get_data(as_text=True)
+    assert hosts.findall(page_two) == ["edu-app2", "edu-findme"] and 'rel="prev"' in page_two
+    for query in ("page=-1", "per_page=1000000000000", "page=99999999", "state=nope", "q=" + "x" * 5000):
+        assert ops.get(f"/ops/systems?{query}").status_code == 200, query
+    _post(ops, "/ops/waves/new", "/ops/waves/new", WAVE_FORM)
+    _post(ops, "/ops/waves/new", "/ops/waves/new", {**WAVE_FORM, "name": "第二批"})
+    waves = re.compile(r'data-wave="(\d+)"')
+    assert len(waves.findall(ops.get("/ops/waves").get_data(as_text=True))) == 2
+    assert len(waves.findall(ops.get("/ops/waves?q=第二").get_data(as_text=True))) == 1
+    assert len(waves.findall(ops.get("/ops/waves?per_page=1&page=5").get_data(as_text=True))) == 1
+    assert len(waves.findall(ops.get("/ops/waves?state=done").get_data(as_text=True))) == 0
+    assert ops.get("/ops/waves?state=bogus&page=-9").status_code == 200

@@ -2,8 +2,9 @@
 ``?per_page=`` and the list's own filters.
 
 Numbers out of bounds are clamped (:meth:`cloudmgr.paging.PageRequest.of`); a filter value the list
-does not know is a 400 answer that names the filter, in the page's language (never a 500, never a
-silently different list).  The template side is ``web/templates/_listing.html``: ``list_controls``
+does not know (an old bookmark, a hand-edited address) is set aside and the page says so above the
+list, in the page's language: the list shows everything that filter would have narrowed, never a 500
+and never a silently different list.  The template side is ``web/templates/_listing.html``: ``list_controls``
 (the search box, the filters, the page size) and ``list_pager``, both fed a :class:`ListView`.
 """
 
@@ -13,11 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import abort, request
+from flask import request
 from flask_babel import gettext as _
 
 from cloudmgr.paging import MAX_PAGE, MAX_PER_PAGE, Page, PageRequest
-from web.core.errors import error_response
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 
@@ -50,20 +50,17 @@ class ListFilter:
     label: str
     choices: Sequence[tuple[str, str]]
     value: str = ""
+    #: what was asked when it is no choice of this filter (then ``value`` is "", all)
+    ignored: str = ""
 
 
 def filter_arg(name: str, label: str, choices: Iterable[tuple[str, str]], *, all_label: str) -> ListFilter:
-    """``?<name>=`` as one of ``choices``; anything else is a 400 answer naming the filter."""
+    """``?<name>=`` as one of ``choices``; anything else is set aside (``ignored``) and said on the page."""
     options = [("", all_label), *choices]
     value = (request.args.get(name) or "").strip()
     if value and value not in {key for key, _label in options}:
-        bad_filter(label, value)
+        return ListFilter(name=name, label=label, choices=options, ignored=value[:60])
     return ListFilter(name=name, label=label, choices=options, value=value)
-
-
-def bad_filter(label: str, value: str) -> None:
-    message = _("Unknown value for the filter “%(filter)s”: %(value)s", filter=label, value=value[:60])
-    abort(error_response(400, message=message))
 
 
 @dataclass(slots=True)
@@ -101,6 +98,19 @@ class ListView:
         return sorted({*PER_PAGE_CHOICES, self.default_per_page})
 
     @property
+    def notices(self) -> list[str]:
+        """What the page says about filter values it set aside."""
+        return [
+            _(
+                "The filter “%(filter)s” has no value “%(value)s”: the list is not narrowed by it.",
+                filter=item.label,
+                value=item.ignored,
+            )
+            for item in self.filters
+            if item.ignored
+        ]
+
+    @property
     def searching(self) -> bool:
         return bool(self.params.q) or any(f.value for f in self.filters)
 
@@ -111,7 +121,6 @@ __all__ = [
     "PER_PAGE_CHOICES",
     "ListFilter",
     "ListView",
-    "bad_filter",
     "filter_arg",
     "page_request",
 ]

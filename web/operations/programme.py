@@ -21,6 +21,7 @@ from cloudmgr.programme import tracking
 from cloudmgr.programme.models import WaveState
 from web.common.display import refusal_text
 from web.common.forms import SafeForm
+from web.common.listing import ListView, filter_arg, page_request
 from web.common.programme import WAVE_STATES, render_programme
 from web.common.selfservice_forms import ButtonForm
 from web.core.i18n import current_locale
@@ -66,16 +67,19 @@ def _wave_form(formdata: Any = "default") -> WaveForm:
 @bp.get("/waves")
 def waves_list() -> ResponseReturnValue:
     session = request_uow().session
-    state = request.args.get("state") or None
-    if state is not None and state not in WAVE_STATES:
-        state = None
-    found = waves.list_waves(session, state=state)
+    view = ListView(
+        endpoint="ops.waves_list",
+        params=page_request(),
+        filters=[filter_arg("state", _("State"), [(k, str(v)) for k, v in WAVE_STATES.items()], all_label=_("All"))],
+        search_hint=_("Wave number, name or author"),
+    )
+    view.page = waves.waves_page(session, view.params, state=view.value("state") or None)
+    found = view.page.rows
     return render_template(
         "programme/waves.html",
+        view=view,
         waves=found,
         counts=waves.member_counts(session, [w.id for w in found]),
-        state=state,
-        states=WAVE_STATES,
         locale=current_locale(),
     )
 

@@ -6,13 +6,16 @@ Operators only (the ``ops`` blueprint); departments read their own systems throu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf.file import FileField, FileRequired
-from wtforms import SubmitField
+from wtforms import SelectField, SubmitField
 
 from cloudmgr.errors import DomainError
 from cloudmgr.inventory import reclassification
@@ -20,16 +23,22 @@ from cloudmgr.inventory.errors import InventoryInvalid
 from cloudmgr.inventory.importer import import_inventory
 from cloudmgr.inventory.models import LegacySystem, SystemState
 from cloudmgr.inventory.services import SystemFilter, dependants, get_system, list_systems, state_history
-from cloudmgr.organisation import services as org
-from web.common import request_pages as pages
+from cloudmgr.paging import Page
+from cloudmgr.programme import services as programme
+from web.common import listcache
 from web.common.display import refusal_text
 from web.common.forms import SafeForm
+from web.common.labels import zone_label
+from web.common.listing import ListView, filter_arg, page_request
 from web.common.selfservice_forms import ButtonForm
+from web.core.i18n import current_locale
 from web.core.security import require_user
 from web.core.uow import request_uow, restart_request_uow
 from web.operations.blueprint import bp
 
 PER_PAGE = 50
+#: Classified and intranet systems stay off the cloud: shown as the first rows of their list only.
+OUT_OF_SCOPE_ROWS = 200
 ID = "<int(max=2147483647):system_id>"
 
 SYSTEM_STATE_LABELS: Mapping[str, object] = {
@@ -108,58 +117,129 @@ class InventoryUploadForm(SafeForm):
     submit = SubmitField(_l("Import"))
 
 
-def _filters() -> tuple[SystemFilter, dict[str, str], list[object]]:
+def _system_list() -> tuple[ListView, SystemFilter]:
     session = request_uow().session
-    departments = org.list_departments(session)
-    dept_key = request.args.get("department") or ""
-    department = next((d for d in departments if d.key == dept_key), None)
-    state = request.args.get("state") or ""
-    if state not in {s.value for s in SystemState}:
-        state = ""
-    scope = request.args.get("scope") or ""
-    if scope not in {"in", "out"}:
-        scope = ""
-    flt = SystemFilter(department_id=department.id if department else None, state=state or None, scope=scope or None)
-    args = {"department": department.key if department else "", "state": state, "scope": scope}
-    return flt, args, list(departments)
+    departments = listcache.department_choices(session)
+    locale = current_locale()
+    view = ListView(
+        endpoint="ops.systems",
+        params=page_request(per_page=PER_PAGE),
+        default_per_page=PER_PAGE,
+        filters=[
+            filter_arg(
+                "department",
+                _("Department"),
+                [(d.key, d.display_name(locale)) for d in departments],
+                all_label=_("All departments"),
+            ),
+            filter_arg(
+                "state",
+                _("State"),
+                [(s.value, system_state_label(s.value)) for s in SystemState],
+                all_label=_("All states"),
+            ),
+            filter_arg(
+                "scope",
+                _("Scope"),
+                [("in", _("In scope (move to the cloud)")), ("out", _("Out of scope (classified, intranet)"))],
+                all_label=_("All"),
+            ),
+        ],
+        search_hint=_("Host name, application system, operating system, owner or address"),
+    )
+    dept_key = view.value("department")
+    flt = SystemFilter(
+        department_id=next((d.id for d in departments if d.key == dept_key), None),
+        state=view.value("state") or None,
+        scope=view.value("scope") or None,
+        q=view.params.q,
+    )
+    return view, flt
 
 
-@bp.get("/systems")
-def systems() -> ResponseReturnValue:
+class SystemsToWaveForm(SafeForm):
+    """The systems ticked in the list (``system_id``, several) into one open wave."""
+
+    wave_id = SelectField(_l("Wave"), coerce=int, validate_choice=True)
+    submit = SubmitField(_l("Add the chosen to the wave"))
+
+
+def _to_wave_form(formdata: object = None) -> SystemsToWaveForm:
+    form = SystemsToWaveForm(formdata=formdata) if formdata is not None else SystemsToWaveForm(formdata=None)
+    form.wave_id.choices = [
+        (w.id, f"#{w.id} {w.name} · {w.cloud.display_name(current_locale())} · {zone_label(w.zone)}")
+        for w in programme.editable_waves(request_uow().session)
+    ]
+    return form
+
+
+def _systems_page(*, to_wave: SystemsToWaveForm | None = None, status: int = 200) -> ResponseReturnValue:
     session = request_uow().session
-    flt, args, departments = _filters()
-    page = pages.page_arg()
+    view, flt = _system_list()
     in_scope: list[LegacySystem] = []
     out_scope: list[LegacySystem] = []
     total_in = total_out = 0
     if flt.scope != "out":
-        rows, total_in = list_systems(
-            session,
-            SystemFilter(department_id=flt.department_id, state=flt.state, scope="in"),
-            limit=PER_PAGE,
-            offset=(page - 1) * PER_PAGE,
-        )
+        params = view.params
+        rows, total_in = list_systems(session, replace(flt, scope="in"), limit=params.per_page, offset=params.offset)
         in_scope = list(rows)
+        view.page = Page(rows=in_scope, total=total_in, page=params.page, per_page=params.per_page)
     if flt.scope != "in":
-        rows, total_out = list_systems(
-            session, SystemFilter(department_id=flt.department_id, state=flt.state, scope="out")
-        )
+        rows, total_out = list_systems(session, replace(flt, scope="out"), limit=OUT_OF_SCOPE_ROWS)
         out_scope = list(rows)
-    return render_template(
-        "inventory/systems.html",
-        in_scope=in_scope,
-        out_scope=out_scope,
-        total_in=total_in,
-        total_out=total_out,
-        page=page,
-        pages=pages.page_count(total_in, PER_PAGE),
-        departments=departments,
-        states=list(SystemState),
-        filters=args,
-        upload_form=InventoryUploadForm(formdata=None),
-        alerts=reclassification.open_alerts(session),
-        pending_declassifications=reclassification.list_requests(session, state="pending"),
+    return (
+        render_template(
+            "inventory/systems.html",
+            view=view,
+            in_scope=in_scope,
+            out_scope=out_scope,
+            total_in=total_in,
+            total_out=total_out,
+            filters={"scope": flt.scope or ""},
+            to_wave=to_wave or _to_wave_form(),
+            upload_form=InventoryUploadForm(formdata=None),
+            alerts=reclassification.open_alerts(session),
+            pending_declassifications=reclassification.list_requests(session, state="pending"),
+        ),
+        status,
     )
+
+
+@bp.get("/systems")
+def systems() -> ResponseReturnValue:
+    return _systems_page()
+
+
+@bp.post("/systems/to-wave")
+def systems_to_wave() -> ResponseReturnValue:
+    """Add the ticked systems to a wave, each checked on its own; refused ones are named with the reason."""
+    form = _to_wave_form(request.form)
+    if not form.validate_on_submit():
+        return _systems_page(to_wave=form, status=400)
+    ids = [int(raw) for raw in request.form.getlist("system_id") if raw.isdigit() and len(raw) <= 9]
+    if not ids:
+        form.form_errors.append(_("Tick at least one system."))
+        return _systems_page(to_wave=form, status=400)
+    try:
+        outcome = programme.add_systems_each(request_uow().session, form.wave_id.data, ids, actor=require_user().actor)
+    except DomainError as exc:
+        restart_request_uow()
+        form.form_errors.append(refusal_text(exc))
+        return _systems_page(to_wave=_to_wave_form(request.form), status=exc.http_status)
+    added = len(outcome.added)
+    flash(
+        ngettext(
+            "%(num)d system added to wave #%(id)d.",
+            "%(num)d systems added to wave #%(id)d.",
+            added,
+            id=form.wave_id.data,
+        ),
+        "success" if added else "warning",
+    )
+    for row in outcome.refused:
+        flash(_("%(name)s: %(reason)s", name=row.hostname, reason=refusal_text(row.error)), "error")
+    back: dict[str, Any] = request.args.to_dict()  # the list as it was: search, filters, page
+    return redirect(url_for("ops.systems", **back))
 
 
 @bp.get(f"/systems/{ID}")
