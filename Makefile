@@ -30,12 +30,16 @@ $(STAMP_DEV): requirements-dev.txt $(STAMP_RUN)
 venv: $(STAMP_RUN)
 dev-venv: $(STAMP_DEV)
 
+# The province demo (CLOUDMGR_DEMO, cloudmgr/config.py): province-sized simulated clouds, legacy hosts that
+# are directories under the instance folder (a wave runs end to end without root), the programme mid-way.
+run: export CLOUDMGR_DEMO ?= $(if $(filter openstack,$(CLOUDMGR_CLOUD_PROVIDER)),0,1)
 run: venv
 	$(VENV)/bin/cloudmgr db upgrade
 	$(VENV)/bin/cloudmgr seed-demo --no-logins
 	$(VENV)/bin/cloudmgr clouds sync
 	$(VENV)/bin/cloudmgr quotas apply
 	$(VENV)/bin/cloudmgr inventory import --only-new inventory/legacy.yml
+	$(VENV)/bin/cloudmgr programme seed-demo
 	$(VENV)/bin/cloudmgr lines seed-demo
 	@$(VENV)/bin/cloudmgr demo-logins
 	$(VENV)/bin/cloudmgr serve

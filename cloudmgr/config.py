@@ -175,6 +175,13 @@ class Settings:
     os_client_config_file: str = ""
     # "simulated" serves the first-run demo; "openstack" talks to the clouds in clouds.yaml.
     cloud_provider: str = "simulated"
+    # The province demo of `make run` (CLOUDMGR_DEMO, off by default, refused in production and
+    # with OpenStack): the simulated clouds are province-sized (cloudmgr.cloud.simulated.province),
+    # the legacy hosts a runbook reaches are directories under ``instance_path/demo-hosts``
+    # (Ansible's local connection, cloudmgr.runbooks.demo_hosts), and the programme's deadlines
+    # come from ``instance_path/demo-programme.yaml`` that `cloudmgr programme seed-demo` writes
+    # relative to today.  No inventory file or runbook variable can turn it on.
+    demo: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
     default_locale: str = "zh"
@@ -278,6 +285,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     )
     if overrides:
         settings = replace(settings, **overrides)
+    if settings.demo and (settings.is_production or settings.cloud_provider != "simulated"):
+        raise ConfigurationError(
+            "CLOUDMGR_DEMO is the simulated cloud's local demo: refused in production and with "
+            "CLOUDMGR_CLOUD_PROVIDER=openstack"
+        )
     if not settings.secret_key:
         settings = replace(settings, secret_key=_secret_key_for(settings.instance_path))
     return settings
@@ -305,6 +317,7 @@ def _settings_from(
 ) -> Settings:
     """Every setting read from the environment through ``get``; the values
     :func:`load_settings` has already read and checked are passed in."""
+    demo = _bool(get("DEMO", "false"))
     return Settings(
         env=run_env,
         instance_path=instance_path,
@@ -315,7 +328,12 @@ def _settings_from(
         quotas_dir=Path(get("QUOTAS_DIR", str(REPO_ROOT / "quotas"))),
         rates_file=Path(get("RATES_FILE", str(REPO_ROOT / "etc" / "rates.yaml"))),
         capacity_file=Path(get("CAPACITY_FILE", str(REPO_ROOT / "etc" / "capacity.yaml"))),
-        programme_file=Path(get("PROGRAMME_FILE", str(REPO_ROOT / "etc" / "programme.yaml"))),
+        programme_file=Path(
+            get(
+                "PROGRAMME_FILE",
+                str(instance_path / "demo-programme.yaml" if demo else REPO_ROOT / "etc" / "programme.yaml"),
+            )
+        ),
         reservation_hold_days=_int(get("RESERVATION_HOLD_DAYS", "14")),
         expiry_reminder_days=_int(get("EXPIRY_REMINDER_DAYS", "14")),
         expiry_grace_days=_int(get("EXPIRY_GRACE_DAYS", "7")),
@@ -331,6 +349,7 @@ def _settings_from(
         public_url=get("PUBLIC_URL", "http://127.0.0.1:8000"),
         os_client_config_file=get("OS_CLIENT_CONFIG_FILE", env.get("OS_CLIENT_CONFIG_FILE", "")),
         cloud_provider=provider,
+        demo=demo,
         host=get("HOST", "127.0.0.1"),
         port=_int(get("PORT", "8000")),
         default_locale=locale,

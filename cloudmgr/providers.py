@@ -40,6 +40,10 @@ class ProviderRegistry:
 
             state_dir = self._settings.instance_path / "simulated-clouds"
             state_dir.mkdir(parents=True, exist_ok=True)
+            if self._settings.demo:  # `make run`: clouds sized as a province's (the lab's are tiny)
+                from cloudmgr.cloud.simulated.province import province_cloud
+
+                return province_cloud(state_dir / f"{cloud_key}.json")
             return SimulatedProvider(state_path=state_dir / f"{cloud_key}.json")
         from cloudmgr.cloud.openstack import OpenStackProvider
 

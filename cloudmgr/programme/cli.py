@@ -256,3 +256,29 @@ def programme_snapshot() -> None:
         )
 
     run()
+
+
+@programme_group.command("seed-demo")
+def programme_seed_demo() -> None:
+    """The province demo mid-programme (`make run`, CLOUDMGR_DEMO=1): deadlines relative to today,
+    months of finished waves and snapshots, a wave ready to start and one at risk."""
+
+    @_errors
+    def run() -> None:
+        from cloudmgr.programme.demo import seed_demo_programme
+
+        runtime = get_runtime()
+        summary = seed_demo_programme(runtime.db, runtime.providers, runtime.settings)
+        click.echo(
+            f"programme demo: deadlines in {summary.programme_file}; {summary.hosts} demo hosts, "
+            f"{summary.targets} runbook targets new"
+        )
+        if summary.waves:
+            click.echo(
+                f"  waves: {', '.join(f'#{i} {n}' for n, i in summary.waves.items())}; "
+                f"{summary.programme_snapshots} programme and {summary.capacity_snapshots} capacity snapshots back"
+            )
+        else:
+            click.echo("  waves and history were seeded before: left as they are")
+
+    run()

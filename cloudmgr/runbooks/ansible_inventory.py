@@ -12,6 +12,7 @@ from cloudmgr.automation import local_host_vars
 from cloudmgr.automation.values import NAME_RE, address_problem
 from cloudmgr.config import Settings
 from cloudmgr.inventory.models import LegacySystem
+from cloudmgr.runbooks.demo_hosts import DEMO_GROUP_VARS, confined_host_vars
 from cloudmgr.runbooks.errors import (
     RunbookNotConfigured,
 )
@@ -84,6 +85,11 @@ def build_inventory(session: Session, system: LegacySystem, step: Step, settings
     if step == Step.DECOMMISSION:
         group_vars["verified"] = Step.VERIFY in completed_steps(session, system.id)
     group_vars.update(target.vars if target else {})
+    if settings.demo:
+        # The demo's hosts are directories reached locally (cloudmgr.runbooks.demo_hosts): its
+        # values come last, so no stored variable moves a host out of its directory.
+        group_vars.pop("replication_key_file", None)
+        group_vars.update(DEMO_GROUP_VARS)
     children: dict[str, Any] = {
         "source": {
             "hosts": {
@@ -92,6 +98,7 @@ def build_inventory(session: Session, system: LegacySystem, step: Step, settings
                     **key_vars,
                     "ansible_host": system.ansible_host,
                     **(target.source_vars if target else {}),
+                    **(confined_host_vars(settings, system.hostname) if settings.demo else {}),
                 }
             }
         }
@@ -104,6 +111,7 @@ def build_inventory(session: Session, system: LegacySystem, step: Step, settings
                     **key_vars,
                     "ansible_host": target_host,
                     **(target.target_vars if target else {}),
+                    **(confined_host_vars(settings, target_name(system)) if settings.demo else {}),
                 }
             }
         }

@@ -93,12 +93,14 @@ def _boot_plan(session: Session, system: LegacySystem, wave_id: int | None, acto
     ensure_placeable(session, system, actor=actor, entry_point="runbook.provision")
     zone = None
     cloud_id = system.target_cloud_id
+    checked_flavor = None
     if wave_id is not None:
         from cloudmgr.programme.models import MigrationWave
 
         wave = session.get(MigrationWave, wave_id)
         if wave is not None:
             cloud_id, zone = wave.cloud_id, wave.zone
+            checked_flavor = _checked_flavor(wave.check_result, system.id)
     if cloud_id is None:
         raise RunbookNotConfigured(f"{system.hostname} has no target cloud: put it in a wave")
     cloud = session.get(Cloud, cloud_id)
@@ -123,7 +125,21 @@ def _boot_plan(session: Session, system: LegacySystem, wave_id: int | None, acto
         )
         .order_by(CatalogItem.vcpus, CatalogItem.ram_mb, CatalogItem.disk_gb)
     ).all()
-    if not flavors:
+    # The flavor the wave's check sized the system to (right-sized by its measured p95: what the
+    # department's quota and the hosts were checked for), else the smallest holding its declared size.
+    planned = (
+        session.scalar(
+            select(CatalogItem).where(
+                CatalogItem.cloud_id == cloud.id,
+                CatalogItem.kind == ItemKind.FLAVOR.value,
+                CatalogItem.available.is_(True),
+                CatalogItem.cloud_name == checked_flavor,
+            )
+        )
+        if checked_flavor
+        else None
+    )
+    if planned is None and not flavors:
         raise RunbookNotConfigured(
             f"no flavor of {cloud.key} fits {system.hostname} ({system.vcpus} vCPU, {system.ram_mb} MB)"
         )
@@ -140,13 +156,22 @@ def _boot_plan(session: Session, system: LegacySystem, wave_id: int | None, acto
     image = next((i for i in images if os_word and os_word in i.cloud_name.lower()), images[0])
     spec = ServerSpec(
         name=target_name(system),
-        flavor_id=flavors[0].external_id,
+        flavor_id=(planned or flavors[0]).external_id,
         image_id=image.external_id,
         network_id=network.network_id if network else None,
         idempotency_key=f"runbook-{system.hostname}",
         metadata=server_metadata(system),
     )
     return _Boot(cloud.id, cloud.key, cloud.os_cloud, cloud.region, link.project_id, spec)
+
+
+def _checked_flavor(check_result: Mapping[str, Any] | None, system_id: int) -> str | None:
+    """The flavor name the wave's last check chose for the system (None: not checked, or none fitted)."""
+    for sized in (check_result or {}).get("systems") or []:
+        if isinstance(sized, Mapping) and sized.get("system_id") == system_id:
+            flavor = sized.get("flavor")
+            return flavor if isinstance(flavor, str) and flavor else None
+    return None
 
 
 def _fail_before_ansible(db: Database, run_id: int, step: Step, reason: str, started: float) -> StepOutcome:

@@ -4,10 +4,15 @@
 ``state=present`` adds the address unless the interface has it, then announces it with
 gratuitous ARP so the LAN's neighbour caches follow it at once; ``state=absent`` removes
 it.  ``changed`` says whether the address moved.
+
+With ``record_dir`` (the province demo's hosts, which are directories: cloudmgr.runbooks.demo_hosts)
+the address is recorded in ``record_dir/service_address`` instead: adding an address to an
+interface needs root, and the demo runs without it.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -44,6 +49,24 @@ def _announce(interface: str, address: str, count: int = 3) -> None:
             time.sleep(0.05)
 
 
+def _recorded(module: AnsibleModule, record_dir: str, address: str, want: bool) -> None:
+    """The demo's service address: a record in the host's state directory (exits the module)."""
+    record = os.path.join(record_dir, "service_address")
+    try:
+        with open(record) as handle:
+            has = handle.read().strip() == address
+    except FileNotFoundError:
+        has = False
+    if has != want and not module.check_mode:
+        os.makedirs(record_dir, exist_ok=True)
+        if want:
+            with open(record, "w") as handle:
+                handle.write(address + "\n")
+        else:
+            os.unlink(record)
+    module.exit_json(changed=has != want, address=address, recorded_in=record)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -51,10 +74,13 @@ def main() -> None:
             "prefix": {"type": "int", "default": 24},
             "interface": {"type": "str", "required": True},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "record_dir": {"type": "path"},
         },
         supports_check_mode=True,
     )
     p = module.params
+    if p["record_dir"]:
+        _recorded(module, p["record_dir"], p["address"], p["state"] == "present")
     has = _has_address(module, p["interface"], p["address"])
     want = p["state"] == "present"
     if has == want:
