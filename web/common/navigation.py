@@ -66,7 +66,11 @@ _PORTAL_LAYOUT: _Layout = [
     ("resources", _l("My resources"), ("portal.servers", "portal.volumes", "portal.ssh_keys", "portal.quotas")),
     "portal.purchases_list",
     "portal.portal_programme",
-    "portal.lines_register",
+    (
+        "lines",
+        _l("Dedicated lines"),
+        ("portal.lines_register", "portal.line_rentals_list", "portal.portal_lines_programme"),
+    ),
 ]
 NAV_LAYOUT: dict[Role, _Layout] = {
     Role.DEPT_STAFF: _PORTAL_LAYOUT,
@@ -91,13 +95,27 @@ NAV_LAYOUT: dict[Role, _Layout] = {
             ("ops.programme", "ops.systems", "ops.waves_list", "ops.moves", "ops.consolidation_runs"),
         ),
         ("capacity", _l("Capacity"), ("ops.capacity", "ops.orphans")),
-        ("network", _l("Network lines"), ("ops.lines_register", "ops.line_batch", "ops.lines_coverage")),
+        (
+            "network",
+            _l("Network lines"),
+            ("ops.lines_register", "ops.line_batch", "ops.lines_coverage", "ops.ops_lines_programme"),
+        ),
         "ops.audit_log",
     ],
     Role.FINANCE: [
         "finance.home",
         "finance.approvals",
         "finance.purchase_queue",
+        (
+            "lines",
+            _l("Dedicated lines"),
+            (
+                "finance.line_rentals",
+                "finance.line_contracts",
+                "finance.line_savings",
+                "finance.finance_lines_programme",
+            ),
+        ),
         (
             "reports",
             _l("Reports"),

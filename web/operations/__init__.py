@@ -12,6 +12,7 @@ from web.operations import (  # noqa: F401  (registers the routes)
     catalog,
     firewall,
     lines,
+    lines_programme,
     moves,
     programme,
     quotas,
@@ -58,4 +59,5 @@ add_nav_item(
 )
 add_nav_item(Role.OPERATOR, "ops.line_batch", _l("Cut-over batches"))
 add_nav_item(Role.OPERATOR, "ops.lines_coverage", _l("Extranet coverage"))
+add_nav_item(Role.OPERATOR, "ops.ops_lines_programme", _l("Network programme"))
 add_nav_item(Role.OPERATOR, "ops.audit_log", _l("Audit log"))

@@ -10,6 +10,7 @@ from web.portal import (  # noqa: F401  (registers the routes)
     backups,
     keys,
     lines,
+    lines_rentals,
     programme,
     purchases,
     quotas,
@@ -44,6 +45,13 @@ for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
         also_active=("portal.purchase_new", "portal.purchase_detail", "portal.purchase_edit"),
     )
     add_nav_item(_role, "portal.portal_programme", _l("Programme"))
+    add_nav_item(
+        _role,
+        "portal.line_rentals_list",
+        _l("Line requests"),
+        also_active=("portal.line_rental_new", "portal.line_rental_detail"),
+    )
+    add_nav_item(_role, "portal.portal_lines_programme", _l("Network programme"))
     add_nav_item(
         _role,
         "portal.lines_register",
