@@ -12,6 +12,7 @@ from cloudmgr.audit.errors import AuditLogIsAppendOnly
 from cloudmgr.audit.models import AuditEvent
 from cloudmgr.db import add_surviving_rollback
 from cloudmgr.messages import Message
+from cloudmgr.paging import Page, PageRequest, paginate, search
 
 __all__ = ["AuditLogIsAppendOnly", "recent", "record", "record_surviving_rollback"]
 
@@ -84,3 +85,32 @@ def recent(
     if action:
         query = query.where(AuditEvent.action == action)
     return session.scalars(query).all()
+
+
+def events_page(
+    session: Session,
+    params: PageRequest,
+    *,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    action: str | None = None,
+) -> Page[AuditEvent]:
+    """A page of the log, newest first: exact filters, and ``params.q`` searched in the actor, the
+    action, the target and the reason."""
+    query = select(AuditEvent)
+    if target_type:
+        query = query.where(AuditEvent.target_type == target_type)
+    if target_id:
+        query = query.where(AuditEvent.target_id == target_id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    query = search(
+        query,
+        params.q,
+        AuditEvent.actor,
+        AuditEvent.action,
+        AuditEvent.target_type,
+        AuditEvent.target_id,
+        AuditEvent.reason,
+    )
+    return paginate(session, query, params, AuditEvent.id.desc())

@@ -17,7 +17,10 @@ from cloudmgr.organisation.models import (
     Cloud,
     Department,
     DepartmentCloud,
+    Role,
+    User,
 )
+from cloudmgr.paging import Page, PageRequest, paginate, search
 
 
 def list_clouds(session: Session) -> Sequence[Cloud]:
@@ -138,3 +141,25 @@ def named_department_id(session: Session, actor: Actor | None, key: str | None) 
     if key is None or (actor is not None and actor.is_department):
         return None
     return get_department(session, key).id
+
+
+@dataclass(frozen=True, slots=True)
+class UserFilter:
+    role: str | None = None
+    department_id: int | None = None
+    #: True: only those who may log in; False: only the disabled; None: both
+    active: bool | None = None
+
+
+def users_page(session: Session, flt: UserFilter, params: PageRequest) -> Page[User]:
+    """The administrators' user list: by role then username, searched in the username, the name
+    and the e-mail address."""
+    query = select(User).options(selectinload(User.department))
+    if flt.role in {role.value for role in Role}:
+        query = query.where(User.role == flt.role)
+    if flt.department_id is not None:
+        query = query.where(User.department_id == flt.department_id)
+    if flt.active is not None:
+        query = query.where(User.active.is_(flt.active))
+    query = search(query, params.q, User.username, User.display_name, User.email)
+    return paginate(session, query, params, User.role, User.username)

@@ -45,6 +45,7 @@ from cloudmgr.organisation.models import (
 from cloudmgr.organisation.reading import (
     NamedChoice as NamedChoice,
 )
+from cloudmgr.organisation.reading import UserFilter as UserFilter
 from cloudmgr.organisation.reading import (
     cloud_choices as cloud_choices,
 )
@@ -72,6 +73,7 @@ from cloudmgr.organisation.reading import (
 from cloudmgr.organisation.reading import (
     project_owners as project_owners,
 )
+from cloudmgr.organisation.reading import users_page as users_page
 from cloudmgr.organisation.reading import (
     visible_cloud_id as visible_cloud_id,
 )

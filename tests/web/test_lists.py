@@ -146,3 +146,31 @@ def test_bulk_decision_never_reaches_another_department(app: Flask, journey: Jou
     )
     assert response.status_code == 302
     assert journey.request_state(health) == "submitted"
+
+
+def test_admin_user_list_searches_filters_and_pages(app: Flask, journey: Journey) -> None:
+    admin = logged_in(app, "admin")
+    everyone = admin.get("/admin/users").get_data(as_text=True)
+    assert "zhangwei" in everyone and HEALTH_STAFF in everyone
+    found = admin.get("/admin/users?q=zhang").get_data(as_text=True)
+    assert "zhangwei" in found and HEALTH_STAFF not in found
+    heads = admin.get("/admin/users?role=dept_head").get_data(as_text=True)
+    assert "lina" in heads and HEALTH_HEAD in heads and "zhangwei" not in heads
+    health = admin.get("/admin/users?department=prov-health").get_data(as_text=True)
+    assert HEALTH_STAFF in health and "zhangwei" not in health
+    one = admin.get("/admin/users?per_page=1&page=2").get_data(as_text=True)
+    assert 'rel="prev"' in one and 'rel="next"' in one
+    for query in ("page=-1", "per_page=99999999999999", "role=emperor", "active=maybe", "q=%25%25"):
+        assert admin.get(f"/admin/users?{query}").status_code == 200, query
+
+
+def test_audit_log_searches_and_pages(app: Flask, journey: Journey) -> None:
+    request_id = journey.submit(count=1)
+    journey.approve(request_id, "lina")
+    ops = logged_in(app, "operator")
+    html = ops.get("/ops/audit?q=lina").get_data(as_text=True)
+    assert "lina" in html and "request.approve" in html
+    first = ops.get("/ops/audit?per_page=1").get_data(as_text=True)
+    assert first.count("<time datetime=") == 1 and 'rel="next"' in first
+    for query in ("page=-3", "per_page=0", "per_page=1000000000", "limit=999999", "q=" + "x" * 500):
+        assert ops.get(f"/ops/audit?{query}").status_code == 200, query

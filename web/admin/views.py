@@ -26,6 +26,8 @@ from cloudmgr.quotas import services as quotas
 from cloudmgr.quotas.errors import QuotaFilesInvalid
 from web.admin.blueprint import bp
 from web.admin.forms import AccountActionForm, DeleteUserForm, EditUserForm, NewUserForm, ResetPasswordForm, SyncForm
+from web.common.labels import role_label
+from web.common.listing import ListView, filter_arg, page_request
 from web.core.i18n import current_locale
 from web.core.security import current_actor
 from web.core.uow import request_uow, runtime
@@ -46,7 +48,33 @@ def home() -> ResponseReturnValue:
 
 @bp.get("/users")
 def users() -> ResponseReturnValue:
-    return render_template("admin/users.html", users=org.list_users(request_uow().session))
+    session = request_uow().session
+    departments = org.department_choices(session)
+    locale = current_locale()
+    view = ListView(
+        endpoint="admin.users",
+        params=page_request(per_page=50),
+        default_per_page=50,
+        filters=[
+            filter_arg("role", _("Role"), [(r.value, role_label(r.value)) for r in Role], all_label=_("All roles")),
+            filter_arg(
+                "department",
+                _("Department"),
+                [(d.key, d.display_name(locale)) for d in departments],
+                all_label=_("All departments"),
+            ),
+            filter_arg("active", _("Account"), [("1", _("Active")), ("0", _("Disabled"))], all_label=_("All accounts")),
+        ],
+        search_hint=_("Username, full name or e-mail address"),
+    )
+    active = view.value("active")
+    flt = org.UserFilter(
+        role=view.value("role") or None,
+        department_id=next((d.id for d in departments if d.key == view.value("department")), None),
+        active=None if not active else active == "1",
+    )
+    view.page = org.users_page(session, flt, view.params)
+    return render_template("admin/users.html", users=view.page.rows, view=view)
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
