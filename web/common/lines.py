@@ -59,8 +59,8 @@ TARGET_REASONS: Mapping[LineTarget, object] = {
 STATE_NAMES: Mapping[LineState, object] = {
     LineState.IN_SERVICE: _l("In service"),
     LineState.PLANNED: _l("Cut-over planned"),
-    LineState.CUT_OVER: _l("Cut over"),
-    LineState.RETIRED: _l("Decommissioned"),
+    LineState.CUT_OVER: _l("Cut over onto its target"),
+    LineState.RETIRED: _l("Line retired"),
 }
 STATE_CLASSES: Mapping[LineState, str] = {
     LineState.IN_SERVICE: "state state-off",
@@ -247,14 +247,17 @@ class LineForm(SafeForm):
     public_facing = BooleanField(_l("It serves the public"))
     submit = SubmitField(_l("Declare the line"))
 
-    def fill_choices(self, choices: lines.LinkChoices) -> None:
+    def fill_choices(self, choices: lines.LinkChoices, locale: str) -> None:
         self.a_city.choices = city_choices(_l("Choose a city"))
         self.b_city.choices = city_choices(_l("Choose a city"))
-        classified = _("classified")
         self.systems.choices = [
-            SelectChoice(host, f"{host}（{classified}）" if secret else host) for host, secret in choices.systems
+            SelectChoice(host, _("%(host)s (classified)", host=host) if secret else host)
+            for host, secret in choices.systems
         ]
-        self.server_rooms.choices = [SelectChoice(code, f"{code} {name}") for code, name in choices.rooms]
+        self.server_rooms.choices = [
+            SelectChoice(code, f"{code} {name_en if locale == 'en' else name_zh}")
+            for code, name_zh, name_en in choices.rooms
+        ]
 
     def values(self, department_key: str) -> dict[str, Any]:
         """The form as the import's columns (:func:`cloudmgr.lines.services.declare_line`)."""
@@ -294,7 +297,7 @@ class PlanLineForm(SafeForm):
 
 
 class BatchForm(SafeForm):
-    city = SelectField(_l("City"), validators=[InputRequired(REQUIRED)])
+    city = SelectField(_l("Prefecture-level city"), validators=[InputRequired(REQUIRED)])
     county = SelectField(_l("County or district"), validators=[Optional()], validate_choice=False)
     cutover_date = LocalisedDateField(_l("Cut-over date"), validators=[InputRequired(REQUIRED)])
     submit = SubmitField(_l("Plan the batch"))

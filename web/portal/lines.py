@@ -20,6 +20,7 @@ from web.common.lines import (
     page_of,
     register_query,
 )
+from web.core.i18n import current_locale
 from web.core.security import current_actor, require_user
 from web.core.uow import request_uow, restart_request_uow
 from web.portal.blueprint import bp
@@ -83,7 +84,7 @@ def _declare_page(
 def line_new() -> ResponseReturnValue:
     session = request_uow().session
     form = LineForm()
-    form.fill_choices(lines.link_choices(session, _department_id()))
+    form.fill_choices(lines.link_choices(session, _department_id()), current_locale())
     if not form.is_submitted():
         return _declare_page(form)
     if not form.validate():
