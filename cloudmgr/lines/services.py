@@ -365,3 +365,42 @@ def plan_batch(
     if not result.planned and not result.skipped:
         raise LineNotFound(f"{city}{county or ''} 没有专线")
     return result
+
+
+# --- finance's review of line rentals and renewals, and the network programme (issue 19) ------------------
+# The pages and the API reach cloudmgr.lines.finance and cloudmgr.lines.tracking here (the domain's public
+# face); imported last because the programme reads the register above.
+from cloudmgr.lines import finance as _finance  # noqa: E402
+from cloudmgr.lines import tracking as _tracking  # noqa: E402
+
+RentalInput = _finance.RentalInput
+Finding = _finance.Finding
+RentalQueueRow = _finance.QueueRow
+RENTAL_DECISIONS = _finance.DECISIONS
+RENTAL_REASON_MAX = _finance.REASON_MAX
+RENEWABLE_STATES = _finance.RENEWABLE
+may_review_rentals = _finance.may_review
+create_rental = _finance.create_rental
+submit_rental = _finance.submit_rental
+decide_rental = _finance.decide_rental
+get_rental = _finance.get_rental
+list_rentals = _finance.list_rentals
+rental_review_queue = _finance.review_queue
+count_rentals_waiting = _finance.count_waiting
+rental_findings = _finance.findings_for
+rental_ends_reached = _finance.ends_reached
+rental_json = _finance.rental_json
+LinesConfig = _tracking.LinesConfig
+ProgrammeFigures = _tracking.Figures
+ProgrammeRow = _tracking.Row
+Burndown = _tracking.Burndown
+EndingRow = _tracking.EndingRow
+Savings = _tracking.Savings
+CONTRACT_ACTIONS = _tracking.ACTIONS
+ENDING_DAYS = _tracking.ENDING_DAYS
+read_lines_config = _tracking.read_lines_config
+programme_today = _tracking.today
+programme_figures = _tracking.compute
+programme_burndown = _tracking.burndown
+contracts_ending = _tracking.contracts_ending
+savings = _tracking.savings
