@@ -54,7 +54,7 @@ add_nav_item(Role.OPERATOR, "ops.orphans", _l("Orphaned resources"))
 add_nav_item(
     Role.OPERATOR,
     "ops.lines_register",
-    _l("Dedicated lines"),
+    _l("Line register"),
     also_active=("ops.line_detail", "ops.plan_line", "ops.record_line"),
 )
 add_nav_item(Role.OPERATOR, "ops.line_batch", _l("Cut-over batches"))

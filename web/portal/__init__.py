@@ -55,6 +55,6 @@ for _role in (Role.DEPT_STAFF, Role.DEPT_HEAD):
     add_nav_item(
         _role,
         "portal.lines_register",
-        _l("Dedicated lines"),
+        _l("Line register"),
         also_active=("portal.line_detail", "portal.line_new", "portal.lines_import"),
     )
