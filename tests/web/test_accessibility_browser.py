@@ -27,6 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,10 +47,15 @@ pytestmark = pytest.mark.browser
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 WIDTHS = (1280, 390)
 BLOCKING_IMPACTS = ("serious", "critical")
+# axe's rules whose answer depends on the window's width (what the page's CSS shows, its colours
+# and what scrolls): run again at the narrower widths, the whole set at the first.
+WIDTH_RULES = ("color-contrast", "scrollable-region-focusable", "label", "link-name", "button-name")
 
 # axe's violations of the blocking impacts: rule, impact, help and the nodes' targets.
-_AXE_RUN = """async (impacts) => {
-    const result = await axe.run(document, {resultTypes: ['violations']});
+_AXE_RUN = """async ([impacts, rules]) => {
+    const options = {resultTypes: ['violations']};
+    if (rules) options.runOnly = {type: 'rule', values: rules};
+    const result = await axe.run(document, options);
     return result.violations
         .filter(v => impacts.includes(v.impact))
         .map(v => ({id: v.id, impact: v.impact, help: v.help,
@@ -113,6 +119,41 @@ _OVERFLOW = (
 }"""
 )
 
+_FILLABLE = """const fillable = e => ['INPUT', 'SELECT', 'TEXTAREA'].includes(e.tagName) && !e.disabled
+        && !['hidden', 'submit', 'button', 'reset', 'image', 'checkbox', 'radio', 'file'].includes(e.type);"""
+
+# The page's POST forms that ask for something required: sent empty, they must be refused with
+# their errors shown (never acting, as a form of optional fields or buttons alone may).
+_FORMS = (
+    """() => {
+    """
+    + _FILLABLE
+    + """
+    return Array.from(document.forms)
+        .map((form, index) => ({index: index, action: form.action,
+                                method: (form.getAttribute('method') || '').toLowerCase(),
+                                required: Array.from(form.elements).some(e => fillable(e) && e.required)}))
+        .filter(f => f.method === 'post' && f.required);
+}"""
+)
+
+# Send form ``index`` with its fields emptied, past the browser's own checks and confirmations.
+_SEND_EMPTY = (
+    """(index) => {
+    """
+    + _FILLABLE
+    + """
+    const form = document.forms[index];
+    form.noValidate = true;
+    form.removeAttribute('data-confirm');
+    for (const e of Array.from(form.elements)) {
+        e.removeAttribute('data-confirm');
+        if (fillable(e)) { if (e.tagName === 'SELECT') e.selectedIndex = -1; else e.value = ''; }
+    }
+    form.requestSubmit(Array.from(form.elements).find(e => e.type === 'submit') || undefined);
+}"""
+)
+
 # (role's user, URL pattern, a piece of the finding): still found, not fixable in this change.
 KNOWN: tuple[tuple[str, str, str], ...] = ()
 
@@ -156,15 +197,6 @@ def screenshot_name(url: str) -> str:
     return name
 
 
-def _log_in(page: Any, base: str, user: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORDS[user])
-    page.click("#submit")
-    page.wait_for_load_state()
-    assert "/login" not in page.url, f"{user} could not log in"
-
-
 class Timings:
     """Seconds spent in each part of the walk (printed with the results: the run time is watched)."""
 
@@ -184,22 +216,15 @@ class Timings:
         return ", ".join(f"{part} {seconds:.0f} s" for part, seconds in parts)
 
 
-def check_page(page: Any, url: str, shots: Path, timings: Timings) -> list[str]:
-    """What is wrong with the page open at ``url``, at each width (screenshots taken)."""
+def check_page(page: Any, name: str, shots: Path, timings: Timings, widths: tuple[int, ...] = WIDTHS) -> list[str]:
+    """What is wrong with the page open now, at each width; its screenshots are ``<name>-<width>.png``."""
     found: list[str] = list(page.evaluate(_STRUCTURE))
-    name = screenshot_name(url)
-    for width in WIDTHS:
+    for width in widths:
         if width != WIDTHS[0]:
             page.set_viewport_size({"width": width, "height": 844})
             page.evaluate(_NEXT_FRAMES)  # the page's resize handlers have run
-        with timings.of("axe"):
-            violations = page.evaluate(_AXE_RUN, list(BLOCKING_IMPACTS))
-        for violation in violations:
-            targets = "; ".join(violation["targets"])
-            found.append(
-                f"axe {violation['id']} at {width} px ({violation['impact']}, {violation['count']} nodes): "
-                f"{violation['help']} -- {targets}"
-            )
+        rules = None if width == WIDTHS[0] else WIDTH_RULES
+        found.extend(axe_violations(page, timings, f"at {width} px", rules))
         overflow = page.evaluate(_OVERFLOW)
         if overflow:
             found.append(
@@ -210,6 +235,99 @@ def check_page(page: Any, url: str, shots: Path, timings: Timings) -> list[str]:
             page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
     page.set_viewport_size({"width": WIDTHS[0], "height": 900})
     return found
+
+
+def axe_violations(page: Any, timings: Timings, where: str, rules: tuple[str, ...] | None = None) -> list[str]:
+    with timings.of("axe"):
+        violations = page.evaluate(_AXE_RUN, [list(BLOCKING_IMPACTS), list(rules) if rules else None])
+    return [
+        f"axe {v['id']} {where} ({v['impact']}, {v['count']} nodes): {v['help']} -- {'; '.join(v['targets'])}"
+        for v in violations
+    ]
+
+
+@dataclass
+class Walk:
+    """One browser walking the console; what it finds, by (user, URL, what)."""
+
+    browser: Any
+    base: str
+    screenshots: Path
+    axe_source: str
+    timings: Timings = field(default_factory=Timings)
+    findings: list[tuple[str, str, str]] = field(default_factory=list)
+    pages: int = 0
+
+    @contextmanager
+    def logged_in(self, user: str) -> Iterator[Any]:
+        """A page of a new browser context logged in as ``user`` (Chinese), axe in every page."""
+        context = self.browser.new_context(viewport={"width": WIDTHS[0], "height": 900}, locale="zh-CN")
+        # axe arrives with every page through an init script: the console's CSP (no inline
+        # scripts) does not apply to it, and nothing is fetched.
+        context.add_init_script(script=self.axe_source)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        try:
+            page.goto(f"{self.base}/login")
+            page.fill("#username", user)
+            page.fill("#password", PASSWORDS[user])
+            page.click("#submit")
+            page.wait_for_load_state()
+            assert "/login" not in page.url, f"{user} could not log in"
+            yield page
+        finally:
+            context.close()
+
+    def open(self, page: Any, user: str, url: str) -> bool:
+        with self.timings.of("page loads"):
+            response = page.goto(f"{self.base}{url}")
+        self.pages += 1
+        if response is None or response.status >= 400:
+            self.findings.append((user, url, f"HTTP {response.status if response else None}"))
+            return False
+        return True
+
+    def pages_of(self, user: str, urls: list[str]) -> list[FormToSend]:
+        """Every page at each width, the header's menus open, and the forms worth sending empty."""
+        shots = self.screenshots / user
+        shots.mkdir(parents=True)
+        forms: dict[str, FormToSend] = {}
+        with self.logged_in(user) as page:
+            for url in urls:
+                if not self.open(page, user, url):
+                    continue
+                found = check_page(page, screenshot_name(url), shots, self.timings)
+                self.findings.extend((user, url, what) for what in found)
+                for form in page.evaluate(_FORMS):
+                    action = url_pattern(urlsplit(form["action"]).path)
+                    forms.setdefault(action, FormToSend(url, form["index"], action))
+            # The header's menus (closed <details>) are out of axe's sight on the pages above.
+            if self.open(page, user, urls[0]):
+                page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+                found = axe_violations(page, self.timings, "with every menu open")
+                self.findings.extend((user, urls[0], what) for what in found)
+        return list(forms.values())
+
+    def forms_of(self, user: str, forms: list[FormToSend]) -> None:
+        """Each form sent with its fields empty: the page that answers (its errors shown) is checked."""
+        shots = self.screenshots / user
+        with self.logged_in(user) as page:
+            for form in forms:
+                if not self.open(page, user, form.url):
+                    continue
+                where = f"{form.url} sent empty to {form.action}"
+                with self.timings.of("form posts"), page.expect_navigation():
+                    page.evaluate(_SEND_EMPTY, form.index)
+                name = "form-" + screenshot_name(form.action.replace("<id>", "id"))
+                found = check_page(page, name, shots, self.timings, widths=WIDTHS[:1])
+                self.findings.extend((user, where, what) for what in found)
+
+
+@dataclass
+class FormToSend:
+    url: str
+    index: int
+    action: str
 
 
 def _known(user: str, url: str, what: str) -> tuple[str, str, str] | None:
@@ -227,45 +345,67 @@ def test_every_page_is_accessible_and_fits_1280_and_390_px(
     base, rt = live_world_server
     screenshots = artifacts_dir / "screenshots"
     shutil.rmtree(screenshots, ignore_errors=True)
-    axe_source = AXE.read_text(encoding="utf-8")
-    findings: list[tuple[str, str, str]] = []
-    pages_seen = 0
-    timings = Timings()
     started = time.monotonic()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        walk = Walk(browser, base, screenshots, AXE.read_text(encoding="utf-8"))
         try:
+            forms: dict[str, list[FormToSend]] = {}
             for user in USERS:
-                with timings.of("crawl"):
+                with walk.timings.of("crawl"):
                     urls = reachable_pages(rt, user)
                 assert len(urls) > 3, (user, urls)
-                shots = screenshots / user
-                shots.mkdir(parents=True)
-                # axe arrives with every page through an init script: the console's CSP
-                # (no inline scripts) does not apply to it, and nothing is fetched.
-                context = browser.new_context(viewport={"width": WIDTHS[0], "height": 900}, locale="zh-CN")
-                context.add_init_script(script=axe_source)
-                page = context.new_page()
-                page.set_default_timeout(20_000)
-                try:
-                    _log_in(page, base, user)
-                    for url in urls:
-                        with timings.of("page loads"):
-                            response = page.goto(f"{base}{url}")
-                        pages_seen += 1
-                        if response is None or response.status >= 400:
-                            findings.append((user, url, f"HTTP {response.status if response else None}"))
-                            continue
-                        findings.extend((user, url, what) for what in check_page(page, url, shots, timings))
-                finally:
-                    context.close()
+                forms[user] = walk.pages_of(user, urls)
+            # Sending forms changes the data: only once every role has seen every page.
+            for user in USERS:
+                walk.forms_of(user, forms[user])
         finally:
             browser.close()
     elapsed = time.monotonic() - started
     with capsys.disabled():
-        print(f"\naccessibility: {pages_seen} pages in {elapsed:.0f} s ({timings}); screenshots in {screenshots}")
+        print(f"\naccessibility: {walk.pages} pages in {elapsed:.0f} s ({walk.timings}); screenshots in {screenshots}")
+    findings = walk.findings
     new = [f"{user} {url}: {what}" for user, url, what in findings if _known(user, url, what) is None]
     seen = {_known(user, url, what) for user, url, what in findings} - {None}
     fixed = [str(k) for k in KNOWN if k not in seen]
     report = "found:\n" + "\n".join(new) + "\nno longer found (remove from KNOWN):\n" + "\n".join(fixed)
     assert not new and not fixed, report
+
+
+_BROKEN_PAGE = """<!doctype html><html lang="zh-CN"><head><title>坏页面</title></head><body><main>
+<h1>一</h1><h1>二</h1>
+<p style="color:#bbb;background:#fff">浅灰色的字</p>
+<form method="post"><input type="text" name="nameless"></form>
+<table><tr><td>没有表头</td></tr></table>
+<span class="state state-bad"></span>
+<div style="width:2000px">很宽</div>
+</main></body></html>"""
+
+
+def test_the_checks_find_what_they_look_for(tmp_path: Path) -> None:
+    """Each check fails a page that has its fault (so an empty report means something)."""
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": WIDTHS[0], "height": 900})
+            page.set_content(_BROKEN_PAGE)
+            page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+            found = "\n".join(check_page(page, "broken", tmp_path, Timings()))
+        finally:
+            browser.close()
+    for expected in (
+        "axe color-contrast at 1280 px (serious",
+        "axe label at 1280 px (critical",
+        "axe color-contrast at 390 px",
+        "2 h1 elements",
+        "field without a label: input[name=nameless]",
+        "table without header cells: table",
+        "a status shown by colour alone: span.state.state-bad",
+        "wider than the window at 1280 px: 2008 > 1280 px, widest main > div",
+        "wider than the window at 390 px",
+    ):
+        assert expected in found, (expected, found)
+    assert (tmp_path / "broken-1280.png").exists() and (tmp_path / "broken-390.png").exists()
