@@ -94,7 +94,14 @@ from cloudmgr.servicerequests.reading import (
     request_page_version,
     requests_by_ids,
 )
-from cloudmgr.servicerequests.submission import create_request, may_submit, submit_request
+from cloudmgr.servicerequests.submission import (
+    create_request,
+    draft_form,
+    may_edit,
+    may_submit,
+    submit_request,
+    update_draft,
+)
 
 __all__ = [
     "CANCELLABLE",
@@ -146,6 +153,7 @@ __all__ = [
     "deletion_preview",
     "department_filter",
     "department_overview",
+    "draft_form",
     "extend_expiry",
     "firewall_needs",
     "get_request",
@@ -159,6 +167,7 @@ __all__ = [
     "may_approve_any",
     "may_cancel",
     "may_decide",
+    "may_edit",
     "may_open_console",
     "may_read_console_log",
     "may_resize",
@@ -178,4 +187,5 @@ __all__ = [
     "retry_server",
     "server_action",
     "submit_request",
+    "update_draft",
 ]
