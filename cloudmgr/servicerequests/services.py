@@ -94,14 +94,7 @@ from cloudmgr.servicerequests.reading import (
     request_page_version,
     requests_by_ids,
 )
-from cloudmgr.servicerequests.submission import (
-    create_request,
-    draft_form,
-    may_edit,
-    may_submit,
-    submit_request,
-    update_draft,
-)
+from cloudmgr.servicerequests.submission import create_request, may_submit, submit_request
 
 __all__ = [
     "CANCELLABLE",
@@ -153,7 +146,6 @@ __all__ = [
     "deletion_preview",
     "department_filter",
     "department_overview",
-    "draft_form",
     "extend_expiry",
     "firewall_needs",
     "get_request",
@@ -167,7 +159,6 @@ __all__ = [
     "may_approve_any",
     "may_cancel",
     "may_decide",
-    "may_edit",
     "may_open_console",
     "may_read_console_log",
     "may_resize",
@@ -187,5 +178,4 @@ __all__ = [
     "retry_server",
     "server_action",
     "submit_request",
-    "update_draft",
 ]

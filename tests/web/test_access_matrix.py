@@ -34,6 +34,7 @@ from werkzeug.test import TestResponse
 from cloudmgr.backups import services as backups
 from cloudmgr.db import utcnow
 from cloudmgr.demo import DEMO_LOGINS
+from cloudmgr.lines.finance_models import LineRentalRequest
 from cloudmgr.lines.models import NetworkLine
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
@@ -201,6 +202,31 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.set_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
     "api.delete_backup_schedule": _roles(STAFF, HEAD, OPERATOR),
     "api.department_resources": _roles(OPERATOR, ADMIN),
+    # Line rentals and renewals, the network programme (issue 19): departments ask and read their own,
+    # finance decides, operators and administrators read.
+    "api.list_line_rentals": LOGGED_IN,
+    "api.create_line_rental": DEPT,
+    "api.line_rental_queue": _roles(FINANCE, OPERATOR, ADMIN),
+    "api.get_line_rental": LOGGED_IN,
+    "api.submit_line_rental": DEPT,
+    "api.decide_line_rental": _roles(FINANCE),
+    "api.line_contracts_ending": LOGGED_IN,
+    "api.line_savings": LOGGED_IN,
+    "api.lines_programme": LOGGED_IN,
+    "finance.line_rentals": _roles(FINANCE),
+    "finance.line_rental": _roles(FINANCE),
+    "finance.line_rental_decide": _roles(FINANCE),
+    "finance.line_contracts": _roles(FINANCE),
+    "finance.line_savings": _roles(FINANCE),
+    "finance.line_savings_csv": _roles(FINANCE),
+    "finance.finance_lines_programme": _roles(FINANCE),
+    "portal.line_rentals_list": DEPT,
+    "portal.line_rental_new": DEPT,
+    "portal.line_rental_create": DEPT,
+    "portal.line_rental_detail": DEPT,
+    "portal.line_rental_submit": DEPT,
+    "portal.portal_lines_programme": DEPT,
+    "ops.ops_lines_programme": _roles(OPERATOR),
     # Dedicated lines (issue 19): departments read and declare their own; operators plan and record.
     "api.list_lines": LOGGED_IN,
     "api.get_line": LOGGED_IN,
@@ -369,6 +395,7 @@ def _department_a_data(journey: Journey) -> dict[str, int]:
         line_id = make_line(uow.session, f"{SECRET}-L1", a_site=f"{SECRET} site").id
     return {
         "line": line_id,
+        "rental": _department_a_rental(journey),
         "request": request_id,
         "draft": draft_id,
         "server": server_id,
@@ -423,6 +450,11 @@ def _pages_and_api(ids: dict[str, int]) -> Iterable[tuple[str, str]]:
     for action in ("submit", "vm-draft"):
         yield "API", f"/api/v1/purchases/{p}/{action}"
     yield "API", f"/api/v1/quota-requests/{c}/decide"
+    rental = ids["rental"]
+    yield "GET", f"/portal/lines/rentals/{rental}"
+    yield "POST", f"/portal/lines/rentals/{rental}/submit"
+    yield "GET", f"/api/v1/lines/rentals/{rental}"
+    yield "API", f"/api/v1/lines/rentals/{rental}/submit"
     line = ids["line"]
     yield "GET", f"/portal/lines/{line}"
     yield "GET", f"/api/v1/lines/{line}"
@@ -459,6 +491,12 @@ LISTS_AND_EXPORTS = (
     "/api/v1/purchase-reports",
     "/api/v1/showback",
     "/api/v1/systems",
+    "/portal/lines/rentals",
+    "/portal/lines/programme",
+    "/api/v1/lines/rentals",
+    "/api/v1/lines/contracts-ending",
+    "/api/v1/lines/savings",
+    "/api/v1/lines/programme",
     "/portal/lines",
     "/portal/lines/export.csv",
     "/api/v1/lines",
@@ -510,6 +548,8 @@ def test_departments_never_see_each_others_data(journey: Journey, other: str) ->
         volume_snapshot = backups.get_snapshot(uow.session, owner_actor, ids["volume_snapshot"])
         backup = backups.get_backup(uow.session, owner_actor, ids["backup"])
         assert (volume_snapshot.state, backup.state) == (backups.CopyState.READY, backups.CopyState.READY)
+        rental = uow.session.get(LineRentalRequest, ids["rental"])
+        assert rental is not None and rental.state == "draft"  # not submitted by another department
     _line_stays_department_as(journey, app, other, ids["line"])
 
 
@@ -543,6 +583,20 @@ def _bearer(journey: Journey, username: str) -> dict[str, str]:
             uow.session, user, name="iso", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
         )
     return {"Authorization": f"Bearer {token.token}"}
+
+
+def _department_a_rental(journey: Journey) -> int:
+    """A renewal draft of one of prov-education's lines (its line's site and its purpose name SECRET)."""
+    from cloudmgr.lines import services as lines
+    from tests.lines.helpers import make_line
+
+    owner = journey.actor("zhangwei")
+    with journey.rt.db.unit_of_work() as uow:
+        make_line(uow.session, f"{SECRET}-R1", a_site=f"{SECRET} site")
+        wanted = lines.RentalInput(
+            kind="renewal", line_code=f"{SECRET}-R1", monthly_rent="100", contract_end="2031-01-01", purpose=SECRET
+        )
+        return lines.create_rental(uow.session, owner, wanted, submit=False, entry_point="test").id
 
 
 def test_table_keys_are_well_formed() -> None:

@@ -290,7 +290,6 @@ class Walk:
     def pages_of(self, user: str, urls: list[str]) -> list[FormToSend]:
         """Every page at each width, the header's menus open, and the forms worth sending empty."""
         shots = self.screenshots / user
-        shutil.rmtree(shots, ignore_errors=True)  # this run's screenshots only
         shots.mkdir(parents=True)
         forms: dict[str, FormToSend] = {}
         with self.logged_in(user) as page:
@@ -345,6 +344,7 @@ def test_every_page_is_accessible_and_fits_1280_and_390_px(
 
     base, rt = live_world_server
     screenshots = artifacts_dir / "screenshots"
+    shutil.rmtree(screenshots, ignore_errors=True)
     started = time.monotonic()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -30,6 +30,7 @@ from web.api import (  # noqa: F401  (registers the endpoints, before any app re
     inventory,
     keys,
     lines,
+    lines_finance,
     moves,
     orphans,
     programme,
