@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from cloudmgr.audit import services as audit
 from cloudmgr.backups.errors import CopyConflict, CopyKind, CopyProblem, NotYourVolume, VolumeNotFound, VolumeNotReady
 from cloudmgr.backups.models import CopyState, ServerSnapshotRecord, VolumeBackupRecord, VolumeSnapshotRecord
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.quotas import ledger
@@ -48,18 +49,18 @@ WORK_KINDS = frozenset(
 def find_volume(session: Session, actor: Actor, volume_row_id: int, *, lock: bool = False) -> ManagedVolume:
     volume = session.get(ManagedVolume, volume_row_id, with_for_update=lock or None)
     if volume is None or volume.state == VolumeState.DELETED or not actor.can_see_department(volume.department_id):
-        raise VolumeNotFound(f"no volume {volume_row_id}")
+        raise VolumeNotFound(message(N_("no volume %(id)s"), id=volume_row_id))
     return volume
 
 
 def must_act(actor: Actor) -> None:
     if actor.role not in VOLUME_ACTORS:
-        raise NotYourVolume("only the department or an operator acts on a volume's snapshots and backups")
+        raise NotYourVolume(Message(N_("only the department or an operator acts on a volume's snapshots and backups")))
 
 
 def must_be_copyable(volume: ManagedVolume) -> None:
     if volume.state not in COPYABLE_STATES or not volume.volume_id:
-        raise VolumeNotReady(f"volume {volume.id} is {volume.state.value}: it has nothing to copy yet")
+        raise VolumeNotReady(message(N_("volume %(id)s is not ready: it has nothing to copy yet"), id=volume.id))
 
 
 def new_tag(prefix: str) -> str:

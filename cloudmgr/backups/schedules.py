@@ -34,6 +34,7 @@ from cloudmgr.backups.models import (
     VolumeBackupRecord,
 )
 from cloudmgr.db import utcnow
+from cloudmgr.messages import N_, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.servicerequests.parts import ManagedVolume, VolumeState
 from cloudmgr.workqueue.services import enqueue
@@ -107,7 +108,7 @@ def set_schedule(
     must_act(actor)
     frequency, weekday = _checked(form)
     if volume.state not in COPYABLE_STATES and volume.state not in {VolumeState.PENDING, VolumeState.CREATING}:
-        raise VolumeNotReady(f"volume {volume.id} is {volume.state.value}: it will not be backed up")
+        raise VolumeNotReady(message(N_("volume %(id)s is not ready: it will not be backed up"), id=volume.id))
     schedule = session.scalar(select(BackupSchedule).where(BackupSchedule.volume_row_id == volume.id))
     if schedule is None:
         schedule = BackupSchedule(volume_row_id=volume.id)

@@ -37,6 +37,7 @@ from cloudmgr.backups.models import (
     RestoreState,
     ServerSnapshotRecord,
 )
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
@@ -49,13 +50,13 @@ from cloudmgr.workqueue.services import enqueue
 def _server(session: Session, actor: Actor, server_row_id: int, *, lock: bool = False) -> ManagedServer:
     server = session.get(ManagedServer, server_row_id, with_for_update=lock or None, populate_existing=lock)
     if server is None or not actor.can_see_department(server.department_id):
-        raise ServerNotFound(f"no server {server_row_id}")
+        raise ServerNotFound(message(N_("no server %(id)s"), id=server_row_id))
     return server
 
 
 def _must_act_on_server(actor: Actor) -> None:
     if actor.role not in VOLUME_ACTORS:
-        raise NotYourServer("only the department or an operator acts on a server's snapshots")
+        raise NotYourServer(Message(N_("only the department or an operator acts on a server's snapshots")))
 
 
 def _snapshot_name(name: str) -> str:
@@ -111,7 +112,7 @@ def list_server_snapshots(session: Session, actor: Actor, server_row_id: int) ->
 def get_server_snapshot(session: Session, actor: Actor, snapshot_record_id: int) -> ServerSnapshotRecord:
     record = session.get(ServerSnapshotRecord, snapshot_record_id)
     if record is None or record.state == CopyState.DELETED or not actor.can_see_department(record.department_id):
-        raise CopyNotFound(f"no server snapshot {snapshot_record_id}")
+        raise CopyNotFound(message(N_("no server snapshot %(id)s"), id=snapshot_record_id))
     return record
 
 

@@ -87,6 +87,7 @@ from cloudmgr.backups.server_snapshots import (
     restore_server_snapshot,
     take_server_snapshot,
 )
+from cloudmgr.messages import N_, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
@@ -232,7 +233,7 @@ def take_snapshot(session: Session, actor: Actor, volume_row_id: int) -> VolumeS
 def get_snapshot(session: Session, actor: Actor, snapshot_record_id: int) -> VolumeSnapshotRecord:
     record = session.get(VolumeSnapshotRecord, snapshot_record_id)
     if record is None or record.state == CopyState.DELETED or not actor.can_see_department(record.department_id):
-        raise CopyNotFound(f"no snapshot {snapshot_record_id}")
+        raise CopyNotFound(message(N_("no snapshot %(id)s"), id=snapshot_record_id))
     return record
 
 
@@ -241,7 +242,9 @@ def restore_snapshot(session: Session, actor: Actor, snapshot_record_id: int) ->
     record = get_snapshot(session, actor, snapshot_record_id)
     must_act(actor)
     if record.state != CopyState.READY or not record.snapshot_id:
-        raise VolumeNotReady(f"snapshot {record.id} is {record.state.value}: only a ready snapshot is restored")
+        raise VolumeNotReady(
+            message(N_("snapshot %(id)s is not ready: only a ready snapshot is restored"), id=record.id)
+        )
     source = session.get_one(ManagedVolume, record.volume_row_id)
     return _new_volume(session, actor, source, record.size_gb, "snapshot", record.id)
 
@@ -269,7 +272,7 @@ def back_up_now(session: Session, actor: Actor, volume_row_id: int) -> VolumeBac
 def get_backup(session: Session, actor: Actor, backup_record_id: int) -> VolumeBackupRecord:
     record = session.get(VolumeBackupRecord, backup_record_id)
     if record is None or record.state == CopyState.DELETED or not actor.can_see_department(record.department_id):
-        raise CopyNotFound(f"no backup {backup_record_id}")
+        raise CopyNotFound(message(N_("no backup %(id)s"), id=backup_record_id))
     return record
 
 
@@ -279,7 +282,7 @@ def restore_backup(session: Session, actor: Actor, backup_record_id: int) -> Man
     record = get_backup(session, actor, backup_record_id)
     must_act(actor)
     if record.state != CopyState.READY or not record.backup_id:
-        raise VolumeNotReady(f"backup {record.id} is {record.state.value}: only a ready backup is restored")
+        raise VolumeNotReady(message(N_("backup %(id)s is not ready: only a ready backup is restored"), id=record.id))
     source = session.get_one(ManagedVolume, record.volume_row_id)
     return _new_volume(session, actor, source, record.size_gb, "backup", record.id)
 

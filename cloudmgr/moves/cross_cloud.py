@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from cloudmgr.cloud import CloudError, Flavor, Server
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY
 from cloudmgr.db import Database
+from cloudmgr.messages import N_, message
 from cloudmgr.moves.errors import MoveCloudError, MoveInvalid
 from cloudmgr.moves.models import Move
 from cloudmgr.moves.parts import parts_resources, read_source_parts, server_amounts
@@ -135,12 +136,18 @@ def _read_server_and_flavor(
     source_provider, target_provider = source.provider(registry), target.provider(registry)
     server = get_server(source_provider, source.key, server_id)
     if server.status not in CROSS_CLOUD_STATUSES or server.task_state is not None:
-        raise MoveInvalid(f"server {server.name} is {server.status}: a cross-cloud move needs it ACTIVE or SHUTOFF")
+        raise MoveInvalid(
+            message(
+                N_("server %(server)s is %(status)s: a cross-cloud move needs it ACTIVE or SHUTOFF"),
+                server=server.name,
+                status=server.status,
+            )
+        )
     try:
         source_flavors = source_provider.list_flavors()
         target_flavors = {f.name: f for f in target_provider.list_flavors()}
     except CloudError as exc:
-        raise MoveCloudError(f"the clouds could not be read: {exc}") from exc
+        raise MoveCloudError(message(N_("the clouds could not be read: %(error)s"), error=str(exc))) from exc
     flavor = next(
         (
             f
@@ -150,9 +157,21 @@ def _read_server_and_flavor(
         None,
     )
     if flavor is None:
-        raise MoveInvalid(f"the flavor of server {server.name} is unknown on cloud {source.key}")
+        raise MoveInvalid(
+            message(
+                N_("the flavor of server %(server)s is unknown on cloud %(cloud)s"),
+                server=server.name,
+                cloud=source.key,
+            )
+        )
     if flavor.name not in target_flavors:
-        raise MoveInvalid(f"cloud {target.key} has no flavor {flavor.name}: the server cannot keep its size there")
+        raise MoveInvalid(
+            message(
+                N_("cloud %(cloud)s has no flavor %(flavor)s: the server cannot keep its size there"),
+                cloud=target.key,
+                flavor=flavor.name,
+            )
+        )
     return server, flavor
 
 
@@ -176,10 +195,17 @@ def _target_department(
     if target_department_key:
         department = session.scalar(select(Department).where(Department.key == target_department_key))
         if department is None:
-            raise MoveInvalid(f"there is no department {target_department_key!r}")
+            raise MoveInvalid(
+                message(N_("there is no department %(department)s"), department=repr(target_department_key))
+            )
         return department
     if source_department_id is None:
-        raise MoveInvalid(f"server {server.name} is in a project no department owns: name the target department")
+        raise MoveInvalid(
+            message(
+                N_("server %(server)s is in a project no department owns: name the target department"),
+                server=server.name,
+            )
+        )
     department = session.get(Department, source_department_id)
     assert department is not None
     return department
@@ -203,15 +229,34 @@ def _destination(
     )
     if target_link is None or not target_link.project_id:
         raise MoveInvalid(
-            f"department {department.key} has no project on cloud {target.key} "
-            "(it may not use that cloud, or the clouds were not synced yet)"
+            message(
+                N_(
+                    "department %(department)s has no project on cloud %(cloud)s "
+                    "(it may not use that cloud, or the clouds were not synced yet)"
+                ),
+                department=department.key,
+                cloud=target.key,
+            )
         )
     if target_link.project_id == server.project_id:
-        raise MoveInvalid(f"server {server.name} is already in {department.key}'s project on {target.key}")
+        raise MoveInvalid(
+            message(
+                N_("server %(server)s is already in %(department)s's project on %(cloud)s"),
+                server=server.name,
+                department=department.key,
+                cloud=target.key,
+            )
+        )
     zone_name = (target_zone or (managed.zone if managed else "") or "extranet").strip()
     zone = session.scalar(select(NetworkZone).where(NetworkZone.cloud_id == target.id, NetworkZone.zone == zone_name))
     if zone is None or not zone.network_id:
-        raise MoveInvalid(f"cloud {target.key} has no {zone_name} zone with a known network (run clouds sync)")
+        raise MoveInvalid(
+            message(
+                N_("cloud %(cloud)s has no %(zone)s zone with a known network (run clouds sync)"),
+                cloud=target.key,
+                zone=zone_name,
+            )
+        )
     return _Destination(department, source_department_id, target_link.project_id, zone_name, zone.network_id)
 
 

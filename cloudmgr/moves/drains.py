@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from cloudmgr.cloud import CloudError, CloudProvider
 from cloudmgr.db import Database
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.moves.errors import DrainRefused, MoveCloudError, MoveInProgress, MoveInvalid
 from cloudmgr.moves.metrics import MOVES_TOTAL
 from cloudmgr.moves.models import Move
@@ -89,7 +90,11 @@ def plan_drain(provider: CloudProvider, host: str, *, project_ids: set[str] | No
     by_name = {h.name: h for h in hypervisors}
     if host not in {h.host for h in hypervisors}:
         raise MoveInvalid(
-            f"there is no compute host {host} on this cloud (hosts: {', '.join(sorted(h.host for h in hypervisors))})"
+            message(
+                N_("there is no compute host %(host)s on this cloud (hosts: %(hosts)s)"),
+                host=host,
+                hosts=", ".join(sorted(h.host for h in hypervisors)),
+            )
         )
     flavors = {f.id: f for f in provider.list_flavors()}
     flavors_by_name = {f.name: f for f in provider.list_flavors()}
@@ -162,7 +167,7 @@ def start_drain(
     why = clean_reason(reason)
     host = (host or "").strip()
     if not host:
-        raise MoveInvalid("name the compute host to drain")
+        raise MoveInvalid(Message(N_("name the compute host to drain")))
     with db.unit_of_work() as uow:
         cloud = cloud_ref(uow.session, cloud_key)
         project_ids = managed_project_ids(uow.session, cloud) if only_managed else None
@@ -175,12 +180,16 @@ def start_drain(
             )
         )
         if open_drain is not None:
-            raise MoveInProgress(f"host {host} is already being drained (move {open_drain.id})")
+            raise MoveInProgress(
+                message(N_("host %(host)s is already being drained (move %(move)s)"), host=host, move=open_drain.id)
+            )
     provider = cloud.provider(registry)
     try:
         plan = plan_drain(provider, host, project_ids=project_ids)
     except CloudError as exc:
-        raise MoveCloudError(f"cloud {cloud.key} could not be read: {exc}") from exc
+        raise MoveCloudError(
+            message(N_("cloud %(cloud)s could not be read: %(error)s"), cloud=cloud.key, error=str(exc))
+        ) from exc
     refusal = plan.refusal()
     if refusal is not None:
         audit_refusal(

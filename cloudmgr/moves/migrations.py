@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cloudmgr.cloud import CloudError, CloudProvider, Server
 from cloudmgr.db import Database
+from cloudmgr.messages import N_, message
 from cloudmgr.moves.errors import MoveCloudError, MoveInvalid
 from cloudmgr.moves.models import Move
 from cloudmgr.moves.records import (
@@ -29,28 +30,44 @@ def _hosts(provider: CloudProvider, cloud_key: str) -> dict[str, str]:
     try:
         return {h.host: h.status for h in provider.list_hypervisors()}
     except CloudError as exc:
-        raise MoveCloudError(f"cloud {cloud_key} could not be read: {exc}") from exc
+        raise MoveCloudError(
+            message(N_("cloud %(cloud)s could not be read: %(error)s"), cloud=cloud_key, error=str(exc))
+        ) from exc
 
 
 def _check_target_host(provider: CloudProvider, cloud_key: str, server: Server, target_host: str) -> None:
     hosts = _hosts(provider, cloud_key)
     if target_host not in hosts:
-        raise MoveInvalid(f"cloud {cloud_key} has no compute host {target_host} (hosts: {', '.join(sorted(hosts))})")
+        raise MoveInvalid(
+            message(
+                N_("cloud %(cloud)s has no compute host %(host)s (hosts: %(hosts)s)"),
+                cloud=cloud_key,
+                host=target_host,
+                hosts=", ".join(sorted(hosts)),
+            )
+        )
     if target_host == server.host:
-        raise MoveInvalid(f"server {server.name} already runs on {target_host}")
+        raise MoveInvalid(
+            message(N_("server %(server)s already runs on %(host)s"), server=server.name, host=target_host)
+        )
     if hosts[target_host] != "enabled":
-        raise MoveInvalid(f"compute host {target_host} is {hosts[target_host]}: it takes no new servers")
+        raise MoveInvalid(message(N_("compute host %(host)s is disabled: it takes no new servers"), host=target_host))
 
 
 def _check_movable(server: Server, kind: MoveKind) -> None:
     if server.status not in MOVABLE_STATUSES[kind] or server.task_state is not None:
         raise MoveInvalid(
-            f"server {server.name} is {server.status}"
-            + (f" ({server.task_state})" if server.task_state else "")
-            + f": a {kind.value} migration needs it {' or '.join(sorted(MOVABLE_STATUSES[kind]))}"
+            message(
+                N_("server %(server)s is %(status)s: this migration needs it %(needed)s"),
+                server=server.name,
+                status=server.status + (f" ({server.task_state})" if server.task_state else ""),
+                needed=" / ".join(sorted(MOVABLE_STATUSES[kind])),
+            )
         )
     if not server.host:
-        raise MoveInvalid(f"server {server.name} is on no host (the cloud does not say where it runs)")
+        raise MoveInvalid(
+            message(N_("server %(server)s is on no host (the cloud does not say where it runs)"), server=server.name)
+        )
 
 
 def start_migration(
@@ -70,7 +87,7 @@ def start_migration(
     require_may_move_servers(actor)
     kind = MoveKind(kind)
     if kind not in (MoveKind.LIVE, MoveKind.COLD):
-        raise MoveInvalid(f"{kind.value} is not a migration")
+        raise MoveInvalid(message(N_("%(kind)s is not a migration"), kind=kind.value))
     why = clean_reason(reason)
     target_host = (target_host or "").strip() or None
     cloud = read_cloud(db, cloud_key)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from cloudmgr.cloud import CloudError, CloudProvider, Server
 from cloudmgr.cloud.types import FloatingIp, Volume
 from cloudmgr.firewall.services import department_group_name
+from cloudmgr.messages import N_, message
 from cloudmgr.moves.errors import MoveCloudError, MoveInvalid
 from cloudmgr.organisation.models import Cloud, Department, ZoneKind
 from cloudmgr.quotas.resources import Resource
@@ -87,14 +88,28 @@ def read_source_parts(source: CloudProvider, target: CloudProvider, server: Serv
         snapshots = [s for s in source.list_volume_snapshots(project) if s.volume_id in carried] if carried else []
         types = frozenset(t.name for t in target.list_volume_types()) if carried else frozenset()
     except CloudError as exc:
-        raise MoveCloudError(f"the server's volumes and addresses could not be read: {exc}") from exc
+        raise MoveCloudError(
+            message(N_("the server's volumes and addresses could not be read: %(error)s"), error=str(exc))
+        ) from exc
     if snapshots:
         raise MoveInvalid(
-            f"volume {snapshots[0].volume_id} of server {server.name} has snapshots: they cannot leave the "
-            "cloud with it; delete them first (backups stay where they are)"
+            message(
+                N_(
+                    "volume %(volume)s of server %(server)s has snapshots: they cannot leave the "
+                    "cloud with it; delete them first (backups stay where they are)"
+                ),
+                volume=snapshots[0].volume_id,
+                server=server.name,
+            )
         )
     if len(addresses) > 1:
-        raise MoveInvalid(f"server {server.name} has {len(addresses)} public addresses: a move carries one")
+        raise MoveInvalid(
+            message(
+                N_("server %(server)s has %(count)s public addresses: a move carries one"),
+                server=server.name,
+                count=len(addresses),
+            )
+        )
     volumes.sort(key=lambda v: (min(a.device or "" for a in v.attachments if a.server_id == server.id), v.id))
     groups = tuple(dict.fromkeys(server.security_groups))  # once each, though Nova names them per port
     return SourceParts(volumes, addresses[0] if addresses else None, groups, types)
@@ -111,12 +126,22 @@ def _volume_rows(session: Session, managed: ManagedServer | None, parts: SourceP
     for row in rows:
         if row.state != VolumeState.ATTACHED:
             raise MoveInvalid(
-                f"data volume {row.index} of server {managed.name} is {row.state.value}: wait until its change is done"
+                message(
+                    N_("data volume %(index)s of server %(server)s is changing: wait until its change is done"),
+                    index=row.index,
+                    server=managed.name,
+                )
             )
         if row.volume_id not in {v.id for v in parts.volumes}:
             raise MoveInvalid(
-                f"data volume {row.index} of server {managed.name} is not attached on the cloud: "
-                "cloudmgr's records and the cloud disagree (run the reconcile job)"
+                message(
+                    N_(
+                        "data volume %(index)s of server %(server)s is not attached on the cloud: "
+                        "cloudmgr's records and the cloud disagree (run the reconcile job)"
+                    ),
+                    index=row.index,
+                    server=managed.name,
+                )
             )
     return by_volume
 
@@ -132,11 +157,20 @@ def _address_row(session: Session, managed: ManagedServer | None, parts: SourceP
     if row is None:
         return None
     if row.state != AddressState.ASSOCIATED:
-        raise MoveInvalid(f"the public address of server {managed.name} is {row.state.value}: wait until it is done")
+        raise MoveInvalid(
+            message(
+                N_("the public address of server %(server)s is changing: wait until it is done"), server=managed.name
+            )
+        )
     if parts.address is None or parts.address.id != row.floating_ip_id:
         raise MoveInvalid(
-            f"the public address of server {managed.name} does not point at it on the cloud: "
-            "cloudmgr's records and the cloud disagree"
+            message(
+                N_(
+                    "the public address of server %(server)s does not point at it on the cloud: "
+                    "cloudmgr's records and the cloud disagree"
+                ),
+                server=managed.name,
+            )
         )
     return row
 
@@ -159,7 +193,14 @@ def parts_resources(
     volumes = []
     for index, volume in enumerate(parts.volumes, start=1):
         if volume.volume_type and volume.volume_type not in parts.target_volume_types:
-            raise MoveInvalid(f"cloud {target.key} has no volume type {volume.volume_type} for volume {volume.name}")
+            raise MoveInvalid(
+                message(
+                    N_("cloud %(cloud)s has no volume type %(type)s for volume %(volume)s"),
+                    cloud=target.key,
+                    type=volume.volume_type,
+                    volume=volume.name,
+                )
+            )
         row = volume_rows.get(volume.id)
         volumes.append(
             {
@@ -175,9 +216,17 @@ def parts_resources(
     address = None
     if parts.address is not None:
         if not target.external_network:
-            raise MoveInvalid(f"cloud {target.key} offers no public addresses: the server's cannot follow it")
+            raise MoveInvalid(
+                message(
+                    N_("cloud %(cloud)s offers no public addresses: the server's cannot follow it"), cloud=target.key
+                )
+            )
         if managed is not None and target_zone != ZoneKind.INTERNET.value:
-            raise MoveInvalid(f"a server with a public address moves into an internet zone, not {target_zone}")
+            raise MoveInvalid(
+                message(
+                    N_("a server with a public address moves into an internet zone, not %(zone)s"), zone=target_zone
+                )
+            )
         address = {
             "source_id": parts.address.id,
             "address": parts.address.address,

@@ -22,6 +22,7 @@ from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError, CloudNotFound, CloudProvider, Server
 from cloudmgr.db import Database
 from cloudmgr.errors import PermissionDenied
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.moves.errors import MoveCloudError, MoveInProgress, MoveInvalid
 from cloudmgr.moves.metrics import MOVES_TOTAL
 from cloudmgr.moves.models import Move, MoveEvent, MoveStep
@@ -44,7 +45,7 @@ def may_move_servers(actor: Actor) -> bool:
 
 def require_may_move_servers(actor: Actor) -> None:
     if not may_move_servers(actor):
-        raise PermissionDenied("only operators move servers")
+        raise PermissionDenied(Message(N_("only operators move servers")))
 
 
 def work_key(move_id: int) -> str:
@@ -59,9 +60,9 @@ def queue_run(session: Session, move_id: int) -> None:
 def clean_reason(reason: str | None) -> str:
     text = (reason or "").strip()
     if not text:
-        raise MoveInvalid("say why: a move needs a reason (it is stored and audited)")
+        raise MoveInvalid(Message(N_("say why: a move needs a reason (it is stored and audited)")))
     if len(text) > MAX_REASON:
-        raise MoveInvalid(f"the reason is too long (at most {MAX_REASON} characters)")
+        raise MoveInvalid(message(N_("the reason is too long (at most %(max)s characters)"), max=MAX_REASON))
     return text
 
 
@@ -81,9 +82,9 @@ class CloudRef:
 def cloud_ref(session: Session, key: str) -> CloudRef:
     cloud = session.scalar(select(Cloud).where(Cloud.key == key))
     if cloud is None:
-        raise MoveInvalid(f"there is no cloud {key!r}")
+        raise MoveInvalid(message(N_("there is no cloud %(cloud)s"), cloud=repr(key)))
     if not cloud.enabled:
-        raise MoveInvalid(f"cloud {key} is disabled")
+        raise MoveInvalid(message(N_("cloud %(cloud)s is disabled"), cloud=key))
     return CloudRef(cloud.id, cloud.key, cloud.os_cloud, cloud.region)
 
 
@@ -95,13 +96,17 @@ def read_cloud(db: Database, key: str) -> CloudRef:
 def get_server(provider: CloudProvider, cloud_key: str, server_id: str) -> Server:
     server_id = (server_id or "").strip()
     if not server_id:
-        raise MoveInvalid("name the server to move (its id on the cloud)")
+        raise MoveInvalid(Message(N_("name the server to move (its id on the cloud)")))
     try:
         return provider.get_server(server_id)
     except CloudNotFound as exc:
-        raise MoveInvalid(f"there is no server {server_id} on cloud {cloud_key}") from exc
+        raise MoveInvalid(
+            message(N_("there is no server %(server)s on cloud %(cloud)s"), server=server_id, cloud=cloud_key)
+        ) from exc
     except CloudError as exc:
-        raise MoveCloudError(f"cloud {cloud_key} could not be read: {exc}") from exc
+        raise MoveCloudError(
+            message(N_("cloud %(cloud)s could not be read: %(error)s"), cloud=cloud_key, error=str(exc))
+        ) from exc
 
 
 def check_no_open_move(session: Session, cloud_id: int, server_id: str) -> None:
@@ -113,7 +118,9 @@ def check_no_open_move(session: Session, cloud_id: int, server_id: str) -> None:
         )
     )
     if open_move is not None:
-        raise MoveInProgress(f"server {server_id} is already being moved (move {open_move.id}, {open_move.state})")
+        raise MoveInProgress(
+            message(N_("server %(server)s is already being moved (move %(move)s)"), server=server_id, move=open_move.id)
+        )
 
 
 def add_steps(move: Move) -> None:

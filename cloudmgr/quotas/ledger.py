@@ -18,10 +18,26 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloudmgr.db import utcnow
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.models import Cloud, Department
 from cloudmgr.quotas.errors import NoQuota, QuotaBelowUsage, QuotaExceeded, ReservationNotFound
 from cloudmgr.quotas.models import QuotaLedgerRow, QuotaReservation, ReservationState
 from cloudmgr.quotas.resources import RESOURCES, Resource
+
+# The resources as words in a refusal (translated where it is shown), in the ledger's units.
+LIMIT_WORDS: dict[Resource, str] = {
+    Resource.CORES: N_("vCPU cores"),
+    Resource.RAM_MB: N_("memory (MB)"),
+    Resource.INSTANCES: N_("servers"),
+    Resource.NETWORKS: N_("networks"),
+    Resource.FLOATING_IPS: N_("floating IPs"),
+    Resource.VOLUMES: N_("volumes"),
+    Resource.GIGABYTES: N_("volume storage (GB)"),
+    Resource.SNAPSHOTS: N_("snapshots"),
+    Resource.BACKUPS: N_("backups"),
+    Resource.SECURITY_GROUPS: N_("security groups"),
+    Resource.SECURITY_GROUP_RULES: N_("security group rules"),
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,16 @@ def set_limits(session: Session, department_id: int, cloud_id: int, limits: Mapp
         row = rows[resource]
         if value < row.used + row.reserved:
             raise QuotaBelowUsage(
-                f"{resource.value} cannot be lowered to {value}: {row.used} used and {row.reserved} reserved"
+                message(
+                    N_(
+                        "the limit of %(resource)s cannot be lowered to %(value)s: "
+                        "%(used)s used and %(reserved)s reserved"
+                    ),
+                    resource=Message(LIMIT_WORDS.get(resource, resource.value)),
+                    value=value,
+                    used=row.used,
+                    reserved=row.reserved,
+                )
             )
         row.limit = value
 
@@ -155,7 +180,13 @@ def _raise_exceeded(session: Session, department_id: int, cloud_id: int, resourc
     dept_key = dept.key if dept else str(department_id)
     cloud_key = cloud.key if cloud else str(cloud_id)
     if row is None:
-        raise NoQuota(f"{dept_key} has no quota on {cloud_key}")
+        raise NoQuota(
+            message(
+                N_("%(department)s has no quota on %(cloud)s"),
+                department=dept_key,
+                cloud=cloud_key,
+            )
+        )
     raise QuotaExceeded(
         department=dept_key,
         cloud=cloud_key,
@@ -177,7 +208,7 @@ def _end(session: Session, reservation_id: int, state: ReservationState, reason:
     )
     reservation = session.get(QuotaReservation, reservation_id, populate_existing=True)
     if reservation is None:
-        raise ReservationNotFound(f"no reservation {reservation_id}")
+        raise ReservationNotFound(message(N_("no quota reservation %(id)s"), id=reservation_id))
     if ended.rowcount != 1:  # type: ignore[attr-defined]
         return None
     for resource_name, n in reservation.amounts.items():
@@ -226,7 +257,7 @@ def balance(session: Session, department_id: int, cloud_id: int) -> Balance:
     dept = session.get(Department, department_id)
     cloud = session.get(Cloud, cloud_id)
     if not rows or dept is None or cloud is None:
-        raise NoQuota("no quota for this department on this cloud")
+        raise NoQuota(Message(N_("no quota for this department on this cloud")))
     return _balance(dept, cloud, rows)
 
 

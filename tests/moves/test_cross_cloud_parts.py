@@ -424,7 +424,7 @@ def test_a_move_whose_parts_cannot_follow_is_refused_before_anything_is_stored(j
         uow.session.execute(
             update(ManagedVolume).where(ManagedVolume.id == first.id).values(state=VolumeState.EXTENDING)
         )
-    with pytest.raises(MoveInvalid, match="extending"):
+    with pytest.raises(MoveInvalid, match="is changing: wait"):
         start(journey, server)
     with db.unit_of_work() as uow:
         assert uow.session.scalar(select(Move)) is None
