@@ -42,7 +42,9 @@ class ItemInput:
 class PurchaseForm:
     title: str
     category: str
-    amount_yuan: Decimal
+    # The total, always the sum of the items (quantity × unit price), computed here: None takes
+    # the sum (the pages); a given amount (the API) must be that sum.
+    amount_yuan: Decimal | None
     application_system: str
     justification: str
     items: Sequence[ItemInput]
@@ -63,6 +65,20 @@ def _money(value: Any, what: str, problems: list[str]) -> Decimal | None:
         problems.append(f"{what} has more than two decimals")
         return None
     return amount.quantize(CENT)
+
+
+def items_total(items: Sequence[ItemInput]) -> Decimal:
+    """The purchase's total in yuan: quantity × unit price of each item (an item whose numbers
+    are not valid counts nothing; :func:`validate_form` names it)."""
+    total = Decimal(0)
+    for item in items:
+        try:
+            price = Decimal(str(item.unit_price))
+        except (InvalidOperation, ValueError):
+            continue
+        if price.is_finite() and isinstance(item.quantity, int) and not isinstance(item.quantity, bool):
+            total += price.quantize(CENT) * item.quantity
+    return total.quantize(CENT)
 
 
 def validate_form(form: PurchaseForm) -> list[str]:
@@ -106,6 +122,8 @@ def validate_form(form: PurchaseForm) -> list[str]:
         price = _money(item.unit_price, f"item {n}: the unit price", problems)
         if price is not None and isinstance(item.quantity, int) and 1 <= item.quantity <= MAX_QUANTITY:
             total += price * item.quantity
+    if form.amount_yuan is None:
+        return problems
     amount = _money(form.amount_yuan, "the amount", problems)
     if amount is not None and not problems and amount != total.quantize(CENT):
         problems.append(f"the amount ({amount} yuan) is not the sum of the items ({total.quantize(CENT)} yuan)")
@@ -118,7 +136,7 @@ def _apply_form(purchase: PurchaseRequest, form: PurchaseForm) -> None:
         raise PurchaseInvalid("; ".join(problems))
     purchase.title = form.title.strip()
     purchase.category = form.category
-    purchase.amount_yuan = Decimal(str(form.amount_yuan)).quantize(CENT)
+    purchase.amount_yuan = items_total(form.items)  # checked equal to a given amount above
     purchase.application_system = form.application_system.strip()
     purchase.legacy_hostname = (form.legacy_hostname or "").strip() or None
     purchase.classified = bool(form.classified)

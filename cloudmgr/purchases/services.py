@@ -20,7 +20,7 @@ from cloudmgr.purchases.findings import (
     needs_of,
     queue_live_findings,
 )
-from cloudmgr.purchases.forms import ItemInput, PurchaseForm, validate_form
+from cloudmgr.purchases.forms import ItemInput, PurchaseForm, items_total, validate_form
 from cloudmgr.purchases.lifecycle import (
     add_attachment,
     create_purchase,
@@ -94,6 +94,7 @@ __all__ = [
     "decide_purchase",
     "finding_evidence_for",
     "get_purchase",
+    "items_total",
     "list_purchases",
     "live_findings_pending",
     "make_vm_draft",

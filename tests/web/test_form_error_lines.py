@@ -13,7 +13,6 @@ BAD_LINE = {
     "category": "server",
     "application_system": "不动产登记系统",
     "justification": "业务量增长",
-    "amount_yuan": "90000.00",
     "lines-0-description": "机架式服务器",
     "lines-0-quantity": "1",
     "lines-0-unit_price": "45000",

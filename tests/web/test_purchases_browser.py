@@ -118,13 +118,14 @@ def test_department_and_reviewer_purchase_journeys(
             staff.select_option("#category", "server")
             staff.fill("#application_system", "不动产登记系统")
             staff.fill("#justification", "业务量增长，现有服务器不足")
-            staff.fill("#amount_yuan", "90000")
             staff.fill("#lines-0-description", "机架式服务器 2路 8核 16G内存")
             staff.fill("#lines-0-vcpus", "8")
             staff.fill("#lines-0-ram_gb", "16")
             staff.fill("#lines-0-disk_gb", "40")
             staff.fill("#lines-0-quantity", "2")
             staff.fill("#lines-0-unit_price", "45000")
+            # the total follows the items as they are typed (the server computes it again)
+            assert staff.locator("[data-testid=purchase-total]").inner_text() == "¥90,000.00"
             shot(staff, "1-new")
             staff.click("[data-testid=submit-purchase]")
             # At once from the database; the page reloads itself until the live capacity is read.

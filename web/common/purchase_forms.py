@@ -27,7 +27,8 @@ from cloudmgr.purchases.models import BlockBasis, Category, FindingKind, Purchas
 from cloudmgr.purchases.services import ItemInput, PurchaseForm
 from web.common.forms import LocalisedDecimalField, LocalisedIntegerField, SafeForm
 
-ITEM_ROWS = 5
+ITEM_ROWS = 3  # the empty rows a new purchase starts with
+MORE_ROWS = 3  # the rows "more item rows" adds (the page's script adds one at a time)
 REASON_MAX = purchases.REASON_MAX
 
 CATEGORY_LABELS = {
@@ -211,40 +212,36 @@ class PurchaseEditForm(SafeForm):
         validators=[DataRequired(message=_l("Say why the purchase is needed.")), Length(max=purchases.TEXT_MAX)],
         render_kw={"rows": 4, "maxlength": purchases.TEXT_MAX},
     )
-    amount_yuan = LocalisedDecimalField(
-        _l("Amount (yuan)"),
-        places=2,
-        validators=[InputRequired(message=_l("Enter the amount in yuan."))],
-    )
     lines = FieldList(FormField(ItemRowForm), min_entries=ITEM_ROWS, max_entries=purchases.MAX_ITEMS)
+    add_rows = SubmitField(_l("More item rows"))
     save = SubmitField(_l("Save draft"))
     submit = SubmitField(_l("Submit to finance"))
 
-    def validate_amount_yuan(self, field: Any) -> None:
-        if field.data is None:
-            return
-        if field.data < 0 or field.data > purchases.MAX_AMOUNT:
-            raise ValidationError(str(_l("Enter a price in yuan, e.g. 120 or 120.50.")))
-        total = sum(
-            (
-                Decimal(row.form.unit_price.data) * row.form.quantity.data
-                for row in self.lines
-                if (row.form.description.data or "").strip()
-                and row.form.unit_price.data is not None
-                and isinstance(row.form.quantity.data, int)
-            ),
-            Decimal(0),
-        )
-        if field.data.quantize(Decimal("0.01")) != total.quantize(Decimal("0.01")):
-            text = f"{total:,.2f}"
-            raise ValidationError(str(_l("The amount must be the sum of the items (¥%(total)s).", total=text)))
+    # --- the item rows: any number up to MAX_ITEMS, added and dropped without the script too ---
+    def add_rows_asked(self) -> bool:
+        """The "more item rows" button: the page comes back with empty rows added, nothing saved."""
+        if not self.add_rows.data:
+            return False
+        for _row in range(min(MORE_ROWS, purchases.MAX_ITEMS - len(self.lines))):
+            self.lines.append_entry()
+        return True
 
-    def validate_lines(self, field: Any) -> None:
-        if not any((row.form.description.data or "").strip() for row in field):
-            raise ValidationError(str(_l("Add at least one item.")))
+    def drop_row_asked(self, asked: str | None) -> bool:
+        """A row's "drop" button (``drop_row=<its index>``): the page comes back without that
+        row, nothing saved; the last row stays (emptied)."""
+        if asked is None:
+            return False
+        entry = next((e for e in self.lines.entries if e.name == f"{self.lines.name}-{asked}"), None)
+        if entry is not None and len(self.lines.entries) > 1:
+            self.lines.entries.remove(entry)
+        elif entry is not None:
+            for name in ("description", "vcpus", "ram_gb", "disk_gb", "quantity", "unit_price"):
+                entry.form[name].data = None
+        return True
 
-    def purchase_form(self) -> PurchaseForm:
-        items = [
+    def items(self) -> list[ItemInput]:
+        """The rows with a description, as the service takes them."""
+        return [
             ItemInput(
                 description=row.form.description.data.strip(),
                 quantity=row.form.quantity.data or 0,
@@ -256,13 +253,23 @@ class PurchaseEditForm(SafeForm):
             for row in self.lines
             if (row.form.description.data or "").strip()
         ]
+
+    def total(self) -> Decimal:
+        """The total the page shows, computed by the service's rule from the rows as typed."""
+        return purchases.items_total(self.items())
+
+    def validate_lines(self, field: Any) -> None:
+        if not any((row.form.description.data or "").strip() for row in field):
+            raise ValidationError(str(_l("Add at least one item.")))
+
+    def purchase_form(self) -> PurchaseForm:
         return PurchaseForm(
             title=self.title.data or "",
             category=self.category.data or "",
-            amount_yuan=Decimal(self.amount_yuan.data or 0),
+            amount_yuan=None,  # the service computes it: the sum of the items
             application_system=self.application_system.data or "",
             justification=self.justification.data or "",
-            items=items,
+            items=self.items(),
             legacy_hostname=self.legacy_hostname.data or None,
             classified=bool(self.classified.data),
         )

@@ -61,7 +61,6 @@ def _fill(form: PurchaseEditForm, purchase: PurchaseRequest) -> None:
     form.legacy_hostname.data = purchase.legacy_hostname
     form.classified.data = purchase.classified
     form.justification.data = purchase.justification
-    form.amount_yuan.data = purchase.amount_yuan
     for row, item in zip(form.lines, purchase.items, strict=False):
         row.form.description.data = item.description
         row.form.vcpus.data, row.form.ram_gb.data, row.form.disk_gb.data = item.vcpus, item.ram_gb, item.disk_gb
@@ -79,10 +78,14 @@ def _edit_page(purchase_id: int | None) -> ResponseReturnValue:
     form = PurchaseEditForm()
     status = 200
     if purchase is not None and request.method == "GET":
-        while len(form.lines) < len(purchase.items):
+        while len(form.lines) < min(len(purchase.items) + 1, purchases.MAX_ITEMS):
             form.lines.append_entry()
         _fill(form, purchase)
-    if request.method == "POST":
+    # "More item rows" or a row's "drop": the page comes back as typed with the rows changed, nothing saved.
+    rows_changed = request.method == "POST" and (
+        form.add_rows_asked() or form.drop_row_asked(request.form.get("drop_row"))
+    )
+    if request.method == "POST" and not rows_changed:
         if form.validate_on_submit():
             try:
                 if purchase is None:
@@ -103,7 +106,10 @@ def _edit_page(purchase_id: int | None) -> ResponseReturnValue:
                 purchase = purchases.get_purchase(request_uow().session, actor, purchase_id) if purchase_id else None
         else:
             status = 400
-    return render_template("purchases/form.html", form=form, purchase=purchase), status
+    return (
+        render_template("purchases/form.html", form=form, purchase=purchase, max_items=purchases.MAX_ITEMS),
+        status,
+    )
 
 
 @bp.route("/purchases/new", methods=["GET", "POST"])
