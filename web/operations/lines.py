@@ -19,7 +19,7 @@ from cloudmgr.lines.errors import LineNotFound
 from cloudmgr.lines.models import LineState, LineTarget
 from cloudmgr.organisation import services as org
 from web.common.display import refusal_text
-from web.common.lines import WORDS, BatchForm, PlanLineForm, city_choices, filter_options, page_of, register_query
+from web.common.lines import WORDS, BatchForm, PlanLineForm, filter_options, page_of, register_query
 from web.common.selfservice_forms import ButtonForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor, safe_next
@@ -52,7 +52,7 @@ def lines_register() -> ResponseReturnValue:
         filters=query.args,
         options=filter_options(),
         departments=[(d.key, d.display_name(locale)) for d in departments],
-        cities=city_choices(),
+        places=lines.line_places(session, actor=current_actor()),
         conflicts=len(lines.classified_conflicts(session, actor=current_actor())),
         button=ButtonForm(formdata=None),
         words=WORDS,

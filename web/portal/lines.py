@@ -50,6 +50,7 @@ def lines_register() -> ResponseReturnValue:
         pages=pages,
         filters=query.args,
         options=filter_options(),
+        places=lines.line_places(request_uow().session, actor=current_actor()),
         words=WORDS,
     )
 
