@@ -37,6 +37,7 @@ def test_the_audit_log_shows_shanghai_time_by_default_and_says_so(seeded: Runtim
     # the machine-readable value stays UTC, with its offset
     assert 'datetime="2025-12-31T23:30:05+00:00"' in html
     assert "Asia/Shanghai, UTC+08:00" in html  # the footer names the zone
+    assert 'data-time-zone="Asia/Shanghai"' in html  # for the scripts that show times (runbooks.js)
 
 
 @ONE_DATABASE
@@ -48,6 +49,7 @@ def test_another_zone_is_taken_from_the_settings(seeded: Runtime) -> None:
     html = operator.get("/ops/audit").get_data(as_text=True)
     assert "2025-12-31 18:30:05" in html
     assert "America/New_York, UTC-05:00" in html
+    assert 'data-time-zone="America/New_York"' in html
 
 
 @ONE_DATABASE

@@ -136,6 +136,7 @@ def init_app(app: Flask, *, instance_path: Path) -> None:
             "languages": LANGUAGES,
             "lang_next": _path_without_lang(),
             "time_zone": time_zone_label(),
+            "time_zone_name": current_app.config["BABEL_DEFAULT_TIMEZONE"],
         }
 
 

@@ -20,7 +20,9 @@
     row.className = "runbook-event runbook-event-" + (e.status || "info");
     row.setAttribute("data-event-id", String(e.id));
     var when = e.created_at ? new Date(e.created_at) : null;
-    cell(row, when ? when.toLocaleTimeString() : "");
+    // In the zone the server shows times in (<body data-time-zone>), not the browser's own.
+    var zone = document.body.getAttribute("data-time-zone") || undefined;
+    cell(row, when ? when.toLocaleTimeString("en-GB", { timeZone: zone, hour12: false }) : "");
     cell(row, e.host);
     var what = cell(row, "");
     if (e.event === "playbook_on_play_start") {
