@@ -374,7 +374,7 @@ def create_rental(
     return rental
 
 
-ACTION_LABELS = {"submit": "提交", "approve": "批准", "block": "拦截"}
+ACTION_LABELS = {"submit": "提交", "approve": "批准", "block": "否决"}
 
 
 def _fire(rental: LineRentalRequest, action: str) -> RentalState:
@@ -422,12 +422,12 @@ def decide_rental(
     if not may_review(actor):
         raise PermissionDenied("只有财务人员可以审核专线租用申请")
     if decision not in DECISIONS:
-        raise RentalInvalid("决定应为 approve（批准）或 block（拦截）", ["决定"])
+        raise RentalInvalid("决定应为 approve（批准）或 block（否决）", ["决定"])
     reason = (reason or "").strip()
     if len(reason) > REASON_MAX:
         raise RentalInvalid(f"理由最多 {REASON_MAX} 个字符", ["理由"])
     if decision == "block" and not reason:
-        raise RentalInvalid("拦截须说明理由", ["理由"])
+        raise RentalInvalid("否决须说明理由", ["理由"])
     rental = get_rental(session, actor, rental_id)
     target = _fire(rental, decision)
     findings = [f.as_dict() for f in findings_for(session, rental)]
@@ -436,11 +436,11 @@ def decide_rental(
         try:
             chosen = BlockBasis(basis) if basis else default_basis(findings)
         except ValueError as exc:
-            raise RentalInvalid(f"拦截依据应为 {'、'.join(b.value for b in BlockBasis)}", ["依据"]) from exc
+            raise RentalInvalid(f"否决依据应为 {'、'.join(b.value for b in BlockBasis)}", ["依据"]) from exc
         if chosen == BlockBasis.EXTRANET_REACHES and not any(f["kind"] == "extranet_reaches" for f in findings):
-            raise RentalInvalid("电子政务外网尚未覆盖该专线两端，不能以此为依据拦截", ["依据"])
+            raise RentalInvalid("电子政务外网尚未覆盖该专线两端，不能以此为依据否决", ["依据"])
     elif basis:
-        raise RentalInvalid("只有拦截才需要依据", ["依据"])
+        raise RentalInvalid("只有否决才需要依据", ["依据"])
     # who decided, when and why: first
     rental.decided_by, rental.decided_at = actor.username, utcnow()
     rental.decision_reason, rental.block_basis, rental.findings = reason or None, chosen, findings
@@ -512,3 +512,15 @@ def rental_json(rental: LineRentalRequest, findings: list[Finding] | None = None
         "decision_reason": rental.decision_reason,
         "block_basis": rental.block_basis.value if rental.block_basis else None,
     }
+
+
+def ends_reached(session: Session, rental: LineRentalRequest) -> list[tuple[str, str, bool]]:
+    """What the extranet offers beside a request: each end (A, B) as (end, place, reached)."""
+    reached = reached_places(session)
+    return [
+        (end, _place_name(place), place in reached)
+        for end, place in (
+            ("A", _place_of(rental.a_city, rental.a_county, rental.a_township)),
+            ("B", _place_of(rental.b_city, rental.b_county, rental.b_township)),
+        )
+    ]

@@ -39,7 +39,7 @@ STATE_LABELS = {
     RentalState.DRAFT: "草稿",
     RentalState.SUBMITTED: "待财务审核",
     RentalState.APPROVED: "已批准",
-    RentalState.BLOCKED: "已拦截",
+    RentalState.BLOCKED: "已否决",
 }
 BASIS_LABELS = {
     BlockBasis.EXTRANET_REACHES: "电子政务外网已覆盖",

@@ -100,7 +100,7 @@ def line_savings() -> ResponseReturnValue:
 def line_savings_csv() -> ResponseReturnValue:
     year = _year()
     report = lines.savings(request_uow().session, actor=current_actor(), year=year)
-    header = (_("Year"), _("Department"), _("City"), _("Lines"), _("Monthly rent retired (yuan)"))
+    header = (_("Year"), _("Department"), _("City"), _("Line count"), _("Monthly rent retired (yuan)"))
     locale = current_locale()
     rows = [(r.year, r.department(locale), r.city, r.lines, r.monthly_rent) for r in report.rows]
     rows.append((_("Total"), "", "", report.lines, report.monthly_rent))
