@@ -44,6 +44,7 @@ from cloudmgr.moves.records import (
 )
 from cloudmgr.moves.states import OPEN_STATES, UNDO_STEPS, MoveKind, MoveState, StepState
 from cloudmgr.organisation.actor import Actor
+from cloudmgr.paging import Page, PageRequest, paginate, search
 from cloudmgr.quotas import ledger
 
 __all__ = [
@@ -196,6 +197,30 @@ def get_move(session: Session, move_id: int) -> Move:
     if move is None:
         raise MoveNotFound(f"there is no move {move_id}")
     return move
+
+
+def moves_page(
+    session: Session, params: PageRequest, *, state: str | None = None, kind: str | None = None
+) -> Page[Move]:
+    """Moves newest first (a drain's own migrations under it), searched in the server, hosts, the
+    reason and who asked."""
+    query = select(Move).options(selectinload(Move.steps), selectinload(Move.cloud)).where(Move.parent_id.is_(None))
+    if state:
+        query = query.where(Move.state == state)
+    if kind:
+        query = query.where(Move.kind == kind)
+    query = search(
+        query,
+        params.q,
+        Move.id,
+        Move.server_id,
+        Move.server_name,
+        Move.source_host,
+        Move.target_host,
+        Move.reason,
+        Move.created_by,
+    )
+    return paginate(session, query, params, Move.id.desc())
 
 
 def list_moves(

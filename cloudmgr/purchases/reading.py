@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 from cloudmgr.organisation import reading as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
+from cloudmgr.paging import Page, PageRequest, paginate, search
 from cloudmgr.purchases.errors import (
     PurchaseForbidden,
     PurchaseNotFound,
@@ -39,6 +40,8 @@ class PurchaseFilter:
     department_key: str | None = None
     page: int = 1
     per_page: int = 25
+    #: words searched in the number, title, application system, legacy host and author
+    q: str | None = None
 
 
 def list_purchases(session: Session, actor: Actor, filters: PurchaseFilter) -> tuple[Sequence[PurchaseRequest], int]:
@@ -53,11 +56,20 @@ def list_purchases(session: Session, actor: Actor, filters: PurchaseFilter) -> t
         query = query.where(PurchaseRequest.state == filters.state)
     if filters.category:
         query = query.where(PurchaseRequest.category == filters.category)
+    query = search(
+        query,
+        filters.q,
+        PurchaseRequest.id,
+        PurchaseRequest.title,
+        PurchaseRequest.application_system,
+        PurchaseRequest.legacy_hostname,
+        PurchaseRequest.created_by,
+    )
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.options(selectinload(PurchaseRequest.department), selectinload(PurchaseRequest.findings))
         .order_by(PurchaseRequest.id.desc())
-        .offset((filters.page - 1) * filters.per_page)
+        .offset((max(filters.page, 1) - 1) * filters.per_page)
         .limit(filters.per_page)
     ).all()
     return rows, total
@@ -94,3 +106,28 @@ def count_review_queue(session: Session, actor: Actor) -> int:
         )
         or 0
     )
+
+
+def review_queue_page(
+    session: Session, actor: Actor, params: PageRequest, *, sort: str = "findings"
+) -> Page[PurchaseRequest]:
+    """A page of :func:`review_queue`, searched like the purchase list."""
+    if actor.role not in {Role.FINANCE, Role.ADMIN, Role.OPERATOR}:
+        raise PurchaseForbidden("only finance reviewers see the review queue")
+    order = (
+        (PurchaseRequest.amount_yuan.desc(), PurchaseRequest.findings_score.desc())
+        if sort == "amount"
+        else (PurchaseRequest.findings_score.desc(), PurchaseRequest.amount_yuan.desc())
+    )
+    query = search(
+        select(PurchaseRequest)
+        .where(PurchaseRequest.state.in_(PENDING_STATES))
+        .options(selectinload(PurchaseRequest.department), selectinload(PurchaseRequest.findings)),
+        params.q,
+        PurchaseRequest.id,
+        PurchaseRequest.title,
+        PurchaseRequest.application_system,
+        PurchaseRequest.legacy_hostname,
+        PurchaseRequest.created_by,
+    )
+    return paginate(session, query, params, *order, PurchaseRequest.id)

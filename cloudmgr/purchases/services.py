@@ -37,6 +37,7 @@ from cloudmgr.purchases.reading import (
     get_purchase,
     list_purchases,
     review_queue,
+    review_queue_page,
 )
 from cloudmgr.purchases.rules import (
     CENT,
@@ -105,6 +106,7 @@ __all__ = [
     "needs_of",
     "queue_live_findings",
     "review_queue",
+    "review_queue_page",
     "submit_purchase",
     "update_purchase",
     "validate_form",

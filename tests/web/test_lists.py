@@ -174,3 +174,46 @@ def test_audit_log_searches_and_pages(app: Flask, journey: Journey) -> None:
     assert first.count("<time datetime=") == 1 and 'rel="next"' in first
     for query in ("page=-3", "per_page=0", "per_page=1000000000", "limit=999999", "q=" + "x" * 500):
         assert ops.get(f"/ops/audit?{query}").status_code == 200, query
+
+
+PURCHASE_ROWS = re.compile(r'data-purchase="(\d+)"')
+
+
+def _purchase(journey: Journey, username: str, application_system: str) -> int:
+    from cloudmgr.purchases import services as purchases
+    from tests.purchases.helpers import server_form
+
+    with journey.rt.db.unit_of_work() as uow:
+        form = server_form(application_system=application_system)
+        return purchases.create_purchase(uow.session, journey.actor(username), form, submit=True).id
+
+
+def test_purchase_list_and_review_queue_search_and_page_within_the_wall(app: Flask, journey: Journey) -> None:
+    education = [_purchase(journey, "zhangwei", f"教育系统{n}") for n in range(2)]
+    health = _purchase(journey, HEALTH_STAFF, "医保结算系统")
+    staff = logged_in(app, "zhangwei")
+    listed = set(map(int, PURCHASE_ROWS.findall(staff.get("/portal/purchases").get_data(as_text=True))))
+    assert listed == set(education)
+    assert PURCHASE_ROWS.findall(staff.get("/portal/purchases?q=医保").get_data(as_text=True)) == []
+    assert PURCHASE_ROWS.findall(staff.get(f"/portal/purchases?q={health}").get_data(as_text=True)) == []
+    found = PURCHASE_ROWS.findall(staff.get("/portal/purchases?q=教育系统1").get_data(as_text=True))
+    assert found == [str(education[1])]
+    assert len(PURCHASE_ROWS.findall(staff.get("/portal/purchases?per_page=1&page=2").get_data(as_text=True))) == 1
+    for query in ("page=-1", "per_page=100000000000", "state=nope&category=nope", "q=%25_"):
+        assert staff.get(f"/portal/purchases?{query}").status_code == 200, query
+    finance = logged_in(app, "finance")
+    queue = finance.get("/finance/purchases").get_data(as_text=True)
+    assert set(map(int, PURCHASE_ROWS.findall(queue))) == {*education, health}
+    assert PURCHASE_ROWS.findall(finance.get("/finance/purchases?q=医保").get_data(as_text=True)) == [str(health)]
+    paged = finance.get("/finance/purchases?sort=amount&per_page=2&page=2").get_data(as_text=True)
+    assert len(PURCHASE_ROWS.findall(paged)) == 1 and 'rel="prev"' in paged
+    assert finance.get("/finance/purchases?page=-4&per_page=abc&sort=x").status_code == 200
+
+
+def test_moves_list_takes_search_and_bad_paging(app: Flask, journey: Journey) -> None:
+    ops = logged_in(app, "operator")
+    page = ops.get("/ops/moves?q=sim-host&per_page=50").get_data(as_text=True)
+    assert 'name="q" value="sim-host"' in page
+    for query in ("page=-1", "per_page=99999999999", "state=nope&kind=nope", "q=" + "x" * 300):
+        assert ops.get(f"/ops/moves?{query}").status_code == 200, query
+    assert 'role="status"' in ops.get("/ops/moves?state=nope").get_data(as_text=True)

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from cloudmgr.errors import DomainError
 from cloudmgr.purchases import reports, services, showback
 from web.common.display import refusal_text
+from web.common.listing import ListView, page_request
 from web.common.purchase_forms import PurchaseDecisionForm
 from web.common.purchase_pages import detail_page
 from web.core.security import current_actor
@@ -27,8 +28,14 @@ def purchase_queue() -> ResponseReturnValue:
     sort = request.args.get("sort", "findings")
     if sort not in services.QUEUE_SORTS:
         sort = "findings"
-    rows = services.review_queue(request_uow().session, current_actor(), sort=sort)
-    return render_template("purchases/queue.html", rows=rows, sort=sort)
+    view = ListView(
+        endpoint="finance.purchase_queue",
+        params=page_request(),
+        search_hint=_("Number, title, application system, host or author"),
+        view_args={"sort": sort},
+    )
+    view.page = services.review_queue_page(request_uow().session, current_actor(), view.params, sort=sort)
+    return render_template("purchases/queue.html", rows=view.page.rows, sort=sort, view=view)
 
 
 @bp.get(f"/purchases/{ID}")

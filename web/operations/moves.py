@@ -20,6 +20,7 @@ from cloudmgr.moves.states import MoveKind, MoveState
 from cloudmgr.organisation import services as org
 from web.common.display import refusal_text
 from web.common.forms import SafeForm
+from web.common.listing import ListView, filter_arg, page_request
 from web.core.i18n import current_locale
 from web.core.security import require_user
 from web.core.uow import request_uow, restart_request_uow, run_job_outside_request, runtime
@@ -99,17 +100,24 @@ def _forms(formdata: Any = None) -> dict[str, FlaskForm]:
 
 
 def _page(forms: dict[str, FlaskForm], status: int = 200, *, open_form: str | None = None) -> ResponseReturnValue:
-    state = request.args.get("state") or None
-    kind = request.args.get("kind") or None
-    if state not in {s.value for s in MoveState}:
-        state = None
-    if kind not in {k.value for k in MoveKind}:
-        kind = None
-    moves = services.list_moves(request_uow().session, state=state, kind=kind)
+    view = ListView(
+        endpoint="ops.moves",
+        params=page_request(),
+        # Labelled by the template's own menus (moves/_macros.html); here for the query string.
+        filters=[
+            filter_arg("state", _("State"), [(s.value, s.value) for s in MoveState], all_label=_("All")),
+            filter_arg("kind", _("Kind"), [(k.value, k.value) for k in MoveKind], all_label=_("All")),
+        ],
+        search_hint=_("Move number, server, host, reason or who asked"),
+    )
+    state, kind = view.value("state") or None, view.value("kind") or None
+    view.page = services.moves_page(request_uow().session, view.params, state=state, kind=kind)
+    moves = view.page.rows
     return (
         render_template(
             "moves/list.html",
             moves=moves,
+            view=view,
             choices=move_choices(request_uow().session, current_locale()),
             forms=forms,
             open_form=open_form,

@@ -12,6 +12,7 @@ from cloudmgr.purchases import services as purchases
 from cloudmgr.purchases.models import Category, PurchaseRequest, PurchaseState
 from web.common import request_pages as pages
 from web.common.display import refusal_text
+from web.common.listing import page_request
 from web.common.purchase_forms import AttachmentForm, PurchaseEditForm, WithdrawForm
 from web.common.purchase_pages import detail_page
 from web.common.selfservice_forms import ButtonForm
@@ -36,21 +37,28 @@ def purchases_list() -> ResponseReturnValue:
     category = request.args.get("category") or None
     if category not in {None, *Category}:
         category = None
-    page = pages.page_arg()
+    params = page_request(per_page=PER_PAGE)
+    page = params.page
     rows, total = purchases.list_purchases(
         request_uow().session,
         current_actor(),
-        purchases.PurchaseFilter(state=state, category=category, page=page, per_page=PER_PAGE),
+        purchases.PurchaseFilter(state=state, category=category, page=page, per_page=params.per_page, q=params.q),
     )
     return render_template(
         "purchases/list.html",
         rows=rows,
         total=total,
         page=page,
-        pages=pages.page_count(total, PER_PAGE),
+        pages=pages.page_count(total, params.per_page),
         states=list(PurchaseState),
         categories=list(Category),
-        filters={"state": state or "", "category": category or ""},
+        q=params.q or "",
+        filters={
+            "state": state or "",
+            "category": category or "",
+            "q": params.q or "",
+            "per_page": params.per_page if params.per_page != PER_PAGE else "",
+        },
     )
 
 
