@@ -178,9 +178,10 @@ class Settings:
     # The province demo of `make run` (CLOUDMGR_DEMO, off by default, refused in production and
     # with OpenStack): the simulated clouds are province-sized (cloudmgr.cloud.simulated.province),
     # the legacy hosts a runbook reaches are directories under ``instance_path/demo-hosts``
-    # (Ansible's local connection, cloudmgr.runbooks.demo_hosts), and the programme's deadlines
-    # come from ``instance_path/demo-programme.yaml`` that `cloudmgr programme seed-demo` writes
-    # relative to today.  No inventory file or runbook variable can turn it on.
+    # (Ansible's local connection, cloudmgr.runbooks.demo_hosts), and the programme's deadlines and
+    # the capacity targets come from ``instance_path/demo-programme.yaml`` and ``demo-capacity.yaml``
+    # that `cloudmgr programme seed-demo` writes relative to today.  No inventory file or runbook
+    # variable can turn it on.
     demo: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
@@ -327,7 +328,12 @@ def _settings_from(
         departments_file=Path(get("DEPARTMENTS_FILE", str(REPO_ROOT / "etc" / "departments.yaml"))),
         quotas_dir=Path(get("QUOTAS_DIR", str(REPO_ROOT / "quotas"))),
         rates_file=Path(get("RATES_FILE", str(REPO_ROOT / "etc" / "rates.yaml"))),
-        capacity_file=Path(get("CAPACITY_FILE", str(REPO_ROOT / "etc" / "capacity.yaml"))),
+        capacity_file=Path(
+            get(
+                "CAPACITY_FILE",
+                str(instance_path / "demo-capacity.yaml" if demo else REPO_ROOT / "etc" / "capacity.yaml"),
+            )
+        ),
         programme_file=Path(
             get(
                 "PROGRAMME_FILE",

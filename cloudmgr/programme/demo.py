@@ -4,7 +4,8 @@ inventory import, with ``CLOUDMGR_DEMO`` on): a province mid-programme, dated re
 * **Deadlines**: the demo's programme file (``<instance>/demo-programme.yaml``, the programme file of a
   demo) is written with the plan started 330 days ago, the cloud deadline 120 days ahead and the
   server rooms' 480 days ahead; the plan's own dates (etc/programme.yaml, 2018/2020) would make every
-  system thousands of days overdue.
+  system thousands of days overdue.  The demo's capacity file (``<instance>/demo-capacity.yaml``) keeps
+  etc/capacity.yaml's bases with targets for the demo's cloud on the same dates.
 * **History**: three waves finished months ago.  Their systems' VMs are booted on the simulated cloud
   (the flavors the wave check chose, in the departments' projects) and the systems are on the cloud;
   no runbook ran for them here, and their state changes say so.  Two systems carry their own due date,
@@ -29,12 +30,13 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from pathlib import Path
 
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloudmgr.config import Settings
+from cloudmgr.config import REPO_ROOT, Settings
 from cloudmgr.db import Database
 from cloudmgr.errors import ValidationFailed
 from cloudmgr.inventory.models import DONE_STATES, LegacySystem, SystemState
@@ -131,6 +133,7 @@ def seed_demo_programme(
         raise DemoNotEnabled("the programme demo needs CLOUDMGR_DEMO=1 (make run sets it) and the simulated cloud")
     day = today or tracking.today()
     path = write_programme_file(settings, day)
+    write_capacity_file(settings, day)
     summary = DemoSummary(str(path))
     summary.hosts, summary.targets = prepare_hosts(db, settings)
     with db.unit_of_work() as uow:
@@ -154,13 +157,9 @@ def seed_demo_programme(
     return summary
 
 
-def write_programme_file(settings: Settings, day: date) -> Any:
+def write_programme_file(settings: Settings, day: date) -> Path:
     """The demo's programme file, its dates relative to ``day`` (only ever inside the instance folder)."""
-    path = settings.programme_file
-    if not path.resolve().is_relative_to(settings.instance_path.resolve()):
-        raise DemoNotEnabled(
-            f"the demo writes its programme file in the instance folder, not {path} (unset CLOUDMGR_PROGRAMME_FILE)"
-        )
+    path = _in_instance(settings, settings.programme_file, "CLOUDMGR_PROGRAMME_FILE")
     start = day + timedelta(days=START_DAYS)
     cloud = day + timedelta(days=CLOUD_DEADLINE_DAYS)
     rooms = day + timedelta(days=ROOMS_DEADLINE_DAYS)
@@ -182,6 +181,40 @@ def write_programme_file(settings: Settings, day: date) -> Any:
         "reminder_every_days: 7\n",
         encoding="utf-8",
     )
+    return path
+
+
+#: The demo's capacity targets: the province's cloud grows from its 8 hosts (days from today, servers).
+CAPACITY_TARGETS = ((CLOUD_DEADLINE_DAYS, 12), (ROOMS_DEADLINE_DAYS, 16))
+
+
+def write_capacity_file(settings: Settings, day: date) -> Path:
+    """The demo's capacity file: etc/capacity.yaml's bases with targets relative to ``day`` (the plan's
+    are millions of servers in 2018 and 2020, the whole province's data centres)."""
+    path = _in_instance(settings, settings.capacity_file, "CLOUDMGR_CAPACITY_FILE")
+    plan = yaml.safe_load((REPO_ROOT / "etc" / "capacity.yaml").read_text(encoding="utf-8"))
+    plan["targets"] = [
+        {
+            "date": day + timedelta(days=days),
+            "servers": servers,
+            "label_zh": f"省级云平台扩容至{servers}台物理服务器（演示）",
+            "label_en": f"The province's cloud grown to {servers} physical servers (demo)",
+        }
+        for days, servers in CAPACITY_TARGETS
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"# Written by `cloudmgr programme seed-demo` on {day}: etc/capacity.yaml's bases, the demo's targets.\n"
+        + yaml.safe_dump(plan, allow_unicode=True, sort_keys=False),
+        encoding="utf-8",
+    )
+    return path
+
+
+def _in_instance(settings: Settings, path: Path, variable: str) -> Path:
+    """The demo writes its files in the instance folder only (never over etc/)."""
+    if not path.resolve().is_relative_to(settings.instance_path.resolve()):
+        raise DemoNotEnabled(f"the demo writes its files in the instance folder, not {path} (unset {variable})")
     return path
 
 
