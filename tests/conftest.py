@@ -11,6 +11,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,6 +201,21 @@ def seeded(runtime: Runtime) -> Runtime:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+_RUN_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Says where this run's screenshots of the pages are (the browser tests write them, one
+    folder per role, under test-artifacts/screenshots; under pytest-xdist a test's own output is
+    not shown, this line is)."""
+    shots = ARTIFACTS / "screenshots"
+    if not shots.is_dir():
+        return
+    fresh = [png for png in shots.rglob("*.png") if png.stat().st_mtime >= _RUN_STARTED]
+    if fresh:
+        terminalreporter.write_line(f"screenshots of the pages: {shots}/<role>/<page>-<width>.png ({len(fresh)} files)")
 
 
 # --- the lab OpenStack ---------------------------------------------------------------------
