@@ -137,6 +137,31 @@ def test_staff_import_all_or_nothing_then_list_filter_and_export(app: Flask, jou
     assert "<h1>" in detail and "JYT-MSTP-001" in detail and 'data-testid="rule-target"' in detail
 
 
+def test_staff_import_an_xlsx_workbook(app: Flask, journey: Journey) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    titles = ["编号", "部门", "运营商", "类型", "带宽", "A端", "A端市", "B端", "B端市", "月租", "合同开始", "合同结束"]
+    sheet.append(titles)
+    sheet.append(["X-1", "prov-education", "中国移动", "裸光纤", 1000, "甲", "廊坊市", "乙", "廊坊市", 5000,
+                  date(2024, 1, 1), date(2028, 1, 1)])  # fmt: skip
+    sheet.append(["X-2", "prov-education", "中国移动", "裸光纤", "=1+1", "甲", "廊坊市", "乙", "廊坊市", 5000,
+                  date(2024, 1, 1), date(2028, 1, 1)])  # fmt: skip
+    out = io.BytesIO()
+    book.save(out)
+    staff = logged_in(app, "zhangwei")
+    response = upload(staff, out.getvalue(), name="lines.xlsx")
+    assert response.status_code == 400 and "E3" in response.get_data(as_text=True)  # the formula cell
+    assert line_count(journey.rt) == 0
+    sheet.delete_rows(3)
+    out = io.BytesIO()
+    book.save(out)
+    assert upload(staff, out.getvalue(), name="lines.xlsx").status_code == 302
+    assert line_by_code(journey.rt, "X-1")[1] == LineState.IN_SERVICE
+
+
 def test_import_form_refuses_no_file_and_a_bad_type(app: Flask, journey: Journey) -> None:
     staff = logged_in(app, "zhangwei")
     token = csrf_token(staff.get("/portal/lines/import").get_data(as_text=True))
@@ -156,14 +181,17 @@ def test_staff_declare_a_line_with_its_systems(app: Flask, journey: Journey) -> 
     assert "jyt-exam01" in page and "hrss-web01" not in page  # only the department's systems to pick
     for label in ("code", "carrier", "line_type", "bandwidth_mbps", "a_site", "a_city", "monthly_rent", "systems"):
         assert f'for="{label}"' in page
+    new = "/portal/lines/new"
     response = post_form(
         staff, "/portal/lines/new", declare_form(bandwidth_mbps="", a_city=""), page="/portal/lines/new"
     )
     assert response.status_code == 400 and line_count(journey.rt) == 0
     response = post_form(staff, "/portal/lines/new", declare_form(systems="hrss-web01"), page="/portal/lines/new")
     assert response.status_code == 400 and line_count(journey.rt) == 0  # not one of theirs to pick
-    response = post_form(staff, "/portal/lines/new", declare_form(contract_end="2020-01-01"), page="/portal/lines/new")
-    assert response.status_code == 400 and "合同结束" in response.get_data(as_text=True)
+    response = post_form(staff, new, declare_form(contract_end="2020-01-01"), page=new)
+    assert response.status_code == 400 and "contract_end-error" in response.get_data(as_text=True)
+    response = post_form(staff, new, declare_form(code="线路 1"), page=new)
+    assert response.status_code == 400 and "code-error" in response.get_data(as_text=True)
     response = post_form(
         staff, "/portal/lines/new", declare_form(systems="jyt-exam01", classified="y"), page="/portal/lines/new"
     )

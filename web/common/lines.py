@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from cloudmgr.lines import services as lines
 from cloudmgr.lines.models import Carrier, LineState, LineTarget, LineType
@@ -220,7 +220,14 @@ class LineForm(SafeForm):
 
     code = StringField(
         _l("Line number"),
-        validators=[DataRequired(REQUIRED), Length(max=64)],
+        validators=[
+            DataRequired(REQUIRED),
+            Length(max=64),
+            Regexp(
+                r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$",
+                message=_l("Use letters, digits and . _ - / only, starting with a letter or a digit."),
+            ),
+        ],
         description=_l("The carrier's circuit number, or your department's own number for the line."),
     )
     carrier = SelectField(_l("Carrier"), choices=_choices(CARRIER_NAMES), validators=[InputRequired(REQUIRED)])
@@ -246,6 +253,14 @@ class LineForm(SafeForm):
     classified = BooleanField(_l("It carries classified business"))
     public_facing = BooleanField(_l("It serves the public"))
     submit = SubmitField(_l("Declare the line"))
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = bool(super().validate(extra_validators))
+        start, end = self.contract_start.data, self.contract_end.data
+        if start is not None and end is not None and end < start:
+            self.contract_end.errors.append(_("The contract ends before it starts."))
+            ok = False
+        return ok
 
     def fill_choices(self, choices: lines.LinkChoices, locale: str) -> None:
         self.a_city.choices = city_choices(_l("Choose a city"))
