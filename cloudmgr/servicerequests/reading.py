@@ -41,6 +41,8 @@ class RequestFilter:
     department_id: int | None = None
     page: int = 1
     per_page: int = 25
+    #: words searched in the number, name, application system, author and justification
+    q: str | None = None
 
 
 def department_filter(session: Session, actor: Actor, department_key: str | None) -> int | None:
@@ -50,6 +52,16 @@ def department_filter(session: Session, actor: Actor, department_key: str | None
     if department_key is None or actor.is_department:
         return None
     return get_department(session, department_key).id
+
+
+#: What a search of requests looks in (the request lists and the approval queues alike).
+REQUEST_SEARCH = (
+    ServiceRequest.id,
+    ServiceRequest.name_prefix,
+    ServiceRequest.application_system,
+    ServiceRequest.created_by,
+    ServiceRequest.justification,
+)
 
 
 def _filtered_requests(actor: Actor, filters: RequestFilter) -> Select[tuple[ServiceRequest]]:
@@ -63,7 +75,7 @@ def _filtered_requests(actor: Actor, filters: RequestFilter) -> Select[tuple[Ser
         query = query.where(ServiceRequest.state == filters.state)
     if filters.cloud_key:
         query = query.join(Cloud, Cloud.id == ServiceRequest.cloud_id).where(Cloud.key == filters.cloud_key)
-    return query
+    return search(query, filters.q, *REQUEST_SEARCH)
 
 
 def _window(query: Select[Any], filters: RequestFilter) -> Select[Any]:
@@ -173,15 +185,7 @@ def awaiting_page(
     query = _awaiting_query(session, actor)
     if department_id is not None and not actor.is_department:
         query = query.where(ServiceRequest.department_id == department_id)
-    query = search(
-        query,
-        params.q,
-        ServiceRequest.id,
-        ServiceRequest.name_prefix,
-        ServiceRequest.application_system,
-        ServiceRequest.created_by,
-        ServiceRequest.justification,
-    ).options(
+    query = search(query, params.q, *REQUEST_SEARCH).options(
         joinedload(ServiceRequest.cloud),
         joinedload(ServiceRequest.department),
         joinedload(ServiceRequest.flavor),

@@ -217,3 +217,29 @@ def test_moves_list_takes_search_and_bad_paging(app: Flask, journey: Journey) ->
     for query in ("page=-1", "per_page=99999999999", "state=nope&kind=nope", "q=" + "x" * 300):
         assert ops.get(f"/ops/moves?{query}").status_code == 200, query
     assert 'role="status"' in ops.get("/ops/moves?state=nope").get_data(as_text=True)
+
+
+REQUEST_LINKS = re.compile(r"#(\d+)<")
+
+
+def test_request_lists_search_within_the_wall(app: Flask, journey: Journey) -> None:
+    education = journey.submit(count=1, prefix="eduweb")
+    other = journey.submit(count=1, prefix="eduapp")
+    health = _health_request(journey, prefix="hisweb")
+    staff = logged_in(app, "zhangwei")
+    assert set(map(int, REQUEST_LINKS.findall(staff.get("/portal/requests").get_data(as_text=True)))) == {
+        education,
+        other,
+    }
+    assert REQUEST_LINKS.findall(staff.get("/portal/requests?q=eduweb").get_data(as_text=True)) == [str(education)]
+    for query in ("q=hisweb", f"q={health}", "q=web&cloud=health"):
+        assert str(health) not in REQUEST_LINKS.findall(staff.get(f"/portal/requests?{query}").get_data(as_text=True))
+    ops = logged_in(app, "operator")
+    found = REQUEST_LINKS.findall(ops.get("/ops/requests?q=web").get_data(as_text=True))
+    assert set(map(int, found)) == {education, health}
+    assert REQUEST_LINKS.findall(ops.get("/ops/requests?q=web&department=prov-health").get_data(as_text=True)) == [
+        str(health)
+    ]
+    for client, path in ((staff, "/portal/requests"), (ops, "/ops/requests")):
+        for query in ("page=-1", "per_page=100000000000", "per_page=1&page=99", "q=%25%5C_"):
+            assert client.get(f"{path}?{query}").status_code == 200, (path, query)

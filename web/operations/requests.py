@@ -59,7 +59,8 @@ def requests() -> ResponseReturnValue:
         cloud_key = None
     dept_key = request.args.get("department") or None
     department = next((d for d in departments if d.key == dept_key), None)
-    page = pages.page_arg()
+    params = page_request(per_page=PER_PAGE)
+    page = params.page
     listing = listcache.RequestPage.read(
         session,
         current_actor(),
@@ -68,7 +69,8 @@ def requests() -> ResponseReturnValue:
             cloud_key=cloud_key,
             department_id=department.id if department else None,
             page=page,
-            per_page=PER_PAGE,
+            per_page=params.per_page,
+            q=params.q,
         ),
     )
     return listcache.cached_page(
@@ -84,14 +86,17 @@ def requests() -> ResponseReturnValue:
             ),
             total=listing.total,
             page=page,
-            pages=pages.page_count(listing.total, PER_PAGE),
+            pages=pages.page_count(listing.total, params.per_page),
             clouds=clouds,
             departments=departments,
             states=list(RequestState),
+            q=params.q or "",
             filters={
                 "state": state or "",
                 "cloud": cloud_key or "",
                 "department": department.key if department else "",
+                "q": params.q or "",
+                "per_page": params.per_page if params.per_page != PER_PAGE else "",
             },
         ),
     )

@@ -18,6 +18,7 @@ from web.common import approval_pages, listcache
 from web.common import request_pages as pages
 from web.common.display import money, refusal_text
 from web.common.labels import zone_label
+from web.common.listing import page_request
 from web.common.selfservice_forms import ButtonForm, NewRequestForm, legacy_system_choices
 from web.core.i18n import current_locale
 from web.core.security import current_actor
@@ -127,12 +128,15 @@ def requests() -> ResponseReturnValue:
     if state not in {None, *RequestState}:
         state = None
     cloud_key = request.args.get("cloud") or None
-    page = pages.page_arg()
+    params = page_request(per_page=PER_PAGE)
+    page = params.page
     clouds = listcache.department_cloud_choices(session, actor.department_id)
     if cloud_key not in {None, *(c.key for c in clouds)}:
         cloud_key = None
     listing = listcache.RequestPage.read(
-        session, actor, sr.RequestFilter(state=state, cloud_key=cloud_key, page=page, per_page=PER_PAGE)
+        session,
+        actor,
+        sr.RequestFilter(state=state, cloud_key=cloud_key, page=page, per_page=params.per_page, q=params.q),
     )
     return listcache.cached_page(
         (listing.version, tuple(clouds)),
@@ -146,10 +150,16 @@ def requests() -> ResponseReturnValue:
             ),
             total=listing.total,
             page=page,
-            pages=pages.page_count(listing.total, PER_PAGE),
+            pages=pages.page_count(listing.total, params.per_page),
             clouds=clouds,
             states=list(RequestState),
-            filters={"state": state or "", "cloud": cloud_key or ""},
+            q=params.q or "",
+            filters={
+                "state": state or "",
+                "cloud": cloud_key or "",
+                "q": params.q or "",
+                "per_page": params.per_page if params.per_page != PER_PAGE else "",
+            },
         ),
     )
 
