@@ -21,7 +21,7 @@ from cloudmgr.servicerequests.errors import (
     ServerNotFound,
 )
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
-from cloudmgr.servicerequests.states import RequestState
+from cloudmgr.servicerequests.states import RequestState, ServerState
 
 
 def get_request(session: Session, actor: Actor, request_id: int, *, for_update: bool = False) -> ServiceRequest:
@@ -204,6 +204,36 @@ def list_servers(
     if request_id is not None:
         query = query.where(ManagedServer.request_id == request_id)
     return session.scalars(query.order_by(ManagedServer.id.desc()).limit(limit)).all()
+
+
+#: Servers that no longer exist: a list of servers hides them unless their state is asked for.
+GONE_SERVER_STATES = (ServerState.DELETED, ServerState.CANCELLED)
+
+
+def servers_page(
+    session: Session, actor: Actor, params: PageRequest, *, state: str | None = None
+) -> Page[ManagedServer]:
+    """A page of the servers ``actor`` sees, newest first: one state, or every one still there;
+    searched in the name, the cloud's id, the address record and the application system."""
+    query = select(ManagedServer).options(
+        selectinload(ManagedServer.cloud), selectinload(ManagedServer.flavor), selectinload(ManagedServer.request)
+    )
+    if actor.department_scope is not None:
+        query = query.where(ManagedServer.department_id == actor.department_scope)
+    if state in {s.value for s in ServerState}:
+        query = query.where(ManagedServer.state == state)
+    else:
+        query = query.where(ManagedServer.state.not_in(GONE_SERVER_STATES))
+    query = query.join(ServiceRequest, ServiceRequest.id == ManagedServer.request_id)
+    query = search(
+        query,
+        params.q,
+        ManagedServer.name,
+        ManagedServer.server_id,
+        ManagedServer.request_id,
+        ServiceRequest.application_system,
+    )
+    return paginate(session, query, params, ManagedServer.id.desc())
 
 
 def get_server(session: Session, actor: Actor, server_id: int) -> ManagedServer:

@@ -93,6 +93,7 @@ from cloudmgr.servicerequests.reading import (
     list_servers,
     request_page_version,
     requests_by_ids,
+    servers_page,
 )
 from cloudmgr.servicerequests.submission import create_request, may_submit, submit_request
 
@@ -177,5 +178,6 @@ __all__ = [
     "requests_by_ids",
     "retry_server",
     "server_action",
+    "servers_page",
     "submit_request",
 ]

@@ -243,3 +243,23 @@ def test_request_lists_search_within_the_wall(app: Flask, journey: Journey) -> N
     for client, path in ((staff, "/portal/requests"), (ops, "/ops/requests")):
         for query in ("page=-1", "per_page=100000000000", "per_page=1&page=99", "q=%25%5C_"):
             assert client.get(f"{path}?{query}").status_code == 200, (path, query)
+
+
+SERVER_ROWS = re.compile(r'href="/portal/servers/(\d+)"')
+
+
+def test_server_list_searches_and_pages_within_the_wall(app: Flask, journey: Journey) -> None:
+    request_id = journey.active_request(count=2, prefix="srvfind")
+    servers = [server_id for server_id, _name, _state in journey.servers(request_id)]
+    staff = logged_in(app, "zhangwei")
+    listed = set(map(int, SERVER_ROWS.findall(staff.get("/portal/servers").get_data(as_text=True))))
+    assert listed == set(servers)
+    assert set(map(int, SERVER_ROWS.findall(staff.get("/portal/servers?q=srvfind").get_data(as_text=True)))) == set(
+        servers
+    )
+    assert SERVER_ROWS.findall(staff.get("/portal/servers?q=nothing-like-it").get_data(as_text=True)) == []
+    assert len(set(SERVER_ROWS.findall(staff.get("/portal/servers?per_page=1&page=2").get_data(as_text=True)))) == 1
+    head = logged_in(app, HEALTH_STAFF)
+    assert SERVER_ROWS.findall(head.get("/portal/servers?q=srvfind").get_data(as_text=True)) == []
+    for query in ("page=-1", "per_page=99999999999", "state=nope"):
+        assert staff.get(f"/portal/servers?{query}").status_code == 200, query

@@ -21,6 +21,8 @@ from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.states import ServerState
 from cloudmgr.storage import services as storage
 from web.common.display import money, refusal_text
+from web.common.labels import server_state_label
+from web.common.listing import ListView, filter_arg, page_request
 from web.common.selfservice_forms import ButtonForm, DeleteServerForm, ExtendForm, ResizeForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
@@ -36,20 +38,27 @@ from web.portal.snapshots import (
 from web.portal.storage import state_label, storage_problem_reason, storage_problem_text
 
 # Shown unless asked for: servers that no longer exist are history.
-GONE = {ServerState.DELETED.value, ServerState.CANCELLED.value}
 ID = "<int(max=2147483647):server_id>"
 COPY_ID = "<int(max=2147483647):copy_id>"
 
 
 @bp.get("/servers")
 def servers() -> ResponseReturnValue:
-    state = request.args.get("state") or None
-    if state not in {None, *ServerState}:
-        state = None
-    rows = sr.list_servers(request_uow().session, current_actor(), state=state)
-    if state is None:
-        rows = [s for s in rows if s.state not in GONE]
-    return render_template("portal/servers.html", rows=rows, state=state or "", states=list(ServerState))
+    view = ListView(
+        endpoint="portal.servers",
+        params=page_request(),
+        filters=[
+            filter_arg(
+                "state",
+                _("State"),
+                [(s.value, server_state_label(s.value)) for s in ServerState],
+                all_label=_("Existing servers"),
+            )
+        ],
+        search_hint=_("Server name, cloud ID, request number or application system"),
+    )
+    view.page = sr.servers_page(request_uow().session, current_actor(), view.params, state=view.value("state") or None)
+    return render_template("portal/servers.html", rows=view.page.rows, view=view)
 
 
 def _server_page(
