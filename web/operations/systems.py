@@ -165,7 +165,7 @@ class SystemsToWaveForm(SafeForm):
 
 
 def _to_wave_form(formdata: object = None) -> SystemsToWaveForm:
-    form = SystemsToWaveForm(formdata=formdata) if formdata is not None else SystemsToWaveForm(formdata=None)
+    form = SystemsToWaveForm(formdata=formdata)
     form.wave_id.choices = [
         (w.id, f"#{w.id} {w.name} · {w.cloud.display_name(current_locale())} · {zone_label(w.zone)}")
         for w in programme.editable_waves(request_uow().session)
@@ -225,7 +225,7 @@ def systems_to_wave() -> ResponseReturnValue:
     except DomainError as exc:
         restart_request_uow()
         form.form_errors.append(refusal_text(exc))
-        return _systems_page(to_wave=_to_wave_form(request.form), status=exc.http_status)
+        return _systems_page(to_wave=form, status=exc.http_status)
     added = len(outcome.added)
     flash(
         ngettext(
