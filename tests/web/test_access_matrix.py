@@ -109,6 +109,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.list_requests": LOGGED_IN,
     "api.get_request": LOGGED_IN,
     "api.create_request": DEPT,
+    "api.update_request_draft": DEPT,
     "api.quote_request": DEPT,
     "api.submit_request": DEPT,
     "api.approve_request": _roles(HEAD, OPERATOR, FINANCE),

@@ -8,6 +8,7 @@ from flask import Response, jsonify
 
 from cloudmgr.firewall.services import MAX_RULES, parse_rules
 from cloudmgr.organisation.models import Role
+from cloudmgr.paging import MAX_QUERY
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.services import MAX_COUNT, USER_DATA_MAX_BYTES, DataDisk, RequestFilter, RequestForm
 from cloudmgr.servicerequests.states import RequestState
@@ -125,6 +126,12 @@ LIST_PARAMETERS: list[JSON] = [
         "schema": {"type": "string"},
         "description": "A department's key (operators, finance; department users always get their own).",
     },
+    {
+        "name": "q",
+        "in": "query",
+        "schema": {"type": "string", "maxLength": 100},
+        "description": "Words to search for (every word must be found), as the list page's search box.",
+    },
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
     {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},
 ]
@@ -221,7 +228,14 @@ def list_requests() -> Response:
     listing = listcache.RequestPage.read(
         session,
         user.actor,
-        RequestFilter(state=state, cloud_key=cloud, department_id=department_id, page=page, per_page=per_page),
+        RequestFilter(
+            state=state,
+            cloud_key=cloud,
+            department_id=department_id,
+            page=page,
+            per_page=per_page,
+            q=query_str("q", max_length=MAX_QUERY),
+        ),
     )
     return Response(listing.json_body(session, request_json), mimetype="application/json")
 
@@ -257,6 +271,40 @@ def create_request() -> tuple[Response, int]:
         entry_point="api.request",
     )
     return jsonify(request_json(created, detail=True)), 201
+
+
+@api_route(
+    f"/requests/{ID}",
+    method="PUT",
+    summary="Change a draft (its author only): saved again, or submitted at once",
+    description=(
+        "The same body and checks as a creation (the classified rule, the catalog, the firewall on its zone; "
+        "the quota when submitted).  403 `not_your_turn` for anyone but its author, 404 for another "
+        "department's, 409 once it is no longer a draft; a refused change leaves the draft as it was."
+    ),
+    tags=("requests",),
+    roles=DEPARTMENT_ROLES,
+    request_body=NEW_REQUEST,
+    response=REQUEST_DETAIL,
+    errors=(403, 404, 409),
+    operation_id="update_request_draft",
+)
+def update_request_draft(request_id: int) -> Response:
+    body = Body()
+    form = _request_form(body)
+    submit = body.boolean("submit", default=False)
+    body.done()
+    form = _with_rules(body, form)
+    changed = sr.update_draft(
+        request_uow().session,
+        api_user().actor,
+        request_id,
+        form,
+        submit=submit,
+        settings=runtime().settings,
+        entry_point="api.request",
+    )
+    return jsonify(request_json(changed, detail=True))
 
 
 @api_route(
