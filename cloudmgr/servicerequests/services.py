@@ -95,7 +95,14 @@ from cloudmgr.servicerequests.reading import (
     requests_by_ids,
     servers_page,
 )
-from cloudmgr.servicerequests.submission import create_request, may_submit, submit_request
+from cloudmgr.servicerequests.submission import (
+    create_request,
+    draft_form,
+    may_edit,
+    may_submit,
+    submit_request,
+    update_draft,
+)
 
 __all__ = [
     "CANCELLABLE",
@@ -147,6 +154,7 @@ __all__ = [
     "deletion_preview",
     "department_filter",
     "department_overview",
+    "draft_form",
     "extend_expiry",
     "firewall_needs",
     "get_request",
@@ -160,6 +168,7 @@ __all__ = [
     "may_approve_any",
     "may_cancel",
     "may_decide",
+    "may_edit",
     "may_open_console",
     "may_read_console_log",
     "may_resize",
@@ -180,4 +189,5 @@ __all__ = [
     "server_action",
     "servers_page",
     "submit_request",
+    "update_draft",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
 from cloudmgr.firewall import services as firewall
+from cloudmgr.keys import services as keys
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.servicerequests.errors import (
@@ -19,7 +20,7 @@ from cloudmgr.servicerequests.errors import (
 )
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.placement import check_legacy_system
-from cloudmgr.servicerequests.quoting import RequestForm, approval_steps, validated
+from cloudmgr.servicerequests.quoting import DataDisk, RequestForm, ValidRequest, approval_steps, validated
 from cloudmgr.servicerequests.reading import get_request
 from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
 from cloudmgr.servicerequests.transitions import notify, record_transition, reserve_servers
@@ -39,35 +40,9 @@ def create_request(
     ("portal.request", "api.request") names the path in the classified rule's audit."""
     if actor.role not in {Role.DEPT_STAFF, Role.DEPT_HEAD}:
         raise RequestInvalid("only department users request VMs")
-    valid = validated(session, actor, form, today or date.today())
-    cloud, flavor, image, key = valid.cloud, valid.flavor, valid.image, valid.key
-    check_legacy_system(session, actor, form.legacy_system_id, entry_point)
-    assert actor.department_id is not None
-    cost = valid.monthly_cost(form.count)
-    request = ServiceRequest(
-        kind="create",
-        department_id=actor.department_id,
-        cloud_id=cloud.id,
-        zone=form.zone,
-        flavor_item_id=flavor.id,
-        image_item_id=image.id,
-        count=form.count,
-        name_prefix=form.name_prefix,
-        application_system=(form.application_system or "").strip() or None,
-        legacy_system_id=form.legacy_system_id,
-        justification=form.justification.strip(),
-        expires_on=form.expires_on,
-        monthly_cost=cost,
-        # The key is copied now: the user may delete it later, provisioning uses this copy.
-        ssh_key_name=key.name if key else None,
-        ssh_public_key=key.public_key if key else None,
-        ssh_key_fingerprint=key.fingerprint if key else None,
-        user_data=form.user_data or None,
-        data_disks=[disk.as_stored() for disk in valid.disks],
-        public_address=valid.address is not None,
-        state=RequestState.DRAFT,
-        created_by=actor.username,
-    )
+    request = ServiceRequest(kind="create", department_id=actor.department_id, state=RequestState.DRAFT)
+    valid = _write_draft(session, actor, request, form, today=today, entry_point=entry_point)
+    request.created_by = actor.username
     session.add(request)
     session.flush()
     # The firewall chosen (or the members-only default) is kept with the draft, in this unit of
@@ -81,6 +56,106 @@ def create_request(
     if submit:
         submit_request(session, actor, request.id, settings=settings, entry_point=entry_point)
     return request
+
+
+def _write_draft(
+    session: Session, actor: Actor, request: ServiceRequest, form: RequestForm, *, today: date | None, entry_point: str
+) -> ValidRequest:
+    """Check ``form`` by the request rules (:func:`validated`: the department's clouds, the
+    catalog, the classified rule on the legacy system …) and write it into the draft ``request``.
+    Raises before anything is written."""
+    valid = validated(session, actor, form, today or date.today())
+    check_legacy_system(session, actor, form.legacy_system_id, entry_point, request_id=request.id)
+    cloud, flavor, image, key = valid.cloud, valid.flavor, valid.image, valid.key
+    request.cloud_id = cloud.id
+    request.zone = form.zone
+    request.flavor_item_id = flavor.id
+    request.image_item_id = image.id
+    request.count = form.count
+    request.name_prefix = form.name_prefix
+    request.application_system = (form.application_system or "").strip() or None
+    request.legacy_system_id = form.legacy_system_id
+    request.justification = form.justification.strip()
+    request.expires_on = form.expires_on
+    request.monthly_cost = valid.monthly_cost(form.count)
+    # The key is copied now: the user may delete it later, provisioning uses this copy.
+    request.ssh_key_name = key.name if key else None
+    request.ssh_public_key = key.public_key if key else None
+    request.ssh_key_fingerprint = key.fingerprint if key else None
+    request.user_data = form.user_data or None
+    request.data_disks = [disk.as_stored() for disk in valid.disks]
+    request.public_address = valid.address is not None
+    return valid
+
+
+def may_edit(actor: Actor, request: ServiceRequest) -> bool:
+    """Whether ``actor`` may change ``request`` now: a draft of a new server, by its author alone
+    (a department head approves what colleagues ask for, not write it for them)."""
+    return request.state == RequestState.DRAFT and request.kind == "create" and request.created_by == actor.username
+
+
+def update_draft(
+    session: Session,
+    actor: Actor,
+    request_id: int,
+    form: RequestForm,
+    *,
+    submit: bool,
+    settings: Settings,
+    today: date | None = None,
+    entry_point: str = "request",
+) -> ServiceRequest:
+    """The author changes a draft: checked by the same rules as a new request (the department's
+    clouds, the catalog, the classified rule, the firewall on its zone …), then saved in place, and
+    submitted at once when ``submit`` (the quota is held at submission, as for a new request)."""
+    request = get_request(session, actor, request_id, for_update=True)  # another department's: not found
+    if request.created_by != actor.username:
+        raise NotYourTurn("only the author changes a draft")
+    if request.state != RequestState.DRAFT or request.kind != "create":
+        raise InvalidTransition(f"request {request.id} is {request.state}: only a draft can be changed")
+    valid = _write_draft(session, actor, request, form, today=today, entry_point=entry_point)
+    firewall.set_request_firewall(
+        session, request.id, request.department, form.zone, valid.firewall.template_ids, valid.firewall.rules
+    )
+    session.add(
+        RequestEvent(request_id=request.id, actor=actor.username, action="edit", from_state="draft", to_state="draft")
+    )
+    session.flush()
+    if submit:
+        submit_request(session, actor, request.id, settings=settings, entry_point=entry_point)
+    return request
+
+
+def draft_form(session: Session, actor: Actor, request: ServiceRequest) -> RequestForm:
+    """A draft as the form it was written from, to change it: its SSH key is the actor's key of the
+    same fingerprint (none if it is gone), its firewall the templates and rules it keeps."""
+    key_id = None
+    if request.ssh_key_fingerprint:
+        key_id = next(
+            (k.id for k in keys.list_keys(session, actor) if k.fingerprint == request.ssh_key_fingerprint), None
+        )
+    chosen = firewall.request_firewall(session, request.id, request.department, request.zone)
+    return RequestForm(
+        cloud_key=request.cloud.key,
+        zone=request.zone,
+        flavor_item_id=request.flavor_item_id,
+        image_item_id=request.image_item_id or 0,
+        count=request.count,
+        name_prefix=request.name_prefix,
+        justification=request.justification,
+        expires_on=request.expires_on,
+        application_system=request.application_system,
+        legacy_system_id=request.legacy_system_id,
+        ssh_key_id=key_id,
+        user_data=request.user_data,
+        data_disks=tuple(
+            DataDisk(int(disk["size_gb"]), volume_type_item_id=disk.get("volume_type_item_id"))
+            for disk in request.data_disks or ()
+        ),
+        public_address=request.public_address,
+        firewall_templates=tuple(t.id for t in chosen.templates),
+        firewall_rules=tuple(chosen.own_rules),
+    )
 
 
 def _may_submit_as(actor: Actor, request: ServiceRequest) -> bool:

@@ -72,6 +72,7 @@ def request_detail_page(
         "can_decide": may_decide(req),
         "can_cancel": may_cancel(req),
         "can_submit": may_submit(req),
+        "can_edit": area == "portal" and sr.may_edit(actor, req),
         "can_retry": sr.may_retry(actor),
         "retryable": {server.id for server in req.servers if sr.may_retry(actor, server)},
         "decision_form": decision_form or DecisionForm(formdata=None),

@@ -201,6 +201,26 @@ class NewRequestForm(SafeForm):
         except RuleInvalid as exc:
             raise ValidationError(rule_problem_text(exc)) from None
 
+    def fill_from(self, wanted: RequestForm) -> None:
+        """Show a saved draft (``servicerequests.draft_form``) in the form, to change it."""
+        self.zone.data = wanted.zone
+        self.flavor.data = wanted.flavor_item_id
+        self.image.data = wanted.image_item_id
+        self.count.data = wanted.count
+        self.name_prefix.data = wanted.name_prefix
+        self.justification.data = wanted.justification
+        self.expires_on.data = wanted.expires_on
+        self.application_system.data = wanted.application_system or ""
+        self.legacy_system.data = wanted.legacy_system_id
+        self.ssh_key.data = wanted.ssh_key_id
+        self.user_data.data = wanted.user_data or ""
+        rows = ((self.disk1_size, self.disk1_type), (self.disk2_size, self.disk2_type))
+        for (size, volume_type), disk in zip(rows, wanted.data_disks, strict=False):
+            size.data, volume_type.data = disk.size_gb, disk.volume_type_item_id
+        self.public_address.data = wanted.public_address
+        self.firewall_template_ids.data = [t for t in wanted.firewall_templates if isinstance(t, int)]
+        self.firewall_rules.data = "\n".join(rule.as_line() for rule in wanted.firewall_rules)
+
     def own_firewall_rules(self) -> tuple[RuleSpec, ...]:
         """The rules typed (checked by validate_firewall_rules; RuleInvalid if called unchecked)."""
         return tuple(parse_rule_lines(self.firewall_rules.data or "", "firewall_rules"))

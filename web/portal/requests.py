@@ -64,15 +64,32 @@ def _set_choices(form: NewRequestForm, cat: sr.OrderCatalog) -> None:
 @bp.route("/requests/new", methods=["GET", "POST"])
 def new_request() -> ResponseReturnValue:
     """Choose a cloud (``?cloud=``), then the zone, flavor, image …; preview; save or submit."""
+    return _request_form_page(None)
+
+
+@bp.route("/requests/<int(max=2147483647):request_id>/edit", methods=["GET", "POST"])
+def edit_request(request_id: int) -> ResponseReturnValue:
+    """A draft opened again by its author: changed, previewed, saved again or submitted."""
+    return _request_form_page(request_id)
+
+
+def _request_form_page(draft_id: int | None) -> ResponseReturnValue:
     actor = current_actor()
-    cloud_key = request.args.get("cloud") or None
+    draft = None
+    if draft_id is not None:
+        draft = sr.get_request(request_uow().session, actor, draft_id)  # another department's: 404
+        if not sr.may_edit(actor, draft):
+            abort(409 if draft.state != RequestState.DRAFT else 403)  # submitted since, or a colleague's
+    cloud_key = request.args.get("cloud") or (draft.cloud.key if draft is not None else None)
     cat = _catalog(cloud_key)
     form = NewRequestForm()
     quote = None
     status = 200
     if cat.cloud is not None:
         _set_choices(form, cat)
-        if request.method == "GET":
+        if request.method == "GET" and draft is not None:
+            form.fill_from(sr.draft_form(request_uow().session, actor, draft))
+        elif request.method == "GET":
             zones = [z.zone for z in cat.cloud.zones]
             form.zone.data = "extranet" if "extranet" in zones else (zones[0] if zones else None)
             form.flavor.data = cat.flavors[0].id if cat.flavors else None
@@ -84,25 +101,14 @@ def new_request() -> ResponseReturnValue:
                 if form.preview.data or not (form.save_draft.data or form.submit.data):
                     quote = sr.quote(session, actor, wanted, entry_point="portal.quote")
                 else:
-                    created = sr.create_request(
-                        session,
-                        actor,
-                        wanted,
-                        submit=bool(form.submit.data),
-                        settings=runtime().settings,
-                        entry_point="portal.request",
-                    )
-                    if created.state == RequestState.DRAFT.value:
-                        flash(_("Request #%(id)d was saved as a draft.", id=created.id), "success")
-                    else:
-                        flash(_("Request #%(id)d was submitted for approval.", id=created.id), "success")
-                    return redirect(url_for("portal.request_detail", request_id=created.id))
+                    return _save(draft_id, wanted, submit=bool(form.submit.data))
             except DomainError as exc:
                 restart_request_uow()
                 form.form_errors.append(refusal_text(exc))
                 status = exc.http_status
                 cat = _catalog(cloud_key)
                 _set_choices(form, cat)
+                draft = sr.get_request(request_uow().session, actor, draft_id) if draft_id is not None else None
         else:
             status = 400
     elif request.method == "POST":
@@ -114,9 +120,28 @@ def new_request() -> ResponseReturnValue:
             cat=cat,
             quote=quote,
             flavors={item.id: item for item in cat.flavors},
+            draft=draft,
         ),
         status,
     )
+
+
+def _save(draft_id: int | None, wanted: sr.RequestForm, *, submit: bool) -> ResponseReturnValue:
+    """A new request or the draft changed, saved as a draft or submitted: the same rules both ways."""
+    session, actor, settings = request_uow().session, current_actor(), runtime().settings
+    if draft_id is None:
+        saved = sr.create_request(
+            session, actor, wanted, submit=submit, settings=settings, entry_point="portal.request"
+        )
+    else:
+        saved = sr.update_draft(
+            session, actor, draft_id, wanted, submit=submit, settings=settings, entry_point="portal.request"
+        )
+    if saved.state == RequestState.DRAFT.value:
+        flash(_("Request #%(id)d was saved as a draft.", id=saved.id), "success")
+    else:
+        flash(_("Request #%(id)d was submitted for approval.", id=saved.id), "success")
+    return redirect(url_for("portal.request_detail", request_id=saved.id))
 
 
 @bp.get("/requests")
