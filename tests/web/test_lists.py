@@ -263,3 +263,30 @@ def test_server_list_searches_and_pages_within_the_wall(app: Flask, journey: Jou
     assert SERVER_ROWS.findall(head.get("/portal/servers?q=srvfind").get_data(as_text=True)) == []
     for query in ("page=-1", "per_page=99999999999", "state=nope"):
         assert staff.get(f"/portal/servers?{query}").status_code == 200, query
+
+
+def _token(journey: Journey, username: str) -> dict[str, str]:
+    from cloudmgr.organisation import services as org
+    from cloudmgr.organisation.actor import Actor
+
+    with journey.rt.db.unit_of_work() as uow:
+        user = org.get_user_by_name(uow.session, username)
+        token = org.issue_token(uow.session, user, name="lists", expires_at=None, actor=Actor.system("test")).token
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_api_lists_search_like_the_pages_within_the_wall(app: Flask, journey: Journey) -> None:
+    education = journey.submit(count=1, prefix="apifind")
+    health = _health_request(journey, prefix="apifind")
+    client = app.test_client()
+    staff = _token(journey, "zhangwei")
+    body = client.get("/api/v1/requests?q=apifind", headers=staff).get_json()
+    assert [item["id"] for item in body["items"]] == [education] and body["total"] == 1
+    operator = _token(journey, "operator")
+    body = client.get("/api/v1/requests?q=apifind", headers=operator).get_json()
+    assert {item["id"] for item in body["items"]} == {education, health}
+    assert client.get("/api/v1/requests?q=" + "x" * 101, headers=operator).status_code == 400
+    purchase = _purchase(journey, HEALTH_STAFF, "医保结算系统")
+    assert client.get("/api/v1/purchases?q=医保", headers=staff).get_json()["items"] == []
+    found = client.get("/api/v1/purchases?q=医保", headers=operator).get_json()["items"]
+    assert [item["id"] for item in found] == [purchase]

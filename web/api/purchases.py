@@ -9,6 +9,7 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from cloudmgr.organisation.models import Role
+from cloudmgr.paging import MAX_QUERY
 from cloudmgr.purchases import reports, services, showback
 from cloudmgr.purchases.models import BlockBasis, Category, PurchaseRequest, PurchaseState
 from cloudmgr.purchases.services import ItemInput, PurchaseFilter, PurchaseForm
@@ -274,6 +275,12 @@ LIST_PARAMETERS: list[JSON] = [
     {"name": "state", "in": "query", "schema": {"type": "string", "enum": [s.value for s in PurchaseState]}},
     {"name": "category", "in": "query", "schema": {"type": "string", "enum": [c.value for c in Category]}},
     {"name": "department", "in": "query", "schema": {"type": "string"}, "description": "finance, operators"},
+    {
+        "name": "q",
+        "in": "query",
+        "schema": {"type": "string", "maxLength": 100},
+        "description": "Words to search for (every word must be found), as the list page's search box.",
+    },
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
     {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},
 ]
@@ -299,7 +306,14 @@ def list_purchases() -> Response:
     rows, total = services.list_purchases(
         request_uow().session,
         api_user().actor,
-        PurchaseFilter(state=state, category=category, department_key=department_key, page=page, per_page=per_page),
+        PurchaseFilter(
+            state=state,
+            category=category,
+            department_key=department_key,
+            page=page,
+            per_page=per_page,
+            q=query_str("q", max_length=MAX_QUERY),
+        ),
     )
     return jsonify({"items": [purchase_json(p) for p in rows], "total": total, "page": page, "per_page": per_page})
 
