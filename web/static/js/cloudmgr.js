@@ -70,7 +70,8 @@
   });
   // A table wider than its .table-wrap scrolls inside it; the wrapper then takes keyboard
   // focus (arrow keys scroll it) and is a region named after the table's caption or the
-  // section's heading. Checked again when the window changes size.
+  // section's heading. Checked again when the window changes size and when a live region
+  // (live.js) brings new rows.
   function scrollableTables() {
     document.querySelectorAll(".table-wrap").forEach(function (wrap) {
       if (wrap.scrollWidth > wrap.clientWidth) {
@@ -93,8 +94,18 @@
       }
     });
   }
+  var tablesCheck = null;
+  function checkTablesSoon() {
+    if (tablesCheck === null) {
+      tablesCheck = window.requestAnimationFrame(function () {
+        tablesCheck = null;
+        scrollableTables();
+      });
+    }
+  }
   scrollableTables();
-  window.addEventListener("resize", scrollableTables);
+  window.addEventListener("resize", checkTablesSoon);
+  new MutationObserver(checkTablesSoon).observe(document.body, { childList: true, subtree: true });
   // A destructive action (cancel, withdraw, stop, delete, reject, revert) carries
   // data-confirm="<what will happen>" on its form, or on its button when the form has others;
   // the browser asks before it is sent. Listening in the capture phase, a "no" stops the
