@@ -200,6 +200,10 @@ def test_staff_declare_a_line_with_its_systems(app: Flask, journey: Journey) -> 
     assert (state, target) == (LineState.IN_SERVICE, None)
     detail = staff.get(f"/portal/lines/{line_id}").get_data(as_text=True)
     assert "jyt-exam01" in detail
+    with journey.rt.db.unit_of_work() as uow:  # another department's line: not found by its id
+        theirs = make_line(uow.session, "HRSS-1", dept_key="ts-hrss").id
+    assert staff.get(f"/portal/lines/{theirs}").status_code == 404
+    assert "HRSS-1" not in staff.get("/portal/lines?q=HRSS").get_data(as_text=True)
     again = post_form(staff, "/portal/lines/new", declare_form(), page="/portal/lines/new")
     assert again.status_code == 400 and "已存在" in again.get_data(as_text=True)
 
