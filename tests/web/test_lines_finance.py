@@ -65,6 +65,8 @@ def test_renewal_flagged_and_blocked_with_a_reason(app: Flask, world: dict[str, 
     assert f'data-rental="{rental_id}"' in mine and 'data-state="submitted"' in mine
 
     finance = logged_in(app, "finance")
+    home = finance.get("/finance/").get_data(as_text=True)
+    assert re.search(r'data-testid="line-rentals-waiting"><span class="stat-value">1<', home)
     queue = finance.get("/finance/lines/rentals").get_data(as_text=True)
     assert re.search(rf'data-rental="{rental_id}" data-flagged="true"', queue)
     assert 'data-finding="extranet_reaches"' in queue

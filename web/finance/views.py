@@ -5,6 +5,7 @@ from collections import Counter
 from flask import render_template
 from flask.typing import ResponseReturnValue
 
+from cloudmgr.lines import services as lines
 from cloudmgr.organisation import services as org
 from cloudmgr.purchases import services as purchases
 from cloudmgr.servicerequests import services as sr
@@ -23,6 +24,8 @@ def home() -> ResponseReturnValue:
     waiting = len(sr.awaiting(session, current_actor()))
     # Both queues wait for finance: service requests and hardware purchases.
     purchases_waiting = purchases.count_review_queue(session, current_actor())
+    # ... and departments' requests to rent or renew dedicated lines (issue 19).
+    lines_waiting = lines.count_rentals_waiting(session)
     return render_template(
         "finance/home.html",
         clouds=clouds,
@@ -31,6 +34,7 @@ def home() -> ResponseReturnValue:
         levels=levels,
         waiting=waiting,
         purchases_waiting=purchases_waiting,
+        lines_waiting=lines_waiting,
     )
 
 
