@@ -69,6 +69,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "portal": DEPT,
     "portal.approvals": _roles(HEAD),
     "portal.decide": _roles(HEAD),
+    "portal.bulk_decide": _roles(HEAD),
     # A server's snapshots and deleting a volume's copies (issue 16): the department's, like the
     # rest of the portal (operators act on them through the API).
     "portal.take_server_snapshot": DEPT,
@@ -113,6 +114,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.quote_request": DEPT,
     "api.submit_request": DEPT,
     "api.approve_request": _roles(HEAD, OPERATOR, FINANCE),
+    "api.decide_requests": _roles(HEAD, OPERATOR, FINANCE),
     "api.reject_request": _roles(HEAD, OPERATOR, FINANCE),
     "api.cancel_request": _roles(STAFF, HEAD, OPERATOR),
     "api.list_servers": LOGGED_IN,

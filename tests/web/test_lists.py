@@ -290,3 +290,36 @@ def test_the_api_lists_search_like_the_pages_within_the_wall(app: Flask, journey
     assert client.get("/api/v1/purchases?q=医保", headers=staff).get_json()["items"] == []
     found = client.get("/api/v1/purchases?q=医保", headers=operator).get_json()["items"]
     assert [item["id"] for item in found] == [purchase]
+
+
+def test_the_api_decides_several_requests_and_names_the_refused(app: Flask, journey: Journey) -> None:
+    ready = journey.submit(count=1, prefix="apibulk")
+    journey.approve(ready, "lina")
+    early = journey.submit(count=1, prefix="apiearly")  # waits for the department head
+    client = app.test_client()
+    operator = _token(journey, "operator")
+    answer = client.post(
+        "/api/v1/approvals/decide",
+        json={"request_ids": [ready, early], "decision": "approve", "reason": "ok"},
+        headers=operator,
+    )
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["decided"] == [ready]
+    assert [(row["request_id"], row["error"]) for row in body["refused"]] == [(early, "not_your_turn")]
+    assert journey.request_state(ready) == "approved" and journey.request_state(early) == "submitted"
+    for bad in (
+        {"request_ids": [], "decision": "approve"},
+        {"request_ids": ["x"], "decision": "approve"},
+        {"request_ids": [early], "decision": "maybe"},
+        {"request_ids": [early], "decision": "reject"},  # no reason
+        {"request_ids": list(range(1, 300)), "decision": "approve"},
+    ):
+        assert client.post("/api/v1/approvals/decide", json=bad, headers=operator).status_code == 400, bad
+    staff = _token(journey, "zhangwei")
+    assert (
+        client.post(
+            "/api/v1/approvals/decide", json={"request_ids": [early], "decision": "approve"}, headers=staff
+        ).status_code
+        == 403
+    )

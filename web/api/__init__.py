@@ -23,6 +23,7 @@ by the services become ``{"error": code, "message": text}`` with their HTTP stat
 from __future__ import annotations
 
 from web.api import (  # noqa: F401  (registers the endpoints, before any app registers the blueprint)
+    approvals,
     backups,
     capacity,
     department_resources,
