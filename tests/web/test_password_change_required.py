@@ -83,6 +83,7 @@ def test_after_a_reset_the_new_password_comes_before_any_page(app: Flask, seeded
     # a POST elsewhere is held back too (nothing done on the way)
     assert client.post("/portal/keys", data={}).status_code == 302
 
+    client.get("/language/en?next=/account/password")  # the message in English, whatever the catalog holds
     same = _change(client, temporary, temporary)
     assert same.status_code == 400  # type: ignore[attr-defined]
     assert "Choose a password other than the current one." in same.get_data(as_text=True)  # type: ignore[attr-defined]

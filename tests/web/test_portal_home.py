@@ -41,7 +41,7 @@ def test_staff_see_their_servers_and_requests_with_counts(app: Flask, journey: J
     servers = journey.servers(active)
     assert all(state == "active" for _, _, state in servers)
     staff = logged_in(app, "zhangwei")
-    html = staff.get("/portal/").get_data(as_text=True)
+    html = staff.get("/portal/?lang=en").get_data(as_text=True)
 
     panel = html.split('data-testid="home-servers"')[1].split("</section>")[0]
     for server_id, name, _ in servers:
