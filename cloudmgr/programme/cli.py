@@ -273,7 +273,9 @@ def programme_seed_demo() -> None:
             f"programme demo: deadlines in {summary.programme_file}; {summary.hosts} demo hosts, "
             f"{summary.targets} runbook targets new"
         )
-        if summary.waves:
+        if summary.skipped:
+            click.echo(f"  waves and history not made: {summary.skipped}")
+        elif summary.waves:
             click.echo(
                 f"  waves: {', '.join(f'#{i} {n}' for n, i in summary.waves.items())}; "
                 f"{summary.programme_snapshots} programme and {summary.capacity_snapshots} capacity snapshots back"

@@ -41,6 +41,7 @@ from cloudmgr.db import Database
 from cloudmgr.errors import ValidationFailed
 from cloudmgr.inventory.models import DONE_STATES, LegacySystem, SystemState
 from cloudmgr.organisation.actor import Actor
+from cloudmgr.organisation.models import Cloud
 from cloudmgr.programme import tracking
 from cloudmgr.programme.checks import check_wave
 from cloudmgr.programme.config import read_programme_file
@@ -120,6 +121,7 @@ class DemoSummary:
     waves: dict[str, int] = field(default_factory=dict)  # name -> id (made by this run)
     programme_snapshots: int = 0
     capacity_snapshots: int = 0
+    skipped: str | None = None  # why the waves and the history were not made
 
 
 def seed_demo_programme(
@@ -141,6 +143,9 @@ def seed_demo_programme(
         if not seeded:
             _set_overdue(uow.session, day)
     if seeded:
+        return summary
+    summary.skipped = _lab_sized_clouds(db, registry)
+    if summary.skipped:
         return summary
     for spec in HISTORY:
         wave_id = _checked_wave(db, registry, spec, day)
@@ -216,6 +221,29 @@ def _in_instance(settings: Settings, path: Path, variable: str) -> Path:
     if not path.resolve().is_relative_to(settings.instance_path.resolve()):
         raise DemoNotEnabled(f"the demo writes its files in the instance folder, not {path} (unset {variable})")
     return path
+
+
+def _lab_sized_clouds(db: Database, registry: ProviderRegistry) -> str | None:
+    """Why the demo's waves cannot be made (None: they can): an instance folder from before the province
+    demo keeps its lab-sized simulated clouds (two small hosts, flavors up to 4 vCPU / 8 GB)."""
+    from cloudmgr.cloud.simulated.province import PROVINCE_FLAVORS
+
+    largest = PROVINCE_FLAVORS[-1].name
+    with db.unit_of_work() as uow:
+        clouds = list(
+            uow.session.scalars(select(Cloud).where(Cloud.key.in_({s.cloud_key for s in (*HISTORY, READY, AT_RISK)})))
+        )
+    small = [
+        c.key
+        for c in clouds
+        if largest not in {f.name for f in registry.for_cloud(c.key, c.os_cloud, c.region).list_flavors()}
+    ]
+    if not small:
+        return None
+    return (
+        f"the simulated clouds {', '.join(sorted(small))} were made before the province demo (no flavor {largest}); "
+        "remove the instance folder's simulated-clouds (or the whole instance folder) and run `make run` again"
+    )
 
 
 def _set_overdue(session: Session, day: date) -> None:

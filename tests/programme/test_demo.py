@@ -281,3 +281,31 @@ def test_the_ready_demo_wave_runs_end_to_end_without_root(demo: Demo) -> None:
             if as_nobody:
                 assert (target_dir / "state" / "app.pid").stat().st_uid == NOBODY
     assert _wave(demo, READY.name).state == WaveState.DONE
+
+
+def test_make_run_seeds_the_demo_programme_with_the_demo_on(tmp_path: Path) -> None:
+    """`make run` with a stand-in venv whose `cloudmgr` prints CLOUDMGR_DEMO and its arguments: the
+    programme is seeded after the inventory import, with the demo on (off when OpenStack is named)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    cloudmgr = venv / "bin" / "cloudmgr"
+    cloudmgr.write_text('#!/bin/sh\necho "demo=$CLOUDMGR_DEMO $*"\n')
+    cloudmgr.chmod(0o755)
+    (venv / ".installed-run").touch()  # newer than requirements.txt: nothing to install
+
+    def run(**extra: str) -> list[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDMGR_")} | extra
+        done = subprocess.run(
+            ["make", "-s", "run", f"VENV={venv}"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return [line for line in done.stdout.splitlines() if line.startswith("demo=")]
+
+    lines = run()
+    assert all(line.startswith("demo=1 ") for line in lines), lines
+    commands = [line.split(" ", 1)[1] for line in lines]
+    imported = commands.index("inventory import --only-new inventory/legacy.yml")
+    assert commands[imported + 1] == "programme seed-demo"
+    assert commands[-2:] == ["demo-logins", "serve"]
+    assert all(line.startswith("demo=0 ") for line in run(CLOUDMGR_CLOUD_PROVIDER="openstack"))
