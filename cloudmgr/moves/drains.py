@@ -58,25 +58,40 @@ class DrainPlan:
     def shortfall(self) -> dict[str, int]:
         return {rc: self.need[rc] - self.free.get(rc, 0) for rc in self.need if self.need[rc] > self.free.get(rc, 0)}
 
-    def refusal(self) -> str | None:
+    def refusal(self) -> Message | None:
         unplaced = self.unplaced
         if not unplaced:
             return None
-        units = {"VCPU": "vCPU", "MEMORY_MB": "MB RAM", "DISK_GB": "GB disk"}
+        # Units, not words: the sentence around them is translated where it is shown.
+        units = {"VCPU": "vCPU", "MEMORY_MB": "MB", "DISK_GB": "GB"}
         names = ", ".join(f"{s.name} ({s.vcpus} vCPU, {s.ram_mb} MB)" for s in unplaced[:10])
-        more = f" and {len(unplaced) - 10} more" if len(unplaced) > 10 else ""
+        if len(unplaced) > 10:
+            names += f" … (+{len(unplaced) - 10})"
         if not self.other_hosts:
-            return f"host {self.host} cannot be drained: there is no other enabled compute host to take its servers"
+            return message(
+                N_("host %(host)s cannot be drained: there is no other enabled compute host to take its servers"),
+                host=self.host,
+            )
         shortfall = self.shortfall
         if shortfall:
-            lack = ", ".join(f"{n} {units[rc]}" for rc, n in shortfall.items())
-            return (
-                f"host {self.host} cannot be drained: the other hosts ({', '.join(self.other_hosts)}) lack {lack} "
-                f"for its {len(self.servers)} servers; servers with no room: {names}{more}"
+            return message(
+                N_(
+                    "host %(host)s cannot be drained: the other hosts (%(hosts)s) lack %(lack)s "
+                    "for its %(count)s servers; servers with no room: %(names)s"
+                ),
+                host=self.host,
+                hosts=", ".join(self.other_hosts),
+                lack=", ".join(f"{n} {units[rc]}" for rc, n in shortfall.items()),
+                count=len(self.servers),
+                names=names,
             )
-        return (
-            f"host {self.host} cannot be drained: the other hosts have enough free capacity in all, but no single "
-            f"host has room for: {names}{more}"
+        return message(
+            N_(
+                "host %(host)s cannot be drained: the other hosts have enough free capacity in all, but no single "
+                "host has room for: %(names)s"
+            ),
+            host=self.host,
+            names=names,
         )
 
 
@@ -197,7 +212,7 @@ def start_drain(
             actor=actor,
             action="move.drain_refused",
             target_id=host,
-            reason=refusal,
+            reason=str(refusal),
             detail={"cloud": cloud.key, "shortfall": plan.shortfall, "unplaced": [s.name for s in plan.unplaced]},
         )
         MOVES_TOTAL.labels(kind=MoveKind.DRAIN.value, outcome="refused").inc()
