@@ -152,3 +152,4 @@ def test_every_logged_in_user_sees_change_password_as_a_header_button(app: Flask
     header = home.split("</header>")[0]
     button = re.search(r'<a class="button button-light user-password" href="/account/password"[^>]*>', header)
     assert button is not None and 'data-testid="change-password"' in button.group(0)
+    assert header[button.end() :].startswith("修改密码</a>")  # the Chinese UI by default
