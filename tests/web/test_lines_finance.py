@@ -143,6 +143,7 @@ def test_contracts_savings_and_programme_pages(app: Flask, world: dict[str, Any]
     assert "EDU-BD" not in department
     ops = logged_in(app, "operator").get("/ops/lines/programme").get_data(as_text=True)
     assert 'data-department="ts-hrss"' in ops and 'data-department="prov-education"' in ops
+    assert re.search(r'<a href="/ops/lines/\d+"><code>TS-QA</code></a>', ops)  # the operators open the line
 
 
 def test_new_line_request_through_the_page(app: Flask, world: dict[str, Any], journey_rt: Runtime) -> None:
