@@ -95,3 +95,10 @@ def test_departments_are_not_shown_the_hypervisor_operators_are(app: Flask, jour
     assert "compute-07" in ops.get(f"/ops/requests/{active}").get_data(as_text=True)
     headers = {"Authorization": f"Bearer {_token(journey.rt, 'operator')}"}
     assert app.test_client().get(f"/api/v1/servers/{server_id}", headers=headers).get_json()["host"] == "compute-07"
+
+
+def test_the_landing_page_speaks_chinese(app: Flask, journey: Journey) -> None:
+    """Needs /work/po-fragments/console.po merged into the catalog (the helper's new strings)."""
+    html = logged_in(app, "zhangwei").get("/portal/").get_data(as_text=True)
+    for text in ("本部门云主机", "我办理中的申请", "最近变更", "您还没有申请。"):
+        assert text in html, text
