@@ -41,8 +41,9 @@ from cloudmgr.lines.finance_models import (
     RentalKind,
     RentalState,
 )
-from cloudmgr.lines.models import TARGET_LABELS, Carrier, LineState, LineTarget, LineType, NetworkLine
+from cloudmgr.lines.models import Carrier, LineState, LineTarget, LineType, NetworkLine
 from cloudmgr.lines.rules import carries_classified, proposed_target
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 
@@ -79,11 +80,38 @@ def may_read_all(actor: Actor) -> bool:
 class Finding:
     kind: str  # extranet_reaches | retire_by_rule | cutover_planned | classified
     severity: str  # flag | info
-    message: str  # in Chinese, for people
+    message: Message  # for people, in their language where it is shown
     places: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "severity": self.severity, "message": self.message, "places": list(self.places)}
+        """Stored and answered: the English text, and the msgid and parameters a page translates."""
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": str(self.message),
+            "msgid": self.message.msgid,
+            "params": {k: _stored(v) for k, v in self.message.params.items()},
+            "places": list(self.places),
+        }
+
+
+def _stored(value: object) -> object:
+    return {"msgid": value.msgid, "params": dict(value.params)} if isinstance(value, Message) else value
+
+
+CLASSIFIED_TEXT = N_(
+    "It carries classified business: the extranet is no alternative; it belongs on the e-government intranet."
+)
+EXTRANET_TEXT = N_("The e-government extranet already reaches %(places)s: cut over to it instead of renting a line.")
+RETIRE_TEXT = N_("Every system it carries is on the cloud and its server rooms are closed: retire it, do not renew.")
+CUTOVER_TEXT = N_("Its cut-over onto %(target)s is planned for %(date)s, before the new contract would end.")
+#: A target's name, translated where it is shown.
+TARGET_WORDS = {
+    LineTarget.INTRANET: Message(N_("E-government intranet")),
+    LineTarget.EXTRANET: Message(N_("E-government extranet")),
+    LineTarget.INTERNET: Message(N_("Internet")),
+    LineTarget.RETIRE: Message(N_("Retire")),
+}
 
 
 def _place_of(city: str, county: str, township: str) -> Place:
@@ -105,7 +133,8 @@ def findings_for(session: Session, rental: LineRentalRequest, *, reached: set[Pl
     classified = rental.declared_classified or (line is not None and carries_classified(line))
     out: list[Finding] = []
     if classified:
-        out.append(Finding("classified", "info", "承载涉密业务：电子政务外网不是替代方案，应纳入电子政务内网"))
+        text = CLASSIFIED_TEXT
+        out.append(Finding("classified", "info", Message(text)))
     ends = (
         _place_of(rental.a_city, rental.a_county, rental.a_township),
         _place_of(rental.b_city, rental.b_county, rental.b_township),
@@ -116,21 +145,22 @@ def findings_for(session: Session, rental: LineRentalRequest, *, reached: set[Pl
             Finding(
                 "extranet_reaches",
                 "flag",
-                f"电子政务外网已覆盖{'、'.join(names)}：可割接至外网，不必再租专线",
+                message(
+                    EXTRANET_TEXT,
+                    places=", ".join(names),
+                ),
                 names,
             )
         )
     if line is not None and rental.kind == RentalKind.RENEWAL:
         if proposed_target(line).target == LineTarget.RETIRE:
-            out.append(Finding("retire_by_rule", "flag", "所承载系统均已上云且机房已关闭，按规则应裁撤，不应续约"))
+            text = RETIRE_TEXT
+            out.append(Finding("retire_by_rule", "flag", Message(text)))
         elif line.state == LineState.PLANNED and line.cutover_date and line.cutover_date <= rental.contract_end:
-            target = TARGET_LABELS[line.target] if line.target else ""
+            target = TARGET_WORDS[line.target] if line.target else ""
+            text = CUTOVER_TEXT
             out.append(
-                Finding(
-                    "cutover_planned",
-                    "flag",
-                    f"已计划于 {line.cutover_date.isoformat()} 割接至{target}，早于新合同结束",
-                )
+                Finding("cutover_planned", "flag", message(text, target=target, date=line.cutover_date.isoformat()))
             )
     return out
 

@@ -30,9 +30,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from cloudmgr.inventory.models import LegacySystem
 from cloudmgr.lines.coverage import Place
-from cloudmgr.lines.finance import reached_places
-from cloudmgr.lines.models import TARGET_LABELS, LineState, LineTarget, LineType, NetworkLine
+from cloudmgr.lines.finance import TARGET_WORDS, reached_places
+from cloudmgr.lines.models import LineState, LineTarget, LineType, NetworkLine
 from cloudmgr.lines.rules import effective_target
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.programme.config import Deadline, read_programme_file
 from cloudmgr.programme.errors import ProgrammeFileInvalid
@@ -312,13 +313,24 @@ ACTIONS = {
     "retire": "裁撤",
 }
 
+REASON_RETIRE = N_("Every system it carries is on the cloud and its rooms are closed: let the contract end, retire it.")
+REASON_PLANNED = N_("Its cut-over onto %(target)s is planned for %(date)s: do not renew.")
+REASON_PLANNED_LATE = N_("Its cut-over is planned for %(date)s, after the contract ends: renew briefly, until then.")
+REASON_EXTRANET = N_("The e-government extranet reaches both ends: cut over to it, do not renew.")
+REASON_NOT_REACHED = N_(
+    "The e-government extranet does not reach %(places)s yet: renew briefly, cut over once it does."
+)
+REASON_INTERNET_LINE = N_("An internet line for public services is already on its target network: renew.")
+REASON_INTERNET = N_("It serves the public: use an internet connection instead of a dedicated line.")
+REASON_CLASSIFIED = N_("It carries classified business: renew until it joins the e-government intranet (plan it).")
+
 
 @dataclass(frozen=True)
 class EndingRow:
     line: NetworkLine
     days_left: int  # negative: ended that many days ago and still rented
     action: str  # a key of ACTIONS
-    reason: str  # in Chinese, for people
+    reason: Message  # for people, in their language where it is shown
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -330,7 +342,7 @@ class EndingRow:
             "state": self.line.state.value,
             "target": effective_target(self.line).value,
             "action": self.action,
-            "reason": self.reason,
+            "reason": str(self.reason),
         }
 
 
@@ -341,29 +353,29 @@ def _ends(line: NetworkLine) -> tuple[Place, Place]:
     )
 
 
-def contract_action(line: NetworkLine, reached: set[Place]) -> tuple[str, str]:
+def contract_action(line: NetworkLine, reached: set[Place]) -> tuple[str, Message]:
     """What should happen to a line whose contract ends: from its target (planned, else by rule)."""
     target = effective_target(line)
     if target == LineTarget.RETIRE:
-        return "retire", "按规则应裁撤（所承载系统均已上云且机房已关闭）：合同到期即停租"
+        return "retire", Message(REASON_RETIRE)
     planned = line.state == LineState.PLANNED and line.cutover_date is not None
     if planned and line.cutover_date is not None and line.cutover_date <= line.contract_end:
         when = line.cutover_date.isoformat()
-        return f"cut_over_{target.value}", f"已计划于 {when} 割接至{TARGET_LABELS[target]}：合同到期不续约"
+        return f"cut_over_{target.value}", message(REASON_PLANNED, date=when, target=TARGET_WORDS[target])
     if planned and line.cutover_date is not None:
         when = line.cutover_date.isoformat()
-        return "renew", f"已计划于 {when} 割接，晚于合同结束：短期续约至割接"
+        return "renew", message(REASON_PLANNED_LATE, date=when)
     if target == LineTarget.EXTRANET:
         missing = [p for p in _ends(line) if p not in reached]
         if not missing:
-            return "cut_over_extranet", "电子政务外网已覆盖两端：割接至外网，不再续约"
-        names = "、".join(p.city + p.county + p.township for p in missing)
-        return "renew", f"电子政务外网尚未覆盖{names}：短期续约，外网覆盖后割接"
+            return "cut_over_extranet", Message(REASON_EXTRANET)
+        names = ", ".join(p.city + p.county + p.township for p in missing)
+        return "renew", message(REASON_NOT_REACHED, places=names)
     if target == LineTarget.INTERNET:
         if line.line_type == LineType.INTERNET:
-            return "renew", "互联网专线承载面向公众的服务，已是目标网络：续约"
-        return "cut_over_internet", "承载面向公众的服务：改用互联网接入，不再续租专线"
-    return "renew", "承载涉密业务：续约至纳入电子政务内网（须规划割接）"
+            return "renew", Message(REASON_INTERNET_LINE)
+        return "cut_over_internet", Message(REASON_INTERNET)
+    return "renew", Message(REASON_CLASSIFIED)
 
 
 def contracts_ending(

@@ -128,6 +128,10 @@ def test_new_line_flag_and_classified_not_flagged(seeded: Runtime) -> None:
             s, _staff(s), finance.RentalInput(**common, classified=True), submit=True, entry_point="t"
         )
         assert plain.flagged and [f["kind"] for f in plain.findings] == ["extranet_reaches"]
+        # stored with its msgid and parameters, so a page says it in its reader's language
+        assert plain.findings[0]["msgid"] == finance.EXTRANET_TEXT
+        assert plain.findings[0]["params"] == {"places": "石家庄市, 保定市竞秀区"}
+        assert plain.findings[0]["message"].startswith("The e-government extranet already reaches 石家庄市")
         assert not secret.flagged and [f["kind"] for f in secret.findings] == ["classified"]
 
 

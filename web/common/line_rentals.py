@@ -50,7 +50,8 @@ def rental_page(
     """A request with its findings and what the extranet reaches (finance: with the decision form)."""
     session = request_uow().session
     rental = lines.get_rental(session, current_actor(), rental_id)
-    findings = lines.rental_findings(session, rental) if rental.state == "submitted" else None
+    live = lines.rental_findings(session, rental) if rental.state == "submitted" else None
+    findings = [f.as_dict() for f in live] if live is not None else None
     return (
         render_template(
             "lines_finance/rental.html",
