@@ -36,9 +36,10 @@ def lines_import(path: Path) -> None:
                 uow.session, data, filename=path.name, actor=cli_system_actor(), entry_point="lines.import.cli"
             )
     except LinesInvalid as exc:
+        # the problems are the domain's messages: in English here, as every CLI error
         for row, field, reason in exc.problems:
-            where = f"第 {row} 行" if row else "文件"
-            click.echo(f"{where}，{field}：{reason}", err=True)
+            where = f"row {row}" if row else "the file"
+            click.echo(f"{where}, {field}: {reason}", err=True)
         raise click.ClickException(exc.message) from exc
     click.echo(
         f"已从 {path.name} 导入 {result.total} 条专线：新增 {result.created}，更新 {result.updated}，"
@@ -196,7 +197,7 @@ def lines_add(**options: object) -> None:
             target = proposed_target(line).target
     except LinesInvalid as exc:
         for _row, field, reason in exc.problems:
-            click.echo(f"{field}：{reason}", err=True)
+            click.echo(f"{field}: {reason}", err=True)
         raise click.ClickException(exc.message) from exc
     click.echo(f"专线 {values['code']} 已登记；按规则应{TARGET_LABELS[target]}")
 
@@ -225,6 +226,7 @@ def lines_coverage(city: str | None) -> None:
 @domain_errors
 def lines_batch(city: str, county: str | None, on: datetime) -> None:
     """Plan a cut-over batch: every line in service ending in the city (county) onto its target by rule."""
+    from cloudmgr.lines.models import STATE_LABELS, LineState
     from cloudmgr.lines.services import plan_batch
 
     with get_runtime().db.unit_of_work() as uow:
@@ -232,7 +234,7 @@ def lines_batch(city: str, county: str | None, on: datetime) -> None:
             uow.session, city=city, county=county, on=on.date(), actor=cli_system_actor(), entry_point="batch.cli"
         )
     for code, why in result.skipped:
-        click.echo(f"跳过 {code}（{why}）")
+        click.echo(f"跳过 {code}（{STATE_LABELS[LineState(why)]}）")
     planned = "、".join(result.planned)
     click.echo(f"{city}{county or ''}：{len(result.planned)} 条专线规划于 {on:%Y-%m-%d} 割接：{planned}")
 

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 from cloudmgr.errors import Conflict, NotFound, ValidationFailed
+from cloudmgr.messages import Message
+
+#: (row number, field, reason): row 0 is the file itself (or a declared line); the field is a
+#: column's name, or the file's own text (an unknown column title, an XLSX cell such as B7) as it is.
+Problem = tuple[int, str | Message, Message]
 
 
 class LineNotFound(NotFound):
@@ -17,7 +22,9 @@ class ClassifiedLineRefused(Conflict):
 
     code = "classified_line"
 
-    def __init__(self, message: str, *, line_id: int | None = None, code: str = "", entry_point: str = "") -> None:
+    def __init__(
+        self, message: str | Message, *, line_id: int | None = None, code: str = "", entry_point: str = ""
+    ) -> None:
         super().__init__(message)
         self.line_id = line_id
         self.line_code = code
@@ -25,12 +32,12 @@ class ClassifiedLineRefused(Conflict):
 
 
 class LinesInvalid(ValidationFailed):
-    """The file has problems; ``problems`` lists every one as (row number, field, reason in Chinese);
-    row 0 is the file itself."""
+    """The file has problems; ``problems`` lists every one as a :data:`Problem` (the web shows its
+    field and reason in the page's language, the API and the CLI in English)."""
 
     code = "lines_invalid"
 
-    def __init__(self, message: str, problems: list[tuple[int, str, str]]) -> None:
+    def __init__(self, message: str | Message, problems: list[Problem]) -> None:
         super().__init__(message)
         self.problems = problems
 

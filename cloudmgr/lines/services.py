@@ -41,6 +41,7 @@ from cloudmgr.lines.rules import (
     effective_target,
     proposed_target,
 )
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 
 log = logging.getLogger(__name__)
@@ -146,10 +147,26 @@ def classified_conflicts(session: Session, *, actor: Actor | None = None) -> lis
     return [line for line in list_lines(session, actor=actor) if breaks_classified_rule(line)]
 
 
+#: The targets and states inside refusals, in the reader's language (the pages' own words for them).
+TARGET_WORDS: dict[LineTarget, Message] = {
+    LineTarget.INTRANET: Message(N_("E-government intranet")),
+    LineTarget.EXTRANET: Message(N_("E-government extranet")),
+    LineTarget.INTERNET: Message(N_("Internet")),
+    LineTarget.RETIRE: Message(N_("Retire")),
+}
+STATE_WORDS: dict[LineState, Message] = {
+    LineState.IN_SERVICE: Message(N_("In service")),
+    LineState.PLANNED: Message(N_("Cut-over planned")),
+    LineState.CUT_OVER: Message(N_("Cut over onto its target")),
+    LineState.RETIRED: Message(N_("Line retired")),
+}
+OPERATORS_ONLY = Message(N_("Only operators plan and record line cut-overs."))
+
+
 def get_line(session: Session, code: str, *, actor: Actor | None = None) -> NetworkLine:
     line: NetworkLine | None = session.scalars(_loaded().where(NetworkLine.code == code)).one_or_none()
     if line is None or (actor is not None and not actor.can_see_department(line.department_id)):
-        raise LineNotFound(f"没有编号为 {code!r} 的专线")
+        raise LineNotFound(message(N_("There is no line numbered %(code)s."), code=repr(code)))
     return line
 
 
@@ -157,7 +174,7 @@ def get_line_by_id(session: Session, line_id: int, *, actor: Actor) -> NetworkLi
     """One line by its id; another department's line is not found (the department wall)."""
     line: NetworkLine | None = session.scalars(_loaded().where(NetworkLine.id == line_id)).one_or_none()
     if line is None or not actor.can_see_department(line.department_id):
-        raise LineNotFound(f"没有编号为 {line_id} 的专线")
+        raise LineNotFound(message(N_("There is no line with id %(id)d."), id=line_id))
     return line
 
 
@@ -205,8 +222,10 @@ def parse_target(value: str) -> LineTarget:
     for target in LineTarget:
         if text in (target.value, TARGET_LABELS[target]):
             return target
-    names = "、".join(f"{t.value}（{TARGET_LABELS[t]}）" for t in LineTarget)
-    raise InvalidLineTarget(f"目标 {value!r} 无效，应为：{names}")
+    names = ", ".join(f"{t.value} ({TARGET_LABELS[t]})" for t in LineTarget)
+    raise InvalidLineTarget(
+        message(N_("Target %(value)s is not valid; use one of: %(choices)s"), value=repr(value[:64]), choices=names)
+    )
 
 
 def ensure_target_allowed(
@@ -217,21 +236,36 @@ def ensure_target_allowed(
     if target in allowed_targets(line):
         return
     if carries_classified(line):
-        reason = f"专线 {line.code} 承载涉密业务，只能纳入电子政务内网或裁撤，不能规划到{TARGET_LABELS[target]}"
+        refusal = message(
+            N_(
+                "Line %(code)s carries classified business: it may only go to the e-government intranet or be "
+                "retired, never to %(target)s."
+            ),
+            code=line.code,
+            target=TARGET_WORDS[target],
+        )
         audit.record_surviving_rollback(
             session,
             actor=actor.username,
             action=REFUSED_ACTION,
             target_type=AUDIT_TARGET,
             target_id=line.id,
-            reason=reason,
+            reason=str(refusal),
             detail={"code": line.code, "target": target.value, "entry_point": entry_point},
         )
         log.warning(
             "refused planning classified line %s onto %s via %s by %s", line.code, target, entry_point, actor.username
         )
-        raise ClassifiedLineRefused(reason, line_id=line.id, code=line.code, entry_point=entry_point)
-    raise InvalidLineTarget(f"专线 {line.code} 不承载涉密业务：电子政务内网只承载涉密业务，应纳入电子政务外网或互联网")
+        raise ClassifiedLineRefused(refusal, line_id=line.id, code=line.code, entry_point=entry_point)
+    raise InvalidLineTarget(
+        message(
+            N_(
+                "Line %(code)s carries no classified business: the e-government intranet carries only classified "
+                "business; use the extranet or the internet."
+            ),
+            code=line.code,
+        )
+    )
 
 
 def plan_line(
@@ -247,13 +281,17 @@ def plan_line(
 
     ``entry_point`` names the path for the audit log ("cli", "api", "page")."""
     if actor.is_department:
-        raise PermissionDenied("只有运维人员可以规划专线割接")
+        raise PermissionDenied(OPERATORS_ONLY)
     line = get_line(session, code, actor=actor)
     chosen = target if isinstance(target, LineTarget) else parse_target(target)
     ensure_target_allowed(session, line, chosen, actor=actor, entry_point=entry_point)
     # a line cut over to the extranet that carries classified business since may (must) be planned again
     if line.state not in PLANNABLE_STATES and not breaks_classified_rule(line):
-        raise InvalidLineTarget(f"专线 {line.code} 已{STATE_LABELS[line.state]}，不能再规划")
+        raise InvalidLineTarget(
+            message(
+                N_("Line %(code)s cannot be planned again: %(state)s."), code=line.code, state=STATE_WORDS[line.state]
+            )
+        )
     before = line.target
     line.target = chosen
     line.state = LineState.PLANNED
@@ -314,10 +352,16 @@ def record_cutover(session: Session, code: str, *, actor: Actor, entry_point: st
     The classified rule is checked again here: a line that became classified since it was planned onto
     the extranet or the internet is refused (and audited), never cut over."""
     if actor.is_department:
-        raise PermissionDenied("只有运维人员可以记录专线割接")
+        raise PermissionDenied(OPERATORS_ONLY)
     line = get_line(session, code, actor=actor)
     if line.state != LineState.PLANNED or line.target is None:
-        raise InvalidLineTarget(f"专线 {line.code} 尚未规划割接（{STATE_LABELS[line.state]}），不能记录割接")
+        raise InvalidLineTarget(
+            message(
+                N_("Line %(code)s has no cut-over planned (%(state)s): there is no cut-over to record."),
+                code=line.code,
+                state=STATE_WORDS[line.state],
+            )
+        )
     ensure_target_allowed(session, line, line.target, actor=actor, entry_point=entry_point)
     before = line.state
     line.state = LineState.RETIRED if line.target == LineTarget.RETIRE else LineState.CUT_OVER
@@ -339,7 +383,7 @@ def record_cutover(session: Session, code: str, *, actor: Actor, entry_point: st
 @dataclass
 class BatchResult:
     planned: list[str] = field(default_factory=list)
-    #: (code, why not) for the lines of the place left out: planned already, cut over or retired
+    #: (code, its state's code) for the lines of the place left out: planned already, cut over or retired
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -349,21 +393,21 @@ def plan_batch(
     """Plan a cut-over batch: every line in service with an end in ``city`` (and ``county``) onto its target by
     rule, on ``on``.  Each line goes through :func:`plan_line`, so the classified rule holds per line."""
     if actor.is_department:
-        raise PermissionDenied("只有运维人员可以规划专线割接")
+        raise PermissionDenied(OPERATORS_ONLY)
     if not city.strip():
-        raise InvalidLineTarget("请指定城市")
+        raise InvalidLineTarget(Message(N_("Choose a city.")))
     result = BatchResult()
     for line in list_lines(session, actor=actor):
         ends = ((line.a_city, line.a_county), (line.b_city, line.b_county))
         if not any(c == city and (not county or k == county) for c, k in ends):
             continue
         if line.state != LineState.IN_SERVICE:
-            result.skipped.append((line.code, STATE_LABELS[line.state]))
+            result.skipped.append((line.code, line.state.value))
             continue
         plan_line(session, line.code, proposed_target(line).target, actor=actor, entry_point=entry_point, on=on)
         result.planned.append(line.code)
     if not result.planned and not result.skipped:
-        raise LineNotFound(f"{city}{county or ''} 没有专线")
+        raise LineNotFound(message(N_("There are no lines in %(place)s."), place=f"{city}{county or ''}"))
     return result
 
 

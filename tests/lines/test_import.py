@@ -121,14 +121,18 @@ def test_every_bad_row_is_reported_and_nothing_imported(seeded: Runtime) -> None
     with pytest.raises(LinesInvalid) as caught:
         do_import(seeded, csv_bytes(rows))
     problems = caught.value.problems
-    found = {(number, field) for number, field, _reason in problems}
-    assert {(3, "运营商"), (3, "带宽"), (3, "月租")} <= found
-    assert {(4, "合同结束"), (4, "部门")} <= found
-    assert {(5, "编号"), (5, "A端"), (5, "承载系统")} <= found
-    assert {(6, "类型"), (6, "涉密"), (6, "B端市"), (6, "A端县")} <= found
+    # the fields and reasons are messages (English here; the pages show them in their language)
+    found = {(number, str(field)) for number, field, _reason in problems}
+    assert {(3, "Carrier"), (3, "Bandwidth (Mbit/s)"), (3, "Monthly rent (yuan)")} <= found
+    assert {(4, "Contract ends"), (4, "Department")} <= found
+    assert {(5, "Line number"), (5, "End A: site"), (5, "Legacy systems it carries")} <= found
+    assert {(6, "Line type"), (6, "It carries classified business"), (6, "End B: city")} <= found
+    assert (6, "End A: county or district") in found
     assert all(number != 2 for number, _f, _r in problems)
-    reasons = " ".join(reason for _n, _f, reason in problems)
-    assert "公式" in reasons and "ghost01" in reasons and "不属于该部门" in reasons and "重复" in reasons
+    reasons = " ".join(str(reason) for _n, _f, reason in problems)
+    assert "formula" in reasons and "ghost01" in reasons and "is not the department's" in reasons
+    assert "The same as row 2" in reasons
+    assert "'中国铁通' is not valid; use one of: telecom (中国电信)" in reasons
     assert count(seeded) == 0
     with seeded.db.unit_of_work() as uow:
         assert uow.session.scalar(select(func.count()).select_from(AuditEvent).where(
@@ -138,18 +142,18 @@ def test_every_bad_row_is_reported_and_nothing_imported(seeded: Runtime) -> None
 @pytest.mark.parametrize(
     ("data", "filename", "needle"),
     [
-        (b"code,department\nx,y\n", "lines.csv", "缺少此列"),
+        (b"code,department\nx,y\n", "lines.csv", "The column is missing"),
         (b"\xff\xfe\x00", "lines.csv", "UTF-8"),
-        (b"", "lines.csv", "空"),
+        (b"", "lines.csv", "empty"),
         (b"whatever", "lines.txt", ".csv"),
         (b"not a zip", "lines.xlsx", "XLSX"),
-        (csv_bytes([row()]).replace(b"code,", b"evil,code,"), "lines.csv", "未知的列"),
+        (csv_bytes([row()]).replace(b"code,", b"evil,code,"), "lines.csv", "Unknown column"),
     ],
 )
 def test_unreadable_files_are_refused(seeded: Runtime, data: bytes, filename: str, needle: str) -> None:
     with pytest.raises(LinesInvalid) as caught:
         do_import(seeded, data, filename)
-    assert needle in caught.value.message + " ".join(r for _n, _f, r in caught.value.problems)
+    assert needle in caught.value.message + " ".join(str(r) for _n, _f, r in caught.value.problems)
     assert count(seeded) == 0
 
 
@@ -175,7 +179,7 @@ def test_xlsx_formula_cells_are_refused(seeded: Runtime) -> None:
     cells[COLUMNS.index("monthly_rent")] = "=1000*3"
     with pytest.raises(LinesInvalid) as caught:
         do_import(seeded, xlsx_bytes([list(COLUMNS), cells]), "lines.xlsx")
-    assert any("公式" in reason and number == 2 for number, _f, reason in caught.value.problems)
+    assert any("formula" in str(reason) and number == 2 for number, _f, reason in caught.value.problems)
     assert count(seeded) == 0
 
 
@@ -195,7 +199,7 @@ def test_department_staff_import_only_their_own_lines(seeded: Runtime) -> None:
         staff = Actor(username="wangfang", role=Role.DEPT_STAFF, department_id=department(uow.session, "ts-hrss").id)
     with pytest.raises(LinesInvalid) as caught:
         do_import(seeded, csv_bytes([row()]), actor=staff)
-    assert "不属于您的部门" in caught.value.problems[0][2]
+    assert "is not your department's" in str(caught.value.problems[0][2])
     assert do_import(seeded, csv_bytes([row(department="ts-hrss", code="TS-1")]), actor=staff).created == 1
 
 
@@ -206,7 +210,8 @@ def test_cli_import(seeded: Runtime, tmp_path: Path) -> None:
     bad.write_bytes(csv_bytes([row(), row(code="X-2", bandwidth_mbps="fast")]))
     result = runner.invoke(main, ["lines", "import", str(bad)], env=env)
     assert result.exit_code != 0
-    assert "第 3 行，带宽" in result.output and "未导入任何专线" in result.output
+    assert "row 3, Bandwidth (Mbit/s): Should be a positive whole number" in result.output
+    assert "Nothing was imported" in result.output
     assert count(seeded) == 0
     good = tmp_path / "good.csv"
     good.write_bytes(csv_bytes([row(), row(code="X-2")]))
@@ -228,7 +233,7 @@ def test_declaring_one_line(seeded: Runtime, tmp_path: Path) -> None:
         assert line.state == LineState.IN_SERVICE
     with pytest.raises(LinesInvalid) as caught, seeded.db.unit_of_work() as uow:
         declare_line(uow.session, row(code="ONE-1", bandwidth_mbps="0"), actor=OPERATOR, entry_point="test")
-    assert {field for _n, field, _r in caught.value.problems} == {"编号", "带宽"}
+    assert {str(field) for _n, field, _r in caught.value.problems} == {"Line number", "Bandwidth (Mbit/s)"}
     env = {"CLOUDMGR_DATABASE_URL": seeded.settings.database_url, "CLOUDMGR_INSTANCE_PATH": str(tmp_path)}
     base = ["lines", "add", "--department", "prov-education", "--carrier", "中国联通", "--type", "sdh",
             "--bandwidth", "2", "--a-site", "甲", "--a-city", "石家庄市", "--b-site", "乙", "--b-city", "石家庄市",
@@ -239,5 +244,5 @@ def test_declaring_one_line(seeded: Runtime, tmp_path: Path) -> None:
     assert "电子政务内网" in result.output
     result = runner.invoke(main, [*base, "--code", "ONE-2", "--system", "ghost"], env=env)
     assert result.exit_code != 0
-    assert "已存在" in result.output and "ghost" in result.output
+    assert "already exists" in result.output and "ghost" in result.output
     assert count(seeded) == 2

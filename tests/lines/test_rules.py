@@ -165,7 +165,7 @@ def test_cli_plan_refuses_a_classified_line_and_audits_it(seeded: Runtime, tmp_p
     env = cli_env(seeded, tmp_path)
     result = runner.invoke(main, ["lines", "plan", "L-SEC", "--target", "extranet"], env=env)
     assert result.exit_code != 0
-    assert "涉密" in result.output
+    assert "carries classified business" in result.output  # the CLI reads the domain's English
     events = refusals(seeded)
     assert len(events) == 1 and events[0].detail["entry_point"] == "cli" and events[0].actor.startswith("cli:")
     result = runner.invoke(main, ["lines", "plan", "L-SEC", "--target", "internet"], env=env)
@@ -200,12 +200,12 @@ def test_recording_a_cutover_and_a_retirement(seeded: Runtime, tmp_path: Path) -
     result = runner.invoke(main, ["lines", "record", "L-R"], env=env)
     assert result.exit_code == 0 and "已裁撤" in result.output, result.output
     result = runner.invoke(main, ["lines", "record", "L-N"], env=env)
-    assert result.exit_code != 0 and "尚未规划" in result.output
+    assert result.exit_code != 0 and "has no cut-over planned" in result.output
     # classified since it was planned onto the extranet: the cut-over is refused and audited
     with seeded.db.unit_of_work() as uow:
         uow.session.scalars(select(NetworkLine).where(NetworkLine.code == "L-X")).one().declared_classified = True
     result = runner.invoke(main, ["lines", "record", "L-X"], env=env)
-    assert result.exit_code != 0 and "涉密" in result.output
+    assert result.exit_code != 0 and "carries classified business" in result.output
     assert [e.detail["entry_point"] for e in refusals(seeded)] == ["cli"]
     with seeded.db.unit_of_work() as uow:
         states = {line.code: line.state for line in uow.session.scalars(select(NetworkLine))}
@@ -290,7 +290,7 @@ def test_a_cutover_batch_per_city_and_county(seeded: Runtime, tmp_path: Path) ->
         assert line.cut_over_at is not None
     assert refusals(seeded) == []
     result = runner.invoke(main, ["lines", "batch", "--city", "火星市", "--date", "2027-03-01"], env=env)
-    assert result.exit_code != 0 and "没有专线" in result.output
+    assert result.exit_code != 0 and "There are no lines in 火星市" in result.output
     result = runner.invoke(main, ["lines", "batch", "--city", "唐山市", "--date", "soon"], env=env)
     assert result.exit_code != 0
     result = runner.invoke(main, ["lines", "plan", "BD-1", "--target", "extranet", "--date", "2027-04-01"], env=env)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import html
 import io
 import json
 from datetime import date, timedelta
@@ -25,11 +26,13 @@ from tests.inventory.helpers import make_system
 from tests.lines.helpers import make_line
 from tests.web.helpers import Journey, csrf_token, logged_in, post_form
 from tests.web.test_access_matrix import _bearer
+from tests.web.test_language_crawl import catalog_with_fragments  # noqa: F401 - a fixture
 from web import create_app
 
 
 @pytest.fixture
-def app(journey_rt: Runtime) -> Flask:
+def app(journey_rt: Runtime, catalog_with_fragments: None) -> Flask:  # noqa: F811 - the fixture imported
+    """``CLOUDMGR_TEST_PO_FRAGMENTS=/work/po-fragments`` tries the Chinese not merged yet (the problems)."""
     return create_app(runtime=journey_rt)
 
 
@@ -112,8 +115,15 @@ def test_staff_import_all_or_nothing_then_list_filter_and_export(app: Flask, jou
     bad = csv_bytes([row(), row(code="JYT-MSTP-002", bandwidth_mbps="fast"), row(code="JYT-MSTP-003")])
     response = upload(staff, bad)
     assert response.status_code == 400
-    page = response.get_data(as_text=True)
-    assert 'data-testid="import-problems"' in page and "带宽" in page and "fast" in page
+    page = html.unescape(response.get_data(as_text=True))
+    # the problems in the page's language (the domain's messages): Chinese first, then English
+    assert 'data-testid="import-problems"' in page and "带宽（Mbit/s）" in page and "应为正整数，不是 'fast'" in page
+    staff.get("/portal/?lang=en")
+    page = html.unescape(upload(staff, bad).get_data(as_text=True))
+    assert "Bandwidth (Mbit/s)" in page and "Should be a positive whole number, not 'fast'" in page
+    assert "Nothing was imported" not in page  # the page says it its own way, once
+    assert "应为" not in page and "带宽" not in page
+    staff.get("/portal/?lang=zh")
     assert line_count(journey.rt) == 0  # nothing stored
     good = csv_bytes([row(), row(code="JYT-MSTP-002", carrier="中国联通", b_city="唐山市"), row(code="JYT-MSTP-003")])
     response = upload(staff, good)
@@ -331,7 +341,12 @@ def test_api_lines(app: Flask, journey: Journey) -> None:
     assert created.status_code == 201, created.get_data(as_text=True)
     assert created.get_json()["department"] == "prov-education" and created.get_json()["rule_target"] == "extranet"
     bad = _api(client, staff, "/api/v1/lines", {**body, "code": "API-2", "carrier": "moon", "contract_end": "x"})
-    assert bad.status_code == 400 and {p["field"] for p in bad.get_json()["problems"]} >= {"运营商", "合同结束"}
+    assert bad.status_code == 400 and bad.get_json()["error"] == "lines_invalid"
+    # the API speaks English, as every API error: the problems' fields and reasons too
+    assert {p["field"] for p in bad.get_json()["problems"]} >= {"Carrier", "Contract ends"}
+    assert (
+        "'moon' is not valid" in json.dumps(bad.get_json()) and "The line was not declared" in bad.get_json()["message"]
+    )
     assert _api(client, staff, "/api/v1/lines", {**body, "code": "API-3", "department": "ts-hrss"}).status_code == 400
     assert _api(client, staff, "/api/v1/lines", {**body, "bandwidth_mbps": "fast"}).status_code == 400
     assert _api(client, op, "/api/v1/lines", {**body, "code": "API-4"}).status_code == 400  # operators name it

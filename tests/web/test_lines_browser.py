@@ -116,7 +116,7 @@ def test_import_with_a_bad_row_then_a_cutover_batch(lines_server: str, journey: 
             staff.click("#submit")
             staff.wait_for_selector("[data-testid=import-problems]")
             cells = staff.locator("[data-testid=import-problems] tbody tr").first.locator("th, td").all_inner_texts()
-            assert "3" in cells[0] and cells[1] == "带宽" and "正整数" in cells[2], cells
+            assert "3" in cells[0] and cells[1] == "带宽（Mbit/s）" and "应为正整数" in cells[2], cells
             assert staff.locator("[data-testid=import-problems] tbody tr").count() == 1
             assert line_count(journey.rt) == 3  # only the other department's three: nothing imported
             shot(staff, "1-import-refused")

@@ -203,7 +203,8 @@ def line_json(line: Any) -> dict[str, Any]:
 
 
 def _invalid(exc: LinesInvalid) -> tuple[Response, int]:
-    problems = [{"row": row, "field": field, "reason": reason} for row, field, reason in exc.problems]
+    # English, as every API message: the domain's messages read as their English text
+    problems = [{"row": row, "field": str(field), "reason": str(reason)} for row, field, reason in exc.problems]
     return jsonify({"error": exc.code, "message": exc.message, "problems": problems}), 400
 
 
@@ -290,7 +291,7 @@ def _names(body: Body, name: str) -> str:
     summary="Declare one dedicated line",
     description=(
         "Checked like an imported row; the 400 answer lists every problem in `problems` ([{row, field, reason}], "
-        "in Chinese). Department users declare their own department's lines (department is theirs)."
+        "in English). Department users declare their own department's lines (department is theirs)."
     ),
     tags=("lines",),
     roles=DECLARERS,
@@ -331,7 +332,7 @@ def create_network_line() -> tuple[Response, int]:
     summary="Import a CSV or XLSX file of lines (every line or none)",
     description=(
         "Every row is checked first; when one is wrong nothing is imported and the 400 answer lists every problem "
-        "in `problems` ([{row, field, reason}], in Chinese; row 0 is the file). Re-importing updates lines in place."
+        "in `problems` ([{row, field, reason}], in English; row 0 is the file). Re-importing updates lines in place."
     ),
     tags=("lines",),
     roles=DECLARERS,

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from cloudmgr.errors import DomainError
 from cloudmgr.lines import services as lines
-from cloudmgr.lines.errors import LineNotFound, LinesInvalid
+from cloudmgr.lines.errors import LineNotFound, LinesInvalid, Problem
 from web.common.display import refusal_text
 from web.common.lines import (
     WORDS,
@@ -75,9 +75,7 @@ def line_detail(line_id: int) -> ResponseReturnValue:
     return render_template("lines/detail.html", area="portal", line=line, words=WORDS)
 
 
-def _declare_page(
-    form: LineForm, *, problems: list[tuple[int, str, str]] | None = None, status: int = 200
-) -> tuple[str, int]:
+def _declare_page(form: LineForm, *, problems: list[Problem] | None = None, status: int = 200) -> tuple[str, int]:
     return render_template("lines/declare.html", form=form, problems=problems or []), status
 
 
@@ -106,9 +104,7 @@ def line_new() -> ResponseReturnValue:
     return redirect(url_for("portal.line_detail", line_id=line.id))
 
 
-def _import_page(
-    form: LinesImportForm, *, problems: list[tuple[int, str, str]] | None = None, status: int = 200
-) -> tuple[str, int]:
+def _import_page(form: LinesImportForm, *, problems: list[Problem] | None = None, status: int = 200) -> tuple[str, int]:
     return (
         render_template("lines/import.html", form=form, problems=problems or [], columns=lines.COLUMNS),
         status,
