@@ -215,7 +215,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     fresh = [png for png in shots.rglob("*.png") if png.stat().st_mtime >= _RUN_STARTED]
     if fresh:
-        terminalreporter.write_line(f"screenshots of the pages: {shots}/<role>/<page>-<width>.png ({len(fresh)} files)")
+        terminalreporter.write_line(f"screenshots of the pages: {shots} ({len(fresh)} PNG files from this run)")
 
 
 # --- the lab OpenStack ---------------------------------------------------------------------

@@ -2,17 +2,24 @@
 
 The demo world of the language crawl (tests/web/crawl.py) is built; for each role the crawl's
 link discovery (a logged-in test client, one page per URL pattern) lists the pages the role
-reaches, and Chromium, logged in as that role in the Chinese UI, opens each of them:
+reaches, and Chromium, logged in as that role in the Chinese UI, opens each of them (and, before
+logging in, the login page):
 
-* at 1280 px, axe-core (vendored in tests/web/vendor/axe-core, injected into the page: nothing
-  is fetched from the network) finds no serious or critical violation;
+* axe-core (vendored in tests/web/vendor/axe-core, injected into every page: nothing is fetched
+  from the network) finds no serious or critical violation: every rule at 1280 px, the rules
+  that depend on the width (``WIDTH_RULES``: contrast, scrolling regions, names) again at 390 px;
+  on each role's first page once more with every menu (``<details>``) open;
 * the page has a non-empty title and exactly one ``h1``; every form field has a label (a
   ``label``, ``aria-label``, ``aria-labelledby`` or ``title``); every table has header cells;
   every status mark (``.badge``, ``.state-*``) carries text, so colour is never the only signal;
 * at 1280 and at 390 px nothing is wider than the window (``scrollWidth <= innerWidth``; the
   widest element is named);
 * a full-page screenshot at each width goes to ``test-artifacts/screenshots/<role>/<page>-<width>.png``
-  (the path is printed at the end).
+  (tests/conftest.py names the folder at the end of the run).
+
+Then every POST form met that asks for something required is sent with its fields empty (once
+every role has seen every page: sending may change the data), and the page of errors that
+answers gets the same checks at 1280 px (``form-<action>-1280.png``).
 
 ``KNOWN`` lists what is still found and may not be fixed here (each entry must still be found, so
 the list only shrinks).  Never skipped: without /usr/bin/chromium the test fails.
@@ -46,6 +53,8 @@ pytestmark = pytest.mark.browser
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 WIDTHS = (1280, 390)
+# Who walks the pages before logging in (the login page).
+ANONYMOUS = "anonymous"
 BLOCKING_IMPACTS = ("serious", "critical")
 # axe's rules whose answer depends on the window's width (what the page's CSS shows, its colours
 # and what scrolls): run again at the narrower widths, the whole set at the first.
@@ -260,7 +269,8 @@ class Walk:
 
     @contextmanager
     def logged_in(self, user: str) -> Iterator[Any]:
-        """A page of a new browser context logged in as ``user`` (Chinese), axe in every page."""
+        """A page of a new browser context logged in as ``user`` (Chinese; ``ANONYMOUS``: not
+        logged in), axe in every page."""
         context = self.browser.new_context(viewport={"width": WIDTHS[0], "height": 900}, locale="zh-CN")
         # axe arrives with every page through an init script: the console's CSP (no inline
         # scripts) does not apply to it, and nothing is fetched.
@@ -268,6 +278,9 @@ class Walk:
         page = context.new_page()
         page.set_default_timeout(20_000)
         try:
+            if user == ANONYMOUS:
+                yield page
+                return
             page.goto(f"{self.base}/login")
             page.fill("#username", user)
             page.fill("#password", PASSWORDS[user])
@@ -290,6 +303,7 @@ class Walk:
     def pages_of(self, user: str, urls: list[str]) -> list[FormToSend]:
         """Every page at each width, the header's menus open, and the forms worth sending empty."""
         shots = self.screenshots / user
+        shutil.rmtree(shots, ignore_errors=True)  # this run's screenshots only
         shots.mkdir(parents=True)
         forms: dict[str, FormToSend] = {}
         with self.logged_in(user) as page:
@@ -344,20 +358,19 @@ def test_every_page_is_accessible_and_fits_1280_and_390_px(
 
     base, rt = live_world_server
     screenshots = artifacts_dir / "screenshots"
-    shutil.rmtree(screenshots, ignore_errors=True)
     started = time.monotonic()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         walk = Walk(browser, base, screenshots, AXE.read_text(encoding="utf-8"))
         try:
-            forms: dict[str, list[FormToSend]] = {}
+            forms = {ANONYMOUS: walk.pages_of(ANONYMOUS, ["/login"])}
             for user in USERS:
                 with walk.timings.of("crawl"):
                     urls = reachable_pages(rt, user)
                 assert len(urls) > 3, (user, urls)
                 forms[user] = walk.pages_of(user, urls)
             # Sending forms changes the data: only once every role has seen every page.
-            for user in USERS:
+            for user in (ANONYMOUS, *USERS):
                 walk.forms_of(user, forms[user])
         finally:
             browser.close()
