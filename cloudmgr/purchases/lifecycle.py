@@ -41,6 +41,7 @@ from cloudmgr.purchases.rules import (
     REASON_MAX,
     SHA256,
     TEXT_MAX,
+    _require_author,
     _require_author_or_head,
     _require_department_user,
     may_review_purchases,
@@ -108,7 +109,7 @@ def update_purchase(session: Session, actor: Actor, purchase_id: int, form: Purc
     """The department edits a draft, or a purchase returned to it for information."""
     _require_department_user(actor)
     purchase = get_purchase(session, actor, purchase_id, for_update=True)
-    _require_author_or_head(actor, purchase)
+    _require_author(actor, purchase)
     if not purchase.is_editable:
         raise PurchaseTransitionInvalid(f"a purchase request that is {purchase.state} cannot be changed")
     _apply_form(purchase, form)

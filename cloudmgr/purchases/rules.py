@@ -128,6 +128,20 @@ def may_change(actor: Actor, purchase: PurchaseRequest) -> bool:
     )
 
 
+def may_edit(actor: Actor, purchase: PurchaseRequest) -> bool:
+    """Whether ``actor`` may change what ``purchase`` asks for (its items, total and texts): its
+    author alone, as for a VM request's draft (servicerequests.may_edit).  The department head
+    submits or withdraws a colleague's purchase (:func:`may_change`) but does not rewrite it."""
+    return (
+        actor.is_department and actor.department_id == purchase.department_id and purchase.created_by == actor.username
+    )
+
+
+def _require_author(actor: Actor, purchase: PurchaseRequest) -> None:
+    if not may_edit(actor, purchase):
+        raise PurchaseForbidden(f"only the author ({purchase.created_by}) changes purchase request {purchase.id}")
+
+
 def _require_author_or_head(actor: Actor, purchase: PurchaseRequest) -> None:
     if not may_change(actor, purchase):
         raise PurchaseForbidden(

@@ -60,6 +60,7 @@ from cloudmgr.purchases.rules import (
     finding_evidence_for,
     may_change,
     may_decide,
+    may_edit,
     may_read_other_departments_findings,
     may_review_purchases,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "make_vm_draft",
     "may_change",
     "may_decide",
+    "may_edit",
     "may_read_other_departments_findings",
     "may_review_purchases",
     "needs_of",

@@ -218,3 +218,20 @@ def test_attack_formulas_in_the_exports_are_neutralised(app: Flask, pj: Journey)
     for prefix in ("=", "+", "-", "@", "\t", "\r"):
         assert exports.neutralise(prefix + "1+1") == "'" + prefix + "1+1"
     assert exports.neutralise(-3) == -3 and exports.neutralise("教育厅") == "教育厅"
+
+
+def test_the_head_submits_but_does_not_rewrite_a_colleagues_draft(app: Flask, pj: Journey) -> None:
+    """What a purchase asks for is changed by its author alone, as a VM request's draft (issue 18);
+    the head may still submit it (and answers for it)."""
+    with pj.rt.db.unit_of_work() as uow:
+        draft = services.create_purchase(uow.session, pj.staff, server_form()).id
+    with pj.rt.db.unit_of_work() as uow, pytest.raises(PurchaseForbidden, match="only the author"):
+        services.update_purchase(uow.session, pj.head, draft, server_form(application_system="别的系统"))
+    head = logged_in(app, "lina")
+    assert head.get(f"/portal/purchases/{draft}/edit").status_code == 403
+    assert 'data-testid="edit-purchase"' not in head.get(f"/portal/purchases/{draft}").get_data(as_text=True)
+    author = logged_in(app, "zhangwei")
+    assert 'data-testid="edit-purchase"' in author.get(f"/portal/purchases/{draft}").get_data(as_text=True)
+    with pj.rt.db.unit_of_work() as uow:
+        submitted = services.submit_purchase(uow.session, pj.head, draft, context=context_for(pj.rt.settings))
+        assert submitted.state == "submitted"

@@ -31,6 +31,7 @@ def detail_page(
             for_department=for_department,
             # The services decide who may change or decide it; the page only hides what they refuse.
             can_change=purchases.may_change(actor, purchase),
+            can_edit=purchases.may_edit(actor, purchase),
             can_decide=purchases.may_decide(session, actor, purchase),
             page_error=error,
             attachment_form=forms.get("attachment_form") or AttachmentForm(formdata=None),

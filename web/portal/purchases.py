@@ -79,8 +79,8 @@ def _edit_page(purchase_id: int | None) -> ResponseReturnValue:
     actor = current_actor()
     session = request_uow().session
     purchase = purchases.get_purchase(session, actor, purchase_id) if purchase_id is not None else None
-    if purchase is not None and not purchases.may_change(actor, purchase):
-        abort(403)  # a colleague's purchase: only its author or the department head changes it
+    if purchase is not None and not purchases.may_edit(actor, purchase):
+        abort(403)  # a colleague's purchase: only its author changes what it asks for
     if purchase is not None and not purchase.is_editable:
         abort(409)
     form = PurchaseEditForm()
