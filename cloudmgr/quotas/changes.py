@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from cloudmgr.audit import services as audit
 from cloudmgr.db import utcnow
 from cloudmgr.errors import PermissionDenied
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, Role
 from cloudmgr.quotas import ledger
@@ -38,7 +39,7 @@ def _link(session: Session, department_id: int, cloud_key: str) -> DepartmentClo
         .where(DepartmentCloud.department_id == department_id, Cloud.key == cloud_key)
     )
     if link is None:
-        raise QuotaChangeInvalid(f"the department may not use cloud {cloud_key!r}")
+        raise QuotaChangeInvalid(message(N_("the department may not use cloud %(cloud)s"), cloud=repr(cloud_key)))
     return link
 
 
@@ -48,11 +49,17 @@ def _requested_limits(
     if target_size is not None:
         size = definitions.sizes.get(target_size)
         if size is None:
-            raise QuotaChangeInvalid(f"unknown size {target_size!r} (sizes: {', '.join(definitions.sizes)})")
+            raise QuotaChangeInvalid(
+                message(
+                    N_("unknown size %(size)s (sizes: %(sizes)s)"),
+                    size=repr(target_size),
+                    sizes=", ".join(definitions.sizes),
+                )
+            )
         return dict(size.limits)
     assert limits is not None
     if any(v < 0 for v in limits.values()):
-        raise QuotaChangeInvalid("limits must not be negative")
+        raise QuotaChangeInvalid(Message(N_("limits must not be negative")))
     return {**current, **limits}
 
 
@@ -74,21 +81,21 @@ def request_change(
     """The actor's department asks for other limits.  One size up, at most once in 30 days, is
     approved at once; anything else waits for an operator."""
     if not may_request_change(actor):
-        raise PermissionDenied("only department users ask for other quotas")
+        raise PermissionDenied(Message(N_("only department users ask for other quotas")))
     assert actor.department_id is not None
     department_id = actor.department_id
     reason = reason.strip()
     if not reason:
-        raise QuotaChangeInvalid("a reason is required")
+        raise QuotaChangeInvalid(Message(N_("a reason is required")))
     if (target_size is None) == (limits is None):
-        raise QuotaChangeInvalid("ask for either a size or explicit limits")
+        raise QuotaChangeInvalid(Message(N_("ask for either a size or explicit limits")))
     link = _link(session, department_id, cloud_key)
     rows = ledger.ensure_rows(session, department_id, link.cloud_id)
     current = {r: row.limit for r, row in rows.items()}
     requested = _requested_limits(definitions, current, target_size, limits)
     _refuse_below_usage(rows, requested)
     if requested == current:
-        raise QuotaChangeInvalid("the requested limits are the current ones")
+        raise QuotaChangeInvalid(Message(N_("the requested limits are the current ones")))
     assignment = session.scalar(
         select(QuotaAssignment).where(
             QuotaAssignment.department_id == department_id, QuotaAssignment.cloud_id == link.cloud_id
@@ -217,7 +224,7 @@ def may_decide_change(actor: Actor, change: QuotaChangeRequest | None = None) ->
 def get_change(session: Session, change_id: int, *, for_update: bool = False) -> QuotaChangeRequest:
     change = session.get(QuotaChangeRequest, change_id, with_for_update=for_update)
     if change is None:
-        raise QuotaChangeNotFound(f"no quota-change request {change_id}")
+        raise QuotaChangeNotFound(message(N_("no quota-change request %(id)s"), id=change_id))
     return change
 
 
@@ -232,10 +239,10 @@ def decide_change(
 ) -> QuotaChangeRequest:
     """An operator approves (the ledger now, the cloud through the work queue) or rejects (with a reason)."""
     if not may_decide_change(actor):
-        raise PermissionDenied("only cloud operators decide quota changes")
+        raise PermissionDenied(Message(N_("only cloud operators decide quota changes")))
     change = get_change(session, change_id, for_update=True)
     if change.state != ChangeRequestState.PENDING.value:
-        raise QuotaChangeInvalid(f"request {change_id} is already {change.state}")
+        raise QuotaChangeInvalid(message(N_("quota-change request %(id)s is already decided"), id=change_id))
     if approve:
         entry = definitions.entries.get((change.department.key, change.cloud.key)) if definitions else None
         _approve(
@@ -248,7 +255,7 @@ def decide_change(
         )
     else:
         if not reason.strip():
-            raise QuotaChangeInvalid("a reason is required to reject")
+            raise QuotaChangeInvalid(Message(N_("a reason is required to reject")))
         change.state = ChangeRequestState.REJECTED.value
         change.decided_by, change.decided_at, change.decision_reason = actor.username, utcnow(), reason
         audit.record(

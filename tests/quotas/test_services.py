@@ -247,7 +247,7 @@ def test_two_steps_up_or_explicit_limits_need_an_operator(synced: Runtime, quota
         assert (jump.state, explicit.state) == ("pending", "pending")
         rejected = quotas.decide_change(uow.session, OPERATOR, jump.id, approve=False, reason="too big")
         assert rejected.state == "rejected"
-        with pytest.raises(QuotaChangeInvalid, match="already rejected"):
+        with pytest.raises(QuotaChangeInvalid, match="already decided"):
             quotas.decide_change(uow.session, OPERATOR, jump.id, approve=True, reason="")
 
 
