@@ -36,9 +36,7 @@ def _int_arg(name: str) -> int | None:
 def page_request(*, per_page: int = 25, page_param: str = "page") -> PageRequest:
     """``?page=`` (or ``page_param``, for a second table on the page), ``?per_page=`` and ``?q=``
     within bounds (nonsense reads as the default)."""
-    return PageRequest.of(
-        _int_arg(page_param), _int_arg("per_page"), request.args.get("q"), default_per_page=per_page
-    )
+    return PageRequest.of(_int_arg(page_param), _int_arg("per_page"), request.args.get("q"), default_per_page=per_page)
 
 
 @dataclass(frozen=True, slots=True)
