@@ -145,7 +145,7 @@ def _figures_on(
 def backfill_capacity(
     db: Database, registry: ProviderRegistry, settings: Settings, today: date, start_days: int, every: int
 ) -> int:
-    """Read the clouds' capacity now (a real snapshot), then copy each base's snapshot back every
+    """Read the clouds' capacity now (a real snapshot), then copy each source's snapshot back every
     ``every`` days, less the VMs of the systems that were not yet on the cloud read; returns the copies."""
     from cloudmgr.capacity.config import read_capacity_file
     from cloudmgr.capacity.services import take_snapshots
@@ -156,9 +156,10 @@ def backfill_capacity(
     added = 0
     with db.unit_of_work() as uow:
         session = uow.session
-        newest: dict[str, CapacitySnapshot] = {}
+        # each source's newest snapshot (a base may have several endpoints: count each one's)
+        newest: dict[tuple[str, str, str], CapacitySnapshot] = {}
         for snap in session.scalars(select(CapacitySnapshot).order_by(CapacitySnapshot.taken_at)):
-            newest[snap.base] = snap
+            newest[(snap.base, snap.source, snap.endpoint)] = snap
         demand = _vm_demand(session)
         for snap in newest.values():
             read_cloud = snap.clouds.split(",")[0]

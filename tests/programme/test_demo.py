@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from cloudmgr.capacity.config import read_capacity_file
 from cloudmgr.capacity.models import CapacitySnapshot
+from cloudmgr.capacity.services import server_trend
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.cli import main
 from cloudmgr.config import REPO_ROOT, load_settings
@@ -138,6 +139,11 @@ def test_the_demo_shows_a_province_mid_programme(demo: Demo) -> None:
         assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]  # a line going down
         capacity_days = {s.taken_at.date() for s in session.scalars(select(CapacitySnapshot))}
         assert len(capacity_days) >= 40 and min(capacity_days) <= today - timedelta(days=300)
+        trend = server_trend(session)  # the capacity chart's line: the demo cloud's hosts all along
+        assert len(trend) >= 40 and all(servers == trend[-1][1] > 0 for _day, servers in trend)
+        with_hosts = select(CapacitySnapshot).where(CapacitySnapshot.physical_servers > 0)
+        used = [s.vcpus_used for s in session.scalars(with_hosts.order_by(CapacitySnapshot.taken_at))]
+        assert used == sorted(used) and used[0] < used[-1]  # the moved systems' VMs fill it over the months
         figures = tracking.compute(session, config, today)
         assert figures.days_past_deadline == 0
         assert figures.overdue and all(0 < f.days < 100 for f in figures.overdue)
