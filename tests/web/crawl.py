@@ -173,8 +173,11 @@ def crawl(client: FlaskClient, *, start: str = "/", max_pages: int = MAX_PAGES) 
 
 def demo_world(journey: Journey) -> dict[str, int]:
     """The journey state plus the legacy inventory, a provisioned request, a draft, a waiting
-    request, a purchase finance sees with its findings, a wave that fits and one that does not."""
+    request, a purchase finance sees with its findings, a wave that fits and one that does not, and
+    the demo's dedicated lines (in service, planned, cut over, retired) with renewals waiting for
+    finance."""
     from cloudmgr.inventory.importer import import_inventory
+    from cloudmgr.lines.demo import seed_demo_lines
 
     with journey.rt.db.unit_of_work() as uow:
         import_inventory(
@@ -241,4 +244,6 @@ def demo_world(journey: Journey) -> dict[str, int]:
         waves.add_systems(uow.session, failing, ["jyt-gaokao-web01"], actor=AS_OPERATOR)
     result = waves.check_wave(journey.rt.db, journey.rt.providers, failing, actor=AS_OPERATOR)
     assert not result["fits"] and result["warnings"], result
+    with journey.rt.db.unit_of_work() as uow:  # the lines' pages, the finance review and the programme, with data
+        assert seed_demo_lines(uow.session, actor=AS_OPERATOR) > 0
     return {"request": request_id, "purchase": purchase_id, "wave": wave_id}

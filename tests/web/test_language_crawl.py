@@ -109,7 +109,7 @@ def problems_in(texts: Iterable[str], lang: str, data: list[str]) -> list[str]:
 DATA_COLUMNS = re.compile(
     r"(^|_)(name|names|hostname|username|title|description|justification|reason|note|notes|comment|"
     r"application_system|owner|contact|location|key|cloud_name|os_name|os_version|address|fqdn|"
-    r"os_family|label|code|number|vendor|model|fingerprint|public_key|city|county|purpose|summary)$"
+    r"os_family|label|code|number|vendor|model|fingerprint|public_key|city|county|township|site|purpose|summary)$"
 )
 
 
