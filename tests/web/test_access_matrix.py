@@ -152,6 +152,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.list_purchases": _roles(STAFF, HEAD, FINANCE, OPERATOR, ADMIN),
     "api.get_purchase": _roles(STAFF, HEAD, FINANCE, OPERATOR, ADMIN),
     "api.create_purchase": DEPT,
+    "api.update_purchase": DEPT,
     "api.submit_purchase": DEPT,
     "api.purchase_vm_draft": DEPT,
     "api.decide_purchase": _roles(FINANCE),

@@ -150,3 +150,38 @@ def test_the_api_changes_a_draft_by_the_same_rules(app: Flask, journey: Journey)
     submitted = api.put(path, json={**body, "submit": True}, headers=token("zhangwei")).get_json()
     assert submitted["state"] == "submitted"
     assert api.put(path, json=body, headers=token("zhangwei")).status_code == 409
+
+
+def test_the_api_changes_a_purchase_draft_by_its_author_only(app: Flask, journey: Journey) -> None:
+    from cloudmgr.db import utcnow
+
+    def token(username: str) -> dict[str, str]:
+        with journey.rt.db.unit_of_work() as uow:
+            user = org.get_user_by_name(uow.session, username)
+            issued = org.issue_token(
+                uow.session, user, name="t", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+            )
+        return {"Authorization": f"Bearer {issued.token}"}
+
+    def body(quantity: int, amount: str) -> dict[str, Any]:
+        return {
+            "title": "服务器采购",
+            "category": "server",
+            "amount_yuan": amount,
+            "application_system": "不动产登记系统",
+            "justification": "业务增长",
+            "items": [{"description": "机架式服务器", "vcpus": 8, "quantity": quantity, "unit_price": "45000"}],
+        }
+
+    api = app.test_client()
+    created = api.post("/api/v1/purchases", json=body(2, "90000"), headers=token("zhangwei")).get_json()
+    path = f"/api/v1/purchases/{created['id']}"
+    assert api.put(path, json=body(1, "45000"), headers=token("lina")).status_code == 403
+    assert api.put(path, json=body(1, "45000"), headers=token("wangfang")).status_code == 404
+    mismatch = api.put(path, json=body(1, "90000"), headers=token("zhangwei"))
+    assert mismatch.status_code == 400 and mismatch.get_json()["error"] == "purchase_invalid"
+    changed = api.put(path, json=body(1, "45000"), headers=token("zhangwei"))
+    assert changed.status_code == 200 and changed.get_json()["amount_yuan"] == "45000.00"
+    submitted = api.put(path, json={**body(3, "135000"), "submit": True}, headers=token("zhangwei")).get_json()
+    assert (submitted["state"], submitted["amount_yuan"]) == ("submitted", "135000.00")
+    assert api.put(path, json=body(1, "45000"), headers=token("zhangwei")).status_code == 409

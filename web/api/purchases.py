@@ -342,6 +342,33 @@ def create_purchase() -> tuple[Response, int]:
 
 
 @api_route(
+    f"/purchases/{ID}",
+    method="PUT",
+    summary="Change a draft or a returned purchase request (its author only), and submit it at once with submit",
+    description=(
+        "The creation's body and checks (the amount must be the sum of the items).  403 for anyone but its "
+        "author, 404 for another department's, 409 once it is with finance or decided."
+    ),
+    tags=("purchases",),
+    roles=DEPARTMENT_ROLES,
+    request_body=NEW_PURCHASE,
+    response=PURCHASE,
+    errors=(403, 404, 409),
+    operation_id="update_purchase",
+)
+def update_purchase(purchase_id: int) -> Response:
+    body = Body()
+    form = _form(body)
+    submit = body.boolean("submit", default=False)
+    body.done()
+    session, actor = request_uow().session, api_user().actor
+    purchase = services.update_purchase(session, actor, purchase_id, form)
+    if submit:
+        purchase = services.submit_purchase(session, actor, purchase_id, context=_context())
+    return jsonify(purchase_json(purchase, detail=True))
+
+
+@api_route(
     "/purchase-queue",
     summary="The finance review queue",
     description="Pending purchase requests, strongest findings first (sort=amount: largest amount first).",
