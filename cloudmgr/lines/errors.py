@@ -47,11 +47,12 @@ class RentalNotFound(NotFound):
 
 
 class RentalInvalid(ValidationFailed):
-    """A line rental or renewal request with problems; ``problems`` lists each (field: reason)."""
+    """A line rental or renewal request with problems; ``problems`` lists each (field: reason), each
+    said in the reader's language where it is shown."""
 
     code = "line_rental_invalid"
 
-    def __init__(self, message: str, problems: list[str]) -> None:
+    def __init__(self, message: str | Message, problems: list[Message]) -> None:
         super().__init__(message)
         self.problems = problems
 

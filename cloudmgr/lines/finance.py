@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -35,7 +35,6 @@ from cloudmgr.lines.coverage import Place, extranet_coverage
 from cloudmgr.lines.errors import LineNotFound, RentalInvalid, RentalNotFound, RentalTransitionInvalid
 from cloudmgr.lines.finance_models import (
     BASIS_LABELS,
-    STATE_LABELS,
     BlockBasis,
     LineRentalRequest,
     RentalKind,
@@ -60,8 +59,25 @@ MACHINE: dict[tuple[RentalState, str], RentalState] = {
     (RentalState.SUBMITTED, "block"): RentalState.BLOCKED,
 }
 DECISIONS = ("approve", "block")
+READ_ONLY_TEXT = N_("Only finance, operators and administrators read every department's line requests.")
+RENT_FIELD = N_("Monthly rent (yuan)")
+START_FIELD = N_("Contract starts")
+END_FIELD = N_("Contract ends")
+LINE_FIELD = N_("Line to renew")
+BASIS_FIELD = N_("Blocked because")
+END_FIELDS = {
+    "a": {"site": N_("A end: site"), "city": N_("A end: city"), "county": N_("A end: county"),
+          "township": N_("A end: township")},
+    "b": {"site": N_("B end: site"), "city": N_("B end: city"), "county": N_("B end: county"),
+          "township": N_("B end: township")},
+}  # fmt: skip
 #: Lines whose contract may be renewed: still rented.
 RENEWABLE = frozenset({LineState.IN_SERVICE, LineState.PLANNED})
+
+
+def _refuse(field: str, text: str, **params: Any) -> NoReturn:
+    problem = _problem(field, text, **params)
+    raise RentalInvalid(problem, [problem])
 
 
 def may_review(actor: Actor) -> bool:
@@ -189,7 +205,7 @@ def get_rental(session: Session, actor: Actor, rental_id: int) -> LineRentalRequ
     """One request; another department's is not found (department users see their own only)."""
     rental: LineRentalRequest | None = session.scalars(_query().where(LineRentalRequest.id == rental_id)).one_or_none()
     if rental is None or not actor.can_see_department(rental.department_id):
-        raise RentalNotFound(f"没有编号为 {rental_id} 的专线租用申请")
+        raise RentalNotFound(message(N_("There is no line request #%(id)d."), id=rental_id))
     return rental
 
 
@@ -199,7 +215,7 @@ def list_rentals(session: Session, actor: Actor, *, state: RentalState | None = 
     if actor.department_scope is not None:
         query = query.where(LineRentalRequest.department_id == actor.department_scope)
     elif not may_read_all(actor):
-        raise PermissionDenied("无权查看专线租用申请")
+        raise PermissionDenied(Message(READ_ONLY_TEXT))
     if state is not None:
         query = query.where(LineRentalRequest.state == state)
     return list(session.scalars(query))
@@ -218,7 +234,7 @@ class QueueRow:
 def review_queue(session: Session, actor: Actor) -> list[QueueRow]:
     """Submitted requests with their live findings, flagged ones first, then the oldest."""
     if not may_read_all(actor):
-        raise PermissionDenied("只有财务人员审核专线租用")
+        raise PermissionDenied(Message(READ_ONLY_TEXT))
     reached = reached_places(session)
     rows = [
         QueueRow(r, findings_for(session, r, reached=reached))
@@ -262,87 +278,95 @@ class RentalInput:
     public_facing: bool = False
 
 
-def _date(value: str, field: str, problems: list[str]) -> date | None:
+def _problem(field: str, text: str, **params: Any) -> Message:
+    """A problem with a field, said in the reader's language where it is shown."""
+    return message(N_("%(field)s: %(message)s"), field=Message(field), message=message(text, **params))
+
+
+def _date(value: str, field: str, problems: list[Message]) -> date | None:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        problems.append(f"{field}：请填写日期（YYYY-MM-DD），而不是 {value!r}")
+        problems.append(_problem(field, N_("Enter a date as YYYY-MM-DD, not %(value)s."), value=repr(value)))
         return None
 
 
-def _enum(enum_cls: type[Carrier] | type[LineType], value: str, field: str, problems: list[str]) -> Any:
+def _enum(enum_cls: type[Carrier] | type[LineType], value: str, field: str, problems: list[Message]) -> Any:
     try:
         return enum_cls(value.strip())
     except ValueError:
-        problems.append(f"{field}：{value!r} 无效，应为 {'、'.join(m.value for m in enum_cls)}")
+        choices = ", ".join(m.value for m in enum_cls)
+        text = N_("%(value)s is not valid; use one of: %(choices)s")
+        problems.append(_problem(field, text, value=repr(value), choices=choices))
         return None
 
 
-def _text(value: str, field: str, problems: list[str], *, required: bool, max_length: int = 64) -> str:
+def _text(value: str, field: str, problems: list[Message], *, required: bool, max_length: int = 64) -> str:
     text = value.strip()
     if required and not text:
-        problems.append(f"{field}：必填")
+        problems.append(_problem(field, N_("This field is required.")))
     elif len(text) > max_length:
-        problems.append(f"{field}：最多 {max_length} 个字符")
+        problems.append(_problem(field, N_("At most %(max)d characters."), max=max_length))
     return text
 
 
-def _common(data: RentalInput, problems: list[str]) -> tuple[Decimal | None, date | None, str]:
+def _common(data: RentalInput, problems: list[Message]) -> tuple[Decimal | None, date | None, str]:
     rent: Decimal | None = None
     try:
         rent = Decimal(data.monthly_rent.strip())
         if not rent.is_finite() or rent <= 0 or rent > MAX_RENT or rent != rent.quantize(Decimal("0.01")):
-            problems.append(f"月租：应为大于 0、不超过 {MAX_RENT} 元的金额（最多两位小数）")
+            text = N_("Enter an amount above 0 and at most %(max)s yuan, with at most two decimals.")
+            problems.append(_problem(RENT_FIELD, text, max=str(MAX_RENT)))
             rent = None
     except InvalidOperation:
-        problems.append(f"月租：{data.monthly_rent!r} 不是金额")
-    end = _date(data.contract_end, "合同结束", problems)
-    purpose = _text(data.purpose, "用途说明", problems, required=False, max_length=PURPOSE_MAX)
+        problems.append(_problem(RENT_FIELD, N_("%(value)s is not an amount in yuan."), value=repr(data.monthly_rent)))
+    end = _date(data.contract_end, END_FIELD, problems)
+    purpose = _text(data.purpose, N_("Why the line is needed"), problems, required=False, max_length=PURPOSE_MAX)
     return rent, end, purpose
 
 
-def _check_term(start: date | None, end: date | None, problems: list[str]) -> None:
+def _check_term(start: date | None, end: date | None, problems: list[Message]) -> None:
     if start is None or end is None:
         return
     if end <= start:
-        problems.append("合同结束：应晚于合同开始")
+        problems.append(_problem(END_FIELD, N_("The contract ends before it starts.")))
     elif end.year - start.year > MAX_YEARS:
-        problems.append(f"合同结束：合同期不超过 {MAX_YEARS} 年")
+        problems.append(_problem(END_FIELD, N_("A contract runs at most %(years)d years."), years=MAX_YEARS))
 
 
-def _fill_new(rental: LineRentalRequest, data: RentalInput, problems: list[str]) -> None:
-    rental.carrier = _enum(Carrier, data.carrier, "运营商", problems)
-    rental.line_type = _enum(LineType, data.line_type, "类型", problems)
+def _fill_new(rental: LineRentalRequest, data: RentalInput, problems: list[Message]) -> None:
+    rental.carrier = _enum(Carrier, data.carrier, N_("Carrier"), problems)
+    rental.line_type = _enum(LineType, data.line_type, N_("Line type"), problems)
     try:
         bandwidth = int(data.bandwidth_mbps.strip())
         if not 1 <= bandwidth <= MAX_BANDWIDTH:
             raise ValueError
         rental.bandwidth_mbps = bandwidth
     except ValueError:
-        problems.append(f"带宽：应为 1 到 {MAX_BANDWIDTH} 之间的整数（Mbit/s）")
+        text = N_("Enter a whole number from 1 to %(max)d.")
+        problems.append(_problem(N_("Bandwidth (Mbit/s)"), text, max=MAX_BANDWIDTH))
     for end in ("a", "b"):
-        name = "A端" if end == "a" else "B端"
-        setattr(
-            rental, f"{end}_site", _text(getattr(data, f"{end}_site"), name, problems, required=True, max_length=128)
-        )
-        setattr(rental, f"{end}_city", _text(getattr(data, f"{end}_city"), f"{name}市", problems, required=True))
-        setattr(rental, f"{end}_county", _text(getattr(data, f"{end}_county"), f"{name}县", problems, required=False))
-        township = _text(getattr(data, f"{end}_township"), f"{name}乡镇", problems, required=False)
+        names = END_FIELDS[end]
+        for part, required, limit in (("site", True, 128), ("city", True, 64), ("county", False, 64)):
+            value = _text(getattr(data, f"{end}_{part}"), names[part], problems, required=required, max_length=limit)
+            setattr(rental, f"{end}_{part}", value)
+        township = _text(getattr(data, f"{end}_township"), names["township"], problems, required=False)
         setattr(rental, f"{end}_township", township)
     rental.declared_classified = data.classified
     rental.public_facing = data.public_facing
-    rental.contract_start = _date(data.contract_start, "合同开始", problems)  # type: ignore[assignment]
+    rental.contract_start = _date(data.contract_start, START_FIELD, problems)  # type: ignore[assignment]
 
 
 def _fill_renewal(
-    session: Session, actor: Actor, rental: LineRentalRequest, data: RentalInput, problems: list[str]
+    session: Session, actor: Actor, rental: LineRentalRequest, data: RentalInput, problems: list[Message]
 ) -> None:
     code = data.line_code.strip()
     line = session.scalars(select(NetworkLine).where(NetworkLine.code == code)).one_or_none() if code else None
     if line is None or not actor.can_see_department(line.department_id):
-        raise LineNotFound(f"没有编号为 {code!r} 的专线")
+        raise LineNotFound(message(N_("There is no line numbered %(code)s."), code=code))
     if line.state not in RENEWABLE:
-        problems.append(f"专线 {line.code} 已割接或已裁撤，不能续约")
+        text = N_("Line %(code)s is cut over or retired: it cannot be renewed.")
+        problems.append(_problem(LINE_FIELD, text, code=line.code))
     open_request = session.scalar(
         select(LineRentalRequest.id).where(
             LineRentalRequest.line_id == line.id,
@@ -350,17 +374,18 @@ def _fill_renewal(
         )
     )
     if open_request is not None:
-        problems.append(f"专线 {line.code} 已有未决的续约申请 #{open_request}")
+        text = N_("Line %(code)s already has a renewal waiting (#%(id)d).")
+        problems.append(_problem(LINE_FIELD, text, code=line.code, id=open_request))
     rental.line, rental.line_id, rental.department_id = line, line.id, line.department_id
     for name in ("carrier", "line_type", "bandwidth_mbps", "public_facing", "declared_classified"):
         setattr(rental, name, getattr(line, name))
     for end in ("a", "b"):
         for part in ("site", "city", "county", "township"):
             setattr(rental, f"{end}_{part}", getattr(line, f"{end}_{part}"))
-    start = _date(data.contract_start, "合同开始", problems) if data.contract_start.strip() else None
+    start = _date(data.contract_start, START_FIELD, problems) if data.contract_start.strip() else None
     rental.contract_start = start or line.contract_end
     if start is not None and start < line.contract_start:
-        problems.append("合同开始：不能早于现合同开始")
+        problems.append(_problem(START_FIELD, N_("A renewal cannot start before the current contract started.")))
 
 
 def create_rental(
@@ -369,23 +394,26 @@ def create_rental(
     """A department user asks to rent a new line or renew one of their department's lines (a draft, or
     submitted at once).  Every problem is reported together; nothing is stored unless all are fixed."""
     if not actor.is_department or actor.department_id is None:
-        raise PermissionDenied("只有部门用户可以申请租用或续约专线")
+        raise PermissionDenied(Message(N_("Only department users ask to rent or renew a line.")))
     try:
         kind = RentalKind(data.kind.strip())
     except ValueError as exc:
-        raise RentalInvalid("申请类型应为 new（新租）或 renewal（续约）", ["类型"]) from exc
-    problems: list[str] = []
+        problem = _problem(N_("Request"), N_("Choose new (a new line) or renewal (a line's contract)."))
+        raise RentalInvalid(problem, [problem]) from exc
+    problems: list[Message] = []
     rental = LineRentalRequest(kind=kind, state=RentalState.DRAFT, department_id=actor.department_id, findings=[])
     rent, end, purpose = _common(data, problems)
     if kind == RentalKind.RENEWAL:
         _fill_renewal(session, actor, rental, data, problems)
         if end is not None and rental.line is not None and end <= rental.line.contract_end:
-            problems.append(f"合同结束：续约后应晚于现合同结束（{rental.line.contract_end.isoformat()}）")
+            text = N_("A renewal ends after the current contract does (%(date)s).")
+            problems.append(_problem(END_FIELD, text, date=rental.line.contract_end.isoformat()))
     else:
         _fill_new(rental, data, problems)
     _check_term(rental.contract_start, end, problems)
     if problems:
-        raise RentalInvalid("；".join(problems), problems)
+        summary = message(N_("The line request was not saved: %(problems)s"), problems="; ".join(map(str, problems)))
+        raise RentalInvalid(summary, problems)
     assert rent is not None and end is not None
     rental.monthly_rent, rental.contract_end, rental.purpose = rent, end, purpose
     rental.created_by, rental.created_at = actor.username, utcnow()
@@ -404,21 +432,26 @@ def create_rental(
     return rental
 
 
-ACTION_LABELS = {"submit": "提交", "approve": "批准", "block": "否决"}
+STATE_WORDS = {
+    RentalState.DRAFT: Message(N_("Draft")),
+    RentalState.SUBMITTED: Message(N_("Waiting for finance")),
+    RentalState.APPROVED: Message(N_("Approved")),
+    RentalState.BLOCKED: Message(N_("Blocked")),
+}
 
 
 def _fire(rental: LineRentalRequest, action: str) -> RentalState:
     target = MACHINE.get((rental.state, action))
     if target is None:
-        state = STATE_LABELS[rental.state]
-        raise RentalTransitionInvalid(f"申请 #{rental.id} 状态为“{state}”，不能{ACTION_LABELS[action]}")
+        text = N_("Line request #%(id)d is %(state)s: that cannot be done to it now.")
+        raise RentalTransitionInvalid(message(text, id=rental.id, state=STATE_WORDS[rental.state]))
     return target
 
 
 def submit_rental(session: Session, actor: Actor, rental_id: int, *, entry_point: str) -> LineRentalRequest:
     """The department sends its draft to finance; the findings are taken then."""
     if not actor.is_department:
-        raise PermissionDenied("只有部门用户可以提交专线租用申请")
+        raise PermissionDenied(Message(N_("Only department users submit line requests.")))
     rental = get_rental(session, actor, rental_id)
     target = _fire(rental, "submit")
     findings = [f.as_dict() for f in findings_for(session, rental)]
@@ -450,14 +483,14 @@ def decide_rental(
     strongest finding).  The decision and its audit event are written first; then an approved renewal
     extends the line's contract and sets its rent."""
     if not may_review(actor):
-        raise PermissionDenied("只有财务人员可以审核专线租用申请")
+        raise PermissionDenied(Message(N_("Only finance decides line requests.")))
     if decision not in DECISIONS:
-        raise RentalInvalid("决定应为 approve（批准）或 block（否决）", ["决定"])
+        _refuse(N_("Decision"), N_("Choose approve or block."))
     reason = (reason or "").strip()
     if len(reason) > REASON_MAX:
-        raise RentalInvalid(f"理由最多 {REASON_MAX} 个字符", ["理由"])
+        _refuse(N_("Reason"), N_("At most %(max)d characters."), max=REASON_MAX)
     if decision == "block" and not reason:
-        raise RentalInvalid("否决须说明理由", ["理由"])
+        _refuse(N_("Reason"), N_("A reason is required to block."))
     rental = get_rental(session, actor, rental_id)
     target = _fire(rental, decision)
     findings = [f.as_dict() for f in findings_for(session, rental)]
@@ -466,11 +499,17 @@ def decide_rental(
         try:
             chosen = BlockBasis(basis) if basis else default_basis(findings)
         except ValueError as exc:
-            raise RentalInvalid(f"否决依据应为 {'、'.join(b.value for b in BlockBasis)}", ["依据"]) from exc
+            choices = ", ".join(b.value for b in BlockBasis)
+            _refuse(
+                BASIS_FIELD, N_("%(value)s is not valid; use one of: %(choices)s"), value=repr(basis), choices=choices
+            )
+            raise AssertionError("unreachable") from exc
         if chosen == BlockBasis.EXTRANET_REACHES and not any(f["kind"] == "extranet_reaches" for f in findings):
-            raise RentalInvalid("电子政务外网尚未覆盖该专线两端，不能以此为依据否决", ["依据"])
+            _refuse(
+                BASIS_FIELD, N_("The e-government extranet does not reach both ends: that is no basis for a block.")
+            )
     elif basis:
-        raise RentalInvalid("只有否决才需要依据", ["依据"])
+        _refuse(BASIS_FIELD, N_("A basis is given only when blocking."))
     # who decided, when and why: first
     rental.decided_by, rental.decided_at = actor.username, utcnow()
     rental.decision_reason, rental.block_basis, rental.findings = reason or None, chosen, findings

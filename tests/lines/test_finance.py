@@ -108,9 +108,10 @@ def test_new_line_request_every_problem_reported_nothing_stored(seeded: Runtime)
     with seeded.db.unit_of_work() as uow:
         with pytest.raises(RentalInvalid) as exc:
             finance.create_rental(uow.session, _staff(uow.session), bad, submit=True, entry_point="test")
-        fields = " ".join(exc.value.problems)
-        for field in ("月租", "运营商", "带宽", "A端", "B端市", "合同结束"):
+        fields = " ".join(str(p) for p in exc.value.problems)
+        for field in ("Monthly rent", "Carrier", "Bandwidth", "A end: site", "B end: city", "Contract ends"):
             assert field in fields
+        assert all(p.msgid == "%(field)s: %(message)s" for p in exc.value.problems)  # translated where shown
         assert uow.session.scalars(select(LineRentalRequest)).first() is None
 
 

@@ -22,6 +22,7 @@ from web.common.forms import SafeForm
 from web.common.line_rentals import rental_page
 from web.common.lines import CARRIER_NAMES, LINE_TYPE_NAMES
 from web.common.lines_programme import RW, render_lines_programme
+from web.common.messages import render_message
 from web.common.selfservice_forms import ButtonForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
@@ -124,7 +125,7 @@ def line_rental_create() -> ResponseReturnValue:
         )
     except RentalInvalid as exc:
         restart_request_uow()
-        form.form_errors.extend(exc.problems)
+        form.form_errors.extend(render_message(problem) for problem in exc.problems)
         return _form_page(form, 400)
     except DomainError as exc:
         restart_request_uow()
