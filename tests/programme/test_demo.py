@@ -46,6 +46,7 @@ from cloudmgr.programme.models import MigrationWave, ProgrammeSnapshot, WaveStat
 from cloudmgr.programme.waves import add_systems, finish_waves
 from cloudmgr.runbooks.models import MIGRATION_STEPS, RunbookRun, RunbookTarget, RunState
 from cloudmgr.runtime import Runtime, set_runtime
+from tests.conftest import ONE_DATABASE
 from tests.web.helpers import logged_in, post_form
 
 SECRET = "demo-test-secret-key-0123456789abcdef"
@@ -234,6 +235,9 @@ def _unprivileged() -> tuple[list[str], bool]:
     ], False
 
 
+# Minutes of Ansible on directories: its subject is the runbooks and the demo, not the database, and
+# `make run` is on SQLite (the seeding test above runs on both).
+@ONE_DATABASE
 def test_the_ready_demo_wave_runs_end_to_end_without_root(demo: Demo) -> None:
     from web import create_app
 
