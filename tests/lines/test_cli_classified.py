@@ -46,7 +46,7 @@ def test_cli_plan_and_record_refuse_a_classified_line_audited_and_unchanged(seed
     env = _env(seeded, tmp_path)
     for target in ("extranet", "internet"):
         result = runner.invoke(main, ["lines", "plan", "L-SEC", "--target", target, "--date", "2027-01-01"], env=env)
-        assert result.exit_code != 0 and "涉密" in result.output
+        assert result.exit_code != 0 and "carries classified business" in result.output
     assert _line(seeded, "L-SEC") == (LineState.IN_SERVICE, None, None)
     assert _refusals(seeded) == [("extranet", "cli"), ("internet", "cli")]
 
@@ -57,6 +57,6 @@ def test_cli_plan_and_record_refuse_a_classified_line_audited_and_unchanged(seed
         system = uow.session.scalars(select(LegacySystem).where(LegacySystem.hostname == "later01")).one()
         system.classification = "classified"
     result = runner.invoke(main, ["lines", "record", "L-LATER"], env=env)
-    assert result.exit_code != 0 and "涉密" in result.output
+    assert result.exit_code != 0 and "carries classified business" in result.output
     assert _line(seeded, "L-LATER") == (LineState.PLANNED, LineTarget.EXTRANET, "2027-02-01")
     assert _refusals(seeded)[-1] == ("extranet", "cli")
