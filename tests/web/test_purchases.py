@@ -111,9 +111,7 @@ def test_bad_input_on_every_form(app: Flask, journey: Journey) -> None:
         assert uow.session.query(PurchaseRequest).count() == 0
 
     pid = _new(staff, submit=False)
-    bad_edit = post_form(
-        staff, f"/portal/purchases/{pid}/edit", {**_form(**{"lines-0-quantity": "0"}), "save": "1"}
-    )
+    bad_edit = post_form(staff, f"/portal/purchases/{pid}/edit", {**_form(**{"lines-0-quantity": "0"}), "save": "1"})
     assert bad_edit.status_code == 400
     with journey.rt.db.unit_of_work() as uow:
         purchase = uow.session.get(PurchaseRequest, pid)
