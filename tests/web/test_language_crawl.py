@@ -26,17 +26,14 @@ to), with its error messages, must speak the page's language.
 ``KNOWN`` lists what is still found and not fixed yet (issue 18): each entry must still be found
 (the test fails when one is fixed, so the list only shrinks), and anything else found fails.
 
-It reads web/translations; ``CLOUDMGR_TEST_PO_FRAGMENTS=/work/po-fragments`` merges the po
-fragments not merged yet over it for the run.
+It reads web/translations.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -301,35 +298,8 @@ def untranslated_messages() -> list[str]:
     return sorted(m for m in extracted - translated if "%(" not in m)
 
 
-@pytest.fixture
-def catalog_with_fragments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With ``CLOUDMGR_TEST_PO_FRAGMENTS=<dir>``, the ``*.po`` there are merged over the Chinese
-    catalog for this run (to try translations a lead has not merged yet)."""
-    fragments = os.environ.get("CLOUDMGR_TEST_PO_FRAGMENTS")
-    if not fragments:
-        return
-    from babel.messages.pofile import read_po, write_po
-
-    source = i18n.TRANSLATIONS_DIR / "zh" / "LC_MESSAGES" / "messages.po"
-    with source.open("rb") as handle:
-        catalog = read_po(handle)
-    for fragment in sorted(Path(fragments).glob("*.po")):
-        with fragment.open("rb") as handle:
-            for message in read_po(handle):
-                if message.id:
-                    if message.id in catalog:
-                        catalog.delete(message.id)  # setting an existing id keeps its old msgstr
-                    catalog[message.id] = message
-    target = tmp_path / "translations" / "zh" / "LC_MESSAGES" / "messages.po"
-    target.parent.mkdir(parents=True)
-    with target.open("wb") as handle:
-        write_po(handle, catalog)
-    monkeypatch.setattr(i18n, "TRANSLATIONS_DIR", tmp_path / "translations")
-
-
 @ONE_DATABASE
 @pytest.mark.parametrize("lang", ["zh", "en"])
-@pytest.mark.usefixtures("catalog_with_fragments")
 def test_every_page_and_form_speaks_its_language(journey: Journey, lang: str) -> None:
     demo_world(journey)
     app = create_app(runtime=journey.rt)

@@ -26,13 +26,11 @@ from tests.inventory.helpers import make_system
 from tests.lines.helpers import make_line
 from tests.web.helpers import Journey, csrf_token, logged_in, post_form
 from tests.web.test_access_matrix import _bearer
-from tests.web.test_language_crawl import catalog_with_fragments  # noqa: F401 - a fixture
 from web import create_app
 
 
 @pytest.fixture
-def app(journey_rt: Runtime, catalog_with_fragments: None) -> Flask:  # noqa: F811 - the fixture imported
-    """``CLOUDMGR_TEST_PO_FRAGMENTS=/work/po-fragments`` tries the Chinese not merged yet (the problems)."""
+def app(journey_rt: Runtime) -> Flask:
     return create_app(runtime=journey_rt)
 
 

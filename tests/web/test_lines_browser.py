@@ -24,7 +24,6 @@ from cloudmgr.runtime import Runtime
 from tests.lines.helpers import make_line
 from tests.web.helpers import PASSWORDS, Journey
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
-from tests.web.test_language_crawl import catalog_with_fragments  # noqa: F401 - a fixture
 from tests.web.test_lines import csv_bytes, line_count, row
 from web import create_app
 
@@ -38,8 +37,7 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def lines_server(journey_rt: Runtime, catalog_with_fragments: None) -> Iterator[str]:  # noqa: F811 - imported
-    """``CLOUDMGR_TEST_PO_FRAGMENTS=/work/po-fragments`` tries the Chinese not merged yet (the problems)."""
+def lines_server(journey_rt: Runtime) -> Iterator[str]:
     app = create_app(runtime=journey_rt)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="lines-server", daemon=True)

@@ -162,8 +162,7 @@ def test_new_line_request_through_the_page(app: Flask, world: dict[str, Any], jo
 
 
 def test_form_problems_read_in_chinese(app: Flask, world: dict[str, Any]) -> None:
-    """The request form's problems in the Chinese console (the domain's sentences, translated where shown;
-    passes once /work/po-fragments/lines-finance.po is merged into the catalog)."""
+    """The request form's problems in the Chinese console (the domain's sentences, translated where shown)."""
     staff = logged_in(app, "zhangwei")
     bad = _renew(staff, world["edu"], "someday", rent="-3")
     text = bad.get_data(as_text=True)

@@ -1,9 +1,6 @@
 """Every dedicated-line page (issue 19), with lines in every state, as department staff and as an operator,
 in Chinese and in English: a title, one h1, a label on every field, header cells in every table, and
-nothing in the other language (the language crawl's checks; its demo world has no lines).
-
-The Chinese of these pages is in /work/po-fragments/lines-web.po until the lead merges it: run with
-``CLOUDMGR_TEST_PO_FRAGMENTS=/work/po-fragments`` to try it before."""
+nothing in the other language (the language crawl's checks, with lines in every state)."""
 
 from __future__ import annotations
 
@@ -88,7 +85,6 @@ def _pages(role: str, ids: dict[str, int]) -> list[str]:
 
 @ONE_DATABASE
 @pytest.mark.parametrize("lang", ["zh", "en"])
-@pytest.mark.usefixtures("catalog_with_fragments")
 def test_every_lines_page_speaks_its_language_and_is_well_formed(journey: Journey, lang: str) -> None:
     ids = _world(journey.rt)
     app: Flask = create_app(runtime=journey.rt)
@@ -118,7 +114,3 @@ def test_every_lines_page_speaks_its_language_and_is_well_formed(journey: Journe
         client.get("/language/zh")
         html = client.get("/ops/lines").get_data(as_text=True)
         assert re.search(r"<h1>\s*各部门专线\s*</h1>", html) and "电子政务内网" in html and "已割接" in html
-
-
-# The fixture of the language crawl merges the po fragments over the catalog (when asked to).
-from tests.web.test_language_crawl import catalog_with_fragments  # noqa: E402, F401

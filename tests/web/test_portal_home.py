@@ -98,7 +98,6 @@ def test_departments_are_not_shown_the_hypervisor_operators_are(app: Flask, jour
 
 
 def test_the_landing_page_speaks_chinese(app: Flask, journey: Journey) -> None:
-    """Needs /work/po-fragments/console.po merged into the catalog (the helper's new strings)."""
     html = logged_in(app, "zhangwei").get("/portal/").get_data(as_text=True)
     for text in ("本部门云主机", "我办理中的申请", "最近变更", "您还没有申请。"):
         assert text in html, text

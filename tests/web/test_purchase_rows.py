@@ -114,7 +114,6 @@ def test_dropping_the_only_filled_row_leaves_empty_rows(app: Flask) -> None:
 
 
 def test_the_rows_speak_chinese(app: Flask) -> None:
-    """Needs /work/po-fragments/console.po merged into the catalog (the helper's new strings)."""
     html = logged_in(app, "zhangwei").get(NEW).get_data(as_text=True)
     for text in ("增加物品行", "去掉第 1 项", "合计"):
         assert text in html, text

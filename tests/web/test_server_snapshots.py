@@ -55,7 +55,7 @@ def _bearer(rt: Runtime, username: str) -> dict[str, str]:
 
 
 def _zh(app: Flask, message: str, **params: object) -> str:
-    """``message`` as the Chinese catalog has it (the lead merges /work/po-fragments into it)."""
+    """``message`` as the Chinese catalog has it."""
     with app.test_request_context("/"), force_locale("zh"):
         return str(gettext(message, **params))
 
