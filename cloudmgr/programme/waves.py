@@ -76,7 +76,7 @@ def get_wave(session: Session, wave_id: int, *, for_update: bool = False) -> Mig
         query = query.with_for_update(of=MigrationWave)
     wave = session.scalars(query).unique().one_or_none()
     if wave is None:
-        raise WaveNotFound(f"no migration wave {wave_id}")
+        raise WaveNotFound(message(N_("no migration wave %(wave)s"), wave=wave_id))
     return wave
 
 
@@ -200,9 +200,29 @@ def create_wave(
     return wave
 
 
+#: A wave's state as a word inside a sentence (the pages' labels are capitalised headings).
+_STATE_WORDS: dict[WaveState, str] = {
+    WaveState.DRAFT: N_("draft"),
+    WaveState.CHECKED: N_("checked"),
+    WaveState.RUNNING: N_("running"),
+    WaveState.DONE: N_("done"),
+    WaveState.CANCELLED: N_("cancelled"),
+}
+
+
+def _state_word(wave: MigrationWave) -> Message:
+    return Message(_STATE_WORDS[WaveState(wave.state)])
+
+
 def ensure_editable(wave: MigrationWave) -> None:
     if wave.state not in {WaveState.DRAFT, WaveState.CHECKED}:
-        raise WaveStateConflict(f"wave {wave.id} is {wave.state}: its systems can no longer change")
+        raise WaveStateConflict(
+            message(
+                N_("wave %(wave)s is %(state)s: its systems can no longer change"),
+                wave=wave.id,
+                state=_state_word(wave),
+            )
+        )
 
 
 def _back_to_draft(wave: MigrationWave, why: str) -> None:
@@ -222,7 +242,12 @@ def ensure_department_may_use(session: Session, system: LegacySystem, cloud_id: 
         cloud_key = session.scalar(select(Cloud.key).where(Cloud.id == cloud_id)) or str(cloud_id)
         department_key = session.scalar(select(Department.key).where(Department.id == system.department_id))
         raise WaveMemberRefused(
-            f"{system.hostname} belongs to department {department_key}, which may not use cloud {cloud_key}"
+            message(
+                N_("%(host)s belongs to department %(department)s, which may not use cloud %(cloud)s"),
+                host=system.hostname,
+                department=department_key,
+                cloud=cloud_key,
+            )
         )
 
 
@@ -232,7 +257,7 @@ def _find_system(session: Session, ref: int | str) -> LegacySystem:
     else:
         system = session.scalar(select(LegacySystem).where(LegacySystem.hostname == ref))
     if system is None:
-        raise WaveMemberRefused(f"no legacy system {ref!r}")
+        raise WaveMemberRefused(message(N_("no legacy system %(system)s"), system=repr(ref)))
     return system
 
 
@@ -293,7 +318,9 @@ def add_systems(session: Session, wave_id: int, refs: Sequence[int | str], *, ac
     try:
         session.flush()
     except IntegrityError as exc:  # another wave took one of them meanwhile (the partial unique index)
-        raise WaveMemberRefused("one of the systems joined another open wave meanwhile; try again") from exc
+        raise WaveMemberRefused(
+            Message(N_("one of the systems joined another open wave meanwhile; try again"))
+        ) from exc
     audit.record(
         session,
         actor=username,
@@ -310,7 +337,9 @@ def remove_system(session: Session, wave_id: int, system_id: int, *, actor: Acto
     ensure_editable(wave)
     member = next((m for m in wave.members if m.system_id == system_id), None)
     if member is None:
-        raise WaveMemberRefused(f"system {system_id} is not in wave #{wave.id}")
+        raise WaveMemberRefused(
+            message(N_("system %(system)s is not in wave #%(wave)s"), system=system_id, wave=wave.id)
+        )
     system = member.system
     wave.members.remove(member)
     transition_system(session, system, SystemState.LEGACY, actor=actor, reason=f"left wave #{wave.id}")
@@ -334,10 +363,13 @@ def cancel_wave(session: Session, wave_id: int, *, actor: Actor, reason: str = "
     wave = get_wave(session, wave_id, for_update=True)
     if wave.state == WaveState.RUNNING:
         raise WaveStateConflict(
-            f"wave {wave.id} is running: its runbooks are under way (each system rolls back on its own)"
+            message(
+                N_("wave %(wave)s is running: its runbooks are under way (each system rolls back on its own)"),
+                wave=wave.id,
+            )
         )
     if wave.state not in {WaveState.DRAFT, WaveState.CHECKED}:
-        raise WaveStateConflict(f"wave {wave.id} is {wave.state}")
+        raise WaveStateConflict(message(N_("wave %(wave)s is %(state)s"), wave=wave.id, state=_state_word(wave)))
     username = actor.username
     WAVE_MACHINE.apply(wave, WaveState.CANCELLED, wave_id=wave.id)
     wave.cancelled_by = username
@@ -378,6 +410,21 @@ NETWORK_WORDS: dict[str, str] = {
     "extranet": N_("e-government extranet"),
     "intranet": N_("e-government intranet"),
 }
+
+
+def _does_not_fit(wave_id: int, reasons: list[Message]) -> Message:
+    """The refusal to start a wave that does not fit: its first reason in words, and how many more
+    (a reason is a sentence of its own, translated where it is shown)."""
+    if not reasons:
+        return message(N_("wave %(wave)s does not fit"), wave=wave_id)
+    if len(reasons) == 1:
+        return message(N_("wave %(wave)s does not fit: %(why)s"), wave=wave_id, why=reasons[0])
+    return message(
+        N_("wave %(wave)s does not fit: %(why)s; %(more)s more reasons in its check"),
+        wave=wave_id,
+        why=reasons[0],
+        more=len(reasons) - 1,
+    )
 
 
 def fit_failure_text(result: dict[str, Any]) -> str:
@@ -433,16 +480,16 @@ def start_wave(session: Session, wave_id: int, *, actor: Actor) -> MigrationWave
     """Start a checked wave: who/when first, then the systems migrate (one work item each)."""
     wave = get_wave(session, wave_id, for_update=True)
     if wave.state == WaveState.RUNNING:
-        raise WaveStateConflict(f"wave {wave.id} is already running")
+        raise WaveStateConflict(message(N_("wave %(wave)s is already running"), wave=wave.id))
     if wave.state not in {WaveState.DRAFT, WaveState.CHECKED}:
-        raise WaveStateConflict(f"wave {wave.id} is {wave.state}")
+        raise WaveStateConflict(message(N_("wave %(wave)s is %(state)s"), wave=wave.id, state=_state_word(wave)))
     if not wave.members:
-        raise WaveStateConflict(f"wave {wave.id} has no systems")
+        raise WaveStateConflict(message(N_("wave %(wave)s has no systems"), wave=wave.id))
     result = wave.check_result or {}
     if wave.state != WaveState.CHECKED:
         if result and not result.get("fits") and result.get("members") == sorted(m.system_id for m in wave.members):
-            raise WaveDoesNotFit(f"wave {wave.id} does not fit: {fit_failure_text(result)}")
-        raise WaveStateConflict(f"wave {wave.id} must be checked (and fit) before it starts")
+            raise WaveDoesNotFit(_does_not_fit(wave.id, fit_failure_messages(result)))
+        raise WaveStateConflict(message(N_("wave %(wave)s must be checked (and fit) before it starts"), wave=wave.id))
     username = actor.username
     WAVE_MACHINE.apply(wave, WaveState.RUNNING, wave_id=wave.id)
     wave.started_by = username
