@@ -81,7 +81,8 @@ def test_attack_a_wave_takes_a_department_that_may_not_use_its_cloud(journey: En
     html = ops.get(page).get_data(as_text=True)
     assert 'data-candidate="ts-hr-01"' not in html  # not even offered
     refused = ops.post(f"{page}/systems", data={"csrf_token": csrf_token(html), "system_id": [str(outsider)]})
-    assert refused.status_code == 409 and "may not use cloud education" in refused.get_data(as_text=True)
+    # The page says it in Chinese (the API and CLI below in English).
+    assert refused.status_code == 409 and "不能使用云平台 education" in refused.get_data(as_text=True)
 
     env = {
         "CLOUDMGR_DATABASE_URL": journey.rt.settings.database_url,

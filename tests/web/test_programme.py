@@ -85,7 +85,7 @@ def test_operators_build_check_and_start_a_wave_in_the_pages(app: Flask, seeded:
     assert re.findall(r'data-hostname="([^"]+)"', members) == ["edu-easy", "edu-hard"]  # easy to hard
 
     early = _post(ops, f"/ops/waves/{wave_id}/start", page)
-    assert early.status_code == 409 and "must be checked" in early.get_data(as_text=True)
+    assert early.status_code == 409 and "须先通过检查" in early.get_data(as_text=True)
     assert _post(ops, f"/ops/waves/{wave_id}/check", page).status_code == 302
     html = ops.get(page).get_data(as_text=True)
     assert 'data-fits="yes"' in html and 'data-testid="hosts-needed">1<' in html
