@@ -20,6 +20,7 @@ from cloudmgr.inventory.classification import ensure_placeable
 from cloudmgr.inventory.errors import ClassifiedPlacementRefused
 from cloudmgr.inventory.models import Classification, LegacySystem, SystemState
 from cloudmgr.inventory.services import AUDIT_TARGET, SystemFilter, get_system_by_hostname, list_systems
+from cloudmgr.messages import N_, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 
@@ -105,7 +106,13 @@ def set_target_cloud(
     if cloud is None or not linked:
         from cloudmgr.errors import ValidationFailed
 
-        raise ValidationFailed(f"department {system.department.key} may not use cloud {cloud_key!r}")
+        raise ValidationFailed(
+            message(
+                N_("department %(department)s may not use cloud %(cloud)s"),
+                department=system.department.key,
+                cloud=repr(cloud_key),
+            )
+        )
     system.target_cloud_id = cloud.id
     audit.record(
         session,

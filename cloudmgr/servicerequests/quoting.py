@@ -19,6 +19,7 @@ from cloudmgr.firewall.errors import TemplateNotFound
 from cloudmgr.firewall.services import FirewallPlan, RuleSpec
 from cloudmgr.keys.errors import KeyNotFound
 from cloudmgr.keys.services import KeyChoice, key_for_request
+from cloudmgr.messages import N_, Message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Department, DepartmentCloud, NetworkZone, ZoneKind
 from cloudmgr.quotas import ledger
@@ -321,7 +322,9 @@ def validated(session: Session, actor: Actor, form: RequestForm, today: date) ->
             )
         )
     if cloud is None or link is None or not cloud.enabled:
-        raise RequestInvalid(f"your department may not use cloud {form.cloud_key!r}")
+        raise RequestInvalid(
+            Message(N_("your department may not use cloud %(cloud)s"), {"cloud": repr(form.cloud_key)})
+        )
     zone = session.scalar(select(NetworkZone).where(NetworkZone.cloud_id == cloud.id, NetworkZone.zone == form.zone))
     if zone is None:
         problems.append(f"cloud {cloud.key} has no {form.zone!r} zone")
