@@ -11,11 +11,14 @@ from tests.conftest import pytest_collection_modifyitems
 
 
 def _item(nodeid: str, fixtures: list[str], *, lab_marked: bool) -> Any:
-    return SimpleNamespace(
+    item = SimpleNamespace(
         nodeid=nodeid,
         fixturenames=fixtures,
         get_closest_marker=lambda name: object() if (name == "lab" and lab_marked) else None,
+        markers=[],
     )
+    item.add_marker = item.markers.append
+    return item
 
 
 def test_an_unmarked_lab_test_stops_the_run() -> None:
@@ -32,5 +35,9 @@ def test_marked_and_plain_tests_pass_the_check() -> None:
     items = [
         _item("tests/a.py::test_marked", ["lab_settings"], lab_marked=True),
         _item("tests/b.py::test_plain", ["db"], lab_marked=False),
+        _item("tests/runbooks/test_x.py::test_hosts", ["hosts"], lab_marked=False),
     ]
     pytest_collection_modifyitems(None, items)  # type: ignore[arg-type]
+    # Under pytest-xdist the lab's and the test hosts' tests run in one worker, the rest anywhere.
+    groups = [[m.kwargs.get("name", m.args[0] if m.args else None) for m in item.markers] for item in items]
+    assert groups == [["lab-and-hosts"], [], ["lab-and-hosts"]]

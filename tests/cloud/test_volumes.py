@@ -177,8 +177,9 @@ def test_create_volume_is_idempotent_by_tag(cloud: CloudTestEnv, volume_project:
     again = provider.create_volume(volume_project.id, "cmct-idem-renamed", 2, None, tag)
     assert again.id == first.id
     assert (again.name, again.size_gb, again.volume_type, again.tag) == ("cmct-idem", 1, "ssd", tag)
-    assert provider.find_volume_by_tag(volume_project.id, tag) == provider.get_volume(first.id)
+    # Compared once it is available: a volume still being created may change status between the two reads.
     ready = provider.wait_volume(first.id, {"available"}, timeout=VOLUME_TIMEOUT)
+    assert provider.find_volume_by_tag(volume_project.id, tag) == provider.get_volume(first.id) == ready
     assert ready.project_id == volume_project.id
     assert ready.attachments == ()
     assert [v.id for v in provider.list_volumes(volume_project.id) if v.tag == tag] == [first.id]
