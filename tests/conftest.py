@@ -271,6 +271,9 @@ def lab_connection(clouds_yaml: Path, cloud: str = "cloudmgr-lab"):  # type: ign
 LAB_FIXTURES = frozenset({"lab_clouds_yaml", "lab_settings", "lab_runtime"})
 
 
+# tryfirst: pytest-xdist's own hook reads the xdist_group marks (it suffixes each test's id with its
+# group), so the marks are added before it runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test that reaches the lab carries the ``lab`` marker, so ``-m "not lab"`` and the
     marker's promise (fails, never skips, when the lab is down) hold: an unmarked one stops the run."""

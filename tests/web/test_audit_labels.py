@@ -20,6 +20,8 @@ CLOUDMGR = Path(__file__).resolve().parents[2] / "cloudmgr"
 
 # What the code fills into its f-string keys (see the functions named).
 EXPANSIONS: dict[str, tuple[str, ...]] = {
+    # lines.finance.decide_rental (DECISIONS)
+    "network_line_rental.{decision}": ("approve", "block"),
     # servicerequests.transitions.record_transition's callers
     "request.{action}": ("submit", "approve", "reject", "cancel", "retry", "resize", "self_approved", "self_rejected"),
     # purchases.lifecycle._transition

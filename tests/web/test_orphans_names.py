@@ -23,5 +23,6 @@ def test_an_orphans_project_is_shown_with_its_departments_name(app: Flask, journ
     provider.create_volume(project, "stray-disk", 20, None, "cm-r801-s1-d1")
     reconcile_requests(journey.rt.db, journey.rt.providers, hold_days=14)
     html = logged_in(app, "operator").get("/ops/orphans").get_data(as_text=True)
-    row = html.split("stray-disk")[1].split("</tr>")[0]
+    # The whole row of the orphan (its bulk-action checkbox names it too).
+    row = next(part for part in html.split("<tr") if "stray-disk" in part).split("</tr>")[0]
     assert f'省教育厅<br><code class="small">{project}</code>' in row
