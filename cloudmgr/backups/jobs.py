@@ -12,7 +12,7 @@ and gives its quota back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -59,112 +59,110 @@ def _retry(exc: CloudError) -> RetryLater:
     return RetryLater(f"{type(exc).__name__}: {exc}", delay=30.0 if isinstance(exc, CloudConflict) else None)
 
 
-# --- snapshots --------------------------------------------------------------------------------
+# --- snapshots and backups of a volume -------------------------------------------------------
 
 
-def _fail_snapshot(db: Database, record_id: int, error: str) -> None:
+_CopyRecord = VolumeSnapshotRecord | VolumeBackupRecord
+
+
+@dataclass(frozen=True)
+class _VolumeCopyKind:
+    """What differs between a volume's snapshot and its backup: the record, the words, the calls."""
+
+    model: type[VolumeSnapshotRecord] | type[VolumeBackupRecord]
+    payload_key: str
+    word: str  # "snapshot" / "backup": in faults and ledger reasons
+    create: Callable[[CloudProvider, str, str], Any]  # (provider, cloud volume id, tag) -> the copy
+    wait: Callable[[CloudProvider, str], Any]  # (provider, copy's cloud id) -> the ready copy
+
+    def get(self, session: Session, record_id: int, *, lock: bool = False) -> _CopyRecord | None:
+        return cast(_CopyRecord | None, session.get(self.model, record_id, with_for_update=lock))
+
+    def set_cloud_id(self, record: _CopyRecord, cloud_id: str) -> None:
+        if isinstance(record, VolumeSnapshotRecord):
+            record.snapshot_id = cloud_id
+        else:
+            record.backup_id = cloud_id
+
+
+_SNAPSHOT = _VolumeCopyKind(
+    VolumeSnapshotRecord,
+    "snapshot_record_id",
+    "snapshot",
+    lambda provider, volume_id, tag: provider.create_volume_snapshot(volume_id, tag, tag),
+    lambda provider, copy_id: provider.wait_volume_snapshot(copy_id),
+)
+_BACKUP = _VolumeCopyKind(
+    VolumeBackupRecord,
+    "backup_record_id",
+    "backup",
+    lambda provider, volume_id, tag: provider.create_volume_backup(volume_id, tag, tag),
+    lambda provider, copy_id: provider.wait_volume_backup(copy_id),
+)
+
+
+def _fail_copy(db: Database, kind: _VolumeCopyKind, record_id: int, error: str) -> None:
     with db.unit_of_work() as uow:
-        record = uow.session.get(VolumeSnapshotRecord, record_id, with_for_update=True)
+        record = kind.get(uow.session, record_id, lock=True)
         if record is None or record.state != CopyState.PENDING:
             return
         record.state, record.fault = CopyState.FAILED, error[:2000]
         if record.reservation_id is not None:
-            ledger.release(uow.session, record.reservation_id, reason=f"snapshot failed: {error[:200]}")
+            ledger.release(uow.session, record.reservation_id, reason=f"{kind.word} failed: {error[:200]}")
 
 
-def handle_snapshot(db: Database, item: ClaimedItem) -> None:
-    record_id = int(item.payload["snapshot_record_id"])
+def _make_copy(db: Database, kind: _VolumeCopyKind, item: ClaimedItem) -> None:
+    record_id = int(item.payload[kind.payload_key])
     with db.unit_of_work() as uow:
-        record = uow.session.get(VolumeSnapshotRecord, record_id)
+        record = kind.get(uow.session, record_id)
         if record is None or record.state != CopyState.PENDING:
             return
         volume = uow.session.get_one(ManagedVolume, record.volume_row_id)
         provider = _provider(uow.session.get_one(Cloud, record.cloud_id))
         cloud_volume_id, tag = volume.volume_id, record.tag
     if not cloud_volume_id:
-        _fail_snapshot(db, record_id, "the volume has no cloud volume")
+        _fail_copy(db, kind, record_id, "the volume has no cloud volume")
         return
     try:
-        made = provider.create_volume_snapshot(cloud_volume_id, tag, tag)
-        _record_cloud_id(db, VolumeSnapshotRecord, record_id, made.id)
-        made = provider.wait_volume_snapshot(made.id)
+        made = kind.create(provider, cloud_volume_id, tag)
+        # The cloud's id as soon as the cloud accepted: a record stuck afterwards can still be found.
+        with db.unit_of_work() as uow:
+            locked = kind.get(uow.session, record_id, lock=True)
+            if locked is not None:
+                kind.set_cloud_id(locked, made.id)
+        made = kind.wait(provider, made.id)
     except RETRYABLE as exc:
         raise _retry(exc) from exc
     except CloudError as exc:
-        _fail_snapshot(db, record_id, str(exc))
+        _fail_copy(db, kind, record_id, str(exc))
         return
     with db.unit_of_work() as uow:
-        record = uow.session.get_one(VolumeSnapshotRecord, record_id, with_for_update=True)
-        if record.state != CopyState.PENDING:
+        record = kind.get(uow.session, record_id, lock=True)
+        if record is None or record.state != CopyState.PENDING:
             return
-        record.state, record.snapshot_id, record.size_gb = CopyState.READY, made.id, made.size_gb
+        record.state, record.size_gb = CopyState.READY, made.size_gb
+        kind.set_cloud_id(record, made.id)
         if record.reservation_id is not None:
-            ledger.consume(uow.session, record.reservation_id, reason="snapshot ready")
+            ledger.consume(uow.session, record.reservation_id, reason=f"{kind.word} ready")
+
+
+def handle_snapshot(db: Database, item: ClaimedItem) -> None:
+    _make_copy(db, _SNAPSHOT, item)
 
 
 def _give_up_snapshot(db: Database, item: ClaimedItem, error: str) -> None:
-    _fail_snapshot(db, int(item.payload["snapshot_record_id"]), error)
+    _fail_copy(db, _SNAPSHOT, int(item.payload[_SNAPSHOT.payload_key]), error)
 
 
 handle_snapshot.on_give_up = _give_up_snapshot  # type: ignore[attr-defined]
 
 
-def _record_cloud_id(
-    db: Database, model: type[VolumeSnapshotRecord | VolumeBackupRecord], record_id: int, cloud_id: str
-) -> None:
-    """The cloud's id as soon as the cloud accepted: a record stuck afterwards can still be found."""
-    with db.unit_of_work() as uow:
-        if model is VolumeSnapshotRecord:
-            uow.session.get_one(VolumeSnapshotRecord, record_id, with_for_update=True).snapshot_id = cloud_id
-        else:
-            uow.session.get_one(VolumeBackupRecord, record_id, with_for_update=True).backup_id = cloud_id
-
-
-# --- backups ----------------------------------------------------------------------------------
-
-
-def _fail_backup(db: Database, record_id: int, error: str) -> None:
-    with db.unit_of_work() as uow:
-        record = uow.session.get(VolumeBackupRecord, record_id, with_for_update=True)
-        if record is None or record.state != CopyState.PENDING:
-            return
-        record.state, record.fault = CopyState.FAILED, error[:2000]
-        if record.reservation_id is not None:
-            ledger.release(uow.session, record.reservation_id, reason=f"backup failed: {error[:200]}")
-
-
 def handle_backup(db: Database, item: ClaimedItem) -> None:
-    record_id = int(item.payload["backup_record_id"])
-    with db.unit_of_work() as uow:
-        record = uow.session.get(VolumeBackupRecord, record_id)
-        if record is None or record.state != CopyState.PENDING:
-            return
-        volume = uow.session.get_one(ManagedVolume, record.volume_row_id)
-        provider = _provider(uow.session.get_one(Cloud, record.cloud_id))
-        cloud_volume_id, tag = volume.volume_id, record.tag
-    if not cloud_volume_id:
-        _fail_backup(db, record_id, "the volume has no cloud volume")
-        return
-    try:
-        made = provider.create_volume_backup(cloud_volume_id, tag, tag)
-        _record_cloud_id(db, VolumeBackupRecord, record_id, made.id)
-        made = provider.wait_volume_backup(made.id)
-    except RETRYABLE as exc:
-        raise _retry(exc) from exc
-    except CloudError as exc:
-        _fail_backup(db, record_id, str(exc))
-        return
-    with db.unit_of_work() as uow:
-        record = uow.session.get_one(VolumeBackupRecord, record_id, with_for_update=True)
-        if record.state != CopyState.PENDING:
-            return
-        record.state, record.backup_id, record.size_gb = CopyState.READY, made.id, made.size_gb
-        if record.reservation_id is not None:
-            ledger.consume(uow.session, record.reservation_id, reason="backup ready")
+    _make_copy(db, _BACKUP, item)
 
 
 def _give_up_backup(db: Database, item: ClaimedItem, error: str) -> None:
-    _fail_backup(db, int(item.payload["backup_record_id"]), error)
+    _fail_copy(db, _BACKUP, int(item.payload[_BACKUP.payload_key]), error)
 
 
 handle_backup.on_give_up = _give_up_backup  # type: ignore[attr-defined]
