@@ -33,6 +33,7 @@ from cloudmgr.cloud.types import (
     HostAggregate,
     Hypervisor,
     Image,
+    ImageDownload,
     KeyPair,
     Network,
     ProjectRef,
@@ -277,8 +278,12 @@ class CloudProvider(abc.ABC):
         """Raises CloudNotFound when there is no such image."""
 
     @abc.abstractmethod
-    def download_image(self, image_id: str, dest_path: Path) -> int:
-        """Write the image's data to ``dest_path``; returns the number of bytes."""
+    def download_image(self, image_id: str, dest_path: Path) -> ImageDownload:
+        """Write the image's data to ``dest_path``, streamed a chunk at a time (never the whole
+        image in memory), digested in the same pass: returns its size, SHA-256 and digest in the
+        image's Glance ``hash_algo``.  Nothing is left at ``dest_path`` if it fails part way.
+        The caller compares the digests with :attr:`Image.hash_value` (a mismatch is not raised
+        here: the caller decides whether to retry)."""
 
     @abc.abstractmethod
     def delete_image(self, image_id: str) -> None:

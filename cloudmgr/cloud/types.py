@@ -111,6 +111,24 @@ class Image:
     owner_project_id: str | None = None
     #: The idempotency tag a server snapshot was made with (``IMAGE_TAG_PROPERTY``), if any.
     tag: str | None = None
+    #: What Glance computed from the data it stored (issue 17): the multihash
+    #: (``os_hash_algo``, sha512 by default, and ``os_hash_value``) and the legacy MD5
+    #: ``checksum``; None while the image has no data, or on a Glance too old for them.
+    hash_algo: str | None = None
+    hash_value: str | None = None
+    checksum: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDownload:
+    """What :meth:`CloudProvider.download_image` wrote, digested in the same streaming pass:
+    its size, its SHA-256, and its digest in the algorithm Glance recorded for the image
+    (``hash_algo``/``hash_value``, None when the image has no multihash)."""
+
+    size_bytes: int
+    sha256: str
+    hash_algo: str | None = None
+    hash_value: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

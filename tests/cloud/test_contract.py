@@ -7,6 +7,7 @@ pass unchanged for both kinds: that is what lets the demo stand in for a real cl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 import uuid
 from datetime import UTC, datetime
@@ -372,9 +373,12 @@ def test_snapshot_to_image_and_download(cloud: CloudTestEnv, worker: Server, tmp
     assert image.status == "active"
     assert image.name == f"cmct-snap-{RUN_ID}"
     assert image.id in {i.id for i in provider.list_images()}
-    size = provider.download_image(image.id, tmp_path / "snap.img")
-    assert size == (tmp_path / "snap.img").stat().st_size
-    assert size == image.size_bytes
+    downloaded = provider.download_image(image.id, tmp_path / "snap.img")
+    assert downloaded.size_bytes == (tmp_path / "snap.img").stat().st_size == image.size_bytes
+    # Digested in the same pass (issue 17): SHA-256, and Glance's own algorithm matching its hash.
+    assert downloaded.sha256 == hashlib.sha256((tmp_path / "snap.img").read_bytes()).hexdigest()
+    assert image.hash_algo and image.hash_value
+    assert (downloaded.hash_algo, downloaded.hash_value) == (image.hash_algo, image.hash_value)
     provider.delete_image(image.id)
     assert image.id not in {i.id for i in provider.list_images()}
 
@@ -395,8 +399,15 @@ def test_upload_download_and_delete_image(cloud: CloudTestEnv, main_project: Pro
     assert provider.get_image(from_file.id) == provider.wait_for_image(from_file.id, timeout=60)
     assert provider.get_image(from_file.id).name == f"cmct-file-{RUN_ID}"
     target = tmp_path / "download.raw"
-    assert provider.download_image(from_bytes.id, target) == len(payload)
+    downloaded = provider.download_image(from_bytes.id, target)
+    assert downloaded.size_bytes == len(payload)
     assert target.read_bytes() == payload
+    assert downloaded.sha256 == hashlib.sha256(payload).hexdigest()
+    # Glance hashed what it stored (issue 17): a file upload streams, and the hash says it arrived whole.
+    for uploaded in (from_bytes, from_file):
+        assert uploaded.hash_algo and uploaded.hash_value and uploaded.checksum == hashlib.md5(payload).hexdigest()
+        assert uploaded.hash_value == hashlib.new(uploaded.hash_algo, payload).hexdigest()
+    assert downloaded.hash_value == from_bytes.hash_value
     provider.delete_image(from_bytes.id)
     provider.delete_image(from_bytes.id)  # gone already: still fine
     remaining = {i.id for i in provider.list_images()}

@@ -54,7 +54,7 @@ def test_state_file_is_shared_between_instances(tmp_path: Path) -> None:
     cli = SimulatedProvider(state_path=path)
     assert cli.get_server(server.id) == server
     assert cli.ensure_project("sim-domain", "dept") == project
-    assert cli.download_image(image.id, tmp_path / "out.raw") == 5
+    assert cli.download_image(image.id, tmp_path / "out.raw").size_bytes == 5
     assert (tmp_path / "out.raw").read_bytes() == b"12345"
     assert json.loads(path.read_text())["servers"][server.id]["name"] == "shared"
     assert not list(tmp_path.glob(".cloud.json.*")), "no temporary files left behind"

@@ -64,10 +64,13 @@ def test_a_volume_copied_into_an_image_makes_the_same_volume_in_another_project(
 
     # Out of the cloud and into another project, as a cross-cloud move carries it.
     path = tmp_path / "volume.img"
-    assert provider.download_image(image.id, path) == image.size_bytes
+    downloaded = provider.download_image(image.id, path)
+    assert downloaded.size_bytes == image.size_bytes
+    assert (downloaded.hash_algo, downloaded.hash_value) == (image.hash_algo, image.hash_value)
     carried = provider.upload_image(f"{name}-carried", path, disk_format="raw", project_id=target_project.id)
     cloud.track_image(carried.id)
     carried = provider.wait_for_image(carried.id, timeout=IMAGE_TIMEOUT)
+    assert (carried.hash_algo, carried.hash_value) == (image.hash_algo, image.hash_value)
     tag = _tag("from-image")
     copy = made.volume(provider.create_volume(target_project.id, "cmct-vimg-copy", 1, "ssd", tag, image_id=carried.id))
     assert provider.create_volume(target_project.id, "cmct-vimg-copy", 1, "ssd", tag, image_id=carried.id).id == copy.id

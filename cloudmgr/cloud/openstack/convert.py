@@ -78,7 +78,14 @@ def to_image(image: Any) -> Image:
         visibility=str(image.visibility or ""),
         owner_project_id=image.owner_id,
         tag=image_tag(image),
+        hash_algo=_text_or_none(getattr(image, "hash_algo", None)),
+        hash_value=_text_or_none(getattr(image, "hash_value", None)),
+        checksum=_text_or_none(getattr(image, "checksum", None)),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 def to_flavor(flavor: Any) -> Flavor:

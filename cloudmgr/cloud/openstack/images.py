@@ -8,14 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from openstack import exceptions as sdk_exceptions
 from openstack.compute.v2 import server as sdk_server
 
 from cloudmgr.cloud.checks import check_idempotency_tag
+from cloudmgr.cloud.digests import CHUNK_BYTES, StreamDigest
 from cloudmgr.cloud.errors import CloudError, CloudNotFound, CloudTimeout
 from cloudmgr.cloud.openstack.connection import OpenStackConnection
 from cloudmgr.cloud.openstack.convert import image_tag, to_image
 from cloudmgr.cloud.provider import FAILED_IMAGE_STATUSES
-from cloudmgr.cloud.types import IMAGE_TAG_PROPERTY, Image
+from cloudmgr.cloud.types import IMAGE_TAG_PROPERTY, Image, ImageDownload
 
 
 class OpenStackImages(OpenStackConnection):
@@ -115,8 +117,14 @@ class OpenStackImages(OpenStackConnection):
             # openstacksdk reads a file object though its annotation says bytes.
             stream: Any = open(data, "rb") if isinstance(data, Path) else io.BytesIO(bytes(data))  # noqa: SIM115
             with stream as source:
+                # A file object is sent as the request body a block at a time (requests and
+                # http.client read it; openstacksdk hashes nothing first with
+                # validate_checksum False, its default); Glance computes os_hash_value as
+                # it stores the data, which the caller compares with its own digest.
+                size = os.fstat(source.fileno()).st_size if isinstance(data, Path) else len(data)
                 return conn.image.create_image(
                     name,
+                    size=size,
                     disk_format=disk_format,
                     container_format=container_format,
                     allow_duplicates=True,
@@ -131,21 +139,35 @@ class OpenStackImages(OpenStackConnection):
     def get_image(self, image_id: str) -> Image:
         return to_image(self._call(f"get image {image_id}", lambda: self._admin.image.get_image(image_id)))
 
-    def download_image(self, image_id: str, dest_path: Path) -> int:
+    def download_image(self, image_id: str, dest_path: Path) -> ImageDownload:
         dest_path = Path(dest_path)
         partial = dest_path.with_name(dest_path.name + ".part")
+        # The algorithm Glance hashed the image with, so the same pass digests it that way too.
+        glance_algo = self.get_image(image_id).hash_algo
 
-        def download() -> None:
-            # Into a side file first so a broken download never looks like a complete one.
-            with open(partial, "wb") as out:
-                self._admin.image.download_image(image_id, stream=True, output=out)
+        def download() -> ImageDownload:
+            # Streamed a chunk at a time (openstacksdk's output= would verify Glance's hash
+            # itself but give us no digest back; without output= it returns the open
+            # response and checks nothing), into a side file first so a broken download
+            # never looks like a complete one.
+            digest = StreamDigest(glance_algo)
+            response = self._admin.image.download_image(image_id, stream=True)
+            try:
+                sdk_exceptions.raise_from_response(response)  # an error page is not image data
+                with open(partial, "wb") as out:
+                    for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+                        out.write(chunk)
+                        digest.update(chunk)
+            finally:
+                response.close()
+            return digest.result()
 
         try:
-            self._call(f"download image {image_id}", download)
+            result = self._call(f"download image {image_id}", download)
             os.replace(partial, dest_path)
         finally:
             partial.unlink(missing_ok=True)
-        return dest_path.stat().st_size
+        return result
 
     def delete_image(self, image_id: str) -> None:
         self._call(f"delete image {image_id}", lambda: self._admin.image.delete_image(image_id, ignore_missing=True))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudmgr.cloud.checks import check_idempotency_tag
+from cloudmgr.cloud.digests import file_digest
 from cloudmgr.cloud.errors import CloudNotFound
 from cloudmgr.cloud.simulated.records import (
     ADMIN_PROJECT_ID,
@@ -21,7 +22,7 @@ from cloudmgr.cloud.simulated.records import (
     to_image,
 )
 from cloudmgr.cloud.simulated.store import SimulatedStore, atomic_write
-from cloudmgr.cloud.types import Image
+from cloudmgr.cloud.types import Image, ImageDownload
 
 
 class SimulatedImages(SimulatedStore):
@@ -48,7 +49,7 @@ class SimulatedImages(SimulatedStore):
             image = image_record(
                 image_id,
                 image_name,
-                len(data),
+                data,
                 "qcow2",
                 record["project_id"],
                 "private",
@@ -84,7 +85,7 @@ class SimulatedImages(SimulatedStore):
             self._write_blob(image_id, content)
             # Glance's default visibility for a new image is "shared".
             image = image_record(
-                image_id, name, len(content), disk_format, project_id or ADMIN_PROJECT_ID, "shared", iso(now())
+                image_id, name, content, disk_format, project_id or ADMIN_PROJECT_ID, "shared", iso(now())
             )
             state["images"][image_id] = image
             return to_image(image)
@@ -96,13 +97,15 @@ class SimulatedImages(SimulatedStore):
                 raise CloudNotFound(f"get image {image_id} failed: not found", status_code=404)
             return to_image(record)
 
-    def download_image(self, image_id: str, dest_path: Path) -> int:
+    def download_image(self, image_id: str, dest_path: Path) -> ImageDownload:
         with self._transaction() as state:
-            if image_id not in state["images"]:
+            record = state["images"].get(image_id)
+            if record is None:
                 raise CloudNotFound(f"download image {image_id} failed: not found", status_code=404)
             data = self._read_blob(image_id)
         atomic_write(Path(dest_path), data)
-        return len(data)
+        # Digested as the real download is, a chunk at a time, from what was written.
+        return file_digest(Path(dest_path), record.get("os_hash_algo"))
 
     def delete_image(self, image_id: str) -> None:
         with self._transaction() as state:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from cloudmgr.cloud.digests import glance_digests
 from cloudmgr.cloud.errors import CloudConflict, CloudNotFound
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Image, Server
 
@@ -52,7 +53,7 @@ def require_project(state: dict[str, Any], project_id: str) -> dict[str, Any]:
 def image_record(
     image_id: str,
     name: str,
-    size: int,
+    data: bytes,
     disk_format: str,
     owner: str,
     visibility: str,
@@ -63,7 +64,9 @@ def image_record(
         "id": image_id,
         "name": name,
         "status": "active",
-        "size_bytes": size,
+        "size_bytes": len(data),
+        # What Glance computes from the data it stores.
+        **glance_digests(data),
         "disk_format": disk_format,
         "min_disk_gb": min_disk,
         "min_ram_mb": 0,
@@ -85,6 +88,9 @@ def to_image(record: dict[str, Any]) -> Image:
         visibility=record["visibility"],
         owner_project_id=record["owner"],
         tag=record.get("tag"),
+        hash_algo=record.get("os_hash_algo"),
+        hash_value=record.get("os_hash_value"),
+        checksum=record.get("checksum"),
     )
 
 

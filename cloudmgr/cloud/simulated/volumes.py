@@ -266,7 +266,7 @@ class SimulatedVolumes(SimulatedStore):
             data = _image_of_content(volume["content"])
             image_id = str(uuid.uuid4())
             self._write_blob(image_id, data)
-            image = image_record(image_id, image_name, len(data), "raw", owner, "private", iso(now()))
+            image = image_record(image_id, image_name, data, "raw", owner, "private", iso(now()))
             state["images"][image_id] = image
             return to_image(image)
 
