@@ -9,23 +9,18 @@ Screenshots go to test-artifacts/lines-finance-*.png.  Never skipped: without /u
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from cloudmgr.lines import tracking
 from cloudmgr.lines.models import LineState, LineTarget
 from cloudmgr.runtime import Runtime
 from tests.lines.helpers import make_line
-from tests.web.helpers import PASSWORDS
-from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
-from web import create_app
+from tests.web.browser_session import browser_session, go, served_app
 
 pytestmark = pytest.mark.browser
 
@@ -47,128 +42,72 @@ def server(journey_rt: Runtime) -> Iterator[str]:
             monthly_rent=Decimal("2500.00"),
         )  # fmt: skip
         make_line(s, "JYT-BD-9", b_city="保定市", b_county="竞秀区", contract_end=today + timedelta(days=25))
-    app = create_app(runtime=journey_rt)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, name="lines-finance-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
-        httpd.server_close()
-
-
-def _go(page: Any, href: str) -> None:
-    """Follow the header menu's link to ``href``, opening its group first."""
-    link = page.locator(f".main-nav a[href='{href}']")
-    if not link.is_visible():
-        page.locator(".main-nav details", has=page.locator(f"a[href='{href}']")).locator("summary").click()
-    link.click()
+    with served_app(journey_rt, "lines-finance") as base:
+        yield base
 
 
 def test_staff_renewal_flagged_blocked_by_finance_seen_by_staff(server: str, artifacts_dir: Path) -> None:
-    _require_chromium()
-    from playwright.sync_api import ConsoleMessage, Page, Response, sync_playwright
-
     base = server
-    problems: list[str] = []
-    for old in artifacts_dir.glob("lines-finance-*.png"):
-        old.unlink()
 
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            problems.append(message.text)
+    with browser_session(base, artifacts_dir, "lines-finance") as session:
+        # The department renews its line to 保定市竞秀区, where the extranet already reaches.
+        staff = session.login("zhangwei")
+        go(staff, "/portal/lines/rentals")
+        staff.click("[data-testid=new-renewal]")
+        staff.select_option("#kind", "renewal")
+        staff.select_option("#line_code", "JYT-BD-9")
+        staff.fill("#monthly_rent", "3100")
+        staff.fill("#contract_end", (tracking.today() + timedelta(days=3 * 365)).isoformat())
+        staff.fill("#purpose", "合同即将到期，申请续约三年")
+        session.shot(staff, "1-renewal")
+        staff.click("[data-testid=submit-rental]")
+        staff.wait_for_selector("[data-state=submitted]")
+        rental_path = staff.url.removeprefix(base)
+        rental_id = int(rental_path.rstrip("/").split("/")[-1])
+        assert staff.locator("[data-testid=rental-line]").inner_text() == "JYT-BD-9"
+        session.shot(staff, "2-submitted")
 
-    def on_response(response: Response) -> None:
-        if response.request.resource_type != "document" and response.status >= 400:
-            problems.append(f"{response.status} {response.url}")
+        # Finance: flagged at the top of the review, the extranet beside it; blocked with a reason.
+        reviewer = session.login("finance")
+        go(reviewer, "/finance/lines/rentals")
+        row = reviewer.locator(f"tr[data-rental='{rental_id}']")
+        assert row.get_attribute("data-flagged") == "true"
+        assert row.locator("[data-finding=extranet_reaches]").count() == 1
+        session.shot(reviewer, "3-queue")
+        row.locator("a").first.click()
+        reviewer.wait_for_selector("[data-testid=decide]")
+        assert reviewer.locator("[data-testid=rental-ends] tr[data-reached=true]").count() == 2
+        assert "保定市竞秀区" in reviewer.inner_text("[data-finding=extranet_reaches]")
+        reviewer.check("input[name=decision][value=block]")
+        reviewer.click("[data-testid=decide]")  # no reason: refused, asked again
+        reviewer.wait_for_selector(".error-summary")
+        session.shot(reviewer, "4-reason-needed")
+        reviewer.check("input[name=decision][value=block]")
+        reviewer.select_option("#basis", "extranet_reaches")
+        reviewer.fill("#reason", "电子政务外网已覆盖保定市竞秀区，请割接至外网，不再续租专线")
+        reviewer.click("[data-testid=decide]")
+        reviewer.wait_for_selector("[data-testid=rental-queue]")
+        assert reviewer.locator(f"[data-testid=rental-queue] tr[data-rental='{rental_id}']").count() == 0
+        assert reviewer.locator(f"[data-testid=rentals-decided] tr[data-rental='{rental_id}']").count() == 1
+        session.shot(reviewer, "5-decided")
 
-    def shot(page: Page, name: str) -> None:
-        page.screenshot(path=str(artifacts_dir / f"lines-finance-{name}.png"), full_page=True)
+        # The department sees it blocked, with the reason.
+        go(staff, "/portal/lines/rentals")
+        assert staff.locator(f"tr[data-rental='{rental_id}'] [data-state=blocked]").count() == 1
+        staff.locator(f"tr[data-rental='{rental_id}'] a").first.click()
+        staff.wait_for_selector("[data-testid=rental-decision]")
+        assert "电子政务外网已覆盖保定市竞秀区" in staff.inner_text("[data-testid=rental-decision]")
+        assert staff.locator("[data-state=blocked]").count() == 1
+        session.shot(staff, "6-blocked")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        contexts: list[Any] = []
-
-        def login(username: str) -> Page:
-            context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
-            contexts.append(context)
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            page.on("console", on_console)
-            page.on("response", on_response)
-            page.goto(f"{base}/login")
-            page.fill("#username", username)
-            page.fill("#password", PASSWORDS[username])
-            page.click("#submit")
-            page.wait_for_load_state()
-            return page
-
-        try:
-            # The department renews its line to 保定市竞秀区, where the extranet already reaches.
-            staff = login("zhangwei")
-            _go(staff, "/portal/lines/rentals")
-            staff.click("[data-testid=new-renewal]")
-            staff.select_option("#kind", "renewal")
-            staff.select_option("#line_code", "JYT-BD-9")
-            staff.fill("#monthly_rent", "3100")
-            staff.fill("#contract_end", (tracking.today() + timedelta(days=3 * 365)).isoformat())
-            staff.fill("#purpose", "合同即将到期，申请续约三年")
-            shot(staff, "1-renewal")
-            staff.click("[data-testid=submit-rental]")
-            staff.wait_for_selector("[data-state=submitted]")
-            rental_path = staff.url.removeprefix(base)
-            rental_id = int(rental_path.rstrip("/").split("/")[-1])
-            assert staff.locator("[data-testid=rental-line]").inner_text() == "JYT-BD-9"
-            shot(staff, "2-submitted")
-
-            # Finance: flagged at the top of the review, the extranet beside it; blocked with a reason.
-            reviewer = login("finance")
-            _go(reviewer, "/finance/lines/rentals")
-            row = reviewer.locator(f"tr[data-rental='{rental_id}']")
-            assert row.get_attribute("data-flagged") == "true"
-            assert row.locator("[data-finding=extranet_reaches]").count() == 1
-            shot(reviewer, "3-queue")
-            row.locator("a").first.click()
-            reviewer.wait_for_selector("[data-testid=decide]")
-            assert reviewer.locator("[data-testid=rental-ends] tr[data-reached=true]").count() == 2
-            assert "保定市竞秀区" in reviewer.inner_text("[data-finding=extranet_reaches]")
-            reviewer.check("input[name=decision][value=block]")
-            reviewer.click("[data-testid=decide]")  # no reason: refused, asked again
-            reviewer.wait_for_selector(".error-summary")
-            shot(reviewer, "4-reason-needed")
-            reviewer.check("input[name=decision][value=block]")
-            reviewer.select_option("#basis", "extranet_reaches")
-            reviewer.fill("#reason", "电子政务外网已覆盖保定市竞秀区，请割接至外网，不再续租专线")
-            reviewer.click("[data-testid=decide]")
-            reviewer.wait_for_selector("[data-testid=rental-queue]")
-            assert reviewer.locator(f"[data-testid=rental-queue] tr[data-rental='{rental_id}']").count() == 0
-            assert reviewer.locator(f"[data-testid=rentals-decided] tr[data-rental='{rental_id}']").count() == 1
-            shot(reviewer, "5-decided")
-
-            # The department sees it blocked, with the reason.
-            _go(staff, "/portal/lines/rentals")
-            assert staff.locator(f"tr[data-rental='{rental_id}'] [data-state=blocked]").count() == 1
-            staff.locator(f"tr[data-rental='{rental_id}'] a").first.click()
-            staff.wait_for_selector("[data-testid=rental-decision]")
-            assert "电子政务外网已覆盖保定市竞秀区" in staff.inner_text("[data-testid=rental-decision]")
-            assert staff.locator("[data-state=blocked]").count() == 1
-            shot(staff, "6-blocked")
-
-            # The reviewer's other pages: contracts ending, savings (chart); the operator's programme.
-            _go(reviewer, "/finance/lines/contracts")
-            assert reviewer.locator("tr[data-line='JYT-BD-9'][data-action=cut_over_extranet]").count() == 1
-            _go(reviewer, "/finance/lines/savings")
-            assert reviewer.locator("[data-testid=savings-chart] rect.chart-bar").count() == 1
-            shot(reviewer, "7-savings")
-            operator = login("operator")
-            _go(operator, "/ops/lines/programme")
-            assert operator.locator("[data-testid=lines-burndown] [data-testid=actual-point]").count() >= 2
-            assert operator.locator("[data-testid=rent-burndown]").count() == 1
-            shot(operator, "8-programme")
-        finally:
-            for context in contexts:
-                context.close()
-            browser.close()
-    assert not problems, problems
+        # The reviewer's other pages: contracts ending, savings (chart); the operator's programme.
+        go(reviewer, "/finance/lines/contracts")
+        assert reviewer.locator("tr[data-line='JYT-BD-9'][data-action=cut_over_extranet]").count() == 1
+        go(reviewer, "/finance/lines/savings")
+        assert reviewer.locator("[data-testid=savings-chart] rect.chart-bar").count() == 1
+        session.shot(reviewer, "7-savings")
+        operator = session.login("operator")
+        go(operator, "/ops/lines/programme")
+        assert operator.locator("[data-testid=lines-burndown] [data-testid=actual-point]").count() >= 2
+        assert operator.locator("[data-testid=rent-burndown]").count() == 1
+        session.shot(operator, "8-programme")
