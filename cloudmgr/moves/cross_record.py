@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
 from cloudmgr.db import utcnow
+from cloudmgr.messages import N_, message
 from cloudmgr.moves.models import Move
 from cloudmgr.moves.parts import address_tag, carried_volumes, server_amounts, volume_tag
 from cloudmgr.moves.stepping import SYSTEM, MoveView, StepContext, StepFailed
@@ -163,7 +164,9 @@ def undo_record(ctx: StepContext, view: MoveView) -> dict[str, Any]:
                 owner=f"move-undo:{move.id}",
             )
         except QuotaExceeded as exc:
-            raise StepFailed(f"the source's quota no longer has room for the server: {exc}") from exc
+            raise StepFailed(
+                message(N_("the source's quota no longer has room for the server: %(error)s"), error=str(exc))
+            ) from exc
         ledger.consume(session, back.id, reason=f"move {move.id} undone")
         if previous["consumed"] is not None:
             ledger.give_back_usage(

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 
 from cloudmgr.db import Database, utcnow
+from cloudmgr.messages import N_, message
 from cloudmgr.moves.models import Move
 from cloudmgr.moves.records import record_event
 from cloudmgr.moves.run_cross_cloud import image_name, run_cross_cloud, snapshot_name
@@ -93,7 +94,9 @@ def _give_up(db: Database, item: ClaimedItem, error: str) -> None:
             MoveState.REVERTING,
         ):
             return
-    transition(db, move_id, MoveState.FAILED, action="fail", reason=f"gave up: {error}"[:2000])
+    transition(
+        db, move_id, MoveState.FAILED, action="fail", reason=message(N_("gave up: %(error)s"), error=error[:1900])
+    )
 
 
 handle_move.on_give_up = _give_up  # type: ignore[attr-defined]
@@ -144,7 +147,7 @@ def run_move(
             _RUNNERS[view.kind](ctx, view)
         except MoveFailed as exc:
             log.warning("move %s failed: %s", move_id, exc)
-            transition(db, move_id, MoveState.FAILED, action="fail", reason=str(exc)[:2000])
+            transition(db, move_id, MoveState.FAILED, action="fail", reason=exc.reason)
     with db.unit_of_work() as uow:
         return str(uow.session.scalar(select(Move.state).where(Move.id == move_id)))
 

@@ -128,6 +128,28 @@ def add_steps(move: Move) -> None:
         move.steps.append(MoveStep(position=position, name=name, state=StepState.PENDING.value, result={}))
 
 
+#: Where a move keeps the messages behind its English texts (its state reason, its events'
+#: reasons, its steps' errors): ``{english text: {"msgid", "params"}}``.  A text without an
+#: entry (written before its sentence was a message, or a cloud's own words) is shown as it is.
+MESSAGES_KEY = "messages"
+
+
+def _json_safe(value: object) -> object:
+    """A message's parameters as JSON keeps them: a value of another type as its text."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
+
+
+def keep_message(move: Move, text: str, reason: Message) -> None:
+    """Remember that ``text`` (stored on the move, an event or a step) is ``reason`` in English."""
+    resources = dict(move.resources or {})
+    resources[MESSAGES_KEY] = {**resources.get(MESSAGES_KEY, {}), text: _json_safe(reason.as_dict())}
+    move.resources = resources
+
+
 def record_event(
     session: Session,
     move: Move,
@@ -135,11 +157,19 @@ def record_event(
     *,
     actor: Actor,
     action: str,
-    reason: str | None = None,
+    reason: str | Message | None = None,
     detail: dict[str, object] | None = None,
 ) -> None:
-    """Check and store one transition of ``move`` with its event and audit record."""
+    """Check and store one transition of ``move`` with its event and audit record.
+
+    A ``reason`` the system writes is a Message: the event and the move keep its English text
+    and the move its message (:func:`keep_message`), shown in the reader's language."""
     previous = machine(move.kind).apply(move, target, kind=move.kind)
+    translatable = reason if isinstance(reason, Message) else None
+    if reason is not None:
+        reason = str(reason)[:MAX_REASON]
+        if translatable is not None:
+            keep_message(move, reason, translatable)
     session.add(
         MoveEvent(
             move_id=move.id,
@@ -156,7 +186,7 @@ def record_event(
         action=f"move.{action}",
         target_type=AUDIT_TARGET,
         target_id=move.id,
-        reason=reason,
+        reason=translatable if translatable is not None and str(translatable) == reason else reason,
         detail={"kind": move.kind, "from": previous.value, "to": target.value, **(detail or {})},
     )
     move.state_reason = reason if target in {MoveState.FAILED, MoveState.PARTIAL} else move.state_reason

@@ -18,12 +18,23 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudmgr.cloud import CloudError, ServerSpec
+from cloudmgr.messages import N_, message
 from cloudmgr.moves.cross_env import CrossCloudEnv, image_name, images_named, snapshot_name
 from cloudmgr.moves.cross_record import record_target
 from cloudmgr.moves.run_cross_parts import PartSteps
 from cloudmgr.moves.run_undo import run_undo
 from cloudmgr.moves.states import MoveState
 from cloudmgr.moves.stepping import MoveView, StepContext, StepFailed, placement_check, run_step, transition
+from cloudmgr.moves.transfer import (
+    SNAPSHOT,
+    SNAPSHOT_CHECKSUM,
+    download_verified,
+    file_gone,
+    record_of_file,
+    target_problem,
+    target_record,
+    upload_verified,
+)
 
 __all__ = ["image_name", "run_cross_cloud", "snapshot_name"]
 
@@ -98,32 +109,40 @@ class _CrossCloudRun(CrossCloudEnv):
         return {"snapshot_image_id": made.id, "snapshot_bytes": made.size_bytes}
 
     def download(self) -> dict[str, Any]:
-        image_file = self.image_file
+        """The snapshot in the move's folder, its digests matching the source Glance's (issue 17)."""
         snap_id = self.resources["snapshot_image_id"]
-        size = self.resources.get("snapshot_bytes")
-        if image_file.exists() and (size is None or image_file.stat().st_size == size):
-            return {"image_file": str(image_file), "downloaded_bytes": image_file.stat().st_size}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        written = self.source.download_image(snap_id, image_file)
-        if size is not None and written != size:
-            image_file.unlink(missing_ok=True)
-            raise StepFailed(f"downloaded {written} bytes of snapshot {snap_id}, expected {size}")
-        return {"image_file": str(image_file), "downloaded_bytes": written}
+        checksum = download_verified(self.source, snap_id, self.image_file, what=SNAPSHOT)
+        return {"image_file": str(self.image_file), "downloaded_bytes": checksum["bytes"], SNAPSHOT_CHECKSUM: checksum}
 
     def upload(self) -> dict[str, Any]:
+        """The downloaded snapshot streamed to the target, the target Glance's hash matching the file's."""
         target = self.target
         name = image_name(self.key)
+        record = self.resources.get(SNAPSHOT_CHECKSUM)
+        if not record and self.image_file.exists():
+            record = record_of_file(self.image_file)
         for image in images_named(target, name):
-            if image.status == "active" and image.owner_project_id in (self.target_project, None):
-                return {"target_image_id": image.id}
-            target.delete_image(image.id)  # an upload cut short
-        if not self.image_file.exists():
-            raise StepFailed(f"the downloaded snapshot {self.image_file} is gone: resume from the download step")
+            if (
+                record
+                and image.status == "active"
+                and image.owner_project_id in (self.target_project, None)
+                and target_problem(image, self.image_file, record, SNAPSHOT) is None
+            ):
+                return {"target_image_id": image.id, SNAPSHOT_CHECKSUM: target_record(image, record, attempts=0)}
+            target.delete_image(image.id)  # an upload cut short, or a copy that does not match
+        if not self.image_file.exists() or not record:
+            raise file_gone(self.image_file)
         snap = self.source.get_image(self.resources["snapshot_image_id"])
-        made = target.upload_image(
-            name, self.image_file, disk_format=snap.disk_format or "qcow2", project_id=self.target_project
+        made, checked = upload_verified(
+            target,
+            name,
+            self.image_file,
+            record,
+            what=SNAPSHOT,
+            disk_format=snap.disk_format or "qcow2",
+            project_id=self.target_project,
         )
-        return {"target_image_id": made.id}
+        return {"target_image_id": made.id, SNAPSHOT_CHECKSUM: checked}
 
     def boot(self) -> dict[str, Any]:
         view, target = self.view, self.target
@@ -133,7 +152,11 @@ class _CrossCloudRun(CrossCloudEnv):
         flavor = next((f for f in target.list_flavors() if f.name == view.flavor_name), None)
         if flavor is None:
             raise StepFailed(
-                f"cloud {view.target_cloud.key if view.target_cloud else ''} has no flavor {view.flavor_name}"
+                message(
+                    N_("cloud %(cloud)s has no flavor %(flavor)s"),
+                    cloud=view.target_cloud.key if view.target_cloud else "",
+                    flavor=view.flavor_name,
+                )
             )
         # Again right before the boot, and the target carries the classification of its
         # system as it is now (the source's metadata may predate a reclassification), so the
@@ -165,7 +188,11 @@ class _CrossCloudRun(CrossCloudEnv):
         target, expected = self.target, self.expected
         server = target.get_server(self.target_server_id)
         if server.status != "ACTIVE":
-            raise StepFailed(f"the new server {server.name} is {server.status}, not ACTIVE")
+            raise StepFailed(
+                message(
+                    N_("the new server %(server)s is %(status)s, not ACTIVE"), server=server.name, status=server.status
+                )
+            )
         flavor = next(
             (f for f in target.list_flavors() if f.id == server.flavor_id or f.name == server.flavor_name), None
         )
@@ -174,10 +201,21 @@ class _CrossCloudRun(CrossCloudEnv):
             expected.get("ram_mb"),
             expected.get("disk_gb"),
         ):
-            raise StepFailed(f"the new server {server.name} does not have the source's size ({expected})")
+            raise StepFailed(
+                message(
+                    N_("the new server %(server)s does not have the source's size (%(size)s)"),
+                    server=server.name,
+                    size=expected,
+                )
+            )
         if server.project_id not in (None, self.target_project):
             raise StepFailed(
-                f"the new server {server.name} is in project {server.project_id}, not {self.target_project}"
+                message(
+                    N_("the new server %(server)s is in project %(project)s, not %(expected)s"),
+                    server=server.name,
+                    project=server.project_id,
+                    expected=self.target_project,
+                )
             )
         self.parts.verify(server)
         return {"verified": True, "addresses": {k: list(v) for k, v in server.addresses.items()}}
@@ -201,5 +239,7 @@ class _CrossCloudRun(CrossCloudEnv):
         shutil.rmtree(self.folder, ignore_errors=True)
         leftovers = [i for provider, name in named for i in images_named(provider, name)]
         if leftovers:
-            raise StepFailed(f"images still present after cleanup: {', '.join(i.id for i in leftovers)}")
+            raise StepFailed(
+                message(N_("images still present after cleanup: %(images)s"), images=", ".join(i.id for i in leftovers))
+            )
         return {"deleted_images": deleted}

@@ -19,6 +19,7 @@ from typing import Any
 
 from cloudmgr.cloud import CloudProvider, Server
 from cloudmgr.cloud.types import REMOTE_GROUP_SELF, SecurityGroup, SecurityRule
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.moves.cross_env import CrossCloudEnv, images_named
 from cloudmgr.moves.parts import (
     DEFAULT_GROUP,
@@ -29,6 +30,15 @@ from cloudmgr.moves.parts import (
     volume_tag,
 )
 from cloudmgr.moves.stepping import StepFailed, remember
+from cloudmgr.moves.transfer import (
+    VOLUME_CHECKSUMS,
+    download_verified,
+    no_source_image,
+    target_problem,
+    target_record,
+    upload_verified,
+    volume_label,
+)
 
 
 def _indexed(result: dict[str, Any] | None, index: int) -> Any:
@@ -66,31 +76,36 @@ class PartSteps(CrossCloudEnv):
 
     def transfer_volumes(self) -> dict[str, Any]:
         """Each volume's image downloaded into the move's folder and uploaded to the target,
-        as the server's snapshot is; the file goes once its upload is done."""
+        as the server's snapshot is, both checked by checksum (issue 17); the file goes once
+        its upload is done."""
         carried: dict[str, str] = {}
+        checksums: dict[str, Any] = {}
+        known = dict(self.resources.get(VOLUME_CHECKSUMS) or {})
         for volume in self.volumes:
             index = volume["index"]
             name = carried_image_name(self.key, index)
+            what = volume_label(index)
+            path = self.folder / f"volume{index}.img"
+            record = known.get(str(index))
             found = [i for i in images_named(self.target, name) if i.status == "active"]
-            if found:
+            if found and record and target_problem(found[0], path, record, what) is None:
                 carried[str(index)] = found[0].id
+                checksums[str(index)] = record if record.get("target") else target_record(found[0], record, attempts=0)
                 continue
             for image in images_named(self.target, name):
-                self.target.delete_image(image.id)  # an upload cut short
+                self.target.delete_image(image.id)  # an upload cut short, or a copy not known good
             source_image = _indexed(self.resources.get("volume_images"), index)
             if source_image is None:
-                raise StepFailed(f"volume {index} has no image on the source: resume from the volume_images step")
-            path = self.folder / f"volume{index}.img"
-            if not path.exists() or path.stat().st_size != source_image["bytes"]:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                written = self.source.download_image(source_image["id"], path)
-                if source_image["bytes"] is not None and written != source_image["bytes"]:
-                    path.unlink(missing_ok=True)
-                    raise StepFailed(f"downloaded {written} bytes of volume {index}, expected {source_image['bytes']}")
-            made = self.target.upload_image(name, path, disk_format="raw", project_id=self.target_project)
+                raise no_source_image(index)
+            record = download_verified(self.source, source_image["id"], path, what=what)
+            # Kept at once: a crash after the upload finds the copy by it.
+            remember(self.ctx, self.view, {VOLUME_CHECKSUMS: {**known, **checksums, str(index): record}})
+            made, checksums[str(index)] = upload_verified(
+                self.target, name, path, record, what=what, disk_format="raw", project_id=self.target_project
+            )
             carried[str(index)] = made.id
             path.unlink(missing_ok=True)
-        return {"carried_images": carried}
+        return {"carried_images": carried, VOLUME_CHECKSUMS: checksums}
 
     def create_volumes(self) -> dict[str, Any]:
         """Each volume made from its image in the target project: same size, same type."""
@@ -171,7 +186,7 @@ class PartSteps(CrossCloudEnv):
             return {"target_floating_ip_id": None}
         network = self.resources.get("external_network")
         if not network:
-            raise StepFailed("the target cloud has no external network for public addresses")
+            raise StepFailed(Message(N_("the target cloud has no external network for public addresses")))
         allocated = self.target.allocate_floating_ip(self.target_project, network, address_tag(self.key))
         associated = self.target.associate_floating_ip(allocated.id, self.target_server_id)
         return {"target_floating_ip_id": associated.id, "target_address": associated.address}
@@ -184,12 +199,25 @@ class PartSteps(CrossCloudEnv):
             volume_id = _indexed(self.resources.get("target_volumes"), volume["index"])
             found = self.target.get_volume(volume_id)
             if [a.server_id for a in found.attachments] != [server.id]:
-                raise StepFailed(f"volume {found.name} ({volume_id}) is not attached to the new server {server.name}")
+                raise StepFailed(
+                    message(
+                        N_("volume %(volume)s (%(id)s) is not attached to the new server %(server)s"),
+                        volume=found.name,
+                        id=volume_id,
+                        server=server.name,
+                    )
+                )
         fip_id = self.resources.get("target_floating_ip_id")
         if fip_id:
             fip = next((f for f in self.target.list_floating_ips(self.target_project) if f.id == fip_id), None)
             if fip is None or fip.server_id != server.id:
-                raise StepFailed(f"the new public address {fip_id} does not point at the new server {server.name}")
+                raise StepFailed(
+                    message(
+                        N_("the new public address %(address)s does not point at the new server %(server)s"),
+                        address=fip_id,
+                        server=server.name,
+                    )
+                )
 
     def delete_source_parts(self) -> dict[str, Any]:
         """After the source server: its data volumes deleted, its public address released."""
@@ -221,7 +249,9 @@ def needed_groups(source_groups: list[SecurityGroup], wanted: list[str]) -> list
     by_name = {g.name: g for g in source_groups}
     missing = [n for n in wanted if n not in by_name]
     if missing:
-        raise StepFailed(f"security groups {', '.join(missing)} are gone from the source project")
+        raise StepFailed(
+            message(N_("security groups %(groups)s are gone from the source project"), groups=", ".join(missing))
+        )
     needed: dict[str, SecurityGroup] = {}
     todo = [by_name[n] for n in wanted]
     while todo:
@@ -237,5 +267,10 @@ def _mapped(rule: SecurityRule, ids: dict[str, str]) -> SecurityRule:
     if rule.remote_group in (None, REMOTE_GROUP_SELF):
         return rule
     if rule.remote_group not in ids:
-        raise StepFailed(f"a rule names security group {rule.remote_group}, which is not in the source project")
+        raise StepFailed(
+            message(
+                N_("a rule names security group %(group)s, which is not in the source project"),
+                group=rule.remote_group,
+            )
+        )
     return dataclasses.replace(rule, remote_group=ids[rule.remote_group])

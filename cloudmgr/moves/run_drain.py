@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudProvider
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.moves.drains import managed_project_ids
 from cloudmgr.moves.models import Move
-from cloudmgr.moves.records import add_steps, record_event
+from cloudmgr.moves.records import add_steps, keep_message, record_event
 from cloudmgr.moves.states import MoveKind, MoveState, StepState
 from cloudmgr.moves.stepping import SYSTEM, MoveView, StepContext, run_step, transition
 
@@ -32,6 +33,9 @@ def _drain_children(ctx: StepContext, view: MoveView, provider: CloudProvider) -
             if server.id in known:
                 continue
             kind = MoveKind.COLD if server.status == "SHUTOFF" else MoveKind.LIVE
+            why = message(
+                N_("drain of %(host)s (move %(move)s): %(reason)s"), host=host, move=view.id, reason=view.reason
+            )
             child = Move(
                 kind=kind.value,
                 state=MoveState.REQUESTED,
@@ -43,11 +47,12 @@ def _drain_children(ctx: StepContext, view: MoveView, provider: CloudProvider) -
                 flavor_name=server.flavor_name,
                 auto_confirm=kind == MoveKind.COLD,
                 parent_id=view.id,
-                reason=f"drain of {host} (move {view.id}): {view.reason}",
+                reason=str(why),
                 created_by=view.created_by,
                 resources={},
             )
             add_steps(child)
+            keep_message(child, child.reason, why)
             session.add(child)
             session.flush()
             audit.record(
@@ -56,7 +61,7 @@ def _drain_children(ctx: StepContext, view: MoveView, provider: CloudProvider) -
                 action="move.create",
                 target_type="move",
                 target_id=child.id,
-                reason=child.reason,
+                reason=why,
                 detail={"kind": kind.value, "server": server.id, "drain": view.id},
             )
         children = [
@@ -70,7 +75,12 @@ def _drain_children(ctx: StepContext, view: MoveView, provider: CloudProvider) -
                 failed = uow.session.get(Move, child_id, with_for_update=True)
                 assert failed is not None
                 record_event(
-                    uow.session, failed, MoveState.RUNNING, actor=SYSTEM, action="resume", reason="drain resumed"
+                    uow.session,
+                    failed,
+                    MoveState.RUNNING,
+                    actor=SYSTEM,
+                    action="resume",
+                    reason=Message(N_("drain resumed")),
                 )
                 for step in failed.steps:
                     if step.state == StepState.FAILED.value:
@@ -119,10 +129,21 @@ def run_drain(ctx: StepContext, view: MoveView) -> None:
 
     run_step(ctx, view, "enable_host", enable)
     if complete:
-        transition(ctx.db, view.id, MoveState.DONE, action="finish", reason=f"{result['moved']} servers moved")
+        transition(
+            ctx.db,
+            view.id,
+            MoveState.DONE,
+            action="finish",
+            reason=message(N_("%(n)s servers moved"), n=result["moved"]),
+        )
     else:
         failed = [o for o in result["servers"] if o["state"] == MoveState.FAILED]
-        reason = f"{len(failed)} servers could not be moved" + (
-            f"; still on {host}: {', '.join(result['left_on_host'])}" if result["left_on_host"] else ""
-        )
+        reason = message(N_("%(n)s servers could not be moved"), n=len(failed))
+        if result["left_on_host"]:
+            reason = message(
+                N_("%(n)s servers could not be moved; still on %(host)s: %(servers)s"),
+                n=len(failed),
+                host=host,
+                servers=", ".join(result["left_on_host"]),
+            )
         transition(ctx.db, view.id, MoveState.PARTIAL, action="finish", reason=reason)

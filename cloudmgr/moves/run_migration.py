@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from cloudmgr.db import Database
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.moves.states import MoveState
 from cloudmgr.moves.stepping import (
     MoveView,
@@ -35,6 +36,12 @@ def _record_host(db: Database, view: MoveView, host: str | None) -> None:
             managed.host = host
 
 
+def _stayed(server: str, host: str | None, fault: str | None) -> Message:
+    """The server did not move: the cloud's own fault text when it wrote one."""
+    why: str | Message = fault or Message(N_("the cloud found no host for it or the migration failed"))
+    return message(N_("server %(server)s stayed on %(host)s: %(why)s"), server=server, host=host, why=why)
+
+
 def run_live(ctx: StepContext, view: MoveView) -> None:
     provider = view.cloud.provider(ctx.registry)
     server_id = view.server_id or ""
@@ -46,15 +53,18 @@ def run_live(ctx: StepContext, view: MoveView) -> None:
         if server.host != view.source_host and (view.target_host is None or server.host == view.target_host):
             return {"host": server.host}  # moved by an earlier attempt
         if server.status != "ACTIVE":
-            raise StepFailed(f"server {server.name} is {server.status}: only a running server can be live-migrated")
+            raise StepFailed(
+                message(
+                    N_("server %(server)s is %(status)s: only a running server can be live-migrated"),
+                    server=server.name,
+                    status=server.status,
+                )
+            )
         placement_check(ctx, view, job_entry_point(view))
         provider.live_migrate(server_id, view.target_host)
         after = provider.wait_for_server(server_id, {"ACTIVE"}, timeout=ctx.timeout)
         if after.host == view.source_host:
-            raise StepFailed(
-                f"server {after.name} stayed on {view.source_host}: "
-                f"{after.fault_message or 'the cloud found no host for it or the migration failed'}"
-            )
+            raise StepFailed(_stayed(after.name, view.source_host, after.fault_message))
         return {"host": after.host}
 
     result = run_step(ctx, view, "migrate", migrate)
@@ -79,10 +89,7 @@ def run_cold(ctx: StepContext, view: MoveView) -> None:
         provider.cold_migrate(server_id, view.target_host)
         after = provider.wait_for_server(server_id, settled, timeout=ctx.timeout)
         if after.status != "VERIFY_RESIZE":
-            raise StepFailed(
-                f"server {after.name} stayed on {view.source_host}: "
-                f"{after.fault_message or 'the cloud found no host for it or the migration failed'}"
-            )
+            raise StepFailed(_stayed(after.name, view.source_host, after.fault_message))
         return {"host": after.host}
 
     def confirm() -> dict[str, Any]:
@@ -91,7 +98,13 @@ def run_cold(ctx: StepContext, view: MoveView) -> None:
             provider.confirm_migration(server_id)
             server = provider.wait_for_server(server_id, {"ACTIVE", "SHUTOFF"}, timeout=ctx.timeout)
         if server.host == view.source_host:
-            raise StepFailed(f"server {server.name} is back on {view.source_host}: the migration was reverted")
+            raise StepFailed(
+                message(
+                    N_("server %(server)s is back on %(host)s: the migration was reverted"),
+                    server=server.name,
+                    host=view.source_host,
+                )
+            )
         return {"host": server.host}
 
     def revert() -> dict[str, Any]:
@@ -100,7 +113,13 @@ def run_cold(ctx: StepContext, view: MoveView) -> None:
             provider.revert_migration(server_id)
             server = provider.wait_for_server(server_id, {"ACTIVE", "SHUTOFF"}, timeout=ctx.timeout)
         if server.host != view.source_host:
-            raise StepFailed(f"server {server.name} is on {server.host}: the migration was already confirmed")
+            raise StepFailed(
+                message(
+                    N_("server %(server)s is on %(host)s: the migration was already confirmed"),
+                    server=server.name,
+                    host=server.host,
+                )
+            )
         return {"host": server.host}
 
     if view.state == MoveState.RUNNING:

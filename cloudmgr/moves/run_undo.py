@@ -15,6 +15,7 @@ import shutil
 from typing import Any
 
 from cloudmgr.cloud import CloudConflict
+from cloudmgr.messages import N_, message
 from cloudmgr.moves.cross_env import CrossCloudEnv, image_name, images_named, snapshot_name
 from cloudmgr.moves.cross_record import undo_record
 from cloudmgr.moves.parts import address_tag, carried_image_name, carried_volumes, volume_image_name, volume_tag
@@ -33,7 +34,7 @@ def run_undo(ctx: StepContext, view: MoveView) -> None:
         view.id,
         MoveState.REVERTED,
         action="reverted",
-        reason=f"back on {view.cloud.key}: what was made on the target is removed",
+        reason=message(N_("back on %(cloud)s: what was made on the target is removed"), cloud=view.cloud.key),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 
+from cloudmgr.messages import N_
 from cloudmgr.moves.errors import InvalidMoveTransition
 from cloudmgr.statemachine import StateMachine
 
@@ -121,3 +122,33 @@ def machine(kind: str) -> StateMachine[MoveState]:
 
 def check_transition(kind: str, current: str, target: MoveState) -> None:
     machine(kind).check(current, target, kind=kind)
+
+
+#: What each step is called on the pages (the API and the CLI say its name).
+STEP_LABELS: dict[str, str] = {
+    "migrate": N_("Migrate"),
+    "confirm": N_("Confirm"),
+    "revert": N_("Revert"),
+    "disable_host": N_("Disable the host"),
+    "migrate_servers": N_("Move its servers"),
+    "enable_host": N_("Enable the host"),
+    "stop_source": N_("Stop the source"),
+    "snapshot": N_("Snapshot the source"),
+    "download": N_("Download the image"),
+    "upload": N_("Upload to the target"),
+    "boot": N_("Boot in the target"),
+    "verify": N_("Verify"),
+    "record_target": N_("Record the new server"),
+    "delete_source": N_("Delete the source"),
+    "cleanup": N_("Delete the snapshot and images"),
+    "detach_volumes": N_("Detach the data volumes"),
+    "volume_images": N_("Copy the volumes into images"),
+    "transfer_volumes": N_("Carry the volume images over"),
+    "create_volumes": N_("Make the volumes in the target"),
+    "firewall": N_("Make the security groups in the target"),
+    "attach_volumes": N_("Attach the volumes"),
+    "public_address": N_("Give it a new public address"),
+    "undo_record": N_("Undo: records back to the source"),
+    "undo_target": N_("Undo: remove what the target got"),
+    "undo_source": N_("Undo: the source as it was"),
+}

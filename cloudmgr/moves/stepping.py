@@ -21,9 +21,10 @@ from sqlalchemy import func, select
 
 from cloudmgr.cloud import CloudError, CloudUnavailable
 from cloudmgr.db import Database, utcnow
+from cloudmgr.messages import N_, Message
 from cloudmgr.moves.metrics import MOVE_STEP_SECONDS, MOVES_TOTAL
 from cloudmgr.moves.models import Move, MoveStep
-from cloudmgr.moves.records import CloudRef, check_not_classified, record_event
+from cloudmgr.moves.records import CloudRef, check_not_classified, keep_message, record_event
 from cloudmgr.moves.states import MoveKind, MoveState, StepState
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
@@ -40,11 +41,26 @@ CRASH_HOOK: Callable[[int, str, str], None] | None = None
 
 
 class StepFailed(Exception):
-    """A step's check failed: the move ends failed with this reason."""
+    """A step's check failed: the move ends failed with this reason.
+
+    The reason is a Message (shown in the reader's language on the pages; its English text
+    in the API, the CLI and the logs), or the text a cloud or another service wrote."""
+
+    def __init__(self, reason: str | Message) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+#: A failed move's reason: the step (its name, as the API and CLI have always said it) and why.
+STEP_FAILED = N_("%(step)s: %(reason)s")
 
 
 class MoveFailed(Exception):
     """A step failed: the runner ends the move failed with this reason."""
+
+    def __init__(self, step: str, reason: str | Message) -> None:
+        self.reason = Message(STEP_FAILED, {"step": step, "reason": reason})
+        super().__init__(str(self.reason))
 
 
 def _hook(move_id: int, step: str, phase: str) -> None:
@@ -125,7 +141,13 @@ def view_of(move: Move) -> MoveView:
 
 
 def transition(
-    db: Database, move_id: int, target: MoveState, *, action: str, reason: str | None = None, actor: Actor = SYSTEM
+    db: Database,
+    move_id: int,
+    target: MoveState,
+    *,
+    action: str,
+    reason: str | Message | None = None,
+    actor: Actor = SYSTEM,
 ) -> None:
     with db.unit_of_work() as uow:
         move = uow.session.get(Move, move_id, with_for_update=True)
@@ -174,7 +196,7 @@ def placement_check(ctx: StepContext, view: MoveView, entry_point: str) -> dict[
                 # The target quota is not held for a move that will not happen (resume takes it again).
                 ledger.release(session, move.reservation_id, reason="refused: classified_system")
                 move.reservation_id = None
-            reason = str(refused)
+            reason: str | Message = refused.translatable or str(refused)
         else:
             systems = systems_of_server(
                 session,
@@ -205,10 +227,14 @@ def _step_row(session: Any, move_id: int, name: str) -> MoveStep:
     return step
 
 
-def _step_error(db: Database, view: MoveView, name: str, error: str, *, failed: bool, seconds: float) -> None:
+def _step_error(db: Database, view: MoveView, name: str, error: str | Message, *, failed: bool, seconds: float) -> None:
     with db.unit_of_work() as uow:
         step = _step_row(uow.session, view.id, name)
-        step.error = error[:4000]
+        step.error = str(error)[:4000]
+        if isinstance(error, Message):
+            move = uow.session.get(Move, view.id, with_for_update=True)
+            assert move is not None
+            keep_message(move, step.error, error)
         step.seconds = seconds
         if failed:
             step.state = StepState.FAILED.value
@@ -246,8 +272,9 @@ def run_step(ctx: StepContext, view: MoveView, name: str, action: Callable[[], d
         _step_error(ctx.db, view, name, str(exc), failed=False, seconds=time.perf_counter() - started)
         raise RetryLater(f"move {view.id}, step {name}: {exc}") from exc
     except (CloudError, StepFailed) as exc:
-        _step_error(ctx.db, view, name, str(exc), failed=True, seconds=time.perf_counter() - started)
-        raise MoveFailed(f"{name}: {exc}") from exc
+        reason = exc.reason if isinstance(exc, StepFailed) else str(exc)
+        _step_error(ctx.db, view, name, reason, failed=True, seconds=time.perf_counter() - started)
+        raise MoveFailed(name, reason) from exc
     finally:
         MOVE_STEP_SECONDS.labels(kind=view.kind.value, step=name).observe(time.perf_counter() - started)
     _hook(view.id, name, "acted")

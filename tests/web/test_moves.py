@@ -193,3 +193,51 @@ def test_a_failed_cross_cloud_move_is_undone_from_its_page(ops: FlaskClient, mov
     assert 'data-testid="undo"' not in detail and 'data-testid="resume"' not in detail
     assert provider_of(moves_org, "education").get_server(server.server_id or "").status == "ACTIVE"
     assert [s for s in provider_of(moves_org, "province-base").iter_servers() if s.name == server.name] == []
+
+
+def test_a_failed_step_reads_in_the_pages_language_and_in_english_in_the_api(
+    ops: FlaskClient, moves_org: Journey
+) -> None:
+    """A step's failure is a message: the Chinese page says it in Chinese (the step by its
+    label), the API in English as before; a reason stored as plain text shows as it is."""
+    from cloudmgr.moves import services
+    from cloudmgr.moves.models import MoveStep
+    from cloudmgr.organisation.models import Role
+
+    (server,) = provision(moves_org)
+    rt = moves_org.rt
+    move_id = services.start_migration(
+        rt.db, rt.providers, kind="live", cloud_key="education", server_id=server.server_id or "",
+        actor=Actor("operator", Role.OPERATOR), reason="web test",
+    )  # fmt: skip
+    provider_of(moves_org, "education").stop_server(server.server_id or "")  # stopped behind cloudmgr's back
+    moves_org.drain()
+
+    english = f"server {server.name} is SHUTOFF: only a running server can be live-migrated"
+    detail = ops.get(f"/ops/moves/{move_id}").get_data(as_text=True)
+    assert english not in detail
+    assert f"服务器 {server.name} 的状态是 SHUTOFF：只有运行中的服务器才能热迁移" in detail
+    reason = re.search(r'data-testid="move-state-reason">([^<]*)<', detail)
+    assert reason is not None and reason.group(1).startswith("迁移："), reason
+    assert "(failed" not in detail and "→ failed" not in detail  # the history names the states
+
+    with rt.db.unit_of_work() as uow:
+        token = org.issue_token(
+            uow.session, org.get_user_by_name(uow.session, "operator"), name="t", expires_at=None,
+            actor=Actor.system("test"),
+        ).token  # fmt: skip
+    api = create_app(runtime=rt).test_client()
+    body = api.get(f"/api/v1/moves/{move_id}", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert body["state"] == "failed" and body["state_reason"] == f"migrate: {english}"
+    assert body["steps"][0]["error"] == english and "messages" not in body["resources"]
+    assert body["events"][-1]["reason"] == f"migrate: {english}"
+
+    # A row written before its reason was a message shows its text as it is.
+    with rt.db.unit_of_work() as uow:
+        move = uow.session.get(Move, move_id)
+        assert move is not None
+        move.state_reason = "an older reason, in English"
+        step = uow.session.scalars(select(MoveStep).where(MoveStep.move_id == move_id)).one()
+        step.error = "an older step error"
+    detail = ops.get(f"/ops/moves/{move_id}").get_data(as_text=True)
+    assert "an older reason, in English" in detail and "an older step error" in detail

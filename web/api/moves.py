@@ -8,7 +8,9 @@ from flask import Response, jsonify
 
 from cloudmgr.moves import services
 from cloudmgr.moves.models import Move
+from cloudmgr.moves.records import MESSAGES_KEY
 from cloudmgr.moves.states import MoveKind, MoveState
+from cloudmgr.moves.transfer import checksum_rows
 from cloudmgr.organisation.models import Role
 from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice
@@ -81,6 +83,12 @@ MOVE = spec.schema(
                 },
             },
             "children": {"type": "array", "items": MOVE_SUMMARY},
+            "checksums": {
+                "type": "array",
+                "description": "a cross-cloud move's images as carried: size, SHA-256 of the download, and the "
+                "source and target clouds' own hashes (algo, value), which equal the download's",
+                "items": {"type": "object"},
+            },
         },
     },
 )
@@ -149,13 +157,14 @@ def move_json(move: Move, *, detail: bool = False) -> dict[str, Any]:
         ],
     }
     if detail:
-        data["resources"] = {k: v for k, v in (move.resources or {}).items() if k != "metadata"}
+        data["resources"] = {k: v for k, v in (move.resources or {}).items() if k not in ("metadata", MESSAGES_KEY)}
         data["events"] = [
             {"at": _iso(e.at), "actor": e.actor, "action": e.action, "from": e.from_state, "to": e.to_state,
              "reason": e.reason}
             for e in move.events
         ]  # fmt: skip
         data["children"] = [move_json(c) for c in move.children]
+        data["checksums"] = checksum_rows(move.resources or {})
     return data
 
 

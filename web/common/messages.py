@@ -96,6 +96,29 @@ def wave_failure(wave: Any) -> list[Message]:
     ]
 
 
+def move_text(move: Any, text: str | None) -> str:
+    """A text a move stored (its state reason, an event's reason, a step's error, a drain
+    child's reason) in the page's language when the move kept its message
+    (:func:`cloudmgr.moves.records.keep_message`); a text without one (an older row, a
+    cloud's own words) as it is.  A failed step's name reads as the step's label."""
+    from cloudmgr.moves.records import MESSAGES_KEY
+    from cloudmgr.moves.states import STEP_LABELS
+    from cloudmgr.moves.stepping import STEP_FAILED
+
+    if not text:
+        return ""
+    kept = (move.resources or {}).get(MESSAGES_KEY, {})
+    stored = kept.get(text) if isinstance(kept, Mapping) else None
+    if not isinstance(stored, Mapping):
+        return text
+    params = stored.get("params")
+    if stored.get("msgid") == STEP_FAILED and isinstance(params, Mapping):
+        step = params.get("step")
+        if isinstance(step, str) and step in STEP_LABELS:
+            stored = {**stored, "params": {**params, "step": Message(STEP_LABELS[step])}}
+    return render_message({**stored, "text": text})
+
+
 def code_list(names: list[str]) -> Markup:
     """Identifiers (file columns, keywords) in a sentence: each in <code>, joined the page's way."""
     separator = gettext(", ")
