@@ -25,6 +25,16 @@ from cloudmgr.moves.run_cross_parts import PartSteps
 from cloudmgr.moves.run_undo import run_undo
 from cloudmgr.moves.states import MoveState
 from cloudmgr.moves.stepping import MoveView, StepContext, StepFailed, placement_check, run_step, transition
+from cloudmgr.moves.transfer import (
+    SNAPSHOT,
+    SNAPSHOT_CHECKSUM,
+    download_verified,
+    file_gone,
+    record_of_file,
+    target_problem,
+    target_record,
+    upload_verified,
+)
 
 __all__ = ["image_name", "run_cross_cloud", "snapshot_name"]
 
@@ -99,44 +109,40 @@ class _CrossCloudRun(CrossCloudEnv):
         return {"snapshot_image_id": made.id, "snapshot_bytes": made.size_bytes}
 
     def download(self) -> dict[str, Any]:
-        image_file = self.image_file
+        """The snapshot in the move's folder, its digests matching the source Glance's (issue 17)."""
         snap_id = self.resources["snapshot_image_id"]
-        size = self.resources.get("snapshot_bytes")
-        if image_file.exists() and (size is None or image_file.stat().st_size == size):
-            return {"image_file": str(image_file), "downloaded_bytes": image_file.stat().st_size}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        written = self.source.download_image(snap_id, image_file)
-        if size is not None and written != size:
-            image_file.unlink(missing_ok=True)
-            raise StepFailed(
-                message(
-                    N_("downloaded %(written)s bytes of snapshot %(snapshot)s, expected %(size)s"),
-                    written=written,
-                    snapshot=snap_id,
-                    size=size,
-                )
-            )
-        return {"image_file": str(image_file), "downloaded_bytes": written}
+        checksum = download_verified(self.source, snap_id, self.image_file, what=SNAPSHOT)
+        return {"image_file": str(self.image_file), "downloaded_bytes": checksum["bytes"], SNAPSHOT_CHECKSUM: checksum}
 
     def upload(self) -> dict[str, Any]:
+        """The downloaded snapshot streamed to the target, the target Glance's hash matching the file's."""
         target = self.target
         name = image_name(self.key)
+        record = self.resources.get(SNAPSHOT_CHECKSUM)
+        if not record and self.image_file.exists():
+            record = record_of_file(self.image_file)
         for image in images_named(target, name):
-            if image.status == "active" and image.owner_project_id in (self.target_project, None):
-                return {"target_image_id": image.id}
-            target.delete_image(image.id)  # an upload cut short
-        if not self.image_file.exists():
-            raise StepFailed(
-                message(
-                    N_("the downloaded snapshot %(file)s is gone: resume from the download step"),
-                    file=str(self.image_file),
-                )
-            )
+            if (
+                record
+                and image.status == "active"
+                and image.owner_project_id in (self.target_project, None)
+                and target_problem(image, self.image_file, record, SNAPSHOT) is None
+            ):
+                return {"target_image_id": image.id, SNAPSHOT_CHECKSUM: target_record(image, record, attempts=0)}
+            target.delete_image(image.id)  # an upload cut short, or a copy that does not match
+        if not self.image_file.exists() or not record:
+            raise file_gone(self.image_file)
         snap = self.source.get_image(self.resources["snapshot_image_id"])
-        made = target.upload_image(
-            name, self.image_file, disk_format=snap.disk_format or "qcow2", project_id=self.target_project
+        made, checked = upload_verified(
+            target,
+            name,
+            self.image_file,
+            record,
+            what=SNAPSHOT,
+            disk_format=snap.disk_format or "qcow2",
+            project_id=self.target_project,
         )
-        return {"target_image_id": made.id}
+        return {"target_image_id": made.id, SNAPSHOT_CHECKSUM: checked}
 
     def boot(self) -> dict[str, Any]:
         view, target = self.view, self.target

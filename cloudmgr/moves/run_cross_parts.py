@@ -30,6 +30,15 @@ from cloudmgr.moves.parts import (
     volume_tag,
 )
 from cloudmgr.moves.stepping import StepFailed, remember
+from cloudmgr.moves.transfer import (
+    VOLUME_CHECKSUMS,
+    download_verified,
+    no_source_image,
+    target_problem,
+    target_record,
+    upload_verified,
+    volume_label,
+)
 
 
 def _indexed(result: dict[str, Any] | None, index: int) -> Any:
@@ -67,43 +76,36 @@ class PartSteps(CrossCloudEnv):
 
     def transfer_volumes(self) -> dict[str, Any]:
         """Each volume's image downloaded into the move's folder and uploaded to the target,
-        as the server's snapshot is; the file goes once its upload is done."""
+        as the server's snapshot is, both checked by checksum (issue 17); the file goes once
+        its upload is done."""
         carried: dict[str, str] = {}
+        checksums: dict[str, Any] = {}
+        known = dict(self.resources.get(VOLUME_CHECKSUMS) or {})
         for volume in self.volumes:
             index = volume["index"]
             name = carried_image_name(self.key, index)
+            what = volume_label(index)
+            path = self.folder / f"volume{index}.img"
+            record = known.get(str(index))
             found = [i for i in images_named(self.target, name) if i.status == "active"]
-            if found:
+            if found and record and target_problem(found[0], path, record, what) is None:
                 carried[str(index)] = found[0].id
+                checksums[str(index)] = record if record.get("target") else target_record(found[0], record, attempts=0)
                 continue
             for image in images_named(self.target, name):
-                self.target.delete_image(image.id)  # an upload cut short
+                self.target.delete_image(image.id)  # an upload cut short, or a copy not known good
             source_image = _indexed(self.resources.get("volume_images"), index)
             if source_image is None:
-                raise StepFailed(
-                    message(
-                        N_("volume %(index)s has no image on the source: resume from the volume_images step"),
-                        index=index,
-                    )
-                )
-            path = self.folder / f"volume{index}.img"
-            if not path.exists() or path.stat().st_size != source_image["bytes"]:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                written = self.source.download_image(source_image["id"], path)
-                if source_image["bytes"] is not None and written != source_image["bytes"]:
-                    path.unlink(missing_ok=True)
-                    raise StepFailed(
-                        message(
-                            N_("downloaded %(written)s bytes of volume %(index)s, expected %(size)s"),
-                            written=written,
-                            index=index,
-                            size=source_image["bytes"],
-                        )
-                    )
-            made = self.target.upload_image(name, path, disk_format="raw", project_id=self.target_project)
+                raise no_source_image(index)
+            record = download_verified(self.source, source_image["id"], path, what=what)
+            # Kept at once: a crash after the upload finds the copy by it.
+            remember(self.ctx, self.view, {VOLUME_CHECKSUMS: {**known, **checksums, str(index): record}})
+            made, checksums[str(index)] = upload_verified(
+                self.target, name, path, record, what=what, disk_format="raw", project_id=self.target_project
+            )
             carried[str(index)] = made.id
             path.unlink(missing_ok=True)
-        return {"carried_images": carried}
+        return {"carried_images": carried, VOLUME_CHECKSUMS: checksums}
 
     def create_volumes(self) -> dict[str, Any]:
         """Each volume made from its image in the target project: same size, same type."""
