@@ -163,6 +163,10 @@ class Settings:
     boot_timeout_seconds: int = 600
     work_lease_seconds: int = 120
     work_poll_seconds: float = 2.0
+    # Work on a cloud that cannot be reached is retried (never failed) for this long after it
+    # went down, then the work queue's usual attempts decide; retries are at most this far apart.
+    cloud_unreachable_grace_seconds: int = 4 * 3600
+    cloud_unreachable_retry_seconds: int = 60
     # The scheduler leader renews its lease every third of this; a stand-by takes over after it.
     scheduler_lease_seconds: int = 30
     # Notifications.
@@ -347,6 +351,8 @@ def _settings_from(
         boot_timeout_seconds=_int(get("BOOT_TIMEOUT_SECONDS", "600")),
         work_lease_seconds=_int(get("WORK_LEASE_SECONDS", "120")),
         work_poll_seconds=_float(get("WORK_POLL_SECONDS", "2")),
+        cloud_unreachable_grace_seconds=_int(get("CLOUD_UNREACHABLE_GRACE_SECONDS", str(4 * 3600))),
+        cloud_unreachable_retry_seconds=_int(get("CLOUD_UNREACHABLE_RETRY_SECONDS", "60")),
         scheduler_lease_seconds=_int(get("SCHEDULER_LEASE_SECONDS", "30")),
         smtp_host=get("SMTP_HOST"),
         smtp_port=_int(get("SMTP_PORT", "25")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -244,6 +245,16 @@ class Database:
         self.engine.dispose()
 
 
+# How many units of work the current thread has open: a write that may not wait on the
+# thread's own transaction (SQLite has one write lock) is put off while one is.
+_open_units = threading.local()
+
+
+def unit_of_work_open() -> bool:
+    """Whether the current thread is inside a unit of work (of any Database)."""
+    return bool(getattr(_open_units, "depth", 0))
+
+
 class UnitOfWork:
     """One session, one commit, then the side effects."""
 
@@ -264,6 +275,7 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self._session = self._session_factory()
+        _open_units.depth = getattr(_open_units, "depth", 0) + 1
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -276,6 +288,7 @@ class UnitOfWork:
         finally:
             session.close()
             self._session = None
+            _open_units.depth = max(getattr(_open_units, "depth", 1) - 1, 0)
         if exc_type is None:
             self._run_after_commit()
 

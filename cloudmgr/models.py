@@ -18,7 +18,15 @@ from cloudmgr.keys.models import SshKey
 from cloudmgr.lines.finance_models import LineRentalRequest
 from cloudmgr.lines.models import NetworkLine
 from cloudmgr.moves.models import Move, MoveEvent, MoveStep
-from cloudmgr.organisation.models import ApiToken, Cloud, Department, DepartmentCloud, NetworkZone, User
+from cloudmgr.organisation.models import (
+    ApiToken,
+    Cloud,
+    CloudReachability,
+    Department,
+    DepartmentCloud,
+    NetworkZone,
+    User,
+)
 from cloudmgr.programme.models import MigrationWave, MigrationWaveMember, ProgrammeSnapshot
 from cloudmgr.purchases.models import (
     PurchaseAttachment,
@@ -42,6 +50,7 @@ __all__ = [
     "CapacitySnapshot",
     "CatalogItem",
     "Cloud",
+    "CloudReachability",
     "ConsolidationRun",
     "Department",
     "DepartmentCloud",

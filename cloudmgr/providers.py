@@ -7,12 +7,16 @@ one way to talk to a cloud.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cloudmgr.config import Settings
 
 if TYPE_CHECKING:
     from cloudmgr.cloud import CloudProvider
+    from cloudmgr.cloud.reachability import ReachabilityObserver
+
+ObserverFactory = Callable[[str], "ReachabilityObserver"]
 
 
 class ProviderRegistry:
@@ -20,6 +24,15 @@ class ProviderRegistry:
         self._settings = settings
         self._providers: dict[str, CloudProvider] = {}
         self._lock = threading.Lock()
+        self._observer_factory: ObserverFactory | None = None
+
+    def observe_with(self, factory: ObserverFactory | None) -> None:
+        """Give every provider, built and to be built, the observer ``factory(cloud_key)`` of
+        whether its calls reach the cloud (the runtime's: cloudmgr.organisation.reachability)."""
+        with self._lock:
+            self._observer_factory = factory
+            for cloud_key, provider in self._providers.items():
+                provider.reachability_observer = factory(cloud_key) if factory else None
 
     @property
     def is_simulated(self) -> bool:
@@ -30,6 +43,8 @@ class ProviderRegistry:
             provider = self._providers.get(cloud_key)
             if provider is None:
                 provider = self._build(cloud_key, os_cloud, region)
+                if self._observer_factory is not None:
+                    provider.reachability_observer = self._observer_factory(cloud_key)
                 self._providers[cloud_key] = provider
             return provider
 

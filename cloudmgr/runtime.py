@@ -17,6 +17,12 @@ class Runtime:
     db: Database
     providers: ProviderRegistry
 
+    def __post_init__(self) -> None:
+        # Every call to a cloud, on every path, records whether the cloud answered.
+        from cloudmgr.organisation.reachability import recorder_factory
+
+        self.providers.observe_with(recorder_factory(self.db))
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         settings.instance_path.mkdir(parents=True, exist_ok=True)

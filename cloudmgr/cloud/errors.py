@@ -80,3 +80,6 @@ class CloudUnavailable(CloudError):
     ) -> None:
         super().__init__(message, detail, status_code=status_code)
         self.request_reached_server = request_reached_server
+        #: Which of cloudmgr's clouds could not be reached, when its observer was told
+        #: (cloudmgr.organisation.reachability); the adapter knows only its own name.
+        self.cloud_key: str | None = None

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from cloudmgr.cloud.errors import CloudError, CloudNotFound, CloudNoValidHost, CloudTimeout
 from cloudmgr.cloud.types import (
@@ -50,6 +50,9 @@ from cloudmgr.cloud.types import (
     VolumeType,
 )
 
+if TYPE_CHECKING:
+    from cloudmgr.cloud.reachability import ReachabilityObserver
+
 #: Statuses a server can be waited for to leave with a failure.
 DEFAULT_FAIL_STATUSES: frozenset[str] = frozenset({"ERROR"})
 
@@ -69,6 +72,8 @@ class CloudProvider(abc.ABC):
 
     #: Seconds between two polls in the wait_* helpers.
     poll_interval: float = 2.0
+    #: Told whether each call reached the cloud (set by the registry; see cloud.reachability).
+    reachability_observer: ReachabilityObserver | None = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         # The classified rule, whatever the caller: every provider's create_server refuses

@@ -190,3 +190,20 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
+
+
+class CloudReachability(Base):
+    """Whether cloudmgr last reached a cloud, as every process saw it (a row per cloud that was
+    ever talked to).  Written by :mod:`cloudmgr.organisation.reachability` on what the cloud
+    adapters observe; a table apart from ``clouds`` so that the frequent small writes never wait
+    on a cloud's row locked by an edit."""
+
+    __tablename__ = "cloud_reachability"
+
+    cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id", ondelete="CASCADE"), primary_key=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by the first failure after a success, cleared by the next success: down since when.
+    unreachable_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failure_kind: Mapped[str | None] = mapped_column(String(16))  # refused | lost
+    failure_detail: Mapped[str | None] = mapped_column(String(500))

@@ -14,6 +14,7 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
+from cloudmgr.config import Settings
 from cloudmgr.metrics import CLOUD_SYNC_PROBLEMS, JOB_RUNS, JOB_SECONDS
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import get_runtime
@@ -154,6 +155,7 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
     from cloudmgr.moves.jobs import handle_move
     from cloudmgr.notifications.jobs import handle_notify
     from cloudmgr.organisation.jobs import handle_clouds_sync
+    from cloudmgr.organisation.reachability import waits_for_unreachable_clouds
     from cloudmgr.programme.jobs import handle_programme_reminder
     from cloudmgr.purchases.jobs import handle_purchase_findings
     from cloudmgr.quotas.jobs import handle_quota_apply, handle_quota_push
@@ -166,7 +168,7 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
     )
     from cloudmgr.storage.jobs import handle_storage
 
-    return {
+    handlers: dict[str, Callable[..., None]] = {
         "provision": handle_provision,
         "resize": handle_resize,
         "server_action": handle_server_action,
@@ -190,6 +192,12 @@ def work_handlers() -> Mapping[str, Callable[..., None]]:
         "backups.server_snapshot": handle_server_snapshot,
         "backups.server_restore": handle_server_restore,
     }
+    # Work on a cloud that is down waits for it, whichever cloud and kind (issue 17).
+    return {kind: waits_for_unreachable_clouds(handler, _settings) for kind, handler in handlers.items()}
+
+
+def _settings() -> Settings:
+    return get_runtime().settings
 
 
 def _drain(kinds: set[str]) -> int:

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -30,11 +30,15 @@ def worker_identity() -> str:
 
 
 class RetryLater(Exception):
-    """Raised by a handler: the work could not be done now (the cloud is unreachable…)."""
+    """Raised by a handler: the work could not be done now (the cloud is unreachable…).
 
-    def __init__(self, message: str, *, delay: float | None = None) -> None:
+    ``hold_until``: until then the item is retried whatever its attempts (a cloud that is down
+    within its grace period: the work waits for it rather than failing)."""
+
+    def __init__(self, message: str, *, delay: float | None = None, hold_until: datetime | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+        self.hold_until = hold_until
 
 
 class GiveUp(Exception):
@@ -139,9 +143,13 @@ def backoff(attempts: int, *, base: float = 5.0, cap: float = 300.0) -> float:
     return float(min(cap, base * 2 ** max(attempts - 1, 0)))
 
 
-def retry_later(db: Database, item: ClaimedItem, error: str, delay: float | None = None) -> bool:
-    """Requeue with exponential backoff; returns False (and fails the item) after max_attempts."""
-    if item.attempts >= item.max_attempts:
+def retry_later(
+    db: Database, item: ClaimedItem, error: str, delay: float | None = None, *, hold_until: datetime | None = None
+) -> bool:
+    """Requeue with exponential backoff; returns False (and fails the item) after max_attempts,
+    unless it is before ``hold_until``."""
+    held = hold_until is not None and utcnow() < hold_until
+    if item.attempts >= item.max_attempts and not held:
         fail(db, item, f"gave up after {item.attempts} attempts: {error}")
         return False
     wait = delay if delay is not None else backoff(item.attempts)
@@ -194,7 +202,7 @@ class Worker:
         except RetryLater as exc:
             outcome = "retry"
             log.warning("work %s (%s) will be retried: %s", item.id, item.key, exc)
-            if not retry_later(self.db, item, str(exc), exc.delay):
+            if not retry_later(self.db, item, str(exc), exc.delay, hold_until=exc.hold_until):
                 outcome = "failure"
                 self._on_give_up(item, str(exc))
             return True

@@ -22,8 +22,10 @@ import openstack.connection
 if TYPE_CHECKING:
     from openstack.identity.v3._proxy import Proxy as IdentityV3
 
+from cloudmgr.cloud.errors import CloudError
 from cloudmgr.cloud.openstack.errors import translate_sdk_error
 from cloudmgr.cloud.provider import CloudProvider
+from cloudmgr.cloud.reachability import tell
 from cloudmgr.cloud.retry import RetryPolicy, call_with_retry, is_retryable, is_retryable_unsent
 from cloudmgr.cloud.types import Server
 
@@ -112,12 +114,18 @@ class OpenStackConnection(CloudProvider):
                     raise
                 raise mapped from exc
 
-        return call_with_retry(
-            translated,
-            self._retry,
-            description=f"{self.name}: {action}",
-            should_retry=is_retryable if idempotent else is_retryable_unsent,
-        )
+        try:
+            result = call_with_retry(
+                translated,
+                self._retry,
+                description=f"{self.name}: {action}",
+                should_retry=is_retryable if idempotent else is_retryable_unsent,
+            )
+        except CloudError as exc:
+            tell(self.reachability_observer, exc)
+            raise
+        tell(self.reachability_observer, None)
+        return result
 
     def _connect(self) -> openstack.connection.Connection:
         if self._config_files:

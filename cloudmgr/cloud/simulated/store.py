@@ -20,7 +20,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cloudmgr.cloud.errors import CloudUnavailable
 from cloudmgr.cloud.provider import CloudProvider
+from cloudmgr.cloud.reachability import tell
 from cloudmgr.cloud.simulated.records import ADMIN_PROJECT_ID, fake_image_data, image_record, iso, now, stable_id
 from cloudmgr.cloud.types import BlockStorageQuota, ComputeQuota, Flavor, NetworkQuota
 
@@ -92,6 +94,7 @@ class SimulatedStore(CloudProvider):
         self._thread_lock = threading.RLock()
         self._memory: dict[str, Any] | None = None
         self._memory_blobs: dict[str, bytes] = {}
+        self._memory_unreachable: str | None = None
 
     def __repr__(self) -> str:
         return f"SimulatedProvider(state_path={self._state_path!r})"
@@ -200,10 +203,55 @@ class SimulatedStore(CloudProvider):
         else:
             (blob_dir / image_id).unlink(missing_ok=True)
 
+    # --- an outage, for tests and demos of a cloud that is down ----------------------------
+
+    @property
+    def _unreachable_marker(self) -> Path | None:
+        if self._state_path is None:
+            return None
+        return self._state_path.with_name(self._state_path.stem + ".unreachable")
+
+    def set_unreachable(self, detail: str | None = "connection refused") -> None:
+        """Make the cloud unreachable (every call raises CloudUnavailable, as the OpenStack adapter
+        does when nothing listens at the cloud's address), or reachable again with ``None``.
+        With a state file the outage is a file beside it, so every process sharing the cloud
+        sees it."""
+        marker = self._unreachable_marker
+        if marker is None:
+            self._memory_unreachable = detail
+        elif detail is None:
+            marker.unlink(missing_ok=True)
+        else:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(marker, detail.encode())
+
+    def unreachable_detail(self) -> str | None:
+        """Why the cloud cannot be reached (set_unreachable), or None when it can."""
+        marker = self._unreachable_marker
+        if marker is None:
+            return self._memory_unreachable
+        try:
+            return marker.read_text(encoding="utf-8") or "connection refused"
+        except FileNotFoundError:
+            return None
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[dict[str, Any]]:
         """The state to read and change; kept only if the block ends without an error,
         so a refused operation never leaves half its changes behind."""
+        detail = self.unreachable_detail()
+        if detail is not None:
+            error = CloudUnavailable(
+                f"{self.name}: the cloud could not be reached", detail, request_reached_server=False
+            )
+            tell(self.reachability_observer, error)
+            raise error
+        with self._state_transaction() as state:
+            yield state
+        tell(self.reachability_observer, None)
+
+    @contextlib.contextmanager
+    def _state_transaction(self) -> Iterator[dict[str, Any]]:
         with self._thread_lock:
             if self._state_path is None:
                 if self._memory is None:
