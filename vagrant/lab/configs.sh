@@ -1,8 +1,8 @@
 # Writes the lab's OpenStack configuration files into $ETC (sourced by up.sh
-# after common.sh; RABBIT_VHOST and DEBUG are decided by up.sh).
+# after common.sh, for the cloud LAB_INSTANCE: its ports, DB_PREFIX, REGION,
+# COMPUTE_HOSTS and NOVA_CONTROL_HOST come from common.sh; RABBIT_VHOST and
+# DEBUG are decided by up.sh).
 # shellcheck shell=bash
-
-NOVA_CONTROL_HOST="cmlab-control"
 
 _authtoken() {  # _authtoken USER: a [keystone_authtoken] body
     cat <<EOF
@@ -53,7 +53,7 @@ write_configs() {
     local tu; tu="$(transport_url)"
     mkdir -p "$ETC"/{keystone,placement,glance,neutron,nova,cinder} "$LAB/keystone" \
         "$DATA"/glance/{images,staging,tasks} "$DATA"/{glance,neutron,nova,cinder}/lock \
-        "$DATA"/cinder/backup
+        "$DATA"/cinder/backup "$DATA/disks"
 
     # ----------------------------------------------------------- keystone
     cat >"$ETC/keystone/keystone.conf" <<EOF
@@ -270,6 +270,11 @@ enabled_filters = ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,
 
 [compute]
 live_migration_wait_for_vif_plug = false
+
+[cloudmgr_lab]
+# the fake driver's server disks, DIR/<server id>.img: one folder for both
+# computes, so that a migrated server keeps its disk (cloudmgr_lab_ml2/virt.py)
+disks_dir = $DATA/disks
 
 [keystone_authtoken]
 $(_authtoken nova)

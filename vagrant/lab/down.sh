@@ -3,6 +3,7 @@
 #   down.sh           stop; the next up.sh restarts on the same databases
 #   down.sh --purge   also drop the lab databases and remove $LAB state
 #                     (the venv is kept)
+# Both clouds (province, city), or LAB_CLOUDS=city (a list) / LAB_INSTANCE=city: one.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -12,6 +13,19 @@ case "${1:-}" in
     "") ;;
     *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
 esac
+
+if [ -z "$LAB_INSTANCE_GIVEN" ]; then
+    t0=$(ts)
+    rc=0
+    for i in $(lab_clouds_wanted); do
+        LAB_INSTANCE="$i" bash "$LAB_SRC/down.sh" "$@" || rc=1
+    done
+    if [ "$PURGE" = 1 ] && [ -z "${LAB_CLOUDS:-}" ]; then
+        rm -rf "$CLOUDS_YAML" "$CLOUDS_UP_FILE" "$LAB_ROOT/build" "$LAB_ROOT/city"
+    fi
+    say "lab down in $(elapsed "$t0") s"
+    exit "$rc"
+fi
 
 lab_lock
 t0=$(ts)
@@ -44,9 +58,9 @@ if [ "$PURGE" = 1 ]; then
         say "WARNING: MariaDB not reachable: databases not dropped"
     fi
     if command -v rabbitmqctl >/dev/null 2>&1; then
-        timeout 20 rabbitmqctl -q delete_vhost cmlab >/dev/null 2>&1 || true
+        timeout 20 rabbitmqctl -q delete_vhost "$VHOST_NAME" >/dev/null 2>&1 || true
     fi
     # only what up.sh makes (the state dir may be anywhere)
-    rm -rf "$ETC" "$RUN" "$LOGS" "$DATA" "$LAB/state" "$LAB/keystone" "$LAB/clouds.yaml" "$LAB/build"
+    rm -rf "$ETC" "$RUN" "$LOGS" "$DATA" "$LAB/state" "$LAB/keystone"
 fi
-say "lab down in $(elapsed "$t0") s"
+say "cloud $LAB_INSTANCE down in $(elapsed "$t0") s"

@@ -57,10 +57,10 @@ say "install: installing OpenStack packages into $VENV"
 # the lab's plugins: ML2 driver, Nova fake virt driver (non-editable,
 # reinstalled when their source changes)
 # (built from a copy: setuptools leaves build/ and *.egg-info where it builds)
-rm -rf "$LAB/build/cloudmgr_lab_ml2" && mkdir -p "$LAB/build"
-cp -r "$ML2_SRC" "$LAB/build/cloudmgr_lab_ml2"
-rm -rf "$LAB/build/cloudmgr_lab_ml2/build" "$LAB/build/cloudmgr_lab_ml2"/*.egg-info
-"$VENV/bin/uv" pip install --quiet --python "$PY" --reinstall-package cloudmgr-lab-ml2 "$LAB/build/cloudmgr_lab_ml2"
+rm -rf "$LAB_ROOT/build/cloudmgr_lab_ml2" && mkdir -p "$LAB_ROOT/build"
+cp -r "$ML2_SRC" "$LAB_ROOT/build/cloudmgr_lab_ml2"
+rm -rf "$LAB_ROOT/build/cloudmgr_lab_ml2/build" "$LAB_ROOT/build/cloudmgr_lab_ml2"/*.egg-info
+"$VENV/bin/uv" pip install --quiet --python "$PY" --reinstall-package cloudmgr-lab-ml2 "$LAB_ROOT/build/cloudmgr_lab_ml2"
 PYTHONWARNINGS=ignore "$PY" - <<'PY'
 import importlib.metadata as md
 eps = [e.name for e in md.entry_points(group="neutron.ml2.mechanism_drivers")]

@@ -9,7 +9,8 @@ Subcommands:
   wait-placement TIMEOUT  wait until compute1/compute2 providers have inventory
   resources               flavors, the cirros-lab image, volume types, lab
                           networks, lab-public (external) and lab-router
-  clouds-yaml PATH        write the clouds.yaml for the tests
+  clouds-yaml PATH        write the clouds.yaml for the tests (every cloud of
+                          the lab: LAB_CLOUD_ENTRIES, made by common.sh)
   status [--without-cinder]
                           check every service; exit 0 iff all respond
   finish PATH             wait-placement, resources, clouds-yaml, status
@@ -19,8 +20,18 @@ Subcommands:
   wait-computes TIMEOUT HOST=PID...
                           wait until each compute listens on its queue and
                           then heartbeats (nova services.updated_at)
+  disk-path SERVER_ID     print the file holding a server's disk (either cloud)
+  volume-path VOLUME_ID   print the file holding a volume's bytes (either cloud)
 
-Connection settings come from the environment set by common.sh (LAB_*).
+Connection settings come from the environment set by common.sh (LAB_*), for
+the one cloud (LAB_INSTANCE) that up.sh or status.sh works on.
+
+Where the bytes are (LAB = CLOUDMGR_LAB_DIR, default <repo>/.lab; the city's
+state dir is LAB/city):
+  server disks   LAB/data/disks/<server id>.img       (province)
+                 LAB/city/data/disks/<server id>.img  (city)
+  volumes        LAB/data/cinder/lab-volumes/volume-<volume id>
+                 LAB/city/data/cinder/lab-volumes/volume-<volume id>
 """
 
 import datetime
@@ -33,19 +44,23 @@ import requests
 E = os.environ
 HOST = "127.0.0.1"
 AUTH_URL = E.get("LAB_AUTH_URL", f"http://{HOST}:5000/v3")
-REGION = "RegionOne"
+REGION = E.get("LAB_REGION", "RegionOne")
 ADMIN_PASSWORD = E.get("LAB_ADMIN_PASSWORD", "cloudmgr-lab-admin")
 SERVICE_PASSWORD = E.get("LAB_SERVICE_PASSWORD", "cloudmgr-lab-service")
 COMPUTE_HOSTS = E.get("COMPUTE_HOSTS", "compute1 compute2").split()
 
 SERVICES = [
     # user, service name, type, url, description
-    ("placement", "placement", "placement", f"http://{HOST}:8778", "Placement"),
-    ("nova", "nova", "compute", f"http://{HOST}:8774/v2.1", "Compute"),
-    ("glance", "glance", "image", f"http://{HOST}:9292", "Image"),
-    ("neutron", "neutron", "network", f"http://{HOST}:9696", "Networking"),
-    ("cinder", "cinderv3", "volumev3", f"http://{HOST}:8776/v3",
-     "Block Storage"),
+    ("placement", "placement", "placement",
+     f"http://{HOST}:{E.get('LAB_PLACEMENT_PORT', '8778')}", "Placement"),
+    ("nova", "nova", "compute",
+     f"http://{HOST}:{E.get('LAB_NOVA_PORT', '8774')}/v2.1", "Compute"),
+    ("glance", "glance", "image",
+     f"http://{HOST}:{E.get('LAB_GLANCE_PORT', '9292')}", "Image"),
+    ("neutron", "neutron", "network",
+     f"http://{HOST}:{E.get('LAB_NEUTRON_PORT', '9696')}", "Networking"),
+    ("cinder", "cinderv3", "volumev3",
+     f"http://{HOST}:{E.get('LAB_CINDER_PORT', '8776')}/v3", "Block Storage"),
 ]
 
 # Both on the lab's one backend ("fake", cinder.conf [fake]); two types so
@@ -355,19 +370,30 @@ def public_network_status(net):
         n for n, *_ in NETWORKS)
 
 
+def _cloud_entries():
+    """(name, auth URL, admin password, region) of every cloud of the lab."""
+    text = E.get("LAB_CLOUD_ENTRIES", "").strip()
+    if not text:
+        return [("cloudmgr-lab", AUTH_URL, ADMIN_PASSWORD, REGION)]
+    return [tuple(line.split("|", 3)) for line in text.splitlines()]
+
+
 def cmd_clouds_yaml(path):
-    auth = {"auth_url": AUTH_URL, "username": "admin",
-            "password": ADMIN_PASSWORD, "project_name": "admin",
-            "user_domain_name": "Default", "project_domain_name": "Default"}
-    lines = ["# Written by vagrant/lab/up.sh: the cloudmgr OpenStack lab.",
+    lines = ["# Written by vagrant/lab/up.sh: the cloudmgr OpenStack lab, two",
+             "# independent clouds (vagrant/lab/common.sh).",
              "clouds:"]
-    for name in ("cloudmgr-lab", "cloudmgr-lab-city"):
+    for name, auth_url, password, region in _cloud_entries():
+        auth = {"auth_url": auth_url, "username": "admin",
+                "password": password, "project_name": "admin",
+                "user_domain_name": "Default",
+                "project_domain_name": "Default"}
         lines += [f"  {name}:", "    auth:"]
         lines += [f"      {k}: {v}" for k, v in auth.items()]
-        lines += [f"    region_name: {REGION}",
+        lines += [f"    region_name: {region}",
                   "    identity_api_version: 3",
                   "    interface: public"]
-    tmp = path + ".tmp"
+    # both clouds write it (maybe at once): each its own temporary file
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
@@ -589,6 +615,37 @@ def cmd_wait_computes(timeout, *host_pids):
         time.sleep(0.25)
 
 
+LAB_DIR = E.get("CLOUDMGR_LAB_DIR") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))), ".lab")
+# the state dir of each cloud (common.sh instance_settings)
+CLOUD_DIRS = {"cloudmgr-lab": LAB_DIR,
+              "cloudmgr-lab-city": os.path.join(LAB_DIR, "city")}
+
+
+def disk_path(cloud_dir, server_id):
+    """The fake driver's disk of a server (nova.conf [cloudmgr_lab] disks_dir)."""
+    return os.path.join(cloud_dir, "data", "disks", f"{server_id}.img")
+
+
+def volume_path(cloud_dir, volume_id):
+    """The lab volume driver's file of a volume (cinder.conf state_path)."""
+    return os.path.join(cloud_dir, "data", "cinder", "lab-volumes",
+                        f"volume-{volume_id}")
+
+
+def cmd_path(kind, object_id):
+    make = disk_path if kind == "disk" else volume_path
+    for cloud_dir in CLOUD_DIRS.values():
+        path = make(cloud_dir, object_id)
+        if os.path.exists(path):
+            print(path)
+            return 0
+    print(f"no {kind} file for {object_id} in "
+          + ", ".join(CLOUD_DIRS.values()), file=sys.stderr)
+    return 1
+
+
 def main(argv):
     if not argv:
         print(__doc__)
@@ -621,6 +678,8 @@ def main(argv):
         cmd_wait_consumers(*args)
     elif cmd == "wait-computes":
         cmd_wait_computes(*args)
+    elif cmd in ("disk-path", "volume-path") and len(args) == 1:
+        return cmd_path(cmd.split("-")[0], args[0])
     else:
         print(__doc__)
         return 2

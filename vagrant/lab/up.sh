@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Starts the cloudmgr OpenStack lab on 127.0.0.1: Keystone, Placement,
-# Glance, Neutron (ML2 + the lab's own mechanism driver), Nova API,
-# conductor, scheduler and two fake-driver computes (compute1, compute2),
-# Cinder API, scheduler, volume (the lab's fake driver) and backup.
+# Starts the cloudmgr OpenStack lab on 127.0.0.1: two independent clouds,
+# "province" (cloudmgr-lab) and "city" (cloudmgr-lab-city), each with
+# Keystone, Placement, Glance, Neutron (ML2 + the lab's own mechanism
+# driver), Nova API, conductor, scheduler and two fake-driver computes
+# (compute1/compute2, city-compute1/city-compute2), Cinder API, scheduler,
+# volume (the lab's fake driver) and backup (common.sh: ports, databases).
+#   up.sh                         both clouds (LAB_CLOUDS=province: only it)
+#   LAB_INSTANCE=city up.sh       one cloud
+# LAB_PARALLEL=1 starts the clouds side by side instead of one after the other.
 # Idempotent: returns at once when the lab is already up and healthy; a
 # running lab that lacks only Cinder (or part of it) gets Cinder added
 # without restarting the rest.
@@ -24,12 +29,42 @@ fail() {  # fail MESSAGE [SERVICE...]: message, log tails, exit 1
     for s in "$@"; do log_tail "$s" 40; done
     die "$msg (logs: $LOGS)"
 }
+
+# ------------------------------------------------------ every cloud (no LAB_INSTANCE)
+if [ -z "$LAB_INSTANCE_GIVEN" ]; then
+    clouds="$(lab_clouds_wanted)"
+    # the venv first, once (the clouds' own install phases then find it done)
+    bash "$LAB_SRC/install.sh"
+    echo "$clouds" >"$CLOUDS_UP_FILE"
+    rc=0
+    if [ "${LAB_PARALLEL:-0}" = 1 ]; then
+        pids=()
+        for i in $clouds; do
+            LAB_INSTANCE="$i" bash "$LAB_SRC/up.sh" &
+            pids+=("$i:$!")
+        done
+        for ip in "${pids[@]}"; do
+            wait "${ip#*:}" || { say "cloud ${ip%%:*} did not come up"; rc=1; }
+        done
+    else
+        for i in $clouds; do
+            LAB_INSTANCE="$i" bash "$LAB_SRC/up.sh" || { say "cloud $i did not come up"; rc=1; break; }
+        done
+    fi
+    [ "$rc" = 0 ] || die "lab start failed after $(elapsed "$T_ALL") s"
+    say "lab is UP ($LAB_ROOT: ${clouds% }) in $(elapsed "$T_ALL") s"
+    echo "    clouds.yaml: $CLOUDS_YAML (clouds: $(for i in $clouds; do (instance_settings "$i"; printf '%s ' "$CLOUD_NAME"); done))"
+    exit 0
+fi
+
 trap 'rc=$?; [ $rc -ne 0 ] && say "up.sh FAILED (exit $rc) after $(elapsed "$T_ALL") s in phase: ${PHASE_NAME:-start}"; exit $rc' EXIT
 
 export LAB_AUTH_URL="$AUTH_URL" LAB_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
        LAB_SERVICE_PASSWORD="$SERVICE_PASSWORD" COMPUTE_HOSTS LAB_DB_HOST="$DB_HOST" \
        LAB_DB_PORT="$DB_PORT" LAB_DB_USER="$DB_USER" LAB_DB_PASSWORD="$DB_PASS" \
-       LAB_DB_PREFIX="$DB_PREFIX"
+       LAB_DB_PREFIX="$DB_PREFIX" LAB_REGION="$REGION" LAB_CLOUD_ENTRIES \
+       LAB_PLACEMENT_PORT="$PLACEMENT_PORT" LAB_NOVA_PORT="$NOVA_PORT" LAB_GLANCE_PORT="$GLANCE_PORT" \
+       LAB_NEUTRON_PORT="$NEUTRON_PORT" LAB_CINDER_PORT="$CINDER_PORT"
 ADMIN() { "$PY" "$LAB_SRC/lab_admin.py" "$@"; }
 
 all_running() {  # all_running [SERVICE...] (default: all of them)
@@ -41,12 +76,12 @@ lab_lock
 
 # The configuration the running services read: a lab started with another
 # configs.sh restarts (the fast paths below require the same digest).
-CONFIGS_ID="$(sha256sum "$LAB_SRC/configs.sh" | cut -c1-16)"
+CONFIGS_ID="$( { cat "$LAB_SRC/configs.sh"; echo "$INSTANCE_SETTINGS_ID"; } | sha256sum | cut -c1-16)"
 CONFIGS_MARK="$LAB/state/configs-id"
 configs_current() { [ "$(cat "$CONFIGS_MARK" 2>/dev/null)" = "$CONFIGS_ID" ]; }
 
 # ---------------------------------------------------------------- fast path
-if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && configs_current && all_running \
+if [ -x "$PY" ] && [ -f "$CLOUDS_YAML" ] && configs_current && all_running \
         && ADMIN status >/dev/null 2>&1; then
     say "lab already up and healthy ($LAB); nothing to do"
     trap - EXIT
@@ -55,7 +90,7 @@ fi
 # the rest of the lab up and healthy, Cinder not (as after an update that
 # brought Cinder): add Cinder only, the others keep running
 CINDER_ONLY=0
-if [ -x "$PY" ] && [ -f "$LAB/clouds.yaml" ] && [ -f "$LAB/state/initialized" ] && configs_current \
+if [ -x "$PY" ] && [ -f "$CLOUDS_YAML" ] && [ -f "$LAB/state/initialized" ] && configs_current \
         && all_running $CORE_SERVICES && ADMIN status --without-cinder >/dev/null 2>&1; then
     CINDER_ONLY=1
     say "lab up except Cinder: adding Cinder, the other services keep running"
@@ -91,8 +126,9 @@ else
     PORTS="$KEYSTONE_PORT $PLACEMENT_PORT $NOVA_PORT $GLANCE_PORT $NEUTRON_PORT $CINDER_PORT"
 fi
 # processes of a lab started from another state dir hold the same ports,
-# queues and database names: only one lab runs per machine
-stray="$(lab_procs_other "$LAB")"
+# queues and database names: only one lab runs per machine (this lab's
+# other cloud, under $LAB_ROOT, is not another lab)
+stray="$(lab_procs_other "$LAB_ROOT")"
 if [ -n "$stray" ]; then
     say "WARNING: stopping processes of another lab: $stray"
     kill_pids "$stray" 6
@@ -178,15 +214,19 @@ ENV
 }
 
 phase "mariadb+rabbitmq"
+# the clouds share them: one cloud at a time starts them
+exec 8>"$LAB_ROOT/.infra-lock"
+flock -w 300 8 || die "timed out waiting for the other cloud to start MariaDB/RabbitMQ"
 ensure_mariadb
 export LAB_DB_USER="$DB_USER" LAB_DB_PASSWORD="$DB_PASS"
 say "MariaDB: $DB_USER@$DB_HOST:$DB_PORT"
 ensure_rabbitmq
-# ~10 OpenStack processes each keep a small pool of connections
+# ~13 OpenStack processes per cloud each keep a small pool of connections
 maxc="$(mysql_cmd -N -B -e 'SELECT @@GLOBAL.max_connections')"
-if [ "${maxc:-0}" -lt 500 ]; then
-    mysql_cmd -e 'SET GLOBAL max_connections = 500' 2>/dev/null || true
+if [ "${maxc:-0}" -lt 1000 ]; then
+    mysql_cmd -e 'SET GLOBAL max_connections = 1000' 2>/dev/null || true
 fi
+flock -u 8; exec 8>&-
 phase_done
 
 # ---------------------------------------------------------------- init state
@@ -205,7 +245,7 @@ elif [ "$(cat "$LAB/state/lab-id" 2>/dev/null)" != "$(db_lab_id)" ]; then
     FRESH=1
 fi
 
-# The lab's queues live in a RabbitMQ vhost of their own ('cmlab', made
+# The cloud's queues live in a RabbitMQ vhost of their own ('cmlab' or 'cmlab-city', made
 # with rabbitmqctl; a fresh init starts it empty) when the broker is local
 # and rabbitmqctl works, else in the default vhost. The choice is kept in
 # the state dir: Nova's cell mapping records the URL at init.
@@ -216,14 +256,14 @@ if [ -n "${LAB_RABBIT_VHOST:-}" ]; then
     :
 elif [ "$FRESH" = 0 ] && [ -f "$VHOST_FILE" ]; then
     RABBIT_VHOST="$(cat "$VHOST_FILE")"
-    if [ "$RABBIT_VHOST" = cmlab ] && ! amqp_ok; then
-        rmq add_vhost cmlab || true; rmq set_permissions -p cmlab "$RABBIT_USER" '.*' '.*' '.*' || true
+    if [ "$RABBIT_VHOST" = "$VHOST_NAME" ] && ! amqp_ok; then
+        rmq add_vhost "$VHOST_NAME" || true; rmq set_permissions -p "$VHOST_NAME" "$RABBIT_USER" '.*' '.*' '.*' || true
     fi
 elif [ "$RABBIT_HOST" = "127.0.0.1" ] && command -v rabbitmqctl >/dev/null 2>&1; then
-    if [ "$FRESH" = 1 ]; then rmq delete_vhost cmlab || true; fi
-    rmq add_vhost cmlab || true
-    rmq set_permissions -p cmlab "$RABBIT_USER" '.*' '.*' '.*' || true
-    RABBIT_VHOST=cmlab
+    if [ "$FRESH" = 1 ]; then rmq delete_vhost "$VHOST_NAME" || true; fi
+    rmq add_vhost "$VHOST_NAME" || true
+    rmq set_permissions -p "$VHOST_NAME" "$RABBIT_USER" '.*' '.*' '.*' || true
+    RABBIT_VHOST="$VHOST_NAME"
     amqp_ok || RABBIT_VHOST=/
 fi
 amqp_ok || die "cannot log in to RabbitMQ at $(transport_url | sed 's#//[^@]*@#//***@#')"
@@ -240,7 +280,7 @@ fi
 
 if [ "$FRESH" = 1 ]; then
     phase "fresh databases"
-    rm -rf "$LAB/state" "$LAB/keystone" "$DATA" "$LAB/clouds.yaml"
+    rm -rf "$LAB/state" "$LAB/keystone" "$DATA"
     mkdir -p "$LAB/state" "$DATA"
     echo "$RABBIT_VHOST" >"$VHOST_FILE"
     lab_id="$(cat /proc/sys/kernel/random/uuid)"
@@ -275,10 +315,11 @@ SCHEMA_CACHE_DIR="${LAB_SCHEMA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cloudm
 CATALOG_ID="$(ADMIN catalog-id)"
 KEYSTONE_MARK="$LAB/state/keystone-catalog"
 # (the package pins, cinder's among them, come from the install stamp)
-schema_key="$( { grep -v "^ml2=" "$VENV/.cloudmgr-lab-installed"; echo "v2 $DBS $CATALOG_ID $DB_PREFIX $(db_url x) $(transport_url) $ADMIN_PASSWORD $SERVICE_PASSWORD $REGION $KEYSTONE_PORT"; } | sha256sum | cut -c1-16)"
-SCHEMA_DUMP="$SCHEMA_CACHE_DIR/schema-$schema_key.sql.gz"
+schema_key="$( { grep -v "^ml2=" "$VENV/.cloudmgr-lab-installed"; echo "v2 $LAB_INSTANCE $DBS $CATALOG_ID $DB_PREFIX $(db_url x) $(transport_url) $ADMIN_PASSWORD $SERVICE_PASSWORD $REGION $KEYSTONE_PORT"; } | sha256sum | cut -c1-16)"
+# (one file per cloud: schema-province-KEY, schema-city-KEY)
+SCHEMA_DUMP="$SCHEMA_CACHE_DIR/schema-$LAB_INSTANCE-$schema_key.sql.gz"
 # keystone once its service users and catalog exist (see "start services")
-KEYSTONE_DUMP="$SCHEMA_CACHE_DIR/keystone-$schema_key.sql.gz"
+KEYSTONE_DUMP="$SCHEMA_CACHE_DIR/keystone-$LAB_INSTANCE-$schema_key.sql.gz"
 dump_dbs() {  # dump_dbs FILE DB...
     local f="$1"; shift
     local args=(-h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" --protocol=TCP)
@@ -288,9 +329,11 @@ dump_dbs() {  # dump_dbs FILE DB...
             --databases "$@" 2>/dev/null | gzip -1 >"$f.tmp"; then
         mv "$f.tmp" "$f"
         say "   cached $* in $f"
-        # older keys (other versions or settings) are of no more use
+        # this cloud's older keys (other versions or settings) are of no more use
         local kind; kind="$(basename "$f" | cut -d- -f1)"
-        find "$SCHEMA_CACHE_DIR" -maxdepth 1 -name "$kind-*.sql.gz" ! -name "$(basename "$f")" -delete
+        find "$SCHEMA_CACHE_DIR" -maxdepth 1 -name "$kind-$LAB_INSTANCE-*.sql.gz" ! -name "$(basename "$f")" -delete
+        # and those of the lab before it had two clouds (KIND-KEY)
+        find "$SCHEMA_CACHE_DIR" -maxdepth 1 -name "$kind-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]*.sql.gz" -delete
     else
         rm -f "$f.tmp"
     fi
@@ -402,25 +445,6 @@ if [ "${cinder_tables:-0}" = 0 ]; then
 fi
 
 # ------------------------------------------------------------ start services
-start_svc() {  # start_svc NAME CMD...: background process group, pid file
-    local name="$1"; shift
-    local log; log="$(logfile "$name")"
-    printf '\n===== %s start %s\n' "$(date -u +%FT%TZ)" "$name" >>"$log"
-    touch "$RUN/.cloudmgr-lab-run"
-    # shellcheck disable=SC2086
-    ( cd "$RUN" && exec setsid ${PRE:-} "$@" >>"$log" 2>&1 </dev/null 9>&- ) &
-    echo $! >"$(pidfile "$name")"
-}
-# --limit-request-line: Nova asks Neutron for the ports of a page of servers in one URL; above
-# ~85 servers with ports it passes gunicorn's default 4094 bytes (Neutron 414, then Nova 500).
-start_gunicorn() {  # start_gunicorn NAME PORT APP [VAR=VALUE...]
-    local name="$1" port="$2" app="$3"; shift 3
-    start_svc "$name" env "$@" "$VENV/bin/gunicorn" \
-        --bind "$LAB_BIND:$port" --workers 1 --worker-class gthread \
-        --threads 8 --timeout 300 --graceful-timeout 5 --no-control-socket \
-        --limit-request-line 8190 \
-        --pythonpath "$LAB_SRC" --name "cmlab-$name" "lab_wsgi:$app()"
-}
 check_alive() {  # fail early with the log when a process died
     local s
     for s in "$@"; do
@@ -555,13 +579,13 @@ fi
 
 # ----------------------------------------------- resources and final check
 phase "resources+check"
-ADMIN finish "$LAB/clouds.yaml" || fail "lab resources or final status check failed" \
-    nova-api nova-compute-compute1 nova-compute-compute2 glance neutron placement
+ADMIN finish "$CLOUDS_YAML" || fail "lab resources or final status check failed" \
+    nova-api $(for h in $COMPUTE_HOSTS; do echo "nova-compute-$h"; done) glance neutron placement
 touch "$INIT_MARK"
 echo "$CONFIGS_ID" >"$CONFIGS_MARK"
 phase_done
 
-say "lab is UP ($LAB) in $(elapsed "$T_ALL") s"
+say "cloud $LAB_INSTANCE ($CLOUD_NAME) is UP ($LAB) in $(elapsed "$T_ALL") s"
 for t in "${TIMINGS[@]}"; do echo "    $t"; done
-echo "    clouds.yaml: $LAB/clouds.yaml (clouds: cloudmgr-lab, cloudmgr-lab-city)"
+echo "    clouds.yaml: $CLOUDS_YAML (cloud: $CLOUD_NAME)"
 trap - EXIT

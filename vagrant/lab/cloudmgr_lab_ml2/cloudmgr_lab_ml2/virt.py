@@ -1,4 +1,4 @@
-"""Nova virt driver of the lab: Nova's own fake driver, restart-proof.
+"""Nova virt driver of the lab: Nova's own fake driver, restart-proof, with disks.
 
 ``nova.virt.fake.FakeDriverWithoutFakeNodes`` keeps its node identity across
 restarts, but its guests live in process memory only: after the lab restarts,
@@ -7,26 +7,78 @@ action on them (stop, reboot, migrate...) fails with InstanceNotFound.
 
 At start-up nova-compute calls ``plug_vifs`` for each of its instances; this
 subclass uses that call to take them back, in the power state Nova recorded.
-The upstream fake driver's snapshot uploads nothing, so the image never
-becomes active; ``snapshot`` here uploads a small made-up disk to Glance the
-way the libvirt driver uploads a real one, so snapshots (and the cross-cloud
-moves built on them) can be tested end to end.
+
+Each server booted from an image has a disk: a file
+``[cloudmgr_lab] disks_dir/<server id>.img`` (nova.conf; ``.lab/data/disks``
+for the province cloud, ``.lab/city/data/disks`` for the city's) written
+from the image's bytes at spawn (downloaded from Glance, zeros left as holes),
+read back by ``snapshot`` and uploaded to Glance as the snapshot's bytes the
+way the libvirt driver uploads a real disk, and removed when the server is
+deleted. Both computes of a cloud share the folder: a migrated or resized
+server keeps its disk. A test may write into the file as a guest would write
+to its disk (``lab_admin.py disk-path SERVER_ID``).
 
 Everything else is the upstream fake driver. Run by
 ``cloudmgr-lab-nova-compute`` (compute.py) with
 ``compute_driver = cloudmgr_lab.LabFakeDriver``.
 """
 
-import io
+import os
 
 from nova.compute import power_state
 from nova.compute import task_states
+from nova.compute import vm_states
 from nova import exception
 from nova.image import glance
 from nova.virt import fake
+from oslo_config import cfg
+from oslo_log import log as logging
 
-# A recognisable, small "disk": the guest's name repeated to 64 KiB.
-SNAPSHOT_BYTES = 64 * 1024
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+CONF.register_opts(
+    [cfg.StrOpt("disks_dir", help="Folder of the lab servers' disk files")],
+    group="cloudmgr_lab")
+
+CHUNK = 1024 * 1024
+# A server whose disk was never written (booted before disks existed, or from
+# a volume): its snapshot is the guest's name repeated to 64 KiB, as before.
+PLACEHOLDER_BYTES = 64 * 1024
+
+
+def disk_path(instance_uuid):
+    folder = CONF.cloudmgr_lab.disks_dir or os.path.join(
+        CONF.state_path, "disks")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"{instance_uuid}.img")
+
+
+def _write_sparse(chunks, path):
+    """Writes the chunks to path, leaving all-zero chunks as holes (a lab
+    image of zeros costs no disk); returns the size written."""
+    tmp = f"{path}.part"
+    size = 0
+    with open(tmp, "wb") as fh:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if chunk.count(0) == len(chunk):
+                fh.seek(len(chunk), os.SEEK_CUR)
+            else:
+                fh.write(chunk)
+            size += len(chunk)
+        fh.truncate(size)
+    os.replace(tmp, path)
+    return size
+
+
+def _file_chunks(path):
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(CHUNK)
+            if not chunk:
+                return
+            yield chunk
 
 
 class LabFakeDriver(fake.FakeDriverWithoutFakeNodes):
@@ -45,14 +97,53 @@ class LabFakeDriver(fake.FakeDriverWithoutFakeNodes):
         self.instances[instance.uuid] = fake.FakeInstance(
             instance.name, state, instance.uuid)
 
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, allocations, network_info=None,
+              block_device_info=None, power_on=True, accel_info=None):
+        super().spawn(context, instance, image_meta, injected_files,
+                      admin_password, allocations, network_info=network_info,
+                      block_device_info=block_device_info, power_on=power_on,
+                      accel_info=accel_info)
+        # a server booted from a volume has no image_ref and no disk here
+        if (instance.image_ref and image_meta is not None
+                and image_meta.obj_attr_is_set("id") and image_meta.id):
+            self._write_disk(context, instance, image_meta.id)
+
+    def _write_disk(self, context, instance, image_id):
+        # the image as is: lab images are small, and zeros stay holes
+        chunks = glance.API().download(context, image_id)
+        size = _write_sparse(chunks, disk_path(instance.uuid))
+        LOG.info("disk %s: %d bytes from image %s",
+                 disk_path(instance.uuid), size, image_id, instance=instance)
+
+    def destroy(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, destroy_secrets=True):
+        super().destroy(context, instance, network_info,
+                        block_device_info=block_device_info,
+                        destroy_disks=destroy_disks,
+                        destroy_secrets=destroy_secrets)
+        # Only a deleted server loses its disk: Nova also destroys the guest
+        # on one compute when a resize is reverted or a migration rolled back,
+        # and the disk file is the other compute's too.
+        deleting = (instance.task_state == task_states.DELETING
+                    or instance.vm_state == vm_states.DELETED)
+        if destroy_disks and deleting:
+            try:
+                os.unlink(disk_path(instance.uuid))
+            except FileNotFoundError:
+                pass
+
     def snapshot(self, context, instance, image_id, update_task_state):
         if instance.uuid not in self.instances:
             raise exception.InstanceNotRunning(instance_id=instance.uuid)
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
         image_api = glance.API()
         snapshot = image_api.get(context, image_id)
-        seed = ("%s:%s\n" % (instance.uuid, instance.name)).encode()
-        data = (seed * (SNAPSHOT_BYTES // len(seed) + 1))[:SNAPSHOT_BYTES]
+        path = disk_path(instance.uuid)
+        if not os.path.exists(path):
+            seed = ("%s:%s\n" % (instance.uuid, instance.name)).encode()
+            data = (seed * (PLACEHOLDER_BYTES // len(seed) + 1))
+            _write_sparse([data[:PLACEHOLDER_BYTES]], path)
         metadata = {
             "status": "active",
             "name": snapshot["name"],
@@ -66,5 +157,7 @@ class LabFakeDriver(fake.FakeDriverWithoutFakeNodes):
         }
         update_task_state(task_state=task_states.IMAGE_UPLOADING,
                           expected_state=task_states.IMAGE_PENDING_UPLOAD)
-        image_api.update(context, image_id, metadata, data=io.BytesIO(data),
-                         purge_props=False)
+        # streamed from the file (a snapshot of the disk as it is now)
+        with open(path, "rb") as fh:
+            image_api.update(context, image_id, metadata, data=fh,
+                             purge_props=False)
