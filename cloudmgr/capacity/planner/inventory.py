@@ -441,8 +441,16 @@ def read_servers_csv(
     headroom: float = DEFAULT_HEADROOM,
     default_zone: Zone = Zone.EXTRANET,
 ) -> Inventory:
-    """Read and validate the inventory CSV (UTF-8, a BOM is accepted)."""
+    """Read and validate the inventory CSV (UTF-8, a BOM is accepted).
+
+    A file is first read by :mod:`~cloudmgr.capacity.planner.fast_csv` (a plain file of
+    millions of rows in a second or two); what that reader does not take is read here."""
     if isinstance(source, str | Path):
+        from cloudmgr.capacity.planner.fast_csv import read_fast
+
+        fast = read_fast(source, headroom, default_zone)
+        if fast is not None:
+            return fast
         with open(source, encoding="utf-8-sig", newline="") as fh:
             return _read(fh, headroom, default_zone)
     return _read(source, headroom, default_zone)
@@ -532,9 +540,14 @@ def _rows_columns(
     return cols, len(rows), np.asarray(lines, dtype=np.int64)
 
 
-def _read(fh: TextIO, headroom: float, default_zone: Zone) -> Inventory:
-    header, batches = _batches(fh)
-    columns = [h.strip().lower().lstrip("\ufeff") for h in header]
+def _column_names(header: list[str]) -> list[str]:
+    return [h.strip().lower().lstrip("\ufeff") for h in header]
+
+
+def header_columns(header: list[str]) -> tuple[dict[str, int], int]:
+    """The position of each known column and the number of fields of the header (line 1);
+    PlannerInputError when a required column is missing or a column comes twice."""
+    columns = _column_names(header)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise PlannerInputError([f"line 1: missing column(s) {', '.join(missing)} (the header is {','.join(header)})"])
@@ -543,8 +556,13 @@ def _read(fh: TextIO, headroom: float, default_zone: Zone) -> Inventory:
     dup = sorted({c for c in columns if c and columns.count(c) > 1})
     if dup:
         raise PlannerInputError([f"line 1: duplicate column(s) {', '.join(dup)}"])
-    idx = {c: columns.index(c) for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in columns}
-    width = len(columns)
+    return {c: columns.index(c) for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in columns}, len(columns)
+
+
+def _read(fh: TextIO, headroom: float, default_zone: Zone) -> Inventory:
+    header, batches = _batches(fh)
+    idx, width = header_columns(header)
+    columns = _column_names(header)
     p = _Collector()
     b = _Builder(default_zone, p)
     i_name, i_v, i_r, i_d = idx["name"], idx["vcpus"], idx["ram_gb"], idx["disk_gb"]
