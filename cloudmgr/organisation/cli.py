@@ -106,10 +106,16 @@ def clouds_list() -> None:
     from cloudmgr.organisation import services as org_services
 
     with get_runtime().db.unit_of_work() as uow:
+        down = {s.cloud_key: s for s in org_services.cloud_statuses(uow.session) if not s.reachable}
         for cloud in org_services.list_clouds(uow.session):
             zones = ", ".join(f"{z.zone}={z.network_name}" for z in cloud.zones)
             synced = cloud.synced_at.isoformat(timespec="seconds") if cloud.synced_at else "never"
-            click.echo(f"{cloud.key:<22} {cloud.kind:<9} {cloud.level:<9} {cloud.name_zh}  [{zones}] synced {synced}")
+            status = down.get(cloud.key)
+            since = status.unreachable_since if status is not None else None
+            note = f"  UNREACHABLE since {since.isoformat(timespec='seconds')}" if since is not None else ""
+            click.echo(
+                f"{cloud.key:<22} {cloud.kind:<9} {cloud.level:<9} {cloud.name_zh}  [{zones}] synced {synced}{note}"
+            )
 
 
 @clouds.command("sync")
@@ -130,9 +136,9 @@ def clouds_sync(cloud_key: str | None) -> None:
     }
     if cloud_key and not results:
         raise click.ClickException(f"no enabled cloud {cloud_key!r}")
-    failed = 0
+    failed: list[str] = []
     for result in results:
-        state = "ok" if result.ok else "PROBLEMS"
+        state = "ok" if result.ok else ("UNREACHABLE" if result.unreachable else "PROBLEMS")
         items = catalog.get(result.cloud_key)
         catalog_note = f", catalog +{items.added}/-{items.gone}" if items and not items.problem else ""
         click.echo(
@@ -141,6 +147,8 @@ def clouds_sync(cloud_key: str | None) -> None:
         )
         for problem in result.problems:
             click.echo(f"    {problem}")
-        failed += 0 if result.ok else 1
+        if not result.ok:
+            failed.append(f"{result.cloud_key} (unreachable)" if result.unreachable else result.cloud_key)
     if failed:
-        raise click.ClickException(f"{failed} cloud(s) could not be synced")
+        # The other clouds were synced all the same: one cloud down stops none of them.
+        raise click.ClickException(f"{len(failed)} cloud(s) could not be synced: {', '.join(failed)}")

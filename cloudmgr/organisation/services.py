@@ -42,6 +42,10 @@ from cloudmgr.organisation.models import (
     Role,
     User,
 )
+from cloudmgr.organisation.reachability import CloudStatus as CloudStatus
+from cloudmgr.organisation.reachability import cloud_statuses as cloud_statuses
+from cloudmgr.organisation.reachability import department_cloud_statuses as department_cloud_statuses
+from cloudmgr.organisation.reachability import unreachable_clouds as unreachable_clouds
 from cloudmgr.organisation.reading import (
     NamedChoice as NamedChoice,
 )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError
+from cloudmgr.cloud.reachability import is_unreachable
 from cloudmgr.db import Database, utcnow
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
@@ -30,6 +31,8 @@ class CloudSyncResult:
     projects_ensured: int = 0
     zones_resolved: int = 0
     problems: list[str] = field(default_factory=list)
+    # The cloud could not be reached at all (its other problems are the cloud's answers).
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -92,6 +95,7 @@ def _sync_one(db: Database, registry: ProviderRegistry, plan: _Plan, actor: Acto
             project_ids[link_id] = provider.ensure_project(domain, project, description).id
     except CloudError as exc:
         result.problems.append(str(exc))
+        result.unreachable = is_unreachable(exc)
         log.warning("sync of cloud %s failed: %s", plan.cloud_key, exc)
     with db.unit_of_work() as uow:
         session = uow.session
