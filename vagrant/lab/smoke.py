@@ -2,13 +2,16 @@
 """Smoke test of the cloudmgr OpenStack lab (run with the lab venv's python).
 
     .lab/venv/bin/python vagrant/lab/smoke.py
+    LAB_CLOUD=cloudmgr-lab-city .lab/venv/bin/python vagrant/lab/smoke.py
 
-Uses the `cloudmgr-lab` entry of $CLOUDMGR_LAB_DIR/clouds.yaml (default
+Uses the `cloudmgr-lab` entry (the province cloud; LAB_CLOUD=cloudmgr-lab-city:
+the city's) of $CLOUDMGR_LAB_DIR/clouds.yaml (default
 <repo>/.lab/clouds.yaml): creates a project, sets its compute quota to 3
 instances, boots 3 servers (each with a port on lab-internet), checks that a
 4th is refused by quota, reads Placement providers with inventories and
 usages, live-migrates one server, cold-migrates + confirms one, resizes +
-confirms one, snapshots one to an image; then block storage: sets the
+confirms one, checks a server's disk file holds its image's bytes, writes
+known bytes into it and snapshots it to an image with those bytes; then block storage: sets the
 project's volume quotas, creates a 1 GB volume (default type "fake"),
 attaches it to a server and detaches it, extends it to 2 GB, writes bytes
 into it, snapshots it, makes a volume from the snapshot, backs it up and
@@ -41,7 +44,11 @@ GIB = 1024 ** 3
 # where the lab's volume driver keeps a volume's bytes (cinder.conf
 # state_path, cloudmgr_lab_ml2/volume.py): the smoke test writes and
 # compares them there, as no guest can
-VOLUMES_DIR = os.path.join(LAB, "data", "cinder", "lab-volumes")
+# (the city cloud's state dir is LAB/city: vagrant/lab/common.sh)
+CLOUD_DIR = LAB if CLOUD == "cloudmgr-lab" else os.path.join(LAB, "city")
+VOLUMES_DIR = os.path.join(CLOUD_DIR, "data", "cinder", "lab-volumes")
+# the fake Nova driver's server disks (nova.conf [cloudmgr_lab] disks_dir)
+DISKS_DIR = os.path.join(CLOUD_DIR, "data", "disks")
 
 T0 = time.monotonic()
 TIMINGS = []
@@ -105,6 +112,20 @@ def wait_status(admin, server_id, status, task_state_clear=True):
         return s.status == status and (
             not task_state_clear or not s.task_state) and s
     return wait_until(f"server {server_id} {status}", ok)
+
+
+def sha256_bytes(data):
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def volume_file(volume_id):
@@ -266,14 +287,30 @@ def run(admin, tag, made):
         assert s.flavor.name == "m1.small", s.flavor
         print(f"   now {s.flavor.name} on {s.compute_host}")
 
-    with Step("snapshot to image"):
+    with Step("server disk: the image's bytes"):
+        disk = os.path.join(DISKS_DIR, f"{a}.img")
+        image = admin.image.find_image(IMAGE, ignore_missing=False)
+        assert sha256_file(disk) == sha256_bytes(
+            b"".join(admin.image.download_image(image, stream=True)
+                     .iter_content(1 << 20))), "disk differs from its image"
+        print(f"   {disk}: {os.path.getsize(disk)} bytes")
+
+    with Step("snapshot to image (the disk's bytes)"):
+        with open(disk, "r+b") as fh:
+            fh.seek(4096)
+            fh.write(f"smoke {tag}\n".encode() * 100)
+        want = sha256_file(disk)
         img = conn.compute.create_server_image(a, f"{tag}-snap")
         made["images"].append(img.id)
         wait_status(admin, a, "ACTIVE")   # task_state cleared
-        img = admin.image.get_image(img.id)
-        # the fake virt driver uploads no bytes: the image stays 'queued'
-        assert img.status in ("queued", "active"), img.status
-        print(f"   image {img.id} status {img.status}")
+        img = wait_until("snapshot active", lambda: (
+            lambda i: i if i.status == "active" else None)(
+                admin.image.get_image(img.id)))
+        got = sha256_bytes(b"".join(admin.image.download_image(
+            img, stream=True).iter_content(1 << 20)))
+        assert got == want, (got, want)
+        print(f"   image {img.id} {img.size} bytes, sha256 {got[:16]}... "
+              "= the disk's")
 
     volumes(admin, conn, project, tag, made, server_id=b)
 
