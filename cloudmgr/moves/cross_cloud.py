@@ -20,7 +20,7 @@ from cloudmgr.db import Database
 from cloudmgr.messages import N_, message
 from cloudmgr.moves.errors import MoveCloudError, MoveInvalid
 from cloudmgr.moves.models import Move
-from cloudmgr.moves.parts import parts_resources, read_source_parts, server_amounts
+from cloudmgr.moves.parts import SourceParts, parts_resources, read_source_parts, server_amounts
 from cloudmgr.moves.records import (
     CloudRef,
     check_no_open_move,
@@ -84,48 +84,84 @@ def start_cross_cloud_move(
     server, flavor = _read_server_and_flavor(registry, source, target, server_id)
     parts = read_source_parts(source.provider(registry), target.provider(registry), server)
     with db.unit_of_work() as uow:
-        session = uow.session
-        managed = managed_server(session, source.id, server.id)
-        check_not_classified(
-            session,
+        move = add_cross_cloud_move(
+            uow.session,
+            source=source,
+            target=target,
+            server=server,
+            flavor=flavor,
+            parts=parts,
             actor=actor,
-            entry_point="move.cross_cloud",
-            kind=MoveKind.CROSS_CLOUD,
-            cloud_server_id=server.id,
-            managed_server_id=managed.id if managed else None,
-            metadata=server.metadata,
-            server_name=server.name,
-        )
-        check_no_open_move(session, source.id, server.id)
-        destination = _destination(session, source, target, server, managed, target_department_key, target_zone)
-        move = _new_move(source, target, server, flavor, managed, destination, why, actor)
-        move.resources = {
-            **move.resources,
-            **parts_resources(
-                session,
-                parts,
-                managed,
-                target_cloud_id=target.id,
-                target_zone=destination.zone,
-                source_department_id=destination.source_department_id,
-                target_department=destination.department,
-            ),
-        }
-        if managed is not None:
-            move.reservation_id = ledger.reserve(
-                session,
-                department_id=destination.department.id,
-                cloud_id=target.id,
-                amounts=server_amounts(move.resources),
-                owner=f"move:{server.id}",
-            ).id
-        create_move(
-            session,
-            move,
-            actor,
-            {"server": server.id, "from": source.key, "to": target.key, "department": destination.department.key},
+            reason=why,
+            target_department_key=target_department_key,
+            target_zone=target_zone,
         )
         return move.id
+
+
+def add_cross_cloud_move(
+    session: Session,
+    *,
+    source: CloudRef,
+    target: CloudRef,
+    server: Server,
+    flavor: Flavor,
+    parts: SourceParts,
+    actor: Actor,
+    reason: str,
+    target_department_key: str | None,
+    target_zone: str | None,
+    system_move: Move | None = None,
+) -> Move:
+    """The checks made in the caller's unit of work (the classified rule, no open move, the
+    destination, the target's quota) and the move stored.  A server of a whole system's move
+    (:mod:`cloudmgr.moves.systems`) is its child: run by it, not queued on its own."""
+    managed = managed_server(session, source.id, server.id)
+    check_not_classified(
+        session,
+        actor=actor,
+        entry_point="move.system" if system_move is not None else "move.cross_cloud",
+        kind=MoveKind.CROSS_CLOUD,
+        cloud_server_id=server.id,
+        managed_server_id=managed.id if managed else None,
+        metadata=server.metadata,
+        server_name=server.name,
+    )
+    check_no_open_move(session, source.id, server.id)
+    destination = _destination(session, source, target, server, managed, target_department_key, target_zone)
+    move = _new_move(source, target, server, flavor, managed, destination, reason, actor)
+    move.resources = {
+        **move.resources,
+        **parts_resources(
+            session,
+            parts,
+            managed,
+            target_cloud_id=target.id,
+            target_zone=destination.zone,
+            source_department_id=destination.source_department_id,
+            target_department=destination.department,
+        ),
+    }
+    if system_move is not None:
+        move.parent_id = system_move.id
+        # Held before it is recorded on the target until every server of the system is there.
+        move.resources = {**move.resources, "system_move": system_move.id}
+    if managed is not None:
+        move.reservation_id = ledger.reserve(
+            session,
+            department_id=destination.department.id,
+            cloud_id=target.id,
+            amounts=server_amounts(move.resources),
+            owner=f"move:{server.id}",
+        ).id
+    create_move(
+        session,
+        move,
+        actor,
+        {"server": server.id, "from": source.key, "to": target.key, "department": destination.department.key},
+        queue=system_move is None,
+    )
+    return move
 
 
 def _read_server_and_flavor(

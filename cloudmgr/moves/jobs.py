@@ -30,6 +30,7 @@ from cloudmgr.moves.records import record_event
 from cloudmgr.moves.run_cross_cloud import image_name, run_cross_cloud, snapshot_name
 from cloudmgr.moves.run_drain import run_drain
 from cloudmgr.moves.run_migration import run_cold, run_live
+from cloudmgr.moves.run_system import run_system
 from cloudmgr.moves.states import MoveKind, MoveState
 from cloudmgr.moves.stepping import (
     SYSTEM,
@@ -63,6 +64,7 @@ _RUNNERS: dict[MoveKind, Callable[[StepContext, MoveView], None]] = {
     MoveKind.COLD: run_cold,
     MoveKind.DRAIN: run_drain,
     MoveKind.CROSS_CLOUD: run_cross_cloud,
+    MoveKind.SYSTEM: run_system,
 }
 
 

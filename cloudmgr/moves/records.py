@@ -192,7 +192,9 @@ def record_event(
     move.state_reason = reason if target in {MoveState.FAILED, MoveState.PARTIAL} else move.state_reason
 
 
-def create_move(session: Session, move: Move, actor: Actor, detail: dict[str, object]) -> Move:
+def create_move(session: Session, move: Move, actor: Actor, detail: dict[str, object], *, queue: bool = True) -> Move:
+    """Store ``move`` with its steps, event and audit record, and (``queue``) its work item;
+    a whole system's per-server moves are run by the system's item instead."""
     add_steps(move)
     session.add(move)
     session.flush()
@@ -215,7 +217,8 @@ def create_move(session: Session, move: Move, actor: Actor, detail: dict[str, ob
         reason=move.reason,
         detail={"kind": move.kind, **detail},
     )
-    queue_run(session, move.id)
+    if queue:
+        queue_run(session, move.id)
     return move
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudmgr.cloud import CloudError, ServerSpec
-from cloudmgr.messages import N_, message
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.moves.cross_env import CrossCloudEnv, image_name, images_named, snapshot_name
 from cloudmgr.moves.cross_record import record_target
 from cloudmgr.moves.run_cross_parts import PartSteps
@@ -38,6 +38,9 @@ from cloudmgr.moves.transfer import (
 
 __all__ = ["image_name", "run_cross_cloud", "snapshot_name"]
 
+#: Why a server of a system move waits (its move stays open, awaiting the system's switch-over).
+ON_TARGET_WAITING = Message(N_("verified on the target; waits for the other servers of its system"))
+
 
 def run_cross_cloud(ctx: StepContext, view: MoveView) -> None:
     if view.state == MoveState.REVERTING:
@@ -45,6 +48,11 @@ def run_cross_cloud(ctx: StepContext, view: MoveView) -> None:
         return
     run = _CrossCloudRun(ctx, view)
     for name, action in run.steps():
+        if name == "record_target" and view.resources.get("system_move") and not view.resources.get("release_source"):
+            # One server of a whole system's move (cloudmgr.moves.run_system): verified on the
+            # target, it waits for the others before anything is recorded or deleted.
+            transition(ctx.db, view.id, MoveState.AWAITING_CONFIRM, action="hold", reason=ON_TARGET_WAITING)
+            return
         run_step(ctx, view, name, action)
     assert view.target_cloud is not None
     transition(
@@ -190,9 +198,7 @@ class _CrossCloudRun(CrossCloudEnv):
         if server.status != "ACTIVE":
             raise StepFailed(
                 message(
-                    N_("the new server %(server)s is %(status)s, not ACTIVE"),
-                    server=server.name,
-                    status=server.status,
+                    N_("the new server %(server)s is %(status)s, not ACTIVE"), server=server.name, status=server.status
                 )
             )
         flavor = next(

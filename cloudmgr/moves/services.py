@@ -42,7 +42,8 @@ from cloudmgr.moves.records import (
     require_may_move_servers,
     work_key,
 )
-from cloudmgr.moves.states import OPEN_STATES, UNDO_STEPS, MoveKind, MoveState, StepState
+from cloudmgr.moves.states import OPEN_STATES, SYSTEM_UNDO_STEPS, UNDO_STEPS, MoveKind, MoveState, StepState
+from cloudmgr.moves.systems import start_system_move
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.paging import Page, PageRequest, paginate, search
 from cloudmgr.quotas import ledger
@@ -70,6 +71,7 @@ __all__ = [
     "start_cross_cloud_move",
     "start_drain",
     "start_migration",
+    "start_system_move",
     "work_key",
 ]
 
@@ -83,6 +85,13 @@ def _locked(session: Session, move_id: int, actor: Actor) -> Move:
     if move is None:
         raise MoveNotFound(f"there is no move {move_id}")
     return move
+
+
+def _not_a_system_server(move: Move) -> None:
+    """A server of a whole system's move is resumed or undone with the system, never alone
+    (the system's order and its all-or-nothing undo depend on it)."""
+    if move.kind == MoveKind.CROSS_CLOUD.value and (move.resources or {}).get("system_move"):
+        raise MoveInvalid(f"move {move.id} moves one server of system move {move.parent_id}: resume or undo that move")
 
 
 def confirm(session: Session, move_id: int, *, actor: Actor, reason: str | None = None) -> Move:
@@ -100,7 +109,8 @@ def revert(session: Session, move_id: int, *, actor: Actor, reason: str | None =
     failed cross-cloud move whose source is not being deleted (:func:`may_undo`): what it
     made on the target is removed and the server is back on its source cloud as it was."""
     move = _locked(session, move_id, actor)
-    if move.kind == MoveKind.CROSS_CLOUD.value:
+    _not_a_system_server(move)
+    if move.kind in (MoveKind.CROSS_CLOUD.value, MoveKind.SYSTEM.value):
         return _undo(session, move, actor, reason)
     if move.kind != MoveKind.COLD.value:
         raise MoveInvalid(
@@ -115,6 +125,11 @@ def revert(session: Session, move_id: int, *, actor: Actor, reason: str | None =
 def may_undo(move: Move) -> bool:
     """A cross-cloud move is undone once it failed, as long as the deletion of its source
     has not begun (after that only going on makes the server whole)."""
+    if move.kind == MoveKind.SYSTEM.value:
+        # A whole system: as long as no server's source is being deleted (run_system).
+        from cloudmgr.moves.run_system import may_undo_system
+
+        return move.state == MoveState.FAILED and may_undo_system(list(move.children))
     started_deleting = any(s.name == "delete_source" and s.attempts > 0 for s in move.steps)
     return move.kind == MoveKind.CROSS_CLOUD.value and move.state == MoveState.FAILED and not started_deleting
 
@@ -122,13 +137,19 @@ def may_undo(move: Move) -> bool:
 def _undo(session: Session, move: Move, actor: Actor, reason: str | None) -> Move:
     if move.state != MoveState.FAILED:
         raise MoveInvalid(f"move {move.id} is {move.state}: only a failed cross-cloud move is undone")
+    if move.kind == MoveKind.SYSTEM.value and not may_undo(move):
+        raise MoveInvalid(f"a server's source of move {move.id} is being deleted: resume the move, it cannot be undone")
     if not may_undo(move):
         raise MoveInvalid(f"the source of move {move.id} is being deleted: resume the move, it cannot be undone")
     record_event(session, move, MoveState.REVERTING, actor=actor, action="revert", reason=reason or None)
-    _add_steps(move, UNDO_STEPS)
+    _add_steps(move, undo_steps(move.kind))
     move.finished_at = None
     queue_run(session, move.id)
     return move
+
+
+def undo_steps(kind: str) -> tuple[str, ...]:
+    return SYSTEM_UNDO_STEPS if kind == MoveKind.SYSTEM.value else UNDO_STEPS
 
 
 def _add_steps(move: Move, names: tuple[str, ...]) -> None:
@@ -146,11 +167,12 @@ def resume(session: Session, move_id: int, *, actor: Actor, reason: str | None =
     """Carry a failed (or partial) move on from the step that failed; a move still open
     just gets its work item queued again (a worker that died left it)."""
     move = _locked(session, move_id, actor)
-    if move.state == MoveState.FAILED and any(s.name in UNDO_STEPS for s in move.steps):
+    _not_a_system_server(move)
+    if move.state == MoveState.FAILED and any(s.name in undo_steps(move.kind) for s in move.steps):
         # An undo that failed is carried on, not the move it undoes.
         record_event(session, move, MoveState.REVERTING, actor=actor, action="resume", reason=reason or None)
         move.finished_at = None
-        _add_steps(move, UNDO_STEPS)
+        _add_steps(move, undo_steps(move.kind))
     elif move.state in (MoveState.FAILED, MoveState.PARTIAL):
         record_event(session, move, MoveState.RUNNING, actor=actor, action="resume", reason=reason or None)
         _reserve_again(session, move)

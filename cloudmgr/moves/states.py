@@ -14,6 +14,7 @@ class MoveKind(enum.StrEnum):
     COLD = "cold"  # cold migration, confirmed (or reverted) by an operator or automatically
     DRAIN = "drain"  # live-migrate every server off a host
     CROSS_CLOUD = "cross_cloud"  # snapshot → image → boot in another cloud → delete the source (or undo)
+    SYSTEM = "system"  # a whole legacy system's servers into another cloud, one cross-cloud move each
 
 
 class MoveState(enum.StrEnum):
@@ -49,6 +50,17 @@ TRANSITIONS: dict[MoveKind, dict[MoveState, frozenset[MoveState]]] = {
     MoveKind.CROSS_CLOUD: {
         **_COMMON,
         # Undo: a failed move whose source is not being deleted goes back to it (revert).
+        S.FAILED: frozenset({S.RUNNING, S.REVERTING}),
+        S.REVERTING: frozenset({S.REVERTED, S.FAILED}),
+        S.REVERTED: frozenset(),
+        # A server of a whole system's move waits, verified on the target and not recorded
+        # there yet, until every server of the system is (cloudmgr.moves.run_system): then
+        # it goes on (its source deleted), or it is undone with the others.
+        S.RUNNING: frozenset({S.DONE, S.FAILED, S.AWAITING_CONFIRM}),
+        S.AWAITING_CONFIRM: frozenset({S.RUNNING, S.REVERTING}),
+    },
+    MoveKind.SYSTEM: {
+        **_COMMON,
         S.FAILED: frozenset({S.RUNNING, S.REVERTING}),
         S.REVERTING: frozenset({S.REVERTED, S.FAILED}),
         S.REVERTED: frozenset(),
@@ -96,6 +108,18 @@ STEPS: dict[MoveKind, tuple[str, ...]] = {
         "cleanup",
     ),
 }
+
+STEPS[MoveKind.SYSTEM] = (
+    # Its servers stopped, those that depend on others first; then moved layer by layer, the
+    # databases before the applications that need them to boot; each waits, verified, until
+    # all are; then each is recorded on the target and its source deleted.
+    "stop_servers",
+    "move_servers",
+    "switch_over",
+)
+
+#: The step added to a failed system move that is undone: each server's move undone.
+SYSTEM_UNDO_STEPS: tuple[str, ...] = ("undo_servers",)
 
 #: The steps added to a failed cross-cloud move that is undone (cloudmgr.moves.run_undo): the
 #: records back to the source, what was made on the target removed, the source as it was.
@@ -151,4 +175,8 @@ STEP_LABELS: dict[str, str] = {
     "undo_record": N_("Undo: records back to the source"),
     "undo_target": N_("Undo: remove what the target got"),
     "undo_source": N_("Undo: the source as it was"),
+    "stop_servers": N_("Stop the system's servers"),
+    "move_servers": N_("Move the servers, in dependency order"),
+    "switch_over": N_("Record them on the target and delete the sources"),
+    "undo_servers": N_("Undo: every server back on its source"),
 }
