@@ -14,7 +14,7 @@ from flask import Flask, g
 from cloudmgr import __version__
 from cloudmgr.config import Settings, load_settings
 from cloudmgr.runtime import Runtime, set_runtime
-from web.common import display, labels, names, navigation, programme, purchase_forms
+from web.common import cloud_status, display, labels, names, navigation, programme, purchase_forms
 from web.core import errors, i18n, observability, security, uow
 from web.core.extensions import csrf
 from web.core.proxy import TrustedProxies
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     purchase_forms.init_app(app)
     programme.init_app(app)
     names.init_app(app)
+    cloud_status.init_app(app)
     navigation.init_app(app)
     security.init_app(app)
     csrf.init_app(app)

@@ -60,6 +60,9 @@ class CloudStatus:
     def reachable(self) -> bool:
         return self.unreachable_since is None
 
+    def display_name(self, locale: str) -> str:
+        return self.name_en if locale == "en" else self.name_zh
+
 
 def failure_kind(error: CloudUnavailable) -> str:
     return LOST if error.request_reached_server else REFUSED
