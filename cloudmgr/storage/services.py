@@ -32,6 +32,7 @@ from cloudmgr.audit import services as audit
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, Role, ZoneKind
+from cloudmgr.paging import Page, PageRequest, paginate, search
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.models import ManagedServer
@@ -274,6 +275,49 @@ def list_volumes(
     if not include_deleted:
         query = query.where(ManagedVolume.state != VolumeState.DELETED)
     return _infos(session, session.scalars(query.order_by(ManagedVolume.id.desc()).limit(500)).all())
+
+
+def volumes_page(
+    session: Session,
+    actor: Actor,
+    params: PageRequest,
+    *,
+    state: str | None = None,
+    cloud_key: str | None = None,
+) -> Page[VolumeInfo]:
+    """A page of the volumes ``actor`` sees (a department user: their department's; an operator:
+    every department's), newest first: one state or every one not deleted, one cloud or all;
+    searched in the volume's name, its id on the cloud, its type and its server's name."""
+    if not actor.is_department and actor.role != Role.OPERATOR:
+        return Page(rows=[], total=0, page=params.page, per_page=params.per_page)
+    query = select(ManagedVolume).outerjoin(ManagedServer, ManagedServer.id == ManagedVolume.server_id)
+    if actor.is_department:
+        query = query.where(ManagedVolume.department_id == actor.department_id)
+    if state == VolumeState.CREATING:  # not yet asked of the cloud, or asked: both being created
+        query = query.where(ManagedVolume.state.in_([VolumeState.PENDING, VolumeState.CREATING]))
+    elif state in {s.value for s in VolumeState}:
+        query = query.where(ManagedVolume.state == state)
+    else:
+        query = query.where(ManagedVolume.state != VolumeState.DELETED)
+    if cloud_key:
+        query = query.join(Cloud, Cloud.id == ManagedVolume.cloud_id).where(Cloud.key == cloud_key)
+    query = search(
+        query, params.q, ManagedVolume.name, ManagedVolume.volume_id, ManagedVolume.volume_type, ManagedServer.name
+    )
+    page = paginate(session, query, params, ManagedVolume.id.desc())
+    return Page(rows=_infos(session, page.rows), total=page.total, page=page.page, per_page=page.per_page)
+
+
+def volume_clouds(session: Session, actor: Actor) -> list[Cloud]:
+    """The clouds the volumes ``actor`` sees are on (the volumes list's cloud filter)."""
+    query = select(Cloud).where(Cloud.id.in_(select(ManagedVolume.cloud_id).distinct()))
+    if actor.is_department:
+        query = query.where(
+            Cloud.id.in_(select(ManagedVolume.cloud_id).where(ManagedVolume.department_id == actor.department_id))
+        )
+    elif actor.role != Role.OPERATOR:
+        return []
+    return list(session.scalars(query.order_by(Cloud.key)))
 
 
 def _volume(session: Session, actor: Actor, volume_id: int, *, lock: bool = False) -> ManagedVolume:

@@ -18,7 +18,7 @@ from cloudmgr.organisation.models import Department
 from cloudmgr.runtime import Runtime
 from cloudmgr.servicerequests import services as requests_service
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
-from cloudmgr.servicerequests.parts import ManagedVolume
+from cloudmgr.servicerequests.parts import ManagedVolume, VolumeState
 from tests.web.helpers import Journey, csrf_token, logged_in, post_form
 from web import create_app
 
@@ -285,3 +285,56 @@ def test_the_page_and_form_need_a_login_and_a_csrf_token(app: Flask, journey: Jo
     staff = logged_in(app, "zhangwei")
     token = csrf_token(staff.get("/portal/volumes").get_data(as_text=True))
     assert staff.post("/portal/volumes/1/delete", data={"csrf_token": token}).status_code == 404
+
+
+def test_the_volumes_list_is_searched_filtered_and_paged_in_sql(app: Flask, journey: Journey) -> None:
+    """The department's volumes page: search (name, cloud id, type, server), the state and cloud
+    filters, pages; another department's volumes never show; a filter value it does not know is
+    set aside and said."""
+    from cloudmgr.paging import PageRequest
+    from cloudmgr.storage import services as storage
+
+    staff = journey.actor("zhangwei")
+    with journey.rt.db.unit_of_work() as uow:
+        for name in ("archive-a", "archive-b", "scratch"):
+            storage.create_volume(
+                uow.session, staff, name=name, size_gb=5, cloud_key="education", volume_type_name="fake"
+            )
+    journey.drain()
+    with journey.rt.db.unit_of_work() as uow:
+        other = uow.session.scalars(select(Department).where(Department.key != "prov-education")).first()
+        assert other is not None
+        mine = uow.session.scalars(select(ManagedVolume).where(ManagedVolume.name == "scratch")).one()
+        uow.session.add(
+            ManagedVolume(
+                name="archive-other", department_id=other.id, cloud_id=mine.cloud_id, index=1, size_gb=5,
+                idempotency_key="other-dept-volume", state=VolumeState.AVAILABLE,
+            )
+        )  # fmt: skip
+    client = _english(app, "zhangwei")
+
+    def names(query: str) -> list[str]:
+        html = client.get(f"/portal/volumes{query}").get_data(as_text=True)
+        return re.findall(r'<tr data-volume="\d+">\s*<th scope="row">([^<]+)', html)
+
+    assert names("") == ["scratch", "archive-b", "archive-a"]
+    assert names("?q=ARCHIVE") == ["archive-b", "archive-a"]
+    assert names("?q=nothing-like-it") == []
+    assert "No volume matches the search or the filters." in client.get("/portal/volumes?q=zzz").get_data(as_text=True)
+    assert names("?state=available") == ["scratch", "archive-b", "archive-a"]
+    assert names("?state=attached") == []
+    assert names("?cloud=education") == ["scratch", "archive-b", "archive-a"]
+    assert names("?cloud=province-base") == ["scratch", "archive-b", "archive-a"]  # not its cloud: set aside
+    page = client.get("/portal/volumes?cloud=nowhere&state=melted").get_data(as_text=True)
+    assert "has no value “melted”" in page and "has no value “nowhere”" in page
+    assert names("?per_page=2") == ["scratch", "archive-b"]
+    second = client.get("/portal/volumes?per_page=2&page=2").get_data(as_text=True)
+    assert "Rows 3–3 of 3 · page 2 of 2" in second and 'rel="prev"' in second
+    assert names("?per_page=2&page=2") == ["archive-a"]
+    # The service reads one page in SQL, whoever asks.
+    with journey.rt.db.unit_of_work() as uow:
+        page_of_one = storage.volumes_page(uow.session, staff, PageRequest.of(2, 1, "archive"))
+        assert (page_of_one.total, [v.name for v in page_of_one.rows]) == (2, ["archive-a"])
+    # In Chinese, the controls are the page's language.
+    chinese = logged_in(app, "zhangwei").get("/portal/volumes?state=available").get_data(as_text=True)
+    assert "每页行数" in chinese and 'name="state"' in chinese

@@ -21,6 +21,7 @@ from cloudmgr.errors import DomainError
 from cloudmgr.storage import services as storage
 from web.common.display import money, refusal_text
 from web.common.forms import NUMBER_MESSAGE, LocalisedIntegerField, SafeForm
+from web.common.listing import ListView, filter_arg, page_request
 from web.common.selfservice_forms import ButtonForm
 from web.core.i18n import current_locale
 from web.core.security import current_actor
@@ -74,6 +75,11 @@ STATE_LABELS = {
     storage.AddressState.FAILED: _l("failed"),
     storage.AddressState.RELEASING: _l("being released"),
 }
+
+
+#: The volumes list's state filter: pending and creating read the same ("being created"), so one
+#: choice (creating) finds both.
+FILTERED_STATES = [state for state in storage.VolumeState if state != storage.VolumeState.PENDING]
 
 
 def state_label(state: storage.VolumeState | storage.AddressState) -> str:
@@ -136,7 +142,35 @@ def _page(
 ) -> ResponseReturnValue:
     session = request_uow().session
     actor = current_actor()
-    volumes = storage.list_volumes(session, actor)
+    locale = current_locale()
+    view = ListView(
+        endpoint="portal.volumes",
+        params=page_request(),
+        filters=[
+            filter_arg(
+                "state",
+                _("State"),
+                # pending and creating read the same ("being created"): one choice, both states
+                [
+                    (state.value, state_label(state))
+                    for state in storage.VolumeState
+                    if state != storage.VolumeState.PENDING
+                ],
+                all_label=_("Existing volumes"),
+            ),
+            filter_arg(
+                "cloud",
+                _("Cloud"),
+                [(cloud.key, cloud.display_name(locale)) for cloud in storage.volume_clouds(session, actor)],
+                all_label=_("All clouds"),
+            ),
+        ],
+        search_hint=_("Volume name, cloud ID, volume type or server name"),
+    )
+    view.page = storage.volumes_page(
+        session, actor, view.params, state=view.value("state") or None, cloud_key=view.value("cloud") or None
+    )
+    volumes = list(view.page.rows)
     choices = storage.volume_type_choices(session, actor)
     form = create_form or CreateVolumeForm(formdata=None)
     _type_choices(form, choices)
@@ -151,6 +185,7 @@ def _page(
         render_template(
             "portal/volumes.html",
             volumes=volumes,
+            view=view,
             create_form=form,
             has_types=bool(choices),
             attach_forms=attach_forms,
