@@ -25,9 +25,13 @@ def _show(move_id: int) -> None:
             f"move #{move.id} {move.kind} on {move.cloud.key}: {move.state}"
             + (f" — {move.state_reason}" if move.state_reason else "")
         )
-        subject = (
-            f"host {move.source_host}" if move.kind == "drain" else f"server {move.server_name} ({move.server_id})"
-        )
+        if move.kind == "drain":
+            subject = f"host {move.source_host}"
+        elif move.kind == "system":
+            order = " → ".join(", ".join(layer) for layer in (move.resources or {}).get("layers", []))
+            subject = f"system {move.server_name} ({order})"
+        else:
+            subject = f"server {move.server_name} ({move.server_id})"
         click.echo(f"  {subject} from {move.source_host or '-'} to {where}")
         click.echo(f"  asked by {move.created_by} at {move.created_at:%Y-%m-%d %H:%M:%S}Z: {move.reason}")
         for step in move.steps:
@@ -35,7 +39,10 @@ def _show(move_id: int) -> None:
             error = f" — {step.error}" if step.error else ""
             click.echo(f"  {step.position}. {step.name:<15} {step.state:<8}{took}{error}")
         for child in move.children:
-            click.echo(f"    {child.kind:<5} {child.server_name} ({child.server_id}): {child.state}")
+            click.echo(
+                f"    #{child.id} {child.kind:<5} {child.server_name} ({child.server_id}): {child.state}"
+                + (f" — {child.state_reason}" if child.state_reason else "")
+            )
 
 
 def _maybe_run(move_id: int, now: bool, force: bool = False) -> None:
@@ -55,7 +62,7 @@ def _maybe_run(move_id: int, now: bool, force: bool = False) -> None:
 
 @moves.command("list")
 @click.option("--state", default=None)
-@click.option("--kind", type=click.Choice(["live", "cold", "drain", "cross_cloud"]), default=None)
+@click.option("--kind", type=click.Choice(["live", "cold", "drain", "cross_cloud", "system"]), default=None)
 @domain_errors
 def moves_list(state: str | None, kind: str | None) -> None:
     """The latest moves, newest first (a drain's per-server moves are under `show`)."""
@@ -210,6 +217,43 @@ def moves_cross_cloud(
         server_id=server_id,
         target_cloud_key=target_cloud_key,
         target_department_key=department,
+        target_zone=zone,
+        actor=cli_system_actor(),
+        reason=reason,
+    )
+    _maybe_run(move_id, now)
+
+
+@moves.command("system")
+@click.argument("application_system")
+@click.option("--department", required=True, help="the department whose application system it is")
+@click.option("--cloud", "cloud_key", required=True, help="the cloud its servers are on")
+@click.option("--to", "target_cloud_key", required=True, help="the cloud to move them into")
+@click.option("--zone", type=click.Choice(["internet", "extranet"]), default=None, help="default: each server's zone")
+@click.option("--reason", required=True, help="why (stored and audited)")
+@click.option("--now", is_flag=True, help=NOW_HELP)
+@domain_errors
+def moves_system(
+    application_system: str,
+    department: str,
+    cloud_key: str,
+    target_cloud_key: str,
+    zone: str | None,
+    reason: str,
+    now: bool,
+) -> None:
+    """Move every server of a legacy system (its application and database servers, as the
+    inventory lists its hosts) into another cloud as one move, in dependency order."""
+    from cloudmgr.moves import services
+
+    runtime = get_runtime()
+    move_id = services.start_system_move(
+        runtime.db,
+        runtime.providers,
+        cloud_key=cloud_key,
+        department_key=department,
+        application_system=application_system,
+        target_cloud_key=target_cloud_key,
         target_zone=zone,
         actor=cli_system_actor(),
         reason=reason,

@@ -6,6 +6,7 @@ that failed, resumable, and undone as a whole until a source is being deleted.""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -21,9 +22,11 @@ from cloudmgr.moves.models import Move
 from cloudmgr.moves.systems import dependency_layers
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Role
+from cloudmgr.runtime import set_runtime
 from cloudmgr.servicerequests.models import ManagedServer
 from tests.journey_fixtures import Journey
 from tests.moves.conftest import provider_of, provision
+from tests.test_cli import run_in_process
 
 AS_OPERATOR = Actor(username="operator", role=Role.OPERATOR)
 SYSTEM_NAME = "税务门户"
@@ -241,3 +244,23 @@ def test_refusals_store_nothing(journey: Journey) -> None:
         start(journey, actor=journey.staff)
     with journey.rt.db.unit_of_work() as uow:
         assert uow.session.scalar(select(Move)) is None
+
+
+def test_cli_moves_a_system_and_refuses_bad_input(journey: Journey) -> None:
+    legacy_system(journey)
+    rt = journey.rt
+    base = ("--department", "prov-education", "--cloud", "education", "--to", "province-base")
+    try:
+        bad = run_in_process(rt, "moves", "system", "没有这个系统", *base, "--reason", "x")
+        assert bad.exit_code != 0 and "no application system" in bad.output, bad.output
+        missing = run_in_process(rt, "moves", "system", SYSTEM_NAME, *base)
+        assert missing.exit_code != 0 and "Missing option '--reason'" in missing.output
+        moved = run_in_process(rt, "moves", "system", SYSTEM_NAME, *base, "--reason", "cli", "--now")
+        assert moved.exit_code == 0, moved.output
+        assert re.search(r"move #\d+ system on education: done", moved.output), moved.output
+        assert "tax-db → tax-api → tax-web" in moved.output
+        assert "1. stop_servers" in moved.output and moved.output.count("cross_cloud") == 3
+        listed = run_in_process(rt, "moves", "list", "--kind", "system")
+        assert listed.exit_code == 0 and SYSTEM_NAME in listed.output
+    finally:
+        set_runtime(rt)

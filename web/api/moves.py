@@ -98,7 +98,8 @@ MOVE_BODY = spec.schema(
         "type": "object",
         "required": ["kind", "cloud", "reason"],
         "description": "live/cold: server_id (target_host optional, cold: auto_confirm); drain: host "
-        "(disable_host, keep_disabled, only_managed); cross_cloud: server_id and target_cloud (department, zone).",
+        "(disable_host, keep_disabled, only_managed); cross_cloud: server_id and target_cloud (department, zone); "
+        "system: department, application_system and target_cloud (zone): every server of the legacy system.",
         "properties": {
             "kind": {"type": "string", "enum": KINDS},
             "cloud": _STR,
@@ -113,6 +114,7 @@ MOVE_BODY = spec.schema(
             "target_cloud": _STR,
             "department": _STR,
             "zone": {"type": "string", "enum": ["internet", "extranet"]},
+            "application_system": _STR,
         },
     },
 )
@@ -215,6 +217,14 @@ def create_move() -> tuple[Response, int]:
         args["disable_host"] = body.boolean("disable_host", default=True)
         args["keep_disabled"] = body.boolean("keep_disabled", default=False)
         args["only_managed"] = body.boolean("only_managed", default=False)
+    elif kind == "system":
+        args["department_key"] = body.string("department", max_length=64)
+        args["application_system"] = body.string("application_system", max_length=128)
+        args["target_cloud_key"] = body.string("target_cloud", max_length=64)
+        zone = body.string("zone", required=False, max_length=16)
+        if zone is not None and zone not in ("internet", "extranet"):
+            body.problem("zone must be internet or extranet")
+        args["target_zone"] = zone
     elif kind == "cross_cloud":
         args["server_id"] = body.string("server_id", max_length=64)
         args["target_cloud_key"] = body.string("target_cloud", max_length=64)
@@ -231,6 +241,10 @@ def create_move() -> tuple[Response, int]:
     if kind == "drain":
         move_id = run_job_outside_request(
             services.start_drain, rt.db, rt.providers, cloud_key=cloud, actor=actor, reason=reason, **args
+        )
+    elif kind == "system":
+        move_id = run_job_outside_request(
+            services.start_system_move, rt.db, rt.providers, cloud_key=cloud, actor=actor, reason=reason, **args
         )
     elif kind == "cross_cloud":
         move_id = run_job_outside_request(

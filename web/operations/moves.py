@@ -71,6 +71,24 @@ class CrossCloudForm(SafeForm):
     submit = SubmitField(_l("Move to the other cloud"))
 
 
+class SystemMoveForm(SafeForm):
+    cloud = SelectField(_l("From cloud"), validators=[InputRequired()])
+    department = StringField(_l("Department"), validators=[InputRequired(), Length(max=64)])
+    application_system = StringField(_l("Application system"), validators=[InputRequired(), Length(max=128)])
+    target_cloud = SelectField(_l("To cloud"), validators=[InputRequired()])
+    zone = SelectField(
+        _l("Zone"),
+        choices=[
+            SelectChoice("", _l("Each server's zone")),
+            SelectChoice("internet", _l("Internet")),
+            SelectChoice("extranet", _l("E-gov extranet")),
+        ],
+        default="",
+    )
+    reason = TextAreaField(_l("Reason"), validators=_REASON)
+    submit = SubmitField(_l("Move the whole system"))
+
+
 class MoveActionForm(SafeForm):
     reason = StringField(_l("Reason"), validators=[Optional(), Length(max=2000)])
 
@@ -82,10 +100,12 @@ def _forms(formdata: Any = None) -> dict[str, FlaskForm]:
         "migrate": MigrateForm(prefix="m", formdata=formdata),
         "drain": DrainForm(prefix="d", formdata=formdata),
         "cross": CrossCloudForm(prefix="x", formdata=formdata),
+        "system": SystemMoveForm(prefix="s", formdata=formdata),
     }
     for form in forms.values():
         form.cloud.choices = clouds
     forms["cross"].target_cloud.choices = clouds
+    forms["system"].target_cloud.choices = clouds
     # The servers, hosts and departments to pick from by name (datalists in moves/list.html,
     # which the browser filters as one types; an id or host typed by hand still goes).
     for name, field_name, datalist in (
@@ -94,6 +114,7 @@ def _forms(formdata: Any = None) -> dict[str, FlaskForm]:
         ("drain", "host", "move-hosts"),
         ("cross", "server_id", "move-servers"),
         ("cross", "department", "move-departments"),
+        ("system", "department", "move-departments"),
     ):
         forms[name][field_name].render_kw = {"list": datalist, "autocomplete": "off"}
     return forms
@@ -165,6 +186,13 @@ def _start(name: str) -> ResponseReturnValue:
                 reason=data["reason"], disable_host=bool(data["disable_host"]),
                 keep_disabled=bool(data["keep_disabled"]), only_managed=bool(data["only_managed"]),
             )  # fmt: skip
+        elif name == "system":
+            move_id = run_job_outside_request(
+                services.start_system_move, rt.db, rt.providers, cloud_key=data["cloud"],
+                department_key=data["department"], application_system=data["application_system"],
+                target_cloud_key=data["target_cloud"], target_zone=data["zone"] or None, actor=actor,
+                reason=data["reason"],
+            )  # fmt: skip
         else:
             move_id = run_job_outside_request(
                 services.start_cross_cloud_move, rt.db, rt.providers, cloud_key=data["cloud"],
@@ -195,6 +223,11 @@ def start_drain() -> ResponseReturnValue:
 @bp.post("/moves/cross-cloud")
 def start_cross_cloud() -> ResponseReturnValue:
     return _start("cross")
+
+
+@bp.post("/moves/system")
+def start_system_move() -> ResponseReturnValue:
+    return _start("system")
 
 
 def _detail(move_id: int, *, error: str | None = None, status: int = 200) -> ResponseReturnValue:
