@@ -162,13 +162,11 @@ def main() -> None:
             for round_no in range(1, args.rounds + 1):
                 for side in ("raw", "cloudmgr") if round_no % 2 else ("cloudmgr", "raw"):
                     result = run_side(side, image_id, folder, tag, round_no)
-                    print(
-                        f"round {round_no} {side:<8} {result['mb_s']:7.1f} MB/s"
-                        f"  (download {result['download_s']:.1f} s, upload {result['upload_s']:.1f} s)  RSS {result['rss_before_mb']:.0f} MB before,"
-                        f" peak {result['peak_rss_mb']:.0f} MB"
-                        + ("  checksums verified" if result["verified"] else ""),
-                        flush=True,
-                    )
+                    took = f"download {result['download_s']:.1f} s, upload {result['upload_s']:.1f} s"
+                    memory = f"RSS {result['rss_before_mb']:.0f} MB before, peak {result['peak_rss_mb']:.0f} MB"
+                    checked = "  checksums verified" if result["verified"] else ""
+                    speed = f"{result['mb_s']:7.1f} MB/s"
+                    print(f"round {round_no} {side:<8} {speed}  ({took})  {memory}{checked}", flush=True)
                     if side not in best or result["mb_s"] > best[side]["mb_s"]:
                         best[side] = result
         finally:
