@@ -1,6 +1,7 @@
 """Moves against the lab OpenStack: live and cold migration between compute1 and compute2,
-a host drain, and a cross-cloud move (cloudmgr-lab → cloudmgr-lab-city) killed at every
-step and resumed, once with a real SIGKILL of the process running it.
+a host drain, and a cross-cloud move (cloudmgr-lab, the province's OpenStack →
+cloudmgr-lab-city, the city's own) killed at every step and resumed, once with a real SIGKILL
+of the process running it.
 
 Each test makes its own department (a unique Keystone domain with one project per cloud),
 boots m1.tiny servers only, and removes the servers, images, projects and domain after.
@@ -29,6 +30,7 @@ from cloudmgr.cloud import CloudProvider
 from cloudmgr.moves import jobs, services, stepping
 from cloudmgr.moves.models import Move, MoveStep
 from cloudmgr.moves.states import STEPS, MoveKind
+from cloudmgr.moves.transfer import checksum_rows
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import DepartmentCloud, Role
 from cloudmgr.runtime import Runtime
@@ -36,6 +38,7 @@ from cloudmgr.servicerequests.models import ManagedServer
 from cloudmgr.workqueue.services import RetryLater
 from tests.conftest import lab_connection
 from tests.journey_fixtures import Journey
+from tests.lab_paths import CITY, LAB_CLOUDS, PROVINCE
 from tests.moves.conftest import build_moves_org, provider_of, provision
 
 pytestmark = pytest.mark.lab
@@ -72,7 +75,11 @@ def _clean(clouds_yaml: Path, key: str) -> None:
 
 
 def _clean_once(clouds_yaml: Path, key: str) -> None:
-    conn = lab_connection(clouds_yaml)
+    for cloud in LAB_CLOUDS:  # each lab cloud has its own Keystone: a domain on each
+        _clean_cloud(lab_connection(clouds_yaml, cloud), key)
+
+
+def _clean_cloud(conn: Any, key: str) -> None:
     domain = conn.identity.find_domain(f"dept-{key}")
     if domain is None:
         return
@@ -206,20 +213,26 @@ def _assert_moved_once(
     ACTIVE; the source project holds none of them; no snapshot or image of a move is left."""
     state, reason = _state(j, move_id)
     assert state == "done", reason
-    conn = lab_connection(clouds_yaml)
+    source, conn = lab_connection(clouds_yaml, PROVINCE), lab_connection(clouds_yaml, CITY)
     source_project, target_project = _project(j, "education"), _project(j, "sjz-gov")
     in_target = sorted((s.name, s.status) for s in conn.compute.servers(all_projects=True, project_id=target_project))
-    in_source = {s.name for s in conn.compute.servers(all_projects=True, project_id=source_project)}
+    in_source = {s.name for s in source.compute.servers(all_projects=True, project_id=source_project)}
     with j.rt.db.unit_of_work() as uow:
         move = uow.session.get(Move, move_id)
         managed = uow.session.get(ManagedServer, server.id)
         assert move is not None and managed is not None
         assert managed.server_id == move.resources["target_server_id"]
         assert conn.compute.get_server(managed.server_id).project_id == target_project
+        # Proven by checksum (issue 17): the download's digest equals the source Glance's hash,
+        # and the target Glance hashed what it stored to the same value.
+        (snapshot,) = checksum_rows(move.resources)
+        assert snapshot["source_verified"] and snapshot["target_verified"], snapshot
+        assert snapshot["source"]["value"] == snapshot["target"]["value"] and len(snapshot["sha256"]) == 64
         keys = [m.idempotency_key for m in uow.session.scalars(select(Move))]
     assert in_target == sorted((s.name, "ACTIVE") for s in moved)
     assert in_source.isdisjoint({s.name for s in moved})
-    assert [i.name for i in conn.image.images() if any(k and k in (i.name or "") for k in keys)] == []
+    for cloud in (source, conn):
+        assert [i.name for i in cloud.image.images() if any(k and k in (i.name or "") for k in keys)] == []
 
 
 def test_cross_cloud_move_killed_at_every_step_is_resumed(lab: Journey, lab_clouds_yaml: Path) -> None:

@@ -96,6 +96,7 @@ STEPS: Mapping[str, object] = {
     "failed": _l("failed"),
     "finish": _l("finished"),
     "import": _l("import"),
+    "hold": _l("held until its system's servers are all moved"),
     "imported": _l("imported"),
     "interrupted": _l("interrupted"),
     "issue": _l("issued"),
