@@ -261,6 +261,10 @@ def balance(session: Session, department_id: int, cloud_id: int) -> Balance:
     return _balance(dept, cloud, rows)
 
 
+_RESOURCE_BY_VALUE: dict[str, Resource] = {r.value: r for r in Resource}
+_RESOURCE_ORDER: dict[Resource, int] = {r: i for i, r in enumerate(RESOURCES)}
+
+
 def _on_cloud(cloud_limit: int | None, reconciled_at: datetime | None) -> bool:
     # Read from the cloud (reconciled_at set) yet no limit there: the cloud has no such quota.
     return not (reconciled_at is not None and cloud_limit is None)
@@ -309,29 +313,43 @@ def all_balances(session: Session, *, department_id: int | None = None) -> Seque
     )
     if department_id is not None:
         query = query.where(QuotaLedgerRow.department_id == department_id)
-    keys: dict[tuple[int, int], tuple[str, str]] = {}
-    grouped: dict[tuple[int, int], dict[Resource, ResourceBalance]] = {}
-    for row in session.execute(query):
-        pair = (row.department_id, row.cloud_id)
-        keys[pair] = (row.department_key, row.cloud_key)
-        resource = Resource(row.resource)
-        grouped.setdefault(pair, {})[resource] = ResourceBalance(
+    # Grouped by the database (a pair's rows together); the pairs are sorted by their keys here,
+    # as Python compares them (a database's collation may not).  A row's resource is looked up
+    # in a dict: Resource(value) costs more than all the rest of the row.
+    query = query.order_by(QuotaLedgerRow.department_id, QuotaLedgerRow.cloud_id)
+    groups: list[tuple[int, str, int, str, dict[Resource, ResourceBalance]]] = []
+    pair: tuple[int, int] | None = None
+    resources: dict[Resource, ResourceBalance] = {}
+    for (
+        dept_id,
+        cloud_id,
+        value,
+        limit,
+        reserved,
+        used,
+        cloud_limit,
+        cloud_used,
+        reconciled_at,
+        dept_key,
+        cloud_key,
+    ) in session.execute(query).tuples():
+        if (dept_id, cloud_id) != pair:
+            pair, resources = (dept_id, cloud_id), {}
+            groups.append((dept_id, dept_key, cloud_id, cloud_key, resources))
+        resource = _RESOURCE_BY_VALUE[value]
+        resources[resource] = ResourceBalance(
             resource,
-            row.limit,
-            row.reserved,
-            row.used,
-            row.cloud_limit,
-            row.cloud_used,
-            _on_cloud(row.cloud_limit, row.reconciled_at),
+            limit,
+            reserved,
+            used,
+            cloud_limit,
+            cloud_used,
+            not (reconciled_at is not None and cloud_limit is None),  # _on_cloud, inline: per row
         )
+    order = _RESOURCE_ORDER.__getitem__
     balances = [
-        Balance(
-            department_id=pair[0],
-            department_key=keys[pair][0],
-            cloud_id=pair[1],
-            cloud_key=keys[pair][1],
-            resources=dict(sorted(resources.items(), key=lambda item: RESOURCES.index(item[0]))),
-        )
-        for pair, resources in grouped.items()
+        Balance(dept_id, dept_key, cloud_id, cloud_key, {r: resources[r] for r in sorted(resources, key=order)})
+        for dept_id, dept_key, cloud_id, cloud_key, resources in groups
     ]
-    return sorted(balances, key=lambda b: (b.department_key, b.cloud_key))
+    balances.sort(key=lambda b: (b.department_key, b.cloud_key))
+    return balances

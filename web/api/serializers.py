@@ -447,24 +447,33 @@ def quote_json(quote: Quote) -> JSON:
 
 
 def balance_json(balance: Balance) -> JSON:
+    # Per resource, the properties' arithmetic inline: the quota overview serialises every
+    # department × cloud × resource on each call.
+    resources: dict[str, Any] = {}
+    near_full = drifted = False
+    for resource, rb in balance.resources.items():
+        limit, reserved, used, cloud_limit = rb.limit, rb.reserved, rb.used, rb.cloud_limit
+        taken = used + reserved
+        fill = taken / limit if limit else (1.0 if taken else 0.0)
+        resource_drifted = cloud_limit is not None and cloud_limit != limit
+        near_full = near_full or fill > 0.9
+        drifted = drifted or resource_drifted
+        resources[resource.value] = {
+            "limit": limit,
+            "reserved": reserved,
+            "used": used,
+            "free": max(limit - taken, 0),
+            "fill_ratio": round(fill, 4),
+            "cloud_limit": cloud_limit,
+            "cloud_used": rb.cloud_used,
+            "drifted": resource_drifted,
+        }
     return {
         "department": balance.department_key,
         "cloud": balance.cloud_key,
-        "near_full": balance.near_full,
-        "drifted": balance.drifted,
-        "resources": {
-            resource.value: {
-                "limit": rb.limit,
-                "reserved": rb.reserved,
-                "used": rb.used,
-                "free": rb.free,
-                "fill_ratio": round(rb.fill_ratio, 4),
-                "cloud_limit": rb.cloud_limit,
-                "cloud_used": rb.cloud_used,
-                "drifted": rb.drifted,
-            }
-            for resource, rb in balance.resources.items()
-        },
+        "near_full": near_full,
+        "drifted": drifted,
+        "resources": resources,
     }
 
 
