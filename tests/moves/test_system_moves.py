@@ -22,6 +22,9 @@ from cloudmgr.moves.models import Move
 from cloudmgr.moves.systems import dependency_layers
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Role
+from cloudmgr.quotas import ledger
+from cloudmgr.quotas.errors import QuotaExceeded
+from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import set_runtime
 from cloudmgr.servicerequests.models import ManagedServer
 from tests.journey_fixtures import Journey
@@ -242,6 +245,25 @@ def test_refusals_store_nothing(journey: Journey) -> None:
         start(journey)
     with pytest.raises(PermissionDenied):
         start(journey, actor=journey.staff)
+    # The target quota holds all of them together, or none moves.
+    with journey.rt.db.unit_of_work() as uow:
+        uow.session.execute(
+            LegacySystem.__table__.update()
+            .where(LegacySystem.hostname.in_(["tax-db", "tax-api"]))
+            .values(dependencies=[], classification="non_classified", network="extranet", state="on_cloud")
+        )
+        province = uow.session.scalar(select(Cloud.id).where(Cloud.key == "province-base"))
+        assert province is not None and journey.staff.department_id is not None
+        free = ledger.balance(uow.session, journey.staff.department_id, province).resources[Resource.INSTANCES].free
+        ledger.reserve(
+            uow.session,
+            department_id=journey.staff.department_id,
+            cloud_id=province,
+            amounts={Resource.INSTANCES: free - 2},
+            owner="test",
+        )
+    with pytest.raises(QuotaExceeded):
+        start(journey)
     with journey.rt.db.unit_of_work() as uow:
         assert uow.session.scalar(select(Move)) is None
 
