@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -167,7 +166,7 @@ def consolidate(
     except CloudmgrError as exc:
         raise click.ClickException(f"{servers_file}: {exc}") from exc
     if as_json:
-        sys.stdout.write(json.dumps(plan.as_dict(), ensure_ascii=False))
+        plan.write_json(sys.stdout)  # as json.dumps(plan.as_dict()) would, in slices
         sys.stdout.write("\n")
     else:
         _print_plan(plan)

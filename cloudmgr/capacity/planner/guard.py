@@ -18,10 +18,12 @@ Refused rows are left out of the plan and listed with their reason; each refusal
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -83,7 +85,15 @@ def apply_inventory_rules(
     }
     refusals: list[RowRefusal] = []
     classified = inventory.classified.copy()
-    for i, name in enumerate(inventory.names):
+    names = inventory.names
+    # only these rows can be refused: most rows of a large file are none of them
+    candidates = inventory.classified.copy()
+    if not blank_is_non_classified:
+        candidates |= inventory.classification_blank
+    if known:
+        candidates = candidates | _in_inventory(names, known)
+    for i in np.flatnonzero(candidates).tolist():
+        name = names[i]
         line = int(inventory.lines[i]) or None
         match = known.get(name.strip().lower())
         reason: Message | None = None
@@ -105,6 +115,17 @@ def apply_inventory_rules(
         refusals.append(RowRefusal(i, name, line, str(reason), source, system_id))
     inventory.classified = np.ascontiguousarray(classified, dtype=np.bool_)
     return refusals
+
+
+def _in_inventory(names: list[str], known: dict[str, tuple[int, str, str, str]]) -> npt.NDArray[np.bool_]:
+    """Which ``names`` (compared trimmed and case-insensitively) are among the ``known`` hostnames."""
+    joined = "\n".join(names)
+    keys: Iterable[str]
+    if joined.isascii() and joined.count("\n") == len(names) - 1:
+        keys = map(str.strip, joined.lower().split("\n"))  # ASCII: lowering the whole lowers each name
+    else:
+        keys = (n.strip().lower() for n in names)
+    return np.fromiter((k in known for k in keys), dtype=np.bool_, count=len(names))
 
 
 def audit_refusals(session: Session, refusals: list[RowRefusal], *, actor: Actor, entry_point: str) -> None:

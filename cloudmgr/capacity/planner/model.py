@@ -10,10 +10,16 @@ declared size, never less than one unit and never more than the declared size.
 from __future__ import annotations
 
 import enum
+import functools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, TextIO
+
+import numpy as np
+import numpy.typing as npt
 
 from cloudmgr.errors import ValidationFailed
 from cloudmgr.inventory.models import Classification as Classification  # one enum: the inventory's
@@ -236,13 +242,16 @@ class ConsolidationPlan:
     """The answer of :func:`plan_consolidation`.
 
     ``placements`` maps every placed server to its host index (0-based, hosts of the
-    internet zone first, then the extranet); ``waves`` lists server names, each wave one
-    department, at most ``max_wave`` servers.
+    internet zone first, then the extranet), built on first use from ``placed_names`` and
+    ``placed_hosts`` (the same pairs as columns: millions of servers need no dict to be
+    written out); ``waves`` lists server names, each wave one department, at most
+    ``max_wave`` servers.
     """
 
     capacity: tuple[int, int, int]
     hosts: list[HostUsage]
-    placements: dict[str, int]
+    placed_names: list[str]
+    placed_hosts: npt.NDArray[np.int64]
     waves: list[list[str]]
     wave_departments: list[str]
     refused: list[Refusal]
@@ -250,6 +259,13 @@ class ConsolidationPlan:
     bounds: list[BoundDetail]
     exact: list[ExactResult] = field(default_factory=list)
     seconds: float = 0.0
+    _placements: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def placements(self) -> dict[str, int]:
+        if self._placements is None:
+            self._placements = dict(zip(self.placed_names, self.placed_hosts.tolist(), strict=True))
+        return self._placements
 
     @property
     def hosts_used(self) -> int:
@@ -263,13 +279,14 @@ class ConsolidationPlan:
     def ratio(self) -> float:
         return self.hosts_used / self.lower_bound if self.lower_bound else 1.0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, bulk: bool = True) -> dict[str, Any]:
+        """The plan as JSON-ready data; without ``bulk`` the placements and waves are left empty."""
         return {
             "hosts_used": self.hosts_used,
             "lower_bound": self.lower_bound,
             "ratio": round(self.ratio, 6),
-            "placements": self.placements,
-            "waves": self.waves,
+            "placements": self.placements if bulk else {},
+            "waves": self.waves if bulk else [],
             "wave_departments": self.wave_departments,
             "refused": [r.as_dict() for r in self.refused],
             "unplaced": [r.as_dict() for r in self.unplaced],
@@ -283,6 +300,37 @@ class ConsolidationPlan:
             },
             "seconds": round(self.seconds, 3),
         }
+
+    def write_json(self, out: TextIO) -> None:
+        """Write ``json.dumps(self.as_dict(), ensure_ascii=False)`` to ``out`` piece by piece:
+        the placements and waves of millions of servers are written in slices, never held
+        whole as Python objects or as one string."""
+        dumps = functools.partial(json.dumps, ensure_ascii=False)
+        out.write(
+            f'{{"hosts_used": {dumps(self.hosts_used)}, "lower_bound": {dumps(self.lower_bound)}, '
+            f'"ratio": {dumps(round(self.ratio, 6))}, "placements": {{'
+        )
+        # one ': <host>, ' text per host, put between the encoded names
+        after = [f": {h}, " for h in range(self.hosts_used)]
+        count = len(self.placed_names)
+        for at in range(0, count, _JSON_SLICE):
+            names = self.placed_names[at : at + _JSON_SLICE]
+            parts: list[str] = [""] * (2 * len(names))
+            parts[0::2] = list(map(encode_basestring, names))
+            parts[1::2] = list(map(after.__getitem__, self.placed_hosts[at : at + _JSON_SLICE].tolist()))
+            if at + _JSON_SLICE >= count:
+                parts[-1] = parts[-1][:-2]  # no comma after the last pair
+            out.write("".join(parts))
+        out.write('}, "waves": [')
+        step = max(1, _JSON_SLICE // 64)  # waves of up to a few dozen names each
+        for at in range(0, len(self.waves), step):
+            out.write((", " if at else "") + dumps(self.waves[at : at + step])[1:-1])
+        rest = {k: v for k, v in self.as_dict(bulk=False).items() if k not in _WRITTEN_FIRST}
+        out.write("], " + dumps(rest)[1:])
+
+
+_JSON_SLICE = 1 << 16
+_WRITTEN_FIRST = frozenset({"hosts_used", "lower_bound", "ratio", "placements", "waves"})
 
 
 def as_record(row: Mapping[str, Any]) -> ServerRecord:

@@ -122,14 +122,16 @@ def plan_inventory(
         host_zone.extend([zone_name] * hosts)
 
     placed = np.flatnonzero(host_of >= 0)
-    placed_names: list[str] = np.asarray(inventory.names, dtype=object)[placed].tolist()
+    names = np.asarray(inventory.names, dtype=object)  # once: indexed here and by the waves
+    placed_names: list[str] = inventory.names if placed.shape[0] == len(inventory) else names[placed].tolist()
     waves, wave_departments = build_waves(
-        inventory.names, inventory.department, inventory.department_names, host_of, placed, max_wave
+        names, inventory.department, inventory.department_names, host_of, placed, max_wave
     )
     return ConsolidationPlan(
         capacity=capacity,
         hosts=_host_usage(inventory.demand, host_of, placed, host_zone),
-        placements=dict(zip(placed_names, host_of[placed].tolist(), strict=True)),
+        placed_names=placed_names,
+        placed_hosts=host_of[placed],
         waves=waves,
         wave_departments=wave_departments,
         refused=refused,
@@ -202,9 +204,11 @@ def _host_usage(
 ) -> list[HostUsage]:
     """Per host: its zone, how many servers it holds and their summed vCPUs, RAM and disk."""
     nh = len(host_zone)
-    load = np.zeros((nh, 3), dtype=np.int64)
-    np.add.at(load, host_of[placed], demand[placed])
-    count = np.bincount(host_of[placed], minlength=nh).tolist()
+    on = host_of[placed]
+    # float sums of whole units stay exact (far below 2**53)
+    load = np.stack([np.bincount(on, weights=demand[placed, k], minlength=nh) for k in range(3)], axis=1)
+    load = load.astype(np.int64)
+    count = np.bincount(on, minlength=nh).tolist()
     return [HostUsage(b, host_zone[b], count[b], v, r, d) for b, (v, r, d) in enumerate(load.tolist())]
 
 

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 
 def build_waves(
-    names: list[str],
+    names: list[str] | npt.NDArray[np.object_],
     department: npt.NDArray[np.int64],
     department_names: list[str],
     host: npt.NDArray[np.int64],
@@ -24,7 +24,12 @@ def build_waves(
         raise ValueError("max_wave must be at least 1")
     if items.shape[0] == 0:
         return [], []
-    order = items[np.lexsort((items, host[items], department[items]))]
+    if (np.diff(items) <= 0).any():
+        items = np.unique(items)
+    # by department, then host, then inventory order: one key, sorted stably (the items ascend)
+    hosts = int(host[items].max()) + 1
+    key = department[items] * hosts + host[items]
+    order = items[np.argsort(key, kind="stable")]
     depts = department[order]
     cuts = np.flatnonzero(np.diff(depts)) + 1
     starts = np.concatenate(([0], cuts)).tolist()
