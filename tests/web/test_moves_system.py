@@ -39,6 +39,7 @@ def test_the_page_starts_a_system_move_and_shows_its_servers_in_order(ops: Flask
     moves_org.drain()
     detail = ops.get(f"/ops/moves/{match.group(1)}").get_data(as_text=True)
     assert 'data-testid="children-table"' in detail and 'data-state="done"' in detail
+    assert f'data-testid="move-system">{SYSTEM_NAME}<' in detail and "<code>None</code>" not in detail
     # The servers in dependency order: the database, the API, the web front.
     table = detail[detail.index('data-testid="children-table"') :]
     positions = [table.index(f"<td>{setup.servers[h].name}</td>") for h in ("tax-db", "tax-api", "tax-web")]
