@@ -1,9 +1,10 @@
 """A server with a data volume, firewall rules and a public address moved between the lab's
-two cloud entries (education on cloudmgr-lab → sjz-gov on cloudmgr-lab-city; one OpenStack
-for now, two projects of the department), killed after every step's side effect and resumed;
-then moved back, failed at its check and undone.  Checked with plain openstacksdk and the lab
-driver's volume files (vagrant/lab/cloudmgr_lab_ml2/volume.py): one server, one volume with
-the same bytes, one address and the same rules on the target; nothing on the source.
+two clouds (education on cloudmgr-lab, the province's OpenStack → sjz-gov on
+cloudmgr-lab-city, the city's own OpenStack: its own Keystone, Nova, Glance, Neutron and
+Cinder), killed after every step's side effect and resumed; then moved back, failed at its
+check and undone.  Checked with plain openstacksdk on each cloud and the lab driver's volume
+files (vagrant/lab/cloudmgr_lab_ml2/volume.py, tests/lab_paths.py): one server, one volume
+with the same bytes, one address and the same rules on the target; nothing on the source.
 
 The department is made for the test (a unique Keystone domain); the test removes what it
 made.  SQLite only: the database is not what it tests (tests/moves/test_cross_cloud_parts.py
@@ -39,12 +40,12 @@ from cloudmgr.servicerequests.quoting import DataDisk
 from cloudmgr.workqueue.services import RetryLater
 from tests.conftest import lab_connection
 from tests.journey_fixtures import Journey
+from tests.lab_paths import CITY, LAB_CLOUDS, PROVINCE, sha256_of, volume_file
 from tests.moves.conftest import build_moves_org, provider_of
 
 pytestmark = pytest.mark.lab
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
-LAB_VOLUMES = REPO / ".lab" / "data" / "cinder" / "lab-volumes"
 AS_OPERATOR = Actor(username="operator", role=Role.OPERATOR)
 GIB = 1024**3
 
@@ -74,8 +75,13 @@ def _clean(clouds_yaml: Path, key: str) -> None:
 
 
 def _clean_once(clouds_yaml: Path, key: str) -> None:
-    """The department's servers, addresses, volumes, images, groups, projects and domain."""
-    conn = lab_connection(clouds_yaml)
+    for cloud in LAB_CLOUDS:
+        _clean_cloud(lab_connection(clouds_yaml, cloud), key)
+
+
+def _clean_cloud(conn: Any, key: str) -> None:
+    """The department's servers, addresses, volumes, images, groups, projects and domain on
+    one of the lab's clouds (each has its own Keystone: a domain and projects of its own)."""
     domain = conn.identity.find_domain(f"dept-{key}")
     if domain is None:
         return
@@ -135,21 +141,17 @@ def _provision(j: Journey) -> ManagedServer:
     return server
 
 
-def _write_known_bytes(volume_id: str) -> str:
+def _write_known_bytes(cloud: str, volume_id: str) -> str:
     """Distinct bytes at the start, the middle and the end of the 1 GB volume; its digest."""
-    with open(LAB_VOLUMES / f"volume-{volume_id}", "r+b") as fh:
+    with volume_file(cloud, volume_id).open("r+b") as fh:
         for offset in (0, GIB // 2 + 4321, GIB - 8192):
             fh.seek(offset)
             fh.write(hashlib.sha256(f"{volume_id}:{offset}".encode()).digest() * 128)
-    return _digest(volume_id)
+    return _digest(cloud, volume_id)
 
 
-def _digest(volume_id: str) -> str:
-    digest = hashlib.sha256()
-    with open(LAB_VOLUMES / f"volume-{volume_id}", "rb") as fh:
-        while chunk := fh.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _digest(cloud: str, volume_id: str) -> str:
+    return sha256_of(volume_file(cloud, volume_id))
 
 
 def _project(j: Journey, cloud_key: str) -> str:
@@ -204,6 +206,14 @@ def _parts_in(conn: Any, project: str, server_name: str) -> tuple[list[Any], lis
     return servers, volumes, list(conn.network.ips(project_id=project))
 
 
+@dataclasses.dataclass(frozen=True)
+class Clouds:
+    """openstacksdk on each lab cloud: education's (the province's) and sjz-gov's (the city's)."""
+
+    province: Any
+    city: Any
+
+
 class Killed(BaseException):
     """The death of the process running the move, right after a step's side effect."""
 
@@ -212,21 +222,22 @@ def test_a_server_with_its_volume_rules_and_address_moves_between_the_lab_clouds
     lab: Journey, lab_clouds_yaml: Path
 ) -> None:
     server = _provision(lab)
-    conn = lab_connection(lab_clouds_yaml)
+    clouds = Clouds(lab_connection(lab_clouds_yaml, PROVINCE), lab_connection(lab_clouds_yaml, CITY))
+    conn = clouds.province
     education = _project(lab, "education")
     with lab.rt.db.unit_of_work() as uow:
         (row,) = uow.session.scalars(select(ManagedVolume).where(ManagedVolume.server_id == server.id))
-    written = _write_known_bytes(row.volume_id or "")
+    written = _write_known_bytes(PROVINCE, row.volume_id or "")
     groups = sorted({g["name"] for g in conn.compute.get_server(server.server_id).security_groups})
     assert len(groups) == 2
     rules = {name: _rules(conn, education)[name] for name in groups}
-    new, volume, ip = _there_killed_after_every_step(lab, conn, server, row, groups, rules, written)
-    _back_failed_at_its_check_and_undone(lab, conn, server, row, new, volume, ip, written)
+    new, volume, ip = _there_killed_after_every_step(lab, clouds, server, row, groups, rules, written)
+    _back_failed_at_its_check_and_undone(lab, clouds, server, row, new, volume, ip, written)
 
 
 def _there_killed_after_every_step(
     lab: Journey,
-    conn: Any,
+    clouds: Clouds,
     server: ManagedServer,
     row: ManagedVolume,
     groups: list[str],
@@ -255,18 +266,20 @@ def _there_killed_after_every_step(
     move = _move(lab, move_id)
     assert move.state == "done", move.state_reason
     assert crashed == [(s, "acted") for s in STEPS[MoveKind.CROSS_CLOUD]]
-    (new,), volumes, ips = _parts_in(conn, city, server.name)
+    there = clouds.city
+    (new,), volumes, ips = _parts_in(there, city, server.name)
     assert new.status == "ACTIVE"
-    assert sorted({g["name"] for g in conn.compute.get_server(new.id).security_groups}) == groups
-    assert {name: _rules(conn, city)[name] for name in groups} == rules
+    assert sorted({g["name"] for g in there.compute.get_server(new.id).security_groups}) == groups
+    assert {name: _rules(there, city)[name] for name in groups} == rules
     (volume,) = volumes
     assert (volume.size, volume.volume_type, volume.status) == (1, "fake", "in-use")
     assert [a["server_id"] for a in volume.attachments] == [new.id]
-    assert _digest(volume.id) == written
+    assert _digest(CITY, volume.id) == written
     (ip,) = ips
-    assert ip.port_id and conn.network.get_port(ip.port_id).device_id == new.id
-    assert _parts_in(conn, education, server.name) == ([], [], [])
-    assert [i.name for i in conn.image.images() if (move.idempotency_key or "-") in (i.name or "")] == []
+    assert ip.port_id and there.network.get_port(ip.port_id).device_id == new.id
+    assert _parts_in(clouds.province, education, server.name) == ([], [], [])
+    for conn in (clouds.province, clouds.city):
+        assert [i.name for i in conn.image.images() if (move.idempotency_key or "-") in (i.name or "")] == []
     with lab.rt.db.unit_of_work() as uow:
         managed = uow.session.get_one(ManagedServer, server.id)
         address = uow.session.scalars(select(ManagedAddress).where(ManagedAddress.server_id == server.id)).one()
@@ -277,7 +290,14 @@ def _there_killed_after_every_step(
 
 
 def _back_failed_at_its_check_and_undone(
-    lab: Journey, conn: Any, server: ManagedServer, row: ManagedVolume, new: Any, volume: Any, ip: Any, written: str
+    lab: Journey,
+    clouds: Clouds,
+    server: ManagedServer,
+    row: ManagedVolume,
+    new: Any,
+    volume: Any,
+    ip: Any,
+    written: str,
 ) -> None:
     """Back to education, failed at its check (its volume taken off behind its back), undone."""
     education, city = _project(lab, "education"), _project(lab, "sjz-gov")
@@ -302,13 +322,15 @@ def _back_failed_at_its_check_and_undone(
         services.revert(uow.session, back, actor=AS_OPERATOR, reason="lab: undo")
     _run(lab, back)
     assert _move(lab, back).state == "reverted", _move(lab, back).state_reason
-    assert _parts_in(conn, education, server.name) == ([], [], [])
-    (still,), (kept,), (kept_ip,) = _parts_in(conn, city, server.name)
+    assert _parts_in(clouds.province, education, server.name) == ([], [], [])
+    there = clouds.city
+    (still,), (kept,), (kept_ip,) = _parts_in(there, city, server.name)
     assert (still.id, still.status, kept.id, kept_ip.id) == (new.id, "ACTIVE", volume.id, ip.id)
-    assert [a["server_id"] for a in conn.block_storage.get_volume(kept.id).attachments] == [new.id]
-    assert conn.network.get_port(conn.network.get_ip(ip.id).port_id).device_id == new.id
-    assert _digest(kept.id) == written
-    assert [i.name for i in conn.image.images() if (failed.idempotency_key or "-") in (i.name or "")] == []
+    assert [a["server_id"] for a in there.block_storage.get_volume(kept.id).attachments] == [new.id]
+    assert there.network.get_port(there.network.get_ip(ip.id).port_id).device_id == new.id
+    assert _digest(CITY, kept.id) == written
+    for conn in (clouds.province, clouds.city):
+        assert [i.name for i in conn.image.images() if (failed.idempotency_key or "-") in (i.name or "")] == []
     with lab.rt.db.unit_of_work() as uow:
         assert uow.session.get_one(ManagedServer, server.id).server_id == new.id
         assert uow.session.get_one(ManagedVolume, row.id).volume_id == volume.id
