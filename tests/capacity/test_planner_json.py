@@ -44,7 +44,9 @@ def test_written_json_is_the_dumped_dict(monkeypatch: pytest.MonkeyPatch, slice_
     assert json.loads(written(plan))["placements"] == plan.placements
 
 
-def test_empty_plan_and_synthetic_plan() -> None:
+@pytest.mark.parametrize("slice_size", [1 << 16, 7, 1])
+def test_empty_plan_and_synthetic_plan(monkeypatch: pytest.MonkeyPatch, slice_size: int) -> None:
+    monkeypatch.setattr(planner_model, "_JSON_SLICE", slice_size)
     empty = plan_consolidation([], HOST)
     assert written(empty) == json.dumps(empty.as_dict(), ensure_ascii=False)
     demand = synthetic_demand(400, seed=3)

@@ -13,6 +13,7 @@ import enum
 import functools
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
@@ -303,34 +304,66 @@ class ConsolidationPlan:
 
     def write_json(self, out: TextIO) -> None:
         """Write ``json.dumps(self.as_dict(), ensure_ascii=False)`` to ``out`` piece by piece:
-        the placements and waves of millions of servers are written in slices, never held
-        whole as Python objects or as one string."""
+        the placements, waves and hosts of millions of servers are written in slices, never
+        held whole as Python objects or as one string."""
         dumps = functools.partial(json.dumps, ensure_ascii=False)
         out.write(
             f'{{"hosts_used": {dumps(self.hosts_used)}, "lower_bound": {dumps(self.lower_bound)}, '
             f'"ratio": {dumps(round(self.ratio, 6))}, "placements": {{'
         )
-        # one ': <host>, ' text per host, put between the encoded names
-        after = [f": {h}, " for h in range(self.hosts_used)]
-        count = len(self.placed_names)
-        for at in range(0, count, _JSON_SLICE):
-            names = self.placed_names[at : at + _JSON_SLICE]
-            parts: list[str] = [""] * (2 * len(names))
-            parts[0::2] = list(map(encode_basestring, names))
-            parts[1::2] = list(map(after.__getitem__, self.placed_hosts[at : at + _JSON_SLICE].tolist()))
-            if at + _JSON_SLICE >= count:
-                parts[-1] = parts[-1][:-2]  # no comma after the last pair
-            out.write("".join(parts))
+        # names with nothing to escape (the usual case) are copied between quotes as they are
+        plain = _JSON_ESCAPED.search("".join(self.placed_names)) is None
+        self._write_placements(out, plain)
         out.write('}, "waves": [')
         step = max(1, _JSON_SLICE // 64)  # waves of up to a few dozen names each
         for at in range(0, len(self.waves), step):
-            out.write((", " if at else "") + dumps(self.waves[at : at + step])[1:-1])
-        rest = {k: v for k, v in self.as_dict(bulk=False).items() if k not in _WRITTEN_FIRST}
-        out.write("], " + dumps(rest)[1:])
+            waves = self.waves[at : at + step]
+            if plain:
+                text = ", ".join(['["' + '", "'.join(w) + '"]' if w else "[]" for w in waves])
+            else:
+                text = dumps(waves)[1:-1]
+            out.write((", " if at else "") + text)
+        rest = self.as_dict(bulk=False)
+        middle = {k: rest[k] for k in ("wave_departments", "refused", "unplaced")}
+        out.write("], " + dumps(middle)[1:-1] + ', "hosts": [')
+        capacity = (
+            dumps({k: v for k, v in self.hosts[0].as_dict(self.capacity).items() if "capacity" in k})[1:]
+            if self.hosts
+            else ""
+        )
+        for at in range(0, len(self.hosts), step):
+            text = ", ".join(
+                f'{{"index": {h.index}, "zone": {dumps(h.zone)}, "servers": {h.servers}, "vcpus": {h.vcpus}, '
+                f'"ram_gb": {round(h.ram_mib / MIB_PER_GB, 3)!r}, "disk_gb": {round(h.disk_mib / MIB_PER_GB, 3)!r}, '
+                + capacity
+                for h in self.hosts[at : at + step]
+            )
+            out.write((", " if at else "") + text)
+        out.write("], " + dumps({k: v for k, v in rest.items() if k not in _WRITTEN_FIRST})[1:])
+
+    def _write_placements(self, out: TextIO, plain: bool) -> None:
+        count = len(self.placed_names)
+        if plain:  # '"' name '": <host>, "' name …: one text per host put between the names
+            after = [f'": {h}, "' for h in range(self.hosts_used)]
+            out.write('"' if count else "")
+        else:
+            after = [f": {h}, " for h in range(self.hosts_used)]
+        for at in range(0, count, _JSON_SLICE):
+            names = self.placed_names[at : at + _JSON_SLICE]
+            parts: list[str] = [""] * (2 * len(names))
+            parts[0::2] = names if plain else list(map(encode_basestring, names))
+            parts[1::2] = list(map(after.__getitem__, self.placed_hosts[at : at + _JSON_SLICE].tolist()))
+            if at + _JSON_SLICE >= count:  # no comma after the last pair
+                parts[-1] = parts[-1][:-3] if plain else parts[-1][:-2]
+            out.write("".join(parts))
 
 
 _JSON_SLICE = 1 << 16
-_WRITTEN_FIRST = frozenset({"hosts_used", "lower_bound", "ratio", "placements", "waves"})
+#: what json.dumps escapes when it keeps non-ASCII text as it is
+_JSON_ESCAPED = re.compile(r'[\x00-\x1f\\"]')
+_WRITTEN_FIRST = frozenset(
+    {"hosts_used", "lower_bound", "ratio", "placements", "waves", "wave_departments", "refused", "unplaced", "hosts"}
+)
 
 
 def as_record(row: Mapping[str, Any]) -> ServerRecord:
