@@ -1,6 +1,7 @@
 """Scheduler and cloud health read from the database at scrape time: whether a scheduler holds the
-leader lease (no leader: nothing provisions, syncs or reconciles), and when each cloud last answered
-a sync (a cloud that stops answering stops being synced)."""
+leader lease (no leader: nothing provisions, syncs or reconciles), when each cloud last answered
+a sync (a cloud that stops answering stops being synced), and since when each cloud cannot be
+reached at all (cloudmgr.organisation.reachability: whatever called it)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class HealthCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from cloudmgr.organisation.models import Cloud
+        from cloudmgr.organisation.reachability import cloud_statuses
         from cloudmgr.scheduler.service import LEADER_LEASE
         from cloudmgr.workqueue.services import lease_holder
 
@@ -33,6 +35,12 @@ class HealthCollector(Collector):
         synced = GaugeMetricFamily(
             "cloudmgr_cloud_last_sync_timestamp_seconds",
             "When each enabled cloud last answered a sync (Unix time; 0: never)",
+            labels=["cloud"],
+        )
+        unreachable = GaugeMetricFamily(
+            "cloudmgr_cloud_unreachable_since_timestamp_seconds",
+            "Since when each enabled cloud cannot be reached, as cloudmgr's calls to it last found (Unix time; "
+            "0: it answers, or was never called)",
             labels=["cloud"],
         )
         try:
@@ -45,10 +53,14 @@ class HealthCollector(Collector):
                     select(Cloud.key, Cloud.synced_at).where(Cloud.enabled.is_(True)).order_by(Cloud.key)
                 ):
                     synced.add_metric([key], at.timestamp() if at is not None else 0)
+                for status in cloud_statuses(uow.session):
+                    since = status.unreachable_since
+                    unreachable.add_metric([status.cloud_key], since.timestamp() if since is not None else 0)
         except Exception:
             log.exception("scheduler and cloud health metrics unavailable")
         yield leader
         yield synced
+        yield unreachable
 
 
 _collector = HealthCollector()

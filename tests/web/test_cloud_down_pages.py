@@ -6,6 +6,8 @@ Another department, whose clouds are up, is told nothing."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask import Flask
 from sqlalchemy import select
@@ -110,3 +112,20 @@ def test_the_banner_reads_in_chinese(app: Flask, journey: Journey) -> None:
     staff = logged_in(app, "zhangwei")
     [banner] = _banners(staff.get("/portal/requests/new?lang=zh").get_data(as_text=True))
     assert "仍可提交" in banner
+
+
+def test_metrics_say_since_when_a_cloud_cannot_be_reached(app: Flask, journey: Journey) -> None:
+    """What the alert CloudmgrCloudDown reads (deploy/prometheus/alerts.yml)."""
+    client = app.test_client()
+    client.get("/login")
+    before = client.get("/metrics").get_data(as_text=True)
+    assert f'cloudmgr_cloud_unreachable_since_timestamp_seconds{{cloud="{DOWN}"}} 0.0' in before
+    provider = _take_down(journey.rt)
+    exported = client.get("/metrics").get_data(as_text=True)
+    match = re.search(rf'^cloudmgr_cloud_unreachable_since_timestamp_seconds{{cloud="{DOWN}"}} (\S+)$', exported, re.M)
+    assert match and float(match.group(1)) > 1.7e9
+    assert 'cloudmgr_cloud_unreachable_since_timestamp_seconds{cloud="education"} 0.0' in exported
+    provider.set_unreachable(None)
+    provider.list_flavors()
+    after = client.get("/metrics").get_data(as_text=True)
+    assert f'cloudmgr_cloud_unreachable_since_timestamp_seconds{{cloud="{DOWN}"}} 0.0' in after
