@@ -1,4 +1,4 @@
-"""The capacity job against the lab OpenStack: its two compute hosts and their usage."""
+"""The capacity job against the lab OpenStack: the compute hosts of its two clouds and their usage."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ def test_capacity_of_the_lab_from_placement(lab_runtime: Runtime, tmp_path: Path
         org.import_organisation(uow.session, clouds, depts, actor=Actor.system("test"))
     config = read_capacity_file(lab_runtime.settings.capacity_file)
     result = take_snapshots(lab_runtime.db, lab_runtime.providers, config)
-    # Two clouds.yaml entries reach the one lab control plane: its hosts are counted once.
-    assert result.hosts == 2
-    assert any("already counted" in p for p in result.problems)
+    # The lab's two control planes, the province's and the city's (each the clouds.yaml entry
+    # of several clouds: one endpoint each), two hosts each.
+    assert (result.snapshots, result.hosts, result.problems) == (2, 4, [])
     with lab_runtime.db.unit_of_work() as uow:
         hosts = [h for s in latest_snapshots(uow.session) for h in s.hosts]
-    assert sorted(h.name for h in hosts) == ["compute1", "compute2"]
+    assert sorted(h.name for h in hosts) == ["city-compute1", "city-compute2", "compute1", "compute2"]
     for host in hosts:
         assert host.vcpus_total > 0 and host.ram_mb_total > 0 and host.disk_gb_total > 0
         assert 0 <= host.vcpus_used <= host.vcpus_total

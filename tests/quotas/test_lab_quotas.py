@@ -19,6 +19,7 @@ from cloudmgr.organisation.sync import sync_clouds
 from cloudmgr.quotas import services as quotas
 from cloudmgr.runtime import Runtime
 from tests.conftest import ONE_DATABASE, lab_connection
+from tests.lab_paths import CITY, LAB_CLOUDS
 
 pytestmark = pytest.mark.lab
 
@@ -71,15 +72,16 @@ def lab_org(lab_runtime: Runtime, tmp_path: Path, lab_clouds_yaml: Path) -> Iter
     results = sync_clouds(lab_runtime.db, lab_runtime.providers, actor=Actor.system("test"))
     assert all(r.ok for r in results), [r.problems for r in results]
     yield lab_runtime, quota_dir
-    conn = lab_connection(lab_clouds_yaml)
-    for dept in DEPARTMENTS:
-        domain = conn.identity.find_domain(f"dept-{dept}")
-        if domain is None:
-            continue
-        for project in conn.identity.projects(domain_id=domain.id):
-            conn.identity.delete_project(project, ignore_missing=True)
-        conn.identity.update_domain(domain, is_enabled=False)
-        conn.identity.delete_domain(domain, ignore_missing=True)
+    for lab_cloud in LAB_CLOUDS:  # province-base's and sjz-gov's: each its own Keystone
+        conn = lab_connection(lab_clouds_yaml, lab_cloud)
+        for dept in DEPARTMENTS:
+            domain = conn.identity.find_domain(f"dept-{dept}")
+            if domain is None:
+                continue
+            for project in conn.identity.projects(domain_id=domain.id):
+                conn.identity.delete_project(project, ignore_missing=True)
+            conn.identity.update_domain(domain, is_enabled=False)
+            conn.identity.delete_domain(domain, ignore_missing=True)
 
 
 def _project_id(rt: Runtime, dept: str, cloud: str) -> str:
@@ -103,7 +105,7 @@ def test_apply_drift_and_plan_against_the_lab(
     assert result.ok, result.problems
     assert len(result.cloud_changed) == 6  # three departments on two clouds
 
-    conn = lab_connection(lab_clouds_yaml)
+    conn = lab_connection(lab_clouds_yaml, CITY)  # sjz-gov is on the lab's city OpenStack
     project = _project_id(rt, DEPARTMENTS[1], "sjz-gov")
     nova = conn.compute.get_quota_set(project)
     assert (nova.cores, nova.instances, nova.ram) == (12, 8, 32 * 1024)

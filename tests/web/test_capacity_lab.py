@@ -1,4 +1,4 @@
-"""The capacity page on the lab OpenStack: its two compute hosts and their usage."""
+"""The capacity page on the lab OpenStack: the compute hosts of its two clouds and their usage."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def test_the_capacity_page_shows_the_lab_hosts(lab_runtime: Runtime) -> None:
     result = take_snapshots(
         lab_runtime.db, lab_runtime.providers, read_capacity_file(lab_runtime.settings.capacity_file)
     )
-    assert result.hosts == 2
+    assert result.hosts == 4  # the province cloud's two and the city cloud's two
     with lab_runtime.db.unit_of_work() as uow:
         hosts = {h.name: h for s in latest_snapshots(uow.session) for h in s.hosts}
-    assert sorted(hosts) == ["compute1", "compute2"]
+    assert sorted(hosts) == ["city-compute1", "city-compute2", "compute1", "compute2"]
 
     app = create_app(runtime=lab_runtime)
     response = logged_in(app, demo_login("operator").username).get("/ops/capacity")
