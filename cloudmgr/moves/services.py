@@ -44,6 +44,7 @@ from cloudmgr.moves.records import (
 )
 from cloudmgr.moves.states import OPEN_STATES, SYSTEM_UNDO_STEPS, UNDO_STEPS, MoveKind, MoveState, StepState
 from cloudmgr.moves.systems import start_system_move
+from cloudmgr.moves.transfer import checksum_rows
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.paging import Page, PageRequest, paginate, search
 from cloudmgr.quotas import ledger
@@ -57,6 +58,7 @@ __all__ = [
     "DrainPlan",
     "DrainServer",
     "check_not_classified",
+    "checksum_rows",
     "confirm",
     "get_move",
     "list_moves",

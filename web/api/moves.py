@@ -10,7 +10,6 @@ from cloudmgr.moves import services
 from cloudmgr.moves.models import Move
 from cloudmgr.moves.records import MESSAGES_KEY
 from cloudmgr.moves.states import MoveKind, MoveState
-from cloudmgr.moves.transfer import checksum_rows
 from cloudmgr.organisation.models import Role
 from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice
@@ -166,7 +165,7 @@ def move_json(move: Move, *, detail: bool = False) -> dict[str, Any]:
             for e in move.events
         ]  # fmt: skip
         data["children"] = [move_json(c) for c in move.children]
-        data["checksums"] = checksum_rows(move.resources or {})
+        data["checksums"] = services.checksum_rows(move.resources or {})
     return data
 
 
