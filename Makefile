@@ -56,6 +56,8 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The lab: two clouds, the province's (cloudmgr-lab) and a city's (cloudmgr-lab-city), in .lab/clouds.yaml.
+# LAB_CLOUDS=province make lab-up starts the province's alone; make test starts both (below).
 lab-up:
 	bash vagrant/lab/up.sh
 
@@ -79,6 +81,8 @@ pytest: dev-venv
 # or else on a throwaway cluster of the test run's own (tests/with-postgres.sh).
 # Workers: one per core, at most 4; the tests that share the lab or the test hosts run in one of them.
 TEST_WORKERS ?= auto
+# (the lab's tests use both clouds: whatever LAB_CLOUDS says, lab-up starts both for them)
+test: export LAB_CLOUDS = province city
 test: dev-venv system-deps lab-up lint typecheck
 	bash tests/with-postgres.sh $(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup $(PYTEST_ARGS)
 
