@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cloudmgr.cloud import CloudError, ServerSpec
 from cloudmgr.errors import PermissionDenied
@@ -239,7 +239,7 @@ def test_refusals_store_nothing(journey: Journey) -> None:
         start(journey, cloud_key="province-base", target_cloud_key="education")
     with journey.rt.db.unit_of_work() as uow:
         uow.session.execute(
-            LegacySystem.__table__.update().where(LegacySystem.hostname == "tax-db").values(dependencies=["tax-web"])
+            update(LegacySystem).where(LegacySystem.hostname == "tax-db").values(dependencies=["tax-web"])
         )
     with pytest.raises(MoveInvalid, match="cycle"):
         start(journey)
@@ -248,7 +248,7 @@ def test_refusals_store_nothing(journey: Journey) -> None:
     # The target quota holds all of them together, or none moves.
     with journey.rt.db.unit_of_work() as uow:
         uow.session.execute(
-            LegacySystem.__table__.update()
+            update(LegacySystem)
             .where(LegacySystem.hostname.in_(["tax-db", "tax-api"]))
             .values(dependencies=[], classification="non_classified", network="extranet", state="on_cloud")
         )
