@@ -99,6 +99,13 @@ def test_department_pages_say_requests_wait_for_the_cloud_and_are_accepted(app: 
     with journey.rt.db.unit_of_work() as uow:
         request = uow.session.get(ServiceRequest, request_id)
         assert request is not None and request.state == "submitted"
+    # Approved, it waits for the cloud: its page says so (only about its own cloud).
+    journey.approve(request_id, "lina", "operator")
+    [banner] = _banners(staff.get(f"/portal/requests/{request_id}?lang=en").get_data(as_text=True))
+    assert f'data-cloud="{DOWN}"' in banner and "provisioned when the cloud is back" in banner
+    other_cloud = journey.submit("zhangwei", count=1, prefix="up")  # education: up
+    journey.approve(other_cloud, "lina", "operator")
+    assert _banners(staff.get(f"/portal/requests/{other_cloud}?lang=en").get_data(as_text=True)) == []
 
 
 def test_the_banner_reads_in_chinese(app: Flask, journey: Journey) -> None:
