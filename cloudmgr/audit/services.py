@@ -53,11 +53,14 @@ def record_surviving_rollback(
     action: str,
     target_type: str,
     target_id: str | int,
-    reason: str | None = None,
+    reason: str | Message | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Like :func:`record`, for the record of a refusal: it is kept even when the refused
     action's transaction rolls back (see :func:`cloudmgr.db.add_surviving_rollback`)."""
+    if isinstance(reason, Message):
+        detail = {**(detail or {}), "reason_message": reason.as_dict()}
+        reason = str(reason)
     values = {
         "actor": actor,
         "action": action,

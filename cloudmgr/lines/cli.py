@@ -10,10 +10,38 @@ import click
 from cloudmgr.cli_common import cli_system_actor, domain_errors
 from cloudmgr.runtime import get_runtime
 
+#: What the contracts-ending list says should happen to a line (tracking.ACTIONS' keys), in English.
+ACTION_WORDS = {
+    "renew": "renew",
+    "cut_over_extranet": "cut over to the e-government extranet",
+    "cut_over_intranet": "cut over to the e-government intranet",
+    "cut_over_internet": "move to the internet",
+    "retire": "retire",
+}
+
+
+def _target(target: str) -> str:
+    """A line target in English (the domain's words for it)."""
+    from cloudmgr.lines.models import LineTarget
+    from cloudmgr.lines.services import TARGET_WORDS
+
+    return str(TARGET_WORDS[LineTarget(target)])
+
+
+def _state(state: str) -> str:
+    """A line state in English (the domain's words for it)."""
+    from cloudmgr.lines.models import LineState
+    from cloudmgr.lines.services import STATE_WORDS
+
+    return str(STATE_WORDS[LineState(state)])
+
 
 @click.group("lines")
 def lines_group() -> None:
-    """The departments' dedicated network lines (专线) and their consolidation."""
+    """The departments' dedicated network lines (专线) and their consolidation.
+
+    Output is in English, like the rest of the CLI (the console says the same in the reader's
+    language); place names, department keys and line numbers are data, as stored."""
 
 
 @lines_group.command("import")
@@ -26,10 +54,12 @@ def lines_import(path: Path) -> None:
 
     try:
         if path.stat().st_size > MAX_BYTES:
-            raise click.ClickException(f"{path.name}: 文件过大（超过 {MAX_BYTES} 字节），未导入任何专线")
+            raise click.ClickException(
+                f"{path.name}: the file is too large (over {MAX_BYTES} bytes); no line was imported"
+            )
         data = path.read_bytes()
     except OSError as exc:
-        raise click.ClickException(f"无法读取 {path}: {exc}") from exc
+        raise click.ClickException(f"cannot read {path}: {exc}") from exc
     try:
         with get_runtime().db.unit_of_work() as uow:
             result = import_lines(
@@ -42,13 +72,13 @@ def lines_import(path: Path) -> None:
             click.echo(f"{where}, {field}: {reason}", err=True)
         raise click.ClickException(exc.message) from exc
     click.echo(
-        f"已从 {path.name} 导入 {result.total} 条专线：新增 {result.created}，更新 {result.updated}，"
-        f"未变 {result.unchanged}"
+        f"imported {result.total} lines from {path.name}: {result.created} new, {result.updated} updated, "
+        f"{result.unchanged} unchanged"
     )
     if result.plans_cleared:
         click.echo(
-            f"{len(result.plans_cleared)} 条专线现承载涉密业务，已取消其外网/互联网割接计划："
-            + "、".join(result.plans_cleared),
+            f"{len(result.plans_cleared)} lines now carry classified business; their extranet/internet "
+            "cut-over plans were cancelled: " + ", ".join(result.plans_cleared),
             err=True,
         )
 
@@ -65,7 +95,6 @@ def lines_list(department_key: str | None, target: str | None) -> None:
     """Lines with their target by rule, their planned target and state."""
     from sqlalchemy import select
 
-    from cloudmgr.lines.models import CARRIER_LABELS, LINE_TYPE_LABELS, STATE_LABELS, TARGET_LABELS
     from cloudmgr.lines.rules import breaks_classified_rule, carries_classified, proposed_target
     from cloudmgr.lines.services import LineFilter, list_lines, parse_target
     from cloudmgr.organisation.models import Department
@@ -76,21 +105,25 @@ def lines_list(department_key: str | None, target: str | None) -> None:
         if department_key:
             department_id = uow.session.scalar(select(Department.id).where(Department.key == department_key))
             if department_id is None:
-                raise click.ClickException(f"未知的部门 {department_key!r}")
+                raise click.ClickException(f"there is no department {department_key!r}")
         rows = list_lines(uow.session, LineFilter(department_id=department_id, target=chosen))
         rent = sum((line.monthly_rent for line in rows), start=0)
         for line in rows:
             rule = proposed_target(line)
-            planned = f"{TARGET_LABELS[line.target]}" if line.target else "-"
+            planned = _target(line.target) if line.target else "-"
             click.echo(
-                f"{line.code:<20} {line.department.key:<24} {CARRIER_LABELS[line.carrier]} "
-                f"{LINE_TYPE_LABELS[line.line_type]} {line.bandwidth_mbps}M  {line.a_city}{line.a_county} → "
-                f"{line.b_city}{line.b_county}  ¥{line.monthly_rent}/月  到期 {line.contract_end}  "
-                f"{'涉密 ' if carries_classified(line) else ''}规则：{TARGET_LABELS[rule.target]}  "
-                f"规划：{planned}{f' {line.cutover_date}' if line.cutover_date else ''}  {STATE_LABELS[line.state]}"
-                + ("  ⚠ 违反涉密规则：须改入电子政务内网" if breaks_classified_rule(line) else "")
+                f"{line.code:<20} {line.department.key:<24} {line.carrier.value} "
+                f"{line.line_type.value} {line.bandwidth_mbps}M  {line.a_city}{line.a_county} → "
+                f"{line.b_city}{line.b_county}  ¥{line.monthly_rent}/month  ends {line.contract_end}  "
+                f"{'classified ' if carries_classified(line) else ''}rule: {_target(rule.target)}  "
+                f"planned: {planned}{f' {line.cutover_date}' if line.cutover_date else ''}  {_state(line.state)}"
+                + (
+                    "  ⚠ breaks the classified rule: must move onto the e-government intranet"
+                    if breaks_classified_rule(line)
+                    else ""
+                )
             )
-        click.echo(f"{len(rows)} 条专线，月租合计 ¥{rent}")
+        click.echo(f"{len(rows)} lines, monthly rent ¥{rent} in all")
 
 
 @lines_group.command("plan")
@@ -100,13 +133,12 @@ def lines_list(department_key: str | None, target: str | None) -> None:
 @domain_errors
 def lines_plan(code: str, target: str, on: datetime | None) -> None:
     """Plan a line's cut-over onto a target (a classified line: the intranet or retirement only)."""
-    from cloudmgr.lines.models import TARGET_LABELS
     from cloudmgr.lines.services import parse_target, plan_line
 
     chosen = parse_target(target)
     with get_runtime().db.unit_of_work() as uow:
         plan_line(uow.session, code, chosen, actor=cli_system_actor(), entry_point="cli", on=on.date() if on else None)
-    click.echo(f"专线 {code} 已规划割接至{TARGET_LABELS[chosen]}" + (f"（{on:%Y-%m-%d}）" if on else ""))
+    click.echo(f"line {code}: cut-over onto {_target(chosen)} planned" + (f" for {on:%Y-%m-%d}" if on else ""))
 
 
 @lines_group.command("record")
@@ -114,14 +146,13 @@ def lines_plan(code: str, target: str, on: datetime | None) -> None:
 @domain_errors
 def lines_record(code: str) -> None:
     """Record that a planned line was cut over onto its target (or retired)."""
-    from cloudmgr.lines.models import STATE_LABELS, TARGET_LABELS
     from cloudmgr.lines.services import record_cutover
 
     with get_runtime().db.unit_of_work() as uow:
         line = record_cutover(uow.session, code, actor=cli_system_actor(), entry_point="cli")
         state, target = line.state, line.target
     assert target is not None
-    click.echo(f"专线 {code}：{STATE_LABELS[state]}（{TARGET_LABELS[target]}）")
+    click.echo(f"line {code}: {_state(state)} ({_target(target)})")
 
 
 @lines_group.command("seed-demo")
@@ -140,7 +171,6 @@ def lines_seed_demo() -> None:
 def lines_conflicts() -> None:
     """Lines on (or planned onto) the extranet or the internet that now carry classified business; exits 1
     when there is one."""
-    from cloudmgr.lines.models import STATE_LABELS, TARGET_LABELS
     from cloudmgr.lines.services import classified_conflicts
 
     with get_runtime().db.unit_of_work() as uow:
@@ -149,12 +179,15 @@ def lines_conflicts() -> None:
             assert line.target is not None
             classified = [s.hostname for s in line.systems if s.is_classified or s.network == "intranet"]
             click.echo(
-                f"{line.code:<20} {line.department.key:<24} {TARGET_LABELS[line.target]} {STATE_LABELS[line.state]}"
-                f"  涉密：{'、'.join(classified) or '（申报为涉密）'}"
+                f"{line.code:<20} {line.department.key:<24} {_target(line.target)} {_state(line.state)}"
+                f"  classified: {', '.join(classified) or '(declared classified)'}"
             )
     if rows:
-        raise click.ClickException(f"{len(rows)} 条专线承载涉密业务却在外网或互联网上：须改入电子政务内网")
-    click.echo("没有违反涉密规则的专线")
+        raise click.ClickException(
+            f"{len(rows)} lines carry classified business on the extranet or the internet: "
+            "they must move onto the e-government intranet"
+        )
+    click.echo("no line breaks the classified rule")
 
 
 @lines_group.command("add")
@@ -183,14 +216,13 @@ def lines_add(**options: object) -> None:
     """Declare one line, checked like an imported row."""
     from cloudmgr.lines.errors import LinesInvalid
     from cloudmgr.lines.importer import declare_line
-    from cloudmgr.lines.models import TARGET_LABELS
     from cloudmgr.lines.rules import proposed_target
 
     values = dict(options)
     values["systems"] = " ".join(str(v) for v in options["systems"])  # type: ignore[attr-defined]
     values["server_rooms"] = " ".join(str(v) for v in options["server_rooms"])  # type: ignore[attr-defined]
-    values["classified"] = "是" if options["classified"] else "否"
-    values["public_facing"] = "是" if options["public_facing"] else "否"
+    values["classified"] = "yes" if options["classified"] else "no"
+    values["public_facing"] = "yes" if options["public_facing"] else "no"
     try:
         with get_runtime().db.unit_of_work() as uow:
             line = declare_line(uow.session, values, actor=cli_system_actor(), entry_point="lines.add.cli")
@@ -199,7 +231,7 @@ def lines_add(**options: object) -> None:
         for _row, field, reason in exc.problems:
             click.echo(f"{field}: {reason}", err=True)
         raise click.ClickException(exc.message) from exc
-    click.echo(f"专线 {values['code']} 已登记；按规则应{TARGET_LABELS[target]}")
+    click.echo(f"line {values['code']} declared; by the rules it goes to {_target(target)}")
 
 
 @lines_group.command("coverage")
@@ -214,9 +246,9 @@ def lines_coverage(city: str | None) -> None:
         p = row.place
         indent = {"city": "", "county": "  ", "township": "    "}[p.level]
         name = p.township or p.county or p.city
-        click.echo(f"{indent}{name:<12} {'已通外网' if row.reached else '未通外网'}  专线 {row.lines}")
+        click.echo(f"{indent}{name:<12} {'reached' if row.reached else 'not reached'}  lines {row.lines}")
     reached = sum(1 for r in rows if r.reached)
-    click.echo(f"{reached}/{len(rows)} 个地点已通电子政务外网")
+    click.echo(f"{reached}/{len(rows)} places reached by the e-government extranet")
 
 
 @lines_group.command("batch")
@@ -226,7 +258,7 @@ def lines_coverage(city: str | None) -> None:
 @domain_errors
 def lines_batch(city: str, county: str | None, on: datetime) -> None:
     """Plan a cut-over batch: every line in service ending in the city (county) onto its target by rule."""
-    from cloudmgr.lines.models import STATE_LABELS, LineState
+    from cloudmgr.lines.models import LineState
     from cloudmgr.lines.services import plan_batch
 
     with get_runtime().db.unit_of_work() as uow:
@@ -234,9 +266,9 @@ def lines_batch(city: str, county: str | None, on: datetime) -> None:
             uow.session, city=city, county=county, on=on.date(), actor=cli_system_actor(), entry_point="batch.cli"
         )
     for code, why in result.skipped:
-        click.echo(f"跳过 {code}（{STATE_LABELS[LineState(why)]}）")
-    planned = "、".join(result.planned)
-    click.echo(f"{city}{county or ''}：{len(result.planned)} 条专线规划于 {on:%Y-%m-%d} 割接：{planned}")
+        click.echo(f"skipped {code} ({_state(LineState(why))})")
+    planned = ", ".join(result.planned)
+    click.echo(f"{city}{county or ''}: {len(result.planned)} lines planned to cut over on {on:%Y-%m-%d}: {planned}")
 
 
 # --- the network programme and finance (issue 19): contracts ending, savings, burndown ---------------------
@@ -252,12 +284,12 @@ def lines_contracts_ending(days: int) -> None:
     with get_runtime().db.unit_of_work() as uow:
         rows = tracking.contracts_ending(uow.session, tracking.today(), days=days)
         for r in rows:
-            left = f"{r.days_left} 天后到期" if r.days_left >= 0 else f"已到期 {-r.days_left} 天"
+            left = f"ends in {r.days_left} days" if r.days_left >= 0 else f"ended {-r.days_left} days ago"
             click.echo(
-                f"{r.line.code:<20} {r.line.department.key:<24} {r.line.contract_end}  {left:<12} "
-                f"¥{r.line.monthly_rent}/月  {tracking.ACTIONS[r.action]}：{r.reason}"
+                f"{r.line.code:<20} {r.line.department.key:<24} {r.line.contract_end}  {left:<20} "
+                f"¥{r.line.monthly_rent}/month  {ACTION_WORDS.get(r.action, r.action)}: {r.reason}"
             )
-    click.echo(f"{len(rows)} 条专线合同 {days} 天内到期")
+    click.echo(f"{len(rows)} line contracts end within {days} days")
 
 
 @lines_group.command("savings")
@@ -272,15 +304,17 @@ def lines_savings(year: int | None, group: str) -> None:
         sv = tracking.savings(uow.session, year=year)
     if group == "rows":
         for row in sv.rows:
-            click.echo(f"{row.year}  {row.department_key:<24} {row.city:<8} {row.lines:>3} 条  ¥{row.monthly_rent}/月")
+            click.echo(
+                f"{row.year}  {row.department_key:<24} {row.city:<8} {row.lines:>3} lines  ¥{row.monthly_rent}/month"
+            )
     else:
         if group == "year":
             groups = [(str(y), n, rent) for y, n, rent in sv.by_year]
         else:
             groups = sv.by_department if group == "department" else sv.by_city
         for key, n, rent in groups:
-            click.echo(f"{key!s:<24} {n:>3} 条  ¥{rent}/月")
-    click.echo(f"合计 {sv.lines} 条专线，月租节省 ¥{sv.monthly_rent}（每年 ¥{sv.monthly_rent * 12}）")
+            click.echo(f"{key!s:<24} {n:>3} lines  ¥{rent}/month")
+    click.echo(f"in all {sv.lines} lines, monthly rent saved ¥{sv.monthly_rent} (¥{sv.monthly_rent * 12} a year)")
 
 
 @lines_group.command("burndown")
@@ -302,16 +336,17 @@ def lines_burndown(department_key: str | None, city: str | None) -> None:
         if department_key:
             department_id = uow.session.scalar(select(Department.id).where(Department.key == department_key))
             if department_id is None:
-                raise click.ClickException(f"未知的部门 {department_key!r}")
+                raise click.ClickException(f"there is no department {department_key!r}")
         burn = tracking.burndown(uow.session, config, when, department_id=department_id, city=city)
         figures = tracking.compute(uow.session, config, when, department_id=department_id)
-    click.echo(f"期限 {config.deadline.date}（{config.deadline.label_zh}），截至 {when}")
+    label = config.deadline.label_en or config.deadline.label_zh
+    click.echo(f"deadline {config.deadline.date}" + (f" ({label})" if label else "") + f", as of {when}")
     for day, n, rent in burn.points:
-        click.echo(f"{day}  剩余 {n:>4} 条  月租 ¥{rent}")
-    status = {"done": "已完成", "on_track": "进度正常", "at_risk": "有风险", "overdue": "已逾期"}
+        click.echo(f"{day}  {n:>4} lines left  monthly rent ¥{rent}")
+    status = {"done": "done", "on_track": "on track", "at_risk": "at risk", "overdue": "overdue"}
     for row in figures.departments:
-        finish = row.projected_finish.isoformat() if row.projected_finish else "无进度"
+        finish = row.projected_finish.isoformat() if row.projected_finish else "no pace"
         click.echo(
-            f"{row.key:<24} {status[row.status]:<4} 剩余 {row.remaining}/{row.total} 条  "
-            f"剩余月租 ¥{row.rent_remaining}  预计完成 {finish}"
+            f"{row.key:<24} {status[row.status]:<9} {row.remaining}/{row.total} lines left  "
+            f"monthly rent left ¥{row.rent_remaining}  projected finish {finish}"
         )

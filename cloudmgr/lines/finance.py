@@ -541,7 +541,9 @@ def decide_rental(
             action="network_line.renewed",
             target_type="network_line",
             target_id=line.id,
-            reason=f"续约至 {rental.contract_end.isoformat()}（申请 #{rental.id}）",
+            reason=message(
+                N_("renewed until %(date)s (request #%(id)s)"), date=rental.contract_end.isoformat(), id=rental.id
+            ),
             detail={
                 "code": line.code,
                 "from": before,

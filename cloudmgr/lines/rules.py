@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cloudmgr.inventory.models import DONE_STATES, LegacyNetwork, ServerRoom
 from cloudmgr.lines.models import LineTarget, NetworkLine
+from cloudmgr.messages import N_, Message
 
 #: Where a classified line may be planned: nowhere a non-classified network reaches.
 CLASSIFIED_TARGETS = frozenset({LineTarget.INTRANET, LineTarget.RETIRE})
@@ -25,7 +26,7 @@ NON_CLASSIFIED_TARGETS = frozenset({LineTarget.EXTRANET, LineTarget.INTERNET, Li
 class TargetDecision:
     target: LineTarget
     classified: bool
-    reason: str  # in Chinese, for people
+    reason: Message  # for people: the pages say it in their language, the API and CLI in English
 
 
 def carries_classified(line: NetworkLine) -> bool:
@@ -53,12 +54,22 @@ def everything_moved(line: NetworkLine) -> bool:
 def proposed_target(line: NetworkLine) -> TargetDecision:
     classified = carries_classified(line)
     if everything_moved(line):
-        return TargetDecision(LineTarget.RETIRE, classified, "所承载系统均已上云且机房已关闭，建议裁撤")
+        return TargetDecision(
+            LineTarget.RETIRE,
+            classified,
+            Message(N_("Every system it carries is on the cloud and its server rooms are closed: retire it.")),
+        )
     if classified:
-        return TargetDecision(LineTarget.INTRANET, True, "承载涉密业务，纳入电子政务内网")
+        return TargetDecision(
+            LineTarget.INTRANET,
+            True,
+            Message(N_("It carries classified business: the e-government intranet, never the extranet.")),
+        )
     if line.public_facing or any(s.network == LegacyNetwork.INTERNET for s in line.systems):
-        return TargetDecision(LineTarget.INTERNET, False, "承载面向社会公众的服务，使用互联网")
-    return TargetDecision(LineTarget.EXTRANET, False, "承载非涉密业务，纳入电子政务外网")
+        return TargetDecision(LineTarget.INTERNET, False, Message(N_("It serves the public: the internet.")))
+    return TargetDecision(
+        LineTarget.EXTRANET, False, Message(N_("It carries non-classified business: the e-government extranet."))
+    )
 
 
 def allowed_targets(line: NetworkLine) -> frozenset[LineTarget]:

@@ -250,7 +250,7 @@ def ensure_target_allowed(
             action=REFUSED_ACTION,
             target_type=AUDIT_TARGET,
             target_id=line.id,
-            reason=str(refusal),
+            reason=refusal,
             detail={"code": line.code, "target": target.value, "entry_point": entry_point},
         )
         log.warning(
@@ -305,7 +305,9 @@ def plan_line(
         action=PLANNED_ACTION,
         target_type=AUDIT_TARGET,
         target_id=line.id,
-        reason=f"{TARGET_LABELS[chosen]}（{entry_point}）",
+        reason=message(
+            N_("planned onto %(target)s (%(entry_point)s)"), target=TARGET_WORDS[chosen], entry_point=entry_point
+        ),
         detail={
             "code": line.code,
             "from": before.value if before else None,
@@ -372,7 +374,7 @@ def record_cutover(session: Session, code: str, *, actor: Actor, entry_point: st
         action=RECORDED_ACTION,
         target_type=AUDIT_TARGET,
         target_id=line.id,
-        reason=f"{STATE_LABELS[line.state]}（{entry_point}）",
+        reason=message(N_("%(state)s (%(entry_point)s)"), state=STATE_WORDS[line.state], entry_point=entry_point),
         detail={"code": line.code, "from": before.value, "to": line.state.value, "target": line.target.value,
                 "entry_point": entry_point},
     )  # fmt: skip

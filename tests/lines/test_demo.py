@@ -39,7 +39,7 @@ def test_demo_lines_after_the_demo_inventory(seeded: Runtime, tmp_path: Path) ->
     result = runner.invoke(main, ["lines", "seed-demo"], env=env)
     assert result.exit_code == 0 and "none new" in result.output
     result = runner.invoke(main, ["lines", "list", "--target", "intranet"], env=env)
-    assert result.exit_code == 0 and "涉密" in result.output
+    assert result.exit_code == 0 and "classified" in result.output
 
 
 def test_demo_shows_the_programme_mid_way_for_finance(seeded: Runtime, tmp_path: Path) -> None:
@@ -74,10 +74,10 @@ def test_demo_shows_the_programme_mid_way_for_finance(seeded: Runtime, tmp_path:
     with seeded.db.unit_of_work() as uow:
         assert len(finance.review_queue(uow.session, Actor("finance", Role.FINANCE))) == 2
     result = runner.invoke(main, ["lines", "contracts-ending"], env=env)
-    assert result.exit_code == 0 and "TS-MSTP-801" in result.output and "续约" in result.output
+    assert result.exit_code == 0 and "TS-MSTP-801" in result.output and "renew" in result.output
     result = runner.invoke(main, ["lines", "savings", "--by", "city"], env=env)
-    assert result.exit_code == 0 and "合计" in result.output and "月租节省" in result.output
+    assert result.exit_code == 0 and "in all" in result.output and "monthly rent saved" in result.output
     result = runner.invoke(main, ["lines", "burndown"], env=env)
-    assert result.exit_code == 0 and "期限 2020-12-31" in result.output and "已逾期" in result.output
+    assert result.exit_code == 0 and "deadline 2020-12-31" in result.output and "overdue" in result.output
     result = runner.invoke(main, ["lines", "burndown", "--department", "nope"], env=env)
-    assert result.exit_code != 0 and "未知的部门" in result.output
+    assert result.exit_code != 0 and "there is no department" in result.output

@@ -217,9 +217,9 @@ def test_cli_import(seeded: Runtime, tmp_path: Path) -> None:
     good.write_bytes(csv_bytes([row(), row(code="X-2")]))
     result = runner.invoke(main, ["lines", "import", str(good)], env=env)
     assert result.exit_code == 0, result.output
-    assert "新增 2" in result.output
+    assert "2 new" in result.output
     result = runner.invoke(main, ["lines", "list", "--department", "prov-education"], env=env)
-    assert result.exit_code == 0 and "X-2" in result.output and "2 条专线" in result.output
+    assert result.exit_code == 0 and "X-2" in result.output and "2 lines" in result.output
     result = runner.invoke(main, ["lines", "import", str(tmp_path / "missing.csv")], env=env)
     assert result.exit_code != 0
 
@@ -241,7 +241,7 @@ def test_declaring_one_line(seeded: Runtime, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, [*base, "--code", "ONE-2", "--system", "secret01"], env=env)
     assert result.exit_code == 0, result.output
-    assert "电子政务内网" in result.output
+    assert "by the rules it goes to E-government intranet" in result.output
     result = runner.invoke(main, [*base, "--code", "ONE-2", "--system", "ghost"], env=env)
     assert result.exit_code != 0
     assert "already exists" in result.output and "ghost" in result.output

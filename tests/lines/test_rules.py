@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,20 @@ from cloudmgr.cli import main
 from cloudmgr.db import utcnow
 from cloudmgr.errors import PermissionDenied
 from cloudmgr.inventory.models import SystemState
+from cloudmgr.lines.coverage import CITIES
 from cloudmgr.lines.errors import ClassifiedLineRefused, InvalidLineTarget
 from cloudmgr.lines.models import LineState, LineTarget, NetworkLine
 from cloudmgr.lines.rules import effective_target, proposed_target
-from cloudmgr.lines.services import REFUSED_ACTION, LineFilter, export_csv, list_lines, plan_line, record_cutover
+from cloudmgr.lines.services import (
+    PLANNED_ACTION,
+    RECORDED_ACTION,
+    REFUSED_ACTION,
+    LineFilter,
+    export_csv,
+    list_lines,
+    plan_line,
+    record_cutover,
+)
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime
@@ -172,7 +183,7 @@ def test_cli_plan_refuses_a_classified_line_and_audits_it(seeded: Runtime, tmp_p
     assert result.exit_code != 0 and len(refusals(seeded)) == 2
     result = runner.invoke(main, ["lines", "plan", "L-SEC", "--target", "intranet"], env=env)
     assert result.exit_code == 0, result.output
-    assert "电子政务内网" in result.output
+    assert "cut-over onto E-government intranet planned" in result.output
     result = runner.invoke(main, ["lines", "plan", "NOPE", "--target", "intranet"], env=env)
     assert result.exit_code != 0 and "NOPE" in result.output
     result = runner.invoke(main, ["lines", "plan", "L-EXT", "--target", "moon"], env=env)
@@ -198,7 +209,7 @@ def test_recording_a_cutover_and_a_retirement(seeded: Runtime, tmp_path: Path) -
     runner = CliRunner()
     env = cli_env(seeded, tmp_path)
     result = runner.invoke(main, ["lines", "record", "L-R"], env=env)
-    assert result.exit_code == 0 and "已裁撤" in result.output, result.output
+    assert result.exit_code == 0 and "Line retired" in result.output, result.output
     result = runner.invoke(main, ["lines", "record", "L-N"], env=env)
     assert result.exit_code != 0 and "has no cut-over planned" in result.output
     # classified since it was planned onto the extranet: the cut-over is refused and audited
@@ -229,7 +240,7 @@ def test_a_line_classified_after_its_cutover_is_listed_as_a_conflict(seeded: Run
     env = cli_env(seeded, tmp_path)
     runner = CliRunner()
     result = runner.invoke(main, ["lines", "conflicts"], env=env)
-    assert result.exit_code == 0 and "没有" in result.output
+    assert result.exit_code == 0 and "no line breaks the classified rule" in result.output
     with seeded.db.unit_of_work() as uow:
         line = uow.session.scalars(select(NetworkLine)).one()
         line.systems[0].classification = "classified"
@@ -239,7 +250,7 @@ def test_a_line_classified_after_its_cutover_is_listed_as_a_conflict(seeded: Run
     result = runner.invoke(main, ["lines", "conflicts"], env=env)
     assert result.exit_code != 0 and "x01" in result.output
     result = runner.invoke(main, ["lines", "list"], env=env)
-    assert "违反涉密规则" in result.output
+    assert "breaks the classified rule" in result.output
     with seeded.db.unit_of_work() as uow:
         line = plan_line(uow.session, "L-X", "intranet", actor=OPERATOR, entry_point="test")
         assert (line.target, line.state) == (LineTarget.INTRANET, LineState.PLANNED)
@@ -278,7 +289,7 @@ def test_a_cutover_batch_per_city_and_county(seeded: Runtime, tmp_path: Path) ->
     result = runner.invoke(main, ["lines", "batch", "--city", "唐山市", "--county", "迁安市", "--date", "2027-03-01"],
                            env=env)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "2 条专线" in result.output and "跳过 TS-4" in result.output
+    assert "2 lines planned" in result.output and "skipped TS-4" in result.output
     with seeded.db.unit_of_work() as uow:
         lines = {line.code: line for line in uow.session.scalars(select(NetworkLine))}
         assert (lines["TS-1"].target, lines["TS-1"].state) == (LineTarget.INTRANET, LineState.PLANNED)
@@ -295,3 +306,52 @@ def test_a_cutover_batch_per_city_and_county(seeded: Runtime, tmp_path: Path) ->
     assert result.exit_code != 0
     result = runner.invoke(main, ["lines", "plan", "BD-1", "--target", "extranet", "--date", "2027-04-01"], env=env)
     assert result.exit_code == 0 and "2027-04-01" in result.output
+
+
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]+")
+
+
+def test_the_cli_says_everything_in_english_and_the_audit_keeps_messages(seeded: Runtime, tmp_path: Path) -> None:
+    """``cloudmgr lines …`` speaks English like the rest of the CLI: the only Chinese in its output is
+    data (place names, as stored).  The audit reasons it leaves are English with their message kept,
+    so the console says them in the reader's language."""
+    with seeded.db.unit_of_work() as uow:
+        secret = make_system(uow.session, "secret01", classification="classified", network="intranet", state="intranet")
+        make_line(uow.session, "EN-1", b_county="迁安市", systems=[secret])
+        make_line(uow.session, "EN-2", public_facing=True, contract_end=utcnow().date())
+        make_line(uow.session, "EN-3", state=LineState.PLANNED, target=LineTarget.INTERNET, systems=[secret])
+        places = set(CITIES) | {
+            place
+            for line in uow.session.scalars(select(NetworkLine))
+            for place in (line.a_city, line.a_county, line.b_city, line.b_county)
+            if place
+        }
+    env, runner = cli_env(seeded, tmp_path), CliRunner()
+    outputs = []
+    for args in (
+        ["list"], ["plan", "EN-2", "--target", "internet", "--date", "2027-05-01"], ["record", "EN-2"],
+        ["conflicts"], ["contracts-ending"], ["savings"], ["coverage"], ["burndown"],
+        ["batch", "--city", "石家庄市", "--date", "2027-06-01"],
+    ):  # fmt: skip
+        result = runner.invoke(main, ["lines", *args], env=env)
+        outputs.append(result.output)
+        text = result.output
+        for place in sorted(places, key=len, reverse=True):
+            text = text.replace(place, " ")
+        chinese = CJK.findall(text)
+        assert chinese == [], (args, chinese, result.output)
+    assert "line EN-2: cut-over onto Internet planned for 2027-05-01" in outputs[1]
+    assert "line EN-2: Cut over onto its target (Internet)" in outputs[2]
+    assert "breaks the classified rule" in outputs[0] and "EN-3" in outputs[3]
+    with seeded.db.unit_of_work() as uow:
+        planned, recorded = (
+            uow.session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)).first()
+            for action in (PLANNED_ACTION, RECORDED_ACTION)
+        )
+    assert planned is not None and planned.reason == "planned onto Internet (cli)"
+    assert planned.detail["reason_message"] == {
+        "msgid": "planned onto %(target)s (%(entry_point)s)",
+        "params": {"target": {"msgid": "Internet", "params": {}}, "entry_point": "cli"},
+    }
+    assert recorded is not None and recorded.reason == "Cut over onto its target (cli)"
+    assert recorded.detail["reason_message"]["msgid"] == "%(state)s (%(entry_point)s)"

@@ -114,3 +114,26 @@ def test_every_lines_page_speaks_its_language_and_is_well_formed(journey: Journe
         client.get("/language/zh")
         html = client.get("/ops/lines").get_data(as_text=True)
         assert re.search(r"<h1>\s*各部门专线\s*</h1>", html) and "电子政务内网" in html and "已割接" in html
+
+
+def test_the_lines_audit_reasons_read_in_the_pages_language(journey: Journey) -> None:
+    """Planning and recording a cut-over leave English audit reasons with their messages: the audit
+    log says them in Chinese in the Chinese console, in English in the English one."""
+    from cloudmgr.lines.services import plan_line, record_cutover
+    from cloudmgr.organisation.actor import Actor
+    from cloudmgr.organisation.models import Role
+
+    operator = Actor(username="operator", role=Role.OPERATOR)
+    with journey.rt.db.unit_of_work() as uow:
+        make_line(uow.session, "L-AUDIT", public_facing=True)
+        plan_line(uow.session, "L-AUDIT", LineTarget.INTERNET, actor=operator, entry_point="web")
+        record_cutover(uow.session, "L-AUDIT", actor=operator, entry_point="web")
+    app: Flask = create_app(runtime=journey.rt)
+    client = logged_in(app, "operator")
+    client.get("/language/zh")
+    chinese = client.get("/ops/audit").get_data(as_text=True)
+    assert "规划割接至互联网（web）" in chinese and "已割接（web）" in chinese
+    assert "planned onto Internet (web)" not in chinese
+    client.get("/language/en")
+    english = client.get("/ops/audit").get_data(as_text=True)
+    assert "planned onto Internet (web)" in english and "Cut over onto its target (web)" in english
