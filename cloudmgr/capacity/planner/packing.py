@@ -28,12 +28,17 @@ import numpy as np
 import numpy.typing as npt
 
 from cloudmgr.capacity.planner._kernels import eliminate_bins, first_fit, pack_chunks
+from cloudmgr.capacity.planner._repack import fill_hosts_one_by_one, repack_hosts
 from cloudmgr.capacity.planner.bounds import anti_affinity_bound, resource_bounds
 
 CHUNK_HOSTS = 256
 ELIMINATION_TRIES = 64
 PORTFOLIO_LIMIT = 5000
 PORTFOLIO_SEEDS = 4
+REPACK_TRIES = 1 << 20  # hosts the improvement pass may try to empty, least filled first…
+REPACK_WORK_PER_ITEM = 200  # …within this many server checks per server
+REPACK_LIMIT = 200_000  # servers: above, the pass is skipped (its checks grow with hosts x servers)
+BIN_CENTRIC_LIMIT = 8_000  # servers: up to this many, hosts filled one by one are tried too (O(n²))
 SHAPE_LEVELS = 8
 
 IntArray = npt.NDArray[np.int64]
@@ -90,6 +95,8 @@ def pack_vectors(
     chunk_hosts: int = CHUNK_HOSTS,
     elimination_tries: int = ELIMINATION_TRIES,
     portfolio_limit: int = PORTFOLIO_LIMIT,
+    repack_tries: int = REPACK_TRIES,
+    bin_centric_limit: int = BIN_CENTRIC_LIMIT,
 ) -> PackResult:
     """Pack items of shape (n, 3) (integer demands) onto hosts of ``capacity``.
 
@@ -101,22 +108,55 @@ def pack_vectors(
     with the fewest hosts wins.
     """
     _check_capacity(capacity)
-    best = _pack(demand, capacity, groups, seed, chunk_hosts, elimination_tries)
+    best = _pack(demand, capacity, groups, seed, chunk_hosts, elimination_tries, repack_tries)
     n = demand.shape[0]
     if 0 < n <= portfolio_limit:
-        ok = fits_empty_host(demand, capacity)
-        bound = pool_bound(demand[ok], capacity, None if groups is None else np.asarray(groups)[ok])
+        bound = _fitting_bound(demand, capacity, groups)
         attempts = [("vs", s) for s in range(1, PORTFOLIO_SEEDS)] + [("ffd", "sum"), ("ffd", "max")]
         for kind, arg in attempts:
             if best.hosts <= bound:
                 break
             if kind == "vs":
-                other = _pack(demand, capacity, groups, seed + int(arg), chunk_hosts, elimination_tries)
+                other = _pack(demand, capacity, groups, seed + int(arg), chunk_hosts, elimination_tries, repack_tries)
             else:
                 other = first_fit_decreasing(demand, capacity, groups, by=str(arg))
             if other.hosts < best.hosts:
                 best = other
+    if 0 < n <= bin_centric_limit and best.hosts > _fitting_bound(demand, capacity, groups):
+        other = fill_one_by_one(demand, capacity, groups, repack_tries=repack_tries)
+        if other.hosts < best.hosts:
+            best = other
     return best
+
+
+def _fitting_bound(demand: IntArray, capacity: tuple[int, int, int], groups: IntArray | None) -> int:
+    """The lower bound of the servers that fit an empty host."""
+    ok = fits_empty_host(demand, capacity)
+    return pool_bound(demand[ok], capacity, None if groups is None else np.asarray(groups)[ok])
+
+
+def fill_one_by_one(
+    demand: IntArray,
+    capacity: tuple[int, int, int],
+    groups: IntArray | None = None,
+    *,
+    repack_tries: int = REPACK_TRIES,
+) -> PackResult:
+    """Hosts filled one at a time (see :func:`~._repack.fill_hosts_one_by_one`), then the
+    improvement pass."""
+    demand = np.ascontiguousarray(demand, dtype=np.int64)
+    _check_capacity(capacity)
+    capf = np.asarray(capacity, dtype=np.float64)
+    dem = demand.astype(np.float64)
+    grp = _normalise_groups(groups, demand.shape[0])
+    items = np.flatnonzero(fits_empty_host(demand, capacity)).astype(np.int64)
+    assign, hosts = fill_hosts_one_by_one(dem, capf, items, grp)
+    hosts = int(hosts)
+    if repack_tries > 0 and hosts > 1:
+        emptied = repack_hosts(dem, capf, assign, hosts, grp, repack_tries, REPACK_WORK_PER_ITEM * demand.shape[0])
+        if emptied:
+            assign, hosts = renumber(assign)
+    return PackResult(assign, hosts)
 
 
 def _pack(
@@ -126,6 +166,7 @@ def _pack(
     seed: int,
     chunk_hosts: int,
     elimination_tries: int,
+    repack_tries: int,
 ) -> PackResult:
     demand = np.ascontiguousarray(demand, dtype=np.int64)
     n = demand.shape[0]
@@ -170,6 +211,10 @@ def _pack(
     assign, hosts = renumber(assign)
     if elimination_tries > 0 and hosts > 1:
         emptied = eliminate_bins(dem, capf, assign, hosts, grp, elimination_tries)
+        if emptied:
+            assign, hosts = renumber(assign)
+    if repack_tries > 0 and hosts > 1 and n <= REPACK_LIMIT:
+        emptied = repack_hosts(dem, capf, assign, hosts, grp, repack_tries, REPACK_WORK_PER_ITEM * n)
         if emptied:
             assign, hosts = renumber(assign)
     return PackResult(assign, hosts)

@@ -139,3 +139,35 @@ def write_synthetic_csv(
             rows(fh)
     else:
         rows(out)
+
+
+#: the units hosts are cut in: whole vCPUs, whole GB of RAM, 10 GB of disk
+PERFECT_UNITS = (1, MIB_PER_GB, 10 * MIB_PER_GB)
+
+
+def perfect_packing_demand(
+    hosts: int, *, seed: int = 0, pieces: tuple[int, int] = (3, 10), host: HostSpec = REFERENCE_HOST
+) -> npt.NDArray[np.int64]:
+    """Demands (n, 3) whose optimum is exactly ``hosts`` hosts: each of ``hosts`` full hosts is
+    cut into ``pieces`` (at random between the two, inclusive) servers, each resource cut
+    independently at random (in :data:`PERFECT_UNITS`, every piece at least one unit), and the
+    servers of all hosts shuffled together. The servers fill the hosts exactly in every
+    resource, so fewer hosts cannot hold them (the L1 bound is ``hosts``) and ``hosts`` can."""
+    if hosts < 1 or not 1 <= pieces[0] <= pieces[1]:
+        raise ValueError(f"need at least one host and 1 <= pieces[0] <= pieces[1], got {hosts}, {pieces}")
+    rng = np.random.default_rng(seed)
+    cap = host.capacity()
+    counts = rng.integers(pieces[0], pieces[1] + 1, hosts)
+    owner = np.repeat(np.arange(hosts), counts)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    out = np.empty((owner.shape[0], 3), dtype=np.int64)
+    for k in range(3):
+        whole = cap[k] // PERFECT_UNITS[k]
+        if whole < pieces[1]:
+            raise ValueError(f"a host has {whole} units of resource {k}: too few for {pieces[1]} pieces")
+        weight = rng.random(owner.shape[0])
+        share = weight / np.add.reduceat(weight, starts)[owner]
+        part = 1 + np.floor(share * (whole - counts[owner])).astype(np.int64)
+        part[starts] += whole - np.add.reduceat(part, starts)  # the rounding left over, to each host's first piece
+        out[:, k] = part * PERFECT_UNITS[k]
+    return out[rng.permutation(owner.shape[0])]
