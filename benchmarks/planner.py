@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/planner.py            # full: 2k (exact), 10k, 100k, 2M; Watcher at 8k
     .venv/bin/python benchmarks/planner.py --quick    # 2k, 10k, 100k; Watcher at 2k
+    .venv/bin/python benchmarks/planner.py --quick --perfect --no-watcher --sizes 2000 --cli-sizes 2000000
 
 Every measurement runs in its own worker process pinned to one CPU (single-threaded
 numba, numpy and OR-Tools), so "peak RSS" is that process's high-water mark (imports and
@@ -68,7 +69,12 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     from cloudmgr.capacity.planner.synthetic import REFERENCE_HOST, synthetic_demand
 
     cap = REFERENCE_HOST.capacity()
-    demand = synthetic_demand(args.n, seed=args.seed)
+    if args.worker == "perfect":
+        from cloudmgr.capacity.planner.synthetic import perfect_packing_demand
+
+        demand = perfect_packing_demand(args.n, seed=args.seed)
+    else:
+        demand = synthetic_demand(args.n, seed=args.seed)
     started = time.perf_counter()
     bound = pool_bound(demand, cap)
     bound_seconds = time.perf_counter() - started
@@ -122,9 +128,44 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             "best_bound": ans.best_bound,
             "gap": (ans.hosts - ans.best_bound) / ans.hosts,
         }
+    elif args.worker == "perfect":
+        out.update(_perfect(args))
     elif args.worker == "watcher":
         out.update(_watcher(args, demand, cap, bound))
     out["peak_rss_mb"] = _peak_rss_mb()
+    return out
+
+
+def _perfect(args: argparse.Namespace) -> dict[str, Any]:
+    """Hosts cut into pieces (optimum = args.n hosts) and, for the same sizes, the synthetic mix:
+    the planner now, the planner as it was (chunked vector scheduling without the one-by-one
+    packer and the improvement pass), and FFD."""
+    import numpy as np
+
+    from cloudmgr.capacity.planner.packing import first_fit_decreasing, pack_vectors, pool_bound
+    from cloudmgr.capacity.planner.synthetic import REFERENCE_HOST, perfect_packing_demand, synthetic_demand
+
+    cap = REFERENCE_HOST.capacity()
+    pack_vectors(perfect_packing_demand(50, seed=99), cap)  # compile / load the kernels
+    out: dict[str, Any] = {}
+    for label, demand in (
+        ("perfect", perfect_packing_demand(args.n, seed=args.seed)),
+        ("mix", synthetic_demand(args.n * 6, seed=args.seed)),
+    ):
+        row: dict[str, Any] = {"servers": int(demand.shape[0]), "optimum_or_bound": pool_bound(demand, cap)}
+        for name in ("now", "before", "ffd"):
+            t = time.perf_counter()
+            if name == "now":
+                result = pack_vectors(demand, cap)
+            elif name == "before":
+                result = pack_vectors(demand, cap, bin_centric_limit=0, repack_tries=0)
+            else:
+                result = first_fit_decreasing(demand, cap)
+            row[name] = {"hosts": result.hosts, "seconds": time.perf_counter() - t}
+            load = np.zeros((result.hosts, 3), dtype=np.int64)
+            np.add.at(load, result.assign, demand)
+            assert (result.assign >= 0).all() and (load <= np.asarray(cap)).all(), "capacity exceeded"
+        out[label] = row
     return out
 
 
@@ -257,22 +298,39 @@ def cli_end_to_end(n: int, args: argparse.Namespace) -> dict[str, Any]:
             "--json",
             "--no-exact",
         ]
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+        # the command reads the legacy inventory (classified rule) and audits refusals: a fresh database
+        database = f"sqlite:///{Path(tmp) / 'cloudmgr.sqlite'}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "OMP_NUM_THREADS": "1",
+            "NUMBA_NUM_THREADS": "1",
+            "CLOUDMGR_DATABASE_URL": database,
+        }
+        from cloudmgr.dbschema import upgrade
+
+        upgrade(database, "head")
         small = Path(tmp) / "small.csv"
         write_synthetic_csv(small, 300, seed=args.seed)
         warm = [*cmd[:5], str(small), *cmd[6:]]
-        subprocess.run(warm, env=env, capture_output=True, check=False)  # fills the numba cache
-        times, out, rss = [], "", 0
+        subprocess.run(warm, env=env, capture_output=True, check=True)  # fills the numba cache
+        times, cpu, loads, out, rss = [], [], [], "", 0
         for _ in range(max(1, args.cli_repeats)):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=3600)
             times.append(time.perf_counter() - t)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append((after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime))
+            loads.append(os.getloadavg()[0])
             if proc.returncode != 0:
                 raise RuntimeError(proc.stderr[-2000:])
             out = proc.stdout
             rss = max([rss] + [int(x.split()[1]) for x in proc.stderr.splitlines() if x.startswith("peak-rss-kb")])
         plan = json.loads(out)
     return {
+        "cpu": cpu,
+        "loads": loads,
         "times": times,
         "hosts": plan["hosts_used"],
         "bound": plan["lower_bound"],
@@ -298,6 +356,9 @@ def main() -> None:
     )
     p.add_argument("--no-cli", action="store_true", help="skip the end-to-end CLI runs")
     p.add_argument("--cli-repeats", type=int, default=3)
+    p.add_argument("--cli-sizes", help="comma-separated n for the end-to-end CLI runs (100k; 100k,2M when full)")
+    p.add_argument("--perfect", action="store_true", help="the perfect-packing section (always in the full run)")
+    p.add_argument("--perfect-hosts", default="100,1000,3000", help="hosts cut into pieces, comma-separated")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -368,13 +429,46 @@ def main() -> None:
             f"{c['seconds']:.1f} s"
         )
 
+    if args.perfect or not args.quick:
+        print()
+        print("# perfect packing: hosts cut into 3-10 pieces each resource at random, shuffled (optimum = hosts);")
+        print("# 'before' = the chunked packer alone (no one-by-one packer, no improvement pass); mix = 6 x hosts")
+        print("# servers of the synthetic mix, ratio to its lower bound")
+        head = (
+            f"{'instance':>9} | {'hosts':>6} | {'servers':>8} | {'now':>7} | {'now s':>7} | {'before':>7} "
+            f"| {'before s':>8} | {'FFD':>7}"
+        )
+        print(head)
+        print("-" * len(head))
+        for hosts in [int(x) for x in args.perfect_hosts.split(",")]:
+            p_ = spawn("perfect", hosts, 1, args)
+            for label in ("perfect", "mix"):
+                row = p_[label]
+                opt = row["optimum_or_bound"]
+                print(
+                    f"{label:>9} | {hosts:>6,} | {row['servers']:>8,} | {row['now']['hosts'] / opt:>7.4f} "
+                    f"| {row['now']['seconds']:>7.3f} | {row['before']['hosts'] / opt:>7.4f} "
+                    f"| {row['before']['seconds']:>8.3f} | {row['ffd']['hosts'] / opt:>7.4f}",
+                    flush=True,
+                )
+
     if not args.no_cli:
         print()
-        for n in [100_000] if args.quick else [100_000, 2_000_000]:
+        print(
+            "# end to end: `cloudmgr plan consolidate --json --no-exact` in a fresh process pinned to one core:"
+            " start-up and imports, CSV parse, the classified rule (SQLite), plan, JSON to a pipe;"
+            " CPU = user + sys of that process"
+        )
+        cli_sizes = [int(x) for x in args.cli_sizes.split(",")] if args.cli_sizes else None
+        for n in cli_sizes or ([100_000] if args.quick else [100_000, 2_000_000]):
             e = cli_end_to_end(n, args)
+            runs = ", ".join(
+                f"{w:.2f} s wall / {u + s_:.2f} s CPU ({u:.2f} user + {s_:.2f} sys, load {ld:.1f})"
+                for w, (u, s_), ld in zip(e["times"], e["cpu"], e["loads"], strict=True)
+            )
             print(
-                f"end to end `plan consolidate --json` (CSV with zones, classified, anti-affinity), n={n:,}: "
-                f"median {statistics.median(e['times']):.2f} s over {len(e['times'])}, "
+                f"n={n:,} (CSV with zones, classified, anti-affinity): {runs}; "
+                f"median CPU {statistics.median(u + s_ for u, s_ in e['cpu']):.2f} s, "
                 f"peak RSS {e['peak_rss_mb']:.0f} MB, "
                 f"{e['hosts']:,} hosts / bound {e['bound']:,} = {e['ratio']:.4f}, JSON {e['json_mb']:.0f} MB",
                 flush=True,
