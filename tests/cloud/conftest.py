@@ -1,8 +1,10 @@
 """Fixtures for the CloudProvider contract suite.
 
-``provider`` runs every contract test twice: against a SimulatedProvider (persisting to a
-temporary JSON file, so the file locking path is exercised) and against the lab OpenStack
-(``vagrant/lab``).  The lab half fails, never skips, when the lab is not reachable.
+``provider`` runs every contract test three times: against a SimulatedProvider (persisting to a
+temporary JSON file, so the file locking path is exercised) and against each of the lab's two
+independent OpenStack clouds (``vagrant/lab``): the province's (``cloudmgr-lab``, ids
+``[openstack]``) and the city's (``cloudmgr-lab-city``, ids ``[openstack-city]``), each with its
+own Keystone.  The lab runs fail, never skip, when the lab is not reachable.
 
 Each test module gets a :class:`CloudTestEnv` that creates uniquely named department
 projects (one Keystone domain per test run) and removes what the tests created at the
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_CLOUD = "cloudmgr-lab"
+#: Both lab clouds (clouds.yaml entries): the province's and the city's (vagrant/lab/common.sh).
+LAB_CLOUDS = (LAB_CLOUD, "cloudmgr-lab-city")
 LAB_IMAGE = "cirros-lab"
 LAB_NETWORKS = ("lab-internet", "lab-extranet")
 LAB_FLAVORS = ("m1.tiny", "m1.small", "m1.medium", "m1.large")
@@ -82,18 +86,17 @@ def lab_clouds_yaml() -> Path:
     return Path(os.environ.get("CLOUDMGR_LAB_CLOUDS_YAML", str(REPO / ".lab" / "clouds.yaml")))
 
 
-def _lab_connection() -> Any:
-    """A plain openstacksdk connection to the lab, for test setup and cleanup only
+def _lab_connection(cloud: str = LAB_CLOUD) -> Any:
+    """A plain openstacksdk connection to a lab cloud, for test setup and cleanup only
     (creating a flavor, deleting projects): things cloudmgr itself does not do."""
     import openstack.config
     import openstack.connection
 
     config = openstack.config.OpenStackConfig(config_files=[str(lab_clouds_yaml())])
-    return openstack.connection.Connection(config=config.get_one(cloud=LAB_CLOUD))
+    return openstack.connection.Connection(config=config.get_one(cloud=cloud))
 
 
-@pytest.fixture(scope="session")
-def lab_provider() -> Iterator[OpenStackProvider]:
+def _open_lab_provider(cloud: str) -> OpenStackProvider:
     clouds_yaml = lab_clouds_yaml()
     if not clouds_yaml.exists():
         pytest.fail(
@@ -102,24 +105,41 @@ def lab_provider() -> Iterator[OpenStackProvider]:
             "or deselect these tests with -m 'not lab'.",
             pytrace=False,
         )
-    provider = OpenStackProvider(cloud=LAB_CLOUD, config_files=[clouds_yaml], retries=1, poll_interval=0.5)
+    provider = OpenStackProvider(cloud=cloud, config_files=[clouds_yaml], retries=1, poll_interval=0.5)
     try:
         hypervisors = provider.list_hypervisors()
     except CloudError as exc:
         pytest.fail(
-            f"the lab OpenStack ({LAB_CLOUD} in {clouds_yaml}) is not reachable: {exc}. "
+            f"the lab OpenStack ({cloud} in {clouds_yaml}) is not reachable: {exc}. "
             "Check it with `bash vagrant/lab/status.sh`.",
             pytrace=False,
         )
     if len(hypervisors) < 2:
-        pytest.fail(f"the lab OpenStack should have two compute hosts, it has {hypervisors}", pytrace=False)
-    yield provider
-    _delete_lab_domain()
+        pytest.fail(f"the lab OpenStack {cloud} should have two compute hosts, it has {hypervisors}", pytrace=False)
+    return provider
 
 
-def _delete_lab_domain() -> None:
+@pytest.fixture(scope="session")
+def lab_providers() -> Iterator[dict[str, OpenStackProvider]]:
+    """Each lab cloud's provider, opened when a test first needs it; the run's test domain
+    is removed from every cloud used (each has its own Keystone) at the end."""
+    opened: dict[str, OpenStackProvider] = {}
+    yield opened
+    for cloud in opened:
+        _delete_lab_domain(cloud)
+
+
+@pytest.fixture(scope="session")
+def lab_provider(lab_providers: dict[str, OpenStackProvider]) -> OpenStackProvider:
+    """The province's lab cloud (cloudmgr-lab)."""
+    if LAB_CLOUD not in lab_providers:
+        lab_providers[LAB_CLOUD] = _open_lab_provider(LAB_CLOUD)
+    return lab_providers[LAB_CLOUD]
+
+
+def _delete_lab_domain(cloud: str) -> None:
     try:
-        conn = _lab_connection()
+        conn = _lab_connection(cloud)
         try:
             domain = conn.identity.find_domain(TEST_DOMAIN, ignore_missing=False)
         except openstack.exceptions.NotFoundException:
@@ -131,7 +151,7 @@ def _delete_lab_domain() -> None:
             conn.identity.update_domain(domain.id, is_enabled=False)
             conn.identity.delete_domain(domain.id, ignore_missing=True)
     except Exception:
-        log.warning("could not remove the test domain %s from the lab", TEST_DOMAIN, exc_info=True)
+        log.warning("could not remove the test domain %s from %s", TEST_DOMAIN, cloud, exc_info=True)
 
 
 @dataclass
@@ -141,6 +161,8 @@ class CloudTestEnv:
     provider: CloudProvider
     kind: str
     module: str
+    #: the clouds.yaml entry of the lab cloud (kind "openstack")
+    lab_cloud: str = LAB_CLOUD
     servers: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     projects: list[ProjectRef] = field(default_factory=list)
@@ -169,7 +191,7 @@ class CloudTestEnv:
         if self.kind == "simulated":
             return True
         try:
-            _lab_connection().network.find_extension("router", ignore_missing=False)
+            _lab_connection(self.lab_cloud).network.find_extension("router", ignore_missing=False)
         except openstack.exceptions.NotFoundException:
             return False
         return True
@@ -229,7 +251,7 @@ class CloudTestEnv:
 
     def _cleanup_lab(self) -> None:
         try:
-            conn = _lab_connection()
+            conn = _lab_connection(self.lab_cloud)
             for project in self.projects:
                 for fip in conn.network.ips(project_id=project.id):
                     conn.network.delete_ip(fip, ignore_missing=True)
@@ -251,19 +273,26 @@ class CloudTestEnv:
     scope="module",
     params=[
         pytest.param("simulated", id="simulated"),
-        pytest.param("openstack", id="openstack", marks=pytest.mark.lab),
+        pytest.param(LAB_CLOUDS[0], id="openstack", marks=pytest.mark.lab),
+        pytest.param(LAB_CLOUDS[1], id="openstack-city", marks=pytest.mark.lab),
     ],
 )
 def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudTestEnv]:
-    kind: str = request.param
+    """The simulator, or one of the lab's clouds (kind "openstack", its entry in lab_cloud)."""
     provider: CloudProvider
-    if kind == "simulated":
+    lab_cloud = LAB_CLOUD
+    if request.param == "simulated":
+        kind = "simulated"
         state_path = tmp_path_factory.mktemp("simulated-cloud") / "cloud.json"
         provider = SimulatedProvider(state_path=state_path, flavors=(*DEFAULT_FLAVORS, SIMULATED_OVERSIZED))
     else:
-        provider = request.getfixturevalue("lab_provider")
+        kind, lab_cloud = "openstack", request.param
+        providers: dict[str, OpenStackProvider] = request.getfixturevalue("lab_providers")
+        if lab_cloud not in providers:
+            providers[lab_cloud] = _open_lab_provider(lab_cloud)
+        provider = providers[lab_cloud]
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
-    env = CloudTestEnv(provider=provider, kind=kind, module=module)
+    env = CloudTestEnv(provider=provider, kind=kind, module=module, lab_cloud=lab_cloud)
     yield env
     env.cleanup()
 
@@ -283,7 +312,7 @@ def oversized_flavor_id(cloud: CloudTestEnv) -> str:
         for rp in cloud.provider.list_resource_providers()
         if "VCPU" in rp.inventories
     )
-    conn = _lab_connection()
+    conn = _lab_connection(cloud.lab_cloud)
     flavor = conn.compute.create_flavor(
         name=f"cmct.huge-{RUN_ID}", vcpus=largest_host + 1, ram=512, disk=1, is_public=True
     )
@@ -297,11 +326,11 @@ PUBLIC_NETWORK = "lab-public"
 LAB_ROUTER = "lab-router"
 
 
-def check_lab_public_network() -> None:
+def check_lab_public_network(cloud: str = LAB_CLOUD) -> None:
     """Fail unless the lab has its external network and the router joining the lab's two
     shared networks to it (without that router Neutron refuses to point a floating IP at
     their ports).  Infrastructure the lab sets up, as an operator would: never made here."""
-    net = _lab_connection().network
+    net = _lab_connection(cloud).network
     fix = "the lab makes it: run `make lab-up` (vagrant/lab/lab_admin.py resources)"
     public = net.find_network(PUBLIC_NETWORK)
     if public is None or not public.is_router_external:
@@ -326,5 +355,5 @@ def check_lab_public_network() -> None:
 @pytest.fixture(scope="module")
 def public_network(cloud: CloudTestEnv) -> str:
     if cloud.kind == "openstack":
-        check_lab_public_network()
+        check_lab_public_network(cloud.lab_cloud)
     return PUBLIC_NETWORK

@@ -18,7 +18,7 @@ from cloudmgr.cloud import BlockStorageQuota, CloudProvider, ComputeQuota
 from cloudmgr.cloud.openstack import OpenStackProvider
 from cloudmgr.cloud.simulated import SimulatedProvider
 
-from .conftest import LAB_CLOUD, CloudTestEnv, lab_clouds_yaml
+from .conftest import CloudTestEnv, lab_clouds_yaml
 
 
 @pytest.fixture
@@ -36,10 +36,10 @@ def without_cinder(cloud: CloudTestEnv, tmp_path: Path) -> Callable[[], Abstract
                 del cloud.provider.offers_block_storage
             return
         config = yaml.safe_load(lab_clouds_yaml().read_text(encoding="utf-8"))
-        config["clouds"][LAB_CLOUD]["block_storage_service_type"] = "cmct-no-such-volume-service"
+        config["clouds"][cloud.lab_cloud]["block_storage_service_type"] = "cmct-no-such-volume-service"
         clouds_yaml = tmp_path / "clouds.yaml"
         clouds_yaml.write_text(yaml.safe_dump(config), encoding="utf-8")
-        yield OpenStackProvider(cloud=LAB_CLOUD, config_files=[clouds_yaml], retries=1)
+        yield OpenStackProvider(cloud=cloud.lab_cloud, config_files=[clouds_yaml], retries=1)
 
     return opened
 

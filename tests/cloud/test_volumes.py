@@ -2,7 +2,8 @@
 simulator and the lab OpenStack alike (see conftest.py).
 
 Data checks: the lab's Cinder driver keeps each volume as a sparse file under
-``.lab/data/cinder/lab-volumes`` (vagrant/lab/cloudmgr_lab_ml2/volume.py), so bytes written
+``.lab/data/cinder/lab-volumes`` (the city cloud's under ``.lab/city``: tests/lab_paths.py;
+vagrant/lab/cloudmgr_lab_ml2/volume.py), so bytes written
 into a volume's file there must come back byte for byte from its snapshot and its backup;
 the simulator keeps a digest of what was written into each volume instead.
 """
@@ -31,12 +32,12 @@ from cloudmgr.cloud import (
     VolumeAttachment,
 )
 from cloudmgr.cloud.simulated import SimulatedProvider
+from tests.lab_paths import volume_file
 
-from .conftest import LAB_CLOUD, REPO, RUN_ID, CloudTestEnv, lab_clouds_yaml
+from .conftest import RUN_ID, CloudTestEnv, lab_clouds_yaml
 
 log = logging.getLogger(__name__)
 
-LAB_VOLUMES_DIR = REPO / ".lab" / "data" / "cinder" / "lab-volumes"
 GIB = 1024**3
 # Cinder on the loaded lab: a 1 GB backup or restore takes up to a minute.
 VOLUME_TIMEOUT = 180.0
@@ -60,8 +61,7 @@ def write_known_bytes(cloud: CloudTestEnv, volume_id: str) -> None:
         for offset, data in writes:
             cloud.provider.write_volume_data(volume_id, offset, data)
         return
-    path = LAB_VOLUMES_DIR / f"volume-{volume_id}"
-    with open(path, "r+b") as fh:
+    with volume_file(cloud.lab_cloud, volume_id).open("r+b") as fh:
         for offset, data in writes:
             fh.seek(offset)
             fh.write(data)
@@ -71,7 +71,7 @@ def content_digest(cloud: CloudTestEnv, volume_id: str) -> str:
     if isinstance(cloud.provider, SimulatedProvider):
         return cloud.provider.volume_content_digest(volume_id)
     digest = hashlib.sha256()
-    with open(LAB_VOLUMES_DIR / f"volume-{volume_id}", "rb") as fh:
+    with volume_file(cloud.lab_cloud, volume_id).open("rb") as fh:
         while chunk := fh.read(8 * 1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
@@ -211,7 +211,7 @@ def test_a_create_killed_after_reaching_the_cloud_and_retried_gives_the_same_vol
     simulated = isinstance(cloud.provider, SimulatedProvider)
     where = str(cloud.provider._state_path) if simulated else str(lab_clouds_yaml())  # type: ignore[attr-defined]
     child = subprocess.run(
-        [sys.executable, "-c", _KILLED_CREATE, cloud.kind, where, LAB_CLOUD, volume_project.id, tag],
+        [sys.executable, "-c", _KILLED_CREATE, cloud.kind, where, cloud.lab_cloud, volume_project.id, tag],
         capture_output=True,
         timeout=120,
         check=False,
