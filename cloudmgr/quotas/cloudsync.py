@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError
+from cloudmgr.cloud.reachability import is_unreachable
 from cloudmgr.db import Database, utcnow
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import DepartmentCloud
@@ -239,13 +240,21 @@ def _repair(
 def reconcile(db: Database, registry: ProviderRegistry, *, actor: Actor = RECONCILE_ACTOR) -> ReconcileResult:
     """Read every project's limits and usage from its cloud, record usage and drift, repair by policy."""
     result = ReconcileResult()
+    # A cloud found unreachable is not asked again for its other projects in this run: each
+    # would wait out the same retries while the other clouds' projects wait behind it.
+    unreachable: set[str] = set()
     for project in _projects_in_ledger(db):
+        if project.cloud_key in unreachable:
+            result.problems.append(f"{project.where}: cloud {project.cloud_key} unreachable, not checked")
+            continue
         try:
             provider = registry.for_cloud(project.cloud_key, project.os_cloud, project.region)
             cloud_limits = limits_of(provider.get_quota(project.project_id))
             usage = provider.get_compute_usage(project.project_id)
         except CloudError as exc:
             result.problems.append(f"{project.where}: {exc}")
+            if is_unreachable(exc):
+                unreachable.add(project.cloud_key)
             continue
         cloud_used = {Resource.CORES: usage.cores, Resource.RAM_MB: usage.ram_mb, Resource.INSTANCES: usage.instances}
         result.checked += 1

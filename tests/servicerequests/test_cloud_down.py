@@ -184,3 +184,19 @@ def test_past_the_grace_period_the_work_queue_gives_up_as_before(journey: Journe
     journey.drain()
     state, servers = _state(journey, city_request)
     assert state == "failed" and servers == ["error"]
+
+
+def test_quota_reconcile_checks_the_other_clouds_and_asks_the_one_down_once(journey: Journey) -> None:
+    from cloudmgr.quotas.cloudsync import reconcile
+
+    rt = journey.rt
+    with rt.db.unit_of_work() as uow:
+        city_projects = len(uow.session.scalars(select(DepartmentCloud.id).join(Cloud).where(Cloud.key == CITY)).all())
+    assert city_projects >= 2
+    _provider(rt, CITY).set_unreachable()
+    result = reconcile(rt.db, rt.providers)
+    city_problems = [p for p in result.problems if p.split(":")[0].endswith(f" on {CITY}")]
+    assert len(city_problems) == city_projects
+    assert sum("could not be reached" in p for p in city_problems) == 1
+    assert sum("unreachable, not checked" in p for p in city_problems) == city_projects - 1
+    assert result.checked > 0 and all(CITY not in p for p in result.problems if p not in city_problems)
