@@ -15,7 +15,16 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from cloudmgr.cloud.errors import CloudError, CloudUnavailable
+from cloudmgr.cloud.errors import (
+    CloudBadRequest,
+    CloudConflict,
+    CloudError,
+    CloudForbidden,
+    CloudNotFound,
+    CloudNoValidHost,
+    CloudQuotaExceeded,
+    CloudUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +59,24 @@ def unreachable_cause(error: BaseException) -> CloudUnavailable | None:
     return None
 
 
+#: Refusals only a cloud that answered can make (the simulator raises them without a status).
+ANSWERS = (CloudNotFound, CloudConflict, CloudBadRequest, CloudForbidden, CloudQuotaExceeded, CloudNoValidHost)
+
+
 def tell(observer: ReachabilityObserver | None, error: BaseException | None) -> None:
     """Tell ``observer`` what a call's outcome says about reaching the cloud.  ``error`` None: it
-    answered; any CloudError other than unreachable: it answered too (a refusal is an answer).
-    The observer's own failures are logged, never raised into the cloud call."""
+    answered; a refusal with an HTTP status or of a kind only an answer gives: it answered too;
+    anything else (a configuration problem, a bug) says nothing about the cloud.  The observer's
+    own failures are logged, never raised into the cloud call."""
     if observer is None:
         return
     try:
         cause = unreachable_cause(error) if error is not None else None
         if cause is not None:
             observer.unreachable(cause)
-        elif error is None or isinstance(error, CloudError):
+        elif error is None or (
+            isinstance(error, CloudError) and (error.status_code is not None or isinstance(error, ANSWERS))
+        ):
             observer.reached()
     except Exception:
         log.exception("recording the cloud's reachability failed")
