@@ -58,3 +58,14 @@ def test_empty_plan_and_synthetic_plan(monkeypatch: pytest.MonkeyPatch, slice_si
     plan = plan_consolidation(records, big)
     assert len(plan.placements) == 400
     assert written(plan) == json.dumps(plan.as_dict(), ensure_ascii=False)
+
+
+def test_waves_order_by_counting_is_the_stable_sort() -> None:
+    import numpy as np
+
+    from cloudmgr.capacity.planner.waves import _stable_order
+
+    rng = np.random.default_rng(4)
+    for size in (1, 3, 50, 5000):
+        key = rng.integers(0, size, 4000)
+        assert np.array_equal(_stable_order(key, size), np.argsort(key, kind="stable"))

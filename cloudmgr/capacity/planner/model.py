@@ -281,7 +281,7 @@ class ConsolidationPlan:
         return self.hosts_used / self.lower_bound if self.lower_bound else 1.0
 
     def as_dict(self, *, bulk: bool = True) -> dict[str, Any]:
-        """The plan as JSON-ready data; without ``bulk`` the placements and waves are left empty."""
+        """The plan as JSON-ready data; without ``bulk`` the placements, waves and hosts are left empty."""
         return {
             "hosts_used": self.hosts_used,
             "lower_bound": self.lower_bound,
@@ -291,7 +291,7 @@ class ConsolidationPlan:
             "wave_departments": self.wave_departments,
             "refused": [r.as_dict() for r in self.refused],
             "unplaced": [r.as_dict() for r in self.unplaced],
-            "hosts": [h.as_dict(self.capacity) for h in self.hosts],
+            "hosts": [h.as_dict(self.capacity) for h in self.hosts] if bulk else [],
             "bounds": [b.as_dict() for b in self.bounds],
             "exact": [e.as_dict() for e in self.exact],
             "host_capacity": {
@@ -331,9 +331,10 @@ class ConsolidationPlan:
             if self.hosts
             else ""
         )
+        zones = {zone: dumps(zone) for zone in {h.zone for h in self.hosts}}
         for at in range(0, len(self.hosts), step):
             text = ", ".join(
-                f'{{"index": {h.index}, "zone": {dumps(h.zone)}, "servers": {h.servers}, "vcpus": {h.vcpus}, '
+                f'{{"index": {h.index}, "zone": {zones[h.zone]}, "servers": {h.servers}, "vcpus": {h.vcpus}, '
                 f'"ram_gb": {round(h.ram_mib / MIB_PER_GB, 3)!r}, "disk_gb": {round(h.disk_mib / MIB_PER_GB, 3)!r}, '
                 + capacity
                 for h in self.hosts[at : at + step]
