@@ -136,3 +136,25 @@ def test_metrics_say_since_when_a_cloud_cannot_be_reached(app: Flask, journey: J
     provider.list_flavors()
     after = client.get("/metrics").get_data(as_text=True)
     assert f'cloudmgr_cloud_unreachable_since_timestamp_seconds{{cloud="{DOWN}"}} 0.0' in after
+
+
+def test_the_api_says_which_cloud_cannot_be_reached(app: Flask, journey: Journey) -> None:
+    from datetime import timedelta
+
+    from cloudmgr.db import utcnow
+    from cloudmgr.organisation import services as org
+    from cloudmgr.organisation.actor import Actor
+
+    with journey.rt.db.unit_of_work() as uow:
+        user = org.get_user_by_name(uow.session, "zhangwei")
+        token = org.issue_token(
+            uow.session, user, name="t", expires_at=utcnow() + timedelta(days=1), actor=Actor.system("t")
+        ).token
+    _take_down(journey.rt)
+    response = app.test_client().get("/api/v1/clouds", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    clouds = {c["key"]: c["reachability"] for c in response.get_json()["items"]}
+    assert set(clouds) == {DOWN, "education"}  # the department's clouds
+    assert clouds[DOWN]["reachable"] is False and clouds[DOWN]["unreachable_since"]
+    assert clouds[DOWN]["failure_kind"] == "refused"
+    assert clouds["education"]["reachable"] is True and clouds["education"]["failure_kind"] is None

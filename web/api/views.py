@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from flask import Response, jsonify, request
 
@@ -79,6 +80,19 @@ CLOUD = spec.schema(
             "enabled": {"type": "boolean"},
             "synced_at": {"type": ["string", "null"], "format": "date-time"},
             "zones": {"type": "array", "items": ZONE},
+            "reachability": {
+                "type": "object",
+                "description": "Whether cloudmgr's calls reach the cloud (issue 17): unreachable_since is set "
+                "while they do not; its requests then wait and are provisioned when it is back.",
+                "required": ["reachable", "unreachable_since", "last_success_at", "last_failure_at", "failure_kind"],
+                "properties": {
+                    "reachable": {"type": "boolean"},
+                    "unreachable_since": {"type": ["string", "null"], "format": "date-time"},
+                    "last_success_at": {"type": ["string", "null"], "format": "date-time"},
+                    "last_failure_at": {"type": ["string", "null"], "format": "date-time"},
+                    "failure_kind": {"type": ["string", "null"], "enum": ["refused", "lost", None]},
+                },
+            },
         },
     },
 )
@@ -246,7 +260,25 @@ def me() -> Response:
     response=list_of(CLOUD),
 )
 def clouds() -> Response:
-    return items(cloud_json(c) for c in org.visible_clouds(request_uow().session, api_user().actor))
+    session = request_uow().session
+    statuses = {s.cloud_key: s for s in org.cloud_statuses(session)}
+    return items(
+        {**cloud_json(c), "reachability": reachability_json(statuses.get(c.key))}
+        for c in org.visible_clouds(session, api_user().actor)
+    )
+
+
+def reachability_json(status: org.CloudStatus | None) -> JSON:
+    def at(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "reachable": status is None or status.reachable,
+        "unreachable_since": at(status.unreachable_since) if status else None,
+        "last_success_at": at(status.last_success_at) if status else None,
+        "last_failure_at": at(status.last_failure_at) if status else None,
+        "failure_kind": status.failure_kind if status and not status.reachable else None,
+    }
 
 
 LEVEL_PARAMETER: JSON = {
