@@ -16,6 +16,8 @@ them).
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cloudmgr.capacity.planner._kernels import jit
-from cloudmgr.capacity.planner.inventory import NO_DEPARTMENT, ZONE_CODES, Inventory, header_columns, right_size
-from cloudmgr.capacity.planner.model import Classification, Zone, parse_classification
+from cloudmgr.capacity.planner.model import Classification, parse_classification
 
 #: 10**k as exact doubles (every power up to 10**22 is exact)
 _POW10 = np.array([10.0**k for k in range(23)])
@@ -225,9 +226,35 @@ def _check_utf8(data: bytes) -> bool:
     return True
 
 
-def read_fast(path: str | Path, headroom: float, default_zone: Zone) -> Inventory | None:
-    """The file's :class:`~cloudmgr.capacity.planner.inventory.Inventory` when the file is plain
-    (see the module's docstring), else None: the general reader must read it."""
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """What :func:`read_fast` read: the columns of the planner's inventory, before right-sizing
+    (:class:`~cloudmgr.capacity.planner.inventory.Inventory` has their meaning)."""
+
+    names: list[str]
+    declared: npt.NDArray[np.float64]
+    cpu_p95: npt.NDArray[np.float64]
+    ram_p95: npt.NDArray[np.float64]
+    group: npt.NDArray[np.int64]
+    group_names: list[str]
+    department: npt.NDArray[np.int64]
+    department_names: list[str]
+    zone: npt.NDArray[np.int8]
+    classified: npt.NDArray[np.bool_]
+    classification_blank: npt.NDArray[np.bool_]
+
+
+def read_fast(
+    path: str | Path,
+    *,
+    header_columns: Callable[[list[str]], tuple[dict[str, int], int]],
+    zone_codes: dict[str, int],
+    default_zone: str,
+    no_department: str,
+) -> Columns | None:
+    """The file's columns when the file is plain (see the module's docstring), else None: the
+    general reader must read it. ``header_columns`` checks the header (raising the reader's
+    errors); zones are coded with ``zone_codes``; rows without a department get ``no_department``."""
     with open(path, "rb") as fh:
         data = fh.read()
     start = len(_BOM) if data.startswith(_BOM) else 0
@@ -272,16 +299,16 @@ def read_fast(path: str | Path, headroom: float, default_zone: Zone) -> Inventor
     elif _label_codes(buf, fields, idx["name"])[1].shape[0] != rows:  # byte for byte: no duplicate
         return None
 
-    zone = np.full(rows, ZONE_CODES[default_zone.value], dtype=np.int8)
+    zone = np.full(rows, zone_codes[default_zone], dtype=np.int8)
     classified = np.zeros(rows, dtype=np.bool_)
     blank = np.ones(rows, dtype=np.bool_)
     group = np.full(rows, -1, dtype=np.int64)
     group_names: list[str] = []
     department = np.zeros(rows, dtype=np.int64)
-    department_names = [NO_DEPARTMENT]
+    department_names = [no_department]
     if "zone" in idx:
         raw, codes = _labels(buf, fields, idx["zone"])
-        table = [ZONE_CODES.get(x.strip().lower(), -2) if x.strip() else -1 for x in raw]
+        table = [zone_codes.get(x.strip().lower(), -2) if x.strip() else -1 for x in raw]
         if -2 in table:
             return None
         z = np.asarray(table, dtype=np.int8)[codes]
@@ -307,19 +334,19 @@ def read_fast(path: str | Path, headroom: float, default_zone: Zone) -> Inventor
         final = {x: i for i, x in enumerate(department_names)}
         if "" in labels:
             final[""] = len(department_names)
-            department_names.append(NO_DEPARTMENT)
+            department_names.append(no_department)
         department = np.asarray([final[x] for x in labels], dtype=np.int64)[codes]
     del fields, buf, data
-    return Inventory(
+    return Columns(
         names=names,
-        demand=right_size(declared, p95[0], p95[1], headroom),
         declared=declared,
+        cpu_p95=p95[0],
+        ram_p95=p95[1],
         group=group,
         group_names=group_names,
         department=department,
         department_names=department_names,
         zone=zone,
         classified=classified,
-        lines=np.arange(2, rows + 2, dtype=np.int64),
         classification_blank=blank,
     )

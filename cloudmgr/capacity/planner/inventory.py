@@ -28,6 +28,7 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
+from cloudmgr.capacity.planner.fast_csv import read_fast
 from cloudmgr.capacity.planner.model import (
     CLASSIFICATION_SPELLINGS,
     DEFAULT_HEADROOM,
@@ -446,11 +447,27 @@ def read_servers_csv(
     A file is first read by :mod:`~cloudmgr.capacity.planner.fast_csv` (a plain file of
     millions of rows in a second or two); what that reader does not take is read here."""
     if isinstance(source, str | Path):
-        from cloudmgr.capacity.planner.fast_csv import read_fast
-
-        fast = read_fast(source, headroom, default_zone)
+        fast = read_fast(
+            source,
+            header_columns=header_columns,
+            zone_codes=ZONE_CODES,
+            default_zone=default_zone.value,
+            no_department=NO_DEPARTMENT,
+        )
         if fast is not None:
-            return fast
+            return Inventory(
+                names=fast.names,
+                demand=right_size(fast.declared, fast.cpu_p95, fast.ram_p95, headroom),
+                declared=fast.declared,
+                group=fast.group,
+                group_names=fast.group_names,
+                department=fast.department,
+                department_names=fast.department_names,
+                zone=fast.zone,
+                classified=fast.classified,
+                lines=np.arange(2, len(fast.names) + 2, dtype=np.int64),
+                classification_blank=fast.classification_blank,
+            )
         with open(source, encoding="utf-8-sig", newline="") as fh:
             return _read(fh, headroom, default_zone)
     return _read(source, headroom, default_zone)
