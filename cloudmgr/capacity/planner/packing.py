@@ -37,7 +37,7 @@ PORTFOLIO_LIMIT = 5000
 PORTFOLIO_SEEDS = 4
 REPACK_TRIES = 1 << 20  # hosts the improvement pass may try to empty, least filled first…
 REPACK_WORK_PER_ITEM = 200  # …within this many server checks per server
-REPACK_LIMIT = 200_000  # servers: above, the pass is skipped (its checks grow with hosts x servers)
+REPACK_LIMIT = 20_000  # servers: above, the pass is skipped (it rarely frees a host of a large pool)
 BIN_CENTRIC_LIMIT = 8_000  # servers: up to this many, hosts filled one by one are tried too (O(n²))
 SHAPE_LEVELS = 8
 
