@@ -15,6 +15,12 @@ The algorithm ("chunked vector scheduling"):
    capacity). What does not fit goes on to the next round; the last round gets
    max(L1, L2, anti-affinity) hosts, rounds repeat until everything is placed.
 3. The least-filled hosts are then emptied where their servers fit elsewhere (best fit).
+4. Pools of up to ``REPACK_LIMIT`` servers get an improvement pass
+   (:mod:`~._repack`): a host's servers go back elsewhere by moves and by swaps with smaller
+   servers, until the host is free (or every move is undone).
+5. Pools of up to ``BIN_CENTRIC_LIMIT`` servers are also packed one host at a time (each host
+   filled with the servers that leave it the least room): on servers that fit together
+   exactly (hosts cut in pieces) it needs half the extra hosts of steps 1-3.
 
 Cost: O(n * chunk_hosts) per round, independent of the total number of hosts: 2 million
 servers take a few seconds on one core.
