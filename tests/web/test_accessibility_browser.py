@@ -13,7 +13,8 @@ logging in, the login page):
   ``label``, ``aria-label``, ``aria-labelledby`` or ``title``); every table has header cells;
   every status mark (``.badge``, ``.state-*``) carries text, so colour is never the only signal;
 * at 1280 and at 390 px nothing is wider than the window (``scrollWidth <= innerWidth``; the
-  widest element is named);
+  widest element is named), and no text in a table cell is broken one or two characters per line
+  (a column squeezed narrower than a few characters; tables scroll in their wrapper instead);
 * a full-page screenshot at each width goes to ``test-artifacts/screenshots/<role>/<page>-<width>.png``
   (tests/conftest.py names the folder at the end of the run).
 
@@ -128,6 +129,35 @@ _OVERFLOW = (
 }"""
 )
 
+# Text broken one or two characters per line in a table cell (a column squeezed narrower than a
+# few characters: a code, a name or a number read down instead of across), the cell named.
+_CRAMPED = (
+    """() => {
+    """
+    + _DESCRIBE
+    + """
+    const problems = [];
+    for (const cell of document.querySelectorAll('table td, table th')) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const text = node.textContent.replace(/\\s+/g, '');
+            if (text.length < 4 || node.parentElement.closest('.visually-hidden')) continue;
+            const range = document.createRange();
+            range.selectNodeContents(node);
+            const tops = new Set(Array.from(range.getClientRects())
+                .filter(r => r.width > 0 && r.height > 0).map(r => Math.round(r.top)));
+            if (tops.size >= 3 && text.length / tops.size < 3) {
+                problems.push(`${describe(node.parentElement)} ${JSON.stringify(text.slice(0, 30))} `
+                    + `in ${tops.size} lines, ${Math.round(cell.getBoundingClientRect().width)} px wide`);
+                break;
+            }
+        }
+        if (problems.length >= 3) break;
+    }
+    return problems;
+}"""
+)
+
 _FILLABLE = """const fillable = e => ['INPUT', 'SELECT', 'TEXTAREA'].includes(e.tagName) && !e.disabled
         && !['hidden', 'submit', 'button', 'reset', 'image', 'checkbox', 'radio', 'file'].includes(e.type);"""
 
@@ -234,6 +264,7 @@ def check_page(page: Any, name: str, shots: Path, timings: Timings, widths: tupl
             page.evaluate(_NEXT_FRAMES)  # the page's resize handlers have run
         rules = None if width == WIDTHS[0] else WIDTH_RULES
         found.extend(axe_violations(page, timings, f"at {width} px", rules))
+        found.extend(f"text broken per character at {width} px: {what}" for what in page.evaluate(_CRAMPED))
         overflow = page.evaluate(_OVERFLOW)
         if overflow:
             found.append(
@@ -392,6 +423,7 @@ _BROKEN_PAGE = """<!doctype html><html lang="zh-CN"><head><title>坏页面</titl
 <table><tr><td>没有表头</td></tr></table>
 <span class="state state-bad"></span>
 <div style="width:2000px">很宽</div>
+<table style="width:1px"><tr><th>代码</th></tr><tr><td><code style="overflow-wrap:anywhere">prov-education--education</code></td></tr></table>
 </main></body></html>"""
 
 
@@ -419,6 +451,8 @@ def test_the_checks_find_what_they_look_for(tmp_path: Path) -> None:
         "a status shown by colour alone: span.state.state-bad",
         "wider than the window at 1280 px: 2008 > 1280 px, widest main > div",
         "wider than the window at 390 px",
+        'text broken per character at 1280 px: code "prov-education--education"',
+        "text broken per character at 390 px",
     ):
         assert expected in found, (expected, found)
     assert (tmp_path / "broken-1280.png").exists() and (tmp_path / "broken-390.png").exists()
