@@ -76,6 +76,18 @@ def test_bom_missing_last_line_break_and_few_columns(tmp_path: Path) -> None:
     assert fast.names == ["x", "y"] and fast.department_names == ["(none)"]
 
 
+def test_spreadsheet_line_ends_are_read_alike(tmp_path: Path) -> None:
+    text = PLAIN.replace("\n", "\r\n")
+    fast = read_fast(file(tmp_path, text), 1.25, Zone.EXTRANET)
+    assert fast is not None
+    same(fast, general(PLAIN))
+    same(fast, general(text))
+    no_last_break = text[:-2]
+    fast = read_fast(file(tmp_path, no_last_break), 1.25, Zone.EXTRANET)
+    assert fast is not None
+    same(fast, general(PLAIN))
+
+
 def test_padded_names_are_stripped_and_still_distinct(tmp_path: Path) -> None:
     text = HEADER + " a ,1,2,3,,,,,,\n\u3000b\u3000,1,2,3,,,,,,\n"
     fast = read_fast(file(tmp_path, text), 1.25, Zone.EXTRANET)
@@ -98,7 +110,8 @@ def test_synthetic_inventory_reads_alike(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        HEADER.replace("\n", "\r\n") + "a,1,2,3,,,,,,\r\n",  # carriage returns
+        HEADER + "a,1,2,3,,,,,,\rb,1,2,3,,,,,,\n",  # a lone carriage return (a line break to the csv module)
+        HEADER + "a,1,2,3,,,,,,\r",  # a carriage return at the very end
         HEADER + '"a, b",1,2,3,,,,,,\n',  # quotes
         HEADER + "a,1,2,3,,,,,,\n\nb,1,2,3,,,,,,\n",  # a blank line
         HEADER + "a,1,2,3,,,,,,,\n",  # a trailing empty field

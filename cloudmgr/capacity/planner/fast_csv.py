@@ -4,13 +4,13 @@ Millions of rows read with the csv module (or even ``str.split``) cost a Python 
 field; here numba kernels find the fields in the file's bytes and parse the numbers where they
 lie, and only the names (and the distinct labels of the label columns) become Python strings.
 
-This path takes a file only when it is plain: UTF-8 without quotes, carriage returns or
-bidirectional controls, every line with exactly the header's number of fields, numbers written
-as plain decimals (``8``, ``0.75``, at most 15 digits), every value valid and every name
-distinct. Anything else, whether a problem or an unusual spelling, makes :func:`read_fast`
-answer None and the caller reads the file with the general reader, which names each problem's
-line; so both readers give the same inventory for every file this one takes (the tests compare
-them).
+This path takes a file only when it is plain: UTF-8 without quotes, bidirectional controls or
+carriage returns (but those of CR LF line ends), every line with exactly the header's number of
+fields, numbers written as plain decimals (``8``, ``0.75``, at most 15 digits), every value
+valid and every name distinct. Anything else, whether a problem or an unusual spelling, makes
+:func:`read_fast` answer None and the caller reads the file with the general reader, which
+names each problem's line; so both readers give the same inventory for every file this one
+takes (the tests compare them).
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ _BOM = b"\xef\xbb\xbf"
 def _scan_fields(buf: Any, start: int, width: int, rows: int) -> tuple[int, Any]:
     """Field starts of the ``rows`` data lines: row r's field j is ``buf[f[r, j] : f[r, j + 1] - 1]``.
 
+    Lines may end in CR LF (as spreadsheets write them): the CR is not part of the last field.
     Returns (0, f), or (problem, empty) when the file is not plain: 1 a line with another
-    number of fields (blank lines too), 2 a bidirectional control. The caller has checked
-    that there is no quote and no carriage return.
+    number of fields (blank lines too), 2 a bidirectional control, 3 a carriage return not
+    followed by a line feed. The caller has checked that there is no quote.
     """
     n = buf.shape[0]
     empty = np.empty((0, width + 1), dtype=np.int32)
@@ -63,11 +64,14 @@ def _scan_fields(buf: Any, start: int, width: int, rows: int) -> tuple[int, Any]
         elif c == 10:
             if j != width - 1:
                 return 1, empty
-            fields[r, width] = p + 1
+            fields[r, width] = p if p > start and buf[p - 1] == 13 else p + 1
             r += 1
             j = 0
             if r < rows:
                 fields[r, 0] = p + 1
+        elif c == 13:
+            if p + 1 >= n or buf[p + 1] != 10:
+                return 3, empty
         elif c == 0xE2 and p + 2 < n:
             c1 = buf[p + 1]
             c2 = buf[p + 2]
@@ -262,12 +266,14 @@ def read_fast(
     if end_of_header < 0 or not _check_utf8(data):
         return None
     head = data[start:end_of_header]
+    if head.endswith(b"\r"):
+        head = head[:-1]
     if b'"' in head or b"\r" in head or not head.strip():
         return None
     header = head.decode("utf-8").split(",")
     idx, width = header_columns(header)
     buf = np.frombuffer(data, dtype=np.uint8)
-    if b'"' in data or b"\r" in data or len(data) >= 2**31 - 1:
+    if b'"' in data or len(data) >= 2**31 - 1:
         return None
     rows = data.count(b"\n", end_of_header + 1) + (0 if data.endswith(b"\n") else 1)
     problem, fields = _scan_fields(buf, end_of_header + 1, width, rows)
