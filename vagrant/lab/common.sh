@@ -82,6 +82,18 @@ lab_clouds_wanted() {  # the instances to act on: LAB_CLOUDS (default all), chec
     for i in $LAB_INSTANCES; do case " $want " in *" $i "*) printf '%s ' "$i" ;; esac; done
 }
 
+clouds_up_update() {  # clouds_up_update add|remove CLOUD...: the clouds status.sh checks
+    local op="$1" i out=""; shift
+    local have; have="$(cat "$CLOUDS_UP_FILE" 2>/dev/null || true)"
+    for i in $LAB_INSTANCES; do
+        case " $* " in
+            *" $i "*) [ "$op" = add ] && out="$out$i " ;;
+            *) case " $have " in *" $i "*) out="$out$i " ;; esac ;;
+        esac
+    done
+    echo "$out" >"$CLOUDS_UP_FILE"
+}
+
 lab_cloud_entries() {  # "name|auth_url|password|region" per instance, for clouds.yaml
     local i
     for i in $LAB_INSTANCES; do

@@ -20,6 +20,7 @@ if [ -z "$LAB_INSTANCE_GIVEN" ]; then
     for i in $(lab_clouds_wanted); do
         LAB_INSTANCE="$i" bash "$LAB_SRC/down.sh" "$@" || rc=1
     done
+    clouds_up_update remove $(lab_clouds_wanted)
     if [ "$PURGE" = 1 ] && [ -z "${LAB_CLOUDS:-}" ]; then
         rm -rf "$CLOUDS_YAML" "$CLOUDS_UP_FILE" "$LAB_ROOT/build" "$LAB_ROOT/city"
     fi

@@ -4,7 +4,7 @@
 # providers for both computes, Glance and Neutron answering (lab-public external,
 # lab-router joining it to lab-internet and lab-extranet), Cinder's
 # scheduler, volume and backup services up and its volume types there.
-# For every cloud the last up.sh started (.lab/clouds-up; LAB_CLOUDS=city or
+# For every cloud up.sh started and down.sh did not stop (.lab/clouds-up; LAB_CLOUDS=city or
 # LAB_INSTANCE=city: that one); prints each process's RSS and the sums.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"

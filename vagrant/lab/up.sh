@@ -35,7 +35,7 @@ if [ -z "$LAB_INSTANCE_GIVEN" ]; then
     clouds="$(lab_clouds_wanted)"
     # the venv first, once (the clouds' own install phases then find it done)
     bash "$LAB_SRC/install.sh"
-    echo "$clouds" >"$CLOUDS_UP_FILE"
+    clouds_up_update add $clouds
     rc=0
     if [ "${LAB_PARALLEL:-0}" = 1 ]; then
         pids=()
@@ -479,9 +479,13 @@ start_cinder() {  # start_cinder [PRE]: api, scheduler, volume, backup
 wait_cinder() {  # wait_cinder SINCE
     ADMIN wait-http cinder-api "http://$LAB_HOST:$CINDER_PORT/" 180 "$(svc_pid cinder-api || echo 0)" \
         || fail "cinder-api does not answer" cinder-api
-    wait_heartbeat cinder-scheduler cinder-scheduler "$NOVA_CONTROL_HOST" "$1" 120 cinder
     wait_heartbeat cinder-volume cinder-volume "$NOVA_CONTROL_HOST@fake" "$1" 120 cinder
     wait_heartbeat cinder-backup cinder-backup "$NOVA_CONTROL_HOST" "$1" 120 cinder
+    # The scheduler reports once at start, then not until the volume service has sent it
+    # its capabilities (or scheduler_driver_init_wait_time, 60 s, has passed): a volume
+    # service slow to start (a loaded machine) left it "down" at the final check. Its
+    # heartbeat after the volume service's says it is past that wait.
+    wait_heartbeat cinder-scheduler cinder-scheduler "$NOVA_CONTROL_HOST" "$(utc_now)" 90 cinder
     say "   cinder up at $(elapsed "$PHASE_T") s"
 }
 KEYSTONE_SETUP=0
