@@ -26,7 +26,7 @@ from cloudmgr.messages import N_, Message, message
 from cloudmgr.moves.errors import MoveCloudError, MoveInProgress, MoveInvalid
 from cloudmgr.moves.metrics import MOVES_TOTAL
 from cloudmgr.moves.models import Move, MoveEvent, MoveStep
-from cloudmgr.moves.states import OPEN_STATES, STEPS, MoveKind, MoveState, StepState, machine
+from cloudmgr.moves.states import MESSAGES_KEY, OPEN_STATES, STEPS, MoveKind, MoveState, StepState, machine
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, Role
 from cloudmgr.providers import ProviderRegistry
@@ -126,12 +126,6 @@ def check_no_open_move(session: Session, cloud_id: int, server_id: str) -> None:
 def add_steps(move: Move) -> None:
     for position, name in enumerate(STEPS[MoveKind(move.kind)], start=1):
         move.steps.append(MoveStep(position=position, name=name, state=StepState.PENDING.value, result={}))
-
-
-#: Where a move keeps the messages behind its English texts (its state reason, its events'
-#: reasons, its steps' errors): ``{english text: {"msgid", "params"}}``.  A text without an
-#: entry (written before its sentence was a message, or a cloud's own words) is shown as it is.
-MESSAGES_KEY = "messages"
 
 
 def _json_safe(value: object) -> object:

@@ -148,6 +148,15 @@ def check_transition(kind: str, current: str, target: MoveState) -> None:
     machine(kind).check(current, target, kind=kind)
 
 
+#: Where a move keeps the messages behind its English texts (its state reason, its events'
+#: reasons, its steps' errors): ``resources[MESSAGES_KEY] = {english text: {"msgid", "params"}}``
+#: (:func:`cloudmgr.moves.records.keep_message`).  A text without an entry (written before its
+#: sentence was a message, or a cloud's own words) is shown as it is.
+MESSAGES_KEY = "messages"
+
+#: A failed move's reason: the step (its name, as the API and CLI have always said it) and why.
+STEP_FAILED = N_("%(step)s: %(reason)s")
+
 #: What each step is called on the pages (the API and the CLI say its name).
 STEP_LABELS: dict[str, str] = {
     "migrate": N_("Migrate"),

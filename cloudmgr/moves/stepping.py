@@ -21,11 +21,11 @@ from sqlalchemy import func, select
 
 from cloudmgr.cloud import CloudError, CloudUnavailable
 from cloudmgr.db import Database, utcnow
-from cloudmgr.messages import N_, Message
+from cloudmgr.messages import Message
 from cloudmgr.moves.metrics import MOVE_STEP_SECONDS, MOVES_TOTAL
 from cloudmgr.moves.models import Move, MoveStep
 from cloudmgr.moves.records import CloudRef, check_not_classified, keep_message, record_event
-from cloudmgr.moves.states import MoveKind, MoveState, StepState
+from cloudmgr.moves.states import STEP_FAILED, MoveKind, MoveState, StepState
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
 from cloudmgr.providers import ProviderRegistry
@@ -49,10 +49,6 @@ class StepFailed(Exception):
     def __init__(self, reason: str | Message) -> None:
         super().__init__(str(reason))
         self.reason = reason
-
-
-#: A failed move's reason: the step (its name, as the API and CLI have always said it) and why.
-STEP_FAILED = N_("%(step)s: %(reason)s")
 
 
 class MoveFailed(Exception):

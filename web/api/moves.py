@@ -8,8 +8,7 @@ from flask import Response, jsonify
 
 from cloudmgr.moves import services
 from cloudmgr.moves.models import Move
-from cloudmgr.moves.records import MESSAGES_KEY
-from cloudmgr.moves.states import MoveKind, MoveState
+from cloudmgr.moves.states import MESSAGES_KEY, MoveKind, MoveState
 from cloudmgr.organisation.models import Role
 from web.api.blueprint import api_route, api_user, spec
 from web.api.body import Body, query_choice

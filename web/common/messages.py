@@ -101,9 +101,7 @@ def move_text(move: Any, text: str | None) -> str:
     child's reason) in the page's language when the move kept its message
     (:func:`cloudmgr.moves.records.keep_message`); a text without one (an older row, a
     cloud's own words) as it is.  A failed step's name reads as the step's label."""
-    from cloudmgr.moves.records import MESSAGES_KEY
-    from cloudmgr.moves.states import STEP_LABELS
-    from cloudmgr.moves.stepping import STEP_FAILED
+    from cloudmgr.moves.states import MESSAGES_KEY, STEP_FAILED, STEP_LABELS
 
     if not text:
         return ""
