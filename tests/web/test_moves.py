@@ -241,3 +241,24 @@ def test_a_failed_step_reads_in_the_pages_language_and_in_english_in_the_api(
         step.error = "an older step error"
     detail = ops.get(f"/ops/moves/{move_id}").get_data(as_text=True)
     assert "an older reason, in English" in detail and "an older step error" in detail
+
+
+def test_the_moves_list_names_the_running_step(ops: FlaskClient, moves_org: Journey) -> None:
+    """A running move's step reads by its label in the list, not by its key."""
+    from cloudmgr.moves import services
+    from cloudmgr.moves.states import MoveState
+    from cloudmgr.organisation.models import Role
+
+    (server,) = provision(moves_org)
+    rt = moves_org.rt
+    move_id = services.start_cross_cloud_move(
+        rt.db, rt.providers, cloud_key="education", server_id=server.server_id or "",
+        target_cloud_key="province-base", actor=Actor("operator", Role.OPERATOR), reason="web test",
+    )  # fmt: skip
+    with rt.db.unit_of_work() as uow:
+        move = uow.session.get(Move, move_id)
+        assert move is not None
+        move.state, move.current_step = MoveState.RUNNING, "snapshot"
+    html = ops.get("/ops/moves").get_data(as_text=True)
+    step = re.search(r'data-testid="current-step">([^<]*)<', html)
+    assert step is not None and step.group(1) == "为源服务器创建快照", step
