@@ -54,8 +54,8 @@ def check_plan(
     assert (load <= np.asarray(cap)).all()
     assert all(len(z) == 1 for z in zones.values())
     assert all(plan.hosts[h].servers > 0 for h in range(plan.hosts_used)), "no empty host in a plan"
-    for h in plan.hosts:
-        assert (h.vcpus, h.ram_mib, h.disk_mib) == tuple(int(x) for x in load[h.index])
+    for used in plan.hosts:
+        assert (used.vcpus, used.ram_mib, used.disk_mib) == tuple(int(x) for x in load[used.index])
     # waves: each one department, at most max_wave, every placed server exactly once
     waved = [n for w in plan.waves for n in w]
     assert sorted(waved) == sorted(plan.placements)
@@ -74,7 +74,7 @@ def check_plan(
 
 def brute_force_bins(demand: np.ndarray, cap: tuple[int, int, int], groups: Sequence[int] | None = None) -> int:  # type: ignore[type-arg]
     """Optimal number of bins by exhaustive search (small n only)."""
-    n = demand.shape[0]
+    n = int(demand.shape[0])
     if n == 0:
         return 0
     grp = list(groups) if groups is not None else [-1] * n
