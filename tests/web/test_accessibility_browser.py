@@ -423,7 +423,8 @@ _BROKEN_PAGE = """<!doctype html><html lang="zh-CN"><head><title>坏页面</titl
 <table><tr><td>没有表头</td></tr></table>
 <span class="state state-bad"></span>
 <div style="width:2000px">很宽</div>
-<table style="width:1px"><tr><th>代码</th></tr><tr><td><code style="overflow-wrap:anywhere">prov-education--education</code></td></tr></table>
+<table style="width:1px"><tr><th>代码</th></tr>
+<tr><td><code style="overflow-wrap:anywhere">prov-education--education</code></td></tr></table>
 </main></body></html>"""
 
 
