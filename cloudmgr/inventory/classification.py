@@ -40,6 +40,7 @@ from cloudmgr.cloud.guard import (
 )
 from cloudmgr.inventory.errors import ClassifiedPlacementRefused, SystemNotFound
 from cloudmgr.inventory.models import Classification, LegacySystem
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 
 __all__ = [
@@ -78,7 +79,11 @@ def server_metadata(system: LegacySystem | None) -> dict[str, str]:
 
 
 def _refusal_values(
-    system: LegacySystem, actor: Actor, entry_point: str, reason: str, context: Mapping[str, Any] | None = None
+    system: LegacySystem,
+    actor: Actor,
+    entry_point: str,
+    reason: str | Message,
+    context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "actor": actor.username,
@@ -122,9 +127,13 @@ def ensure_placeable(
         system = found
     if system.classification != Classification.CLASSIFIED:
         return system
-    reason = (
-        f"classified system {system.hostname} cannot be placed on a cloud ({entry_point}): "
-        "classified systems stay on the e-government intranet"
+    reason = message(
+        N_(
+            "classified system %(system)s cannot be placed on a cloud (%(entry_point)s): "
+            "classified systems stay on the e-government intranet"
+        ),
+        system=system.hostname,
+        entry_point=entry_point,
     )
     values = _refusal_values(system, actor, entry_point, reason, context)
     audit.record_surviving_rollback(session, **values)
@@ -201,9 +210,14 @@ def ensure_server_placeable(
         hostname = str((metadata or {}).get(LEGACY_SYSTEM_METADATA_KEY) or "")
         username = actor.username
         name = server_name or cloud_server_id or "?"
-        reason = (
-            f"server {name} is marked classified ({hostname or 'unknown system'}) and cannot be placed on a "
-            f"cloud ({entry_point}): classified systems stay on the e-government intranet"
+        reason = message(
+            N_(
+                "server %(server)s is marked classified (%(system)s) and cannot be placed on a "
+                "cloud (%(entry_point)s): classified systems stay on the e-government intranet"
+            ),
+            server=name,
+            system=hostname or "unknown system",
+            entry_point=entry_point,
         )
         values: dict[str, Any] = {
             "actor": username,

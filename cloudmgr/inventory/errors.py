@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from cloudmgr.errors import Conflict, NotFound, ValidationFailed
+from cloudmgr.messages import Message
 
 
 class SystemNotFound(NotFound):
@@ -18,7 +19,12 @@ class ClassifiedPlacementRefused(Conflict):
     code = "classified_system"
 
     def __init__(
-        self, message: str, *, system_id: int | None = None, hostname: str = "", entry_point: str = ""
+        self,
+        message: str | Message,
+        *,
+        system_id: int | None = None,
+        hostname: str = "",
+        entry_point: str = "",
     ) -> None:
         super().__init__(message)
         self.system_id = system_id

@@ -277,8 +277,14 @@ def check_not_classified(
         MOVES_TOTAL.labels(kind=kind.value, outcome="refused").inc()
         name = server_name or cloud_server_id or "?"
         raise ClassifiedPlacementRefused(
-            f"{refused} Server {name} is not moved: it must leave the cloud (back to the e-government "
-            "intranet), not move within or between clouds.",
+            message(
+                N_(
+                    "%(refusal)s Server %(server)s is not moved: it must leave the cloud (back to the "
+                    "e-government intranet), not move within or between clouds."
+                ),
+                refusal=refused.translatable or str(refused),
+                server=name,
+            ),
             system_id=refused.system_id,
             hostname=refused.hostname,
             entry_point=entry_point,
