@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from production_load import DEFAULT_DATABASE, create_database, drop_database, seed  # noqa: E402
+from production_load import DEFAULT_DATABASE, create_database, drop_database, seed
 
 ENDPOINTS = [
     ("ops request list page", "/ops/requests", "operator"),

@@ -137,7 +137,9 @@ def test_attack_cross_cloud_move_created_before_the_reclassification_is_refused_
     assert move.state == "failed" and "classified system edu-mv-late" in (move.state_reason or "")
     # The reason is kept as a message too: the console says it in the reader's language.
     kept = move.resources["messages"][move.state_reason]
-    assert kept["params"]["step"] == "stop_source" and kept["params"]["reason"]["msgid"].startswith("%(refusal)s Server")
+    assert kept["params"]["step"] == "stop_source" and kept["params"]["reason"]["msgid"].startswith(
+        "%(refusal)s Server"
+    )
     assert kept["params"]["reason"]["params"]["refusal"]["params"]["system"] == "edu-mv-late"
     [event] = refusals(journey.rt, "move.cross_cloud.start")
     assert event.actor == jobs.SYSTEM.username and event.detail["move_id"] == move_id
