@@ -17,6 +17,7 @@ from cloudmgr.organisation.files import APPROVAL_ROLES
 from cloudmgr.organisation.models import Role
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
+from cloudmgr.servicerequests import texts
 from cloudmgr.servicerequests.errors import (
     InvalidTransition,
     NotYourDepartment,
@@ -155,7 +156,7 @@ def reject_request(session: Session, actor: Actor, request_id: int, *, reason: s
     request = get_request(session, actor, request_id, for_update=True)
     step = _check_step(request, actor, decision="reject")
     record_transition(session, request, RequestState.REJECTED, actor=actor, action="reject", step=step, reason=reason)
-    release_all(session, request, f"rejected: {reason}")
+    release_all(session, request, texts.rejected(reason))
     request.finished_at = utcnow()
     notify(session, "rejected", request)
     return request

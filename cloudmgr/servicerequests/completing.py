@@ -22,6 +22,8 @@ from cloudmgr.cloud import CloudError, CloudUnavailable
 from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.cloud.types import FloatingIp
 from cloudmgr.db import Database
+from cloudmgr.messages import Message
+from cloudmgr.servicerequests import texts
 from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState
 from cloudmgr.servicerequests.provisioning import (
     AddressPart,
@@ -37,6 +39,8 @@ from cloudmgr.servicerequests.provisioning import (
 from cloudmgr.workqueue.services import RetryLater
 
 _Result = TypeVar("_Result")
+
+PUBLIC_ADDRESS = Message(texts.PUBLIC_ADDRESS)
 
 #: What a volume may be in once made: attached already when an earlier run got that far.
 _MADE = frozenset({"available", "in-use"})
@@ -58,7 +62,7 @@ class _Batch:
     keep_alive: Callable[[], None]
     failed: set[int] = field(default_factory=set)
 
-    def attempt(self, server: ActiveServer, part: str, call: Callable[[], _Result], **row: int) -> _Result | None:
+    def attempt(self, server: ActiveServer, part: Message, call: Callable[[], _Result], **row: int) -> _Result | None:
         """``call`` for one server's part; None when the server failed before or fails now (its
         fault names the part).  An unreachable cloud stops the whole batch: it is retried."""
         if server.row_id in self.failed:
@@ -67,6 +71,10 @@ class _Batch:
             return call()
         except CloudUnavailable as exc:
             raise RetryLater(f"cloud {self.target.cloud_key} unreachable: {exc}") from exc
+        except _Refused as refused:
+            fail_part(self.db, server.row_id, self.target.cloud_key, part, refused.problem, **row)
+            self.failed.add(server.row_id)
+            return None
         except CloudError as exc:
             fail_part(self.db, server.row_id, self.target.cloud_key, part, exc, **row)
             self.failed.add(server.row_id)
@@ -79,8 +87,8 @@ class _Disk:
     part: VolumePart
 
     @property
-    def label(self) -> str:
-        return f"data disk {self.part.index}"
+    def label(self) -> Message:
+        return texts.data_disk(self.part.index)
 
 
 def complete_parts(
@@ -180,8 +188,8 @@ def _make_addresses(batch: _Batch, project_id: str, addresses: list[tuple[Active
                 to_associate.append((server, address, address.floating_ip_id))  # answered to an earlier run
                 continue
             if not target.external_network:
-                no_network = partial(_refuse, f"cloud {target.cloud_key} has no external network for public addresses")
-                batch.attempt(server, "public address", no_network, address_row_id=address.id)
+                no_network = partial(_refuse, texts.no_external_network(target.cloud_key))
+                batch.attempt(server, PUBLIC_ADDRESS, no_network, address_row_id=address.id)
                 continue
             allocate = partial(
                 provider.allocate_floating_ip,
@@ -190,7 +198,7 @@ def _make_addresses(batch: _Batch, project_id: str, addresses: list[tuple[Active
                 address.idempotency_key,
                 first_try=address.id in first_tries,
             )
-            floating_ip = batch.attempt(server, "public address", allocate, address_row_id=address.id)
+            floating_ip = batch.attempt(server, PUBLIC_ADDRESS, allocate, address_row_id=address.id)
             if floating_ip is not None:
                 answered.append((address.id, floating_ip))
                 to_associate.append((server, address, floating_ip.id))
@@ -199,14 +207,22 @@ def _make_addresses(batch: _Batch, project_id: str, addresses: list[tuple[Active
     with _recorded(partial(record_addresses, batch.db, associated, state=AddressState.ASSOCIATED)):
         for server, address, floating_ip_id in to_associate:
             associate = partial(provider.associate_floating_ip, floating_ip_id, server.cloud_id)
-            floating_ip = batch.attempt(server, "public address", associate, address_row_id=address.id)
+            floating_ip = batch.attempt(server, PUBLIC_ADDRESS, associate, address_row_id=address.id)
             if floating_ip is not None:
                 associated.append((address.id, floating_ip))
     batch.keep_alive()
 
 
-def _refuse(problem: str) -> None:
-    raise CloudError(problem)
+class _Refused(CloudError):
+    """A part cloudmgr does not ask of the cloud: its fault is our own sentence."""
+
+    def __init__(self, problem: Message) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _refuse(problem: Message) -> None:
+    raise _Refused(problem)
 
 
 @contextmanager

@@ -31,10 +31,12 @@ from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError, CloudNotFound, CloudUnavailable
 from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.db import Database
+from cloudmgr.messages import Message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import DepartmentCloud
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
+from cloudmgr.servicerequests import texts
 from cloudmgr.servicerequests.errors import ChoiceProblem, FieldProblem, InvalidTransition, RequestInvalid
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
 from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState, disk_name
@@ -389,5 +391,10 @@ def retire_if_done(session: Session, request_id: int) -> None:
         RequestState.FAILED,
     } and all(s.state in {ServerState.DELETED, ServerState.CANCELLED, ServerState.ERROR} for s in request.servers):
         record_transition(
-            session, request, RequestState.RETIRED, actor=SYSTEM, action="retire", reason="every server deleted"
+            session,
+            request,
+            RequestState.RETIRED,
+            actor=SYSTEM,
+            action="retire",
+            reason=Message(texts.EVERY_SERVER_DELETED),
         )

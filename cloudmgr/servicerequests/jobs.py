@@ -18,12 +18,14 @@ from cloudmgr.cloud import CloudError, CloudNoValidHost, CloudUnavailable, Serve
 from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server
 from cloudmgr.db import Database, utcnow
+from cloudmgr.messages import Message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
+from cloudmgr.servicerequests import texts
 from cloudmgr.servicerequests.completing import ActiveServer, complete_parts
 from cloudmgr.servicerequests.deletion import delete_server_and_parts
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, ServiceRequest
@@ -69,7 +71,7 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
         return
     target, todo = found
     if target.project_id is None or target.network_id is None:
-        problem = "the department has no project on this cloud yet, or the zone's network is unknown (run clouds sync)"
+        problem = Message(texts.NOT_SYNCED)
         for server_id in todo:
             fail_server(db, server_id, target.cloud_key, problem, reason_code="not_synced")
         finish_request(db, target.request_id)
@@ -177,17 +179,17 @@ def _prepare_boot(
     pending = [row[0] for row in server_rows(db, todo) if row[3] in BOOTABLE and not row[4]]
     if not pending:
         return ()
-    part = "firewall"
+    part = Message(texts.FIREWALL)
     try:
         if target.firewall_problem:
             raise CloudError(target.firewall_problem)
         if target.key_name and target.public_key:
-            part = "keypair"
+            part = Message(texts.KEYPAIR)
             provider.ensure_keypair(target.project_id, target.key_name, target.public_key)
         groups = target.firewall
         if groups is None:
             return ()
-        part = "firewall"
+        part = Message(texts.FIREWALL)
         department = provider.ensure_security_group(
             target.project_id, groups.department_group, f"servers of {target.department_key}", ()
         )
@@ -215,7 +217,9 @@ def _give_up_provision(db: Database, item: ClaimedItem, error: str) -> None:
         ids = [s.id for s in request.servers if s.state in {ServerState.PENDING, ServerState.BUILDING}]
         cloud_key = request.cloud.key
     for server_id in ids:
-        fail_server(db, server_id, cloud_key, f"cloud unreachable: {error}", reason_code="cloud_unreachable")
+        fail_server(
+            db, server_id, cloud_key, texts.cloud_fault("cloud_unreachable", error), reason_code="cloud_unreachable"
+        )
     finish_request(db, request_id)
 
 
@@ -243,7 +247,7 @@ def handle_resize(db: Database, item: ClaimedItem) -> None:
         if refusal is not None:
             if reservation_id:
                 ledger.release(session, int(reservation_id), reason="refused: classified_system")
-            record_event(session, request, RequestState.FAILED, "resize", refusal[:2000])
+            record_event(session, request, RequestState.FAILED, "resize", refusal)
             request.finished_at = utcnow()
             return
         cloud = server.cloud
@@ -495,7 +499,10 @@ def _record_vanished(
     for idem, server in ours.items():
         if server.state in {ServerState.ACTIVE, ServerState.STOPPED} and idem not in present:
             # Deleted on the cloud behind our back: the usage is gone too.
-            server.state, server.fault = ServerState.DELETED, "deleted outside cloudmgr"
+            server.state, server.fault = (
+                ServerState.DELETED,
+                texts.stored_text(server.request, Message(texts.DELETED_OUTSIDE)),
+            )
             ledger.give_back_usage(
                 session,
                 department_id=server.department_id,

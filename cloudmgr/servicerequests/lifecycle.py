@@ -14,8 +14,10 @@ from cloudmgr.backups.models import RestoreState, ServerSnapshotRecord
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.config import Settings
 from cloudmgr.db import utcnow
+from cloudmgr.messages import Message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
+from cloudmgr.servicerequests import texts
 from cloudmgr.servicerequests.deletion import decide_deletion
 from cloudmgr.servicerequests.errors import (
     InvalidTransition,
@@ -63,7 +65,7 @@ def cancel_request(session: Session, actor: Actor, request_id: int, *, reason: s
     record_transition(
         session, request, RequestState.CANCELLED, actor=actor, action="cancel", reason=reason.strip() or None
     )
-    release_all(session, request, "cancelled")
+    release_all(session, request, Message(texts.CANCELLED))
     request.finished_at = utcnow()
     return request
 
@@ -105,7 +107,7 @@ def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServe
                 address.state = AddressState.ALLOCATED  # as for the volumes
         server.state, server.fault = ServerState.BUILDING, None
         record_transition(
-            session, request, RequestState.PROVISIONING, actor=actor, action="retry", reason=f"retry {server.name}"
+            session, request, RequestState.PROVISIONING, actor=actor, action="retry", reason=texts.retry(server.name)
         )
         enqueue(session, "provision", f"provision:{request.id}", {"request_id": request.id})
         return server
@@ -116,7 +118,7 @@ def retry_server(session: Session, actor: Actor, server_id: int) -> ManagedServe
     server.server_id, server.fault, server.reservation_id = None, None, None
     reserve_servers(session, request)
     record_transition(
-        session, request, RequestState.PROVISIONING, actor=actor, action="retry", reason=f"retry {server.name}"
+        session, request, RequestState.PROVISIONING, actor=actor, action="retry", reason=texts.retry(server.name)
     )
     if previous_cloud_server:
         enqueue(
@@ -301,6 +303,8 @@ def request_resize(
     session.flush()
     request.approval_steps = approval_steps(server.cloud, cost)
     request.submitted_at = utcnow()
-    record_transition(session, request, RequestState.SUBMITTED, actor=actor, action="submit", reason="resize")
+    record_transition(
+        session, request, RequestState.SUBMITTED, actor=actor, action="submit", reason=Message(texts.RESIZE)
+    )
     notify(session, "submitted", request)
     return request

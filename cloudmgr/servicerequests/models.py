@@ -56,6 +56,9 @@ class ServiceRequest(Base):
     approval_steps: Mapped[list[str]] = mapped_column(JSON, default=list)
     current_step: Mapped[int] = mapped_column(default=0)
     state_reason: Mapped[str | None] = mapped_column(Text)
+    # The messages behind the English texts the system stored on the request, its events and
+    # its servers: {english text: {"msgid", "params"}} (cloudmgr.servicerequests.texts).
+    messages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -34,6 +34,7 @@ from cloudmgr.db import Database, utcnow
 from cloudmgr.firewall import services as firewall
 from cloudmgr.firewall.errors import AdminNetworkUnset, WorldOpenOnClosedZone
 from cloudmgr.firewall.rules import Direction, Protocol
+from cloudmgr.messages import Message
 from cloudmgr.metrics import PROVISIONING_FAILURES, PROVISIONING_SECONDS
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud, NetworkZone
@@ -41,6 +42,7 @@ from cloudmgr.quotas import ledger
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
 from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState, disk_name
 from cloudmgr.servicerequests.states import RequestState, ServerState
+from cloudmgr.servicerequests.texts import cloud_fault, part_failed, servers_failed, stored_text
 from cloudmgr.servicerequests.transitions import record_transition
 from cloudmgr.workqueue.services import GiveUp, enqueue
 
@@ -149,7 +151,7 @@ def _firewall_groups(session: Session, request: ServiceRequest) -> tuple[Firewal
 
 
 def record_event(
-    session: Session, request: ServiceRequest, target: RequestState, action: str, reason: str | None
+    session: Session, request: ServiceRequest, target: RequestState, action: str, reason: str | Message | None
 ) -> None:
     """A transition the provisioning job makes: the one transition writer, acting as the system."""
     record_transition(session, request, target, actor=SYSTEM, action=action, reason=reason)
@@ -211,7 +213,7 @@ FAILURE_REASONS = {
 }
 
 
-def placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], str | None]:
+def placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], str | Message | None]:
     """The classified rule right before a batch boots: the request's legacy system is read
     as it is NOW (it may have been reclassified after the approval).
 
@@ -236,11 +238,11 @@ def placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], s
         try:
             check_request_placeable(session, SYSTEM, request, "provisioning")
         except ClassifiedPlacementRefused as refused:
-            reason = str(refused)
+            reason: str | Message = refused.translatable or str(refused)
             for server in request.servers:
                 if server.state != ServerState.PENDING:
                     continue  # a server already asked of the cloud is waited for as before
-                server.state, server.fault = ServerState.ERROR, reason[:2000]
+                server.state, server.fault = ServerState.ERROR, stored_text(request, reason)
                 if server.reservation_id is not None:
                     ledger.release(session, server.reservation_id, reason="refused: classified_system")
                 audit.record(
@@ -259,21 +261,20 @@ def placement_metadata(db: Database, request_id: int) -> tuple[dict[str, str], s
     return metadata, reason
 
 
-def fail_server(db: Database, server_id: int, cloud_key: str, error: CloudError | str, *, reason_code: str) -> None:
-    message = str(error)
-    if isinstance(error, CloudQuotaExceeded):
-        message = f"quota exceeded in the cloud: {error}"
-    elif isinstance(error, CloudNoValidHost):
-        message = f"no valid host: {error}"
-    elif isinstance(error, CloudNotFound):
-        message = f"image or flavor missing on the cloud: {error}"
-    elif isinstance(error, CloudBadRequest):
-        message = f"the cloud refused the request (is the image or flavor still there?): {error}"
+def fail_server(
+    db: Database, server_id: int, cloud_key: str, error: CloudError | Message | str, *, reason_code: str
+) -> None:
+    """The server failed: its fault says why (a sentence of ours with the cloud's words in it,
+    kept as a message on its request, or the cloud's words alone)."""
+    message: str | Message = error if isinstance(error, Message) else str(error)
+    if isinstance(error, CloudError) and type(error) in FAILURE_REASONS:
+        message = cloud_fault(FAILURE_REASONS[type(error)], error)
     with db.unit_of_work() as uow:
+        request = _locked_request_of(uow.session, server_id)
         server = uow.session.get(ManagedServer, server_id, with_for_update=True)
-        if server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
+        if request is None or server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
             return
-        server.state, server.fault = ServerState.ERROR, message[:2000]
+        server.state, server.fault = ServerState.ERROR, stored_text(request, message)
         if server.reservation_id is not None:
             ledger.release(uow.session, server.reservation_id, reason=f"failed: {reason_code}")
         audit.record(
@@ -497,14 +498,25 @@ def record_addresses(db: Database, made: Sequence[tuple[int, FloatingIp]], *, st
             )
 
 
-def fail_part(db: Database, server_id: int, cloud_key: str, part: str, error: CloudError | str, **row: int) -> None:
-    """A part (``part`` names it: "data disk 1", "public address", "keypair", "firewall") could
-    not be made: the server fails with the part named in its fault.  The VM and the parts made
-    so far stay: an operator's retry continues from here (everything goes by tags).  ``row``
-    (volume_row_id= or address_row_id=) marks the part's own row failed too."""
-    message = f"{part}: {error}"[:2000]
+def _locked_request_of(session: Session, server_id: int) -> ServiceRequest | None:
+    """The request of the server, locked (before the server: the order of every writer), as it
+    keeps the messages of its servers' faults."""
+    request_id = session.scalar(select(ManagedServer.request_id).where(ManagedServer.id == server_id))
+    return None if request_id is None else session.get(ServiceRequest, request_id, with_for_update=True)
+
+
+def fail_part(
+    db: Database, server_id: int, cloud_key: str, part: Message, error: CloudError | Message | str, **row: int
+) -> None:
+    """A part (``part`` names it: "data disk 1", "public address", "keypair", "firewall", see
+    cloudmgr.servicerequests.texts) could not be made: the server fails with the part named in
+    its fault.  The VM and the parts made so far stay: an operator's retry continues from here
+    (everything goes by tags).  ``row`` (volume_row_id= or address_row_id=) marks the part's own
+    row failed too."""
+    sentence = part_failed(part, error)
     with db.unit_of_work() as uow:
         session = uow.session
+        request = _locked_request_of(session, server_id)
         if "volume_row_id" in row:
             volume = session.get(ManagedVolume, row["volume_row_id"], with_for_update=True)
             if volume is not None:
@@ -514,8 +526,9 @@ def fail_part(db: Database, server_id: int, cloud_key: str, part: str, error: Cl
             if address is not None:
                 address.state, address.fault = AddressState.FAILED, str(error)[:2000]
         server = session.get(ManagedServer, server_id, with_for_update=True)
-        if server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
+        if request is None or server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
             return
+        message = stored_text(request, sentence)
         server.state, server.fault = ServerState.ERROR, message
         if server.active_at is None and server.reservation_id is not None:
             # Nothing was booted (a keypair or the firewall failed first): the quota goes back.
@@ -526,8 +539,8 @@ def fail_part(db: Database, server_id: int, cloud_key: str, part: str, error: Cl
             action="server.failed",
             target_type="managed_server",
             target_id=server.id,
-            reason=message,
-            detail={"part": part},
+            reason=sentence,
+            detail={"part": str(part)},
         )
     PROVISIONING_FAILURES.labels(cloud=cloud_key, reason="part_failed").inc()
 
@@ -554,7 +567,7 @@ def server_rows(db: Database, ids: Sequence[int]) -> list[tuple[int, str, str, s
         return [(s.id, s.name, s.idempotency_key, s.state, s.server_id) for s in rows]
 
 
-def finish_request(db: Database, request_id: int, *, why: str | None = None) -> None:
+def finish_request(db: Database, request_id: int, *, why: str | Message | None = None) -> None:
     """Set the request's final state from its servers', once none is still on its way
     (``why``: what failed them, e.g. the classified rule's refusal, said on the request)."""
     with db.unit_of_work() as uow:
@@ -573,9 +586,7 @@ def finish_request(db: Database, request_id: int, *, why: str | None = None) -> 
             target = RequestState.PARTIALLY_ACTIVE
         else:
             target = RequestState.FAILED
-        reason = f"{running} active, {failed} failed" if failed else None
-        if reason and why:
-            reason = f"{reason}: {why}"
+        reason = servers_failed(running, failed, why) if failed else None
         record_event(session, request, target, "provisioned", reason)
         request.finished_at = utcnow()
         if request.provisioning_started_at is not None:
@@ -595,7 +606,7 @@ def finish_request(db: Database, request_id: int, *, why: str | None = None) -> 
 # --- resize ------------------------------------------------------------------------------------
 
 
-def resize_refusal(session: Session, request: ServiceRequest) -> str | None:
+def resize_refusal(session: Session, request: ServiceRequest) -> str | Message | None:
     """The classified rule right before the cloud resizes the server (its system may have
     been reclassified after the approval): the refusal's reason, audited, or None."""
     from cloudmgr.inventory.classification import ClassifiedPlacementRefused
@@ -604,5 +615,5 @@ def resize_refusal(session: Session, request: ServiceRequest) -> str | None:
     try:
         check_request_placeable(session, SYSTEM, request, "resize.job")
     except ClassifiedPlacementRefused as refused:
-        return str(refused)
+        return refused.translatable or str(refused)
     return None

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from cloudmgr.audit import services as audit
 from cloudmgr.firewall import services as firewall
 from cloudmgr.firewall.services import FirewallPlan
+from cloudmgr.messages import Message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.errors import QuotaExceeded
@@ -19,6 +20,7 @@ from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.models import RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.quoting import firewall_needs, server_needs
 from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
+from cloudmgr.servicerequests.texts import stored_text
 from cloudmgr.workqueue.services import enqueue
 
 
@@ -29,10 +31,15 @@ def record_transition(
     *,
     actor: Actor,
     action: str,
-    reason: str | None = None,
+    reason: str | Message | None = None,
     step: str | None = None,
 ) -> None:
+    """Check and store one transition of ``request`` with its event and audit record.  A
+    ``reason`` the system writes is a Message: the request and its event store its English
+    text, the request keeps its message (:func:`cloudmgr.servicerequests.texts.stored_text`)."""
     previous = REQUEST_MACHINE.apply(request, target)
+    sentence = reason
+    reason = stored_text(request, reason)
     request.state_reason = reason
     session.add(
         RequestEvent(
@@ -51,7 +58,7 @@ def record_transition(
         action=f"request.{action}",
         target_type="service_request",
         target_id=request.id,
-        reason=reason,
+        reason=sentence if isinstance(sentence, Message) and str(sentence) == reason else reason,
         detail={"from": previous.value, "to": target.value, "step": step},
     )
 
@@ -124,10 +131,10 @@ def reserve_servers(session: Session, request: ServiceRequest, plan: FirewallPla
         server.reservation_id = reservation.id
 
 
-def release_all(session: Session, request: ServiceRequest, reason: str) -> None:
+def release_all(session: Session, request: ServiceRequest, reason: str | Message) -> None:
     for server in request.servers:
         if server.state == ServerState.PENDING:
             if server.reservation_id is not None:
-                ledger.release(session, server.reservation_id, reason=reason)
+                ledger.release(session, server.reservation_id, reason=str(reason))
             server.state = ServerState.CANCELLED
-            server.fault = reason
+            server.fault = stored_text(request, reason)
