@@ -114,7 +114,7 @@ def test_operator_retries_a_failed_server_and_cancels(app: Flask, journey: Journ
     ops = logged_in(app, "operator")
     page = f"/ops/requests/{request_id}"
     html = ops.get(page).get_data(as_text=True)
-    assert "quota exceeded in the cloud" in html and f'data-testid="retry-{failed[0]}"' in html
+    assert "超出云平台配额：" in html and f'data-testid="retry-{failed[0]}"' in html  # a message (console2.po)
     # Retrying while the cloud still refuses fails again, with its reason; then the cloud is fixed.
     provider.set_quota(project_id, quota_set_with(provider.get_quota(project_id), {Resource.INSTANCES: 8}))  # type: ignore[attr-defined]
     response = post_form(ops, f"/ops/servers/{failed[0]}/retry", {}, page=page)

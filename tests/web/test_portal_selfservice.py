@@ -301,7 +301,7 @@ def test_a_failed_server_shows_the_clouds_reason(app: Flask, journey: Journey) -
     client = logged_in(app, "zhangwei")
     html = client.get(f"/portal/requests/{request_id}").get_data(as_text=True)
     assert "部分交付" in html and "错误" in html
-    assert re.search(r'<p class="fault" role="note">quota exceeded in the cloud', html)
+    assert re.search(r'<p class="fault" role="note">超出云平台配额：', html)  # a message (console2.po)
 
 
 def test_server_actions_stop_start_delete_and_extend(app: Flask, journey: Journey) -> None:
