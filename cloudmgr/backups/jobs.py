@@ -34,6 +34,7 @@ from cloudmgr.cloud.errors import CloudConflict, CloudTimeout
 from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.db import Database, utcnow
 from cloudmgr.errors import DomainError
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.quotas import ledger
@@ -42,6 +43,7 @@ from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.models import ManagedServer
 from cloudmgr.servicerequests.parts import ManagedVolume, VolumeState
+from cloudmgr.stored_messages import MAX_TEXT, stored_text
 from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater
 
 log = logging.getLogger(__name__)
@@ -101,14 +103,14 @@ _BACKUP = _VolumeCopyKind(
 )
 
 
-def _fail_copy(db: Database, kind: _VolumeCopyKind, record_id: int, error: str) -> None:
+def _fail_copy(db: Database, kind: _VolumeCopyKind, record_id: int, error: str | Message) -> None:
     with db.unit_of_work() as uow:
         record = kind.get(uow.session, record_id, lock=True)
         if record is None or record.state != CopyState.PENDING:
             return
-        record.state, record.fault = CopyState.FAILED, error[:2000]
+        record.state, record.fault = CopyState.FAILED, stored_text(record, error)
         if record.reservation_id is not None:
-            ledger.release(uow.session, record.reservation_id, reason=f"{kind.word} failed: {error[:200]}")
+            ledger.release(uow.session, record.reservation_id, reason=f"{kind.word} failed: {str(error)[:200]}")
 
 
 def _make_copy(db: Database, kind: _VolumeCopyKind, item: ClaimedItem) -> None:
@@ -121,7 +123,7 @@ def _make_copy(db: Database, kind: _VolumeCopyKind, item: ClaimedItem) -> None:
         provider = _provider(uow.session.get_one(Cloud, record.cloud_id))
         cloud_volume_id, tag = volume.volume_id, record.tag
     if not cloud_volume_id:
-        _fail_copy(db, kind, record_id, "the volume has no cloud volume")
+        _fail_copy(db, kind, record_id, Message(N_("the volume has no cloud volume")))
         return
     try:
         made = kind.create(provider, cloud_volume_id, tag)
@@ -171,13 +173,13 @@ handle_backup.on_give_up = _give_up_backup  # type: ignore[attr-defined]
 # --- restores: a new volume from a snapshot or a backup ---------------------------------------
 
 
-def _fail_restore(db: Database, item: ClaimedItem, error: str) -> None:
+def _fail_restore(db: Database, item: ClaimedItem, error: str | Message) -> None:
     with db.unit_of_work() as uow:
         volume = uow.session.get(ManagedVolume, int(item.payload["volume_row_id"]), with_for_update=True)
         if volume is None or volume.state not in {VolumeState.PENDING, VolumeState.CREATING}:
             return
-        volume.state, volume.fault = VolumeState.FAILED, error[:2000]
-        ledger.release(uow.session, int(item.payload["reservation_id"]), reason=f"restore failed: {error[:200]}")
+        volume.state, volume.fault = VolumeState.FAILED, stored_text(volume, error)
+        ledger.release(uow.session, int(item.payload["reservation_id"]), reason=f"restore failed: {str(error)[:200]}")
 
 
 def handle_restore(db: Database, item: ClaimedItem) -> None:
@@ -213,10 +215,11 @@ def handle_restore(db: Database, item: ClaimedItem) -> None:
         name, size_gb, volume_type = f"cm-restored-{volume.id}", volume.size_gb, volume.volume_type
         tag, cloud_key, known_id = volume.idempotency_key, cloud.key, volume.volume_id
     if not project_id:
-        _fail_restore(db, item, f"the department has no project on cloud {cloud_key}")
+        _fail_restore(db, item, message(N_("the department has no project on cloud %(cloud)s"), cloud=cloud_key))
         return
     if copy_cloud_id is None:
-        _fail_restore(db, item, f"the {source} to restore is gone")
+        gone = N_("the snapshot to restore is gone") if source == "snapshot" else N_("the backup to restore is gone")
+        _fail_restore(db, item, Message(gone))
         return
     try:
         if source == "snapshot":
@@ -369,7 +372,7 @@ def _give_up_delete(db: Database, item: ClaimedItem, error: str) -> None:
         if record is None or record.state != CopyState.DELETING:
             return
         record.state = CopyState(str(item.payload.get("previous", CopyState.READY.value)))
-        record.fault = f"could not be deleted: {error}"[:2000]
+        record.fault = stored_text(record, message(N_("could not be deleted: %(error)s"), error=error))
 
 
 handle_delete.on_give_up = _give_up_delete  # type: ignore[attr-defined]
@@ -390,14 +393,14 @@ SERVER_SNAPSHOT_TIMEOUT = 1800.0
 REBUILD_TIMEOUT = 900.0
 
 
-def _fail_server_snapshot(db: Database, record_id: int, error: str) -> None:
+def _fail_server_snapshot(db: Database, record_id: int, error: str | Message) -> None:
     with db.unit_of_work() as uow:
         record = uow.session.get(ServerSnapshotRecord, record_id, with_for_update=True)
         if record is None or record.state != CopyState.PENDING:
             return
-        record.state, record.fault = CopyState.FAILED, error[:2000]
+        record.state, record.fault = CopyState.FAILED, stored_text(record, error)
         if record.reservation_id is not None:
-            ledger.release(uow.session, record.reservation_id, reason=f"server snapshot failed: {error[:200]}")
+            ledger.release(uow.session, record.reservation_id, reason=f"server snapshot failed: {str(error)[:200]}")
 
 
 def handle_server_snapshot(db: Database, item: ClaimedItem) -> None:
@@ -412,7 +415,7 @@ def handle_server_snapshot(db: Database, item: ClaimedItem) -> None:
         provider = _provider(uow.session.get_one(Cloud, record.cloud_id))
         cloud_server_id, name, tag = server.server_id, record.name, record.tag
     if not cloud_server_id:
-        _fail_server_snapshot(db, record_id, "the server is not on the cloud")
+        _fail_server_snapshot(db, record_id, Message(N_("the server is not on the cloud")))
         return
     try:
         made = provider.create_snapshot(cloud_server_id, name, timeout=SERVER_SNAPSHOT_TIMEOUT, idempotency_tag=tag)
@@ -446,19 +449,19 @@ def _give_up_server_snapshot(db: Database, item: ClaimedItem, error: str) -> Non
 handle_server_snapshot.on_give_up = _give_up_server_snapshot  # type: ignore[attr-defined]
 
 
-def _fail_server_restore(db: Database, record_id: int, error: str) -> None:
+def _fail_server_restore(db: Database, record_id: int, error: str | Message) -> None:
     with db.unit_of_work() as uow:
         record = uow.session.get(ServerSnapshotRecord, record_id, with_for_update=True)
         if record is None or record.restore_state not in {RestoreState.QUEUED, RestoreState.REBUILDING}:
             return
-        record.restore_state, record.restore_fault = RestoreState.FAILED, error[:2000]
+        record.restore_state, record.restore_fault = RestoreState.FAILED, stored_text(record, error)
         audit.record(
             uow.session,
             actor=ACTOR.username,
             action="server.restore_failed",
             target_type="managed_server",
             target_id=record.server_row_id,
-            reason=error[:2000],
+            reason=error if isinstance(error, Message) else error[:MAX_TEXT],
             detail={"server_snapshot_record": record.id},
         )
 
@@ -481,7 +484,7 @@ def handle_server_restore(db: Database, item: ClaimedItem) -> None:
             record.restore_state == RestoreState.REBUILDING,
         )
     if not cloud_server_id or not image_id:
-        _fail_server_restore(db, record_id, "the server or the snapshot is not on the cloud")
+        _fail_server_restore(db, record_id, Message(N_("the server or the snapshot is not on the cloud")))
         return
     try:
         if not accepted:

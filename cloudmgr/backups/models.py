@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
@@ -55,6 +56,8 @@ class VolumeSnapshotRecord(Base):
     reservation_id: Mapped[int | None] = mapped_column()  # the ledger's hold until it is ready
     requested_by: Mapped[str] = mapped_column(String(128))
     fault: Mapped[str | None] = mapped_column(Text)
+    # The messages behind its English faults: {text: {"msgid", "params"}} (cloudmgr.stored_messages).
+    messages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -106,6 +109,8 @@ class VolumeBackupRecord(Base):
     reservation_id: Mapped[int | None] = mapped_column()
     requested_by: Mapped[str] = mapped_column(String(128))
     fault: Mapped[str | None] = mapped_column(Text)
+    # The messages behind its English faults: {text: {"msgid", "params"}} (cloudmgr.stored_messages).
+    messages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -135,6 +140,8 @@ class ServerSnapshotRecord(Base):
     reservation_id: Mapped[int | None] = mapped_column()
     requested_by: Mapped[str] = mapped_column(String(128))
     fault: Mapped[str | None] = mapped_column(Text)
+    # The messages behind its English faults: {text: {"msgid", "params"}} (cloudmgr.stored_messages).
+    messages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     restore_state: Mapped[RestoreState | None] = mapped_column(StrEnumType(RestoreState, 16))
     restore_requested_by: Mapped[str | None] = mapped_column(String(128))
     restore_fault: Mapped[str | None] = mapped_column(Text)

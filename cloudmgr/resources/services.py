@@ -26,9 +26,10 @@ the listing shows the ledger's figures for them without a verdict.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -143,6 +144,8 @@ class AddressRow:
     server_name: str | None
     cloud: CloudRef
     created_at: datetime
+    # The messages behind the fault's English (cloudmgr.stored_messages), for the pages.
+    messages: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,7 @@ class CopyRow:
     scheduled: bool
     requested_by: str
     created_at: datetime
+    messages: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)  # as AddressRow's
 
 
 @dataclass(frozen=True)
@@ -401,6 +405,7 @@ def _addresses(rows: Sequence[AddressTuple], clouds: dict[int, CloudRef]) -> lis
             server_name=server_name,
             cloud=clouds[cloud_id],
             created_at=row.created_at,
+            messages=dict(row.messages or {}),
         )
         for row, server_name, cloud_id in rows
     ]
@@ -434,6 +439,7 @@ def _copies(rows: Sequence[CopyRecord], names: dict[int, str], clouds: dict[int,
             scheduled=isinstance(row, VolumeBackupRecord) and row.schedule_id is not None,
             requested_by=row.requested_by,
             created_at=row.created_at,
+            messages=dict(row.messages or {}),
         )
         for row in rows
     ]

@@ -48,6 +48,7 @@ from cloudmgr.servicerequests.provisioning import (
     start_provisioning,
 )
 from cloudmgr.servicerequests.states import RequestState, ServerState
+from cloudmgr.stored_messages import stored_text
 from cloudmgr.workqueue.models import WorkItem, WorkState
 from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater, enqueue, renew
 
@@ -501,7 +502,7 @@ def _record_vanished(
             # Deleted on the cloud behind our back: the usage is gone too.
             server.state, server.fault = (
                 ServerState.DELETED,
-                texts.stored_text(server.request, Message(texts.DELETED_OUTSIDE)),
+                stored_text(server.request, Message(texts.DELETED_OUTSIDE)),
             )
             ledger.give_back_usage(
                 session,

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, true
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudmgr.db import Base, StrEnumType, UTCDateTime, enum_check, utcnow
@@ -85,6 +86,8 @@ class ManagedVolume(Base):
     volume_id: Mapped[str | None] = mapped_column(String(64))  # the cloud's id
     state: Mapped[VolumeState] = mapped_column(StrEnumType(VolumeState, 16), default=VolumeState.PENDING)
     fault: Mapped[str | None] = mapped_column(Text)
+    # The messages behind its English fault: {text: {"msgid", "params"}} (cloudmgr.stored_messages).
+    messages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     # In the ledger's used (see the module docstring); a request's disks are, from the server's start.
     quota_counted: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -113,6 +116,8 @@ class ManagedAddress(Base):
     address: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[AddressState] = mapped_column(StrEnumType(AddressState, 16), default=AddressState.PENDING)
     fault: Mapped[str | None] = mapped_column(Text)
+    # The messages behind its English fault: {text: {"msgid", "params"}} (cloudmgr.stored_messages).
+    messages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     quota_counted: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

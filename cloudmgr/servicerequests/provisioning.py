@@ -42,8 +42,9 @@ from cloudmgr.quotas import ledger
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
 from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState, disk_name
 from cloudmgr.servicerequests.states import RequestState, ServerState
-from cloudmgr.servicerequests.texts import cloud_fault, part_failed, servers_failed, stored_text
+from cloudmgr.servicerequests.texts import cloud_fault, part_failed, servers_failed
 from cloudmgr.servicerequests.transitions import record_transition
+from cloudmgr.stored_messages import stored_text
 from cloudmgr.workqueue.services import GiveUp, enqueue
 
 log = logging.getLogger(__name__)
@@ -505,6 +506,11 @@ def _locked_request_of(session: Session, server_id: int) -> ServiceRequest | Non
     return None if request_id is None else session.get(ServiceRequest, request_id, with_for_update=True)
 
 
+def _words(error: CloudError | Message | str) -> Message | str:
+    """A failure as a row keeps it: our own sentence as a message, the cloud's words as text."""
+    return error if isinstance(error, Message) else str(error)
+
+
 def fail_part(
     db: Database, server_id: int, cloud_key: str, part: Message, error: CloudError | Message | str, **row: int
 ) -> None:
@@ -520,11 +526,11 @@ def fail_part(
         if "volume_row_id" in row:
             volume = session.get(ManagedVolume, row["volume_row_id"], with_for_update=True)
             if volume is not None:
-                volume.state, volume.fault = VolumeState.FAILED, str(error)[:2000]
+                volume.state, volume.fault = VolumeState.FAILED, stored_text(volume, _words(error))
         if "address_row_id" in row:
             address = session.get(ManagedAddress, row["address_row_id"], with_for_update=True)
             if address is not None:
-                address.state, address.fault = AddressState.FAILED, str(error)[:2000]
+                address.state, address.fault = AddressState.FAILED, stored_text(address, _words(error))
         server = session.get(ManagedServer, server_id, with_for_update=True)
         if request is None or server is None or server.state not in {ServerState.PENDING, ServerState.BUILDING}:
             return

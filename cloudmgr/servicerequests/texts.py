@@ -5,58 +5,17 @@ A request's state reason ("1 active, 1 failed: …"), its events' reasons and it
 faults are English text columns: the API, the CLI, the logs and the audit read them as they
 are.  The request keeps each text's message in ``ServiceRequest.messages``
 (``{english text: {"msgid", "params"}}``) and the pages say it in the reader's language
-(``web.common.messages.request_text``).  A text without an entry (a row written before its
-sentence was a message, a person's own words, a cloud's own words) is shown as it is.
+(:mod:`cloudmgr.stored_messages`).  A text without an entry (a row written before its sentence
+was a message, a person's own words, a cloud's own words) is shown as it is.
 """
 
 from __future__ import annotations
 
 from cloudmgr.messages import N_, Message, message
-from cloudmgr.servicerequests.models import ServiceRequest
-
-#: How long a stored fault or reason may be (the columns are Text; the pages show it whole).
-MAX_TEXT = 2000
 
 #: The request's state reason once its servers are done and some failed.
 SERVERS_FAILED = N_("%(running)d active, %(failed)d failed")
 SERVERS_FAILED_WHY = N_("%(running)d active, %(failed)d failed: %(why)s")
-
-
-def _json_safe(value: object) -> object:
-    """A message's parameters as JSON keeps them: a value of another type as its text."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
-
-
-def keep_message(request: ServiceRequest, text: str, sentence: Message) -> None:
-    """Remember that ``text`` (stored on ``request``, one of its events or servers) is
-    ``sentence`` in English."""
-    kept = dict(request.messages or {})
-    kept[text] = _json_safe(sentence.as_dict())
-    request.messages = kept
-
-
-def stored_text(request: ServiceRequest, value: str | Message | None, limit: int = MAX_TEXT) -> str | None:
-    """What to store for ``value``: its English text (at most ``limit`` characters); a Message's
-    message is kept on ``request`` under that text."""
-    if value is None:
-        return None
-    text = str(value)[:limit]
-    if isinstance(value, Message):
-        keep_message(request, text, value)
-    return text
-
-
-def message_of(request: ServiceRequest, text: str | None) -> Message | None:
-    """The message ``request`` kept for ``text``, or None."""
-    kept = (request.messages or {}).get(text) if text else None
-    if not isinstance(kept, dict) or not isinstance(kept.get("msgid"), str):
-        return None
-    params = kept.get("params")
-    return Message(kept["msgid"], params if isinstance(params, dict) else {})
 
 
 def servers_failed(running: int, failed: int, why: str | Message | None) -> Message:

@@ -20,7 +20,7 @@ from cloudmgr.quotas.resources import Resource
 from cloudmgr.servicerequests.models import RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.quoting import firewall_needs, server_needs
 from cloudmgr.servicerequests.states import REQUEST_MACHINE, RequestState, ServerState
-from cloudmgr.servicerequests.texts import stored_text
+from cloudmgr.stored_messages import stored_text
 from cloudmgr.workqueue.services import enqueue
 
 
@@ -36,7 +36,7 @@ def record_transition(
 ) -> None:
     """Check and store one transition of ``request`` with its event and audit record.  A
     ``reason`` the system writes is a Message: the request and its event store its English
-    text, the request keeps its message (:func:`cloudmgr.servicerequests.texts.stored_text`)."""
+    text, the request keeps its message (:func:`cloudmgr.stored_messages.stored_text`)."""
     previous = REQUEST_MACHINE.apply(request, target)
     sentence = reason
     reason = stored_text(request, reason)

@@ -24,6 +24,7 @@ from cloudmgr.audit import services as audit
 from cloudmgr.cloud import CloudError, CloudUnavailable
 from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.db import Database
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.quotas import ledger
@@ -31,6 +32,7 @@ from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime
 from cloudmgr.servicerequests.models import ManagedServer
 from cloudmgr.servicerequests.parts import AddressState, ManagedAddress, ManagedVolume, VolumeState, disk_name
+from cloudmgr.stored_messages import MAX_TEXT, stored_text
 from cloudmgr.workqueue.services import ClaimedItem, GiveUp, RetryLater
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ def handle_storage(db: Database, item: ClaimedItem) -> None:
     except NotNow:
         return
     if target.project_id is None:
-        _fail(db, item.payload, "the department has no project on this cloud yet (run clouds sync)")
+        _fail(db, item.payload, Message(NOT_SYNCED))
         return
     provider = runtime.providers.for_cloud(target.cloud_key, target.os_cloud, target.region)
     try:
@@ -83,7 +85,7 @@ def handle_storage(db: Database, item: ClaimedItem) -> None:
 
 
 def _give_up(db: Database, item: ClaimedItem, error: str) -> None:
-    _fail(db, item.payload, f"cloud unreachable: {error}")
+    _fail(db, item.payload, message(N_("cloud unreachable: %(error)s"), error=error))
 
 
 handle_storage.on_give_up = _give_up  # type: ignore[attr-defined]
@@ -326,10 +328,27 @@ STEPS = {
 # --- failure ----------------------------------------------------------------------------------------
 
 
-def _fail(db: Database, payload: Mapping[str, Any], error: str) -> None:
-    """The change failed: the row says why, and back to where it was; its reservation goes back."""
+#: A row's fault when a change failed: the change, then why (one sentence per change, as
+#: a change's name alone reads differently in other sentences).
+OP_FAILED = {
+    "create": N_("create: %(error)s"),
+    "attach": N_("attach: %(error)s"),
+    "detach": N_("detach: %(error)s"),
+    "extend": N_("extend: %(error)s"),
+    "delete": N_("delete: %(error)s"),
+    "address": N_("address: %(error)s"),
+    "release": N_("release: %(error)s"),
+}
+NOT_SYNCED = N_("the department has no project on this cloud yet (run clouds sync)")
+
+
+def _fail(db: Database, payload: Mapping[str, Any], error: str | Message) -> None:
+    """The change failed: the row says why (the change, then the cloud's words or our own
+    sentence, a message the row keeps), and back to where it was; its reservation goes back."""
     op = str(payload["op"])
-    reason = f"{op}: {error}"[:2000]
+    known = OP_FAILED.get(op)
+    sentence = message(known, error=error) if known else message(N_("%(part)s: %(error)s"), part=op, error=error)
+    reason = str(sentence)[:MAX_TEXT]
     with db.unit_of_work() as uow:
         session = uow.session
         if payload.get("reservation_id") is not None:
@@ -347,14 +366,14 @@ def _fail(db: Database, payload: Mapping[str, Any], error: str) -> None:
                 volume.state = VolumeState.ATTACHED
             else:
                 volume.state = VolumeState(payload["previous"])
-            volume.fault = reason
+            volume.fault = stored_text(volume, sentence)
             _audit(session, f"volume.{op}_failed", "managed_volume", volume.id, {}, reason=reason)
         else:
             row = session.get(ManagedAddress, int(payload["address_id"]), with_for_update=True)
             if row is None or row.state not in _address_under_way(op):
                 return
             row.state = AddressState.FAILED if op == "address" else AddressState(payload["previous"])
-            row.fault = reason
+            row.fault = stored_text(row, sentence)
             _audit(session, f"address.{op}_failed", "managed_server", row.server_id or 0, {}, reason=reason)
 
 

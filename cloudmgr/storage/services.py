@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -132,6 +133,8 @@ class VolumeInfo:
     # Per month at the type's price per GB-month; None when the type is not in the catalog.
     monthly_price: Decimal | None
     created_at: datetime
+    # The messages behind the fault's English (cloudmgr.stored_messages), for the pages.
+    messages: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def cloud_name(self, locale: str) -> str:
         return self.cloud_name_en if locale.startswith("en") else self.cloud_name_zh
@@ -164,6 +167,7 @@ class AddressInfo:
     address: str | None
     state: AddressState
     fault: str | None
+    messages: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)  # as VolumeInfo's
 
     @property
     def releasable(self) -> bool:
@@ -245,6 +249,7 @@ def _infos(session: Session, volumes: Sequence[ManagedVolume]) -> list[VolumeInf
                 volume_id=v.volume_id,
                 monthly_price=(price * v.size_gb).quantize(Decimal("0.01")) if price is not None else None,
                 created_at=v.created_at,
+                messages=dict(v.messages or {}),
             )
         )
     return infos
@@ -606,7 +611,7 @@ def delete_volume(session: Session, actor: Actor, volume_id: int) -> VolumeInfo:
 
 def _address_info(row: ManagedAddress) -> AddressInfo:
     assert row.server_id is not None
-    return AddressInfo(row.id, row.server_id, row.address, row.state, row.fault)
+    return AddressInfo(row.id, row.server_id, row.address, row.state, row.fault, dict(row.messages or {}))
 
 
 def _address_item(session: Session, cloud_id: int) -> CatalogItem | None:

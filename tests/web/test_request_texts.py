@@ -1,6 +1,7 @@
 """What the system wrote on a request that partly failed (its state reason, its servers'
-faults, its history) reads in the page's language; the API says it in English as before; a
-row written before its text was a message shows as it is (issue 18)."""
+faults, its history) and on a volume whose change failed reads in the page's language; the API
+says it in English as before; a row written before its text was a message shows as it is
+(issue 18)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from cloudmgr.cloud import CloudBadRequest
+from cloudmgr.cloud.simulated.provider import SimulatedProvider
 from cloudmgr.organisation import services as org
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.quotas.resources import Resource, quota_set_with
 from cloudmgr.runtime import Runtime
 from cloudmgr.servicerequests.models import ManagedServer, ServiceRequest
+from cloudmgr.servicerequests.parts import ManagedVolume
+from cloudmgr.storage import services as storage
 from tests.web.helpers import Journey, logged_in
 from web import create_app
 
@@ -110,3 +115,40 @@ def test_a_text_the_request_kept_no_message_for_is_shown_as_it_is(app: Flask, jo
     request_id, _ = _partly_failed(journey)
     html = logged_in(app, "operator").get(f"/ops/requests/{request_id}").get_data(as_text=True)
     assert "<td>ok</td>" in html  # the approvers' reason, as they wrote it
+
+
+def test_a_volume_change_that_failed_reads_in_chinese_on_the_portal_and_in_english_in_the_api(
+    app: Flask, journey: Journey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A volume's fault is a message too (cloudmgr.storage.jobs): the change by its name in the
+    page's language, the cloud's own words as it said them."""
+    staff = journey.actor("zhangwei")
+    with journey.rt.db.unit_of_work() as uow:
+        volume = storage.create_volume(
+            uow.session, staff, name="archive", size_gb=20, cloud_key="education", volume_type_name="fake"
+        )
+    journey.drain()
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise CloudBadRequest("no space left on the backend")
+
+    monkeypatch.setattr(SimulatedProvider, "extend_volume", refuse)
+    with journey.rt.db.unit_of_work() as uow:
+        storage.extend_volume(uow.session, staff, volume.id, 40)
+    journey.drain()
+
+    with journey.rt.db.unit_of_work() as uow:
+        assert uow.session.get_one(ManagedVolume, volume.id).fault == "extend: no space left on the backend"
+    html = logged_in(app, "zhangwei").get("/portal/volumes").get_data(as_text=True)
+    assert "扩容：no space left on the backend" in html and "extend: " not in html
+    api = create_app(runtime=journey.rt).test_client()
+    headers = {"Authorization": f"Bearer {_token(journey.rt, 'zhangwei')}"}
+    body = api.get(f"/api/v1/volumes/{volume.id}", headers=headers).get_json()
+    assert body["fault"] == "extend: no space left on the backend"
+
+    # An older row's fault, with no message kept, shows as it is.
+    with journey.rt.db.unit_of_work() as uow:
+        row = uow.session.get_one(ManagedVolume, volume.id)
+        row.messages, row.fault = {}, "extend: an older fault"
+    html = logged_in(app, "zhangwei").get("/portal/volumes").get_data(as_text=True)
+    assert "extend: an older fault" in html

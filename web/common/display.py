@@ -248,9 +248,9 @@ def init_app(app: Flask) -> None:
     from web.common.messages import (
         code_list,
         field_error_items,
+        kept_text,
         move_text,
         render_message,
-        request_text,
         wave_failure,
     )
 
@@ -258,7 +258,7 @@ def init_app(app: Flask) -> None:
     app.add_template_global(field_error_items, "field_error_items")
     app.add_template_global(wave_failure, "wave_failure")
     app.add_template_global(move_text, "move_text")
-    app.add_template_global(request_text, "request_text")
+    app.add_template_global(kept_text, "kept_text")
     app.add_template_global(code_list, "code_list")
     app.add_template_global(action_label, "audit_action")
     app.add_template_global(target_type_label, "audit_target")

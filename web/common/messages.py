@@ -117,16 +117,16 @@ def move_text(move: Any, text: str | None) -> str:
     return render_message({**stored, "text": text})
 
 
-def request_text(request: Any, text: str | None) -> str:
-    """A text the system stored on a service request (its state reason, an event's reason, a
-    server's fault) in the page's language when the request kept its message
-    (:mod:`cloudmgr.servicerequests.texts`); a text without one (an older row, a person's or a
-    cloud's own words) as it is."""
-    from cloudmgr.servicerequests.texts import message_of
+def kept_text(row: Any, text: str | None) -> str:
+    """A text the system stored (a request's state reason, an event's reason, a server's or a
+    volume's fault …) in the page's language when ``row`` (the request, the volume …) kept its
+    message (:mod:`cloudmgr.stored_messages`); a text without one (an older row, a person's or
+    a cloud's own words) as it is."""
+    from cloudmgr.stored_messages import kept_message
 
     if not text:
         return ""
-    kept = message_of(request, text) if request is not None else None
+    kept = kept_message(row, text)
     if kept is None:
         return text
     return render_message({**kept.as_dict(), "text": text})
