@@ -8,6 +8,7 @@ import enum
 import re
 
 from cloudmgr.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cloudmgr.messages import N_, message
 
 
 class RuleProblem(enum.StrEnum):
@@ -105,8 +106,14 @@ class WorldOpenOnClosedZone(ValidationFailed):
 
     def __init__(self, zone: str, rule: str) -> None:
         super().__init__(
-            f"rules: {rule} opens the server to the whole internet, but the {zone} zone is a closed network; "
-            "name the networks that need access instead"
+            message(
+                N_(
+                    "rules: %(rule)s opens the server to the whole internet, but the %(zone)s zone is a closed "
+                    "network; name the networks that need access instead"
+                ),
+                rule=rule,
+                zone=zone,
+            )
         )
         self.zone = zone
         self.rule = rule
@@ -120,8 +127,13 @@ class AdminNetworkUnset(ValidationFailed):
 
     def __init__(self, department_key: str) -> None:
         super().__init__(
-            f"rules: department {department_key} has no admin network set; an administrator sets it "
-            "before department_admin_network can be used"
+            message(
+                N_(
+                    "rules: department %(department)s has no admin network set; an administrator sets it "
+                    "before department_admin_network can be used"
+                ),
+                department=department_key,
+            )
         )
         self.department_key = department_key
 

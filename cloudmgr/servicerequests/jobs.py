@@ -181,9 +181,11 @@ def _prepare_boot(
     if not pending:
         return ()
     part = Message(texts.FIREWALL)
+    if target.firewall_problem:
+        for server_id in pending:
+            fail_part(db, server_id, target.cloud_key, part, target.firewall_problem)
+        return ()
     try:
-        if target.firewall_problem:
-            raise CloudError(target.firewall_problem)
         if target.key_name and target.public_key:
             part = Message(texts.KEYPAIR)
             provider.ensure_keypair(target.project_id, target.key_name, target.public_key)
@@ -571,7 +573,7 @@ def handle_expiry(db: Database, *, reminder_days: int, grace_days: int, today: d
                     action="server.expired_stop",
                     target_type="managed_server",
                     target_id=server.id,
-                    reason=f"expired on {server.expires_on.isoformat()}, grace {grace_days} days",
+                    reason=texts.expired(server.expires_on, grace_days),
                 )
                 enqueue(
                     session, "server_action", f"server:{server.id}:stop", {"server_id": server.id, "action": "stop"}

@@ -82,7 +82,7 @@ class ProvisioningTarget:
     firewall: FirewallGroups | None = None
     external_network: str | None = None
     # Why the firewall cannot be planned now (e.g. the admin network was cleared since approval).
-    firewall_problem: str | None = None
+    firewall_problem: str | Message | None = None
 
 
 def cloud_keypair_name(request: ServiceRequest) -> str | None:
@@ -141,11 +141,11 @@ def _ensure_parts(session: Session, request: ServiceRequest) -> None:
     session.flush()
 
 
-def _firewall_groups(session: Session, request: ServiceRequest) -> tuple[FirewallGroups | None, str | None]:
+def _firewall_groups(session: Session, request: ServiceRequest) -> tuple[FirewallGroups | None, str | Message | None]:
     try:
         plan = firewall.request_plan(session, request.id, request.department, request.zone)
     except (AdminNetworkUnset, WorldOpenOnClosedZone) as exc:
-        return None, str(exc)
+        return None, exc.translatable or str(exc)
     if not plan.rules:
         return None, None  # no firewall asked for: the project's default group
     return FirewallGroups(plan.group_name, plan.department_group, plan.rules), None

@@ -11,6 +11,8 @@ was a message, a person's own words, a cloud's own words) is shown as it is.
 
 from __future__ import annotations
 
+from datetime import date
+
 from cloudmgr.messages import N_, Message, message
 
 #: The request's state reason once its servers are done and some failed.
@@ -74,3 +76,8 @@ def rejected(reason: str) -> Message:
 
 def retry(server: str) -> Message:
     return message(N_("retry %(server)s"), server=server)
+
+
+def expired(expires_on: date, grace_days: int) -> Message:
+    """Why the expiry job stopped a server (its audit record's reason)."""
+    return message(N_("expired on %(date)s, grace %(days)d days"), date=expires_on.isoformat(), days=grace_days)
