@@ -9,15 +9,17 @@ from cloudmgr.cloud import CloudError, CloudUnavailable
 from cloudmgr.cloud.errors import CloudNotFound
 from cloudmgr.cloud.types import FloatingIp, Volume
 from cloudmgr.db import Database
+from cloudmgr.messages import N_, Message, message
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.servicerequests.orphans import OrphanKind, OrphanResolution, OrphanResource, adopt, resolve
+from cloudmgr.stored_messages import stored_text
 from cloudmgr.workqueue.services import GiveUp, RetryLater
 
 ACTOR = "system:orphan_action"
 
 
-def _note_fault(db: Database, orphan_id: int, fault: str) -> None:
+def _note_fault(db: Database, orphan_id: int, fault: str | Message) -> None:
     """The action did not happen: the operator sees why and may act again (a held quota goes back)."""
     with db.unit_of_work() as uow:
         orphan = uow.session.get(OrphanResource, orphan_id, with_for_update=True)
@@ -26,7 +28,7 @@ def _note_fault(db: Database, orphan_id: int, fault: str) -> None:
         if orphan.reservation_id is not None:
             ledger.release(uow.session, orphan.reservation_id, reason=f"orphan action failed: {fault}")
             orphan.reservation_id, orphan.department_id = None, None
-        orphan.pending_action, orphan.fault = None, fault
+        orphan.pending_action, orphan.fault = None, stored_text(orphan, fault)
         audit.record(
             uow.session,
             actor=ACTOR,
@@ -73,9 +75,12 @@ def run_orphan_action(db: Database, registry: ProviderRegistry, orphan_id: int) 
         if action == "delete":
             if volume is not None:
                 if volume.attachments:
-                    _note_fault(
-                        db, orphan_id, f"volume {volume.name} is attached to server {volume.attachments[0].server_id}"
+                    attached = message(
+                        N_("volume %(volume)s is attached to server %(server)s"),
+                        volume=volume.name,
+                        server=volume.attachments[0].server_id,
                     )
+                    _note_fault(db, orphan_id, attached)
                     return
                 provider.delete_volume(resource_id)
             else:

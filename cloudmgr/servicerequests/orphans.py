@@ -19,8 +19,9 @@ import enum
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from cloudmgr.audit import services as audit
@@ -88,6 +89,8 @@ class OrphanResource(Base):
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))  # adopted by
     reservation_id: Mapped[int | None] = mapped_column(ForeignKey("quota_reservations.id"))
     fault: Mapped[str | None] = mapped_column(Text)  # why the last action did not happen
+    # The messages behind its English fault: {text: {"msgid", "params"}} (cloudmgr.stored_messages).
+    messages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
     cloud: Mapped[Cloud] = relationship()
     department: Mapped[Department | None] = relationship()

@@ -18,6 +18,7 @@ TABLES = (
     "volume_snapshot_records",
     "volume_backup_records",
     "server_snapshot_records",
+    "orphan_resources",
 )
 
 

@@ -1,6 +1,6 @@
 """A request keeps the messages behind the English texts it stores (its state reason, its
-events' reasons, its servers' faults), and so do volumes, public addresses and the copies of
-volumes and servers (their faults), so the pages say them in the reader's language (issue 18)
+events' reasons, its servers' faults), and so do volumes, public addresses, the copies of
+volumes and servers and orphaned resources (their faults), so the pages say them in the reader's language (issue 18)
 
 Revision ID: 0031
 Revises: 0030
@@ -26,6 +26,7 @@ TABLES = (
     "volume_snapshot_records",
     "volume_backup_records",
     "server_snapshot_records",
+    "orphan_resources",
 )
 
 
