@@ -147,7 +147,7 @@ def test_attack_quote_for_a_classified_or_foreign_system_does_not_say_it_fits(jo
     }
     page = post_form(browser, "/portal/requests/new?cloud=education", preview)
     assert page.status_code == 409
-    assert "classified system edu-quote-secret" in page.get_data(as_text=True)
+    assert "涉密系统 edu-quote-secret 不得部署到云平台" in page.get_data(as_text=True)  # the reader's language
     [event] = refusals(journey.rt, "portal.quote")
     assert event.actor == "zhangwei" and event.target_id == str(secret_id)
 
