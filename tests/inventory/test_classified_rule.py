@@ -161,7 +161,7 @@ def _portal_refuses(journey: Journey) -> None:
     data = _portal_form(journey, legacy_system=str(secret_id), csrf_token=csrf_token(page))
     response = client.post("/portal/requests/new?cloud=education", data=data)
     assert response.status_code == 409
-    assert "classified system edu-secret-01" in response.get_data(as_text=True)
+    assert "涉密系统 edu-secret-01" in response.get_data(as_text=True)  # the reader's language
     assert _requests(journey.rt) == 0
     [event] = refusals(journey.rt, "portal.request")
     assert event.actor == "zhangwei"

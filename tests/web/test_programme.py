@@ -77,7 +77,7 @@ def test_operators_build_check_and_start_a_wave_in_the_pages(app: Flask, seeded:
 
     refused = _post(ops, f"/ops/waves/{wave_id}/systems", page, {"system_id": [str(secret), str(easy)]})
     assert refused.status_code == 409
-    assert "classified" in refused.get_data(as_text=True)
+    assert "涉密系统" in refused.get_data(as_text=True)  # the refusal in the page's language
     added = _post(ops, f"/ops/waves/{wave_id}/systems", page, {"system_id": [str(hard), str(easy)]})
     assert added.status_code == 302
     html = ops.get(page).get_data(as_text=True)
