@@ -8,6 +8,7 @@ against Placement (see :mod:`cloudmgr.capacity.consolidation`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from cloudmgr.capacity.consolidation import (
     provider_of,
 )
 from cloudmgr.capacity.models import ConsolidationRun, RunState
-from cloudmgr.cloud import CloudError, CloudProvider, CloudUnavailable
+from cloudmgr.cloud import CloudError, CloudNotFound, CloudProvider, CloudUnavailable
 from cloudmgr.db import Database, utcnow
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Cloud
@@ -28,6 +29,8 @@ from cloudmgr.workqueue.services import ClaimedItem, RetryLater, enqueue
 
 SYSTEM = Actor.system("consolidation")
 WORK_KIND = "consolidation_wave"
+#: How long a wave waits for Placement to drop the allocations left by its live migrations.
+MIGRATION_ALLOCATION_GRACE_SECONDS = 60.0
 
 
 def execute_move(provider: CloudProvider, move: Mapping[str, str], *, timeout: float = 600.0) -> None:
@@ -151,11 +154,31 @@ def _run_moves(db: Database, provider: CloudProvider, work: _WaveWork) -> _WaveO
     return outcome
 
 
+def _holds_a_server(provider: CloudProvider, left: Mapping[str, list[str]]) -> bool:
+    for consumers in left.values():
+        for consumer in consumers:
+            if consumer == "(usages)":  # usages without a consumer Placement names: not a migration's
+                return True
+            try:
+                provider.get_server(consumer)
+            except CloudNotFound:
+                continue  # a migration's allocation (or a server deleted since)
+            return True
+    return False
+
+
 def _confirm_emptied(provider: CloudProvider, work: _WaveWork, outcome: _WaveOutcome) -> None:
     """Ask Placement (outside any transaction) whether the hosts the plan empties really
     hold nothing any more; a host it cannot confirm counts as not emptied."""
     try:
         outcome.left = allocations_left(provider, work.emptied)
+        # Nova drops a live migration's allocation on its source (held by the migration's
+        # uuid, not the server's) a moment after the server is ACTIVE on its target: only
+        # consumers that are no server are waited for, a server on the host fails at once.
+        deadline = time.monotonic() + MIGRATION_ALLOCATION_GRACE_SECONDS
+        while outcome.left and time.monotonic() < deadline and not _holds_a_server(provider, outcome.left):
+            time.sleep(2.0)
+            outcome.left = allocations_left(provider, work.emptied)
     except CloudError as exc:
         outcome.left = {host: ["(unconfirmed)"] for host in work.emptied}
         outcome.errors.append(f"could not confirm with Placement that {', '.join(work.emptied)} are empty: {exc}")
