@@ -89,7 +89,10 @@ def test_drain_plans_keep_every_rule_at_every_step(seed: int, nh: int, nv: int, 
     plan = plan_migration(hosts, vms, max_wave=max_wave, exact=exact, time_limit=5)
     replay(hosts, vms, plan, max_wave)
     nonempty = len({v.host for v in vms})
-    assert len(plan.emptied) <= plan.max_emptiable <= nonempty
+    # The bound is on the hosts freed in all: a plan may empty three hosts by filling one that
+    # was empty (the exact solver found such a plan for seed 120, 9 hosts, 7 VMs).
+    freed = nonempty - len(set(plan.final_host.values()))
+    assert freed <= plan.max_emptiable <= nonempty and len(plan.emptied) <= nonempty
     assert len(plan.moves) >= plan.min_moves_bound
 
 

@@ -73,7 +73,7 @@ class MigrationPlan:
     emptied: list[str]  # hosts the plan empties, in the order they empty
     already_empty: list[str]
     hosts_bound: int  # lower bound on the hosts the VMs need (per zone: max of L1, L2, anti-affinity)
-    max_emptiable: int  # non-empty hosts minus that bound: no plan empties more
+    max_emptiable: int  # non-empty hosts minus that bound: no plan frees more hosts in all
     min_moves_bound: int  # moves needed at least to empty len(emptied) hosts (their smallest VM counts)
     method: str  # greedy | cp-sat
     status: str  # greedy: "heuristic"; cp-sat: optimal | feasible
