@@ -501,7 +501,9 @@ def _record_vanished(
     present = {s.metadata[IDEMPOTENCY_METADATA_KEY] for s in cloud_servers}
     for idem, server in ours.items():
         if server.state in {ServerState.ACTIVE, ServerState.STOPPED} and idem not in present:
-            # Deleted on the cloud behind our back: the usage is gone too.
+            # Deleted on the cloud behind our back: the usage is gone too.  The request is
+            # locked first (the order of every writer): it keeps its servers' faults' messages.
+            session.get(ServiceRequest, server.request_id, with_for_update=True, populate_existing=True)
             server.state, server.fault = (
                 ServerState.DELETED,
                 stored_text(server.request, Message(texts.DELETED_OUTSIDE)),
