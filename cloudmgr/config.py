@@ -47,6 +47,13 @@ def _float(value: str) -> float:
         raise ConfigurationError(f"not a number: {value!r}") from exc
 
 
+def _positive(name: str, value: str) -> int:
+    number = _int(value)
+    if number < 1:
+        raise ConfigurationError(f"CLOUDMGR_{name} must be a positive integer, not {value!r}")
+    return number
+
+
 def _choice(name: str, value: str, allowed: set[str]) -> str:
     if value not in allowed:
         raise ConfigurationError(f"CLOUDMGR_{name} must be one of {', '.join(sorted(allowed))}, not {value!r}")
@@ -169,6 +176,13 @@ class Settings:
     cloud_unreachable_retry_seconds: int = 60
     # The scheduler leader renews its lease every third of this; a stand-by takes over after it.
     scheduler_lease_seconds: int = 30
+    # The mirror of each cloud's servers (cloudmgr.cloudservers, issue 20): a full sync when the
+    # last is older than this (else a delta with changes-since), how far a delta looks back
+    # beyond the newest change it saw (changes-since is inclusive and clocks differ), the page size
+    # (Nova's max_limit is 1000 by default).
+    server_sync_full_seconds: int = 24 * 3600
+    server_sync_overlap_seconds: int = 60
+    server_sync_page_size: int = 1000
     # Notifications.
     smtp_host: str = ""
     smtp_port: int = 25
@@ -354,6 +368,9 @@ def _settings_from(
         cloud_unreachable_grace_seconds=_int(get("CLOUD_UNREACHABLE_GRACE_SECONDS", str(4 * 3600))),
         cloud_unreachable_retry_seconds=_int(get("CLOUD_UNREACHABLE_RETRY_SECONDS", "60")),
         scheduler_lease_seconds=_int(get("SCHEDULER_LEASE_SECONDS", "30")),
+        server_sync_full_seconds=_positive("SERVER_SYNC_FULL_SECONDS", get("SERVER_SYNC_FULL_SECONDS", str(24 * 3600))),
+        server_sync_overlap_seconds=_int(get("SERVER_SYNC_OVERLAP_SECONDS", "60")),
+        server_sync_page_size=_positive("SERVER_SYNC_PAGE_SIZE", get("SERVER_SYNC_PAGE_SIZE", "1000")),
         smtp_host=get("SMTP_HOST"),
         smtp_port=_int(get("SMTP_PORT", "25")),
         smtp_sender=get("SMTP_SENDER", "cloudmgr@localhost"),

@@ -13,15 +13,17 @@ from pathlib import Path
 from prometheus_client import generate_latest
 
 from cloudmgr.capacity.metrics import register as register_capacity_metrics
+
+# The cloudservers, moves and runbooks metrics are imported for their metrics (module-level counters
+# and histograms on the registry): /metrics names them, with no samples yet, even in a process that
+# has not synced, moved a server or run a runbook.
+from cloudmgr.cloudservers import metrics as _server_sync_metrics  # noqa: F401
 from cloudmgr.config import Settings
 from cloudmgr.db import Database
 from cloudmgr.inventory.metrics import register as register_inventory_metrics
 from cloudmgr.lines.metrics import register as register_line_metrics
 from cloudmgr.lines.programme_metrics import register as register_line_programme_metrics
 from cloudmgr.metrics import REGISTRY
-
-# Imported for their metrics (module-level counters and histograms on the registry): /metrics names
-# them, with no samples yet, even in a process that has not moved a server or run a runbook.
 from cloudmgr.moves import metrics as _move_metrics  # noqa: F401
 from cloudmgr.programme.metrics import register as register_programme_metrics
 from cloudmgr.purchases.metrics import register as register_purchase_metrics

@@ -5,6 +5,7 @@ from cloudmgr.audit.models import AuditEvent
 from cloudmgr.backups.models import BackupSchedule, ServerSnapshotRecord, VolumeBackupRecord, VolumeSnapshotRecord
 from cloudmgr.capacity.models import CapacitySnapshot, ConsolidationRun, HostCapacity
 from cloudmgr.catalog.models import CatalogItem
+from cloudmgr.cloudservers.models import MirroredServer, ServerSyncState
 from cloudmgr.db import Base
 from cloudmgr.firewall.models import (
     FirewallTemplate,
@@ -67,6 +68,7 @@ __all__ = [
     "ManagedVolume",
     "MigrationWave",
     "MigrationWaveMember",
+    "MirroredServer",
     "Move",
     "MoveEvent",
     "MoveStep",
@@ -93,6 +95,7 @@ __all__ = [
     "RunbookTarget",
     "ServerRoom",
     "ServerSnapshotRecord",
+    "ServerSyncState",
     "ServiceRequest",
     "SshKey",
     "User",
