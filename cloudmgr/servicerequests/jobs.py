@@ -24,7 +24,7 @@ from cloudmgr.organisation.models import Cloud, DepartmentCloud
 from cloudmgr.providers import ProviderRegistry
 from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
-from cloudmgr.runtime import get_runtime
+from cloudmgr.runtime import get_runtime, installed_settings
 from cloudmgr.servicerequests import texts
 from cloudmgr.servicerequests.completing import ActiveServer, complete_parts
 from cloudmgr.servicerequests.deletion import delete_server_and_parts
@@ -419,7 +419,14 @@ def release_lapsed_reservations(db: Database, hold_days: int, report: ReconcileR
 
 def find_orphans_and_vanished(db: Database, registry: ProviderRegistry, report: ReconcileReport) -> None:
     """Compare each cloud's servers carrying our metadata with what the ledger knows, and each
-    department project's tagged volumes and floating IPs with the rows that own them."""
+    department project's tagged volumes and floating IPs with the rows that own them.
+
+    The servers are read from the cloud's mirror (cloudmgr.cloudservers), synced first: a delta
+    (changes-since) when it can, a full listing only when the mirror has none or it is due.  A
+    province cloud's tens of thousands of servers are not listed every minute (issue 20)."""
+    from cloudmgr.cloudservers.services import SyncPolicy, servers_with_key, sync_cloud_servers
+
+    policy = SyncPolicy.from_settings(installed_settings())
     with db.unit_of_work() as uow:
         clouds = [(c.id, c.key, c.os_cloud, c.region) for c in uow.session.scalars(select(Cloud).where(Cloud.enabled))]
         # Several clouds of the file may share one OpenStack: each looks only at its own projects.
@@ -430,15 +437,12 @@ def find_orphans_and_vanished(db: Database, registry: ProviderRegistry, report: 
     for cloud_id, key, os_cloud, region in clouds:
         provider = registry.for_cloud(key, os_cloud, region)
         try:
-            cloud_servers = [
-                s
-                for s in provider.iter_servers()
-                if IDEMPOTENCY_METADATA_KEY in s.metadata and s.project_id in projects.get(cloud_id, set())
-            ]
+            sync_cloud_servers(db, provider, cloud_id, policy=policy)
         except CloudError as exc:
             report.problems.append(f"{key}: {exc}")
             continue
         with db.unit_of_work() as uow:
+            cloud_servers = servers_with_key(uow.session, cloud_id, projects.get(cloud_id, set()))
             _record_orphans(uow.session, cloud_id, key, cloud_servers, report)
             _record_vanished(uow.session, cloud_id, key, cloud_servers, report)
             _resolve_gone_orphans(uow.session, cloud_id, cloud_servers)
