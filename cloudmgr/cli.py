@@ -65,6 +65,7 @@ def db_upgrade(revision: str) -> None:
 # import cloudmgr.cli_common, never cloudmgr.cli back).
 
 from cloudmgr.capacity.cli import capacity  # noqa: E402
+from cloudmgr.cloudservers.cli import servers_group  # noqa: E402
 from cloudmgr.identity.cli import users  # noqa: E402
 from cloudmgr.inventory.cli import inventory  # noqa: E402
 from cloudmgr.lines.cli import lines_group  # noqa: E402
@@ -90,6 +91,7 @@ for _group in (
     programme_group,
     runbook,
     moves,
+    servers_group,
 ):
     main.add_command(_group)
 
