@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
 from cloudmgr.capacity.models import ConsolidationRun, RunState
-from cloudmgr.cloud import CloudProvider, ResourceProvider, Server
+from cloudmgr.cloud import CloudProvider, PlacementSnapshot, ResourceProvider, Server
 from cloudmgr.db import Database, utcnow
 from cloudmgr.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cloudmgr.organisation.actor import Actor
@@ -98,14 +98,16 @@ def bookable(rp: ResourceProvider, resource_class: str) -> int:
     return max(0, inventory.capacity) if inventory is not None else 0
 
 
-def _compute_nodes(provider: CloudProvider) -> list[tuple[str, ResourceProvider, bool]]:
-    """(compute host, its resource provider, enabled) per compute node.  A resource
-    provider is named after its node (the hypervisor's name), while servers and migrations
-    name the compute service's host: the two differ on many clouds (FQDN vs short name).
-    Providers that are not compute nodes (network, sharing) are left out."""
+def _compute_nodes(
+    provider: CloudProvider, snapshot: PlacementSnapshot
+) -> list[tuple[str, ResourceProvider, bool]]:
+    """(compute host, its resource provider, enabled) per compute node of ``snapshot``.  A
+    resource provider is named after its node (the hypervisor's name), while servers and
+    migrations name the compute service's host: the two differ on many clouds (FQDN vs short
+    name).  Providers that are not compute nodes (network, sharing) are left out."""
     hypervisors = {h.name: h for h in provider.list_hypervisors()}
     nodes = []
-    for rp in provider.list_resource_providers():
+    for rp in snapshot.providers:
         hypervisor = hypervisors.get(rp.name)
         if hypervisor is not None:
             enabled = hypervisor.status == "enabled" and hypervisor.state == "up"
@@ -133,11 +135,13 @@ def live_state(provider: CloudProvider) -> LiveState:
 
     state = LiveState(hosts=[], vms=[])
     held: dict[str, dict[str, Mapping[str, int]]] = {}
-    for host, rp, enabled in _compute_nodes(provider):
+    # One read of Placement for every host's inventories and allocations (see capacity_snapshot).
+    snapshot = provider.capacity_snapshot()
+    for host, rp, enabled in _compute_nodes(provider, snapshot):
         vcpus, ram_mb, disk_gb = (bookable(rp, rc) for rc in RESOURCE_CLASSES)
         state.hosts.append(HostState(host, vcpus, ram_mb, disk_gb, enabled=enabled))
         state.resource_providers[host] = rp.id
-        held[host] = {a.consumer_id: a.resources for a in provider.list_allocations(rp.id)}
+        held[host] = {a.consumer_id: a.resources for a in snapshot.allocations_of(rp.id)}
     servers = {server.id: server for server in provider.iter_servers()}
     hosts_of = Counter(consumer for consumers in held.values() for consumer in consumers)
     for host, consumers in held.items():
@@ -162,9 +166,10 @@ def allocations_left(provider: CloudProvider, hosts: list[str]) -> dict[str, lis
     Placement no longer knows counts as empty)."""
     wanted = set(hosts)
     left: dict[str, list[str]] = {}
-    for host, rp, _ in _compute_nodes(provider):
+    snapshot = provider.capacity_snapshot()
+    for host, rp, _ in _compute_nodes(provider, snapshot):
         if host in wanted and any(amount > 0 for amount in rp.usages.values()):
-            left[host] = sorted(a.consumer_id for a in provider.list_allocations(rp.id)) or ["(usages)"]
+            left[host] = sorted(a.consumer_id for a in snapshot.allocations_of(rp.id)) or ["(usages)"]
     return left
 
 

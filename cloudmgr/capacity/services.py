@@ -64,7 +64,8 @@ def take_snapshots(db: Database, registry: ProviderRegistry, config: CapacityCon
         aggregate_bases = config.aggregate_bases(cloud_keys)
         try:
             provider = registry.for_cloud(cloud_keys[0], os_cloud, region)
-            providers = provider.list_resource_providers()
+            # Placement's bulk-most read of every host (see CloudProvider.capacity_snapshot).
+            providers = provider.capacity_snapshot().providers
             hypervisors = provider.list_hypervisors()
             aggregates = provider.list_aggregates() if aggregate_bases else []
         except CloudError as exc:

@@ -36,6 +36,7 @@ from cloudmgr.cloud.types import (
     ImageDownload,
     KeyPair,
     Network,
+    PlacementSnapshot,
     ProjectRef,
     QuotaSet,
     ResourceProvider,
@@ -315,6 +316,13 @@ class CloudProvider(abc.ABC):
         not servers (a migration's uuid holds the source host's share until the move is
         confirmed).  Their sum is the provider's usages.  Raises CloudNotFound for an
         unknown provider."""
+
+    @abc.abstractmethod
+    def capacity_snapshot(self) -> PlacementSnapshot:
+        """Every resource provider with its inventories, usages and allocations, in as few
+        Placement calls as Placement allows: what callers that walk every provider use
+        instead of :meth:`list_resource_providers` plus :meth:`list_allocations` per provider.
+        A provider deleted while the snapshot is read is left out of it."""
 
     # ---- keypairs, security groups, floating IPs, consoles (issue 16) -----------------
 

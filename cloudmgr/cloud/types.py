@@ -290,6 +290,28 @@ class Allocation:
         _frozen_copy(self, "resources")
 
 
+@dataclass(frozen=True, slots=True)
+class PlacementSnapshot:
+    """Every resource provider of a cloud with its inventories, usages and allocations, read
+    in one go (:meth:`CloudProvider.capacity_snapshot`).
+
+    ``allocations`` maps each provider's id to its allocations, one per consumer, sorted by
+    consumer id; each provider's usages are the sum of its allocations per resource class
+    it has an inventory of (Placement's own definition of usages).
+    """
+
+    providers: tuple[ResourceProvider, ...] = ()
+    allocations: Mapping[str, tuple[Allocation, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "providers", tuple(self.providers))
+        object.__setattr__(self, "allocations", {k: tuple(v) for k, v in self.allocations.items()})
+
+    def allocations_of(self, resource_provider_id: str) -> tuple[Allocation, ...]:
+        """The allocations against one provider of the snapshot (none for an unknown id)."""
+        return self.allocations.get(resource_provider_id, ())
+
+
 # ---- keypairs, security groups, floating IPs, consoles (issue 16) ----------------------
 
 #: ``SecurityRule.remote_group`` for "the members of this same group".

@@ -114,7 +114,7 @@ def plan_drain(provider: CloudProvider, host: str, *, project_ids: set[str] | No
     flavors = {f.id: f for f in provider.list_flavors()}
     flavors_by_name = {f.name: f for f in provider.list_flavors()}
     free: dict[str, dict[str, int]] = {}
-    for rp in provider.list_resource_providers():
+    for rp in provider.capacity_snapshot().providers:
         hypervisor = by_name.get(rp.name)
         other = hypervisor.host if hypervisor else rp.name
         if other == host or (hypervisor is not None and (hypervisor.status != "enabled" or hypervisor.state != "up")):

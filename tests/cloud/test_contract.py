@@ -523,6 +523,54 @@ def test_a_cold_migration_holds_the_source_under_another_consumer(
     provider.delete_server(server.id, wait=True)
 
 
+def _placement_reads(provider: CloudProvider) -> dict[str, object]:
+    """Every provider's inventories, usages and allocations, read one provider at a time."""
+    return {
+        rp.id: (
+            rp.name,
+            dict(rp.inventories),
+            dict(rp.usages),
+            {a.consumer_id: dict(a.resources) for a in provider.list_allocations(rp.id)},
+        )
+        for rp in provider.list_resource_providers()
+    }
+
+
+def test_capacity_snapshot_agrees_with_the_per_provider_reads(cloud: CloudTestEnv, worker: Server) -> None:
+    provider = cloud.provider
+    running = provider.get_server(worker.id)
+    # Read until no one else changed Placement in between (the lab is shared).
+    for _ in range(5):
+        before = _placement_reads(provider)
+        snapshot = provider.capacity_snapshot()
+        if _placement_reads(provider) == before:
+            break
+    _only_our_types(snapshot)
+    _only_our_types(list(snapshot.providers))
+    seen = {
+        rp.id: (
+            rp.name,
+            dict(rp.inventories),
+            dict(rp.usages),
+            {a.consumer_id: dict(a.resources) for a in snapshot.allocations_of(rp.id)},
+        )
+        for rp in snapshot.providers
+    }
+    assert seen == before
+    assert set(snapshot.allocations) == set(seen)
+    for rp in snapshot.providers:
+        allocations = snapshot.allocations_of(rp.id)
+        _only_our_types(list(allocations))
+        assert [a.consumer_id for a in allocations] == sorted(a.consumer_id for a in allocations)
+        for resource_class, used in rp.usages.items():
+            assert sum(a.resources.get(resource_class, 0) for a in allocations) == used, (rp.name, resource_class)
+    node = next(h.name for h in provider.list_hypervisors() if h.host == running.host)
+    held = next(snapshot.allocations_of(rp.id) for rp in snapshot.providers if rp.name == node)
+    flavor = next(f for f in provider.list_flavors() if f.id == running.flavor_id)
+    assert {a.consumer_id: _held(a) for a in held}[worker.id] == _flavor_amounts(flavor)
+    assert snapshot.allocations_of(str(uuid.uuid4())) == ()
+
+
 # ---- deletion and errors --------------------------------------------------------------
 
 

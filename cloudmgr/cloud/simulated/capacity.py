@@ -9,7 +9,14 @@ from typing import Any
 from cloudmgr.cloud.errors import CloudNotFound
 from cloudmgr.cloud.simulated.records import live_servers, stable_id
 from cloudmgr.cloud.simulated.store import RESOURCE_CLASSES, SimulatedStore
-from cloudmgr.cloud.types import Allocation, HostAggregate, Hypervisor, Inventory, ResourceProvider
+from cloudmgr.cloud.types import (
+    Allocation,
+    HostAggregate,
+    Hypervisor,
+    Inventory,
+    PlacementSnapshot,
+    ResourceProvider,
+)
 
 
 def host_allocations(state: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
@@ -144,3 +151,18 @@ class SimulatedCapacity(SimulatedStore):
                 )
             consumers = host_allocations(state)[host]
             return [Allocation(consumer_id=c, resources=r) for c, r in sorted(consumers.items())]
+
+    def capacity_snapshot(self) -> PlacementSnapshot:
+        # One transaction: inventories, usages and allocations of one and the same state.
+        with self._transaction() as state:
+            usages = host_usages(state)
+            held = host_allocations(state)
+            providers = tuple(
+                ResourceProvider(id=h["id"], name=name, inventories=inventories(h), usages=usages[name])
+                for name, h in sorted(state["hosts"].items())
+            )
+            allocations = {
+                h["id"]: tuple(Allocation(consumer_id=c, resources=r) for c, r in sorted(held[name].items()))
+                for name, h in state["hosts"].items()
+            }
+            return PlacementSnapshot(providers=providers, allocations=allocations)
