@@ -166,7 +166,9 @@ class Settings:
     reservation_hold_days: int = 14  # a request waiting longer for approval lets its quota go
     expiry_reminder_days: int = 14
     expiry_grace_days: int = 7  # after expiry, stopped (never deleted) once this many days passed
-    max_concurrent_boots: int = 3  # per provisioning job: the cloud is never flooded
+    # Per provisioning job, the servers building at once (a sliding window: the next boots as
+    # soon as one is ACTIVE or failed), so one request never floods the cloud.
+    max_concurrent_boots: int = 3
     boot_timeout_seconds: int = 600
     work_lease_seconds: int = 120
     work_poll_seconds: float = 2.0
@@ -308,6 +310,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise ConfigurationError(
             "CLOUDMGR_DEMO is the simulated cloud's local demo: refused in production and with "
             "CLOUDMGR_CLOUD_PROVIDER=openstack"
+        )
+    if settings.max_concurrent_boots < 1:
+        raise ConfigurationError(
+            "CLOUDMGR_MAX_CONCURRENT_BOOTS must be at least 1 (the servers of a request building at once), "
+            f"not {settings.max_concurrent_boots}"
         )
     if not settings.secret_key:
         settings = replace(settings, secret_key=_secret_key_for(settings.instance_path))

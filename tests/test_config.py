@@ -46,6 +46,7 @@ def test_production_requires_secret_key_and_database(tmp_path: Path) -> None:
         ("CLOUDMGR_TIME_ZONE", "../../etc/passwd", "CLOUDMGR_TIME_ZONE must be an IANA time zone"),
         ("CLOUDMGR_SESSION_COOKIE_SECURE", "maybe", "not a boolean"),
         ("CLOUDMGR_ENV", "staging", "development, production or test"),
+        ("CLOUDMGR_MAX_CONCURRENT_BOOTS", "0", "CLOUDMGR_MAX_CONCURRENT_BOOTS must be at least 1"),
     ],
 )
 def test_malformed_settings_are_refused_clearly(tmp_path: Path, name: str, value: str, message: str) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudmgr.audit import services as audit
-from cloudmgr.cloud import CloudError, CloudNoValidHost, CloudUnavailable, ServerSpec
+from cloudmgr.cloud import CloudError, CloudNoValidHost, CloudUnavailable
 from cloudmgr.cloud.provider import CloudProvider
 from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server
 from cloudmgr.db import Database, utcnow
@@ -26,21 +26,16 @@ from cloudmgr.quotas import ledger
 from cloudmgr.quotas.resources import Resource
 from cloudmgr.runtime import get_runtime, installed_settings
 from cloudmgr.servicerequests import texts
-from cloudmgr.servicerequests.completing import ActiveServer, complete_parts
+from cloudmgr.servicerequests.booting import BOOTABLE, boot_in_window
 from cloudmgr.servicerequests.deletion import delete_server_and_parts
 from cloudmgr.servicerequests.models import ManagedServer, OrphanServer, ServiceRequest
 from cloudmgr.servicerequests.orphan_work import run_orphan_action
 from cloudmgr.servicerequests.orphans import record_orphans
 from cloudmgr.servicerequests.provisioning import (
-    FAILURE_REASONS,
     ProvisioningTarget,
-    claim_first_boots,
     fail_part,
     fail_server,
     finish_request,
-    placement_metadata,
-    record_active,
-    record_building,
     record_event,
     resize_refusal,
     security_rules,
@@ -56,8 +51,6 @@ log = logging.getLogger(__name__)
 
 ACTOR = Actor.system("requests.reconcile")
 SERVER_ACTION_ACTOR = Actor.system("server_action")
-#: The states of a server whose boot is still to be asked (or asked, the answer lost).
-BOOTABLE = frozenset({ServerState.PENDING, ServerState.BUILDING})
 EXPIRY_ACTOR = Actor.system("expiry")
 
 
@@ -79,94 +72,23 @@ def handle_provision(db: Database, item: ClaimedItem) -> None:
         return
     provider = runtime.providers.for_cloud(target.cloud_key, target.os_cloud, target.region)
     security_groups = _prepare_boot(db, provider, target, todo)
-    batch_size = max(settings.max_concurrent_boots, 1)
 
     def keep_alive() -> None:
         renew(db, item, lease=timedelta(seconds=settings.work_lease_seconds))
 
-    refusal = None
-    for start in range(0, len(todo), batch_size):
-        # Checked before every batch: a long request must not go on booting a system
-        # reclassified meanwhile.  A refusal fails the pending servers (the rows read next).
-        placement, refused = placement_metadata(db, target.request_id)
-        refusal = refusal or refused
-        building = _boot_batch(db, provider, target, todo[start : start + batch_size], placement, security_groups)
-        active = _wait_active(db, provider, target, building, settings.boot_timeout_seconds)
-        # The batch's volumes and addresses phase by phase (cloudmgr.servicerequests.completing).
-        complete_parts(db, provider, target, active, keep_alive)
-        keep_alive()
+    # A sliding window of boots, each server's parts made once it is ACTIVE
+    # (cloudmgr.servicerequests.booting).
+    refusal = boot_in_window(
+        db,
+        provider,
+        target,
+        todo,
+        security_groups,
+        window=settings.max_concurrent_boots,
+        timeout=settings.boot_timeout_seconds,
+        keep_alive=keep_alive,
+    )
     finish_request(db, target.request_id, why=refusal)
-
-
-def _boot_batch(
-    db: Database,
-    provider: CloudProvider,
-    target: ProvisioningTarget,
-    server_ids: list[int],
-    placement: dict[str, str],
-    security_groups: tuple[str, ...],
-) -> list[tuple[int, str]]:
-    """Boot the batch's servers not yet booted; (row id, cloud id) of those on their way.
-    Servers claimed as first boots skip the look-up by key (claim_first_boots); the cloud's
-    answers are recorded together at the end (or when the cloud stops answering)."""
-    assert target.project_id is not None and target.network_id is not None
-    rows = server_rows(db, server_ids)
-    first_boots = claim_first_boots(db, [row[0] for row in rows if row[3] == ServerState.PENDING])
-    building: list[tuple[int, str]] = []
-    booted: list[tuple[int, str]] = []
-    try:
-        for server_id, name, key, state, cloud_server_id in rows:
-            if state == ServerState.BUILDING and cloud_server_id:
-                building.append((server_id, cloud_server_id))
-                continue
-            if state not in BOOTABLE:
-                continue
-            spec = ServerSpec(
-                name=name,
-                flavor_id=target.flavor_ref,
-                image_id=target.image_ref or "",
-                network_id=target.network_id,
-                idempotency_key=key,
-                metadata={
-                    **placement,
-                    "cloudmgr_request": str(target.request_id),
-                    "cloudmgr_server": str(server_id),
-                    "cloudmgr_department": target.department_key,
-                },
-                key_name=target.key_name,
-                user_data=target.user_data,
-                security_groups=security_groups,
-            )
-            try:
-                cloud_server = provider.create_server(target.project_id, spec, first_try=server_id in first_boots)
-            except CloudUnavailable as exc:
-                raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
-            except CloudError as exc:
-                fail_server(
-                    db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error")
-                )
-                continue
-            booted.append((server_id, cloud_server.id))
-    finally:
-        record_building(db, booted)
-    return building + booted
-
-
-def _wait_active(
-    db: Database, provider: CloudProvider, target: ProvisioningTarget, building: list[tuple[int, str]], timeout: int
-) -> list[ActiveServer]:
-    active: list[ActiveServer] = []
-    for server_id, cloud_server_id in building:
-        try:
-            final = provider.wait_for_server(cloud_server_id, {"ACTIVE"}, timeout=timeout)
-        except CloudUnavailable as exc:
-            raise RetryLater(f"cloud {target.cloud_key} unreachable: {exc}") from exc
-        except CloudError as exc:
-            fail_server(db, server_id, target.cloud_key, exc, reason_code=FAILURE_REASONS.get(type(exc), "cloud_error"))
-            continue
-        record_active(db, server_id, final)
-        active.append(ActiveServer(server_id, final.id))
-    return active
 
 
 def _prepare_boot(

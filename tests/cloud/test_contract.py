@@ -278,6 +278,54 @@ def test_list_servers_changes_since(cloud: CloudTestEnv, three_servers: tuple[Pr
     assert len(everything.servers) == 3
 
 
+def test_get_servers_reads_a_set_of_servers_of_a_project_together(
+    cloud: CloudTestEnv, three_servers: tuple[ProjectRef, list[Server]], main_project: ProjectRef
+) -> None:
+    provider = cloud.provider
+    project, servers = three_servers
+    wanted = [s.id for s in servers[:2]]
+    unknown = str(uuid.uuid4())
+    found = provider.get_servers(project.id, [*wanted, unknown])
+    _only_our_types(list(found.values()))
+    assert sorted(found) == sorted(wanted)
+    for server in servers[:2]:
+        got, alone = found[server.id], provider.get_server(server.id)
+        assert (got.name, got.status, got.host, got.metadata, got.flavor_id, got.addresses) == (
+            alone.name,
+            alone.status,
+            alone.host,
+            alone.metadata,
+            alone.flavor_id,
+            alone.addresses,
+        )
+        assert got.status == "ACTIVE" and got.project_id == project.id and got.host
+    # Another project's server is not one of this project's; nothing asked, nothing read.
+    assert provider.get_servers(main_project.id, wanted) == {}
+    assert provider.get_servers(project.id, []) == {}
+
+
+def test_get_servers_since_an_instant_returns_what_changed_and_what_was_deleted(
+    cloud: CloudTestEnv, main_project: ProjectRef
+) -> None:
+    provider = cloud.provider
+    building = cloud.boot(main_project, cloud.spec("watched-1"), wait=False)
+    doomed = cloud.boot(main_project, cloud.spec("watched-2"), wait=False)
+    running = provider.wait_for_server(building.id, {"ACTIVE"}, timeout=120)
+    provider.wait_for_server(doomed.id, {"ACTIVE"}, timeout=120)
+    assert set(provider.get_servers(main_project.id, [building.id, doomed.id])) == {building.id, doomed.id}
+    # Nova keeps updated_at to the second: step over a second boundary on both sides.
+    time.sleep(1.1)
+    since = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(0.2)
+    provider.delete_server(doomed.id, wait=True)
+    changed = provider.get_servers(main_project.id, [building.id, doomed.id], changes_since=since)
+    assert list(changed) == [doomed.id]  # the one left alone did not change
+    assert changed[doomed.id].status == "DELETED"
+    # Without an instant, a deleted server is no longer the project's.
+    left = provider.get_servers(main_project.id, [building.id, doomed.id])
+    assert list(left) == [building.id] and left[building.id].status == running.status == "ACTIVE"
+
+
 # ---- lifecycle ------------------------------------------------------------------------
 
 

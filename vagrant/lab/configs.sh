@@ -395,30 +395,6 @@ EOF
     local h
     for h in $COMPUTE_HOSTS; do
         mkdir -p "$DATA/$h/lock" "$DATA/$h/instances"
-        if [ "$LAB_INSTANCE" = scale ]; then
-            cat >"$ETC/nova/nova-compute-$h.conf" <<EOF
-# $h: one nova-compute serving $LAB_SCALE_NODES fake hypervisors ($h-n000...), each
-# ${LAB_SCALE_NODE_VCPUS} vCPU / ${LAB_SCALE_NODE_RAM_MB} MB / ${LAB_SCALE_NODE_DISK_GB} GB, nothing reserved.
-[DEFAULT]
-host = $h
-state_path = $DATA/$h
-instances_path = $DATA/$h/instances
-compute_driver = cloudmgr_lab.ScaleFakeDriver
-reserved_host_cpus = 0
-reserved_host_memory_mb = 0
-reserved_host_disk_mb = 0
-
-[cloudmgr_lab]
-scale_nodes = $LAB_SCALE_NODES
-scale_node_vcpus = $LAB_SCALE_NODE_VCPUS
-scale_node_ram_mb = $LAB_SCALE_NODE_RAM_MB
-scale_node_disk_gb = $LAB_SCALE_NODE_DISK_GB
-
-[oslo_concurrency]
-lock_path = $DATA/$h/lock
-EOF
-            continue
-        fi
         cat >"$ETC/nova/nova-compute-$h.conf" <<EOF
 # $h: the fake driver reports ${FAKE_VCPUS} vCPU / ${FAKE_RAM_MB} MB / ${FAKE_DISK_GB} GB;
 # all but ${LAB_HOST_VCPUS} vCPU / ${LAB_HOST_RAM_MB} MB / ${LAB_HOST_DISK_GB} GB is reserved.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,6 +135,30 @@ class SimulatedServers(SimulatedStore):
             page = candidates[:limit]
             next_marker = page[-1]["id"] if len(candidates) > limit else None
             return ServerPage(servers=tuple(to_server(s, state["flavors"]) for s in page), next_marker=next_marker)
+
+    def get_servers(
+        self, project_id: str, server_ids: Collection[str], *, changes_since: datetime | None = None
+    ) -> dict[str, Server]:
+        wanted = set(server_ids)
+        if not wanted:
+            return {}
+        if changes_since is not None and changes_since.tzinfo is None:
+            changes_since = changes_since.replace(tzinfo=UTC)
+        with self._transaction() as state:
+            found: dict[str, Server] = {}
+            for server_id in wanted:
+                record = state["servers"].get(server_id)
+                if record is None or record["project_id"] != project_id:
+                    continue
+                if changes_since is None:
+                    if record["deleted"]:
+                        continue
+                else:
+                    updated = parse(record["updated_at"])
+                    if updated is None or updated < changes_since:
+                        continue
+                found[server_id] = to_server(record, state["flavors"])
+            return found
 
     def delete_server(self, server_id: str, *, wait: bool = False, timeout: float = 300.0) -> None:
         with self._transaction() as state:
