@@ -1,4 +1,4 @@
-"""The lab scripts' settings for its two clouds (vagrant/lab/common.sh), without starting them."""
+"""The lab scripts' settings for its clouds (vagrant/lab/common.sh), without starting them."""
 
 from __future__ import annotations
 
@@ -42,8 +42,22 @@ def test_the_city_cloud_shares_nothing_a_cloud_owns_with_the_province(tmp_path: 
 
 def test_the_clouds_yaml_entries_name_each_cloud_with_its_own_keystone_and_password(tmp_path: Path) -> None:
     entries = [line.split("|") for line in _bash('printf "%s\\n" "$LAB_CLOUD_ENTRIES"', tmp_path).splitlines()]
-    assert [e[0] for e in entries] == ["cloudmgr-lab", "cloudmgr-lab-city"]
-    assert len({e[1] for e in entries}) == len({e[2] for e in entries}) == len({e[3] for e in entries}) == 2
+    assert [e[0] for e in entries] == ["cloudmgr-lab", "cloudmgr-lab-city", "cloudmgr-lab-scale"]
+    assert len({e[1] for e in entries}) == len({e[2] for e in entries}) == len({e[3] for e in entries}) == 3
+
+
+def test_the_scale_cloud_owns_its_ports_and_state_and_starts_only_when_named(tmp_path: Path) -> None:
+    """The scale cloud (200 hypervisors, 2,500 servers) is never started for the tests: up.sh and
+    status.sh act on province and city unless LAB_CLOUDS names it; down.sh stops every cloud."""
+    scale = _settings(tmp_path, "scale")
+    for other in (_settings(tmp_path, "province"), _settings(tmp_path, "city")):
+        for name in ("LAB", "CLOUD_NAME", "DB_PREFIX", "VHOST_NAME", "REGION", *PORTS):
+            assert scale[name] != other[name], name
+    assert scale["LAB"] == str(tmp_path.resolve() / "scale")
+    assert _bash("lab_clouds_wanted", tmp_path).split() == ["province", "city"]
+    assert _bash('lab_clouds_wanted "$LAB_INSTANCES"', tmp_path).split() == ["province", "city", "scale"]
+    assert _bash("lab_clouds_wanted", tmp_path, LAB_CLOUDS="scale").split() == ["scale"]
+    assert _bash('echo "$LAB_SCALE_NODES"', tmp_path, LAB_INSTANCE="scale").strip() == "200"
 
 
 def test_the_other_cloud_of_this_lab_is_not_another_lab(tmp_path: Path) -> None:
