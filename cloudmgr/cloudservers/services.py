@@ -14,7 +14,9 @@
   ``SyncPolicy.full_every`` (a cloud forgets deleted servers once its operator archives them, so a
   delta alone would never see some deletions), delta otherwise.
 
-The counts say what happened to the mirror: added, changed, removed, and listed but unchanged.
+The counts say what happened to the mirror: added, changed, removed, listed but unchanged, and
+touched (listed with nothing new but its ``updated_at``: Nova's periodic tasks move it on idle
+servers, so a lab's changes-since lists most of them every minute; rewritten, not a change).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class SyncResult:
     changed: int = 0
     removed: int = 0
     unchanged: int = 0
+    touched: int = 0  # listed with nothing but a newer updated_at (rewritten, not a change)
     servers: int = 0  # rows mirrored afterwards
     pages: int = 0
     seconds: float = 0.0
@@ -92,7 +95,7 @@ class SyncResult:
         return (
             f"{self.cloud_key}: {self.mode} sync{since} in {self.seconds:.2f}s: listed {self.listed} "
             f"({self.pages} page(s)), added {self.added}, changed {self.changed}, removed {self.removed}, "
-            f"unchanged {self.unchanged}; {self.servers} server(s) mirrored"
+            f"touched {self.touched}, unchanged {self.unchanged}; {self.servers} server(s) mirrored"
         )
 
 
@@ -103,6 +106,7 @@ class _Counts:
     changed: int = 0
     removed: int = 0
     unchanged: int = 0
+    touched: int = 0  # listed with only a newer updated_at
     pages: int = 0
     newest: datetime | None = None  # the newest updated_at listed
 
@@ -192,7 +196,7 @@ def _apply_page(session: Session, cloud_id: int, generation: int, servers: Seque
     new: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     same: list[str] = []  # unchanged, to be marked with this generation
-    unchanged = 0
+    unchanged = touched = 0
     for server in live:
         values = _row_values(server)
         known = stored.get(server.id)
@@ -200,6 +204,9 @@ def _apply_page(session: Session, cloud_id: int, generation: int, servers: Seque
             new.append({"cloud_id": cloud_id, "server_id": server.id, "seen_generation": generation, **values})
         elif known[0] != tuple(values[name] for name in _COMPARED):
             changed.append({"cloud_id": cloud_id, "server_id": server.id, "seen_generation": generation, **values})
+            # Only its updated_at moved (Nova's periodic tasks touch servers): written, counted
+            # as touched, not as a change of the server.
+            touched += known[0][:-1] == tuple(values[name] for name in _COMPARED[:-1])
         else:
             unchanged += 1
             if known[1] != generation:
@@ -220,7 +227,8 @@ def _apply_page(session: Session, cloud_id: int, generation: int, servers: Seque
             .execution_options(synchronize_session=False)
         )
     counts.added += len(new)
-    counts.changed += len(changed)
+    counts.changed += len(changed) - touched
+    counts.touched += touched
     counts.unchanged += unchanged
 
 
@@ -312,13 +320,15 @@ def sync_cloud_servers(
             )
             result.listed, result.added, result.changed = counts.listed, counts.added, counts.changed
             result.removed, result.unchanged, result.pages = counts.removed, counts.unchanged, counts.pages
+            result.touched = counts.touched
             result.watermark = state.watermark
             result.seconds = time.perf_counter() - started_clock
             state.last_mode = str(ran)
             state.last_seconds = result.seconds
             state.servers = result.servers
             state.last_listed, state.last_added, state.last_changed = result.listed, result.added, result.changed
-            state.last_removed, state.last_unchanged = result.removed, result.unchanged
+            # The state keeps no touched count: a touched server is one that did not change.
+            state.last_removed, state.last_unchanged = result.removed, result.unchanged + result.touched
             state.last_error = None
     except CloudError as exc:
         _record_failure(db, cloud_id, f"{ran} sync: {exc}")

@@ -107,6 +107,15 @@ def test_full_then_deltas_see_boots_deletions_resizes_and_moves(
     full = mirror.sync_cloud_servers(runtime.db, provider, cloud_id, mode=SyncMode.FULL, policy=EXACT)
     assert (full.added, full.changed, full.removed, full.unchanged) == (0, 0, 0, before)
 
+    # A server whose updated_at alone moved (Nova's periodic tasks) is touched, not changed.
+    with runtime.db.unit_of_work() as uow:
+        row = uow.session.get(MirroredServer, (cloud_id, ids[0]))
+        assert row is not None and row.updated_at is not None
+        row.updated_at -= timedelta(minutes=5)
+    again = mirror.sync_cloud_servers(runtime.db, provider, cloud_id, mode=SyncMode.FULL, policy=EXACT)
+    assert (again.changed, again.touched, again.unchanged) == (0, 1, before - 1)
+    assert _rows(runtime, cloud_id)[ids[0]].updated_at == provider.get_server(ids[0]).updated_at
+
 
 def test_a_full_sync_removes_what_a_delta_cannot_see(runtime: Runtime, base: tuple[int, CloudProvider]) -> None:
     """A deletion the cloud forgot (archived) is caught by the next full sync: rows not listed go."""
