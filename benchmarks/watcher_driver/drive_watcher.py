@@ -5,7 +5,7 @@ in cloudmgr's. Reads a JSON problem on stdin:
 
     {"host": {"vcpus": 64, "vcpu_ratio": 4.0, "memory_mb": 786432, "disk_gb": 7680},
      "hosts": 200,                       # compute nodes in the model
-     "vms": [[vcpus, memory_mb, disk_gb, host_index], ...]}
+     "vms": [[vcpus, memory_mb, disk_gb, host_index(, movable 1|0)], ...]}
 
 builds Watcher's in-memory compute data model (a ModelRoot with ComputeNode and Instance
 elements, instances mapped to their current node), gives the strategy a datasource that
@@ -66,11 +66,14 @@ def main():
         )
         model.add_node(node)
         nodes.append(node)
-    for i, (vcpus, memory, disk, h) in enumerate(problem["vms"]):
+    for i, (vcpus, memory, disk, h, *movable) in enumerate(problem["vms"]):
+        # a fifth element 0: a VM that may not move (ERROR, a task under way): Watcher
+        # proposes no migration of an instance that is neither active, paused nor stopped
+        state = element.InstanceState.ACTIVE if not movable or movable[0] else element.InstanceState.ERROR
         inst = element.Instance(
             uuid=f"vm-{i:08d}",
             name=f"vm-{i:08d}",
-            state=element.InstanceState.ACTIVE.value,
+            state=state.value,
             vcpus=vcpus,
             memory=memory,
             disk=disk,

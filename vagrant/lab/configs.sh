@@ -395,6 +395,39 @@ EOF
     local h
     for h in $COMPUTE_HOSTS; do
         mkdir -p "$DATA/$h/lock" "$DATA/$h/instances"
+        if [ "$LAB_INSTANCE" = scale ]; then
+            cat >"$ETC/nova/nova-compute-$h.conf" <<EOF
+# $h: one nova-compute serving $LAB_SCALE_NODES fake hypervisors ($h-n000...), each
+# ${LAB_SCALE_NODE_VCPUS} vCPU / ${LAB_SCALE_NODE_RAM_MB} MB / ${LAB_SCALE_NODE_DISK_GB} GB, nothing reserved.
+[DEFAULT]
+host = $h
+state_path = $DATA/$h
+instances_path = $DATA/$h/instances
+compute_driver = cloudmgr_lab.ScaleFakeDriver
+reserved_host_cpus = 0
+reserved_host_memory_mb = 0
+reserved_host_disk_mb = 0
+# One process builds for 200 hypervisors: more builds at once than a host's 10 (Nova's
+# default), and the threads to run them (native threading mode's default pool is 10).
+max_concurrent_builds = 50
+default_thread_pool_size = 64
+
+[compute]
+# At start and every minute the compute updates each node's resources, one at a time by
+# default (200 nodes: minutes before it serves builds, under load)
+update_resources_max_workers = 8
+
+[cloudmgr_lab]
+scale_nodes = $LAB_SCALE_NODES
+scale_node_vcpus = $LAB_SCALE_NODE_VCPUS
+scale_node_ram_mb = $LAB_SCALE_NODE_RAM_MB
+scale_node_disk_gb = $LAB_SCALE_NODE_DISK_GB
+
+[oslo_concurrency]
+lock_path = $DATA/$h/lock
+EOF
+            continue
+        fi
         cat >"$ETC/nova/nova-compute-$h.conf" <<EOF
 # $h: the fake driver reports ${FAKE_VCPUS} vCPU / ${FAKE_RAM_MB} MB / ${FAKE_DISK_GB} GB;
 # all but ${LAB_HOST_VCPUS} vCPU / ${LAB_HOST_RAM_MB} MB / ${LAB_HOST_DISK_GB} GB is reserved.
