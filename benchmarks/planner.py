@@ -158,7 +158,7 @@ def _perfect(args: argparse.Namespace) -> dict[str, Any]:
             if name == "now":
                 result = pack_vectors(demand, cap)
             elif name == "before":
-                result = pack_vectors(demand, cap, bin_centric_limit=0, repack_tries=0)
+                result = pack_vectors(demand, cap, bin_centric_limit=0, repack_tries=0, search_rounds=0)
             else:
                 result = first_fit_decreasing(demand, cap)
             row[name] = {"hosts": result.hosts, "seconds": time.perf_counter() - t}

@@ -47,8 +47,8 @@ def test_exact_solver_proves_an_optimum_above_the_lower_bound() -> None:
     cap = (10, 10, 10)
     assert pool_bound(demand, cap) == 4
     assert brute_force_bins(demand, cap) == 5
-    # the chunked packer alone (the one-by-one packer and the improvement pass find the 5 here)
-    heuristic = pack_vectors(demand, cap, portfolio_limit=0, bin_centric_limit=0, repack_tries=0)
+    # the chunked packer alone (the one-by-one packer, the improvement pass and the search find the 5 here)
+    heuristic = pack_vectors(demand, cap, portfolio_limit=0, bin_centric_limit=0, repack_tries=0, search_rounds=0)
     assert heuristic.hosts > 5
     assert pack_vectors(demand, cap).hosts == 5
     answer = solve_exact(demand, cap, np.full(7, -1), heuristic.assign, 4, time_limit=20)

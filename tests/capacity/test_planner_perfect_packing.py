@@ -1,5 +1,6 @@
-"""Instances whose optimum is known (hosts cut into pieces), the hosts-one-by-one packer and the
-improvement pass: every packing keeps capacities and anti-affinity, and beats what was there."""
+"""Instances whose optimum is known (hosts cut into pieces), the hosts-one-by-one packer, the
+improvement pass and the search: every packing keeps capacities and anti-affinity, and beats what
+was there."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloudmgr.capacity.planner._repack import repack_hosts
-from cloudmgr.capacity.planner.packing import fill_one_by_one, pack_vectors, pool_bound, renumber
+from cloudmgr.capacity.planner.packing import fill_one_by_one, pack_vectors, pool_bound, renumber, search
 from cloudmgr.capacity.planner.synthetic import PERFECT_UNITS, REFERENCE_HOST, perfect_packing_demand
 
 CAP = REFERENCE_HOST.capacity()
@@ -46,15 +47,18 @@ def test_perfect_instances_fill_exactly_the_hosts_they_were_cut_from(hosts: int)
         perfect_packing_demand(0)
 
 
-def test_perfect_instance_packs_close_to_its_optimum() -> None:
+def test_perfect_instance_packs_within_one_percent_of_its_optimum() -> None:
     hosts = 1000
     demand = perfect_packing_demand(hosts, seed=2)
     result = pack_vectors(demand, CAP)
     assert_feasible(demand, result.assign, result.hosts, CAP)
-    # the item-centric packers alone need about 1.03x on these; filling hosts one by one does better
-    alone = pack_vectors(demand, CAP, bin_centric_limit=0, repack_tries=0)
-    assert result.hosts < alone.hosts
-    assert result.hosts <= 1.02 * hosts
+    # the item-centric packers alone need about 1.03x on these, filling hosts one by one about
+    # 1.016x; the search brings it to 1.01x (the issue's target)
+    alone = pack_vectors(demand, CAP, bin_centric_limit=0, repack_tries=0, search_rounds=0)
+    one = pack_vectors(demand, CAP, search_rounds=0)
+    assert result.hosts < one.hosts < alone.hosts
+    assert result.hosts <= 1.01 * hosts
+    assert np.array_equal(pack_vectors(demand, CAP).assign, result.assign)  # seeded: the same plan again
 
 
 @settings(max_examples=60, deadline=None, database=None)
@@ -77,6 +81,9 @@ def test_one_by_one_and_the_improvement_pass_keep_every_rule(items: list[tuple[i
     assign, hosts = renumber(assign)
     assert hosts == start.hosts - emptied
     assert_feasible(demand, assign, hosts, cap, groups)
+    found = search(demand, cap, groups, start, pool_bound(demand, cap, groups), rounds=5)
+    assert found.hosts <= start.hosts
+    assert_feasible(demand, found.assign, found.hosts, cap, groups)
 
 
 def test_improvement_pass_empties_a_host_by_swapping() -> None:

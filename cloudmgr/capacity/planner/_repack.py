@@ -68,37 +68,43 @@ def repack_hosts(dem: Any, cap: Any, assign: Any, nbins: int, groups: Any, max_t
         steps = 0
         while npool > 0 and steps < MAX_STEPS and work[0] <= budget:
             steps += 1
-            # the largest server of the pool
-            best = 0
-            for a in range(1, npool):
-                if share[pool[a]] > share[pool[best]]:
-                    best = a
-            i = pool[best]
-            pool[best] = pool[npool - 1]
-            npool -= 1
-            b = _best_fit(dem, cap, assign, load, count, closed, groups, gstart, gmem, i, work)
-            if b >= 0:
+            _sort_by_share_desc(pool, npool, share)
+            # the largest server of the pool that fits somewhere goes there (best fit)
+            done = False
+            for a in range(npool):
+                i = pool[a]
+                b = _best_fit(dem, cap, assign, load, count, closed, groups, gstart, gmem, i, work)
+                if b >= 0:
+                    _move(dem, assign, load, count, head, nxt, prv, i, b)
+                    log_item[nlog] = i
+                    log_from[nlog] = -1
+                    nlog += 1
+                    pool[a] = pool[npool - 1]
+                    npool -= 1
+                    done = True
+                    break
+            if done:
+                continue
+            # else the largest that can takes the place of a smaller server
+            for a in range(npool):
+                i = pool[a]
+                j = _best_swap(dem, cap, assign, load, count, closed, groups, gstart, gmem, share, head, nxt, i, work)
+                if j < 0:
+                    continue
+                b = assign[j]
+                _move(dem, assign, load, count, head, nxt, prv, j, -1)
+                log_item[nlog] = j
+                log_from[nlog] = b
+                nlog += 1
                 _move(dem, assign, load, count, head, nxt, prv, i, b)
                 log_item[nlog] = i
                 log_from[nlog] = -1
                 nlog += 1
-                continue
-            j = _best_swap(dem, cap, assign, load, count, closed, groups, gstart, gmem, share, head, nxt, i, work)
-            if j < 0:
-                pool[npool] = i
-                npool += 1
+                pool[a] = j
+                done = True
                 break
-            b = assign[j]
-            _move(dem, assign, load, count, head, nxt, prv, j, -1)
-            log_item[nlog] = j
-            log_from[nlog] = b
-            nlog += 1
-            _move(dem, assign, load, count, head, nxt, prv, i, b)
-            log_item[nlog] = i
-            log_from[nlog] = -1
-            nlog += 1
-            pool[npool] = j
-            npool += 1
+            if not done:
+                break
         if npool == 0:
             emptied += 1
             continue
@@ -208,6 +214,17 @@ def _best_swap(
 
 
 @jit
+def _sort_by_share_desc(pool: Any, npool: int, share: Any) -> None:
+    for x in range(1, npool):
+        v = pool[x]
+        y = x - 1
+        while y >= 0 and share[pool[y]] < share[v]:
+            pool[y + 1] = pool[y]
+            y -= 1
+        pool[y + 1] = v
+
+
+@jit
 def fill_hosts_one_by_one(dem: Any, cap: Any, items: Any, groups: Any) -> tuple[Any, int]:
     """Bin-centric packing: fill one host at a time, each time with the server that fits and
     leaves the host's free room closest to nothing (least squares over the resources'
@@ -260,3 +277,155 @@ def fill_hosts_one_by_one(dem: Any, cap: Any, items: Any, groups: Any) -> tuple[
             break
         hosts += 1
     return assign, hosts
+
+
+@jit
+def concentrate_room(dem: Any, cap: Any, assign: Any, nbins: int, groups: Any, focus: int, budget: int) -> int:
+    """Local search that gathers the hosts' free room on fewer hosts, so that the improvement
+    pass can then empty them: moves of a server to another host and swaps of two servers of
+    different hosts, each kept when it raises the sum over hosts and resources of the squared
+    load shares (a fuller host gets fuller, an emptier one emptier), capacities and
+    anti-affinity kept. Passes over all pairs of servers until one changes nothing or
+    ``budget`` pair checks are spent. Returns the number of moves and swaps made."""
+    n = assign.shape[0]
+    load, count = _host_loads(dem, assign, nbins)
+    gstart, gmem = _group_members(groups)
+    s = np.empty((n, 3))
+    for i in range(n):
+        for k in range(3):
+            s[i, k] = dem[i, k] / cap[k]
+    ls = np.empty((nbins, 3))
+    for b in range(nbins):
+        for k in range(3):
+            ls[b, k] = load[b, k] / cap[k]
+    items = np.flatnonzero(assign >= 0)
+    m = items.shape[0]
+    work = 0
+    changed = 0
+    fill = np.empty(nbins)
+    while work < budget:
+        before = changed
+        # the servers of the ``focus`` least-filled hosts, each tried against every other server
+        for b in range(nbins):
+            fill[b] = ls[b, 0] + ls[b, 1] + ls[b, 2] if count[b] > 0 else np.inf
+        low = np.argsort(fill)[: min(focus, nbins)]
+        mine = np.zeros(nbins, dtype=np.bool_)
+        for b in low:
+            mine[b] = True
+        for x in range(m):
+            i = items[x]
+            if not mine[assign[i]]:
+                continue
+            a = assign[i]
+            gi = groups[i]
+            # moves of i to another host
+            bestd = 1e-12
+            bb = -1
+            bj = -1
+            work += nbins
+            for b in range(nbins):
+                if b == a or count[b] == 0:
+                    continue
+                if (
+                    load[b, 0] + dem[i, 0] > cap[0]
+                    or load[b, 1] + dem[i, 1] > cap[1]
+                    or load[b, 2] + dem[i, 2] > cap[2]
+                ):
+                    continue
+                dl = 0.0
+                for k in range(3):
+                    dl += s[i, k] * (ls[b, k] - ls[a, k] + s[i, k])
+                if dl > bestd and not (gi >= 0 and _group_elsewhere(gstart, gmem, assign, gi, i, -1, b)):
+                    bestd = dl
+                    bb = b
+            # swaps of i with a server j of another host
+            work += m
+            for y in range(m):
+                j = items[y]
+                b = assign[j]
+                if b == a:
+                    continue
+                f = True
+                dl = 0.0
+                for k in range(3):
+                    dk = s[j, k] - s[i, k]  # what host a gains
+                    if dem[j, k] - dem[i, k] > cap[k] - load[a, k] or dem[i, k] - dem[j, k] > cap[k] - load[b, k]:
+                        f = False
+                        break
+                    dl += dk * (ls[a, k] - ls[b, k] + dk)
+                if f and dl > bestd:
+                    gj = groups[j]
+                    if gi >= 0 and _group_elsewhere(gstart, gmem, assign, gi, i, j, b):
+                        continue
+                    if gj >= 0 and _group_elsewhere(gstart, gmem, assign, gj, j, i, a):
+                        continue
+                    bestd = dl
+                    bb = b
+                    bj = j
+            if bb < 0:
+                continue
+            changed += 1
+            if bj < 0:
+                _shift(dem, s, assign, load, ls, count, i, bb)
+            else:
+                _shift(dem, s, assign, load, ls, count, i, bb)
+                _shift(dem, s, assign, load, ls, count, bj, a)
+            if work >= budget:
+                break
+        if changed == before:
+            break
+    return changed
+
+
+@jit_inline
+def _shift(dem: Any, s: Any, assign: Any, load: Any, ls: Any, count: Any, i: int, to: int) -> None:
+    a = assign[i]
+    count[a] -= 1
+    count[to] += 1
+    for k in range(3):
+        load[a, k] -= dem[i, k]
+        load[to, k] += dem[i, k]
+        ls[a, k] -= s[i, k]
+        ls[to, k] += s[i, k]
+    assign[i] = to
+
+
+@jit
+def shake(dem: Any, cap: Any, assign: Any, nbins: int, groups: Any, swaps: int, seed: int) -> int:
+    """``swaps`` random swaps of two servers of different hosts that keep capacities and
+    anti-affinity, whatever they do to the packing: to leave a local optimum of
+    :func:`concentrate_room`. Seeded; returns the swaps made."""
+    np.random.seed(seed)
+    load, _ = _host_loads(dem, assign, nbins)
+    gstart, gmem = _group_members(groups)
+    items = np.flatnonzero(assign >= 0)
+    m = items.shape[0]
+    made = 0
+    for _ in range(swaps):
+        i = items[np.random.randint(m)]
+        a = assign[i]
+        start = np.random.randint(m)
+        for y in range(m):
+            j = items[(start + y) % m]
+            b = assign[j]
+            if b == a:
+                continue
+            f = True
+            for k in range(3):
+                if dem[j, k] - dem[i, k] > cap[k] - load[a, k] or dem[i, k] - dem[j, k] > cap[k] - load[b, k]:
+                    f = False
+                    break
+            if not f:
+                continue
+            if groups[i] >= 0 and _group_elsewhere(gstart, gmem, assign, groups[i], i, j, b):
+                continue
+            if groups[j] >= 0 and _group_elsewhere(gstart, gmem, assign, groups[j], j, i, a):
+                continue
+            for k in range(3):
+                load[a, k] += dem[j, k] - dem[i, k]
+                load[b, k] += dem[i, k] - dem[j, k]
+            assign[i] = b
+            assign[j] = a
+            made += 1
+            break
+    return made

@@ -21,6 +21,10 @@ The algorithm ("chunked vector scheduling"):
 5. Pools of up to ``BIN_CENTRIC_LIMIT`` servers are also packed one host at a time (each host
    filled with the servers that leave it the least room): on servers that fit together
    exactly (hosts cut in pieces) it needs half the extra hosts of steps 1-3.
+6. Pools of up to ``SEARCH_LIMIT`` servers whose packing is still well above the lower bound
+   (more than 0.5% and 2 hosts) get an iterated local search (:func:`search`): moves and
+   swaps that gather the free room of the least-filled hosts, the improvement pass, random
+   swaps, for a bounded number of rounds. Hosts cut in pieces: 1.015-1.03x -> about 1.01x.
 
 Cost: O(n * chunk_hosts) per round, independent of the total number of hosts: 2 million
 servers take a few seconds on one core.
@@ -34,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cloudmgr.capacity.planner._kernels import eliminate_bins, first_fit, pack_chunks
-from cloudmgr.capacity.planner._repack import fill_hosts_one_by_one, repack_hosts
+from cloudmgr.capacity.planner._repack import concentrate_room, fill_hosts_one_by_one, repack_hosts, shake
 from cloudmgr.capacity.planner.bounds import anti_affinity_bound, resource_bounds
 
 CHUNK_HOSTS = 256
@@ -46,6 +50,13 @@ REPACK_WORK_PER_ITEM = 200  # …within this many server checks per server
 REPACK_LIMIT = 20_000  # servers: above, the pass is skipped (it rarely frees a host of a large pool)
 BIN_CENTRIC_LIMIT = 8_000  # servers: up to this many, hosts filled one by one are tried too (O(n²))
 SHAPE_LEVELS = 8
+SEARCH_LIMIT = 20_000  # servers: up to this many, a packing well above the bound gets the search below…
+SEARCH_GAP = 0.005  # …when it needs more than this share of hosts above the bound, and 2 hosts or more
+SEARCH_ROUNDS = 200  # rounds of the search at most…
+SEARCH_STALL = 20  # …and at most this many in a row that free no host
+SEARCH_FOCUS = 100  # the servers of this many least-filled hosts are moved in a round
+SEARCH_PASSES = 3  # the moves of a round cost at most this many passes over those servers
+SEARCH_SHAKE = 0.02  # random swaps between rounds, per server
 
 IntArray = npt.NDArray[np.int64]
 
@@ -103,6 +114,7 @@ def pack_vectors(
     portfolio_limit: int = PORTFOLIO_LIMIT,
     repack_tries: int = REPACK_TRIES,
     bin_centric_limit: int = BIN_CENTRIC_LIMIT,
+    search_rounds: int = SEARCH_ROUNDS,
 ) -> PackResult:
     """Pack items of shape (n, 3) (integer demands) onto hosts of ``capacity``.
 
@@ -128,10 +140,65 @@ def pack_vectors(
                 other = first_fit_decreasing(demand, capacity, groups, by=str(arg))
             if other.hosts < best.hosts:
                 best = other
-    if 0 < n <= bin_centric_limit and best.hosts > _fitting_bound(demand, capacity, groups):
+    if n == 0:
+        return best
+    bound = _fitting_bound(demand, capacity, groups)
+    far = _far_above(best.hosts, bound)
+    if best.hosts > bound and bin_centric_limit > 0 and (n <= bin_centric_limit or (far and n <= SEARCH_LIMIT)):
         other = fill_one_by_one(demand, capacity, groups, repack_tries=repack_tries)
         if other.hosts < best.hosts:
             best = other
+    if search_rounds > 0 and n <= SEARCH_LIMIT and _far_above(best.hosts, bound):
+        best = search(demand, capacity, groups, best, bound, rounds=search_rounds, seed=seed)
+    return best
+
+
+def _far_above(hosts: int, bound: int) -> bool:
+    """Whether a packing is worth the search: near the bound, the bound itself is often out of
+    reach (on the synthetic mix the planner is within 0.3% of it) and the search would spend
+    its rounds for nothing; packings of servers that fit together exactly (hosts cut in pieces)
+    come out 1.5-3% above it."""
+    return hosts - bound >= 2 and hosts > (1.0 + SEARCH_GAP) * bound
+
+
+def search(
+    demand: IntArray,
+    capacity: tuple[int, int, int],
+    groups: IntArray | None,
+    start: PackResult,
+    bound: int,
+    *,
+    rounds: int = SEARCH_ROUNDS,
+    seed: int = 0,
+) -> PackResult:
+    """Iterated local search from ``start``: each round gathers the free room of the
+    least-filled hosts (:func:`~._repack.concentrate_room`), runs the improvement pass to free
+    hosts, then makes a few random swaps (:func:`~._repack.shake`) to leave the local optimum.
+    The best packing seen wins. Stops at ``bound``, after ``rounds`` rounds, or after
+    :data:`SEARCH_STALL` rounds in a row that free no host. Seeded: the same input gives the
+    same packing."""
+    demand = np.ascontiguousarray(demand, dtype=np.int64)
+    n = demand.shape[0]
+    capf = np.asarray(capacity, dtype=np.float64)
+    dem = demand.astype(np.float64)
+    grp = _normalise_groups(groups, n)
+    assign = start.assign.copy()
+    hosts = start.hosts
+    best = start
+    stall = 0
+    for r in range(rounds):
+        if best.hosts <= bound or stall >= SEARCH_STALL:
+            break
+        focus_items = min(n, max(1, round(n * SEARCH_FOCUS / hosts)))
+        concentrate_room(dem, capf, assign, hosts, grp, SEARCH_FOCUS, SEARCH_PASSES * focus_items * (hosts + n))
+        repack_hosts(dem, capf, assign, hosts, grp, REPACK_TRIES, REPACK_WORK_PER_ITEM * n)
+        assign, hosts = renumber(assign)
+        if hosts < best.hosts:
+            best = PackResult(assign.copy(), hosts)
+            stall = 0
+        else:
+            stall += 1
+        shake(dem, capf, assign, hosts, grp, max(1, round(SEARCH_SHAKE * n)), seed + r)
     return best
 
 
