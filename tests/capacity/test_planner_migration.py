@@ -208,3 +208,16 @@ def test_a_host_over_its_bookable_capacity_receives_nothing(exact: bool) -> None
     assert plan.emptied in (["b"], ["c"])
     # CP-SAT still answers (an over-full host does not make the whole model infeasible).
     assert plan.method == ("cp-sat" if exact else "greedy")
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_drains_fill_used_hosts_before_empty_ones(exact: bool) -> None:
+    # At most two hosts can be empty at the end. Moving b and c to the empty host e takes two
+    # moves; emptying a onto the used hosts takes three, and leaves e untouched: that is the plan.
+    hosts = [HostState(h, 10, 10, 10) for h in "abcd"] + [HostState("e", 12, 12, 12)]
+    vms = [VmState(f"a{k}", "a", 2, 2, 2) for k in range(3)] + [VmState(f"{h}1", h, 6, 6, 6) for h in "bcd"]
+    plan = plan_migration(hosts, vms, exact=exact)
+    replay(hosts, vms, plan, 20)
+    assert plan.emptied == ["a"]
+    assert all(m.target != "e" for m in plan.moves)
+    assert plan.method == ("cp-sat" if exact else "greedy")

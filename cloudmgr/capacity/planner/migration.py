@@ -219,10 +219,12 @@ def plan_migration(
     )
 
 
-def _score(s: _Snapshot, final: npt.NDArray[np.int64]) -> tuple[int, int]:
-    """(hosts empty at the end, minus the moves): larger is better."""
+def _score(s: _Snapshot, final: npt.NDArray[np.int64]) -> tuple[int, int, int]:
+    """(hosts empty at the end, minus the VMs put on hosts that were empty, minus the moves):
+    larger is better."""
     empty = len(s.hosts) - len(set(final.tolist()))
-    return empty, -int((final != s.cur).sum())
+    was_empty = np.bincount(s.cur, minlength=len(s.hosts)) == 0
+    return empty, -int(was_empty[final].sum()), -int((final != s.cur).sum())
 
 
 def _greedy(s: _Snapshot, previous: MigrationPlan | None) -> tuple[npt.NDArray[np.int64], list[int]]:
@@ -306,7 +308,8 @@ def _greedy(s: _Snapshot, previous: MigrationPlan | None) -> tuple[npt.NDArray[n
 def _exact(
     s: _Snapshot, hint: npt.NDArray[np.int64], time_limit: float
 ) -> tuple[npt.NDArray[np.int64], list[int], str] | None:
-    """CP-SAT: choose hosts to empty (most first, then fewest VMs moved), VMs of the others stay."""
+    """CP-SAT: choose hosts to empty (most first, then fewest VMs put on hosts that were empty,
+    then fewest VMs moved), VMs of the others stay."""
     from ortools.sat.python import cp_model
 
     nh, nv = len(s.hosts), len(s.vms)
@@ -357,8 +360,11 @@ def _exact(
                 if len(lits) > 1:
                     model.add_at_most_one(lits)
     moved = [x[i][int(s.cur[i])].negated() for i in range(nv)]
+    # VMs put on a host that was empty: with as many hosts empty at the end, a plan that fills
+    # used hosts is preferred (it empties fewer hosts, and the empty ones stay untouched)
+    onto_empty = [var for h in range(nh) if count[h] == 0 for _, var in per_host[h]]
     weight = nv + 1
-    model.maximize(weight * sum(empty) - sum(moved))
+    model.maximize(weight * weight * sum(empty) - weight * sum(onto_empty) - sum(moved))
     for i in range(nv):
         for h, var in x[i].items():
             model.add_hint(var, int(hint[i]) == h)
