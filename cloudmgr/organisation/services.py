@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Select, Table, func, select, update
+from sqlalchemy import Column, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -332,20 +332,41 @@ class UserIdentity:
         )
 
 
-def _identity_query() -> Select[Any]:
-    return select(
-        User.id,
-        User.username,
-        User.display_name,
-        User.role,
-        User.active,
-        User.session_version,
-        User.password_change_required,
-        Department.id.label("dept_id"),
-        Department.key.label("dept_key"),
-        Department.name_zh.label("dept_name_zh"),
-        Department.name_en.label("dept_name_en"),
-    ).outerjoin(Department, Department.id == User.department_id)
+# The identity queries run on every page and API call, so they are built once, here, with their
+# values as bound parameters: building a statement and computing its cache key cost several times
+# what executing it does (0.5 ms of CPU a call, against 0.1).  They read the tables' columns (Core,
+# not ORM entities), which spares the ORM's per-query bookkeeping; nothing is pending in the
+# session when a request's user is read, so the ORM's autoflush has nothing to do there anyway.
+_users = User.__table__.c
+_departments = Department.__table__.c
+_tokens = ApiToken.__table__.c
+_IDENTITY_COLUMNS = (
+    _users.id,
+    _users.username,
+    _users.display_name,
+    _users.role,
+    _users.active,
+    _users.session_version,
+    _users.password_change_required,
+    _departments.id.label("dept_id"),
+    _departments.key.label("dept_key"),
+    _departments.name_zh.label("dept_name_zh"),
+    _departments.name_en.label("dept_name_en"),
+)
+_USER_WITH_DEPARTMENT = User.__table__.outerjoin(Department.__table__, _departments.id == _users.department_id)
+_IDENTITY_BY_ID = select(*_IDENTITY_COLUMNS).select_from(_USER_WITH_DEPARTMENT).where(_users.id == bindparam("user_id"))
+_IDENTITY_OF_SESSION = _IDENTITY_BY_ID.where(_users.session_version == bindparam("session_version"))
+_IDENTITY_OF_TOKEN = (
+    select(
+        *_IDENTITY_COLUMNS,
+        _tokens.id.label("token_id"),
+        _tokens.revoked_at,
+        _tokens.expires_at,
+        _tokens.last_used_at,
+    )
+    .select_from(_USER_WITH_DEPARTMENT.join(ApiToken.__table__, _tokens.user_id == _users.id))
+    .where(_tokens.token_hash == bindparam("token_hash"))
+)
 
 
 def _identity(row: Any) -> UserIdentity:
@@ -366,7 +387,7 @@ def _identity(row: Any) -> UserIdentity:
 
 def active_user_identity(session: Session, user_id: int) -> UserIdentity | None:
     """The identity of an active user, or None (whatever session it is asked for)."""
-    row = session.execute(_identity_query().where(User.id == user_id)).first()
+    row = session.execute(_IDENTITY_BY_ID, {"user_id": user_id}).first()
     return _identity(row) if row is not None and row.active else None
 
 
@@ -377,19 +398,14 @@ def session_identity(session: Session, user_id: int, session_version: object) ->
     a session without a version (from before versions, or forged without one) has ended too."""
     if not isinstance(session_version, int) or isinstance(session_version, bool):
         return None
-    row = session.execute(_identity_query().where(User.id == user_id, User.session_version == session_version)).first()
+    row = session.execute(_IDENTITY_OF_SESSION, {"user_id": user_id, "session_version": session_version}).first()
     return _identity(row) if row is not None and row.active else None
 
 
 def identity_for_token(session: Session, token: str) -> UserIdentity | None:
     """The identity an API token stands for: None when the token is unknown, revoked or
     expired, or its user is deactivated."""
-    row = session.execute(
-        _identity_query()
-        .add_columns(ApiToken.id.label("token_id"), ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == _hash_token(token))
-    ).first()
+    row = session.execute(_IDENTITY_OF_TOKEN, {"token_hash": _hash_token(token)}).first()
     if row is None or row.revoked_at is not None or not row.active:
         return None
     now = utcnow()
