@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cloudmgr.db import utcnow
@@ -40,8 +41,11 @@ LIMIT_WORDS: dict[Resource, str] = {
 }
 
 
-@dataclass(frozen=True)
-class ResourceBalance:
+class ResourceBalance(NamedTuple):
+    """One resource of a balance.  A named tuple, not a frozen dataclass: the quota overview
+    makes one for every department × cloud × resource row on each call, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` a field) costs three times as much."""
+
     resource: Resource
     limit: int
     reserved: int
@@ -291,35 +295,48 @@ def _balance(dept: Department, cloud: Cloud, rows: Mapping[Resource, QuotaLedger
     )
 
 
-def all_balances(session: Session, *, department_id: int | None = None) -> Sequence[Balance]:
-    # Columns, not ORM objects: the quota overview reads every department × cloud × resource
-    # row (hundreds) on each call, and building mapped objects for them was most of its cost.
-    query = (
-        select(
-            QuotaLedgerRow.department_id,
-            QuotaLedgerRow.cloud_id,
-            QuotaLedgerRow.resource,
-            QuotaLedgerRow.limit,
-            QuotaLedgerRow.reserved,
-            QuotaLedgerRow.used,
-            QuotaLedgerRow.cloud_limit,
-            QuotaLedgerRow.cloud_used,
-            QuotaLedgerRow.reconciled_at,
-            Department.key.label("department_key"),
-            Cloud.key.label("cloud_key"),
-        )
-        .join(Department, Department.id == QuotaLedgerRow.department_id)
-        .join(Cloud, Cloud.id == QuotaLedgerRow.cloud_id)
+_ledger = QuotaLedgerRow.__table__.c
+_BALANCE_COLUMNS = select(
+    _ledger.department_id,
+    _ledger.cloud_id,
+    _ledger.resource,
+    _ledger.limit,
+    _ledger.reserved,
+    _ledger.used,
+    _ledger.cloud_limit,
+    _ledger.cloud_used,
+    _ledger.reconciled_at.is_not(None),  # whether, not when: spares a timestamp's conversion a row
+    Department.__table__.c.key,
+    Cloud.__table__.c.key,
+).select_from(
+    QuotaLedgerRow.__table__.join(Department.__table__, Department.__table__.c.id == _ledger.department_id).join(
+        Cloud.__table__, Cloud.__table__.c.id == _ledger.cloud_id
     )
-    if department_id is not None:
-        query = query.where(QuotaLedgerRow.department_id == department_id)
-    # Grouped by the database (a pair's rows together); the pairs are sorted by their keys here,
-    # as Python compares them (a database's collation may not).  A row's resource is looked up
-    # in a dict: Resource(value) costs more than all the rest of the row.
-    query = query.order_by(QuotaLedgerRow.department_id, QuotaLedgerRow.cloud_id)
+)
+# Grouped by the database (a pair's rows together); the pairs are sorted by their keys in Python,
+# as Python compares them (a database's collation may not).
+_ALL_BALANCES = _BALANCE_COLUMNS.order_by(_ledger.department_id, _ledger.cloud_id)
+_DEPARTMENT_BALANCES = _BALANCE_COLUMNS.where(_ledger.department_id == bindparam("department_id")).order_by(
+    _ledger.department_id, _ledger.cloud_id
+)
+
+
+def all_balances(session: Session, *, department_id: int | None = None) -> Sequence[Balance]:
+    # The quota overview reads every department × cloud × resource row (hundreds) on each call:
+    # its statement is built once (building one anew costs more than running it) and reads the
+    # table's columns, not ORM entities or attributes, so no ORM object or row bookkeeping is made
+    # for a row.  Such a statement does not autoflush: the session's pending changes (a service
+    # that changed a limit, then reads the balances) are flushed first, as the ORM would.
+    if session.autoflush:
+        session.flush()
+    if department_id is None:
+        result = session.execute(_ALL_BALANCES)
+    else:
+        result = session.execute(_DEPARTMENT_BALANCES, {"department_id": department_id})
     groups: list[tuple[int, str, int, str, dict[Resource, ResourceBalance]]] = []
-    pair: tuple[int, int] | None = None
+    last_dept = last_cloud = None
     resources: dict[Resource, ResourceBalance] = {}
+    by_value = _RESOURCE_BY_VALUE
     for (
         dept_id,
         cloud_id,
@@ -329,14 +346,14 @@ def all_balances(session: Session, *, department_id: int | None = None) -> Seque
         used,
         cloud_limit,
         cloud_used,
-        reconciled_at,
+        reconciled,
         dept_key,
         cloud_key,
-    ) in session.execute(query).tuples():
-        if (dept_id, cloud_id) != pair:
-            pair, resources = (dept_id, cloud_id), {}
+    ) in result.tuples():
+        if cloud_id != last_cloud or dept_id != last_dept:
+            last_dept, last_cloud, resources = dept_id, cloud_id, {}
             groups.append((dept_id, dept_key, cloud_id, cloud_key, resources))
-        resource = _RESOURCE_BY_VALUE[value]
+        resource = by_value[value]
         resources[resource] = ResourceBalance(
             resource,
             limit,
@@ -344,7 +361,7 @@ def all_balances(session: Session, *, department_id: int | None = None) -> Seque
             used,
             cloud_limit,
             cloud_used,
-            not (reconciled_at is not None and cloud_limit is None),  # _on_cloud, inline: per row
+            not (reconciled and cloud_limit is None),  # _on_cloud, inline: per row
         )
     order = _RESOURCE_ORDER.__getitem__
     balances = [

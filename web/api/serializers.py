@@ -12,7 +12,7 @@ from sqlalchemy.orm import object_session
 from cloudmgr.catalog.models import CatalogItem, ItemKind
 from cloudmgr.firewall import services as firewall
 from cloudmgr.quotas.models import QuotaChangeRequest, QuotaDrift
-from cloudmgr.quotas.resources import RESOURCES
+from cloudmgr.quotas.resources import RESOURCES, Resource
 from cloudmgr.quotas.services import Balance
 from cloudmgr.servicerequests.models import ManagedServer, RequestEvent, ServiceRequest
 from cloudmgr.servicerequests.services import Quote
@@ -451,14 +451,17 @@ def balance_json(balance: Balance) -> JSON:
     # department × cloud × resource on each call.
     resources: dict[str, Any] = {}
     near_full = drifted = False
-    for resource, rb in balance.resources.items():
+    name = _RESOURCE_NAME
+    for rb in balance.resources.values():
         limit, reserved, used, cloud_limit = rb.limit, rb.reserved, rb.used, rb.cloud_limit
         taken = used + reserved
         fill = taken / limit if limit else (1.0 if taken else 0.0)
         resource_drifted = cloud_limit is not None and cloud_limit != limit
-        near_full = near_full or fill > 0.9
-        drifted = drifted or resource_drifted
-        resources[resource.value] = {
+        if fill > 0.9:
+            near_full = True
+        if resource_drifted:
+            drifted = True
+        resources[name[rb.resource]] = {
             "limit": limit,
             "reserved": reserved,
             "used": used,
@@ -475,6 +478,10 @@ def balance_json(balance: Balance) -> JSON:
         "drifted": drifted,
         "resources": resources,
     }
+
+
+# A resource's name by member: an enum's .value is a descriptor call, slow in a loop.
+_RESOURCE_NAME: dict[Resource, str] = {r: r.value for r in Resource}
 
 
 def change_json(change: QuotaChangeRequest) -> JSON:
