@@ -11,7 +11,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test venv dev-venv system-deps lab-up lab-down lab-status lint typecheck pytest bench clean
+.PHONY: run test venv dev-venv system-deps lab-up lab-down lab-scale-reset lab-status lint typecheck pytest bench clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -63,6 +63,11 @@ lab-up:
 
 lab-down:
 	bash vagrant/lab/down.sh
+
+# The scale cloud (cloudmgr-lab-scale: 200 hypervisors, 2,500 servers) starts with
+# LAB_CLOUDS=scale make lab-up, never for the tests; this puts back its saved servers.
+lab-scale-reset:
+	bash vagrant/lab/scale.sh reset
 
 lab-status:
 	bash vagrant/lab/status.sh

@@ -1,12 +1,17 @@
 # Shared settings and helpers for the cloudmgr OpenStack lab (sourced, not run).
 # shellcheck shell=bash
 #
-# The lab runs two independent OpenStack control planes on one machine, the
+# The lab runs independent OpenStack control planes on one machine, the
 # "instances" (LAB_INSTANCE): "province" (clouds.yaml entry cloudmgr-lab) and
-# "city" (cloudmgr-lab-city). Each has its own ports, databases (prefix),
-# RabbitMQ vhost, admin password, region, compute hosts and state dir; they
-# share the venv, MariaDB and RabbitMQ. Scripts run for one instance when
-# LAB_INSTANCE is set, else (up.sh, down.sh, status.sh) for every instance.
+# "city" (cloudmgr-lab-city), which make test uses, and "scale"
+# (cloudmgr-lab-scale), the province at size: one nova-compute serving
+# LAB_SCALE_NODES fake hypervisors (200), filled with servers by scale.sh. It
+# starts only when named (LAB_CLOUDS=scale make lab-up), never for the tests.
+# Each has its own ports, databases (prefix), RabbitMQ vhost, admin password,
+# region, compute hosts and state dir; they share the venv, MariaDB and
+# RabbitMQ. Scripts run for one instance when LAB_INSTANCE is set, else for
+# the instances LAB_CLOUDS names: up.sh and status.sh default to province and
+# city, down.sh to every instance.
 
 LAB_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO_ROOT="$(cd "$LAB_SRC/../.." && pwd)"
@@ -19,7 +24,9 @@ PY="$VENV/bin/python"
 CLOUDS_YAML="$LAB_ROOT/clouds.yaml"
 # which instances the last `up.sh` (without LAB_INSTANCE) started: status.sh checks those
 CLOUDS_UP_FILE="$LAB_ROOT/clouds-up"
-LAB_INSTANCES="province city"
+LAB_INSTANCES="province city scale"
+# what up.sh and status.sh act on when LAB_CLOUDS is not set
+LAB_DEFAULT_CLOUDS="province city"
 LAB_INSTANCE_GIVEN="${LAB_INSTANCE:-}"
 LAB_INSTANCE="${LAB_INSTANCE:-province}"
 
@@ -67,13 +74,27 @@ instance_settings() {  # instance_settings NAME: the settings of one lab instanc
             NOVA_CONTROL_HOST="cmlab-city-control"
             PROC_PREFIX="cmlab-city"
             ;;
+        scale)
+            LAB="$LAB_ROOT/scale"
+            CLOUD_NAME="cloudmgr-lab-scale"
+            DB_PREFIX="${LAB_SCALE_DB_PREFIX:-cmlab_scale_}"
+            VHOST_NAME="cmlab-scale"
+            ADMIN_PASSWORD="${LAB_SCALE_ADMIN_PASSWORD:-cloudmgr-lab-scale-admin}"
+            REGION="RegionScale"
+            KEYSTONE_PORT=25000 PLACEMENT_PORT=28778 NOVA_PORT=28774
+            GLANCE_PORT=29292 NEUTRON_PORT=29696 CINDER_PORT=28776
+            # one nova-compute process serving every node (scale1-n000...)
+            COMPUTE_HOSTS="scale1"
+            NOVA_CONTROL_HOST="cmlab-scale-control"
+            PROC_PREFIX="cmlab-scale"
+            ;;
         *) echo "LAB_INSTANCE=$1: must be one of: $LAB_INSTANCES" >&2; exit 2 ;;
     esac
     AUTH_URL="http://$LAB_HOST:$KEYSTONE_PORT/v3"
 }
 
-lab_clouds_wanted() {  # the instances to act on: LAB_CLOUDS (default all), checked
-    local want="${LAB_CLOUDS:-$LAB_INSTANCES}" i
+lab_clouds_wanted() {  # lab_clouds_wanted [DEFAULT]: the instances LAB_CLOUDS names (else DEFAULT, else province and city), checked
+    local want="${LAB_CLOUDS:-${1:-$LAB_DEFAULT_CLOUDS}}" i
     want="${want//,/ }"
     for i in $want; do
         case " $LAB_INSTANCES " in *" $i "*) ;; *) echo "LAB_CLOUDS: unknown cloud '$i' (known: $LAB_INSTANCES)" >&2; exit 2 ;; esac
@@ -122,6 +143,13 @@ LAB_HOST_DISK_GB="${LAB_HOST_DISK_GB:-200}"
 FAKE_VCPUS=1000
 FAKE_RAM_MB=800000
 FAKE_DISK_GB=600000
+# The scale cloud: how many fake hypervisors its compute serves, and each one's size
+# (a province server: 2 x 16 cores, 256 GB; Nova's default CPU allocation ratio 4.0).
+LAB_SCALE_NODES="${LAB_SCALE_NODES:-200}"
+LAB_SCALE_NODE_VCPUS="${LAB_SCALE_NODE_VCPUS:-32}"
+LAB_SCALE_NODE_RAM_MB="${LAB_SCALE_NODE_RAM_MB:-262144}"
+LAB_SCALE_NODE_DISK_GB="${LAB_SCALE_NODE_DISK_GB:-4096}"
+if [ "$LAB_INSTANCE" = scale ]; then INSTANCE_SETTINGS_ID="$INSTANCE_SETTINGS_ID $LAB_SCALE_NODES $LAB_SCALE_NODE_VCPUS $LAB_SCALE_NODE_RAM_MB $LAB_SCALE_NODE_DISK_GB"; fi
 
 # Every service process the lab runs, in start order. Cinder's come last:
 # up.sh can add them to a running lab that has the others (CORE_SERVICES).
@@ -246,12 +274,14 @@ start_svc() {  # start_svc NAME CMD...: background process group, pid file
 }
 # --limit-request-line: Nova asks Neutron for the ports of a page of servers in one URL; above
 # ~85 servers with ports it passes gunicorn's default 4094 bytes (Neutron 414, then Nova 500).
+# --keep-alive: with gunicorn's 2 s, a client reusing a pooled connection races the server
+# closing it (ConnectionResetError; under load the scheduler then finds no host).
 start_gunicorn() {  # start_gunicorn NAME PORT APP [VAR=VALUE...]
     local name="$1" port="$2" app="$3"; shift 3
     start_svc "$name" env "$@" "$VENV/bin/gunicorn" \
         --bind "$LAB_BIND:$port" --workers 1 --worker-class gthread \
         --threads 8 --timeout 300 --graceful-timeout 5 --no-control-socket \
-        --limit-request-line 8190 \
+        --limit-request-line 8190 --keep-alive 30 \
         --pythonpath "$LAB_SRC" --name "$PROC_PREFIX-$name" "lab_wsgi:$app()"
 }
 start_named() {  # start_named SERVICE: one service of this cloud, as up.sh starts it (ctl.sh)

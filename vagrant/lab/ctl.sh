@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stops, starts or checks one service of one lab cloud, the others running on:
 #   vagrant/lab/ctl.sh CLOUD stop|start|restart|status SERVICE
-#   CLOUD    province | city
+#   CLOUD    province | city | scale
 #   SERVICE  keystone placement glance neutron nova-api nova-conductor
 #            nova-scheduler nova-compute-HOST cinder-api cinder-scheduler
 #            cinder-volume cinder-backup

@@ -17,12 +17,12 @@ esac
 if [ -z "$LAB_INSTANCE_GIVEN" ]; then
     t0=$(ts)
     rc=0
-    for i in $(lab_clouds_wanted); do
+    for i in $(lab_clouds_wanted "$LAB_INSTANCES"); do
         LAB_INSTANCE="$i" bash "$LAB_SRC/down.sh" "$@" || rc=1
     done
-    clouds_up_update remove $(lab_clouds_wanted)
+    clouds_up_update remove $(lab_clouds_wanted "$LAB_INSTANCES")
     if [ "$PURGE" = 1 ] && [ -z "${LAB_CLOUDS:-}" ]; then
-        rm -rf "$CLOUDS_YAML" "$CLOUDS_UP_FILE" "$LAB_ROOT/build" "$LAB_ROOT/city"
+        rm -rf "$CLOUDS_YAML" "$CLOUDS_UP_FILE" "$LAB_ROOT/build" "$LAB_ROOT/city" "$LAB_ROOT/scale"
     fi
     say "lab down in $(elapsed "$t0") s"
     exit "$rc"

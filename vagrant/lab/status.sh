@@ -44,6 +44,7 @@ for s in $SERVICES; do
 done
 echo "  total RSS of the cloud's processes: $total MB"
 export LAB_AUTH_URL="$AUTH_URL" LAB_ADMIN_PASSWORD="$ADMIN_PASSWORD" COMPUTE_HOSTS LAB_REGION="$REGION"
+if [ "$LAB_INSTANCE" = scale ]; then export LAB_SCALE_NODES; fi
 "$PY" "$LAB_SRC/lab_admin.py" status || rc=1
 [ "$rc" = 0 ] && echo "cloud $LAB_INSTANCE OK ($CLOUD_NAME in $CLOUDS_YAML)" \
     || echo "cloud $LAB_INSTANCE NOT OK (logs: $LOGS)"

@@ -66,6 +66,7 @@ export LAB_AUTH_URL="$AUTH_URL" LAB_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
        LAB_DB_PREFIX="$DB_PREFIX" LAB_REGION="$REGION" LAB_CLOUD_ENTRIES \
        LAB_PLACEMENT_PORT="$PLACEMENT_PORT" LAB_NOVA_PORT="$NOVA_PORT" LAB_GLANCE_PORT="$GLANCE_PORT" \
        LAB_NEUTRON_PORT="$NEUTRON_PORT" LAB_CINDER_PORT="$CINDER_PORT"
+if [ "$LAB_INSTANCE" = scale ]; then export LAB_SCALE_NODES; fi
 ADMIN() { "$PY" "$LAB_SRC/lab_admin.py" "$@"; }
 
 all_running() {  # all_running [SERVICE...] (default: all of them)
@@ -74,6 +75,11 @@ all_running() {  # all_running [SERVICE...] (default: all of them)
 }
 
 lab_lock
+
+scale_fill() {  # the scale cloud: its servers (LAB_SCALE_SERVERS, default 2500; 0: none)
+    [ "$LAB_INSTANCE" = scale ] && [ "${LAB_SCALE_SERVERS:-2500}" != 0 ] || return 0
+    bash "$LAB_SRC/scale.sh" fill "${LAB_SCALE_SERVERS:-2500}"
+}
 
 # The configuration the running services read: a lab started with another
 # configs.sh restarts (the fast paths below require the same digest).
@@ -86,6 +92,7 @@ if [ -x "$PY" ] && [ -f "$CLOUDS_YAML" ] && configs_current && all_running \
         && ADMIN status >/dev/null 2>&1; then
     say "lab already up and healthy ($LAB); nothing to do"
     trap - EXIT
+    scale_fill
     exit 0
 fi
 # the rest of the lab up and healthy, Cinder not (as after an update that
@@ -594,3 +601,4 @@ say "cloud $LAB_INSTANCE ($CLOUD_NAME) is UP ($LAB) in $(elapsed "$T_ALL") s"
 for t in "${TIMINGS[@]}"; do echo "    $t"; done
 echo "    clouds.yaml: $CLOUDS_YAML (cloud: $CLOUD_NAME)"
 trap - EXIT
+scale_fill

@@ -21,9 +21,16 @@ to its disk (``lab_admin.py disk-path SERVER_ID``).
 Everything else is the upstream fake driver. Run by
 ``cloudmgr-lab-nova-compute`` (compute.py) with
 ``compute_driver = cloudmgr_lab.LabFakeDriver``.
+
+``ScaleFakeDriver`` (``compute_driver = cloudmgr_lab.ScaleFakeDriver``) is
+the same driver serving many nodes from one nova-compute: the scale cloud's
+200 hypervisors cost one process (~170 MB) instead of 200.
 """
 
 import os
+import uuid
+
+import nova.virt.node
 
 from nova.compute import power_state
 from nova.compute import task_states
@@ -37,8 +44,16 @@ from oslo_log import log as logging
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 CONF.register_opts(
-    [cfg.StrOpt("disks_dir", help="Folder of the lab servers' disk files")],
+    [cfg.StrOpt("disks_dir", help="Folder of the lab servers' disk files"),
+     cfg.IntOpt("scale_nodes", default=200,
+                help="ScaleFakeDriver: how many nodes (hypervisors) the "
+                     "compute serves"),
+     cfg.IntOpt("scale_node_vcpus", default=32),
+     cfg.IntOpt("scale_node_ram_mb", default=262144),
+     cfg.IntOpt("scale_node_disk_gb", default=4096)],
     group="cloudmgr_lab")
+# Node UUIDs are derived from host and node name: the same across restarts.
+SCALE_NODE_NAMESPACE = uuid.UUID("6f1c2a52-3b7e-4f7e-9a43-5c1c0de5ca1e")
 
 CHUNK = 1024 * 1024
 # A server whose disk was never written (booted before disks existed, or from
@@ -161,3 +176,43 @@ class LabFakeDriver(fake.FakeDriverWithoutFakeNodes):
         with open(path, "rb") as fh:
             image_api.update(context, image_id, metadata, data=fh,
                              purge_props=False)
+
+
+class ScaleFakeDriver(LabFakeDriver):
+    """Many nodes per nova-compute, named <host>-n000, <host>-n001...
+
+    Upstream's multi-node ``FakeDriver`` names its node UUIDs from
+    ``uuidsentinel`` (new ones in every process, so a restarted compute would
+    not find its nodes again) and writes no local node identity file (so Nova
+    refuses the restart): both are fixed here. Servers get no disk file: the
+    scale cloud measures Nova's paths, not bytes.
+    """
+
+    def init_host(self, host):
+        self._host = host
+        opts = CONF.cloudmgr_lab
+        # each node reports these totals (Placement keeps each node's usage; the
+        # driver's own "used" counters are one pool, which Nova does not read)
+        self.resources = fake.Resources(vcpus=opts.scale_node_vcpus,
+                                        memory_mb=opts.scale_node_ram_mb,
+                                        local_gb=opts.scale_node_disk_gb)
+        self._set_nodes(["%s-n%03d" % (host, i)
+                         for i in range(opts.scale_nodes)])
+        # writes the identity file on the first start, reads it after
+        nova.virt.node.get_local_node_uuid()
+
+    def _node_uuid(self, nodename):
+        return str(uuid.uuid5(SCALE_NODE_NAMESPACE,
+                              "%s/%s" % (self._host, nodename)))
+
+    def get_available_resource(self, nodename):
+        resources = fake.FakeDriver.get_available_resource(self, nodename)
+        if resources:
+            resources["uuid"] = self._node_uuid(nodename)
+        return resources
+
+    def get_nodenames_by_uuid(self, refresh=False):
+        return {self._node_uuid(n): n for n in self.get_available_nodes()}
+
+    def _write_disk(self, context, instance, image_id):
+        pass
