@@ -55,7 +55,7 @@ SEARCH_GAP = 0.005  # …when it needs more than this share of hosts above the b
 SEARCH_ROUNDS = 200  # rounds of the search at most…
 SEARCH_STALL = 20  # …and at most this many in a row that free no host
 SEARCH_FOCUS = 100  # the servers of this many least-filled hosts are moved in a round
-SEARCH_PASSES = 3  # the moves of a round cost at most this many passes over those servers
+SEARCH_PASSES = 1  # the moves of a round cost at most one pass over those servers and all others
 SEARCH_SHAKE = 0.02  # random swaps between rounds, per server
 
 IntArray = npt.NDArray[np.int64]
