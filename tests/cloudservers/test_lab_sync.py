@@ -21,8 +21,9 @@ from cloudmgr.organisation.models import Cloud
 from cloudmgr.runtime import Runtime
 from tests.conftest import ONE_DATABASE, lab_connection
 
-pytestmark = pytest.mark.lab
-TIMEOUT = 600.0  # a loaded lab has taken over 3 minutes to start a resize
+# A loaded lab has taken over 3 minutes to start a resize: each wait gets 5, the test 20.
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
+TIMEOUT = 300.0
 
 
 @pytest.fixture
