@@ -1,6 +1,9 @@
 """Syncing a cloud's servers into the mirror, and reading it.
 
-:func:`sync_cloud_servers` runs one sync of one cloud in one transaction:
+:func:`sync_cloud_servers` runs one sync of one cloud: a short transaction decides the mode, each
+page is asked of the cloud outside any transaction and written in one of its own (no database
+lock is held while the cloud answers), and a last one removes what a full listing did not see and
+moves the watermark:
 
 * **full**: every page of the listing (``page_size`` servers, Nova's maximum 1000 by default),
   one page at a time: each page's rows are read, compared, inserted or updated and marked with
@@ -263,7 +266,9 @@ def sync_cloud_servers(
 
     ``project_id``: a full sync of that project's servers only (rows of other projects are left as
     they are, and the cloud's watermark and last full sync do not move).  A failure of the cloud
-    rolls the whole sync back, is kept on the sync state (``last_error``) and raised."""
+    half way keeps the pages already written (what the cloud said of those servers) but removes
+    nothing and leaves the watermark where it was; it is kept on the sync state (``last_error``)
+    and raised."""
     policy = policy or SyncPolicy()
     if not 1 <= policy.page_size <= 10_000:
         raise SyncRefused(f"a page size of 1 to 10000 servers, not {policy.page_size}")
@@ -274,6 +279,8 @@ def sync_cloud_servers(
     cloud_key = str(cloud_id)
     ran = SyncMode.FULL if project_id is not None else mode
     try:
+        # 1. Decide (a short transaction): the mode, and for a full sync its generation, stored
+        # now so that a delta running meanwhile marks its rows with it (they are not removed).
         with db.unit_of_work() as uow:
             session = uow.session
             key = session.scalar(select(Cloud.key).where(Cloud.id == cloud_id))
@@ -286,19 +293,32 @@ def sync_cloud_servers(
             if ran == SyncMode.DELTA and state.watermark is None:
                 raise SyncRefused(f"{cloud_key}: no full sync yet, so no watermark for a delta")
             result = SyncResult(cloud_key=cloud_key, mode=ran)
-            counts = _Counts()
             if ran == SyncMode.FULL:
-                generation = state.generation + 1
-                for page in _pages(provider, project_id, policy.page_size, None):
-                    _apply_page(session, cloud_id, generation, page.servers, counts)
+                state.generation += 1
+            generation = state.generation
+            since = None if ran == SyncMode.FULL else state.watermark - policy.overlap  # type: ignore[operator]
+        # 2. Each page: asked of the cloud outside any transaction, then written in one of its
+        # own, so no database lock is held while the cloud answers (a full listing of a large
+        # cloud takes a minute; on SQLite every writer would wait that long).
+        counts = _Counts()
+        result.changes_since = since
+        for page in _pages(provider, project_id if ran == SyncMode.FULL else None, policy.page_size, since):
+            with db.unit_of_work() as uow:
+                _apply_page(uow.session, cloud_id, generation, page.servers, counts)
+        # 3. The listing is complete: what a full sync did not see is gone; the watermark moves.
+        with db.unit_of_work() as uow:
+            session = uow.session
+            state = _locked_state(session, cloud_id)
+            if ran == SyncMode.FULL:
+                # Rows of an older generation only: a full sync started after this one has
+                # marked what it saw with a newer one.
                 unseen = delete(MirroredServer).where(
-                    MirroredServer.cloud_id == cloud_id, MirroredServer.seen_generation != generation
+                    MirroredServer.cloud_id == cloud_id, MirroredServer.seen_generation < generation
                 )
                 if project_id is not None:
                     unseen = unseen.where(MirroredServer.project_id == project_id)
                 removed = session.execute(unseen.execution_options(synchronize_session=False))
                 counts.removed += max(removed.rowcount or 0, 0)  # type: ignore[attr-defined]
-                state.generation = generation
                 if project_id is None:
                     state.last_full_sync_at = started
                     # Never later than when the listing began by our clock: a server changed on a
@@ -306,9 +326,6 @@ def sync_cloud_servers(
                     state.watermark = min(counts.newest, started) if counts.newest else None
             else:
                 assert state.watermark is not None
-                result.changes_since = state.watermark - policy.overlap
-                for page in _pages(provider, None, policy.page_size, result.changes_since):
-                    _apply_page(session, cloud_id, state.generation, page.servers, counts)
                 state.last_delta_sync_at = started
                 if counts.newest is not None:
                     state.watermark = max(state.watermark, min(counts.newest, started))

@@ -169,7 +169,7 @@ def test_one_project_full_sync_leaves_the_others_and_the_watermark(
         mirror.sync_cloud_servers(runtime.db, provider, cloud_id, mode=SyncMode.DELTA, project_id=a)
 
 
-def test_a_failed_sync_changes_nothing_and_is_kept_on_the_state(
+def test_a_failed_sync_removes_nothing_keeps_its_pages_and_is_kept_on_the_state(
     runtime: Runtime, base: tuple[int, CloudProvider], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cloud_id, provider = base
@@ -188,18 +188,25 @@ def test_a_failed_sync_changes_nothing_and_is_kept_on_the_state(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(provider, "list_servers", second_page_fails)
+    with runtime.db.unit_of_work() as uow:
+        state = mirror.sync_state(uow.session, cloud_id)
+        assert state is not None
+        watermark = state.watermark
     with pytest.raises(CloudUnavailable):
         mirror.sync_cloud_servers(runtime.db, provider, cloud_id, mode=SyncMode.FULL, policy=SyncPolicy(page_size=1))
-    assert set(_rows(runtime, cloud_id)) == set(before)
+    # The first page (the newest server, f1) was written; nothing the listing did not reach is
+    # removed and the watermark has not moved.
+    assert set(before) < set(_rows(runtime, cloud_id))
     with runtime.db.unit_of_work() as uow:
         state = mirror.sync_state(uow.session, cloud_id)
         assert state is not None and state.last_error and "connection refused" in state.last_error
+        assert state.watermark == watermark
     monkeypatch.setattr(provider, "list_servers", real)
     again = mirror.sync_cloud_servers(runtime.db, provider, cloud_id, mode=SyncMode.FULL, policy=EXACT)
-    assert again.added == 1
+    assert again.added == 0 and again.removed == 0
     with runtime.db.unit_of_work() as uow:
         state = mirror.sync_state(uow.session, cloud_id)
-        assert state is not None and state.last_error is None and state.last_added == 1
+        assert state is not None and state.last_error is None
 
 
 def test_sync_clouds_names_an_unknown_cloud(runtime: Runtime, base: tuple[int, CloudProvider]) -> None:
