@@ -140,8 +140,8 @@ def pack_vectors(
                 other = first_fit_decreasing(demand, capacity, groups, by=str(arg))
             if other.hosts < best.hosts:
                 best = other
-    if n == 0:
-        return best
+    if n == 0 or n > max(bin_centric_limit, SEARCH_LIMIT):
+        return best  # (the bound of a large pool costs time for nothing here)
     bound = _fitting_bound(demand, capacity, groups)
     far = _far_above(best.hosts, bound)
     if best.hosts > bound and bin_centric_limit > 0 and (n <= bin_centric_limit or (far and n <= SEARCH_LIMIT)):
