@@ -98,9 +98,7 @@ def bookable(rp: ResourceProvider, resource_class: str) -> int:
     return max(0, inventory.capacity) if inventory is not None else 0
 
 
-def _compute_nodes(
-    provider: CloudProvider, snapshot: PlacementSnapshot
-) -> list[tuple[str, ResourceProvider, bool]]:
+def _compute_nodes(provider: CloudProvider, snapshot: PlacementSnapshot) -> list[tuple[str, ResourceProvider, bool]]:
     """(compute host, its resource provider, enabled) per compute node of ``snapshot``.  A
     resource provider is named after its node (the hypervisor's name), while servers and
     migrations name the compute service's host: the two differ on many clouds (FQDN vs short

@@ -296,7 +296,10 @@ def sync_cloud_servers(
             if ran == SyncMode.FULL:
                 state.generation += 1
             generation = state.generation
-            since = None if ran == SyncMode.FULL else state.watermark - policy.overlap  # type: ignore[operator]
+            since: datetime | None = None
+            if ran == SyncMode.DELTA:
+                assert state.watermark is not None
+                since = state.watermark - policy.overlap
         # 2. Each page: asked of the cloud outside any transaction, then written in one of its
         # own, so no database lock is held while the cloud answers (a full listing of a large
         # cloud takes a minute; on SQLite every writer would wait that long).

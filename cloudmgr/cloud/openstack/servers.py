@@ -8,6 +8,7 @@ Needs Nova microversion 2.52+ (server tags at boot, used as the idempotency inde
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,24 @@ from cloudmgr.cloud.types import IDEMPOTENCY_METADATA_KEY, Server, ServerPage, S
 
 #: Servers asked per page when a project's servers are read together (get_servers).
 LISTING_PAGE = 1000
+
+
+class _NovaLinkedServer(sdk_server.Server):
+    """A server listed page by page following Nova's own next links only.
+
+    Without a next link, the SDK asks once more with the last server as the marker "in case";
+    Nova may answer a server still being built again for that marker, which the SDK takes for an
+    endless loop and fails the whole listing.  Nova gives a next link whenever a page is full, so
+    nothing is lost by not asking."""
+
+    @classmethod
+    def _get_next_link(  # type: ignore[override]
+        cls, uri: str, response: Any, data: Any, marker: Any, limit: Any, total_yielded: int
+    ) -> tuple[str | None, Any]:
+        links = data.get("servers_links") if isinstance(data, dict) else None
+        if not any(isinstance(link, dict) and link.get("rel") == "next" for link in links or ()):
+            return None, {}
+        return super()._get_next_link(uri, response, data, marker, limit, total_yielded)
 
 
 class OpenStackServers(OpenStackFlavors):
@@ -138,9 +157,12 @@ class OpenStackServers(OpenStackFlavors):
     ) -> ServerPage:
         if limit < 1:
             raise CloudBadRequest("the page size must be at least 1", str(limit))
-        # One more than asked: if it comes back, there is a next page, and the caller is
-        # not sent to fetch an empty one.
-        query: dict[str, Any] = {"all_projects": True, "limit": limit + 1}
+        # Nova caps a page at its [api] max_limit (1000 by default) and says so with a next
+        # link: asking one more than ``limit`` (to know whether a next page exists) would, at a
+        # limit of 1000, get 1000 and no hint of the rest.  So ``limit`` is asked, the SDK's
+        # pagination fills the page across Nova's pages when the cap is lower, and a page filled
+        # to ``limit`` names its last server as the marker (the next page may then be empty).
+        query: dict[str, Any] = {"all_projects": True, "limit": limit}
         if project_id:
             query["project_id"] = project_id
         if marker:
@@ -149,13 +171,11 @@ class OpenStackServers(OpenStackFlavors):
             query["changes_since"] = iso_utc(changes_since)
 
         def fetch() -> list[Any]:
-            return list(
-                sdk_server.Server.list(self._admin.compute, paginated=False, base_path="/servers/detail", **query)
-            )
+            listing = _NovaLinkedServer.list(self._admin.compute, paginated=True, base_path="/servers/detail", **query)
+            return list(itertools.islice(listing, limit))
 
-        found = self._call("list servers", fetch)
-        page = found[:limit]
-        next_marker = str(page[-1].id) if len(found) > limit else None
+        page = self._call("list servers", fetch)
+        next_marker = str(page[-1].id) if len(page) == limit else None
         return ServerPage(servers=tuple(self._to_server(s) for s in page), next_marker=next_marker)
 
     def get_servers(
