@@ -228,25 +228,32 @@ def _score(s: _Snapshot, final: npt.NDArray[np.int64]) -> tuple[int, int, int]:
 
 
 def _greedy(s: _Snapshot, previous: MigrationPlan | None) -> tuple[npt.NDArray[np.int64], list[int]]:
+    """Drain the candidate hosts one by one (fewest VMs and least filled first; an earlier plan's
+    order first), each VM to the best-fitting host that keeps running; the loop itself is the
+    compiled ``_drain_kernel.greedy_drain``."""
+    from cloudmgr.capacity.planner._drain_kernel import greedy_drain
+
     nh = len(s.hosts)
     capf = np.maximum(s.cap.max(axis=0), 1).astype(np.float64)
     load = np.zeros((nh, 3), dtype=np.int64)
     np.add.at(load, s.cur, s.dem)
     count = np.bincount(s.cur, minlength=nh)
-    final = s.cur.copy()
     pinned = np.zeros(nh, dtype=np.bool_)
     pinned[s.cur[~s.movable]] = True
     # members of each anti-affinity group per host
-    gcount: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for i in np.flatnonzero(s.group >= 0).tolist():
-        gcount[int(s.group[i])][int(s.cur[i])] += 1
+    groups = int(s.group.max()) + 1 if len(s.group) else 0
+    gcount = np.zeros((max(groups, 1), nh), dtype=np.int64)
+    member = s.group >= 0
+    np.add.at(gcount, (s.group[member], s.cur[member]), 1)
     fill = (load / capf).sum(axis=1)
     prev_first: dict[str, int] = {}
-    prev_target: dict[str, str] = {}
+    prev_target = np.full(len(s.vms), -1, dtype=np.int64)
+    host_index = {h.name: k for k, h in enumerate(s.hosts)}
     if previous is not None:
         prev_first = {name: r for r, name in enumerate(previous.emptied)}
-        prev_target = {m.vm: m.target for m in previous.moves}
-    host_index = {h.name: k for k, h in enumerate(s.hosts)}
+        wanted = {m.vm: host_index.get(m.target, -1) for m in previous.moves}
+        for i, v in enumerate(s.vms):
+            prev_target[i] = wanted.get(v.name, -1)
     candidates = [h for h in range(nh) if count[h] > 0 and not pinned[h]]
     candidates.sort(key=lambda h: (prev_first.get(s.hosts[h].name, nh), int(count[h]), float(fill[h]), s.hosts[h].name))
     # targets are hosts that keep running (filling an empty host would gain nothing);
@@ -254,55 +261,22 @@ def _greedy(s: _Snapshot, previous: MigrationPlan | None) -> tuple[npt.NDArray[n
     keep_rank = np.full(nh, len(candidates), dtype=np.float64)
     for r, h in enumerate(candidates):
         keep_rank[h] = r
-    drained = np.zeros(nh, dtype=np.bool_)
-    order: list[int] = []
     zone_codes = {z: k for k, z in enumerate(sorted(set(s.zone)))}
     zone_of = np.array([zone_codes[z] for z in s.zone], dtype=np.int64)
-    for h in candidates:
-        on_h = np.flatnonzero(final == h)
-        on_h = on_h[np.argsort(-(s.dem[on_h] / capf).max(axis=1), kind="stable")]
-        trial: list[tuple[int, int]] = []
-        ok = True
-        for i in on_h.tolist():
-            allowed = s.enabled & ~drained & (zone_of == zone_of[h]) & (count > 0)
-            allowed[h] = False
-            room = s.cap - load
-            fits = allowed & np.all(room >= s.dem[i], axis=1)
-            g = int(s.group[i])
-            if g >= 0:
-                for host, c in gcount[g].items():
-                    if c > 0:
-                        fits[host] = False
-            if not fits.any():
-                ok = False
-                break
-            want = prev_target.get(s.vms[i].name)
-            t = host_index.get(want, -1) if want else -1
-            if t < 0 or not fits[t]:
-                slack = ((room - s.dem[i]) / capf).sum(axis=1)
-                # best fit, ties (and near ties) to hosts less likely to be drained later
-                score = np.where(fits, slack - 1e-6 * keep_rank, np.inf)
-                t = int(np.argmin(score))
-            trial.append((i, t))
-            load[t] += s.dem[i]
-            load[h] -= s.dem[i]
-            if g >= 0:
-                gcount[g][t] += 1
-                gcount[g][h] -= 1
-        if ok:
-            for i, t in trial:
-                final[i] = t
-            drained[h] = True
-            order.append(h)
-        else:
-            for i, t in trial:
-                load[t] -= s.dem[i]
-                load[h] += s.dem[i]
-                g = int(s.group[i])
-                if g >= 0:
-                    gcount[g][t] -= 1
-                    gcount[g][h] += 1
-    return final, order
+    final, order, n_order = greedy_drain(
+        s.cur,
+        s.dem,
+        s.cap,
+        capf,
+        s.enabled,
+        zone_of,
+        s.group,
+        gcount,
+        prev_target,
+        np.array(candidates, dtype=np.int64),
+        keep_rank,
+    )
+    return final, [int(h) for h in order[:n_order]]
 
 
 def _exact(
