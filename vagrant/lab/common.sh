@@ -240,9 +240,11 @@ lab_procs_other() { lab_procs | awk -F= -v d="$1" '$2 != d && index($2, d "/") !
 kill_pids() {  # kill_pids "PID..." [SECONDS]: TERM their process groups, KILL after SECONDS (10)
     local p g pgs="" own
     own="$(ps -o pgid= -p $$ | tr -d ' ')"
+    # (a process may be gone already: the other cloud's up.sh, run side by side, stops the
+    # same strays; under set -e -o pipefail a failing ps would end this script)
     for p in $1; do
-        g="$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')"
-        [ -n "$g" ] && [ "$g" != "$own" ] && pgs="$pgs $g"
+        g="$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')" || g=""
+        if [ -n "$g" ] && [ "$g" != "$own" ]; then pgs="$pgs $g"; fi
     done
     for g in $pgs; do kill -TERM -- "-$g" 2>/dev/null || true; done
     for p in $1; do kill -TERM "$p" 2>/dev/null || true; done
@@ -255,7 +257,7 @@ kill_pids() {  # kill_pids "PID..." [SECONDS]: TERM their process groups, KILL a
         sleep 0.2
     done
     local left=""
-    for g in $pgs; do left="$left $(ps -o pid=,comm= -s "$g" 2>/dev/null | tr -s ' \n' ' ')"; done
+    for g in $pgs; do left="$left $(ps -o pid=,comm= -s "$g" 2>/dev/null | tr -s ' \n' ' ' || true)"; done
     say "still running after ${2:-10} s, killing:$left"
     for g in $pgs; do kill -KILL -- "-$g" 2>/dev/null || true; done
     for p in $1; do kill -KILL "$p" 2>/dev/null || true; done
