@@ -100,5 +100,8 @@ def test_lab_clouds_takes_a_list_in_the_lab_order_and_refuses_an_unknown_cloud(t
 def test_stopping_processes_that_are_already_gone_does_not_end_the_script(tmp_path: Path) -> None:
     """Both clouds' up.sh stop another lab's processes side by side: the one that comes second
     finds some gone, which under set -e -o pipefail used to end its up.sh (the city's did)."""
-    script = 'set -euo pipefail; sleep 60 & p=$!; kill $p; wait $p 2>/dev/null || true; kill_pids "$p 999999" 1; echo survived'
+    script = (
+        "set -euo pipefail; sleep 60 & p=$!; kill $p; wait $p 2>/dev/null || true; "
+        'kill_pids "$p 999999" 1; echo survived'
+    )
     assert _bash(script, tmp_path).strip() == "survived"
