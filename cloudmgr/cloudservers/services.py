@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloudmgr.cloud.errors import CloudError
@@ -237,10 +238,24 @@ def _apply_page(session: Session, cloud_id: int, generation: int, servers: Seque
 
 def _locked_state(session: Session, cloud_id: int) -> ServerSyncState:
     state = session.get(ServerSyncState, cloud_id, with_for_update=True)
-    if state is None:
+    if state is not None:
+        return state
+    # The first sync of a cloud creates its row; two syncs starting at once (two schedulers, a CLI
+    # run beside the job) both find none, and the second insert waits for the first and then meets
+    # the primary key: it then locks the row the first one made, in a savepoint so its own
+    # transaction stays usable.
+    savepoint = session.begin_nested()
+    try:
         state = ServerSyncState(cloud_id=cloud_id, generation=0, servers=0)
         session.add(state)
         session.flush()
+    except IntegrityError:
+        savepoint.rollback()
+        state = session.get(ServerSyncState, cloud_id, with_for_update=True, populate_existing=True)
+        if state is None:  # pragma: no cover - the row that refused the insert is there
+            raise
+        return state
+    savepoint.commit()
     return state
 
 

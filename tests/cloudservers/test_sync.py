@@ -3,6 +3,7 @@ resizes and moves; the counts say what happened; the reconcile reads the mirror.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -228,3 +229,32 @@ def test_servers_with_key_reads_only_the_projects_asked(runtime: Runtime, base: 
         assert [s.id for s in found] == [in_a]
         assert found[0].idempotency_key == "key-ka"
         assert mirror.servers_with_key(uow.session, cloud_id, set()) == []
+
+
+def test_two_first_syncs_at_once_share_the_one_state_row(runtime: Runtime, base: tuple[int, CloudProvider]) -> None:
+    """Two syncs of a cloud never synced before (two schedulers, a CLI run beside the job) both
+    find no state row and both create it: the second waits for the first, meets the primary key
+    and takes the row the first made, instead of failing its sync."""
+    cloud_id, provider = base
+    provider.ensure_project("sync", "sync-race")
+    second: dict[str, object] = {}
+
+    def second_sync() -> None:
+        try:
+            second["result"] = mirror.sync_cloud_servers(runtime.db, provider, cloud_id, policy=EXACT)
+        except Exception as exc:  # reported below, with the traceback's type
+            second["error"] = exc
+
+    with runtime.db.unit_of_work() as uow:
+        first = mirror._locked_state(uow.session, cloud_id)  # inserted, not yet committed
+        thread = threading.Thread(target=second_sync)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive(), second  # waiting on the first one's row
+        first.servers = 0
+    thread.join(60)
+    assert not thread.is_alive()
+    assert "error" not in second, second
+    with runtime.db.unit_of_work() as uow:
+        state = mirror.sync_state(uow.session, cloud_id)
+        assert state is not None and state.last_error is None and state.last_mode == "full"
