@@ -242,21 +242,15 @@ def _locked_state(session: Session, cloud_id: int) -> ServerSyncState:
         return state
     # The first sync of a cloud creates its row; two syncs starting at once (two schedulers, a CLI
     # run beside the job) both find none, and the second insert waits for the first and then meets
-    # the primary key: it then locks the row the first one made, in a savepoint so its own
-    # transaction stays usable.
-    savepoint = session.begin_nested()
+    # the primary key: in a savepoint, so it can lock the row the first one made instead.
     try:
-        state = ServerSyncState(cloud_id=cloud_id, generation=0, servers=0)
-        session.add(state)
-        session.flush()
-    except IntegrityError:
-        savepoint.rollback()
-        state = session.get(ServerSyncState, cloud_id, with_for_update=True, populate_existing=True)
-        if state is None:  # pragma: no cover - the row that refused the insert is there
-            raise
+        with session.begin_nested():
+            state = ServerSyncState(cloud_id=cloud_id, generation=0, servers=0)
+            session.add(state)
         return state
-    savepoint.commit()
-    return state
+    except IntegrityError:
+        query = select(ServerSyncState).where(ServerSyncState.cloud_id == cloud_id).with_for_update()
+        return session.scalars(query.execution_options(populate_existing=True)).one()
 
 
 def choose_mode(state: ServerSyncState | None, policy: SyncPolicy, now: datetime) -> SyncMode:
