@@ -25,6 +25,7 @@ from cloudmgr.db import Database
 from cloudmgr.dbschema import upgrade
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime, set_runtime
+from tests import db_snapshots
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,6 +76,8 @@ def postgres_server_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'DROP DATABASE IF EXISTS "{_template_name(name)}" WITH (FORCE)'))
+        for snapshot in db_snapshots.POSTGRES_SNAPSHOTS:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{snapshot}" WITH (FORCE)'))
     admin.dispose()
 
 
@@ -152,7 +155,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'cloudmgr.sqlite3'}"
     url: str = request.getfixturevalue("postgres_server_url")
-    _reset_postgres(url)
+    if "runtime" not in request.fixturenames:  # the runtime fixture makes the database anew anyway
+        _reset_postgres(url)
     return url
 
 
@@ -170,9 +174,14 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    migrate_test_database(settings.database_url)
+def runtime(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Runtime]:
+    from_snapshot = db_snapshots.restore(request, settings)
+    if not from_snapshot:
+        migrate_test_database(settings.database_url)
     rt = Runtime.from_settings(settings)
+    wanted = db_snapshots.wanted_level(request)
+    if wanted and not db_snapshots.restored(request, wanted):
+        db_snapshots.mark_pristine(request, rt)
     set_runtime(rt)
     yield rt
     set_runtime(None)
@@ -185,15 +194,21 @@ def db(runtime: Runtime) -> Database:
 
 
 @pytest.fixture
-def seeded(runtime: Runtime) -> Runtime:
-    """The demo organisation and the demo logins."""
+def seeded(request: pytest.FixtureRequest, runtime: Runtime) -> Runtime:
+    """The demo organisation and the demo logins (built once a worker: tests/db_snapshots.py)."""
     from cloudmgr.demo import seed_demo_users
     from cloudmgr.organisation import services as org
 
+    if db_snapshots.restored(request, "seeded"):
+        return runtime
+    pristine = db_snapshots.still_pristine(request, runtime)
     clouds, departments = org.read_organisation(runtime.settings.clouds_file, runtime.settings.departments_file)
     with runtime.db.unit_of_work() as uow:
         org.import_organisation(uow.session, clouds, departments, actor=Actor.system("test"))
         seed_demo_users(uow.session, actor=Actor.system("test"))
+    if pristine:
+        db_snapshots.keep(request, runtime, "seeded")
+        db_snapshots.mark_pristine(request, runtime)
     return runtime
 
 

@@ -25,6 +25,7 @@ from cloudmgr.runtime import Runtime
 from cloudmgr.scheduler.jobs import work_handlers
 from cloudmgr.servicerequests.services import RequestForm
 from cloudmgr.workqueue.services import Worker
+from tests import db_snapshots
 
 
 @dataclass
@@ -63,10 +64,16 @@ class Journey:
 
 
 @pytest.fixture
-def journey(seeded: Runtime) -> Journey:
-    assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor=Actor.system("test")))
-    sync_catalog(seeded.db, seeded.providers, read_rates(seeded.settings.rates_file), actor=Actor.system("test"))
-    assert quotas.apply(seeded.db, seeded.providers, seeded.settings.quotas_dir, actor=Actor.system("test")).ok
+def journey(request: pytest.FixtureRequest, seeded: Runtime) -> Journey:
+    """The demo province with its clouds and catalog synced and its quotas applied (built once a
+    worker: tests/db_snapshots.py)."""
+    if not db_snapshots.restored(request, "journey"):
+        pristine = db_snapshots.still_pristine(request, seeded)
+        assert all(r.ok for r in sync_clouds(seeded.db, seeded.providers, actor=Actor.system("test")))
+        sync_catalog(seeded.db, seeded.providers, read_rates(seeded.settings.rates_file), actor=Actor.system("test"))
+        assert quotas.apply(seeded.db, seeded.providers, seeded.settings.quotas_dir, actor=Actor.system("test")).ok
+        if pristine:
+            db_snapshots.keep(request, seeded, "journey")
     with seeded.db.unit_of_work() as uow:
         users = {u.username: Actor.of(u) for u in uow.session.scalars(select(User))}
     return Journey(seeded, users["zhangwei"], users["lina"], users["operator"], users["finance"], users["wangfang"])
