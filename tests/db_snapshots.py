@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from cloudmgr.config import Settings
 from cloudmgr.runtime import Runtime
@@ -80,11 +81,18 @@ def _world_key(settings: Settings, level: str) -> str:
     return f"{level}-{digest.hexdigest()[:16]}"
 
 
+#: Where each world's fixture is defined: a test whose ``journey`` is another module's (tests/moves
+#: builds a small organisation under that name) builds its own world, never restored.
+_DEFINED_IN = {"seeded": "tests.conftest", "journey": "tests.journey_fixtures"}
+
+
 def wanted_level(request: pytest.FixtureRequest) -> str | None:
-    names = set(request.fixturenames)
+    """The outermost world the test asks for, when it is this suite's own."""
+    definitions = request.node._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
     for level in reversed(LEVELS):
-        if level in names:
-            return level
+        chain = definitions.get(level)
+        if chain:
+            return level if chain[-1].func.__module__ == _DEFINED_IN[level] else None
     return None
 
 
@@ -147,6 +155,8 @@ def row_count(runtime: Runtime) -> int:
 
 def keep(request: pytest.FixtureRequest, runtime: Runtime, level: str) -> None:
     """Keep the world the test just built as ``level``'s snapshot, unless this worker has one."""
+    if wanted_level(request) is None:
+        return
     settings = runtime.settings
     key = (level, _world_key(settings, level))
     if key in _SNAPSHOTS or (_folder() / key[1]).exists():
@@ -176,6 +186,8 @@ def keep(request: pytest.FixtureRequest, runtime: Runtime, level: str) -> None:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
                 conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{parsed.database}"'))
+        except DBAPIError:
+            return  # the test's database is still in use (a connection of the test's own): no snapshot
         finally:
             admin.dispose()
         POSTGRES_SNAPSHOTS.add(database)
