@@ -43,9 +43,13 @@ class Journey:
         with self.rt.db.unit_of_work() as uow:
             cloud_row = uow.session.scalar(select(Cloud).where(Cloud.key == cloud))
             assert cloud_row is not None
+            # Offered items only: a cloud may hold other images (another project's, private), which
+            # the catalog lists but never offers.
             items = {
                 (i.kind, i.cloud_name): i.id
-                for i in uow.session.scalars(select(CatalogItem).where(CatalogItem.cloud_id == cloud_row.id))
+                for i in uow.session.scalars(
+                    select(CatalogItem).where(CatalogItem.cloud_id == cloud_row.id, CatalogItem.offered.is_(True))
+                )
             }
         return RequestForm(
             cloud_key=cloud,
