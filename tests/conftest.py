@@ -155,7 +155,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'cloudmgr.sqlite3'}"
     url: str = request.getfixturevalue("postgres_server_url")
-    if "runtime" not in request.fixturenames:  # the runtime fixture makes the database anew anyway
+    if not {"runtime", "journey_rt"} & set(request.fixturenames):  # those make the database anew anyway
         _reset_postgres(url)
     return url
 

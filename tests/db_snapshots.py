@@ -108,6 +108,13 @@ def restore(request: pytest.FixtureRequest, settings: Settings) -> bool:
             break
     else:
         return False
+    _copy_in(snapshot, settings)
+    request.node.stash[_RESTORED] = level
+    return True
+
+
+def _copy_in(snapshot: _Snapshot, settings: Settings) -> None:
+    """The test's database and instance folder made a copy of ``snapshot``."""
     url = settings.database_url
     if url.startswith("sqlite:///"):
         target = Path(url.removeprefix("sqlite:///"))
@@ -124,8 +131,21 @@ def restore(request: pytest.FixtureRequest, settings: Settings) -> bool:
         finally:
             admin.dispose()
     shutil.copytree(snapshot.instance, settings.instance_path, dirs_exist_ok=True)
-    request.node.stash[_RESTORED] = level
+
+
+def restore_world(settings: Settings, name: str) -> bool:
+    """Start the test's database and instance folder from the world ``name`` (a fixture's own,
+    built with :func:`keep_world`), when this worker has it."""
+    snapshot = _SNAPSHOTS.get((name, _world_key(settings, name)))
+    if snapshot is None:
+        return False
+    _copy_in(snapshot, settings)
     return True
+
+
+def keep_world(runtime: Runtime, name: str) -> None:
+    """Keep the world a fixture built from a freshly migrated database as ``name``."""
+    _keep(runtime, (name, _world_key(runtime.settings, name)))
 
 
 def restored(request: pytest.FixtureRequest, level: str) -> bool:
@@ -157,8 +177,11 @@ def keep(request: pytest.FixtureRequest, runtime: Runtime, level: str) -> None:
     """Keep the world the test just built as ``level``'s snapshot, unless this worker has one."""
     if wanted_level(request) is None:
         return
+    _keep(runtime, (level, _world_key(runtime.settings, level)))
+
+
+def _keep(runtime: Runtime, key: tuple[str, str]) -> None:
     settings = runtime.settings
-    key = (level, _world_key(settings, level))
     if key in _SNAPSHOTS or (_folder() / key[1]).exists():
         return
     folder = _folder() / key[1]

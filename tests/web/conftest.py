@@ -16,6 +16,7 @@ from cloudmgr.demo import DemoLogin
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime, set_runtime
+from tests import db_snapshots
 from tests.conftest import copy_sqlite_database, migrate_test_database
 from tests.web.helpers import HEALTH_HEAD, HEALTH_PASSWORD, HEALTH_STAFF, Journey, csrf_token, demo_login
 from web import create_app
@@ -157,11 +158,15 @@ def journey_rt(settings: Settings, request: pytest.FixtureRequest) -> Iterator[R
         )
         rt = Runtime.from_settings(settings)
         set_runtime(rt)
+    elif db_snapshots.restore_world(settings, "web-journey"):  # built once a worker (tests/db_snapshots.py)
+        rt = Runtime.from_settings(settings)
+        set_runtime(rt)
     else:
         migrate_test_database(url)
         rt = Runtime.from_settings(settings)
         set_runtime(rt)
         _build_journey_state(rt)
+        db_snapshots.keep_world(rt, "web-journey")
     try:
         yield rt
     finally:
