@@ -8,6 +8,7 @@ each test session creates its own PostgreSQL database there and drops it at the 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import tempfile
@@ -46,6 +47,18 @@ def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         services, "generate_password_hash", partial(generate_password_hash, method="pbkdf2:sha256:1000")
     )
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_kept() -> Iterator[None]:
+    """The CLI run in-process (click's CliRunner) sets the root logger's handler on the stderr of
+    the moment, which pytest closes after the test: a thread logging later (aiosmtpd's) then
+    printed "--- Logging error ---" into the run's output.  Each test gets the root logger back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _backends() -> list[str]:
