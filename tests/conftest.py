@@ -27,6 +27,7 @@ from cloudmgr.dbschema import upgrade
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime, set_runtime
 from tests import db_snapshots
+from tests.db_snapshots import copy_postgres_database, copy_sqlite_database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,12 +128,6 @@ def _sqlite_template() -> Path:
     return _SQLITE_TEMPLATE[0]
 
 
-def copy_sqlite_database(source: Path, target: Path) -> None:
-    """A copy of the SQLite database file ``source`` at ``target``, with its -wal/-shm if any."""
-    for path in source.parent.glob(f"{source.name}*"):
-        shutil.copy2(path, target.with_name(path.name.replace(source.name, target.name)))
-
-
 def migrate_test_database(database_url: str) -> None:
     """Bring a test's new, empty database to the head revision (see above)."""
     if database_url.startswith("sqlite:///"):
@@ -148,19 +143,17 @@ def migrate_test_database(database_url: str) -> None:
     url = make_url(database_url)
     assert url.database
     template = _template_name(url.database)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        if template not in _POSTGRES_TEMPLATES:
+    if template not in _POSTGRES_TEMPLATES:
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
                 conn.execute(text(f'CREATE DATABASE "{template}"'))
-            upgrade(url.set(database=template).render_as_string(hide_password=False))
-            _POSTGRES_TEMPLATES.add(template)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"'))
-    finally:
-        admin.dispose()
+        finally:
+            admin.dispose()
+        upgrade(url.set(database=template).render_as_string(hide_password=False))
+        _POSTGRES_TEMPLATES.add(template)
+    copy_postgres_database(database_url, template, url.database)
 
 
 @pytest.fixture(params=_backends())

@@ -117,19 +117,9 @@ def _copy_in(snapshot: _Snapshot, settings: Settings) -> None:
     """The test's database and instance folder made a copy of ``snapshot``."""
     url = settings.database_url
     if url.startswith("sqlite:///"):
-        target = Path(url.removeprefix("sqlite:///"))
-        for stale in target.parent.glob(f"{target.name}*"):
-            stale.unlink()
-        shutil.copyfile(snapshot.database, target)
+        copy_sqlite_database(Path(snapshot.database), Path(url.removeprefix("sqlite:///")))
     else:
-        parsed = make_url(url)
-        admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-                conn.execute(text(f'CREATE DATABASE "{parsed.database}" TEMPLATE "{snapshot.database}"'))
-        finally:
-            admin.dispose()
+        copy_postgres_database(url, snapshot.database, make_url(url).database or "")
     shutil.copytree(snapshot.instance, settings.instance_path, dirs_exist_ok=True)
 
 
@@ -200,18 +190,34 @@ def _keep(runtime: Runtime, key: tuple[str, str]) -> None:
         if tmp in source.read_bytes():
             return
         database = str(folder / "world.sqlite3")
-        shutil.copyfile(source, database)
+        copy_sqlite_database(source, Path(database))
     else:
-        parsed = make_url(url)
-        database = f"{parsed.database}_{key[1].replace('-', '_')}"
-        admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        test_database = make_url(url).database or ""
+        database = f"{test_database}_{key[1].replace('-', '_')}"
         try:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-                conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{parsed.database}"'))
+            copy_postgres_database(url, test_database, database)
         except DBAPIError:
             return  # the test's database is still in use (a connection of the test's own): no snapshot
-        finally:
-            admin.dispose()
         POSTGRES_SNAPSHOTS.add(database)
     _SNAPSHOTS[key] = _Snapshot(database, instance_copy)
+
+
+# --- copies of whole databases ------------------------------------------------------------------
+
+
+def copy_sqlite_database(source: Path, target: Path) -> None:
+    """A copy of the SQLite database file ``source`` at ``target``, with its -wal/-shm if any."""
+    for path in source.parent.glob(f"{source.name}*"):
+        shutil.copy2(path, target.with_name(path.name.replace(source.name, target.name)))
+
+
+def copy_postgres_database(server_url: str, template: str, target: str) -> None:
+    """``target`` made anew on the PostgreSQL server of ``server_url`` as a copy of ``template``
+    (``CREATE DATABASE … TEMPLATE``: no one may be connected to ``template``)."""
+    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{template}"'))
+    finally:
+        admin.dispose()

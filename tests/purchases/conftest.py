@@ -10,7 +10,7 @@ from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import User
 from cloudmgr.runtime import Runtime
 from tests.journey_fixtures import Journey
-from tests.web.conftest import journey_rt, journey_template  # noqa: F401  (fixtures)
+from tests.web.conftest import journey_rt  # noqa: F401  (a fixture)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from cloudmgr.organisation.duties import OwnDecisionRefused
 from cloudmgr.runtime import Runtime, installed_settings, set_runtime
 from cloudmgr.servicerequests import services as sr
 from cloudmgr.servicerequests.models import ServiceRequest
-from tests.web.conftest import journey_rt, journey_template  # noqa: F401  (fixtures)
+from tests.web.conftest import journey_rt  # noqa: F401  (a fixture)
 from tests.web.helpers import Journey, csrf_token, logged_in
 from web import create_app
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -17,7 +15,7 @@ from cloudmgr.organisation.actor import Actor
 from cloudmgr.organisation.models import Role
 from cloudmgr.runtime import Runtime, set_runtime
 from tests import db_snapshots
-from tests.conftest import copy_sqlite_database, migrate_test_database
+from tests.conftest import migrate_test_database
 from tests.web.helpers import HEALTH_HEAD, HEALTH_PASSWORD, HEALTH_STAFF, Journey, csrf_token, demo_login
 from web import create_app
 
@@ -101,70 +99,16 @@ def _build_journey_state(rt: Runtime) -> None:
     assert quotas.apply(rt.db, rt.providers, rt.settings.quotas_dir, actor=Actor.system("test")).ok
 
 
-def _cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from functools import partial
-
-    from werkzeug.security import generate_password_hash
-
-    from cloudmgr.organisation import services
-
-    monkeypatch.setattr(
-        services, "generate_password_hash", partial(generate_password_hash, method="pbkdf2:sha256:1000")
-    )
-
-
-@pytest.fixture(scope="session")
-def journey_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite database and simulated clouds in the journey state, built once."""
-    from cloudmgr.config import load_settings
-    from cloudmgr.dbschema import upgrade
-
-    folder = tmp_path_factory.mktemp("journey-template")
-    instance = folder / "instance"
-    instance.mkdir()
-    settings = load_settings(
-        {"CLOUDMGR_ENV": "test"},
-        instance_path=instance,
-        database_url=f"sqlite:///{folder / TEMPLATE_DB}",
-        ansible_artifacts_dir=instance / "ansible",
-        scheduler_enabled=False,
-    )
-    upgrade(settings.database_url)
+@pytest.fixture
+def journey_rt(settings: Settings) -> Iterator[Runtime]:
+    """The runtime of a test that needs the journey state: built by the worker's first such test,
+    copied for the others (tests/db_snapshots.py)."""
+    restored = db_snapshots.restore_world(settings, "web-journey")
+    if not restored:
+        migrate_test_database(settings.database_url)
     rt = Runtime.from_settings(settings)
     set_runtime(rt)
-    try:
-        with pytest.MonkeyPatch.context() as monkeypatch:
-            _cheap_hashes(monkeypatch)
-            _build_journey_state(rt)
-    finally:
-        set_runtime(None)
-        rt.db.dispose()
-    return folder
-
-
-TEMPLATE_DB = "cloudmgr.sqlite3"
-
-
-@pytest.fixture
-def journey_rt(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Runtime]:
-    """The runtime of a test that needs the journey state (see ``journey_template``)."""
-    url = settings.database_url
-    if url.startswith("sqlite:///"):
-        template: Path = request.getfixturevalue("journey_template")
-        target = Path(url.removeprefix("sqlite:///"))
-        copy_sqlite_database(template / TEMPLATE_DB, target)
-        shutil.copytree(
-            template / "instance" / "simulated-clouds", settings.instance_path / "simulated-clouds", dirs_exist_ok=True
-        )
-        rt = Runtime.from_settings(settings)
-        set_runtime(rt)
-    elif db_snapshots.restore_world(settings, "web-journey"):  # built once a worker (tests/db_snapshots.py)
-        rt = Runtime.from_settings(settings)
-        set_runtime(rt)
-    else:
-        migrate_test_database(url)
-        rt = Runtime.from_settings(settings)
-        set_runtime(rt)
+    if not restored:
         _build_journey_state(rt)
         db_snapshots.keep_world(rt, "web-journey")
     try:
