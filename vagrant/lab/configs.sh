@@ -219,6 +219,11 @@ EOF
 
     # --------------------------------------------------------------- nova
     cp "$venv_etc/nova/api-paste.ini" "$ETC/nova/api-paste.ini"
+    # The scale cloud has one compute host (its 200 hypervisors are that host's nodes), so a
+    # resize can only land on the same host; the province and the city keep two hosts and
+    # resize between them, as the province's clouds do.
+    local resize_same_host=false
+    if [ "$LAB_INSTANCE" = scale ]; then resize_same_host=true; fi
     cat >"$ETC/nova/nova.conf" <<EOF
 [DEFAULT]
 debug = $DEBUG
@@ -237,7 +242,7 @@ vif_plugging_timeout = 0
 cpu_allocation_ratio = 1.0
 ram_allocation_ratio = 1.0
 disk_allocation_ratio = 1.0
-allow_resize_to_same_host = false
+allow_resize_to_same_host = $resize_same_host
 osapi_compute_workers = 1
 metadata_workers = 1
 sync_power_state_interval = -1

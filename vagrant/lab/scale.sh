@@ -25,8 +25,14 @@ STATE_DBS="nova_api nova nova_cell0 placement neutron"
 # the services reading them, restarted around a reset (the compute last: at start it
 # takes back the servers its node holds in the restored database)
 STATE_SERVICES="placement neutron nova-api nova-conductor nova-scheduler"
+# the RabbitMQ the running services use (wait-computes watches their queues): their own
+# setting, since up.sh may have fallen back to another vhost than the one common.sh names
+LAB_TRANSPORT_URL="$(sed -n 's/^transport_url = //p' "$ETC/nova/nova.conf" | head -1)"
+[ -n "$LAB_TRANSPORT_URL" ] || die "no transport_url in $ETC/nova/nova.conf"
+export LAB_TRANSPORT_URL
 export LAB_AUTH_URL="$AUTH_URL" LAB_ADMIN_PASSWORD="$ADMIN_PASSWORD" LAB_REGION="$REGION" \
-       COMPUTE_HOSTS LAB_SCALE_NODES
+       COMPUTE_HOSTS LAB_SCALE_NODES LAB_DB_HOST="$DB_HOST" LAB_DB_PORT="$DB_PORT" LAB_DB_USER="$DB_USER" \
+       LAB_DB_PASSWORD="$DB_PASS" LAB_DB_PREFIX="$DB_PREFIX"
 
 save() {  # save NAME
     local name="$1" t0 d
