@@ -20,6 +20,9 @@ Subcommands:
   wait-computes TIMEOUT HOST=PID...
                           wait until each compute listens on its queue and
                           then heartbeats (nova services.updated_at)
+  wait-steady TIMEOUT SECONDS HOST...
+                          wait until each compute's heartbeat has kept
+                          coming for SECONDS (after a restart with many servers)
   disk-path SERVER_ID     print the file holding a server's disk (either cloud)
   volume-path VOLUME_ID   print the file holding a volume's bytes (either cloud)
 
@@ -623,6 +626,40 @@ def cmd_wait_computes(timeout, *host_pids):
         time.sleep(0.25)
 
 
+
+def cmd_wait_steady(timeout, steady, *hosts):
+    """Wait until each compute's heartbeat has kept coming for ``steady`` seconds.
+
+    A compute that holds thousands of servers (the scale cloud) heartbeats once
+    right after it starts, then goes quiet for a minute or more while its first
+    resource update walks every node and server; the scheduler counts it down
+    then (NoValidHost), so "back" is only when the heartbeats keep coming.
+    """
+    db = _db()
+    prefix = E.get("LAB_DB_PREFIX", "cmlab_")
+    t0 = time.monotonic()
+    deadline = t0 + float(timeout)
+    since = {h: None for h in hosts}  # when its heartbeats were last seen fresh without a gap
+    while True:
+        with db.cursor() as cur:
+            for host in hosts:
+                cur.execute(
+                    f"SELECT TIMESTAMPDIFF(SECOND, updated_at, UTC_TIMESTAMP()) FROM `{prefix}nova`.services "
+                    "WHERE deleted = 0 AND `binary` = 'nova-compute' AND host = %s", (host,))
+                row = cur.fetchone()
+                fresh = row is not None and row[0] is not None and row[0] <= 12
+                if not fresh:
+                    since[host] = None
+                elif since[host] is None:
+                    since[host] = time.monotonic()
+        now = time.monotonic()
+        if all(s is not None and now - s >= float(steady) for s in since.values()):
+            log(f"nova-compute {' '.join(hosts)} steady after {now - t0:.1f}s")
+            return
+        if now > deadline:
+            raise SystemExit(f"nova-compute {' '.join(hosts)}: no steady heartbeat within {timeout}s")
+        time.sleep(1)
+
 LAB_DIR = E.get("CLOUDMGR_LAB_DIR") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
         __file__)))), ".lab")
@@ -686,6 +723,8 @@ def main(argv):
         cmd_wait_consumers(*args)
     elif cmd == "wait-computes":
         cmd_wait_computes(*args)
+    elif cmd == "wait-steady" and len(args) >= 3:
+        cmd_wait_steady(*args)
     elif cmd in ("disk-path", "volume-path") and len(args) == 1:
         return cmd_path(cmd.split("-")[0], args[0])
     else:

@@ -71,6 +71,8 @@ reset() {  # reset NAME
         hp+=("$h=$(svc_pid "nova-compute-$h" || echo 0)")
     done
     "$PY" "$LAB_SRC/lab_admin.py" wait-computes 600 "${hp[@]}" || die "nova-compute did not come back (log: $(logfile "nova-compute-${COMPUTE_HOSTS%% *}"))"
+    # shellcheck disable=SC2086
+    "$PY" "$LAB_SRC/lab_admin.py" wait-steady 900 45 $COMPUTE_HOSTS || die "nova-compute is not steady (log: $(logfile "nova-compute-${COMPUTE_HOSTS%% *}"))"
     say "state $name back in $(elapsed "$t0") s: $("$PY" "$LAB_SRC/scale_fill.py" count | head -1)"
 }
 
