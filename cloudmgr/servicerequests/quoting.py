@@ -29,7 +29,9 @@ from cloudmgr.servicerequests.errors import ChoiceProblem, FieldProblem, Request
 from cloudmgr.servicerequests.placement import check_legacy_system
 
 NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-MAX_COUNT = 20
+# Servers in one request: a department moving a system or a wave asks for many at once (the
+# province-scale issue asks one request for 100); the quota still bounds what it may take.
+MAX_COUNT = 100
 MAX_EXPIRY_DAYS = 3 * 365
 MAX_DISK_GB = 2048
 MAX_DISKS_PER_VM = 4

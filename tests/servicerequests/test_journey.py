@@ -158,16 +158,17 @@ def test_bad_input_is_refused_clearly(journey: Journey) -> None:
     from dataclasses import replace
 
     base = journey.form(1)
-    cases = {
-        "count must be between 1 and 20": replace(base, count=0),
-        "name prefix": replace(base, name_prefix="Bad Prefix!"),
-        "justification is required": replace(base, justification="  "),
-        "expiry date must be in the future": replace(base, expires_on=date.today()),
-        "has no 'intranet' zone": replace(base, zone="intranet"),
-        "may not use cloud 'health'": replace(base, cloud_key="health"),
-        "choose a flavor offered": replace(base, flavor_item_id=999999),
-    }
-    for message, form in cases.items():
+    cases = [
+        ("count must be between 1 and 100", replace(base, count=0)),
+        ("count must be between 1 and 100", replace(base, count=101)),
+        ("name prefix", replace(base, name_prefix="Bad Prefix!")),
+        ("justification is required", replace(base, justification="  ")),
+        ("expiry date must be in the future", replace(base, expires_on=date.today())),
+        ("has no 'intranet' zone", replace(base, zone="intranet")),
+        ("may not use cloud 'health'", replace(base, cloud_key="health")),
+        ("choose a flavor offered", replace(base, flavor_item_id=999999)),
+    ]
+    for message, form in cases:
         with pytest.raises(RequestInvalid, match=message), journey.rt.db.unit_of_work() as uow:
             requests_service.create_request(uow.session, journey.staff, form, submit=True, settings=journey.rt.settings)
 

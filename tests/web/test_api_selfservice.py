@@ -167,7 +167,7 @@ def test_quota_exceeded_is_409_with_resource_limit_and_free(api: Any, journey: J
 def test_validation_errors_are_400_with_the_services_message(api: Any, journey: Journey) -> None:
     staff = api("zhangwei")
     status, body = staff.post("/requests", _body(journey, count=0))
-    assert status == 400 and "count must be between 1 and 20" in body["message"]
+    assert status == 400 and "count must be between 1 and 100" in body["message"]
     status, body = staff.post("/requests", _body(journey, name_prefix="Bad Prefix!", submit=True))
     assert status == 400 and body["error"] == "request_invalid" and "name prefix" in body["message"]
     status, body = staff.post("/requests", _body(journey, cloud="health"))
