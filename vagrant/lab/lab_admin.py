@@ -626,7 +626,6 @@ def cmd_wait_computes(timeout, *host_pids):
         time.sleep(0.25)
 
 
-
 def cmd_wait_steady(timeout, steady, *hosts):
     """Wait until each compute's heartbeat has kept coming for ``steady`` seconds.
 
@@ -659,6 +658,7 @@ def cmd_wait_steady(timeout, steady, *hosts):
         if now > deadline:
             raise SystemExit(f"nova-compute {' '.join(hosts)}: no steady heartbeat within {timeout}s")
         time.sleep(1)
+
 
 LAB_DIR = E.get("CLOUDMGR_LAB_DIR") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
