@@ -109,7 +109,7 @@ def test_form_errors_are_shown_next_to_the_fields(app: Flask, journey: Journey) 
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     summary = html[html.index('class="error-summary"') :]
-    for message in ("数量须在 1 到 20 台之间", "以字母开头", "请说明云主机的用途", "请选择今天以后的日期"):
+    for message in ("数量须在 1 到 100 台之间", "以字母开头", "请说明云主机的用途", "请选择今天以后的日期"):
         assert message in summary, message
     assert 'id="count" aria-describedby' in html or 'aria-invalid="true"' in html
     assert 'href="#name_prefix"' in html  # the summary links to the field
