@@ -27,7 +27,7 @@ from cloudmgr.dbschema import upgrade
 from cloudmgr.organisation.actor import Actor
 from cloudmgr.runtime import Runtime, set_runtime
 from tests import db_snapshots
-from tests.db_snapshots import copy_postgres_database, copy_sqlite_database
+from tests.db_snapshots import copy_sqlite_database, recreate_postgres_database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -144,16 +144,10 @@ def migrate_test_database(database_url: str) -> None:
     assert url.database
     template = _template_name(url.database)
     if template not in _POSTGRES_TEMPLATES:
-        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
-                conn.execute(text(f'CREATE DATABASE "{template}"'))
-        finally:
-            admin.dispose()
+        recreate_postgres_database(database_url, template)
         upgrade(url.set(database=template).render_as_string(hide_password=False))
         _POSTGRES_TEMPLATES.add(template)
-    copy_postgres_database(database_url, template, url.database)
+    recreate_postgres_database(database_url, url.database, template=template)
 
 
 @pytest.fixture(params=_backends())

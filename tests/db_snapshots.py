@@ -119,7 +119,7 @@ def _copy_in(snapshot: _Snapshot, settings: Settings) -> None:
     if url.startswith("sqlite:///"):
         copy_sqlite_database(Path(snapshot.database), Path(url.removeprefix("sqlite:///")))
     else:
-        copy_postgres_database(url, snapshot.database, make_url(url).database or "")
+        recreate_postgres_database(url, make_url(url).database or "", template=snapshot.database)
     shutil.copytree(snapshot.instance, settings.instance_path, dirs_exist_ok=True)
 
 
@@ -195,7 +195,7 @@ def _keep(runtime: Runtime, key: tuple[str, str]) -> None:
         test_database = make_url(url).database or ""
         database = f"{test_database}_{key[1].replace('-', '_')}"
         try:
-            copy_postgres_database(url, test_database, database)
+            recreate_postgres_database(url, database, template=test_database)
         except DBAPIError:
             return  # the test's database is still in use (a connection of the test's own): no snapshot
         POSTGRES_SNAPSHOTS.add(database)
@@ -211,13 +211,14 @@ def copy_sqlite_database(source: Path, target: Path) -> None:
         shutil.copy2(path, target.with_name(path.name.replace(source.name, target.name)))
 
 
-def copy_postgres_database(server_url: str, template: str, target: str) -> None:
-    """``target`` made anew on the PostgreSQL server of ``server_url`` as a copy of ``template``
-    (``CREATE DATABASE … TEMPLATE``: no one may be connected to ``template``)."""
+def recreate_postgres_database(server_url: str, target: str, *, template: str | None = None) -> None:
+    """``target`` made anew on the PostgreSQL server of ``server_url``: empty, or a copy of
+    ``template`` (``CREATE DATABASE … TEMPLATE``: no one may be connected to ``template``)."""
+    create = f'CREATE DATABASE "{target}"' + (f' TEMPLATE "{template}"' if template is not None else "")
     admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{template}"'))
+            conn.execute(text(create))
     finally:
         admin.dispose()
